@@ -1,0 +1,1 @@
+"""Everything about a checkup record until it is a model matrix."""

@@ -1,0 +1,117 @@
+"""Who is still at risk of a first diagnosis of each outcome (contract section 2).
+
+Eligibility is a fact about a record, not about a model: the generator uses it to leave labels
+empty, training to choose rows, and serving to say why an outcome does not apply.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.derive import egfr_ckd_epi_2021
+from features.schema import OUTCOMES
+
+# Disease cut-offs that already mean "has the disease" (clinical.md section 1.4).
+GLUCOSE_DIABETES = 126.0
+SBP_HYPERTENSION = 140.0
+DBP_HYPERTENSION = 90.0
+TC_HIGH = 240.0
+LDL_HIGH = 160.0
+TG_HIGH = 200.0
+HDL_LOW = 40.0
+EGFR_CKD = 60.0
+URINE_PROTEIN_1PLUS = 3.0
+
+REASONS: dict[str, dict[str, str]] = {
+    "cvd": {
+        "history_stroke": "history of stroke: not a first event",
+        "history_heart_disease": "history of heart disease: not a first event",
+    },
+    "diabetes": {
+        "history_diabetes": "already diagnosed with diabetes",
+        "on_diabetes_medication": "on diabetes medication",
+        "fasting_glucose": "fasting glucose >= 126 mg/dL is already in the diabetes range",
+    },
+    "hypertension": {
+        "history_hypertension": "already diagnosed with hypertension",
+        "on_antihypertensive": "on antihypertensive medication",
+        "sbp": "blood pressure >= 140/90 mmHg is already in the hypertension range",
+        "dbp": "blood pressure >= 140/90 mmHg is already in the hypertension range",
+    },
+    "dyslipidemia": {
+        "history_dyslipidemia": "already diagnosed with dyslipidemia",
+        "on_statin": "on a statin",
+        "total_cholesterol": "total cholesterol >= 240 mg/dL is already in the disease range",
+        "ldl": "LDL cholesterol >= 160 mg/dL is already in the disease range",
+        "triglycerides": "triglycerides >= 200 mg/dL are already in the disease range",
+        "hdl": "HDL cholesterol < 40 mg/dL is already in the disease range",
+    },
+    "ckd": {
+        "egfr": "eGFR < 60 mL/min/1.73m2 already meets the CKD definition",
+        "urine_protein": "urine protein >= 1+ already meets the CKD definition",
+    },
+}
+
+
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    if name in df.columns:
+        return pd.to_numeric(df[name], errors="coerce").astype(float)
+    return pd.Series(np.nan, index=df.index, dtype=float)
+
+
+def _conditions(df: pd.DataFrame) -> dict[str, dict[str, pd.Series]]:
+    """Per outcome, per reason key: True where that reason makes the outcome not applicable.
+
+    A missing value never excludes: an unknown history counts as none, an unmeasured lab as normal.
+    """
+    flag = lambda name: _col(df, name) == 1  # noqa: E731
+    at_least = lambda name, cut: _col(df, name) >= cut  # noqa: E731
+    if "egfr" in df.columns:
+        egfr = _col(df, "egfr")
+    else:
+        egfr = pd.Series(egfr_ckd_epi_2021(df), index=df.index)
+    return {
+        "cvd": {"history_stroke": flag("history_stroke"),
+                "history_heart_disease": flag("history_heart_disease")},
+        "diabetes": {"history_diabetes": flag("history_diabetes"),
+                     "on_diabetes_medication": flag("on_diabetes_medication"),
+                     "fasting_glucose": at_least("fasting_glucose", GLUCOSE_DIABETES)},
+        "hypertension": {"history_hypertension": flag("history_hypertension"),
+                         "on_antihypertensive": flag("on_antihypertensive"),
+                         "sbp": at_least("sbp", SBP_HYPERTENSION),
+                         "dbp": at_least("dbp", DBP_HYPERTENSION)},
+        "dyslipidemia": {"history_dyslipidemia": flag("history_dyslipidemia"),
+                         "on_statin": flag("on_statin"),
+                         "total_cholesterol": at_least("total_cholesterol", TC_HIGH),
+                         "ldl": at_least("ldl", LDL_HIGH),
+                         "triglycerides": at_least("triglycerides", TG_HIGH),
+                         "hdl": _col(df, "hdl") < HDL_LOW},
+        "ckd": {"egfr": egfr < EGFR_CKD,
+                "urine_protein": at_least("urine_protein", URINE_PROTEIN_1PLUS)},
+    }
+
+
+def eligibility(df: pd.DataFrame, outcomes: tuple[str, ...] = OUTCOMES) -> pd.DataFrame:
+    """Boolean frame, one column per outcome: True where the outcome applies to the record."""
+    conds = _conditions(df)
+    out = {}
+    for o in outcomes:
+        excluded = np.zeros(len(df), dtype=bool)
+        for c in conds[o].values():
+            excluded |= c.to_numpy(dtype=bool)
+        out[o] = ~excluded
+    return pd.DataFrame(out, index=df.index)
+
+
+def ineligibility_reasons(df: pd.DataFrame, outcomes: tuple[str, ...] = OUTCOMES) -> pd.DataFrame:
+    """String frame, one column per outcome: the first reason it does not apply, else None."""
+    conds = _conditions(df)
+    out = {}
+    for o in outcomes:
+        reason = pd.Series([None] * len(df), index=df.index, dtype=object)
+        # Reverse order so the first listed reason wins where several hold.
+        for key, c in reversed(list(conds[o].items())):
+            reason = reason.mask(c.to_numpy(dtype=bool), REASONS[o][key])
+        out[o] = reason
+    return pd.DataFrame(out, index=df.index)

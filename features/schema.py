@@ -1,0 +1,160 @@
+"""The canonical checkup record, declared once.
+
+Every other place that needs a field's name, unit, plausible range or codes reads it from here:
+the Great Expectations suite (`features.validation.build_suite`), the fast per-record validators
+(`features.validation.check_records`), the API request models, the readers and the reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Kind = Literal["id", "date", "sex", "int", "float", "code"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of the canonical record.
+
+    `low`/`high` bound the physiologically plausible range (inclusive); a value outside it is
+    rejected. `codes` lists the allowed values of a coded field with their meaning. `critical`
+    marks fields whose failure makes `checkup-risk validate` exit 1.
+    """
+
+    name: str
+    kind: Kind
+    label_en: str
+    label_ko: str
+    unit: str | None = None
+    low: float | None = None
+    high: float | None = None
+    codes: dict[int | str, str] = field(default_factory=dict)
+    required: bool = False
+    critical: bool = True
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in ("int", "float", "code")
+
+
+_BINARY = {0: "no", 1: "yes"}
+
+FIELDS: tuple[Field, ...] = (
+    Field("person_id", "id", "Person ID", "개인 식별자", required=True),
+    Field("exam_date", "date", "Exam date", "검진일"),
+    Field("sex", "sex", "Sex", "성별", codes={"M": "male", "F": "female"}, required=True),
+    Field("age", "int", "Age", "나이", "years", 20, 100),
+    Field(
+        "age_group",
+        "code",
+        "Age band (NHIS 5-year code)",
+        "연령대코드",
+        codes={c: f"{5 * c - 5}-{5 * c - 1}" if c < 18 else "85+" for c in range(5, 19)},
+    ),
+    Field("height_cm", "float", "Height", "신장", "cm", 120, 220),
+    Field("weight_kg", "float", "Weight", "체중", "kg", 25, 250),
+    Field("waist_cm", "float", "Waist circumference", "허리둘레", "cm", 40, 180),
+    Field("sbp", "float", "Systolic blood pressure", "수축기혈압", "mmHg", 60, 280),
+    Field("dbp", "float", "Diastolic blood pressure", "이완기혈압", "mmHg", 30, 180),
+    Field("fasting_glucose", "float", "Fasting glucose", "공복혈당", "mg/dL", 30, 700),
+    Field("total_cholesterol", "float", "Total cholesterol", "총콜레스테롤", "mg/dL", 50, 600),
+    Field("triglycerides", "float", "Triglycerides", "중성지방", "mg/dL", 10, 5000),
+    Field("hdl", "float", "HDL cholesterol", "HDL 콜레스테롤", "mg/dL", 5, 200),
+    Field("ldl", "float", "LDL cholesterol", "LDL 콜레스테롤", "mg/dL", 5, 500),
+    Field("hemoglobin", "float", "Hemoglobin", "혈색소", "g/dL", 3, 25),
+    Field(
+        "urine_protein",
+        "code",
+        "Urine protein (dipstick)",
+        "요단백",
+        codes={1: "-", 2: "±", 3: "1+", 4: "2+", 5: "3+", 6: "4+"},
+    ),
+    Field("serum_creatinine", "float", "Serum creatinine", "혈청크레아티닌", "mg/dL", 0.1, 20),
+    Field("ast", "float", "AST", "AST(SGOT)", "U/L", 1, 5000),
+    Field("alt", "float", "ALT", "ALT(SGPT)", "U/L", 1, 5000),
+    Field("ggt", "float", "Gamma-GTP", "감마지티피", "U/L", 1, 5000),
+    Field(
+        "smoking_status",
+        "code",
+        "Smoking",
+        "흡연상태",
+        codes={1: "never", 2: "former", 3: "current"},
+    ),
+    Field("drinking", "code", "Alcohol use", "음주여부", codes=_BINARY),
+    Field("history_stroke", "code", "History of stroke", "뇌졸중 과거력", codes=_BINARY),
+    Field("history_heart_disease", "code", "History of heart disease", "심장병 과거력", codes=_BINARY),
+    Field("history_hypertension", "code", "History of hypertension", "고혈압 과거력", codes=_BINARY),
+    Field("history_diabetes", "code", "History of diabetes", "당뇨병 과거력", codes=_BINARY),
+    Field("history_dyslipidemia", "code", "History of dyslipidemia", "이상지질혈증 과거력", codes=_BINARY),
+    Field("on_antihypertensive", "code", "On antihypertensive drugs", "고혈압약 복용", codes=_BINARY),
+    Field("on_diabetes_medication", "code", "On diabetes drugs", "당뇨약 복용", codes=_BINARY),
+    Field("on_statin", "code", "On a statin", "스타틴 복용", codes=_BINARY),
+    Field("family_history_cvd", "code", "Family history of CVD", "심뇌혈관질환 가족력", codes=_BINARY),
+    Field("family_history_diabetes", "code", "Family history of diabetes", "당뇨병 가족력", codes=_BINARY),
+    Field(
+        "activity_days_per_week",
+        "int",
+        "Days a week with 30 min moderate activity",
+        "주당 중강도 신체활동 일수",
+        "days/week",
+        0,
+        7,
+    ),
+)
+
+BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
+COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS)
+NUMERIC_COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.numeric)
+
+PERSON_ID_MAX_LEN = 64
+EXAM_DATE_MIN = "2000-01-01"
+
+# (field that must be lower, field that must be higher): checked only when both are present.
+ORDERED_PAIRS: tuple[tuple[str, str], ...] = (("dbp", "sbp"),)
+
+# At least one column of each group must be present in every record.
+REQUIRED_ONE_OF: tuple[tuple[str, ...], ...] = (("age", "age_group"),)
+
+# Key inputs whose absence a response mentions; the models still score without them.
+KEY_INPUTS: tuple[str, ...] = (
+    "sbp",
+    "dbp",
+    "fasting_glucose",
+    "total_cholesterol",
+    "hdl",
+    "triglycerides",
+    "serum_creatinine",
+    "urine_protein",
+    "height_cm",
+    "weight_kg",
+    "smoking_status",
+)
+
+OUTCOMES: tuple[str, ...] = ("cvd", "diabetes", "hypertension", "dyslipidemia", "ckd")
+
+
+def label_column(outcome: str) -> str:
+    return f"{outcome}_1y"
+
+
+def true_risk_column(outcome: str) -> str:
+    return f"{outcome}_1y_true_risk"
+
+
+# Columns that carry outcomes or the generator's truth: never features.
+NON_FEATURE_COLUMNS: frozenset[str] = frozenset(
+    [label_column(o) for o in OUTCOMES] + [true_risk_column(o) for o in OUTCOMES]
+)
+
+
+def age_group_midpoint(code):
+    """Band midpoint in years for NHIS age codes, scalar or array (5 = 20-24 -> 22; 18 = 85+ -> 87)."""
+    return np.where(np.asarray(code) == 18, 87.0, 5.0 * np.asarray(code, dtype=float) - 3.0)
+
+
+def age_to_group(age: float) -> int:
+    """NHIS 5-year band code for an age in years."""
+    return int(min(18, max(5, age // 5 + 1)))

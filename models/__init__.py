@@ -1,0 +1,1 @@
+"""The mathematics of risk: outcome models, calibration, explanations, baselines."""

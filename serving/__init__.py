@@ -1,0 +1,1 @@
+"""Answering the HIS, clinicians and batch jobs."""

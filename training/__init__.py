@@ -1,0 +1,1 @@
+"""Producing and judging model versions: training, evaluation, the MLflow registry."""
