@@ -90,7 +90,7 @@ def age_years(df: pd.DataFrame) -> np.ndarray:
 def is_male(df: pd.DataFrame) -> np.ndarray:
     if "sex" not in df.columns:
         return np.full(len(df), np.nan)
-    sex = df["sex"].astype("string")
+    sex = df["sex"].to_numpy(dtype=object)
     return np.where(sex == "M", 1.0, np.where(sex == "F", 0.0, np.nan))
 
 

@@ -1,0 +1,109 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.derive import FEATURES, bp_category, build_features, egfr_ckd_epi_2021
+
+
+@pytest.mark.parametrize(
+    "sex, age, scr, expected, tol",
+    [
+        # kidney.org CKD-EPI 2021 calculator example (reported as a whole number).
+        ("M", 55, 1.2, 71, 0.5),
+        # Reference values from a published implementation's tests (to 0.1).
+        ("F", 50, 1.0, 68.63, 0.01),
+        ("M", 60, 1.5, 52.96, 0.01),
+        ("M", 90, 1.5, 44, 0.5),
+        ("F", 90, 1.5, 33, 0.5),
+    ],
+)
+def test_egfr_ckd_epi_2021_reference_values(sex, age, scr, expected, tol):
+    df = pd.DataFrame({"sex": [sex], "age": [age], "serum_creatinine": [scr]})
+    assert egfr_ckd_epi_2021(df)[0] == pytest.approx(expected, abs=tol)
+
+
+def test_egfr_low_creatinine_branch_and_age_band():
+    # Below kappa the min() term applies: 142 * (0.6/0.7)^-0.241 * 0.9938^42 * 1.012, age from band 9 = 40-44.
+    df = pd.DataFrame({"sex": ["F"], "age_group": [9], "serum_creatinine": [0.6]})
+    expected = 142 * (0.6 / 0.7) ** -0.241 * 0.9938**42 * 1.012
+    assert egfr_ckd_epi_2021(df)[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_egfr_missing_creatinine_or_sex_is_missing():
+    df = pd.DataFrame({"sex": ["M", None], "age": [50, 50], "serum_creatinine": [np.nan, 1.0]})
+    assert np.isnan(egfr_ckd_epi_2021(df)).all()
+
+
+def test_bp_category_korean_stages():
+    sbp = np.array([110, 125, 135, 110, 150, np.nan, np.nan])
+    dbp = np.array([70, 75, 70, 85, 80, 95, np.nan])
+    assert bp_category(sbp, dbp)[:6].tolist() == [0, 1, 2, 2, 3, 3]
+    assert np.isnan(bp_category(sbp, dbp)[6])
+
+
+def test_derived_values_on_a_hand_made_record():
+    df = pd.DataFrame(
+        {
+            "person_id": ["p"], "exam_date": ["2020-03-01"], "sex": ["M"], "age": [50],
+            "height_cm": [170.0], "weight_kg": [72.25], "waist_cm": [85.0],
+            "total_cholesterol": [200.0], "hdl": [50.0], "triglycerides": [150.0],
+            "fasting_glucose": [100.0], "ggt": [30.0], "ast": [20.0], "alt": [40.0],
+            "sbp": [130.0], "dbp": [85.0], "smoking_status": [3.0],
+        }
+    )
+    x = build_features(df).iloc[0]
+    assert x["bmi"] == pytest.approx(25.0)
+    assert x["non_hdl"] == 150.0
+    assert x["tg_to_hdl"] == 3.0
+    assert x["tyg_index"] == pytest.approx(np.log(150 * 100 / 2))
+    z = 0.953 * np.log(150) + 0.139 * 25.0 + 0.718 * np.log(30) + 0.053 * 85 - 15.745
+    assert x["fatty_liver_index"] == pytest.approx(100 / (1 + np.exp(-z)))
+    assert x["ast_to_alt"] == 0.5
+    assert x["pulse_pressure"] == 45.0
+    assert x["current_smoker"] == 1.0
+    assert x["male"] == 1.0
+    assert x["waist_to_height"] == pytest.approx(0.5)
+
+
+def test_missing_stays_missing_never_zero():
+    df = pd.DataFrame({"person_id": ["p"], "exam_date": ["2020-01-01"], "sex": ["F"], "age": [40]})
+    x = build_features(df).iloc[0]
+    assert list(x.index) == list(FEATURES)
+    for name in ["sbp", "bmi", "egfr", "non_hdl", "fatty_liver_index", "delta_sbp", "last_ldl", "smoking_status"]:
+        assert np.isnan(x[name]), name
+    assert x["prior_exams"] == 0
+
+
+def test_longitudinal_uses_only_earlier_checkups_in_any_input_order():
+    df = pd.DataFrame(
+        {
+            "person_id": ["a", "b", "a", "a"],
+            "exam_date": ["2022-06-01", "2020-01-01", "2018-06-01", "2020-06-01"],
+            "sex": ["M", "F", "M", "M"],
+            "age": [54, 60, 50, 52],
+            "weight_kg": [80.0, 60.0, 70.0, 75.0],
+            "height_cm": [170.0, 160.0, 170.0, 170.0],
+            "sbp": [140.0, 120.0, 120.0, np.nan],
+            "total_cholesterol": [np.nan, 190.0, 210.0, np.nan],
+            "ldl": [np.nan, 110.0, 130.0, np.nan],
+        }
+    )
+    x = build_features(df)
+    assert x["prior_exams"].tolist() == [2, 0, 0, 1]
+    assert x.loc[0, "delta_weight_kg"] == 5.0
+    assert x.loc[3, "delta_weight_kg"] == 5.0
+    assert np.isnan(x.loc[2, "delta_weight_kg"])
+    assert np.isnan(x.loc[1, "delta_weight_kg"])  # another person's exam is not history
+    assert np.isnan(x.loc[0, "delta_sbp"])  # previous SBP missing: change unknown, not zero
+    assert x.loc[3, "years_since_last_exam"] == pytest.approx(2.0, abs=0.01)
+    # Lipids carried from the 2018 panel to both later exams; never from the same exam.
+    assert x.loc[3, "last_ldl"] == 130.0 and x.loc[0, "last_ldl"] == 130.0
+    assert np.isnan(x.loc[2, "last_ldl"])
+    assert x.loc[0, "years_since_lipids"] == pytest.approx(4.0, abs=0.01)
+
+
+def test_person_id_does_not_change_features():
+    base = pd.DataFrame({"person_id": ["a", "a"], "exam_date": ["2019-01-01", "2021-01-01"], "sex": ["M", "M"],
+                         "age": [50, 52], "sbp": [120.0, 130.0]})
+    renamed = base.assign(person_id=["zzz", "zzz"])
+    pd.testing.assert_frame_equal(build_features(base), build_features(renamed))
