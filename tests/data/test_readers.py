@@ -1,0 +1,344 @@
+"""Readers: canonical CSV/Parquet and NHIS open-data files -> the canonical frame, no row lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import schema
+from features.readers import (
+    NOTE_ROUNDING,
+    R_AGE_UNDER_20,
+    REJECT_COLUMNS,
+    concat_results,
+    detect_source,
+    iter_checkups,
+    normalise_header,
+    read_checkups,
+    records_to_frame,
+    to_canonical,
+    write_rejects,
+)
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+NHIS_2020 = FIXTURES / "nhis_2020_sample.csv"
+NHIS_2014 = FIXTURES / "nhis_2014_variant.csv"
+SMALL = FIXTURES / "canonical_small.csv"
+BAD = FIXTURES / "canonical_bad.csv"
+
+import sys  # noqa: E402
+
+sys.path.insert(0, str(FIXTURES))
+from make_fixtures import BAD_ROWS, NHIS_2014_HEADER, NHIS_2020_HEADER  # noqa: E402
+
+sys.path.remove(str(FIXTURES))
+
+
+def _input_rows(path: Path) -> int:
+    return len(pd.read_csv(path, dtype=str, keep_default_na=False, encoding=_enc(path)))
+
+
+def _enc(path: Path) -> str:
+    try:
+        path.read_bytes().decode("utf-8")
+        return "utf-8-sig"
+    except UnicodeDecodeError:
+        return "cp949"
+
+
+def _nothing_lost(result, rows_in: int) -> None:
+    assert len(result.frame) + result.rejects["index"].nunique() == rows_in
+    assert not set(result.frame.index) & set(result.rejects["index"])
+    assert result.counts["rows_in"] == rows_in
+
+
+def _assert_canonical_dtypes(frame: pd.DataFrame) -> None:
+    assert list(frame.columns[: len(schema.COLUMNS)]) == list(schema.COLUMNS)
+    assert pd.api.types.is_string_dtype(frame["person_id"].dtype)
+    assert frame["exam_date"].dtype.kind == "M"
+    assert (frame["exam_date"] == frame["exam_date"].dt.normalize()).all()
+    assert set(frame["sex"].unique()) <= {"M", "F"}
+    for name in schema.NUMERIC_COLUMNS:
+        assert frame[name].dtype == np.float64, name
+
+
+# ---------------------------------------------------------------- fixtures are what they claim
+
+
+def test_fixtures_are_small_and_encoded_as_claimed():
+    for p in (NHIS_2020, NHIS_2014, SMALL, BAD):
+        assert p.stat().st_size < 100_000
+    raw2020 = NHIS_2020.read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        raw2020.decode("utf-8")
+    assert raw2020.decode("cp949").splitlines()[0].split(",") == NHIS_2020_HEADER
+    assert b"\r\n" in raw2020 and len(NHIS_2020_HEADER) == 31
+    assert NHIS_2014.read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+# ---------------------------------------------------------------- NHIS
+
+
+@pytest.fixture(scope="module")
+def nhis2020():
+    return read_checkups(NHIS_2020)
+
+
+def test_cp949_nhis_file_is_detected_and_read(nhis2020):
+    assert nhis2020.source == "nhis"
+    _nothing_lost(nhis2020, 200)
+    assert nhis2020.rejects.empty
+    _assert_canonical_dtypes(nhis2020.frame)
+    assert nhis2020.frame.index.tolist() == list(range(200))
+
+
+def test_nhis_code_mapping(nhis2020):
+    raw = pd.read_csv(NHIS_2020, dtype=str, encoding="cp949", keep_default_na=False)
+    f = nhis2020.frame
+    assert f["person_id"].iloc[0] == "2020-000001"
+    assert f["person_id"].is_unique
+    assert (f["exam_date"] == pd.Timestamp("2020-07-01")).all()
+    assert (f["sex"] == raw["성별코드"].map({"1": "M", "2": "F"}).to_numpy()).all()
+    np.testing.assert_array_equal(f["age_group"], raw["연령대코드(5세단위)"].astype(float))
+    assert f["age"].isna().all()
+    assert f["age_group"].between(9, 18).all()
+    np.testing.assert_array_equal(f["alt"], raw["(혈청지피티)ALT"].astype(float))
+    np.testing.assert_array_equal(f["ast"], raw["(혈청지오티)AST"].astype(float))
+    np.testing.assert_array_equal(f["drinking"], raw["음주여부"].astype(float))
+    np.testing.assert_array_equal(f["smoking_status"], raw["흡연상태"].astype(float))
+    # questionnaire fields are not in the open file
+    assert f["history_stroke"].isna().all() and f["on_statin"].isna().all()
+
+
+def test_nhis_known_dirt(nhis2020):
+    f = nhis2020.frame
+    assert f["waist_cm"].max() < 200
+    assert pd.isna(f.loc[17, "waist_cm"]) and pd.isna(f.loc[140, "waist_cm"])
+    assert "waist 999 (not measured) treated as missing in 2 rows" in nhis2020.notes
+    assert NOTE_ROUNDING in nhis2020.notes
+    assert (f["height_cm"] % 5 == 0).all() and (f["weight_kg"] % 5 == 0).all()
+    assert 0.45 < f["total_cholesterol"].isna().mean() < 0.75  # lipids missing: NaN, not rejected
+    assert f["sbp"].isna().sum() == 2 and f.loc[[51, 122], "dbp"].isna().all()
+    # notes carry counts, never patient values
+    assert not any(pid in n for pid in f["person_id"] for n in nhis2020.notes)
+
+
+def test_bom_utf8_variant_headers_and_yn_drinking():
+    r = read_checkups(NHIS_2014)
+    raw = pd.read_csv(NHIS_2014, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    assert r.source == "nhis"
+    _nothing_lost(r, 50)
+    _assert_canonical_dtypes(r.frame)
+    f = r.frame
+    assert f["person_id"].iloc[0] == "2014-000001"
+    assert set(raw["음주여부"]) == {"N", "Y"}
+    np.testing.assert_array_equal(f["drinking"], raw["음주여부"].map({"N": 0.0, "Y": 1.0}))
+    np.testing.assert_array_equal(f["age_group"], raw["연령대 코드(5세단위)"].astype(float))
+    np.testing.assert_array_equal(f["weight_kg"], raw["체중(5Kg 단위)"].astype(float))
+    np.testing.assert_array_equal(f["ggt"], raw["감마 지티피"].astype(float))
+    # "(혈청지오티)ALT" (sic) is ALT, not AST
+    np.testing.assert_array_equal(f["alt"], raw["(혈청지오티)ALT"].astype(float))
+    np.testing.assert_array_equal(f["ast"], raw["혈청지오티(AST)"].astype(float))
+    assert pd.isna(f.loc[5, "waist_cm"])
+    assert "waist 999 (not measured) treated as missing in 1 row" in r.notes
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("연령대코드(5세단위)", "연령대 코드(5세단위)"),
+        ("체중(5Kg단위)", "체중(5kg 단위)"),
+        ("감마지티피", "감마 지티피"),
+        ("(혈청지오티)AST", "혈청지오티(AST)"),
+        ("LDL콜레스테롤", "LDL 콜레스테롤"),
+        ("데이터공개일자", "데이터 공개일자"),
+    ],
+)
+def test_header_normalisation(a, b):
+    assert normalise_header(a) == normalise_header(b)
+
+
+def test_detect_source():
+    assert detect_source(NHIS_2020_HEADER) == "nhis"
+    assert detect_source(NHIS_2014_HEADER) == "nhis"
+    assert detect_source(schema.COLUMNS) == "canonical"
+
+
+def test_nhis_under_20_band_and_bad_codes_rejected():
+    raw = pd.DataFrame(
+        {
+            "기준년도": ["2019", "2019", "2019", "2019", "2019"],
+            "가입자일련번호": ["1", "2", "3", "", "5"],
+            "성별코드": ["1", "2", "3", "1", "2"],
+            "연령대코드(5세단위)": ["3", "10", "10", "10", "10"],
+            "흡연상태": ["1", "1", "1", "1", "9"],
+            "음주여부": ["Y", "N", "1", "0", "x"],
+            "시력(좌)": ["9.9", "1.0", "1.0", "1.0", "1.0"],
+        }
+    )
+    r = to_canonical(raw, source="nhis")
+    lines = {(i, fld): reason for i, fld, reason in r.rejects[["index", "field", "reason"]].itertuples(index=False)}
+    assert lines[(0, "age_group")] == R_AGE_UNDER_20
+    assert lines[(2, "sex")].startswith("not a sex code")
+    assert lines[(3, "person_id")].startswith("가입자일련번호")
+    assert lines[(4, "smoking_status")].startswith("not an allowed code")
+    assert lines[(4, "drinking")] == "not a number"
+    assert r.frame.index.tolist() == [1]
+    assert r.frame.loc[1, "person_id"] == "2019-000002"
+    _nothing_lost(r, 5)
+
+
+# ---------------------------------------------------------------- canonical
+
+
+def test_canonical_small():
+    r = read_checkups(SMALL)
+    assert r.source == "canonical"
+    _nothing_lost(r, 30)
+    assert r.rejects.empty
+    _assert_canonical_dtypes(r.frame)
+    f = r.frame
+    raw = pd.read_csv(SMALL, dtype=str, keep_default_na=False)
+    numeric_sex = raw["sex"].isin(["1", "2"])
+    assert numeric_sex.sum() >= 2
+    assert (f.loc[numeric_sex.to_numpy(), "sex"] == raw.loc[numeric_sex, "sex"].map({"1": "M", "2": "F"})).all()
+    assert (f["person_id"] == "P0001").sum() == 3
+    assert f.loc[f["person_id"] == "P0001", "exam_date"].dt.year.tolist() == [2019, 2021, 2023]
+    for absent in ("history_dyslipidemia", "family_history_cvd", "activity_days_per_week"):
+        assert f[absent].isna().all() and f[absent].dtype == np.float64
+    assert any("columns absent" in n and "activity_days_per_week" in n for n in r.notes)
+    assert f["waist_cm"].isna().any() and f["smoking_status"].isna().any()  # empty -> NaN
+
+
+def test_canonical_bad_rows_rejected_with_field_and_reason(tmp_path):
+    r = read_checkups(BAD)
+    rows_in = _input_rows(BAD)
+    _nothing_lost(r, rows_in)
+    assert list(r.rejects.columns) == list(REJECT_COLUMNS)
+    got = {i: (fld, reason) for i, fld, reason in r.rejects[["index", "field", "reason"]].itertuples(index=False)}
+    assert set(got) == set(BAD_ROWS)
+    for i, (fld, reason) in BAD_ROWS.items():
+        assert got[i][0] == fld, i
+        assert got[i][1].startswith(reason), (i, got[i])
+    assert sorted(r.frame.index) == sorted(set(range(rows_in)) - set(BAD_ROWS))
+    row = r.rejects.set_index("index")
+    assert row.loc[1, "value"] == "abc" and row.loc[10, "value"] == "2.5" and row.loc[4, "value"] == ""
+    assert row.loc[1, "person_id"] == "P0001"
+    assert "10 of 16 rows rejected (see rejects)" in r.notes
+
+    out = tmp_path / "rejects.csv"
+    write_rejects(r.rejects, out)
+    back = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(back.columns) == ["row", "person_id", "field", "value", "reason"]
+    assert back["row"].astype(int).tolist() == [i + 1 for i in sorted(BAD_ROWS)]
+
+
+def test_several_problems_in_one_row_count_once():
+    raw = pd.DataFrame({"person_id": ["a", "b"], "sex": ["M", "Q"], "age": ["50", "x"], "sbp": ["120", "y"]})
+    r = to_canonical(raw)
+    assert len(r.rejects) == 3 and r.rejects["index"].nunique() == 1
+    _nothing_lost(r, 2)
+
+
+def test_missing_exam_date_is_today_and_noted():
+    r = records_to_frame([{"person_id": "a", "sex": "F", "age": 40}])
+    assert r.frame.loc[0, "exam_date"] == pd.Timestamp.today().normalize()
+    assert any(n.startswith("exam_date missing in 1 row") for n in r.notes)
+
+
+def test_labels_kept_after_canonical_columns_and_unknown_ignored():
+    raw = pd.DataFrame(
+        {
+            "person_id": ["a", "b"],
+            "sex": ["male", "FEMALE"],
+            "age_group": [10, 12],
+            "cvd_1y": ["1", ""],
+            "cvd_1y_true_risk": [0.02, 0.01],
+            "mystery": ["x", "y"],
+        }
+    )
+    r = to_canonical(raw)
+    assert list(r.frame.columns) == list(schema.COLUMNS) + ["cvd_1y", "cvd_1y_true_risk"]
+    assert r.frame["cvd_1y"].tolist()[0] == 1.0 and np.isnan(r.frame["cvd_1y"].tolist()[1])
+    assert r.frame["sex"].tolist() == ["M", "F"]
+    assert any("mystery" in n for n in r.notes)
+
+
+def test_missing_required_column_in_a_file_is_a_clear_error(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("id,sbp\n1,120\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="required columns missing"):
+        read_checkups(p)
+
+
+def test_ragged_csv_is_an_error_not_a_silent_drop(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("person_id,sex,age\na,M,50\nb,F\nc,M,40\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="malformed CSV rows"):
+        read_checkups(p)
+
+
+# ---------------------------------------------------------------- streaming, parquet, gzip, records
+
+
+@pytest.mark.parametrize("path", [NHIS_2020, NHIS_2014, BAD], ids=["nhis2020", "nhis2014", "bad"])
+def test_iter_checkups_equals_read_checkups(path):
+    whole = read_checkups(path)
+    chunks = list(iter_checkups(path, chunk_rows=7))
+    assert all(c.counts["rows_in"] <= 7 for c in chunks)
+    combined = concat_results(chunks)
+    pd.testing.assert_frame_equal(combined.frame, whole.frame)
+    pd.testing.assert_frame_equal(combined.rejects, whole.rejects)
+    assert combined.notes == whole.notes
+    assert combined.counts == whole.counts
+
+
+def test_parquet_round_trip(tmp_path):
+    r = read_checkups(SMALL)
+    p = tmp_path / "small.parquet"
+    r.frame.reset_index(drop=True).to_parquet(p)
+    back = read_checkups(p)
+    pd.testing.assert_frame_equal(back.frame, r.frame.reset_index(drop=True), check_index_type=False)
+    chunks = concat_results(iter_checkups(p, chunk_rows=8))
+    pd.testing.assert_frame_equal(chunks.frame, back.frame)
+
+    # An NHIS table saved as Parquet is still NHIS.
+    raw = pd.read_csv(NHIS_2014, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    q = tmp_path / "nhis.parquet"
+    raw.to_parquet(q)
+    pd.testing.assert_frame_equal(read_checkups(q).frame, read_checkups(NHIS_2014).frame)
+
+
+def test_gzip_csv(tmp_path):
+    p = tmp_path / "nhis.csv.gz"
+    p.write_bytes(gzip.compress(NHIS_2020.read_bytes()))
+    pd.testing.assert_frame_equal(read_checkups(p).frame, read_checkups(NHIS_2020).frame)
+
+
+def test_records_to_frame():
+    recs = [
+        {"person_id": 123, "exam_date": "2024-03-05", "sex": "M", "age": 61, "sbp": 135, "drinking": True},
+        {"person_id": "p2", "exam_date": dt.date(2023, 1, 2), "sex": 2, "age_group": 12, "hdl": "48"},
+        {"person_id": "p3", "sex": "F", "age": 45.5},
+        {"person_id": "p4", "sex": "F", "age": 50, "smoking_status": 4, "urine_protein": None},
+    ]
+    r = records_to_frame(recs)
+    _assert_canonical_dtypes(r.frame)
+    assert r.frame.index.tolist() == [0, 1]
+    assert r.frame.loc[0, "person_id"] == "123" and r.frame.loc[0, "drinking"] == 1.0
+    assert r.frame.loc[1, "sex"] == "F" and r.frame.loc[1, "hdl"] == 48.0
+    assert r.frame.loc[1, "exam_date"] == pd.Timestamp("2023-01-02")
+    assert r.rejects[["index", "field", "reason"]].values.tolist() == [
+        [2, "age", "not an integer"],
+        [3, "smoking_status", "not an allowed code (1, 2, 3)"],
+    ]
+
+
+def test_empty_input():
+    r = records_to_frame([])
+    assert list(r.frame.columns) == list(schema.COLUMNS) and r.frame.empty and r.rejects.empty
