@@ -1,0 +1,322 @@
+"""The synthetic cohort generator: schema, realism, missingness, labels, risks and trajectories."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from features import synth
+from features.eligibility import eligibility
+from features.schema import COLUMNS, FIELDS, OUTCOMES, age_to_group, label_column, true_risk_column
+
+PEOPLE = 15_000
+SEED = 7
+
+
+@pytest.fixture(scope="module")
+def cohort() -> pd.DataFrame:
+    return synth.generate_cohort(PEOPLE, SEED)
+
+
+@pytest.fixture(scope="module")
+def eligible(cohort: pd.DataFrame) -> pd.DataFrame:
+    return eligibility(cohort)
+
+
+def _same_person_as_previous(df: pd.DataFrame) -> np.ndarray:
+    pid = df["person_id"].to_numpy(dtype=object)
+    return np.r_[False, pid[1:] == pid[:-1]]
+
+
+# --- determinism and shape -------------------------------------------------------------------
+
+
+def test_same_seed_same_frame_and_different_seed_differs() -> None:
+    a = synth.generate_cohort(1_500, 11)
+    b = synth.generate_cohort(1_500, 11)
+    pd.testing.assert_frame_equal(a, b)
+    c = synth.generate_cohort(1_500, 12)
+    assert not (len(a) == len(c) and a.drop(columns="person_id").equals(c.drop(columns="person_id")))
+
+
+def test_progress_reports_checkups_so_far() -> None:
+    seen: list[int] = []
+    df = synth.generate_cohort(500, 3, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == len(df)
+
+
+def test_columns_and_dtypes(cohort: pd.DataFrame) -> None:
+    targets = [c for o in OUTCOMES for c in (label_column(o), true_risk_column(o))]
+    assert list(cohort.columns) == list(COLUMNS) + targets
+    assert cohort["person_id"].str.fullmatch(r"S\d{7}").all()
+    assert cohort["exam_date"].dtype == "datetime64[ns]"
+    assert (cohort["exam_date"] == cohort["exam_date"].dt.normalize()).all()
+    assert set(cohort["sex"].unique()) == {"M", "F"}
+    assert pd.api.types.is_integer_dtype(cohort["age"])
+    assert (cohort["age_group"] == cohort["age"].map(age_to_group)).all()
+    for c in cohort.columns:
+        if c not in ("person_id", "exam_date", "sex", "age", "age_group"):
+            assert cohort[c].dtype == np.float64, c
+
+
+def test_about_five_checkups_per_person_sorted(cohort: pd.DataFrame) -> None:
+    per_person = cohort.groupby("person_id").size()
+    assert per_person.between(2, 8).all()
+    assert 4.5 <= per_person.mean() <= 5.5
+    assert cohort["person_id"].is_monotonic_increasing
+    same = _same_person_as_previous(cohort)
+    assert (np.diff(cohort["exam_date"].to_numpy())[same[1:]] > np.timedelta64(300, "D")).all()
+    assert (np.diff(cohort["age"].to_numpy())[same[1:]] >= 1).all()
+    assert cohort["exam_date"].dt.year.between(2011, 2024).all()
+    entry = cohort[~same]
+    assert entry["age"].between(20, 85).all()
+    assert (entry["age"] >= 40).mean() > 0.75  # weighted towards 40+ like NHIS examinees
+
+
+# --- values -----------------------------------------------------------------------------------
+
+
+def test_values_within_plausible_ranges_and_codes(cohort: pd.DataFrame) -> None:
+    for f in FIELDS:
+        if not f.numeric:
+            continue
+        v = cohort[f.name].dropna()
+        if f.low is not None:
+            assert v.min() >= f.low and v.max() <= f.high, f.name
+        if f.codes:
+            assert set(v.unique()) <= set(f.codes), f.name
+    both = cohort[["sbp", "dbp"]].dropna()
+    assert (both["dbp"] < both["sbp"]).all()
+
+
+def test_instrument_rounding(cohort: pd.DataFrame) -> None:
+    def on_grid(col: str, step: float) -> bool:
+        v = cohort[col].dropna().to_numpy()
+        return bool(np.allclose(v / step, np.round(v / step), atol=1e-6))
+
+    whole = ("sbp", "dbp", "fasting_glucose", "total_cholesterol", "hdl", "ldl", "triglycerides", "ast", "alt", "ggt")
+    for col in whole:
+        assert on_grid(col, 1.0), col
+    for col in ("serum_creatinine", "hemoglobin", "height_cm", "weight_kg", "waist_cm"):
+        assert on_grid(col, 0.1), col
+
+
+def test_sex_specific_means_match_korean_figures(cohort: pd.DataFrame) -> None:
+    m = cohort["sex"] == "M"
+    bmi = cohort["weight_kg"] / (cohort["height_cm"] / 100) ** 2
+    # clinical.md 2.1: KNHANES SBP M 120.2 / F 116.0 (the cohort is older, hence the tolerance);
+    # BMI M 24.6 / F 23.2.
+    assert abs(cohort.loc[m, "sbp"].mean() - 120.2) < 4.0
+    assert abs(cohort.loc[~m, "sbp"].mean() - 116.0) < 4.0
+    assert abs(bmi[m].mean() - 24.6) < 0.7
+    assert abs(bmi[~m].mean() - 23.2) < 0.7
+    # clinical.md 2.2: current smoking M ~30-32 %, F ~4-5 %; drinking M 67 %, F 41 %.
+    smoker = cohort["smoking_status"] == 3
+    assert 0.25 <= smoker[m].mean() <= 0.37
+    assert 0.02 <= smoker[~m].mean() <= 0.08
+    assert cohort.loc[m, "drinking"].mean() > cohort.loc[~m, "drinking"].mean() + 0.15
+    assert cohort.loc[m, "hdl"].mean() < cohort.loc[~m, "hdl"].mean()
+    assert cohort.loc[m, "hemoglobin"].mean() > cohort.loc[~m, "hemoglobin"].mean() + 1.0
+    assert (cohort["urine_protein"] == 1).mean() > 0.85
+
+
+def test_realistic_correlations(cohort: pd.DataFrame) -> None:
+    df = cohort.assign(bmi=cohort["weight_kg"] / (cohort["height_cm"] / 100) ** 2)
+    r = df[["bmi", "waist_cm", "sbp", "dbp", "fasting_glucose", "triglycerides", "hdl", "alt", "ggt"]].corr()["bmi"]
+    assert r["waist_cm"] > 0.7
+    for col in ("sbp", "dbp", "fasting_glucose", "triglycerides", "alt", "ggt"):
+        assert r[col] > 0.2, col
+    assert r["hdl"] < -0.2
+    drinker = df["drinking"] == 1
+    assert df.loc[drinker, "ggt"].median() > 1.2 * df.loc[~drinker, "ggt"].median()
+    men = df[df["sex"] == "M"]
+    smoker = men["smoking_status"] == 3
+    assert men.loc[smoker, "hdl"].mean() < men.loc[~smoker, "hdl"].mean()
+    assert men.loc[smoker, "hemoglobin"].mean() > men.loc[~smoker, "hemoglobin"].mean()
+    untreated = df[df["on_antihypertensive"] == 0]
+    assert untreated["sbp"].corr(untreated["age"]) > 0.2
+    assert df["serum_creatinine"].corr(df["age"]) > 0.1
+
+
+def test_within_person_persistence_and_drift(cohort: pd.DataFrame) -> None:
+    same = _same_person_as_previous(cohort)
+    for col, low in (("weight_kg", 0.9), ("sbp", 0.5), ("fasting_glucose", 0.5)):
+        cur = cohort[col].to_numpy()
+        prev = np.r_[np.nan, cur[:-1]]
+        ok = same & ~np.isnan(cur) & ~np.isnan(prev)
+        assert np.corrcoef(cur[ok], prev[ok])[0, 1] > low, col
+    # eGFR falls about 1 mL/min/1.73m2 a year after 40.
+    from features.derive import build_features
+
+    feats = build_features(cohort)
+    slope = (feats["delta_egfr"] / feats["years_since_last_exam"])[cohort["age"] >= 45]
+    assert -2.0 < slope.mean() < -0.5
+
+
+# --- missingness ------------------------------------------------------------------------------
+
+
+def test_missingness(cohort: pd.DataFrame) -> None:
+    lipids = cohort[["total_cholesterol", "triglycerides", "hdl", "ldl"]].isna()
+    assert 0.55 <= lipids["total_cholesterol"].mean() <= 0.65
+    assert (lipids.nunique(axis=1) == 1).all()  # the panel is drawn or not, as a whole
+    for col in ("sbp", "dbp", "fasting_glucose", "hemoglobin", "serum_creatinine", "ast", "alt", "ggt"):
+        assert 0.002 <= cohort[col].isna().mean() <= 0.015, col
+    assert 0.005 <= cohort["urine_protein"].isna().mean() <= 0.02
+    for col in ("family_history_cvd", "family_history_diabetes", "activity_days_per_week"):
+        assert 0.03 <= cohort[col].isna().mean() <= 0.12, col
+    for col in ("person_id", "exam_date", "sex", "age", "height_cm", "weight_kg", "smoking_status", "drinking"):
+        assert cohort[col].notna().all(), col
+    # Missing is NaN, never a zero placeholder.
+    for col in ("sbp", "fasting_glucose", "total_cholesterol", "hemoglobin", "serum_creatinine", "urine_protein"):
+        assert (cohort[col] != 0).all(), col
+
+
+# --- labels and true risks --------------------------------------------------------------------
+
+
+def test_labels_and_risks_empty_exactly_where_ineligible(cohort: pd.DataFrame, eligible: pd.DataFrame) -> None:
+    for o in OUTCOMES:
+        ok = eligible[o].to_numpy()
+        y, p = cohort[label_column(o)], cohort[true_risk_column(o)]
+        assert np.array_equal(y.isna().to_numpy(), ~ok), o
+        assert np.array_equal(p.isna().to_numpy(), ~ok), o
+        assert set(y.dropna().unique()) <= {0.0, 1.0}
+        assert p.dropna().between(0, 1, inclusive="neither").all()
+
+
+def test_true_risk_is_a_function_of_the_file(cohort: pd.DataFrame, eligible: pd.DataFrame) -> None:
+    """Recomputing the risks from the written file alone (in shuffled row order) reproduces them."""
+    shuffled = cohort.sample(frac=1.0, random_state=0)
+    recomputed = synth.true_risks(shuffled).loc[cohort.index]
+    for o in OUTCOMES:
+        ok = eligible[o].to_numpy()
+        stored = cohort[true_risk_column(o)].to_numpy()[ok]
+        np.testing.assert_allclose(recomputed[o].to_numpy()[ok], stored, rtol=1e-9)
+
+
+@pytest.mark.parametrize("outcome", OUTCOMES)
+def test_base_rates_near_targets(cohort: pd.DataFrame, outcome: str) -> None:
+    p = cohort[true_risk_column(outcome)]
+    y = cohort[label_column(outcome)]
+    lo, hi = synth.TARGET_AGE_RANGES[outcome]
+    in_group = p.notna() & (cohort["age"] >= lo) & (cohort["age"] <= (hi if hi is not None else 200))
+    assert abs(p[in_group].mean() / synth.TARGET_RATES[outcome] - 1) < 0.2
+    # Labels are Bernoulli draws from the risk: their mean agrees within sampling error.
+    pe = p.dropna()
+    se = np.sqrt(np.sum(pe * (1 - pe))) / len(pe)
+    assert abs(y.dropna().mean() - pe.mean()) < 4 * se
+
+
+def test_age_gradients(cohort: pd.DataFrame) -> None:
+    htn = cohort[true_risk_column("hypertension")]
+    assert htn[cohort["age"] >= 65].mean() > 1.15 * htn[cohort["age"].between(40, 64)].mean()
+    cvd = cohort[true_risk_column("cvd")]
+    assert cvd[cohort["age"] < 40].mean() < 0.5 * cvd[cohort["age"] >= 40].mean()
+
+
+@pytest.mark.parametrize("outcome", OUTCOMES)
+def test_oracle_auroc_in_band(cohort: pd.DataFrame, outcome: str) -> None:
+    p = cohort[true_risk_column(outcome)].dropna()
+    y = cohort[label_column(outcome)].dropna()
+    assert 0.75 <= synth.expected_auroc(p.to_numpy()) <= 0.90
+    assert 0.72 <= roc_auc_score(y, p) <= 0.93  # drawn labels: wider for sampling noise
+
+
+def test_expected_auroc_edge_cases() -> None:
+    assert synth.expected_auroc(np.full(100, 0.3)) == pytest.approx(0.5)
+    rng = np.random.default_rng(0)
+    p = rng.beta(0.5, 5, size=200_000)
+    y = rng.random(p.size) < p
+    assert synth.expected_auroc(p) == pytest.approx(roc_auc_score(y, p), abs=0.01)
+
+
+# --- risk function design ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def inputs(cohort: pd.DataFrame) -> dict[str, np.ndarray]:
+    values = synth.row_values(cohort)
+    prev, last = synth._history_views(values, cohort["person_id"].to_numpy(dtype=object))
+    return synth.risk_inputs(values, prev, last)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p / (1 - p))
+
+
+def test_risks_depend_on_trajectory(inputs: dict[str, np.ndarray]) -> None:
+    n = len(inputs["age"])
+    for outcome, delta, step in (("diabetes", "delta_fasting_glucose", 10.0), ("hypertension", "delta_sbp", 10.0),
+                                 ("ckd", "delta_egfr", -10.0), ("cvd", "delta_sbp", 10.0),
+                                 ("dyslipidemia", "delta_weight_kg", 3.0)):
+        base = dict(inputs, **{delta: np.zeros(n)})
+        moved = dict(inputs, **{delta: np.full(n, step)})
+        f = synth.RISK_FUNCTIONS[outcome]
+        assert (f(moved) > f(base)).all(), outcome
+
+
+def test_risks_have_interactions_and_thresholds(inputs: dict[str, np.ndarray]) -> None:
+    n = len(inputs["age"])
+    ones, zeros = np.ones(n), np.zeros(n)
+
+    def effect(outcome: str, name: str, a: float, b: float, **fixed: np.ndarray) -> np.ndarray:
+        """Log-odds change from setting `name` to b instead of a, other inputs as recorded."""
+        f = synth.RISK_FUNCTIONS[outcome]
+        lo = f(dict(inputs, **fixed, **{name: np.broadcast_to(a, (n,)).astype(float)}))
+        hi = f(dict(inputs, **fixed, **{name: np.broadcast_to(b, (n,)).astype(float)}))
+        return _logit(hi) - _logit(lo)
+
+    # Smoking x diabetes history (CVD): smoking adds more log-odds in diabetics.
+    smoking_in_diabetics = effect("cvd", "smoker", 0, 1, history_diabetes=ones)
+    assert (smoking_in_diabetics > effect("cvd", "smoker", 0, 1, history_diabetes=zeros) + 0.3).all()
+    # Age x SBP (CVD): the same SBP rise matters more at 45 than at 75.
+    young, old = np.full(n, 45.0), np.full(n, 75.0)
+    assert (effect("cvd", "sbp", 120, 140, age=young) > effect("cvd", "sbp", 120, 140, age=old)).all()
+    # BMI x glucose (diabetes): obesity adds more when glucose is higher.
+    assert (effect("diabetes", "bmi", 24, 30, fasting_glucose=np.full(n, 115.0))
+            > effect("diabetes", "bmi", 24, 30, fasting_glucose=np.full(n, 95.0))).all()
+    # Thresholds: glucose below 90 does not matter for diabetes; eGFR above 85 not for CKD.
+    assert np.allclose(effect("diabetes", "fasting_glucose", 80, 85, triglycerides=np.full(n, 100.0)),
+                       0.5 * np.log(85 / 80) * 0.8, atol=1e-9)
+    assert np.allclose(effect("ckd", "egfr", 100, 95), 0.0)
+    assert (effect("ckd", "egfr", 70, 62) > effect("ckd", "egfr", 78, 70)).all()  # convex near 60
+
+
+# --- trajectory consistency -------------------------------------------------------------------
+
+_HISTORY = {
+    "cvd": ("history_stroke", "history_heart_disease"),
+    "diabetes": ("history_diabetes",),
+    "hypertension": ("history_hypertension",),
+    "dyslipidemia": ("history_dyslipidemia",),
+}
+
+
+@pytest.mark.parametrize("outcome", OUTCOMES)
+def test_event_becomes_history_and_ends_eligibility(
+    cohort: pd.DataFrame, eligible: pd.DataFrame, outcome: str
+) -> None:
+    y = cohort[label_column(outcome)].fillna(0.0)
+    before = y.groupby(cohort["person_id"]).cumsum() - y  # events at earlier checkups
+    after = (before > 0).to_numpy()
+    assert after.sum() > 20, "too few later checkups after an event to test"
+    assert not eligible[outcome].to_numpy()[after].any()
+    if outcome in _HISTORY:
+        flag = cohort.loc[after, list(_HISTORY[outcome])].max(axis=1)
+        assert (flag == 1).all()
+    # History flags never switch off within a person.
+    for col in _HISTORY.get(outcome, ()):
+        assert (cohort.groupby("person_id")[col].diff().dropna() >= 0).all()
+
+
+def test_prevalent_disease_consistent_with_values(cohort: pd.DataFrame) -> None:
+    treated_dm = cohort[cohort["on_diabetes_medication"] == 1]
+    assert (treated_dm["history_diabetes"] == 1).all()
+    assert treated_dm["fasting_glucose"].median() > 115
+    assert (cohort.loc[cohort["on_antihypertensive"] == 1, "history_hypertension"] == 1).all()
+    assert (cohort.loc[cohort["on_statin"] == 1, "history_dyslipidemia"] == 1).all()
+    by_age = cohort.groupby(cohort["age"] >= 60)["history_hypertension"].mean()
+    assert by_age[True] > 1.5 * by_age[False]
