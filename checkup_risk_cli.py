@@ -93,6 +93,80 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _outcomes(text: str | None) -> tuple[str, ...]:
+    from features.schema import OUTCOMES
+
+    if not text:
+        return OUTCOMES
+    chosen = tuple(o.strip() for o in text.split(",") if o.strip())
+    unknown = [o for o in chosen if o not in OUTCOMES]
+    if unknown:
+        raise CliError(f"unknown outcome(s) {', '.join(unknown)}; choose from {', '.join(OUTCOMES)}")
+    return chosen
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.train import summary_table, train
+
+    outcomes = _outcomes(args.outcomes)
+    if not Path(args.data).exists():
+        raise CliError(f"no such file: {args.data}")
+    result = train(args.data, outcomes=outcomes, experiment=args.experiment, promote=args.promote, seed=args.seed,
+                   say=lambda text: print(text, file=sys.stderr))
+    print(summary_table(result.metrics))
+    print(f"run {result.run_id}: version {result.version} registered as challenger in {result.seconds:.0f} s")
+    if args.promote:
+        print(("PROMOTED to champion: " if result.promoted else "NOT promoted: ") + (result.decision or ""))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from features.readers import read_checkups
+    from features.validation import split_valid
+    from training import registry
+    from training.card import evaluation_report, model_card
+    from training.evaluate import evaluate, figures, write_metrics
+
+    registry.configure()
+    try:
+        model, version = registry.load(args.model)
+    except LookupError as e:
+        raise CliError(str(e)) from None
+    read = read_checkups(args.data)
+    records, problems = split_valid(read.frame)
+    metrics, curves = evaluate(records, model, seed=args.seed)
+    metrics["model_version"] = version
+    metrics["rejected_rows"] = read.rejected_rows + (int(problems["index"].nunique()) if len(problems) else 0)
+    out = Path(args.out)
+    write_metrics(metrics, out / "metrics.json")
+    card = model_card(version, metrics, {"rows": read.rows_in, "persons": int(read.frame["person_id"].nunique())})
+    (out / "model_card.md").write_text(card)
+    (out / "report.html").write_text(evaluation_report(version, metrics, figures(model, records, curves), card))
+    from training.train import summary_table
+
+    print(summary_table(metrics))
+    print(f"model version {version}: wrote {out / 'metrics.json'}, {out / 'report.html'}, {out / 'model_card.md'}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from serving.batch import score_file
+    from training import registry
+
+    registry.configure()
+    try:
+        model, version = registry.load(args.model)
+    except LookupError as e:
+        raise CliError(str(e)) from None
+    with _progress(None, "rows", "score") as bar:
+        summary = score_file(model, args.input, args.output, version=version, progress=bar.update)
+    print(
+        f"model version {version}: {summary['rows_in']:,} rows in, {summary['rows_scored']:,} scored "
+        f"-> {args.output}, {summary['rows_rejected']:,} rejected -> {summary['rejects_path']}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="checkup-risk",
@@ -111,6 +185,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="DIR", help="write Data Docs HTML to DIR")
     p.add_argument("--max-rows", type=int, default=20, help="failing rows listed per expectation")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("train", help="train the outcome models, log to MLflow, register a version")
+    p.add_argument("--data", required=True, help="labelled checkups (canonical CSV/Parquet)")
+    p.add_argument("--outcomes", help="comma-separated subset of cvd,diabetes,hypertension,dyslipidemia,ckd")
+    p.add_argument("--experiment", default="checkup-risk", help="MLflow experiment name")
+    p.add_argument("--promote", action="store_true",
+                   help="make the new version champion if it is not worse than the current one")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics.json, HTML report and model card on labelled data")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", default="champion", help="alias (champion, challenger) or version number")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("score", help="score a file of checkups")
+    p.add_argument("--input", required=True, help="canonical CSV/Parquet or NHIS open-data CSV")
+    p.add_argument("--output", required=True, help="output .csv or .parquet; rejects go to OUTPUT.rejects.csv")
+    p.add_argument("--model", default="champion", help="alias (champion, challenger) or version number")
+    p.add_argument("--engine", choices=["pandas"], default="pandas")
+    p.set_defaults(func=cmd_score)
     return parser
 
 

@@ -158,3 +158,42 @@ def age_group_midpoint(code):
 def age_to_group(age: float) -> int:
     """NHIS 5-year band code for an age in years."""
     return int(min(18, max(5, age // 5 + 1)))
+
+
+# A made-up, typical record (no real person): the documented example for the API, the MLflow
+# signature's input example, and the curl command printed by `serve`.
+EXAMPLE_RECORD: dict[str, object] = {
+    "person_id": "example-0001",
+    "exam_date": "2025-06-02",
+    "sex": "M",
+    "age": 54,
+    "height_cm": 171.2,
+    "weight_kg": 76.4,
+    "waist_cm": 88.0,
+    "sbp": 134,
+    "dbp": 86,
+    "fasting_glucose": 108,
+    "total_cholesterol": 212,
+    "triglycerides": 168,
+    "hdl": 44,
+    "ldl": 134,
+    "hemoglobin": 15.1,
+    "urine_protein": 1,
+    "serum_creatinine": 0.98,
+    "ast": 27,
+    "alt": 33,
+    "ggt": 52,
+    "smoking_status": 3,
+    "drinking": 1,
+    "history_stroke": 0,
+    "history_heart_disease": 0,
+    "history_hypertension": 0,
+    "history_diabetes": 0,
+    "history_dyslipidemia": 0,
+    "on_antihypertensive": 0,
+    "on_diabetes_medication": 0,
+    "on_statin": 0,
+    "family_history_cvd": 1,
+    "family_history_diabetes": 0,
+    "activity_days_per_week": 2,
+}

@@ -81,8 +81,8 @@ class OutcomeModel:
     booster: xgb.Booster
     calib_a: float
     calib_b: float
+    linear: LogisticRisk
     weight: float = 1.0
-    linear: LogisticRisk | None = None
     info: dict = field(default_factory=dict)
 
     def raw_margin(self, dmatrix: xgb.DMatrix, X: np.ndarray) -> np.ndarray:
@@ -130,6 +130,8 @@ class RiskModel:
         valid_share: float = 0.15,
         calibration_share: float = 0.15,
         linear_max_rows: int = 200_000,
+        cv_below_events: int = 1500,
+        cv_folds: int = 5,
         random_state: int = 0,
         n_jobs: int | None = None,
     ) -> None:
@@ -141,6 +143,8 @@ class RiskModel:
         self.valid_share = valid_share
         self.calibration_share = calibration_share
         self.linear_max_rows = linear_max_rows
+        self.cv_below_events = cv_below_events
+        self.cv_folds = cv_folds
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -165,76 +169,110 @@ class RiskModel:
             rows = eligible[outcome].to_numpy() & ~np.isnan(y)
             if progress:
                 progress(outcome)
-            self.models_[outcome] = self._fit_outcome(spec, X, y, rows, role)
+            self.models_[outcome] = self._fit_outcome(spec, X, y, rows, role, bucket)
         return self
 
-    def _fit_outcome(self, spec, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, role: np.ndarray) -> OutcomeModel:
-        parts = {r: rows & (role == r) for r in ("train", "valid", "calib")}
-        counts = {r: (int(m.sum()), int(y[m].sum())) for r, m in parts.items()}
-        for r, (n, events) in counts.items():
-            if events < 5 or events == n:
-                raise ValueError(
-                    f"{spec.name}: too few events to fit and calibrate ({r} split has {n} rows, {events} events)"
-                )
+    def _fit_outcome(self, spec, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, role: np.ndarray,
+                     bucket: np.ndarray) -> OutcomeModel:
+        """Choose regularisation and rounds, the blend with the linear partner, and the calibration.
+
+        With many events: one train / validation / calibration split of persons. With few events
+        (small real cohorts) every row counts: k-fold cross-validation by person chooses the
+        setting, rounds and blend on out-of-fold predictions, calibration is fit on those, and the
+        final models are refit on all rows.
+        """
+        events = int(y[rows].sum())
+        if events == int(rows.sum()) or events < 10:
+            raise ValueError(f"{spec.name}: too few events to fit ({int(rows.sum())} rows, {events} events)")
         Xv = X.to_numpy(dtype=np.float32)
-        dm = {r: xgb.DMatrix(Xv[m], label=y[m], feature_names=list(FEATURES), nthread=self.n_jobs or -1)
-              for r, m in parts.items()}
+        Xf = X.to_numpy(dtype=float)
+        idx = np.flatnonzero(rows)
+        cv = events < self.cv_below_events
+        if cv:
+            fold = bucket[idx] % self.cv_folds
+            folds = [(idx[fold != k], idx[fold == k]) for k in range(self.cv_folds)]
+            calib_idx = idx
+        else:
+            folds = [(idx[role[idx] == "train"], idx[role[idx] == "valid"])]
+            calib_idx = idx[role[idx] == "calib"]
+        for tr, ev in folds:
+            for part, name in ((tr, "training"), (ev, "validation")):
+                if not 0 < y[part].sum() < len(part):
+                    raise ValueError(f"{spec.name}: a {name} split of persons has no events; more data are needed")
+
+        constraints = spec.monotone_constraints(FEATURES)
         base = {
             "objective": "binary:logistic",
             "eval_metric": "logloss",
             "tree_method": "hist",
             "learning_rate": self.learning_rate,
-            "monotone_constraints": "(" + ",".join(map(str, spec.monotone_constraints(FEATURES))) + ")",
-            "base_score": float(np.clip(y[parts["train"]].mean(), 1e-4, 1 - 1e-4)),
+            "monotone_constraints": "(" + ",".join(map(str, constraints)) + ")",
+            "base_score": float(np.clip(y[idx].mean(), 1e-4, 1 - 1e-4)),
             "seed": self.random_state,
             "nthread": self.n_jobs or 0,
             "max_bin": 128,
         }
-        best = None
-        tried = []
-        for setting in self.grid:
-            params = {**base, **setting}
-            booster = xgb.train(
-                params, dm["train"], num_boost_round=self.max_rounds,
-                evals=[(dm["valid"], "valid")], early_stopping_rounds=self.early_stopping_rounds,
-                verbose_eval=False,
-            )
-            score = float(booster.best_score)
-            tried.append({**setting, "valid_logloss": score, "rounds": booster.best_iteration + 1})
-            if best is None or score < best[0]:
-                best = (score, booster, setting)
-        _, booster, setting = best
-        booster = booster[: booster.best_iteration + 1]
 
-        # The simpler partner: where it ranks or calibrates better on validation, blend it in.
-        train_rows = np.flatnonzero(parts["train"])
-        if len(train_rows) > self.linear_max_rows:
-            rng = np.random.default_rng(self.random_state)
-            train_rows = np.sort(rng.choice(train_rows, self.linear_max_rows, replace=False))
-        constraints = spec.monotone_constraints(FEATURES)
-        linear = LogisticRisk(monotone=constraints).fit(X.to_numpy(dtype=float)[train_rows], y[train_rows])
-        Xva = X.to_numpy(dtype=float)[parts["valid"]]
-        yva = y[parts["valid"]]
-        m_boost = booster.predict(dm["valid"], output_margin=True).astype(float)
-        m_lin = linear.margin(Xva)
+        def dmatrix(part: np.ndarray) -> xgb.DMatrix:
+            return xgb.DMatrix(Xv[part], label=y[part], feature_names=list(FEATURES), nthread=self.n_jobs or -1)
+
+        fold_data = [(dmatrix(tr), dmatrix(ev)) for tr, ev in folds]
+        best, tried = None, []
+        for setting in self.grid:
+            boosters = [
+                xgb.train({**base, **setting}, dtr, num_boost_round=self.max_rounds, evals=[(dev, "valid")],
+                          early_stopping_rounds=self.early_stopping_rounds, verbose_eval=False)
+                for dtr, dev in fold_data
+            ]
+            score = float(np.mean([b.best_score for b in boosters]))
+            rounds = int(round(np.mean([b.best_iteration + 1 for b in boosters])))
+            tried.append({**setting, "valid_logloss": score, "rounds": rounds})
+            if best is None or score < best[0]:
+                best = (score, setting, rounds, boosters)
+        _, setting, rounds, boosters = best
+
+        # Out-of-fold margins of both candidates, to choose the blend (and, in CV mode, calibrate).
+        oof_idx = np.concatenate([ev for _, ev in folds])
+        m_boost = np.concatenate([
+            b.predict(dev, output_margin=True, iteration_range=(0, b.best_iteration + 1)).astype(float)
+            for b, (_, dev) in zip(boosters, fold_data)
+        ])
+        linears = [self._fit_linear(Xf, y, tr, constraints) for tr, _ in folds]
+        m_lin = np.concatenate([lin.margin(Xf[ev]) for lin, (_, ev) in zip(linears, folds)])
+        y_oof = y[oof_idx]
         blends = []
         for w in (1.0, 0.75, 0.5, 0.25, 0.0):
             m = w * m_boost + (1 - w) * m_lin
-            a, b = fit_platt(m, yva)
-            blends.append({"weight": w, "valid_logloss": _logloss(yva, _sigmoid(a + b * m))})
+            a, b = fit_platt(m, y_oof)
+            blends.append({"weight": w, "valid_logloss": _logloss(y_oof, _sigmoid(a + b * m))})
         best_blend = min(blends, key=lambda r: r["valid_logloss"])
         # Keep the boosted model alone unless the blend is clearly better (not noise).
         weight = best_blend["weight"] if best_blend["valid_logloss"] < blends[0]["valid_logloss"] * 0.999 else 1.0
-        model = OutcomeModel(booster=booster, calib_a=0.0, calib_b=1.0, weight=weight,
-                             linear=linear if weight < 1.0 else None)
-        Xca = X.to_numpy(dtype=float)[parts["calib"]]
-        model.calib_a, model.calib_b = fit_platt(model.raw_margin(dm["calib"], Xca), y[parts["calib"]])
-        model.info = {"setting": setting, "tried": tried, "blends": blends, "weight": weight,
-                      "rows": counts, "rounds": booster.num_boosted_rounds(),
-                      "choice": ("gradient boosting" if weight == 1.0 else
-                                 "logistic regression (ranked better on validation)" if weight == 0.0 else
-                                 f"blend: {weight:.2f} x gradient boosting + {1 - weight:.2f} x logistic regression")}
+
+        if cv:
+            a, b = fit_platt(weight * m_boost + (1 - weight) * m_lin, y_oof)
+            booster = xgb.train({**base, **setting}, dmatrix(idx), num_boost_round=rounds, verbose_eval=False)
+            linear = self._fit_linear(Xf, y, idx, constraints)
+            model = OutcomeModel(booster=booster, calib_a=a, calib_b=b, linear=linear, weight=weight)
+        else:
+            booster = boosters[0][: boosters[0].best_iteration + 1]
+            model = OutcomeModel(booster=booster, calib_a=0.0, calib_b=1.0, linear=linears[0], weight=weight)
+            model.calib_a, model.calib_b = fit_platt(model.raw_margin(dmatrix(calib_idx), Xf[calib_idx]), y[calib_idx])
+        model.info = {
+            "mode": f"{self.cv_folds}-fold cross-validation by person" if cv else "train/validation/calibration split",
+            "rows": int(len(idx)), "events": events, "setting": setting, "tried": tried, "blends": blends,
+            "weight": weight, "rounds": booster.num_boosted_rounds(),
+            "choice": ("gradient boosting" if weight == 1.0 else
+                       "logistic regression (ranked better on validation)" if weight == 0.0 else
+                       f"blend: {weight:.2f} x gradient boosting + {1 - weight:.2f} x logistic regression"),
+        }
         return model
+
+    def _fit_linear(self, Xf: np.ndarray, y: np.ndarray, part: np.ndarray, constraints) -> LogisticRisk:
+        if len(part) > self.linear_max_rows:
+            rng = np.random.default_rng(self.random_state)
+            part = np.sort(rng.choice(part, self.linear_max_rows, replace=False))
+        return LogisticRisk(monotone=constraints).fit(Xf[part], y[part])
 
     # -- prediction ------------------------------------------------------------------------------
 
@@ -259,6 +297,13 @@ class RiskModel:
         probs = self.predict_features(X)
         applies = eligibility(records, tuple(self.models_))
         return probs.where(applies.to_numpy())
+
+    def predict_baseline(self, records: pd.DataFrame) -> pd.DataFrame:
+        """The logistic-regression baseline fit on the same training rows (NaN where not applicable)."""
+        self._check_fitted()
+        Xn = build_features(records).to_numpy(dtype=float)
+        probs = pd.DataFrame({o: m.linear.predict_proba(Xn) for o, m in self.models_.items()}, index=records.index)
+        return probs.where(eligibility(records, tuple(self.models_)).to_numpy())
 
     def explain_features(self, X: pd.DataFrame, outcome: str) -> tuple[np.ndarray, np.ndarray]:
         """(contributions n x features, base value n) in calibrated log-odds: they add up to the
@@ -289,7 +334,7 @@ class RiskModel:
                 "calib_a": m.calib_a,
                 "calib_b": m.calib_b,
                 "weight": m.weight,
-                "linear": m.linear.to_dict() if m.linear is not None else None,
+                "linear": m.linear.to_dict(),
                 "info": m.info,
             }
         (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
@@ -312,9 +357,9 @@ class RiskModel:
         for outcome, meta in manifest["outcomes"].items():
             booster = xgb.Booster()
             booster.load_model(directory / f"{outcome}.ubj")
-            linear = LogisticRisk.from_dict(meta["linear"]) if meta.get("linear") else None
             model.models_[outcome] = OutcomeModel(
-                booster, meta["calib_a"], meta["calib_b"], meta["weight"], linear, meta.get("info", {})
+                booster, meta["calib_a"], meta["calib_b"], LogisticRisk.from_dict(meta["linear"]), meta["weight"],
+                meta.get("info", {}),
             )
         return model
 
@@ -328,6 +373,8 @@ class RiskModel:
             "valid_share": self.valid_share,
             "calibration_share": self.calibration_share,
             "linear_max_rows": self.linear_max_rows,
+            "cv_below_events": self.cv_below_events,
+            "cv_folds": self.cv_folds,
             "random_state": self.random_state,
             "n_jobs": self.n_jobs,
         }

@@ -1,0 +1,157 @@
+"""The model card (Mitchell et al. 2019 sections, TRIPOD+AI items) and the evaluation report."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+
+from features.derive import FEATURES
+from models.outcomes import OUTCOME_SPECS
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _metrics_table(metrics: dict) -> list[str]:
+    lines = [
+        "| outcome | n | events | AUROC (95% CI) | AUPRC | Brier | cal. intercept | cal. slope | ECE | LR AUROC | choice |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for o, m in metrics["outcomes"].items():
+        ci = m.get("auroc_ci") or [None, None]
+        lr = m["baselines"]["logistic_regression"]
+        lines.append(
+            f"| {o} | {m['n']:,} | {m['events']:,} | {_fmt(m['auroc'])} ({_fmt(ci[0])}-{_fmt(ci[1])}) | "
+            f"{_fmt(m['auprc'])} | {_fmt(m['brier'], 5)} | {_fmt(m['calibration_intercept'])} | "
+            f"{_fmt(m['calibration_slope'])} | {_fmt(m['ece'], 4)} | {_fmt(lr['auroc'])} | {m.get('model_choice')} |"
+        )
+    return lines
+
+
+def model_card(version: str, metrics: dict, data: dict, decision: str | None = None) -> str:
+    """Markdown model card for one registered version."""
+    today = dt.date.today().isoformat()
+    outcome_rows = [
+        f"| `{o}` | {OUTCOME_SPECS[o].label_en} ({OUTCOME_SPECS[o].label_ko}) | SNOMED CT {OUTCOME_SPECS[o].snomed} |"
+        for o in metrics["outcomes"]
+    ]
+    oracle = [
+        f"| {o} | {_fmt(m.get('expected_auroc'))} | {_fmt(m.get('oracle_expected_auroc'))} | "
+        f"{_fmt(m.get('expected_auroc_ratio'))} |"
+        for o, m in metrics["outcomes"].items()
+        if m.get("oracle_expected_auroc") is not None
+    ]
+    small = sum(1 for m in metrics["outcomes"].values() for s in m["subgroups"] if s["too_small"])
+    parts = [
+        f"# Model card: checkup-risk version {version}",
+        "",
+        "## Model details",
+        f"- Developer: checkup-risk team. Date: {today}. Version: {version} (MLflow registered model `checkup-risk`).",
+        "- Type: per outcome, a gradient-boosted tree ensemble (XGBoost, binary log-loss, early stopping on a",
+        "  validation split of persons, clinically certain monotone constraints), optionally blended with an",
+        "  L2 logistic regression when that ranks better on validation data, then recalibrated (logistic /",
+        "  Platt on held-out persons). Class imbalance: no reweighting, so probabilities stay calibrated (TRIPOD+AI 13).",
+        f"- Inputs: {len(FEATURES)} features from one national health checkup (국가건강검진) and the same person's",
+        "  earlier checkups (contract section 1); missing values stay missing.",
+        "- Output: the probability of a first diagnosis within 365 days, per outcome, with SHAP contributions",
+        "  in log-odds; no threshold is built in (TRIPOD+AI 15).",
+        "- Full specification: the bundle (XGBoost native UBJSON boosters + manifest.json) is the model (TRIPOD+AI 22).",
+        "- License: Apache-2.0.",
+        "",
+        "| outcome | meaning | code |",
+        "|---|---|---|",
+        *outcome_rows,
+        "",
+        "## Intended use",
+        "- Primary use: decision support during a clinic visit in Korean hospitals and clinics, to show which",
+        "  chronic diseases a person is at risk of in the coming year and what drives that risk.",
+        "- Primary users: clinicians (through the HIS, CDS Hooks and the explanation report) and data scientists.",
+        "- Out of scope: diagnosis; people under 20; people who already have the disease (the outcome is then",
+        "  reported as not applicable); populations unlike Korean checkup examinees without recalibration.",
+        "",
+        "## Factors",
+        "- Evaluated by sex and 10-year age band (TRIPOD+AI 14, 23a). Region (시도) is not in the record.",
+        f"- {small} sex x age-band cells have too few rows or events to judge and are flagged as such.",
+        "",
+        "## Metrics",
+        "- Discrimination: AUROC with 95% bootstrap CI, AUPRC. Calibration: intercept (calibration-in-the-large),",
+        "  slope, ECE, calibration plots. Clinical utility: decision-curve net benefit (TRIPOD+AI 12e).",
+        "- Published equations (PREVENT 10-year total CVD, Framingham 2008 general CVD) predict 10-year risk and",
+        "  are compared on ranking only.",
+        "",
+        "## Evaluation data",
+        f"- Held-out persons (never seen in fitting, validation or calibration): {metrics['n_records']:,} checkups.",
+        "",
+        "## Training data",
+        f"- Source file fingerprint: `{data.get('sha256', 'n/a')}`; {data.get('rows', 0):,} checkups of "
+        f"{data.get('persons', 0):,} persons; rows rejected by validation: {data.get('rejected_rows', 0):,}.",
+        f"- Events per outcome: {data.get('events', {})}.",
+        "- Split by person (never by row) into train / validation / calibration / test (TRIPOD+AI 12a).",
+        "",
+        "## Quantitative analyses",
+        *_metrics_table(metrics),
+        "",
+    ]
+    if oracle:
+        parts += [
+            "Where the data carry the generator's true risks (synthetic cohorts):",
+            "",
+            "| outcome | expected AUROC (model) | expected AUROC (oracle) | ratio |",
+            "|---|---|---|---|",
+            *oracle,
+            "",
+        ]
+    parts += [
+        "## Ethical considerations",
+        "- Pseudonymous person IDs only; no patient data in logs or in the logged input example (it is made up).",
+        "- Risks that are not known differences (known health inequalities, TRIPOD+AI 3c): check subgroup",
+        "  calibration before use in a new population.",
+        "",
+        "## Caveats and recommendations",
+        "- Model estimates, not promises; one-year horizon only. Recalibrate before use on another population.",
+        "- Inputs outside the plausible ranges are rejected; missing inputs lower precision and are reported",
+        "  with each prediction (TRIPOD+AI 27a).",
+    ]
+    if decision:
+        parts += ["", "## Promotion", f"- {decision}"]
+    return "\n".join(parts) + "\n"
+
+
+def evaluation_report(version: str, metrics: dict, figures_png: dict[str, bytes], card_md: str) -> str:
+    """A self-contained HTML report: metrics table, subgroup tables, plots, model card."""
+    table = "\n".join(_metrics_table(metrics))
+    sections = [f"<h1>checkup-risk evaluation, model version {html.escape(version)}</h1>",
+                "<h2>Summary</h2>", f"<pre>{html.escape(table)}</pre>"]
+    for outcome, m in metrics["outcomes"].items():
+        sections.append(f"<h2>{html.escape(outcome)}: {html.escape(OUTCOME_SPECS[outcome].label_en)}</h2>")
+        baselines = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>{_fmt(b.get('auroc'))}</td>"
+            f"<td>{html.escape(b.get('scale', '1-year'))}</td></tr>"
+            for name, b in m["baselines"].items()
+        )
+        sections.append(f"<table border=1 cellpadding=3><tr><th>baseline</th><th>AUROC</th><th>scale</th></tr>"
+                        f"<tr><td>model</td><td>{_fmt(m['auroc'])}</td><td>1-year</td></tr>{baselines}</table>")
+        sub = "".join(
+            f"<tr><td>{s['sex']}</td><td>{s['age_band']}</td><td>{s['n']:,}</td><td>{s['events']:,}</td>"
+            f"<td>{_fmt(s['auroc'])}</td><td>{_fmt(s['observed_to_expected'], 2)}</td>"
+            f"<td>{'too small to judge' if s['too_small'] else ''}</td></tr>"
+            for s in m["subgroups"]
+        )
+        sections.append("<h3>Subgroups (sex x age band)</h3><table border=1 cellpadding=3><tr><th>sex</th>"
+                        "<th>age</th><th>n</th><th>events</th><th>AUROC</th><th>observed/expected</th><th></th></tr>"
+                        f"{sub}</table>")
+        imgs = "".join(
+            f'<img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+            for name, png in figures_png.items() if name.endswith(f"_{outcome}.png")
+        )
+        sections.append(f"<div>{imgs}</div>")
+    sections.append(f"<h2>Model card</h2><pre>{html.escape(card_md)}</pre>")
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>checkup-risk evaluation</title>"
+            "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}img{width:32%}</style></head><body>"
+            + "\n".join(sections) + "</body></html>")

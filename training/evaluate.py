@@ -1,0 +1,227 @@
+"""Judging a model on labelled checkups: metrics.json (contract section 6), plots and the report.
+
+Published equations (PREVENT, Framingham) predict 10-year risk; they are compared with the
+one-year models on ranking (AUROC) only, and their calibration figures are on their own 10-year
+scale, never read as one-year probabilities.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.derive import age_years
+from models.baselines import framingham_2008_cvd, framingham_valid, prevent_10y_cvd, prevent_valid
+from models.bundle import RiskModel
+from models.outcomes import OUTCOME_SPECS
+from training.metrics import auroc, calibration_curve, net_benefit, summarize
+
+AGE_BANDS: tuple[tuple[int, int, str], ...] = ((20, 40, "20-39"), (40, 50, "40-49"), (50, 60, "50-59"),
+                                               (60, 70, "60-69"), (70, 200, "70+"))
+# Below these a subgroup's AUROC and calibration are too noisy to judge (flagged, not hidden).
+MIN_SUBGROUP_ROWS = 200
+MIN_SUBGROUP_EVENTS = 10
+PUBLISHED = {
+    "cvd": {
+        "prevent_10y_cvd": (prevent_10y_cvd, prevent_valid),
+        "framingham_2008_cvd": (framingham_2008_cvd, framingham_valid),
+    }
+}
+
+
+def age_band(records: pd.DataFrame) -> np.ndarray:
+    age = age_years(records)
+    out = np.full(len(records), "unknown", dtype=object)
+    for lo, hi, name in AGE_BANDS:
+        out[(age >= lo) & (age < hi)] = name
+    return out
+
+
+def subgroups(records: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> list[dict]:
+    """Per sex x age band: size, events, AUROC and observed/expected, with too-small groups flagged."""
+    sex = records["sex"].to_numpy(dtype=object)
+    band = age_band(records)
+    rows = []
+    for s in ("F", "M"):
+        for _, _, b in AGE_BANDS:
+            m = (sex == s) & (band == b) & np.isfinite(p) & np.isfinite(y)
+            n, events = int(m.sum()), int(y[m].sum())
+            small = n < MIN_SUBGROUP_ROWS or events < MIN_SUBGROUP_EVENTS
+            expected = float(p[m].sum())
+            rows.append({
+                "sex": s, "age_band": b, "n": n, "events": events,
+                "too_small": small,
+                "auroc": None if small or events in (0, n) else float(auroc(y[m], p[m])),
+                "observed_rate": float(events / n) if n else None,
+                "mean_predicted": float(p[m].mean()) if n else None,
+                "observed_to_expected": None if small or expected == 0 else float(events / expected),
+            })
+    return rows
+
+
+def evaluate(
+    records: pd.DataFrame,
+    model: RiskModel,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> tuple[dict, dict]:
+    """metrics.json content and, per outcome, the arrays the plots need."""
+    probs = model.predict(records)
+    logistic = model.predict_baseline(records)
+    metrics: dict = {"n_records": int(len(records)), "outcomes": {}}
+    curves: dict = {}
+    for outcome in model.models_:
+        spec = OUTCOME_SPECS[outcome]
+        if spec.label not in records.columns:
+            continue
+        y = pd.to_numeric(records[spec.label], errors="coerce").to_numpy(dtype=float)
+        p = probs[outcome].to_numpy(dtype=float)
+        scored = np.isfinite(y) & np.isfinite(p)
+        p_true = None
+        if spec.true_risk in records.columns:
+            p_true = pd.to_numeric(records[spec.true_risk], errors="coerce").to_numpy(dtype=float)[scored]
+        block = summarize(y[scored], p[scored], p_true=p_true, n_boot=n_boot, seed=seed)
+        if p_true is not None and block.get("oracle_expected_auroc"):
+            block["expected_auroc_ratio"] = block["expected_auroc"] / block["oracle_expected_auroc"]
+        lr = logistic[outcome].to_numpy(dtype=float)[scored]
+        block["baselines"] = {"logistic_regression": summarize(y[scored], lr, n_boot=n_boot, seed=seed)}
+        arrays = {"y": y[scored], "model": p[scored], "logistic_regression": lr}
+        for name, (fn, valid) in PUBLISHED.get(outcome, {}).items():
+            sub = records.loc[scored]
+            risk10 = fn(sub, assume_untreated=True)
+            b = summarize(y[scored], risk10, n_boot=n_boot, seed=seed)
+            b["scale"] = "10-year risk: compare ranking (AUROC) only"
+            b["rows_with_inputs"] = int(np.isfinite(risk10).sum())
+            b["rows_in_valid_range"] = int(valid(sub, assume_untreated=True).sum())
+            ok = np.isfinite(risk10)
+            b["model_auroc_same_rows"] = (
+                float(auroc(y[scored][ok], p[scored][ok])) if 0 < y[scored][ok].sum() < ok.sum() else None
+            )
+            block["baselines"][name] = b
+            arrays[name] = risk10
+        block["subgroups"] = subgroups(records.loc[scored], y[scored], p[scored])
+        block["model_choice"] = model.models_[outcome].info.get("choice")
+        metrics["outcomes"][outcome] = block
+        curves[outcome] = arrays
+    return metrics, curves
+
+
+def write_metrics(metrics: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2, allow_nan=False))
+    return path
+
+
+# --- plots -------------------------------------------------------------------------------------
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _roc_points(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ok = np.isfinite(p)
+    y, p = y[ok], p[ok]
+    order = np.argsort(-p, kind="stable")
+    tp = np.cumsum(y[order])
+    fp = np.cumsum(1 - y[order])
+    return np.r_[0, fp / max(fp[-1], 1)], np.r_[0, tp / max(tp[-1], 1)]
+
+
+def plot_roc(outcome: str, arrays: dict):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    y = arrays["y"]
+    for name, p in arrays.items():
+        if name == "y":
+            continue
+        fpr, tpr = _roc_points(y, np.asarray(p, dtype=float))
+        ax.plot(fpr, tpr, lw=1.2, label=name)
+    ax.plot([0, 1], [0, 1], ls=":", c="grey")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=f"ROC: {outcome}")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def plot_calibration(outcome: str, arrays: dict):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    y = arrays["y"]
+    for name in ("model", "logistic_regression"):
+        cc = calibration_curve(y, arrays[name], n_bins=10)
+        ax.plot(cc["mean_predicted"], cc["observed_rate"], marker="o", ms=3, lw=1, label=name)
+    top = float(np.nanmax([np.nanquantile(arrays["model"], 0.995), y.mean() * 2]))
+    ax.plot([0, top], [0, top], ls=":", c="grey")
+    ax.set(xlabel="predicted 1-year risk", ylabel="observed 1-year rate", title=f"Calibration: {outcome}")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_decision_curve(outcome: str, arrays: dict):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    y = arrays["y"]
+    top = max(0.02, float(np.nanquantile(arrays["model"], 0.99)))
+    thresholds = np.linspace(top / 50, top, 40)
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    for name in ("model", "logistic_regression"):
+        nb = net_benefit(y, arrays[name], thresholds)
+        ax.plot(thresholds, nb["model"], lw=1.2, label=name)
+    nb = net_benefit(y, arrays["model"], thresholds)
+    ax.plot(thresholds, nb["treat_all"], ls="--", c="grey", lw=1, label="treat all")
+    ax.axhline(0, c="black", lw=0.8, label="treat none")
+    ax.set_ylim(-y.mean() * 0.2, y.mean() * 1.1)
+    ax.set(xlabel="threshold probability", ylabel="net benefit", title=f"Decision curve: {outcome}")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_shap_summary(model: RiskModel, records: pd.DataFrame, outcome: str, max_rows: int = 2000, seed: int = 0):
+    """Global explanation: mean |SHAP| (log-odds) of the top features on a sample of rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sample = records.sample(min(max_rows, len(records)), random_state=seed)
+    contribs, _ = model.explain(sample, outcome)
+    mean_abs = pd.Series(np.abs(contribs).mean(axis=0), index=model.feature_names_).sort_values().tail(15)
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.barh(mean_abs.index, mean_abs.values, color="#4472c4")
+    ax.set(xlabel="mean |SHAP| (log-odds)", title=f"Top features: {outcome}")
+    return fig
+
+
+def figures(model: RiskModel, records: pd.DataFrame, curves: dict) -> dict[str, bytes]:
+    """Every figure of the report as PNG bytes, keyed by file name."""
+    figs = {}
+    applicable = model.predict(records).notna()
+    for outcome, arrays in curves.items():
+        figs[f"roc_{outcome}.png"] = _png(plot_roc(outcome, arrays))
+        figs[f"calibration_{outcome}.png"] = _png(plot_calibration(outcome, arrays))
+        figs[f"decision_curve_{outcome}.png"] = _png(plot_decision_curve(outcome, arrays))
+        if applicable[outcome].any():
+            figs[f"shap_summary_{outcome}.png"] = _png(
+                plot_shap_summary(model, records.loc[applicable[outcome]], outcome))
+    return figs

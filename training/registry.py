@@ -1,0 +1,127 @@
+"""The MLflow tracking store and model registry under CHECKUP_RISK_HOME.
+
+SQLite backend (`mlflow.db`) and a local artifact root (`mlartifacts/`), both inside the home
+folder, so the store moves with it. The registered model `checkup-risk` holds one version per
+training run; aliases `challenger` and `champion` move, versions never change.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from models.bundle import RiskModel
+
+MODEL_NAME = "checkup-risk"
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+
+
+def home() -> Path:
+    return Path(os.environ.get("CHECKUP_RISK_HOME", "./.checkup-risk")).resolve()
+
+
+def configure(root: Path | None = None) -> str:
+    """Point MLflow at the home folder's SQLite store; returns the tracking URI."""
+    root = root or home()
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def experiment(name: str, root: Path | None = None) -> str:
+    """Experiment id, created with its artifacts inside the home folder."""
+    import mlflow
+
+    root = root or home()
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = (root / "mlartifacts" / name).as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def _requirements() -> list[str]:
+    names = ["xgboost-cpu", "pandas", "numpy", "scikit-learn", "pyarrow", "checkup-risk"]
+    out = []
+    for n in names:
+        try:
+            out.append(f"{n}=={metadata.version(n)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def log_bundle(model: RiskModel, input_example: pd.DataFrame, description: str = "") -> tuple[str, str]:
+    """Log the bundle in the active run and register it; returns (model URI, version)."""
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle_dir = model.save(Path(tmp) / "bundle")
+        signature = infer_signature(input_example, model.predict(input_example))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+            artifacts={"bundle": str(bundle_dir)},
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=_requirements(),
+            registered_model_name=MODEL_NAME,
+        )
+    version = str(info.registered_model_version)
+    if description:
+        client().update_model_version(MODEL_NAME, version, description=description)
+    return info.model_uri, version
+
+
+def client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def version_of(ref: str) -> str | None:
+    """Resolve an alias (`champion`, `challenger`) or a version number; None if absent."""
+    from mlflow.exceptions import MlflowException
+
+    c = client()
+    try:
+        if ref.isdigit():
+            return c.get_model_version(MODEL_NAME, ref).version
+        return c.get_model_version_by_alias(MODEL_NAME, ref).version
+    except MlflowException:
+        return None
+
+
+def set_alias(alias: str, version: str) -> None:
+    client().set_registered_model_alias(MODEL_NAME, alias, version)
+
+
+def bundle_path(version: str, dst: Path) -> Path:
+    """Download a version's bundle folder (XGBoost native files + manifest) to dst."""
+    import mlflow.artifacts
+
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{MODEL_NAME}/{version}", dst_path=str(dst)
+    )
+    return Path(local) / "artifacts" / "bundle"
+
+
+def load(ref: str = CHAMPION) -> tuple[RiskModel, str]:
+    """The bundle behind an alias or version, and its version number."""
+    version = version_of(ref)
+    if version is None:
+        raise LookupError(f"no model version {ref!r} in the registry at {home()}: run `checkup-risk train` first")
+    with tempfile.TemporaryDirectory() as tmp:
+        return RiskModel.load(bundle_path(version, Path(tmp))), version
