@@ -31,7 +31,7 @@ test-fast: venv
 	$(BIN)/python -m pytest -q tests -m "not slow"
 
 bench: venv
-	$(BIN)/python bench/foundation.py
+	$(BIN)/python bench/bench_foundation.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.derive import egfr_ckd_epi_2021
+from features.derive import Columns, as_columns, egfr_ckd_epi_2021
 from features.schema import OUTCOMES
 
 # Disease cut-offs that already mean "has the disease" (clinical.md section 1.4).
@@ -54,23 +54,23 @@ REASONS: dict[str, dict[str, str]] = {
 }
 
 
-def _col(df: pd.DataFrame, name: str) -> pd.Series:
-    if name in df.columns:
-        return pd.to_numeric(df[name], errors="coerce").astype(float)
-    return pd.Series(np.nan, index=df.index, dtype=float)
-
-
-def _conditions(df: pd.DataFrame) -> dict[str, dict[str, pd.Series]]:
+def _conditions(df: "pd.DataFrame | Columns") -> dict[str, dict[str, np.ndarray]]:
     """Per outcome, per reason key: True where that reason makes the outcome not applicable.
 
     A missing value never excludes: an unknown history counts as none, an unmeasured lab as normal.
     """
-    flag = lambda name: _col(df, name) == 1  # noqa: E731
-    at_least = lambda name, cut: _col(df, name) >= cut  # noqa: E731
-    if "egfr" in df.columns:
-        egfr = _col(df, "egfr")
-    else:
-        egfr = pd.Series(egfr_ckd_epi_2021(df), index=df.index)
+    cols = as_columns(df)
+
+    def col(name: str) -> np.ndarray:
+        return cols[name] if name in cols else np.full(cols.n, np.nan)
+
+    def flag(name: str) -> np.ndarray:
+        return col(name) == 1
+
+    def at_least(name: str, cut: float) -> np.ndarray:
+        return col(name) >= cut
+
+    egfr = col("egfr") if "egfr" in cols else egfr_ckd_epi_2021(cols)
     return {
         "cvd": {"history_stroke": flag("history_stroke"),
                 "history_heart_disease": flag("history_heart_disease")},
@@ -86,32 +86,37 @@ def _conditions(df: pd.DataFrame) -> dict[str, dict[str, pd.Series]]:
                          "total_cholesterol": at_least("total_cholesterol", TC_HIGH),
                          "ldl": at_least("ldl", LDL_HIGH),
                          "triglycerides": at_least("triglycerides", TG_HIGH),
-                         "hdl": _col(df, "hdl") < HDL_LOW},
+                         "hdl": col("hdl") < HDL_LOW},
         "ckd": {"egfr": egfr < EGFR_CKD,
                 "urine_protein": at_least("urine_protein", URINE_PROTEIN_1PLUS)},
     }
 
 
-def eligibility(df: pd.DataFrame, outcomes: tuple[str, ...] = OUTCOMES) -> pd.DataFrame:
-    """Boolean frame, one column per outcome: True where the outcome applies to the record."""
+def applicability(df: "pd.DataFrame | Columns", outcomes: tuple[str, ...] = OUTCOMES
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per outcome: (applies, reason) arrays; reason is the first listed reason it does not apply."""
     conds = _conditions(df)
     out = {}
     for o in outcomes:
-        excluded = np.zeros(len(df), dtype=bool)
-        for c in conds[o].values():
-            excluded |= c.to_numpy(dtype=bool)
-        out[o] = ~excluded
-    return pd.DataFrame(out, index=df.index)
+        items = list(conds[o].items())
+        n = len(items[0][1])
+        applies = np.ones(n, dtype=bool)
+        reason = np.full(n, None, dtype=object)
+        # Reverse order so the first listed reason wins where several hold.
+        for key, c in reversed(items):
+            applies &= ~c
+            reason[c] = REASONS[o][key]
+        out[o] = (applies, reason)
+    return out
+
+
+def eligibility(df: pd.DataFrame, outcomes: tuple[str, ...] = OUTCOMES) -> pd.DataFrame:
+    """Boolean frame, one column per outcome: True where the outcome applies to the record."""
+    both = applicability(df, outcomes)
+    return pd.DataFrame({o: both[o][0] for o in outcomes}, index=df.index)
 
 
 def ineligibility_reasons(df: pd.DataFrame, outcomes: tuple[str, ...] = OUTCOMES) -> pd.DataFrame:
     """String frame, one column per outcome: the first reason it does not apply, else None."""
-    conds = _conditions(df)
-    out = {}
-    for o in outcomes:
-        reason = pd.Series([None] * len(df), index=df.index, dtype=object)
-        # Reverse order so the first listed reason wins where several hold.
-        for key, c in reversed(list(conds[o].items())):
-            reason = reason.mask(c.to_numpy(dtype=bool), REASONS[o][key])
-        out[o] = reason
-    return pd.DataFrame(out, index=df.index)
+    both = applicability(df, outcomes)
+    return pd.DataFrame({o: both[o][1] for o in outcomes}, index=df.index)

@@ -98,8 +98,8 @@ def version_of(ref: str) -> str | None:
     c = client()
     try:
         if ref.isdigit():
-            return c.get_model_version(MODEL_NAME, ref).version
-        return c.get_model_version_by_alias(MODEL_NAME, ref).version
+            return str(c.get_model_version(MODEL_NAME, ref).version)
+        return str(c.get_model_version_by_alias(MODEL_NAME, ref).version)
     except MlflowException:
         return None
 

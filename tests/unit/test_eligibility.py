@@ -34,7 +34,7 @@ def test_each_rule_excludes_with_its_reason():
     assert e["ckd"].tolist() == [True, True, True, True, True, False]
     assert "stroke" in r.loc[0, "cvd"]
     assert "126" in r.loc[2, "diabetes"]
-    assert r.loc[1, "cvd"] is None
+    assert pd.isna(r.loc[1, "cvd"])
     assert "protein" in r.loc[5, "ckd"]
 
 

@@ -7,7 +7,7 @@ Each step is timed beside a baseline run in the same process, and the table prin
 - validate (GX): the per-record validators built from the same schema;
 - features: selecting and casting the raw columns.
 
-    .venv/bin/python bench/foundation.py [--people 200000]
+    .venv/bin/python bench/bench_foundation.py [--people 200000]
 """
 
 from __future__ import annotations

@@ -1,0 +1,80 @@
+"""The command line end to end, as a user runs it: synth, validate, train, evaluate, score."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+def cli(*args, home: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CHECKUP_RISK_HOME": str(home)}
+    proc = subprocess.run([sys.executable, "-m", "checkup_risk_cli", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_help_and_bad_arguments(tmp_path):
+    assert "synth" in cli("--help", home=tmp_path).stdout
+    bad = cli("validate", tmp_path / "missing.csv", home=tmp_path, check=False)
+    assert bad.returncode != 0 and "no such file" in bad.stderr
+
+
+def test_validate_nhis_file_without_flags(tmp_path):
+    out = cli("validate", FIXTURES / "nhis_2020_sample.csv", home=tmp_path)
+    assert "nhis format" in out.stdout and "PASSED" in out.stdout
+
+
+def test_validate_names_implausible_value(tmp_path):
+    cli("synth", "--people", 300, "--seed", 4, "--out", tmp_path / "c.csv", home=tmp_path)
+    df = pd.read_csv(tmp_path / "c.csv")
+    df.loc[7, "hdl"] = 900
+    df.to_csv(tmp_path / "bad.csv", index=False)
+    assert "PASSED" in cli("validate", tmp_path / "c.csv", "--report", tmp_path / "docs", home=tmp_path).stdout
+    assert (tmp_path / "docs" / "index.html").exists()
+    bad = cli("validate", tmp_path / "bad.csv", home=tmp_path, check=False)
+    assert bad.returncode == 1
+    assert "row 8" in bad.stdout and "hdl = 900" in bad.stdout
+
+
+@pytest.mark.slow
+def test_train_promote_evaluate_score(tmp_path):
+    home = tmp_path / "home"
+    cli("synth", "--people", 2500, "--seed", 3, "--out", tmp_path / "train.parquet", home=home)
+    out = cli("train", "--data", tmp_path / "train.parquet", "--promote", home=home)
+    assert "PROMOTED to champion" in out.stdout
+    assert (home / "mlflow.db").exists()
+
+    cli("synth", "--people", 800, "--seed", 4, "--out", tmp_path / "eval.csv", home=home)
+    cli("evaluate", "--data", tmp_path / "eval.csv", "--out", tmp_path / "eval", home=home)
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    cvd = metrics["outcomes"]["cvd"]
+    for key in ("n", "events", "auroc", "auroc_ci", "auprc", "brier", "calibration_intercept",
+                "calibration_slope", "ece", "net_benefit", "oracle_auroc", "expected_auroc", "subgroups"):
+        assert key in cvd, key
+    assert {"logistic_regression", "prevent_10y_cvd", "framingham_2008_cvd"} <= set(cvd["baselines"])
+    assert (tmp_path / "eval" / "report.html").stat().st_size > 10_000
+    assert "Intended use" in (tmp_path / "eval" / "model_card.md").read_text()
+
+    # Score a file with bad rows: nothing is lost.
+    good = pd.read_csv(tmp_path / "eval.csv").head(200)
+    bad = pd.read_csv(FIXTURES / "canonical_bad.csv")
+    mixed = pd.concat([good, bad], ignore_index=True)
+    mixed.to_csv(tmp_path / "mixed.csv", index=False)
+    cli("score", "--input", tmp_path / "mixed.csv", "--output", tmp_path / "scores.csv", home=home)
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    rejects = pd.read_csv(tmp_path / "scores.csv.rejects.csv")
+    assert len(scores) + rejects["row"].nunique() == len(mixed)
+    assert {"person_id", "exam_date", "cvd_risk", "ckd_risk"} <= set(scores.columns)
+    assert scores["cvd_risk"].between(0, 1).all() or scores["cvd_risk"].isna().any()
+
+    # A second version on the same data: the gate decides and says why.
+    out = cli("train", "--data", tmp_path / "train.parquet", "--promote", "--seed", 1, home=home)
+    assert "promote" in out.stdout.lower()

@@ -1,0 +1,63 @@
+"""Fitting rules and persistence of the RiskModel bundle."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.bundle import RiskModel, fit_platt, person_fold
+from models.logistic import LogisticRisk
+
+
+def test_person_fold_is_by_person_and_reproducible():
+    ids = pd.Series(["a", "b", "a", "c", "b"] * 10)
+    f = person_fold(ids, seed=3)
+    assert len(set(f[ids == "a"])) == 1
+    np.testing.assert_array_equal(f, person_fold(ids, seed=3))
+    assert not np.array_equal(person_fold(pd.Series([f"p{i}" for i in range(500)]), 1),
+                              person_fold(pd.Series([f"p{i}" for i in range(500)]), 2))
+
+
+def test_fit_platt_recovers_a_known_recalibration():
+    rng = np.random.default_rng(0)
+    margin = rng.normal(-3, 1.5, 200_000)
+    y = rng.random(margin.size) < 1 / (1 + np.exp(-(0.4 + 0.7 * margin)))
+    a, b = fit_platt(margin, y.astype(float))
+    assert a == pytest.approx(0.4, abs=0.05) and b == pytest.approx(0.7, abs=0.03)
+
+
+def test_logistic_partner_keeps_monotone_directions():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(5000, 3))
+    # The truth falls with feature 0; a +1 constraint must drop it rather than fit a negative slope.
+    y = (rng.random(5000) < 1 / (1 + np.exp(-(-1 - 1.0 * X[:, 0] + 0.8 * X[:, 1])))).astype(float)
+    lr = LogisticRisk(monotone=(1, 0, 0)).fit(X, y)
+    assert lr.model_.coef_[0][0] == 0.0
+    assert lr.model_.coef_[0][1] > 0
+    contribs, base = lr.contributions(X[:10])
+    np.testing.assert_allclose(contribs.sum(1) + base, lr.margin(X[:10]), atol=1e-10)
+
+
+def test_save_load_round_trip_is_exact(model, held_out, tmp_path):
+    model.save(tmp_path / "bundle")
+    assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == sorted(
+        ["manifest.json"] + [f"{o}.ubj" for o in model.models_]
+    )
+    again = RiskModel.load(tmp_path / "bundle")
+    np.testing.assert_allclose(again.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(),
+                               rtol=0, atol=1e-12)
+
+
+def test_missing_labels_are_a_clear_error(cohort):
+    with pytest.raises(ValueError, match="label column"):
+        RiskModel(outcomes=("cvd",)).fit(cohort.drop(columns=["cvd_1y"]))
+
+
+def test_small_data_use_cross_validation_and_choose_among_settings():
+    from features.synth import generate_cohort
+
+    small = generate_cohort(people=1500, seed=5)
+    m = RiskModel(outcomes=("hypertension",)).fit(small)
+    info = m.models_["hypertension"].info
+    assert info["mode"].startswith("5-fold")
+    assert len(info["tried"]) == 3
+    assert info["choice"]

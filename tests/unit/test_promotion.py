@@ -1,0 +1,41 @@
+import numpy as np
+
+from training.promotion import calibration_ok, decide
+
+
+def draw(n=40_000, seed=0):
+    rng = np.random.default_rng(seed)
+    p = 1 / (1 + np.exp(-rng.normal(-3, 1.2, n)))
+    y = (rng.random(n) < p).astype(float)
+    return y, p
+
+
+def test_first_model_is_promoted_when_calibrated():
+    y, p = draw()
+    d = decide({"cvd": y}, {"cvd": p}, None)
+    assert d.promote, d.reasons
+
+
+def test_equal_challenger_is_promoted_and_worse_one_is_not():
+    y, p = draw()
+    assert decide({"cvd": y}, {"cvd": p}, {"cvd": p}).promote
+    rng = np.random.default_rng(1)
+    noisy = 1 / (1 + np.exp(-(np.log(p / (1 - p)) + rng.normal(0, 1.5, p.size))))
+    # Recalibrate the noisy scores so only ranking is worse.
+    d = decide({"cvd": y}, {"cvd": noisy * p.mean() / noisy.mean()}, {"cvd": p})
+    assert not d.promote
+    assert any("worse than the champion" in r for r in d.reasons)
+
+
+def test_miscalibrated_challenger_is_not_promoted():
+    y, p = draw()
+    d = decide({"cvd": y}, {"cvd": np.clip(p * 2.5, 0, 0.99)}, {"cvd": p})
+    assert not d.promote
+    assert any("calibration" in r for r in d.reasons)
+    assert calibration_ok(y, p)[0]
+
+
+def test_dropping_an_outcome_is_not_promoted():
+    y, p = draw()
+    d = decide({"cvd": y, "ckd": y}, {"cvd": p}, {"cvd": p, "ckd": p})
+    assert not d.promote
