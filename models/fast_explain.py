@@ -481,7 +481,7 @@ class FastExplainer:
         self._lin_mmean, self._lin_mscale = np.zeros(shape), np.ones(shape)
         self._lin_coef_v, self._lin_coef_m, self._lin_intercept = np.zeros(shape), np.zeros(shape), np.zeros(k)
         for i, lin in enumerate(linears):
-            if lin is None or self._weight[i] >= 1.0:
+            if lin is None:
                 continue
             coef = np.asarray(lin.model_.coef_[0], dtype=float)
             self._lin_median[i], self._lin_mean[i], self._lin_scale[i] = lin.median_, lin.mean_, lin.scale_

@@ -29,6 +29,9 @@ class Outcome:
     snomed: str
     # Inputs whose rise never lowers this outcome's risk (clinically certain directions only).
     increasing_in: tuple[str, ...]
+    # One-year risk cut-offs between low | moderate | high | very_high: about 1x, 2x and 4x the
+    # Korean yearly rate of the outcome (clinical.md section 3), so "moderate" means above average.
+    category_cuts: tuple[float, float, float]
 
     @property
     def label(self) -> str:
@@ -37,6 +40,16 @@ class Outcome:
     @property
     def true_risk(self) -> str:
         return true_risk_column(self.name)
+
+    def category(self, probability: float) -> str:
+        low, high, very_high = self.category_cuts
+        if probability >= very_high:
+            return "very_high"
+        if probability >= high:
+            return "high"
+        if probability >= low:
+            return "moderate"
+        return "low"
 
     def monotone_constraints(self, features: tuple[str, ...]) -> tuple[int, ...]:
         directions: dict[str, int] = {}
@@ -49,11 +62,12 @@ OUTCOME_SPECS: dict[str, Outcome] = {
     o.name: o
     for o in (
         Outcome("cvd", "Cardiovascular disease (MI or stroke)", "심뇌혈관질환(심근경색·뇌졸중)", "49601007",
-                ("age", "sbp", "fasting_glucose", "ldl", "smoking")),
-        Outcome("diabetes", "Type 2 diabetes", "제2형 당뇨병", "44054006", ("age", "fasting_glucose")),
-        Outcome("hypertension", "Hypertension", "고혈압", "38341003", ("age", "sbp")),
-        Outcome("dyslipidemia", "Dyslipidemia", "이상지질혈증", "370992007", ("ldl",)),
-        Outcome("ckd", "Chronic kidney disease", "만성콩팥병", "709044004", ("age",)),
+                ("age", "sbp", "fasting_glucose", "ldl", "smoking"), (0.005, 0.01, 0.02)),
+        Outcome("diabetes", "Type 2 diabetes", "제2형 당뇨병", "44054006", ("age", "fasting_glucose"),
+                (0.01, 0.02, 0.04)),
+        Outcome("hypertension", "Hypertension", "고혈압", "38341003", ("age", "sbp"), (0.08, 0.16, 0.32)),
+        Outcome("dyslipidemia", "Dyslipidemia", "이상지질혈증", "370992007", ("ldl",), (0.05, 0.10, 0.20)),
+        Outcome("ckd", "Chronic kidney disease", "만성콩팥병", "709044004", ("age",), (0.007, 0.014, 0.028)),
     )
 }
 assert tuple(OUTCOME_SPECS) == OUTCOMES

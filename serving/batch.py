@@ -538,9 +538,26 @@ def _score_partition(records_parquet: bytes, bundle, version: str, explain: int)
 
 
 def _estimate_rows(path: Path) -> int:
+    """Rows in a file: exact for Parquet, from the first MiB's bytes per line for CSV."""
     if path.name.lower().endswith((".parquet", ".pq")):
         return pq.ParquetFile(path).metadata.num_rows
-    return max(1, path.stat().st_size // 60)  # canonical rows take >= ~60 bytes: an overestimate
+    with pa.input_stream(str(path), compression="detect") as f:
+        head = f.read(1 << 20)
+    lines = max(1, head.count(b"\n"))
+    if len(head) < (1 << 20):
+        return lines
+    size = path.stat().st_size
+    if path.name.lower().endswith(".gz"):
+        size *= 8  # compressed: assume about 8x
+    return max(1, int(size / (len(head) / lines)))
+
+
+def _warm_worker(bundle, explain: int) -> bool:
+    """Load the bundle (and compile the explainer) on a worker ahead of its first partition."""
+    model = _worker_model(bundle)
+    if explain:
+        _fast_explainer(model)
+    return True
 
 
 def _partition_of(person_id: pd.Series, n: int) -> np.ndarray:
@@ -569,10 +586,16 @@ def _score_dask(model, input_path, version, explain, chunk_rows, workers, schedu
         raise ValueError("workers must be >= 1")
     client, cluster = _start_client(workers, scheduler)
     try:
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})) or workers)
+        worker_addrs = list(client.scheduler_info().get("workers", {}))
+        n_workers = max(1, len(worker_addrs) or workers)
         est = _estimate_rows(Path(input_path))
         n_parts = max(2 * n_workers, math.ceil(est / chunk_rows))
         n_parts = int(math.ceil(n_parts / n_workers) * n_workers)
+        # The bundle goes to every worker once; they load it (and compile the explainer) while the
+        # client reads the file.
+        [bundle] = client.scatter([_bundle_payload(model)], broadcast=True)
+        warm = [client.submit(_warm_worker, bundle, explain, workers=[w], allow_other_workers=False, pure=False)
+                for w in worker_addrs]
         with tempfile.TemporaryDirectory(prefix="checkup-risk-dask-") as tmp:
             tmp = Path(tmp)
             # 1. Read and validate on the client (the project readers), spill whole persons by hash.
@@ -597,9 +620,9 @@ def _score_dask(model, input_path, version, explain, chunk_rows, workers, schedu
                     spill_rows[p] += table.num_rows
             for w in spill.values():
                 w.close()
+            client.gather(warm)  # surfaces a worker that cannot load the bundle
 
-            # 2. Score partitions on the cluster: the bundle goes to every worker once.
-            [bundle] = client.scatter([_bundle_payload(model)], broadcast=True)
+            # 2. Score the partitions on the cluster, a bounded number in flight.
             todo = sorted(spill)
             window = 2 * n_workers
             results = as_completed()

@@ -18,4 +18,4 @@ def held_out() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def model(cohort) -> RiskModel:
     # One regularisation setting keeps the tier fast; selection among settings is tested separately.
-    return RiskModel(grid=DEFAULT_GRID[:1], random_state=0).fit(cohort)
+    return RiskModel(grid=DEFAULT_GRID[:1], cv_below_events=0, random_state=0).fit(cohort)

@@ -1,0 +1,126 @@
+"""Request models generated from `features.schema`: names, types, plausible ranges and codes are
+read from the one field table, never restated. Errors become `{"index", "field", "message"}`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+
+from features.derive import FEATURES
+from features.schema import (
+    EXAMPLE_RECORD,
+    FIELDS,
+    ORDERED_PAIRS,
+    PERSON_ID_MAX_LEN,
+    REQUIRED_ONE_OF,
+)
+from features.schema import Field as SchemaField
+
+MAX_BATCH = 1000
+_SEX_CODES = {"M": "M", "F": "F", 1: "M", 2: "F", "1": "M", "2": "F"}
+
+
+def _annotation(f: SchemaField) -> tuple[Any, Any]:
+    desc = f"{f.label_en} ({f.label_ko})" + (f", {f.unit}" if f.unit else "")
+    if f.codes and f.kind != "sex":
+        desc += "; codes: " + ", ".join(f"{k} = {v}" for k, v in f.codes.items())
+    if f.kind == "id":
+        return str, Field(min_length=1, max_length=PERSON_ID_MAX_LEN, description=desc)
+    if f.kind == "date":
+        return dt.date | None, Field(None, description=desc + "; default: today")
+    if f.kind == "sex":
+        return str | int, Field(description=desc + "; M/F or NHIS code 1 = M, 2 = F")
+    if f.kind in ("int", "code"):
+        bounds = {"ge": f.low, "le": f.high} if f.low is not None else {}
+        return int | None, Field(None, description=desc, **bounds)
+    return float | None, Field(None, ge=f.low, le=f.high, description=desc)
+
+
+def _validators() -> dict:
+    codes = {f.name: set(f.codes) for f in FIELDS if f.codes and f.kind != "sex"}
+
+    def check_codes(cls, v, info):
+        if v is not None and v not in codes[info.field_name]:
+            allowed = ", ".join(map(str, sorted(codes[info.field_name])))
+            raise ValueError(f"must be one of the codes {allowed}")
+        return v
+
+    def check_sex(cls, v):
+        if v not in _SEX_CODES:
+            raise ValueError("must be M or F (or NHIS code 1 = M, 2 = F)")
+        return _SEX_CODES[v]
+
+    def check_date(cls, v):
+        if v is not None and not (dt.date(2000, 1, 1) <= v <= dt.date.today()):
+            raise ValueError("must be between 2000-01-01 and today")
+        return v
+
+    def numbers_only(cls, v):
+        # JSON strings and booleans are wrong types here, even when they look like numbers.
+        if isinstance(v, (str, bool)):
+            raise ValueError("must be a number")
+        return v
+
+    def cross_field(self):
+        for group in REQUIRED_ONE_OF:
+            if all(getattr(self, g) is None for g in group):
+                raise ValueError(f"one of {' or '.join(group)} is required")
+        for low, high in ORDERED_PAIRS:
+            lo, hi = getattr(self, low), getattr(self, high)
+            if lo is not None and hi is not None and lo >= hi:
+                raise ValueError(f"{low} must be lower than {high}")
+        return self
+
+    return {
+        "numbers_only": field_validator(*(f.name for f in FIELDS if f.numeric), mode="before")(numbers_only),
+        "check_codes": field_validator(*codes)(check_codes),
+        "check_sex": field_validator("sex", mode="before")(check_sex),
+        "check_date": field_validator("exam_date")(check_date),
+        "cross_field": model_validator(mode="after")(cross_field),
+    }
+
+
+Checkup = create_model(
+    "Checkup",
+    __config__=ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"example": EXAMPLE_RECORD}),
+    __doc__="One national health checkup (국가건강검진) of one person, in the canonical record's units.",
+    __validators__=_validators(),
+    **{f.name: _annotation(f) for f in FIELDS},
+)
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    checkups: list[Checkup] = Field(min_length=1, max_length=MAX_BATCH)  # type: ignore[valid-type]
+    explain: bool = True
+    top_k: int = Field(5, ge=0, le=len(FEATURES))
+
+
+def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) -> list[dict]:
+    """Pydantic errors as {"index", "field", "message"}: which record, which field, why."""
+    raw = exc.errors() if isinstance(exc, ValidationError) else exc
+    out = []
+    for e in raw:
+        loc = list(e.get("loc", ()))
+        if loc[: len(prefix)] == list(prefix):
+            loc = loc[len(prefix):]
+        index = field = None
+        if len(loc) >= 2 and loc[0] == "checkups" and isinstance(loc[1], int):
+            index = loc[1]
+            rest = [str(x) for x in loc[2:] if not str(x).startswith(("function-", "int", "float", "str"))]
+            field = rest[0] if rest else None
+        elif loc:
+            field = str(loc[0])
+        message = str(e.get("msg", "invalid"))
+        if e.get("type") == "extra_forbidden":
+            message = "unknown field"
+        if message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        if field is None and index is not None:
+            # Cross-field rules name their fields in the message.
+            field = next((f.name for f in FIELDS if message.startswith(f.name) or f" {f.name} " in message), None)
+        out.append({"index": index, "field": field, "message": message})
+    return out

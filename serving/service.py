@@ -1,0 +1,81 @@
+"""The BentoML service: one pinned model version per worker, /score with SHAP explanations.
+
+Start it with `checkup-risk serve` (which pins the champion and sets the environment) or
+`bentoml serve serving.service:RiskService` with CHECKUP_RISK_HOME and BENTOML_HOME set.
+Routes are a FastAPI app mounted at "/" so that request validation errors, status codes and the
+OpenAPI document are exactly ours; BentoML adds /healthz, /livez, /readyz and /metrics.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import bentoml
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from serving import store
+from serving.auth import BearerAuth
+from serving.schemas import ScoreRequest, errors_from
+
+HOME = Path(os.environ.get("CHECKUP_RISK_HOME", "./.checkup-risk")).resolve()
+WORKERS = int(os.environ.get("CHECKUP_RISK_WORKERS", "2"))
+
+app = FastAPI(
+    title="checkup-risk",
+    version="1",
+    description="One-year chronic-disease risk from a Korean national health checkup, with SHAP explanations. "
+    "All routes but /healthz, /livez, /readyz and /metrics need `Authorization: Bearer <token>`.",
+)
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # Never echo the submitted values back: they are patient data.
+    return JSONResponse({"errors": errors_from(list(exc.errors()))}, status_code=422)
+
+
+@bentoml.service(
+    name="checkup-risk",
+    workers=WORKERS,
+    traffic={"timeout": 30, "max_concurrency": 512},
+    metrics={"enabled": True, "namespace": "checkup_risk"},
+    http={"port": 3000},
+)
+@bentoml.asgi_app(app, path="/")
+class RiskService:
+    # A class attribute, so `bentoml build` records exactly this model version.
+    bento_model = bentoml.models.BentoModel(store.pinned_tag(HOME))
+
+    def __init__(self) -> None:
+        from models.bundle import RiskModel
+        from serving.scoring import Scorer
+
+        model = RiskModel.load(self.bento_model.path_of(store.BUNDLE_SUBPATH))
+        self.version = str(self.bento_model.info.labels["mlflow_version"])
+        self.scorer = Scorer(model, self.version)
+
+    def __is_ready__(self) -> bool:
+        return getattr(self, "scorer", None) is not None
+
+
+RiskService.add_asgi_middleware(BearerAuth, home=str(HOME))
+
+
+def _service(svc=Depends(bentoml.get_current_service)) -> RiskService:
+    return svc
+
+
+@app.post("/score", summary="Score checkups: one-year risk per outcome with top-k SHAP contributions")
+def score(request: ScoreRequest, svc: RiskService = Depends(_service)) -> JSONResponse:
+    records = [c.model_dump() for c in request.checkups]
+    results = svc.scorer.score_records(records, explain=request.explain, top_k=request.top_k)
+    return JSONResponse({"model_version": svc.version, "results": results})
+
+
+@app.get("/model", summary="The model version this worker serves")
+def model_info(svc: RiskService = Depends(_service)) -> dict:
+    return {"model_version": svc.version, "bento_model": str(svc.bento_model.tag),
+            "outcomes": list(svc.scorer.outcomes)}

@@ -1,0 +1,233 @@
+"""Batch scoring: row accounting, streaming == whole file, dask == pandas, explanations, NHIS input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.derive import FEATURES, build_features
+from features.readers import read_checkups
+from features.synth import generate_cohort
+from models.bundle import DEFAULT_GRID, RiskModel
+from serving.batch import PersonHistory, read_whole, score_file, score_frame
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+K = 3
+
+
+@pytest.fixture(scope="module")
+def model() -> RiskModel:
+    # One setting, a single split and a high learning rate: a real bundle in a few seconds.
+    return RiskModel(grid=(DEFAULT_GRID[0],), cv_below_events=0, learning_rate=0.3, max_rounds=200,
+                     early_stopping_rounds=10).fit(generate_cohort(people=1500, seed=21))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """A cohort sorted by person and date (as exports are) with the bad fixture rows mixed in."""
+    cohort = generate_cohort(people=250, seed=22)
+    bad = pd.read_csv(FIXTURES / "canonical_bad.csv")
+    mixed = pd.concat([cohort.iloc[:400], bad, cohort.iloc[400:]], ignore_index=True)
+    path = tmp_path_factory.mktemp("batch") / "mixed.csv"
+    mixed.to_csv(path, index=False, date_format="%Y-%m-%d")
+    return path, mixed
+
+
+@pytest.fixture(scope="module")
+def reference(model, data) -> pd.DataFrame:
+    """The whole-file path: every valid record at once."""
+    _, records, _ = read_whole(data[0])
+    return score_frame(model, records, "7", explain=K).reset_index(drop=True)
+
+
+def assert_same(out: pd.DataFrame, ref: pd.DataFrame, atol: float = 1e-12) -> None:
+    assert list(out.columns) == list(ref.columns)
+    assert len(out) == len(ref)
+    for col in ref.columns:
+        a, b = ref[col], out[col].reset_index(drop=True)
+        if pd.api.types.is_float_dtype(a.dtype):
+            np.testing.assert_allclose(b.to_numpy(dtype=float), a.to_numpy(dtype=float), rtol=0, atol=atol,
+                                       err_msg=col)
+        elif col == "exam_date":
+            assert (pd.to_datetime(b) == pd.to_datetime(a)).all(), col
+        else:
+            norm = lambda s: s.astype(object).where(s.notna(), "").astype(str).to_numpy()  # noqa: E731
+            np.testing.assert_array_equal(norm(b), norm(a), err_msg=col)
+
+
+def test_rows_in_equal_rows_scored_plus_rejected(model, data, tmp_path):
+    path, mixed = data
+    out = tmp_path / "scores.csv"
+    summary = score_file(model, path, out, "7", chunk_rows=50)
+    scores = pd.read_csv(out)
+    rejects = pd.read_csv(f"{out}.rejects.csv")
+    assert summary["rows_in"] == len(mixed) == len(scores) + rejects["row"].nunique()
+    assert summary["rows_scored"] == len(scores) and summary["rows_rejected"] == rejects["row"].nunique()
+    # The bad fixture rows are the ones rejected (1-based data rows), each with a reason.
+    bad_rows = set(range(401, 401 + len(pd.read_csv(FIXTURES / "canonical_bad.csv"))))
+    assert set(rejects["row"]) <= bad_rows and len(set(rejects["row"])) >= 5
+    assert list(rejects.columns) == ["row", "person_id", "field", "value", "reason"]
+    assert rejects["reason"].notna().all()
+    assert list(scores.columns[:2]) == ["person_id", "exam_date"]
+    assert {f"{o}_risk" for o in model.models_} | {"model_version"} <= set(scores.columns)
+    risks = scores[[f"{o}_risk" for o in model.models_]].to_numpy()
+    assert np.nanmin(risks) > 0 and np.nanmax(risks) < 1 and np.isnan(risks).any()
+    assert (scores["model_version"] == 7).all()
+
+
+@pytest.mark.parametrize("chunk_rows", [13, 200])
+def test_streaming_equals_whole_file(model, data, reference, tmp_path, chunk_rows):
+    path, mixed = data
+    # The chunks split persons: some person has checkups in two chunks.
+    chunk = np.arange(len(mixed)) // chunk_rows
+    assert (mixed.assign(c=chunk).groupby("person_id")["c"].nunique() > 1).any()
+    out = tmp_path / "scores.parquet"
+    summary = score_file(model, path, out, "7", explain=K, chunk_rows=chunk_rows)
+    assert summary["out_of_order_rows"] == 0
+    scored = pd.read_parquet(out)
+    assert_same(scored, reference)
+
+
+def test_history_features_equal_whole_frame_features(data):
+    """The state itself: chunk features with history == whole-frame features, column by column."""
+    _, records, _ = read_whole(data[0])
+    whole = build_features(records)
+    history = PersonHistory()
+    parts = []
+    for start in range(0, len(records), 29):
+        chunk = records.iloc[start:start + 29]
+        parts.append(history.features(chunk))
+        history.update(chunk)
+    streamed = pd.concat(parts)
+    pd.testing.assert_frame_equal(streamed, whole, check_exact=False, rtol=0, atol=1e-12)
+    assert (streamed["prior_exams"] > 1).any() and streamed["last_hdl"].notna().any()
+
+
+def test_out_of_order_checkups_are_counted(model, tmp_path):
+    cohort = generate_cohort(people=5, seed=3).iloc[::-1]  # newest first: against the assumption
+    path = tmp_path / "reversed.csv"
+    cohort.to_csv(path, index=False, date_format="%Y-%m-%d")
+    with pytest.warns(UserWarning, match="date order"):
+        summary = score_file(model, path, tmp_path / "s.csv", "7", chunk_rows=2)
+    assert summary["out_of_order_rows"] > 0
+    assert summary["rows_scored"] == len(cohort)
+
+
+def test_explain_columns_ordered_and_match_model_explain(model, data, reference):
+    _, records, _ = read_whole(data[0])
+    X = build_features(records)
+    for o in model.models_:
+        names = [f"{o}_factor_{i}" for i in range(1, K + 1)]
+        values = reference[[f"{o}_factor_{i}_log_odds" for i in range(1, K + 1)]].to_numpy()
+        applies = reference[f"{o}_risk"].notna().to_numpy()
+        assert set(names) <= set(reference.columns)
+        # Empty where the outcome does not apply, filled where it does.
+        assert np.isnan(values[~applies]).all() and reference.loc[~applies, names].isna().all().all()
+        assert not np.isnan(values[applies]).any()
+        # Ordered by |log-odds|, largest first.
+        assert (np.diff(np.abs(values[applies]), axis=1) <= 1e-15).all()
+        # The same numbers as model.explain (xgboost pred_contribs, float32: about 1e-6).
+        rows = np.flatnonzero(applies)[:: max(1, applies.sum() // 6)][:6]
+        contrib, _ = model.explain_features(X.iloc[rows], o)
+        for r, c in zip(rows, contrib):
+            top = np.sort(np.abs(c))[::-1][:K]
+            np.testing.assert_allclose(np.abs(values[r]), top, rtol=0, atol=1e-5)
+            for name, v in zip(reference.loc[r, names], values[r]):
+                np.testing.assert_allclose(c[FEATURES.index(name)], v, rtol=0, atol=1e-5)
+
+
+def test_nhis_file_scores(model, tmp_path):
+    src = FIXTURES / "nhis_2020_sample.csv"
+    out = tmp_path / "nhis.csv"
+    summary = score_file(model, src, out, "7", explain=2, chunk_rows=64)
+    scores = pd.read_csv(out, dtype={"person_id": str})
+    rows_in = read_checkups(src).rows_in
+    assert summary["rows_in"] == rows_in == summary["rows_scored"] + summary["rows_rejected"]
+    assert len(scores) == summary["rows_scored"] > 0.9 * rows_in
+    assert scores["person_id"].str.match(r"^2020-\d{6}$").all()
+    assert (scores["exam_date"] == "2020-07-01").all()
+    risks = scores[[f"{o}_risk" for o in model.models_]]
+    assert risks.notna().any().all() and ((risks > 0) & (risks < 1) | risks.isna()).all().all()
+    assert scores["cvd_factor_1"].notna().any()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from dask.distributed import LocalCluster
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    yield c
+    c.close()
+
+
+def test_dask_equals_pandas(model, data, reference, tmp_path, cluster):
+    path, _ = data
+    pandas_out, dask_out = tmp_path / "p.csv", tmp_path / "d.csv"
+    p = score_file(model, path, pandas_out, "7", explain=K, chunk_rows=97)
+    d = score_file(model, path, dask_out, "7", explain=K, chunk_rows=97, engine="dask",
+                   scheduler=cluster.scheduler_address)
+    assert d["partitions"] >= 4 and d["workers"] == 2
+    assert {k: d[k] for k in ("rows_in", "rows_scored", "rows_rejected")} == \
+        {k: p[k] for k in ("rows_in", "rows_scored", "rows_rejected")}
+    assert_same(pd.read_csv(dask_out), pd.read_csv(pandas_out))
+    assert Path(f"{dask_out}.rejects.csv").read_bytes() == Path(f"{pandas_out}.rejects.csv").read_bytes()
+    assert_same(pd.read_csv(dask_out), reference)
+
+
+def test_dask_is_exact_in_any_row_order(model, data, tmp_path, cluster):
+    """Partitions hold whole persons, so the dask engine needs no date order; output keeps row order."""
+    _, mixed = data
+    shuffled = mixed.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    path = tmp_path / "shuffled.parquet"
+    shuffled.to_parquet(path, index=False)
+    out = tmp_path / "d.parquet"
+    score_file(model, path, out, "7", explain=K, chunk_rows=150, engine="dask", scheduler=cluster.scheduler_address)
+    _, records, _ = read_whole(path)
+    assert_same(pd.read_parquet(out), score_frame(model, records, "7", explain=K).reset_index(drop=True))
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_of_its_own(model, data, reference, tmp_path):
+    out = tmp_path / "d.parquet"
+    summary = score_file(model, data[0], out, "7", explain=K, engine="dask", workers=2, chunk_rows=300)
+    assert summary["workers"] == 2
+    assert_same(pd.read_parquet(out), reference)
+
+
+def test_cli_score_with_registry(model, data, tmp_path, monkeypatch):
+    import mlflow
+
+    from training import registry
+    from training.train import example_frame
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CHECKUP_RISK_HOME", str(home))
+    registry.configure()
+    with mlflow.start_run(experiment_id=registry.experiment("test")):
+        _, version = registry.log_bundle(model, example_frame())
+    registry.set_alias(registry.CHAMPION, version)
+
+    out = tmp_path / "cli.csv"
+    env = {**os.environ, "CHECKUP_RISK_HOME": str(home)}
+    cmd = [sys.executable, "-m", "checkup_risk_cli", "score", "--input", str(data[0]), "--output", str(out),
+           "--explain", str(K), "--chunk-rows", "100"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"model version {version}" in proc.stdout and "rejected" in proc.stdout
+    scores = pd.read_csv(out)
+    assert (scores["model_version"].astype(str) == version).all()
+    _, records, _ = read_whole(data[0])
+    ref = score_frame(model, records, version, explain=K).reset_index(drop=True)
+    assert_same(scores.drop(columns="model_version"), ref.drop(columns="model_version"), atol=1e-9)
+
+    bad = subprocess.run(cmd[:-2] + ["--workers", "3"], env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--engine dask" in bad.stderr
