@@ -150,20 +150,115 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    import warnings
+
     from serving.batch import score_file
     from training import registry
 
+    if not Path(args.input).exists():
+        raise CliError(f"no such file: {args.input}")
+    if not str(args.output).endswith((".csv", ".parquet")):
+        raise CliError(f"--output must end in .csv or .parquet: {args.output}")
+    if args.explain < 0:
+        raise CliError("--explain must be 0 or more")
+    workers_given = args.workers is not None
+    args.workers = 2 if args.workers is None else args.workers
+    if args.engine != "dask" and (args.scheduler or workers_given):
+        raise CliError("--scheduler and --workers need --engine dask")
+    if args.chunk_rows < 1 or args.workers < 1:
+        raise CliError("--chunk-rows and --workers must be 1 or more")
     registry.configure()
     try:
         model, version = registry.load(args.model)
     except LookupError as e:
         raise CliError(str(e)) from None
-    with _progress(None, "rows", "score") as bar:
-        summary = score_file(model, args.input, args.output, version=version, progress=bar.update)
+    total = None
+    if str(args.input).lower().endswith((".parquet", ".pq")):
+        import pyarrow.parquet as pq
+
+        total = pq.ParquetFile(args.input).metadata.num_rows
+    with _progress(total, "rows", f"score ({args.engine})") as bar, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*streamed longitudinal features assume")  # said below
+        summary = score_file(model, args.input, args.output, version=version, progress=bar.update,
+                             explain=args.explain, engine=args.engine, chunk_rows=args.chunk_rows,
+                             workers=args.workers, scheduler=args.scheduler)
+    if summary.get("out_of_order_rows"):
+        print(f"warning: {summary['out_of_order_rows']:,} checkups are dated before an earlier checkup of the "
+              "same person in the file; streaming assumes date order per person: sort the file by "
+              "person_id, exam_date or use --engine dask", file=sys.stderr)
     print(
         f"model version {version}: {summary['rows_in']:,} rows in, {summary['rows_scored']:,} scored "
         f"-> {args.output}, {summary['rows_rejected']:,} rejected -> {summary['rejects_path']}"
     )
+    return 0
+
+
+def _champion_or_default(people: int) -> str:
+    """The champion's version; on a fresh machine, first build the default model from the
+    built-in synthetic cohort (synth, train, promote)."""
+    from training import registry
+
+    registry.configure()
+    version = registry.version_of(registry.CHAMPION)
+    if version is not None:
+        return version
+    from features.synth import generate_cohort
+    from training.train import train
+
+    home = registry.home()
+    data = home / "default" / "synthetic_cohort.parquet"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    print(f"no champion model in {home}: training the default on a synthetic cohort of {people:,} people",
+          file=sys.stderr)
+    generate_cohort(people=people, seed=0).to_parquet(data, index=False)
+    result = train(data, experiment="default-model", promote=True, say=lambda t: print(t, file=sys.stderr))
+    if not result.promoted:
+        raise CliError(f"the default model did not pass the promotion gate: {result.decision}")
+    return result.version
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import json
+    import os
+    import shlex
+
+    from features.schema import EXAMPLE_RECORD
+    from serving import store
+    from serving.auth import ensure_token, token_file
+    from training import registry
+
+    version = _champion_or_default(args.default_people)
+    home = registry.home()
+    tag = store.import_version(version, home)
+    store.pin(tag, home)
+    token, created = ensure_token(home)
+    if os.environ.get("CHECKUP_RISK_API_TOKEN"):
+        auth = "Authorization: Bearer $CHECKUP_RISK_API_TOKEN"
+    else:
+        auth = f"Authorization: Bearer $(cat {shlex.quote(str(token_file(home)))})"
+        if created:
+            print(f"created API token (kept in {token_file(home)}): {token}")
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    body = json.dumps({"checkups": [EXAMPLE_RECORD], "top_k": 3})
+    print(f"serving model version {version} ({tag}) on http://{args.host}:{args.port}")
+    print("try:")
+    print(f"  curl -s -X POST http://{host}:{args.port}/score -H \"{auth}\" "
+          f"-H 'Content-Type: application/json' -d {shlex.quote(body)}")
+    sys.stdout.flush()
+    env = {**os.environ, "CHECKUP_RISK_HOME": str(home), "BENTOML_HOME": str(store.bentoml_home(home)),
+           "CHECKUP_RISK_MODEL_TAG": tag, "CHECKUP_RISK_WORKERS": str(args.workers),
+           "BENTOML_DO_NOT_TRACK": "true"}
+    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService",
+           "--host", args.host, "--port", str(args.port)]
+    os.execvpe(cmd[0], cmd, env)
+    return 0
+
+
+def cmd_bento(args: argparse.Namespace) -> int:
+    from serving.bento import build_bento
+
+    tag = build_bento(_champion_or_default(args.default_people))
+    print(f"built Bento {tag}; make an OCI image with: bentoml containerize {tag}")
     return 0
 
 
@@ -206,8 +301,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="canonical CSV/Parquet or NHIS open-data CSV")
     p.add_argument("--output", required=True, help="output .csv or .parquet; rejects go to OUTPUT.rejects.csv")
     p.add_argument("--model", default="champion", help="alias (champion, challenger) or version number")
-    p.add_argument("--engine", choices=["pandas"], default="pandas")
+    p.add_argument("--explain", type=int, default=0, metavar="K",
+                   help="add the K strongest factors per outcome (feature, log-odds), by |log-odds|")
+    p.add_argument("--engine", choices=["pandas", "dask"], default="pandas",
+                   help="pandas: stream the file in chunks in this process (assumes each person's checkups "
+                        "are in date order, as exports are); dask: partition by person over a dask cluster")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask scheduler address (default: start a local cluster of --workers processes)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes of the local dask cluster (default 2)")
+    p.add_argument("--chunk-rows", type=int, default=200_000, metavar="N",
+                   help="rows read (and held) at a time; also the dask partition size (default 200000)")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("serve", help="start the BentoML HTTP service on the champion model")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (each loads the model once)")
+    p.add_argument("--default-people", type=int, default=30000,
+                   help="size of the synthetic cohort for the default model when no champion exists")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("bento", help="build a Bento of the service and the pinned champion (for containers)")
+    p.add_argument("--default-people", type=int, default=30000)
+    p.set_defaults(func=cmd_bento)
     return parser
 
 

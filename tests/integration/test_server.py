@@ -1,0 +1,130 @@
+"""A real `checkup-risk serve` (which runs `bentoml serve`) in a subprocess, called over HTTP with
+bentoml.SyncHTTPClient and raw httpx, plus a real `bentoml build` of the service."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from features.schema import EXAMPLE_RECORD
+from features.synth import generate_cohort
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A store whose champion is a quickly trained real model (the default model path is the
+    same code with a bigger cohort; tests/integration/test_cli.py trains through the CLI)."""
+    home = tmp_path_factory.mktemp("server-home")
+    env = {**os.environ, "CHECKUP_RISK_HOME": str(home)}
+    code = (
+        "import mlflow\n"
+        "from features.synth import generate_cohort\n"
+        "from models.bundle import DEFAULT_GRID, RiskModel\n"
+        "from training import registry\n"
+        "from training.train import example_frame\n"
+        "registry.configure()\n"
+        "m = RiskModel(grid=DEFAULT_GRID[:1], cv_below_events=0).fit(generate_cohort(people=3000, seed=41))\n"
+        "with mlflow.start_run(experiment_id=registry.experiment('server-tests')):\n"
+        "    _, v = registry.log_bundle(m, example_frame())\n"
+        "registry.set_alias('champion', v)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=600)
+    return home
+
+
+@pytest.fixture(scope="module")
+def server(home):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "CHECKUP_RISK_API_TOKEN"}
+    env["CHECKUP_RISK_HOME"] = str(home)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "checkup_risk_cli", "serve", "--port", str(port), "--workers", "1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    lines = []
+    deadline = time.time() + 180
+    url = f"http://127.0.0.1:{port}"
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "curl" in line:
+            break
+    import bentoml
+
+    client = bentoml.SyncHTTPClient(url, token=(home / "api_token").read_text().strip(), server_ready_timeout=180)
+    try:
+        yield url, client, "".join(lines), home
+    finally:
+        client.close()
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_first_run_prints_token_and_a_working_curl(server):
+    url, _, out, home = server
+    token = (home / "api_token").read_text().strip()
+    assert f"created API token" in out and token in out
+    curl = next(line.strip() for line in out.splitlines() if line.strip().startswith("curl"))
+    done = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    body = httpx.Response(200, content=done.stdout).json()
+    assert body["results"][0]["person_id"] == EXAMPLE_RECORD["person_id"]
+
+
+def test_score_through_bentoml_client(server):
+    _, client, _, _ = server
+    r = client.request("POST", "/score", json={"checkups": [EXAMPLE_RECORD], "top_k": 5})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["model_version"]
+    assert body["results"][0]["risks"]["cvd"]["contributions"]
+
+
+def test_raw_http_auth_probes_metrics(server):
+    url, client, _, home = server
+    assert httpx.post(f"{url}/score", json={"checkups": [EXAMPLE_RECORD]}).status_code == 401
+    assert httpx.post(f"{url}/score", json={"checkups": [EXAMPLE_RECORD]},
+                      headers={"Authorization": "Bearer nope"}).status_code == 401
+    for path in ("/healthz", "/livez", "/readyz"):
+        assert httpx.get(f"{url}{path}").status_code == 200
+    metrics = httpx.get(f"{url}/metrics")
+    assert metrics.status_code == 200 and "checkup_risk" in metrics.text
+    bad = client.request("POST", "/score", json={"checkups": [dict(EXAMPLE_RECORD, sbp=999)]})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "sbp"
+    docs = client.request("GET", "/openapi.json")
+    assert docs.status_code == 200 and "/score" in docs.json()["paths"]
+
+
+def test_no_patient_data_in_server_logs(server, home):
+    url, client, _, _ = server
+    client.request("POST", "/score", json={"checkups": [dict(EXAMPLE_RECORD, person_id="secret-person-42")]})
+    logs = "".join(p.read_text(errors="ignore") for p in (home / "bentoml").rglob("*.log"))
+    assert "secret-person-42" not in logs
+
+
+def test_bento_build(home):
+    env = {**os.environ, "CHECKUP_RISK_HOME": str(home), "BENTOML_HOME": str(home / "bentoml")}
+    out = subprocess.run([sys.executable, "-m", "checkup_risk_cli", "bento"], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    tag = re.search(r"built Bento (\S+);", out.stdout).group(1)
+    listed = subprocess.run([sys.executable, "-m", "bentoml", "list", "-o", "json"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert tag in listed.stdout
