@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -191,6 +190,3 @@ def summary_table(metrics: dict) -> str:
         )
     return "\n".join(lines)
 
-
-def dumps(metrics: dict) -> str:
-    return json.dumps(metrics, indent=2, allow_nan=False)
