@@ -82,8 +82,17 @@ def main() -> None:
     row32 = X1.to_numpy(dtype=np.float32)
     names = list(model.feature_names_)
 
+    single = []  # the same boosters restricted to one thread (no OpenMP pool hand-off)
+    for b in boosters:
+        b1 = b.copy()
+        b1.set_param({"nthread": 1})
+        single.append(b1)
+
     def a_floor():
         return [b.inplace_predict(row32, predict_type="margin") for b in boosters]
+
+    def a_floor_1t():
+        return [b.inplace_predict(row32, predict_type="margin") for b in single]
 
     def dmatrix_margin_one():
         return boosters[0].predict(xgb.DMatrix(row32, feature_names=names), output_margin=True)
@@ -91,6 +100,10 @@ def main() -> None:
     def b_pred_contribs():
         dm = xgb.DMatrix(row32, feature_names=names)
         return [b.predict(dm, pred_contribs=True) for b in boosters]
+
+    def b_pred_contribs_1t():
+        dm = xgb.DMatrix(row32, feature_names=names, nthread=1)
+        return [b.predict(dm, pred_contribs=True) for b in single]
 
     def c_naive_shap():
         return [shap.TreeExplainer(b).shap_values(row32) for b in boosters]
@@ -104,15 +117,38 @@ def main() -> None:
     def f_features():
         return build_features(record)
 
+    # The pandas-free path from a validated record, where features.derive provides it.
+    try:
+        from features.derive import Columns, feature_matrix
+    except ImportError:
+        Columns = feature_matrix = None
+    rec = {k: (None if pd.isna(v) else str(pd.Timestamp(v).date()) if k == "exam_date" else
+               v.item() if hasattr(v, "item") else v) for k, v in record.iloc[0].items()}
+
+    def g_full_columns():
+        return fe.predict_explain(feature_matrix(Columns.from_records([rec])))
+
+    def h_columns():
+        return feature_matrix(Columns.from_records([rec]))
+
     methods = [
-        ("(a) inplace_predict margin x5 (floor)", a_floor, args.calls),
+        ("(a) inplace_predict margin x5 (default threads)", a_floor, args.calls),
+        ("    same, boosters with nthread=1", a_floor_1t, args.calls),
         ("    one booster.predict(DMatrix, output_margin) incl. DMatrix", dmatrix_margin_one, args.calls),
         ("(b) DMatrix + pred_contribs x5", b_pred_contribs, args.calls),
+        ("    same, nthread=1", b_pred_contribs_1t, args.calls),
         ("(c) naive shap.TreeExplainer(b).shap_values x5", c_naive_shap, args.naive_calls),
         ("(d) FastExplainer.predict_explain", d_fast, args.calls),
         ("(e) build_features + FastExplainer.predict_explain", e_full, args.calls),
         ("    build_features alone (1-row DataFrame)", f_features, args.calls),
     ]
+    if feature_matrix is not None:
+        if not np.array_equal(h_columns(), row, equal_nan=True):
+            raise AssertionError("feature_matrix(Columns.from_records) differs from build_features")
+        methods += [
+            ("(f) feature_matrix(Columns.from_records) + predict_explain", g_full_columns, args.calls),
+            ("    feature_matrix(Columns.from_records) alone", h_columns, args.calls),
+        ]
     for _, fn, _ in methods:  # warm-up
         for _ in range(3 if fn is c_naive_shap else 50):
             fn()
@@ -127,9 +163,13 @@ def main() -> None:
                 fn()
                 s.append(clock() - t0)
 
-    floor = _stats(samples[methods[0][0]])[0]
+    # The floor is the faster of the two (a) configurations: with the default thread pool, a busy
+    # second core can make OpenMP hand-offs cost far more than the trees themselves.
+    floor_name = min(methods[:2], key=lambda m: _stats(samples[m[0]])[0])[0]
+    floor = _stats(samples[floor_name])[0]
     print(f"\n{os.cpu_count()} cores; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
-          f"xgboost {xgb.__version__}, shap {shap.__version__}, numba {numba.__version__}\n")
+          f"xgboost {xgb.__version__}, shap {shap.__version__}, numba {numba.__version__}")
+    print(f"floor = {floor_name.strip()!r}\n")
     print("| path (one record, all outcomes) | calls | median ms | p99 ms | median / floor |")
     print("|---|---|---|---|---|")
     for name, _, _ in methods:
@@ -144,13 +184,19 @@ def main() -> None:
     def batch_fast():
         return fe.predict_explain(Xn)
 
+    def batch_fast_threads():
+        return fe.predict_explain(Xn, threads=os.cpu_count())
+
     def batch_xgb():
         dm = xgb.DMatrix(Xb.to_numpy(dtype=np.float32), feature_names=names)
         return [b.predict(dm, pred_contribs=True) for b in boosters]
 
     print(f"\n| batch of {len(Xb):,} rows, all outcomes, score + explanation | median s (3 runs) | rows/s |")
     print("|---|---|---|")
+    if not all(np.array_equal(a[1], b[1]) for a, b in zip(batch_fast().values(), batch_fast_threads().values())):
+        raise AssertionError("threaded FastExplainer differs from single-threaded")
     for name, fn in (("FastExplainer.predict_explain (1 thread)", batch_fast),
+                     (f"FastExplainer.predict_explain (threads={os.cpu_count()})", batch_fast_threads),
                      (f"DMatrix + pred_contribs x{len(boosters)} (all cores)", batch_xgb)):
         ts = []
         for _ in range(3):

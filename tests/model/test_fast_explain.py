@@ -206,3 +206,12 @@ def test_unsupported_boosters_are_refused():
     dart = xgb.train({"booster": "dart", "objective": "binary:logistic"}, xgb.DMatrix(X, label=y), 3)
     with pytest.raises(ValueError, match="gbtree"):
         FastExplainer.from_boosters({"d": dart})
+
+
+def test_threaded_batches_equal_single_thread(pair):
+    model, fe, X = pair
+    a = fe.predict_explain(X.to_numpy())
+    b = fe.predict_explain(X.to_numpy(), threads=2)
+    for o in model.models_:
+        for u, v in zip(a[o], b[o]):
+            np.testing.assert_array_equal(u, v)
