@@ -94,8 +94,10 @@ class Columns(dict):
                 out[c] = df[c].to_numpy(dtype=object)
             elif c == "exam_date":
                 out[c] = pd.to_datetime(df[c], errors="coerce").to_numpy(dtype="datetime64[ns]")
+            elif pd.api.types.is_float_dtype(df[c].dtype):
+                out[c] = df[c].to_numpy(dtype=float, na_value=np.nan)  # the common case: no parsing
             else:
-                out[c] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
+                out[c] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         return cls(out, len(df))
 
     @classmethod
