@@ -136,7 +136,37 @@ def _fast_explainer(model: RiskModel):
 
 
 def explainer_name(model: RiskModel) -> str:
-    return "FastExplainer" if _fast_explainer(model) is not None else "xgboost pred_contribs"
+    """Which explainer :func:`_explain_top_k` uses (without compiling one just to say so)."""
+    if model in _FAST:
+        fast = _FAST[model] is not None
+    else:
+        import importlib.util
+
+        fast = (os.environ.get("CHECKUP_RISK_FAST_EXPLAIN", "1") != "0"
+                and importlib.util.find_spec("models.fast_explain") is not None)
+    return "FastExplainer" if fast else "xgboost pred_contribs"
+
+
+# Threads for the compiled explainer (it releases the GIL); dask workers use one (a worker per core).
+EXPLAIN_THREADS: int | None = None
+_PARALLEL_ROWS = 20_000
+
+
+def _fast_explain(fast, X: np.ndarray, outcome: str) -> np.ndarray:
+    """``fast.explain`` (contributions) over row blocks in threads; per-row results do not depend on
+    the blocks."""
+    threads = EXPLAIN_THREADS
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, min(threads, len(X) // _PARALLEL_ROWS))
+    if threads == 1:
+        return np.asarray(fast.explain(X, outcome)[0], dtype=float)
+    from concurrent.futures import ThreadPoolExecutor
+
+    bounds = np.linspace(0, len(X), threads + 1).astype(int)
+    with ThreadPoolExecutor(threads) as pool:
+        parts = list(pool.map(lambda i: fast.explain(X[bounds[i]:bounds[i + 1]], outcome)[0], range(threads)))
+    return np.concatenate(parts).astype(float, copy=False)
 
 
 def _top_k(contrib: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,24 +195,17 @@ def _explain_top_k(
     kk = min(k, len(FEATURES))
     names_all = np.asarray(FEATURES, dtype=object)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    contribs: dict[str, np.ndarray] = {}
     fast = _fast_explainer(model) if any(m.any() for m in rows.values()) else None
-    if fast is not None:
-        union = np.logical_or.reduce([np.asarray(m, dtype=bool) for m in rows.values()])
-        pos = np.flatnonzero(union)
-        res = fast.predict_explain(X.to_numpy(dtype=float)[pos])
-        where = np.full(n, -1)
-        where[pos] = np.arange(len(pos))
-        for o, m in rows.items():
-            if o in res:
-                contribs[o] = np.asarray(res[o][1], dtype=float)[where[np.asarray(m, dtype=bool)]]
+    Xn = X.to_numpy(dtype=float) if fast is not None else None
     for o, m in rows.items():
         m = np.asarray(m, dtype=bool)
         names = np.full((n, k), None, dtype=object)
         values = np.full((n, k), np.nan)
         if m.any():
-            c = contribs.get(o)
-            if c is None:
+            # Only the rows where the outcome applies are explained.
+            if fast is not None and o in fast.outcomes:
+                c = _fast_explain(fast, np.ascontiguousarray(Xn[m]), o)
+            else:
                 c = model.explain_features(X.loc[m], o)[0]
             idx, val = _top_k(c, kk)
             names[m, :kk] = names_all[idx]
@@ -514,6 +537,8 @@ def _worker_model(bundle: tuple[str, dict[str, bytes]]) -> RiskModel:
                     (Path(tmp) / name).write_bytes(data)
                 model = RiskModel.load(tmp)
             model.n_jobs = 1
+            global EXPLAIN_THREADS
+            EXPLAIN_THREADS = 1
             for m in model.models_.values():
                 m.booster.set_param({"nthread": 1})
             _WORKER_MODELS[key] = model

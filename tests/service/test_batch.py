@@ -169,6 +169,7 @@ def cluster():
     c.close()
 
 
+@pytest.mark.slow  # worker processes start and compile the explainer: 20-70 s on two busy cores
 def test_dask_equals_pandas(model, data, reference, tmp_path, cluster):
     path, _ = data
     pandas_out, dask_out = tmp_path / "p.csv", tmp_path / "d.csv"
@@ -183,6 +184,7 @@ def test_dask_equals_pandas(model, data, reference, tmp_path, cluster):
     assert_same(pd.read_csv(dask_out), reference)
 
 
+@pytest.mark.slow
 def test_dask_is_exact_in_any_row_order(model, data, tmp_path, cluster):
     """Partitions hold whole persons, so the dask engine needs no date order; output keeps row order."""
     _, mixed = data
@@ -203,6 +205,7 @@ def test_dask_local_cluster_of_its_own(model, data, reference, tmp_path):
     assert_same(pd.read_parquet(out), reference)
 
 
+@pytest.mark.slow
 def test_cli_score_with_registry(model, data, tmp_path, monkeypatch):
     import mlflow
 
@@ -231,3 +234,5 @@ def test_cli_score_with_registry(model, data, tmp_path, monkeypatch):
 
     bad = subprocess.run(cmd[:-2] + ["--workers", "3"], env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "--engine dask" in bad.stderr
+    bad = subprocess.run(cmd[:5] + [str(tmp_path / "x.txt")], env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
