@@ -105,6 +105,7 @@ def in_process_floors(home: Path, record: dict, n: int = 2000) -> dict[str, list
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", help="existing CHECKUP_RISK_HOME with a champion (default: a fresh one)")
+    parser.add_argument("--keep-home", help="copy the fresh home here afterwards, to reuse with --home")
     parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
@@ -117,9 +118,10 @@ def main() -> None:
     env["CHECKUP_RISK_HOME"] = str(home)
     port = free_port()
     started = time.perf_counter()
+    log = open(Path(tmp.name) / "server.log", "w")  # a file, not a pipe: a full pipe would stall the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "checkup_risk_cli", "serve", "--port", str(port), "--workers", str(args.workers)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     peak = [0.0]
     stop = threading.Event()
@@ -133,7 +135,7 @@ def main() -> None:
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None:
-                raise SystemExit(proc.stdout.read())
+                raise SystemExit((Path(tmp.name) / "server.log").read_text()[-3000:])
             time.sleep(1)
         print(f"server ready after {time.perf_counter() - started:.0f} s (includes the default model on a fresh home)")
         token = (home / "api_token").read_text().strip()
@@ -160,6 +162,10 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
 
+    if args.keep_home and not args.home:
+        import shutil
+
+        shutil.copytree(home, args.keep_home, dirs_exist_ok=True)
     floor = statistics.median(floors["raw booster margin, 5 outcomes"])
     print(f"\none checkup, five outcomes, top-5 SHAP explanations; {os.cpu_count()} cores, "
           f"{args.workers} server workers, client on the same machine\n")

@@ -42,6 +42,8 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     workers=WORKERS,
     traffic={"timeout": 30, "max_concurrency": 512},
     metrics={"enabled": True, "namespace": "checkup_risk"},
+    # Access logs would add a line per request and carry nothing a probe or /metrics lacks.
+    logging={"access": {"enabled": False}},
     http={"port": 3000},
 )
 @bentoml.asgi_app(app, path="/")

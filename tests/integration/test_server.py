@@ -51,18 +51,17 @@ def server(home):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "CHECKUP_RISK_API_TOKEN"}
     env["CHECKUP_RISK_HOME"] = str(home)
+    log_path = home / "serve.out"
+    log = open(log_path, "w")  # a file, not a pipe: an undrained pipe would stall the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "checkup_risk_cli", "serve", "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
-    lines = []
     deadline = time.time() + 180
     url = f"http://127.0.0.1:{port}"
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        lines.append(line)
-        if "curl" in line:
-            break
+    while time.time() < deadline and "curl" not in log_path.read_text():
+        time.sleep(0.5)
+    lines = [log_path.read_text()]
     import bentoml
 
     client = bentoml.SyncHTTPClient(url, token=(home / "api_token").read_text().strip(), server_ready_timeout=180)
