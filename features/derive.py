@@ -62,12 +62,15 @@ DERIVED_FEATURES: tuple[str, ...] = (
 )
 
 # Values carried over from the same person's earlier checkups.
-TREND_FIELDS: tuple[str, ...] = ("weight_kg", "bmi", "waist_cm", "sbp", "dbp", "fasting_glucose", "egfr", "ggt")
+TREND_FIELDS: tuple[str, ...] = ("weight_kg", "bmi", "waist_cm", "sbp", "dbp", "fasting_glucose", "ggt")
 CARRIED_LIPIDS: tuple[str, ...] = ("total_cholesterol", "hdl", "ldl", "triglycerides")
 
 LONGITUDINAL_FEATURES: tuple[str, ...] = (
     ("prior_exams", "years_since_last_exam")
     + tuple(f"delta_{f}" for f in TREND_FIELDS)
+    # eGFR change as a percentage: unlike the difference, it does not move when the whole history's
+    # age shifts (eGFR scales by 0.9938^age), which keeps "risk never falls as age rises" provable.
+    + ("pct_change_egfr",)
     + tuple(f"last_{f}" for f in CARRIED_LIPIDS)
     + ("years_since_lipids",)
 )
@@ -251,6 +254,11 @@ def longitudinal_features(cols: Columns, derived: dict[str, np.ndarray]) -> dict
         prev = np.full(n, np.nan)
         prev[1:] = v[:-1]
         res[f"delta_{f}"] = np.where(same, v - prev, np.nan)
+
+    egfr = derived["egfr"][order]
+    prev = np.full(n, np.nan)
+    prev[1:] = egfr[:-1]
+    res["pct_change_egfr"] = np.where(same, 100.0 * (egfr / prev - 1.0), np.nan)
 
     # Last lipid panel strictly before this checkup, carried forward within the person.
     tc = _num(cols, "total_cholesterol")[order]

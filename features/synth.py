@@ -893,8 +893,9 @@ def _assemble(waves: list[pd.DataFrame]) -> pd.DataFrame:
     df = df.sort_values(["pid", "wave"], kind="stable").reset_index(drop=True)
     df["person_id"] = np.char.add("S", np.char.zfill((df["pid"].to_numpy() + 1).astype(str), 7))
     df["exam_date"] = pd.to_datetime(df["exam_date"]).astype("datetime64[ns]")
-    df["age"] = df["age"].astype(np.int64)
-    df["age_group"] = np.clip(df["age"].to_numpy() // 5 + 1, 5, 18).astype(np.int64)
+    # Whole numbers, stored as float64 like every numeric field of the canonical frame.
+    df["age"] = np.floor(df["age"].to_numpy(dtype=float))
+    df["age_group"] = np.clip(df["age"].to_numpy() // 5 + 1, 5, 18).astype(np.float64)
     targets = [c for o in OUTCOMES for c in (label_column(o), true_risk_column(o))]
     floats = {c: np.float64 for c in list(COLUMNS) + targets
               if c not in ("person_id", "exam_date", "sex", "age", "age_group")}

@@ -16,7 +16,7 @@ _RISES_WITH: dict[str, dict[str, int]] = {
     "age": {"age_years": 1, "egfr": -1},
     "sbp": {"sbp": 1, "pulse_pressure": 1, "bp_category": 1, "delta_sbp": 1},
     "fasting_glucose": {"fasting_glucose": 1, "tyg_index": 1, "delta_fasting_glucose": 1},
-    "ldl": {"ldl": 1},
+    "ldl": {"ldl": 1, "last_ldl": 1},
     "smoking": {"smoking_status": 1, "current_smoker": 1},
 }
 

@@ -20,6 +20,7 @@ RETRAINING = [
         "from pathlib import Path\n"
         "home = Path(os.environ.get('CHECKUP_RISK_HOME') or tempfile.mkdtemp(prefix='checkup-risk-'))\n"
         "os.environ['CHECKUP_RISK_HOME'] = str(home)\n"
+        "home.mkdir(parents=True, exist_ok=True)\n"
         "people = int(os.environ.get('NOTEBOOK_PEOPLE', '3000'))\n"
         "print('store:', home)"
     ),

@@ -68,7 +68,9 @@ class Scorer:
                                 "contributions": []}
                     continue
                 p, contribs, base = scored[o]
-                prob = float(p[i])
+                # With an explanation, the probability is the sigmoid of base + contributions in
+                # float64, so the two agree exactly (the booster's float32 margin differs by ~1e-6).
+                prob = float(p[i]) if contribs is None else float(1.0 / (1.0 + np.exp(-(base[i] + contribs[i].sum()))))
                 entry = {"probability": prob, "applicable": True, "reason": None,
                          "category": OUTCOME_SPECS[o].category(prob), "contributions": []}
                 if contribs is not None:

@@ -13,12 +13,11 @@ import numpy as np
 
 from training.metrics import auroc, calibration_intercept_slope
 
-# Calibration bounds on held-out data: slope within 1 +/- 0.2 and calibration-in-the-large within
-# +/- 0.2 log-odds, widened to about two standard errors where the events are too few for that
-# precision (an intercept's standard error is roughly 1 / sqrt(events)), so chance alone does not
-# fail a good model on a small cohort.
-SLOPE_TOLERANCE = 0.2
-INTERCEPT_TOLERANCE = 0.2
+# Calibration bounds on held-out data: slope 1 +/- 0.2 and calibration-in-the-large within
+# +/- 0.2 log-odds. Like the AUROC rule, a model fails only when its 95% bootstrap interval lies
+# wholly outside the bounds, so chance in a small test set does not fail a good model.
+SLOPE_BOUNDS = (0.8, 1.2)
+INTERCEPT_BOUNDS = (-0.2, 0.2)
 
 
 @dataclass
@@ -50,16 +49,26 @@ def paired_auroc_difference(y: np.ndarray, p_new: np.ndarray, p_old: np.ndarray,
     return float(diff), float(low), float(high)
 
 
-def calibration_ok(y: np.ndarray, p: np.ndarray) -> tuple[bool, str]:
+def calibration_ok(y: np.ndarray, p: np.ndarray, n_boot: int = 100, seed: int = 0,
+                   max_rows: int = 100_000) -> tuple[bool, str]:
     intercept, slope = calibration_intercept_slope(y, p)
-    noise = 2.0 / np.sqrt(max(float(y.sum()), 1.0))
-    slope_tol = max(SLOPE_TOLERANCE, 1.5 * noise)
-    intercept_tol = max(INTERCEPT_TOLERANCE, noise)
-    if abs(slope - 1) > slope_tol:
-        return False, f"calibration slope {slope:.2f} outside 1 +/- {slope_tol:.2f}"
-    if abs(intercept) > intercept_tol:
-        return False, f"calibration intercept {intercept:+.2f} beyond +/- {intercept_tol:.2f}"
-    return True, f"calibration slope {slope:.2f}, intercept {intercept:+.2f}"
+    rng = np.random.default_rng(seed)
+    if len(y) > max_rows:
+        keep = rng.choice(len(y), max_rows, replace=False)
+        y, p = y[keep], p[keep]
+    boots = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        if 0 < y[idx].sum() < len(idx):
+            boots.append(calibration_intercept_slope(y[idx], p[idx]))
+    (i_lo, s_lo), (i_hi, s_hi) = np.nanquantile(np.array(boots), [0.025, 0.975], axis=0)
+    text = (f"calibration slope {slope:.2f} (95% CI {s_lo:.2f}-{s_hi:.2f}), "
+            f"intercept {intercept:+.2f} (95% CI {i_lo:+.2f} to {i_hi:+.2f})")
+    if s_hi < SLOPE_BOUNDS[0] or s_lo > SLOPE_BOUNDS[1]:
+        return False, f"{text}: slope outside {SLOPE_BOUNDS[0]}-{SLOPE_BOUNDS[1]} beyond chance"
+    if i_hi < INTERCEPT_BOUNDS[0] or i_lo > INTERCEPT_BOUNDS[1]:
+        return False, f"{text}: intercept outside +/-{INTERCEPT_BOUNDS[1]} beyond chance"
+    return True, text
 
 
 def decide(y: dict[str, np.ndarray], challenger: dict[str, np.ndarray],

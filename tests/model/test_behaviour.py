@@ -86,5 +86,7 @@ def test_shap_contributions_add_up_to_the_calibrated_log_odds(model, held_out, o
     rows = held_out.head(200)
     contribs, base = model.explain(rows, outcome)
     p = model.predict_features(build_features(rows))[outcome].to_numpy()
-    np.testing.assert_allclose(contribs.sum(axis=1) + base, logit(p), atol=1e-6)
+    # The booster's own margin is float32 (about 1e-6 of rounding); the served path derives the
+    # probability from the float64 sum, where additivity is exact (tests/service, test_fast_explain).
+    np.testing.assert_allclose(contribs.sum(axis=1) + base, logit(p), atol=1e-5)
     assert contribs.shape[1] == len(model.feature_names_)
