@@ -9,7 +9,7 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: venv run test test-fast bench clean
+.PHONY: venv run test test-fast bench lock clean
 
 # The lock file pins the whole dependency set; the venv is rebuilt when it or pyproject changes.
 $(STAMP): requirements.lock pyproject.toml
@@ -22,7 +22,7 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP)
 
 run: venv
-	$(BIN)/checkup-risk --help
+	$(BIN)/checkup-risk serve
 
 test: venv
 	$(BIN)/python -m pytest -q tests
@@ -31,7 +31,12 @@ test-fast: venv
 	$(BIN)/python -m pytest -q tests -m "not slow"
 
 bench: venv
+	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk) || true
 	$(BIN)/python bench/bench_foundation.py
+	$(BIN)/python bench/bench_training.py
+	$(BIN)/python bench/bench_explain.py
+	$(BIN)/python bench/bench_service.py
+	$(BIN)/python bench/bench_batch.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock:
