@@ -112,7 +112,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not Path(args.data).exists():
         raise CliError(f"no such file: {args.data}")
     result = train(args.data, outcomes=outcomes, experiment=args.experiment, promote=args.promote, seed=args.seed,
-                   say=lambda text: print(text, file=sys.stderr))
+                   say=lambda text: print(text, file=sys.stderr), engine=args.engine, scheduler=args.scheduler,
+                   workers=args.workers)
     print(summary_table(result.metrics))
     print(f"run {result.run_id}: version {result.version} registered as challenger in {result.seconds:.0f} s")
     if args.promote:
@@ -288,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--promote", action="store_true",
                    help="make the new version champion if it is not worse than the current one")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--engine", choices=["pandas", "dask"], default="pandas",
+                   help="dask: train the boosted models with xgboost.dask on a Dask cluster")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a LocalCluster)")
+    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics.json, HTML report and model card on labelled data")

@@ -150,8 +150,14 @@ class RiskModel:
 
     # -- fitting ---------------------------------------------------------------------------------
 
-    def fit(self, records: pd.DataFrame, progress: Callable[[str], None] | None = None) -> "RiskModel":
-        """Fit every outcome on its eligible, labelled rows of a canonical frame."""
+    def fit(self, records: pd.DataFrame, progress: Callable[[str], None] | None = None,
+            client=None) -> "RiskModel":
+        """Fit every outcome on its eligible, labelled rows of a canonical frame.
+
+        `client`: a dask.distributed Client; the boosted models are then trained with xgboost.dask
+        across its workers (same algorithm and settings), for data that outgrow one machine.
+        """
+        self._client = client
         X = build_features(records)
         eligible = eligibility(records, self.outcomes)
         bucket = person_fold(records["person_id"], self.random_state)
@@ -170,7 +176,36 @@ class RiskModel:
             if progress:
                 progress(outcome)
             self.models_[outcome] = self._fit_outcome(spec, X, y, rows, role, bucket)
+        del self._client  # a runtime resource, not learned state
         return self
+
+    def _train(self, params: dict, Xv: np.ndarray, y: np.ndarray, tr: np.ndarray, ev: np.ndarray | None,
+               rounds: int) -> xgb.Booster:
+        """One boosted model, with early stopping on `ev` when given; locally or on the Dask client."""
+        early = self.early_stopping_rounds if ev is not None else None
+        if self._client is None:
+            evals = [(xgb.DMatrix(Xv[ev], label=y[ev], feature_names=list(FEATURES)), "valid")] if ev is not None else []
+            return xgb.train(params, xgb.DMatrix(Xv[tr], label=y[tr], feature_names=list(FEATURES)),
+                             num_boost_round=rounds, evals=evals, early_stopping_rounds=early, verbose_eval=False)
+        import dask.array as da
+        import xgboost.dask as dxgb
+
+        parts = max(1, len(self._client.scheduler_info()["workers"]))
+
+        def dmatrix(part: np.ndarray):
+            chunk = max(1, -(-len(part) // parts))
+            return dxgb.DaskDMatrix(self._client, da.from_array(Xv[part], chunks=(chunk, -1)),
+                                    da.from_array(y[part], chunks=chunk), feature_names=list(FEATURES))
+
+        out = dxgb.train(self._client, params, dmatrix(tr), num_boost_round=rounds,
+                         evals=[(dmatrix(ev), "valid")] if ev is not None else None,
+                         early_stopping_rounds=early, verbose_eval=False)
+        booster = out["booster"]
+        if ev is not None:
+            history = out["history"]["valid"]["logloss"]
+            best = int(np.argmin(history))
+            booster.set_attr(best_iteration=str(best), best_score=str(history[best]))
+        return booster
 
     def _fit_outcome(self, spec, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, role: np.ndarray,
                      bucket: np.ndarray) -> OutcomeModel:
@@ -216,14 +251,10 @@ class RiskModel:
         def dmatrix(part: np.ndarray) -> xgb.DMatrix:
             return xgb.DMatrix(Xv[part], label=y[part], feature_names=list(FEATURES), nthread=self.n_jobs or -1)
 
-        fold_data = [(dmatrix(tr), dmatrix(ev)) for tr, ev in folds]
+        fold_data = [(tr, dmatrix(ev)) for tr, ev in folds]
         best, tried = None, []
         for setting in self.grid:
-            boosters = [
-                xgb.train({**base, **setting}, dtr, num_boost_round=self.max_rounds, evals=[(dev, "valid")],
-                          early_stopping_rounds=self.early_stopping_rounds, verbose_eval=False)
-                for dtr, dev in fold_data
-            ]
+            boosters = [self._train({**base, **setting}, Xv, y, tr, ev, self.max_rounds) for tr, ev in folds]
             score = float(np.mean([b.best_score for b in boosters]))
             rounds = int(round(np.mean([b.best_iteration + 1 for b in boosters])))
             tried.append({**setting, "valid_logloss": score, "rounds": rounds})
@@ -251,7 +282,7 @@ class RiskModel:
 
         if cv:
             a, b = fit_platt(weight * m_boost + (1 - weight) * m_lin, y_oof)
-            booster = xgb.train({**base, **setting}, dmatrix(idx), num_boost_round=rounds, verbose_eval=False)
+            booster = self._train({**base, **setting}, Xv, y, idx, None, rounds)
             linear = self._fit_linear(Xf, y, idx, constraints)
             model = OutcomeModel(booster=booster, calib_a=a, calib_b=b, linear=linear, weight=weight)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -64,6 +65,25 @@ def _flat(prefix: str, block: dict) -> dict[str, float]:
     return out
 
 
+@contextmanager
+def dask_client(engine: str, scheduler: str | None, workers: int):
+    """None for the pandas engine; else a Client of the given scheduler or of a LocalCluster."""
+    if engine == "pandas":
+        yield None
+        return
+    if engine != "dask":
+        raise ValueError(f"unknown engine {engine!r}: pandas or dask")
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+    else:
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            yield client
+
+
 def train(
     data: str | Path,
     outcomes: tuple[str, ...] = OUTCOMES,
@@ -71,6 +91,9 @@ def train(
     promote: bool = False,
     seed: int = 0,
     say: Callable[[str], None] = print,
+    engine: str = "pandas",
+    scheduler: str | None = None,
+    workers: int = 2,
 ) -> TrainResult:
     import mlflow
 
@@ -118,7 +141,10 @@ def train(
         }, "validation/gx_result.json")
 
         model = RiskModel(outcomes=outcomes, random_state=seed)
-        model.fit(train_rows, progress=lambda o: say(f"fitting {o}"))
+        mlflow.log_param("engine", engine)
+        with dask_client(engine, scheduler, workers) as client:
+            model.fit(train_rows, progress=lambda o: say(f"fitting {o}" + (" (xgboost.dask)" if client else "")),
+                      client=client)
         for o, m in model.models_.items():
             say(f"  {o}: {m.info['choice']} (depth {m.info['setting'].get('max_depth')}, {m.info['rounds']} rounds)")
             mlflow.log_params({f"{o}.choice": m.info["choice"], f"{o}.rounds": m.info["rounds"],
