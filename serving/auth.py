@@ -1,4 +1,7 @@
-"""Bearer-token authentication for every route but the probes and CDS discovery.
+"""Bearer-token authentication for every route but the probes and CDS Hooks.
+
+CDS Hooks discovery is public and CDS service calls carry the client's signed JWT instead, which
+`serving.cds_auth` checks in the route.
 
 The token is CHECKUP_RISK_API_TOKEN when set; otherwise one is created on first run and kept in
 CHECKUP_RISK_HOME/api_token (mode 600). Comparison is constant-time; a refusal says nothing more.
@@ -14,6 +17,8 @@ from pathlib import Path
 
 # Open to anyone: liveness/readiness probes and Prometheus.
 PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
+# Discovery is public; the service and feedback routes under it check a client JWT themselves.
+CDS_PREFIX = "/cds-services"
 
 
 def token_file(home: Path) -> Path:
@@ -63,4 +68,5 @@ class BearerAuth:
 
     @staticmethod
     def _public(scope) -> bool:
-        return scope.get("path", "") in PUBLIC_PATHS
+        path = scope.get("path", "")
+        return path in PUBLIC_PATHS or path == CDS_PREFIX or path.startswith(CDS_PREFIX + "/")

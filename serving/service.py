@@ -17,7 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from serving import store
+from serving import cds
 from serving.auth import BearerAuth
+from serving.cds_auth import CdsVerifier
 from serving.schemas import ScoreRequest, errors_from
 
 HOME = Path(os.environ.get("CHECKUP_RISK_HOME", "./.checkup-risk")).resolve()
@@ -58,6 +60,9 @@ class RiskService:
         model = RiskModel.load(self.bento_model.path_of(store.BUNDLE_SUBPATH))
         self.version = str(self.bento_model.info.labels["mlflow_version"])
         self.scorer = Scorer(model, self.version)
+        self.cds_verifier = CdsVerifier.from_env(HOME)
+        self.recent_records = cds.RecentRecords(HOME / "recent_records.sqlite")
+        self.feedback = cds.FeedbackLog(HOME / "cds_feedback.sqlite")
 
     def __is_ready__(self) -> bool:
         return getattr(self, "scorer", None) is not None
@@ -75,6 +80,9 @@ def score(request: ScoreRequest, svc: RiskService = Depends(_service)) -> JSONRe
     records = [c.model_dump() for c in request.checkups]
     results = svc.scorer.score_records(records, explain=request.explain, top_k=request.top_k)
     return JSONResponse({"model_version": svc.version, "results": results})
+
+
+app.include_router(cds.router)
 
 
 @app.get("/model", summary="The model version this worker serves")

@@ -6,6 +6,10 @@ import os
 import pytest
 
 from features.synth import generate_cohort
+from tests.cds_clients import TestClientKeys
+
+# Keys are made once: the service reads the allowlist when its worker starts.
+CDS_CLIENT = TestClientKeys()
 
 
 @pytest.fixture(scope="session")
@@ -13,6 +17,7 @@ def service_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("service-home")
     os.environ["CHECKUP_RISK_HOME"] = str(home)
     os.environ["CHECKUP_RISK_API_TOKEN"] = "test-token"
+    os.environ["CHECKUP_RISK_CDS_CLIENTS"] = str(CDS_CLIENT.write_allowlist(home / "cds_clients.json"))
     from serving import store
 
     store.use_home(home)
@@ -40,3 +45,8 @@ def client(service_home):
     with TestClient(RiskService.to_asgi()) as c:
         c.headers["Authorization"] = "Bearer test-token"
         yield c
+
+
+@pytest.fixture(scope="session")
+def cds_client_keys(service_home) -> TestClientKeys:
+    return CDS_CLIENT

@@ -1,0 +1,373 @@
+"""CDS Hooks 2.0 (patient-view) and FHIR routes.
+
+`GET /cds-services` is discovery (public); `POST /cds-services/checkup-risk` and its feedback
+endpoint check the client's signed JWT (serving.cds_auth) instead of the API token;
+`POST /fhir/risk-assessment` (API token) turns a FHIR Bundle into RiskAssessments. FHIR errors come
+back as OperationOutcome, never as a 500, and never echo submitted values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+import bentoml
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from features.fhir import LOINC, MEASURES, SMOKING, URINE_PROTEIN, FhirCheckup, FhirInputError, Issue, bundle_entries, \
+    read_bundle, read_patient
+from features.schema import BY_NAME, KEY_INPUTS
+from models.outcomes import OUTCOME_SPECS
+from serving import labels
+from serving.cds_auth import CdsAuthError
+from serving.fhir_out import FHIR_JSON, operation_outcome, result_bundle, risk_assessments
+from serving.schemas import Checkup, errors_from
+
+SERVICE_ID = "checkup-risk"
+REQUIRED_PREFETCH = ("patient", "observations")
+PREFETCH = {
+    "patient": "Patient/{{context.patientId}}",
+    "observations": "Observation?patient={{context.patientId}}&code="
+                    + ",".join(f"{LOINC}|{c}" for c in [*MEASURES, URINE_PROTEIN, SMOKING]) + "&_sort=-date",
+    # Optional: history and medication fields stay missing when these are absent.
+    "conditions": "Condition?patient={{context.patientId}}",
+    "medications": "MedicationStatement?patient={{context.patientId}}",
+}
+INDICATOR = {"low": "info", "moderate": "info", "high": "warning", "very_high": "critical"}
+_RANK = {"low": 0, "moderate": 1, "high": 2, "very_high": 3}
+REPORT_TTL_S = 3600
+
+
+def discovery() -> dict:
+    return {"services": [{
+        "hook": "patient-view",
+        "id": SERVICE_ID,
+        "title": "Chronic disease risk from the national health checkup (국가건강검진 만성질환 위험)",
+        "description": "One-year risk of cardiovascular disease, type 2 diabetes, hypertension, dyslipidemia and "
+                       "chronic kidney disease from the latest checkup results, with the factors that drive it.",
+        "prefetch": PREFETCH,
+        "usageRequirements": "Observations coded in LOINC; the JWT issuer must be allowlisted by the service.",
+    }]}
+
+
+class PatientViewContext(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    userId: str = Field(min_length=1)
+    patientId: str = Field(min_length=1)
+    encounterId: str | None = None
+
+
+class CdsRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    hook: Literal["patient-view"]
+    hookInstance: uuid.UUID
+    fhirServer: str | None = None
+    fhirAuthorization: dict[str, Any] | None = None
+    context: PatientViewContext
+    prefetch: dict[str, Any] | None = None
+
+
+class FeedbackItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    card: uuid.UUID
+    outcome: Literal["accepted", "overridden"]
+    acceptedSuggestions: list[dict[str, Any]] | None = None
+    overrideReason: dict[str, Any] | None = None
+    outcomeTimestamp: str
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    feedback: list[FeedbackItem] = Field(min_length=1, max_length=100)
+
+
+def _percent(p: float) -> str:
+    return f"{100 * p:.1f}%" if p >= 0.001 else "<0.1%"
+
+
+def summary(result: dict) -> tuple[str, str] | None:
+    """(summary under 140 characters, indicator) for the most important applicable risk."""
+    applicable = [(o, r) for o, r in result["risks"].items() if r["applicable"]]
+    if not applicable:
+        return None
+    # The highest category first; within it, the risk furthest above its outcome's usual rate.
+    o, r = max(applicable, key=lambda x: (_RANK[x[1]["category"]],
+                                          x[1]["probability"] / OUTCOME_SPECS[x[0]].category_cuts[0]))
+    spec, cat = OUTCOME_SPECS[o], r["category"]
+    text = (f"{spec.label_ko} 1년 위험 {_percent(r['probability'])} ({labels.CATEGORY['ko'][cat]}) · "
+            f"{spec.label_en.split(' (')[0]} 1-year risk {labels.CATEGORY['en'][cat]}")
+    if len(text) >= 140:
+        text = f"{spec.label_ko} 1년 위험 {_percent(r['probability'])} ({labels.CATEGORY['ko'][cat]})"
+    return text, INDICATOR[cat]
+
+
+def detail(result: dict, version: str, missing: list[str]) -> str:
+    """GitHub-flavoured Markdown: each outcome's risk and top factors in clinical words (ko / en)."""
+    lines = [f"**국가건강검진 기반 1년 위험 · One-year risk from the checkup** (검진일 exam {result['exam_date']})", "",
+             "| 질환 · Outcome | 위험 · Risk | 등급 · Category | 위험을 높이는 요인 · Factors raising it |",
+             "|---|---|---|---|"]
+    not_applicable = []
+    for o, r in result["risks"].items():
+        spec = OUTCOME_SPECS[o]
+        if not r["applicable"]:
+            not_applicable.append(f"- {spec.label_ko} · {spec.label_en}: {r['reason']}")
+            continue
+        factors = [labels.factor(c, "ko") for c in r["contributions"] if c["log_odds"] > 0][:3]
+        cat = r["category"]
+        lines.append(f"| {spec.label_ko} · {spec.label_en} | {_percent(r['probability'])} | "
+                     f"{labels.CATEGORY['ko'][cat]} · {labels.CATEGORY['en'][cat]} | {'; '.join(factors) or '-'} |")
+    if not_applicable:
+        lines += ["", "**해당 없음 · Not applicable**", *not_applicable]
+    if missing:
+        names = [f"{labels.field_name(m, 'ko')} · {labels.field_name(m, 'en')}" for m in missing]
+        lines += ["", f"**누락된 검사 · Missing inputs** (있으면 추정이 더 정확해집니다 · would sharpen the estimate): "
+                      f"{', '.join(names)}"]
+    lines += ["", f"_모델 추정치이며 진단이 아닙니다 · A model estimate, not a diagnosis. "
+                  f"checkup-risk model v{version}._"]
+    return "\n".join(lines)
+
+
+def card(result: dict, version: str, assessments: list[dict], report_url: str | None,
+         missing: list[str]) -> dict | None:
+    head = summary(result)
+    if head is None:
+        return None
+    text, indicator = head
+    out = {
+        "uuid": str(uuid.uuid4()),
+        "summary": text,
+        "detail": detail(result, version, missing),
+        "indicator": indicator,
+        "source": {"label": f"checkup-risk (model v{version})",
+                   "topic": {"system": "https://github.com/checkup-risk/checkup-risk", "code": "chronic-disease-risk",
+                             "display": "Chronic disease risk"}},
+    }
+    if assessments:
+        out["suggestions"] = [{
+            "label": "위험도 평가 기록 · Record the risk assessment (FHIR RiskAssessment)",
+            "uuid": str(uuid.uuid4()),
+            "actions": [{"type": "create", "description": f"Record the {a['prediction'][0]['outcome']['text']} "
+                                                          f"risk assessment", "resource": a}
+                        for a in assessments],
+        }]
+        out["selectionBehavior"] = "at-most-one"
+    if report_url:
+        out["links"] = [{"label": "임상의 보고서 · Clinician report", "url": report_url, "type": "absolute"}]
+    return out
+
+
+class RecentRecords:
+    """Validated records behind a card's report link, kept for an hour (SQLite, shared by workers).
+
+    The link carries a random id, not patient data; the report route still needs the API token.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        with self._db() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS records (id TEXT PRIMARY KEY, expires REAL, record TEXT)")
+
+    def _db(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def put(self, record: dict) -> str:
+        key = uuid.uuid4().hex
+        now = time.time()
+        with self._db() as db:
+            db.execute("DELETE FROM records WHERE expires < ?", (now,))
+            db.execute("INSERT INTO records VALUES (?, ?, ?)", (key, now + REPORT_TTL_S, json.dumps(record, default=str)))
+        return key
+
+    def get(self, key: str) -> dict | None:
+        with self._db() as db:
+            row = db.execute("SELECT record FROM records WHERE id = ? AND expires >= ?", (key, time.time())).fetchone()
+        return json.loads(row[0]) if row else None
+
+
+def _fhir_error(issues: list[Issue], status: int, code: str = "invalid") -> JSONResponse:
+    return JSONResponse(operation_outcome(issues, code=code), status_code=status, media_type=FHIR_JSON)
+
+
+def _validation_issues(exc: ValidationError, where: str = "") -> list[Issue]:
+    issues = []
+    for e in exc.errors():
+        loc = ".".join(str(x) for x in e.get("loc", ()))
+        issues.append(Issue(f"{where}{loc}" if loc else where or "body", str(e.get("msg", "invalid"))))
+    return issues
+
+
+def validate_record(checkup: FhirCheckup) -> dict:
+    """The FHIR-derived record through the same validator as /score; errors name the resource."""
+    try:
+        return Checkup.model_validate(checkup.record).model_dump()
+    except ValidationError as exc:
+        issues = []
+        for e in errors_from(exc, prefix=()):
+            source = checkup.sources.get(e["field"] or "", checkup.patient)
+            issues.append(Issue(source, f"{e['field']}: {e['message']}" if e["field"] else e["message"]))
+        raise FhirInputError(issues) from exc
+
+
+def _service(svc=Depends(bentoml.get_current_service)):
+    return svc
+
+
+def _audience(request: Request) -> str:
+    public = os.environ.get("CHECKUP_RISK_PUBLIC_URL")
+    if public:
+        return public.rstrip("/") + request.url.path
+    return f"{request.url.scheme}://{request.url.netloc}{request.url.path}"
+
+
+def _base(request: Request) -> str:
+    public = os.environ.get("CHECKUP_RISK_PUBLIC_URL")
+    return public.rstrip("/") if public else f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise FhirInputError([Issue("body", "is not valid JSON")], status=400) from None
+
+
+router = APIRouter()
+
+
+@router.get("/cds-services", summary="CDS Hooks discovery (public)", tags=["CDS Hooks"])
+def cds_discovery() -> dict:
+    return discovery()
+
+
+def _authorize(request: Request, svc) -> JSONResponse | None:
+    try:
+        svc.cds_verifier.verify(request.headers.get("authorization"), _audience(request))
+    except CdsAuthError as e:
+        response = _fhir_error([Issue("Authorization", str(e))], 401, code="security")
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    return None
+
+
+def _prefetched_resources(prefetch: dict, key: str) -> list[tuple[dict, str | None]]:
+    value = prefetch.get(key)
+    if value is None:
+        return []
+    if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+        return bundle_entries(value, where=f"prefetch.{key}")
+    if isinstance(value, dict) and value.get("resourceType") == "OperationOutcome":
+        return []
+    raise FhirInputError([Issue(f"prefetch.{key}", "must be a Bundle")])
+
+
+@router.post("/cds-services/checkup-risk", summary="CDS Hooks patient-view service (client JWT)",
+             tags=["CDS Hooks"])
+async def cds_patient_view(request: Request, svc=Depends(_service)) -> JSONResponse:
+    refused = _authorize(request, svc)
+    if refused is not None:
+        return refused
+    try:
+        body = await _json_body(request)
+        try:
+            call = CdsRequest.model_validate(body)
+        except ValidationError as exc:
+            return _fhir_error(_validation_issues(exc), 400)
+        prefetch = call.prefetch or {}
+        missing = [k for k in REQUIRED_PREFETCH if prefetch.get(k) is None]
+        if missing:
+            return _fhir_error([Issue(f"prefetch.{k}", "required prefetch data is missing or null") for k in missing],
+                               412, code="required")
+        patient = prefetch["patient"]
+        if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
+            return _fhir_error([Issue("prefetch.patient", "must be a Patient resource")], 412, code="required")
+        if patient.get("id") != call.context.patientId:
+            return _fhir_error([Issue("prefetch.patient", "is not the patient in context.patientId")], 422)
+        resources = [e for k in ("observations", "conditions", "medications")
+                     for e in _prefetched_resources(prefetch, k)]
+        checkup = read_patient(patient, resources)
+        age = checkup.record.get("age")
+        low, high = BY_NAME["age"].low, BY_NAME["age"].high
+        if age is None or not low <= age <= high:
+            return JSONResponse({"cards": []})  # outside the population the models describe
+        record = validate_record(checkup)
+    except FhirInputError as e:
+        return _fhir_error(e.issues, e.status)
+    result = svc.scorer.score_records([record], explain=True, top_k=5)[0]
+    assessments = risk_assessments(checkup, result, svc.version, lambda c: labels.factor(c, "en"))
+    report_url = f"{_base(request)}/reports/{svc.recent_records.put(record)}" if assessments else None
+    missing = [k for k in KEY_INPUTS if record.get(k) is None]
+    one = card(result, svc.version, assessments, report_url, missing)
+    return JSONResponse({"cards": [one] if one else []})
+
+
+@router.post("/cds-services/checkup-risk/feedback", summary="CDS Hooks feedback (client JWT)", tags=["CDS Hooks"])
+async def cds_feedback(request: Request, svc=Depends(_service)) -> JSONResponse:
+    refused = _authorize(request, svc)
+    if refused is not None:
+        return refused
+    try:
+        body = FeedbackRequest.model_validate(await _json_body(request))
+    except FhirInputError as e:
+        return _fhir_error(e.issues, e.status)
+    except ValidationError as exc:
+        return _fhir_error(_validation_issues(exc), 400)
+    svc.feedback.record(body.feedback)
+    return JSONResponse({})
+
+
+class FeedbackLog:
+    """Card outcomes (accepted / overridden and the override code), no patient data."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE IF NOT EXISTS feedback (card TEXT, outcome TEXT, reason TEXT, at TEXT)")
+
+    def record(self, items: list[FeedbackItem]) -> None:
+        rows = [(str(i.card), i.outcome, ((i.overrideReason or {}).get("reason") or {}).get("code"), i.outcomeTimestamp)
+                for i in items]
+        with sqlite3.connect(self.path, timeout=5.0) as db:
+            db.executemany("INSERT INTO feedback VALUES (?, ?, ?, ?)", rows)
+
+    def counts(self) -> dict[str, int]:
+        with sqlite3.connect(self.path) as db:
+            return dict(db.execute("SELECT outcome, COUNT(*) FROM feedback GROUP BY outcome").fetchall())
+
+
+@router.post("/fhir/risk-assessment", summary="FHIR Bundle in, Bundle of RiskAssessment out", tags=["FHIR"])
+async def fhir_risk_assessment(request: Request, svc=Depends(_service)) -> JSONResponse:
+    try:
+        bundle = await _json_body(request)
+        if not isinstance(bundle, dict):
+            raise FhirInputError([Issue("body", "must be a FHIR Bundle")])
+        _validate_fhir(bundle)
+        checkup = read_bundle(bundle)
+        record = validate_record(checkup)
+    except FhirInputError as e:
+        return _fhir_error(e.issues, e.status)
+    result = svc.scorer.score_records([record], explain=True, top_k=5)[0]
+    assessments = risk_assessments(checkup, result, svc.version, lambda c: labels.factor(c, "en"))
+    return JSONResponse(result_bundle(assessments), media_type=FHIR_JSON)
+
+
+def _validate_fhir(bundle: dict) -> None:
+    """Structure and types by the R4B models (unknown elements, wrong types, missing required)."""
+    from fhir.resources.R4B.bundle import Bundle
+
+    try:
+        Bundle.model_validate(bundle)
+    except ValidationError as exc:
+        raise FhirInputError(_validation_issues(exc, where="Bundle.")) from None
+    except (TypeError, ValueError, KeyError) as exc:  # fhir.resources raises these for some malformed input
+        raise FhirInputError([Issue("Bundle", f"is not a valid FHIR R4 Bundle ({type(exc).__name__})")]) from None

@@ -1,0 +1,118 @@
+"""FHIR R4 output: RiskAssessment resources (validated with fhir.resources R4B plus the checks it
+does not make) and OperationOutcome errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.riskassessment import RiskAssessment
+
+from features.fhir import SNOMED, FhirCheckup, Issue
+from models.outcomes import OUTCOME_SPECS
+
+MODEL_SYSTEM = "https://github.com/checkup-risk/checkup-risk/models"
+RISK_PROBABILITY = "http://terminology.hl7.org/CodeSystem/risk-probability"
+STATUS_CODES = frozenset({"registered", "preliminary", "final", "amended", "corrected", "cancelled",
+                          "entered-in-error", "unknown"})
+# The code system has no "very high": it maps to "high", and the rationale says "very high".
+QUALITATIVE = {"low": "low", "moderate": "moderate", "high": "high", "very_high": "high"}
+FHIR_JSON = "application/fhir+json"
+
+
+def _rationale(result: dict, outcome: str, labels) -> str:
+    factors = [labels(c) for c in result["risks"][outcome].get("contributions") or [] if c["log_odds"] > 0]
+    category = result["risks"][outcome]["category"].replace("_", " ")
+    text = f"One-year risk {category}."
+    if factors:
+        text += " Raising it: " + "; ".join(factors[:3]) + "."
+    return text
+
+
+def risk_assessments(checkup: FhirCheckup, result: dict, version: str, labels,
+                     now: dt.datetime | None = None) -> list[dict]:
+    """One RiskAssessment per applicable outcome of a scored record, as validated JSON dicts.
+
+    `labels` turns a contribution into words for the rationale (e.g. "systolic BP 152 mmHg").
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    out = []
+    for outcome, risk in result["risks"].items():
+        if not risk["applicable"]:
+            continue
+        spec = OUTCOME_SPECS[outcome]
+        resource = {
+            "resourceType": "RiskAssessment",
+            "id": str(uuid.uuid4()),
+            "status": "final",
+            "subject": {"reference": checkup.patient},
+            "occurrenceDateTime": now.isoformat(timespec="seconds"),
+            "method": {"coding": [{"system": MODEL_SYSTEM, "code": f"checkup-risk-{outcome}", "version": version,
+                                   "display": f"checkup-risk {outcome} model, version {version}"}],
+                       "text": f"checkup-risk model version {version} (calibrated XGBoost)"},
+            "basis": [{"reference": ref} for ref in [checkup.patient, *checkup.basis]],
+            "prediction": [{
+                "outcome": {"coding": [{"system": SNOMED, "code": spec.snomed, "display": spec.label_en}],
+                            "text": spec.label_en},
+                "probabilityDecimal": round(risk["probability"], 6),
+                "qualitativeRisk": {"coding": [{"system": RISK_PROBABILITY, "code": QUALITATIVE[risk["category"]]}],
+                                    "text": risk["category"].replace("_", " ")},
+                "whenRange": {"high": {"value": 1, "unit": "year", "system": "http://unitsofmeasure.org",
+                                       "code": "a"}},
+                "rationale": _rationale(result, outcome, labels),
+            }],
+            "note": [{"text": "probabilityDecimal is a fraction from 0 to 1 over the next year; a model estimate, "
+                              "not a diagnosis."}],
+        }
+        validated = RiskAssessment.model_validate(resource)
+        problems = check_risk_assessment(resource, version, set(checkup.basis) | {checkup.patient})
+        if problems:
+            raise AssertionError("; ".join(problems))  # our own output: a bug, never the caller's fault
+        out.append(validated.model_dump(mode="json", exclude_none=True))
+    return out
+
+
+def check_risk_assessment(resource: dict, version: str, known_refs: set[str]) -> list[str]:
+    """What fhir.resources does not check: code bindings, ras-2, SNOMED outcome, basis, version."""
+    problems = []
+    if resource.get("status") not in STATUS_CODES:
+        problems.append(f"status {resource.get('status')!r} is not an ObservationStatus code")
+    if not (resource.get("subject") or {}).get("reference"):
+        problems.append("subject reference missing")
+    versions = [c.get("version") for c in (resource.get("method") or {}).get("coding") or []]
+    if version not in versions:
+        problems.append("method does not carry the model version")
+    basis = [b.get("reference") for b in resource.get("basis") or []]
+    if not basis or any(ref not in known_refs for ref in basis):
+        problems.append("basis must reference the resources used")
+    for i, prediction in enumerate(resource.get("prediction") or []):
+        p = prediction.get("probabilityDecimal")
+        if not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            problems.append(f"prediction[{i}].probabilityDecimal must be a fraction in 0..1")
+        if not any(c.get("system") == SNOMED and c.get("code")
+                   for c in (prediction.get("outcome") or {}).get("coding") or []):
+            problems.append(f"prediction[{i}].outcome must be coded in SNOMED CT")
+        qualitative = (prediction.get("qualitativeRisk") or {}).get("coding") or []
+        if any(c.get("system") != RISK_PROBABILITY or c.get("code") not in set(QUALITATIVE.values())
+               for c in qualitative):
+            problems.append(f"prediction[{i}].qualitativeRisk must use the risk-probability code system")
+    if not resource.get("prediction"):
+        problems.append("no prediction")
+    return problems
+
+
+def result_bundle(resources: list[dict]) -> dict:
+    bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "collection",
+              "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources]}
+    return Bundle.model_validate(bundle).model_dump(mode="json", exclude_none=True)
+
+
+def operation_outcome(issues: list[Issue], code: str = "invalid", severity: str = "error") -> dict:
+    """The FHIR error body: one issue per problem, with where it is (never the submitted value)."""
+    body = {"resourceType": "OperationOutcome",
+            "issue": [{"severity": severity, "code": code, "diagnostics": i.message,
+                       **({"expression": [i.location]} if i.location else {})} for i in issues]}
+    return OperationOutcome.model_validate(body).model_dump(mode="json", exclude_none=True)

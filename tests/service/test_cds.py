@@ -1,0 +1,264 @@
+"""CDS Hooks 2.0 over the real service app: discovery, patient-view cards, 412, feedback, and each
+refusal of the client JWT."""
+
+import copy
+import sqlite3
+import uuid
+
+import pytest
+from fhir.resources.R4B.riskassessment import RiskAssessment
+
+from features.fhir import to_bundle
+from features.schema import EXAMPLE_RECORD
+from serving.fhir_out import check_risk_assessment
+
+URL = "http://testserver/cds-services/checkup-risk"
+
+
+def _nulls(value) -> list:
+    """Paths of optional-looking empties the spec forbids: null, "", [] and {}."""
+    if isinstance(value, dict):
+        return [k for k, v in value.items() if v in (None, "", [], {})] + [p for v in value.values() for p in _nulls(v)]
+    if isinstance(value, list):
+        return [p for v in value for p in _nulls(v)]
+    return []
+
+
+def cds_call(record: dict, **changes) -> dict:
+    bundle = to_bundle(record)
+    patient = bundle["entry"][0]["resource"]
+    observations = {"resourceType": "Bundle", "type": "searchset",
+                    "entry": [e for e in bundle["entry"][1:] if e["resource"]["resourceType"] == "Observation"]}
+    others = {"resourceType": "Bundle", "type": "searchset",
+              "entry": [e for e in bundle["entry"][1:] if e["resource"]["resourceType"] != "Observation"]}
+    body = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()), "fhirServer": "https://his.example.org/fhir",
+            "context": {"userId": "Practitioner/1", "patientId": patient["id"]},
+            "prefetch": {"patient": patient, "observations": observations, "conditions": others}}
+    body.update(changes)
+    return body
+
+
+@pytest.fixture
+def post(client, cds_client_keys):
+    def call(body, token=None, url=URL):
+        token = token or cds_client_keys.token(url)
+        return client.post(url.replace("http://testserver", ""), json=body, headers={"Authorization": f"Bearer {token}"})
+    return call
+
+
+def test_discovery_is_public_and_complete(client):
+    r = client.get("/cds-services", headers={"Authorization": ""})
+    assert r.status_code == 200
+    (service,) = r.json()["services"]
+    assert service["hook"] == "patient-view" and service["id"] == "checkup-risk"
+    assert service["description"] and service["title"]
+    assert service["prefetch"]["patient"] == "Patient/{{context.patientId}}"
+    assert service["prefetch"]["observations"].startswith("Observation?patient={{context.patientId}}&code=")
+    assert "http://loinc.org|8480-6" in service["prefetch"]["observations"]
+
+
+def test_patient_view_card(post, service_home):
+    _, _, version = service_home
+    record = dict(EXAMPLE_RECORD, sbp=168.0, dbp=96.0, smoking_status=3)
+    r = post(cds_call(record))
+    assert r.status_code == 200, r.text
+    (card,) = r.json()["cards"]
+    assert len(card["summary"]) < 140 and "1년 위험" in card["summary"]
+    assert card["indicator"] in ("info", "warning", "critical")
+    assert card["source"]["label"].endswith(f"v{version})")
+    assert "Systolic" not in card["summary"]
+    assert "수축기혈압" in card["detail"] or "흡연" in card["detail"]  # factors in clinical words
+    assert "| 심뇌혈관질환" in card["detail"]
+    assert "해당 없음 · Not applicable" in card["detail"]  # sbp 168: hypertension does not apply
+    assert card["links"][0]["url"].startswith("http://testserver/reports/")
+    assert card["selectionBehavior"] == "at-most-one"
+    actions = card["suggestions"][0]["actions"]
+    assert actions and all(a["type"] == "create" for a in actions)
+    for action in actions:
+        ra = action["resource"]
+        RiskAssessment.model_validate(ra)
+        refs = {b["reference"] for b in ra["basis"]}
+        assert check_risk_assessment(ra, version, refs) == []
+        assert any(ref.startswith("Observation/") for ref in refs)
+    assert _nulls(r.json()) == []
+
+
+def test_indicator_follows_the_category(post):
+    low = post(cds_call(dict(EXAMPLE_RECORD, age=25, smoking_status=1, sbp=112.0, dbp=70.0, fasting_glucose=85.0,
+                             ldl=90.0, total_cholesterol=170.0, family_history_cvd=0))).json()["cards"]
+    high = post(cds_call(dict(EXAMPLE_RECORD, age=78, sbp=178.0, dbp=88.0, fasting_glucose=118.0,
+                              smoking_status=3))).json()["cards"]
+    rank = {"info": 0, "warning": 1, "critical": 2}
+    assert rank[high[0]["indicator"]] >= rank[low[0]["indicator"]]
+
+
+def test_no_cards_when_nothing_applies(post):
+    record = dict(EXAMPLE_RECORD, history_stroke=1, history_diabetes=1, history_hypertension=1,
+                  history_dyslipidemia=1, serum_creatinine=3.5, urine_protein=5)
+    r = post(cds_call(record))
+    assert r.status_code == 200
+    assert r.json() == {"cards": []}
+
+
+def test_no_cards_outside_the_modelled_ages(post):
+    assert post(cds_call(dict(EXAMPLE_RECORD, age=15))).json() == {"cards": []}
+
+
+@pytest.mark.parametrize("key", ["patient", "observations"])
+@pytest.mark.parametrize("how", ["missing", "null"])
+def test_required_prefetch_gives_412(post, key, how):
+    body = cds_call(EXAMPLE_RECORD)
+    if how == "missing":
+        del body["prefetch"][key]
+    else:
+        body["prefetch"][key] = None
+    r = post(body)
+    assert r.status_code == 412
+    outcome = r.json()
+    assert outcome["resourceType"] == "OperationOutcome" and f"prefetch.{key}" in outcome["issue"][0]["expression"]
+
+
+def test_no_prefetch_at_all_gives_412(post):
+    body = cds_call(EXAMPLE_RECORD)
+    del body["prefetch"]
+    assert post(body).status_code == 412
+
+
+def test_spec_example_request_shape(post):
+    """The CDS Hooks 2.0 patient-view example request, with our prefetch filled in."""
+    body = cds_call(EXAMPLE_RECORD)
+    body["fhirAuthorization"] = {"access_token": "some-opaque-fhir-access-token", "token_type": "Bearer",
+                                 "expires_in": 300, "scope": "user/Patient.read user/Observation.read",
+                                 "subject": "cds-service4"}
+    body["context"]["encounterId"] = "89284"
+    assert post(body).status_code == 200
+
+
+@pytest.mark.parametrize("change,status", [
+    ({"hook": "order-select"}, 400),
+    ({"hookInstance": "not-a-uuid"}, 400),
+    ({"context": {"patientId": "x"}}, 400),
+])
+def test_bad_requests_get_operation_outcome(post, change, status):
+    r = post(cds_call(EXAMPLE_RECORD, **change))
+    assert r.status_code == status
+    assert r.json()["resourceType"] == "OperationOutcome"
+
+
+def test_prefetch_for_another_patient_is_refused(post):
+    body = cds_call(EXAMPLE_RECORD)
+    body["context"]["patientId"] = "someone-else"
+    assert post(body).status_code == 422
+
+
+def test_implausible_observation_names_the_resource(post):
+    body = cds_call(EXAMPLE_RECORD)
+    sbp = next(e["resource"] for e in body["prefetch"]["observations"]["entry"]
+               if e["resource"]["code"]["coding"][0]["code"] == "8480-6")
+    sbp["valueQuantity"]["value"] = 420
+    r = post(body)
+    assert r.status_code == 422
+    issue = r.json()["issue"][0]
+    assert issue["expression"] == [f"Observation/{sbp['id']}"] and "sbp" in issue["diagnostics"]
+    assert "420" not in r.text  # never echo patient values
+
+
+# --- client JWT: every refusal is a 401 with the reason, and the call is not served ---------------
+
+def test_valid_rs384_token_is_accepted(post, cds_client_keys):
+    assert post(cds_call(EXAMPLE_RECORD), token=cds_client_keys.token(URL, alg="RS384")).status_code == 200
+
+
+def _refused(post, body, token, reason):
+    r = post(body, token=token)
+    assert r.status_code == 401, r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
+    assert reason in r.json()["issue"][0]["diagnostics"]
+
+
+def test_wrong_audience_is_refused(post, cds_client_keys):
+    _refused(post, cds_call(EXAMPLE_RECORD), cds_client_keys.token("https://elsewhere.example/cds-services/x"), "aud")
+
+
+def test_expired_token_is_refused(post, cds_client_keys):
+    _refused(post, cds_call(EXAMPLE_RECORD), cds_client_keys.token(URL, exp_in=-120, iat=1), "expired")
+
+
+def test_replayed_jti_is_refused(post, cds_client_keys):
+    token = cds_client_keys.token(URL)
+    assert post(cds_call(EXAMPLE_RECORD), token=token).status_code == 200
+    _refused(post, cds_call(EXAMPLE_RECORD), token, "replay")
+
+
+def test_alg_none_is_refused(post, cds_client_keys):
+    import jwt
+
+    token = jwt.encode({"iss": cds_client_keys.iss, "aud": URL, "exp": 9999999999, "iat": 1, "jti": "n"}, None,
+                       algorithm="none", headers={"kid": "ec-1"})
+    _refused(post, cds_call(EXAMPLE_RECORD), token, "algorithm")
+
+
+def test_hs256_is_refused(post, cds_client_keys):
+    import time
+
+    import jwt
+
+    secret = b"a shared secret is not a CDS client credential"
+    token = jwt.encode({"iss": cds_client_keys.iss, "aud": URL, "exp": int(time.time()) + 60,
+                        "iat": int(time.time()), "jti": str(uuid.uuid4())}, secret, algorithm="HS256",
+                       headers={"kid": "ec-1"})
+    _refused(post, cds_call(EXAMPLE_RECORD), token, "algorithm")
+
+
+def test_unknown_issuer_is_refused(post, cds_client_keys):
+    _refused(post, cds_call(EXAMPLE_RECORD), cds_client_keys.token(URL, iss="https://evil.example"), "issuer")
+
+
+def test_unknown_kid_is_refused(post, cds_client_keys):
+    _refused(post, cds_call(EXAMPLE_RECORD), cds_client_keys.token(URL, kid="nope"), "key id")
+
+
+def test_key_signed_by_a_stranger_is_refused(post):
+    from tests.cds_clients import TestClientKeys
+
+    stranger = TestClientKeys()  # same issuer name and kid, different private key
+    _refused(post, cds_call(EXAMPLE_RECORD), stranger.token(URL), "signature")
+
+
+def test_missing_jti_and_missing_token_are_refused(post, client, cds_client_keys):
+    _refused(post, cds_call(EXAMPLE_RECORD), cds_client_keys.token(URL, drop=("jti",)), "jti")
+    r = client.post("/cds-services/checkup-risk", json=cds_call(EXAMPLE_RECORD))
+    assert r.status_code == 401
+
+
+def test_api_token_is_not_a_cds_credential(client):
+    r = client.post("/cds-services/checkup-risk", json=cds_call(EXAMPLE_RECORD))  # client sends the API token
+    assert r.status_code == 401
+
+
+def test_public_url_sets_the_audience(post, cds_client_keys, monkeypatch):
+    monkeypatch.setenv("CHECKUP_RISK_PUBLIC_URL", "https://risk.example.org")
+    public = "https://risk.example.org/cds-services/checkup-risk"
+    assert post(cds_call(EXAMPLE_RECORD), token=cds_client_keys.token(public)).status_code == 200
+    _refused(post, cds_call(EXAMPLE_RECORD), cds_client_keys.token(URL), "aud")
+
+
+def test_feedback(post, service_home, cds_client_keys):
+    home = service_home[0]
+    url = URL + "/feedback"
+    body = {"feedback": [{"card": str(uuid.uuid4()), "outcome": "overridden",
+                          "overrideReason": {"reason": {"code": "not-relevant", "system": "https://example.org"}},
+                          "outcomeTimestamp": "2026-11-28T10:00:00Z"},
+                         {"card": str(uuid.uuid4()), "outcome": "accepted",
+                          "acceptedSuggestions": [{"id": str(uuid.uuid4())}], "outcomeTimestamp": "2026-11-28T10:01:00Z"}]}
+    r = post(body, url=url)
+    assert r.status_code == 200, r.text
+    with sqlite3.connect(home / "cds_feedback.sqlite") as db:
+        outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM feedback GROUP BY outcome").fetchall())
+    assert outcomes["overridden"] >= 1 and outcomes["accepted"] >= 1
+    bad = copy.deepcopy(body)
+    bad["feedback"][0]["outcome"] = "ignored"
+    assert post(bad, url=url).status_code == 400
+    # A token for the service URL is not valid for the feedback URL.
+    r = post(body, token=cds_client_keys.token(URL), url=url)
+    assert r.status_code == 401 and "aud" in r.json()["issue"][0]["diagnostics"]
