@@ -290,6 +290,9 @@ async def cds_patient_view(request: Request, svc=Depends(_service)) -> JSONRespo
         patient = prefetch["patient"]
         if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
             return _fhir_error([Issue("prefetch.patient", "must be a Patient resource")], 412, code="required")
+        for key in ("patient", "observations", "conditions", "medications"):
+            if prefetch.get(key) is not None:
+                _validate_fhir(prefetch[key], where=f"prefetch.{key}")
         if patient.get("id") != call.context.patientId:
             return _fhir_error([Issue("prefetch.patient", "is not the patient in context.patientId")], 422)
         resources = [e for k in ("observations", "conditions", "medications")
@@ -351,7 +354,7 @@ async def fhir_risk_assessment(request: Request, svc=Depends(_service)) -> JSONR
         bundle = await _json_body(request)
         if not isinstance(bundle, dict):
             raise FhirInputError([Issue("body", "must be a FHIR Bundle")])
-        _validate_fhir(bundle)
+        _validate_fhir(bundle, where="Bundle")
         checkup = read_bundle(bundle)
         record = validate_record(checkup)
     except FhirInputError as e:
@@ -361,13 +364,21 @@ async def fhir_risk_assessment(request: Request, svc=Depends(_service)) -> JSONR
     return JSONResponse(result_bundle(assessments), media_type=FHIR_JSON)
 
 
-def _validate_fhir(bundle: dict) -> None:
-    """Structure and types by the R4B models (unknown elements, wrong types, missing required)."""
-    from fhir.resources.R4B.bundle import Bundle
+def _validate_fhir(resource: Any, where: str) -> None:
+    """Structure and types by the R4B models (unknown elements, wrong types, missing required), so
+    that reading the record afterwards meets only well-formed resources."""
+    from fhir.resources.R4B import get_fhir_model_class
 
+    kind = resource.get("resourceType") if isinstance(resource, dict) else None
     try:
-        Bundle.model_validate(bundle)
+        model = get_fhir_model_class(kind) if isinstance(kind, str) else None
+    except (KeyError, ValueError, ImportError, AttributeError):
+        model = None
+    if model is None:
+        raise FhirInputError([Issue(where, "must be a FHIR R4 resource with a known resourceType")])
+    try:
+        model.model_validate(resource)
     except ValidationError as exc:
-        raise FhirInputError(_validation_issues(exc, where="Bundle.")) from None
+        raise FhirInputError(_validation_issues(exc, where=f"{where}.")) from None
     except (TypeError, ValueError, KeyError) as exc:  # fhir.resources raises these for some malformed input
-        raise FhirInputError([Issue("Bundle", f"is not a valid FHIR R4 Bundle ({type(exc).__name__})")]) from None
+        raise FhirInputError([Issue(where, f"is not a valid FHIR R4 {kind} ({type(exc).__name__})")]) from None

@@ -48,7 +48,7 @@ def _validators() -> dict:
         return v
 
     def check_sex(cls, v):
-        if v not in _SEX_CODES:
+        if isinstance(v, bool) or not isinstance(v, (str, int)) or v not in _SEX_CODES:
             raise ValueError("must be M or F (or NHIS code 1 = M, 2 = F)")
         return _SEX_CODES[v]
 

@@ -1,0 +1,113 @@
+"""POST /fhir/risk-assessment: a FHIR Bundle in, RiskAssessments out; OperationOutcome on bad input;
+and an end-to-end case from generated patients through CDS Hooks to a validated RiskAssessment."""
+
+import copy
+import json
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.riskassessment import RiskAssessment
+
+from features.fhir import read_bundle, to_bundle
+from features.schema import EXAMPLE_RECORD
+from features.synth import generate_cohort
+from models.outcomes import OUTCOME_SPECS
+from serving.fhir_out import check_risk_assessment
+from tests.service.test_cds import URL, cds_call
+
+FHIR = {"Content-Type": "application/fhir+json"}
+
+
+def _assessments(response) -> list[dict]:
+    bundle = response.json()
+    Bundle.model_validate(bundle)
+    return [e["resource"] for e in bundle["entry"]]
+
+
+def test_risk_assessments_match_score(client, service_home):
+    _, _, version = service_home
+    bundle = to_bundle(EXAMPLE_RECORD)
+    r = client.post("/fhir/risk-assessment", content=json.dumps(bundle), headers=FHIR)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/fhir+json")
+    assessments = _assessments(r)
+    # The same record through /score gives the same probabilities.
+    score = client.post("/score", json={"checkups": [read_bundle(bundle).record]}).json()
+    applicable = {o: v for o, v in score["results"][0]["risks"].items() if v["applicable"]}
+    assert len(assessments) == len(applicable)
+    observation_refs = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"][1:]}
+    for ra in assessments:
+        RiskAssessment.model_validate(ra)
+        refs = {b["reference"] for b in ra["basis"]}
+        assert check_risk_assessment(ra, version, refs) == []
+        assert refs - {"Patient/example-0001"} <= observation_refs
+        prediction = ra["prediction"][0]
+        outcome = next(o for o, s in OUTCOME_SPECS.items() if s.snomed == prediction["outcome"]["coding"][0]["code"])
+        assert 0 < prediction["probabilityDecimal"] < 1
+        assert prediction["probabilityDecimal"] == pytest.approx(applicable[outcome]["probability"], abs=1e-6)
+        assert ra["method"]["coding"][0]["version"] == version
+        assert ra["subject"] == {"reference": "Patient/example-0001"}
+
+
+def test_api_token_required(client):
+    r = client.post("/fhir/risk-assessment", content=json.dumps(to_bundle(EXAMPLE_RECORD)),
+                    headers={**FHIR, "Authorization": "Bearer wrong"})
+    assert r.status_code == 401
+
+
+def _broken_bundles():
+    good = to_bundle(EXAMPLE_RECORD)
+    cases = {"not json": b"{not json", "a list": b"[]", "a Patient": json.dumps(good["entry"][0]["resource"]).encode()}
+    no_resource = copy.deepcopy(good)
+    no_resource["entry"].append({"fullUrl": "urn:uuid:x"})
+    cases["entry without resource"] = json.dumps(no_resource).encode()
+    text_value = copy.deepcopy(good)
+    text_value["entry"][1]["resource"]["valueQuantity"]["value"] = "high"
+    cases["string value"] = json.dumps(text_value).encode()
+    unknown = copy.deepcopy(good)
+    unknown["entry"][1]["resource"]["colour"] = "red"
+    cases["unknown element"] = json.dumps(unknown).encode()
+    no_patient = copy.deepcopy(good)
+    no_patient["entry"] = no_patient["entry"][1:]
+    cases["no patient"] = json.dumps(no_patient).encode()
+    two_patients = copy.deepcopy(good)
+    two_patients["entry"].append(copy.deepcopy(good["entry"][0]))
+    cases["two patients"] = json.dumps(two_patients).encode()
+    bad_type = copy.deepcopy(good)
+    bad_type["entry"][2]["resource"]["resourceType"] = "NoSuchResource"
+    cases["unknown resource type"] = json.dumps(bad_type).encode()
+    return cases
+
+
+@pytest.mark.parametrize("name,body", list(_broken_bundles().items()))
+def test_malformed_bundles_get_operation_outcome(client, name, body):
+    r = client.post("/fhir/risk-assessment", content=body, headers=FHIR)
+    assert 400 <= r.status_code < 500, (name, r.status_code)
+    outcome = r.json()
+    assert outcome["resourceType"] == "OperationOutcome" and outcome["issue"]
+    assert all(i["severity"] == "error" and i["diagnostics"] for i in outcome["issue"])
+
+
+def test_end_to_end_generated_patients(client, cds_client_keys, service_home):
+    """Generated people -> FHIR bundles -> CDS call -> card -> the suggested RiskAssessment validated."""
+    _, _, version = service_home
+    cohort = generate_cohort(people=40, seed=5)
+    latest = cohort.sort_values("exam_date").groupby("person_id").tail(1).head(12)
+    cards = 0
+    for record in latest.to_dict("records"):
+        record = {k: (None if v != v else v) for k, v in record.items() if k in EXAMPLE_RECORD or k == "age_group"}
+        record["exam_date"] = str(record["exam_date"])[:10]
+        if record.get("age") is None:
+            continue
+        token = cds_client_keys.token(URL)
+        r = client.post("/cds-services/checkup-risk", json=cds_call(record),
+                        headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
+        for card in r.json()["cards"]:
+            cards += 1
+            assert len(card["summary"]) < 140
+            for action in card["suggestions"][0]["actions"]:
+                ra = action["resource"]
+                RiskAssessment.model_validate(ra)
+                assert check_risk_assessment(ra, version, {b["reference"] for b in ra["basis"]}) == []
+    assert cards >= 8
