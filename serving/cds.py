@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -172,25 +173,32 @@ class RecentRecords:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        with self._db() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS records (id TEXT PRIMARY KEY, expires REAL, record TEXT)")
+        self._local = threading.local()
+        self._purged = 0.0
+        self._db().execute("CREATE TABLE IF NOT EXISTS records (id TEXT PRIMARY KEY, expires REAL, record TEXT)")
 
     def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
         return db
 
     def put(self, record: dict) -> str:
         key = uuid.uuid4().hex
         now = time.time()
-        with self._db() as db:
+        db = self._db()
+        if now - self._purged > 60:
             db.execute("DELETE FROM records WHERE expires < ?", (now,))
-            db.execute("INSERT INTO records VALUES (?, ?, ?)", (key, now + REPORT_TTL_S, json.dumps(record, default=str)))
+            self._purged = now
+        db.execute("INSERT INTO records VALUES (?, ?, ?)", (key, now + REPORT_TTL_S, json.dumps(record, default=str)))
         return key
 
     def get(self, key: str) -> dict | None:
-        with self._db() as db:
-            row = db.execute("SELECT record FROM records WHERE id = ? AND expires >= ?", (key, time.time())).fetchone()
+        row = self._db().execute("SELECT record FROM records WHERE id = ? AND expires >= ?",
+                                 (key, time.time())).fetchone()
         return json.loads(row[0]) if row else None
 
 

@@ -66,11 +66,12 @@ def risk_assessments(checkup: FhirCheckup, result: dict, version: str, labels,
             "note": [{"text": "probabilityDecimal is a fraction from 0 to 1 over the next year; a model estimate, "
                               "not a diagnosis."}],
         }
-        validated = RiskAssessment.model_validate(resource)
+        # Validated as built (dumping the model back would cost more than building it).
+        RiskAssessment.model_validate(resource)
         problems = check_risk_assessment(resource, version, set(checkup.basis) | {checkup.patient})
         if problems:
             raise AssertionError("; ".join(problems))  # our own output: a bug, never the caller's fault
-        out.append(validated.model_dump(mode="json", exclude_none=True))
+        out.append(resource)
     return out
 
 
@@ -104,10 +105,12 @@ def check_risk_assessment(resource: dict, version: str, known_refs: set[str]) ->
 
 
 def result_bundle(resources: list[dict]) -> dict:
+    """A collection Bundle of already validated resources (the envelope is validated here)."""
     bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "collection",
-              "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources]}
-    return Bundle.model_validate(bundle).model_dump(mode="json", exclude_none=True)
+              "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    Bundle.model_validate(bundle)
+    bundle["entry"] = [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources]
+    return bundle
 
 
 def operation_outcome(issues: list[Issue], code: str = "invalid", severity: str = "error") -> dict:

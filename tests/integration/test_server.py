@@ -14,8 +14,10 @@ import pytest
 
 from features.schema import EXAMPLE_RECORD
 from features.synth import generate_cohort
+from tests.cds_clients import TestClientKeys
 
 pytestmark = pytest.mark.slow
+CDS = TestClientKeys()
 
 
 def free_port() -> int:
@@ -51,6 +53,7 @@ def server(home):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "CHECKUP_RISK_API_TOKEN"}
     env["CHECKUP_RISK_HOME"] = str(home)
+    env["CHECKUP_RISK_CDS_CLIENTS"] = str(CDS.write_allowlist(home / "cds_clients.json"))
     log_path = home / "serve.out"
     log = open(log_path, "w")  # a file, not a pipe: an undrained pipe would stall the server
     proc = subprocess.Popen(
@@ -127,3 +130,22 @@ def test_bento_build(home):
     listed = subprocess.run([sys.executable, "-m", "bentoml", "list", "-o", "json"], env=env, capture_output=True,
                             text=True, timeout=120)
     assert tag in listed.stdout
+
+
+def test_cds_hooks_over_real_http(server):
+    """Discovery without credentials, a signed patient-view call, a replay refused, a FHIR call."""
+    from features.fhir import to_bundle
+    from tests.service.test_cds import cds_call
+
+    url, _, _, home = server
+    assert httpx.get(f"{url}/cds-services").json()["services"][0]["id"] == "checkup-risk"
+    endpoint = f"{url}/cds-services/checkup-risk"
+    token = CDS.token(endpoint)
+    r = httpx.post(endpoint, json=cds_call(EXAMPLE_RECORD), headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["cards"][0]["summary"]
+    replay = httpx.post(endpoint, json=cds_call(EXAMPLE_RECORD), headers={"Authorization": f"Bearer {token}"})
+    assert replay.status_code == 401
+    api = {"Authorization": f"Bearer {(home / 'api_token').read_text().strip()}"}
+    r = httpx.post(f"{url}/fhir/risk-assessment", json=to_bundle(EXAMPLE_RECORD), headers=api, timeout=30)
+    assert r.status_code == 200 and r.json()["entry"][0]["resource"]["resourceType"] == "RiskAssessment"
