@@ -226,8 +226,8 @@ def validate_record(checkup: FhirCheckup) -> dict:
         raise FhirInputError(issues) from exc
 
 
-def _service(svc=Depends(bentoml.get_current_service)):
-    return svc
+async def _service():
+    return bentoml.get_current_service()
 
 
 def _audience(request: Request) -> str:

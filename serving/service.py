@@ -15,6 +15,7 @@ import bentoml
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from serving import store
 from serving import cds
@@ -24,6 +25,9 @@ from serving.schemas import ScoreRequest, errors_from
 
 HOME = Path(os.environ.get("CHECKUP_RISK_HOME", "./.checkup-risk")).resolve()
 WORKERS = int(os.environ.get("CHECKUP_RISK_WORKERS", "2"))
+# Small requests (about 1 ms) are scored on the event loop: a thread hop would cost as much as the
+# work. Larger batches go to the thread pool so that probes keep answering.
+INLINE_RECORDS = 8
 
 app = FastAPI(
     title="checkup-risk",
@@ -46,6 +50,8 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     metrics={"enabled": True, "namespace": "checkup_risk"},
     # Access logs would add a line per request and carry nothing a probe or /metrics lacks.
     logging={"access": {"enabled": False}},
+    # With no exporter configured, a span per request is pure cost; CHECKUP_RISK_TRACING=1 keeps it.
+    tracing={"excluded_urls": [] if os.environ.get("CHECKUP_RISK_TRACING") == "1" else [".*"]},
     http={"port": 3000},
 )
 @bentoml.asgi_app(app, path="/")
@@ -71,14 +77,18 @@ class RiskService:
 RiskService.add_asgi_middleware(BearerAuth, home=str(HOME))
 
 
-def _service(svc=Depends(bentoml.get_current_service)) -> RiskService:
-    return svc
+async def _service() -> RiskService:
+    # An async dependency runs on the event loop; a sync one would cost a thread hop per request.
+    return bentoml.get_current_service()
 
 
 @app.post("/score", summary="Score checkups: one-year risk per outcome with top-k SHAP contributions")
-def score(request: ScoreRequest, svc: RiskService = Depends(_service)) -> JSONResponse:
+async def score(request: ScoreRequest, svc: RiskService = Depends(_service)) -> JSONResponse:
     records = [c.model_dump() for c in request.checkups]
-    results = svc.scorer.score_records(records, explain=request.explain, top_k=request.top_k)
+    if len(records) <= INLINE_RECORDS:
+        results = svc.scorer.score_records(records, explain=request.explain, top_k=request.top_k)
+    else:
+        results = await run_in_threadpool(svc.scorer.score_records, records, request.explain, request.top_k)
     return JSONResponse({"model_version": svc.version, "results": results})
 
 
