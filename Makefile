@@ -37,6 +37,7 @@ bench: venv
 	$(BIN)/python bench/bench_explain.py
 	$(BIN)/python bench/bench_service.py
 	$(BIN)/python bench/bench_batch.py
+	$(BIN)/python bench/bench_cds.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock:

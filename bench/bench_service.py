@@ -106,11 +106,15 @@ def in_process_floors(home: Path, record: dict, n: int = 2000) -> dict[str, list
     os.environ["CHECKUP_RISK_HOME"] = str(home)
     import shap
 
-    from features.derive import Columns, feature_matrix
-    from training import registry
+    import bentoml
 
-    registry.configure(home)
-    model, _ = registry.load("champion")
+    from features.derive import Columns, feature_matrix
+    from models.bundle import RiskModel
+    from serving import store
+
+    # The model the server served: the pinned version in the Bento store.
+    store.use_home(home)
+    model = RiskModel.load(bentoml.models.get(store.pinned_tag(home)).path_of(store.BUNDLE_SUBPATH))
     X = feature_matrix(Columns.from_records([record])).astype(np.float32)
     boosters = [m.booster for m in model.models_.values()]
     out: dict[str, list[float]] = {"raw booster margin, 5 outcomes": [], "naive shap.TreeExplainer per request": []}
