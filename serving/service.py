@@ -14,6 +14,7 @@ from pathlib import Path
 import bentoml
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -35,6 +36,12 @@ app = FastAPI(
     description="One-year chronic-disease risk from a Korean national health checkup, with SHAP explanations. "
     "All routes but /healthz, /livez, /readyz and /metrics need `Authorization: Bearer <token>`.",
 )
+
+
+# Browser-based CDS clients (the CDS Hooks sandbox, SMART apps) call cross-origin; credentials are
+# bearer headers, never cookies, so allowing any origin exposes nothing.
+app.add_middleware(CORSMiddleware, allow_origins=os.environ.get("CHECKUP_RISK_CORS_ORIGINS", "*").split(","),
+                   allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Content-Type"])
 
 
 @app.exception_handler(RequestValidationError)

@@ -124,6 +124,43 @@ def test_no_prefetch_at_all_gives_412(post):
     assert post(body).status_code == 412
 
 
+# The patient-view request example of the CDS Hooks 2.0 specification, verbatim.
+SPEC_EXAMPLE = {
+    "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+    "fhirServer": "http://hooks.smarthealthit.org:9080",
+    "hook": "patient-view",
+    "fhirAuthorization": {"access_token": "some-opaque-fhir-access-token", "token_type": "Bearer",
+                          "expires_in": 300, "scope": "user/Patient.read user/Observation.read",
+                          "subject": "cds-service4"},
+    "context": {"userId": "Practitioner/example", "patientId": "1288992", "encounterId": "89284"},
+    "prefetch": {"patientToGreet": {"resourceType": "Patient", "gender": "male", "birthDate": "1925-12-23",
+                                    "id": "1288992", "active": True}},
+}
+
+
+def test_spec_example_without_our_prefetch_gets_412(post):
+    r = post(copy.deepcopy(SPEC_EXAMPLE))
+    assert r.status_code == 412
+    assert {i["expression"][0] for i in r.json()["issue"]} == {"prefetch.patient", "prefetch.observations"}
+
+
+def test_spec_example_with_our_prefetch(post):
+    body = copy.deepcopy(SPEC_EXAMPLE)
+    bundle = to_bundle(dict(EXAMPLE_RECORD, person_id="1288992", age=70))
+    body["prefetch"] = {"patient": bundle["entry"][0]["resource"],
+                        "observations": {"resourceType": "Bundle", "type": "searchset", "entry": bundle["entry"][1:]}}
+    r = post(body)
+    assert r.status_code == 200, r.text
+    assert r.json()["cards"][0]["indicator"] in ("info", "warning", "critical")
+
+
+def test_cors_preflight_for_browser_clients(client):
+    r = client.options("/cds-services/checkup-risk", headers={
+        "Origin": "https://sandbox.cds-hooks.org", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type"})
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] in ("*", "https://sandbox.cds-hooks.org")
+
+
 def test_spec_example_request_shape(post):
     """The CDS Hooks 2.0 patient-view example request, with our prefetch filled in."""
     body = cds_call(EXAMPLE_RECORD)
