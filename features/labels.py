@@ -30,6 +30,8 @@ _UNIT_WORDS: dict[str, dict[str, str]] = {
 # Korean writes these units straight after the number (54세, 2일/주, 1.5년).
 _NO_SPACE = ("%", "세", "년", "일/주")
 
+_NOT_MEASURED = {"ko": "미측정", "en": "not measured"}
+_NO_HISTORY = {"ko": "이전 기록 없음", "en": "no earlier record"}
 _YES_NO = {"ko": {0: "아니오", 1: "예"}, "en": {0: "no", 1: "yes"}}
 _CODE_WORDS: dict[str, dict[str, dict[int, str]]] = {
     "smoking_status": {"ko": {1: "비흡연", 2: "과거 흡연", 3: "현재 흡연"},
@@ -59,6 +61,8 @@ class FeatureLabel:
     codes: dict[str, dict[int, str]] = field(default_factory=dict)  # lang -> code -> words
     digits: int = 0
     signed: bool = False  # a change: shown with its sign
+    # What a missing value means: unmeasured, or (for history features) no earlier record.
+    missing: dict[str, str] = field(default_factory=lambda: dict(_NOT_MEASURED))
 
     def name(self, lang: Lang) -> str:
         return self.ko if lang == "ko" else self.en
@@ -71,7 +75,7 @@ class FeatureLabel:
     def value_text(self, value: float | None, lang: Lang) -> str:
         """The value as a checkup result prints it: words for codes, else number and unit."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            return "미측정" if lang == "ko" else "not measured"
+            return self.missing[lang]
         if self.codes:
             words = self.codes[lang].get(int(round(value)))
             if words is not None:
@@ -111,11 +115,12 @@ def _build() -> dict[str, FeatureLabel]:
         "pulse_pressure": FeatureLabel("맥압", "Pulse pressure", "mmHg"),
         "bp_category": FeatureLabel("혈압 단계", "Blood pressure stage", codes=_CODE_WORDS["bp_category"]),
         "prior_exams": FeatureLabel("이전 검진 횟수", "Earlier checkups"),
-        "years_since_last_exam": FeatureLabel("직전 검진 후 경과", "Time since last checkup", "duration", digits=1),
+        "years_since_last_exam": FeatureLabel("직전 검진 후 경과", "Time since last checkup", "duration", digits=1,
+                                              missing=_NO_HISTORY),
         "pct_change_egfr": FeatureLabel("직전 검진 대비 eGFR 변화율", "eGFR change since last checkup", "%",
-                                        digits=1, signed=True),
+                                        digits=1, signed=True, missing=_NO_HISTORY),
         "years_since_lipids": FeatureLabel("직전 지질검사 후 경과", "Time since last lipid panel", "duration",
-                                           digits=1),
+                                           digits=1, missing=_NO_HISTORY),
     }
     for name in FEATURES:
         if name in derived:
@@ -125,10 +130,12 @@ def _build() -> dict[str, FeatureLabel]:
     for f in TREND_FIELDS:
         base = out[f]
         out[f"delta_{f}"] = FeatureLabel(f"직전 검진 대비 {base.ko} 변화", f"{base.en} change since last checkup",
-                                         base.unit, digits=_DIGITS.get(f"delta_{f}", 0), signed=True)
+                                         base.unit, digits=_DIGITS.get(f"delta_{f}", 0), signed=True,
+                                         missing=_NO_HISTORY)
     for f in CARRIED_LIPIDS:
         base = out[f]
-        out[f"last_{f}"] = FeatureLabel(f"직전 지질검사 {base.ko}", f"{base.en} at the last lipid panel", base.unit)
+        out[f"last_{f}"] = FeatureLabel(f"직전 지질검사 {base.ko}", f"{base.en} at the last lipid panel", base.unit,
+                                        missing=_NO_HISTORY)
     return out
 
 
