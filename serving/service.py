@@ -14,11 +14,11 @@ from pathlib import Path
 import bentoml
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from serving import store
 from serving.auth import BearerAuth
-from serving.schemas import ScoreRequest, errors_from
+from serving.schemas import ReportRequest, ScoreRequest, errors_from
 
 HOME = Path(os.environ.get("CHECKUP_RISK_HOME", "./.checkup-risk")).resolve()
 WORKERS = int(os.environ.get("CHECKUP_RISK_WORKERS", "2"))
@@ -75,6 +75,14 @@ def score(request: ScoreRequest, svc: RiskService = Depends(_service)) -> JSONRe
     records = [c.model_dump() for c in request.checkups]
     results = svc.scorer.score_records(records, explain=request.explain, top_k=request.top_k)
     return JSONResponse({"model_version": svc.version, "results": results})
+
+
+@app.post("/report", response_class=HTMLResponse,
+          summary="The clinician explanation report for one checkup (HTML, Korean by default)")
+def report(request: ReportRequest, svc: RiskService = Depends(_service)) -> HTMLResponse:
+    from serving.report import render_html
+
+    return HTMLResponse(render_html(svc.scorer, request.checkup.model_dump(), request.lang))
 
 
 @app.get("/model", summary="The model version this worker serves")
