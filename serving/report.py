@@ -111,11 +111,13 @@ def risk_text(p: float) -> str:
     return f"{a:.2f}%" if a < 1 else f"{a:.1f}%"
 
 
-def _delta_text(before: float, after: float, lang: Lang) -> str:
+def _delta(before: float, after: float, lang: Lang) -> tuple[str, str]:
+    """The change in percentage points at the precision the risks are shown, and its direction
+    (down / up / same) judged on that shown value, so a "±0.00" is never coloured as a rise."""
     digits = 2 if 100 * before < 1 else 1
     d = round(100.0 * (after - before), digits)
-    sign = "−" if d < 0 else "+" if d > 0 else "±"
-    return f"{sign}{abs(d):.{digits}f}{t('pp', lang)}"
+    sign, direction = ("−", "down") if d < 0 else ("+", "up") if d > 0 else ("±", "same")
+    return f"{sign}{abs(d):.{digits}f}{t('pp', lang)}", direction
 
 
 def _number(x: float, digits: int = 0) -> str:
@@ -305,9 +307,8 @@ def build_context(scorer: Scorer, record: dict, lang: Lang = "ko", today: dt.dat
     for w, after in changes:
         cells = []
         for o in applicable:
-            d = after[o] - now[o]
-            cells.append({"risk": risk_text(after[o]), "delta": _delta_text(now[o], after[o], lang),
-                          "direction": "down" if d < -1e-12 else "up" if d > 1e-12 else "same"})
+            delta, direction = _delta(now[o], after[o], lang)
+            cells.append({"risk": risk_text(after[o]), "delta": delta, "direction": direction})
         whatifs.append({"text": t(w.key, lang, **w.words), "cells": cells})
 
     missing = [FEATURE_LABELS[k].name(lang) for k in KEY_INPUTS if record.get(k) is None]
