@@ -62,7 +62,8 @@ TEXT: dict[str, dict[str, str]] = {
                    "en": "Higher than about {pct}% of {group} in the training population (n = {n})"},
     "percentile_lowest": {"ko": "같은 성별·연령대({group}) 학습 인구 {n}명 중 가장 낮은 1% 이내",
                           "en": "Among the lowest 1% of {group} in the training population (n = {n})"},
-    "base": {"ko": "평균 위험 {risk}", "en": "Average risk {risk}"},
+    # The SHAP base: the model's expected log-odds, read as the risk of a typical person.
+    "base": {"ko": "기준 위험 {risk}", "en": "Baseline risk {risk}"},
     "others": {"ko": "기타 {n}개 요인", "en": "{n} other factors"},
     "final": {"ko": "이 분의 위험 {risk}", "en": "This person's risk {risk}"},
     "waterfall_note": {"ko": "막대: 각 요인이 위험을 높인(빨강) 또는 낮춘(파랑) 정도(로그 오즈), ×: 오즈 배수",
@@ -238,8 +239,8 @@ def waterfall(risk: dict, sex: str | None, lang: Lang) -> dict:
     def x(v: float) -> float:
         return round(bar_left + (v - lo_x) / (hi_x - lo_x) * bar_width, 1)
 
-    sigmoid = 1.0 / (1.0 + math.exp(-base))
-    rows = [{"kind": "end", "y": 0, "x": x(base), "text": t("base", lang, risk=risk_text(sigmoid))}]
+    base_risk = 1.0 / (1.0 + math.exp(-base))
+    rows = [{"kind": "end", "y": 0, "x": x(base), "text": t("base", lang, risk=risk_text(base_risk))}]
     for i, (feature, value, lo) in enumerate(steps):
         a, b = x(cum[i]), x(cum[i + 1])
         row = {"kind": "bar", "y": (i + 1) * ROW, "x": min(a, b), "w": max(abs(b - a), 1.0),
