@@ -3,13 +3,17 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SYSDEPS := $(VENV)/.sysdeps
+# Debian packages of the clinician report: Pango and HarfBuzz (WeasyPrint's PDF), the Korean font
+# (PDF and screen), Chromium (the test that looks at the page as a person does).
+DEB_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk chromium
 UV_VERSION := 0.13.9
 export CHECKUP_RISK_HOME ?= $(CURDIR)/.checkup-risk
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: venv run test test-fast bench lock clean
+.PHONY: venv sysdeps run test test-fast bench lock clean
 
 # The lock file pins the whole dependency set; the venv is rebuilt when it or pyproject changes.
 $(STAMP): requirements.lock pyproject.toml
@@ -21,22 +25,36 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
-run: venv
+# Installs only the packages that are missing (apt-get as root, else through sudo where it exists).
+$(SYSDEPS): Makefile
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; \
+		else echo "need root or sudo to install: $$missing" >&2; exit 1; fi; \
+		echo "installing system packages: $$missing"; \
+		$$sudo apt-get update -q && $$sudo apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	mkdir -p $(VENV) && touch $@
+
+sysdeps: $(SYSDEPS)
+
+run: venv sysdeps
 	$(BIN)/checkup-risk serve
 
-test: venv
+test: venv sysdeps
 	$(BIN)/python -m pytest -q tests
 
-test-fast: venv
+test-fast: venv sysdeps
 	$(BIN)/python -m pytest -q tests -m "not slow"
 
-bench: venv
+bench: venv sysdeps
 	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk) || true
 	$(BIN)/python bench/bench_foundation.py
 	$(BIN)/python bench/bench_training.py
 	$(BIN)/python bench/bench_explain.py
 	$(BIN)/python bench/bench_service.py
 	$(BIN)/python bench/bench_batch.py
+	$(BIN)/python bench/bench_report.py
 	$(BIN)/python bench/bench_cds.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.

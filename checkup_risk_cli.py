@@ -194,6 +194,50 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import json
+
+    from pydantic import ValidationError
+
+    from serving.schemas import ReportRequest, errors_from
+    from training import registry
+
+    source, out = Path(args.input), Path(args.out)
+    if out.suffix not in (".html", ".pdf"):
+        raise CliError(f"--out must end in .html or .pdf: {out}")
+    if not source.exists():
+        raise CliError(f"no such file: {source}")
+    try:
+        body = json.loads(source.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CliError(f"{source}: not JSON ({e})") from None
+    if isinstance(body, dict) and "checkup" not in body:
+        body = {"checkup": {k: v for k, v in body.items() if k != "lang"}, "lang": body.get("lang", "ko")}
+    if isinstance(body, dict) and args.lang:
+        body["lang"] = args.lang  # the command line wins over the file
+    try:
+        request = ReportRequest.model_validate(body)
+    except ValidationError as e:
+        # Name the field and the rule, never the value (it is patient data).
+        raise CliError(f"{source}: " + "; ".join(f"{x['field'] or 'record'}: {x['message']}" for x in errors_from(e, ())))
+    registry.configure()
+    try:
+        model, version = registry.load(args.model)
+    except LookupError as e:
+        raise CliError(str(e)) from None
+    from serving.report import render_html, render_pdf
+    from serving.scoring import Scorer
+
+    html = render_html(Scorer(model, version), request.checkup.model_dump(), request.lang)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".pdf":
+        out.write_bytes(render_pdf(html))
+    else:
+        out.write_text(html, encoding="utf-8")
+    print(f"model version {version}: wrote the {request.lang} report to {out}")
+    return 0
+
+
 def _champion_or_default(people: int) -> str:
     """The champion's version; on a fresh machine, first build the default model from the
     built-in synthetic cohort (synth, train, promote)."""
@@ -318,6 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-rows", type=int, default=200_000, metavar="N",
                    help="rows read (and held) at a time; also the dask partition size (default 200000)")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("report", help="the clinician explanation report (HTML or PDF) for one checkup")
+    p.add_argument("--input", required=True, metavar="CHECKUP.json",
+                   help='one canonical record as JSON, or {"checkup": record, "lang": "ko"|"en"}')
+    p.add_argument("--out", required=True, metavar="FILE", help="FILE.html or FILE.pdf (the extension decides)")
+    p.add_argument("--lang", choices=["ko", "en"], default=None, help="report language (default ko)")
+    p.add_argument("--model", default="champion", help="alias (champion, challenger) or version number")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("serve", help="start the BentoML HTTP service on the champion model")
     p.add_argument("--port", type=int, default=3000)

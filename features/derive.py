@@ -140,6 +140,21 @@ def age_years(df: "pd.DataFrame | Columns") -> np.ndarray:
     return np.where(np.isnan(age), age_group_midpoint(_num(cols, "age_group")), age)
 
 
+# Age bands of subgroup reports and of the reference percentiles ("among people of the same sex and
+# age band"); under 40 is one band because its events are few.
+AGE_BANDS: tuple[tuple[int, int, str], ...] = ((20, 40, "20-39"), (40, 50, "40-49"), (50, 60, "50-59"),
+                                               (60, 70, "60-69"), (70, 200, "70+"))
+
+
+def age_band(df: "pd.DataFrame | Columns") -> np.ndarray:
+    """The AGE_BANDS name of each record ("unknown" without an age)."""
+    age = age_years(df)
+    out = np.full(len(age), "unknown", dtype=object)
+    for lo, hi, name in AGE_BANDS:
+        out[(age >= lo) & (age < hi)] = name
+    return out
+
+
 def is_male(df: "pd.DataFrame | Columns") -> np.ndarray:
     cols = as_columns(df)
     if "sex" not in cols:

@@ -54,6 +54,50 @@ REASONS: dict[str, dict[str, str]] = {
 }
 
 
+# The same reasons in Korean, key for key (the clinician report speaks both).
+REASONS_KO: dict[str, dict[str, str]] = {
+    "cvd": {
+        "history_stroke": "뇌졸중 과거력이 있어 첫 발생 예측 대상이 아님",
+        "history_heart_disease": "심장병 과거력이 있어 첫 발생 예측 대상이 아님",
+    },
+    "diabetes": {
+        "history_diabetes": "이미 당뇨병을 진단받음",
+        "on_diabetes_medication": "당뇨약 복용 중",
+        "fasting_glucose": "공복혈당 126 mg/dL 이상으로 이미 당뇨병 범위",
+    },
+    "hypertension": {
+        "history_hypertension": "이미 고혈압을 진단받음",
+        "on_antihypertensive": "고혈압약 복용 중",
+        "sbp": "혈압 140/90 mmHg 이상으로 이미 고혈압 범위",
+        "dbp": "혈압 140/90 mmHg 이상으로 이미 고혈압 범위",
+    },
+    "dyslipidemia": {
+        "history_dyslipidemia": "이미 이상지질혈증을 진단받음",
+        "on_statin": "스타틴 복용 중",
+        "total_cholesterol": "총콜레스테롤 240 mg/dL 이상으로 이미 질환 범위",
+        "ldl": "LDL 콜레스테롤 160 mg/dL 이상으로 이미 질환 범위",
+        "triglycerides": "중성지방 200 mg/dL 이상으로 이미 질환 범위",
+        "hdl": "HDL 콜레스테롤 40 mg/dL 미만으로 이미 질환 범위",
+    },
+    "ckd": {
+        "egfr": "eGFR 60 mL/min/1.73m² 미만으로 이미 만성콩팥병 기준에 해당",
+        "urine_protein": "요단백 1+ 이상으로 이미 만성콩팥병 기준에 해당",
+    },
+}
+assert {o: set(r) for o, r in REASONS_KO.items()} == {o: set(r) for o, r in REASONS.items()}
+
+
+def reason_text(reason: str, lang: str) -> str:
+    """A reason as `applicability` gives it (English), in the asked language."""
+    if lang == "en":
+        return reason
+    for outcome, reasons in REASONS.items():
+        for key, text in reasons.items():
+            if text == reason:
+                return REASONS_KO[outcome][key]
+    return reason
+
+
 def _conditions(df: "pd.DataFrame | Columns") -> dict[str, dict[str, np.ndarray]]:
     """Per outcome, per reason key: True where that reason makes the outcome not applicable.
 

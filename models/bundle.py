@@ -22,13 +22,15 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from features.derive import FEATURES, build_features
+from features.derive import FEATURES, age_band, build_features, is_male
 from features.eligibility import eligibility
 from features.schema import OUTCOMES
 from models.logistic import LogisticRisk
+from models import reference
 from models.outcomes import OUTCOME_SPECS
 
 FORMAT_VERSION = 1
+REFERENCE_FILE = "reference.json"
 
 
 def person_fold(person_id: pd.Series, seed: int, buckets: int = 100) -> np.ndarray:
@@ -167,6 +169,7 @@ class RiskModel:
 
         self.feature_names_ = FEATURES
         self.models_: dict[str, OutcomeModel] = {}
+        fitted_rows: dict[str, np.ndarray] = {}
         for outcome in self.outcomes:
             spec = OUTCOME_SPECS[outcome]
             if spec.label not in records.columns:
@@ -176,8 +179,19 @@ class RiskModel:
             if progress:
                 progress(outcome)
             self.models_[outcome] = self._fit_outcome(spec, X, y, rows, role, bucket)
+            fitted_rows[outcome] = rows
         del self._client  # a runtime resource, not learned state
+        self.reference_ = self._reference_tables(records, X, fitted_rows)
         return self
+
+    def _reference_tables(self, records: pd.DataFrame, X: pd.DataFrame, rows: dict[str, np.ndarray]) -> dict:
+        """Per outcome, the percentiles of predicted risk by sex x age band over the rows it was fit on:
+        the training population a report compares a person with (`models.reference`)."""
+        male = is_male(records)
+        sex = np.where(male == 1, "M", np.where(male == 0, "F", ""))
+        band = age_band(records)
+        probs = self.predict_features(X)
+        return {o: reference.build_tables(probs[o].to_numpy()[r], sex[r], band[r]) for o, r in rows.items()}
 
     def _train(self, params: dict, Xv: np.ndarray, y: np.ndarray, tr: np.ndarray, ev: np.ndarray | None,
                rounds: int) -> xgb.Booster:
@@ -336,6 +350,14 @@ class RiskModel:
         probs = pd.DataFrame({o: m.linear.predict_proba(Xn) for o, m in self.models_.items()}, index=records.index)
         return probs.where(eligibility(records, tuple(self.models_)).to_numpy())
 
+    def risk_percentile(self, outcome: str, sex: str, band: str, probability: float) -> tuple[float, int] | None:
+        """(share in % of the same sex and age band's training checkups with a lower predicted risk,
+        size of that group), or None where the bundle has no table for them (older bundles, small groups)."""
+        cell = getattr(self, "reference_", {}).get(outcome, {}).get(reference.cell_key(sex, band))
+        if cell is None:
+            return None
+        return reference.percentile(cell, probability), int(cell["n"])
+
     def explain_features(self, X: pd.DataFrame, outcome: str) -> tuple[np.ndarray, np.ndarray]:
         """(contributions n x features, base value n) in calibrated log-odds: they add up to the
         calibrated logit of the predicted probability."""
@@ -358,6 +380,7 @@ class RiskModel:
             "features": list(self.feature_names_),
             "params": self.get_params(),
             "outcomes": {},
+            "reference": REFERENCE_FILE,
         }
         for outcome, m in self.models_.items():
             m.booster.save_model(directory / f"{outcome}.ubj")
@@ -369,6 +392,12 @@ class RiskModel:
                 "info": m.info,
             }
         (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        # Compact and apart from the manifest: ~5,000 numbers would drown the readable part.
+        (directory / REFERENCE_FILE).write_text(json.dumps({
+            "what": "percentiles 1..99 of predicted one-year risk per outcome, sex and age band, "
+                    "over the training rows each outcome was fit on",
+            "tables": getattr(self, "reference_", {}),
+        }, separators=(",", ":")))
         return directory
 
     @classmethod
@@ -385,6 +414,9 @@ class RiskModel:
             raise ValueError("bundle was trained on a different feature list; retrain it")
         model.feature_names_ = FEATURES
         model.models_ = {}
+        # Bundles saved before the reference percentiles existed load without them.
+        ref = directory / manifest.get("reference", REFERENCE_FILE)
+        model.reference_ = json.loads(ref.read_text())["tables"] if ref.exists() else {}
         for outcome, meta in manifest["outcomes"].items():
             booster = xgb.Booster()
             booster.load_model(directory / f"{outcome}.ubj")

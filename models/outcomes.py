@@ -32,6 +32,9 @@ class Outcome:
     # One-year risk cut-offs between low | moderate | high | very_high: about 1x, 2x and 4x the
     # Korean yearly rate of the outcome (clinical.md section 3), so "moderate" means above average.
     category_cuts: tuple[float, float, float]
+    # Names short enough for a table header.
+    short_en: str = ""
+    short_ko: str = ""
 
     @property
     def label(self) -> str:
@@ -62,12 +65,14 @@ OUTCOME_SPECS: dict[str, Outcome] = {
     o.name: o
     for o in (
         Outcome("cvd", "Cardiovascular disease (MI or stroke)", "심뇌혈관질환(심근경색·뇌졸중)", "49601007",
-                ("age", "sbp", "fasting_glucose", "ldl", "smoking"), (0.005, 0.01, 0.02)),
+                ("age", "sbp", "fasting_glucose", "ldl", "smoking"), (0.005, 0.01, 0.02), "CVD", "심뇌혈관질환"),
         Outcome("diabetes", "Type 2 diabetes", "제2형 당뇨병", "44054006", ("age", "fasting_glucose"),
-                (0.01, 0.02, 0.04)),
-        Outcome("hypertension", "Hypertension", "고혈압", "38341003", ("age", "sbp"), (0.08, 0.16, 0.32)),
-        Outcome("dyslipidemia", "Dyslipidemia", "이상지질혈증", "370992007", ("ldl",), (0.05, 0.10, 0.20)),
-        Outcome("ckd", "Chronic kidney disease", "만성콩팥병", "709044004", ("age",), (0.007, 0.014, 0.028)),
+                (0.01, 0.02, 0.04), "Diabetes", "당뇨병"),
+        Outcome("hypertension", "Hypertension", "고혈압", "38341003", ("age", "sbp"), (0.08, 0.16, 0.32), "Hypertension",
+                "고혈압"),
+        Outcome("dyslipidemia", "Dyslipidemia", "이상지질혈증", "370992007", ("ldl",), (0.05, 0.10, 0.20), "Dyslipidemia",
+                "이상지질혈증"),
+        Outcome("ckd", "Chronic kidney disease", "만성콩팥병", "709044004", ("age",), (0.007, 0.014, 0.028), "CKD", "만성콩팥병"),
     )
 }
 assert tuple(OUTCOME_SPECS) == OUTCOMES

@@ -26,7 +26,9 @@ from features.fhir import LOINC, MEASURES, SMOKING, URINE_PROTEIN, FhirCheckup, 
     read_bundle, read_patient
 from features.schema import BY_NAME, KEY_INPUTS
 from models.outcomes import OUTCOME_SPECS
-from serving import labels
+from features.eligibility import reason_text
+from features.labels import FEATURE_LABELS
+from serving.report import risk_text, t
 from serving.cds_auth import CdsAuthError
 from serving.fhir_out import FHIR_JSON, operation_outcome, result_bundle, risk_assessments
 from serving.schemas import Checkup, errors_from
@@ -89,8 +91,14 @@ class FeedbackRequest(BaseModel):
     feedback: list[FeedbackItem] = Field(min_length=1, max_length=100)
 
 
-def _percent(p: float) -> str:
-    return f"{100 * p:.1f}%" if p >= 0.001 else "<0.1%"
+def factor_words(contribution: dict, lang: str = "ko") -> str:
+    """'Systolic blood pressure 152 mmHg': a SHAP contribution in clinical words."""
+    label = FEATURE_LABELS[contribution["feature"]]
+    return f"{label.name(lang)} {label.value_text(contribution['value'], lang)}"
+
+
+def _category(cat: str, lang: str) -> str:
+    return t(f"cat_{cat}", lang).lower() if lang == "en" else t(f"cat_{cat}", lang)
 
 
 def summary(result: dict) -> tuple[str, str] | None:
@@ -102,10 +110,8 @@ def summary(result: dict) -> tuple[str, str] | None:
     o, r = max(applicable, key=lambda x: (_RANK[x[1]["category"]],
                                           x[1]["probability"] / OUTCOME_SPECS[x[0]].category_cuts[0]))
     spec, cat = OUTCOME_SPECS[o], r["category"]
-    text = (f"{spec.label_ko} 1년 위험 {_percent(r['probability'])} ({labels.CATEGORY['ko'][cat]}) · "
-            f"{spec.label_en.split(' (')[0]} 1-year risk {labels.CATEGORY['en'][cat]}")
-    if len(text) >= 140:
-        text = f"{spec.label_ko} 1년 위험 {_percent(r['probability'])} ({labels.CATEGORY['ko'][cat]})"
+    text = (f"{spec.short_ko} 1년 위험 {risk_text(r['probability'])} ({_category(cat, 'ko')}) · "
+            f"{spec.short_en} 1-year risk {_category(cat, 'en')}")
     return text, INDICATOR[cat]
 
 
@@ -118,16 +124,17 @@ def detail(result: dict, version: str, missing: list[str]) -> str:
     for o, r in result["risks"].items():
         spec = OUTCOME_SPECS[o]
         if not r["applicable"]:
-            not_applicable.append(f"- {spec.label_ko} · {spec.label_en}: {r['reason']}")
+            not_applicable.append(f"- {spec.label_ko} · {spec.label_en}: {reason_text(r['reason'], 'ko')} · "
+                                  f"{r['reason']}")
             continue
-        factors = [labels.factor(c, "ko") for c in r["contributions"] if c["log_odds"] > 0][:3]
+        factors = [factor_words(c, "ko") for c in r["contributions"] if c["log_odds"] > 0][:3]
         cat = r["category"]
-        lines.append(f"| {spec.label_ko} · {spec.label_en} | {_percent(r['probability'])} | "
-                     f"{labels.CATEGORY['ko'][cat]} · {labels.CATEGORY['en'][cat]} | {'; '.join(factors) or '-'} |")
+        lines.append(f"| {spec.label_ko} · {spec.label_en} | {risk_text(r['probability'])} | "
+                     f"{_category(cat, 'ko')} · {_category(cat, 'en')} | {'; '.join(factors) or '-'} |")
     if not_applicable:
         lines += ["", "**해당 없음 · Not applicable**", *not_applicable]
     if missing:
-        names = [f"{labels.field_name(m, 'ko')} · {labels.field_name(m, 'en')}" for m in missing]
+        names = [f"{FEATURE_LABELS[m].name('ko')} · {FEATURE_LABELS[m].name('en')}" for m in missing]
         lines += ["", f"**누락된 검사 · Missing inputs** (있으면 추정이 더 정확해집니다 · would sharpen the estimate): "
                       f"{', '.join(names)}"]
     lines += ["", f"_모델 추정치이며 진단이 아닙니다 · A model estimate, not a diagnosis. "
@@ -314,7 +321,7 @@ async def cds_patient_view(request: Request, svc=Depends(_service)) -> JSONRespo
     except FhirInputError as e:
         return _fhir_error(e.issues, e.status)
     result = svc.scorer.score_records([record], explain=True, top_k=5)[0]
-    assessments = risk_assessments(checkup, result, svc.version, lambda c: labels.factor(c, "en"))
+    assessments = risk_assessments(checkup, result, svc.version, lambda c: factor_words(c, "en"))
     report_url = f"{_base(request)}/reports/{svc.recent_records.put(record)}" if assessments else None
     missing = [k for k in KEY_INPUTS if record.get(k) is None]
     one = card(result, svc.version, assessments, report_url, missing)
@@ -368,7 +375,7 @@ async def fhir_risk_assessment(request: Request, svc=Depends(_service)) -> JSONR
     except FhirInputError as e:
         return _fhir_error(e.issues, e.status)
     result = svc.scorer.score_records([record], explain=True, top_k=5)[0]
-    assessments = risk_assessments(checkup, result, svc.version, lambda c: labels.factor(c, "en"))
+    assessments = risk_assessments(checkup, result, svc.version, lambda c: factor_words(c, "en"))
     return JSONResponse(result_bundle(assessments), media_type=FHIR_JSON)
 
 

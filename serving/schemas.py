@@ -4,7 +4,7 @@ read from the one field table, never restated. Errors become `{"index", "field",
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
@@ -99,6 +99,25 @@ class ScoreRequest(BaseModel):
     top_k: int = Field(5, ge=0, le=len(FEATURES))
 
 
+class ReportRequest(BaseModel):
+    """One checkup and the report's language. A bare record (with an optional "lang") is accepted
+    too and read as {"checkup": record, "lang": lang}."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"checkup": EXAMPLE_RECORD, "lang": "ko"}})
+
+    checkup: Checkup  # type: ignore[valid-type]
+    lang: Literal["ko", "en"] = "ko"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_record(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "checkup" not in data:
+            rest = dict(data)
+            lang = rest.pop("lang", "ko")
+            return {"checkup": rest, "lang": lang}
+        return data
+
+
 def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) -> list[dict]:
     """Pydantic errors as {"index", "field", "message"}: which record, which field, why."""
     raw = exc.errors() if isinstance(exc, ValidationError) else exc
@@ -108,9 +127,12 @@ def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) ->
         if loc[: len(prefix)] == list(prefix):
             loc = loc[len(prefix):]
         index = field = None
-        if len(loc) >= 2 and loc[0] == "checkups" and isinstance(loc[1], int):
-            index = loc[1]
-            rest = [str(x) for x in loc[2:] if not str(x).startswith(("function-", "int", "float", "str"))]
+        # A record's field: checkups[i].field (/score) or checkup.field (/report, one record: index 0).
+        record_loc = (loc[1], loc[2:]) if len(loc) >= 2 and loc[0] == "checkups" and isinstance(loc[1], int) else (
+            (0, loc[1:]) if loc and loc[0] == "checkup" else None)
+        if record_loc is not None:
+            index = record_loc[0]
+            rest = [str(x) for x in record_loc[1] if not str(x).startswith(("function-", "int", "float", "str"))]
             field = rest[0] if rest else None
         elif loc:
             field = str(loc[0])

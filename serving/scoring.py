@@ -48,6 +48,10 @@ class Scorer:
             out[o] = (probs[o].to_numpy(), contribs, base)
         return out
 
+    def probabilities(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """Calibrated probability per outcome for rows of the model matrix (eligibility not applied)."""
+        return {o: v[0] for o, v in self._predict_explain(X, explain=False).items()}
+
     def score_records(self, records: list[dict], explain: bool = True, top_k: int = 5) -> list[dict]:
         """Records must already be valid (see serving.schemas); returns one result per record."""
         today = dt.date.today()

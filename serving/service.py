@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import bentoml
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from serving import store
 from serving import cds
 from serving.auth import BearerAuth
 from serving.cds_auth import CdsVerifier
-from serving.schemas import ScoreRequest, errors_from
+from serving.schemas import Checkup, ReportRequest, ScoreRequest, errors_from
 
 HOME = Path(os.environ.get("CHECKUP_RISK_HOME", "./.checkup-risk")).resolve()
 WORKERS = int(os.environ.get("CHECKUP_RISK_WORKERS", "2"))
@@ -97,6 +98,27 @@ async def score(request: ScoreRequest, svc: RiskService = Depends(_service)) -> 
     else:
         results = await run_in_threadpool(svc.scorer.score_records, records, request.explain, request.top_k)
     return JSONResponse({"model_version": svc.version, "results": results})
+
+
+@app.post("/report", response_class=HTMLResponse,
+          summary="The clinician explanation report for one checkup (HTML, Korean by default)")
+async def report(request: ReportRequest, svc: RiskService = Depends(_service)) -> HTMLResponse:
+    from serving.report import render_html
+
+    return HTMLResponse(render_html(svc.scorer, request.checkup.model_dump(), request.lang))
+
+
+@app.get("/reports/{key}", response_class=HTMLResponse,
+         summary="The clinician report behind a CDS card's link (kept an hour)")
+async def linked_report(key: str, lang: Literal["ko", "en"] = "ko",
+                        svc: RiskService = Depends(_service)) -> HTMLResponse:
+    from serving.report import render_html
+
+    record = svc.recent_records.get(key)
+    if record is None:
+        return JSONResponse({"errors": [{"index": None, "field": "key",
+                                         "message": "no such report, or it has expired"}]}, status_code=404)
+    return HTMLResponse(render_html(svc.scorer, Checkup.model_validate(record).model_dump(), lang))
 
 
 app.include_router(cds.router)

@@ -115,6 +115,9 @@ def model_card(version: str, metrics: dict, data: dict, decision: str | None = N
         "",
         "## Caveats and recommendations",
         "- Model estimates, not promises; one-year horizon only. Recalibrate before use on another population.",
+        "- The clinician report places a person among the training population of the same sex and age band",
+        "  (percentiles of predicted risk saved with the bundle), not among the population it is used on; its",
+        "  what-if figures are the model's estimates with everything else unchanged, not treatment effects.",
         "- Inputs outside the plausible ranges are rejected; missing inputs lower precision and are reported",
         "  with each prediction (TRIPOD+AI 27a).",
     ]

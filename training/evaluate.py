@@ -14,14 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.derive import age_years
+from features.derive import AGE_BANDS, age_band
 from models.baselines import framingham_2008_cvd, framingham_valid, prevent_10y_cvd, prevent_valid
 from models.bundle import RiskModel
 from models.outcomes import OUTCOME_SPECS
 from training.metrics import auroc, calibration_curve, net_benefit, summarize
 
-AGE_BANDS: tuple[tuple[int, int, str], ...] = ((20, 40, "20-39"), (40, 50, "40-49"), (50, 60, "50-59"),
-                                               (60, 70, "60-69"), (70, 200, "70+"))
 # Below these a subgroup's AUROC and calibration are too noisy to judge (flagged, not hidden).
 MIN_SUBGROUP_ROWS = 200
 MIN_SUBGROUP_EVENTS = 10
@@ -31,14 +29,6 @@ PUBLISHED = {
         "framingham_2008_cvd": (framingham_2008_cvd, framingham_valid),
     }
 }
-
-
-def age_band(records: pd.DataFrame) -> np.ndarray:
-    age = age_years(records)
-    out = np.full(len(records), "unknown", dtype=object)
-    for lo, hi, name in AGE_BANDS:
-        out[(age >= lo) & (age < hi)] = name
-    return out
 
 
 def subgroups(records: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> list[dict]:

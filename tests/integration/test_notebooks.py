@@ -10,7 +10,7 @@ NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["retraining.ipynb"])
+@pytest.mark.parametrize("name", ["retraining.ipynb", "explanations.ipynb"])
 def test_notebook_runs(name, tmp_path, monkeypatch):
     monkeypatch.setenv("CHECKUP_RISK_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("NOTEBOOK_PEOPLE", "2500")

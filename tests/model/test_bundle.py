@@ -40,10 +40,39 @@ def test_logistic_partner_keeps_monotone_directions():
 def test_save_load_round_trip_is_exact(model, held_out, tmp_path):
     model.save(tmp_path / "bundle")
     assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == sorted(
-        ["manifest.json"] + [f"{o}.ubj" for o in model.models_]
+        ["manifest.json", "reference.json"] + [f"{o}.ubj" for o in model.models_]
     )
     again = RiskModel.load(tmp_path / "bundle")
     np.testing.assert_allclose(again.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(),
+                               rtol=0, atol=1e-12)
+    assert again.reference_ == model.reference_
+
+
+def test_reference_percentiles_describe_the_training_population(model, cohort):
+    from features.derive import age_band
+    from features.eligibility import eligibility
+
+    # Every outcome has a table for every sex x age band of this cohort (all are large enough).
+    for o in model.models_:
+        assert len(model.reference_[o]) == 10
+    # About half of the training checkups lie below the median of their own cell.
+    rows = cohort.loc[eligibility(cohort, ("cvd",))["cvd"].to_numpy() & cohort["cvd_1y"].notna().to_numpy()]
+    rows = rows.loc[(rows["sex"] == "F").to_numpy() & (age_band(rows) == "60-69")]
+    p = model.predict(rows)["cvd"].to_numpy()
+    median = model.reference_["cvd"]["F|60-69"]["quantiles"][49]
+    assert model.reference_["cvd"]["F|60-69"]["n"] == len(rows)
+    assert np.mean(p < median) == pytest.approx(0.5, abs=0.05)
+    pct, n = model.risk_percentile("cvd", "F", "60-69", float(np.max(p)))
+    assert pct >= 98 and n == len(rows)
+    assert model.risk_percentile("cvd", "F", "unknown", 0.01) is None
+
+
+def test_bundle_saved_before_reference_tables_still_loads(model, held_out, tmp_path):
+    model.save(tmp_path / "old")
+    (tmp_path / "old" / "reference.json").unlink()
+    old = RiskModel.load(tmp_path / "old")
+    assert old.reference_ == {} and old.risk_percentile("cvd", "M", "50-59", 0.01) is None
+    np.testing.assert_allclose(old.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(),
                                rtol=0, atol=1e-12)
 
 

@@ -299,3 +299,14 @@ def test_feedback(post, service_home, cds_client_keys):
     # A token for the service URL is not valid for the feedback URL.
     r = post(body, token=cds_client_keys.token(URL), url=url)
     assert r.status_code == 401 and "aud" in r.json()["issue"][0]["diagnostics"]
+
+
+def test_card_links_to_the_clinician_report(post, client):
+    card = post(cds_call(dict(EXAMPLE_RECORD, sbp=150.0))).json()["cards"][0]
+    path = card["links"][0]["url"].replace("http://testserver", "")
+    r = client.get(path)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "만성질환 위험" in r.text
+    assert "One-year" in client.get(path + "?lang=en").text
+    assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/reports/" + "0" * 32).status_code == 404

@@ -1,0 +1,208 @@
+"""The clinician report's content (HTML), its what-if estimates, and POST /report."""
+
+import copy
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from features.derive import FEATURES, Columns, feature_matrix
+from features.schema import EXAMPLE_RECORD, KEY_INPUTS
+from models.outcomes import OUTCOME_SPECS
+from serving.report import render_html, risk_text, what_if, what_if_changes
+from serving.schemas import Checkup
+
+REC = dict(EXAMPLE_RECORD)
+
+
+def canonical(**changes) -> dict:
+    """A record as the service hands it to the report: validated, in canonical form."""
+    return Checkup.model_validate({**REC, **changes}).model_dump()
+
+
+@pytest.fixture(scope="module")
+def scorer(service_home):
+    from serving.scoring import Scorer
+
+    _, model, version = service_home
+    return Scorer(model, version)
+
+
+class _Text(HTMLParser):
+    """What a reader sees: text of the page and of its SVG, without the style sheet."""
+
+    def __init__(self):
+        super().__init__()
+        self.parts, self._skip = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self._skip += tag in ("style", "title")
+
+    def handle_endtag(self, tag):
+        self._skip -= tag in ("style", "title")
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+def visible_text(html: str) -> str:
+    p = _Text()
+    p.feed(html)
+    return re.sub(r"\s+", " ", " ".join(p.parts))
+
+
+def hangul(text: str) -> bool:
+    return any("가" <= ch <= "힣" for ch in text)
+
+
+def test_korean_by_default(scorer):
+    rec = canonical()
+    html = render_html(scorer, rec)
+    text = visible_text(html)
+    assert '<html lang="ko">' in html
+    assert "1년 내 발생 위험" in text and "모델 버전" in text
+    risks = scorer.score_records([dict(rec)], explain=False)[0]["risks"]
+    for o, spec in OUTCOME_SPECS.items():
+        if risks[o]["applicable"]:
+            assert spec.label_ko in text
+            assert risk_text(risks[o]["probability"]) in text
+    # The official cut-off next to the value: SBP 134 is borderline, the disease cut-off is shown.
+    assert "고혈압 의심 ≥140" in text
+
+
+def test_english_has_no_korean_left(scorer):
+    html = render_html(scorer, canonical(), "en")
+    text = visible_text(html)
+    assert '<html lang="en">' in html and "One-year risk" in text and "Model version" in text
+    assert OUTCOME_SPECS["cvd"].label_en in text
+    assert not hangul(text), [w for w in text.split() if hangul(w)][:10]
+
+
+def test_no_feature_codes_are_shown(scorer):
+    for lang in ("ko", "en"):
+        rec = canonical(person_id="p-1", sbp=165, dbp=95, ldl=170, smoking_status=3)
+        text = visible_text(render_html(scorer, rec, lang))
+        shown = [f for f in FEATURES if "_" in f and f in text]
+        shown += [w for w in ("sbp", "dbp", "hdl", "ldl", "ast", "alt", "ggt", "bmi", "egfr")
+                  if re.search(rf"\b{w}\b", text)]
+        assert not shown, (lang, shown)
+
+
+def test_percentile_among_same_sex_and_age_band(scorer):
+    rec = canonical()
+    text = visible_text(render_html(scorer, rec, "en"))
+    p = scorer.score_records([dict(rec)], explain=False)[0]["risks"]["cvd"]["probability"]
+    pct, n = scorer.model.risk_percentile("cvd", "M", "50-59", p)
+    assert 0 <= pct <= 99 and n >= 100
+    if pct >= 1:
+        assert f"Higher than about {round(pct)}% of men aged 50-59 in the training population (n = {n:,})" in text
+    assert "학습 인구" in visible_text(render_html(scorer, rec, "ko"))
+
+
+def test_bundle_without_percentiles_omits_the_line(scorer):
+    old = copy.copy(scorer)
+    old.model = copy.copy(scorer.model)
+    old.model.reference_ = {}  # as a bundle saved before the tables existed loads
+    text = visible_text(render_html(old, canonical(), "en"))
+    assert "One-year risk" in text and "training population" not in text
+
+
+def test_what_if_sbp_120_never_raises_cvd_risk(scorer):
+    rng = np.random.default_rng(3)
+    for i in range(25):
+        rec = canonical(person_id=f"w{i}", age=int(rng.integers(35, 80)), sbp=float(rng.integers(141, 200)),
+                        dbp=float(rng.integers(70, 110)), smoking_status=int(rng.integers(1, 4)))
+        now, changes = what_if(scorer, rec)
+        by_key = {w.key: after for w, after in changes}
+        assert by_key["sbp"]["cvd"] <= now["cvd"] + 1e-12
+        if rec["smoking_status"] == 3:
+            assert by_key["quit_smoking"]["cvd"] <= now["cvd"] + 1e-12
+    text = visible_text(render_html(scorer, canonical(sbp=160, dbp=95), "en"))
+    assert "Systolic BP 160 → 120 mmHg" in text and "estimates, not promises" in text
+
+
+def test_what_if_changes_inputs_and_recomputes_derived_features():
+    rec = canonical(height_cm=170.0, weight_kg=80.0, ldl=150, total_cholesterol=230, fasting_glucose=110,
+                    sbp=118, dbp=76, smoking_status=1, drinking=0, activity_days_per_week=6)
+    changes = {w.key: w for w in what_if_changes(rec)}
+    assert set(changes) == {"bmi", "ldl", "glucose", "all"}  # only what is off target
+    variant = {**rec, **changes["all"].changes}
+    X = feature_matrix(Columns.from_records([variant]))[0]
+    f = {name: X[j] for j, name in enumerate(FEATURES)}
+    assert f["bmi"] == pytest.approx(23.0, abs=0.05)
+    assert f["ldl"] == 100 and f["total_cholesterol"] == 180 and f["non_hdl"] == 180 - rec["hdl"]
+    assert f["tyg_index"] == pytest.approx(np.log(rec["triglycerides"] * 99 / 2))
+    assert what_if_changes(canonical(sbp=118, dbp=70, ldl=90, fasting_glucose=90, smoking_status=1, drinking=0,
+                                     activity_days_per_week=5, weight_kg=60.0)) == []
+
+
+def test_inapplicable_outcome_says_why(scorer):
+    rec = canonical(history_diabetes=1, sbp=150, dbp=95)
+    ko = visible_text(render_html(scorer, rec, "ko"))
+    en = visible_text(render_html(scorer, rec, "en"))
+    assert "해당하지 않는 질환" in ko and "이미 당뇨병을 진단받음" in ko and "이미 고혈압 범위" in ko
+    assert "Outcomes that do not apply" in en and "already diagnosed with diabetes" in en
+    assert "already in the hypertension range" in en
+
+
+def test_missing_inputs_are_listed(scorer):
+    rec = Checkup.model_validate({"person_id": "m-1", "sex": "F", "age_group": 12}).model_dump()
+    en = visible_text(render_html(scorer, rec, "en"))
+    ko = visible_text(render_html(scorer, rec, "ko"))
+    from features.labels import FEATURE_LABELS
+
+    for k in KEY_INPUTS:
+        assert FEATURE_LABELS[k].en in en and FEATURE_LABELS[k].ko in ko
+    assert "exact age" in en and "Every modifiable factor is already within its target" in en
+    full = visible_text(render_html(scorer, canonical(), "en"))
+    assert "All key inputs are present" in full
+
+
+def test_everything_is_escaped(scorer):
+    html = render_html(scorer, canonical(person_id="<script>alert(1)</script>"), "en")
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_waterfall_ends_at_the_headline_risk(scorer):
+    rec = canonical()
+    risks = scorer.score_records([dict(rec)], explain=True, top_k=5)[0]["risks"]
+    text = visible_text(render_html(scorer, rec, "en"))
+    for o, r in risks.items():
+        if r["applicable"]:
+            assert f"This person's risk {risk_text(r['probability'])}" in text
+
+
+# -- POST /report -----------------------------------------------------------------------------------
+
+
+def test_report_route_returns_html(client, service_home):
+    r = client.post("/report", json={"checkup": REC})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/html")
+    assert '<html lang="ko">' in r.text and f"모델 버전 {service_home[2]}" in r.text
+    r = client.post("/report", json={"checkup": REC, "lang": "en"})
+    assert '<html lang="en">' in r.text
+    bare = client.post("/report", json={**REC, "lang": "en"})  # the record at top level
+    assert bare.status_code == 200 and '<html lang="en">' in bare.text
+
+
+def test_report_route_needs_the_token(client):
+    r = client.post("/report", json={"checkup": REC}, headers={"Authorization": "Bearer wrong"})
+    assert r.status_code == 401 and "html" not in r.text
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"checkup": {**REC, "sbp": 400}}, "sbp"),
+    ({**REC, "sbp": 400}, "sbp"),
+    ({"checkup": {**REC, "dbp": 150}}, "dbp"),
+    ({"checkup": {**REC, "unknown_field": 1}}, "unknown_field"),
+    ({"checkup": {k: v for k, v in REC.items() if k != "sex"}}, "sex"),
+    ({"checkup": REC, "lang": "fr"}, "lang"),
+])
+def test_report_route_rejects_bad_records_naming_the_field(client, body, field):
+    r = client.post("/report", json=body)
+    assert r.status_code == 422, r.text
+    assert any(e["field"] == field for e in r.json()["errors"]), r.json()
+    assert "400" not in r.text  # the submitted value is not echoed

@@ -1,0 +1,117 @@
+"""The report as files and as a person sees it: PDF text and pages, a Chromium screenshot, the CLI.
+
+Chromium and the Korean font are installed by `make sysdeps` (which `make test` runs), so their
+absence is a broken set-up and fails here, never skips.
+"""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from features.schema import EXAMPLE_RECORD
+from models.outcomes import OUTCOME_SPECS
+from serving.report import render_html, render_pdf, risk_text
+from serving.schemas import Checkup
+
+ARTIFACTS = Path(__file__).parents[1] / "artifacts"  # kept for a person to look at; ignored by git
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def scorer(service_home):
+    from serving.scoring import Scorer
+
+    _, model, version = service_home
+    return Scorer(model, version)
+
+
+@pytest.fixture(scope="module")
+def record() -> dict:
+    return Checkup.model_validate(dict(EXAMPLE_RECORD, sbp=152, dbp=92)).model_dump()
+
+
+def pdf_pages(data: bytes) -> list[str]:
+    import io
+
+    from pypdf import PdfReader
+
+    return [p.extract_text() for p in PdfReader(io.BytesIO(data)).pages]
+
+
+def keep(path: Path) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(path, ARTIFACTS / path.name)
+
+
+def test_pdf_is_one_page_with_korean_english_and_numbers(scorer, record, tmp_path):
+    risks = scorer.score_records([dict(record)], explain=False)[0]["risks"]
+    shown = [o for o, r in risks.items() if r["applicable"]]
+    for lang in ("ko", "en"):
+        data = render_pdf(render_html(scorer, record, lang))
+        assert data.startswith(b"%PDF")
+        (tmp_path / f"report_{lang}.pdf").write_bytes(data)
+        keep(tmp_path / f"report_{lang}.pdf")
+        pages = pdf_pages(data)
+        assert len(pages) == 1
+        text = " ".join(pages[0].split())
+        for o in shown:
+            label = OUTCOME_SPECS[o].label_ko if lang == "ko" else OUTCOME_SPECS[o].label_en
+            assert label.split("(")[0] in text, (lang, label)
+            assert risk_text(risks[o]["probability"]) in text
+        assert ("152 mmHg" in text) and ("≥140" in text)
+        if lang == "ko":
+            assert "1년 내 발생 위험" in text and "고혈압 의심" in text
+        else:
+            assert "One-year risk" in text and "hypertension" in text
+
+
+def test_chromium_screenshot_is_a_real_page(scorer, record, tmp_path):
+    assert Path(CHROMIUM).exists(), "chromium is missing: `make sysdeps` installs it"
+    page = tmp_path / "report_ko.html"
+    page.write_text(render_html(scorer, record, "ko"), encoding="utf-8")
+    shot = tmp_path / "report_ko.png"
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'chromium-profile'}", f"--screenshot={shot}", "--window-size=1240,1754",
+         page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert shot.exists(), proc.stderr[-2000:]
+    keep(shot)
+    from PIL import Image
+
+    with Image.open(shot) as img:
+        assert img.size == (1240, 1754)
+        rgb = img.convert("RGB")
+        colours = rgb.getcolors(maxcolors=1 << 20)
+        assert colours is not None and len(colours) > 50  # text, badges and bars, not a blank page
+        ink = sum(n for n, c in colours if c != (255, 255, 255)) / (1240 * 1754)
+        assert 0.02 < ink < 0.6
+        # The page is drawn top to bottom: ink in the top third (header, risks) and the bottom half.
+        gray = rgb.convert("L")
+        top = gray.crop((0, 0, 1240, 580)).getextrema()
+        lower = gray.crop((0, 877, 1240, 1754)).getextrema()
+        assert top[0] < 100 and lower[0] < 100
+
+
+def test_cli_report_html_and_pdf_in_english(service_home, record, tmp_path, capsys):
+    from checkup_risk_cli import main
+
+    _, _, version = service_home
+    source = tmp_path / "checkup.json"
+    source.write_text(json.dumps(dict(EXAMPLE_RECORD, sbp=152, dbp=92)))
+    assert main(["report", "--input", str(source), "--lang", "en", "--out", str(tmp_path / "r.html")]) == 0
+    html = (tmp_path / "r.html").read_text()
+    assert '<html lang="en">' in html and f"Model version {version}" in html
+    assert main(["report", "--input", str(source), "--lang", "en", "--out", str(tmp_path / "r.pdf")]) == 0
+    pages = pdf_pages((tmp_path / "r.pdf").read_bytes())
+    assert len(pages) == 1 and "One-year risk" in pages[0]
+    assert "wrote the en report" in capsys.readouterr().out
+
+    source.write_text(json.dumps({"checkup": dict(EXAMPLE_RECORD, hdl=1)}))
+    assert main(["report", "--input", str(source), "--out", str(tmp_path / "bad.html")]) == 2
+    err = capsys.readouterr().err
+    assert "hdl" in err and not (tmp_path / "bad.html").exists()
+    assert main(["report", "--input", str(source), "--out", str(tmp_path / "r.docx")]) == 2
