@@ -26,7 +26,9 @@ def bentofile(tag: str) -> dict:
             {"name": "BENTOML_DO_NOT_TRACK", "value": "true"},
             {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
         ],
-        "docker": {"python_version": "3.11"},
+        # The PDF report needs Pango and HarfBuzz (WeasyPrint) and a Korean font in the image.
+        "docker": {"python_version": "3.11",
+                   "system_packages": ["libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0", "fonts-noto-cjk"]},
     }
 
 
