@@ -242,6 +242,8 @@ def read_patient(patient: dict, resources: Iterable[tuple[dict, str | None]],
             if set(_codes(resource.get("code"), LOINC)) & PANELS or resource.get("component"):
                 parts += [(c, f"{ref}.component[{i}]") for i, c in enumerate(resource.get("component") or [])]
             for part, where in parts:
+                if part.get("dataAbsentReason") and not any(k.startswith("value") for k in part):
+                    continue  # a result recorded as not available: missing, not an error
                 for loinc in _codes(part.get("code"), LOINC):
                     try:
                         if loinc in MEASURES:

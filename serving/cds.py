@@ -70,7 +70,8 @@ class PatientViewContext(BaseModel):
 class CdsRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     hook: Literal["patient-view"]
-    hookInstance: uuid.UUID
+    # The spec asks for a UUID; any non-empty identifier is accepted, as some clients send others.
+    hookInstance: str = Field(min_length=1, max_length=200)
     fhirServer: str | None = None
     fhirAuthorization: dict[str, Any] | None = None
     context: PatientViewContext

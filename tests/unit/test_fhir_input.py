@@ -168,3 +168,12 @@ def test_icd10_conditions_and_atc_medications():
     got = read_bundle(bundle).record
     assert got["history_diabetes"] == 1 and got["on_antihypertensive"] == 1
     assert "history_stroke" not in got and "on_diabetes_medication" not in got
+
+
+def test_data_absent_reason_is_missing_not_an_error():
+    bundle = to_bundle({k: v for k, v in EXAMPLE_RECORD.items() if k != "ldl"})
+    _add(bundle, {"resourceType": "Observation", "id": "no-ldl", "status": "final",
+                  "code": {"coding": [{"system": "http://loinc.org", "code": "13457-7"}]},
+                  "dataAbsentReason": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                                                   "code": "not-performed"}]}})
+    assert "ldl" not in read_bundle(bundle).record
