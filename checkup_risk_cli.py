@@ -63,7 +63,7 @@ def _fmt_value(v) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from features.readers import read_checkups
+    from features.readers import absent_input_notes, absent_key_inputs, read_checkups
     from features.validation import run_suite
 
     path = Path(args.path)
@@ -71,6 +71,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise CliError(f"no such file: {path}")
     read = read_checkups(path)
     for note in read.notes:
+        print(f"note: {note}")
+    for note in absent_input_notes(absent_key_inputs(path)):
         print(f"note: {note}")
     report = run_suite(read.frame, report_dir=args.report)
 
@@ -111,9 +113,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     outcomes = _outcomes(args.outcomes)
     if not Path(args.data).exists():
         raise CliError(f"no such file: {args.data}")
+    if not 0 <= args.max_reject_share <= 1:
+        raise CliError("--max-reject-share must lie between 0 and 1")
+    if args.promote_min_events < 1:
+        raise CliError("--promote-min-events must be 1 or more")
     result = train(args.data, outcomes=outcomes, experiment=args.experiment, promote=args.promote, seed=args.seed,
                    say=lambda text: print(text, file=sys.stderr), engine=args.engine, scheduler=args.scheduler,
-                   workers=args.workers)
+                   workers=args.workers, max_reject_share=1.0 if args.allow_rejects else args.max_reject_share,
+                   promote_min_events=args.promote_min_events)
     print(summary_table(result.metrics))
     print(f"run {result.run_id}: version {result.version} registered as challenger in {result.seconds:.0f} s")
     if args.promote:
@@ -126,8 +133,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from features.validation import split_valid
     from training import registry
     from training.card import evaluation_report, model_card
-    from training.evaluate import evaluate, figures, write_metrics
+    from training.evaluate import baseline_notes, evaluate, exclusion_text, figures, write_metrics
 
+    if not Path(args.data).exists():
+        raise CliError(f"no such file: {args.data}")
     registry.configure()
     try:
         model, version = registry.load(args.model)
@@ -135,6 +144,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from None
     read = read_checkups(args.data)
     records, problems = split_valid(read.frame)
+    if not len(records):
+        raise CliError(f"{args.data}: no valid rows to evaluate ({read.rows_in:,} rows, all rejected)")
     metrics, curves = evaluate(records, model, seed=args.seed)
     metrics["model_version"] = version
     metrics["rejected_rows"] = read.rejected_rows + (int(problems["index"].nunique()) if len(problems) else 0)
@@ -146,6 +157,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.train import summary_table
 
     print(summary_table(metrics))
+    print(f"evaluated {metrics['n_records']:,} checkups; {exclusion_text(metrics)}")
+    for note in baseline_notes(metrics):
+        print(f"note: {note}")
     print(f"model version {version}: wrote {out / 'metrics.json'}, {out / 'report.html'}, {out / 'model_card.md'}")
     return 0
 
@@ -155,6 +169,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     from serving.batch import score_file
     from training import registry
+
+    from features.readers import absent_input_notes, absent_key_inputs
 
     if not Path(args.input).exists():
         raise CliError(f"no such file: {args.input}")
@@ -168,11 +184,16 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise CliError("--scheduler and --workers need --engine dask")
     if args.chunk_rows < 1 or args.workers < 1:
         raise CliError("--chunk-rows and --workers must be 1 or more")
+    # Before loading the model: a misspelt column (near-miss) fails here, in one line, and inputs the
+    # whole file lacks are said once rather than as a missing input on every row.
+    absent = absent_key_inputs(args.input)
     registry.configure()
     try:
         model, version = registry.load(args.model)
     except LookupError as e:
         raise CliError(str(e)) from None
+    for note in absent_input_notes(absent):
+        print(f"note: {note}", file=sys.stderr)
     total = None
     if str(args.input).lower().endswith((".parquet", ".pq")):
         import pyarrow.parquet as pq
@@ -196,6 +217,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     import json
+    import os
 
     from pydantic import ValidationError
 
@@ -211,24 +233,34 @@ def cmd_report(args: argparse.Namespace) -> int:
         body = json.loads(source.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CliError(f"{source}: not JSON ({e})") from None
-    if isinstance(body, dict) and "checkup" not in body:
-        body = {"checkup": {k: v for k, v in body.items() if k != "lang"}, "lang": body.get("lang", "ko")}
+    # One record, {"checkup": record}, {"checkups": [records]} or a bare list of one person's
+    # records: ReportRequest reads every shape, as POST /report does.
+    if isinstance(body, list):
+        body = {"checkups": body}
     if isinstance(body, dict) and args.lang:
         body["lang"] = args.lang  # the command line wins over the file
     try:
         request = ReportRequest.model_validate(body)
     except ValidationError as e:
-        # Name the field and the rule, never the value (it is patient data).
-        raise CliError(f"{source}: " + "; ".join(f"{x['field'] or 'record'}: {x['message']}" for x in errors_from(e, ())))
+        # Name the record, the field and the rule, never the value (it is patient data).
+        raise CliError(f"{source}: " + "; ".join(
+            (f"record {x['index']}, " if x["index"] is not None and isinstance(body, dict) and "checkups" in body
+             else "")
+            + f"{x['field'] or 'record'}: {x['message']}" for x in errors_from(e, ())))
     registry.configure()
     try:
         model, version = registry.load(args.model)
     except LookupError as e:
         raise CliError(str(e)) from None
     from serving.report import render_html, render_pdf
-    from serving.scoring import Scorer
+    from serving.scoring import Scorer, stale_after_days_from_env
 
-    html = render_html(Scorer(model, version), request.checkup.model_dump(), request.lang)
+    try:
+        # The same staleness rule as the service, from the same setting.
+        stale_after_days = stale_after_days_from_env(os.environ)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    html = render_html(Scorer(model, version, stale_after_days=stale_after_days), request.records(), request.lang)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".pdf":
         out.write_bytes(render_pdf(html))
@@ -337,9 +369,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dask: train the boosted models with xgboost.dask on a Dask cluster")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a LocalCluster)")
     p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    # Defaults as training.train.MAX_REJECT_SHARE and training.promotion.MIN_EVENTS (not imported here,
+    # so that --help stays fast).
+    p.add_argument("--max-reject-share", type=float, default=0.2, metavar="SHARE",
+                   help="stop (exit 2, nothing trained) when validation rejects more than this share of the "
+                        "rows; the count and top 5 reasons are printed either way (default 0.2)")
+    p.add_argument("--allow-rejects", action="store_true",
+                   help="train on the valid rows however many are rejected (same as --max-reject-share 1)")
+    p.add_argument("--promote-min-events", type=int, default=50, metavar="N",
+                   help="with --promote: held-out events each outcome needs (on persons neither model was "
+                        "trained on) before the champion can be replaced; fewer keeps the champion (default 50)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="metrics.json, HTML report and model card on labelled data")
+    p = sub.add_parser("evaluate", help="metrics.json, HTML report and model card on labelled data",
+                       description="Rows of persons the model was trained on are left out (counted in "
+                                   "metrics.json as excluded_training_rows / excluded_training_persons).")
     p.add_argument("--data", required=True)
     p.add_argument("--model", default="champion", help="alias (champion, challenger) or version number")
     p.add_argument("--out", required=True, help="output folder")
@@ -363,9 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows read (and held) at a time; also the dask partition size (default 200000)")
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("report", help="the clinician explanation report (HTML or PDF) for one checkup")
+    p = sub.add_parser("report", help="the clinician explanation report (HTML or PDF) for one checkup, "
+                                      "or for the newest of one person's checkups")
     p.add_argument("--input", required=True, metavar="CHECKUP.json",
-                   help='one canonical record as JSON, or {"checkup": record, "lang": "ko"|"en"}')
+                   help='one canonical record as JSON, or a JSON list of one person\'s records (the newest is '
+                        'reported, the earlier ones are its history), or {"checkup": record} / '
+                        '{"checkups": [records]} with an optional "lang": "ko"|"en"')
     p.add_argument("--out", required=True, metavar="FILE", help="FILE.html or FILE.pdf (the extension decides)")
     p.add_argument("--lang", choices=["ko", "en"], default=None, help="report language (default ko)")
     p.add_argument("--model", default="champion", help="alias (champion, challenger) or version number")

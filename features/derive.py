@@ -63,17 +63,37 @@ DERIVED_FEATURES: tuple[str, ...] = (
 
 # Values carried over from the same person's earlier checkups.
 TREND_FIELDS: tuple[str, ...] = ("weight_kg", "bmi", "waist_cm", "sbp", "dbp", "fasting_glucose", "ggt")
+# Changes reported as a percentage of the previous value (see pct_change_egfr below).
+PCT_CHANGE_FIELDS: tuple[str, ...] = ("egfr",)
 CARRIED_LIPIDS: tuple[str, ...] = ("total_cholesterol", "hdl", "ldl", "triglycerides")
 
+# No count of earlier checkups: it would count the rows that happen to be in the file or request (a
+# data-window artefact), so the same checkup would score differently with a longer or shorter
+# extract. Without history every feature below is missing, exactly as for a first checkup.
 LONGITUDINAL_FEATURES: tuple[str, ...] = (
-    ("prior_exams", "years_since_last_exam")
+    ("years_since_last_exam",)
     + tuple(f"delta_{f}" for f in TREND_FIELDS)
     # eGFR change as a percentage: unlike the difference, it does not move when the whole history's
     # age shifts (eGFR scales by 0.9938^age), which keeps "risk never falls as age rises" provable.
-    + ("pct_change_egfr",)
+    + tuple(f"pct_change_{f}" for f in PCT_CHANGE_FIELDS)
     + tuple(f"last_{f}" for f in CARRIED_LIPIDS)
     + ("years_since_lipids",)
 )
+
+# Record columns each derived feature that has a history is computed from (`derived_features`).
+_DERIVED_INPUTS: dict[str, tuple[str, ...]] = {
+    "bmi": ("height_cm", "weight_kg"),
+    "egfr": ("serum_creatinine", "sex", "age", "age_group"),
+}
+# What an earlier checkup must carry for the longitudinal features of later ones: the keys that
+# order a person's checkups, the inputs of every trend and percentage change, and the lipids.
+# Streaming scorers keep exactly these columns of each person's past (one source of truth).
+HISTORY_KEYS: tuple[str, ...] = ("person_id", "exam_date")
+HISTORY_INPUTS: tuple[str, ...] = tuple(dict.fromkeys(
+    HISTORY_KEYS
+    + tuple(c for f in TREND_FIELDS + PCT_CHANGE_FIELDS for c in _DERIVED_INPUTS.get(f, (f,)))
+    + CARRIED_LIPIDS
+))
 
 FEATURES: tuple[str, ...] = RAW_FEATURES + DERIVED_FEATURES + LONGITUDINAL_FEATURES
 
@@ -240,9 +260,7 @@ def longitudinal_features(cols: Columns, derived: dict[str, np.ndarray]) -> dict
     """
     n = cols.n
     if n <= 1 or "person_id" not in cols or "exam_date" not in cols:
-        out = {k: np.full(n, np.nan) for k in LONGITUDINAL_FEATURES}
-        out["prior_exams"] = np.zeros(n)
-        return out
+        return {k: np.full(n, np.nan) for k in LONGITUDINAL_FEATURES}
     pid = cols["person_id"]
     missing_pid = pd.isna(pid)
     date = cols["exam_date"]
@@ -254,10 +272,10 @@ def longitudinal_features(cols: Columns, derived: dict[str, np.ndarray]) -> dict
     same = np.zeros(n, dtype=bool)
     same[1:] = (pid_s[1:] == pid_s[:-1]) & valid[1:] & valid[:-1]
 
-    # Index of the start of each person's run, to count prior exams.
+    # Index of the start of each person's run: a carried lipid panel must lie inside it.
     starts = np.flatnonzero(~same)
     run_start = np.repeat(starts, np.diff(np.append(starts, n)))
-    res = {"prior_exams": (np.arange(n) - run_start).astype(float)}
+    res: dict[str, np.ndarray] = {}
 
     day = date_s.astype("datetime64[D]").astype("int64").astype(float)
     gap = np.full(n, np.nan)
@@ -270,10 +288,11 @@ def longitudinal_features(cols: Columns, derived: dict[str, np.ndarray]) -> dict
         prev[1:] = v[:-1]
         res[f"delta_{f}"] = np.where(same, v - prev, np.nan)
 
-    egfr = derived["egfr"][order]
-    prev = np.full(n, np.nan)
-    prev[1:] = egfr[:-1]
-    res["pct_change_egfr"] = np.where(same, 100.0 * (egfr / prev - 1.0), np.nan)
+    for f in PCT_CHANGE_FIELDS:
+        v = derived[f][order]
+        prev = np.full(n, np.nan)
+        prev[1:] = v[:-1]
+        res[f"pct_change_{f}"] = np.where(same, 100.0 * (v / prev - 1.0), np.nan)
 
     # Last lipid panel strictly before this checkup, carried forward within the person.
     tc = _num(cols, "total_cholesterol")[order]

@@ -1,15 +1,42 @@
-"""FHIR R4 resources to the canonical checkup record (contract section 3).
+"""FHIR R4 resources to canonical checkup records (contract section 3).
 
-A Patient gives sex and age; Observations coded in LOINC give the measurements (the newest final,
-amended or corrected value of each wins); Conditions, FamilyMemberHistory and MedicationStatements
-fill history and medication fields when present. Every quantity's unit is checked: molar units are
-converted with the analyte's factor, anything else is refused with an error naming the resource, so
-a value is never read in the wrong unit. The record is then validated like any other record.
+A Patient gives sex and birth date; Observations coded in LOINC give the measurements;
+Conditions, FamilyMemberHistory, MedicationStatements and MedicationRequests fill the history and
+medication fields.
+
+Checkups (visits). A person's Observations are grouped by date into checkups, oldest first, because
+the values of one visit may be recorded over a few days (the blood drawn on Monday, the lab result
+dated Wednesday): a checkup starts at the earliest date not yet placed and takes every Observation
+dated less than `visit_days` days after that date (default 7, `CHECKUP_RISK_FHIR_VISIT_DAYS`). The
+window is anchored at the visit's first day, never chained, so weekly blood-pressure readings do not
+merge into one endless visit. A checkup's `exam_date` is its first day and its age is the age on that
+day. Within one checkup the newest final, amended or corrected value of each field wins. The newest
+checkup is the one to score; the earlier ones are its history, exactly as earlier rows of the same
+person in a file: the caller passes all the records to `Scorer.score_records` and uses the newest's
+result. Checkups that start more than `history_years` (default 5, `CHECKUP_RISK_FHIR_HISTORY_YEARS`)
+before the newest one are not used: the CDS prefetch cannot filter by date, so it asks for all and
+this cut bounds the history. An Observation with no date at all can only belong to the newest
+checkup, and only for a field that checkup lacks.
+
+Conditions count from their onset (onsetDateTime, onsetPeriod.start, else recordedDate): a Condition
+with onset after a checkup is not history for that checkup; one without any date counts for every
+checkup. For the newest checkup every known Condition counts, whatever its date: a disease diagnosed
+since the last checkup is known now and is never predicted as a new one. Treatment is read the same
+way from active MedicationStatements (effective[x], else dateAsserted) and active MedicationRequests
+(authoredOn), by ATC class.
+
+Robust reading. Every quantity's unit is checked: molar and other convertible units are converted
+with the analyte's factor, so a value is never read in the wrong unit. A value that cannot be read
+(an unknown answer code, a unit that cannot be converted or is missing, no number) leaves its field
+missing and becomes a warning naming the resource: it never refuses the patient. Only what cannot
+describe a person (no Patient, no usable sex or birth date) or data about another patient is refused
+with `FhirInputError`. The records are then validated like any other record by the caller.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,9 +46,14 @@ from features.schema import BY_NAME
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 ATC = "http://www.whocc.no/atc"
+UCUM = "http://unitsofmeasure.org"
 
 # Statuses whose value is a result to use ("corrected" is a kind of "amended" in R4).
 USABLE_STATUS = frozenset({"final", "amended", "corrected"})
+
+# Defaults of the visit window and of the history kept (each overridable per call and by environment).
+VISIT_DAYS = 7
+HISTORY_YEARS = 5.0
 
 # Unit factors into the record's unit, keyed by the normalised UCUM code or display unit.
 _MASS = {"mg/dl": 1.0}
@@ -38,43 +70,81 @@ class Measure:
 
 
 # Molar factors: mg/dL per mmol/L is the molar mass / 10 (glucose 180.16, cholesterol 386.65,
-# triglyceride as triolein 885.7); creatinine mg/dL = umol/L / 88.42.
+# triglyceride as triolein 885.7); creatinine mg/dL = umol/L / 88.42; haemoglobin g/dL per mmol/L
+# (as the Fe monomer, 16.114 g/mmol) is 1.6114.
+_GLUCOSE = {**_MASS, "mmol/l": 18.016}
 _CHOL = {**_MASS, "mmol/l": 38.67}
+_TG = {**_MASS, "mmol/l": 88.57}
+_CREATININE = {**_MASS, "umol/l": 1 / 88.42}
+_HEMOGLOBIN = {"g/dl": 1.0, "g/l": 0.1, "mmol/l": 1.6114}
+# The molar LOINC codes (labs outside Korea report lipids and glucose in mmol/L under these) were
+# checked against the FHIR example value-set expansion (14647-2) and public LOINC tables:
+# 14771-0 Glucose [Moles/volume] in Serum or Plasma (fasting), 14647-2 Cholesterol [Moles/volume],
+# 14927-8 Triglyceride [Moles/volume], 14646-4 Cholesterol in HDL [Moles/volume], 22748-8 Cholesterol
+# in LDL [Moles/volume], 39469-2 Cholesterol in LDL [Moles/volume] by calculation, 14682-9 Creatinine
+# [Moles/volume], 59260-0 Hemoglobin [Moles/volume] in Blood. Each also takes the mass unit, since
+# systems do send a mass-unit value under a molar code, and the unit decides the factor.
 MEASURES: dict[str, Measure] = {
     "8480-6": Measure("sbp", {"mm[hg]": 1.0, "mmhg": 1.0}),
     "8462-4": Measure("dbp", {"mm[hg]": 1.0, "mmhg": 1.0}),
     "8302-2": Measure("height_cm", _LENGTH_CM),
     "29463-7": Measure("weight_kg", {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237}),
     "8280-0": Measure("waist_cm", _LENGTH_CM),
-    "1558-6": Measure("fasting_glucose", {**_MASS, "mmol/l": 18.016}),
-    "14771-0": Measure("fasting_glucose", {**_MASS, "mmol/l": 18.016}),
+    "1558-6": Measure("fasting_glucose", _GLUCOSE),
+    "14771-0": Measure("fasting_glucose", _GLUCOSE),
     "2093-3": Measure("total_cholesterol", _CHOL),
-    "2571-8": Measure("triglycerides", {**_MASS, "mmol/l": 88.57}),
+    "14647-2": Measure("total_cholesterol", _CHOL),
+    "2571-8": Measure("triglycerides", _TG),
+    "14927-8": Measure("triglycerides", _TG),
     "2085-9": Measure("hdl", _CHOL),
+    "14646-4": Measure("hdl", _CHOL),
     "13457-7": Measure("ldl", _CHOL),
     "18262-6": Measure("ldl", _CHOL),
-    "718-7": Measure("hemoglobin", {"g/dl": 1.0, "g/l": 0.1, "mmol/l": 1.6114}),
-    "2160-0": Measure("serum_creatinine", {**_MASS, "umol/l": 1 / 88.42}),
-    "14682-9": Measure("serum_creatinine", {**_MASS, "umol/l": 1 / 88.42}),
+    "22748-8": Measure("ldl", _CHOL),
+    "39469-2": Measure("ldl", _CHOL),
+    "718-7": Measure("hemoglobin", _HEMOGLOBIN),
+    "59260-0": Measure("hemoglobin", _HEMOGLOBIN),
+    "2160-0": Measure("serum_creatinine", _CREATININE),
+    "14682-9": Measure("serum_creatinine", _CREATININE),
     "1920-8": Measure("ast", _ENZYME),
     "1742-6": Measure("alt", _ENZYME),
     "2324-2": Measure("ggt", _ENZYME),
 }
-# Vital-sign panels whose components carry the coded values (the FHIR blood-pressure profile).
+# Vital-sign panels whose components carry the coded values (the FHIR blood-pressure profile;
+# 55284-4 is what US-Core style servers send, 85354-9 the FHIR vital-signs panel).
 PANELS = frozenset({"85354-9", "55284-4", "35094-2"})
 URINE_PROTEIN = "20454-5"
 SMOKING = "72166-2"
+# Every Observation code this reader uses (what the CDS prefetch asks for).
+OBSERVATION_CODES: tuple[str, ...] = (*MEASURES, URINE_PROTEIN, SMOKING, *sorted(PANELS))
 
-# Dipstick answers (SNOMED CT or text) to the record's code 1 (-) .. 6 (4+).
-_DIPSTICK_SNOMED = {"260385009": 1, "167273002": 1, "260405006": 2, "260347006": 3, "260348001": 4,
-                    "260349009": 5, "260350009": 6}
-_DIPSTICK_TEXT = {"-": 1, "neg": 1, "negative": 1, "음성": 1, "±": 2, "+/-": 2, "trace": 2, "미량": 2,
-                  "1+": 3, "+": 3, "2+": 4, "++": 4, "3+": 5, "+++": 5, "4+": 6, "++++": 6}
-# Smoking status answers (ONC value set) to 1 never, 2 former, 3 current; "unknown" stays missing.
+# Dipstick answers to the record's code 1 (-) .. 6 (4+). SNOMED CT "Urine protein test" findings
+# (167273002 negative, 167274008 trace, 167275009 +, 167276005 ++, 167277001 +++, 167278006 ++++;
+# checked against published value sets: note that 167275009 is "+", not trace) and the qualifier
+# values some systems send instead; the LOINC answer LA6577-6 "Negative". Other LOINC answers are
+# read from their display text ("Trace", "1+"), which the answer list fixes.
+_DIPSTICK_SNOMED = {"167273002": 1, "167274008": 2, "167275009": 3, "167276005": 4, "167277001": 5,
+                    "167278006": 6,
+                    "260385009": 1, "260405006": 2, "260347006": 3, "260348001": 4, "260349009": 5, "260350009": 6}
+_DIPSTICK_LOINC = {"LA6577-6": 1}
+_DIPSTICK_TEXT = {"-": 1, "neg": 1, "negative": 1, "음성": 1, "none": 1, "nil": 1,
+                  "±": 2, "+/-": 2, "+-": 2, "trace": 2, "tr": 2, "미량": 2,
+                  "1+": 3, "+": 3, "+1": 3, "양성(1+)": 3, "2+": 4, "++": 4, "+2": 4, "양성(2+)": 4,
+                  "3+": 5, "+++": 5, "+3": 5, "양성(3+)": 5, "4+": 6, "++++": 6, "+4": 6, "양성(4+)": 6}
+# Smoking status answers to 1 never, 2 former, 3 current. SNOMED CT (ONC / US Core value set) and the
+# LOINC answers of 72166-2 (checked against the IPS LOINC-to-SNOMED concept map: LA18976-3 current
+# every day, LA18977-1 current SOME day (not former), LA15920-4 former, LA18978-9 never, LA18981-3
+# heavy, LA18982-1 light (both current), LA18979-7 smoker with current status unknown, LA18980-5
+# unknown if ever smoked).
 _SMOKING_SNOMED = {"266919005": 1, "8517006": 2, "449868002": 3, "428041000124106": 3,
-                   "65568007": 3, "428071000124103": 3, "428061000124105": 3}
-# "Smoker, current status unknown" and "unknown if ever smoked" cannot be placed: left missing.
-_SMOKING_UNKNOWN = frozenset({"77176002", "266927001"})
+                   "65568007": 3, "428071000124103": 3, "428061000124105": 3, "77176002": None, "266927001": None}
+_SMOKING_LOINC = {"LA18978-9": 1, "LA15920-4": 2, "LA18976-3": 3, "LA18977-1": 3, "LA18981-3": 3, "LA18982-1": 3,
+                  "LA18979-7": None, "LA18980-5": None}
+_SMOKING_TEXT = {"never smoker": 1, "never": 1, "non-smoker": 1, "nonsmoker": 1, "비흡연": 1, "비흡연자": 1,
+                 "former smoker": 2, "ex-smoker": 2, "former": 2, "과거흡연": 2, "과거 흡연": 2, "금연": 2,
+                 "current smoker": 3, "current every day smoker": 3, "current some day smoker": 3, "smoker": 3,
+                 "현재흡연": 3, "현재 흡연": 3, "흡연": 3,
+                 "unknown": None, "unknown if ever smoked": None, "smoker, current status unknown": None}
 
 # Diagnoses: ICD-10 / KCD prefixes and SNOMED CT codes -> history field.
 _HISTORY_ICD = {"history_stroke": ("I60", "I61", "I62", "I63", "I64", "I69"),
@@ -94,8 +164,12 @@ _FAMILY = {"history_stroke": "family_history_cvd", "history_heart_disease": "fam
 # Medicines by ATC class prefix.
 _MEDICATION_ATC = {"on_antihypertensive": ("C02", "C03", "C07", "C08", "C09"),
                    "on_diabetes_medication": ("A10",), "on_statin": ("C10AA", "C10BA", "C10BX")}
-_ACTIVE_MEDICATION = frozenset({"active", "intended", "on-hold"})
+_ACTIVE_STATEMENT = frozenset({"active", "intended", "on-hold"})
+_ACTIVE_REQUEST = frozenset({"active"})
+# A proposal or an option is advice, not treatment.
+_NOT_TREATMENT_INTENT = frozenset({"proposal", "option"})
 _REFUTED = frozenset({"refuted", "entered-in-error"})
+_VER_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 
 
 @dataclass(frozen=True)
@@ -117,13 +191,65 @@ class FhirInputError(ValueError):
 
 @dataclass
 class FhirCheckup:
-    """A canonical record read from FHIR, with the references of the resources it used."""
+    """The canonical records read from FHIR for one person, with the resources each used.
+
+    `records` are the person's checkups oldest first; the last is the one to score (`record`), the
+    earlier ones are its history. Pass them all to `Scorer.score_records` and use the last result.
+    """
 
     record: dict
     patient: str
-    basis: list[str] = field(default_factory=list)
+    basis: list[str] = field(default_factory=list)  # every resource any record used
     ignored: int = 0  # results skipped for their status (preliminary, cancelled, entered-in-error)
-    sources: dict[str, str] = field(default_factory=dict)  # record field -> resource reference
+    sources: dict[str, str] = field(default_factory=dict)  # newest record's field -> resource reference
+    records: list[dict] = field(default_factory=list)
+    record_sources: list[dict[str, str]] = field(default_factory=list)  # per record, as `sources`
+    warnings: list[Issue] = field(default_factory=list)  # values left missing because unreadable
+
+    def __post_init__(self) -> None:
+        if not self.records:
+            self.records = [self.record]
+            self.record_sources = [self.sources]
+
+
+@dataclass(frozen=True)
+class _Value:
+    name: str
+    when: dt.datetime | None
+    value: float | int
+    ref: str
+
+
+@dataclass(frozen=True)
+class _Dated:
+    """A history or medication fact: the fields it sets and from when it holds (None: always)."""
+
+    names: frozenset[str]
+    since: dt.date | None
+    ref: str
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number (got {raw!r})") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive")
+    return value
+
+
+def visit_days() -> int:
+    """The visit window in days (CHECKUP_RISK_FHIR_VISIT_DAYS, default 7)."""
+    return int(_env_number("CHECKUP_RISK_FHIR_VISIT_DAYS", VISIT_DAYS))
+
+
+def history_years() -> float:
+    """How far back before the newest checkup history is used (CHECKUP_RISK_FHIR_HISTORY_YEARS, default 5)."""
+    return _env_number("CHECKUP_RISK_FHIR_HISTORY_YEARS", HISTORY_YEARS)
 
 
 def _ref(resource: dict, full_url: str | None) -> str:
@@ -152,44 +278,61 @@ def _effective(obs: dict) -> dt.datetime | None:
             or _when((obs.get("effectivePeriod") or {}).get("start")) or _when(obs.get("issued")))
 
 
+def _day(when: dt.datetime | None) -> dt.date | None:
+    # The calendar day where it was recorded (its own offset), as a clinician would read it.
+    return when.date() if when is not None else None
+
+
 def _codes(concept: dict | None, system: str) -> list[str]:
     return [c.get("code") for c in (concept or {}).get("coding") or []
             if c.get("system") == system and c.get("code")]
 
 
-def _unit_key(quantity: dict) -> str:
-    unit = quantity.get("code") or quantity.get("unit") or ""
-    return str(unit).strip().lower().replace("µ", "u").replace("μ", "u").replace(" ", "")
+def _unit_keys(quantity: dict) -> list[str]:
+    """The UCUM code first, then the display unit: some systems fill only `unit`."""
+    out = []
+    for unit in (quantity.get("code"), quantity.get("unit")):
+        if unit:
+            out.append(str(unit).strip().lower().replace("µ", "u").replace("μ", "u").replace(" ", ""))
+    return out
 
 
-def _quantity(measure: Measure, quantity: dict | None, where: str, loinc: str) -> float:
+def _quantity(measure: Measure, quantity: dict | None, where: str, loinc: str) -> float | Issue:
+    """The value in the record's unit, or the Issue saying why it cannot be read."""
     f = BY_NAME[measure.field]
     if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), (int, float)) \
             or isinstance(quantity.get("value"), bool):
-        raise FhirInputError([Issue(where, f"LOINC {loinc} ({measure.field}) needs a valueQuantity with a number")])
-    unit = _unit_key(quantity)
-    if unit not in measure.units:
+        return Issue(where, f"LOINC {loinc} ({measure.field}) has no numeric valueQuantity: left missing")
+    if quantity.get("comparator"):
+        # "<5" is a bound, not a value: reading it as 5 would be wrong.
+        return Issue(where, f"LOINC {loinc} ({measure.field}) is a bound ('{quantity['comparator']}'), "
+                            "not a value: left missing")
+    keys = _unit_keys(quantity)
+    unit = next((k for k in keys if k in measure.units), None)
+    if unit is None:
         shown = quantity.get("code") or quantity.get("unit") or "none"
-        accepted = ", ".join(sorted({u for u in measure.units}))
-        raise FhirInputError([Issue(where, f"LOINC {loinc} ({measure.field}): unit '{shown}' is not accepted "
-                                           f"(accepted: {accepted}; the record is in {f.unit})")])
-    value = float(quantity["value"]) * measure.units[unit]
-    return round(value, 4)
+        accepted = ", ".join(sorted(measure.units))
+        return Issue(where, f"LOINC {loinc} ({measure.field}): unit '{shown}' cannot be converted "
+                            f"(accepted: {accepted}; the record is in {f.unit}): left missing")
+    return round(float(quantity["value"]) * measure.units[unit], 4)
 
 
-def _coded_answer(obs: dict, snomed: dict[str, int], text: dict[str, int]) -> int | None:
+def _answer(obs: dict, snomed: dict[str, int | None], loinc: dict[str, int | None],
+            text: dict[str, int | None]) -> tuple[bool, int | None]:
+    """(recognised, code) of a coded or text answer; a recognised answer may mean 'unknown' (None)."""
     concept = obs.get("valueCodeableConcept")
-    if concept:
-        for code in _codes(concept, SNOMED):
-            if code in snomed:
-                return snomed[code]
-        for label in [concept.get("text")] + [c.get("display") for c in concept.get("coding") or []]:
-            if isinstance(label, str) and label.strip().lower() in text:
-                return text[label.strip().lower()]
-    value = obs.get("valueString")
-    if isinstance(value, str) and value.strip().lower() in text:
-        return text[value.strip().lower()]
-    return None
+    labels: list[object] = []
+    if isinstance(concept, dict):
+        for table, system in ((snomed, SNOMED), (loinc, LOINC)):
+            for code in _codes(concept, system):
+                if code in table:
+                    return True, table[code]
+        labels = [concept.get("text")] + [c.get("display") for c in concept.get("coding") or []]
+    labels.append(obs.get("valueString"))
+    for label in labels:
+        if isinstance(label, str) and label.strip().lower() in text:
+            return True, text[label.strip().lower()]
+    return False, None
 
 
 def _about_patient(resource: dict, patient_refs: set[str], key: str = "subject") -> bool:
@@ -199,34 +342,110 @@ def _about_patient(resource: dict, patient_refs: set[str], key: str = "subject")
     return ref in patient_refs or any(ref.endswith("/" + r) for r in patient_refs if r.startswith("Patient/"))
 
 
+def _observation_values(resource: dict, ref: str, warnings: list[Issue]) -> list[_Value]:
+    """Every readable value of one usable Observation (and its components); the rest become warnings."""
+    when = _effective(resource)
+    parts = [(resource, ref)]
+    if set(_codes(resource.get("code"), LOINC)) & PANELS or resource.get("component"):
+        parts += [(c, f"{ref}.component[{i}]") for i, c in enumerate(resource.get("component") or [])]
+    out: list[_Value] = []
+    for part, where in parts:
+        if part.get("dataAbsentReason") and not any(k.startswith("value") for k in part):
+            continue  # a result recorded as not available: missing, not a problem
+        for loinc in dict.fromkeys(_codes(part.get("code"), LOINC)):
+            if loinc in MEASURES:
+                m = MEASURES[loinc]
+                got = _quantity(m, part.get("valueQuantity"), where, loinc)
+                if isinstance(got, Issue):
+                    warnings.append(got)
+                else:
+                    out.append(_Value(m.field, when, got, ref))
+            elif loinc == URINE_PROTEIN:
+                known, code = _answer(part, _DIPSTICK_SNOMED, _DIPSTICK_LOINC, _DIPSTICK_TEXT)
+                if known and code is not None:
+                    out.append(_Value("urine_protein", when, code, ref))
+                else:
+                    warnings.append(Issue(where, "LOINC 20454-5 (urine_protein): the answer is not a dipstick grade "
+                                                 "this service reads (negative, trace, 1+ .. 4+): left missing"))
+            elif loinc == SMOKING:
+                known, code = _answer(part, _SMOKING_SNOMED, _SMOKING_LOINC, _SMOKING_TEXT)
+                if code is not None:
+                    out.append(_Value("smoking_status", when, code, ref))
+                elif not known:
+                    warnings.append(Issue(where, "LOINC 72166-2 (smoking_status): the answer is not a smoking status "
+                                                 "this service reads: left missing"))
+                # A known "unknown" answer (e.g. unknown if ever smoked) is simply missing.
+    return out
+
+
+def _condition_since(resource: dict) -> dt.date | None:
+    return _day(_when(resource.get("onsetDateTime")) or _when((resource.get("onsetPeriod") or {}).get("start"))
+                or _when(resource.get("recordedDate")))
+
+
+def _medication_since(resource: dict) -> dt.date | None:
+    if resource.get("resourceType") == "MedicationRequest":
+        return _day(_when(resource.get("authoredOn")))
+    return _day(_when(resource.get("effectiveDateTime")) or _when((resource.get("effectivePeriod") or {}).get("start"))
+                or _when(resource.get("dateAsserted")))
+
+
+def _medication_codes(resource: dict, medications: dict[str, dict]) -> list[str]:
+    """ATC codes of the medicine, from the CodeableConcept or a referenced / contained Medication."""
+    atc = _codes(resource.get("medicationCodeableConcept"), ATC)
+    ref = (resource.get("medicationReference") or {}).get("reference")
+    if ref:
+        target = medications.get(ref)
+        if target is None and ref.startswith("#"):
+            target = next((c for c in resource.get("contained") or []
+                           if c.get("resourceType") == "Medication" and c.get("id") == ref[1:]), None)
+        if target is not None:
+            atc += _codes(target.get("code"), ATC)
+    return atc
+
+
+def _age(birth: dt.date, day: dt.date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
 def read_patient(patient: dict, resources: Iterable[tuple[dict, str | None]],
-                 today: dt.date | None = None) -> FhirCheckup:
-    """The canonical record of `patient` from (resource, fullUrl) pairs; raises FhirInputError."""
+                 today: dt.date | None = None, visit_window_days: int | None = None,
+                 history_window_years: float | None = None) -> FhirCheckup:
+    """The canonical records of `patient`'s checkups from (resource, fullUrl) pairs.
+
+    Raises FhirInputError only when no person can be described (no Patient, id, sex or birth date)
+    or a resource is about another patient; unreadable values become `warnings`.
+    """
     if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
         raise FhirInputError([Issue("patient", "a Patient resource is required")], status=412)
     pid = patient.get("id")
     if not pid:
         raise FhirInputError([Issue("Patient.id", "the Patient needs an id")])
-    patient_refs = {f"Patient/{pid}"}
+    window = visit_window_days if visit_window_days is not None else visit_days()
+    years = history_window_years if history_window_years is not None else history_years()
+    patient_ref = f"Patient/{pid}"
+    patient_refs = {patient_ref}
     issues: list[Issue] = []
-    gender = patient.get("gender")
-    sex = {"male": "M", "female": "F"}.get(gender or "")
+    sex = {"male": "M", "female": "F"}.get(patient.get("gender") or "")
     if sex is None:
-        issues.append(Issue(f"Patient/{pid}.gender",
-                            "must be male or female: the risk models are sex-specific"))
-    birth = _when(patient.get("birthDate"))
-    if birth is None:
-        issues.append(Issue(f"Patient/{pid}.birthDate", "is required to know the age"))
+        issues.append(Issue(f"{patient_ref}.gender", "must be male or female: the risk models are sex-specific"))
+    birth_at = _when(patient.get("birthDate"))
+    if birth_at is None:
+        issues.append(Issue(f"{patient_ref}.birthDate", "is required to know the age"))
 
-    newest: dict[str, tuple[dt.datetime, object, str]] = {}
+    resources = list(resources)
+    medications = {}
+    for resource, full_url in resources:
+        if resource.get("resourceType") == "Medication":
+            medications[_ref(resource, None)] = resource
+            if full_url:
+                medications[full_url] = resource
+
+    values: list[_Value] = []
+    warnings: list[Issue] = []
+    facts: list[_Dated] = []  # conditions and treatment, dated
+    family: dict[str, str] = {}
     ignored = 0
-
-    def offer(name: str, when: dt.datetime | None, value: object, ref: str) -> None:
-        stamp = when or dt.datetime.min.replace(tzinfo=dt.timezone.utc)
-        if name not in newest or stamp > newest[name][0]:
-            newest[name] = (stamp, value, ref)
-
-    history: dict[str, tuple[int, str]] = {}
     for resource, full_url in resources:
         kind = resource.get("resourceType")
         ref = _ref(resource, full_url)
@@ -237,72 +456,82 @@ def read_patient(patient: dict, resources: Iterable[tuple[dict, str | None]],
             if resource.get("status") not in USABLE_STATUS:
                 ignored += 1
                 continue
-            when = _effective(resource)
-            parts = [(resource, ref)]
-            if set(_codes(resource.get("code"), LOINC)) & PANELS or resource.get("component"):
-                parts += [(c, f"{ref}.component[{i}]") for i, c in enumerate(resource.get("component") or [])]
-            for part, where in parts:
-                if part.get("dataAbsentReason") and not any(k.startswith("value") for k in part):
-                    continue  # a result recorded as not available: missing, not an error
-                for loinc in _codes(part.get("code"), LOINC):
-                    try:
-                        if loinc in MEASURES:
-                            m = MEASURES[loinc]
-                            offer(m.field, when, _quantity(m, part.get("valueQuantity"), where, loinc), ref)
-                        elif loinc == URINE_PROTEIN:
-                            code = _coded_answer(part, _DIPSTICK_SNOMED, _DIPSTICK_TEXT)
-                            if code is None:
-                                raise FhirInputError([Issue(where, "LOINC 20454-5 (urine_protein) needs a dipstick "
-                                                                   "answer: negative, trace, 1+ .. 4+")])
-                            offer("urine_protein", when, code, ref)
-                        elif loinc == SMOKING:
-                            codes = _codes(part.get("valueCodeableConcept"), SNOMED)
-                            code = _coded_answer(part, _SMOKING_SNOMED, {})
-                            if code is not None:
-                                offer("smoking_status", when, code, ref)
-                            elif not set(codes) & _SMOKING_UNKNOWN:
-                                raise FhirInputError([Issue(where, "LOINC 72166-2 (smoking_status) needs a SNOMED "
-                                                                   "CT smoking-status answer")])
-                    except FhirInputError as e:
-                        issues.extend(e.issues)
+            values += _observation_values(resource, ref, warnings)
         elif kind == "Condition":
-            if not _about_patient(resource, patient_refs) or \
-                    set(_codes(resource.get("verificationStatus"), "http://terminology.hl7.org/CodeSystem/"
-                                                                    "condition-ver-status")) & _REFUTED:
+            if not _about_patient(resource, patient_refs) or set(_codes(resource.get("verificationStatus"),
+                                                                        _VER_STATUS)) & _REFUTED:
                 continue
-            for name in _history_fields(resource.get("code")):
-                history[name] = (1, ref)
+            names = _history_fields(resource.get("code"))
+            if names:
+                facts.append(_Dated(frozenset(names), _condition_since(resource), ref))
         elif kind == "FamilyMemberHistory":
             if not _about_patient(resource, patient_refs, "patient") or resource.get("status") == "entered-in-error":
                 continue
             for cond in resource.get("condition") or []:
                 for name in _history_fields(cond.get("code")):
                     if name in _FAMILY:
-                        history[_FAMILY[name]] = (1, ref)
-        elif kind == "MedicationStatement":
-            if not _about_patient(resource, patient_refs) or resource.get("status") not in _ACTIVE_MEDICATION:
+                        family[_FAMILY[name]] = ref
+        elif kind in ("MedicationStatement", "MedicationRequest"):
+            active = _ACTIVE_STATEMENT if kind == "MedicationStatement" else _ACTIVE_REQUEST
+            if not _about_patient(resource, patient_refs) or resource.get("status") not in active \
+                    or resource.get("intent") in _NOT_TREATMENT_INTENT:
                 continue
-            atc = _codes(resource.get("medicationCodeableConcept"), ATC)
-            for name, prefixes in _MEDICATION_ATC.items():
-                if any(c.startswith(prefixes) for c in atc):
-                    history[name] = (1, ref)
+            atc = _medication_codes(resource, medications)
+            names = {name for name, prefixes in _MEDICATION_ATC.items() if any(c.startswith(prefixes) for c in atc)}
+            if names:
+                facts.append(_Dated(frozenset(names), _medication_since(resource), ref))
     if issues:
         raise FhirInputError(issues)
+    birth = birth_at.date()
 
-    stamps = [w for w, _, _ in newest.values() if w.year > 1]
-    exam_day = max(stamps).date() if stamps else (today or dt.date.today())
-    record: dict = {"person_id": pid, "exam_date": exam_day.isoformat(), "sex": sex}
-    age = exam_day.year - birth.year - ((exam_day.month, exam_day.day) < (birth.month, birth.day))
-    record["age"] = age
-    sources = {"sex": f"Patient/{pid}", "age": f"Patient/{pid}"}
-    for name, (_, value, ref) in newest.items():
-        record[name] = value
-        sources[name] = ref
-    for name, (value, ref) in history.items():
-        record[name] = value
-        sources[name] = ref
-    basis = list(dict.fromkeys(ref for name, ref in sources.items() if not ref.startswith("Patient/")))
-    return FhirCheckup(record=record, patient=f"Patient/{pid}", basis=basis, ignored=ignored, sources=sources)
+    visits = _group_visits(values, window, today or dt.date.today())
+    newest_day = visits[-1][0]
+    cutoff = newest_day - dt.timedelta(days=round(years * 365.25))
+    visits = [v for v in visits if v[0] >= cutoff]
+
+    records: list[dict] = []
+    record_sources: list[dict[str, str]] = []
+    for k, (day, chosen) in enumerate(visits):
+        newest = k == len(visits) - 1
+        record: dict = {"person_id": pid, "exam_date": day.isoformat(), "sex": sex, "age": _age(birth, day)}
+        sources = {"sex": patient_ref, "age": patient_ref}
+        for name, value in chosen.items():
+            record[name] = value.value
+            sources[name] = value.ref
+        for fact in facts:
+            # An earlier checkup's history is what was known then; the newest takes every known fact.
+            if newest or fact.since is None or fact.since <= day:
+                for name in sorted(fact.names):
+                    record[name] = 1
+                    sources.setdefault(name, fact.ref)
+        for name, ref in family.items():
+            record[name] = 1
+            sources[name] = ref
+        records.append(record)
+        record_sources.append(sources)
+    basis = list(dict.fromkeys(ref for sources in record_sources for ref in sources.values() if ref != patient_ref))
+    return FhirCheckup(record=records[-1], patient=patient_ref, basis=basis, ignored=ignored,
+                       sources=record_sources[-1], records=records, record_sources=record_sources, warnings=warnings)
+
+
+def _group_visits(values: list[_Value], window: int, today: dt.date) -> list[tuple[dt.date, dict[str, _Value]]]:
+    """(first day, field -> chosen value) per visit, oldest first (see the module docstring)."""
+    dated = sorted((v for v in values if v.when is not None), key=lambda v: v.when)  # stable: input order on ties
+    visits: list[tuple[dt.date, dict[str, _Value]]] = []
+    for v in dated:
+        day = _day(v.when)
+        if not visits or (day - visits[-1][0]).days >= window:
+            visits.append((day, {}))
+        chosen = visits[-1][1]
+        # Sorted by time, so a later value of the same field within the visit is the newer one.
+        if v.name not in chosen or v.when > chosen[v.name].when:
+            chosen[v.name] = v
+    if not visits:
+        visits.append((today, {}))  # nothing dated: measured "now", as before
+    for v in values:
+        if v.when is None and v.name not in visits[-1][1]:
+            visits[-1][1][v.name] = v
+    return visits
 
 
 def _history_fields(concept: dict | None) -> set[str]:
@@ -328,14 +557,16 @@ def bundle_entries(bundle: dict, where: str = "Bundle") -> list[tuple[dict, str 
     return out
 
 
-def read_bundle(bundle: dict, today: dt.date | None = None) -> FhirCheckup:
-    """The record of the one Patient in a Bundle (contract section 3)."""
+def read_bundle(bundle: dict, today: dt.date | None = None, visit_window_days: int | None = None,
+                history_window_years: float | None = None) -> FhirCheckup:
+    """The records of the one Patient in a Bundle (contract section 3)."""
     entries = bundle_entries(bundle)
     patients = [r for r, _ in entries if r.get("resourceType") == "Patient"]
     if len(patients) != 1:
         raise FhirInputError([Issue("Bundle", f"must hold exactly one Patient (found {len(patients)})")],
                              status=412 if not patients else 422)
-    return read_patient(patients[0], [(r, u) for r, u in entries if r.get("resourceType") != "Patient"], today)
+    return read_patient(patients[0], [(r, u) for r, u in entries if r.get("resourceType") != "Patient"], today,
+                        visit_window_days, history_window_years)
 
 
 # The LOINC code and UCUM unit written for each record field (the first code of MEASURES wins).
@@ -346,61 +577,94 @@ _SMOKING_WRITE = {1: "266919005", 2: "8517006", 3: "449868002"}
 _HISTORY_WRITE = {name: code for code, name in reversed(list(_HISTORY_SNOMED.items()))}
 _MEDICATION_WRITE = {"on_antihypertensive": ("C09AA05", "ramipril"), "on_diabetes_medication": ("A10BA02", "metformin"),
                      "on_statin": ("C10AA05", "atorvastatin")}
+_FAMILY_WRITE = {"family_history_cvd": "22298006", "family_history_diabetes": "44054006"}
 
 
-def to_bundle(record: dict, birth_date: str | None = None) -> dict:
-    """A FHIR R4 collection Bundle (Patient + final Observations) holding a canonical record.
+def _birth_date(records: list[dict]) -> str:
+    """Born on 1 January of (newest exam year - age): every record's age must then be its age."""
+    newest = records[-1]
+    if newest.get("age") is None:
+        raise ValueError("age is needed to write a birth date")
+    when = str(newest.get("exam_date") or dt.date.today().isoformat())[:10]
+    birth = dt.date(int(when[:4]) - int(newest["age"]), 1, 1)
+    for r in records:
+        day = dt.date.fromisoformat(str(r.get("exam_date") or dt.date.today().isoformat())[:10])
+        if r.get("age") is not None and _age(birth, day) != int(r["age"]):
+            raise ValueError(f"the ages of {r['person_id']}'s records do not fit one birth date "
+                             f"({r['age']} on {day}); pass birth_date")
+    return birth.isoformat()
+
+
+def to_bundle(records: dict | list[dict], birth_date: str | None = None) -> dict:
+    """A FHIR R4 collection Bundle (Patient + final Observations, Conditions, medications) holding one
+    person's canonical record, or a list of that person's records (several checkups, each dated).
 
     The inverse of `read_bundle` for the fields FHIR carries; used to build test and demo patients.
+    Each checkup's Observations carry its exam_date. A history, medication or family field that is 1
+    becomes one Condition, MedicationStatement or FamilyMemberHistory dated at the first checkup that
+    has it (a 0 cannot be written: the absence of a Condition is not evidence of absence).
     """
-    pid = re.sub(r"[^A-Za-z0-9.-]", "-", str(record["person_id"]))[:64]  # FHIR id characters
-    when = str(record.get("exam_date") or dt.date.today().isoformat())
+    records = [records] if isinstance(records, dict) else sorted(records, key=lambda r: str(r.get("exam_date") or ""))
+    if not records:
+        raise ValueError("at least one record is needed")
+    first = records[0]
+    if len({r["person_id"] for r in records}) != 1:
+        raise ValueError("all records must be of one person")
+    pid = re.sub(r"[^A-Za-z0-9.-]", "-", str(first["person_id"]))[:64]  # FHIR id characters
     if birth_date is None:
-        age = record.get("age")
-        if age is None:
-            raise ValueError("age is needed to write a birth date")
-        # Born on 1 January: the age at the exam is exactly `age`.
-        birth_date = dt.date(int(when[:4]) - int(age), 1, 1).isoformat()
-    sex = {"M": "male", "F": "female", 1: "male", 2: "female"}[record["sex"]]
+        birth_date = _birth_date(records)
+    sex = {"M": "male", "F": "female", 1: "male", 2: "female"}[records[-1]["sex"]]
     entries = [{"fullUrl": f"urn:uuid:patient-{pid}",
                 "resource": {"resourceType": "Patient", "id": pid, "gender": sex, "birthDate": birth_date}}]
-
-    def observation(n: int, code: str, display: str, value: dict) -> None:
-        oid = f"{pid}-obs-{n}"
-        entries.append({"fullUrl": f"urn:uuid:{oid}", "resource": {
-            "resourceType": "Observation", "id": oid, "status": "final",
-            "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
-            "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": when, **value}})
-
-    for name in (f for f in BY_NAME if f in _WRITE):
-        value, code = record.get(name), _WRITE[name]
-        if value is not None:
-            unit = BY_NAME[name].unit
-            observation(len(entries), code, BY_NAME[name].label_en,
-                        {"valueQuantity": {"value": float(value), "unit": unit, "system": "http://unitsofmeasure.org",
-                                           "code": _UCUM[unit]}})
-    if record.get("urine_protein") is not None:
-        code = int(record["urine_protein"])
-        observation(len(entries), URINE_PROTEIN, "Protein [Presence] in Urine by Test strip",
-                    {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": _DIPSTICK_WRITE[code]}],
-                                              "text": BY_NAME["urine_protein"].codes[code]}})
-    if record.get("smoking_status") is not None:
-        code = int(record["smoking_status"])
-        observation(len(entries), SMOKING, "Tobacco smoking status",
-                    {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": _SMOKING_WRITE[code]}]}})
     subject = {"reference": f"Patient/{pid}"}
+    several = len(records) > 1
+    first_seen: dict[str, str] = {}
+
+    for k, record in enumerate(records):
+        when = str(record.get("exam_date") or dt.date.today().isoformat())[:10]
+        prefix = f"{pid}-c{k}" if several else pid
+
+        def observation(n: int, code: str, display: str, value: dict) -> None:
+            oid = f"{prefix}-obs-{n}"
+            entries.append({"fullUrl": f"urn:uuid:{oid}", "resource": {
+                "resourceType": "Observation", "id": oid, "status": "final",
+                "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+                "subject": subject, "effectiveDateTime": when, **value}})
+
+        for name in (f for f in BY_NAME if f in _WRITE):
+            value, code = record.get(name), _WRITE[name]
+            if value is not None:
+                unit = BY_NAME[name].unit
+                observation(len(entries), code, BY_NAME[name].label_en,
+                            {"valueQuantity": {"value": float(value), "unit": unit, "system": UCUM,
+                                               "code": _UCUM[unit]}})
+        if record.get("urine_protein") is not None:
+            code = int(record["urine_protein"])
+            observation(len(entries), URINE_PROTEIN, "Protein [Presence] in Urine by Test strip",
+                        {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": _DIPSTICK_WRITE[code]}],
+                                                  "text": BY_NAME["urine_protein"].codes[code]}})
+        if record.get("smoking_status") is not None:
+            code = int(record["smoking_status"])
+            observation(len(entries), SMOKING, "Tobacco smoking status",
+                        {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": _SMOKING_WRITE[code]}]}})
+        for name in (*_HISTORY_WRITE, *_MEDICATION_WRITE, *_FAMILY_WRITE):
+            if record.get(name) == 1:
+                first_seen.setdefault(name, when)
+
     for name, code in _HISTORY_WRITE.items():
-        if record.get(name) == 1:
-            entries.append({"resource": {"resourceType": "Condition", "id": f"{pid}-{name.replace('_', '-')}", "subject": subject,
-                                         "code": {"coding": [{"system": SNOMED, "code": code}]}}})
+        if name in first_seen:
+            entries.append({"resource": {"resourceType": "Condition", "id": f"{pid}-{name.replace('_', '-')}",
+                                         "subject": subject, "code": {"coding": [{"system": SNOMED, "code": code}]},
+                                         **({"onsetDateTime": first_seen[name]} if several else {})}})
     for name, (code, display) in _MEDICATION_WRITE.items():
-        if record.get(name) == 1:
+        if name in first_seen:
             entries.append({"resource": {"resourceType": "MedicationStatement", "id": f"{pid}-{name.replace('_', '-')}",
                                          "status": "active", "subject": subject,
                                          "medicationCodeableConcept": {"coding": [{"system": ATC, "code": code,
-                                                                                   "display": display}]}}})
-    for name, code in (("family_history_cvd", "22298006"), ("family_history_diabetes", "44054006")):
-        if record.get(name) == 1:
+                                                                                   "display": display}]},
+                                         **({"effectivePeriod": {"start": first_seen[name]}} if several else {})}})
+    for name, code in _FAMILY_WRITE.items():
+        if name in first_seen:
             entries.append({"resource": {"resourceType": "FamilyMemberHistory", "id": f"{pid}-{name.replace('_', '-')}",
                                          "status": "completed", "patient": subject,
                                          "relationship": {"coding": [{

@@ -4,7 +4,7 @@ Whatever shows a feature to a person (the clinician report, notebooks) reads its
 words and cut-off from here, never the feature code. Raw record fields take their labels from
 `features.schema`; only the derived and longitudinal features are named here. The cut-offs are
 the national checkup's result-judgement table (건강검진 실시기준 검사항목별 판정기준,
-shared/reference/clinical.md section 1.4): 정상B (borderline) and 질환의심 (disease suspected).
+docs/clinical-sources.md): 정상B (borderline) and 질환의심 (disease suspected).
 """
 
 from __future__ import annotations

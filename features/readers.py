@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import difflib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -162,11 +163,117 @@ def detect_source(columns: Iterable[object]) -> str:
     return "nhis" if all(t in targets for t in _NHIS_KEY_TARGETS) else "canonical"
 
 
-def _canonical_key(name: object) -> str:
-    return str(name).replace("\ufeff", "").strip().casefold()
-
-
 _CANONICAL_KNOWN = frozenset(schema.COLUMNS) | frozenset(LABEL_COLUMNS)
+# Loose key (separators and case dropped) -> canonical name: "Fasting Glucose", "fasting-glucose"
+# and " FASTING_GLUCOSE" are the field itself, spelled another way, so they map to it.
+_CANONICAL_LOOSE: dict[str, str] = {normalise_header(c): c for c in _CANONICAL_KNOWN}
+assert len(_CANONICAL_LOOSE) == len(_CANONICAL_KNOWN), "two record fields share a loose key"
+
+
+def _canonical_key(name: object) -> str:
+    stripped = str(name).replace("\ufeff", "").strip().casefold()
+    return _CANONICAL_LOOSE.get(normalise_header(stripped), stripped)
+
+
+# --------------------------------------------------------------------------------------------
+# Near-miss columns: a column that is almost a field's name is far more likely a misspelt field
+# than an unrelated extra, and ignoring it would silently score without that input (a file with
+# `fasting_glucos` gave diabetes risks a quarter of the right value). So such a column is an error
+# that names the likely field; unrelated extra columns are still ignored (contract section 1).
+# A suggestion is made only for a field the file does not already have.
+
+# difflib ratio on loose keys at or above which a column is taken for a misspelt field name.
+# 0.9 catches a slipped letter in a longer name (fasting_glucos 0.96, diabetes_1yr 0.95) but not
+# other tests that share a name's stem (hemoglobin_a1c vs hemoglobin scores 0.87,
+# family_history_cancer vs family_history_cvd 0.80); short names' variants are in _ALIASES.
+NEAR_MISS_RATIO = 0.9
+# A field name with a unit or "code" appended (sbp_mmhg, age_years, sex_code) is that field.
+_UNIT_SUFFIXES: tuple[str, ...] = (
+    "mmhg", "mgdl", "mgdll", "gdl", "cm", "kg", "ul", "iul", "years", "year", "yrs", "yr", "code", "cd",
+)  # fmt: skip
+# Common other names of a field: suggested, never mapped, because their unit or coding may differ
+# (glucose in mmol/L, smoker as yes/no).
+_ALIASES: dict[str, str] = {
+    "glucose": "fasting_glucose", "fbs": "fasting_glucose", "fpg": "fasting_glucose",
+    "fastingbloodsugar": "fasting_glucose", "glu": "fasting_glucose",
+    "creatinine": "serum_creatinine", "scr": "serum_creatinine", "cr": "serum_creatinine",
+    "cholesterol": "total_cholesterol", "tc": "total_cholesterol", "chol": "total_cholesterol",
+    "totalchol": "total_cholesterol", "tg": "triglycerides", "trig": "triglycerides",
+    "triglyceride": "triglycerides", "hb": "hemoglobin", "hgb": "hemoglobin", "haemoglobin": "hemoglobin",
+    "protein": "urine_protein", "proteinuria": "urine_protein",
+    "smoking": "smoking_status", "smoker": "smoking_status", "smoke": "smoking_status",
+    "alcohol": "drinking", "drink": "drinking", "gender": "sex",
+    "systolic": "sbp", "systolicbp": "sbp", "sysbp": "sbp", "diastolic": "dbp", "diastolicbp": "dbp",
+    "diabp": "dbp", "height": "height_cm", "weight": "weight_kg", "waist": "waist_cm",
+    "ageband": "age_group", "agegrp": "age_group", "hdlc": "hdl", "hdlcholesterol": "hdl", "ldlc": "ldl",
+    "ldlcholesterol": "ldl", "sgot": "ast", "sgpt": "alt", "gammagtp": "ggt", "ggtp": "ggt", "gtp": "ggt",
+    "patientid": "person_id", "personalid": "person_id", "examdt": "exam_date", "checkupdate": "exam_date",
+    "visitdate": "exam_date",
+}  # fmt: skip
+
+
+def _likely_field(column: str, absent: set[str]) -> str | None:
+    """The record field an unknown column most likely means to be, among `absent` fields; or None."""
+    key = normalise_header(column)
+    if not key:
+        return None
+    alias = _ALIASES.get(key)
+    if alias in absent:
+        return alias
+    for suffix in _UNIT_SUFFIXES:
+        base = _CANONICAL_LOOSE.get(key[: -len(suffix)]) if key.endswith(suffix) else None
+        if base in absent:
+            return base
+    choices = {normalise_header(c): c for c in absent}
+    close = difflib.get_close_matches(key, list(choices), n=1, cutoff=NEAR_MISS_RATIO)
+    return choices[close[0]] if close else None
+
+
+def _likely_nhis_field(column: str, absent: set[str]) -> str | None:
+    """As `_likely_field` for NHIS Korean headers: a near spelling of a header the file lacks."""
+    key = normalise_header(column)
+    choices = {k: t for k, t in NHIS_HEADER_MAP.items() if t in absent}
+    close = difflib.get_close_matches(key, list(choices), n=1, cutoff=NEAR_MISS_RATIO)
+    return choices[close[0]] if close else None
+
+
+def near_miss_columns(header: Iterable[object], source: str | None = None) -> list[tuple[str, str]]:
+    """(column, likely field) for each column that is not a record field but nearly names one."""
+    header = [str(c) for c in header]
+    source = source or detect_source(header)
+    if source == "nhis":
+        have = {NHIS_HEADER_MAP.get(normalise_header(c)) for c in header}
+        unknown = [c for c in header if normalise_header(c) not in NHIS_HEADER_MAP
+                   and normalise_header(c) not in _NHIS_IGNORED_KEYS]
+        absent = set(NHIS_HEADER_MAP.values()) - have
+        found = [(c, _likely_nhis_field(c, absent)) for c in unknown]
+    else:
+        have = {_canonical_key(c) for c in header}
+        unknown = [c for c in header if _canonical_key(c) not in _CANONICAL_KNOWN]
+        absent = set(_CANONICAL_KNOWN) - have
+        found = [(c, _likely_field(c, absent)) for c in unknown]
+    return [(c, f.lstrip("_")) for c, f in found if f is not None]
+
+
+def check_columns(header: Iterable[object], source: str | None = None, where: str = "") -> None:
+    """Raise ValueError naming the likely field of every near-miss column (see `near_miss_columns`)."""
+    header = [str(c) for c in header]
+    source = source or detect_source(header)
+    if source == "canonical":
+        # Two spellings of one field: only the first would be read, the other silently dropped.
+        first: dict[str, str] = {}
+        for c in header:
+            k = _canonical_key(c)
+            if k in _CANONICAL_KNOWN and k in first:
+                prefix = f"{where}: " if where else ""
+                raise ValueError(f"{prefix}columns {first[k]!r} and {c!r} both name the field {k!r}; keep one")
+            first.setdefault(k, c)
+    misses = near_miss_columns(header, source)
+    if misses:
+        prefix = f"{where}: " if where else ""
+        raise ValueError(prefix + "; ".join(
+            f"column {c!r} is not a record field; did you mean {f!r}?" for c, f in misses
+        ) + " (rename the column to the field name, or drop it)")
 
 
 def _used_columns(columns: Iterable[object], source: str) -> list[str]:
@@ -650,6 +757,7 @@ def _open(path: str | Path) -> tuple[Path, str, str, list[str]]:
         encoding = _detect_encoding(path)
         header = _csv_header(path, encoding)
     source = detect_source(header)
+    check_columns(header, source, where=str(path))
     _check_required(path, header, source)
     return path, kind, encoding, header
 
@@ -744,6 +852,53 @@ def iter_checkups(path: str | Path, chunk_rows: int = 200_000) -> Iterator[ReadR
     if offset == 0:
         empty = pa.table({c: pa.array([], pa.string()) for c in used})
         yield _table_result(empty, header, source, 0)
+
+
+def _targets(header: list[str], source: str) -> dict[str, str]:
+    """Record field -> the raw column that holds it (first occurrence)."""
+    out: dict[str, str] = {}
+    for c in header:
+        t = NHIS_HEADER_MAP.get(normalise_header(c)) if source == "nhis" else _canonical_key(c)
+        if t is not None and t not in out:
+            out[t] = c
+    return out
+
+
+def absent_key_inputs(path: str | Path, chunk_rows: int = 100_000) -> list[str]:
+    """Key inputs (`schema.KEY_INPUTS`) absent from the whole file: no column, or a column that is
+    empty in every row. Reads only those columns, and stops as soon as each has shown a value."""
+    path, kind, encoding, header = _open(path)
+    source = detect_source(header)
+    cols = _targets(header, source)
+    todo = {cols[k]: k for k in schema.KEY_INPUTS if k in cols}
+    absent = {k for k in schema.KEY_INPUTS if k not in cols}
+    if todo:
+        if kind == "parquet":
+            batches: Iterable[pa.RecordBatch] = pq.ParquetFile(path).iter_batches(
+                batch_size=chunk_rows, columns=list(todo))
+        else:
+            read, parse, convert, _bad = _csv_options(header, encoding, block_size=1 << 22)
+            convert.include_columns = list(todo)
+            batches = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+        empty = set(todo)
+        for batch in batches:
+            for c in list(empty):
+                s = batch.column(batch.schema.get_field_index(c)).to_pandas()
+                if _is_stringish(s):
+                    has_value = (~_null_mask(_arrow_str(s))).any() if len(s) else False
+                else:
+                    has_value = s.notna().any()
+                if has_value:
+                    empty.discard(c)
+            if not empty:
+                break
+        absent |= {todo[c] for c in empty}
+    return [k for k in schema.KEY_INPUTS if k in absent]
+
+
+def absent_input_notes(absent: Iterable[str]) -> list[str]:
+    """One line per file-wide absent key input, with what the risks then lack."""
+    return [f"no {k} in this file: {schema.KEY_INPUT_EFFECTS[k]}" for k in absent]
 
 
 def write_rejects(rejects: pd.DataFrame, path: str | Path) -> None:

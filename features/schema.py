@@ -46,7 +46,8 @@ FIELDS: tuple[Field, ...] = (
     Field("person_id", "id", "Person ID", "개인 식별자", required=True),
     Field("exam_date", "date", "Exam date", "검진일"),
     Field("sex", "sex", "Sex", "성별", codes={"M": "male", "F": "female"}, required=True),
-    Field("age", "int", "Age", "나이", "years", 20, 100),
+    # A float: an age computed from a birth date carries a fraction (contract section 1).
+    Field("age", "float", "Age", "나이", "years", 20, 100),
     Field(
         "age_group",
         "code",
@@ -132,6 +133,23 @@ KEY_INPUTS: tuple[str, ...] = (
     "weight_kg",
     "smoking_status",
 )
+
+# What a file-wide absence of a key input costs, said by `validate` and `score` (the models still
+# score without it, as missing values).
+KEY_INPUT_EFFECTS: dict[str, str] = {
+    "sbp": "hypertension and cvd risks use no systolic blood pressure",
+    "dbp": "hypertension and cvd risks use no diastolic blood pressure",
+    "fasting_glucose": "diabetes risks use no glucose",
+    "total_cholesterol": "dyslipidemia and cvd risks use no total cholesterol",
+    "hdl": "dyslipidemia and cvd risks use no HDL cholesterol",
+    "triglycerides": "dyslipidemia risks use no triglycerides",
+    "serum_creatinine": "ckd risks use no eGFR (no creatinine)",
+    "urine_protein": "ckd risks use no proteinuria",
+    "height_cm": "no BMI for any risk (no height)",
+    "weight_kg": "no BMI for any risk (no weight)",
+    "smoking_status": "risks use no smoking status",
+}
+assert set(KEY_INPUT_EFFECTS) == set(KEY_INPUTS)
 
 OUTCOMES: tuple[str, ...] = ("cvd", "diabetes", "hypertension", "dyslipidemia", "ckd")
 

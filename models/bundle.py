@@ -6,6 +6,11 @@ logistic (Platt) recalibration of its margin fit on a third, held-out split of p
 recalibration is affine in log-odds, SHAP contributions stay exactly additive after calibration:
 calibrated log-odds = a + b * (bias + sum(contributions)).
 
+History dropout: a checkup may be scored with or without the person's earlier checkups (a request
+may send the current one alone). Every training row with history is also used once with all
+longitudinal features missing, in the same split of persons, so early stopping and calibration see
+both kinds and a checkup scored alone is calibrated too.
+
 No class reweighting: reweighting distorts probabilities, and with 0.3-8 % event rates the
 log-loss objective with early stopping already ranks and calibrates well.
 """
@@ -14,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,15 +29,21 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from features.derive import FEATURES, age_band, build_features, is_male
+from features.derive import FEATURES, LONGITUDINAL_FEATURES, age_band, build_features, is_male
 from features.eligibility import eligibility
 from features.schema import OUTCOMES
 from models.logistic import LogisticRisk
 from models import reference
 from models.outcomes import OUTCOME_SPECS
+from models.sample_size import riley_binary
 
 FORMAT_VERSION = 1
 REFERENCE_FILE = "reference.json"
+PERSONS_FILE = "trained_persons.npy"
+
+
+class SampleSizeWarning(UserWarning):
+    """An outcome was fit on fewer rows than Riley et al.'s minimum sample size."""
 
 
 def person_fold(person_id: pd.Series, seed: int, buckets: int = 100) -> np.ndarray:
@@ -44,6 +57,14 @@ def person_fold(person_id: pd.Series, seed: int, buckets: int = 100) -> np.ndarr
         count=len(uniq),
     )
     return (h % buckets).astype(int)[inverse]
+
+
+def person_hashes(person_id: pd.Series, salt: bytes) -> np.ndarray:
+    """8-byte salted blake2b of each person ID (as text, like `person_fold`), as uint64 per row."""
+    codes = person_id.astype(str).to_numpy(dtype=object)
+    uniq, inverse = np.unique(codes, return_inverse=True)
+    digests = b"".join(hashlib.blake2b(u.encode(), digest_size=8, salt=salt).digest() for u in uniq)
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)[inverse]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -120,6 +141,8 @@ class RiskModel:
     Parameters are stored untouched (scikit-learn convention); learned state ends in `_`.
     `grid` is the small set of regularisation settings tried per outcome; the one with the best
     validation log-loss wins, so small data get the heavily regularised setting.
+    `history_dropout` is the share of training rows with history that are also used without it
+    (0 turns history dropout off).
     """
 
     def __init__(
@@ -134,6 +157,7 @@ class RiskModel:
         linear_max_rows: int = 200_000,
         cv_below_events: int = 1500,
         cv_folds: int = 5,
+        history_dropout: float = 1.0,
         random_state: int = 0,
         n_jobs: int | None = None,
     ) -> None:
@@ -147,6 +171,7 @@ class RiskModel:
         self.linear_max_rows = linear_max_rows
         self.cv_below_events = cv_below_events
         self.cv_folds = cv_folds
+        self.history_dropout = history_dropout
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -166,6 +191,10 @@ class RiskModel:
         valid_cut = int(round(100 * self.valid_share))
         calib_cut = valid_cut + int(round(100 * self.calibration_share))
         role = np.where(bucket < valid_cut, "valid", np.where(bucket < calib_cut, "calib", "train"))
+        # Training rows: every record, then the history-dropout copies (same person, same split).
+        src, copy = self._history_dropout_rows(X)
+        Xt = X.iloc[src].reset_index(drop=True)
+        Xt.loc[copy, list(LONGITUDINAL_FEATURES)] = np.nan
 
         self.feature_names_ = FEATURES
         self.models_: dict[str, OutcomeModel] = {}
@@ -178,11 +207,41 @@ class RiskModel:
             rows = eligible[outcome].to_numpy() & ~np.isnan(y)
             if progress:
                 progress(outcome)
-            self.models_[outcome] = self._fit_outcome(spec, X, y, rows, role, bucket)
+            self.models_[outcome] = self._fit_outcome(spec, Xt, y[src], rows[src], role[src], bucket[src], ~copy)
+            self.models_[outcome].info["history_dropout_rows"] = int((rows[src] & copy).sum())
             fitted_rows[outcome] = rows
         del self._client  # a runtime resource, not learned state
         self.reference_ = self._reference_tables(records, X, fitted_rows)
+        # Who was trained on, without keeping IDs: salted hashes, a fresh salt per bundle, so the
+        # bundle answers "was this person in training?" for a given ID and reveals nothing else.
+        self.person_salt_ = secrets.token_bytes(16)
+        self.trained_persons_ = np.unique(person_hashes(records["person_id"], self.person_salt_))
         return self
+
+    def _history_dropout_rows(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(source row of each training row, whether it is a copy without history).
+
+        Copies are made of a seeded random `history_dropout` share of the rows that have history
+        (rows without history already look like a checkup scored alone)."""
+        n = len(X)
+        has_history = X[list(LONGITUDINAL_FEATURES)].notna().any(axis=1).to_numpy()
+        draw = np.random.default_rng(self.random_state).random(n)
+        copied = np.flatnonzero(has_history & (draw < self.history_dropout))
+        src = np.concatenate([np.arange(n), copied])
+        copy = np.concatenate([np.zeros(n, dtype=bool), np.ones(len(copied), dtype=bool)])
+        return src, copy
+
+    def was_trained_on(self, person_id: pd.Series) -> np.ndarray:
+        """Per row, whether this person's checkups were among the training data (bool array).
+
+        Compares salted hashes; a chance collision of two 8-byte hashes is negligible (~n/2^64).
+        Bundles saved before the hashes were stored cannot tell: RuntimeError.
+        """
+        self._check_fitted()
+        if getattr(self, "trained_persons_", None) is None:
+            raise RuntimeError("this bundle predates stored training persons; it cannot tell who it was trained on")
+        h = person_hashes(pd.Series(person_id), self.person_salt_)
+        return np.isin(h, self.trained_persons_, assume_unique=False)
 
     def _reference_tables(self, records: pd.DataFrame, X: pd.DataFrame, rows: dict[str, np.ndarray]) -> dict:
         """Per outcome, the percentiles of predicted risk by sex x age band over the rows it was fit on:
@@ -222,21 +281,77 @@ class RiskModel:
         return booster
 
     def _fit_outcome(self, spec, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, role: np.ndarray,
-                     bucket: np.ndarray) -> OutcomeModel:
+                     bucket: np.ndarray, original: np.ndarray | None = None) -> OutcomeModel:
         """Choose regularisation and rounds, the blend with the linear partner, and the calibration.
 
-        With many events: one train / validation / calibration split of persons. With few events
-        (small real cohorts) every row counts: k-fold cross-validation by person chooses the
-        setting, rounds and blend on out-of-fold predictions, calibration is fit on those, and the
-        final models are refit on all rows.
+        With many events: one train / validation / calibration split of persons, calibration fit on
+        the held-out calibration persons. With few events (small real cohorts) every row counts:
+        k-fold cross-validation by person chooses the setting, rounds and blend on out-of-fold
+        predictions, calibration is fit on those same out-of-fold predictions, and the final models
+        are refit on all rows; the calibration is then cross-validated, not held out.
+
+        `original` marks the records themselves (not history-dropout copies): sizes, event counts
+        and the choice of mode count real checkups only.
         """
-        events = int(y[rows].sum())
-        if events == int(rows.sum()) or events < 10:
-            raise ValueError(f"{spec.name}: too few events to fit ({int(rows.sum())} rows, {events} events)")
+        original = np.ones(len(y), dtype=bool) if original is None else original
+        events = int(y[rows & original].sum())
+        n_rows = int((rows & original).sum())
+        if events == n_rows or events < 10:
+            raise ValueError(f"{spec.name}: too few events to fit ({n_rows} rows, {events} events)")
+        sample_size = self._sample_size(spec.name, n_rows, events)
         Xv = X.to_numpy(dtype=np.float32)
         Xf = X.to_numpy(dtype=float)
         idx = np.flatnonzero(rows)
         cv = events < self.cv_below_events
+        folds, calib_idx = self._folds(spec.name, idx, y, role, bucket, cv)
+        constraints = spec.monotone_constraints(FEATURES)
+        base = self._base_params(constraints, y[idx].mean())
+
+        setting, rounds, boosters, tried = self._select_setting(base, Xv, y, folds)
+        weight, blends, m_oof, y_oof, linears = self._choose_blend(boosters, folds, Xv, Xf, y, constraints)
+        if cv:
+            a, b = fit_platt(m_oof(weight), y_oof)
+            booster = self._train({**base, **setting}, Xv, y, idx, None, rounds)
+            linear = self._fit_linear(Xf, y, idx, constraints)
+            model = OutcomeModel(booster=booster, calib_a=a, calib_b=b, linear=linear, weight=weight)
+        else:
+            booster = boosters[0][: boosters[0].best_iteration + 1]
+            model = OutcomeModel(booster=booster, calib_a=0.0, calib_b=1.0, linear=linears[0], weight=weight)
+            margin = model.raw_margin(self._labelled_dmatrix(Xv, y, calib_idx), Xf[calib_idx])
+            model.calib_a, model.calib_b = fit_platt(margin, y[calib_idx])
+        model.info = {
+            "mode": (f"{self.cv_folds}-fold cross-validation by person: setting, rounds and blend chosen and the "
+                     "calibration fitted on out-of-fold predictions, final model refit on all rows (calibration "
+                     "is cross-validated, not held out)") if cv else
+                    ("train/validation/calibration split of persons: calibration fitted on held-out "
+                     "calibration persons"),
+            "calibration": "cross-validated (out-of-fold)" if cv else "held-out persons",
+            "rows": n_rows, "events": events, "sample_size": sample_size, "setting": setting, "tried": tried,
+            "blends": blends, "weight": weight, "rounds": booster.num_boosted_rounds(),
+            "choice": ("gradient boosting" if weight == 1.0 else
+                       "logistic regression (ranked better on validation)" if weight == 0.0 else
+                       f"blend: {weight:.2f} x gradient boosting + {1 - weight:.2f} x logistic regression"),
+        }
+        return model
+
+    def _sample_size(self, outcome: str, rows: int, events: int) -> dict:
+        """Riley et al.'s minimum size for this outcome (candidate parameters = features), with a
+        warning when the data are smaller."""
+        need = riley_binary(len(FEATURES), events / rows)
+        out = {**need.as_dict(), "rows": rows, "events": events, "enough": rows >= need.required_n,
+               "method": "Riley et al., BMJ 2020;368:m441 (binary outcome; R2cs 15% of its maximum)"}
+        if rows < need.required_n:
+            warnings.warn(
+                f"{outcome}: {rows:,} training rows ({events:,} events) are fewer than the {need.required_n:,} rows "
+                f"(~{need.required_events:,} events) Riley et al. require for {len(FEATURES)} candidate parameters at "
+                f"prevalence {events / rows:.2%}; expect optimism and check calibration on new data",
+                SampleSizeWarning, stacklevel=4,  # the caller of RiskModel.fit
+            )
+        return out
+
+    def _folds(self, outcome: str, idx: np.ndarray, y: np.ndarray, role: np.ndarray, bucket: np.ndarray,
+               cv: bool) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+        """(training, evaluation) row pairs by person, and the calibration rows."""
         if cv:
             fold = bucket[idx] % self.cv_folds
             folds = [(idx[fold != k], idx[fold == k]) for k in range(self.cv_folds)]
@@ -247,25 +362,28 @@ class RiskModel:
         for tr, ev in folds:
             for part, name in ((tr, "training"), (ev, "validation")):
                 if not 0 < y[part].sum() < len(part):
-                    raise ValueError(f"{spec.name}: a {name} split of persons has no events; more data are needed")
+                    raise ValueError(f"{outcome}: a {name} split of persons has no events; more data are needed")
+        return folds, calib_idx
 
-        constraints = spec.monotone_constraints(FEATURES)
-        base = {
+    def _base_params(self, constraints: tuple[int, ...], prevalence: float) -> dict:
+        return {
             "objective": "binary:logistic",
             "eval_metric": "logloss",
             "tree_method": "hist",
             "learning_rate": self.learning_rate,
             "monotone_constraints": "(" + ",".join(map(str, constraints)) + ")",
-            "base_score": float(np.clip(y[idx].mean(), 1e-4, 1 - 1e-4)),
+            "base_score": float(np.clip(prevalence, 1e-4, 1 - 1e-4)),
             "seed": self.random_state,
             "nthread": self.n_jobs or 0,
             "max_bin": 128,
         }
 
-        def dmatrix(part: np.ndarray) -> xgb.DMatrix:
-            return xgb.DMatrix(Xv[part], label=y[part], feature_names=list(FEATURES), nthread=self.n_jobs or -1)
+    def _labelled_dmatrix(self, Xv: np.ndarray, y: np.ndarray, part: np.ndarray) -> xgb.DMatrix:
+        return xgb.DMatrix(Xv[part], label=y[part], feature_names=list(FEATURES), nthread=self.n_jobs or -1)
 
-        fold_data = [(tr, dmatrix(ev)) for tr, ev in folds]
+    def _select_setting(self, base: dict, Xv: np.ndarray, y: np.ndarray, folds: list) -> tuple:
+        """The grid setting with the best mean validation log-loss: (setting, mean best rounds,
+        its boosters per fold, every setting's scores)."""
         best, tried = None, []
         for setting in self.grid:
             boosters = [self._train({**base, **setting}, Xv, y, tr, ev, self.max_rounds) for tr, ev in folds]
@@ -275,43 +393,35 @@ class RiskModel:
             if best is None or score < best[0]:
                 best = (score, setting, rounds, boosters)
         _, setting, rounds, boosters = best
+        return setting, rounds, boosters, tried
 
-        # Out-of-fold margins of both candidates, to choose the blend (and, in CV mode, calibrate).
+    def _choose_blend(self, boosters: list[xgb.Booster], folds: list, Xv: np.ndarray, Xf: np.ndarray,
+                      y: np.ndarray, constraints: tuple[int, ...]) -> tuple:
+        """Blend weight of booster vs linear partner on out-of-fold margins.
+
+        Returns (weight, every weight's score, out-of-fold blended margin as a function of the weight,
+        out-of-fold labels, the linear partner of each fold)."""
         oof_idx = np.concatenate([ev for _, ev in folds])
         m_boost = np.concatenate([
-            b.predict(dev, output_margin=True, iteration_range=(0, b.best_iteration + 1)).astype(float)
-            for b, (_, dev) in zip(boosters, fold_data)
+            b.predict(self._labelled_dmatrix(Xv, y, ev), output_margin=True,
+                      iteration_range=(0, b.best_iteration + 1)).astype(float)
+            for b, (_, ev) in zip(boosters, folds)
         ])
         linears = [self._fit_linear(Xf, y, tr, constraints) for tr, _ in folds]
         m_lin = np.concatenate([lin.margin(Xf[ev]) for lin, (_, ev) in zip(linears, folds)])
         y_oof = y[oof_idx]
+
+        def m_oof(w: float) -> np.ndarray:
+            return w * m_boost + (1 - w) * m_lin
+
         blends = []
         for w in (1.0, 0.75, 0.5, 0.25, 0.0):
-            m = w * m_boost + (1 - w) * m_lin
-            a, b = fit_platt(m, y_oof)
-            blends.append({"weight": w, "valid_logloss": _logloss(y_oof, _sigmoid(a + b * m))})
+            a, b = fit_platt(m_oof(w), y_oof)
+            blends.append({"weight": w, "valid_logloss": _logloss(y_oof, _sigmoid(a + b * m_oof(w)))})
         best_blend = min(blends, key=lambda r: r["valid_logloss"])
         # Keep the boosted model alone unless the blend is clearly better (not noise).
         weight = best_blend["weight"] if best_blend["valid_logloss"] < blends[0]["valid_logloss"] * 0.999 else 1.0
-
-        if cv:
-            a, b = fit_platt(weight * m_boost + (1 - weight) * m_lin, y_oof)
-            booster = self._train({**base, **setting}, Xv, y, idx, None, rounds)
-            linear = self._fit_linear(Xf, y, idx, constraints)
-            model = OutcomeModel(booster=booster, calib_a=a, calib_b=b, linear=linear, weight=weight)
-        else:
-            booster = boosters[0][: boosters[0].best_iteration + 1]
-            model = OutcomeModel(booster=booster, calib_a=0.0, calib_b=1.0, linear=linears[0], weight=weight)
-            model.calib_a, model.calib_b = fit_platt(model.raw_margin(dmatrix(calib_idx), Xf[calib_idx]), y[calib_idx])
-        model.info = {
-            "mode": f"{self.cv_folds}-fold cross-validation by person" if cv else "train/validation/calibration split",
-            "rows": int(len(idx)), "events": events, "setting": setting, "tried": tried, "blends": blends,
-            "weight": weight, "rounds": booster.num_boosted_rounds(),
-            "choice": ("gradient boosting" if weight == 1.0 else
-                       "logistic regression (ranked better on validation)" if weight == 0.0 else
-                       f"blend: {weight:.2f} x gradient boosting + {1 - weight:.2f} x logistic regression"),
-        }
-        return model
+        return weight, blends, m_oof, y_oof, linears
 
     def _fit_linear(self, Xf: np.ndarray, y: np.ndarray, part: np.ndarray, constraints) -> LogisticRisk:
         if len(part) > self.linear_max_rows:
@@ -371,7 +481,8 @@ class RiskModel:
     # -- persistence -----------------------------------------------------------------------------
 
     def save(self, directory: str | Path) -> Path:
-        """Boosters in XGBoost's native UBJSON format plus a JSON manifest."""
+        """Boosters in XGBoost's native UBJSON format plus a JSON manifest (and the reference
+        percentiles and hashed training persons beside it)."""
         self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -382,6 +493,13 @@ class RiskModel:
             "outcomes": {},
             "reference": REFERENCE_FILE,
         }
+        persons = getattr(self, "trained_persons_", None)
+        if persons is not None:
+            manifest["training_persons"] = {
+                "file": PERSONS_FILE, "count": int(len(persons)), "salt": self.person_salt_.hex(),
+                "hash": "blake2b, 8-byte digest, of the person ID as text, keyed by this salt; sorted uint64",
+            }
+            np.save(directory / PERSONS_FILE, persons.astype("<u8"), allow_pickle=False)
         for outcome, m in self.models_.items():
             m.booster.save_model(directory / f"{outcome}.ubj")
             manifest["outcomes"][outcome] = {
@@ -409,6 +527,7 @@ class RiskModel:
         params = manifest["params"]
         params["outcomes"] = tuple(params["outcomes"])
         params["grid"] = tuple(params["grid"])
+        # Bundles saved before history dropout have no such parameter; the class default applies.
         model = cls(**params)
         if tuple(manifest["features"]) != FEATURES:
             raise ValueError("bundle was trained on a different feature list; retrain it")
@@ -417,6 +536,11 @@ class RiskModel:
         # Bundles saved before the reference percentiles existed load without them.
         ref = directory / manifest.get("reference", REFERENCE_FILE)
         model.reference_ = json.loads(ref.read_text())["tables"] if ref.exists() else {}
+        # Bundles saved before the hashed training persons existed load without them.
+        persons = manifest.get("training_persons")
+        if persons is not None:
+            model.person_salt_ = bytes.fromhex(persons["salt"])
+            model.trained_persons_ = np.load(directory / persons["file"], allow_pickle=False).astype(np.uint64)
         for outcome, meta in manifest["outcomes"].items():
             booster = xgb.Booster()
             booster.load_model(directory / f"{outcome}.ubj")
@@ -438,6 +562,7 @@ class RiskModel:
             "linear_max_rows": self.linear_max_rows,
             "cv_below_events": self.cv_below_events,
             "cv_folds": self.cv_folds,
+            "history_dropout": self.history_dropout,
             "random_state": self.random_state,
             "n_jobs": self.n_jobs,
         }

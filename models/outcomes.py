@@ -10,14 +10,69 @@ from dataclasses import dataclass
 
 from features.schema import OUTCOMES, label_column, true_risk_column
 
-# Features that move together with a rise in one clinical input: a monotone guarantee on the
-# input needs the same direction on each of them (eGFR falls as age rises at fixed creatinine).
+# Model features that move when a clinical input rises at every checkup of a person (its level):
+# a guarantee that risk never falls as the input rises needs the same direction on each of them.
+# Changes since the last checkup (delta_*, pct_change_egfr) do not move when the whole history
+# rises, so they are not coupled (derive.py keeps eGFR's change a percentage for that reason).
 _RISES_WITH: dict[str, dict[str, int]] = {
-    "age": {"age_years": 1, "egfr": -1},
-    "sbp": {"sbp": 1, "pulse_pressure": 1, "bp_category": 1, "delta_sbp": 1},
-    "fasting_glucose": {"fasting_glucose": 1, "tyg_index": 1, "delta_fasting_glucose": 1},
+    "age": {"age_years": 1, "egfr": -1},  # eGFR falls as age rises at fixed creatinine (CKD-EPI)
+    "sbp": {"sbp": 1, "pulse_pressure": 1, "bp_category": 1},
+    "fasting_glucose": {"fasting_glucose": 1, "tyg_index": 1},
     "ldl": {"ldl": 1, "last_ldl": 1},
     "smoking": {"smoking_status": 1, "current_smoker": 1},
+}
+
+
+@dataclass(frozen=True)
+class Direction:
+    """A monotone constraint on one model feature for one outcome, and why it is certain."""
+
+    feature: str
+    direction: int  # +1: risk never falls as the feature rises; -1: never rises
+    reason: str
+
+
+# The one table of monotone constraints. Only directions that hold across the whole range of the
+# feature among people still at risk are declared; everything else is learned from the data.
+# Reviewed and left free on purpose:
+# - age for diabetes and hypertension: first diagnoses among the still-undiagnosed flatten and can
+#   fall in the oldest (survivor selection, competing death), so a rising direction is not certain;
+# - eGFR for CVD: J-shaped (a high creatinine-based eGFR often means low muscle mass and frailty),
+#   hence age is not guaranteed for CVD through eGFR, only through the age feature itself;
+# - LDL for CVD: the outcome includes stroke, and low LDL goes with more haemorrhagic stroke;
+# - glucose (and TyG) for CVD: J-shaped, low fasting glucose carries excess risk too;
+# - delta_sbp, delta_fasting_glucose: at a fixed current value a larger rise means a lower earlier
+#   value (a lower usual level, regression to the mean), and large swings either way mark risk.
+MONOTONE: dict[str, tuple[Direction, ...]] = {
+    "cvd": (
+        Direction("age_years", 1, "MI and stroke incidence rises with age at every adult age"),
+        Direction("sbp", 1, "risk rises log-linearly with SBP down to about 115 mmHg"),
+        Direction("pulse_pressure", 1, "coupled to SBP; at a given SBP a wider pulse pressure (stiffer "
+                                       "arteries) carries more risk"),
+        Direction("bp_category", 1, "a higher blood-pressure stage never means lower risk"),
+        Direction("smoking_status", 1, "never < former < current smoker, at every level of the rest"),
+        Direction("current_smoker", 1, "current smoking raises MI and stroke risk"),
+    ),
+    "diabetes": (
+        Direction("fasting_glucose", 1, "the diagnosis is fasting glucose >= 126 mg/dL; a higher value "
+                                        "is closer to it"),
+        Direction("tyg_index", 1, "coupled to glucose; insulin resistance (TyG) raises diabetes risk "
+                                  "across its range"),
+    ),
+    "hypertension": (
+        Direction("sbp", 1, "the diagnosis is SBP >= 140 mmHg; a higher value is closer to it"),
+        Direction("pulse_pressure", 1, "coupled to SBP (SBP - DBP), so a higher SBP at the same DBP "
+                                       "never lowers risk"),
+        Direction("bp_category", 1, "a higher blood-pressure stage is closer to hypertension"),
+    ),
+    "dyslipidemia": (
+        Direction("ldl", 1, "the diagnosis includes LDL >= 160 mg/dL; a higher value is closer to it"),
+        Direction("last_ldl", 1, "a higher earlier LDL means a higher usual LDL level"),
+    ),
+    "ckd": (
+        Direction("age_years", 1, "kidney function declines and CKD incidence rises with age"),
+        Direction("egfr", -1, "CKD is eGFR < 60; a lower eGFR is closer to it"),
+    ),
 }
 
 
@@ -27,8 +82,6 @@ class Outcome:
     label_en: str
     label_ko: str
     snomed: str
-    # Inputs whose rise never lowers this outcome's risk (clinically certain directions only).
-    increasing_in: tuple[str, ...]
     # One-year risk cut-offs between low | moderate | high | very_high: about 1x, 2x and 4x the
     # Korean yearly rate of the outcome (clinical.md section 3), so "moderate" means above average.
     category_cuts: tuple[float, float, float]
@@ -54,25 +107,37 @@ class Outcome:
             return "moderate"
         return "low"
 
+    @property
+    def directions(self) -> tuple[Direction, ...]:
+        """This outcome's rows of the MONOTONE table."""
+        return MONOTONE[self.name]
+
+    @property
+    def increasing_in(self) -> tuple[str, ...]:
+        """Clinical inputs whose rise (at every checkup of a person) never lowers this outcome's risk:
+        those whose every coupled feature carries the coupled direction in the MONOTONE table."""
+        declared = {d.feature: d.direction for d in self.directions}
+        return tuple(c for c, coupled in _RISES_WITH.items()
+                     if all(declared.get(f) == s for f, s in coupled.items()))
+
     def monotone_constraints(self, features: tuple[str, ...]) -> tuple[int, ...]:
-        directions: dict[str, int] = {}
-        for clinical in self.increasing_in:
-            directions.update(_RISES_WITH[clinical])
-        return tuple(directions.get(f, 0) for f in features)
+        declared = {d.feature: d.direction for d in self.directions}
+        return tuple(declared.get(f, 0) for f in features)
 
 
 OUTCOME_SPECS: dict[str, Outcome] = {
     o.name: o
     for o in (
         Outcome("cvd", "Cardiovascular disease (MI or stroke)", "심뇌혈관질환(심근경색·뇌졸중)", "49601007",
-                ("age", "sbp", "fasting_glucose", "ldl", "smoking"), (0.005, 0.01, 0.02), "CVD", "심뇌혈관질환"),
-        Outcome("diabetes", "Type 2 diabetes", "제2형 당뇨병", "44054006", ("age", "fasting_glucose"),
+                (0.005, 0.01, 0.02), "CVD", "심뇌혈관질환"),
+        Outcome("diabetes", "Type 2 diabetes", "제2형 당뇨병", "44054006",
                 (0.01, 0.02, 0.04), "Diabetes", "당뇨병"),
-        Outcome("hypertension", "Hypertension", "고혈압", "38341003", ("age", "sbp"), (0.08, 0.16, 0.32), "Hypertension",
+        Outcome("hypertension", "Hypertension", "고혈압", "38341003", (0.08, 0.16, 0.32), "Hypertension",
                 "고혈압"),
-        Outcome("dyslipidemia", "Dyslipidemia", "이상지질혈증", "370992007", ("ldl",), (0.05, 0.10, 0.20), "Dyslipidemia",
+        Outcome("dyslipidemia", "Dyslipidemia", "이상지질혈증", "370992007", (0.05, 0.10, 0.20), "Dyslipidemia",
                 "이상지질혈증"),
-        Outcome("ckd", "Chronic kidney disease", "만성콩팥병", "709044004", ("age",), (0.007, 0.014, 0.028), "CKD", "만성콩팥병"),
+        Outcome("ckd", "Chronic kidney disease", "만성콩팥병", "709044004", (0.007, 0.014, 0.028), "CKD", "만성콩팥병"),
     )
 }
 assert tuple(OUTCOME_SPECS) == OUTCOMES
+assert set(MONOTONE) == set(OUTCOMES)

@@ -4,6 +4,19 @@
 endpoint check the client's signed JWT (serving.cds_auth) instead of the API token;
 `POST /fhir/risk-assessment` (API token) turns a FHIR Bundle into RiskAssessments. FHIR errors come
 back as OperationOutcome, never as a 500, and never echo submitted values.
+
+Both read all of the person's checkups (features.fhir groups Observations into visits) and score them
+together, so the newest is scored with the earlier ones as its history, as `/score` and batch do.
+Values that cannot be read are left missing and listed: in the card's detail, and in the FHIR
+response as an OperationOutcome entry of severity `warning` at the end of the returned Bundle.
+An earlier checkup that fails validation is dropped from the history with a warning; only the
+newest checkup's problems refuse the call (422, naming the resource).
+
+Stale data: when the scorer marks the newest checkup stale (`result["stale"]`, older than its
+configurable limit), CDS returns one `info` card that says so (Korean and English) with no number,
+no RiskAssessment suggestion and no report link: a "one-year" risk measured years ago would read as
+today's. `/fhir/risk-assessment` still returns the RiskAssessments the caller asked for, each with a
+note, and says so in the warnings.
 """
 
 from __future__ import annotations
@@ -17,32 +30,44 @@ import uuid
 from pathlib import Path
 from typing import Any, Literal
 
+import datetime as dt
+
 import bentoml
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from features.fhir import LOINC, MEASURES, SMOKING, URINE_PROTEIN, FhirCheckup, FhirInputError, Issue, bundle_entries, \
-    read_bundle, read_patient
+from features.fhir import LOINC, OBSERVATION_CODES, FhirCheckup, FhirInputError, Issue, bundle_entries, read_bundle, \
+    read_patient
 from features.schema import BY_NAME, KEY_INPUTS
 from models.outcomes import OUTCOME_SPECS
 from features.eligibility import reason_text
 from features.labels import FEATURE_LABELS
 from serving.report import risk_text, t
 from serving.cds_auth import CdsAuthError
-from serving.fhir_out import FHIR_JSON, operation_outcome, result_bundle, risk_assessments
+from serving.fhir_out import FHIR_JSON, operation_outcome, result_bundle, risk_assessments, warnings_outcome
 from serving.schemas import Checkup, errors_from
 
 SERVICE_ID = "checkup-risk"
 REQUIRED_PREFETCH = ("patient", "observations")
+# CDS Hooks 2.0 prefetch templates allow only context and user tokens, no date arithmetic (today() is
+# a Da Vinci CRD extension, not core), so the history cannot be limited to five years in the query:
+# all Observations of our codes are asked for, newest first, in one large page, and features.fhir
+# keeps the checkups of the five years before the newest one. The panel codes are listed too: a
+# `code` search matches Observation.code only, so a blood-pressure panel is found by its own code.
+OBSERVATION_COUNT = 1000
 PREFETCH = {
     "patient": "Patient/{{context.patientId}}",
     "observations": "Observation?patient={{context.patientId}}&code="
-                    + ",".join(f"{LOINC}|{c}" for c in [*MEASURES, URINE_PROTEIN, SMOKING]) + "&_sort=-date",
-    # Optional: history and medication fields stay missing when these are absent.
+                    + ",".join(f"{LOINC}|{c}" for c in OBSERVATION_CODES)
+                    + f"&_sort=-date&_count={OBSERVATION_COUNT}",
+    # Optional: history and medication fields stay missing when these are absent. US-Core style
+    # servers record treatment as MedicationRequest, others as MedicationStatement: both are read.
     "conditions": "Condition?patient={{context.patientId}}",
     "medications": "MedicationStatement?patient={{context.patientId}}",
+    "medicationRequests": "MedicationRequest?patient={{context.patientId}}&status=active",
 }
+OPTIONAL_PREFETCH = ("conditions", "medications", "medicationRequests")
 INDICATOR = {"low": "info", "moderate": "info", "high": "warning", "very_high": "critical"}
 _RANK = {"low": 0, "moderate": 1, "high": 2, "very_high": 3}
 REPORT_TTL_S = 3600
@@ -143,20 +168,42 @@ def detail(result: dict, version: str, missing: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _source(version: str) -> dict:
+    return {"label": f"checkup-risk (model v{version})",
+            "topic": {"system": "https://github.com/checkup-risk/checkup-risk", "code": "chronic-disease-risk",
+                      "display": "Chronic disease risk"}}
+
+
+def context_lines(result: dict, warnings: list[Issue]) -> list[str]:
+    """Markdown lines on the history used and on the values that could not be read (ko / en)."""
+    lines = []
+    history = result.get("history_checkups")
+    if history:
+        lines += ["", f"이전 검진 {history}회를 이력으로 함께 사용 · {history} earlier checkup(s) used as history"]
+    if warnings:
+        lines += ["", "**읽지 못한 값 · Values not read** (누락으로 처리 · treated as missing):"]
+        lines += [f"- `{w.location}`: {w.message}" if w.location else f"- {w.message}" for w in warnings]
+    return lines
+
+
 def card(result: dict, version: str, assessments: list[dict], report_url: str | None,
-         missing: list[str]) -> dict | None:
+         missing: list[str], warnings: list[Issue] | None = None) -> dict | None:
     head = summary(result)
     if head is None:
         return None
     text, indicator = head
+    body = detail(result, version, missing)
+    extra = context_lines(result, warnings or [])
+    if extra:
+        # Before the closing "model estimate" line, which stays last.
+        head_lines, last = body.rsplit("\n", 1)
+        body = "\n".join([head_lines, *extra, "", last])
     out = {
         "uuid": str(uuid.uuid4()),
         "summary": text,
-        "detail": detail(result, version, missing),
+        "detail": body,
         "indicator": indicator,
-        "source": {"label": f"checkup-risk (model v{version})",
-                   "topic": {"system": "https://github.com/checkup-risk/checkup-risk", "code": "chronic-disease-risk",
-                             "display": "Chronic disease risk"}},
+        "source": _source(version),
     }
     if assessments:
         out["suggestions"] = [{
@@ -170,6 +217,45 @@ def card(result: dict, version: str, assessments: list[dict], report_url: str | 
     if report_url:
         out["links"] = [{"label": "임상의 보고서 · Clinician report", "url": report_url, "type": "absolute"}]
     return out
+
+
+def _days_old(exam_date: str, today: dt.date | None = None) -> int:
+    return ((today or dt.date.today()) - dt.date.fromisoformat(str(exam_date)[:10])).days
+
+
+def stale_card(result: dict, version: str, warnings: list[Issue] | None = None,
+               today: dt.date | None = None) -> dict:
+    """The one card for a stale newest checkup: says so, gives no risk number and no suggestion."""
+    exam = str(result["exam_date"])[:10]
+    years = _days_old(exam, today) / 365.25
+    text = (f"최근 검진 {exam}({years:.1f}년 전): 오래되어 1년 위험 미표시 · "
+            f"Latest checkup {exam} too old for a 1-year risk")
+    lines = [f"**최근 검진이 오래되었습니다 · The latest checkup is out of date** (검진일 exam {exam}, "
+             f"{years:.1f}년 전 · {years:.1f} years ago)", "",
+             "가장 최근 검진이 허용 기간보다 오래되어 향후 1년 위험을 표시하지 않습니다. 그 검진으로 계산한 위험은 "
+             "검진 다음 1년에 대한 것이지 지금부터 1년에 대한 것이 아닙니다. 새 검진 결과가 입력되면 다시 계산합니다.",
+             "",
+             "The newest checkup is older than the service's limit, so no one-year risk is shown: a risk computed "
+             "from it describes the year after that checkup, not the coming year. A new checkup gives a current "
+             "estimate."]
+    notes = [w for w in result.get("warnings") or [] if "missing" not in w]
+    if notes:
+        lines += ["", *[f"- {w}" for w in notes]]
+    lines += context_lines(result, warnings or [])
+    lines += ["", f"_checkup-risk model v{version}._"]
+    return {"uuid": str(uuid.uuid4()), "summary": text, "detail": "\n".join(lines), "indicator": "info",
+            "source": _source(version)}
+
+
+def stale_warning(result: dict) -> str | None:
+    """The FHIR warning for a stale result, unless the scorer's own warnings already say it."""
+    if not result.get("stale"):
+        return None
+    exam = str(result["exam_date"])[:10]
+    if any("stale" in w.lower() or exam in w for w in result.get("warnings") or []):
+        return None
+    return (f"The newest checkup ({exam}) is older than the staleness limit: its one-year risk describes the year "
+            f"after that checkup, not the coming year.")
 
 
 class RecentRecords:
@@ -194,7 +280,8 @@ class RecentRecords:
             self._local.db = db
         return db
 
-    def put(self, record: dict) -> str:
+    def put(self, record: dict | list[dict]) -> str:
+        """Keep one record, or one person's checkups oldest first (the last is the one reported)."""
         key = uuid.uuid4().hex
         now = time.time()
         db = self._db()
@@ -204,10 +291,19 @@ class RecentRecords:
         db.execute("INSERT INTO records VALUES (?, ?, ?)", (key, now + REPORT_TTL_S, json.dumps(record, default=str)))
         return key
 
-    def get(self, key: str) -> dict | None:
+    def get_all(self, key: str) -> list[dict] | None:
+        """The kept checkups, oldest first (a single kept record comes back as a list of one)."""
         row = self._db().execute("SELECT record FROM records WHERE id = ? AND expires >= ?",
                                  (key, time.time())).fetchone()
-        return json.loads(row[0]) if row else None
+        if not row:
+            return None
+        value = json.loads(row[0])
+        return value if isinstance(value, list) else [value]
+
+    def get(self, key: str) -> dict | None:
+        """The reported (newest) record; its history is in `get_all`."""
+        records = self.get_all(key)
+        return records[-1] if records else None
 
 
 def _fhir_error(issues: list[Issue], status: int, code: str = "invalid") -> JSONResponse:
@@ -222,16 +318,45 @@ def _validation_issues(exc: ValidationError, where: str = "") -> list[Issue]:
     return issues
 
 
-def validate_record(checkup: FhirCheckup) -> dict:
-    """The FHIR-derived record through the same validator as /score; errors name the resource."""
+def _record_issues(exc: ValidationError, sources: dict[str, str], patient: str) -> list[Issue]:
+    issues = []
+    for e in errors_from(exc, prefix=()):
+        source = sources.get(e["field"] or "", patient)
+        issues.append(Issue(source, f"{e['field']}: {e['message']}" if e["field"] else e["message"]))
+    return issues
+
+
+def validate_records(checkup: FhirCheckup) -> tuple[list[dict], list[Issue]]:
+    """The FHIR-derived records through the same validator as /score, oldest first, and warnings.
+
+    The newest record must be valid (errors name the resource: FhirInputError, 422). An earlier one
+    that is not (an implausible old value, an age under 20) is left out of the history with a
+    warning: history sharpens the estimate, and a bad old value must not block today's.
+    `checkup.basis` is narrowed to the resources of the records kept.
+    """
+    *earlier, newest = list(zip(checkup.records, checkup.record_sources))
     try:
-        return Checkup.model_validate(checkup.record).model_dump()
+        last = Checkup.model_validate(newest[0]).model_dump()
     except ValidationError as exc:
-        issues = []
-        for e in errors_from(exc, prefix=()):
-            source = checkup.sources.get(e["field"] or "", checkup.patient)
-            issues.append(Issue(source, f"{e['field']}: {e['message']}" if e["field"] else e["message"]))
-        raise FhirInputError(issues) from exc
+        raise FhirInputError(_record_issues(exc, newest[1], checkup.patient)) from exc
+    kept, kept_sources, warnings = [], [], []
+    for record, sources in earlier:
+        try:
+            kept.append(Checkup.model_validate(record).model_dump())
+            kept_sources.append(sources)
+        except ValidationError as exc:
+            for issue in _record_issues(exc, sources, checkup.patient):
+                warnings.append(Issue(issue.location, f"earlier checkup of {record['exam_date']} not used as history: "
+                                                      f"{issue.message}"))
+    kept_sources.append(newest[1])
+    checkup.basis = list(dict.fromkeys(ref for sources in kept_sources for ref in sources.values()
+                                       if ref != checkup.patient))
+    return [*kept, last], warnings
+
+
+def validate_record(checkup: FhirCheckup) -> dict:
+    """The newest record, validated (kept for callers that score one record)."""
+    return validate_records(checkup)[0][-1]
 
 
 async def _service():
@@ -306,26 +431,30 @@ async def cds_patient_view(request: Request, svc=Depends(_service)) -> JSONRespo
         patient = prefetch["patient"]
         if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
             return _fhir_error([Issue("prefetch.patient", "must be a Patient resource")], 412, code="required")
-        for key in ("patient", "observations", "conditions", "medications"):
+        for key in ("patient", "observations", *OPTIONAL_PREFETCH):
             if prefetch.get(key) is not None:
                 _validate_fhir(prefetch[key], where=f"prefetch.{key}")
         if patient.get("id") != call.context.patientId:
             return _fhir_error([Issue("prefetch.patient", "is not the patient in context.patientId")], 422)
-        resources = [e for k in ("observations", "conditions", "medications")
-                     for e in _prefetched_resources(prefetch, k)]
+        resources = [e for k in ("observations", *OPTIONAL_PREFETCH) for e in _prefetched_resources(prefetch, k)]
         checkup = read_patient(patient, resources)
         age = checkup.record.get("age")
         low, high = BY_NAME["age"].low, BY_NAME["age"].high
         if age is None or not low <= age <= high:
             return JSONResponse({"cards": []})  # outside the population the models describe
-        record = validate_record(checkup)
+        records, dropped = validate_records(checkup)
     except FhirInputError as e:
         return _fhir_error(e.issues, e.status)
-    result = svc.scorer.score_records([record], explain=True, top_k=5)[0]
+    warnings = [*checkup.warnings, *dropped]
+    # All checkups together: the newest is scored with the earlier ones as its history.
+    result = svc.scorer.score_records(records, explain=True, top_k=5)[-1]
+    if result.get("stale"):
+        return JSONResponse({"cards": [stale_card(result, svc.version, warnings)]})
+    record = records[-1]
     assessments = risk_assessments(checkup, result, svc.version, lambda c: factor_words(c, "en"))
-    report_url = f"{_base(request)}/reports/{svc.recent_records.put(record)}" if assessments else None
+    report_url = f"{_base(request)}/reports/{svc.recent_records.put(records)}" if assessments else None
     missing = [k for k in KEY_INPUTS if record.get(k) is None]
-    one = card(result, svc.version, assessments, report_url, missing)
+    one = card(result, svc.version, assessments, report_url, missing, warnings)
     return JSONResponse({"cards": [one] if one else []})
 
 
@@ -372,12 +501,19 @@ async def fhir_risk_assessment(request: Request, svc=Depends(_service)) -> JSONR
             raise FhirInputError([Issue("body", "must be a FHIR Bundle")])
         _validate_fhir(bundle, where="Bundle")
         checkup = read_bundle(bundle)
-        record = validate_record(checkup)
+        records, dropped = validate_records(checkup)
     except FhirInputError as e:
         return _fhir_error(e.issues, e.status)
-    result = svc.scorer.score_records([record], explain=True, top_k=5)[0]
-    assessments = risk_assessments(checkup, result, svc.version, lambda c: factor_words(c, "en"))
-    return JSONResponse(result_bundle(assessments), media_type=FHIR_JSON)
+    result = svc.scorer.score_records(records, explain=True, top_k=5)[-1]
+    notes = list(result.get("warnings") or [])
+    stale = stale_warning(result)
+    if stale:
+        notes.append(stale)
+    assessments = risk_assessments(checkup, result, svc.version, lambda c: factor_words(c, "en"),
+                                   history_checkups=result.get("history_checkups", len(records) - 1),
+                                   stale=bool(result.get("stale")))
+    outcome = warnings_outcome([*checkup.warnings, *dropped], notes)
+    return JSONResponse(result_bundle(assessments, outcome), media_type=FHIR_JSON)
 
 
 def _validate_fhir(resource: Any, where: str) -> None:

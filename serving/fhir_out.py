@@ -1,5 +1,10 @@
 """FHIR R4 output: RiskAssessment resources (validated with fhir.resources R4B plus the checks it
-does not make) and OperationOutcome errors."""
+does not make), OperationOutcome errors, and the warnings of a successful call.
+
+Warnings (values that could not be read and were left missing, earlier checkups left out of the
+history, missing key inputs, a stale newest checkup) travel as one OperationOutcome with issues of
+severity `warning`, the LAST entry of the returned Bundle, so that the RiskAssessments come first.
+A stale result's RiskAssessments also say so in `note`."""
 
 from __future__ import annotations
 
@@ -32,12 +37,22 @@ def _rationale(result: dict, outcome: str, labels) -> str:
 
 
 def risk_assessments(checkup: FhirCheckup, result: dict, version: str, labels,
-                     now: dt.datetime | None = None) -> list[dict]:
+                     now: dt.datetime | None = None, history_checkups: int | None = None,
+                     stale: bool = False) -> list[dict]:
     """One RiskAssessment per applicable outcome of a scored record, as validated JSON dicts.
 
     `labels` turns a contribution into words for the rationale (e.g. "systolic BP 152 mmHg").
+    `history_checkups` (earlier checkups scored with it) and `stale` are said in `note`.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
+    notes = [{"text": "probabilityDecimal is a fraction from 0 to 1 over the next year; a model estimate, "
+                      "not a diagnosis."}]
+    if history_checkups:
+        notes.append({"text": f"Scored from the checkup of {result['exam_date']} with {history_checkups} earlier "
+                              f"checkup(s) as history."})
+    if stale:
+        notes.append({"text": f"The checkup of {result['exam_date']} is older than the staleness limit: this risk "
+                              "describes the year after that checkup, not the coming year."})
     out = []
     for outcome, risk in result["risks"].items():
         if not risk["applicable"]:
@@ -63,8 +78,7 @@ def risk_assessments(checkup: FhirCheckup, result: dict, version: str, labels,
                                        "code": "a"}},
                 "rationale": _rationale(result, outcome, labels),
             }],
-            "note": [{"text": "probabilityDecimal is a fraction from 0 to 1 over the next year; a model estimate, "
-                              "not a diagnosis."}],
+            "note": notes,
         }
         # Validated as built (dumping the model back would cost more than building it).
         RiskAssessment.model_validate(resource)
@@ -104,13 +118,30 @@ def check_risk_assessment(resource: dict, version: str, known_refs: set[str]) ->
     return problems
 
 
-def result_bundle(resources: list[dict]) -> dict:
-    """A collection Bundle of already validated resources (the envelope is validated here)."""
+def result_bundle(resources: list[dict], outcome: dict | None = None) -> dict:
+    """A collection Bundle of already validated resources (the envelope is validated here); a
+    warnings OperationOutcome, when given, is the last entry."""
     bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "collection",
               "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     Bundle.model_validate(bundle)
-    bundle["entry"] = [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources]
+    bundle["entry"] = [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r}
+                       for r in [*resources, *([outcome] if outcome else [])]]
     return bundle
+
+
+def warnings_outcome(reading: list[Issue], notes: list[str]) -> dict | None:
+    """The warnings of a successful call as an OperationOutcome (None when there are none).
+
+    `reading`: values left missing or checkups left out, with where (code `value`, never the value);
+    `notes`: the scorer's warnings and the stale notice (code `informational`).
+    """
+    issues = [{"severity": "warning", "code": "value", "diagnostics": i.message,
+               **({"expression": [i.location]} if i.location else {})} for i in reading]
+    issues += [{"severity": "warning", "code": "informational", "diagnostics": n} for n in notes]
+    if not issues:
+        return None
+    body = {"resourceType": "OperationOutcome", "id": str(uuid.uuid4()), "issue": issues}
+    return OperationOutcome.model_validate(body).model_dump(mode="json", exclude_none=True)
 
 
 def operation_outcome(issues: list[Issue], code: str = "invalid", severity: str = "error") -> dict:

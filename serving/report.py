@@ -1,5 +1,10 @@
 """The clinician explanation report: one A4 page per checkup, Korean by default, HTML or PDF.
 
+It reports one checkup; given several checkups of one person, it reports the newest and uses the
+earlier ones as its history (features and applicability, as /score does), and says how many. A
+checkup older than the scorer's `stale_after_days` carries a notice that its one-year window has
+passed. Absent history is never drawn as a factor (serving.scoring keeps it in "other factors").
+
 For each outcome that applies: the one-year risk and its category, where it stands among people of
 the same sex and age band in the training population (the bundle's reference percentiles), and a
 SHAP waterfall of the strongest factors in clinical words with values, units and the official
@@ -27,7 +32,7 @@ from features.eligibility import reason_text
 from features.labels import FEATURE_LABELS, Lang, judgement
 from features.schema import BY_NAME, KEY_INPUTS
 from models.outcomes import OUTCOME_SPECS
-from serving.scoring import Scorer
+from serving.scoring import Scorer, exam_age, person_order
 
 TEMPLATES = Path(__file__).with_name("templates")
 TOP_FACTORS = 5
@@ -93,6 +98,17 @@ TEXT: dict[str, dict[str, str]] = {
     "missing_none": {"ko": "주요 검사 항목이 모두 있습니다.", "en": "All key inputs are present."},
     "age_band_only": {"ko": "정확한 나이(5세 연령대의 중앙값을 사용함)",
                       "en": "exact age (the midpoint of the 5-year band was used)"},
+    "history_none": {"ko": "이전 검진 기록 없음: 이번 검진만으로 추정했습니다.",
+                     "en": "No earlier checkups given: estimated from this checkup alone."},
+    "history_some": {"ko": "이력으로 사용한 이전 검진 {n}회 ({dates})",
+                     "en": "Earlier checkups used as history: {n} ({dates})"},
+    "stale": {"ko": "이 검진은 {age} 전 검진으로, 검진 후 1년의 위험 기간이 이미 지났습니다. 아래 위험은 그 검진 후 "
+                    "1년에 대한 추정이며 현재의 위험이 아닙니다. 최근 검진 결과로 다시 평가하세요.",
+              "en": "This checkup is {age} old: the one-year risk window after it has passed. The risks below are "
+                    "for the year after that checkup, not for now; reassess with a recent checkup."},
+    "years": {"ko": "{n}년", "en": "{n} years"},
+    "one_year": {"ko": "1년", "en": "1 year"},
+    "days": {"ko": "{n}일", "en": "{n} days"},
     "footer": {"ko": "모델 버전 {version} · 작성일 {date}", "en": "Model version {version} · report date {date}"},
     "caveat": {"ko": "진료를 돕기 위한 모델 추정치이며 진단이 아니고 임상적 판단을 대신하지 않습니다.",
                "en": "Model estimates to support clinical judgement, not a diagnosis and not a substitute for it."},
@@ -184,16 +200,22 @@ def what_if_changes(record: dict) -> list[WhatIf]:
     return out
 
 
-def what_if(scorer: Scorer, record: dict) -> tuple[dict[str, float], list[tuple[WhatIf, dict[str, float]]]]:
+def what_if(scorer: Scorer, record: dict, history: list[dict] | tuple[dict, ...] = ()
+            ) -> tuple[dict[str, float], list[tuple[WhatIf, dict[str, float]]]]:
     """(risk now, [(change, risk after)]) per outcome, all from one model call.
 
-    Each variant is featurised on its own, as a one-record request would be, so variants never
-    read as earlier checkups of one another; the "now" row comes from the same call, so a
-    difference is the model's and not float rounding.
+    Each variant is featurised on its own after the same `history` (the person's earlier
+    checkups, all dated no later than `record`), as a request with that history would be, so
+    variants never read as earlier checkups of one another while changes since the last checkup
+    follow the changed values; the "now" row comes from the same call, so a difference is the
+    model's and not float rounding.
     """
     changes = what_if_changes(record)
     variants = [record] + [{**record, **w.changes} for w in changes]
-    X = np.vstack([feature_matrix(Columns.from_records([v])) for v in variants])
+    history = list(history)
+    # The variant comes last in the request and is the newest (ties keep input order), so it is the
+    # last row; feature_matrix returns rows in input order.
+    X = np.vstack([feature_matrix(Columns.from_records(history + [v]))[-1:] for v in variants])
     probs = scorer.probabilities(X)
     now = {o: float(p[0]) for o, p in probs.items()}
     return now, [(w, {o: float(p[i + 1]) for o, p in probs.items()}) for i, w in enumerate(changes)]
@@ -265,13 +287,39 @@ def _group_words(sex: str, band: str, lang: Lang) -> str:
     return f"{t(f'group_{sex}', lang)} {band_words}"
 
 
-def build_context(scorer: Scorer, record: dict, lang: Lang = "ko", today: dt.date | None = None) -> dict:
-    """Everything the template shows, as words and numbers, for one validated canonical record."""
+def _age_words(exam: dt.date, today: dt.date, lang: Lang) -> str:
+    years, days = exam_age(exam, today)
+    if years >= 1:
+        return t("one_year", lang) if years == 1 else t("years", lang, n=years)
+    return t("days", lang, n=days)
+
+
+def newest_with_history(records: list[dict]) -> tuple[int, list[int]]:
+    """(index of the newest checkup, indices of the earlier ones oldest first), in the order the
+    scorer reads one person's history. Every record must have its exam_date set."""
+    order = person_order([r["person_id"] for r in records], [r["exam_date"] for r in records])
+    return int(order[-1]), [int(i) for i in order[:-1]]
+
+
+def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", today: dt.date | None = None) -> dict:
+    """Everything the template shows, as words and numbers, for one validated canonical record,
+    or for the newest of one person's validated records (the others are its history)."""
     if lang not in ("ko", "en"):
         raise ValueError(f"lang must be ko or en, not {lang!r}")
     today = today or dt.date.today()
-    record = dict(record)
-    result = scorer.score_records([record], explain=True, top_k=TOP_FACTORS)[0]
+    records = [dict(r) for r in ([record] if isinstance(record, dict) else record)]
+    if not records:
+        raise ValueError("no checkup to report")
+    if len({r["person_id"] for r in records}) > 1:
+        raise ValueError("a report is about one person: the checkups have different person_id")
+    for r in records:
+        if isinstance(r.get("exam_date"), str):  # an ISO date from JSON kept as text
+            r["exam_date"] = dt.date.fromisoformat(r["exam_date"])
+    # Scoring them together gives each its history; it also dates undated records (today).
+    results = scorer.score_records(records, explain=True, top_k=TOP_FACTORS, today=today)
+    newest, earlier = newest_with_history(records)
+    record, result = records[newest], results[newest]
+    history = [records[i] for i in earlier]
     sex = record.get("sex")
     cols = Columns.from_records([record])
     band = str(age_band(cols)[0])
@@ -280,7 +328,7 @@ def build_context(scorer: Scorer, record: dict, lang: Lang = "ko", today: dt.dat
     else:
         age_words = t("age_band", lang, band=BY_NAME["age_group"].codes[int(record["age_group"])])
 
-    now, changes = what_if(scorer, record)
+    now, changes = what_if(scorer, record, history)
     outcomes, not_applicable = [], []
     for o in scorer.outcomes:
         spec = OUTCOME_SPECS[o]
@@ -315,12 +363,20 @@ def build_context(scorer: Scorer, record: dict, lang: Lang = "ko", today: dt.dat
     missing = [FEATURE_LABELS[k].name(lang) for k in KEY_INPUTS if record.get(k) is None]
     if record.get("age") is None:
         missing.append(t("age_band_only", lang))
-    exam = record.get("exam_date")
+    exam = record["exam_date"]
+    if history:
+        dates = ", ".join(h["exam_date"].isoformat() for h in history)
+        history_words = t("history_some", lang, n=len(history), dates=dates)
+    else:
+        history_words = t("history_none", lang)
     return {
         "lang": lang,
         "text": {k: v[lang] for k, v in TEXT.items()},
         "person": t("person", lang, sex=t(f"sex_{sex}", lang), age=age_words,
-                    date=exam.isoformat() if hasattr(exam, "isoformat") else str(exam), pid=record["person_id"]),
+                    date=exam.isoformat(), pid=record["person_id"]),
+        "history": history_words,
+        "history_checkups": result["history_checkups"],
+        "stale": t("stale", lang, age=_age_words(exam, today, lang)) if result["stale"] else None,
         "outcomes": outcomes,
         "not_applicable": not_applicable,
         "whatif_header": [{"short": o["short"], "now": risk_text(now[o["key"]])} for o in outcomes],
@@ -335,8 +391,9 @@ _ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefine
                    trim_blocks=True, lstrip_blocks=True)
 
 
-def render_html(scorer: Scorer, record: dict, lang: Lang = "ko", today: dt.date | None = None) -> str:
-    """The report as one self-contained HTML page (inline CSS and SVG, nothing fetched)."""
+def render_html(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", today: dt.date | None = None) -> str:
+    """The report as one self-contained HTML page (inline CSS and SVG, nothing fetched): for one
+    record, or for the newest of one person's records with the others as its history."""
     return _ENV.get_template("report.html.j2").render(**build_context(scorer, record, lang, today))
 
 

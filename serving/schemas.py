@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from features.derive import FEATURES
 from features.schema import (
@@ -100,22 +101,49 @@ class ScoreRequest(BaseModel):
 
 
 class ReportRequest(BaseModel):
-    """One checkup and the report's language. A bare record (with an optional "lang") is accepted
-    too and read as {"checkup": record, "lang": lang}."""
+    """One person's checkup, or several of one person's checkups, and the report's language.
+
+    Accepted shapes: {"checkup": record}, {"checkups": [record, ...]}, a bare record (with an
+    optional "lang") and a bare list of records. With a list, the newest checkup (by exam_date; a
+    record without one is today's) is reported and the earlier ones are its history. A list that
+    mixes persons is refused, naming the first record whose person_id differs."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"checkup": EXAMPLE_RECORD, "lang": "ko"}})
 
-    checkup: Checkup  # type: ignore[valid-type]
+    checkup: Checkup | None = None  # type: ignore[valid-type]
+    checkups: list[Checkup] | None = Field(None, min_length=1, max_length=MAX_BATCH)  # type: ignore[valid-type]
     lang: Literal["ko", "en"] = "ko"
 
     @model_validator(mode="before")
     @classmethod
-    def _bare_record(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "checkup" not in data:
+    def _bare_record_or_list(cls, data: Any) -> Any:
+        if isinstance(data, list):
+            return {"checkups": data}
+        if isinstance(data, dict) and "checkup" not in data and "checkups" not in data:
             rest = dict(data)
-            lang = rest.pop("lang", "ko")
-            return {"checkup": rest, "lang": lang}
+            # "lang" only when given, so that a caller can tell a chosen language from the default.
+            return {"checkup": rest, **({"lang": rest.pop("lang")} if "lang" in rest else {})}
         return data
+
+    @model_validator(mode="after")
+    def _one_person(self) -> "ReportRequest":
+        if (self.checkup is None) == (self.checkups is None):
+            raise PydanticCustomError(
+                "report_shape", "give either checkup (one record) or checkups (one person's records), not both",
+                {"field": "checkups"})
+        if self.checkups:
+            first = self.checkups[0].person_id
+            for i, c in enumerate(self.checkups):
+                if c.person_id != first:
+                    # The ids themselves are not echoed: pseudonymous, but still about patients.
+                    raise PydanticCustomError(
+                        "one_person", "a report is about one person: record {index} has another person_id than record 0",
+                        {"index": i, "field": "person_id"})
+        return self
+
+    def records(self) -> list[dict]:
+        """The checkups as canonical records (plain dicts), in the order given."""
+        return [c.model_dump() for c in (self.checkups if self.checkups is not None else [self.checkup])]
 
 
 def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) -> list[dict]:
@@ -136,6 +164,10 @@ def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) ->
             field = rest[0] if rest else None
         elif loc:
             field = str(loc[0])
+        ctx = e.get("ctx") or {}
+        if e.get("type") in ("one_person", "report_shape"):
+            # Rules across records (ReportRequest) say which record and field they are about.
+            index, field = ctx.get("index"), ctx.get("field")
         message = str(e.get("msg", "invalid"))
         if e.get("type") == "extra_forbidden":
             message = "unknown field"

@@ -1,29 +1,110 @@
 """Validated checkups in, the /score response out: probabilities, applicability with reasons,
-categories, top-k SHAP contributions and warnings. Shared by the HTTP routes, CDS Hooks and FHIR."""
+categories, top-k SHAP contributions, history, staleness and warnings. Shared by the HTTP routes,
+the clinician report, CDS Hooks and FHIR, so that each rule below lives in one place:
+
+- Records of one person in one call are that person's checkups: each is scored with the earlier
+  ones as its history (`features.derive` orders by person, then date), and says how many it used.
+- A checkup older than `stale_after_days` is flagged stale: its one-year window has passed.
+- "No earlier record" is never listed as a risk factor: missing longitudinal features stay in
+  `other_log_odds`, so base + listed + other is still the calibrated log-odds.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from collections.abc import Mapping
 
 import numpy as np
 
-from features.derive import FEATURES, Columns, feature_matrix
+from features.derive import FEATURES, LONGITUDINAL_FEATURES, Columns, feature_matrix
 from features.eligibility import applicability
 from features.schema import BY_NAME, KEY_INPUTS
 from models.bundle import RiskModel
 from models.outcomes import OUTCOME_SPECS
+
+# Two years: by then the one-year risk window after the exam has passed, with a year's grace for
+# the usual delay between a checkup and the visit where it is discussed.
+DEFAULT_STALE_AFTER_DAYS = 730
+STALE_ENV = "CHECKUP_RISK_STALE_AFTER_DAYS"
+
+# Columns of the model matrix that describe earlier checkups; NaN there means "no earlier record".
+_LONGITUDINAL_IDX = np.array([FEATURES.index(f) for f in LONGITUDINAL_FEATURES if f in FEATURES], dtype=np.int64)
+# A count of earlier exams is 0, not NaN, without history; "0 earlier checkups" is no factor either.
+_PRIOR_EXAMS_IDX = FEATURES.index("prior_exams") if "prior_exams" in FEATURES else None
+
+
+def stale_after_days_from_env(environ: Mapping[str, str]) -> int:
+    """`CHECKUP_RISK_STALE_AFTER_DAYS` (a positive whole number of days), else the default.
+
+    A bad value stops start-up with a message naming the variable, rather than silently using
+    the default: a site that set it meant something else than two years."""
+    raw = environ.get(STALE_ENV)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_STALE_AFTER_DAYS
+    try:
+        days = int(raw.strip())
+    except ValueError:
+        raise ValueError(f"{STALE_ENV} must be a whole number of days, not {raw!r}") from None
+    if days < 1:
+        raise ValueError(f"{STALE_ENV} must be at least 1 day, not {days}")
+    return days
 
 
 def _round(x: float, digits: int) -> float:
     return float(round(x, digits))
 
 
+def _date(v: object) -> dt.date:
+    return v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v))
+
+
+def person_order(person_ids: list[str], dates: list[dt.date]) -> np.ndarray:
+    """Positions sorted by person, then date, stable among equal dates: the order in which
+    `features.derive.longitudinal_features` reads history (numpy's lexsort is stable)."""
+    day = np.array([d.toordinal() for d in dates], dtype=np.int64)
+    return np.lexsort((day, np.array([str(p) for p in person_ids], dtype=object).astype(str)))
+
+
+def history_counts(person_ids: list[str], dates: list[dt.date]) -> tuple[np.ndarray, np.ndarray]:
+    """Per record: how many of the same person's records come before it in `person_order` (the
+    history its features were built from), and how many others of that person share its date."""
+    n = len(person_ids)
+    earlier = np.zeros(n, dtype=np.int64)
+    seen: Counter[str] = Counter()
+    for i in person_order(person_ids, dates):
+        earlier[i] = seen[str(person_ids[i])]
+        seen[str(person_ids[i])] += 1
+    keys = [(str(p), d) for p, d in zip(person_ids, dates)]
+    per_day = Counter(keys)
+    return earlier, np.array([per_day[k] - 1 for k in keys], dtype=np.int64)
+
+
+def exam_age(exam_date: dt.date, today: dt.date) -> tuple[int, int]:
+    """(whole years, days) from the exam to today, as staleness warnings and the report say it."""
+    days = (today - exam_date).days
+    return int(days // 365.25), days
+
+
+def staleness(exam_date: dt.date, today: dt.date, stale_after_days: int) -> str | None:
+    """The warning for an exam older than `stale_after_days`, else None."""
+    years, days = exam_age(exam_date, today)
+    if days <= stale_after_days:
+        return None
+    age = f"{years} year{'s' if years != 1 else ''}" if years >= 1 else f"{days} days"
+    return (f"exam_date {exam_date.isoformat()} is {age} old: the one-year risk window after that exam has passed, "
+            "so the probability describes that year, not the coming one (stale)")
+
+
 class Scorer:
     """Holds one model version and its compiled explainer; built once per worker."""
 
-    def __init__(self, model: RiskModel, version: str) -> None:
+    def __init__(self, model: RiskModel, version: str, stale_after_days: int = DEFAULT_STALE_AFTER_DAYS) -> None:
+        if int(stale_after_days) < 1:
+            raise ValueError(f"stale_after_days must be at least 1, not {stale_after_days}")
         self.model = model
         self.version = version
+        self.stale_after_days = int(stale_after_days)
         self.outcomes = tuple(model.models_)
         self.explainer = None
         try:
@@ -52,16 +133,32 @@ class Scorer:
         """Calibrated probability per outcome for rows of the model matrix (eligibility not applied)."""
         return {o: v[0] for o, v in self._predict_explain(X, explain=False).items()}
 
-    def score_records(self, records: list[dict], explain: bool = True, top_k: int = 5) -> list[dict]:
-        """Records must already be valid (see serving.schemas); returns one result per record."""
-        today = dt.date.today()
+    @staticmethod
+    def unlisted_history(X: np.ndarray) -> np.ndarray:
+        """Boolean (n x features): True where a contribution must not be listed as a factor because
+        it only says the history lacks something (no earlier checkup, no earlier lipid panel)."""
+        hidden = np.zeros(X.shape, dtype=bool)
+        hidden[:, _LONGITUDINAL_IDX] = np.isnan(X[:, _LONGITUDINAL_IDX])
+        if _PRIOR_EXAMS_IDX is not None:
+            hidden[:, _PRIOR_EXAMS_IDX] = X[:, _PRIOR_EXAMS_IDX] == 0
+        return hidden
+
+    def score_records(self, records: list[dict], explain: bool = True, top_k: int = 5,
+                      today: dt.date | None = None) -> list[dict]:
+        """Records must already be valid (see serving.schemas); returns one result per record, in
+        the order given. Records sharing a person_id are one person's checkups: each is scored
+        with the earlier ones (by exam_date) as its history."""
+        today = today or dt.date.today()
         for r in records:
             if r.get("exam_date") is None:
-                r["exam_date"] = today
+                r["exam_date"] = today  # a checkup without a date is today's, so the newest
+        dates = [_date(r["exam_date"]) for r in records]
+        earlier, same_day = history_counts([r["person_id"] for r in records], dates)
         cols = Columns.from_records(records)
         X = feature_matrix(cols)
         scored = self._predict_explain(X, explain and top_k > 0)
         applies = applicability(cols, self.outcomes)
+        hidden = self.unlisted_history(X)
         results = []
         for i, r in enumerate(records):
             risks = {}
@@ -79,14 +176,16 @@ class Scorer:
                          "category": OUTCOME_SPECS[o].category(prob), "contributions": []}
                 if contribs is not None:
                     row = contribs[i]
-                    top = np.argsort(-np.abs(row), kind="stable")[:top_k]
+                    shown = np.flatnonzero(~hidden[i])
+                    top = shown[np.argsort(-np.abs(row[shown]), kind="stable")[:top_k]]
                     entry["contributions"] = [
                         {"feature": FEATURES[j],
                          "value": None if np.isnan(X[i, j]) else _round(float(X[i, j]), 4),
                          "log_odds": float(row[j])}
                         for j in top
                     ]
-                    # base + listed contributions + the rest = the calibrated log-odds of `probability`.
+                    # base + listed contributions + the rest = the calibrated log-odds of `probability`;
+                    # the rest includes what absent history contributed.
                     entry["base_log_odds"] = float(base[i])
                     entry["other_log_odds"] = float(row.sum() - row[top].sum())
                 risks[o] = entry
@@ -95,9 +194,19 @@ class Scorer:
                         for k in missing]
             if r.get("age") is None:
                 warnings.append("age given only as a 5-year band: the band midpoint was used")
+            if same_day[i]:
+                # Allowed (a file may hold such rows too) but almost always a duplicate or a split
+                # visit: say so, since one of them was read as the other's history.
+                warnings.append(f"{int(same_day[i])} other checkup(s) of this person in the request have the same "
+                                "exam_date: among them, the ones listed earlier were used as history of the later ones")
+            stale = staleness(dates[i], today, self.stale_after_days)
+            if stale is not None:
+                warnings.append(stale)
             results.append({
                 "person_id": r["person_id"],
-                "exam_date": r["exam_date"].isoformat() if hasattr(r["exam_date"], "isoformat") else r["exam_date"],
+                "exam_date": dates[i].isoformat(),
+                "history_checkups": int(earlier[i]),
+                "stale": stale is not None,
                 "risks": risks,
                 "warnings": warnings,
             })

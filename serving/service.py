@@ -24,9 +24,12 @@ from serving import cds
 from serving.auth import BearerAuth
 from serving.cds_auth import CdsVerifier
 from serving.schemas import Checkup, ReportRequest, ScoreRequest, errors_from
+from serving.scoring import stale_after_days_from_env
 
 HOME = Path(os.environ.get("CHECKUP_RISK_HOME", "./.checkup-risk")).resolve()
 WORKERS = int(os.environ.get("CHECKUP_RISK_WORKERS", "2"))
+# Days after which a checkup is stale (its one-year window has passed): flagged in every result.
+STALE_AFTER_DAYS = stale_after_days_from_env(os.environ)
 # Small requests (about 1 ms) are scored on the event loop: a thread hop would cost as much as the
 # work. Larger batches go to the thread pool so that probes keep answering.
 INLINE_RECORDS = 8
@@ -73,7 +76,7 @@ class RiskService:
 
         model = RiskModel.load(self.bento_model.path_of(store.BUNDLE_SUBPATH))
         self.version = str(self.bento_model.info.labels["mlflow_version"])
-        self.scorer = Scorer(model, self.version)
+        self.scorer = Scorer(model, self.version, stale_after_days=STALE_AFTER_DAYS)
         self.cds_verifier = CdsVerifier.from_env(HOME)
         self.recent_records = cds.RecentRecords(HOME / "recent_records.sqlite")
         self.feedback = cds.FeedbackLog(HOME / "cds_feedback.sqlite")
@@ -101,11 +104,16 @@ async def score(request: ScoreRequest, svc: RiskService = Depends(_service)) -> 
 
 
 @app.post("/report", response_class=HTMLResponse,
-          summary="The clinician explanation report for one checkup (HTML, Korean by default)")
-async def report(request: ReportRequest, svc: RiskService = Depends(_service)) -> HTMLResponse:
+          summary="The clinician explanation report for one checkup, or for the newest of one person's checkups "
+                  "(HTML, Korean by default)")
+async def report(request: ReportRequest, lang: Literal["ko", "en"] | None = None,
+                 svc: RiskService = Depends(_service)) -> HTMLResponse:
+    """Body: {"checkup": record} or {"checkups": [records of one person]} (or the bare record or
+    list), with "lang". A bare list cannot carry "lang": `?lang=` is read when the body has none."""
     from serving.report import render_html
 
-    return HTMLResponse(render_html(svc.scorer, request.checkup.model_dump(), request.lang))
+    chosen = request.lang if "lang" in request.model_fields_set or lang is None else lang
+    return HTMLResponse(render_html(svc.scorer, request.records(), chosen))
 
 
 @app.get("/reports/{key}", response_class=HTMLResponse,

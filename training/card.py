@@ -34,8 +34,36 @@ def _metrics_table(metrics: dict) -> list[str]:
     return lines
 
 
-def model_card(version: str, metrics: dict, data: dict, decision: str | None = None) -> str:
-    """Markdown model card for one registered version."""
+def monotone_table() -> list[str]:
+    """The clinically certain directions each outcome's model is constrained to (models.outcomes)."""
+    lines = ["| outcome | input | direction | reason |", "|---|---|---|---|"]
+    for o, spec in OUTCOME_SPECS.items():
+        for d in spec.directions:
+            arrow = "+1: a rise never lowers risk" if d.direction > 0 else "-1: a rise never raises risk"
+            lines.append(f"| {o} | `{d.feature}` | {arrow} | {d.reason} |")
+    return lines
+
+
+def _fitting_table(model_info: dict[str, dict]) -> list[str]:
+    """Per outcome: how calibration was fitted, and the data against Riley et al.'s minimum size."""
+    lines = ["| outcome | rows | events | minimum rows (Riley) | enough | fitting and calibration |",
+             "|---|---|---|---|---|---|"]
+    for o, info in model_info.items():
+        size = info.get("sample_size") or {}
+        enough = size.get("enough")
+        lines.append(
+            f"| {o} | {info.get('rows', 0):,} | {info.get('events', 0):,} | {_fmt(size.get('required_n'))} | "
+            f"{'n/a' if enough is None else 'yes' if enough else 'no'} | {info.get('mode', 'n/a')} |"
+        )
+    return lines
+
+
+def model_card(version: str, metrics: dict, data: dict, decision: str | None = None,
+               model_info: dict[str, dict] | None = None) -> str:
+    """Markdown model card for one registered version.
+
+    `model_info`: per outcome, the fitted model's `info` (RiskModel.models_[o].info), for the
+    fitting mode and sample-size rows; without it the card describes both modes in general."""
     today = dt.date.today().isoformat()
     outcome_rows = [
         f"| `{o}` | {OUTCOME_SPECS[o].label_en} ({OUTCOME_SPECS[o].label_ko}) | SNOMED CT {OUTCOME_SPECS[o].snomed} |"
@@ -56,7 +84,13 @@ def model_card(version: str, metrics: dict, data: dict, decision: str | None = N
         "- Type: per outcome, a gradient-boosted tree ensemble (XGBoost, binary log-loss, early stopping on a",
         "  validation split of persons, clinically certain monotone constraints), optionally blended with an",
         "  L2 logistic regression when that ranks better on validation data, then recalibrated (logistic /",
-        "  Platt on held-out persons). Class imbalance: no reweighting, so probabilities stay calibrated (TRIPOD+AI 13).",
+        "  Platt). With many events the calibration is fitted on held-out persons (train / validation /",
+        "  calibration split). With few events the setting, rounds, blend and calibration are fitted on",
+        "  out-of-fold predictions of k-fold cross-validation by person and the final model is refit on all",
+        "  rows: that calibration is cross-validated, not held out. Class imbalance: no reweighting, so",
+        "  probabilities stay calibrated (TRIPOD+AI 13).",
+        "- History: each training checkup with earlier checkups is also used once without them, so a checkup",
+        "  scored alone (no history sent) is calibrated as well as one scored with its history.",
         f"- Inputs: {len(FEATURES)} features from one national health checkup (국가건강검진) and the same person's",
         "  earlier checkups (contract section 1); missing values stay missing.",
         "- Output: the probability of a first diagnosis within 365 days, per outcome, with SHAP contributions",
@@ -67,6 +101,12 @@ def model_card(version: str, metrics: dict, data: dict, decision: str | None = N
         "| outcome | meaning | code |",
         "|---|---|---|",
         *outcome_rows,
+        "",
+        "### Monotone constraints (clinically certain directions only)",
+        "",
+        *monotone_table(),
+        "",
+        "Every other input, and every input of an outcome not listed for it, is learned from the data.",
         "",
         "## Intended use",
         "- Primary use: decision support during a clinic visit in Korean hospitals and clinics, to show which",
@@ -93,7 +133,10 @@ def model_card(version: str, metrics: dict, data: dict, decision: str | None = N
         f"{data.get('persons', 0):,} persons; rows rejected by validation: {data.get('rejected_rows', 0):,}.",
         f"- Events per outcome: {data.get('events', {})}.",
         "- Split by person (never by row) into train / validation / calibration / test (TRIPOD+AI 12a).",
+        f"- Sample size (TRIPOD+AI 10): per outcome, Riley et al. (BMJ 2020;368:m441) with {len(FEATURES)} candidate",
+        "  parameters and an anticipated Cox-Snell R2 of 15% of its maximum; training warns when the data are smaller.",
         "",
+        *(_fitting_table(model_info) + [""] if model_info else []),
         "## Quantitative analyses",
         *_metrics_table(metrics),
         "",

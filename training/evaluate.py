@@ -53,16 +53,61 @@ def subgroups(records: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> list[dict]
     return rows
 
 
+# Names the inputs each published equation needs, for the note when no row has them all.
+PUBLISHED_INPUTS = {
+    "prevent_10y_cvd": "sex, age, total_cholesterol, hdl, sbp, serum_creatinine (eGFR), smoking_status and "
+                       "diabetes status",
+    "framingham_2008_cvd": "sex, age, total_cholesterol, hdl, sbp, smoking_status and diabetes status",
+}
+NO_TRAINING_RECORD = ("not checked: this model version does not record the persons it was trained on, so rows "
+                      "of its training persons (if any) are included and may flatter the metrics")
+
+
+def exclude_training_persons(records: pd.DataFrame, model: RiskModel) -> tuple[pd.DataFrame, dict]:
+    """The rows of persons `model` was not trained on, and what was left out.
+
+    A model scored on its own training persons looks better than it is, so those rows never
+    count. Bundles from before training persons were recorded cannot be checked: then nothing is
+    excluded, and the returned dict says so (`training_exclusion`). Raises ValueError when every
+    row belongs to a training person: there is nothing honest left to evaluate.
+    """
+    check = getattr(model, "was_trained_on", None)
+    if check is None:
+        return records, {"excluded_training_rows": None, "excluded_training_persons": None,
+                         "training_exclusion": NO_TRAINING_RECORD}
+    seen = np.asarray(check(records["person_id"]), dtype=bool)
+    info = {
+        "excluded_training_rows": int(seen.sum()),
+        "excluded_training_persons": int(records.loc[seen, "person_id"].nunique()),
+        "training_exclusion": "rows of persons the model was trained on are excluded",
+    }
+    if len(records) and seen.all():
+        raise ValueError(
+            f"all {len(records):,} checkups ({info['excluded_training_persons']:,} persons) belong to persons "
+            "this model was trained on: evaluating on them would flatter it; use data of other persons"
+        )
+    return records.loc[~seen], info
+
+
 def evaluate(
     records: pd.DataFrame,
     model: RiskModel,
     n_boot: int = 200,
     seed: int = 0,
 ) -> tuple[dict, dict]:
-    """metrics.json content and, per outcome, the arrays the plots need."""
+    """metrics.json content and, per outcome, the arrays the plots need.
+
+    Rows of persons the model was trained on are left out first (`exclude_training_persons`);
+    metrics.json says how many. Works with any subset of the optional columns: an outcome without
+    scorable rows gets n = 0 and undefined metrics, and a published equation whose inputs no row
+    has is skipped with a note instead of a curve.
+    """
+    records, exclusion = exclude_training_persons(records, model)
+    if not len(records):
+        raise ValueError("no valid rows to evaluate")
     probs = model.predict(records)
     logistic = model.predict_baseline(records)
-    metrics: dict = {"n_records": int(len(records)), "outcomes": {}}
+    metrics: dict = {"n_records": int(len(records)), **exclusion, "outcomes": {}}
     curves: dict = {}
     for outcome in model.models_:
         spec = OUTCOME_SPECS[outcome]
@@ -83,11 +128,20 @@ def evaluate(
         for name, (fn, valid) in PUBLISHED.get(outcome, {}).items():
             sub = records.loc[scored]
             risk10 = fn(sub, assume_untreated=True)
+            ok = np.isfinite(risk10)
+            if not ok.any():
+                # Real extracts often lack the lipid panel or creatinine: no row can be scored by the
+                # equation, so there is nothing to compare (and nothing to draw).
+                block["baselines"][name] = {
+                    "skipped": True, "rows_with_inputs": 0, "auroc": None,
+                    "scale": "10-year risk: compare ranking (AUROC) only",
+                    "note": f"skipped: no row has every input it needs ({PUBLISHED_INPUTS.get(name, 'see models.baselines')})",
+                }
+                continue
             b = summarize(y[scored], risk10, n_boot=n_boot, seed=seed)
             b["scale"] = "10-year risk: compare ranking (AUROC) only"
-            b["rows_with_inputs"] = int(np.isfinite(risk10).sum())
+            b["rows_with_inputs"] = int(ok.sum())
             b["rows_in_valid_range"] = int(valid(sub, assume_untreated=True).sum())
-            ok = np.isfinite(risk10)
             b["model_auroc_same_rows"] = (
                 float(auroc(y[scored][ok], p[scored][ok])) if 0 < y[scored][ok].sum() < ok.sum() else None
             )
@@ -98,6 +152,20 @@ def evaluate(
         metrics["outcomes"][outcome] = block
         curves[outcome] = arrays
     return metrics, curves
+
+
+def baseline_notes(metrics: dict) -> list[str]:
+    """One line per skipped baseline, for the screen."""
+    return [f"{o}: baseline {name} {b['note']}" for o, m in metrics["outcomes"].items()
+            for name, b in m["baselines"].items() if b.get("skipped")]
+
+
+def exclusion_text(metrics: dict) -> str:
+    """What `exclude_training_persons` left out, in words."""
+    if metrics.get("excluded_training_rows") is None:
+        return f"training persons {metrics.get('training_exclusion', NO_TRAINING_RECORD)}"
+    return (f"excluded {metrics['excluded_training_rows']:,} checkups of {metrics['excluded_training_persons']:,} "
+            "persons the model was trained on")
 
 
 def write_metrics(metrics: dict, path: str | Path) -> Path:
@@ -119,6 +187,12 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _drawable(y: np.ndarray, p: np.ndarray) -> bool:
+    """A curve needs rows with a prediction; a ROC curve also needs both classes among them."""
+    ok = np.isfinite(np.asarray(p, dtype=float))
+    return bool(ok.any()) and 0 < y[ok].sum() < ok.sum()
+
+
 def _roc_points(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ok = np.isfinite(p)
     y, p = y[ok], p[ok]
@@ -137,9 +211,10 @@ def plot_roc(outcome: str, arrays: dict):
     fig, ax = plt.subplots(figsize=(4.2, 4.2))
     y = arrays["y"]
     for name, p in arrays.items():
-        if name == "y":
-            continue
-        fpr, tpr = _roc_points(y, np.asarray(p, dtype=float))
+        p = np.asarray(p, dtype=float)
+        if name == "y" or not _drawable(y, p):
+            continue  # a baseline without usable rows has no curve (its note is in metrics.json)
+        fpr, tpr = _roc_points(y, p)
         ax.plot(fpr, tpr, lw=1.2, label=name)
     ax.plot([0, 1], [0, 1], ls=":", c="grey")
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=f"ROC: {outcome}")
@@ -204,10 +279,17 @@ def plot_shap_summary(model: RiskModel, records: pd.DataFrame, outcome: str, max
 
 
 def figures(model: RiskModel, records: pd.DataFrame, curves: dict) -> dict[str, bytes]:
-    """Every figure of the report as PNG bytes, keyed by file name."""
+    """Every figure of the report as PNG bytes, keyed by file name.
+
+    An outcome without both classes among its scored rows gets no curves (nothing to draw); the
+    SHAP summary uses the same rows as the metrics (training persons left out).
+    """
     figs = {}
+    records, _ = exclude_training_persons(records, model)
     applicable = model.predict(records).notna()
     for outcome, arrays in curves.items():
+        if not _drawable(arrays["y"], arrays["model"]):
+            continue
         figs[f"roc_{outcome}.png"] = _png(plot_roc(outcome, arrays))
         figs[f"calibration_{outcome}.png"] = _png(plot_calibration(outcome, arrays))
         figs[f"decision_curve_{outcome}.png"] = _png(plot_decision_curve(outcome, arrays))

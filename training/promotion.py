@@ -1,8 +1,15 @@
 """The champion/challenger gate.
 
-A challenger is promoted only when, on the same held-out rows, it is not worse than the champion
-on any outcome beyond the confidence interval (paired bootstrap of the AUROC difference), and its
-calibration stays within bounds on every outcome.
+A challenger is promoted only when, on the same held-out rows (checkups of persons neither model
+was trained on: `training.train` picks them), it is not worse than the champion on any outcome
+beyond the confidence interval (paired bootstrap of the AUROC difference), and its calibration
+stays within bounds on every outcome.
+
+A champion is replaced only on enough evidence: per outcome at least `MIN_EVENTS` held-out events
+(`checkup-risk train --promote-min-events`), and a 95% interval of the AUROC difference no wider
+than `MAX_CI_WIDTH`. Otherwise the gate keeps the champion and says which outcome lacked
+evidence. A small, noisy test set can then never let a model trained on few people replace a
+better one by chance. The first model (no champion yet) is judged on calibration alone.
 """
 
 from __future__ import annotations
@@ -18,6 +25,10 @@ from training.metrics import auroc, calibration_intercept_slope
 # wholly outside the bounds, so chance in a small test set does not fail a good model.
 SLOPE_BOUNDS = (0.8, 1.2)
 INTERCEPT_BOUNDS = (-0.2, 0.2)
+# Evidence needed before a champion is replaced. With 50 events the bootstrap interval of an AUROC
+# difference is typically +/- 0.03-0.05: narrower than MAX_CI_WIDTH only when the models agree closely.
+MIN_EVENTS = 50
+MAX_CI_WIDTH = 0.10
 
 
 @dataclass
@@ -72,11 +83,16 @@ def calibration_ok(y: np.ndarray, p: np.ndarray, n_boot: int = 100, seed: int = 
 
 
 def decide(y: dict[str, np.ndarray], challenger: dict[str, np.ndarray],
-           champion: dict[str, np.ndarray] | None, seed: int = 0) -> Decision:
+           champion: dict[str, np.ndarray] | None, seed: int = 0, min_events: int = MIN_EVENTS,
+           max_ci_width: float = MAX_CI_WIDTH) -> Decision:
     """Gate on held-out labels y[outcome] and both models' probabilities on the same rows.
 
-    `champion` is None when there is none yet: then only calibration decides.
+    `champion` is None when there is none yet: then only calibration decides. Otherwise every
+    outcome the champion has needs `min_events` held-out events and an AUROC-difference interval
+    no wider than `max_ci_width`, or the champion stays ("not enough evidence").
     """
+    if min_events < 1:
+        raise ValueError("min_events must be at least 1")
     decision = Decision(promote=True)
     if champion is not None:
         dropped = sorted(set(champion) - set(challenger))
@@ -97,18 +113,36 @@ def decide(y: dict[str, np.ndarray], challenger: dict[str, np.ndarray],
         if champion is not None and outcome in champion:
             p_old = champion[outcome]
             both = ok & np.isfinite(p_old)
-            diff, low, high = paired_auroc_difference(yo[both], p_new[both], p_old[both], seed=seed)
-            row.update({"auroc_difference": diff, "ci_low": low, "ci_high": high})
-            if high < 0:
+            events = int(yo[both].sum())
+            row.update({"held_out_rows": int(both.sum()), "held_out_events": events, "events_needed": min_events})
+            if 0 < events < both.sum():
+                diff, low, high = paired_auroc_difference(yo[both], p_new[both], p_old[both], seed=seed)
+                row.update({"auroc_difference": diff, "ci_low": low, "ci_high": high})
+            else:
+                diff = low = high = float("nan")
+            if np.isfinite(high) and high < 0:
                 decision.promote = False
                 decision.reasons.append(
                     f"{outcome}: AUROC worse than the champion by {-diff:.4f} (95% CI of the difference {low:+.4f} to {high:+.4f})"
                 )
+            elif events < min_events:
+                decision.promote = False
+                decision.reasons.append(
+                    f"not enough evidence: {outcome} has {events} held-out events, {min_events} needed"
+                )
+            elif not (np.isfinite(low) and np.isfinite(high)) or high - low > max_ci_width:
+                decision.promote = False
+                decision.reasons.append(
+                    f"not enough evidence: {outcome} AUROC difference {diff:+.4f} has a 95% CI "
+                    f"{low:+.4f} to {high:+.4f}, wider than {max_ci_width:.2f}"
+                )
+            row["enough_evidence"] = events >= min_events and bool(np.isfinite(high - low)) and high - low <= max_ci_width
         decision.per_outcome[outcome] = row
     if decision.promote:
         decision.reasons.append(
             "calibration in bounds on every outcome"
-            + ("" if champion is None else " and no outcome worse than the champion beyond the CI")
+            + ("" if champion is None else
+               f" and no outcome worse than the champion beyond the CI (each with >= {min_events} held-out events)")
             + ("; no champion yet" if champion is None else "")
         )
     return decision

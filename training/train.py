@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +21,20 @@ from models.bundle import RiskModel, person_fold
 from models.outcomes import OUTCOME_SPECS
 from training import registry
 from training.card import evaluation_report, model_card
-from training.evaluate import evaluate, figures
-from training.promotion import decide
+from training.evaluate import baseline_notes, evaluate, figures
+from training.promotion import MIN_EVENTS, decide
 
 TEST_SHARE = 0.2
+# Training stops when validation rejects more than this share of the input rows: a model fit on
+# what is left of a file the reader mostly could not read (wrong units, an unexpected coding)
+# describes a population nobody chose. `checkup-risk train --max-reject-share` / `--allow-rejects`.
+MAX_REJECT_SHARE = 0.2
 # Salt offset so the test split of persons is independent of the model's own validation split.
 _TEST_SALT = 7919
+
+
+class TooManyRejects(ValueError):
+    """More of the file was rejected than the caller allowed; nothing was trained or logged."""
 
 
 @dataclass
@@ -84,6 +93,14 @@ def dask_client(engine: str, scheduler: str | None, workers: int):
             yield client
 
 
+def rejection_summary(rejects: pd.DataFrame, top: int = 5) -> list[tuple[str, str, int]]:
+    """(field, reason, rows) of the most common rejection reasons, rows counted once per reason."""
+    if not len(rejects):
+        return []
+    counts = rejects.groupby(["field", "reason"])["index"].nunique().sort_values(ascending=False, kind="stable")
+    return [(str(f), str(r), int(n)) for (f, r), n in counts.head(top).items()]
+
+
 def train(
     data: str | Path,
     outcomes: tuple[str, ...] = OUTCOMES,
@@ -94,9 +111,20 @@ def train(
     engine: str = "pandas",
     scheduler: str | None = None,
     workers: int = 2,
+    max_reject_share: float = MAX_REJECT_SHARE,
+    promote_min_events: int = MIN_EVENTS,
+    model_params: dict | None = None,
 ) -> TrainResult:
+    """Read, validate, fit, evaluate, log and register; with `promote`, run the gate.
+
+    Raises TooManyRejects (a ValueError) before anything is fitted or logged when more than
+    `max_reject_share` of the rows fail reading or validation (1.0 never stops).
+    `model_params` go to `RiskModel` (tests use it for small, fast settings).
+    """
     import mlflow
 
+    if not 0 <= max_reject_share <= 1:
+        raise ValueError("max_reject_share must lie between 0 and 1")
     start = time.perf_counter()
     data = Path(data)
     registry.configure()
@@ -104,14 +132,30 @@ def train(
 
     say(f"reading {data}")
     read = read_checkups(data)
+    for note in read.notes:
+        say(f"note: {note}")
     missing = [OUTCOME_SPECS[o].label for o in outcomes if OUTCOME_SPECS[o].label not in read.frame.columns]
     if missing:
         raise ValueError(f"training data lack label columns: {', '.join(missing)}")
     say("validating (Great Expectations suite)")
     gx = run_suite(read.frame)
     records, problems = split_valid(read.frame)
-    rejected = read.rejected_rows + int(problems["index"].nunique()) if len(problems) else read.rejected_rows
-    reasons = pd.concat([read.rejects, problems])[["field", "reason"]].value_counts().head(50)
+    all_rejects = pd.concat([r for r in (read.rejects, problems) if len(r)]) if len(read.rejects) or len(problems) \
+        else read.rejects
+    rejected = int(all_rejects["index"].nunique()) if len(all_rejects) else 0
+    reasons = all_rejects[["field", "reason"]].value_counts().head(50) if len(all_rejects) else pd.Series(dtype=int)
+    share = rejected / read.rows_in if read.rows_in else 0.0
+    say(f"rejected {rejected:,} of {read.rows_in:,} rows ({share:.1%})" + (":" if rejected else ""))
+    for field_name, reason, n in rejection_summary(all_rejects):
+        say(f"  {n:,} rows: {field_name}: {reason}")
+    if share > max_reject_share:
+        raise TooManyRejects(
+            f"{rejected:,} of {read.rows_in:,} rows ({share:.0%}) were rejected, more than the "
+            f"{max_reject_share:.0%} allowed (top reasons above); fix the file, or train on the rest with "
+            "--max-reject-share SHARE or --allow-rejects"
+        )
+    if not len(records):
+        raise ValueError("no valid rows to train on")
 
     is_test = test_mask(records, seed)
     train_rows, test_rows = records.loc[~is_test], records.loc[is_test]
@@ -138,13 +182,24 @@ def train(
             "failures": [{"field": f.field, "expectation": f.expectation, "critical": f.critical,
                           "unexpected_count": f.unexpected_count} for f in gx.failures],
             "rejected_by_reason": [{"field": k[0], "reason": k[1], "rows": int(v)} for k, v in reasons.items()],
+            "rejected_share": share,
         }, "validation/gx_result.json")
 
-        model = RiskModel(outcomes=outcomes, random_state=seed)
+        model = RiskModel(outcomes=outcomes, random_state=seed, **(model_params or {}))
         mlflow.log_param("engine", engine)
-        with dask_client(engine, scheduler, workers) as client:
+        # The model warns (warnings.warn) when an outcome has too little data to learn from; on the
+        # command line such warnings would be lost or garbled among progress lines, so say them.
+        with dask_client(engine, scheduler, workers) as client, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             model.fit(train_rows, progress=lambda o: say(f"fitting {o}" + (" (xgboost.dask)" if client else "")),
                       client=client)
+        # UserWarnings are the model's messages to its user (too little data, ...); numpy's
+        # RuntimeWarnings and deprecations say nothing a user can act on.
+        fit_warnings = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
+        for text in fit_warnings:
+            say(f"warning: {text}")
+        if fit_warnings:
+            mlflow.log_dict({"warnings": fit_warnings}, "fit_warnings.json")
         for o, m in model.models_.items():
             say(f"  {o}: {m.info['choice']} (depth {m.info['setting'].get('max_depth')}, {m.info['rounds']} rounds)")
             mlflow.log_params({f"{o}.choice": m.info["choice"], f"{o}.rounds": m.info["rounds"],
@@ -155,6 +210,8 @@ def train(
         say(f"evaluating on {len(test_rows):,} held-out checkups")
         metrics, curves = evaluate(test_rows, model, seed=seed)
         metrics["data"] = fingerprint
+        for note in baseline_notes(metrics):
+            say(f"note: {note}")
         for o, block in metrics["outcomes"].items():
             mlflow.log_metrics(_flat(o, block))
             for name, b in block["baselines"].items():
@@ -175,14 +232,18 @@ def train(
         promoted = False
         if promote:
             champion_version = registry.version_of(registry.CHAMPION)
-            champion_probs = None
+            champion = None
             if champion_version is not None:
                 champion, _ = registry.load(champion_version)
-                champion_probs = {o: v.to_numpy(dtype=float) for o, v in champion.predict(test_rows).items()}
-            challenger_probs = {o: v.to_numpy(dtype=float) for o, v in model.predict(test_rows).items()}
-            y = {o: pd.to_numeric(test_rows[OUTCOME_SPECS[o].label], errors="coerce").to_numpy(dtype=float)
+            compare_rows, compare_note = _comparison_rows(test_rows, model, champion, champion_version)
+            say(compare_note)
+            champion_probs = None
+            if champion is not None:
+                champion_probs = {o: v.to_numpy(dtype=float) for o, v in champion.predict(compare_rows).items()}
+            challenger_probs = {o: v.to_numpy(dtype=float) for o, v in model.predict(compare_rows).items()}
+            y = {o: pd.to_numeric(compare_rows[OUTCOME_SPECS[o].label], errors="coerce").to_numpy(dtype=float)
                  for o in outcomes}
-            decision = decide(y, challenger_probs, champion_probs, seed=seed)
+            decision = decide(y, challenger_probs, champion_probs, seed=seed, min_events=promote_min_events)
             promoted = decision.promote
             decision_text = (f"version {version} vs champion {champion_version or '(none)'}: "
                              + decision.summary())
@@ -190,7 +251,8 @@ def train(
                 registry.set_alias(registry.CHAMPION, version)
             mlflow.set_tags({"promotion.decision": "promoted" if promoted else "rejected",
                              "promotion.reason": decision_text[:5000]})
-            mlflow.log_dict({"promoted": promoted, "reason": decision_text, "per_outcome": decision.per_outcome},
+            mlflow.log_dict({"promoted": promoted, "reason": decision_text, "compared_on": compare_note,
+                             "min_events": promote_min_events, "per_outcome": decision.per_outcome},
                             "promotion.json")
             say(decision_text)
 
@@ -201,6 +263,32 @@ def train(
         elapsed = time.perf_counter() - start
         mlflow.log_metric("train_seconds", elapsed)
     return TrainResult(run.info.run_id, version, metrics, promoted, decision_text, elapsed)
+
+
+def _comparison_rows(test_rows: pd.DataFrame, challenger: RiskModel, champion: RiskModel | None,
+                     champion_version: str | None) -> tuple[pd.DataFrame, str]:
+    """Held-out rows of persons neither model was trained on, and a line saying what they are.
+
+    The challenger's test persons are held out from it by construction; the champion may have been
+    trained on any of them (another file, or the same people again), and judging it on its own
+    training persons would flatter it, so those rows go too.
+    """
+    seen = np.zeros(len(test_rows), dtype=bool)
+    unknown = []
+    for name, m in (("challenger", challenger), (f"champion {champion_version}", champion)):
+        if m is None:
+            continue
+        check = getattr(m, "was_trained_on", None)
+        if check is None:
+            unknown.append(name)
+        else:
+            seen |= np.asarray(check(test_rows["person_id"]), dtype=bool)
+    rows = test_rows.loc[~seen]
+    text = (f"gate compares on {len(rows):,} held-out checkups of {rows['person_id'].nunique():,} persons "
+            f"neither model was trained on ({int(seen.sum()):,} checkups of training persons excluded)")
+    if unknown:
+        text += f"; not recorded in {' and '.join(unknown)}: its training persons could not be excluded"
+    return rows, text
 
 
 def summary_table(metrics: dict) -> str:

@@ -187,14 +187,62 @@ def test_labels_and_risks_empty_exactly_where_ineligible(cohort: pd.DataFrame, e
         assert p.dropna().between(0, 1, inclusive="neither").all()
 
 
-def test_true_risk_is_a_function_of_the_file(cohort: pd.DataFrame, eligible: pd.DataFrame) -> None:
-    """Recomputing the risks from the written file alone (in shuffled row order) reproduces them."""
-    shuffled = cohort.sample(frac=1.0, random_state=0)
-    recomputed = synth.true_risks(shuffled).loc[cohort.index]
+def test_true_risk_is_not_recomputable_from_the_file(cohort: pd.DataFrame, eligible: pd.DataFrame) -> None:
+    """The oracle reads hidden physiology, not the record: even a flexible fit of its log-odds on
+    every model feature (and their squares) leaves a real part unexplained."""
+    from features.derive import build_features
+
+    feats = build_features(cohort)
+    x = feats.to_numpy()
+    miss = np.isnan(x)
+    x = np.where(miss, np.nanmean(x, axis=0), x)
+    x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-9)
+    design = np.column_stack([np.ones(len(x)), x, x**2, miss[:, miss.any(axis=0)]])
     for o in OUTCOMES:
         ok = eligible[o].to_numpy()
-        stored = cohort[true_risk_column(o)].to_numpy()[ok]
-        np.testing.assert_allclose(recomputed[o].to_numpy()[ok], stored, rtol=1e-9)
+        p = cohort[true_risk_column(o)].to_numpy()[ok]
+        z = np.log(p / (1 - p))
+        d = design[ok]
+        # Ridge-stabilised normal equations: fast, and enough to show what a linear fit can reach.
+        coef = np.linalg.solve(d.T @ d + 1e-6 * np.eye(d.shape[1]), d.T @ z)
+        r2 = 1 - np.var(z - d @ coef) / np.var(z)
+        assert r2 < 0.9, (o, r2)
+    assert not hasattr(synth, "true_risks") and not hasattr(synth, "risk_inputs")
+
+
+def test_no_new_dyslipidemia_after_a_disease_range_panel(cohort: pd.DataFrame) -> None:
+    """Incident-only labels: no label (event or not) where the last earlier panel was in range."""
+    from features.derive import build_features
+    from features.eligibility import HDL_LOW, LDL_HIGH, TC_HIGH, TG_HIGH
+
+    f = build_features(cohort)
+    no_panel = cohort["total_cholesterol"].isna()
+    last_bad = ((f["last_total_cholesterol"] >= TC_HIGH) | (f["last_ldl"] >= LDL_HIGH)
+                | (f["last_triglycerides"] >= TG_HIGH) | (f["last_hdl"] < HDL_LOW))
+    carried = no_panel & last_bad
+    assert carried.sum() > 100, "too few carried abnormal panels to test"
+    assert cohort.loc[carried, label_column("dyslipidemia")].isna().all()
+    # Earlier history flags end eligibility even where a later questionnaire leaves them blank.
+    ever = cohort.groupby("person_id")["history_diabetes"].cummax().fillna(0)
+    earlier = ever.groupby(cohort["person_id"]).shift(1).fillna(0) == 1
+    assert cohort.loc[earlier, label_column("diabetes")].isna().all()
+
+
+def test_ascertainment_is_imperfect_and_in_range() -> None:
+    for o in OUTCOMES:
+        assert 0.6 <= synth.ASCERTAINMENT[o] <= 0.9, o
+        assert 0.0 <= synth.FALSE_POSITIVE[o] < 0.01, o
+    p = np.array([0.0, 0.1, 1.0])
+    rec = synth.recorded_risk("diabetes", p)
+    assert rec[0] == synth.FALSE_POSITIVE["diabetes"] and rec[2] == synth.ASCERTAINMENT["diabetes"]
+
+
+def test_undiagnosed_cases_exist(cohort: pd.DataFrame) -> None:
+    """Some people reach the disease range with no history (missed or not yet diagnosed)."""
+    untreated_high = (cohort["fasting_glucose"] >= 126) & (cohort["history_diabetes"] == 0)
+    assert untreated_high.mean() > 0.005
+    high_bp = ((cohort["sbp"] >= 140) | (cohort["dbp"] >= 90)) & (cohort["history_hypertension"] == 0)
+    assert high_bp.mean() > 0.02
 
 
 @pytest.mark.parametrize("outcome", OUTCOMES)
@@ -217,12 +265,18 @@ def test_age_gradients(cohort: pd.DataFrame) -> None:
     assert cvd[cohort["age"] < 40].mean() < 0.5 * cvd[cohort["age"] >= 40].mean()
 
 
+# Published AUROC ranges of checkup-based models (clinical.md 4.7 and 7): the oracle sits in them.
+ORACLE_BANDS = {"cvd": (0.72, 0.80), "diabetes": (0.78, 0.88), "hypertension": (0.78, 0.88),
+                "dyslipidemia": (0.72, 0.80), "ckd": (0.78, 0.85)}
+
+
 @pytest.mark.parametrize("outcome", OUTCOMES)
 def test_oracle_auroc_in_band(cohort: pd.DataFrame, outcome: str) -> None:
     p = cohort[true_risk_column(outcome)].dropna()
     y = cohort[label_column(outcome)].dropna()
-    assert 0.75 <= synth.expected_auroc(p.to_numpy()) <= 0.90
-    assert 0.72 <= roc_auc_score(y, p) <= 0.93  # drawn labels: wider for sampling noise
+    lo, hi = ORACLE_BANDS[outcome]
+    assert lo <= synth.expected_auroc(p.to_numpy()) <= hi
+    assert lo - 0.04 <= roc_auc_score(y, p) <= hi + 0.04  # drawn labels: wider for sampling noise
 
 
 def test_expected_auroc_edge_cases() -> None:
@@ -236,53 +290,41 @@ def test_expected_auroc_edge_cases() -> None:
 # --- risk function design ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def inputs(cohort: pd.DataFrame) -> dict[str, np.ndarray]:
-    values = synth.row_values(cohort)
-    prev, last = synth._history_views(values, cohort["person_id"].to_numpy(dtype=object))
-    return synth.risk_inputs(values, prev, last)
+def _hidden(n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
+    """A spread of plausible hidden inputs (the oracle's inputs are never in the file)."""
+    rng = np.random.default_rng(seed)
+    h = {k: rng.standard_normal(n) for k in synth.HIDDEN_INPUTS if k.startswith("u_")}
+    h.update(age=rng.uniform(30, 80, n), male=(rng.random(n) < 0.5).astype(float), sbp=rng.normal(122, 12, n),
+             log_glu=np.log(rng.normal(97, 9, n)), ldl=rng.normal(120, 25, n), log_hdl=np.log(rng.normal(52, 10, n)),
+             log_tg=np.log(rng.lognormal(np.log(110), 0.4, n)), egfr=rng.normal(90, 15, n), bmi=rng.normal(24, 3, n),
+             log_ggt=np.log(rng.lognormal(np.log(25), 0.5, n)), smoker=(rng.random(n) < 0.2).astype(float),
+             pack_years=rng.gamma(1.0, 8.0, n), bp_years=rng.gamma(1.0, 150.0, n), glu_years=rng.gamma(1.0, 80.0, n),
+             ldl_years=rng.gamma(1.0, 600.0, n), bmi_gain=rng.normal(2.0, 2.0, n), bp_slope=rng.normal(0, 0.4, n),
+             kid_slope=rng.normal(0, 0.4, n), activity_p=rng.beta(1.2, 2.6, n), heavy=(rng.random(n) < 0.1) * 1.0,
+             fh_cvd=(rng.random(n) < 0.15) * 1.0, fh_dm=(rng.random(n) < 0.2) * 1.0,
+             dx_dm=np.zeros(n), dx_htn=np.zeros(n), on_statin=np.zeros(n))
+    assert set(h) == set(synth.HIDDEN_INPUTS)
+    return h
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    return np.log(p / (1 - p))
+@pytest.mark.parametrize(("outcome", "name", "step"), [
+    ("cvd", "pack_years", 20.0), ("cvd", "bp_years", 300.0), ("cvd", "ldl_years", 1500.0), ("cvd", "u_vascular", 1.0),
+    ("diabetes", "glu_years", 100.0), ("diabetes", "bmi_gain", 3.0), ("diabetes", "u_beta", -1.0),
+    ("hypertension", "bp_slope", 0.5), ("hypertension", "u_salt", 1.0), ("hypertension", "bp_years", 200.0),
+    ("dyslipidemia", "u_lipid", 1.0), ("dyslipidemia", "bmi_gain", 3.0),
+    ("ckd", "kid_slope", -0.5), ("ckd", "glu_years", 100.0),
+])
+def test_cumulative_exposure_trajectories_and_hidden_traits_raise_risk(outcome: str, name: str, step: float) -> None:
+    h = _hidden()
+    moved = dict(h, **{name: h[name] + step})
+    assert (synth.event_risk(outcome, moved) > synth.event_risk(outcome, h)).all()
 
 
-def test_risks_depend_on_trajectory(inputs: dict[str, np.ndarray]) -> None:
-    n = len(inputs["age"])
-    for outcome, delta, step in (("diabetes", "delta_fasting_glucose", 10.0), ("hypertension", "delta_sbp", 10.0),
-                                 ("ckd", "delta_egfr", -10.0), ("cvd", "delta_sbp", 10.0),
-                                 ("dyslipidemia", "delta_weight_kg", 3.0)):
-        base = dict(inputs, **{delta: np.zeros(n)})
-        moved = dict(inputs, **{delta: np.full(n, step)})
-        f = synth.RISK_FUNCTIONS[outcome]
-        assert (f(moved) > f(base)).all(), outcome
-
-
-def test_risks_have_interactions_and_thresholds(inputs: dict[str, np.ndarray]) -> None:
-    n = len(inputs["age"])
-    ones, zeros = np.ones(n), np.zeros(n)
-
-    def effect(outcome: str, name: str, a: float, b: float, **fixed: np.ndarray) -> np.ndarray:
-        """Log-odds change from setting `name` to b instead of a, other inputs as recorded."""
-        f = synth.RISK_FUNCTIONS[outcome]
-        lo = f(dict(inputs, **fixed, **{name: np.broadcast_to(a, (n,)).astype(float)}))
-        hi = f(dict(inputs, **fixed, **{name: np.broadcast_to(b, (n,)).astype(float)}))
-        return _logit(hi) - _logit(lo)
-
-    # Smoking x diabetes history (CVD): smoking adds more log-odds in diabetics.
-    smoking_in_diabetics = effect("cvd", "smoker", 0, 1, history_diabetes=ones)
-    assert (smoking_in_diabetics > effect("cvd", "smoker", 0, 1, history_diabetes=zeros) + 0.3).all()
-    # Age x SBP (CVD): the same SBP rise matters more at 45 than at 75.
-    young, old = np.full(n, 45.0), np.full(n, 75.0)
-    assert (effect("cvd", "sbp", 120, 140, age=young) > effect("cvd", "sbp", 120, 140, age=old)).all()
-    # BMI x glucose (diabetes): obesity adds more when glucose is higher.
-    assert (effect("diabetes", "bmi", 24, 30, fasting_glucose=np.full(n, 115.0))
-            > effect("diabetes", "bmi", 24, 30, fasting_glucose=np.full(n, 95.0))).all()
-    # Thresholds: glucose below 90 does not matter for diabetes; eGFR above 85 not for CKD.
-    assert np.allclose(effect("diabetes", "fasting_glucose", 80, 85, triglycerides=np.full(n, 100.0)),
-                       0.5 * np.log(85 / 80) * 0.8, atol=1e-9)
-    assert np.allclose(effect("ckd", "egfr", 100, 95), 0.0)
-    assert (effect("ckd", "egfr", 70, 62) > effect("ckd", "egfr", 78, 70)).all()  # convex near 60
+def test_cumulative_burden_is_concave() -> None:
+    """Each further decade of exposure adds less: the form is not linear in any recorded value."""
+    h = _hidden()
+    risk = [synth.SCORES["cvd"](dict(h, bp_years=np.full(len(h["age"]), v))) for v in (0.0, 300.0, 600.0)]
+    assert ((risk[1] - risk[0]) > (risk[2] - risk[1]) + 1e-6).all()
 
 
 # --- trajectory consistency -------------------------------------------------------------------

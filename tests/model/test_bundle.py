@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.bundle import RiskModel, fit_platt, person_fold
+from models.bundle import PERSONS_FILE, RiskModel, SampleSizeWarning, fit_platt, person_fold
 from models.logistic import LogisticRisk
 
 
@@ -40,7 +40,7 @@ def test_logistic_partner_keeps_monotone_directions():
 def test_save_load_round_trip_is_exact(model, held_out, tmp_path):
     model.save(tmp_path / "bundle")
     assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == sorted(
-        ["manifest.json", "reference.json"] + [f"{o}.ubj" for o in model.models_]
+        ["manifest.json", "reference.json", PERSONS_FILE] + [f"{o}.ubj" for o in model.models_]
     )
     again = RiskModel.load(tmp_path / "bundle")
     np.testing.assert_allclose(again.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(),
@@ -76,6 +76,60 @@ def test_bundle_saved_before_reference_tables_still_loads(model, held_out, tmp_p
                                rtol=0, atol=1e-12)
 
 
+def test_training_persons_are_stored_hashed_and_survive_save_load(model, cohort, held_out, tmp_path):
+    trained = model.was_trained_on(cohort["person_id"])
+    assert trained.dtype == bool and trained.all()
+    # Synthetic cohorts of another seed reuse the same ID strings (S0000001...): those ARE the
+    # training persons' IDs; other IDs are not.
+    assert model.was_trained_on(held_out["person_id"]).all()
+    others = "H" + held_out["person_id"].astype(str)
+    assert not model.was_trained_on(others).any()
+    assert len(model.trained_persons_) == cohort["person_id"].nunique()
+    model.save(tmp_path / "b")
+    # No raw person ID anywhere in the bundle.
+    blob = b"".join(p.read_bytes() for p in (tmp_path / "b").iterdir())
+    for pid in cohort["person_id"].drop_duplicates().sample(50, random_state=0):
+        assert str(pid).encode() not in blob
+    again = RiskModel.load(tmp_path / "b")
+    mixed = pd.concat([cohort["person_id"].head(20), others.head(20)], ignore_index=True)
+    np.testing.assert_array_equal(again.was_trained_on(mixed), np.r_[np.ones(20, bool), np.zeros(20, bool)])
+    # Salted: the same IDs hash differently under another bundle's salt.
+    from models.bundle import person_hashes
+
+    assert len(model.person_salt_) == 16
+    ids = cohort["person_id"].head(100)
+    assert not np.isin(person_hashes(ids, bytes(16)), model.trained_persons_).any()
+
+
+def test_bundle_saved_before_training_persons_still_loads(model, held_out, tmp_path):
+    import json
+
+    model.save(tmp_path / "old")
+    (tmp_path / "old" / PERSONS_FILE).unlink()
+    manifest = json.loads((tmp_path / "old" / "manifest.json").read_text())
+    del manifest["training_persons"], manifest["params"]["history_dropout"]
+    (tmp_path / "old" / "manifest.json").write_text(json.dumps(manifest))
+    old = RiskModel.load(tmp_path / "old")
+    np.testing.assert_allclose(old.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(),
+                               rtol=0, atol=1e-12)
+    with pytest.raises(RuntimeError, match="cannot tell"):
+        old.was_trained_on(held_out["person_id"])
+
+
+def test_history_dropout_and_sample_size_are_recorded(model, cohort):
+    from features.derive import LONGITUDINAL_FEATURES, build_features
+
+    has_history = build_features(cohort)[list(LONGITUDINAL_FEATURES)].notna().any(axis=1)
+    for outcome, m in model.models_.items():
+        info = m.info
+        assert 0 < info["history_dropout_rows"] <= has_history.sum()
+        size = info["sample_size"]
+        assert size["rows"] == info["rows"] and size["events"] == info["events"]
+        assert size["required_n"] == max(size["n_shrinkage"], size["n_optimism"], size["n_overall_risk"])
+        assert size["enough"] == (info["rows"] >= size["required_n"])
+        assert info["mode"].startswith("train/validation/calibration split")
+
+
 def test_missing_labels_are_a_clear_error(cohort):
     with pytest.raises(ValueError, match="label column"):
         RiskModel(outcomes=("cvd",)).fit(cohort.drop(columns=["cvd_1y"]))
@@ -85,8 +139,11 @@ def test_small_data_use_cross_validation_and_choose_among_settings():
     from features.synth import generate_cohort
 
     small = generate_cohort(people=1500, seed=5)
-    m = RiskModel(outcomes=("hypertension",)).fit(small)
+    with pytest.warns(SampleSizeWarning, match="hypertension: .* fewer than"):
+        m = RiskModel(outcomes=("hypertension",)).fit(small)
     info = m.models_["hypertension"].info
     assert info["mode"].startswith("5-fold")
+    assert "calibration is cross-validated, not held out" in info["mode"]
+    assert info["sample_size"]["enough"] is False and info["rows"] < info["sample_size"]["required_n"]
     assert len(info["tried"]) == 3
     assert info["choice"]

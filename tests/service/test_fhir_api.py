@@ -2,6 +2,7 @@
 and an end-to-end case from generated patients through CDS Hooks to a validated RiskAssessment."""
 
 import copy
+import datetime as dt
 import json
 
 import pytest
@@ -21,7 +22,8 @@ FHIR = {"Content-Type": "application/fhir+json"}
 def _assessments(response) -> list[dict]:
     bundle = response.json()
     Bundle.model_validate(bundle)
-    return [e["resource"] for e in bundle["entry"]]
+    # RiskAssessments come first; a warnings OperationOutcome, when there is one, is the last entry.
+    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "RiskAssessment"]
 
 
 def test_risk_assessments_match_score(client, service_home):
@@ -88,21 +90,48 @@ def test_malformed_bundles_get_operation_outcome(client, name, body):
     assert all(i["severity"] == "error" and i["diagnostics"] for i in outcome["issue"])
 
 
+def _recent(records: list[dict]) -> list[dict]:
+    """One person's checkups moved by whole years so that the newest is within the last year (the
+    synthetic cohort ends years ago; a stale checkup would get no risk card). Ages stay as they are."""
+    newest = dt.date.fromisoformat(records[-1]["exam_date"])
+    shift = dt.date.today().year - newest.year - (1 if newest.replace(year=dt.date.today().year, day=min(newest.day, 28))
+                                                  > dt.date.today() else 0)
+    out = []
+    for r in records:
+        day = dt.date.fromisoformat(r["exam_date"])
+        out.append(dict(r, exam_date=day.replace(year=day.year + shift, day=min(day.day, 28)).isoformat()))
+    return out
+
+
 def test_end_to_end_generated_patients(client, cds_client_keys, service_home):
-    """Generated people -> FHIR bundles -> CDS call -> card -> the suggested RiskAssessment validated."""
+    """Generated people, with all their checkups -> FHIR bundles -> CDS call -> card -> the suggested
+    RiskAssessment validated, its probability that of /score with the same checkups."""
     _, _, version = service_home
-    cohort = generate_cohort(people=40, seed=5)
-    latest = cohort.sort_values("exam_date").groupby("person_id").tail(1).head(12)
+    cohort = generate_cohort(people=40, seed=5).sort_values(["person_id", "exam_date"])
     cards = 0
-    for record in latest.to_dict("records"):
-        record = {k: (None if v != v else v) for k, v in record.items() if k in EXAMPLE_RECORD or k == "age_group"}
-        record["exam_date"] = str(record["exam_date"])[:10]
-        if record.get("age") is None:
+    for _, person in list(cohort.groupby("person_id"))[:12]:
+        records = []
+        for record in person.to_dict("records"):
+            record = {k: (None if v != v else v) for k, v in record.items() if k in EXAMPLE_RECORD}
+            record["exam_date"] = str(record["exam_date"])[:10]
+            records.append(record)
+        if any(r.get("age") is None for r in records):
             continue
+        records = _recent(records)
+        bundle = to_bundle(records)
+        patient = bundle["entry"][0]["resource"]
+        body = cds_call(records[-1])
+        body["context"]["patientId"] = patient["id"]
+        body["prefetch"] = {"patient": patient, "observations": {
+            "resourceType": "Bundle", "type": "searchset",
+            "entry": [e for e in bundle["entry"][1:] if e["resource"]["resourceType"] == "Observation"]},
+            "conditions": {"resourceType": "Bundle", "type": "searchset",
+                           "entry": [e for e in bundle["entry"][1:] if e["resource"]["resourceType"] != "Observation"]}}
         token = cds_client_keys.token(URL)
-        r = client.post("/cds-services/checkup-risk", json=cds_call(record),
-                        headers={"Authorization": f"Bearer {token}"})
+        r = client.post("/cds-services/checkup-risk", json=body, headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200, r.text
+        fhir_records = read_bundle(bundle).records
+        score = client.post("/score", json={"checkups": fhir_records}).json()["results"][-1]
         for card in r.json()["cards"]:
             cards += 1
             assert len(card["summary"]) < 140
@@ -110,4 +139,8 @@ def test_end_to_end_generated_patients(client, cds_client_keys, service_home):
                 ra = action["resource"]
                 RiskAssessment.model_validate(ra)
                 assert check_risk_assessment(ra, version, {b["reference"] for b in ra["basis"]}) == []
+                outcome = next(o for o, s in OUTCOME_SPECS.items()
+                               if s.snomed == ra["prediction"][0]["outcome"]["coding"][0]["code"])
+                assert ra["prediction"][0]["probabilityDecimal"] == pytest.approx(
+                    score["risks"][outcome]["probability"], abs=1e-6)
     assert cards >= 8

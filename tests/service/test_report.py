@@ -1,6 +1,7 @@
 """The clinician report's content (HTML), its what-if estimates, and POST /report."""
 
 import copy
+import datetime as dt
 import re
 from html.parser import HTMLParser
 
@@ -206,3 +207,124 @@ def test_report_route_rejects_bad_records_naming_the_field(client, body, field):
     assert r.status_code == 422, r.text
     assert any(e["field"] == field for e in r.json()["errors"]), r.json()
     assert "400" not in r.text  # the submitted value is not echoed
+
+
+# -- one person's checkups: history, stale ------------------------------------------------------------
+
+TODAY = dt.date.today()
+
+
+def checkups_of(pid: str = "hist-1") -> list[dict]:
+    """Three checkups of one person, oldest first (the oldest alone has a lipid panel)."""
+    lipids = ("total_cholesterol", "hdl", "ldl", "triglycerides")
+    base = {k: v for k, v in REC.items() if k not in lipids}
+    days = (800, 420, 30)
+    return [dict(base, person_id=pid, exam_date=(TODAY - dt.timedelta(days=d)).isoformat(), age=52 + i,
+                 weight_kg=70.0 + 4 * i, sbp=118 + 8 * i, **(dict(zip(lipids, (205, 48, 128, 150))) if i == 0 else {}))
+            for i, d in enumerate(days)]
+
+
+def test_single_checkup_report_says_no_history_and_shows_no_history_factor(scorer):
+    from features.derive import LONGITUDINAL_FEATURES
+    from features.labels import FEATURE_LABELS
+    from serving.report import build_context
+
+    for lang, none, absent in (("en", "No earlier checkups given", "no earlier record"),
+                               ("ko", "이전 검진 기록 없음", "이전 기록 없음")):
+        text = visible_text(render_html(scorer, canonical(), lang))
+        assert none in text
+        assert absent not in text  # no factor reads "no earlier record"
+        ctx = build_context(scorer, canonical(), lang)
+        names = {r["name"].rstrip(":") for o in ctx["outcomes"] for r in o["waterfall"]["rows"] if r["kind"] == "bar"}
+        assert not names & {FEATURE_LABELS[f].name(lang) for f in LONGITUDINAL_FEATURES}
+        assert ctx["history_checkups"] == 0 and ctx["stale"] is None
+
+
+def test_report_of_a_list_reports_the_newest_with_its_history(scorer):
+    from serving.report import build_context
+
+    recs = [Checkup.model_validate(r).model_dump() for r in checkups_of()]
+    shuffled = [recs[2], recs[0], recs[1]]
+    scored = scorer.score_records([dict(r) for r in shuffled], explain=True, top_k=5)
+    newest = scored[0]
+    assert newest["history_checkups"] == 2
+    en = visible_text(render_html(scorer, shuffled, "en"))
+    ko = visible_text(render_html(scorer, shuffled, "ko"))
+    dates = f"{recs[0]['exam_date'].isoformat()}, {recs[1]['exam_date'].isoformat()}"
+    assert f"Earlier checkups used as history: 2 ({dates})" in en
+    assert f"이력으로 사용한 이전 검진 2회 ({dates})" in ko
+    assert f"exam {recs[2]['exam_date'].isoformat()}" in en
+    for o, r in newest["risks"].items():
+        if r["applicable"]:
+            assert f"This person's risk {risk_text(r['probability'])}" in en
+    # The same checkup alone is a different estimate: the history was used, not dropped.
+    alone = scorer.score_records([dict(recs[2])], explain=False)[0]["risks"]
+    assert any(r["applicable"] and abs(r["probability"] - alone[o]["probability"]) > 1e-9
+               for o, r in newest["risks"].items())
+    ctx = build_context(scorer, shuffled, "en")
+    assert ctx["history_checkups"] == 2 and ctx["stale"] is None
+
+
+def test_what_if_with_history_starts_from_the_scored_risk(scorer):
+    recs = [Checkup.model_validate(r).model_dump() for r in checkups_of("hist-2")]
+    recs[2].update(sbp=150.0, dbp=85.0)  # off target, still without hypertension range for dbp
+    now, changes = what_if(scorer, recs[2], recs[:2])
+    scored = scorer.score_records([dict(r) for r in recs], explain=False)[2]["risks"]
+    probs = scorer.probabilities(feature_matrix(Columns.from_records([dict(r) for r in recs])))
+    for o in now:
+        assert now[o] == pytest.approx(float(probs[o][2]), abs=1e-12)
+        if scored[o]["applicable"]:
+            assert now[o] == pytest.approx(scored[o]["probability"], abs=1e-9)
+    # The sbp variant's change since the last checkup follows the new value, as a request would.
+    sbp_after = {w.key: after for w, after in changes}["sbp"]
+    direct = scorer.probabilities(feature_matrix(Columns.from_records([*map(dict, recs[:2]), {**recs[2], "sbp": 120.0}])))
+    assert sbp_after["cvd"] == pytest.approx(float(direct["cvd"][2]), abs=1e-12)
+
+
+def test_stale_checkup_report_says_the_window_has_passed(scorer):
+    rec = canonical(exam_date="2015-06-01")
+    years = int((TODAY - dt.date(2015, 6, 1)).days // 365.25)
+    en = visible_text(render_html(scorer, rec, "en"))
+    ko = visible_text(render_html(scorer, rec, "ko"))
+    assert f"This checkup is {years} years old: the one-year risk window after it has passed" in en
+    assert f"이 검진은 {years}년 전 검진으로, 검진 후 1년의 위험 기간이 이미 지났습니다" in ko
+    assert "One-year risk" in en  # the risks are still shown, with the notice
+    assert "risk window" not in visible_text(render_html(scorer, canonical(exam_date=TODAY.isoformat()), "en"))
+
+
+def test_report_route_takes_a_list_of_one_persons_checkups(client):
+    recs = checkups_of("hist-3")
+    newest = client.post("/score", json={"checkups": recs, "explain": False}).json()["results"][2]
+    for body in ({"checkups": [recs[1], recs[2], recs[0]], "lang": "en"}, [recs[2], recs[0], recs[1]]):
+        r = client.post("/report", json=body, params=None if isinstance(body, dict) else {"lang": "en"})
+        assert r.status_code == 200, r.text
+        text = visible_text(r.text)
+        assert '<html lang="en">' in r.text and "Earlier checkups used as history: 2" in text
+        for o, risk in newest["risks"].items():
+            if risk["applicable"]:
+                assert f"This person's risk {risk_text(risk['probability'])}" in text
+    # A bare list without ?lang= is Korean; a "lang" in the body wins over ?lang=.
+    assert '<html lang="ko">' in client.post("/report", json=recs).text
+    assert '<html lang="ko">' in client.post("/report", json={"checkups": recs, "lang": "ko"},
+                                             params={"lang": "en"}).text
+
+
+@pytest.mark.parametrize("shape", ["object", "bare"])
+def test_report_route_refuses_a_list_mixing_persons(client, shape):
+    recs = checkups_of("hist-4")
+    recs[2] = dict(recs[2], person_id="someone-else")
+    r = client.post("/report", json={"checkups": recs} if shape == "object" else recs)
+    assert r.status_code == 422, r.text
+    errors = r.json()["errors"]
+    assert {"index": 2, "field": "person_id"} in [{k: e[k] for k in ("index", "field")} for e in errors], errors
+    assert "someone-else" not in r.text and "hist-4" not in r.text
+
+
+def test_report_route_refuses_ambiguous_and_bad_lists(client):
+    recs = checkups_of("hist-5")
+    r = client.post("/report", json={"checkup": recs[0], "checkups": recs})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "checkups"
+    assert client.post("/report", json={"checkups": []}).status_code == 422
+    r = client.post("/report", json=[recs[0], dict(recs[1], sbp=400)])
+    assert r.status_code == 422
+    assert {"index": 1, "field": "sbp"} in [{k: e[k] for k in ("index", "field")} for e in r.json()["errors"]]

@@ -115,3 +115,30 @@ def test_cli_report_html_and_pdf_in_english(service_home, record, tmp_path, caps
     err = capsys.readouterr().err
     assert "hdl" in err and not (tmp_path / "bad.html").exists()
     assert main(["report", "--input", str(source), "--out", str(tmp_path / "r.docx")]) == 2
+
+
+def test_cli_report_of_one_persons_checkups_as_a_json_list(service_home, tmp_path, capsys):
+    import datetime as dt
+
+    from checkup_risk_cli import main
+
+    today = dt.date.today()
+    base = {k: v for k, v in EXAMPLE_RECORD.items() if k not in ("total_cholesterol", "hdl", "ldl", "triglycerides")}
+    checkups = [dict(base, person_id="cli-h", exam_date=(today - dt.timedelta(days=d)).isoformat(), sbp=s)
+                for d, s in ((40, 138), (800, 122), (420, 130))]  # not in date order
+    source = tmp_path / "checkups.json"
+    source.write_text(json.dumps(checkups))
+    assert main(["report", "--input", str(source), "--lang", "en", "--out", str(tmp_path / "h.html")]) == 0
+    html = (tmp_path / "h.html").read_text()
+    earlier = ", ".join(c["exam_date"] for c in sorted(checkups[1:], key=lambda c: c["exam_date"]))
+    assert f"Earlier checkups used as history: 2 ({earlier})" in html
+    assert f"exam {checkups[0]['exam_date']}" in html  # the newest is the one reported
+    assert main(["report", "--input", str(source), "--out", str(tmp_path / "h.pdf")]) == 0
+    pages = pdf_pages((tmp_path / "h.pdf").read_bytes())
+    assert len(pages) == 1 and "이력으로 사용한 이전 검진 2회" in " ".join(pages[0].split())
+    capsys.readouterr()
+
+    source.write_text(json.dumps({"checkups": checkups[:2] + [dict(checkups[2], person_id="cli-other")]}))
+    assert main(["report", "--input", str(source), "--out", str(tmp_path / "mixed.html")]) == 2
+    err = capsys.readouterr().err
+    assert "record 2, person_id" in err and "cli-other" not in err and not (tmp_path / "mixed.html").exists()

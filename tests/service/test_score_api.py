@@ -36,6 +36,8 @@ def test_score_shape_and_additivity(client, service_home):
     assert body["model_version"] == version
     res = body["results"][0]
     assert res["person_id"] == REC["person_id"] and res["exam_date"] == REC["exam_date"]
+    # One record: no history; `stale` is always a boolean (tests/service/test_history_score.py).
+    assert res["history_checkups"] == 0 and isinstance(res["stale"], bool)
     assert set(res["risks"]) == set(OUTCOMES)
     for o, risk in res["risks"].items():
         if not risk["applicable"]:

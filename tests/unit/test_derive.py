@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.derive import FEATURES, bp_category, build_features, egfr_ckd_epi_2021
+from features.derive import HISTORY_INPUTS, LONGITUDINAL_FEATURES, FEATURES, bp_category, build_features, egfr_ckd_epi_2021
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,8 @@ def test_missing_stays_missing_never_zero():
     assert list(x.index) == list(FEATURES)
     for name in ["sbp", "bmi", "egfr", "non_hdl", "fatty_liver_index", "delta_sbp", "last_ldl", "smoking_status"]:
         assert np.isnan(x[name]), name
-    assert x["prior_exams"] == 0
+    # Without history every longitudinal feature is missing (no "0 earlier checkups" count).
+    assert x[list(LONGITUDINAL_FEATURES)].isna().all()
 
 
 def test_longitudinal_uses_only_earlier_checkups_in_any_input_order():
@@ -89,7 +90,7 @@ def test_longitudinal_uses_only_earlier_checkups_in_any_input_order():
         }
     )
     x = build_features(df)
-    assert x["prior_exams"].tolist() == [2, 0, 0, 1]
+    assert "prior_exams" not in x.columns
     assert x.loc[0, "delta_weight_kg"] == 5.0
     assert x.loc[3, "delta_weight_kg"] == 5.0
     assert np.isnan(x.loc[2, "delta_weight_kg"])
@@ -107,3 +108,44 @@ def test_person_id_does_not_change_features():
                          "age": [50, 52], "sbp": [120.0, 130.0]})
     renamed = base.assign(person_id=["zzz", "zzz"])
     pd.testing.assert_frame_equal(build_features(base), build_features(renamed))
+
+
+def _history_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    n = 6
+    return pd.DataFrame({
+        "person_id": ["a"] * 3 + ["b"] * 3,
+        "exam_date": ["2016-03-01", "2018-03-01", "2020-03-01"] * 2,
+        "sex": ["M"] * 3 + ["F"] * 3, "age": [50, 52, 54, 61, 63, 65],
+        "height_cm": rng.normal(165, 5, n), "weight_kg": rng.normal(65, 8, n), "waist_cm": rng.normal(82, 6, n),
+        "sbp": rng.normal(125, 10, n), "dbp": rng.normal(78, 6, n), "fasting_glucose": rng.normal(100, 10, n),
+        "ggt": rng.normal(30, 5, n), "serum_creatinine": rng.normal(0.9, 0.1, n),
+        "total_cholesterol": rng.normal(195, 20, n), "hdl": rng.normal(52, 6, n), "ldl": rng.normal(115, 15, n),
+        "triglycerides": rng.normal(140, 20, n), "ast": rng.normal(24, 3, n), "alt": rng.normal(22, 3, n),
+        "hemoglobin": rng.normal(14, 1, n), "smoking_status": [1.0, 1.0, 3.0, 1.0, 2.0, 2.0],
+    })
+
+
+def test_history_inputs_are_all_the_longitudinal_features_read():
+    full = _history_frame()
+    # Earlier checkups cut down to HISTORY_INPUTS give the latest checkups the same features.
+    latest = full.groupby("person_id").tail(1).index
+    cut = full.copy()
+    others = [c for c in cut.columns if c not in HISTORY_INPUTS]
+    cut.loc[~cut.index.isin(latest), others] = np.nan
+    pd.testing.assert_frame_equal(build_features(cut).loc[latest], build_features(full).loc[latest])
+    # ...and dropping any one of them from the earlier checkups changes something.
+    for col in HISTORY_INPUTS:
+        if col in ("person_id", "exam_date", "age_group"):
+            continue  # keys (tested above: other persons are not history); age_group only backs up age
+        less = full.copy()
+        less.loc[~less.index.isin(latest), col] = np.nan
+        changed = build_features(less).loc[latest, list(LONGITUDINAL_FEATURES)]
+        assert not changed.equals(build_features(full).loc[latest, list(LONGITUDINAL_FEATURES)]), col
+
+
+def test_features_do_not_count_the_rows_in_the_window():
+    full = _history_frame()
+    # The same checkup with one or two earlier checkups in the window (same previous one): same features.
+    shorter = full.drop(index=[0, 3])
+    pd.testing.assert_frame_equal(build_features(full).loc[[2, 5]], build_features(shorter).loc[[2, 5]])

@@ -87,18 +87,21 @@ def test_units_are_converted(loinc, value, unit, field, expected):
     assert read_bundle(bundle).record[field] == pytest.approx(expected, abs=0.1)
 
 
-@pytest.mark.parametrize("loinc,value,unit", [
-    ("2160-0", 88.4, "mmol/L"),      # creatinine in mmol/L: a unit we do not convert
-    ("1558-6", 108, "g/L"),
-    ("8480-6", 120, "kPa"),
-    ("2093-3", 200, None),           # no unit at all is never guessed
+@pytest.mark.parametrize("loinc,value,unit,field", [
+    ("2160-0", 88.4, "mmol/L", "serum_creatinine"),      # creatinine in mmol/L: a unit we do not convert
+    ("1558-6", 108, "g/L", "fasting_glucose"),
+    ("8480-6", 120, "kPa", "sbp"),
+    ("2093-3", 200, None, "total_cholesterol"),           # no unit at all is never guessed
 ])
-def test_unknown_or_missing_units_are_refused(loinc, value, unit):
-    bundle = _add(to_bundle(EXAMPLE_RECORD), _quantity_obs("bad-unit", loinc, value, unit, when="2025-07-01"))
-    with pytest.raises(FhirInputError) as e:
-        read_bundle(bundle)
-    assert e.value.issues[0].location == "Observation/bad-unit"
-    assert loinc in e.value.issues[0].message and "unit" in e.value.issues[0].message
+def test_unknown_or_missing_units_leave_the_field_missing_with_a_warning(loinc, value, unit, field):
+    # Dated as the example checkup, so the bad value would otherwise replace the good one.
+    base = {k: v for k, v in EXAMPLE_RECORD.items() if k != field}
+    bundle = _add(to_bundle(base), _quantity_obs("bad-unit", loinc, value, unit, when="2025-06-02"))
+    got = read_bundle(bundle)
+    assert field not in got.record  # never read in a wrong unit, and the patient is not refused
+    (warning,) = got.warnings
+    assert warning.location == "Observation/bad-unit"
+    assert loinc in warning.message and "unit" in warning.message and str(value) not in warning.message
 
 
 def test_mmol_glucose_is_never_read_as_mg_dl():
