@@ -2,9 +2,10 @@
 
 Starts `checkup-risk serve` (2 workers) with a generated CDS client allowlisted, then holds
 concurrency 16 on `POST /cds-services/checkup-risk` for `--seconds` (default 300): every call
-carries a freshly signed ES384 JWT and the prefetch of one of 200 generated patients. It records
+carries a freshly signed ES384 JWT and the prefetch of one of 200 generated patients, each with all
+of their checkups (dates moved by whole years so the newest is recent, not stale). It records
 each latency and status, and samples the service's resident memory (all its processes) every 5 s.
-As a baseline in the same run, the same patients' records go to `POST /score` at the same
+As a baseline in the same run, the same patients' checkups go to `POST /score` at the same
 concurrency for a shorter time. Prints one table; exits 1 on any error or a p99 over 500 ms.
 
     .venv/bin/python bench/bench_cds.py [--home DIR] [--seconds 300] [--concurrency 16]
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -31,19 +33,53 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_service import free_port, rss_mb  # noqa: E402
 
 
-def patients(n: int) -> list[dict]:
+def _recent(records: list[dict], today: dt.date) -> list[dict]:
+    """Move one person's checkups by whole years so the newest falls in the last year (the synthetic
+    cohort ends years ago, and a stale newest checkup gets a short card with no scoring shown)."""
+    newest = dt.date.fromisoformat(records[-1]["exam_date"])
+    shift = today.year - newest.year - (1 if newest.replace(year=today.year, day=min(newest.day, 28)) > today else 0)
+    out = []
+    for r in records:
+        day = dt.date.fromisoformat(r["exam_date"])
+        out.append(dict(r, exam_date=day.replace(year=day.year + shift, day=min(day.day, 28)).isoformat()))
+    return out
+
+
+def patients(n: int) -> list[list[dict]]:
+    """Each generated person's checkups, oldest first (FHIR carries the history, as a HIS would)."""
     from features.synth import generate_cohort
 
-    cohort = generate_cohort(people=n, seed=77)
-    latest = cohort.sort_values("exam_date").groupby("person_id").tail(1)
-    keep = [c for c in latest.columns if not c.endswith(("_1y", "_true_risk"))]
+    cohort = generate_cohort(people=n, seed=77).sort_values(["person_id", "exam_date"])
+    keep = [c for c in cohort.columns if not c.endswith(("_1y", "_true_risk"))]
+    today = dt.date.today()
     out = []
-    for record in latest[keep].to_dict("records"):
-        record = {k: (None if isinstance(v, float) and v != v else v) for k, v in record.items()}
-        record["exam_date"] = str(record["exam_date"])[:10]
-        if record.get("age") is not None:
-            out.append(record)
+    for _, person in cohort[keep].groupby("person_id"):
+        records = []
+        for record in person.to_dict("records"):
+            record = {k: (None if isinstance(v, float) and v != v else v) for k, v in record.items()}
+            record["exam_date"] = str(record["exam_date"])[:10]
+            records.append(record)
+        if all(r.get("age") is not None for r in records):
+            out.append(_recent(records, today))
     return out
+
+
+def cds_body(records: list[dict]) -> dict:
+    """A patient-view call whose prefetch holds all of the person's checkups."""
+    from features.fhir import to_bundle
+    from tests.service.test_cds import cds_call
+
+    bundle = to_bundle(records)
+    body = cds_call(records[-1])
+    rest = bundle["entry"][1:]
+    body["prefetch"] = {
+        "patient": bundle["entry"][0]["resource"],
+        "observations": {"resourceType": "Bundle", "type": "searchset",
+                         "entry": [e for e in rest if e["resource"]["resourceType"] == "Observation"]},
+        "conditions": {"resourceType": "Bundle", "type": "searchset",
+                       "entry": [e for e in rest if e["resource"]["resourceType"] != "Observation"]}}
+    body["context"]["patientId"] = bundle["entry"][0]["resource"]["id"]
+    return body
 
 
 async def hold(url: str, path: str, make, concurrency: int, seconds: float) -> tuple[list[float], dict[int, int]]:
@@ -82,7 +118,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from tests.cds_clients import TestClientKeys
-    from tests.service.test_cds import cds_call
 
     tmp = tempfile.TemporaryDirectory()
     home = Path(args.home or Path(tmp.name) / "home").resolve()
@@ -114,14 +149,14 @@ def main() -> None:
             time.sleep(1)
         token = (home / "api_token").read_text().strip()
         people = patients(250)[:200]
-        bodies = [cds_call(p) for p in people]
+        bodies = [cds_body(p) for p in people]
         endpoint = f"{url}/cds-services/checkup-risk"
 
         def cds_request(i: int):
             return bodies[i % len(bodies)], {"Authorization": f"Bearer {keys.token(endpoint)}"}
 
         def score_request(i: int):
-            return {"checkups": [people[i % len(people)]], "explain": True, "top_k": 5}, \
+            return {"checkups": people[i % len(people)], "explain": True, "top_k": 5}, \
                 {"Authorization": f"Bearer {token}"}
 
         asyncio.run(hold(url, "/cds-services/checkup-risk", cds_request, 4, 5))  # warm-up

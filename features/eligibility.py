@@ -73,6 +73,15 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 _GROUP_OF: dict[str, str] = {f: g for g, fs in GROUPS.items() for f in fs}
 
+# Record columns an EARLIER checkup must keep for eligibility of later ones (a streaming scorer
+# that keeps only part of each person's past must keep at least these, next to
+# `features.derive.HISTORY_INPUTS`). eGFR comes from creatinine, sex and age.
+HISTORY_INPUTS: tuple[str, ...] = (
+    ("person_id", "exam_date") + ALL_FLAGS
+    + tuple(f for fs in GROUPS.values() for f in fs if f != "egfr")
+    + ("serum_creatinine", "sex", "age", "age_group")
+)
+
 # Value rules: outcome -> (reason key, measured field, direction, cut-off), in reason order.
 RULES: dict[str, tuple[tuple[str, str, str, float], ...]] = {
     "cvd": (),

@@ -14,17 +14,15 @@ Two engines give the same output, row for row (``score_file(..., engine=...)``):
   The model bundle goes to the workers once (``client.scatter(..., broadcast=True)`` of the saved
   bundle files); each worker process loads it once and keeps it.
 
-**Streaming history state (pandas engine).** The longitudinal features of a checkup
-(:func:`features.derive.longitudinal_features`) need, from the same person's earlier checkups,
-only: the previous checkup (its date and the values behind ``delta_*``), the last checkup with a
-lipid panel (its date and lipids) and the number of earlier checkups. :class:`PersonHistory` keeps
-exactly that per person: the last scored row and the last scored row with a lipid panel, reduced to
-:data:`HISTORY_COLUMNS`, plus a count. Before a chunk's features are built, the history rows of the
-persons in the chunk are prepended to it (lipid row first, then the last row; they sort before the
-chunk's rows, as the earlier rows do in the whole file), features are built on the combined frame,
-only the chunk's own rows are scored, and ``prior_exams`` is corrected from the number of
-prepended rows to the true count. Only rows that pass validation enter the history, as in the
-whole-file path.
+**Streaming history state (pandas engine).** A checkup's longitudinal features and its
+eligibility (:mod:`features.derive`, :mod:`features.eligibility`) read, from the same person's
+earlier checkups, only: the previous checkup, the last one that recorded each measure group (lipid
+panel, glucose, BP, creatinine, urine protein) and the last one with each history or treatment flag
+set. :class:`PersonHistory` keeps exactly those rows per person (usually one or two), reduced to
+:data:`HISTORY_COLUMNS`. Before a chunk is scored, the kept rows of its persons are prepended (they
+sort before the chunk's rows, as the earlier rows do in the whole file), features and eligibility
+are judged on the combined frame, and only the chunk's own rows are scored. Only rows that pass
+validation enter the history, as in the whole-file path.
 
 Assumption: **each person's checkups appear in date order in the file** (exports are sorted by
 person and date; persons may be interleaved). Then the streamed scores equal the whole-file
@@ -59,7 +57,10 @@ import pyarrow.parquet as pq
 
 from features import schema
 from features.derive import CARRIED_LIPIDS, FEATURES, build_features
-from features.eligibility import eligibility
+from features.derive import HISTORY_INPUTS as DERIVE_HISTORY_INPUTS
+from features.eligibility import ALL_FLAGS, eligibility
+from features.eligibility import GROUPS as _ELIGIBILITY_GROUPS
+from features.eligibility import HISTORY_INPUTS as ELIGIBILITY_HISTORY_INPUTS
 from features.readers import iter_checkups, read_checkups, write_rejects
 from features.validation import split_valid
 from models.bundle import RiskModel
@@ -68,12 +69,11 @@ ENGINES = ("pandas", "dask")
 DEFAULT_CHUNK_ROWS = 200_000
 DEFAULT_WORKERS = 2
 
-# What build_features reads from an earlier checkup: its date, the inputs of the TREND_FIELDS
-# (weight, bmi <- height/weight, waist, BP, glucose, egfr <- creatinine/sex/age, ggt) and the lipids.
-HISTORY_COLUMNS: tuple[str, ...] = (
-    "person_id", "exam_date", "sex", "age", "age_group", "height_cm", "weight_kg", "waist_cm",
-    "sbp", "dbp", "fasting_glucose", "serum_creatinine", "ggt",
-) + CARRIED_LIPIDS  # fmt: skip
+# What the history code reads from an earlier checkup: the longitudinal features' inputs and the
+# eligibility rules' inputs, each declared once next to the code that reads it.
+HISTORY_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(DERIVE_HISTORY_INPUTS + ELIGIBILITY_HISTORY_INPUTS))
+# The rest of a chunk's record fields (the chunk's own rows keep every field).
+_OTHER_FIELDS: tuple[str, ...] = tuple(c for c in schema.COLUMNS if c not in HISTORY_COLUMNS)
 _ROW = "_row"  # the global 0-based input row position, carried through spills and partition outputs
 
 
@@ -218,14 +218,20 @@ def _explain_top_k(
 # Scoring a block of records whose model matrix is known
 
 
-def _score_block(model: RiskModel, records: pd.DataFrame, X: pd.DataFrame, version: str,
+def _score_block(model: RiskModel, records: pd.DataFrame, frame: pd.DataFrame, version: str,
                  explain: int = 0) -> pd.DataFrame:
-    """The output rows of ``records`` (same index), given their model matrix ``X``."""
+    """The output rows of ``records`` (same index). ``frame`` is ``records``, possibly preceded by
+    earlier checkups of the same persons (negative index labels): features and eligibility are
+    judged with that history, only ``records`` are scored."""
     outcomes = tuple(model.models_)
+    X = build_features(frame)
+    applies_all = eligibility(frame, outcomes)
+    if len(frame) != len(records):
+        X, applies_all = X.loc[records.index], applies_all.loc[records.index]
     out = pd.DataFrame({"person_id": records["person_id"], "exam_date": records["exam_date"]}, index=records.index)
     if len(records):
         probs = model.predict_features(X)
-        applies = eligibility(records, outcomes).to_numpy()
+        applies = applies_all.to_numpy()
         probs = probs.where(applies)
     else:
         probs = pd.DataFrame({o: np.zeros(0) for o in outcomes}, index=records.index)
@@ -248,7 +254,7 @@ def _score_block(model: RiskModel, records: pd.DataFrame, X: pd.DataFrame, versi
 def score_frame(model: RiskModel, records: pd.DataFrame, version: str, explain: int = 0) -> pd.DataFrame:
     """The whole-frame path: person_id, exam_date, <outcome>_risk (NaN where not applicable),
     model_version, and with ``explain`` the top factors; features from all of ``records``."""
-    return _score_block(model, records, build_features(records), version, explain)
+    return _score_block(model, records, records, version, explain)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -264,67 +270,86 @@ def _person_date_order(frame: pd.DataFrame) -> np.ndarray:
 
 
 class PersonHistory:
-    """Per person: the last scored checkup, the last scored checkup with a lipid panel (both reduced
-    to :data:`HISTORY_COLUMNS`, with their input row) and the number of scored checkups so far.
+    """Per person, the few earlier rows that decide every later row's features and eligibility.
 
-    Memory is O(persons seen), about 20 numbers per person per kept row; never O(rows).
+    The history code (``features.derive.longitudinal_features``, ``features.eligibility``) reads,
+    from a person's earlier checkups, only: the previous checkup, the last one with each measure
+    group recorded (lipid panel, glucose, BP, creatinine, urine protein), and the last one with each
+    history/treatment flag set. This keeps exactly those rows (usually one or two per person, each
+    reduced to :data:`HISTORY_COLUMNS` with its input row), so memory is O(persons), never O(rows).
     """
 
     def __init__(self) -> None:
-        # Set on the first update (an empty typed frame would turn dates into objects in concat).
-        self.last: pd.DataFrame | None = None
-        self.lipid: pd.DataFrame | None = None
-        self.count = pd.Series(dtype="int64", index=pd.Index([], dtype=object))
+        self.kept: pd.DataFrame | None = None
         self.out_of_order_rows = 0
+        self.persons: set = set()
 
     def __len__(self) -> int:
-        return 0 if self.last is None else len(self.last)
+        return len(self.persons)
+
+    def with_history(self, records: pd.DataFrame) -> pd.DataFrame:
+        """``records`` (a chunk, in input order) preceded by the kept rows of its persons; the kept
+        rows get negative index labels, so ``frame.loc[records.index]`` selects the chunk again."""
+        if not len(records) or self.kept is None:
+            return records
+        kept = self.kept[self.kept["person_id"].isin(records["person_id"].unique())]
+        if not len(kept):
+            return records
+        last_date = kept.groupby("person_id", sort=False)["exam_date"].max()
+        self.out_of_order_rows += int((pd.to_datetime(records["exam_date"])
+                                       < records["person_id"].map(last_date)).sum())
+        hist = kept.drop(columns=[_ROW])
+        hist.index = pd.RangeIndex(-len(hist), 0)  # never collides with input rows (>= 0)
+        return pd.concat([hist, records[list(records.columns.intersection(HISTORY_COLUMNS + _OTHER_FIELDS))]])
 
     def features(self, records: pd.DataFrame) -> pd.DataFrame:
-        """The model matrix of ``records`` (a chunk, in input order) as in the whole file: the
-        history rows of its persons are prepended before the features are built."""
-        if not len(records) or self.last is None:
-            return build_features(records)
-        pids = pd.Index(records["person_id"].unique())
-        last = self.last.loc[self.last.index.intersection(pids)]
-        if not len(last):
-            return build_features(records)
-        parts = [last]
-        if self.lipid is not None:
-            lipid = self.lipid.loc[self.lipid.index.intersection(last.index)]
-            parts.insert(0, lipid[lipid[_ROW].to_numpy() != last.loc[lipid.index, _ROW].to_numpy()])
-        hist = pd.concat(parts)  # lipid row first: it is the earlier one in the file
-        hist.index.name = "person_id"
-        hist = hist.reset_index().drop(columns=[_ROW])
-        hist.index = pd.RangeIndex(-len(hist), 0)  # never collides with input rows (>= 0)
-
-        # Checkups dated before the person's last checkup in an earlier chunk break the assumption.
-        last_date = records["person_id"].map(last["exam_date"])
-        self.out_of_order_rows += int((pd.to_datetime(records["exam_date"]) < last_date).sum())
-
-        X = build_features(pd.concat([hist, records[list(records.columns.intersection(schema.COLUMNS))]]))
-        X = X.iloc[len(hist):].copy()
-        # prior_exams counted the prepended rows; the person had `count` earlier checkups.
-        shown = hist.groupby("person_id", sort=False).size()
-        extra = (self.count.reindex(shown.index) - shown).astype(float)
-        X.loc[:, "prior_exams"] = X["prior_exams"].to_numpy() + records["person_id"].map(extra).fillna(0.0).to_numpy()
-        return X
+        """The model matrix of ``records`` as in the whole file."""
+        frame = self.with_history(records)
+        return build_features(frame).loc[records.index]
 
     def update(self, records: pd.DataFrame) -> None:
         """Take in a scored chunk (its rows come after everything already seen, per person)."""
         if not len(records):
             return
-        part = records[list(HISTORY_COLUMNS)].copy()
+        part = records[[c for c in HISTORY_COLUMNS if c in records.columns]].copy()
         part[_ROW] = records.index.to_numpy()
-        part = part.iloc[_person_date_order(part)]
-        last = part.groupby("person_id", sort=False).tail(1).set_index("person_id")
-        panel = part[part["total_cholesterol"].notna()]
-        lipid = panel.groupby("person_id", sort=False).tail(1).set_index("person_id")
-        self.last = last if self.last is None else pd.concat([self.last[~self.last.index.isin(last.index)], last])
-        if len(lipid):
-            self.lipid = (lipid if self.lipid is None
-                          else pd.concat([self.lipid[~self.lipid.index.isin(lipid.index)], lipid]))
-        self.count = self.count.add(part.groupby("person_id", sort=False).size(), fill_value=0).astype("int64")
+        if self.kept is not None:
+            part = pd.concat([self.kept[self.kept["person_id"].isin(part["person_id"].unique())], part])
+            rest = self.kept[~self.kept["person_id"].isin(part["person_id"].unique())]
+        else:
+            rest = None
+        part = part.iloc[_person_date_order(part)].reset_index(drop=True)
+        self.persons.update(part["person_id"].unique().tolist())
+        keep = _last_per_person(part, np.ones(len(part), dtype=bool))
+        for mask in _history_masks(part):
+            keep |= _last_per_person(part, mask)
+        kept = part[keep]
+        self.kept = kept if rest is None else pd.concat([rest, kept], ignore_index=True)
+
+
+def _last_per_person(part: pd.DataFrame, mask: np.ndarray) -> np.ndarray:
+    """True at the last row (in person-date order) of each person where ``mask`` holds."""
+    out = np.zeros(len(part), dtype=bool)
+    sub = part[mask]
+    if len(sub):
+        out[sub.groupby("person_id", sort=False).tail(1).index.to_numpy()] = True
+    return out
+
+
+def _history_masks(part: pd.DataFrame) -> list[np.ndarray]:
+    """Rows a later checkup may read: one mask per measure group or lipid panel (recorded) and per
+    flag (set)."""
+    masks = []
+    groups = list(_ELIGIBILITY_GROUPS.values()) + [(CARRIED_LIPIDS[0],)]
+    for fields in groups:
+        cols = [("serum_creatinine" if f == "egfr" else f) for f in fields]
+        cols = [c for c in cols if c in part.columns]
+        if cols:
+            masks.append(part[cols].notna().any(axis=1).to_numpy())
+    for f in ALL_FLAGS:
+        if f in part.columns:
+            masks.append((pd.to_numeric(part[f], errors="coerce") == 1).to_numpy())
+    return masks
 
 
 # ------------------------------------------------------------------------------------------------
@@ -497,8 +522,7 @@ def _score_pandas(model, input_path, version, explain, chunk_rows, out: _OutputW
     history = PersonHistory()
     rows_in = scored = 0
     for n_in, records, rejects in _validated_chunks(input_path, chunk_rows):
-        X = history.features(records)
-        out.write(_score_block(model, records, X, version, explain))
+        out.write(_score_block(model, records, history.with_history(records), version, explain))
         history.update(records)
         rej.write(rejects)
         rows_in += n_in

@@ -122,11 +122,13 @@ async def linked_report(key: str, lang: Literal["ko", "en"] = "ko",
                         svc: RiskService = Depends(_service)) -> HTMLResponse:
     from serving.report import render_html
 
-    record = svc.recent_records.get(key)
-    if record is None:
+    # The card's checkups, oldest first: the newest is reported with the others as its history,
+    # so the page shows what the card scored.
+    records = svc.recent_records.get_all(key)
+    if not records:
         return JSONResponse({"errors": [{"index": None, "field": "key",
                                          "message": "no such report, or it has expired"}]}, status_code=404)
-    return HTMLResponse(render_html(svc.scorer, Checkup.model_validate(record).model_dump(), lang))
+    return HTMLResponse(render_html(svc.scorer, [Checkup.model_validate(r).model_dump() for r in records], lang))
 
 
 app.include_router(cds.router)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import re
 from pathlib import Path
 
 import numpy as np
@@ -329,12 +330,12 @@ def test_records_to_frame():
     ]
     r = records_to_frame(recs)
     _assert_canonical_dtypes(r.frame)
-    assert r.frame.index.tolist() == [0, 1]
+    # A fractional age is accepted (contract section 1: "a fraction, as from a birth date").
+    assert r.frame.index.tolist() == [0, 1, 2] and r.frame.loc[2, "age"] == 45.5
     assert r.frame.loc[0, "person_id"] == "123" and r.frame.loc[0, "drinking"] == 1.0
     assert r.frame.loc[1, "sex"] == "F" and r.frame.loc[1, "hdl"] == 48.0
     assert r.frame.loc[1, "exam_date"] == pd.Timestamp("2023-01-02")
     assert r.rejects[["index", "field", "reason"]].values.tolist() == [
-        [2, "age", "not an integer"],
         [3, "smoking_status", "not an allowed code (1, 2, 3)"],
     ]
 
@@ -342,3 +343,57 @@ def test_records_to_frame():
 def test_empty_input():
     r = records_to_frame([])
     assert list(r.frame.columns) == list(schema.COLUMNS) and r.frame.empty and r.rejects.empty
+
+
+# ---------------------------------------------------------------- columns that could mislead (issue 10)
+
+
+def _write(tmp_path: Path, columns: dict) -> Path:
+    p = tmp_path / "c.csv"
+    pd.DataFrame(columns).to_csv(p, index=False)
+    return p
+
+
+def test_near_miss_column_is_an_error_naming_the_field(tmp_path):
+    from features.readers import iter_checkups
+
+    p = _write(tmp_path, {"person_id": ["a"], "sex": ["M"], "age": [50], "fasting_glucos": [140]})
+    msg = "column 'fasting_glucos' is not a record field; did you mean 'fasting_glucose'?"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        read_checkups(p)
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        next(iter_checkups(p))
+    for col, field in (("sbp_mmhg", "sbp"), ("diabetes_1yr", "diabetes_1y"), ("glucose", "fasting_glucose")):
+        p = _write(tmp_path, {"person_id": ["a"], "sex": ["M"], "age": [50], col: [1]})
+        with pytest.raises(ValueError, match=re.escape(f"did you mean {field!r}")):
+            read_checkups(p)
+
+
+def test_canonical_spelling_variants_map_and_unrelated_columns_are_ignored(tmp_path):
+    p = _write(tmp_path, {"person_id": ["a"], "sex": ["M"], "age": [50.5], "Fasting_Glucose ": [140],
+                          "Total Cholesterol": [200], "hemoglobin_a1c": [6.1], "region": ["x"],
+                          "family_history_cancer": [1], "cvd_1y": [0]})
+    r = read_checkups(p)
+    assert r.rejects.empty
+    assert r.frame.loc[0, "fasting_glucose"] == 140 and r.frame.loc[0, "total_cholesterol"] == 200
+    assert r.frame.loc[0, "age"] == 50.5  # a fraction, as from a birth date
+    assert "hemoglobin_a1c" not in r.frame.columns
+    assert any("region" in n for n in r.notes)
+
+
+def test_two_spellings_of_one_field_are_an_error(tmp_path):
+    p = _write(tmp_path, {"person_id": ["a"], "sex": ["M"], "age": [50], "sbp": [120], "SBP": [130]})
+    with pytest.raises(ValueError, match="both name the field 'sbp'"):
+        read_checkups(p)
+
+
+def test_absent_key_inputs_missing_or_all_empty(tmp_path):
+    from features.readers import absent_input_notes, absent_key_inputs
+
+    p = _write(tmp_path, {"person_id": ["a", "b"], "sex": ["M", "F"], "age": [50, 60],
+                          "fasting_glucose": ["", ""], "sbp": [120, ""], "dbp": [80, 70]})
+    absent = absent_key_inputs(p)
+    assert "fasting_glucose" in absent and "hdl" in absent
+    assert "sbp" not in absent and "dbp" not in absent
+    assert "no fasting_glucose in this file: diabetes risks use no glucose" in absent_input_notes(absent)
+    assert absent_key_inputs(NHIS_2020) == [] and absent_key_inputs(NHIS_2014) == []

@@ -101,3 +101,9 @@ def test_gx_suite_passes_clean_data_and_writes_data_docs(tmp_path):
     report = run_suite(valid_frame(), report_dir=tmp_path / "docs")
     assert report.success, report.failures
     assert (tmp_path / "docs" / "index.html").exists()
+
+
+def test_fractional_age_is_accepted():
+    # Contract section 1: an age computed from a birth date carries a fraction.
+    assert check_records(valid_frame(1).assign(age=54.37)).empty
+    assert check_records(valid_frame(1).assign(age=19.9))["field"].tolist() == ["age"]

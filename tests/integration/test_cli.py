@@ -78,3 +78,16 @@ def test_train_promote_evaluate_score(tmp_path):
     # A second version on the same data: the gate decides and says why.
     out = cli("train", "--data", tmp_path / "train.parquet", "--promote", "--seed", 1, home=home)
     assert "promote" in out.stdout.lower()
+
+
+def test_validate_refuses_misspelt_column_and_names_absent_inputs(tmp_path):
+    df = pd.DataFrame({"person_id": ["a", "b"], "sex": ["M", "F"], "age": [50.4, 61.9], "sbp": [120, 130],
+                       "dbp": [80, 85]})
+    df.assign(fasting_glucos=[100, 140]).to_csv(tmp_path / "typo.csv", index=False)
+    bad = cli("validate", tmp_path / "typo.csv", home=tmp_path, check=False)
+    assert bad.returncode != 0
+    assert "column 'fasting_glucos' is not a record field; did you mean 'fasting_glucose'?" in bad.stderr
+    df.to_csv(tmp_path / "ok.csv", index=False)
+    ok = cli("validate", tmp_path / "ok.csv", home=tmp_path)
+    assert "no fasting_glucose in this file: diabetes risks use no glucose" in ok.stdout
+    assert "PASSED" in ok.stdout

@@ -107,7 +107,28 @@ def test_history_features_equal_whole_frame_features(data):
         history.update(chunk)
     streamed = pd.concat(parts)
     pd.testing.assert_frame_equal(streamed, whole, check_exact=False, rtol=0, atol=1e-12)
-    assert (streamed["prior_exams"] > 1).any() and streamed["last_hdl"].notna().any()
+    assert (streamed["years_since_last_exam"] > 0).any() and streamed["last_hdl"].notna().any()
+
+
+def test_history_eligibility_equals_whole_frame(data):
+    """Eligibility judged with the kept rows == eligibility over the whole file, reasons included
+    (earlier flags, and measures carried from an earlier checkup when this one lacks them)."""
+    from features.eligibility import ineligibility_reasons
+
+    _, records, _ = read_whole(data[0])
+    whole = ineligibility_reasons(records)
+    history = PersonHistory()
+    parts = []
+    for start in range(0, len(records), 17):
+        chunk = records.iloc[start:start + 17]
+        parts.append(ineligibility_reasons(history.with_history(chunk)).loc[chunk.index])
+        history.update(chunk)
+    streamed = pd.concat(parts)
+    def plain(f):
+        return f.astype(object).where(f.notna(), None)
+
+    pd.testing.assert_frame_equal(plain(streamed), plain(whole))
+    assert whole.apply(lambda c: c.astype(str).str.contains(r"\(20|earlier|last", regex=True)).to_numpy().any()
 
 
 def test_out_of_order_checkups_are_counted(model, tmp_path):

@@ -1,7 +1,16 @@
 import numpy as np
 import pandas as pd
 
-from features.eligibility import eligibility, ineligibility_reasons
+from features.eligibility import (
+    EARLIER_REASONS,
+    LDL_HIGH,
+    REASONS,
+    History,
+    applicability,
+    eligibility,
+    ineligibility_reasons,
+    reason_text,
+)
 
 
 def frame(**cols):
@@ -46,14 +55,6 @@ def test_ckd_uses_egfr_from_creatinine():
 
 # --- history: a known condition is never predicted as a new one ------------------------------
 
-from features.eligibility import (  # noqa: E402
-    EARLIER_REASONS,
-    LDL_HIGH,
-    REASONS,
-    History,
-    applicability,
-    reason_text,
-)
 
 
 def person(*rows: dict, pid: "str | None" = "p1") -> pd.DataFrame:
@@ -210,3 +211,15 @@ def test_fast_on_a_large_frame():
     t = time.perf_counter()
     applicability(df)
     assert time.perf_counter() - t < 2.0  # no Python loop over rows
+
+
+def test_history_inputs_are_enough_to_judge_later_checkups():
+    df = person({"exam_date": "2018-01-10", "fasting_glucose": 131, "history_stroke": 1, "urine_protein": 4,
+                 "serum_creatinine": 0.9, "ldl": 170, "hemoglobin": 14.0, "ast": 30},
+                {"exam_date": "2020-01-10"})
+    from features.eligibility import HISTORY_INPUTS
+
+    past = df.iloc[:1][[c for c in df.columns if c in HISTORY_INPUTS]]
+    trimmed = pd.concat([past, df.iloc[1:]], ignore_index=True)
+    pd.testing.assert_frame_equal(ineligibility_reasons(trimmed), ineligibility_reasons(df))
+    assert ineligibility_reasons(df).iloc[1].notna().sum() == 4  # cvd, diabetes, dyslipidemia, ckd
