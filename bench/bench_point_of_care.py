@@ -64,11 +64,10 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 def _fhir_scores(scorer, person_records: list[dict]) -> dict[str, float | None]:
     """The FHIR route's path: records -> Bundle -> features.fhir -> validated records -> Scorer."""
     from features.fhir import read_bundle, to_bundle
-    from serving.cds import validate_checkups
+    from serving.cds import validate_records
 
-    bundle = to_bundle(person_records)
-    read = read_bundle(bundle)
-    records = validate_checkups(read)
+    read = read_bundle(to_bundle(person_records))
+    records, _ = validate_records(read)
     result = scorer.score_records(records, explain=False)[-1]
     return {o: r["probability"] for o, r in result["risks"].items()}
 

@@ -7,15 +7,16 @@ medication fields.
 Checkups (visits). A person's Observations are grouped by date into checkups, oldest first, because
 the values of one visit may be recorded over a few days (the blood drawn on Monday, the lab result
 dated Wednesday): a checkup starts at the earliest date not yet placed and takes every Observation
-dated less than `visit_days` days after that date (default 7, `CHECKUP_RISK_FHIR_VISIT_DAYS`). The
+dated less than `visit_window_days` days after that date (default 7; the service takes it from
+`CHECKUP_RISK_FHIR_VISIT_DAYS`). The
 window is anchored at the visit's first day, never chained, so weekly blood-pressure readings do not
 merge into one endless visit. A checkup's `exam_date` is its first day and its age is the age on that
 day. Within one checkup the newest final, amended or corrected value of each field wins. The newest
 checkup is the one to score; the earlier ones are its history, exactly as earlier rows of the same
 person in a file: the caller passes all the records to `Scorer.score_records` and uses the newest's
-result. Checkups that start more than `history_years` (default 5, `CHECKUP_RISK_FHIR_HISTORY_YEARS`)
-before the newest one are not used: the CDS prefetch cannot filter by date, so it asks for all and
-this cut bounds the history. An Observation with no date at all can only belong to the newest
+result. Every checkup the bundle holds is used as history, as every earlier row of a file is (the
+CDS prefetch cannot filter by date; its `_count` bounds what a server sends). A caller may pass
+`history_window_years` to leave out checkups that start longer before the newest one. An Observation with no date at all can only belong to the newest
 checkup, and only for a field that checkup lacks.
 
 Conditions count from their onset (onsetDateTime, onsetPeriod.start, else recordedDate): a Condition
@@ -24,6 +25,24 @@ checkup. For the newest checkup every known Condition counts, whatever its date:
 since the last checkup is known now and is never predicted as a new one. Treatment is read the same
 way from active MedicationStatements (effective[x], else dateAsserted) and active MedicationRequests
 (authoredOn), by ATC class.
+
+Negative answers. The absence of a Condition is not a "no", so a history or treatment field is 0
+only when a resource says so: a Condition of the disease with verificationStatus `refuted`, a
+MedicationStatement of the class with status `not-taken`, a FamilyMemberHistory whose condition is
+the SNOMED CT situation "No family history of cardiovascular disease" (160270001) or "... of
+diabetes" (160274005) (the negation pattern of the FHIR FamilyMemberHistory "negation" example: a
+"no history of" situation as the condition code). A negative holds for the checkup it is dated at
+(Condition recordedDate, else onset; MedicationStatement effective[x], else dateAsserted;
+FamilyMemberHistory date): the checkup whose visit window holds that date, or the newest checkup for
+a date after it or no date at all. A positive that counts for a checkup (see above) always wins over
+a negative: a diagnosis never heals, and for the newest checkup every known positive counts.
+Family history is dated by FamilyMemberHistory.date like a Condition by its onset (undated: every
+checkup).
+
+Lifestyle. Alcohol use is LOINC 11331-6 (History of Alcohol use; a SNOMED CT drinker / non-drinker
+finding, a yes/no answer (HL7 v2-0136 Y/N, LOINC LA33-6 / LA32-8, valueBoolean) or its text) and
+74013-4 (Alcoholic drinks per day: more than 0 is a drinker, 0 is not); physical activity is LOINC
+89555-7 (Exercise Vital Sign: days a week of moderate to strenuous activity, 0..7, unit d/wk).
 
 Robust reading. Every quantity's unit is checked: molar and other convertible units are converted
 with the analyte's factor, so a value is never read in the wrong unit. A value that cannot be read
@@ -36,7 +55,6 @@ with `FhirInputError`. The records are then validated like any other record by t
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -53,7 +71,6 @@ USABLE_STATUS = frozenset({"final", "amended", "corrected"})
 
 # Defaults of the visit window and of the history kept (each overridable per call and by environment).
 VISIT_DAYS = 7
-HISTORY_YEARS = 5.0
 
 # Unit factors into the record's unit, keyed by the normalised UCUM code or display unit.
 _MASS = {"mg/dl": 1.0}
@@ -115,8 +132,14 @@ MEASURES: dict[str, Measure] = {
 PANELS = frozenset({"85354-9", "55284-4", "35094-2"})
 URINE_PROTEIN = "20454-5"
 SMOKING = "72166-2"
+ALCOHOL = "11331-6"  # History of Alcohol use (coded or text answer)
+ALCOHOL_PER_DAY = "74013-4"  # Alcoholic drinks per day (a quantity, /d)
+ACTIVITY = "89555-7"  # Days per week of moderate to strenuous physical activity (Exercise Vital Sign, d/wk)
 # Every Observation code this reader uses (what the CDS prefetch asks for).
-OBSERVATION_CODES: tuple[str, ...] = (*MEASURES, URINE_PROTEIN, SMOKING, *sorted(PANELS))
+OBSERVATION_CODES: tuple[str, ...] = (*MEASURES, URINE_PROTEIN, SMOKING, ALCOHOL, ALCOHOL_PER_DAY, ACTIVITY,
+                                      *sorted(PANELS))
+V2_YES_NO = "http://terminology.hl7.org/CodeSystem/v2-0136"
+NULL_FLAVOR = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
 
 # Dipstick answers to the record's code 1 (-) .. 6 (4+). SNOMED CT "Urine protein test" findings
 # (167273002 negative, 167274008 trace, 167275009 +, 167276005 ++, 167277001 +++, 167278006 ++++;
@@ -146,6 +169,35 @@ _SMOKING_TEXT = {"never smoker": 1, "never": 1, "non-smoker": 1, "nonsmoker": 1,
                  "현재흡연": 3, "현재 흡연": 3, "흡연": 3,
                  "unknown": None, "unknown if ever smoked": None, "smoker, current status unknown": None}
 
+# Alcohol use answers to the record's drinking (1 drinks now, 0 does not). SNOMED CT findings of
+# alcohol drinking behaviour, checked against published value sets (India NDHM "Alcohol Drinking
+# Status", HL7 Austria alcohol-use frequency): 219006 current drinker, 28127009 social, 228276006
+# occasional, 228277002 light, 43783005 moderate, 86933000 heavy, 228278007 fairly heavy, 228279004
+# very heavy drinker; 105542008 current non-drinker, 783261004 lifetime non-drinker, 82581004
+# ex-drinker, 160579004 stopped drinking (not drinking now). Yes/no answers: HL7 v2-0136 Y / N (the
+# yes-no-unknown value set of the HL7 vital-records guides, with v3 NullFlavor UNK) and LOINC LA33-6
+# Yes / LA32-8 No. AUDIT-C (72109-2) is not read: its items and score are separate codes and a
+# score alone does not say "drinks now" in one agreed way.
+_DRINKING_SNOMED = {"219006": 1, "28127009": 1, "228276006": 1, "228277002": 1, "43783005": 1, "86933000": 1,
+                    "228278007": 1, "228279004": 1,
+                    "105542008": 0, "783261004": 0, "82581004": 0, "160579004": 0}
+_DRINKING_LOINC = {"LA33-6": 1, "LA32-8": 0}
+_DRINKING_OTHER = ((V2_YES_NO, {"Y": 1, "N": 0}), (NULL_FLAVOR, {"UNK": None, "ASKU": None, "NASK": None}))
+_DRINKING_TEXT = {"yes": 1, "y": 1, "예": 1, "네": 1, "있음": 1, "음주": 1, "drinker": 1, "current drinker": 1,
+                  "drinks": 1, "social drinker": 1, "occasional drinker": 1, "light drinker": 1,
+                  "moderate drinker": 1, "heavy drinker": 1,
+                  "no": 0, "n": 0, "아니오": 0, "아니요": 0, "없음": 0, "비음주": 0, "비음주자": 0, "금주": 0,
+                  "non-drinker": 0, "nondrinker": 0, "non drinker": 0, "current non-drinker": 0,
+                  "never": 0, "never drinker": 0, "lifetime non-drinker": 0, "ex-drinker": 0, "former drinker": 0,
+                  "stopped drinking": 0, "does not drink": 0,
+                  "unknown": None, "모름": None}
+# Units (normalised as `_unit_keys` does) of a count per day and of days per week; no unit is also
+# read, since the LOINC code itself fixes what is counted.
+_PER_DAY_UNITS = frozenset({"/d", "1/d", "{drink}/d", "{drinks}/d", "{drinks}/day", "drinks/day", "drinksperday",
+                            "/day", "perday", "{standarddrinks}/d", "{standard_drinks}/d"})
+_DAYS_PER_WEEK_UNITS = frozenset({"d/wk", "/wk", "1/wk", "{days}/wk", "{day}/wk", "days/week", "daysperweek",
+                                  "days/wk", "day/week", "d/week", "/week", "perweek", "일/주", "회/주"})
+
 # Diagnoses: ICD-10 / KCD prefixes and SNOMED CT codes -> history field.
 _HISTORY_ICD = {"history_stroke": ("I60", "I61", "I62", "I63", "I64", "I69"),
                 "history_heart_disease": ("I20", "I21", "I22", "I23", "I24", "I25", "I50"),
@@ -161,6 +213,10 @@ _HISTORY_SNOMED = {"230690007": "history_stroke", "422504002": "history_stroke",
                    "13644009": "history_dyslipidemia"}
 _FAMILY = {"history_stroke": "family_history_cvd", "history_heart_disease": "family_history_cvd",
            "history_diabetes": "family_history_diabetes"}
+# Family negatives: SNOMED CT situations "No family history of cardiovascular disease" (160270001)
+# and "No family history of diabetes" (160274005), checked against DICOM CID 3758 (Cardiovascular
+# Family History), as FamilyMemberHistory.condition.code.
+_FAMILY_NEGATIVE = {"160270001": "family_history_cvd", "160274005": "family_history_diabetes"}
 # Medicines by ATC class prefix.
 _MEDICATION_ATC = {"on_antihypertensive": ("C02", "C03", "C07", "C08", "C09"),
                    "on_diabetes_medication": ("A10",), "on_statin": ("C10AA", "C10BA", "C10BX")}
@@ -168,7 +224,8 @@ _ACTIVE_STATEMENT = frozenset({"active", "intended", "on-hold"})
 _ACTIVE_REQUEST = frozenset({"active"})
 # A proposal or an option is advice, not treatment.
 _NOT_TREATMENT_INTENT = frozenset({"proposal", "option"})
-_REFUTED = frozenset({"refuted", "entered-in-error"})
+_REFUTED = "refuted"  # a "no": the history field is 0 at the checkup it is dated at
+_IN_ERROR = "entered-in-error"  # not information at all
 _VER_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 
 
@@ -222,34 +279,12 @@ class _Value:
 
 @dataclass(frozen=True)
 class _Dated:
-    """A history or medication fact: the fields it sets and from when it holds (None: always)."""
+    """A history or medication fact: the fields it sets and from when it holds (None: always); for
+    a negative, the day it was stated (None: the newest checkup)."""
 
     names: frozenset[str]
     since: dt.date | None
     ref: str
-
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number (got {raw!r})") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be positive")
-    return value
-
-
-def visit_days() -> int:
-    """The visit window in days (CHECKUP_RISK_FHIR_VISIT_DAYS, default 7)."""
-    return int(_env_number("CHECKUP_RISK_FHIR_VISIT_DAYS", VISIT_DAYS))
-
-
-def history_years() -> float:
-    """How far back before the newest checkup history is used (CHECKUP_RISK_FHIR_HISTORY_YEARS, default 5)."""
-    return _env_number("CHECKUP_RISK_FHIR_HISTORY_YEARS", HISTORY_YEARS)
 
 
 def _ref(resource: dict, full_url: str | None) -> str:
@@ -318,12 +353,13 @@ def _quantity(measure: Measure, quantity: dict | None, where: str, loinc: str) -
 
 
 def _answer(obs: dict, snomed: dict[str, int | None], loinc: dict[str, int | None],
-            text: dict[str, int | None]) -> tuple[bool, int | None]:
+            text: dict[str, int | None],
+            others: tuple[tuple[str, dict[str, int | None]], ...] = ()) -> tuple[bool, int | None]:
     """(recognised, code) of a coded or text answer; a recognised answer may mean 'unknown' (None)."""
     concept = obs.get("valueCodeableConcept")
     labels: list[object] = []
     if isinstance(concept, dict):
-        for table, system in ((snomed, SNOMED), (loinc, LOINC)):
+        for table, system in ((snomed, SNOMED), (loinc, LOINC), *((t, s) for s, t in others)):
             for code in _codes(concept, system):
                 if code in table:
                     return True, table[code]
@@ -375,12 +411,81 @@ def _observation_values(resource: dict, ref: str, warnings: list[Issue]) -> list
                     warnings.append(Issue(where, "LOINC 72166-2 (smoking_status): the answer is not a smoking status "
                                                  "this service reads: left missing"))
                 # A known "unknown" answer (e.g. unknown if ever smoked) is simply missing.
+            elif loinc == ALCOHOL:
+                if isinstance(part.get("valueBoolean"), bool):
+                    out.append(_Value("drinking", when, int(part["valueBoolean"]), ref))
+                    continue
+                known, code = _answer(part, _DRINKING_SNOMED, _DRINKING_LOINC, _DRINKING_TEXT, _DRINKING_OTHER)
+                if code is not None:
+                    out.append(_Value("drinking", when, code, ref))
+                elif not known:
+                    warnings.append(Issue(where, "LOINC 11331-6 (drinking): the answer is not a yes / no or drinker "
+                                                 "status this service reads: left missing"))
+            elif loinc in (ALCOHOL_PER_DAY, ACTIVITY):
+                got = _drinks_per_day(part, where) if loinc == ALCOHOL_PER_DAY else _days_per_week(part, where)
+                if isinstance(got, Issue):
+                    warnings.append(got)
+                else:
+                    out.append(_Value("drinking" if loinc == ALCOHOL_PER_DAY else "activity_days_per_week",
+                                      when, got, ref))
     return out
+
+
+def _count(part: dict, units: frozenset[str]) -> float | str:
+    """A plain count from valueQuantity (no unit, or one of `units`) or valueInteger, or why not."""
+    if isinstance(part.get("valueInteger"), int) and not isinstance(part.get("valueInteger"), bool):
+        return float(part["valueInteger"])
+    quantity = part.get("valueQuantity")
+    if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), (int, float)) \
+            or isinstance(quantity.get("value"), bool):
+        return "has no numeric valueQuantity"
+    keys = _unit_keys(quantity)
+    if keys and not any(k in units for k in keys):
+        return f"unit '{quantity.get('code') or quantity.get('unit')}' is not a count of this kind"
+    if quantity.get("comparator"):
+        return f"is a bound ('{quantity['comparator']}'), not a value"
+    return float(quantity["value"])
+
+
+def _drinks_per_day(part: dict, where: str) -> int | Issue:
+    """74013-4 as drinking: more than 0 drinks a day is 1, 0 is 0."""
+    quantity = part.get("valueQuantity")
+    bound = isinstance(quantity, dict) and quantity.get("comparator") in (">", ">=") \
+        and isinstance(quantity.get("value"), (int, float)) and not isinstance(quantity.get("value"), bool) \
+        and (quantity["value"] > 0 or (quantity["comparator"] == ">" and quantity["value"] >= 0))
+    if bound:  # "> 0", ">= 5" a day: a drinker, whatever the exact number
+        part = {**part, "valueQuantity": {k: v for k, v in quantity.items() if k != "comparator"}}
+    low = (part.get("valueRange") or {}).get("low") if isinstance(part.get("valueRange"), dict) else None
+    if isinstance(low, dict) and isinstance(low.get("value"), (int, float)) and low["value"] > 0:
+        return 1  # "5 or more a day"
+    got = _count(part, _PER_DAY_UNITS)
+    if bound and not isinstance(got, str):
+        return 1
+    if isinstance(got, str) or got < 0:
+        why = got if isinstance(got, str) else "is negative"
+        return Issue(where, f"LOINC 74013-4 (drinking, drinks per day) {why}: left missing")
+    return int(got > 0)
+
+
+def _days_per_week(part: dict, where: str) -> int | Issue:
+    """89555-7 as activity_days_per_week: a whole number of days, 0..7."""
+    got = _count(part, _DAYS_PER_WEEK_UNITS)
+    if isinstance(got, str):
+        return Issue(where, f"LOINC 89555-7 (activity_days_per_week) {got}: left missing")
+    if not 0 <= got <= 7 or got != int(got):
+        return Issue(where, "LOINC 89555-7 (activity_days_per_week) is not a whole number of days a week (0..7): "
+                            "left missing")
+    return int(got)
 
 
 def _condition_since(resource: dict) -> dt.date | None:
     return _day(_when(resource.get("onsetDateTime")) or _when((resource.get("onsetPeriod") or {}).get("start"))
                 or _when(resource.get("recordedDate")))
+
+
+def _refuted_on(resource: dict) -> dt.date | None:
+    """When a refuted Condition was stated: recordedDate, else its onset."""
+    return _day(_when(resource.get("recordedDate"))) or _condition_since(resource)
 
 
 def _medication_since(resource: dict) -> dt.date | None:
@@ -409,7 +514,7 @@ def _age(birth: dt.date, day: dt.date) -> int:
 
 
 def read_patient(patient: dict, resources: Iterable[tuple[dict, str | None]],
-                 today: dt.date | None = None, visit_window_days: int | None = None,
+                 today: dt.date | None = None, visit_window_days: int = VISIT_DAYS,
                  history_window_years: float | None = None) -> FhirCheckup:
     """The canonical records of `patient`'s checkups from (resource, fullUrl) pairs.
 
@@ -421,8 +526,8 @@ def read_patient(patient: dict, resources: Iterable[tuple[dict, str | None]],
     pid = patient.get("id")
     if not pid:
         raise FhirInputError([Issue("Patient.id", "the Patient needs an id")])
-    window = visit_window_days if visit_window_days is not None else visit_days()
-    years = history_window_years if history_window_years is not None else history_years()
+    window = visit_window_days
+    years = history_window_years
     patient_ref = f"Patient/{pid}"
     patient_refs = {patient_ref}
     issues: list[Issue] = []
@@ -443,8 +548,8 @@ def read_patient(patient: dict, resources: Iterable[tuple[dict, str | None]],
 
     values: list[_Value] = []
     warnings: list[Issue] = []
-    facts: list[_Dated] = []  # conditions and treatment, dated
-    family: dict[str, str] = {}
+    facts: list[_Dated] = []  # conditions, treatment and family history, dated
+    negatives: list[_Dated] = []  # refuted conditions, treatment not taken, no family history
     ignored = 0
     for resource, full_url in resources:
         kind = resource.get("resourceType")
@@ -458,36 +563,51 @@ def read_patient(patient: dict, resources: Iterable[tuple[dict, str | None]],
                 continue
             values += _observation_values(resource, ref, warnings)
         elif kind == "Condition":
-            if not _about_patient(resource, patient_refs) or set(_codes(resource.get("verificationStatus"),
-                                                                        _VER_STATUS)) & _REFUTED:
+            status = set(_codes(resource.get("verificationStatus"), _VER_STATUS))
+            if not _about_patient(resource, patient_refs) or _IN_ERROR in status:
                 continue
             names = _history_fields(resource.get("code"))
-            if names:
+            if names and _REFUTED in status:
+                negatives.append(_Dated(frozenset(names), _refuted_on(resource), ref))
+            elif names:
                 facts.append(_Dated(frozenset(names), _condition_since(resource), ref))
         elif kind == "FamilyMemberHistory":
             if not _about_patient(resource, patient_refs, "patient") or resource.get("status") == "entered-in-error":
                 continue
+            since = _day(_when(resource.get("date")))
+            positive, negative = set(), set()
             for cond in resource.get("condition") or []:
-                for name in _history_fields(cond.get("code")):
-                    if name in _FAMILY:
-                        family[_FAMILY[name]] = ref
+                positive |= {_FAMILY[name] for name in _history_fields(cond.get("code")) if name in _FAMILY}
+                negative |= {_FAMILY_NEGATIVE[c] for c in _codes(cond.get("code"), SNOMED) if c in _FAMILY_NEGATIVE}
+            if positive:
+                facts.append(_Dated(frozenset(positive), since, ref))
+            if negative:
+                negatives.append(_Dated(frozenset(negative), since, ref))
         elif kind in ("MedicationStatement", "MedicationRequest"):
             active = _ACTIVE_STATEMENT if kind == "MedicationStatement" else _ACTIVE_REQUEST
-            if not _about_patient(resource, patient_refs) or resource.get("status") not in active \
+            not_taken = kind == "MedicationStatement" and resource.get("status") == "not-taken"
+            if not _about_patient(resource, patient_refs) or not (not_taken or resource.get("status") in active) \
                     or resource.get("intent") in _NOT_TREATMENT_INTENT:
                 continue
             atc = _medication_codes(resource, medications)
             names = {name for name, prefixes in _MEDICATION_ATC.items() if any(c.startswith(prefixes) for c in atc)}
             if names:
-                facts.append(_Dated(frozenset(names), _medication_since(resource), ref))
+                (negatives if not_taken else facts).append(_Dated(frozenset(names), _medication_since(resource), ref))
     if issues:
         raise FhirInputError(issues)
     birth = birth_at.date()
 
     visits = _group_visits(values, window, today or dt.date.today())
     newest_day = visits[-1][0]
-    cutoff = newest_day - dt.timedelta(days=round(years * 365.25))
-    visits = [v for v in visits if v[0] >= cutoff]
+    if years is not None:
+        cutoff = newest_day - dt.timedelta(days=round(years * 365.25))
+        visits = [v for v in visits if v[0] >= cutoff]
+
+    negatives_at = [[] for _ in visits]  # each negative with the checkup it is dated at
+    for negative in negatives:
+        k = _visit_of(negative.since, [v[0] for v in visits], window)
+        if k is not None:
+            negatives_at[k].append(negative)
 
     records: list[dict] = []
     record_sources: list[dict[str, str]] = []
@@ -504,14 +624,28 @@ def read_patient(patient: dict, resources: Iterable[tuple[dict, str | None]],
                 for name in sorted(fact.names):
                     record[name] = 1
                     sources.setdefault(name, fact.ref)
-        for name, ref in family.items():
-            record[name] = 1
-            sources[name] = ref
+        for negative in negatives_at[k]:
+            for name in sorted(negative.names):
+                if name not in record:  # a positive that counts here wins
+                    record[name] = 0
+                    sources[name] = negative.ref
         records.append(record)
         record_sources.append(sources)
     basis = list(dict.fromkeys(ref for sources in record_sources for ref in sources.values() if ref != patient_ref))
     return FhirCheckup(record=records[-1], patient=patient_ref, basis=basis, ignored=ignored,
                        sources=record_sources[-1], records=records, record_sources=record_sources, warnings=warnings)
+
+
+def _visit_of(day: dt.date | None, starts: list[dt.date], window: int) -> int | None:
+    """The checkup a negative dated `day` speaks for: the one whose visit window holds the day, the
+    newest for a later day or no day; None for a day before the first or between two checkups."""
+    last = len(starts) - 1
+    if day is None or day >= starts[last]:
+        return last
+    k = max((i for i, start in enumerate(starts) if start <= day), default=None)
+    if k is not None and (day - starts[k]).days < window:
+        return k
+    return None
 
 
 def _group_visits(values: list[_Value], window: int, today: dt.date) -> list[tuple[dt.date, dict[str, _Value]]]:
@@ -557,7 +691,7 @@ def bundle_entries(bundle: dict, where: str = "Bundle") -> list[tuple[dict, str 
     return out
 
 
-def read_bundle(bundle: dict, today: dt.date | None = None, visit_window_days: int | None = None,
+def read_bundle(bundle: dict, today: dt.date | None = None, visit_window_days: int = VISIT_DAYS,
                 history_window_years: float | None = None) -> FhirCheckup:
     """The records of the one Patient in a Bundle (contract section 3)."""
     entries = bundle_entries(bundle)
@@ -578,6 +712,10 @@ _HISTORY_WRITE = {name: code for code, name in reversed(list(_HISTORY_SNOMED.ite
 _MEDICATION_WRITE = {"on_antihypertensive": ("C09AA05", "ramipril"), "on_diabetes_medication": ("A10BA02", "metformin"),
                      "on_statin": ("C10AA05", "atorvastatin")}
 _FAMILY_WRITE = {"family_history_cvd": "22298006", "family_history_diabetes": "44054006"}
+_FAMILY_NEGATIVE_WRITE = {"family_history_cvd": ("160270001", "No family history of cardiovascular disease"),
+                          "family_history_diabetes": ("160274005", "No family history of diabetes")}
+_DRINKING_WRITE = {1: ("219006", "Current drinker of alcohol"), 0: ("105542008", "Current non-drinker of alcohol")}
+_ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 
 
 def _birth_date(records: list[dict]) -> str:
@@ -600,9 +738,12 @@ def to_bundle(records: dict | list[dict], birth_date: str | None = None) -> dict
     person's canonical record, or a list of that person's records (several checkups, each dated).
 
     The inverse of `read_bundle` for the fields FHIR carries; used to build test and demo patients.
-    Each checkup's Observations carry its exam_date. A history, medication or family field that is 1
-    becomes one Condition, MedicationStatement or FamilyMemberHistory dated at the first checkup that
-    has it (a 0 cannot be written: the absence of a Condition is not evidence of absence).
+    Each checkup's Observations carry its exam_date (drinking as 11331-6, activity as 89555-7). A
+    history, medication or family field that is 1 becomes one Condition, MedicationStatement or
+    FamilyMemberHistory dated at the first checkup that has it. A 0 is written as what says "no"
+    (the absence of a Condition is not evidence of absence), dated at that checkup: a refuted
+    Condition, a not-taken MedicationStatement, a FamilyMemberHistory of "No family history of ...".
+    A 0 after a 1 of the same field cannot come back (a diagnosis never heals when read).
     """
     records = [records] if isinstance(records, dict) else sorted(records, key=lambda r: str(r.get("exam_date") or ""))
     if not records:
@@ -647,9 +788,20 @@ def to_bundle(records: dict | list[dict], birth_date: str | None = None) -> dict
             code = int(record["smoking_status"])
             observation(len(entries), SMOKING, "Tobacco smoking status",
                         {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": _SMOKING_WRITE[code]}]}})
+        if record.get("drinking") is not None:
+            code, display = _DRINKING_WRITE[int(record["drinking"])]
+            observation(len(entries), ALCOHOL, "History of Alcohol use",
+                        {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": code, "display": display}],
+                                                  "text": "Yes" if int(record["drinking"]) else "No"}})
+        if record.get("activity_days_per_week") is not None:
+            observation(len(entries), ACTIVITY, "Days per week of moderate to strenuous physical activity",
+                        {"valueQuantity": {"value": int(record["activity_days_per_week"]), "unit": "days per week",
+                                           "system": UCUM, "code": "d/wk"}})
         for name in (*_HISTORY_WRITE, *_MEDICATION_WRITE, *_FAMILY_WRITE):
             if record.get(name) == 1:
                 first_seen.setdefault(name, when)
+            elif record.get(name) == 0:
+                entries.append(_negative(name, f"{prefix}-{name.replace('_', '-')}-no", subject, when))
 
     for name, code in _HISTORY_WRITE.items():
         if name in first_seen:
@@ -667,8 +819,27 @@ def to_bundle(records: dict | list[dict], birth_date: str | None = None) -> dict
         if name in first_seen:
             entries.append({"resource": {"resourceType": "FamilyMemberHistory", "id": f"{pid}-{name.replace('_', '-')}",
                                          "status": "completed", "patient": subject,
-                                         "relationship": {"coding": [{
-                                             "system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode",
-                                             "code": "FTH"}]},
+                                         **({"date": first_seen[name]} if several else {}),
+                                         "relationship": {"coding": [{"system": _ROLE, "code": "FTH"}]},
                                          "condition": [{"code": {"coding": [{"system": SNOMED, "code": code}]}}]}})
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def _negative(name: str, rid: str, subject: dict, when: str) -> dict:
+    """The resource that says `name` is 0 at the checkup of `when` (see `to_bundle`)."""
+    if name in _HISTORY_WRITE:
+        resource = {"resourceType": "Condition", "id": rid, "subject": subject,
+                    "verificationStatus": {"coding": [{"system": _VER_STATUS, "code": _REFUTED}]},
+                    "code": {"coding": [{"system": SNOMED, "code": _HISTORY_WRITE[name]}]}, "recordedDate": when}
+    elif name in _MEDICATION_WRITE:
+        code, display = _MEDICATION_WRITE[name]
+        resource = {"resourceType": "MedicationStatement", "id": rid, "status": "not-taken", "subject": subject,
+                    "medicationCodeableConcept": {"coding": [{"system": ATC, "code": code, "display": display}]},
+                    "effectiveDateTime": when, "dateAsserted": when}
+    else:
+        code, display = _FAMILY_NEGATIVE_WRITE[name]
+        resource = {"resourceType": "FamilyMemberHistory", "id": rid, "status": "completed", "patient": subject,
+                    "date": when, "relationship": {"coding": [{"system": _ROLE, "code": "FAMMEMB",
+                                                               "display": "family member"}]},
+                    "condition": [{"code": {"coding": [{"system": SNOMED, "code": code, "display": display}]}}]}
+    return {"fullUrl": f"urn:uuid:{rid}", "resource": resource}

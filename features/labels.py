@@ -114,7 +114,6 @@ def _build() -> dict[str, FeatureLabel]:
         "ast_to_alt": FeatureLabel("AST/ALT 비", "AST/ALT ratio", digits=2),
         "pulse_pressure": FeatureLabel("맥압", "Pulse pressure", "mmHg"),
         "bp_category": FeatureLabel("혈압 단계", "Blood pressure stage", codes=_CODE_WORDS["bp_category"]),
-        "prior_exams": FeatureLabel("이전 검진 횟수", "Earlier checkups"),
         "years_since_last_exam": FeatureLabel("직전 검진 후 경과", "Time since last checkup", "duration", digits=1,
                                               missing=_NO_HISTORY),
         "pct_change_egfr": FeatureLabel("직전 검진 대비 eGFR 변화율", "eGFR change since last checkup", "%",

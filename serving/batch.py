@@ -64,6 +64,7 @@ from features.eligibility import HISTORY_INPUTS as ELIGIBILITY_HISTORY_INPUTS
 from features.readers import iter_checkups, read_checkups, write_rejects
 from features.validation import split_valid
 from models.bundle import RiskModel
+from serving.scoring import Scorer
 
 ENGINES = ("pandas", "dask")
 DEFAULT_CHUNK_ROWS = 200_000
@@ -169,12 +170,14 @@ def _fast_explain(fast, X: np.ndarray, outcome: str) -> np.ndarray:
     return np.concatenate(parts).astype(float, copy=False)
 
 
-def _top_k(contrib: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _top_k(contrib: np.ndarray, k: int, unlisted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Column indices and values of the k largest |contributions| per row, largest first
-    (ties by feature order)."""
+    (ties by feature order); entries where ``unlisted`` is True rank last (the caller blanks them)."""
     n, f = contrib.shape
     k = min(k, f)
     a = np.abs(contrib)
+    if unlisted is not None:
+        a = np.where(unlisted, -1.0, a)
     if k < f:
         part = np.argpartition(-a, k - 1, axis=1)[:, :k]
         part.sort(axis=1)
@@ -207,9 +210,12 @@ def _explain_top_k(
                 c = _fast_explain(fast, np.ascontiguousarray(Xn[m]), o)
             else:
                 c = model.explain_features(X.loc[m], o)[0]
-            idx, val = _top_k(c, kk)
-            names[m, :kk] = names_all[idx]
-            values[m, :kk] = val
+            # Absent history ("no earlier checkup") is never listed as a factor, as in /score.
+            unlisted = Scorer.unlisted_history(Xn[m] if Xn is not None else X.loc[m].to_numpy(dtype=float))
+            idx, val = _top_k(c, kk, unlisted)
+            shown = ~np.take_along_axis(unlisted, idx, axis=1)
+            names[m, :kk] = np.where(shown, names_all[idx], None)
+            values[m, :kk] = np.where(shown, val, np.nan)
         out[o] = (names, values)
     return out
 

@@ -66,8 +66,10 @@ PREFETCH = {
     "conditions": "Condition?patient={{context.patientId}}",
     "medications": "MedicationStatement?patient={{context.patientId}}",
     "medicationRequests": "MedicationRequest?patient={{context.patientId}}&status=active",
+    # Family history (positives, and "No family history of ..." negatives) for the family fields.
+    "familyHistory": "FamilyMemberHistory?patient={{context.patientId}}",
 }
-OPTIONAL_PREFETCH = ("conditions", "medications", "medicationRequests")
+OPTIONAL_PREFETCH = ("conditions", "medications", "medicationRequests", "familyHistory")
 INDICATOR = {"low": "info", "moderate": "info", "high": "warning", "very_high": "critical"}
 _RANK = {"low": 0, "moderate": 1, "high": 2, "very_high": 3}
 REPORT_TTL_S = 3600
@@ -437,7 +439,7 @@ async def cds_patient_view(request: Request, svc=Depends(_service)) -> JSONRespo
         if patient.get("id") != call.context.patientId:
             return _fhir_error([Issue("prefetch.patient", "is not the patient in context.patientId")], 422)
         resources = [e for k in ("observations", *OPTIONAL_PREFETCH) for e in _prefetched_resources(prefetch, k)]
-        checkup = read_patient(patient, resources)
+        checkup = read_patient(patient, resources, visit_window_days=svc.fhir_visit_days)
         age = checkup.record.get("age")
         low, high = BY_NAME["age"].low, BY_NAME["age"].high
         if age is None or not low <= age <= high:
@@ -500,7 +502,7 @@ async def fhir_risk_assessment(request: Request, svc=Depends(_service)) -> JSONR
         if not isinstance(bundle, dict):
             raise FhirInputError([Issue("body", "must be a FHIR Bundle")])
         _validate_fhir(bundle, where="Bundle")
-        checkup = read_bundle(bundle)
+        checkup = read_bundle(bundle, visit_window_days=svc.fhir_visit_days)
         records, dropped = validate_records(checkup)
     except FhirInputError as e:
         return _fhir_error(e.issues, e.status)

@@ -30,25 +30,28 @@ STALE_ENV = "CHECKUP_RISK_STALE_AFTER_DAYS"
 
 # Columns of the model matrix that describe earlier checkups; NaN there means "no earlier record".
 _LONGITUDINAL_IDX = np.array([FEATURES.index(f) for f in LONGITUDINAL_FEATURES if f in FEATURES], dtype=np.int64)
-# A count of earlier exams is 0, not NaN, without history; "0 earlier checkups" is no factor either.
-_PRIOR_EXAMS_IDX = FEATURES.index("prior_exams") if "prior_exams" in FEATURES else None
+
+
+def positive_int_from_env(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A positive whole number from the environment, else `default`.
+
+    A bad value stops start-up with a message naming the variable, rather than silently using
+    the default: a site that set it meant something else."""
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+    return value
 
 
 def stale_after_days_from_env(environ: Mapping[str, str]) -> int:
-    """`CHECKUP_RISK_STALE_AFTER_DAYS` (a positive whole number of days), else the default.
-
-    A bad value stops start-up with a message naming the variable, rather than silently using
-    the default: a site that set it meant something else than two years."""
-    raw = environ.get(STALE_ENV)
-    if raw is None or raw.strip() == "":
-        return DEFAULT_STALE_AFTER_DAYS
-    try:
-        days = int(raw.strip())
-    except ValueError:
-        raise ValueError(f"{STALE_ENV} must be a whole number of days, not {raw!r}") from None
-    if days < 1:
-        raise ValueError(f"{STALE_ENV} must be at least 1 day, not {days}")
-    return days
+    """`CHECKUP_RISK_STALE_AFTER_DAYS` (a positive whole number of days), else two years."""
+    return positive_int_from_env(environ, STALE_ENV, DEFAULT_STALE_AFTER_DAYS)
 
 
 def _round(x: float, digits: int) -> float:
@@ -139,8 +142,6 @@ class Scorer:
         it only says the history lacks something (no earlier checkup, no earlier lipid panel)."""
         hidden = np.zeros(X.shape, dtype=bool)
         hidden[:, _LONGITUDINAL_IDX] = np.isnan(X[:, _LONGITUDINAL_IDX])
-        if _PRIOR_EXAMS_IDX is not None:
-            hidden[:, _PRIOR_EXAMS_IDX] = X[:, _PRIOR_EXAMS_IDX] == 0
         return hidden
 
     def score_records(self, records: list[dict], explain: bool = True, top_k: int = 5,

@@ -24,12 +24,15 @@ from serving import cds
 from serving.auth import BearerAuth
 from serving.cds_auth import CdsVerifier
 from serving.schemas import Checkup, ReportRequest, ScoreRequest, errors_from
-from serving.scoring import stale_after_days_from_env
+from features.fhir import VISIT_DAYS
+from serving.scoring import positive_int_from_env, stale_after_days_from_env
 
 HOME = Path(os.environ.get("CHECKUP_RISK_HOME", "./.checkup-risk")).resolve()
 WORKERS = int(os.environ.get("CHECKUP_RISK_WORKERS", "2"))
 # Days after which a checkup is stale (its one-year window has passed): flagged in every result.
 STALE_AFTER_DAYS = stale_after_days_from_env(os.environ)
+# Observations less than this many days after a visit's first day belong to that visit (FHIR, CDS).
+FHIR_VISIT_DAYS = positive_int_from_env(os.environ, "CHECKUP_RISK_FHIR_VISIT_DAYS", VISIT_DAYS)
 # Small requests (about 1 ms) are scored on the event loop: a thread hop would cost as much as the
 # work. Larger batches go to the thread pool so that probes keep answering.
 INLINE_RECORDS = 8
@@ -77,6 +80,7 @@ class RiskService:
         model = RiskModel.load(self.bento_model.path_of(store.BUNDLE_SUBPATH))
         self.version = str(self.bento_model.info.labels["mlflow_version"])
         self.scorer = Scorer(model, self.version, stale_after_days=STALE_AFTER_DAYS)
+        self.fhir_visit_days = FHIR_VISIT_DAYS
         self.cds_verifier = CdsVerifier.from_env(HOME)
         self.recent_records = cds.RecentRecords(HOME / "recent_records.sqlite")
         self.feedback = cds.FeedbackLog(HOME / "cds_feedback.sqlite")

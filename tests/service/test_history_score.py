@@ -166,7 +166,7 @@ def test_absent_history_is_never_listed_but_still_adds_up(client, scorer):
     X = feature_matrix(Columns.from_records([rec]))
     raw = scorer._predict_explain(X, explain=True)
     longitudinal = set(LONGITUDINAL_FEATURES)
-    hidden = [j for j, f in enumerate(FEATURES) if f in longitudinal and (np.isnan(X[0, j]) or f == "prior_exams")]
+    hidden = [j for j, f in enumerate(FEATURES) if f in longitudinal and np.isnan(X[0, j])]
     assert hidden  # a single checkup has no history at all
     for o, risk in alone["risks"].items():
         if not risk["applicable"]:

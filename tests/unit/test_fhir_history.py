@@ -80,7 +80,7 @@ def test_labs_spread_over_three_days_are_one_visit():
     assert got.records[1]["fasting_glucose"] == 101.0 and got.records[1]["serum_creatinine"] == EXAMPLE_RECORD["serum_creatinine"]
 
 
-def test_visit_window_is_configurable(monkeypatch):
+def test_visit_window_is_configurable():
     bundle = to_bundle(_record("2025-05-20", 54))
     _add(bundle, _observation("late-sbp", "8480-6", "2025-05-30",
                               valueQuantity={"value": 150, "unit": "mmHg", "code": "mm[Hg]"}))
@@ -89,8 +89,11 @@ def test_visit_window_is_configurable(monkeypatch):
     # ... and part of the same visit with a 14-day window, where the later value wins.
     got = read_bundle(bundle, visit_window_days=14)
     assert [r["exam_date"] for r in got.records] == ["2025-05-20"] and got.record["sbp"] == 150
-    monkeypatch.setenv("CHECKUP_RISK_FHIR_VISIT_DAYS", "14")
-    assert len(read_bundle(bundle).records) == 1
+    # The service reads the window once at start-up (CHECKUP_RISK_FHIR_VISIT_DAYS) and passes it in.
+    from serving.scoring import positive_int_from_env
+
+    days = positive_int_from_env({"CHECKUP_RISK_FHIR_VISIT_DAYS": "14"}, "CHECKUP_RISK_FHIR_VISIT_DAYS", 7)
+    assert len(read_bundle(bundle, visit_window_days=days).records) == 1
 
 
 def test_window_is_anchored_at_the_first_day_not_chained():
@@ -115,11 +118,11 @@ def test_newest_usable_value_wins_within_a_visit():
     assert got.ignored == 1
 
 
-def test_history_older_than_five_years_before_the_newest_checkup_is_cut():
+def test_every_checkup_is_history_unless_a_window_is_asked_for():
     records = [_record("2017-03-01", 46), *three_checkups()]
-    got = read_bundle(to_bundle(records))
+    assert len(read_bundle(to_bundle(records)).records) == 4  # as every earlier row of a file
+    got = read_bundle(to_bundle(records), history_window_years=5)
     assert [r["exam_date"] for r in got.records] == ["2021-05-10", "2023-05-15", "2025-05-20"]
-    assert len(read_bundle(to_bundle(records), history_window_years=10).records) == 4
 
 
 def test_undated_observation_fills_only_what_the_newest_checkup_lacks():

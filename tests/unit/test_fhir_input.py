@@ -33,10 +33,14 @@ def test_round_trip_of_the_example_record():
     got = read_bundle(to_bundle(record)).record
     for name in ("sex", "age", "sbp", "dbp", "fasting_glucose", "ldl", "hdl", "triglycerides", "serum_creatinine",
                  "urine_protein", "smoking_status", "height_cm", "weight_kg", "waist_cm", "history_hypertension",
-                 "on_statin", "family_history_cvd"):
+                 "on_statin", "family_history_cvd", "drinking", "activity_days_per_week"):
         assert got[name] == pytest.approx(record[name]), name
     assert got["exam_date"] == record["exam_date"]
-    # Absence of a Condition is not evidence of absence: such fields stay missing, never 0.
+    # The record's 0s are written as refuted Conditions, not-taken statements, "no family history".
+    for name in ("history_stroke", "on_diabetes_medication", "family_history_diabetes"):
+        assert record[name] == 0 and got[name] == 0, name
+    # Absence of a Condition is not evidence of absence: a field the record leaves missing stays missing.
+    got = read_bundle(to_bundle({k: v for k, v in record.items() if k != "history_stroke"})).record
     assert "history_stroke" not in got
 
 
@@ -170,7 +174,10 @@ def test_icd10_conditions_and_atc_medications():
                   "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "A10BA02"}]}})
     got = read_bundle(bundle).record
     assert got["history_diabetes"] == 1 and got["on_antihypertensive"] == 1
-    assert "history_stroke" not in got and "on_diabetes_medication" not in got
+    # A refuted Condition is a "no"; a stopped statement says nothing about now (the example's 0 stays).
+    assert got["history_stroke"] == 0
+    assert "on_diabetes_medication" not in read_bundle(
+        {**bundle, "entry": [e for e in bundle["entry"] if not e["resource"].get("id", "").endswith("-no")]}).record
 
 
 def test_data_absent_reason_is_missing_not_an_error():
