@@ -2,7 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.derive import HISTORY_INPUTS, LONGITUDINAL_FEATURES, FEATURES, bp_category, build_features, egfr_ckd_epi_2021
+from features.derive import (
+    FEATURES, HISTORY_INPUTS, LONGITUDINAL_FEATURES, bp_category, build_features, egfr_ckd_epi_2021,
+)
 
 
 @pytest.mark.parametrize(
