@@ -41,12 +41,20 @@ RETRAINING = [
         "assert report.success, report.critical_failures\n"
         "print(report.evaluated, 'expectations passed')"
     ),
-    new_markdown_cell("## 3. Train the first model and make it champion"),
+    new_markdown_cell(
+        "## 3. Train the first model and make it champion\n\n"
+        "With no champion yet, the gate still checks calibration on the held-out persons; a small "
+        "cohort may fail it (the decision says why). This walk-through then makes it champion by hand "
+        "so that the next steps have something to compare with: never do that with a model you serve."
+    ),
     new_code_cell(
+        "from training import registry\n"
         "from training.train import train, summary_table\n"
         "first = train(data, promote=True, seed=0, say=lambda s: None)\n"
         "print(summary_table(first.metrics))\n"
-        "print(first.decision)"
+        "print(first.decision)\n"
+        "if not first.promoted:\n"
+        "    registry.set_alias(registry.CHAMPION, first.version)"
     ),
     new_markdown_cell("## 4. Train a challenger and compare it with the champion in MLflow"),
     new_code_cell(
