@@ -66,6 +66,13 @@ TREND_FIELDS: tuple[str, ...] = ("weight_kg", "bmi", "waist_cm", "sbp", "dbp", "
 # Changes reported as a percentage of the previous value (see pct_change_egfr below).
 PCT_CHANGE_FIELDS: tuple[str, ...] = ("egfr",)
 CARRIED_LIPIDS: tuple[str, ...] = ("total_cholesterol", "hdl", "ldl", "triglycerides")
+# Answers that stay true once given: a diagnosis does not heal and a relative's disease does not go
+# away. A later checkup that leaves one blank (or says no) still has it; FHIR Conditions and
+# eligibility read them the same way, so every path sees the same person.
+LASTING_FLAGS: tuple[str, ...] = (
+    "history_stroke", "history_heart_disease", "history_hypertension", "history_diabetes",
+    "history_dyslipidemia", "family_history_cvd", "family_history_diabetes",
+)
 
 # No count of earlier checkups: it would count the rows that happen to be in the file or request (a
 # data-window artefact), so the same checkup would score differently with a longer or shorter
@@ -93,6 +100,7 @@ HISTORY_INPUTS: tuple[str, ...] = tuple(dict.fromkeys(
     HISTORY_KEYS
     + tuple(c for f in TREND_FIELDS + PCT_CHANGE_FIELDS for c in _DERIVED_INPUTS.get(f, (f,)))
     + CARRIED_LIPIDS
+    + LASTING_FLAGS
 ))
 
 FEATURES: tuple[str, ...] = RAW_FEATURES + DERIVED_FEATURES + LONGITUDINAL_FEATURES
@@ -260,7 +268,7 @@ def longitudinal_features(cols: Columns, derived: dict[str, np.ndarray]) -> dict
     """
     n = cols.n
     if n <= 1 or "person_id" not in cols or "exam_date" not in cols:
-        return {k: np.full(n, np.nan) for k in LONGITUDINAL_FEATURES}
+        return {k: np.full(n, np.nan) for k in LONGITUDINAL_FEATURES + LASTING_FLAGS}
     pid = cols["person_id"]
     missing_pid = pd.isna(pid)
     date = cols["exam_date"]
@@ -306,6 +314,14 @@ def longitudinal_features(cols: Columns, derived: dict[str, np.ndarray]) -> dict
         res[f"last_{f}"] = np.where(found, _num(cols, f)[order][idx], np.nan)
     res["years_since_lipids"] = np.where(found, (day - day[idx]) / 365.25, np.nan)
 
+    # A lasting flag set at any earlier checkup (1), else NaN: feature_matrix lets it override.
+    positions = np.arange(n)
+    for f in LASTING_FLAGS:
+        last_yes = np.maximum.accumulate(np.where(_num(cols, f)[order] == 1, positions, -1))
+        prev_yes = np.full(n, -1)
+        prev_yes[1:] = last_yes[:-1]
+        res[f] = np.where(same & (prev_yes >= run_start), 1.0, np.nan)
+
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n)
     return {k: np.asarray(v, dtype=float)[inverse] for k, v in res.items()}
@@ -318,11 +334,14 @@ def feature_matrix(data: "pd.DataFrame | Columns") -> np.ndarray:
     longitudinal = longitudinal_features(cols, derived)
     out = np.empty((cols.n, len(FEATURES)), dtype=float)
     for j, f in enumerate(FEATURES):
-        v = derived.get(f)
-        if v is None:
-            v = longitudinal.get(f)
-        if v is None:
-            v = _num(cols, f)
+        if f in LASTING_FLAGS:
+            v = np.where(longitudinal[f] == 1, 1.0, _num(cols, f))
+        else:
+            v = derived.get(f)
+            if v is None:
+                v = longitudinal.get(f)
+            if v is None:
+                v = _num(cols, f)
         out[:, j] = v
     return out
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from features.derive import FEATURES, LONGITUDINAL_FEATURES, age_band, build_features, is_male
+from features.derive import FEATURES, age_band, build_features, is_male
 from features.eligibility import eligibility
 from features.schema import OUTCOMES
 from models.logistic import LogisticRisk
@@ -191,10 +191,11 @@ class RiskModel:
         valid_cut = int(round(100 * self.valid_share))
         calib_cut = valid_cut + int(round(100 * self.calibration_share))
         role = np.where(bucket < valid_cut, "valid", np.where(bucket < calib_cut, "calib", "train"))
-        # Training rows: every record, then the history-dropout copies (same person, same split).
-        src, copy = self._history_dropout_rows(X)
-        Xt = X.iloc[src].reset_index(drop=True)
-        Xt.loc[copy, list(LONGITUDINAL_FEATURES)] = np.nan
+        # Training rows: every record, then the history-dropout copies (same person, same split),
+        # whose features are built exactly as for a checkup sent alone.
+        X_alone = build_features(records.drop(columns=["person_id"]))
+        src, copy = self._history_dropout_rows(X, X_alone)
+        Xt = pd.concat([X, X_alone.iloc[src[copy]]], ignore_index=True)
 
         self.feature_names_ = FEATURES
         self.models_: dict[str, OutcomeModel] = {}
@@ -218,13 +219,14 @@ class RiskModel:
         self.trained_persons_ = np.unique(person_hashes(records["person_id"], self.person_salt_))
         return self
 
-    def _history_dropout_rows(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def _history_dropout_rows(self, X: pd.DataFrame, X_alone: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(source row of each training row, whether it is a copy without history).
 
-        Copies are made of a seeded random `history_dropout` share of the rows that have history
-        (rows without history already look like a checkup scored alone)."""
+        Copies are made of a seeded random `history_dropout` share of the rows whose history
+        changes their features (the others already look like a checkup scored alone)."""
         n = len(X)
-        has_history = X[list(LONGITUDINAL_FEATURES)].notna().any(axis=1).to_numpy()
+        a, b = X.to_numpy(), X_alone.to_numpy()
+        has_history = ~((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
         draw = np.random.default_rng(self.random_state).random(n)
         copied = np.flatnonzero(has_history & (draw < self.history_dropout))
         src = np.concatenate([np.arange(n), copied])

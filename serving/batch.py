@@ -56,7 +56,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features import schema
-from features.derive import CARRIED_LIPIDS, FEATURES, build_features
+from features.derive import CARRIED_LIPIDS, FEATURES, LASTING_FLAGS, build_features
 from features.derive import HISTORY_INPUTS as DERIVE_HISTORY_INPUTS
 from features.eligibility import ALL_FLAGS, eligibility
 from features.eligibility import GROUPS as _ELIGIBILITY_GROUPS
@@ -344,7 +344,7 @@ def _last_per_person(part: pd.DataFrame, mask: np.ndarray) -> np.ndarray:
 
 def _history_masks(part: pd.DataFrame) -> list[np.ndarray]:
     """Rows a later checkup may read: one mask per measure group or lipid panel (recorded) and per
-    flag (set)."""
+    flag (set): eligibility's flags and the lasting answers the features carry forward."""
     masks = []
     groups = list(_ELIGIBILITY_GROUPS.values()) + [(CARRIED_LIPIDS[0],)]
     for fields in groups:
@@ -352,7 +352,7 @@ def _history_masks(part: pd.DataFrame) -> list[np.ndarray]:
         cols = [c for c in cols if c in part.columns]
         if cols:
             masks.append(part[cols].notna().any(axis=1).to_numpy())
-    for f in ALL_FLAGS:
+    for f in dict.fromkeys(ALL_FLAGS + LASTING_FLAGS):
         if f in part.columns:
             masks.append((pd.to_numeric(part[f], errors="coerce") == 1).to_numpy())
     return masks

@@ -98,6 +98,8 @@ def test_streaming_equals_whole_file(model, data, reference, tmp_path, chunk_row
 def test_history_features_equal_whole_frame_features(data):
     """The state itself: chunk features with history == whole-frame features, column by column."""
     _, records, _ = read_whole(data[0])
+    # Family history answered once, blank afterwards: a lasting answer the features carry forward.
+    records.loc[records.duplicated("person_id"), "family_history_cvd"] = np.nan
     whole = build_features(records)
     history = PersonHistory()
     parts = []
@@ -108,6 +110,7 @@ def test_history_features_equal_whole_frame_features(data):
     streamed = pd.concat(parts)
     pd.testing.assert_frame_equal(streamed, whole, check_exact=False, rtol=0, atol=1e-12)
     assert (streamed["years_since_last_exam"] > 0).any() and streamed["last_hdl"].notna().any()
+    assert (streamed.loc[records.duplicated("person_id"), "family_history_cvd"] == 1).any()
 
 
 def test_history_eligibility_equals_whole_frame(data):

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from features.derive import (
-    FEATURES, HISTORY_INPUTS, LONGITUDINAL_FEATURES, bp_category, build_features, egfr_ckd_epi_2021,
+    FEATURES, LASTING_FLAGS, HISTORY_INPUTS, LONGITUDINAL_FEATURES, bp_category, build_features, egfr_ckd_epi_2021,
 )
 
 
@@ -125,6 +125,8 @@ def _history_frame() -> pd.DataFrame:
         "total_cholesterol": rng.normal(195, 20, n), "hdl": rng.normal(52, 6, n), "ldl": rng.normal(115, 15, n),
         "triglycerides": rng.normal(140, 20, n), "ast": rng.normal(24, 3, n), "alt": rng.normal(22, 3, n),
         "hemoglobin": rng.normal(14, 1, n), "smoking_status": [1.0, 1.0, 3.0, 1.0, 2.0, 2.0],
+        # Lasting answers given at an earlier checkup, blank or "no" at the latest one.
+        **{f: [0.0, 1.0, np.nan, 1.0, np.nan, 0.0] for f in LASTING_FLAGS},
     })
 
 
@@ -142,12 +144,23 @@ def test_history_inputs_are_all_the_longitudinal_features_read():
             continue  # keys (tested above: other persons are not history); age_group only backs up age
         less = full.copy()
         less.loc[~less.index.isin(latest), col] = np.nan
-        changed = build_features(less).loc[latest, list(LONGITUDINAL_FEATURES)]
-        assert not changed.equals(build_features(full).loc[latest, list(LONGITUDINAL_FEATURES)]), col
+        changed = build_features(less).loc[latest, list(LONGITUDINAL_FEATURES + LASTING_FLAGS)]
+        assert not changed.equals(build_features(full).loc[latest, list(LONGITUDINAL_FEATURES + LASTING_FLAGS)]), col
+
+
+def test_lasting_answers_carry_forward_but_never_backward():
+    full = _history_frame()
+    X = build_features(full)
+    for f in LASTING_FLAGS:
+        # a: 0, 1, blank -> the latest has it; b: 1, blank, "no" -> both later ones have it.
+        assert X[f].tolist()[:3] == [0.0, 1.0, 1.0] and X[f].tolist()[3:] == [1.0, 1.0, 1.0]
+    alone = build_features(full.drop(columns=["person_id"]))
+    assert alone["history_diabetes"].isna().sum() == 2  # without history, only what each row says
 
 
 def test_features_do_not_count_the_rows_in_the_window():
-    full = _history_frame()
+    # (Lasting answers given at a dropped checkup do change later ones: tested above.)
+    full = _history_frame().drop(columns=list(LASTING_FLAGS))
     # The same checkup with one or two earlier checkups in the window (same previous one): same features.
     shorter = full.drop(index=[0, 3])
     pd.testing.assert_frame_equal(build_features(full).loc[[2, 5]], build_features(shorter).loc[[2, 5]])
