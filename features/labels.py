@@ -224,3 +224,202 @@ def judgement(feature: str, sex: str | None) -> Judgement | None:
     if isinstance(j, dict):
         return j.get(sex or "")
     return j
+
+
+# -- Korean class cut-offs (declared once: the report, the cards and the feature groups read them) --
+
+
+@dataclass(frozen=True)
+class Band:
+    """One named class of a measure: its lower bound (inclusive), words per language, and the
+    judgement level it is drawn with (normal / borderline / disease)."""
+
+    key: str
+    low: float
+    ko: str
+    en: str
+    level: Level
+
+    def name(self, lang: Lang) -> str:
+        return self.ko if lang == "ko" else self.en
+
+
+# Korean Society for the Study of Obesity (KSSO 2022): the Asian BMI classes, lower than the WHO
+# ones because Koreans carry more risk at the same BMI.
+BMI_CLASSES: tuple[Band, ...] = (
+    Band("underweight", -math.inf, "저체중 <18.5", "underweight <18.5", "borderline"),
+    Band("normal", 18.5, "정상 18.5–22.9", "normal 18.5–22.9", "normal"),
+    Band("pre_obesity", 23.0, "비만전단계 23–24.9", "pre-obesity 23–24.9", "borderline"),
+    Band("obesity_1", 25.0, "1단계 비만 25–29.9", "obesity stage 1 (25–29.9)", "disease"),
+    Band("obesity_2", 30.0, "2단계 비만 30–34.9", "obesity stage 2 (30–34.9)", "disease"),
+    Band("obesity_3", 35.0, "3단계 비만 ≥35", "obesity stage 3 (≥35)", "disease"),
+)
+# KSSO abdominal obesity: waist at or above these (cm).
+WAIST_CUTOFF_CM: dict[str, float] = {"M": 90.0, "F": 85.0}
+
+# Korean Society of Hypertension (2022) stages: (key, SBP lower bound, DBP lower bound, words,
+# level). A reading is in the highest stage that either of its numbers reaches.
+BP_STAGES: tuple[tuple[Band, float], ...] = (  # (stage with its SBP lower bound in `low`, DBP lower bound)
+    (Band("normal", -math.inf, "정상혈압 <120/<80", "normal <120/<80", "normal"), -math.inf),
+    (Band("elevated", 120.0, "주의혈압 120–129/<80", "elevated 120–129/<80", "borderline"), math.inf),
+    (Band("prehypertension", 130.0, "고혈압 전단계 130–139/80–89", "prehypertension 130–139/80–89", "borderline"),
+     80.0),
+    (Band("stage_1", 140.0, "1기 고혈압 140–159/90–99", "hypertension stage 1 (140–159/90–99)", "disease"), 90.0),
+    (Band("stage_2", 160.0, "2기 고혈압 ≥160/≥100", "hypertension stage 2 (≥160/≥100)", "disease"), 100.0),
+)
+BP_UNKNOWN: dict[str, str] = {"ko": "혈압 단계 판단 불가(한쪽 측정값 없음)",
+                              "en": "BP stage unknown (one reading missing)"}
+BP_AT_LEAST: dict[str, str] = {"ko": "{stage} 이상(한쪽 측정값 없음)", "en": "at least {stage} (one reading missing)"}
+
+
+def _missing(v: float | None) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def bmi_class(bmi: float | None) -> Band | None:
+    """The KSSO class of a BMI, None when it is missing."""
+    if _missing(bmi):
+        return None
+    return [b for b in BMI_CLASSES if bmi >= b.low][-1]
+
+
+def abdominal_obesity(waist_cm: float | None, sex: str | None) -> bool | None:
+    """KSSO abdominal obesity (waist >= 90 cm men, >= 85 cm women); None when it cannot be judged."""
+    if _missing(waist_cm) or sex not in WAIST_CUTOFF_CM:
+        return None
+    return waist_cm >= WAIST_CUTOFF_CM[sex]
+
+
+def bp_stage(sbp: float | None, dbp: float | None) -> tuple[Band, bool] | None:
+    """(KSH stage, complete) of a reading. With one number missing, the other can only show that the
+    stage is at least what it reaches; that is said (complete False) where it reaches
+    prehypertension or more, and nothing is said below that: a normal DBP with no SBP is not a
+    normal blood pressure. None when the stage cannot be judged."""
+    s_missing, d_missing = _missing(sbp), _missing(dbp)
+    if s_missing and d_missing:
+        return None
+    reached = [stage for stage, d_low in BP_STAGES
+               if (not s_missing and sbp >= stage.low) or (not d_missing and dbp >= d_low)]
+    stage = reached[-1]
+    if not (s_missing or d_missing):
+        return stage, True
+    if stage.key in ("normal", "elevated"):
+        return None
+    return stage, False
+
+
+def bp_stage_text(sbp: float | None, dbp: float | None, lang: Lang) -> tuple[str, Level | None]:
+    """The KSH stage in words and its level; "unknown" words (level None) where it cannot be judged."""
+    judged = bp_stage(sbp, dbp)
+    if judged is None:
+        return BP_UNKNOWN[lang], None
+    stage, complete = judged
+    if complete:
+        return stage.name(lang), stage.level
+    return BP_AT_LEAST[lang].format(stage=stage.name(lang)), stage.level
+
+
+# -- risks as a reader sees them (report, CDS cards and FHIR text use this one function) -----------
+
+NO_MEANINGFUL_CHANGE: dict[str, str] = {"ko": "의미 있는 변화 없음", "en": "no meaningful change"}
+_PP = {"ko": "%p", "en": " pp"}
+
+
+def risk_text(p: float) -> str:
+    """A probability with the significant figures a one-year risk deserves: "<0.1%", "0.4%", "2.3%",
+    "12%", ">99%". A model calibrated on a cohort does not know a risk to better than about a tenth
+    of a percent, nor a double-digit risk to better than a percentage point."""
+    a = 100.0 * float(p)
+    if a < 0.1:
+        return "<0.1%"
+    if a >= 99.5:
+        return ">99%"
+    if round(a, 1) < 10:
+        return f"{a:.1f}%"
+    return f"{a:.0f}%"
+
+
+def risk_resolution(p: float) -> float:
+    """The smallest step `risk_text` shows around p, as a probability (0.1 pp below 10 %, 1 pp above)."""
+    return 0.001 if round(100.0 * float(p), 1) < 10 else 0.01
+
+
+def risk_change_text(before: float, after: float, lang: Lang,
+                     interval: tuple[float, float] | list[float] | None = None) -> tuple[str, str]:
+    """(words, direction: down / up / same) for a change of risk. A change smaller than what the
+    risks are shown to (or, when the model gives an interval, smaller than its half-width) is "no
+    meaningful change": a reader should not act on a difference the numbers cannot carry."""
+    threshold = max(risk_resolution(before), risk_resolution(after))
+    if interval is not None:
+        low, high = interval
+        threshold = max(threshold, (float(high) - float(low)) / 2.0)
+    d = float(after) - float(before)
+    if abs(d) < threshold:
+        return NO_MEANINGFUL_CHANGE[lang], "same"
+    pp = 100.0 * abs(d)
+    number = f"{pp:.1f}" if round(pp, 1) < 10 else f"{pp:.0f}"
+    return f"{'−' if d < 0 else '+'}{number}{_PP[lang]}", "down" if d < 0 else "up"
+
+
+# -- feature groups: SHAP contributions in the measurements a clinician reads ---------------------
+
+
+@dataclass(frozen=True)
+class FeatureGroup:
+    """A measurement a clinician reads, with every model feature computed from it.
+
+    `main`: the feature whose value stands for the group (the contract's "value"), or None where
+    no single number does (history)."""
+
+    id: str
+    ko: str
+    en: str
+    main: str | None
+    features: tuple[str, ...]
+
+    def name(self, lang: Lang) -> str:
+        return self.ko if lang == "ko" else self.en
+
+
+_HISTORY_FLAGS = tuple(f for f in FEATURES if f.startswith(("history_", "on_", "family_history_")))
+
+# Every model feature in exactly one group (checked below, and by tests/unit/test_groups.py).
+# Decisions a reader may question:
+# - height belongs with weight and BMI (it only enters the model through body size); the
+#   waist-to-height ratio goes with waist, because waist is what a clinician would change.
+# - TyG = ln(TG x glucose / 2) goes wholly to glucose: it is used as an insulin-resistance
+#   (glycaemic) marker and predicts diabetes; splitting it would make a group's number depend on
+#   an arbitrary share. The fatty liver index (TG, BMI, GGT, waist) goes to the liver, whose
+#   condition it estimates.
+# - the time since the last checkup is its own group: it is about the record, not the body.
+FEATURE_GROUPS: tuple[FeatureGroup, ...] = (
+    FeatureGroup("age", "나이", "Age", "age_years", ("age_years",)),
+    FeatureGroup("sex", "성별", "Sex", "male", ("male",)),
+    FeatureGroup("weight", "체중·체질량지수", "Weight and BMI", "bmi",
+                 ("height_cm", "weight_kg", "bmi", "delta_weight_kg", "delta_bmi")),
+    FeatureGroup("waist", "허리둘레", "Waist circumference", "waist_cm",
+                 ("waist_cm", "waist_to_height", "delta_waist_cm")),
+    FeatureGroup("blood_pressure", "혈압", "Blood pressure", "sbp",
+                 ("sbp", "dbp", "pulse_pressure", "bp_category", "delta_sbp", "delta_dbp")),
+    FeatureGroup("glucose", "공복혈당", "Fasting glucose", "fasting_glucose",
+                 ("fasting_glucose", "tyg_index", "delta_fasting_glucose")),
+    FeatureGroup("lipids", "지질(콜레스테롤·중성지방)", "Lipids (cholesterol, triglycerides)", "ldl",
+                 ("total_cholesterol", "triglycerides", "hdl", "ldl", "non_hdl", "tg_to_hdl")
+                 + tuple(f"last_{f}" for f in CARRIED_LIPIDS) + ("years_since_lipids",)),
+    FeatureGroup("kidney", "신장기능", "Kidney function", "egfr",
+                 ("serum_creatinine", "egfr", "urine_protein", "pct_change_egfr")),
+    FeatureGroup("liver", "간기능", "Liver enzymes", "alt",
+                 ("ast", "alt", "ggt", "ast_to_alt", "fatty_liver_index", "delta_ggt")),
+    FeatureGroup("hemoglobin", "혈색소", "Hemoglobin", "hemoglobin", ("hemoglobin",)),
+    FeatureGroup("smoking", "흡연", "Smoking", "smoking_status", ("smoking_status", "current_smoker")),
+    FeatureGroup("drinking", "음주", "Drinking", "drinking", ("drinking",)),
+    FeatureGroup("activity", "신체활동", "Physical activity", "activity_days_per_week", ("activity_days_per_week",)),
+    FeatureGroup("history", "병력·복약·가족력", "History, medication, family history", None, _HISTORY_FLAGS),
+    FeatureGroup("interval", "직전 검진 후 경과", "Time since last checkup", "years_since_last_exam",
+                 ("years_since_last_exam",)),
+)
+GROUPS: dict[str, FeatureGroup] = {g.id: g for g in FEATURE_GROUPS}
+GROUP_OF: dict[str, str] = {f: g.id for g in FEATURE_GROUPS for f in g.features}
+assert sum(len(g.features) for g in FEATURE_GROUPS) == len(GROUP_OF), "a feature is in two groups"
+assert set(GROUP_OF) == set(FEATURES), set(FEATURES) ^ set(GROUP_OF)
+assert all(g.main is None or g.main in g.features for g in FEATURE_GROUPS)

@@ -33,8 +33,10 @@ from features.derive import FEATURES, age_band, build_features, is_male
 from features.eligibility import eligibility
 from features.schema import OUTCOMES
 from models.logistic import LogisticRisk
+from models import interval as interval_
 from models import reference
 from models.outcomes import OUTCOME_SPECS
+from models import provenance
 from models.sample_size import riley_binary
 
 FORMAT_VERSION = 1
@@ -94,6 +96,18 @@ def fit_platt(margin: np.ndarray, y: np.ndarray, iterations: int = 50) -> tuple[
 
 
 @dataclass
+class Member:
+    """One resampled member of an outcome's interval ensemble (see `models.interval`): a booster fit
+    on half of the persons with the main model's setting and rounds, the logistic partner refit on
+    that half (None when the main model does not blend), and its own Platt calibration."""
+
+    booster: xgb.Booster
+    calib_a: float
+    calib_b: float
+    linear: LogisticRisk | None = None
+
+
+@dataclass
 class OutcomeModel:
     """A fitted outcome: booster, optional linear partner, recalibration, and how it was chosen.
 
@@ -107,6 +121,33 @@ class OutcomeModel:
     linear: LogisticRisk
     weight: float = 1.0
     info: dict = field(default_factory=dict)
+    # The interval ensemble (empty in bundles saved before it existed: no interval).
+    members: list[Member] = field(default_factory=list)
+
+    def member_logits(self, dmatrix: xgb.DMatrix, X: np.ndarray) -> np.ndarray:
+        """Calibrated log-odds of every member (n x B): same blend weight, each member's own partner
+        and calibration."""
+        out = np.empty((X.shape[0], len(self.members)))
+        for j, m in enumerate(self.members):
+            margin = m.booster.predict(dmatrix, output_margin=True).astype(float)
+            if self.weight < 1.0:
+                margin = self.weight * margin + (1.0 - self.weight) * m.linear.margin(X)
+            out[:, j] = m.calib_a + m.calib_b * margin
+        return out
+
+    @property
+    def interval_multiplier(self) -> float | None:
+        """Half-width of the interval in member standard deviations, or None without members."""
+        if len(self.members) < 2:
+            return None
+        return interval_.multiplier(len(self.members))
+
+    def probability_interval(self, dmatrix: xgb.DMatrix, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(low, high) nominal 95% interval around `probability`, or None without members."""
+        mult = self.interval_multiplier
+        if mult is None:
+            return None
+        return interval_.interval(self.probability(dmatrix, X), self.member_logits(dmatrix, X), mult)
 
     def raw_margin(self, dmatrix: xgb.DMatrix, X: np.ndarray) -> np.ndarray:
         margin = self.booster.predict(dmatrix, output_margin=True).astype(float)
@@ -158,6 +199,7 @@ class RiskModel:
         cv_below_events: int = 1500,
         cv_folds: int = 5,
         history_dropout: float = 1.0,
+        interval_members: int = 6,
         random_state: int = 0,
         n_jobs: int | None = None,
     ) -> None:
@@ -172,6 +214,7 @@ class RiskModel:
         self.cv_below_events = cv_below_events
         self.cv_folds = cv_folds
         self.history_dropout = history_dropout
+        self.interval_members = interval_members
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -196,6 +239,8 @@ class RiskModel:
         X_alone = build_features(records.drop(columns=["person_id"]))
         src, copy = self._history_dropout_rows(X, X_alone)
         Xt = pd.concat([X, X_alone.iloc[src[copy]]], ignore_index=True)
+        # Person of each row (for the interval members' resampling of persons).
+        person = np.unique(records["person_id"].astype(str).to_numpy(), return_inverse=True)[1]
 
         self.feature_names_ = FEATURES
         self.models_: dict[str, OutcomeModel] = {}
@@ -208,7 +253,8 @@ class RiskModel:
             rows = eligible[outcome].to_numpy() & ~np.isnan(y)
             if progress:
                 progress(outcome)
-            self.models_[outcome] = self._fit_outcome(spec, Xt, y[src], rows[src], role[src], bucket[src], ~copy)
+            self.models_[outcome] = self._fit_outcome(spec, Xt, y[src], rows[src], role[src], bucket[src], ~copy,
+                                                      person=person[src])
             self.models_[outcome].info["history_dropout_rows"] = int((rows[src] & copy).sum())
             fitted_rows[outcome] = rows
         del self._client  # a runtime resource, not learned state
@@ -217,6 +263,8 @@ class RiskModel:
         # bundle answers "was this person in training?" for a given ID and reveals nothing else.
         self.person_salt_ = secrets.token_bytes(16)
         self.trained_persons_ = np.unique(person_hashes(records["person_id"], self.person_salt_))
+        # Synthetic or real, persons, checkups, exam dates: a synthetic model must say so wherever it speaks.
+        self.training_data_ = provenance.detect(records)
         return self
 
     def _history_dropout_rows(self, X: pd.DataFrame, X_alone: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -283,7 +331,8 @@ class RiskModel:
         return booster
 
     def _fit_outcome(self, spec, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, role: np.ndarray,
-                     bucket: np.ndarray, original: np.ndarray | None = None) -> OutcomeModel:
+                     bucket: np.ndarray, original: np.ndarray | None = None,
+                     person: np.ndarray | None = None) -> OutcomeModel:
         """Choose regularisation and rounds, the blend with the linear partner, and the calibration.
 
         With many events: one train / validation / calibration split of persons, calibration fit on
@@ -293,7 +342,8 @@ class RiskModel:
         are refit on all rows; the calibration is then cross-validated, not held out.
 
         `original` marks the records themselves (not history-dropout copies): sizes, event counts
-        and the choice of mode count real checkups only.
+        and the choice of mode count real checkups only. `person` (a code per row) groups rows for
+        the interval members' resampling; without it the 100 person buckets are the units.
         """
         original = np.ones(len(y), dtype=bool) if original is None else original
         events = int(y[rows & original].sum())
@@ -321,6 +371,9 @@ class RiskModel:
             model = OutcomeModel(booster=booster, calib_a=0.0, calib_b=1.0, linear=linears[0], weight=weight)
             margin = model.raw_margin(self._labelled_dmatrix(Xv, y, calib_idx), Xf[calib_idx])
             model.calib_a, model.calib_b = fit_platt(margin, y[calib_idx])
+        fit_idx, member_calib = (idx, None) if cv else (folds[0][0], calib_idx)
+        model.members = self._fit_members(spec.name, base, setting, model, Xv, Xf, y, fit_idx, member_calib,
+                                          bucket if person is None else person, constraints)
         model.info = {
             "mode": (f"{self.cv_folds}-fold cross-validation by person: setting, rounds and blend chosen and the "
                      "calibration fitted on out-of-fold predictions, final model refit on all rows (calibration "
@@ -330,11 +383,53 @@ class RiskModel:
             "calibration": "cross-validated (out-of-fold)" if cv else "held-out persons",
             "rows": n_rows, "events": events, "sample_size": sample_size, "setting": setting, "tried": tried,
             "blends": blends, "weight": weight, "rounds": booster.num_boosted_rounds(),
+            "interval": ({"members": len(model.members), "share": interval_.SUBSAMPLE, "level": interval_.LEVEL,
+                          "multiplier": model.interval_multiplier, "method": interval_.METHOD}
+                         if model.members else None),
             "choice": ("gradient boosting" if weight == 1.0 else
                        "logistic regression (ranked better on validation)" if weight == 0.0 else
                        f"blend: {weight:.2f} x gradient boosting + {1 - weight:.2f} x logistic regression"),
         }
         return model
+
+    def _fit_members(self, outcome: str, base: dict, setting: dict, model: OutcomeModel, Xv: np.ndarray,
+                     Xf: np.ndarray, y: np.ndarray, fit_idx: np.ndarray, calib_idx: np.ndarray | None,
+                     person: np.ndarray, constraints) -> list[Member]:
+        """`interval_members` members on random halves of the persons of `fit_idx` (the main booster's
+        training rows), same setting and rounds, no early stopping (see `models.interval`).
+
+        With `calib_idx` (split mode) each member refits the Platt calibration on a random half of the
+        calibration persons; without (cross-validated mode) it takes the main model's calibration."""
+        if self.interval_members < 2:
+            return []
+        rounds = model.booster.num_boosted_rounds()
+        # A seed per outcome and member, reproducible and independent of the outcome order.
+        key = int.from_bytes(hashlib.blake2b(outcome.encode(), digest_size=4).digest(), "little")
+        members = []
+        for j in range(self.interval_members):
+            rng = np.random.default_rng([self.random_state, key, j])
+            part = self._half_of_persons(fit_idx, person, rng)
+            if not 0 < y[part].sum() < len(part):
+                raise ValueError(f"{outcome}: a half-sample of persons has no events; more data are needed")
+            booster = self._train({**base, **setting, "seed": self.random_state + 1 + j}, Xv, y, part, None, rounds)
+            linear = self._fit_linear(Xf, y, part, constraints) if model.weight < 1.0 else None
+            member = Member(booster=booster, calib_a=model.calib_a, calib_b=model.calib_b, linear=linear)
+            if calib_idx is not None:
+                cal = self._half_of_persons(calib_idx, person, rng)
+                margin = booster.predict(self._labelled_dmatrix(Xv, y, cal), output_margin=True).astype(float)
+                if model.weight < 1.0:
+                    margin = model.weight * margin + (1.0 - model.weight) * linear.margin(Xf[cal])
+                member.calib_a, member.calib_b = fit_platt(margin, y[cal])
+            members.append(member)
+        return members
+
+    @staticmethod
+    def _half_of_persons(idx: np.ndarray, person: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The rows of `idx` that belong to a random `SUBSAMPLE` share of its persons (no replacement)."""
+        units = np.unique(person[idx])
+        take = max(1, int(round(interval_.SUBSAMPLE * len(units))))
+        chosen = rng.choice(units, size=take, replace=False)
+        return idx[np.isin(person[idx], chosen)]
 
     def _sample_size(self, outcome: str, rows: int, events: int) -> dict:
         """Riley et al.'s minimum size for this outcome (candidate parameters = features), with a
@@ -494,6 +589,7 @@ class RiskModel:
             "params": self.get_params(),
             "outcomes": {},
             "reference": REFERENCE_FILE,
+            "training_data": provenance.normalise(getattr(self, "training_data_", None)),
         }
         persons = getattr(self, "trained_persons_", None)
         if persons is not None:
@@ -538,6 +634,8 @@ class RiskModel:
         # Bundles saved before the reference percentiles existed load without them.
         ref = directory / manifest.get("reference", REFERENCE_FILE)
         model.reference_ = json.loads(ref.read_text())["tables"] if ref.exists() else {}
+        # Bundles saved before provenance was recorded load as kind "unknown".
+        model.training_data_ = provenance.normalise(manifest.get("training_data"))
         # Bundles saved before the hashed training persons existed load without them.
         persons = manifest.get("training_persons")
         if persons is not None:
@@ -565,6 +663,7 @@ class RiskModel:
             "cv_below_events": self.cv_below_events,
             "cv_folds": self.cv_folds,
             "history_dropout": self.history_dropout,
+            "interval_members": self.interval_members,
             "random_state": self.random_state,
             "n_jobs": self.n_jobs,
         }

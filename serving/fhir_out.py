@@ -17,6 +17,7 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 
 from features.fhir import SNOMED, FhirCheckup, Issue
 from models.outcomes import OUTCOME_SPECS
+from models.provenance import SYNTHETIC_WARNING
 
 MODEL_SYSTEM = "https://github.com/checkup-risk/checkup-risk/models"
 RISK_PROBABILITY = "http://terminology.hl7.org/CodeSystem/risk-probability"
@@ -38,11 +39,13 @@ def _rationale(result: dict, outcome: str, labels) -> str:
 
 def risk_assessments(checkup: FhirCheckup, result: dict, version: str, labels,
                      now: dt.datetime | None = None, history_checkups: int | None = None,
-                     stale: bool = False) -> list[dict]:
+                     stale: bool = False, synthetic: bool = False) -> list[dict]:
     """One RiskAssessment per applicable outcome of a scored record, as validated JSON dicts.
 
     `labels` turns a contribution into words for the rationale (e.g. "systolic BP 152 mmHg").
-    `history_checkups` (earlier checkups scored with it) and `stale` are said in `note`.
+    `history_checkups` (earlier checkups scored with it) and `stale` are said in `note`; so is
+    `synthetic` (a model trained on simulated people), since a RiskAssessment may be stored in the
+    record apart from the OperationOutcome that also says it.
     """
     now = now or dt.datetime.now(dt.timezone.utc)
     notes = [{"text": "probabilityDecimal is a fraction from 0 to 1 over the next year; a model estimate, "
@@ -53,6 +56,8 @@ def risk_assessments(checkup: FhirCheckup, result: dict, version: str, labels,
     if stale:
         notes.append({"text": f"The checkup of {result['exam_date']} is older than the staleness limit: this risk "
                               "describes the year after that checkup, not the coming year."})
+    if synthetic:
+        notes.append({"text": SYNTHETIC_WARNING[0].upper() + SYNTHETIC_WARNING[1:] + "."})
     out = []
     for outcome, risk in result["risks"].items():
         if not risk["applicable"]:

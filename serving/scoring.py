@@ -21,6 +21,7 @@ from features.derive import FEATURES, LONGITUDINAL_FEATURES, Columns, feature_ma
 from features.eligibility import applicability
 from features.schema import BY_NAME, KEY_INPUTS
 from models.bundle import RiskModel
+from models import provenance
 from models.outcomes import OUTCOME_SPECS
 
 # Two years: by then the one-year risk window after the exam has passed, with a year's grace for
@@ -109,6 +110,10 @@ class Scorer:
         self.version = version
         self.stale_after_days = int(stale_after_days)
         self.outcomes = tuple(model.models_)
+        # Where the model's training data came from (`models.provenance`); a synthetic model says so in
+        # every result, so no channel (/score, FHIR, CDS, report) can pass its numbers off as clinical.
+        self.training_data = provenance.normalise(getattr(model, "training_data_", None))
+        self.synthetic = provenance.is_synthetic(self.training_data)
         self.explainer = None
         try:
             from models.fast_explain import FastExplainer
@@ -203,6 +208,8 @@ class Scorer:
             stale = staleness(dates[i], today, self.stale_after_days)
             if stale is not None:
                 warnings.append(stale)
+            if self.synthetic:
+                warnings.append(provenance.SYNTHETIC_WARNING)
             results.append({
                 "person_id": r["person_id"],
                 "exam_date": dates[i].isoformat(),

@@ -33,6 +33,8 @@ WORKERS = int(os.environ.get("CHECKUP_RISK_WORKERS", "2"))
 STALE_AFTER_DAYS = stale_after_days_from_env(os.environ)
 # Observations less than this many days after a visit's first day belong to that visit (FHIR, CDS).
 FHIR_VISIT_DAYS = positive_int_from_env(os.environ, "CHECKUP_RISK_FHIR_VISIT_DAYS", VISIT_DAYS)
+# CDS gives risk cards from a model trained on synthetic people only when the site asks for it (demos).
+ALLOW_SYNTHETIC = cds.allow_synthetic_from_env(os.environ)
 # Small requests (about 1 ms) are scored on the event loop: a thread hop would cost as much as the
 # work. Larger batches go to the thread pool so that probes keep answering.
 INLINE_RECORDS = 8
@@ -81,6 +83,8 @@ class RiskService:
         self.version = str(self.bento_model.info.labels["mlflow_version"])
         self.scorer = Scorer(model, self.version, stale_after_days=STALE_AFTER_DAYS)
         self.fhir_visit_days = FHIR_VISIT_DAYS
+        # Read per CDS call, so a test (or an operator's debugger) can flip it on a running worker.
+        self.allow_synthetic = ALLOW_SYNTHETIC
         self.cds_verifier = CdsVerifier.from_env(HOME)
         self.recent_records = cds.RecentRecords(HOME / "recent_records.sqlite")
         self.feedback = cds.FeedbackLog(HOME / "cds_feedback.sqlite")
@@ -140,5 +144,6 @@ app.include_router(cds.router)
 
 @app.get("/model", summary="The model version this worker serves")
 def model_info(svc: RiskService = Depends(_service)) -> dict:
+    # `training_data`: synthetic / real (or unknown for older bundles), persons and checkups apart.
     return {"model_version": svc.version, "bento_model": str(svc.bento_model.tag),
-            "outcomes": list(svc.scorer.outcomes)}
+            "outcomes": list(svc.scorer.outcomes), "training_data": svc.scorer.training_data}

@@ -128,7 +128,9 @@ def model_card(version: str, metrics: dict, data: dict, decision: str | None = N
         "  are compared on ranking only.",
         "",
         "## Evaluation data",
-        f"- Held-out persons (never seen in fitting, validation or calibration): {metrics['n_records']:,} checkups.",
+        f"- Held-out persons (never seen in fitting, validation or calibration): {metrics['n_records']:,} checkups"
+        + (f"; {metrics['excluded_training_rows']:,} checkups of {metrics['excluded_training_persons']:,} training "
+           "persons left out." if metrics.get("excluded_training_rows") else "."),
         "",
         "## Training data",
         f"- Source file fingerprint: `{data.get('sha256', 'n/a')}`; {data.get('rows', 0):,} checkups of "
@@ -180,7 +182,7 @@ def evaluation_report(version: str, metrics: dict, figures_png: dict[str, bytes]
         sections.append(f"<h2>{html.escape(outcome)}: {html.escape(OUTCOME_SPECS[outcome].label_en)}</h2>")
         baselines = "".join(
             f"<tr><td>{html.escape(name)}</td><td>{_fmt(b.get('auroc'))}</td>"
-            f"<td>{html.escape(b.get('scale', '1-year'))}</td></tr>"
+            f"<td>{html.escape(b.get('note') or b.get('scale', '1-year'))}</td></tr>"
             for name, b in m["baselines"].items()
         )
         sections.append(f"<table border=1 cellpadding=3><tr><th>baseline</th><th>AUROC</th><th>scale</th></tr>"

@@ -256,7 +256,8 @@ def train(
                             "promotion.json")
             say(decision_text)
 
-        card = model_card(version, metrics, fingerprint, decision_text)
+        card = model_card(version, metrics, fingerprint, decision_text,
+                          model_info={o: m.info for o, m in model.models_.items()})
         mlflow.log_text(card, "model_card.md")
         mlflow.log_text(evaluation_report(version, metrics, pngs, card), "evaluation_report.html")
         registry.client().set_model_version_tag(registry.MODEL_NAME, version, "run_id", run.info.run_id)

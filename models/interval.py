@@ -1,0 +1,72 @@
+"""The model's own uncertainty about a probability: a nominal 95% interval from resampled members.
+
+Method (fitted in `models.bundle.RiskModel`, evaluated here and in `models.fast_explain`):
+
+* After an outcome's setting, rounds, blend weight and calibration are chosen, B member boosters
+  are fit, each on a random HALF of the persons (without replacement; a person's checkups and their
+  history-dropout copies travel together) of the rows the main booster was fit on, with the same
+  setting and the same number of rounds, without early stopping. When the main model blends in the
+  logistic partner, each member refits its partner on the same half. In the split mode each member
+  refits the Platt calibration on a random half of the calibration persons; in the cross-validated
+  mode (few events) the member uses the main model's calibration, as the main booster does.
+* For an estimator that is smooth in the data, the spread of half-sample estimates around the
+  full-sample one equals the spread of the full-sample estimate itself: with m of n units,
+  Var(theta_m - theta_n) ~ sigma^2 (1/m - 1/n), so the member spread times sqrt(m / (n - m)) estimates
+  the standard error; for halves the factor is 1 (half-sampling ~ the bootstrap, Efron 1982, ch. 6;
+  Politis & Romano 1994). It is cheaper than the bootstrap: each member sees half the rows.
+* On the calibrated log-odds scale, around the main model's own logit z:
+  z +/- t(0.975, B - 1) * factor * s, where s is the members' standard deviation about their mean.
+  Student's t, not 1.96: s comes from only B draws. Mapped back with the sigmoid, the interval always
+  contains the probability.
+
+What it is, and what it is not: this is the ESTIMATION uncertainty of the model's probability for
+people with this checkup (how much it would move if refit on another sample of the same size). It
+says nothing about what the checkup does not record; a person's own risk, which also depends on
+unrecorded physiology, scatters around the probability by more than this interval (see
+bench/bench_intervals.py for measured coverage of both targets).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+LEVEL = 0.95
+SUBSAMPLE = 0.5  # share of persons in each member's sample (half-sampling)
+METHOD = ("half-sampling of persons: members refit with the chosen setting and rounds on random halves of "
+          "the persons; logit +/- t(0.975, B-1) * sqrt(m/(n-m)) * member SD, around the model's logit")
+
+
+def scale_factor(share: float = SUBSAMPLE) -> float:
+    """sqrt(m / (n - m)): from the spread of m-of-n subsample estimates to the full sample's SE."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"subsample share must be in (0, 1), not {share}")
+    return float(np.sqrt(share / (1.0 - share)))
+
+
+def multiplier(members: int, level: float = LEVEL, share: float = SUBSAMPLE) -> float:
+    """Half-width of the interval in units of the members' standard deviation."""
+    if members < 2:
+        raise ValueError("an interval needs at least two members")
+    return float(stats.t.ppf(0.5 + level / 2.0, members - 1)) * scale_factor(share)
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 1e-15, 1.0 - 1e-15)
+    return np.log(p) - np.log1p(-p)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
+
+
+def interval(point: np.ndarray, member_logits: np.ndarray, mult: float) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) probabilities: around `point` (n probabilities), half-width `mult` times the
+    standard deviation (ddof=1) of `member_logits` (n x B calibrated log-odds)."""
+    point = np.asarray(point, dtype=float)
+    member_logits = np.asarray(member_logits, dtype=float).reshape(len(point), -1)
+    sd = member_logits.std(axis=1, ddof=1)
+    z = logit(point)
+    low, high = sigmoid(z - mult * sd), sigmoid(z + mult * sd)
+    # Exact containment despite rounding in logit/sigmoid round trips.
+    return np.minimum(low, point), np.maximum(high, point)

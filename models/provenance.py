@@ -1,0 +1,93 @@
+"""Where a bundle's training data came from: synthetic people or real checkups.
+
+A model that learned from the synthetic cohort (`checkup-risk synth`, and the default model that
+`checkup-risk serve` builds on a fresh machine) describes made-up people: its numbers must never
+reach a clinician as if they were about a patient. The bundle records the provenance at fit time
+(`RiskModel.training_data_`), the manifest keeps it, and the service, CDS, FHIR and the report say
+it. The synthetic cohort is recognised by the generator's `<outcome>_1y_true_risk` columns: real
+data cannot carry a person's true risk.
+
+Persons and checkups are counted apart: a cohort of 2,000 people has many more checkup rows, and
+"n" alone reads as people.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+import pandas as pd
+
+from features.schema import OUTCOMES, true_risk_column
+
+Kind = Literal["synthetic", "real", "unknown"]
+KINDS: tuple[str, ...] = ("synthetic", "real", "unknown")
+
+
+def unknown() -> dict[str, Any]:
+    """The provenance of a bundle saved before provenance was recorded: nothing is claimed."""
+    return {"kind": "unknown", "persons": None, "checkups": None, "first_exam": None, "last_exam": None}
+
+
+def _iso_day(value: Any) -> str | None:
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value).date().isoformat()
+
+
+def detect(records: pd.DataFrame) -> dict[str, Any]:
+    """The provenance of a training frame: kind, persons, checkups and the exam-date range.
+
+    `synthetic` when any `<outcome>_1y_true_risk` column is present (only the generator knows a
+    person's true risk), `real` otherwise."""
+    synthetic = any(true_risk_column(o) in records.columns for o in OUTCOMES)
+    dates = (pd.to_datetime(records["exam_date"], errors="coerce") if "exam_date" in records.columns
+             else pd.Series([], dtype="datetime64[ns]"))
+    return {
+        "kind": "synthetic" if synthetic else "real",
+        "persons": int(records["person_id"].nunique()) if "person_id" in records.columns else None,
+        "checkups": int(len(records)),
+        "first_exam": _iso_day(dates.min()) if len(dates) else None,
+        "last_exam": _iso_day(dates.max()) if len(dates) else None,
+    }
+
+
+def normalise(info: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A manifest's `training_data` as stored, or `unknown()` for an absent or unreadable one."""
+    if not isinstance(info, Mapping) or info.get("kind") not in KINDS:
+        return unknown()
+    return {k: info.get(k) for k in unknown()}
+
+
+def is_synthetic(info: Mapping[str, Any] | None) -> bool:
+    return bool(info) and info.get("kind") == "synthetic"
+
+
+def _count(n: Any) -> str:
+    return f"{int(n):,}" if n is not None else "?"
+
+
+def _range(info: Mapping[str, Any]) -> str:
+    first, last = info.get("first_exam"), info.get("last_exam")
+    return f"{first}~{last}" if first and last else "?"
+
+
+def summary_en(info: Mapping[str, Any]) -> str:
+    """'synthetic data: 2,400 persons, 9,100 checkups, exams 2014-01-02~2021-12-30'."""
+    if info.get("kind") == "unknown":
+        return "training data not recorded (bundle predates provenance)"
+    return (f"{info['kind']} data: {_count(info.get('persons'))} persons, {_count(info.get('checkups'))} checkups, "
+            f"exams {_range(info)}")
+
+
+# One wording, reused by /score, FHIR, CDS and the report so that every channel says the same.
+SYNTHETIC_WARNING = ("model trained on synthetic (simulated) people, not real patients: "
+                     "for demonstration and testing only, not for clinical use")
+
+
+def synthetic_notice(info: Mapping[str, Any]) -> str:
+    """The Korean and English notice of a synthetic model, with persons and checkups counted apart."""
+    persons, checkups, span = _count(info.get("persons")), _count(info.get("checkups")), _range(info)
+    return (f"합성(가상) 데이터로 학습한 모델입니다: 가상 인물 {persons}명의 검진 {checkups}건({span})으로 "
+            "학습했으며, 실제 환자 진료에 사용할 수 없습니다(시연·시험용). · "
+            f"This model learned from synthetic (simulated) people: {persons} persons, {checkups} checkups "
+            f"({span}). Not for clinical use (demonstration and testing only).")
