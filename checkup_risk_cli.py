@@ -151,7 +151,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics["rejected_rows"] = read.rejected_rows + (int(problems["index"].nunique()) if len(problems) else 0)
     out = Path(args.out)
     write_metrics(metrics, out / "metrics.json")
-    card = model_card(version, metrics, {"rows": read.rows_in, "persons": int(read.frame["person_id"].nunique())})
+    # The evaluated file's size, and what the model itself learned from (the bundle's provenance).
+    card = model_card(version, metrics, {"rows": read.rows_in, "persons": int(read.frame["person_id"].nunique()),
+                                         "training_data": getattr(model, "training_data_", None)})
     (out / "model_card.md").write_text(card)
     (out / "report.html").write_text(evaluation_report(version, metrics, figures(model, records, curves), card))
     from training.train import summary_table
@@ -285,13 +287,47 @@ def _champion_or_default(people: int) -> str:
     home = registry.home()
     data = home / "default" / "synthetic_cohort.parquet"
     data.parent.mkdir(parents=True, exist_ok=True)
-    print(f"no champion model in {home}: training the default on a synthetic cohort of {people:,} people",
-          file=sys.stderr)
+    print(f"no champion model in {home}: training the default on a synthetic cohort of {people:,} people "
+          "(a demonstration model, not for clinical use)", file=sys.stderr)
     generate_cohort(people=people, seed=0).to_parquet(data, index=False)
     result = train(data, experiment="default-model", promote=True, say=lambda t: print(t, file=sys.stderr))
     if not result.promoted:
         raise CliError(f"the default model did not pass the promotion gate: {result.decision}")
     return result.version
+
+
+def _served_training_data(tag: str, home: Path) -> dict:
+    """The pinned bundle's provenance (`models.provenance`), read from its manifest in the BentoML store."""
+    import json
+
+    import bentoml
+
+    from models import provenance
+    from serving import store
+
+    store.use_home(home)
+    manifest = Path(bentoml.models.get(tag).path_of(store.BUNDLE_SUBPATH)) / "manifest.json"
+    return provenance.normalise(json.loads(manifest.read_text()).get("training_data"))
+
+
+def _provenance_hints(info: dict, environ: dict | None = None) -> list[str]:
+    """What `serve` prints about the model's training data: out of the box (the default model) it is
+    synthetic, and whoever starts the service must know before a clinician sees a number."""
+    import os
+
+    from models import provenance
+    from serving.cds import ALLOW_SYNTHETIC_ENV, allow_synthetic_from_env
+
+    environ = os.environ if environ is None else environ
+    lines = [f"trained on {provenance.summary_en(info)}"]
+    if provenance.is_synthetic(info):
+        cds = (f"CDS cards are on (each marked synthetic) because {ALLOW_SYNTHETIC_ENV}=1"
+               if allow_synthetic_from_env(environ) else
+               f"CDS gives no cards; set {ALLOW_SYNTHETIC_ENV}=1 to see them in a demo")
+        lines += ["WARNING: this model learned from SYNTHETIC (simulated) people and is not for clinical use.",
+                  f"  /score, /fhir/risk-assessment and the report say so in every response; {cds}.",
+                  "  To serve a model of real people: `checkup-risk train --data FILE --promote` on real checkups."]
+    return lines
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -318,6 +354,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     body = json.dumps({"checkups": [EXAMPLE_RECORD], "top_k": 3})
     print(f"serving model version {version} ({tag}) on http://{args.host}:{args.port}")
+    for line in _provenance_hints(_served_training_data(tag, home)):
+        print(line)
     print("try:")
     print(f"  curl -s -X POST http://{host}:{args.port}/score -H \"{auth}\" "
           f"-H 'Content-Type: application/json' -d {shlex.quote(body)}")

@@ -5,6 +5,11 @@ words and cut-off from here, never the feature code. Raw record fields take thei
 `features.schema`; only the derived and longitudinal features are named here. The cut-offs are
 the national checkup's result-judgement table (건강검진 실시기준 검사항목별 판정기준,
 docs/clinical-sources.md): 정상B (borderline) and 질환의심 (disease suspected).
+
+Also declared here, once, for the report, the CDS cards and /score: the Korean classes a clinician
+reads (KSSO BMI and waist, Korean Society of Hypertension BP stages), how a risk is printed
+(`risk_text`, `risk_change_text`) and which measurement each model feature comes from
+(`FEATURE_GROUPS`, the grouped contributions of /score).
 """
 
 from __future__ import annotations
@@ -423,3 +428,22 @@ GROUP_OF: dict[str, str] = {f: g.id for g in FEATURE_GROUPS for f in g.features}
 assert sum(len(g.features) for g in FEATURE_GROUPS) == len(GROUP_OF), "a feature is in two groups"
 assert set(GROUP_OF) == set(FEATURES), set(FEATURES) ^ set(GROUP_OF)
 assert all(g.main is None or g.main in g.features for g in FEATURE_GROUPS)
+
+
+def contribution_text(contribution: dict, lang: Lang) -> str:
+    """One listed SHAP contribution in clinical words, for either view of /score: a group
+    ("Blood pressure: Systolic BP 152 mmHg") or a model feature ("Systolic BP 152 mmHg")."""
+    key, value = contribution["feature"], contribution.get("value")
+    group = GROUPS.get(key)
+    if group is None:
+        label = FEATURE_LABELS[key]
+        return f"{label.name(lang)} {label.value_text(value, lang)}"
+    if group.main is None:
+        return group.name(lang)
+    label = FEATURE_LABELS[group.main]
+    shown = label.value_text(value, lang)
+    if label.name(lang) == group.name(lang):
+        return f"{group.name(lang)} {shown}"
+    if label.codes and value is not None:  # words read on their own: "Smoking: current"
+        return f"{group.name(lang)}: {shown}"
+    return f"{group.name(lang)}: {label.name(lang)} {shown}"

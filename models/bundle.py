@@ -126,12 +126,13 @@ class OutcomeModel:
 
     def member_logits(self, dmatrix: xgb.DMatrix, X: np.ndarray) -> np.ndarray:
         """Calibrated log-odds of every member (n x B): same blend weight, each member's own partner
-        and calibration."""
+        (the main model's where the member has none) and calibration."""
         out = np.empty((X.shape[0], len(self.members)))
         for j, m in enumerate(self.members):
             margin = m.booster.predict(dmatrix, output_margin=True).astype(float)
             if self.weight < 1.0:
-                margin = self.weight * margin + (1.0 - self.weight) * m.linear.margin(X)
+                partner = m.linear if m.linear is not None else self.linear
+                margin = self.weight * margin + (1.0 - self.weight) * partner.margin(X)
             out[:, j] = m.calib_a + m.calib_b * margin
         return out
 
@@ -408,9 +409,12 @@ class RiskModel:
         members = []
         for j in range(self.interval_members):
             rng = np.random.default_rng([self.random_state, key, j])
-            part = self._half_of_persons(fit_idx, person, rng)
-            if not 0 < y[part].sum() < len(part):
-                raise ValueError(f"{outcome}: a half-sample of persons has no events; more data are needed")
+            for _ in range(5):  # a half without events (or without non-events) is drawn again
+                part = self._half_of_persons(fit_idx, person, rng)
+                if 0 < y[part].sum() < len(part):
+                    break
+            else:
+                raise ValueError(f"{outcome}: half-samples of persons have no events; more data are needed")
             booster = self._train({**base, **setting, "seed": self.random_state + 1 + j}, Xv, y, part, None, rounds)
             linear = self._fit_linear(Xf, y, part, constraints) if model.weight < 1.0 else None
             member = Member(booster=booster, calib_a=model.calib_a, calib_b=model.calib_b, linear=linear)
@@ -543,6 +547,32 @@ class RiskModel:
         out = {outcome: m.probability(dm, Xn) for outcome, m in self.models_.items()}
         return pd.DataFrame(out, index=X.index)
 
+    def has_intervals(self) -> bool:
+        """Whether every outcome carries an interval ensemble (False for bundles saved before it)."""
+        self._check_fitted()
+        return all(len(m.members) >= 2 for m in self.models_.values())
+
+    def predict_interval_features(self, X: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
+        """Per outcome, (low, high) nominal 95% interval around `predict_features`' probability
+        (`models.interval`), or None for an outcome without members. Ignores eligibility."""
+        self._check_fitted()
+        dm, Xn = self._dmatrix(X), X.to_numpy(dtype=float)
+        return {outcome: m.probability_interval(dm, Xn) for outcome, m in self.models_.items()}
+
+    def interval_halfwidths_features(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Per outcome with members, each row's interval half-width in calibrated log-odds."""
+        self._check_fitted()
+        dm, Xn = self._dmatrix(X), X.to_numpy(dtype=float)
+        return {o: interval_.halfwidth(m.member_logits(dm, Xn), m.interval_multiplier)
+                for o, m in self.models_.items() if m.interval_multiplier is not None}
+
+    def predict_interval(self, records: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
+        """As `predict_interval_features` for records, NaN where the outcome does not apply."""
+        out = self.predict_interval_features(build_features(records))
+        applies = eligibility(records, tuple(self.models_))
+        return {o: None if iv is None else tuple(np.where(applies[o].to_numpy(), b, np.nan) for b in iv)
+                for o, iv in out.items()}
+
     def predict(self, records: pd.DataFrame) -> pd.DataFrame:
         """Calibrated one-year probabilities per outcome; NaN where the outcome does not apply."""
         X = build_features(records)
@@ -607,6 +637,18 @@ class RiskModel:
                 "linear": m.linear.to_dict(),
                 "info": m.info,
             }
+            if m.members:
+                # The interval ensemble: one booster file per member, its calibration and partner here.
+                entries = []
+                for j, member in enumerate(m.members):
+                    name = f"{outcome}.member{j}.ubj"
+                    member.booster.save_model(directory / name)
+                    entries.append({"file": name, "calib_a": member.calib_a, "calib_b": member.calib_b,
+                                    "linear": member.linear.to_dict() if member.linear is not None else None})
+                manifest["outcomes"][outcome]["interval"] = {
+                    "method": interval_.METHOD, "level": interval_.LEVEL, "share": interval_.SUBSAMPLE,
+                    "members": entries,
+                }
         (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
         # Compact and apart from the manifest: ~5,000 numbers would drown the readable part.
         (directory / REFERENCE_FILE).write_text(json.dumps({
@@ -648,6 +690,14 @@ class RiskModel:
                 booster, meta["calib_a"], meta["calib_b"], LogisticRisk.from_dict(meta["linear"]), meta["weight"],
                 meta.get("info", {}),
             )
+            # Bundles saved before the interval ensemble existed load without members (no interval).
+            for entry in (meta.get("interval") or {}).get("members", []):
+                member_booster = xgb.Booster()
+                member_booster.load_model(directory / entry["file"])
+                model.models_[outcome].members.append(Member(
+                    member_booster, entry["calib_a"], entry["calib_b"],
+                    LogisticRisk.from_dict(entry["linear"]) if entry.get("linear") is not None else None,
+                ))
         return model
 
     def get_params(self) -> dict:

@@ -29,6 +29,12 @@ What is reproduced, and how exactly (see tests/model/test_fast_explain.py):
 
 The kernel releases the GIL, so threads of one worker can share an explainer.
 
+Interval members (`models.interval`): a model's resampled member boosters are compiled into the same
+flat arrays, after the outcomes' own trees, each with the outcome's blend weight and the member's
+own partner and calibration. `member_margins` equals each member booster's
+``predict(output_margin=True)`` bit for bit, as `margins` does for the main boosters;
+`member_logits` and `intervals` evaluate them in a separate margins-only pass (no SHAP for members).
+
 Only what RiskModel trains is supported: `gbtree` boosters with numeric splits and one output.
 Anything else raises `ValueError` when the model is compiled.
 """
@@ -435,8 +441,14 @@ class FastExplainer:
     returns.
     """
 
-    def __init__(self, outcomes, feature_names, trees: list[_Trees], weight, calib_a, calib_b, linears) -> None:
+    def __init__(self, outcomes, feature_names, trees: list[_Trees], weight, calib_a, calib_b, linears,
+                 member_of=(), multipliers=None) -> None:
+        """`trees`, `weight`, `calib_a`, `calib_b`, `linears`: one entry per outcome, then one per
+        interval member; `member_of` names each member's outcome, `multipliers` the interval
+        half-width in member SDs per outcome that has members."""
         self.outcomes: tuple[str, ...] = tuple(outcomes)
+        if len(trees) != len(self.outcomes) + len(member_of):
+            raise ValueError("one compiled booster per outcome and per member is needed")
         self.feature_names: tuple[str, ...] = tuple(feature_names)
         self._index = {o: i for i, o in enumerate(self.outcomes)}
         nf = len(self.feature_names)
@@ -493,7 +505,16 @@ class FastExplainer:
             self._lin_mmean[i], self._lin_mscale[i] = lin.miss_mean_, lin.miss_scale_
             self._lin_coef_v[i], self._lin_coef_m[i] = coef[:nf], coef[nf:]
             self._lin_intercept[i] = float(lin.model_.intercept_[0])
-        self._all = np.arange(k, dtype=np.int64)
+        self._all = np.arange(len(self.outcomes), dtype=np.int64)
+        first = len(self.outcomes)
+        self._members = {o: np.array([first + i for i, m in enumerate(member_of) if m == o], dtype=np.int64)
+                         for o in self.outcomes}
+        self._members = {o: idx for o, idx in self._members.items() if len(idx)}
+        self._member_all = np.concatenate([*self._members.values(), np.zeros(0, dtype=np.int64)])
+        self.multipliers: dict[str, float] = dict(multipliers or {})
+        missing = set(self._members) - set(self.multipliers)
+        if missing:
+            raise ValueError(f"no interval multiplier for {sorted(missing)}")
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -504,10 +525,26 @@ class FastExplainer:
             raise RuntimeError("RiskModel is not fitted")
         outcomes = tuple(model.models_)
         ms = [model.models_[o] for o in outcomes]
-        trees = [_parse_booster(m.booster) for m in ms]
-        ex = cls(outcomes, model.feature_names_, trees, [m.weight for m in ms], [m.calib_a for m in ms],
-                 [m.calib_b for m in ms], [m.linear for m in ms])
-        ex._check_against([m.booster for m in ms])
+        boosters = [m.booster for m in ms]
+        weight, calib_a, calib_b, linears = ([m.weight for m in ms], [m.calib_a for m in ms],
+                                             [m.calib_b for m in ms], [m.linear for m in ms])
+        member_of, multipliers = [], {}
+        for o, m in zip(outcomes, ms):
+            members = getattr(m, "members", None) or []
+            if len(members) < 2:
+                continue  # bundles saved before the interval ensemble: no interval
+            multipliers[o] = m.interval_multiplier
+            for member in members:
+                boosters.append(member.booster)
+                member_of.append(o)
+                weight.append(m.weight)
+                calib_a.append(member.calib_a)
+                calib_b.append(member.calib_b)
+                linears.append(member.linear if member.linear is not None else m.linear)
+        trees = [_parse_booster(b) for b in boosters]
+        ex = cls(outcomes, model.feature_names_, trees, weight, calib_a, calib_b, linears,
+                 member_of=member_of, multipliers=multipliers)
+        ex._check_against(boosters)
         ex._warm_up()
         return ex
 
@@ -556,6 +593,8 @@ class FastExplainer:
 
     def _warm_up(self) -> None:
         self.predict_explain(np.full((1, len(self.feature_names)), np.nan))
+        if self.has_intervals:
+            self.member_logits(np.full((1, len(self.feature_names)), np.nan))
 
     # -- evaluation ------------------------------------------------------------------------------
 
@@ -608,3 +647,44 @@ class FastExplainer:
         """
         _, p, c, b = self._run(self._matrix(X), self._all, True, threads)
         return {o: (p[:, i], c[i], b[:, i]) for i, o in enumerate(self.outcomes)}
+
+    # -- interval members ------------------------------------------------------------------------
+
+    @property
+    def has_intervals(self) -> bool:
+        """Whether any outcome has compiled interval members."""
+        return bool(self._members)
+
+    def member_margins(self, X) -> dict[str, np.ndarray]:
+        """Raw booster margins of each outcome's members (n x B, float32), as each member booster's
+        `predict(output_margin=True)`. Outcomes without members are left out."""
+        if not self._members:
+            return {}
+        m32 = self._run(self._matrix(X), self._member_all, False)[0]
+        out, col = {}, 0
+        for o, idx in self._members.items():
+            out[o] = m32[:, col:col + len(idx)]
+            col += len(idx)
+        return out
+
+    def member_logits(self, X, threads: int = 1) -> dict[str, np.ndarray]:
+        """Calibrated log-odds of each outcome's members (n x B): blend and each member's calibration,
+        in one margins-only pass (no SHAP). Outcomes without members are left out."""
+        if not self._members:
+            return {}
+        from models.interval import logit
+
+        z = logit(self._run(self._matrix(X), self._member_all, False, threads)[1])
+        out, col = {}, 0
+        for o, idx in self._members.items():
+            out[o] = z[:, col:col + len(idx)]
+            col += len(idx)
+        return out
+
+    def intervals(self, X, point: dict[str, np.ndarray], threads: int = 1) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per outcome with members, (low, high) around the probabilities `point[outcome]` (rows of X),
+        as `RiskModel.predict_interval_features`."""
+        from models.interval import interval
+
+        logits = self.member_logits(X, threads)
+        return {o: interval(point[o], z, self.multipliers[o]) for o, z in logits.items() if o in point}

@@ -28,6 +28,8 @@ bench/bench_intervals.py for measured coverage of both targets).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import stats
 
@@ -60,13 +62,38 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
 
 
-def interval(point: np.ndarray, member_logits: np.ndarray, mult: float) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high) probabilities: around `point` (n probabilities), half-width `mult` times the
-    standard deviation (ddof=1) of `member_logits` (n x B calibrated log-odds)."""
+def halfwidth(member_logits: np.ndarray, mult: float) -> np.ndarray:
+    """Per row, the interval's half-width in calibrated log-odds: `mult` times the standard
+    deviation (ddof=1) of that row's member logits (n x B)."""
+    return mult * np.asarray(member_logits, dtype=float).std(axis=1, ddof=1)
+
+
+def around(point: np.ndarray, half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) probabilities: logit(point) -/+ half, mapped back; always contains `point`."""
     point = np.asarray(point, dtype=float)
-    member_logits = np.asarray(member_logits, dtype=float).reshape(len(point), -1)
-    sd = member_logits.std(axis=1, ddof=1)
     z = logit(point)
-    low, high = sigmoid(z - mult * sd), sigmoid(z + mult * sd)
-    # Exact containment despite rounding in logit/sigmoid round trips.
+    low, high = sigmoid(z - half), sigmoid(z + half)
+    # Exact containment despite rounding in the logit/sigmoid round trip.
     return np.minimum(low, point), np.maximum(high, point)
+
+
+def interval(point: np.ndarray, member_logits: np.ndarray, mult: float) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) probabilities around `point` (n probabilities) from its members' logits (n x B)."""
+    point = np.asarray(point, dtype=float)
+    return around(point, halfwidth(np.asarray(member_logits, dtype=float).reshape(len(point), -1), mult))
+
+
+def as_pair(low: float, high: float, digits: int = 6) -> list[float]:
+    """The API's `probability_interval`: [low, high], rounded outward so that it still contains
+    the probability."""
+    scale = 10.0 ** digits
+    return [min(math.floor(low * scale) / scale, float(low)), max(math.ceil(high * scale) / scale, float(high))]
+
+
+def pair_around(point: float, half: float, digits: int = 6) -> list[float]:
+    """`around` for one probability (plain floats, for the per-request path), as `as_pair` returns it."""
+    p = min(max(float(point), 1e-15), 1.0 - 1e-15)
+    z = math.log(p) - math.log1p(-p)
+    low = min(1.0 / (1.0 + math.exp(-(z - half))), float(point))
+    high = max(1.0 / (1.0 + math.exp(-(z + half))), float(point))
+    return as_pair(low, high, digits)

@@ -84,10 +84,12 @@ SYNTHETIC_WARNING = ("model trained on synthetic (simulated) people, not real pa
                      "for demonstration and testing only, not for clinical use")
 
 
-def synthetic_notice(info: Mapping[str, Any]) -> str:
-    """The Korean and English notice of a synthetic model, with persons and checkups counted apart."""
+def synthetic_notice(info: Mapping[str, Any], lang: Literal["ko", "en", "both"] = "both") -> str:
+    """The notice of a synthetic model, persons and checkups counted apart: Korean, English, or both
+    (CDS cards carry both; a report speaks its own language only)."""
     persons, checkups, span = _count(info.get("persons")), _count(info.get("checkups")), _range(info)
-    return (f"합성(가상) 데이터로 학습한 모델입니다: 가상 인물 {persons}명의 검진 {checkups}건({span})으로 "
-            "학습했으며, 실제 환자 진료에 사용할 수 없습니다(시연·시험용). · "
-            f"This model learned from synthetic (simulated) people: {persons} persons, {checkups} checkups "
-            f"({span}). Not for clinical use (demonstration and testing only).")
+    ko = (f"합성(가상) 데이터로 학습한 모델입니다: 가상 인물 {persons}명의 검진 {checkups}건({span})으로 "
+          "학습했으며, 실제 환자 진료에 사용할 수 없습니다(시연·시험용).")
+    en = (f"This model learned from synthetic (simulated) people: {persons} persons, {checkups} checkups "
+          f"({span}). Not for clinical use (demonstration and testing only).")
+    return {"ko": ko, "en": en}.get(lang) or f"{ko} · {en}"

@@ -17,6 +17,16 @@ configurable limit), CDS returns one `info` card that says so (Korean and Englis
 no RiskAssessment suggestion and no report link: a "one-year" risk measured years ago would read as
 today's. `/fhir/risk-assessment` still returns the RiskAssessments the caller asked for, each with a
 note, and says so in the warnings.
+
+Calm alerts: one card per call at most, `info` for low and moderate risk and `warning` for high and
+very high, never `critical` (that is for what needs action now, which a one-year risk never is). The
+summary names the next step in clinical words (`NEXT_STEPS`, one table of outcome x category), not
+only a number.
+
+Synthetic models: a model trained on simulated people (`models.provenance`) gives no cards unless
+the service was started with `CHECKUP_RISK_ALLOW_SYNTHETIC=1` (read once at start-up by
+serving.service and kept on the service as `allow_synthetic`); then every card says so, in Korean
+and English, and its RiskAssessment suggestions carry the same note.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import datetime as dt
@@ -41,8 +52,9 @@ from features.fhir import LOINC, OBSERVATION_CODES, FhirCheckup, FhirInputError,
     read_patient
 from features.schema import BY_NAME, KEY_INPUTS
 from models.outcomes import OUTCOME_SPECS
+from models.provenance import synthetic_notice
 from features.eligibility import reason_text
-from features.labels import FEATURE_LABELS
+from features.labels import FEATURE_LABELS, contribution_text
 from serving.report import risk_text, t
 from serving.cds_auth import CdsAuthError
 from serving.fhir_out import FHIR_JSON, operation_outcome, result_bundle, risk_assessments, warnings_outcome
@@ -70,7 +82,38 @@ PREFETCH = {
     "familyHistory": "FamilyMemberHistory?patient={{context.patientId}}",
 }
 OPTIONAL_PREFETCH = ("conditions", "medications", "medicationRequests", "familyHistory")
-INDICATOR = {"low": "info", "moderate": "info", "high": "warning", "very_high": "critical"}
+# Never "critical": CDS Hooks reserves it for what needs action now, and a one-year risk does not.
+INDICATOR = {"low": "info", "moderate": "info", "high": "warning", "very_high": "warning"}
+ALLOW_SYNTHETIC_ENV = "CHECKUP_RISK_ALLOW_SYNTHETIC"
+_ROUTINE = ("정기 검진 유지", "continue routine checkups")
+# What to do next, per outcome and category (Korean and English), from mainstream Korean guidance:
+# out-of-office (home or ambulatory) BP to confirm hypertension (대한고혈압학회 2022); fasting glucose
+# and HbA1c to screen for diabetes (대한당뇨병학회 2023); a repeat fasting lipid panel and the
+# cardiovascular risk that sets the LDL target (한국지질·동맥경화학회 2022); eGFR with urine albumin
+# (UACR) and nephrotoxic drugs for kidney disease (KDIGO as adopted by 대한신장학회). Short enough
+# that every summary stays under 140 characters (tested).
+NEXT_STEPS: dict[str, dict[str, tuple[str, str]]] = {
+    "cvd": {"low": _ROUTINE,
+            "moderate": ("혈압·지질·흡연 점검", "review BP, lipids, smoking"),
+            "high": ("혈압·LDL 목표 관리·금연 상담", "BP/LDL to target, smoking advice"),
+            "very_high": ("흉통·신경증상 확인, 위험요인 치료", "check chest pain/stroke signs, treat risk factors")},
+    "diabetes": {"low": _ROUTINE,
+                 "moderate": ("체중·식사·운동 상담", "weight, diet, exercise advice"),
+                 "high": ("당화혈색소 검사·생활습관 상담", "check HbA1c, lifestyle counselling"),
+                 "very_high": ("공복혈당·당화혈색소 재검", "recheck fasting glucose and HbA1c")},
+    "hypertension": {"low": _ROUTINE,
+                     "moderate": ("저염식·운동 상담", "salt reduction, exercise advice"),
+                     "high": ("가정혈압 측정·생활습관 상담", "home BP monitoring, lifestyle counselling"),
+                     "very_high": ("가정·활동혈압으로 확인", "confirm with home or ambulatory BP")},
+    "dyslipidemia": {"low": _ROUTINE,
+                     "moderate": ("식사·운동 상담", "diet and exercise advice"),
+                     "high": ("공복 지질검사 재검·식사 상담", "repeat fasting lipids, diet advice"),
+                     "very_high": ("지질검사 재검·심혈관 위험 평가", "repeat lipids, assess CV risk")},
+    "ckd": {"low": _ROUTINE,
+            "moderate": ("혈압·혈당 관리·신독성 약물 주의", "control BP/glucose, avoid NSAIDs"),
+            "high": ("eGFR·요알부민(UACR) 재검", "repeat eGFR and urine albumin (UACR)"),
+            "very_high": ("eGFR·UACR 재검·신독성 약물 검토", "repeat eGFR/UACR, review nephrotoxic drugs")},
+}
 _RANK = {"low": 0, "moderate": 1, "high": 2, "very_high": 3}
 REPORT_TTL_S = 3600
 
@@ -120,13 +163,41 @@ class FeedbackRequest(BaseModel):
 
 
 def factor_words(contribution: dict, lang: str = "ko") -> str:
-    """'Systolic blood pressure 152 mmHg': a SHAP contribution in clinical words."""
-    label = FEATURE_LABELS[contribution["feature"]]
-    return f"{label.name(lang)} {label.value_text(contribution['value'], lang)}"
+    """'Blood pressure: Systolic BP 152 mmHg': a SHAP contribution (a measurement group, or a model
+    feature in the per-feature view) in clinical words, as the report words it."""
+    return contribution_text(contribution, lang)
 
 
 def _category(cat: str, lang: str) -> str:
     return t(f"cat_{cat}", lang).lower() if lang == "en" else t(f"cat_{cat}", lang)
+
+
+def allow_synthetic_from_env(environ: Mapping[str, str]) -> bool:
+    """`CHECKUP_RISK_ALLOW_SYNTHETIC`: 1 (or true / yes) lets a synthetic model give CDS cards.
+
+    Unset, empty, 0, false or no keep them off. Anything else stops start-up with a message naming
+    the variable: a site that wrote something else meant something, and guessing "on" would put
+    made-up numbers in front of clinicians."""
+    raw = (environ.get(ALLOW_SYNTHETIC_ENV) or "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ValueError(f"{ALLOW_SYNTHETIC_ENV} must be 1 or 0, not {raw!r}")
+
+
+def _short_en(outcome: str) -> str:
+    short = OUTCOME_SPECS[outcome].short_en
+    return short if short.isupper() else short.lower()  # "CVD" stays, "Diabetes" reads "diabetes"
+
+
+def summary_text(outcome: str, category: str, probability: float) -> str:
+    """'고혈압 1년 위험 높음(18.0%): 가정혈압 측정·생활습관 상담 / High 1-yr hypertension risk (18.0%):
+    home BP monitoring, lifestyle counselling': the risk and what to do next, Korean then English."""
+    ko, en = NEXT_STEPS[outcome][category]
+    risk = risk_text(probability)
+    return (f"{OUTCOME_SPECS[outcome].short_ko} 1년 위험 {t(f'cat_{category}', 'ko')}({risk}): {ko} / "
+            f"{t(f'cat_{category}', 'en')} 1-yr {_short_en(outcome)} risk ({risk}): {en}")
 
 
 def summary(result: dict) -> tuple[str, str] | None:
@@ -137,10 +208,13 @@ def summary(result: dict) -> tuple[str, str] | None:
     # The highest category first; within it, the risk furthest above its outcome's usual rate.
     o, r = max(applicable, key=lambda x: (_RANK[x[1]["category"]],
                                           x[1]["probability"] / OUTCOME_SPECS[x[0]].category_cuts[0]))
-    spec, cat = OUTCOME_SPECS[o], r["category"]
-    text = (f"{spec.short_ko} 1년 위험 {risk_text(r['probability'])} ({_category(cat, 'ko')}) · "
-            f"{spec.short_en} 1-year risk {_category(cat, 'en')}")
-    return text, INDICATOR[cat]
+    return summary_text(o, r["category"], r["probability"]), INDICATOR[r["category"]]
+
+
+def mark_synthetic(card: dict, training_data: Mapping[str, Any]) -> dict:
+    """The card of a synthetic model (allowed by the site) says so first in its detail (Korean and English)."""
+    card["detail"] = f"**⚠ {synthetic_notice(training_data)}**\n\n{card['detail']}"
+    return card
 
 
 def detail(result: dict, version: str, missing: list[str]) -> str:
@@ -447,16 +521,26 @@ async def cds_patient_view(request: Request, svc=Depends(_service)) -> JSONRespo
         records, dropped = validate_records(checkup)
     except FhirInputError as e:
         return _fhir_error(e.issues, e.status)
+    synthetic = svc.scorer.synthetic
+    if synthetic and not svc.allow_synthetic:
+        # A model of made-up people: no card, unless the site asked for it (a demo, a test system).
+        # The request was still checked above, so a client learns of its own errors either way.
+        return JSONResponse({"cards": []})
     warnings = [*checkup.warnings, *dropped]
     # All checkups together: the newest is scored with the earlier ones as its history.
     result = svc.scorer.score_records(records, explain=True, top_k=5)[-1]
     if result.get("stale"):
-        return JSONResponse({"cards": [stale_card(result, svc.version, warnings)]})
-    record = records[-1]
-    assessments = risk_assessments(checkup, result, svc.version, lambda c: factor_words(c, "en"))
-    report_url = f"{_base(request)}/reports/{svc.recent_records.put(records)}" if assessments else None
-    missing = [k for k in KEY_INPUTS if record.get(k) is None]
-    one = card(result, svc.version, assessments, report_url, missing, warnings)
+        one = stale_card(result, svc.version, warnings)
+    else:
+        record = records[-1]
+        assessments = risk_assessments(checkup, result, svc.version, lambda c: factor_words(c, "en"),
+                                       synthetic=synthetic)
+        report_url = f"{_base(request)}/reports/{svc.recent_records.put(records)}" if assessments else None
+        missing = [k for k in KEY_INPUTS if record.get(k) is None]
+        one = card(result, svc.version, assessments, report_url, missing, warnings)
+    if one is not None and synthetic:
+        one = mark_synthetic(one, svc.scorer.training_data)
+    # Exactly one card when there is something to say, never several: one calm message per chart view.
     return JSONResponse({"cards": [one] if one else []})
 
 
@@ -513,7 +597,7 @@ async def fhir_risk_assessment(request: Request, svc=Depends(_service)) -> JSONR
         notes.append(stale)
     assessments = risk_assessments(checkup, result, svc.version, lambda c: factor_words(c, "en"),
                                    history_checkups=result.get("history_checkups", len(records) - 1),
-                                   stale=bool(result.get("stale")))
+                                   stale=bool(result.get("stale")), synthetic=svc.scorer.synthetic)
     outcome = warnings_outcome([*checkup.warnings, *dropped], notes)
     return JSONResponse(result_bundle(assessments, outcome), media_type=FHIR_JSON)
 

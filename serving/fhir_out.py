@@ -4,7 +4,20 @@ does not make), OperationOutcome errors, and the warnings of a successful call.
 Warnings (values that could not be read and were left missing, earlier checkups left out of the
 history, missing key inputs, a stale newest checkup) travel as one OperationOutcome with issues of
 severity `warning`, the LAST entry of the returned Bundle, so that the RiskAssessments come first.
-A stale result's RiskAssessments also say so in `note`."""
+A stale result's RiskAssessments also say so in `note`.
+
+The probability's interval (`probability_interval` of /score: the model's own nominal 95% interval,
+see models/interval.py) travels as an extension on `RiskAssessment.prediction`, because R4 allows
+`probability[x]` as a decimal OR a Range, not both, and `probabilityDecimal` stays:
+
+    "extension": [{"url": "https://github.com/checkup-risk/checkup-risk/fhir/StructureDefinition/probability-interval",
+                   "valueRange": {"low":  {"value": 0.0123, "unit": "probability (0-1)",
+                                           "system": "http://unitsofmeasure.org", "code": "1"},
+                                  "high": {"value": 0.0345, ...same unit...}}}]
+
+The bounds are fractions from 0 to 1 on the same scale as `probabilityDecimal` (UCUM unity "1"; not
+percentages as ras-1 asks of `probabilityRange`), with low <= probabilityDecimal <= high. The
+extension is left out when the model version has no interval (bundles saved before intervals)."""
 
 from __future__ import annotations
 
@@ -26,6 +39,19 @@ STATUS_CODES = frozenset({"registered", "preliminary", "final", "amended", "corr
 # The code system has no "very high": it maps to "high", and the rationale says "very high".
 QUALITATIVE = {"low": "low", "moderate": "moderate", "high": "high", "very_high": "high"}
 FHIR_JSON = "application/fhir+json"
+PROBABILITY_INTERVAL_URL = "https://github.com/checkup-risk/checkup-risk/fhir/StructureDefinition/probability-interval"
+_UNITY = {"unit": "probability (0-1)", "system": "http://unitsofmeasure.org", "code": "1"}
+
+
+def probability_interval_extension(interval: list[float] | None) -> list[dict]:
+    """The `prediction.extension` list carrying `probability_interval` as a valueRange of 0..1
+    fractions (see the module docstring); empty when there is no interval."""
+    if not interval:
+        return []
+    low, high = interval
+    return [{"url": PROBABILITY_INTERVAL_URL,
+             "valueRange": {"low": {"value": round(float(low), 6), **_UNITY},
+                            "high": {"value": round(float(high), 6), **_UNITY}}}]
 
 
 def _rationale(result: dict, outcome: str, labels) -> str:
@@ -82,6 +108,8 @@ def risk_assessments(checkup: FhirCheckup, result: dict, version: str, labels,
                 "whenRange": {"high": {"value": 1, "unit": "year", "system": "http://unitsofmeasure.org",
                                        "code": "a"}},
                 "rationale": _rationale(result, outcome, labels),
+                **({"extension": ext} if (ext := probability_interval_extension(risk.get("probability_interval")))
+                   else {}),
             }],
             "note": notes,
         }
@@ -114,6 +142,15 @@ def check_risk_assessment(resource: dict, version: str, known_refs: set[str]) ->
         if not any(c.get("system") == SNOMED and c.get("code")
                    for c in (prediction.get("outcome") or {}).get("coding") or []):
             problems.append(f"prediction[{i}].outcome must be coded in SNOMED CT")
+        for ext in prediction.get("extension") or []:
+            if ext.get("url") != PROBABILITY_INTERVAL_URL:
+                continue
+            bounds = ext.get("valueRange") or {}
+            low, high = (bounds.get("low") or {}).get("value"), (bounds.get("high") or {}).get("value")
+            if not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and isinstance(p, (int, float))
+                    and 0.0 <= low <= p <= high <= 1.0):
+                problems.append(f"prediction[{i}] probability interval must be 0 <= low <= probabilityDecimal <= "
+                                "high <= 1")
         qualitative = (prediction.get("qualitativeRisk") or {}).get("coding") or []
         if any(c.get("system") != RISK_PROBABILITY or c.get("code") not in set(QUALITATIVE.values())
                for c in qualitative):

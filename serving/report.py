@@ -5,12 +5,17 @@ earlier ones as its history (features and applicability, as /score does), and sa
 checkup older than the scorer's `stale_after_days` carries a notice that its one-year window has
 passed. Absent history is never drawn as a factor (serving.scoring keeps it in "other factors").
 
-For each outcome that applies: the one-year risk and its category, where it stands among people of
-the same sex and age band in the training population (the bundle's reference percentiles), and a
-SHAP waterfall of the strongest factors in clinical words with values, units and the official
-judgement cut-offs. Then what the model estimates if modifiable factors reached their targets
-(recomputed through the same feature pipeline), the missing inputs that would sharpen the
-estimate, and why the other outcomes do not apply.
+For each outcome that applies: the one-year risk (at the precision `features.labels.risk_text`
+gives it, with the model's interval when the result has one) and its category with the source of
+its cut-offs, where it stands among people of the same sex and age band in the training
+population (the bundle's reference percentiles), and a SHAP waterfall of the strongest
+measurements (contributions grouped as /score groups them) with values and their Korean class
+(KSH BP stage, KSSO BMI class, the official judgement cut-offs). Then what the model estimates if
+modifiable factors reached coherent targets (recomputed through the same feature pipeline; a
+change beyond plausible clinical bounds is named, not estimated; a change of an outcome's own
+defining measure is marked), trends of the main measures and of the risk over the person's
+checkups (inline SVG), the missing inputs that would sharpen the estimate, and why the other
+outcomes do not apply.
 
 Feature names, units and cut-offs come from `features.labels`, outcome names from
 `models.outcomes`, eligibility reasons from `features.eligibility`; every other word a reader
@@ -27,11 +32,13 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from features.derive import Columns, age_band, feature_matrix
+from features.derive import FEATURES, Columns, age_band, feature_matrix
 from features.eligibility import reason_text
-from features.labels import FEATURE_LABELS, Lang, judgement
+from features.labels import (FEATURE_LABELS, GROUPS, Lang, abdominal_obesity, bmi_class, bp_stage_text, judgement,
+                             risk_change_text, risk_text)
 from features.schema import BY_NAME, KEY_INPUTS
 from models.outcomes import OUTCOME_SPECS
+from models.provenance import synthetic_notice
 from serving.scoring import Scorer, exam_age, person_order
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -39,6 +46,9 @@ TOP_FACTORS = 5
 
 # Targets of the what-if estimates (clinical.md 1.4: the 정상A side of each judgement).
 TARGET_SBP = 120.0
+TARGET_DBP = 80.0
+# KSSO: losing 5-10 % of body weight is the realistic first goal; a what-if asks no more of a person.
+MAX_WEIGHT_LOSS = 0.10
 TARGET_BMI = 23.0
 TARGET_LDL = 100.0
 TARGET_GLUCOSE = 99.0
@@ -61,12 +71,30 @@ TEXT: dict[str, dict[str, str]] = {
     "cat_moderate": {"ko": "다소 높음", "en": "Moderate"},
     "cat_high": {"ko": "높음", "en": "High"},
     "cat_very_high": {"ko": "매우 높음", "en": "Very high"},
-    "categories": {"ko": "위험 구분은 한국인 연간 발생률의 약 1배·2배·4배를 기준으로 합니다.",
-                   "en": "Categories start at about 1x, 2x and 4x the Korean yearly rate."},
-    "percentile": {"ko": "같은 성별·연령대({group}) 학습 인구 {n}명 중 약 {pct}%보다 높은 위험",
-                   "en": "Higher than about {pct}% of {group} in the training population (n = {n})"},
-    "percentile_lowest": {"ko": "같은 성별·연령대({group}) 학습 인구 {n}명 중 가장 낮은 1% 이내",
-                          "en": "Among the lowest 1% of {group} in the training population (n = {n})"},
+    "categories": {"ko": "위험 구분(낮음·다소 높음·높음·매우 높음)의 경계는 기준 연간 발생률의 약 1배·2배·4배입니다.",
+                   "en": "Category cut-offs (low, moderate, high, very high) are about 1x, 2x and 4x a reference "
+                         "yearly rate."},
+    # Where each outcome's reference rate comes from (clinical.md section 3): a published Korean
+    # rate for three of them; none was found for dyslipidemia and CKD.
+    "source_cvd": {"ko": "심뇌혈관질환: 한국인 40세 이상 심근경색+허혈성 뇌졸중 연간 약 0.5% (Jung 등, Healthcare "
+                         "2024, 국민건강보험 검진 코호트)",
+                   "en": "CVD: about 0.5% a year, MI + ischaemic stroke in Korean adults 40+ (Jung et al., "
+                         "Healthcare 2024, NHIS screening cohort)"},
+    "source_diabetes": {"ko": "당뇨병: 연간 1.04% (한국인 당뇨병 위험점수, Diabetes Metab J 2018, NHIS-HEALS)",
+                        "en": "Diabetes: 1.04% a year (Korean Diabetes Risk Score, Diabetes Metab J 2018, "
+                              "NHIS-HEALS)"},
+    "source_hypertension": {"ko": "고혈압: 정상혈압 성인 연간 약 8.6% (Hong 등, PLoS One 2020, NHIS-HEALS)",
+                            "en": "Hypertension: about 8.6% a year in normotensive adults (Hong et al., PLoS One "
+                                  "2020, NHIS-HEALS)"},
+    "source_dyslipidemia": {"ko": "이상지질혈증: 공개된 한국인 연간 발생률이 없어 학습 인구의 발생률을 기준으로 함",
+                            "en": "Dyslipidemia: no published Korean yearly rate; the training population's rate"},
+    "source_ckd": {"ko": "만성콩팥병: 공개된 한국인 연간 발생률이 없어 학습 인구의 발생률을 기준으로 함",
+                   "en": "CKD: no published Korean yearly rate; the training population's rate"},
+    # n counts the training checkups of the group (a person may have several), not persons.
+    "percentile": {"ko": "같은 성별·연령대({group}) 학습 데이터 검진 {n}건 중 약 {pct}%보다 높은 위험",
+                   "en": "Higher than about {pct}% of {n} training checkups of {group}"},
+    "percentile_lowest": {"ko": "같은 성별·연령대({group}) 학습 데이터 검진 {n}건 중 가장 낮은 1% 이내",
+                          "en": "Among the lowest 1% of {n} training checkups of {group}"},
     # The SHAP base: the model's expected log-odds, read as the risk of a typical person.
     "base": {"ko": "기준 위험 {risk}", "en": "Baseline risk {risk}"},
     "others": {"ko": "기타 {n}개 요인", "en": "{n} other factors"},
@@ -82,9 +110,30 @@ TEXT: dict[str, dict[str, str]] = {
     "whatif_none": {"ko": "조절 가능한 요인이 모두 목표 범위 안에 있습니다.",
                     "en": "Every modifiable factor is already within its target."},
     "whatif_now": {"ko": "현재", "en": "Now"},
+    "history_flags_none": {"ko": "없음", "en": "none"},
+    "defining": {"ko": "† 그 질환을 정의하는 측정값 자체를 바꾼 추정: 거의 동어반복",
+                 "en": "† changes the outcome's own defining measure: near-tautological"},
+    "whatif_bounds": {"ko": "변화 폭은 임상적으로 타당한 범위(최대 감소 {bounds}, 체중은 최대 10% 감량) 안에서만 "
+                            "추정합니다(모델에 학습 데이터의 변수 범위 정보가 없음).",
+                      "en": "Changes are estimated only within plausible clinical bounds (largest fall {bounds}; "
+                            "weight at most 10% lost); the model carries no training-data ranges."},
+    "whatif_outside": {"ko": "{what}: 추정하지 않음 (변화 폭이 모델이 뒷받침하는 범위를 벗어남: {why})",
+                       "en": "{what}: not estimated (the change is beyond what the model can vouch for: {why})"},
+    "interval": {"ko": "불확실성 구간 {low}–{high}", "en": "uncertainty interval {low}–{high}"},
+    "trends": {"ko": "검진별 추이", "en": "Trends over checkups"},
+    "trends_risk": {"ko": "검진 시점별 1년 위험 (각 검진을 그 이전 검진과 함께 같은 방식으로 계산)",
+                    "en": "One-year risk at each checkup (each scored the same way, with its own earlier checkups)"},
+    "trend_bmi": {"ko": "체질량지수 (kg/m²)", "en": "BMI (kg/m²)"},
+    "trend_sbp": {"ko": "수축기혈압 (mmHg)", "en": "Systolic BP (mmHg)"},
+    "trend_fasting_glucose": {"ko": "공복혈당 (mg/dL)", "en": "Fasting glucose (mg/dL)"},
+    "trend_ldl": {"ko": "LDL 콜레스테롤 (mg/dL)", "en": "LDL cholesterol (mg/dL)"},
+    "trend_egfr": {"ko": "eGFR (mL/min/1.73m²)", "en": "eGFR (mL/min/1.73m²)"},
+    "trend_none": {"ko": "측정값 없음", "en": "not measured"},
     "whatif_change": {"ko": "변화", "en": "Change"},
-    "quit_smoking": {"ko": "금연 (현재 흡연 → 과거 흡연)", "en": "Quit smoking (current → former)"},
-    "sbp": {"ko": "수축기혈압 {before} → {after} mmHg", "en": "Systolic BP {before} → {after} mmHg"},
+    # The model learnt "former smoker" from people who had quit for years: the estimate is for then.
+    "quit_smoking": {"ko": "장기 금연 시 (현재 흡연 → 과거 흡연)",
+                     "en": "After long-term cessation (current → former smoker)"},
+    "bp": {"ko": "혈압 {before} → {after} mmHg", "en": "Blood pressure {before} → {after} mmHg"},
     "bmi": {"ko": "체중 {before} → {after} kg (BMI {bmi_before} → {bmi_after})",
             "en": "Weight {before} → {after} kg (BMI {bmi_before} → {bmi_after})"},
     "ldl": {"ko": "LDL 콜레스테롤 {before} → {after} mg/dL", "en": "LDL cholesterol {before} → {after} mg/dL"},
@@ -120,23 +169,6 @@ def t(key: str, lang: Lang, **kw: object) -> str:
     return text.format(**kw) if kw else text
 
 
-def risk_text(p: float) -> str:
-    """A probability as a percentage with the precision its size deserves (0.31%, 2.3%, 12.4%)."""
-    a = 100.0 * p
-    if a < 0.01:
-        return "<0.01%"
-    return f"{a:.2f}%" if a < 1 else f"{a:.1f}%"
-
-
-def _delta(before: float, after: float, lang: Lang) -> tuple[str, str]:
-    """The change in percentage points at the precision the risks are shown, and its direction
-    (down / up / same) judged on that shown value, so a "±0.00" is never coloured as a rise."""
-    digits = 2 if 100 * before < 1 else 1
-    d = round(100.0 * (after - before), digits)
-    sign, direction = ("−", "down") if d < 0 else ("+", "up") if d > 0 else ("±", "same")
-    return f"{sign}{abs(d):.{digits}f}{t('pp', lang)}", direction
-
-
 def _number(x: float, digits: int = 0) -> str:
     return f"{x:.{digits}f}"
 
@@ -144,65 +176,113 @@ def _number(x: float, digits: int = 0) -> str:
 # -- what-if ------------------------------------------------------------------------------------
 
 
+# An outcome's own defining measures (features.eligibility's cut-offs): a what-if that moves one
+# of them mostly restates the definition (glucose 99 "prevents" diabetes defined as glucose >= 126).
+DEFINING_FIELDS: dict[str, frozenset[str]] = {
+    "diabetes": frozenset({"fasting_glucose"}),
+    "hypertension": frozenset({"sbp", "dbp"}),
+    "dyslipidemia": frozenset({"ldl", "total_cholesterol", "hdl", "triglycerides"}),
+    "ckd": frozenset({"serum_creatinine", "urine_protein"}),
+}
+
+# The bundle has no per-feature training ranges (models.reference holds risk percentiles only), so
+# a what-if is held to plausible clinical bounds instead, and the report says so: the largest
+# change a person could reach and that a checkup cohort holds many examples of. Beyond them the
+# model extrapolates along a few trees' edges, and the row says it was not estimated.
+MAX_CHANGE: dict[str, tuple[float, str]] = {
+    # field: (largest fall, in its unit), words. Weight is not here: its target is itself bounded
+    # (`MAX_WEIGHT_LOSS`), since some loss is always a realistic goal.
+    "sbp": (50.0, "수축기혈압 50 mmHg / systolic 50 mmHg"),
+    "ldl": (100.0, "LDL 100 mg/dL"),
+    "fasting_glucose": (40.0, "공복혈당 40 mg/dL / glucose 40 mg/dL"),
+}
+
+
 @dataclass(frozen=True)
 class WhatIf:
-    """One change of modifiable inputs: its TEXT key, the record fields it sets, the words' values."""
+    """One change of modifiable inputs: its TEXT key, the record fields it sets, the words' values,
+    and why it was not estimated (None when it was)."""
 
     key: str
     changes: dict[str, float]
     words: dict[str, str]
+    beyond: str | None = None
+
+
+def _beyond(record: dict, changes: dict[str, float]) -> str | None:
+    """The bound a change passes (its words), else None."""
+    for f, (limit, words) in MAX_CHANGE.items():
+        if f not in changes or record.get(f) is None:
+            continue
+        if record[f] - changes[f] > limit + 1e-9:
+            return words
+    return None
 
 
 def what_if_changes(record: dict) -> list[WhatIf]:
     """The modifiable factors of this record that are off target, each with its target values.
 
     Only inputs change; every derived feature (BMI, TyG, pulse pressure, current smoker ...) is
-    recomputed from them by the feature pipeline, so the model sees a consistent record.
+    recomputed from them by the feature pipeline, so the model sees a consistent record. Blood
+    pressure moves as one reading: SBP to 120 and DBP to min(its value, 80). A change beyond
+    `MAX_CHANGE` is kept, marked `beyond`, and left out of "all of the above".
     """
     out: list[WhatIf] = []
     get = record.get
     if get("smoking_status") == 3:
         out.append(WhatIf("quit_smoking", {"smoking_status": 2}, {}))
     sbp, dbp = get("sbp"), get("dbp")
-    # Diastolic >= 120 cannot sit under a systolic of 120: no consistent record to estimate.
-    if sbp is not None and sbp > TARGET_SBP and (dbp is None or dbp < TARGET_SBP):
-        out.append(WhatIf("sbp", {"sbp": TARGET_SBP}, {"before": _number(sbp), "after": _number(TARGET_SBP)}))
+    if sbp is not None and (sbp > TARGET_SBP or (dbp is not None and dbp > TARGET_DBP)):
+        changes = {"sbp": min(sbp, TARGET_SBP)}
+        if dbp is not None:
+            changes["dbp"] = min(dbp, TARGET_DBP)
+        before = f"{_number(sbp)}/{_number(dbp)}" if dbp is not None else _number(sbp)
+        after = (f"{_number(changes['sbp'])}/{_number(changes['dbp'])}" if dbp is not None
+                 else _number(changes["sbp"]))
+        out.append(WhatIf("bp", changes, {"before": before, "after": after}, _beyond(record, changes)))
     height, weight = get("height_cm"), get("weight_kg")
     if height is not None and weight is not None:
         bmi = weight / (height / 100.0) ** 2
         if bmi > TARGET_BMI:
-            target = TARGET_BMI * (height / 100.0) ** 2
-            out.append(WhatIf("bmi", {"weight_kg": round(target, 1)},
-                              {"before": _number(weight, 1), "after": _number(target, 1),
-                               "bmi_before": _number(bmi, 1), "bmi_after": _number(TARGET_BMI)}))
+            # BMI 23, or the 10 % loss KSSO sets as a realistic goal where BMI 23 is further away.
+            target = max(TARGET_BMI * (height / 100.0) ** 2, weight * (1.0 - MAX_WEIGHT_LOSS))
+            changes = {"weight_kg": round(target, 1)}
+            out.append(WhatIf("bmi", changes,
+                              {"before": _number(weight, 1), "after": _number(changes["weight_kg"], 1),
+                               "bmi_before": _number(bmi, 1),
+                               "bmi_after": _number(changes["weight_kg"] / (height / 100.0) ** 2, 1)}))
     ldl = get("ldl")
     if ldl is not None and ldl > TARGET_LDL:
         changes = {"ldl": TARGET_LDL}
         if get("total_cholesterol") is not None:
             # Total = LDL + HDL + VLDL: lowering LDL lowers the total by as much (non-HDL follows).
             changes["total_cholesterol"] = get("total_cholesterol") - (ldl - TARGET_LDL)
-        out.append(WhatIf("ldl", changes, {"before": _number(ldl), "after": _number(TARGET_LDL)}))
+        out.append(WhatIf("ldl", changes, {"before": _number(ldl), "after": _number(TARGET_LDL)},
+                          _beyond(record, changes)))
     glucose = get("fasting_glucose")
     if glucose is not None and glucose > TARGET_GLUCOSE:
-        out.append(WhatIf("glucose", {"fasting_glucose": TARGET_GLUCOSE},
-                          {"before": _number(glucose), "after": _number(TARGET_GLUCOSE)}))
+        changes = {"fasting_glucose": TARGET_GLUCOSE}
+        out.append(WhatIf("glucose", changes, {"before": _number(glucose), "after": _number(TARGET_GLUCOSE)},
+                          _beyond(record, changes)))
     if get("drinking") == 1:
         out.append(WhatIf("stop_drinking", {"drinking": 0}, {}))
     days = get("activity_days_per_week")
     if days is not None and days < TARGET_ACTIVITY_DAYS:
         out.append(WhatIf("activity", {"activity_days_per_week": TARGET_ACTIVITY_DAYS},
                           {"before": str(int(days)), "after": str(TARGET_ACTIVITY_DAYS)}))
-    if len(out) > 1:
+    estimated = [w for w in out if w.beyond is None]
+    if len(estimated) > 1:
         combined: dict[str, float] = {}
-        for w in out:
+        for w in estimated:
             combined.update(w.changes)
         out.append(WhatIf("all", combined, {}))
     return out
 
 
 def what_if(scorer: Scorer, record: dict, history: list[dict] | tuple[dict, ...] = ()
-            ) -> tuple[dict[str, float], list[tuple[WhatIf, dict[str, float]]]]:
-    """(risk now, [(change, risk after)]) per outcome, all from one model call.
+            ) -> tuple[dict[str, float], list[tuple[WhatIf, dict[str, float] | None]]]:
+    """(risk now, [(change, risk after, or None where the change was not estimated)]) per outcome,
+    all from one model call.
 
     Each variant is featurised on its own after the same `history` (the person's earlier
     checkups, all dated no later than `record`), as a request with that history would be, so
@@ -211,14 +291,16 @@ def what_if(scorer: Scorer, record: dict, history: list[dict] | tuple[dict, ...]
     model's and not float rounding.
     """
     changes = what_if_changes(record)
-    variants = [record] + [{**record, **w.changes} for w in changes]
+    estimated = [w for w in changes if w.beyond is None]
+    variants = [record] + [{**record, **w.changes} for w in estimated]
     history = list(history)
     # The variant comes last in the request and is the newest (ties keep input order), so it is the
     # last row; feature_matrix returns rows in input order.
     X = np.vstack([feature_matrix(Columns.from_records(history + [v]))[-1:] for v in variants])
     probs = scorer.probabilities(X)
     now = {o: float(p[0]) for o, p in probs.items()}
-    return now, [(w, {o: float(p[i + 1]) for o, p in probs.items()}) for i, w in enumerate(changes)]
+    after = {id(w): {o: float(p[i + 1]) for o, p in probs.items()} for i, w in enumerate(estimated)}
+    return now, [(w, after.get(id(w))) for w in changes]
 
 
 # -- the waterfall --------------------------------------------------------------------------------
@@ -226,29 +308,64 @@ def what_if(scorer: Scorer, record: dict, history: list[dict] | tuple[dict, ...]
 SVG_WIDTH = 524
 LABEL_WIDTH = 326
 NOTE_WIDTH = 36
-ROW = 12
+ROW = 10  # 7.5-point text; 10 px rows keep five outcomes and the trends on one A4 page
 
 
-def _factor_text(feature: str, value: float | None, sex: str | None, lang: Lang) -> dict:
-    label = FEATURE_LABELS[feature]
-    j = judgement(feature, sex)
-    words = value is None or bool(label.codes)  # "Smoking: current", but "SBP 152 mmHg"
-    return {
-        "name": label.name(lang) + (":" if words else ""),
-        "value": label.value_text(value, lang),
-        "cutoff": j.text(lang, label) if j is not None else "",
-        "level": (j.level(value) if j is not None else None) or "none",
-    }
+def _x(x: np.ndarray, feature: str) -> float | None:
+    v = float(x[FEATURES.index(feature)])
+    return None if math.isnan(v) else v
 
 
-def waterfall(risk: dict, sex: str | None, lang: Lang) -> dict:
-    """Geometry and words of one outcome's SHAP waterfall: base -> each top factor -> the rest -> risk.
+# The measurement a group's number is, where the group's name does not say it.
+_VALUE_NAME = {"weight": "BMI", "lipids": "LDL", "kidney": "eGFR", "liver": "ALT"}
+
+
+def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> dict:
+    """A measurement group's name, its value as a checkup result prints it, the Korean cut-off
+    class it falls in and the level it is drawn with. `x`: the checkup's model row (FEATURES)."""
+    group = GROUPS[group_id]
+    name, cutoff, level = group.name(lang), "", None
+    if group_id == "blood_pressure":
+        sbp, dbp = _x(x, "sbp"), _x(x, "dbp")
+        shown = [FEATURE_LABELS["sbp"].value_text(sbp, lang).split(" ")[0] if sbp is not None else "—",
+                 FEATURE_LABELS["dbp"].value_text(dbp, lang).split(" ")[0] if dbp is not None else "—"]
+        value = f"{shown[0]}/{shown[1]} mmHg" if (sbp, dbp) != (None, None) else FEATURE_LABELS["sbp"].missing[lang]
+        cutoff, level = bp_stage_text(sbp, dbp, lang)
+    elif group_id == "history":
+        flags = [FEATURE_LABELS[f].name(lang) for f in group.features if _x(x, f) == 1]
+        value = ", ".join(flags) if flags else t("history_flags_none", lang)
+        level = "borderline" if flags else None
+    else:
+        v = _x(x, group.main)
+        value = FEATURE_LABELS[group.main].value_text(v, lang)
+        if v is not None and group_id in _VALUE_NAME:
+            value = f"{_VALUE_NAME[group_id]} {value}"  # "LDL 140 mg/dL": which lipid the number is
+        if group_id == "weight":
+            cls = bmi_class(v)
+            cutoff, level = (cls.name(lang), cls.level) if cls is not None else ("", None)
+        elif group_id == "waist":
+            obese = abdominal_obesity(v, sex)
+            j = judgement("waist_cm", sex)
+            if j is not None:
+                cutoff, level = j.text(lang, FEATURE_LABELS["waist_cm"]), ("disease" if obese else "normal")
+        else:
+            j = judgement(group.main, sex)
+            if j is not None:
+                cutoff, level = j.text(lang, FEATURE_LABELS[group.main]), j.level(v)
+        if v is None:
+            level = None
+    return {"name": name + ":", "value": value, "cutoff": cutoff, "level": level or "none"}
+
+
+def waterfall(risk: dict, values: np.ndarray, sex: str | None, lang: Lang) -> dict:
+    """Geometry and words of one outcome's SHAP waterfall: base -> each top measurement group ->
+    the rest -> risk. `risk` is a grouped /score result, `values` the checkup's model row.
 
     The axis is log-odds, where SHAP contributions add up exactly; the ends are labelled as risks.
     """
     base = risk["base_log_odds"]
     steps = [(c["feature"], c["value"], c["log_odds"]) for c in risk["contributions"]]
-    n_other = len(FEATURE_LABELS) - len(steps)
+    n_other = len(GROUPS) - len(steps)
     steps.append((None, None, risk["other_log_odds"]))
     cum = [base]
     for *_, lo in steps:
@@ -270,13 +387,87 @@ def waterfall(risk: dict, sex: str | None, lang: Lang) -> dict:
         if feature is None:
             row.update(name=t("others", lang, n=n_other), value="", cutoff="", level="none")
         else:
-            row.update(_factor_text(feature, value, sex, lang))
+            row.update(_group_text(feature, values, sex, lang))
         rows.append(row)
     final = 1.0 / (1.0 + math.exp(-cum[-1]))
     rows.append({"kind": "end", "y": (len(steps) + 1) * ROW, "x": x(cum[-1]),
                  "text": t("final", lang, risk=risk_text(final))})
     return {"width": SVG_WIDTH, "height": (len(steps) + 2) * ROW + 2, "rows": rows, "row": ROW,
             "label_width": LABEL_WIDTH, "note_x": SVG_WIDTH - NOTE_WIDTH + 4}
+
+
+# -- trends over checkups --------------------------------------------------------------------------
+
+TREND_MEASURES: tuple[str, ...] = ("sbp", "fasting_glucose", "bmi", "ldl", "egfr")
+CHART_W, CHART_H = 134, 36  # five to a row across the A4 column, two rows within the page
+_PAD_X, _PAD_TOP, _PAD_BOTTOM = 14, 9, 9
+
+
+def trend_chart(title: str, dates: list[dt.date], values: list[float | None], fmt, empty: str,
+                from_zero: bool = False) -> dict:
+    """One small inline-SVG line chart: x is time (proportional to the dates), y spans the values,
+    each point labelled with its value; missing values are gaps. Geometry only, words elsewhere.
+
+    The y range never magnifies noise: risks start at zero (12% -> 11% must not look like a fall
+    to nothing), and a measure's range spans at least 20% of its level (SBP 128 -> 130 stays flat)."""
+    days = [d.toordinal() for d in dates]
+    span = max(days[-1] - days[0], 1)
+    inner_w, inner_h = CHART_W - 2 * _PAD_X, CHART_H - _PAD_TOP - _PAD_BOTTOM
+    present = [v for v in values if v is not None]
+    lo, hi = (min(present), max(present)) if present else (0.0, 1.0)
+    if from_zero:
+        lo, hi = 0.0, max(hi, 1e-6) * 1.1
+    else:
+        widen = max(0.2 * abs(hi + lo) / 2.0 - (hi - lo), 0.0) / 2.0
+        lo, hi = lo - widen, hi + widen
+        pad = (hi - lo) * 0.1 or 1e-6
+        lo, hi = lo - pad, hi + pad
+    points, segments, current = [], [], []
+    for d, v in zip(days, values):
+        if v is None:
+            if current:
+                segments.append(current)
+            current = []
+            continue
+        px = round(_PAD_X + (d - days[0]) / span * inner_w, 1)
+        py = round(_PAD_TOP + (hi - v) / (hi - lo) * inner_h, 1)
+        points.append({"x": px, "y": py, "label": fmt(v)})
+        current.append(f"{px},{py}")
+    if current:
+        segments.append(current)
+    return {"title": title, "w": CHART_W, "h": CHART_H, "points": points,
+            "lines": [" ".join(seg) for seg in segments if len(seg) > 1],
+            "first": dates[0].strftime("%Y-%m"), "last": dates[-1].strftime("%Y-%m"),
+            "base_y": CHART_H - _PAD_BOTTOM + 2, "empty": None if present else empty}
+
+
+def trends(records: list[dict], results: list[dict], X: np.ndarray, order: list[int], outcomes: tuple[str, ...],
+           lang: Lang) -> dict:
+    """The person's main measures and one-year risks at each checkup, oldest first. Each checkup's
+    risk is the one `score_records` gave it with its own earlier checkups, the path /score takes."""
+    dates = [records[i]["exam_date"] for i in order]
+    empty = t("trend_none", lang)
+    measures = []
+    for m in TREND_MEASURES:
+        col = FEATURES.index(m)
+        values = [None if math.isnan(X[i, col]) else float(X[i, col]) for i in order]
+        digits = 1 if m == "bmi" else 0
+        measures.append(trend_chart(t(f"trend_{m}", lang), dates, values, lambda v, d=digits: f"{v:.{d}f}", empty))
+    risks = []
+    for o in outcomes:
+        values = [results[i]["risks"][o]["probability"] for i in order]
+        if all(v is None for v in values):
+            continue
+        spec = OUTCOME_SPECS[o]
+        risks.append(trend_chart(spec.short_ko if lang == "ko" else spec.short_en, dates, values, risk_text, empty,
+                                 from_zero=True))
+    return {"measures": measures, "risks": risks}
+
+
+def _lang_part(words: str, lang: Lang) -> str:
+    """"한국어 / English" -> the part in `lang` (the whole where there is one form)."""
+    parts = words.split(" / ")
+    return parts[0] if lang == "ko" else parts[-1]
 
 
 # -- the page ------------------------------------------------------------------------------------
@@ -329,6 +520,9 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         age_words = t("age_band", lang, band=BY_NAME["age_group"].codes[int(record["age_group"])])
 
     now, changes = what_if(scorer, record, history)
+    # The model rows of every checkup, each after its own earlier ones (input order, as scored):
+    # the newest's row names the waterfall's values; all of them draw the trends.
+    X = feature_matrix(Columns.from_records(records))
     outcomes, not_applicable = [], []
     for o in scorer.outcomes:
         spec = OUTCOME_SPECS[o]
@@ -345,20 +539,32 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
             group = _group_words(sex, band, lang)
             percentile = (t("percentile_lowest", lang, group=group, n=f"{n:,}") if pct < 1 else
                           t("percentile", lang, group=group, n=f"{n:,}", pct=int(round(pct))))
+        interval = risk.get("probability_interval")
         outcomes.append({
             "key": o, "name": name, "short": spec.short_ko if lang == "ko" else spec.short_en,
             "risk": risk_text(p), "category": risk["category"], "category_words": t(f"cat_{risk['category']}", lang),
-            "percentile": percentile, "waterfall": waterfall(risk, sex, lang),
+            "interval": (t("interval", lang, low=risk_text(interval[0]), high=risk_text(interval[1]))
+                         if interval is not None else None),
+            "interval_values": interval,
+            "percentile": percentile, "waterfall": waterfall(risk, X[newest], sex, lang),
         })
 
-    applicable = [o["key"] for o in outcomes]
-    whatifs = []
+    whatifs, defining_shown = [], False
     for w, after in changes:
+        text = t(w.key, lang, **w.words)
+        if after is None:
+            whatifs.append({"text": t("whatif_outside", lang, what=text, why=_lang_part(w.beyond, lang)),
+                            "cells": None})
+            continue
         cells = []
-        for o in applicable:
-            delta, direction = _delta(now[o], after[o], lang)
-            cells.append({"risk": risk_text(after[o]), "delta": delta, "direction": direction})
-        whatifs.append({"text": t(w.key, lang, **w.words), "cells": cells})
+        for o in outcomes:
+            delta, direction = risk_change_text(now[o["key"]], after[o["key"]], lang, o["interval_values"])
+            defining = bool(DEFINING_FIELDS.get(o["key"], frozenset()) & set(w.changes))
+            defining_shown |= defining
+            cells.append({"risk": risk_text(after[o["key"]]), "delta": delta, "direction": direction,
+                          "defining": defining})
+        whatifs.append({"text": text, "cells": cells})
+    bounds = ", ".join(_lang_part(words, lang) for _, words in MAX_CHANGE.values())
 
     missing = [FEATURE_LABELS[k].name(lang) for k in KEY_INPUTS if record.get(k) is None]
     if record.get("age") is None:
@@ -377,10 +583,16 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         "history": history_words,
         "history_checkups": result["history_checkups"],
         "stale": t("stale", lang, age=_age_words(exam, today, lang)) if result["stale"] else None,
+        # The synthetic-model banner in the report's language, else None.
+        "provenance": synthetic_notice(scorer.training_data, lang) if scorer.synthetic else None,
         "outcomes": outcomes,
         "not_applicable": not_applicable,
         "whatif_header": [{"short": o["short"], "now": risk_text(now[o["key"]])} for o in outcomes],
         "whatifs": whatifs,
+        "whatif_defining": t("defining", lang) if defining_shown else None,
+        "whatif_bounds": t("whatif_bounds", lang, bounds=bounds),
+        "category_sources": [t(f"source_{o['key']}", lang) for o in outcomes if f"source_{o['key']}" in TEXT],
+        "trends": trends(records, results, X, [*earlier, newest], scorer.outcomes, lang) if history else None,
         "missing": missing,
         "footer": t("footer", lang, version=scorer.version, date=today.isoformat()),
         "level_colours": {"disease": "#b3122e", "borderline": "#a26200"},

@@ -19,8 +19,10 @@ import numpy as np
 
 from features.derive import FEATURES, LONGITUDINAL_FEATURES, Columns, feature_matrix
 from features.eligibility import applicability
+from features.labels import FEATURE_GROUPS
 from features.schema import BY_NAME, KEY_INPUTS
 from models.bundle import RiskModel
+from models.interval import pair_around
 from models import provenance
 from models.outcomes import OUTCOME_SPECS
 
@@ -100,6 +102,36 @@ def staleness(exam_date: dt.date, today: dt.date, stale_after_days: int) -> str 
             "so the probability describes that year, not the coming one (stale)")
 
 
+# Feature -> group as a 0/1 matrix (features x groups), from the one table in features.labels.
+_GROUP_MATRIX = np.zeros((len(FEATURES), len(FEATURE_GROUPS)))
+for _g, _group in enumerate(FEATURE_GROUPS):
+    _GROUP_MATRIX[[FEATURES.index(f) for f in _group.features], _g] = 1.0
+_GROUP_MAIN = [None if g.main is None else FEATURES.index(g.main) for g in FEATURE_GROUPS]
+DETAILS = ("groups", "features")
+
+
+def grouped_contributions(row: np.ndarray, base: float, x: np.ndarray, hidden: np.ndarray,
+                          top_k: int) -> tuple[list[dict], float, float]:
+    """(contributions, base_log_odds, other_log_odds) of one risk, by measurement group.
+
+    A group's log-odds is the sum of its features' SHAP values, leaving out what only says the
+    history lacks something (those stay in "other", as in the per-feature view); a group with no
+    listable feature is not listed. base + listed groups + other is the calibrated log-odds: other
+    is computed as the remainder, so the identity holds to the last bit of float64 addition."""
+    shown = np.where(hidden, 0.0, row)
+    sums = shown @ _GROUP_MATRIX
+    listable = np.flatnonzero((~hidden).astype(float) @ _GROUP_MATRIX > 0)
+    top = listable[np.argsort(-np.abs(sums[listable]), kind="stable")[:top_k]]
+    out = []
+    for g in top:
+        group, main = FEATURE_GROUPS[g], _GROUP_MAIN[g]
+        value = None if main is None or np.isnan(x[main]) else _round(float(x[main]), 4)
+        members = [f for f in group.features if not hidden[FEATURES.index(f)]]
+        out.append({"feature": group.id, "value": value, "log_odds": float(sums[g]), "features": members})
+    listed = sum(c["log_odds"] for c in out)
+    return out, base, float(row.sum() - listed)
+
+
 class Scorer:
     """Holds one model version and its compiled explainer; built once per worker."""
 
@@ -137,6 +169,17 @@ class Scorer:
             out[o] = (probs[o].to_numpy(), contribs, base)
         return out
 
+    def interval_halfwidths(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """Per outcome with interval members, each row's `probability_interval` half-width in
+        calibrated log-odds (`models.interval`; margins only, no SHAP). Empty for older bundles."""
+        if self.explainer is not None:
+            from models.interval import halfwidth
+
+            return {o: halfwidth(z, self.explainer.multipliers[o]) for o, z in self.explainer.member_logits(X).items()}
+        import pandas as pd
+
+        return self.model.interval_halfwidths_features(pd.DataFrame(X, columns=list(FEATURES)))
+
     def probabilities(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Calibrated probability per outcome for rows of the model matrix (eligibility not applied)."""
         return {o: v[0] for o, v in self._predict_explain(X, explain=False).items()}
@@ -150,10 +193,16 @@ class Scorer:
         return hidden
 
     def score_records(self, records: list[dict], explain: bool = True, top_k: int = 5,
-                      today: dt.date | None = None) -> list[dict]:
+                      today: dt.date | None = None, detail: str = "groups") -> list[dict]:
         """Records must already be valid (see serving.schemas); returns one result per record, in
         the order given. Records sharing a person_id are one person's checkups: each is scored
-        with the earlier ones (by exam_date) as its history."""
+        with the earlier ones (by exam_date) as its history.
+
+        `detail`: "groups" (default) lists contributions by the measurement they come from
+        (`features.labels.FEATURE_GROUPS`), as clinicians read them; "features" lists model
+        features, for data scientists."""
+        if detail not in DETAILS:
+            raise ValueError(f"detail must be one of {DETAILS}, not {detail!r}")
         today = today or dt.date.today()
         for r in records:
             if r.get("exam_date") is None:
@@ -163,6 +212,7 @@ class Scorer:
         cols = Columns.from_records(records)
         X = feature_matrix(cols)
         scored = self._predict_explain(X, explain and top_k > 0)
+        halfwidths = self.interval_halfwidths(X)  # probability_interval: null for outcomes without members
         applies = applicability(cols, self.outcomes)
         hidden = self.unlisted_history(X)
         results = []
@@ -180,7 +230,11 @@ class Scorer:
                 prob = float(p[i]) if contribs is None else float(1.0 / (1.0 + np.exp(-(base[i] + contribs[i].sum()))))
                 entry = {"probability": prob, "applicable": True, "reason": None,
                          "category": OUTCOME_SPECS[o].category(prob), "contributions": []}
-                if contribs is not None:
+                entry["probability_interval"] = pair_around(prob, float(halfwidths[o][i])) if o in halfwidths else None
+                if contribs is not None and detail == "groups":
+                    entry["contributions"], entry["base_log_odds"], entry["other_log_odds"] = grouped_contributions(
+                        contribs[i], float(base[i]), X[i], hidden[i], top_k)
+                elif contribs is not None:
                     row = contribs[i]
                     shown = np.flatnonzero(~hidden[i])
                     top = shown[np.argsort(-np.abs(row[shown]), kind="stable")[:top_k]]
@@ -210,6 +264,9 @@ class Scorer:
                 warnings.append(stale)
             if self.synthetic:
                 warnings.append(provenance.SYNTHETIC_WARNING)
+            if any(v.get("applicable") and v.get("probability_interval") is None for v in risks.values()):
+                warnings.append("this model version has no interval ensemble (saved before intervals existed): "
+                                "probability_interval is null; retrain to get it")
             results.append({
                 "person_id": r["person_id"],
                 "exam_date": dates[i].isoformat(),

@@ -102,12 +102,16 @@ async def _service() -> RiskService:
 
 
 @app.post("/score", summary="Score checkups: one-year risk per outcome with top-k SHAP contributions")
-async def score(request: ScoreRequest, svc: RiskService = Depends(_service)) -> JSONResponse:
+async def score(request: ScoreRequest, detail: Literal["groups", "features"] = "groups",
+                svc: RiskService = Depends(_service)) -> JSONResponse:
+    """`?detail=features` lists contributions per model feature (for data scientists); by default
+    they are grouped by the measurement they come from (blood pressure, glucose, ...)."""
     records = [c.model_dump() for c in request.checkups]
     if len(records) <= INLINE_RECORDS:
-        results = svc.scorer.score_records(records, explain=request.explain, top_k=request.top_k)
+        results = svc.scorer.score_records(records, explain=request.explain, top_k=request.top_k, detail=detail)
     else:
-        results = await run_in_threadpool(svc.scorer.score_records, records, request.explain, request.top_k)
+        results = await run_in_threadpool(svc.scorer.score_records, records, request.explain, request.top_k,
+                                          None, detail)
     return JSONResponse({"model_version": svc.version, "results": results})
 
 

@@ -58,6 +58,19 @@ def _fitting_table(model_info: dict[str, dict]) -> list[str]:
     return lines
 
 
+def _provenance_lines(info: dict | None) -> list[str]:
+    """What the model learned from (`models.provenance`), persons and checkups counted apart; a
+    synthetic model is named as not for clinical use."""
+    if not info:
+        return []
+    line = (f"- Provenance: **{info['kind']}** data; the model was fitted on {info.get('persons') or 0:,} persons and "
+            f"{info.get('checkups') or 0:,} checkups, exams {info.get('first_exam')} to {info.get('last_exam')}.")
+    if info["kind"] == "synthetic":
+        return [line, "- **Synthetic (simulated) people, not real patients: for demonstration and testing only, "
+                      "not for clinical use.** The service says so in every response, card and report."]
+    return [line]
+
+
 def model_card(version: str, metrics: dict, data: dict, decision: str | None = None,
                model_info: dict[str, dict] | None = None) -> str:
     """Markdown model card for one registered version.
@@ -136,6 +149,7 @@ def model_card(version: str, metrics: dict, data: dict, decision: str | None = N
         f"- Source file fingerprint: `{data.get('sha256', 'n/a')}`; {data.get('rows', 0):,} checkups of "
         f"{data.get('persons', 0):,} persons; rows rejected by validation: {data.get('rejected_rows', 0):,}.",
         f"- Events per outcome: {data.get('events', {})}.",
+        *_provenance_lines(data.get("training_data")),
         "- Split by person (never by row) into train / validation / calibration / test (TRIPOD+AI 12a).",
         f"- Sample size (TRIPOD+AI 10): per outcome, Riley et al. (BMJ 2020;368:m441) with {len(FEATURES)} candidate",
         "  parameters and an anticipated Cox-Snell R2 of 15% of its maximum; training warns when the data are smaller.",

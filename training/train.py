@@ -18,6 +18,7 @@ from features.readers import read_checkups
 from features.schema import EXAMPLE_RECORD, OUTCOMES
 from features.validation import run_suite, split_valid
 from models.bundle import RiskModel, person_fold
+from models.provenance import summary_en
 from models.outcomes import OUTCOME_SPECS
 from training import registry
 from training.card import evaluation_report, model_card
@@ -206,6 +207,13 @@ def train(
                                f"{o}.blend_weight": m.weight,
                                **{f"{o}.{k}": v for k, v in m.info["setting"].items()}})
         mlflow.log_dict({o: m.info for o, m in model.models_.items()}, "model_selection.json")
+        # Where the data came from, as the bundle records it (synthetic when the file carries the
+        # generator's true risks): searchable in MLflow, stated in the model card, served by /model.
+        provenance = model.training_data_
+        mlflow.log_params({f"training_data.{k}": v for k, v in provenance.items()})
+        mlflow.set_tag("training_data", provenance["kind"])
+        fingerprint["training_data"] = provenance
+        say(f"training data: {summary_en(provenance)}")
 
         say(f"evaluating on {len(test_rows):,} held-out checkups")
         metrics, curves = evaluate(test_rows, model, seed=seed)
@@ -261,6 +269,7 @@ def train(
         mlflow.log_text(card, "model_card.md")
         mlflow.log_text(evaluation_report(version, metrics, pngs, card), "evaluation_report.html")
         registry.client().set_model_version_tag(registry.MODEL_NAME, version, "run_id", run.info.run_id)
+        registry.client().set_model_version_tag(registry.MODEL_NAME, version, "training_data", provenance["kind"])
         elapsed = time.perf_counter() - start
         mlflow.log_metric("train_seconds", elapsed)
     return TrainResult(run.info.run_id, version, metrics, promoted, decision_text, elapsed)

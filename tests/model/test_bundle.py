@@ -41,7 +41,9 @@ def test_save_load_round_trip_is_exact(model, held_out, tmp_path):
     model.save(tmp_path / "bundle")
     assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == sorted(
         ["manifest.json", "reference.json", PERSONS_FILE] + [f"{o}.ubj" for o in model.models_]
+        + [f"{o}.member{j}.ubj" for o, m in model.models_.items() for j in range(len(m.members))]
     )
+    assert all(len(m.members) == model.interval_members for m in model.models_.values())
     again = RiskModel.load(tmp_path / "bundle")
     np.testing.assert_allclose(again.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(),
                                rtol=0, atol=1e-12)

@@ -18,6 +18,9 @@ def service_home(tmp_path_factory):
     os.environ["CHECKUP_RISK_HOME"] = str(home)
     os.environ["CHECKUP_RISK_API_TOKEN"] = "test-token"
     os.environ["CHECKUP_RISK_CDS_CLIENTS"] = str(CDS_CLIENT.write_allowlist(home / "cds_clients.json"))
+    # The test model learns from the synthetic cohort, and CDS gives no cards from a synthetic model
+    # unless the site allows it: the card tests need them (test_provenance proves the refusal).
+    os.environ["CHECKUP_RISK_ALLOW_SYNTHETIC"] = "1"
     from serving import store
 
     store.use_home(home)

@@ -11,6 +11,7 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 from features.fhir import to_bundle
 from features.schema import EXAMPLE_RECORD
 from serving.fhir_out import check_risk_assessment
+from serving.cds import NEXT_STEPS
 
 URL = "http://testserver/cds-services/checkup-risk"
 
@@ -63,8 +64,9 @@ def test_patient_view_card(post, service_home):
     r = post(cds_call(record))
     assert r.status_code == 200, r.text
     (card,) = r.json()["cards"]
-    assert len(card["summary"]) < 140 and "1년 위험" in card["summary"]
-    assert card["indicator"] in ("info", "warning", "critical")
+    assert len(card["summary"]) < 140 and "1년 위험" in card["summary"] and "1-yr" in card["summary"]
+    # Changed by design (issue 11): a one-year risk is never "critical", which is for action now.
+    assert card["indicator"] in ("info", "warning")
     assert card["source"]["label"].endswith(f"v{version})")
     assert "Systolic" not in card["summary"]
     assert "수축기혈압" in card["detail"] or "흡연" in card["detail"]  # factors in clinical words
@@ -88,8 +90,15 @@ def test_indicator_follows_the_category(post):
                              ldl=90.0, total_cholesterol=170.0, family_history_cvd=0))).json()["cards"]
     high = post(cds_call(dict(EXAMPLE_RECORD, age=78, sbp=178.0, dbp=88.0, fasting_glucose=118.0,
                               smoking_status=3))).json()["cards"]
-    rank = {"info": 0, "warning": 1, "critical": 2}
-    assert rank[high[0]["indicator"]] >= rank[low[0]["indicator"]]
+    # Changed by design (issue 11): "warning" for high and very high, "info" otherwise, never "critical".
+    assert len(low) == 1 and len(high) == 1
+    assert low[0]["indicator"] == "info", low[0]["summary"]
+    assert high[0]["indicator"] == "warning", high[0]["summary"]
+    assert "높음" in high[0]["summary"] and "high 1-yr" in high[0]["summary"].lower()
+    # Each summary names the next step from the one table, in Korean and in English.
+    steps = [step for row in NEXT_STEPS.values() for step in row.values()]
+    for card in (low[0], high[0]):
+        assert any(ko in card["summary"] and en in card["summary"] for ko, en in steps), card["summary"]
 
 
 def test_no_cards_when_nothing_applies(post):
@@ -151,7 +160,7 @@ def test_spec_example_with_our_prefetch(post):
                         "observations": {"resourceType": "Bundle", "type": "searchset", "entry": bundle["entry"][1:]}}
     r = post(body)
     assert r.status_code == 200, r.text
-    assert r.json()["cards"][0]["indicator"] in ("info", "warning", "critical")
+    assert r.json()["cards"][0]["indicator"] in ("info", "warning")  # never "critical" (issue 11)
 
 
 def test_cors_preflight_for_browser_clients(client):

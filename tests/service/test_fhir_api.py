@@ -144,3 +144,41 @@ def test_end_to_end_generated_patients(client, cds_client_keys, service_home):
                 assert ra["prediction"][0]["probabilityDecimal"] == pytest.approx(
                     score["risks"][outcome]["probability"], abs=1e-6)
     assert cards >= 8
+
+
+def test_probability_interval_travels_as_a_valid_extension(client):
+    from serving.fhir_out import PROBABILITY_INTERVAL_URL
+
+    bundle = to_bundle(EXAMPLE_RECORD)
+    r = client.post("/fhir/risk-assessment", content=json.dumps(bundle), headers=FHIR)
+    assert r.status_code == 200, r.text
+    score = client.post("/score", json={"checkups": [read_bundle(bundle).record]}).json()
+    risks = score["results"][0]["risks"]
+    assessments = _assessments(r)
+    assert assessments
+    for ra in assessments:
+        RiskAssessment.model_validate(ra)
+        prediction = ra["prediction"][0]
+        outcome = next(o for o, s in OUTCOME_SPECS.items() if s.snomed == prediction["outcome"]["coding"][0]["code"])
+        # probabilityDecimal stays; the interval is an extension (probability[x] cannot be both).
+        assert "probabilityRange" not in prediction
+        (ext,) = [e for e in prediction["extension"] if e["url"] == PROBABILITY_INTERVAL_URL]
+        low, high = ext["valueRange"]["low"], ext["valueRange"]["high"]
+        assert low["system"] == high["system"] == "http://unitsofmeasure.org" and low["code"] == high["code"] == "1"
+        assert 0 <= low["value"] <= prediction["probabilityDecimal"] <= high["value"] <= 1
+        assert [low["value"], high["value"]] == pytest.approx(risks[outcome]["probability_interval"], abs=1e-6)
+
+
+def test_interval_extension_is_checked():
+    from serving.fhir_out import check_risk_assessment, probability_interval_extension
+
+    assert probability_interval_extension(None) == []
+    ra = {"resourceType": "RiskAssessment", "status": "final", "subject": {"reference": "Patient/p"},
+          "method": {"coding": [{"version": "1"}]}, "basis": [{"reference": "Patient/p"}],
+          "prediction": [{"outcome": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]},
+                          "probabilityDecimal": 0.2, "extension": probability_interval_extension([0.1, 0.3])}]}
+    RiskAssessment.model_validate(ra)
+    assert check_risk_assessment(ra, "1", {"Patient/p"}) == []
+    ra["prediction"][0]["extension"] = probability_interval_extension([0.25, 0.3])  # excludes the point
+    RiskAssessment.model_validate(ra)
+    assert any("interval" in p for p in check_risk_assessment(ra, "1", {"Patient/p"}))

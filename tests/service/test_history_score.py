@@ -31,8 +31,9 @@ def person(pid: str) -> list[dict]:
     ]
 
 
-def post(client, checkups, **kw):
-    r = client.post("/score", json={"checkups": checkups, **kw})
+def post(client, checkups, detail=None, **kw):
+    # detail="features": the per-feature view these history rules are stated in (default: groups).
+    r = client.post("/score", json={"checkups": checkups, **kw}, params={"detail": detail} if detail else None)
     assert r.status_code == 200, r.text
     return r.json()["results"]
 
@@ -159,7 +160,7 @@ def test_stale_after_days_is_configurable(service_home):
 
 def test_absent_history_is_never_listed_but_still_adds_up(client, scorer):
     hidden_total = {}
-    alone = post(client, [EXAMPLE_RECORD], top_k=len(FEATURES))[0]
+    alone = post(client, [EXAMPLE_RECORD], top_k=len(FEATURES), detail="features")[0]
     assert alone["history_checkups"] == 0
     # The contributions as the explainer gives them, to know what was left out.
     rec = Checkup.model_validate(EXAMPLE_RECORD).model_dump()
@@ -186,7 +187,7 @@ def test_absent_history_is_never_listed_but_still_adds_up(client, scorer):
 
 def test_present_history_can_be_listed(client):
     oldest, middle, newest = person("h-5")
-    results = post(client, [oldest, middle, newest], top_k=len(FEATURES))
+    results = post(client, [oldest, middle, newest], top_k=len(FEATURES), detail="features")
     newest_listed = {c["feature"] for r in results[2]["risks"].values() for c in r["contributions"]}
     assert {"years_since_last_exam", "delta_sbp", "last_ldl"} <= newest_listed
     oldest_listed = {c["feature"] for r in results[0]["risks"].values() for c in r["contributions"]}

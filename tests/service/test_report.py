@@ -69,8 +69,8 @@ def test_korean_by_default(scorer):
         if risks[o]["applicable"]:
             assert spec.label_ko in text
             assert risk_text(risks[o]["probability"]) in text
-    # The official cut-off next to the value: SBP 134 is borderline, the disease cut-off is shown.
-    assert "고혈압 의심 ≥140" in text
+    # Factors are measurements with their Korean class: 134/86 is KSH prehypertension.
+    assert "혈압: 134/86 mmHg" in text and "고혈압 전단계 130–139/80–89" in text
 
 
 def test_english_has_no_korean_left(scorer):
@@ -98,8 +98,9 @@ def test_percentile_among_same_sex_and_age_band(scorer):
     pct, n = scorer.model.risk_percentile("cvd", "M", "50-59", p)
     assert 0 <= pct <= 99 and n >= 100
     if pct >= 1:
-        assert f"Higher than about {round(pct)}% of men aged 50-59 in the training population (n = {n:,})" in text
-    assert "학습 인구" in visible_text(render_html(scorer, rec, "ko"))
+        # n counts checkups, and the words say so (not "population", which reads as persons).
+        assert f"Higher than about {round(pct)}% of {n:,} training checkups of men aged 50-59" in text
+    assert f"학습 데이터 검진 {n:,}건" in visible_text(render_html(scorer, rec, "ko"))
 
 
 def test_bundle_without_percentiles_omits_the_line(scorer):
@@ -107,7 +108,7 @@ def test_bundle_without_percentiles_omits_the_line(scorer):
     old.model = copy.copy(scorer.model)
     old.model.reference_ = {}  # as a bundle saved before the tables existed loads
     text = visible_text(render_html(old, canonical(), "en"))
-    assert "One-year risk" in text and "training population" not in text
+    assert "One-year risk" in text and "training checkups" not in text
 
 
 def test_what_if_sbp_120_never_raises_cvd_risk(scorer):
@@ -116,12 +117,21 @@ def test_what_if_sbp_120_never_raises_cvd_risk(scorer):
         rec = canonical(person_id=f"w{i}", age=int(rng.integers(35, 80)), sbp=float(rng.integers(141, 200)),
                         dbp=float(rng.integers(70, 110)), smoking_status=int(rng.integers(1, 4)))
         now, changes = what_if(scorer, rec)
-        by_key = {w.key: after for w, after in changes}
-        assert by_key["sbp"]["cvd"] <= now["cvd"] + 1e-12
+        by_key = {w.key: (w, after) for w, after in changes}
+        w, after = by_key["bp"]
+        # SBP and DBP move together: 120 and min(DBP, 80).
+        assert w.changes == {"sbp": 120.0, "dbp": min(rec["dbp"], 80.0)}
+        if rec["sbp"] - 120 > 50:  # beyond what the model is held to: said, not estimated
+            assert after is None and w.beyond
+        else:
+            assert after["cvd"] <= now["cvd"] + 1e-12
         if rec["smoking_status"] == 3:
-            assert by_key["quit_smoking"]["cvd"] <= now["cvd"] + 1e-12
+            assert by_key["quit_smoking"][1]["cvd"] <= now["cvd"] + 1e-12
     text = visible_text(render_html(scorer, canonical(sbp=160, dbp=95), "en"))
-    assert "Systolic BP 160 → 120 mmHg" in text and "estimates, not promises" in text
+    assert "Blood pressure 160/95 → 120/80 mmHg" in text and "estimates, not promises" in text
+    assert "plausible clinical bounds" in text
+    far = visible_text(render_html(scorer, canonical(sbp=200, dbp=100), "en"))
+    assert "Blood pressure 200/100 → 120/80 mmHg: not estimated" in far
 
 
 def test_what_if_changes_inputs_and_recomputes_derived_features():
@@ -276,8 +286,9 @@ def test_what_if_with_history_starts_from_the_scored_risk(scorer):
         if scored[o]["applicable"]:
             assert now[o] == pytest.approx(scored[o]["probability"], abs=1e-9)
     # The sbp variant's change since the last checkup follows the new value, as a request would.
-    sbp_after = {w.key: after for w, after in changes}["sbp"]
-    direct = scorer.probabilities(feature_matrix(Columns.from_records([*map(dict, recs[:2]), {**recs[2], "sbp": 120.0}])))
+    sbp_after = {w.key: after for w, after in changes}["bp"]
+    direct = scorer.probabilities(feature_matrix(Columns.from_records(
+        [*map(dict, recs[:2]), {**recs[2], "sbp": 120.0, "dbp": 80.0}])))
     assert sbp_after["cvd"] == pytest.approx(float(direct["cvd"][2]), abs=1e-12)
 
 
@@ -328,3 +339,41 @@ def test_report_route_refuses_ambiguous_and_bad_lists(client):
     r = client.post("/report", json=[recs[0], dict(recs[1], sbp=400)])
     assert r.status_code == 422
     assert {"index": 1, "field": "sbp"} in [{k: e[k] for k in ("index", "field")} for e in r.json()["errors"]]
+
+
+def test_what_if_words_smoking_long_term_and_defining_measures(scorer):
+    rec = canonical(smoking_status=3, fasting_glucose=118, sbp=128, dbp=78, ldl=150, total_cholesterol=230)
+    from serving.report import build_context
+
+    ctx = build_context(scorer, rec, "en")
+    text = visible_text(render_html(scorer, rec, "en"))
+    assert "After long-term cessation (current → former smoker)" in text
+    assert "장기 금연 시" in visible_text(render_html(scorer, rec, "ko"))
+    keys = [o["key"] for o in ctx["outcomes"]]
+    rows = {r["text"]: r for r in ctx["whatifs"]}
+    glucose = rows["Fasting glucose 118 → 99 mg/dL"]
+    smoking = rows["After long-term cessation (current → former smoker)"]
+    for o, cell in zip(keys, glucose["cells"]):
+        assert cell["defining"] == (o == "diabetes")  # glucose defines diabetes, nothing else
+    assert not any(c["defining"] for c in smoking["cells"])
+    if "diabetes" in keys:
+        assert "defining measure: near-tautological" in text
+    # Every outcome shown says where its category cut-offs come from.
+    assert "Korean Diabetes Risk Score" in text and "Hong et al., PLoS One 2020" in text
+    if "dyslipidemia" in keys:
+        assert "Dyslipidemia: no published Korean yearly rate; the training population's rate" in text
+
+
+def test_small_what_if_changes_read_as_no_meaningful_change(scorer):
+    from features.labels import risk_change_text
+    from serving.report import build_context
+
+    rec = canonical(activity_days_per_week=4, drinking=1)
+    ctx = build_context(scorer, rec, "en")
+    now, changes = what_if(scorer, rec)
+    for (w, after), row in zip(changes, ctx["whatifs"]):
+        for o, cell in zip(ctx["outcomes"], row["cells"]):
+            words, direction = risk_change_text(now[o["key"]], after[o["key"]], "en", o["interval_values"])
+            assert cell["delta"] == words and cell["direction"] == direction
+            if abs(after[o["key"]] - now[o["key"]]) < 0.001:
+                assert words == "no meaningful change"

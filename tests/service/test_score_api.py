@@ -172,3 +172,21 @@ def test_nhis_codes_accepted(client):
 
 def test_model_route_names_version(client, service_home):
     assert client.get("/model").json()["model_version"] == service_home[2]
+
+
+def test_every_applicable_risk_carries_its_interval(client, service_home):
+    _, model, _ = service_home
+    assert model.has_intervals()
+    for explain in (True, False):
+        r = post(client, [REC], top_k=5, explain=explain)
+        assert r.status_code == 200, r.text
+        res = r.json()["results"][0]
+        assert not any("probability_interval" in w for w in res["warnings"])
+        applicable = [v for v in res["risks"].values() if v["applicable"]]
+        assert applicable
+        for risk in res["risks"].values():
+            if not risk["applicable"]:
+                assert risk.get("probability_interval") is None
+                continue
+            low, high = risk["probability_interval"]
+            assert 0 <= low <= risk["probability"] <= high <= 1 and low < high

@@ -81,3 +81,74 @@ def test_tables_skip_small_groups():
     assert set(tables) == {"M|50-59", "F|50-59"}
     assert tables["M|50-59"]["n"] == 450 and len(tables["M|50-59"]["quantiles"]) == 99
     assert tables["M|50-59"]["quantiles"] == sorted(tables["M|50-59"]["quantiles"])
+
+
+# -- Korean class cut-offs and readable risks --------------------------------------------------
+
+from features.labels import (NO_MEANINGFUL_CHANGE, abdominal_obesity, bmi_class, bp_stage, bp_stage_text,  # noqa: E402
+                             risk_change_text, risk_resolution, risk_text)
+
+
+@pytest.mark.parametrize("bmi, key", [
+    (18.4, "underweight"), (18.5, "normal"), (22.9, "normal"), (23.0, "pre_obesity"), (24.9, "pre_obesity"),
+    (25.0, "obesity_1"), (29.9, "obesity_1"), (30.0, "obesity_2"), (35.0, "obesity_3"),
+])
+def test_ksso_bmi_classes(bmi, key):
+    assert bmi_class(bmi).key == key
+
+
+def test_ksso_words_and_missing():
+    assert bmi_class(None) is None and bmi_class(float("nan")) is None
+    assert bmi_class(24).ko.startswith("비만전단계") and bmi_class(27).en.startswith("obesity stage 1")
+
+
+@pytest.mark.parametrize("waist, sex, obese", [(90, "M", True), (89.9, "M", False), (85, "F", True),
+                                               (84.9, "F", False), (None, "M", None), (95, None, None)])
+def test_abdominal_obesity(waist, sex, obese):
+    assert abdominal_obesity(waist, sex) is obese
+
+
+@pytest.mark.parametrize("sbp, dbp, key, complete", [
+    (119, 79, "normal", True), (125, 75, "elevated", True), (125, 80, "prehypertension", True),
+    (135, 70, "prehypertension", True), (140, 70, "stage_1", True), (130, 95, "stage_1", True),
+    (165, 85, "stage_2", True), (150, 100, "stage_2", True),
+    (None, 95, "stage_1", False), (145, None, "stage_1", False), (None, 85, "prehypertension", False),
+])
+def test_ksh_blood_pressure_stages(sbp, dbp, key, complete):
+    stage, whole = bp_stage(sbp, dbp)
+    assert (stage.key, whole) == (key, complete)
+
+
+@pytest.mark.parametrize("sbp, dbp", [(None, 70), (None, 79), (125, None), (110, None), (None, None)])
+def test_a_missing_reading_is_never_called_normal(sbp, dbp):
+    assert bp_stage(sbp, dbp) is None
+    for lang in ("ko", "en"):
+        words, level = bp_stage_text(sbp, dbp, lang)
+        assert level is None and "정상" not in words and "normal" not in words
+    assert "unknown" in bp_stage_text(sbp, dbp, "en")[0] and "불가" in bp_stage_text(sbp, dbp, "ko")[0]
+
+
+def test_partial_reading_says_at_least():
+    assert bp_stage_text(None, 95, "en")[0].startswith("at least hypertension stage 1")
+    assert "이상" in bp_stage_text(145, None, "ko")[0]
+
+
+@pytest.mark.parametrize("p, text", [
+    (0.0, "<0.1%"), (0.00049, "<0.1%"), (0.001, "0.1%"), (0.0042, "0.4%"), (0.0234, "2.3%"), (0.0996, "10%"),
+    (0.1234, "12%"), (0.5, "50%"), (0.996, ">99%"),
+])
+def test_risk_text_has_sensible_significant_figures(p, text):
+    assert risk_text(p) == text
+
+
+def test_changes_below_the_resolution_or_interval_are_not_meaningful():
+    for lang in ("ko", "en"):
+        assert risk_change_text(0.0040, 0.0044, lang) == (NO_MEANINGFUL_CHANGE[lang], "same")
+        assert risk_change_text(0.15, 0.145, lang) == (NO_MEANINGFUL_CHANGE[lang], "same")  # 1 pp steps at 15%
+        # With an interval 10-20 %, a 3 pp change is inside its half-width (5 pp): not meaningful.
+        assert risk_change_text(0.15, 0.12, lang, (0.10, 0.20)) == (NO_MEANINGFUL_CHANGE[lang], "same")
+    assert risk_change_text(0.004, 0.006, "en") == ("+0.2 pp", "up")
+    assert risk_change_text(0.15, 0.12, "ko") == ("−3.0%p", "down")
+    assert risk_change_text(0.30, 0.12, "en", (0.25, 0.35)) == ("−18 pp", "down")
+    assert NO_MEANINGFUL_CHANGE == {"ko": "의미 있는 변화 없음", "en": "no meaningful change"}
+    assert risk_resolution(0.05) == 0.001 and risk_resolution(0.2) == 0.01

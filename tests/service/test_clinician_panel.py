@@ -1,0 +1,198 @@
+"""A panel of people, read as a clinician would: each report rendered, screenshotted in headless
+Chromium (kept under tests/artifacts/, which git ignores, for a person to look at) and checked for
+what it must say. Also /score's two views of the contributions: grouped (default) and per feature."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from features.derive import FEATURES
+from features.labels import FEATURE_LABELS, GROUPS, risk_text
+from features.schema import EXAMPLE_RECORD
+from models.outcomes import OUTCOME_SPECS
+from serving.report import TEXT, build_context, render_html
+from serving.schemas import Checkup
+from tests.service.test_report import hangul, visible_text
+
+ARTIFACTS = Path(__file__).parents[1] / "artifacts"  # the convention of test_report_files.py
+CHROMIUM = "/usr/bin/chromium"
+TODAY = dt.date(2025, 9, 1)
+LIPIDS = {"total_cholesterol": None, "triglycerides": None, "hdl": None, "ldl": None}
+
+
+def rec(**changes) -> dict:
+    return Checkup.model_validate({**EXAMPLE_RECORD, "exam_date": "2025-06-02", **changes}).model_dump()
+
+
+def five_checkups(pid: str) -> list[dict]:
+    """A man followed for five yearly checkups while his weight, BP and glucose creep up."""
+    out = []
+    for k in range(5):
+        out.append(rec(person_id=pid, exam_date=f"{2021 + k}-05-1{k}", age=52 + k, weight_kg=74.0 + 1.5 * k,
+                       sbp=124 + 4 * k, dbp=78 + 2 * k, fasting_glucose=96 + 4 * k,
+                       ldl=None if k == 2 else 120 + 5 * k, serum_creatinine=0.9 + 0.03 * k))
+    return out
+
+
+# name -> (checkups, lang, what the page must show, what it must not)
+PANEL: dict[str, tuple[list[dict], str, list[str], list[str]]] = {
+    "young_woman": ([rec(person_id="p01", sex="F", age=26, height_cm=162, weight_kg=52, waist_cm=68, sbp=108,
+                         dbp=66, fasting_glucose=84, ldl=92, total_cholesterol=170, smoking_status=1, drinking=0,
+                         activity_days_per_week=5)],
+                    "ko", ["이전 검진 기록 없음", "정상 18.5–22.9"], [TEXT["trends"]["ko"]]),
+    "old_man_hypertensive_smoker": ([rec(person_id="p02", age=78, sbp=166, dbp=96, smoking_status=3)], "ko",
+                                    ["수축기혈압", "장기 금연 시", "혈압 166/96 → 120/80 mmHg", "2기 고혈압"], []),
+    "missing_lipids": ([rec(person_id="p03", **LIPIDS)], "en",
+                       ["Missing inputs that would sharpen the estimate", "Total cholesterol · HDL cholesterol · "
+                        "Triglycerides"], ["All key inputs are present"]),
+    "known_diabetes": ([rec(person_id="p04", history_diabetes=1, on_diabetes_medication=1, fasting_glucose=142)],
+                       "ko", [TEXT["not_applicable"]["ko"]], []),
+    "five_checkups": (five_checkups("p05"), "ko", [TEXT["trends"]["ko"], TEXT["trends_risk"]["ko"],
+                                                   "이력으로 사용한 이전 검진 4회"], []),
+    "five_checkups_en": (five_checkups("p06"), "en", ["Trends over checkups", "Systolic BP (mmHg)",
+                                                      "Fasting glucose (mg/dL)", "BMI (kg/m²)", "LDL cholesterol",
+                                                      "eGFR"], []),
+    "stale_exam": ([rec(person_id="p07", exam_date="2021-03-02")], "ko", ["위험 기간이 이미 지났습니다"], []),
+    "dbp_without_sbp": ([rec(person_id="p08", sbp=None, dbp=72)], "en", [], ["normal <120/<80"]),
+    "severe_obesity": ([rec(person_id="p09", height_cm=165, weight_kg=112, waist_cm=118, sbp=184, dbp=102)], "ko",
+                       ["3단계 비만 ≥35", "체중 112.0 → 100.8 kg", "혈압 184/102 → 120/80 mmHg: 추정하지 않음",
+                        "복부비만"], []),
+    "age_band_only_woman": ([rec(person_id="p10", sex="F", age=None, age_group=14, height_cm=155, weight_kg=61,
+                                 waist_cm=86, fasting_glucose=118)],
+                            "en", ["exact age", "defining measure: near-tautological", "abdominal obesity"], []),
+    "kidney_proteinuria": ([rec(person_id="p11", urine_protein=4, serum_creatinine=1.4, age=68)], "en",
+                           ["Outcomes that do not apply"], []),
+}
+
+
+@pytest.fixture(scope="module")
+def scorer(service_home):
+    from serving.scoring import Scorer
+
+    _, model, version = service_home
+    return Scorer(model, version)
+
+
+def screenshot(html: str, name: str, tmp: Path, height: int) -> Path:
+    page = tmp / f"{name}.html"
+    page.write_text(html, encoding="utf-8")
+    shot = tmp / f"panel_{name}.png"
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+         f"--user-data-dir={tmp / 'chromium-profile'}", f"--screenshot={shot}", f"--window-size=900,{height}",
+         page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert shot.exists(), proc.stderr[-2000:]
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(shot, ARTIFACTS / shot.name)
+    return shot
+
+
+@pytest.mark.parametrize("name", list(PANEL))
+def test_panel_report_reads_right(scorer, name, tmp_path):
+    checkups, lang, must, must_not = PANEL[name]
+    html = render_html(scorer, [dict(r) for r in checkups], lang, today=TODAY)
+    text = visible_text(html)
+    for words in must:
+        assert words in text, (name, words)
+    for words in must_not:
+        assert words not in text, (name, words)
+    if lang == "en":
+        assert not hangul(text), [w for w in text.split() if hangul(w)][:10]
+    else:
+        assert TEXT["title"]["ko"] in text
+    ctx = build_context(scorer, [dict(r) for r in checkups], lang, today=TODAY)
+    # The synthetic-model banner, where the report has one (the provenance key): a test model is synthetic.
+    if ctx.get("provenance"):
+        assert ctx["provenance"] in text
+    # Ineligible outcomes say why, in the report's language.
+    for n in ctx["not_applicable"]:
+        assert n["reason"] and n["name"] in text and n["reason"] in text
+    # Trends only with history: one checkup has none.
+    assert (ctx["trends"] is None) == (len(checkups) == 1)
+    from PIL import Image
+
+    with Image.open(screenshot(html, name, tmp_path, 2600 if len(checkups) > 1 else 2000)) as img:
+        gray = img.convert("L")
+        assert gray.getextrema()[0] < 80  # there is text on the page, not a blank render
+        ink = sum(n for n, v in gray.getcolors(1 << 16) if v < 250) / (img.width * img.height)
+        assert 0.01 < ink < 0.6
+
+
+def test_specific_findings(scorer):
+    ctx = build_context(scorer, PANEL["old_man_hypertensive_smoker"][0], "en", today=TODAY)
+    names = {n["name"] for n in ctx["not_applicable"]}
+    assert "Hypertension" in names  # 166/96 is already hypertension
+    lipid = build_context(scorer, PANEL["missing_lipids"][0], "en", today=TODAY)
+    assert {FEATURE_LABELS[f].en for f in ("total_cholesterol", "hdl", "triglycerides")} <= set(lipid["missing"])
+    # Where lipids are among the listed factors, they read "not measured", never a number.
+    for o in lipid["outcomes"]:
+        for row in o["waterfall"]["rows"]:
+            if row.get("name", "").startswith("Lipids"):
+                assert row["value"] == "not measured" and row["level"] == "none"
+    stale = build_context(scorer, PANEL["stale_exam"][0], "ko", today=TODAY)
+    assert stale["stale"] and "4년" in stale["stale"]
+    dbp = visible_text(render_html(scorer, PANEL["dbp_without_sbp"][0], "en", today=TODAY))
+    assert "BP stage unknown" in dbp or "Blood pressure" not in dbp  # listed: then never called normal
+    ckd = build_context(scorer, PANEL["kidney_proteinuria"][0], "ko", today=TODAY)
+    assert any(n["name"] == "만성콩팥병" for n in ckd["not_applicable"])
+
+
+def test_trends_score_each_checkup_with_its_own_history(scorer):
+    checkups = five_checkups("p12")
+    ctx = build_context(scorer, [dict(r) for r in checkups], "en", today=TODAY)
+    trends = ctx["trends"]
+    assert [c["title"] for c in trends["measures"]] == [TEXT[f"trend_{m}"]["en"] for m in
+                                                        ("sbp", "fasting_glucose", "bmi", "ldl", "egfr")]
+    sbp = trends["measures"][0]
+    assert [p["label"] for p in sbp["points"]] == ["124", "128", "132", "136", "140"]
+    assert sbp["first"] == "2021-05" and sbp["last"] == "2025-05"
+    ys = [p["y"] for p in sbp["points"]]
+    assert ys == sorted(ys, reverse=True)  # rising BP draws upwards
+    ldl = trends["measures"][3]
+    assert len(ldl["points"]) == 4 and len(ldl["lines"]) == 2  # the missing panel is a gap, not a zero
+    # Risk at each checkup = /score of that checkup with only its earlier ones.
+    for chart in trends["risks"]:
+        outcome = next(o for o, spec in OUTCOME_SPECS.items() if spec.short_en == chart["title"])
+        expected = []
+        for k in range(5):
+            r = scorer.score_records([dict(c) for c in checkups[:k + 1]], explain=False, today=TODAY)[-1]
+            p = r["risks"][outcome]["probability"]
+            if p is not None:
+                expected.append(risk_text(p))
+        assert [pt["label"] for pt in chart["points"]] == expected, outcome
+    html = render_html(scorer, [dict(r) for r in checkups], "en", today=TODAY)
+    assert html.count("<polyline") >= 6 and "<script" not in html and "http://" not in html.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_score_groups_by_default_and_features_on_request(client):
+    body = {"checkups": [dict(EXAMPLE_RECORD)], "top_k": 5}
+    headers = {"Authorization": "Bearer test-token"}
+    grouped = client.post("/score", json=body, headers=headers)
+    raw = client.post("/score", json=body, headers=headers, params={"detail": "features"})
+    assert grouped.status_code == raw.status_code == 200, (grouped.text, raw.text)
+    g_risks, f_risks = grouped.json()["results"][0]["risks"], raw.json()["results"][0]["risks"]
+    for o, risk in g_risks.items():
+        if not risk["applicable"]:
+            continue
+        p = risk["probability"]
+        assert f_risks[o]["probability"] == p
+        for view in (risk, f_risks[o]):
+            total = view["base_log_odds"] + sum(c["log_odds"] for c in view["contributions"]) + view["other_log_odds"]
+            assert total == pytest.approx(math.log(p / (1 - p)), abs=1e-9)
+        for c in risk["contributions"]:
+            assert c["feature"] in GROUPS and set(c) == {"feature", "value", "log_odds", "features"}
+            assert c["features"] and set(c["features"]) <= set(GROUPS[c["feature"]].features)
+        bp = [c for c in risk["contributions"] if c["feature"] == "blood_pressure"]
+        assert not bp or bp[0]["value"] == EXAMPLE_RECORD["sbp"]
+        for c in f_risks[o]["contributions"]:
+            assert c["feature"] in FEATURES and set(c) == {"feature", "value", "log_odds"}
+    bad = client.post("/score", json=body, headers=headers, params={"detail": "everything"})
+    assert bad.status_code == 422
