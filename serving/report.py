@@ -110,6 +110,7 @@ TEXT: dict[str, dict[str, str]] = {
     "whatif_none": {"ko": "조절 가능한 요인이 모두 목표 범위 안에 있습니다.",
                     "en": "Every modifiable factor is already within its target."},
     "whatif_now": {"ko": "현재", "en": "Now"},
+    "whatif_unchanged": {"ko": "모든 질환에서 의미 있는 변화 없음", "en": "No meaningful change in any risk"},
     "history_flags_none": {"ko": "없음", "en": "none"},
     "defining": {"ko": "† 그 질환을 정의하는 측정값 자체를 바꾼 추정: 거의 동어반복",
                  "en": "† changes the outcome's own defining measure: near-tautological"},
@@ -549,7 +550,7 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
             "percentile": percentile, "waterfall": waterfall(risk, X[newest], sex, lang),
         })
 
-    whatifs, defining_shown = [], False
+    whatifs, unchanged = [], []
     for w, after in changes:
         text = t(w.key, lang, **w.words)
         if after is None:
@@ -560,10 +561,15 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         for o in outcomes:
             delta, direction = risk_change_text(now[o["key"]], after[o["key"]], lang, o["interval_values"])
             defining = bool(DEFINING_FIELDS.get(o["key"], frozenset()) & set(w.changes))
-            defining_shown |= defining
             cells.append({"risk": risk_text(after[o["key"]]), "delta": delta, "direction": direction,
                           "defining": defining})
+        if all(c["direction"] == "same" for c in cells):
+            # A row of "no meaningful change" in every column says one thing: one line for all such rows.
+            unchanged.append(text)
+            continue
         whatifs.append({"text": text, "cells": cells})
+    # The † note only where a shown cell carries one (rows said as "no meaningful change" carry none).
+    defining_shown = any(c["defining"] for r in whatifs if r["cells"] for c in r["cells"])
     bounds = ", ".join(_lang_part(words, lang) for _, words in MAX_CHANGE.values())
 
     missing = [FEATURE_LABELS[k].name(lang) for k in KEY_INPUTS if record.get(k) is None]
@@ -590,6 +596,7 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         "whatif_header": [{"short": o["short"], "now": risk_text(now[o["key"]])} for o in outcomes],
         "whatifs": whatifs,
         "whatif_defining": t("defining", lang) if defining_shown else None,
+        "whatif_unchanged": unchanged,
         "whatif_bounds": t("whatif_bounds", lang, bounds=bounds),
         "category_sources": [t(f"source_{o['key']}", lang) for o in outcomes if f"source_{o['key']}" in TEXT],
         "trends": trends(records, results, X, [*earlier, newest], scorer.outcomes, lang) if history else None,

@@ -47,7 +47,7 @@ PANEL: dict[str, tuple[list[dict], str, list[str], list[str]]] = {
                          activity_days_per_week=5)],
                     "ko", ["이전 검진 기록 없음", "정상 18.5–22.9"], [TEXT["trends"]["ko"]]),
     "old_man_hypertensive_smoker": ([rec(person_id="p02", age=78, sbp=166, dbp=96, smoking_status=3)], "ko",
-                                    ["수축기혈압", "장기 금연 시", "혈압 166/96 → 120/80 mmHg", "2기 고혈압"], []),
+                                    ["혈압: 166/96 mmHg", "장기 금연 시", "혈압 166/96 → 120/80 mmHg", "2기 고혈압 ≥160/≥100"], []),
     "missing_lipids": ([rec(person_id="p03", **LIPIDS)], "en",
                        ["Missing inputs that would sharpen the estimate", "Total cholesterol · HDL cholesterol · "
                         "Triglycerides"], ["All key inputs are present"]),

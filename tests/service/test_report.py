@@ -142,7 +142,10 @@ def test_what_if_changes_inputs_and_recomputes_derived_features():
     variant = {**rec, **changes["all"].changes}
     X = feature_matrix(Columns.from_records([variant]))[0]
     f = {name: X[j] for j, name in enumerate(FEATURES)}
-    assert f["bmi"] == pytest.approx(23.0, abs=0.05)
+    # BMI 27.7 -> 23 would take 17 % of body weight: the what-if asks the realistic 10 % (KSSO).
+    assert variant["weight_kg"] == 72.0 and f["bmi"] == pytest.approx(72.0 / 1.7**2)
+    near = {w.key: w for w in what_if_changes(canonical(height_cm=170.0, weight_kg=70.0))}["bmi"]
+    assert near.changes == {"weight_kg": round(23.0 * 1.7**2, 1)}  # BMI 23 within 10 %: the target itself
     assert f["ldl"] == 100 and f["total_cholesterol"] == 180 and f["non_hdl"] == 180 - rec["hdl"]
     assert f["tyg_index"] == pytest.approx(np.log(rec["triglycerides"] * 99 / 2))
     assert what_if_changes(canonical(sbp=118, dbp=70, ldl=90, fasting_glucose=90, smoking_status=1, drinking=0,
@@ -351,13 +354,18 @@ def test_what_if_words_smoking_long_term_and_defining_measures(scorer):
     assert "장기 금연 시" in visible_text(render_html(scorer, rec, "ko"))
     keys = [o["key"] for o in ctx["outcomes"]]
     rows = {r["text"]: r for r in ctx["whatifs"]}
-    glucose = rows["Fasting glucose 118 → 99 mg/dL"]
-    smoking = rows["After long-term cessation (current → former smoker)"]
-    for o, cell in zip(keys, glucose["cells"]):
-        assert cell["defining"] == (o == "diabetes")  # glucose defines diabetes, nothing else
-    assert not any(c["defining"] for c in smoking["cells"])
-    if "diabetes" in keys:
-        assert "defining measure: near-tautological" in text
+    shown = 0
+    for label, defines in (("Fasting glucose 118 → 99 mg/dL", "diabetes"), ("LDL cholesterol 150 → 100 mg/dL",
+                                                                            "dyslipidemia"),
+                           ("After long-term cessation (current → former smoker)", None)):
+        if label not in rows:  # no meaningful change anywhere: said once, without cells
+            assert label in ctx["whatif_unchanged"]
+            continue
+        for o, cell in zip(keys, rows[label]["cells"]):
+            assert cell["defining"] == (o == defines)  # glucose defines diabetes, LDL dyslipidemia, smoking nothing
+            shown += cell["defining"]
+    assert ("defining measure: near-tautological" in text) == bool(shown or any(
+        c["defining"] for r in ctx["whatifs"] for c in r["cells"] or []))
     # Every outcome shown says where its category cut-offs come from.
     assert "Korean Diabetes Risk Score" in text and "Hong et al., PLoS One 2020" in text
     if "dyslipidemia" in keys:
@@ -366,14 +374,25 @@ def test_what_if_words_smoking_long_term_and_defining_measures(scorer):
 
 def test_small_what_if_changes_read_as_no_meaningful_change(scorer):
     from features.labels import risk_change_text
-    from serving.report import build_context
+    from serving.report import build_context, t
 
     rec = canonical(activity_days_per_week=4, drinking=1)
     ctx = build_context(scorer, rec, "en")
     now, changes = what_if(scorer, rec)
-    for (w, after), row in zip(changes, ctx["whatifs"]):
-        for o, cell in zip(ctx["outcomes"], row["cells"]):
-            words, direction = risk_change_text(now[o["key"]], after[o["key"]], "en", o["interval_values"])
-            assert cell["delta"] == words and cell["direction"] == direction
+    rows = {r["text"]: r for r in ctx["whatifs"]}
+    text = visible_text(render_html(scorer, rec, "en"))
+    assert changes
+    for w, after in changes:
+        words = {o["key"]: risk_change_text(now[o["key"]], after[o["key"]], "en", o["interval_values"])
+                 for o in ctx["outcomes"]}
+        for o in ctx["outcomes"]:
             if abs(after[o["key"]] - now[o["key"]]) < 0.001:
-                assert words == "no meaningful change"
+                assert words[o["key"]] == ("no meaningful change", "same")
+        label = t(w.key, "en", **w.words)
+        if all(d == "same" for _, d in words.values()):
+            # Rows with no meaningful change anywhere are said once, on one line.
+            assert label in ctx["whatif_unchanged"] and label not in rows
+            assert "No meaningful change in any risk" in text
+        else:
+            cells = rows[label]["cells"]
+            assert [(c["delta"], c["direction"]) for c in cells] == [words[o["key"]] for o in ctx["outcomes"]]

@@ -70,10 +70,11 @@ def test_pdf_is_one_page_with_korean_english_and_numbers(scorer, record, tmp_pat
         assert rows, "no factor with a judgement cut-off was shown"
         for r in rows:
             assert f"{r['value']} — {r['cutoff']}" in text, (lang, r["value"], r["cutoff"])
+        # 152/92 is Korean Society of Hypertension stage 1, named as such next to the reading.
         if lang == "ko":
-            assert "1년 내 발생 위험" in text and "고혈압 의심" in text
+            assert "1년 내 발생 위험" in text and "152/92 mmHg — 1기 고혈압 140–159/90–99" in text
         else:
-            assert "One-year risk" in text and "hypertension" in text
+            assert "One-year risk" in text and "152/92 mmHg — hypertension stage 1 (140–159/90–99)" in text
 
 
 def test_chromium_screenshot_is_a_real_page(scorer, record, tmp_path):
