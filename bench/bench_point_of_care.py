@@ -40,27 +40,6 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(out)
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
-    """Canonical rows as API records: only record fields, None for missing, ISO dates."""
-    from features.schema import COLUMNS
-
-    cols = [c for c in COLUMNS if c in frame.columns]
-    out = []
-    for row in frame[cols].itertuples(index=False):
-        rec = {}
-        for c, v in zip(cols, row):
-            if c == "exam_date":
-                rec[c] = pd.Timestamp(v).date().isoformat()
-            elif isinstance(v, str):
-                rec[c] = v
-            elif v is None or (isinstance(v, float) and np.isnan(v)):
-                continue
-            else:
-                rec[c] = float(v)
-        out.append(rec)
-    return out
-
-
 def _fhir_scores(scorer, person_records: list[dict]) -> dict[str, float | None]:
     """The FHIR route's path: records -> Bundle -> features.fhir -> validated records -> Scorer."""
     from features.fhir import read_bundle, to_bundle
@@ -84,6 +63,7 @@ def main() -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from features.derive import build_features
+    from features.readers import frame_to_records
     from features.schema import OUTCOMES
     from features.synth import generate_cohort
     from models.bundle import RiskModel
@@ -119,7 +99,7 @@ def main() -> None:
     t0 = time.perf_counter()
     for k, pid in enumerate(persons3):
         g = by_person[pid]
-        recs = _records(g)
+        recs = frame_to_records(g)
         i = g.index[-1]
         res = scorer.score_records([dict(r) for r in recs], explain=True)[-1]
         fhir = _fhir_scores(scorer, recs) if k < args.fhir_persons else None
@@ -142,7 +122,7 @@ def main() -> None:
 
     # (2) the last checkup of every held-out person scored alone
     last_rows = test.loc[last]
-    alone = scorer.score_records(_records(last_rows), explain=False)
+    alone = scorer.score_records(frame_to_records(last_rows), explain=False)
     rows = []
     for o in OUTCOMES:
         p = np.array([np.nan if r["risks"][o]["probability"] is None else r["risks"][o]["probability"]

@@ -693,6 +693,27 @@ def records_to_frame(records: list[dict]) -> ReadResult:
     return to_canonical(raw, "canonical", 0)
 
 
+def frame_to_records(frame: pd.DataFrame) -> list[dict]:
+    """Canonical rows -> API/JSON records: record fields only, missing values left out, ISO dates.
+
+    The inverse of `records_to_frame`, for sending a file's rows to /score, FHIR or CDS."""
+    cols = [c for c in schema.COLUMNS if c in frame.columns]
+    out = []
+    for row in frame[cols].itertuples(index=False):
+        rec: dict = {}
+        for c, v in zip(cols, row):
+            if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
+                continue
+            if c == "exam_date":
+                rec[c] = pd.Timestamp(v).date().isoformat()
+            elif isinstance(v, str):
+                rec[c] = v
+            else:
+                rec[c] = float(v)
+        out.append(rec)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Files
 

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from features.fhir import read_bundle, to_bundle
-from features.schema import COLUMNS, EXAMPLE_RECORD
+from features.readers import frame_to_records
+from features.schema import EXAMPLE_RECORD
 from features.synth import generate_cohort
 from serving.cds import _validate_fhir
 from tests.unit.test_fhir_history import PID, SUBJECT, _add, _observation, _record, three_checkups
@@ -31,19 +32,7 @@ NOT_CARRIED = {
 # --- round trip over a synthetic cohort -------------------------------------------------------------
 
 def _records(group: pd.DataFrame) -> list[dict]:
-    cols = [c for c in COLUMNS if c in group.columns]
-    out = []
-    for row in group[cols].itertuples(index=False):
-        rec = {}
-        for c, v in zip(cols, row):
-            if c == "exam_date":
-                rec[c] = pd.Timestamp(v).date().isoformat()
-            elif isinstance(v, str):
-                rec[c] = v
-            elif not (v is None or (isinstance(v, float) and np.isnan(v))):
-                rec[c] = float(v)
-        out.append(rec)
-    return out
+    return frame_to_records(group)
 
 
 @pytest.fixture(scope="module")
