@@ -54,6 +54,8 @@ def server(home):
     env = {k: v for k, v in os.environ.items() if k != "CHECKUP_RISK_API_TOKEN"}
     env["CHECKUP_RISK_HOME"] = str(home)
     env["CHECKUP_RISK_CDS_CLIENTS"] = str(CDS.write_allowlist(home / "cds_clients.json"))
+    # The default model is trained on the synthetic cohort: cards only when that is allowed.
+    env["CHECKUP_RISK_ALLOW_SYNTHETIC"] = "1"
     log_path = home / "serve.out"
     log = open(log_path, "w")  # a file, not a pipe: an undrained pipe would stall the server
     proc = subprocess.Popen(
