@@ -346,6 +346,18 @@ def feature_matrix(data: "pd.DataFrame | Columns") -> np.ndarray:
     return out
 
 
+_LONGITUDINAL_COLUMNS = np.array([FEATURES.index(f) for f in LONGITUDINAL_FEATURES], dtype=np.int64)
+
+
+def absent_history(X: np.ndarray) -> np.ndarray:
+    """Boolean, the shape of the model matrix `X`: True where a feature only says the history lacks
+    something (no earlier checkup, no earlier lipid panel). Its contribution is never listed as a
+    factor to a clinician; it stays in the unlisted rest, so additivity holds."""
+    hidden = np.zeros(X.shape, dtype=bool)
+    hidden[:, _LONGITUDINAL_COLUMNS] = np.isnan(X[:, _LONGITUDINAL_COLUMNS])
+    return hidden
+
+
 def build_features(df: pd.DataFrame) -> pd.DataFrame:
     """The model matrix as a frame: float64 columns in `FEATURES` order, one row per record."""
     return pd.DataFrame(feature_matrix(df), index=df.index, columns=list(FEATURES))

@@ -56,7 +56,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features import schema
-from features.derive import CARRIED_LIPIDS, FEATURES, LASTING_FLAGS, build_features
+from features.derive import CARRIED_LIPIDS, FEATURES, LASTING_FLAGS, absent_history, build_features
 from features.derive import HISTORY_INPUTS as DERIVE_HISTORY_INPUTS
 from features.eligibility import ALL_FLAGS, eligibility
 from features.eligibility import GROUPS as _ELIGIBILITY_GROUPS
@@ -64,7 +64,6 @@ from features.eligibility import HISTORY_INPUTS as ELIGIBILITY_HISTORY_INPUTS
 from features.readers import iter_checkups, read_checkups, write_rejects
 from features.validation import split_valid
 from models.bundle import RiskModel
-from serving.scoring import Scorer
 
 ENGINES = ("pandas", "dask")
 DEFAULT_CHUNK_ROWS = 200_000
@@ -211,7 +210,7 @@ def _explain_top_k(
             else:
                 c = model.explain_features(X.loc[m], o)[0]
             # Absent history ("no earlier checkup") is never listed as a factor, as in /score.
-            unlisted = Scorer.unlisted_history(Xn[m] if Xn is not None else X.loc[m].to_numpy(dtype=float))
+            unlisted = absent_history(Xn[m] if Xn is not None else X.loc[m].to_numpy(dtype=float))
             idx, val = _top_k(c, kk, unlisted)
             shown = ~np.take_along_axis(unlisted, idx, axis=1)
             names[m, :kk] = np.where(shown, names_all[idx], None)

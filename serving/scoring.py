@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from features.derive import FEATURES, LONGITUDINAL_FEATURES, Columns, feature_matrix
+from features.derive import FEATURES, Columns, absent_history, feature_matrix
 from features.eligibility import applicability
 from features.labels import FEATURE_GROUPS
 from features.schema import BY_NAME, KEY_INPUTS
@@ -32,7 +32,6 @@ DEFAULT_STALE_AFTER_DAYS = 730
 STALE_ENV = "CHECKUP_RISK_STALE_AFTER_DAYS"
 
 # Columns of the model matrix that describe earlier checkups; NaN there means "no earlier record".
-_LONGITUDINAL_IDX = np.array([FEATURES.index(f) for f in LONGITUDINAL_FEATURES if f in FEATURES], dtype=np.int64)
 
 
 def positive_int_from_env(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -184,14 +183,6 @@ class Scorer:
         """Calibrated probability per outcome for rows of the model matrix (eligibility not applied)."""
         return {o: v[0] for o, v in self._predict_explain(X, explain=False).items()}
 
-    @staticmethod
-    def unlisted_history(X: np.ndarray) -> np.ndarray:
-        """Boolean (n x features): True where a contribution must not be listed as a factor because
-        it only says the history lacks something (no earlier checkup, no earlier lipid panel)."""
-        hidden = np.zeros(X.shape, dtype=bool)
-        hidden[:, _LONGITUDINAL_IDX] = np.isnan(X[:, _LONGITUDINAL_IDX])
-        return hidden
-
     def score_records(self, records: list[dict], explain: bool = True, top_k: int = 5,
                       today: dt.date | None = None, detail: str = "groups") -> list[dict]:
         """Records must already be valid (see serving.schemas); returns one result per record, in
@@ -214,7 +205,7 @@ class Scorer:
         scored = self._predict_explain(X, explain and top_k > 0)
         halfwidths = self.interval_halfwidths(X)  # probability_interval: null for outcomes without members
         applies = applicability(cols, self.outcomes)
-        hidden = self.unlisted_history(X)
+        hidden = absent_history(X)
         results = []
         for i, r in enumerate(records):
             risks = {}
