@@ -4,9 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSDEPS := $(VENV)/.sysdeps
-# Debian packages of the clinician report: Pango and HarfBuzz (WeasyPrint's PDF), the Korean font
-# (PDF and screen), Chromium (the test that looks at the page as a person does).
-DEB_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk chromium
+# Debian packages: system-packages.txt is the one list (the Bento image reads its runtime ones).
+DEB_PACKAGES := $(shell sed -e 's/\#.*//' system-packages.txt | awk 'NF {print $$1}')
 UV_VERSION := 0.13.9
 export CHECKUP_RISK_HOME ?= $(CURDIR)/.checkup-risk
 export GX_ANALYTICS_ENABLED := false
@@ -19,14 +18,16 @@ export BENTOML_DO_NOT_TRACK := true
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
+	# Bytecode is compiled once here: these machines set PYTHONDONTWRITEBYTECODE, so otherwise every
+	# process (CLI call, server worker, test subprocess) would compile the dependency tree from source.
+	$(BIN)/uv pip sync -q --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 # Installs only the packages that are missing (apt-get as root, else through sudo where it exists).
-$(SYSDEPS): Makefile
+$(SYSDEPS): Makefile system-packages.txt
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; \
