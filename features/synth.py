@@ -41,8 +41,8 @@ Design rules, and why:
 * Everything is vectorised over people within a wave: Python loops run only over waves (at most
   8), outcomes and fields, never over people. Same seed, same frame.
 
-Figures cited as "clinical.md" are from the project's clinical reference notes (sources given
-there). SDs of labs are NOT published for Korea; the spreads here are chosen to give plausible
+Figures cited as "sources" are listed, with their publications, in docs/clinical-sources.md.
+SDs of labs are NOT published for Korea; the spreads here are chosen to give plausible
 ranges and the right prevalence of abnormal values, and are marked "chosen".
 """
 
@@ -66,19 +66,19 @@ Arr = np.ndarray
 
 TARGET_RATES: dict[str, float] = {
     # MI 2.27 + ischaemic stroke 2.96 per 1,000 PY in 6.24 M NHIS-screened adults >= 40
-    # (Jung et al., Healthcare 2024;12:2080; clinical.md section 3): ~0.5 %/yr at age >= 40.
+    # (Jung et al., Healthcare 2024;12:2080; sources): ~0.5 %/yr at age >= 40.
     "cvd": 0.005,
     # Incident T2DM 10.4 per 1,000 PY in NHIS-HEALS adults without diabetes (Korean Diabetes Risk
-    # Score, DMJ 2018;42:402; clinical.md section 3).
+    # Score, DMJ 2018;42:402; sources).
     "diabetes": 0.0104,
     # Incident hypertension 8.62 per 100 PY among normotensives aged 40-64 (Hong et al., PLoS One
-    # 2020;15:e0230538; clinical.md section 3); 12.68 at >= 65 (HYPERTENSION_65PLUS_RATE).
+    # 2020;15:e0230538; sources); 12.68 at >= 65 (HYPERTENSION_65PLUS_RATE).
     "hypertension": 0.0862,
-    # No Korean incidence published (clinical.md section 6). Chosen: ~5 %/yr among people whose
+    # No Korean incidence published (sources). Chosen: ~5 %/yr among people whose
     # lipids are below every cut-off, consistent with a 40 % adult prevalence (Dyslipidemia Fact
     # Sheet 2022) reached over a few decades of adult life.
     "dyslipidemia": 0.05,
-    # No Korean incidence published (clinical.md section 6). Chosen: ~0.7 %/yr, consistent with a
+    # No Korean incidence published (sources). Chosen: ~0.7 %/yr, consistent with a
     # CKD prevalence of 3-8 % (KNHANES; Park et al. JKMS 2016) rising steeply with age.
     "ckd": 0.007,
 }
@@ -345,8 +345,8 @@ def expected_auroc(p: Arr) -> float:
 # --------------------------------------------------------------------------------------------
 
 # Entry age bands (lower, upper exclusive, share). 40+ shares follow the NHIS 2020 open file
-# (40s 30.0 %, 50s 31.8 %, 60s 24.2 %, 70s 11.0 %, 80+ 3.0 %; clinical.md 1.1), scaled to leave
-# 18 % for the 20-39 y examinees of the 20-85 y Kaggle re-release (clinical.md 1.1).
+# (40s 30.0 %, 50s 31.8 %, 60s 24.2 %, 70s 11.0 %, 80+ 3.0 %; sources), scaled to leave
+# 18 % for the 20-39 y examinees of the 20-85 y Kaggle re-release (sources).
 _AGE_BANDS: tuple[tuple[int, int, float], ...] = (
     (20, 30, 0.07), (30, 40, 0.11), (40, 50, 0.246), (50, 60, 0.261),
     (60, 70, 0.198), (70, 80, 0.09), (80, 86, 0.025),
@@ -531,7 +531,7 @@ def _initial_state(people: _People, rng: np.random.Generator) -> _State:
     n = len(people.male)
     age, male = people.age0, people.male
     # Smoking: men ~32 % current (NHIS 2023 examinees 32.4 %, KNHANES 2022 30.0 %), women ~4-5 %
-    # (NHIS 3.9 %, KNHANES 5.0 %); clinical.md 2.2. Former smoking accumulates with age in men.
+    # (NHIS 3.9 %, KNHANES 5.0 %); sources. Former smoking accumulates with age in men.
     p_cur = np.where(male == 1, np.where(age < 60, 0.40, np.where(age < 70, 0.28, 0.16)), 0.05)
     p_former = np.where(male == 1, np.clip(0.05 + 0.008 * (age - 20), 0, 0.45), 0.03)
     r = rng.random(n)
@@ -565,7 +565,7 @@ def _advance(people: _People, st: _State, rng: np.random.Generator) -> None:
 
 
 def _behaviour(people: _People, st: _State, age: Arr, rng: np.random.Generator) -> dict[str, Arr]:
-    """This wave's drinking and activity. Drinking: M ~67 %, F ~41 % any (Korea 2022, clinical.md
+    """This wave's drinking and activity. Drinking: M ~67 %, F ~41 % any (Korea 2022, sources
     2.2), less with age; it persists through a person-level propensity."""
     n = len(people.male)
     p_drink = np.where(people.male == 1, 0.76 - 0.008 * _hinge(age, 45), 0.58 - 0.008 * _hinge(age, 35))
@@ -637,7 +637,7 @@ def _measure(people: _People, st: _State, ph: Mapping[str, Arr], beh: Mapping[st
           + 0.03 * (bmi - 24) - 0.04 * _below(ph["egfr"], 60) + 0.85 * u["hb"] + 0.35 * nrm())
     creat = _creatinine_for_egfr(ph["egfr"], age, male) * np.exp(0.05 * nrm())
     # Dipstick protein: an ordinal latent pushed by BP, glucose, obesity and low eGFR; cut-points
-    # chosen for ~92 % negative and ~2 % >= 1+ (KNHANES dipstick 1-2 %, clinical.md 2.2).
+    # chosen for ~92 % negative and ~2 % >= 1+ (KNHANES dipstick 1-2 %, sources).
     prot = (0.6 * u["prot"] + 0.75 * nrm() + 0.02 * (sbp - 120) + 0.012 * _hinge(glu, 100)
             + 0.04 * _hinge(bmi, 25) + 0.03 * _below(ph["egfr"], 70))
     urine = 1.0 + np.searchsorted(np.array([1.9, 2.4, 2.85, 3.2, 3.55]), prot).astype(float)
@@ -685,13 +685,13 @@ def _record(people: _People, st: _State, meas: dict[str, Arr], beh: Mapping[str,
     cr = rec["serum_creatinine"]
     rec["serum_creatinine"] = np.where(st.ckd_path == 1, np.maximum(cr, cr59), cr)
     rec["urine_protein"] = np.where(st.ckd_path == 2, np.maximum(rec["urine_protein"], 3.0), rec["urine_protein"])
-    # Lipids every fourth year: men from 24, women from 40 (clinical.md 1.1: ~60 % missing).
+    # Lipids every fourth year: men from 24, women from 40 (sources: ~60 % missing).
     every_fourth_year = (k + people.lipid_phase) % np.where(people.gap == 1, 4, 2) == 0
     lipid_year = every_fourth_year & (age >= np.where(male == 1, 24, 40))
     for f in _LIPIDS:
         rec[f] = np.where(lipid_year, rec[f], np.nan)
     # NHIS 2020 file: BP missing ~0.75 %, blood labs ~0.76 % (one missed draw), urine ~1.2 %,
-    # waist ~0.01 % (clinical.md 1.1). Questionnaire items: chosen 5-8 %.
+    # waist ~0.01 % (sources). Questionnaire items: chosen 5-8 %.
     no_blood = rng.random(n) < 0.0076
     for f in _BLOOD:
         keep = (f == "serum_creatinine") & (st.ckd_path == 1)
@@ -744,7 +744,7 @@ def _diagnose(st: _State, ph: Mapping[str, Arr], which: str, who: Arr, rng: np.r
         st.on["statin"] = np.maximum(st.on["statin"], w * (rng.random(n) < 0.7))
         st.shift["ldl"] += o * np.maximum(0.0, 160.0 + 15.0 * rng.standard_normal(n) - ph["ldl"])
     elif which == "cvd":
-        # MI 2.27 vs ischaemic stroke 2.96 per 1,000 PY (clinical.md 3): 57 % strokes.
+        # MI 2.27 vs ischaemic stroke 2.96 per 1,000 PY (sources 3): 57 % strokes.
         stroke = rng.random(n) < 0.57
         st.hx["stroke"] = np.maximum(st.hx["stroke"], w * stroke)
         st.hx["heart"] = np.maximum(st.hx["heart"], w * ~stroke)
@@ -764,7 +764,7 @@ def _prevalent_at_entry(people: _People, st: _State, ph: Mapping[str, Arr], rng:
     """Diagnoses already made before the first checkup, by age and the person's own values.
 
     Chosen so that, with the incident diagnoses added over follow-up, the checkups show history of
-    hypertension ~19 % in the 40s to ~50 % in the 70s (adult prevalence 29 %, clinical.md 2.2),
+    hypertension ~19 % in the 40s to ~50 % in the 70s (adult prevalence 29 %, sources),
     diabetes ~10 % (DM 15.5 % of >= 30 y, of whom not all diagnosed), dyslipidemia care ~20 %,
     stroke and heart disease ~2 % each.
     """
@@ -790,7 +790,7 @@ def _prevalent_at_entry(people: _People, st: _State, ph: Mapping[str, Arr], rng:
 
 # Probability that a checkup already in the disease range (ineligible by its values, no history)
 # leads to a diagnosis before the next checkup: chosen, roughly the awareness figures of the fact
-# sheets (hypertension awareness 69 %, clinical.md 2.2) spread over the follow-up.
+# sheets (hypertension awareness 69 %, sources) spread over the follow-up.
 _DX_AFTER_ABNORMAL: dict[str, float] = {"diabetes": 0.45, "hypertension": 0.25, "dyslipidemia": 0.15, "ckd": 0.35}
 _HX_NAME = {"cvd": "cvd", "diabetes": "dm", "hypertension": "htn", "dyslipidemia": "dys", "ckd": "ckd"}
 
