@@ -43,10 +43,10 @@ run: venv sysdeps
 	$(BIN)/checkup-risk serve
 
 test: venv sysdeps
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n logical --maxprocesses 4 tests
 
 test-fast: venv sysdeps
-	$(BIN)/python -m pytest -q tests -m "not slow"
+	$(BIN)/python -m pytest -q -n logical --maxprocesses 4 tests -m "not slow"
 
 bench: venv sysdeps
 	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk) || true

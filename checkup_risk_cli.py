@@ -1,12 +1,18 @@
-"""`checkup-risk`: the command line. Parses arguments, calls the packages, shows progress."""
+"""`checkup-risk`: the command line. Parses arguments, calls the packages, shows progress.
+
+`main` is an entry point: it reads the settings from the environment once (`serving.settings`) and
+hands them to the command as `args.settings`. Heavy libraries (pandas, MLflow, BentoML, XGBoost,
+Great Expectations) are imported inside the commands that use them, so `--help` answers at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 class CliError(Exception):
@@ -96,7 +102,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _outcomes(text: str | None) -> tuple[str, ...]:
-    from features.schema import OUTCOMES
+    from models.outcomes import OUTCOMES
 
     if not text:
         return OUTCOMES
@@ -108,6 +114,8 @@ def _outcomes(text: str | None) -> tuple[str, ...]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from training import registry
+    from training.progress import timed
     from training.train import summary_table, train
 
     outcomes = _outcomes(args.outcomes)
@@ -117,9 +125,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CliError("--max-reject-share must lie between 0 and 1")
     if args.promote_min_events < 1:
         raise CliError("--promote-min-events must be 1 or more")
+    registry.configure(args.settings.home)
+    # Progress goes to stderr with the seconds in front (stdout keeps the summary table).
+    say = timed(lambda text: print(text, file=sys.stderr, flush=True))
     result = train(args.data, outcomes=outcomes, experiment=args.experiment, promote=args.promote, seed=args.seed,
-                   say=lambda text: print(text, file=sys.stderr), engine=args.engine, scheduler=args.scheduler,
-                   workers=args.workers, max_reject_share=1.0 if args.allow_rejects else args.max_reject_share,
+                   say=say, engine=args.engine, scheduler=args.scheduler, workers=args.workers,
+                   max_reject_share=1.0 if args.allow_rejects else args.max_reject_share,
                    promote_min_events=args.promote_min_events)
     print(summary_table(result.metrics))
     print(f"run {result.run_id}: version {result.version} registered as challenger in {result.seconds:.0f} s")
@@ -129,50 +140,34 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from features.readers import read_checkups
-    from features.validation import split_valid
     from training import registry
-    from training.card import evaluation_report, model_card
-    from training.evaluate import baseline_notes, evaluate, exclusion_text, figures, write_metrics
+    from training.evaluate import baseline_notes, exclusion_text
+    from training.evaluation_run import evaluate_file
+    from training.train import summary_table
 
     if not Path(args.data).exists():
         raise CliError(f"no such file: {args.data}")
-    registry.configure()
+    registry.configure(args.settings.home)
     try:
-        model, version = registry.load(args.model)
+        result = evaluate_file(args.data, args.model, args.out, seed=args.seed)
     except LookupError as e:
         raise CliError(str(e)) from None
-    read = read_checkups(args.data)
-    records, problems = split_valid(read.frame)
-    if not len(records):
-        raise CliError(f"{args.data}: no valid rows to evaluate ({read.rows_in:,} rows, all rejected)")
-    metrics, curves = evaluate(records, model, seed=args.seed)
-    metrics["model_version"] = version
-    metrics["rejected_rows"] = read.rejected_rows + (int(problems["index"].nunique()) if len(problems) else 0)
-    out = Path(args.out)
-    write_metrics(metrics, out / "metrics.json")
-    # The evaluated file's size, and what the model itself learned from (the bundle's provenance).
-    card = model_card(version, metrics, {"rows": read.rows_in, "persons": int(read.frame["person_id"].nunique()),
-                                         "training_data": getattr(model, "training_data_", None)})
-    (out / "model_card.md").write_text(card)
-    (out / "report.html").write_text(evaluation_report(version, metrics, figures(model, records, curves), card))
-    from training.train import summary_table
-
+    metrics, out = result.metrics, Path(args.out)
     print(summary_table(metrics))
     print(f"evaluated {metrics['n_records']:,} checkups; {exclusion_text(metrics)}")
     for note in baseline_notes(metrics):
         print(f"note: {note}")
-    print(f"model version {version}: wrote {out / 'metrics.json'}, {out / 'report.html'}, {out / 'model_card.md'}")
+    print(f"model version {result.version}: wrote {out / 'metrics.json'}, {out / 'report.html'}, "
+          f"{out / 'model_card.md'}")
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     import warnings
 
+    from features.readers import absent_input_notes, absent_key_inputs
     from serving.batch import score_file
     from training import registry
-
-    from features.readers import absent_input_notes, absent_key_inputs
 
     if not Path(args.input).exists():
         raise CliError(f"no such file: {args.input}")
@@ -189,7 +184,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     # Before loading the model: a misspelt column (near-miss) fails here, in one line, and inputs the
     # whole file lacks are said once rather than as a missing input on every row.
     absent = absent_key_inputs(args.input)
-    registry.configure()
+    registry.configure(args.settings.home)
     try:
         model, version = registry.load(args.model)
     except LookupError as e:
@@ -219,7 +214,6 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     import json
-    import os
 
     from pydantic import ValidationError
 
@@ -248,21 +242,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise CliError(f"{source}: " + "; ".join(
             (f"record {x['index']}, " if x["index"] is not None and isinstance(body, dict) and "checkups" in body
              else "")
-            + f"{x['field'] or 'record'}: {x['message']}" for x in errors_from(e, ())))
-    registry.configure()
+            + f"{x['field'] or 'record'}: {x['message']}" for x in errors_from(e, ()))) from None
+    registry.configure(args.settings.home)
     try:
         model, version = registry.load(args.model)
     except LookupError as e:
         raise CliError(str(e)) from None
     from serving.report import render_html, render_pdf
-    from serving.scoring import Scorer, stale_after_days_from_env
+    from serving.scoring import Scorer
 
-    try:
-        # The same staleness rule as the service, from the same setting.
-        stale_after_days = stale_after_days_from_env(os.environ)
-    except ValueError as e:
-        raise CliError(str(e)) from None
-    html = render_html(Scorer(model, version, stale_after_days=stale_after_days), request.records(), request.lang)
+    # The same staleness rule as the service, from the same setting.
+    scorer = Scorer(model, version, stale_after_days=args.settings.stale_after_days)
+    html = render_html(scorer, request.records(), request.lang)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".pdf":
         out.write_bytes(render_pdf(html))
@@ -272,31 +263,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _champion_or_default(people: int) -> str:
+def _champion_or_default(people: int | None) -> str:
     """The champion's version; on a fresh machine, first build the default model from the
-    built-in synthetic cohort (synth, train, promote)."""
+    built-in synthetic cohort (synth, train, promote), saying each step (`training.default_model`)."""
     from training import registry
 
-    registry.configure()
     version = registry.version_of(registry.CHAMPION)
     if version is not None:
         return version
-    from features.synth import generate_cohort
-    from training.train import train
+    from training.default_model import DEFAULT_PEOPLE, build_default
 
-    home = registry.home()
-    data = home / "default" / "synthetic_cohort.parquet"
-    data.parent.mkdir(parents=True, exist_ok=True)
-    print(f"no champion model in {home}: training the default on a synthetic cohort of {people:,} people "
-          "(a demonstration model, not for clinical use)", file=sys.stderr)
-    generate_cohort(people=people, seed=0).to_parquet(data, index=False)
-    result = train(data, experiment="default-model", promote=True, say=lambda t: print(t, file=sys.stderr))
+    result = build_default(registry.home(), DEFAULT_PEOPLE if people is None else people,
+                           say=lambda t: print(t, file=sys.stderr, flush=True))
     if not result.promoted:
         raise CliError(f"the default model did not pass the promotion gate: {result.decision}")
+    print(f"default model ready: version {result.version} in {result.seconds:.0f} s of training", file=sys.stderr)
     return result.version
 
 
-def _served_training_data(tag: str, home: Path) -> dict:
+def _served_training_data(tag: str) -> dict:
     """The pinned bundle's provenance (`models.provenance`), read from its manifest in the BentoML store."""
     import json
 
@@ -305,24 +290,20 @@ def _served_training_data(tag: str, home: Path) -> dict:
     from models import provenance
     from serving import store
 
-    store.use_home(home)
     manifest = Path(bentoml.models.get(tag).path_of(store.BUNDLE_SUBPATH)) / "manifest.json"
     return provenance.normalise(json.loads(manifest.read_text()).get("training_data"))
 
 
-def _provenance_hints(info: dict, environ: dict | None = None) -> list[str]:
+def _provenance_hints(info: dict, allow_synthetic: bool) -> list[str]:
     """What `serve` prints about the model's training data: out of the box (the default model) it is
     synthetic, and whoever starts the service must know before a clinician sees a number."""
-    import os
-
     from models import provenance
-    from serving.cds import ALLOW_SYNTHETIC_ENV, allow_synthetic_from_env
+    from serving.settings import ALLOW_SYNTHETIC_ENV
 
-    environ = os.environ if environ is None else environ
     lines = [f"trained on {provenance.summary_en(info)}"]
     if provenance.is_synthetic(info):
         cds = (f"CDS cards are on (each marked synthetic) because {ALLOW_SYNTHETIC_ENV}=1"
-               if allow_synthetic_from_env(environ) else
+               if allow_synthetic else
                f"CDS gives no cards; set {ALLOW_SYNTHETIC_ENV}=1 to see them in a demo")
         lines += ["WARNING: this model learned from SYNTHETIC (simulated) people and is not for clinical use.",
                   f"  /score, /fhir/risk-assessment and the report say so in every response; {cds}.",
@@ -331,8 +312,8 @@ def _provenance_hints(info: dict, environ: dict | None = None) -> list[str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import dataclasses
     import json
-    import os
     import shlex
 
     from features.schema import EXAMPLE_RECORD
@@ -340,12 +321,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from serving.auth import ensure_token, token_file
     from training import registry
 
+    if args.workers is not None and args.workers < 1:
+        raise CliError("--workers must be 1 or more")
+    settings = args.settings
+    home = settings.home
+    registry.configure(home)
     version = _champion_or_default(args.default_people)
-    home = registry.home()
-    tag = store.import_version(version, home)
+    tag = store.import_version(version)
     store.pin(tag, home)
-    token, created = ensure_token(home)
-    if os.environ.get("CHECKUP_RISK_API_TOKEN"):
+    token, created = ensure_token(home, settings.api_token)
+    if settings.api_token:
         auth = "Authorization: Bearer $CHECKUP_RISK_API_TOKEN"
     else:
         auth = f"Authorization: Bearer $(cat {shlex.quote(str(token_file(home)))})"
@@ -354,15 +339,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     body = json.dumps({"checkups": [EXAMPLE_RECORD], "top_k": 3})
     print(f"serving model version {version} ({tag}) on http://{args.host}:{args.port}")
-    for line in _provenance_hints(_served_training_data(tag, home)):
+    for line in _provenance_hints(_served_training_data(tag), settings.allow_synthetic):
         print(line)
     print("try:")
     print(f"  curl -s -X POST http://{host}:{args.port}/score -H \"{auth}\" "
           f"-H 'Content-Type: application/json' -d {shlex.quote(body)}")
     sys.stdout.flush()
-    env = {**os.environ, "CHECKUP_RISK_HOME": str(home), "BENTOML_HOME": str(store.bentoml_home(home)),
-           "CHECKUP_RISK_MODEL_TAG": tag, "CHECKUP_RISK_WORKERS": str(args.workers),
-           "BENTOML_DO_NOT_TRACK": "true"}
+    # The service reads its settings from the environment it starts with: these, with this exact
+    # model version and the worker count asked for (BENTOML_HOME came from configure_libraries).
+    served = dataclasses.replace(settings, model_tag=tag, workers=args.workers or settings.workers)
+    env = {**os.environ, **served.to_env()}
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService",
            "--host", args.host, "--port", str(args.port)]
     os.execvpe(cmd[0], cmd, env)
@@ -371,13 +357,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_bento(args: argparse.Namespace) -> int:
     from serving.bento import build_bento
+    from training import registry
 
-    tag = build_bento(_champion_or_default(args.default_people))
+    registry.configure(args.settings.home)
+    tag = build_bento(_champion_or_default(args.default_people), args.settings)
     print(f"built Bento {tag}; make an OCI image with: bentoml containerize {tag}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from models.outcomes import OUTCOMES
+
     parser = argparse.ArgumentParser(
         prog="checkup-risk",
         description="One-year chronic-disease risk from Korean national health checkups.",
@@ -398,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the outcome models, log to MLflow, register a version")
     p.add_argument("--data", required=True, help="labelled checkups (canonical CSV/Parquet)")
-    p.add_argument("--outcomes", help="comma-separated subset of cvd,diabetes,hypertension,dyslipidemia,ckd")
+    p.add_argument("--outcomes", help=f"comma-separated subset of {','.join(OUTCOMES)}")
     p.add_argument("--experiment", default="checkup-risk", help="MLflow experiment name")
     p.add_argument("--promote", action="store_true",
                    help="make the new version champion if it is not worse than the current one")
@@ -459,22 +449,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="start the BentoML HTTP service on the champion model")
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (each loads the model once)")
-    p.add_argument("--default-people", type=int, default=30000,
-                   help="size of the synthetic cohort for the default model when no champion exists")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes, each loads the model once (default: CHECKUP_RISK_WORKERS, else 2)")
+    p.add_argument("--default-people", type=int, default=None, metavar="N",
+                   help="size of the synthetic cohort for the default model when no champion exists "
+                        "(default: the first-run size, a few minutes of training on 2 cores)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bento", help="build a Bento of the service and the pinned champion (for containers)")
-    p.add_argument("--default-people", type=int, default=30000)
+    p.add_argument("--default-people", type=int, default=None, metavar="N")
     p.set_defaults(func=cmd_bento)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from serving.settings import Settings, configure_libraries
+
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
+        args.settings = Settings.from_env(os.environ)
+        configure_libraries(args.settings)
         return handler(args)
     except CliError as e:
         print(f"checkup-risk {args.command}: {e}", file=sys.stderr)

@@ -5,11 +5,13 @@ Compares, per call after warm-up (median and p99, ratio to the floor (a)):
   (a) floor: the boosters' own margin, `booster.inplace_predict(row, predict_type="margin")` x outcomes
   (b) XGBoost `pred_contribs` on a DMatrix built per request, x outcomes
   (c) naive: `shap.TreeExplainer(booster).shap_values(row)` built per request, x outcomes
-  (d) `FastExplainer.predict_explain(row)`
-  (e) `build_features(record)` + `FastExplainer.predict_explain`: the full in-process path
+  (d) `RiskModel.score(row, explain=True)`: the one scoring path, on the compiled kernel
+  (e) `build_features(record)` + `RiskModel.score(explain=True)`: the full in-process path
+  (f) `feature_matrix(Columns.from_records)` + `RiskModel.score(explain=True, intervals=True)`: what
+      the service's `Scorer` asks of the model per request
 
 plus the cost of `build_features` alone and of one `booster.predict(DMatrix, output_margin=True)`,
-and rows/s for a 10k-row batch: FastExplainer vs pred_contribs. Trains its own bundle on a synthetic
+and rows/s for a 10k-row batch: the compiled kernel vs pred_contribs. Trains its own bundle on a synthetic
 cohort unless `--bundle DIR` is given. Methods are interleaved in rounds, so a varying background
 load hits all of them alike.
 
@@ -52,7 +54,7 @@ def main() -> None:
     from features.derive import build_features
     from features.synth import generate_cohort
     from models.bundle import RiskModel
-    from models.fast_explain import FastExplainer
+    from models.engine import Engine
 
     load_before = os.getloadavg()
     if args.bundle:
@@ -67,8 +69,10 @@ def main() -> None:
             model.save(args.save)
 
     start = time.perf_counter()
-    fe = FastExplainer.from_model(model)
-    print(f"FastExplainer.from_model (parse + compile + warm-up): {time.perf_counter() - start:.2f} s")
+    Engine.build(model.models_, model.feature_names_, "compiled")
+    print(f"compiled engine build (parse + compile + warm-up): {time.perf_counter() - start:.2f} s")
+    if model.warm_up() != "compiled":
+        raise AssertionError("the model is not served by the compiled kernel")
     outcomes = tuple(model.models_)
     boosters = [model.models_[o].booster for o in outcomes]
     shapes = ", ".join(f"{o} {m.booster.num_boosted_rounds()} trees d{m.info.get('setting', {}).get('max_depth', '?')}"
@@ -109,10 +113,10 @@ def main() -> None:
         return [shap.TreeExplainer(b).shap_values(row32) for b in boosters]
 
     def d_fast():
-        return fe.predict_explain(row)
+        return model.score(row, explain=True)
 
     def e_full():
-        return fe.predict_explain(build_features(record))
+        return model.score(build_features(record), explain=True)
 
     def f_features():
         return build_features(record)
@@ -126,7 +130,7 @@ def main() -> None:
                v.item() if hasattr(v, "item") else v) for k, v in record.iloc[0].items()}
 
     def g_full_columns():
-        return fe.predict_explain(feature_matrix(Columns.from_records([rec])))
+        return model.score(feature_matrix(Columns.from_records([rec])), explain=True, intervals=True)
 
     def h_columns():
         return feature_matrix(Columns.from_records([rec]))
@@ -138,15 +142,15 @@ def main() -> None:
         ("(b) DMatrix + pred_contribs x5", b_pred_contribs, args.calls),
         ("    same, nthread=1", b_pred_contribs_1t, args.calls),
         ("(c) naive shap.TreeExplainer(b).shap_values x5", c_naive_shap, args.naive_calls),
-        ("(d) FastExplainer.predict_explain", d_fast, args.calls),
-        ("(e) build_features + FastExplainer.predict_explain", e_full, args.calls),
+        ("(d) RiskModel.score(explain)", d_fast, args.calls),
+        ("(e) build_features + RiskModel.score(explain)", e_full, args.calls),
         ("    build_features alone (1-row DataFrame)", f_features, args.calls),
     ]
     if feature_matrix is not None:
         if not np.array_equal(h_columns(), row, equal_nan=True):
             raise AssertionError("feature_matrix(Columns.from_records) differs from build_features")
         methods += [
-            ("(f) feature_matrix(Columns.from_records) + predict_explain", g_full_columns, args.calls),
+            ("(f) feature_matrix(Columns.from_records) + score(explain, intervals)", g_full_columns, args.calls),
             ("    feature_matrix(Columns.from_records) alone", h_columns, args.calls),
         ]
     for _, fn, _ in methods:  # warm-up
@@ -182,10 +186,10 @@ def main() -> None:
     Xn = Xb.to_numpy(dtype=np.float64)
 
     def batch_fast():
-        return fe.predict_explain(Xn)
+        return model.score(Xn, explain=True, threads=1)
 
     def batch_fast_threads():
-        return fe.predict_explain(Xn, threads=os.cpu_count())
+        return model.score(Xn, explain=True, threads=os.cpu_count() or 1)
 
     def batch_xgb():
         dm = xgb.DMatrix(Xb.to_numpy(dtype=np.float32), feature_names=names)
@@ -193,10 +197,11 @@ def main() -> None:
 
     print(f"\n| batch of {len(Xb):,} rows, all outcomes, score + explanation | median s (3 runs) | rows/s |")
     print("|---|---|---|")
-    if not all(np.array_equal(a[1], b[1]) for a, b in zip(batch_fast().values(), batch_fast_threads().values())):
-        raise AssertionError("threaded FastExplainer differs from single-threaded")
-    for name, fn in (("FastExplainer.predict_explain (1 thread)", batch_fast),
-                     (f"FastExplainer.predict_explain (threads={os.cpu_count()})", batch_fast_threads),
+    one, many = batch_fast().contributions, batch_fast_threads().contributions
+    if not all(np.array_equal(one[o], many[o]) for o in one):
+        raise AssertionError("threaded kernel differs from single-threaded")
+    for name, fn in (("RiskModel.score(explain) (1 thread)", batch_fast),
+                     (f"RiskModel.score(explain) (threads={os.cpu_count()})", batch_fast_threads),
                      (f"DMatrix + pred_contribs x{len(boosters)} (all cores)", batch_xgb)):
         ts = []
         for _ in range(3):

@@ -71,7 +71,8 @@ def coverage(model: RiskModel, held: pd.DataFrame, bins: int) -> dict:
         # People like this: mean true risk in quantile bins of the prediction.
         edges = np.unique(np.quantile(p, np.linspace(0, 1, bins + 1)))
         b = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
-        like = (np.bincount(b, truth, minlength=len(edges) - 1) / np.maximum(np.bincount(b, minlength=len(edges) - 1), 1))[b]
+        counts = np.maximum(np.bincount(b, minlength=len(edges) - 1), 1)
+        like = (np.bincount(b, truth, minlength=len(edges) - 1) / counts)[b]
         half = np.median((high - low) / 2)
         out[o] = {
             "n": int(ok.sum()),
@@ -100,7 +101,7 @@ def latency(model: RiskModel, records: list[dict], repeats: int) -> dict:
     bare.models_ = {o: dataclasses.replace(m, members=[]) for o, m in model.models_.items()}
     out = {}
     scorers = {"with_interval": Scorer(model, "bench"), "without_members": Scorer(bare, "bench")}
-    for name, s in scorers.items():
+    for s in scorers.values():
         for r in records[:50]:
             s.score_records([dict(r)], explain=True, top_k=5)
     times = {name: [] for name in scorers}
@@ -112,7 +113,8 @@ def latency(model: RiskModel, records: list[dict], repeats: int) -> dict:
             times[name].append(time.perf_counter() - t)
     for name, s in scorers.items():
         batch = [dict(r) for r in records[:1000]]
-        best = min(_timed(lambda: s.score_records([dict(r) for r in batch], explain=True, top_k=5)) for _ in range(3))
+        best = min(_timed(lambda s=s, batch=batch: s.score_records([dict(r) for r in batch], explain=True, top_k=5))
+                   for _ in range(3))
         out[name] = {"p50_ms": 1e3 * float(np.percentile(times[name], 50)),
                      "p90_ms": 1e3 * float(np.percentile(times[name], 90)),
                      "batch_1000_s": best, "batch_rows_per_s": len(batch) / best}

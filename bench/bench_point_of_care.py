@@ -43,7 +43,7 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
 def _fhir_scores(scorer, person_records: list[dict]) -> dict[str, float | None]:
     """The FHIR route's path: records -> Bundle -> features.fhir -> validated records -> Scorer."""
     from features.fhir import read_bundle, to_bundle
-    from serving.cds import validate_records
+    from serving.fhir_in import validate_records
 
     read = read_bundle(to_bundle(person_records))
     records, _ = validate_records(read)

@@ -103,7 +103,6 @@ async def load(url: str, token: str, body: dict, concurrency: int, total: int) -
 
 
 def in_process_floors(home: Path, record: dict, n: int = 2000) -> dict[str, list[float]]:
-    os.environ["CHECKUP_RISK_HOME"] = str(home)
     import shap
 
     import bentoml
@@ -111,9 +110,10 @@ def in_process_floors(home: Path, record: dict, n: int = 2000) -> dict[str, list
     from features.derive import Columns, feature_matrix
     from models.bundle import RiskModel
     from serving import store
+    from serving.settings import Settings, configure_libraries
 
     # The model the server served: the pinned version in the Bento store.
-    store.use_home(home)
+    configure_libraries(Settings(home=home))
     model = RiskModel.load(bentoml.models.get(store.pinned_tag(home)).path_of(store.BUNDLE_SUBPATH))
     X = feature_matrix(Columns.from_records([record])).astype(np.float32)
     boosters = [m.booster for m in model.models_.values()]

@@ -24,9 +24,11 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["CHECKUP_RISK_HOME"] = str(Path(tmp) / "home")
         from features.synth import generate_cohort
+        from training import registry
         from training.train import train
+
+        registry.configure(Path(tmp) / "home")
 
         data = Path(tmp) / "cohort.parquet"
         generate_cohort(people=args.people, seed=args.seed).to_parquet(data, index=False)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.schema import age_group_midpoint
+from features.cutoffs import BP_STAGE_BOUNDS
+from features.schema import FEMALE, MALE, age_group_midpoint
 
 # Raw record fields the models see directly (codes as numbers).
 RAW_FEATURES: tuple[str, ...] = (
@@ -87,18 +88,40 @@ LONGITUDINAL_FEATURES: tuple[str, ...] = (
     + ("years_since_lipids",)
 )
 
-# Record columns each derived feature that has a history is computed from (`derived_features`).
-_DERIVED_INPUTS: dict[str, tuple[str, ...]] = {
+# Record columns each derived feature is computed from (`derived_features`; checked against it by
+# tests/unit/test_derive.py). Whatever keeps part of a record for later (a person's history) asks
+# `inputs_of` instead of listing columns again.
+DERIVED_INPUTS: dict[str, tuple[str, ...]] = {
+    "age_years": ("age", "age_group"),
+    "male": ("sex",),
+    "current_smoker": ("smoking_status",),
     "bmi": ("height_cm", "weight_kg"),
+    "waist_to_height": ("waist_cm", "height_cm"),
     "egfr": ("serum_creatinine", "sex", "age", "age_group"),
+    "non_hdl": ("total_cholesterol", "hdl"),
+    "tg_to_hdl": ("triglycerides", "hdl"),
+    "tyg_index": ("triglycerides", "fasting_glucose"),
+    "fatty_liver_index": ("triglycerides", "height_cm", "weight_kg", "ggt", "waist_cm"),
+    "ast_to_alt": ("ast", "alt"),
+    "pulse_pressure": ("sbp", "dbp"),
+    "bp_category": ("sbp", "dbp"),
 }
-# What an earlier checkup must carry for the longitudinal features of later ones: the keys that
-# order a person's checkups, the inputs of every trend and percentage change, and the lipids.
-# Streaming scorers keep exactly these columns of each person's past (one source of truth).
+assert set(DERIVED_INPUTS) == set(DERIVED_FEATURES)
+
+
+def inputs_of(name: str) -> tuple[str, ...]:
+    """The record columns a feature (derived, or a record field itself) is computed from."""
+    return DERIVED_INPUTS.get(name, (name,))
+
+
+# What an earlier checkup must carry for the longitudinal features of later ones: what
+# `longitudinal_features` reads, i.e. the keys that order a person's checkups, the inputs of every
+# trend and percentage change, the lipids and the lasting flags. Streaming scorers keep exactly
+# these columns of each person's past (with `features.eligibility.HISTORY_INPUTS`).
 HISTORY_KEYS: tuple[str, ...] = ("person_id", "exam_date")
 HISTORY_INPUTS: tuple[str, ...] = tuple(dict.fromkeys(
     HISTORY_KEYS
-    + tuple(c for f in TREND_FIELDS + PCT_CHANGE_FIELDS for c in _DERIVED_INPUTS.get(f, (f,)))
+    + tuple(c for f in TREND_FIELDS + PCT_CHANGE_FIELDS for c in inputs_of(f))
     + CARRIED_LIPIDS
     + LASTING_FLAGS
 ))
@@ -118,7 +141,7 @@ class Columns(dict):
         self.n = n
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame) -> "Columns":
+    def from_frame(cls, df: pd.DataFrame) -> Columns:
         out = {}
         for c in df.columns:
             if c in _TEXT:
@@ -132,7 +155,7 @@ class Columns(dict):
         return cls(out, len(df))
 
     @classmethod
-    def from_records(cls, records: list[dict]) -> "Columns":
+    def from_records(cls, records: list[dict]) -> Columns:
         """Canonical records (already validated) to columns, without pandas."""
         names = {k for r in records for k in r}
         out = {}
@@ -151,7 +174,7 @@ class Columns(dict):
 _TEXT = ("person_id", "sex")
 
 
-def as_columns(data: "pd.DataFrame | Columns") -> Columns:
+def as_columns(data: pd.DataFrame | Columns) -> Columns:
     return data if isinstance(data, Columns) else Columns.from_frame(data)
 
 
@@ -161,7 +184,7 @@ def _num(cols: Columns, name: str) -> np.ndarray:
     return np.full(cols.n, np.nan)
 
 
-def age_years(df: "pd.DataFrame | Columns") -> np.ndarray:
+def age_years(df: pd.DataFrame | Columns) -> np.ndarray:
     """Age in years; the NHIS band midpoint where only `age_group` is known."""
     cols = as_columns(df)
     age = _num(cols, "age")
@@ -174,7 +197,7 @@ AGE_BANDS: tuple[tuple[int, int, str], ...] = ((20, 40, "20-39"), (40, 50, "40-4
                                                (60, 70, "60-69"), (70, 200, "70+"))
 
 
-def age_band(df: "pd.DataFrame | Columns") -> np.ndarray:
+def age_band(df: pd.DataFrame | Columns) -> np.ndarray:
     """The AGE_BANDS name of each record ("unknown" without an age)."""
     age = age_years(df)
     out = np.full(len(age), "unknown", dtype=object)
@@ -183,15 +206,15 @@ def age_band(df: "pd.DataFrame | Columns") -> np.ndarray:
     return out
 
 
-def is_male(df: "pd.DataFrame | Columns") -> np.ndarray:
+def is_male(df: pd.DataFrame | Columns) -> np.ndarray:
     cols = as_columns(df)
     if "sex" not in cols:
         return np.full(cols.n, np.nan)
     sex = cols["sex"]
-    return np.where(sex == "M", 1.0, np.where(sex == "F", 0.0, np.nan))
+    return np.where(sex == MALE, 1.0, np.where(sex == FEMALE, 0.0, np.nan))
 
 
-def egfr_ckd_epi_2021(df: "pd.DataFrame | Columns") -> np.ndarray:
+def egfr_ckd_epi_2021(df: pd.DataFrame | Columns) -> np.ndarray:
     """eGFR (mL/min/1.73 m2) by the race-free CKD-EPI 2021 creatinine equation.
 
     142 x min(Scr/k, 1)^a x max(Scr/k, 1)^-1.200 x 0.9938^age x 1.012 [female],
@@ -214,20 +237,22 @@ def egfr_ckd_epi_2021(df: "pd.DataFrame | Columns") -> np.ndarray:
     return np.where(np.isnan(male), np.nan, egfr)
 
 
+# The KSH stages `bp_category` numbers (`features.cutoffs.BP_STAGE_BOUNDS`); stage 2 is folded into
+# hypertension, whose risk the feature has to rank, not to grade.
+_BP_CATEGORY_STAGES: tuple[str, ...] = ("elevated", "prehypertension", "stage_1")
+
+
 def bp_category(sbp: np.ndarray, dbp: np.ndarray) -> np.ndarray:
     """Korean Society of Hypertension stages: 0 normal (<120/<80), 1 elevated (120-129/<80),
     2 prehypertension (130-139 or 80-89), 3 hypertension (>=140 or >=90); NaN if both missing."""
     s = np.nan_to_num(sbp, nan=-np.inf)
     d = np.nan_to_num(dbp, nan=-np.inf)
-    cat = np.select(
-        [(s >= 140) | (d >= 90), (s >= 130) | (d >= 80), s >= 120],
-        [3.0, 2.0, 1.0],
-        default=0.0,
-    )
+    reached = [(s >= BP_STAGE_BOUNDS[k][0]) | (d >= BP_STAGE_BOUNDS[k][1]) for k in _BP_CATEGORY_STAGES]
+    cat = np.select(reached[::-1], [3.0, 2.0, 1.0], default=0.0)
     return np.where(np.isnan(sbp) & np.isnan(dbp), np.nan, cat)
 
 
-def derived_features(df: "pd.DataFrame | Columns") -> dict[str, np.ndarray]:
+def derived_features(df: pd.DataFrame | Columns) -> dict[str, np.ndarray]:
     """Features computed from one record alone."""
     df = as_columns(df)
     height_m = _num(df, "height_cm") / 100.0
@@ -327,7 +352,7 @@ def longitudinal_features(cols: Columns, derived: dict[str, np.ndarray]) -> dict
     return {k: np.asarray(v, dtype=float)[inverse] for k, v in res.items()}
 
 
-def feature_matrix(data: "pd.DataFrame | Columns") -> np.ndarray:
+def feature_matrix(data: pd.DataFrame | Columns) -> np.ndarray:
     """The model matrix as a float64 array (n x len(FEATURES)), columns in `FEATURES` order."""
     cols = as_columns(data)
     derived = derived_features(cols)
@@ -337,11 +362,10 @@ def feature_matrix(data: "pd.DataFrame | Columns") -> np.ndarray:
         if f in LASTING_FLAGS:
             v = np.where(longitudinal[f] == 1, 1.0, _num(cols, f))
         else:
-            v = derived.get(f)
-            if v is None:
-                v = longitudinal.get(f)
-            if v is None:
-                v = _num(cols, f)
+            found = derived.get(f)
+            if found is None:
+                found = longitudinal.get(f)
+            v = _num(cols, f) if found is None else found
         out[:, j] = v
     return out
 

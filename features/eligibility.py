@@ -25,31 +25,26 @@ the growing frame, and judges each wave with the same `applicability`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from features.derive import Columns, as_columns, egfr_ckd_epi_2021
-from features.schema import OUTCOMES
-
-# Disease cut-offs that already mean "has the disease" (NHIS result-judgement thresholds).
-GLUCOSE_DIABETES = 126.0
-SBP_HYPERTENSION = 140.0
-DBP_HYPERTENSION = 90.0
-TC_HIGH = 240.0
-LDL_HIGH = 160.0
-TG_HIGH = 200.0
-HDL_LOW = 40.0
-EGFR_CKD = 60.0
-URINE_PROTEIN_1PLUS = 3.0
-
-
-def _n(x: float) -> str:
-    """A cut-off as written in a reason: 126, not 126.0."""
-    return f"{x:g}"
-
+from features.cutoffs import (
+    DBP_HYPERTENSION,
+    EGFR_CKD,
+    GLUCOSE_DIABETES,
+    HDL_LOW,
+    LDL_HIGH,
+    SBP_HYPERTENSION,
+    TC_HIGH,
+    TG_HIGH,
+    URINE_PROTEIN_1PLUS,
+    number,
+)
+from features.derive import HISTORY_KEYS, Columns, as_columns, egfr_ckd_epi_2021, inputs_of
+from features.schema import BY_NAME, OUTCOMES
 
 # Flags (0/1) that make an outcome not applicable, per outcome, in the order reasons are given.
 FLAGS: dict[str, tuple[str, ...]] = {
@@ -73,162 +68,136 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 _GROUP_OF: dict[str, str] = {f: g for g, fs in GROUPS.items() for f in fs}
 
-# Record columns an EARLIER checkup must keep for eligibility of later ones (a streaming scorer
-# that keeps only part of each person's past must keep at least these, next to
-# `features.derive.HISTORY_INPUTS`). eGFR comes from creatinine, sex and age.
-HISTORY_INPUTS: tuple[str, ...] = (
-    ("person_id", "exam_date") + ALL_FLAGS
-    + tuple(f for fs in GROUPS.values() for f in fs if f != "egfr")
-    + ("serum_creatinine", "sex", "age", "age_group")
-)
+# Record columns an EARLIER checkup must keep for eligibility of later ones: what `judged_values`
+# reads (eGFR through the columns it is computed from). A streaming scorer that keeps only part of
+# each person's past keeps at least these, next to `features.derive.HISTORY_INPUTS`.
+HISTORY_INPUTS: tuple[str, ...] = tuple(dict.fromkeys(
+    HISTORY_KEYS + ALL_FLAGS + tuple(c for fs in GROUPS.values() for f in fs for c in inputs_of(f))
+))
 
 # Value rules: outcome -> (reason key, measured field, direction, cut-off), in reason order.
 RULES: dict[str, tuple[tuple[str, str, str, float], ...]] = {
     "cvd": (),
     "diabetes": (("fasting_glucose", "fasting_glucose", ">=", GLUCOSE_DIABETES),),
-    "hypertension": (("sbp", "sbp", ">=", SBP_HYPERTENSION), ("dbp", "dbp", ">=", DBP_HYPERTENSION)),
+    "hypertension": (("bp", "sbp", ">=", SBP_HYPERTENSION), ("bp", "dbp", ">=", DBP_HYPERTENSION)),
     "dyslipidemia": (("total_cholesterol", "total_cholesterol", ">=", TC_HIGH), ("ldl", "ldl", ">=", LDL_HIGH),
                      ("triglycerides", "triglycerides", ">=", TG_HIGH), ("hdl", "hdl", "<", HDL_LOW)),
     "ckd": (("egfr", "egfr", "<", EGFR_CKD), ("urine_protein", "urine_protein", ">=", URINE_PROTEIN_1PLUS)),
 }
+assert tuple(FLAGS) == tuple(RULES) == OUTCOMES
 
-# --------------------------------------------------------------------------------------------
-# Reasons. Each is keyed by (outcome, key) and comes in two variants: about this checkup, and
-# carried from an earlier one (a `{date}` placeholder). English is what `applicability` returns
-# (the API's language); `reason_text` renders any of them, dated or not, in Korean.
-# Cut-off numbers come from the constants above, never typed twice.
-# --------------------------------------------------------------------------------------------
-
-_BP = f"{_n(SBP_HYPERTENSION)}/{_n(DBP_HYPERTENSION)}"
-
-# (English, Korean) for this checkup's own values or answers.
-_NOW: dict[str, dict[str, tuple[str, str]]] = {
-    "cvd": {
-        "history_stroke": ("history of stroke: not a first event", "뇌졸중 과거력이 있어 첫 발생 예측 대상이 아님"),
-        "history_heart_disease": ("history of heart disease: not a first event",
-                                  "심장병 과거력이 있어 첫 발생 예측 대상이 아님"),
-    },
-    "diabetes": {
-        "history_diabetes": ("already diagnosed with diabetes", "이미 당뇨병을 진단받음"),
-        "on_diabetes_medication": ("on diabetes medication", "당뇨약 복용 중"),
-        "fasting_glucose": (f"fasting glucose >= {_n(GLUCOSE_DIABETES)} mg/dL is already in the diabetes range",
-                            f"공복혈당 {_n(GLUCOSE_DIABETES)} mg/dL 이상으로 이미 당뇨병 범위"),
-    },
-    "hypertension": {
-        "history_hypertension": ("already diagnosed with hypertension", "이미 고혈압을 진단받음"),
-        "on_antihypertensive": ("on antihypertensive medication", "고혈압약 복용 중"),
-        "sbp": (f"blood pressure >= {_BP} mmHg is already in the hypertension range",
-                f"혈압 {_BP} mmHg 이상으로 이미 고혈압 범위"),
-        "dbp": (f"blood pressure >= {_BP} mmHg is already in the hypertension range",
-                f"혈압 {_BP} mmHg 이상으로 이미 고혈압 범위"),
-    },
-    "dyslipidemia": {
-        "history_dyslipidemia": ("already diagnosed with dyslipidemia", "이미 이상지질혈증을 진단받음"),
-        "on_statin": ("on a statin", "스타틴 복용 중"),
-        "total_cholesterol": (f"total cholesterol >= {_n(TC_HIGH)} mg/dL is already in the disease range",
-                              f"총콜레스테롤 {_n(TC_HIGH)} mg/dL 이상으로 이미 질환 범위"),
-        "ldl": (f"LDL cholesterol >= {_n(LDL_HIGH)} mg/dL is already in the disease range",
-                f"LDL 콜레스테롤 {_n(LDL_HIGH)} mg/dL 이상으로 이미 질환 범위"),
-        "triglycerides": (f"triglycerides >= {_n(TG_HIGH)} mg/dL are already in the disease range",
-                          f"중성지방 {_n(TG_HIGH)} mg/dL 이상으로 이미 질환 범위"),
-        "hdl": (f"HDL cholesterol < {_n(HDL_LOW)} mg/dL is already in the disease range",
-                f"HDL 콜레스테롤 {_n(HDL_LOW)} mg/dL 미만으로 이미 질환 범위"),
-    },
-    "ckd": {
-        "egfr": (f"eGFR < {_n(EGFR_CKD)} mL/min/1.73m2 already meets the CKD definition",
-                 f"eGFR {_n(EGFR_CKD)} mL/min/1.73m² 미만으로 이미 만성콩팥병 기준에 해당"),
-        "urine_protein": ("urine protein >= 1+ already meets the CKD definition",
-                          "요단백 1+ 이상으로 이미 만성콩팥병 기준에 해당"),
-    },
+# Each outcome's defining measures as record fields (eGFR is read from serum creatinine; sex and age
+# only scale it): a what-if that moves one of them mostly restates the definition (glucose 99
+# "prevents" diabetes defined as glucose >= 126).
+_MEASURED_FROM: dict[str, str] = {"egfr": "serum_creatinine"}
+DEFINING_FIELDS: dict[str, frozenset[str]] = {
+    o: frozenset(_MEASURED_FROM.get(f, f) for _key, f, _direction, _cut in RULES[o]) for o in OUTCOMES if RULES[o]
 }
 
-# The same, carried from an earlier checkup whose date fills `{date}`.
-_EARLIER: dict[str, dict[str, tuple[str, str]]] = {
-    "cvd": {
-        "history_stroke": ("history of stroke recorded at the checkup of {date}: not a first event",
-                           "{date} 검진에서 뇌졸중 과거력이 기록되어 첫 발생 예측 대상이 아님"),
-        "history_heart_disease": ("history of heart disease recorded at the checkup of {date}: not a first event",
-                                  "{date} 검진에서 심장병 과거력이 기록되어 첫 발생 예측 대상이 아님"),
-    },
-    "diabetes": {
-        "history_diabetes": ("already diagnosed with diabetes (recorded at the checkup of {date})",
-                             "이미 당뇨병을 진단받음 ({date} 검진에서 기록)"),
-        "on_diabetes_medication": ("on diabetes medication (recorded at the checkup of {date})",
-                                   "당뇨약 복용 중 ({date} 검진에서 기록)"),
-        "fasting_glucose": (f"fasting glucose >= {_n(GLUCOSE_DIABETES)} mg/dL at the last measurement ({{date}}) "
-                            "is already in the diabetes range",
-                            f"마지막 측정({{date}})의 공복혈당이 {_n(GLUCOSE_DIABETES)} mg/dL 이상으로 이미 당뇨병 범위"),
-    },
-    "hypertension": {
-        "history_hypertension": ("already diagnosed with hypertension (recorded at the checkup of {date})",
-                                 "이미 고혈압을 진단받음 ({date} 검진에서 기록)"),
-        "on_antihypertensive": ("on antihypertensive medication (recorded at the checkup of {date})",
-                                "고혈압약 복용 중 ({date} 검진에서 기록)"),
-        "sbp": (f"blood pressure >= {_BP} mmHg at the last measurement ({{date}}) is already in the "
-                "hypertension range", f"마지막 측정({{date}})의 혈압이 {_BP} mmHg 이상으로 이미 고혈압 범위"),
-        "dbp": (f"blood pressure >= {_BP} mmHg at the last measurement ({{date}}) is already in the "
-                "hypertension range", f"마지막 측정({{date}})의 혈압이 {_BP} mmHg 이상으로 이미 고혈압 범위"),
-    },
-    "dyslipidemia": {
-        "history_dyslipidemia": ("already diagnosed with dyslipidemia (recorded at the checkup of {date})",
-                                 "이미 이상지질혈증을 진단받음 ({date} 검진에서 기록)"),
-        "on_statin": ("on a statin (recorded at the checkup of {date})", "스타틴 복용 중 ({date} 검진에서 기록)"),
-        "total_cholesterol": (f"total cholesterol >= {_n(TC_HIGH)} mg/dL at the last lipid panel ({{date}}) "
-                              "is already in the disease range",
-                              f"마지막 지질검사({{date}})의 총콜레스테롤이 {_n(TC_HIGH)} mg/dL 이상으로 이미 질환 범위"),
-        "ldl": (f"LDL cholesterol >= {_n(LDL_HIGH)} mg/dL at the last lipid panel ({{date}}) "
-                "is already in the disease range",
-                f"마지막 지질검사({{date}})의 LDL 콜레스테롤이 {_n(LDL_HIGH)} mg/dL 이상으로 이미 질환 범위"),
-        "triglycerides": (f"triglycerides >= {_n(TG_HIGH)} mg/dL at the last lipid panel ({{date}}) "
-                          "are already in the disease range",
-                          f"마지막 지질검사({{date}})의 중성지방이 {_n(TG_HIGH)} mg/dL 이상으로 이미 질환 범위"),
-        "hdl": (f"HDL cholesterol < {_n(HDL_LOW)} mg/dL at the last lipid panel ({{date}}) "
-                "is already in the disease range",
-                f"마지막 지질검사({{date}})의 HDL 콜레스테롤이 {_n(HDL_LOW)} mg/dL 미만으로 이미 질환 범위"),
-    },
-    "ckd": {
-        "egfr": (f"eGFR < {_n(EGFR_CKD)} mL/min/1.73m2 at the last creatinine test ({{date}}) already meets "
-                 "the CKD definition",
-                 f"마지막 크레아티닌 검사({{date}})의 eGFR이 {_n(EGFR_CKD)} mL/min/1.73m² 미만으로 이미 만성콩팥병 "
-                 "기준에 해당"),
-        "urine_protein": ("urine protein >= 1+ at the last urine test ({date}) already meets the CKD definition",
-                          "마지막 소변검사({date})의 요단백이 1+ 이상으로 이미 만성콩팥병 기준에 해당"),
-    },
+# --------------------------------------------------------------------------------------------
+# Reasons, keyed by a stable id: "<outcome>.<key>" about this checkup's own values or answers,
+# "<outcome>.<key>.earlier" carried from an earlier checkup whose ISO date fills `{date}`. English
+# is what the API returns as `reason` (contract section 2); Korean is rendered from the id.
+# Cut-off numbers come from features.cutoffs, never typed twice.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why an outcome does not apply, in English and Korean (templates; `{date}` where carried)."""
+
+    id: str
+    en: str
+    ko: str
+
+    def text(self, lang: str, date: str | None = None) -> str:
+        template = self.ko if lang == "ko" else self.en
+        return template if date is None else template.replace("{date}", date)
+
+
+def reason_id(outcome: str, key: str, earlier: bool = False) -> str:
+    """The id of an outcome's reason `key` (a flag or a RULES key), this checkup's or carried."""
+    return f"{outcome}.{key}.earlier" if earlier else f"{outcome}.{key}"
+
+
+def _recorded(en: str, ko: str) -> tuple[str, str, str, str]:
+    """A flag's words now, and carried: the same words naming the checkup that recorded it."""
+    return en, ko, f"{en} (recorded at the checkup of {{date}})", f"{ko} ({{date}} 검진에서 기록)"
+
+
+_BP = f"{number(SBP_HYPERTENSION)}/{number(DBP_HYPERTENSION)}"
+_GLU = number(GLUCOSE_DIABETES)
+_PROTEIN = BY_NAME["urine_protein"].codes[URINE_PROTEIN_1PLUS]  # "1+"
+
+
+def _lipid(en: str, ko: str, rule: str, cut: float, verb: str = "is") -> tuple[str, str, str, str]:
+    """A lipid in the disease range, now and at the last lipid panel."""
+    ko_rule = "이상" if rule == ">=" else "미만"
+    return (f"{en} {rule} {number(cut)} mg/dL {verb} already in the disease range",
+            f"{ko} {number(cut)} mg/dL {ko_rule}으로 이미 질환 범위",
+            f"{en} {rule} {number(cut)} mg/dL at the last lipid panel ({{date}}) {verb} already in the disease range",
+            f"마지막 지질검사({{date}})의 {ko}이 {number(cut)} mg/dL {ko_rule}으로 이미 질환 범위")
+
+
+# (outcome, key) -> (English, Korean) about this checkup, then (English, Korean) carried.
+_WORDS: dict[tuple[str, str], tuple[str, str, str, str]] = {
+    ("cvd", "history_stroke"): (
+        "history of stroke: not a first event", "뇌졸중 과거력이 있어 첫 발생 예측 대상이 아님",
+        "history of stroke recorded at the checkup of {date}: not a first event",
+        "{date} 검진에서 뇌졸중 과거력이 기록되어 첫 발생 예측 대상이 아님"),
+    ("cvd", "history_heart_disease"): (
+        "history of heart disease: not a first event", "심장병 과거력이 있어 첫 발생 예측 대상이 아님",
+        "history of heart disease recorded at the checkup of {date}: not a first event",
+        "{date} 검진에서 심장병 과거력이 기록되어 첫 발생 예측 대상이 아님"),
+    ("diabetes", "history_diabetes"): _recorded("already diagnosed with diabetes", "이미 당뇨병을 진단받음"),
+    ("diabetes", "on_diabetes_medication"): _recorded("on diabetes medication", "당뇨약 복용 중"),
+    ("diabetes", "fasting_glucose"): (
+        f"fasting glucose >= {_GLU} mg/dL is already in the diabetes range",
+        f"공복혈당 {_GLU} mg/dL 이상으로 이미 당뇨병 범위",
+        f"fasting glucose >= {_GLU} mg/dL at the last measurement ({{date}}) is already in the diabetes range",
+        f"마지막 측정({{date}})의 공복혈당이 {_GLU} mg/dL 이상으로 이미 당뇨병 범위"),
+    ("hypertension", "history_hypertension"): _recorded("already diagnosed with hypertension",
+                                                        "이미 고혈압을 진단받음"),
+    ("hypertension", "on_antihypertensive"): _recorded("on antihypertensive medication", "고혈압약 복용 중"),
+    ("hypertension", "bp"): (
+        f"blood pressure >= {_BP} mmHg is already in the hypertension range",
+        f"혈압 {_BP} mmHg 이상으로 이미 고혈압 범위",
+        f"blood pressure >= {_BP} mmHg at the last measurement ({{date}}) is already in the hypertension range",
+        f"마지막 측정({{date}})의 혈압이 {_BP} mmHg 이상으로 이미 고혈압 범위"),
+    ("dyslipidemia", "history_dyslipidemia"): _recorded("already diagnosed with dyslipidemia",
+                                                        "이미 이상지질혈증을 진단받음"),
+    ("dyslipidemia", "on_statin"): _recorded("on a statin", "스타틴 복용 중"),
+    ("dyslipidemia", "total_cholesterol"): _lipid("total cholesterol", "총콜레스테롤", ">=", TC_HIGH),
+    ("dyslipidemia", "ldl"): _lipid("LDL cholesterol", "LDL 콜레스테롤", ">=", LDL_HIGH),
+    ("dyslipidemia", "triglycerides"): _lipid("triglycerides", "중성지방", ">=", TG_HIGH, verb="are"),
+    ("dyslipidemia", "hdl"): _lipid("HDL cholesterol", "HDL 콜레스테롤", "<", HDL_LOW),
+    ("ckd", "egfr"): (
+        f"eGFR < {number(EGFR_CKD)} mL/min/1.73m2 already meets the CKD definition",
+        f"eGFR {number(EGFR_CKD)} mL/min/1.73m² 미만으로 이미 만성콩팥병 기준에 해당",
+        f"eGFR < {number(EGFR_CKD)} mL/min/1.73m2 at the last creatinine test ({{date}}) already meets the CKD "
+        "definition",
+        f"마지막 크레아티닌 검사({{date}})의 eGFR이 {number(EGFR_CKD)} mL/min/1.73m² 미만으로 이미 만성콩팥병 "
+        "기준에 해당"),
+    ("ckd", "urine_protein"): (
+        f"urine protein >= {_PROTEIN} already meets the CKD definition",
+        f"요단백 {_PROTEIN} 이상으로 이미 만성콩팥병 기준에 해당",
+        f"urine protein >= {_PROTEIN} at the last urine test ({{date}}) already meets the CKD definition",
+        f"마지막 소변검사({{date}})의 요단백이 {_PROTEIN} 이상으로 이미 만성콩팥병 기준에 해당"),
 }
-assert {o: set(r) for o, r in _NOW.items()} == {o: set(r) for o, r in _EARLIER.items()}
+# Every flag and rule has its words, and every word a flag or rule.
+assert set(_WORDS) == {(o, f) for o in OUTCOMES for f in FLAGS[o]} | {(o, r[0]) for o in OUTCOMES for r in RULES[o]}
 
-# Public views kept for callers that list the reasons (English and Korean, this checkup's variant).
-REASONS: dict[str, dict[str, str]] = {o: {k: en for k, (en, _) in r.items()} for o, r in _NOW.items()}
-REASONS_KO: dict[str, dict[str, str]] = {o: {k: ko for k, (_, ko) in r.items()} for o, r in _NOW.items()}
-# The dated variants, with a `{date}` placeholder (ISO date).
-EARLIER_REASONS: dict[str, dict[str, str]] = {o: {k: en for k, (en, _) in r.items()} for o, r in _EARLIER.items()}
-EARLIER_REASONS_KO: dict[str, dict[str, str]] = {o: {k: ko for k, (_, ko) in r.items()}
-                                                 for o, r in _EARLIER.items()}
-
-_KO_BY_EN: dict[str, str] = {en: ko for r in _NOW.values() for en, ko in r.values()}
-# A dated English reason as a pattern capturing its date, paired with its Korean template.
-_DATED: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(re.escape(en).replace(re.escape("{date}"), r"(?P<date>\d{4}-\d{2}-\d{2})") + r"\Z"), ko)
-    for r in _EARLIER.values() for en, ko in dict(r.values()).items()
-]
+REASONS: dict[str, Reason] = {
+    rid: Reason(rid, en, ko)
+    for (o, key), (en_now, ko_now, en_earlier, ko_earlier) in _WORDS.items()
+    for rid, en, ko in ((reason_id(o, key), en_now, ko_now), (reason_id(o, key, earlier=True), en_earlier, ko_earlier))
+}
 
 
-def reason_text(reason: str, lang: str) -> str:
-    """A reason as `applicability` gives it (English), in the asked language ('en' or 'ko').
-
-    Dated reasons ("... at the last lipid panel (2019-05-02) ...") keep their date in Korean too.
-    An unknown text is returned as it is.
-    """
-    if lang == "en":
-        return reason
-    ko = _KO_BY_EN.get(reason)
-    if ko is not None:
-        return ko
-    for pattern, template in _DATED:
-        m = pattern.match(reason)
-        if m:
-            return template.format(date=m.group("date"))
-    return reason
+def reason_text(rid: str, lang: str, date: str | None = None) -> str:
+    """The reason `rid` (as `applicability` gives it in `reason_id`) in 'en' or 'ko', with the date
+    of the earlier checkup it was carried from (`reason_date`) where it has one."""
+    return REASONS[rid].text(lang, date)
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,7 +205,7 @@ def reason_text(reason: str, lang: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def judged_values(df: "pd.DataFrame | Columns") -> dict[str, np.ndarray]:
+def judged_values(df: pd.DataFrame | Columns) -> dict[str, np.ndarray]:
     """Per record: every flag (1 = yes) and measured field that eligibility reads, eGFR included.
 
     Missing stays NaN: an unknown history counts as none, an unmeasured lab as normal.
@@ -276,14 +245,14 @@ class History:
     flag_date: dict[str, np.ndarray]
 
     @classmethod
-    def empty(cls, n: int) -> "History":
+    def empty(cls, n: int) -> History:
         """No earlier checkups (a first checkup, or a row without person_id / exam_date)."""
         nat = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
         return cls({f: np.full(n, np.nan) for f in _GROUP_OF}, {g: nat.copy() for g in GROUPS},
                    {f: nat.copy() for f in ALL_FLAGS})
 
-    def advance(self, df: "pd.DataFrame | Columns", date: np.ndarray, active: np.ndarray | None = None
-                ) -> "History":
+    def advance(self, df: pd.DataFrame | Columns, date: np.ndarray, active: np.ndarray | None = None
+                ) -> History:
         """The history the NEXT checkup of each person will have, once the checkups `df` (one per
         person, aligned with this history's rows, dated `date`) are added. Rows where `active` is
         False did not attend and keep their history."""
@@ -301,7 +270,7 @@ class History:
         return History(values, group_date, flag_date)
 
     @classmethod
-    def of_frame(cls, df: "pd.DataFrame | Columns", values: dict[str, np.ndarray] | None = None) -> "History":
+    def of_frame(cls, df: pd.DataFrame | Columns, values: dict[str, np.ndarray] | None = None) -> History:
         """Each row's history from the earlier rows of the same person in the same input."""
         cols = as_columns(df)
         n = cols.n
@@ -353,71 +322,81 @@ def _beyond(v: np.ndarray, direction: str, cut: float) -> np.ndarray:
     return v >= cut if direction == ">=" else v < cut
 
 
-def _dated_text(template: str, dates: np.ndarray) -> np.ndarray:
-    """`template` with each date filled in, vectorised (object array of str)."""
-    head, tail = template.split("{date}")
-    # A cohort has far fewer distinct dates than rows: format each date once.
-    days, inverse = np.unique(dates.astype("datetime64[D]"), return_inverse=True)
-    texts = head + np.datetime_as_string(days, unit="D").astype(object) + tail
-    return texts[inverse.ravel()]
+class Judged(NamedTuple):
+    """One outcome's applicability, per row. Where it does not apply: the first reason, as the
+    English text the API returns (`reason`), its id in `REASONS` (`reason_id`) and, for a reason
+    carried from an earlier checkup, that checkup's ISO date (`reason_date`); None elsewhere."""
+
+    applies: np.ndarray
+    reason: np.ndarray
+    reason_id: np.ndarray
+    reason_date: np.ndarray
 
 
-def applicability(df: "pd.DataFrame | Columns", outcomes: tuple[str, ...] = OUTCOMES,
-                  history: History | None = None, reasons: bool = True
-                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per outcome: (applies, reason) arrays; reason is the first listed reason it does not apply
-    (English str, or None where it applies).
+def _reasons_listed(o: str, values: dict[str, np.ndarray], hist: History, recorded_now: dict[str, np.ndarray]
+                    ) -> list[tuple[np.ndarray, str, np.ndarray | None]]:
+    """(condition, reason id, dates of the earlier checkup or None) of outcome `o`, in the order
+    reasons are given: this checkup's flags, flags of earlier checkups, this checkup's values, then
+    values carried from the last earlier measurement (only where this checkup lacks them)."""
+    items: list[tuple[np.ndarray, str, np.ndarray | None]] = []
+    for f in FLAGS[o]:
+        items.append((values[f] == 1, reason_id(o, f), None))
+    for f in FLAGS[o]:
+        items.append((~np.isnat(hist.flag_date[f]), reason_id(o, f, earlier=True), hist.flag_date[f]))
+    for key, f, direction, cut in RULES[o]:
+        items.append((_beyond(values[f], direction, cut), reason_id(o, key), None))
+    for key, f, direction, cut in RULES[o]:
+        g = _GROUP_OF[f]
+        c = ~recorded_now[g] & _beyond(hist.values[f], direction, cut)
+        items.append((c, reason_id(o, key, earlier=True), hist.group_date[g]))
+    return items
 
-    Reasons are listed: this checkup's flags, flags of earlier checkups, this checkup's values,
-    then values carried from the last earlier measurement (only where this checkup lacks them).
+
+def applicability(df: pd.DataFrame | Columns, outcomes: tuple[str, ...] = OUTCOMES,
+                  history: History | None = None, reasons: bool = True) -> dict[str, Judged]:
+    """Per outcome: whether it applies to each row and, where not, the first listed reason
+    (`Judged`; see `_reasons_listed` for the order).
+
     `history` defaults to the earlier rows of the same person in `df`; the generator passes its own.
-    With `reasons=False` the reason array stays all None (cheaper where only `applies` is used).
+    With `reasons=False` the reason arrays stay all None (cheaper where only `applies` is used).
     """
     cols = as_columns(df)
     values = judged_values(cols)
     hist = History.of_frame(cols, values) if history is None else history
     recorded_now = {g: _group_recorded(values, g) for g in GROUPS}
+    n = cols.n
     out = {}
     for o in outcomes:
-        # (condition, reason: str or per-row object array restricted to the condition's rows)
-        items: list[tuple[np.ndarray, "str | np.ndarray"]] = []
-        for f in FLAGS[o]:
-            items.append((values[f] == 1, REASONS[o][f]))
-        for f in FLAGS[o]:
-            c = ~np.isnat(hist.flag_date[f])
-            items.append((c, (EARLIER_REASONS[o][f], hist.flag_date[f])))
-        for key, f, direction, cut in RULES[o]:
-            items.append((_beyond(values[f], direction, cut), REASONS[o][key]))
-        for key, f, direction, cut in RULES[o]:
-            g = _GROUP_OF[f]
-            c = ~recorded_now[g] & _beyond(hist.values[f], direction, cut)
-            items.append((c, (EARLIER_REASONS[o][key], hist.group_date[g])))
-        n = cols.n
         applies = np.ones(n, dtype=bool)
-        reason = np.full(n, None, dtype=object)
+        reason, rid, date = (np.full(n, None, dtype=object) for _ in range(3))
         # Reverse order so the first listed reason wins where several hold.
-        for c, text in reversed(items):
+        for c, key, dates in reversed(_reasons_listed(o, values, hist, recorded_now)):
             applies &= ~c
             if not reasons or not c.any():
                 continue
-            if isinstance(text, str):
-                reason[c] = text
+            rid[c] = key
+            if dates is None:
+                reason[c], date[c] = REASONS[key].en, None
             else:
-                template, dates = text
-                reason[c] = _dated_text(template, dates[c])
-        out[o] = (applies, reason)
+                # A cohort has far fewer distinct dates than rows: format each date once.
+                days, inverse = np.unique(dates[c].astype("datetime64[D]"), return_inverse=True)
+                iso = np.datetime_as_string(days, unit="D").astype(object)
+                head, tail = REASONS[key].en.split("{date}")
+                reason[c] = (head + iso + tail)[inverse.ravel()]
+                date[c] = iso[inverse.ravel()]
+        out[o] = Judged(applies, reason, rid, date)
     return out
 
 
 def eligibility(df: pd.DataFrame, outcomes: tuple[str, ...] = OUTCOMES, history: History | None = None
                 ) -> pd.DataFrame:
     """Boolean frame, one column per outcome: True where the outcome applies to the record."""
-    both = applicability(df, outcomes, history, reasons=False)
-    return pd.DataFrame({o: both[o][0] for o in outcomes}, index=df.index)
+    judged = applicability(df, outcomes, history, reasons=False)
+    return pd.DataFrame({o: judged[o].applies for o in outcomes}, index=df.index)
 
 
 def ineligibility_reasons(df: pd.DataFrame, outcomes: tuple[str, ...] = OUTCOMES,
                           history: History | None = None) -> pd.DataFrame:
-    """String frame, one column per outcome: the first reason it does not apply, else None."""
-    both = applicability(df, outcomes, history)
-    return pd.DataFrame({o: both[o][1] for o in outcomes}, index=df.index)
+    """String frame, one column per outcome: the first reason it does not apply (English), else None."""
+    judged = applicability(df, outcomes, history)
+    return pd.DataFrame({o: judged[o].reason for o in outcomes}, index=df.index)

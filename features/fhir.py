@@ -16,8 +16,9 @@ checkup is the one to score; the earlier ones are its history, exactly as earlie
 person in a file: the caller passes all the records to `Scorer.score_records` and uses the newest's
 result. Every checkup the bundle holds is used as history, as every earlier row of a file is (the
 CDS prefetch cannot filter by date; its `_count` bounds what a server sends). A caller may pass
-`history_window_years` to leave out checkups that start longer before the newest one. An Observation with no date at all can only belong to the newest
-checkup, and only for a field that checkup lacks.
+`history_window_years` to leave out checkups that start longer before the newest one. An
+Observation with no date at all can only belong to the newest checkup, and only for a field that
+checkup lacks.
 
 Conditions count from their onset (onsetDateTime, onsetPeriod.start, else recordedDate): a Condition
 with onset after a checkup is not history for that checkup; one without any date counts for every
@@ -56,15 +57,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from features.schema import BY_NAME
+from features.schema import BY_NAME, SEX_CODES, SEX_WORDS
 
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 ATC = "http://www.whocc.no/atc"
 UCUM = "http://unitsofmeasure.org"
+
+# Patient.gender (FHIR AdministrativeGender) -> the record's sex; "other" and "unknown" have no model.
+_SEX_OF_GENDER: dict[str, str] = {word: code for code, word in SEX_WORDS.items()}
 
 # Statuses whose value is a result to use ("corrected" is a kind of "amended" in R4).
 USABLE_STATUS = frozenset({"final", "amended", "corrected"})
@@ -305,7 +310,7 @@ def _when(text: str | None) -> dt.datetime | None:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _effective(obs: dict) -> dt.datetime | None:
@@ -352,9 +357,9 @@ def _quantity(measure: Measure, quantity: dict | None, where: str, loinc: str) -
     return round(float(quantity["value"]) * measure.units[unit], 4)
 
 
-def _answer(obs: dict, snomed: dict[str, int | None], loinc: dict[str, int | None],
-            text: dict[str, int | None],
-            others: tuple[tuple[str, dict[str, int | None]], ...] = ()) -> tuple[bool, int | None]:
+def _answer(obs: dict, snomed: Mapping[str, int | None], loinc: Mapping[str, int | None],
+            text: Mapping[str, int | None],
+            others: tuple[tuple[str, Mapping[str, int | None]], ...] = ()) -> tuple[bool, int | None]:
     """(recognised, code) of a coded or text answer; a recognised answer may mean 'unknown' (None)."""
     concept = obs.get("valueCodeableConcept")
     labels: list[object] = []
@@ -381,54 +386,62 @@ def _about_patient(resource: dict, patient_refs: set[str], key: str = "subject")
 def _observation_values(resource: dict, ref: str, warnings: list[Issue]) -> list[_Value]:
     """Every readable value of one usable Observation (and its components); the rest become warnings."""
     when = _effective(resource)
+    out: list[_Value] = []
+    for part, where in _observation_parts(resource, ref):
+        for loinc in dict.fromkeys(_codes(part.get("code"), LOINC)):
+            got = _part_value(part, loinc, where)
+            if isinstance(got, Issue):
+                warnings.append(got)
+            elif got is not None:
+                out.append(_Value(got[0], when, got[1], ref))
+    return out
+
+
+def _observation_parts(resource: dict, ref: str) -> list[tuple[dict, str]]:
+    """(part, where) of the Observation and of its components (a panel's values are in them),
+    without the parts recorded as not available (missing, not a problem)."""
     parts = [(resource, ref)]
     if set(_codes(resource.get("code"), LOINC)) & PANELS or resource.get("component"):
         parts += [(c, f"{ref}.component[{i}]") for i, c in enumerate(resource.get("component") or [])]
-    out: list[_Value] = []
-    for part, where in parts:
-        if part.get("dataAbsentReason") and not any(k.startswith("value") for k in part):
-            continue  # a result recorded as not available: missing, not a problem
-        for loinc in dict.fromkeys(_codes(part.get("code"), LOINC)):
-            if loinc in MEASURES:
-                m = MEASURES[loinc]
-                got = _quantity(m, part.get("valueQuantity"), where, loinc)
-                if isinstance(got, Issue):
-                    warnings.append(got)
-                else:
-                    out.append(_Value(m.field, when, got, ref))
-            elif loinc == URINE_PROTEIN:
-                known, code = _answer(part, _DIPSTICK_SNOMED, _DIPSTICK_LOINC, _DIPSTICK_TEXT)
-                if known and code is not None:
-                    out.append(_Value("urine_protein", when, code, ref))
-                else:
-                    warnings.append(Issue(where, "LOINC 20454-5 (urine_protein): the answer is not a dipstick grade "
-                                                 "this service reads (negative, trace, 1+ .. 4+): left missing"))
-            elif loinc == SMOKING:
-                known, code = _answer(part, _SMOKING_SNOMED, _SMOKING_LOINC, _SMOKING_TEXT)
-                if code is not None:
-                    out.append(_Value("smoking_status", when, code, ref))
-                elif not known:
-                    warnings.append(Issue(where, "LOINC 72166-2 (smoking_status): the answer is not a smoking status "
-                                                 "this service reads: left missing"))
-                # A known "unknown" answer (e.g. unknown if ever smoked) is simply missing.
-            elif loinc == ALCOHOL:
-                if isinstance(part.get("valueBoolean"), bool):
-                    out.append(_Value("drinking", when, int(part["valueBoolean"]), ref))
-                    continue
-                known, code = _answer(part, _DRINKING_SNOMED, _DRINKING_LOINC, _DRINKING_TEXT, _DRINKING_OTHER)
-                if code is not None:
-                    out.append(_Value("drinking", when, code, ref))
-                elif not known:
-                    warnings.append(Issue(where, "LOINC 11331-6 (drinking): the answer is not a yes / no or drinker "
-                                                 "status this service reads: left missing"))
-            elif loinc in (ALCOHOL_PER_DAY, ACTIVITY):
-                got = _drinks_per_day(part, where) if loinc == ALCOHOL_PER_DAY else _days_per_week(part, where)
-                if isinstance(got, Issue):
-                    warnings.append(got)
-                else:
-                    out.append(_Value("drinking" if loinc == ALCOHOL_PER_DAY else "activity_days_per_week",
-                                      when, got, ref))
-    return out
+    return [(part, where) for part, where in parts
+            if not (part.get("dataAbsentReason") and not any(k.startswith("value") for k in part))]
+
+
+def _part_value(part: dict, loinc: str, where: str) -> tuple[str, float | int] | Issue | None:
+    """(record field, value) that one LOINC code of an Observation part gives; the Issue where its
+    value cannot be read; None for a code this reader does not use or a known "unknown" answer."""
+    if loinc in MEASURES:
+        m = MEASURES[loinc]
+        got = _quantity(m, part.get("valueQuantity"), where, loinc)
+        return got if isinstance(got, Issue) else (m.field, got)
+    if loinc == URINE_PROTEIN:
+        known, code = _answer(part, _DIPSTICK_SNOMED, _DIPSTICK_LOINC, _DIPSTICK_TEXT)
+        if known and code is not None:
+            return "urine_protein", code
+        return Issue(where, "LOINC 20454-5 (urine_protein): the answer is not a dipstick grade this service reads "
+                            "(negative, trace, 1+ .. 4+): left missing")
+    if loinc == SMOKING:
+        known, code = _answer(part, _SMOKING_SNOMED, _SMOKING_LOINC, _SMOKING_TEXT)
+        if code is not None:
+            return "smoking_status", code
+        # A known "unknown" answer (e.g. unknown if ever smoked) is simply missing.
+        return None if known else Issue(where, "LOINC 72166-2 (smoking_status): the answer is not a smoking "
+                                               "status this service reads: left missing")
+    if loinc == ALCOHOL:
+        if isinstance(part.get("valueBoolean"), bool):
+            return "drinking", int(part["valueBoolean"])
+        known, code = _answer(part, _DRINKING_SNOMED, _DRINKING_LOINC, _DRINKING_TEXT, _DRINKING_OTHER)
+        if code is not None:
+            return "drinking", code
+        return None if known else Issue(where, "LOINC 11331-6 (drinking): the answer is not a yes / no or drinker "
+                                               "status this service reads: left missing")
+    if loinc == ALCOHOL_PER_DAY:
+        drinks = _drinks_per_day(part, where)
+        return drinks if isinstance(drinks, Issue) else ("drinking", drinks)
+    if loinc == ACTIVITY:
+        days = _days_per_week(part, where)
+        return days if isinstance(days, Issue) else ("activity_days_per_week", days)
+    return None
 
 
 def _count(part: dict, units: frozenset[str]) -> float | str:
@@ -454,6 +467,7 @@ def _drinks_per_day(part: dict, where: str) -> int | Issue:
         and isinstance(quantity.get("value"), (int, float)) and not isinstance(quantity.get("value"), bool) \
         and (quantity["value"] > 0 or (quantity["comparator"] == ">" and quantity["value"] >= 0))
     if bound:  # "> 0", ">= 5" a day: a drinker, whatever the exact number
+        assert isinstance(quantity, dict)
         part = {**part, "valueQuantity": {k: v for k, v in quantity.items() if k != "comparator"}}
     low = (part.get("valueRange") or {}).get("low") if isinstance(part.get("valueRange"), dict) else None
     if isinstance(low, dict) and isinstance(low.get("value"), (int, float)) and low["value"] > 0:
@@ -513,6 +527,29 @@ def _age(birth: dt.date, day: dt.date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
+class _Person(NamedTuple):
+    """Who the records are about, from the Patient resource."""
+
+    pid: str
+    ref: str
+    sex: str
+    birth: dt.date
+
+
+@dataclass
+class _Reading:
+    """What a patient's resources have said so far, before it is grouped into checkups."""
+
+    patient_refs: set[str]
+    medications: dict[str, dict]  # Medication resources by reference and by fullUrl
+    values: list[_Value] = field(default_factory=list)
+    facts: list[_Dated] = field(default_factory=list)  # conditions, treatment and family history, dated
+    negatives: list[_Dated] = field(default_factory=list)  # refuted conditions, treatment not taken, no family history
+    warnings: list[Issue] = field(default_factory=list)  # values left missing because unreadable
+    issues: list[Issue] = field(default_factory=list)  # what refuses the patient
+    ignored: int = 0  # results skipped for their status
+
+
 def read_patient(patient: dict, resources: Iterable[tuple[dict, str | None]],
                  today: dt.date | None = None, visit_window_days: int = VISIT_DAYS,
                  history_window_years: float | None = None) -> FhirCheckup:
@@ -521,119 +558,156 @@ def read_patient(patient: dict, resources: Iterable[tuple[dict, str | None]],
     Raises FhirInputError only when no person can be described (no Patient, id, sex or birth date)
     or a resource is about another patient; unreadable values become `warnings`.
     """
+    pid, patient_ref, sex, birth_at, issues = _patient(patient)
+    resources = list(resources)
+    reading = _Reading({patient_ref}, _medications(resources), issues=issues)
+    for resource, full_url in resources:
+        read = _RESOURCE_READERS.get(str(resource.get("resourceType")))
+        if read is not None:
+            read(resource, _ref(resource, full_url), reading)
+    if reading.issues:
+        raise FhirInputError(reading.issues)
+    assert sex is not None and birth_at is not None  # else an issue was raised above
+    visits = _group_visits(reading.values, visit_window_days, today or dt.date.today())
+    if history_window_years is not None:
+        cutoff = visits[-1][0] - dt.timedelta(days=round(history_window_years * 365.25))
+        visits = [v for v in visits if v[0] >= cutoff]
+    return _checkups(_Person(pid, patient_ref, sex, birth_at.date()), visits, reading, visit_window_days)
+
+
+def _patient(patient: dict) -> tuple[str, str, str | None, dt.datetime | None, list[Issue]]:
+    """(id, reference, sex, birth date, issues) of the Patient; no Patient or no id refuses at once,
+    no usable sex or birth date is an issue (raised with the others, once every resource is read)."""
     if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
         raise FhirInputError([Issue("patient", "a Patient resource is required")], status=412)
     pid = patient.get("id")
     if not pid:
         raise FhirInputError([Issue("Patient.id", "the Patient needs an id")])
-    window = visit_window_days
-    years = history_window_years
-    patient_ref = f"Patient/{pid}"
-    patient_refs = {patient_ref}
+    ref = f"Patient/{pid}"
     issues: list[Issue] = []
-    sex = {"male": "M", "female": "F"}.get(patient.get("gender") or "")
+    sex = _SEX_OF_GENDER.get(patient.get("gender") or "")
     if sex is None:
-        issues.append(Issue(f"{patient_ref}.gender", "must be male or female: the risk models are sex-specific"))
+        issues.append(Issue(f"{ref}.gender", f"must be {' or '.join(SEX_WORDS.values())}: the risk models are "
+                                             "sex-specific"))
     birth_at = _when(patient.get("birthDate"))
     if birth_at is None:
-        issues.append(Issue(f"{patient_ref}.birthDate", "is required to know the age"))
+        issues.append(Issue(f"{ref}.birthDate", "is required to know the age"))
+    return pid, ref, sex, birth_at, issues
 
-    resources = list(resources)
+
+def _medications(resources: list[tuple[dict, str | None]]) -> dict[str, dict]:
+    """The Medication resources, by reference and by fullUrl (a MedicationStatement may name either)."""
     medications = {}
     for resource, full_url in resources:
         if resource.get("resourceType") == "Medication":
             medications[_ref(resource, None)] = resource
             if full_url:
                 medications[full_url] = resource
+    return medications
 
-    values: list[_Value] = []
-    warnings: list[Issue] = []
-    facts: list[_Dated] = []  # conditions, treatment and family history, dated
-    negatives: list[_Dated] = []  # refuted conditions, treatment not taken, no family history
-    ignored = 0
-    for resource, full_url in resources:
-        kind = resource.get("resourceType")
-        ref = _ref(resource, full_url)
-        if kind == "Observation":
-            if not _about_patient(resource, patient_refs):
-                issues.append(Issue(f"{ref}.subject", "refers to a different patient"))
-                continue
-            if resource.get("status") not in USABLE_STATUS:
-                ignored += 1
-                continue
-            values += _observation_values(resource, ref, warnings)
-        elif kind == "Condition":
-            status = set(_codes(resource.get("verificationStatus"), _VER_STATUS))
-            if not _about_patient(resource, patient_refs) or _IN_ERROR in status:
-                continue
-            names = _history_fields(resource.get("code"))
-            if names and _REFUTED in status:
-                negatives.append(_Dated(frozenset(names), _refuted_on(resource), ref))
-            elif names:
-                facts.append(_Dated(frozenset(names), _condition_since(resource), ref))
-        elif kind == "FamilyMemberHistory":
-            if not _about_patient(resource, patient_refs, "patient") or resource.get("status") == "entered-in-error":
-                continue
-            since = _day(_when(resource.get("date")))
-            positive, negative = set(), set()
-            for cond in resource.get("condition") or []:
-                positive |= {_FAMILY[name] for name in _history_fields(cond.get("code")) if name in _FAMILY}
-                negative |= {_FAMILY_NEGATIVE[c] for c in _codes(cond.get("code"), SNOMED) if c in _FAMILY_NEGATIVE}
-            if positive:
-                facts.append(_Dated(frozenset(positive), since, ref))
-            if negative:
-                negatives.append(_Dated(frozenset(negative), since, ref))
-        elif kind in ("MedicationStatement", "MedicationRequest"):
-            active = _ACTIVE_STATEMENT if kind == "MedicationStatement" else _ACTIVE_REQUEST
-            not_taken = kind == "MedicationStatement" and resource.get("status") == "not-taken"
-            if not _about_patient(resource, patient_refs) or not (not_taken or resource.get("status") in active) \
-                    or resource.get("intent") in _NOT_TREATMENT_INTENT:
-                continue
-            atc = _medication_codes(resource, medications)
-            names = {name for name, prefixes in _MEDICATION_ATC.items() if any(c.startswith(prefixes) for c in atc)}
-            if names:
-                (negatives if not_taken else facts).append(_Dated(frozenset(names), _medication_since(resource), ref))
-    if issues:
-        raise FhirInputError(issues)
-    birth = birth_at.date()
 
-    visits = _group_visits(values, window, today or dt.date.today())
-    newest_day = visits[-1][0]
-    if years is not None:
-        cutoff = newest_day - dt.timedelta(days=round(years * 365.25))
-        visits = [v for v in visits if v[0] >= cutoff]
+def _read_observation(resource: dict, ref: str, reading: _Reading) -> None:
+    if not _about_patient(resource, reading.patient_refs):
+        reading.issues.append(Issue(f"{ref}.subject", "refers to a different patient"))
+    elif resource.get("status") not in USABLE_STATUS:
+        reading.ignored += 1
+    else:
+        reading.values += _observation_values(resource, ref, reading.warnings)
 
-    negatives_at = [[] for _ in visits]  # each negative with the checkup it is dated at
-    for negative in negatives:
+
+def _read_condition(resource: dict, ref: str, reading: _Reading) -> None:
+    status = set(_codes(resource.get("verificationStatus"), _VER_STATUS))
+    if not _about_patient(resource, reading.patient_refs) or _IN_ERROR in status:
+        return
+    names = _history_fields(resource.get("code"))
+    if names and _REFUTED in status:
+        reading.negatives.append(_Dated(frozenset(names), _refuted_on(resource), ref))
+    elif names:
+        reading.facts.append(_Dated(frozenset(names), _condition_since(resource), ref))
+
+
+def _read_family_history(resource: dict, ref: str, reading: _Reading) -> None:
+    if not _about_patient(resource, reading.patient_refs, "patient") or resource.get("status") == _IN_ERROR:
+        return
+    since = _day(_when(resource.get("date")))
+    positive: set[str] = set()
+    negative: set[str] = set()
+    for cond in resource.get("condition") or []:
+        positive |= {_FAMILY[name] for name in _history_fields(cond.get("code")) if name in _FAMILY}
+        negative |= {_FAMILY_NEGATIVE[c] for c in _codes(cond.get("code"), SNOMED) if c in _FAMILY_NEGATIVE}
+    if positive:
+        reading.facts.append(_Dated(frozenset(positive), since, ref))
+    if negative:
+        reading.negatives.append(_Dated(frozenset(negative), since, ref))
+
+
+def _read_medication(resource: dict, ref: str, reading: _Reading) -> None:
+    """A MedicationStatement or MedicationRequest: active treatment is a fact, a statement of
+    "not taken" a negative; a proposal or an option is advice, not treatment."""
+    statement = resource.get("resourceType") == "MedicationStatement"
+    active = _ACTIVE_STATEMENT if statement else _ACTIVE_REQUEST
+    not_taken = statement and resource.get("status") == "not-taken"
+    if not _about_patient(resource, reading.patient_refs) or not (not_taken or resource.get("status") in active) \
+            or resource.get("intent") in _NOT_TREATMENT_INTENT:
+        return
+    atc = _medication_codes(resource, reading.medications)
+    names = {name for name, prefixes in _MEDICATION_ATC.items() if any(c.startswith(prefixes) for c in atc)}
+    if names:
+        (reading.negatives if not_taken else reading.facts).append(
+            _Dated(frozenset(names), _medication_since(resource), ref))
+
+
+# Resource type -> its reader; other resources are not about the record.
+_RESOURCE_READERS: dict[str, Callable[[dict, str, _Reading], None]] = {
+    "Observation": _read_observation,
+    "Condition": _read_condition,
+    "FamilyMemberHistory": _read_family_history,
+    "MedicationStatement": _read_medication,
+    "MedicationRequest": _read_medication,
+}
+
+
+def _checkups(person: _Person, visits: list[tuple[dt.date, dict[str, _Value]]], reading: _Reading,
+              window: int) -> FhirCheckup:
+    """One record per visit, oldest first, with the history facts and negatives that count for it."""
+    negatives_at: list[list[_Dated]] = [[] for _ in visits]  # each negative with the checkup it is dated at
+    for negative in reading.negatives:
         k = _visit_of(negative.since, [v[0] for v in visits], window)
         if k is not None:
             negatives_at[k].append(negative)
-
     records: list[dict] = []
     record_sources: list[dict[str, str]] = []
     for k, (day, chosen) in enumerate(visits):
-        newest = k == len(visits) - 1
-        record: dict = {"person_id": pid, "exam_date": day.isoformat(), "sex": sex, "age": _age(birth, day)}
-        sources = {"sex": patient_ref, "age": patient_ref}
-        for name, value in chosen.items():
-            record[name] = value.value
-            sources[name] = value.ref
-        for fact in facts:
-            # An earlier checkup's history is what was known then; the newest takes every known fact.
-            if newest or fact.since is None or fact.since <= day:
-                for name in sorted(fact.names):
-                    record[name] = 1
-                    sources.setdefault(name, fact.ref)
-        for negative in negatives_at[k]:
-            for name in sorted(negative.names):
-                if name not in record:  # a positive that counts here wins
-                    record[name] = 0
-                    sources[name] = negative.ref
+        record, sources = _record(person, day, chosen, reading.facts, negatives_at[k], newest=k == len(visits) - 1)
         records.append(record)
         record_sources.append(sources)
-    basis = list(dict.fromkeys(ref for sources in record_sources for ref in sources.values() if ref != patient_ref))
-    return FhirCheckup(record=records[-1], patient=patient_ref, basis=basis, ignored=ignored,
-                       sources=record_sources[-1], records=records, record_sources=record_sources, warnings=warnings)
+    basis = list(dict.fromkeys(ref for sources in record_sources for ref in sources.values() if ref != person.ref))
+    return FhirCheckup(record=records[-1], patient=person.ref, basis=basis, ignored=reading.ignored,
+                       sources=record_sources[-1], records=records, record_sources=record_sources,
+                       warnings=reading.warnings)
+
+
+def _record(person: _Person, day: dt.date, chosen: dict[str, _Value], facts: list[_Dated], negatives: list[_Dated],
+            newest: bool) -> tuple[dict, dict[str, str]]:
+    """(record, field -> resource it came from) of the checkup of `day`."""
+    record: dict = {"person_id": person.pid, "exam_date": day.isoformat(), "sex": person.sex,
+                    "age": _age(person.birth, day)}
+    sources = {"sex": person.ref, "age": person.ref}
+    for name, value in chosen.items():
+        record[name] = value.value
+        sources[name] = value.ref
+    for fact in facts:
+        # An earlier checkup's history is what was known then; the newest takes every known fact.
+        if newest or fact.since is None or fact.since <= day:
+            for name in sorted(fact.names):
+                record[name] = 1
+                sources.setdefault(name, fact.ref)
+    for negative in negatives:
+        for name in sorted(negative.names):
+            if name not in record:  # a positive that counts here wins
+                record[name] = 0
+                sources[name] = negative.ref
+    return record, sources
 
 
 def _visit_of(day: dt.date | None, starts: list[dt.date], window: int) -> int | None:
@@ -650,16 +724,18 @@ def _visit_of(day: dt.date | None, starts: list[dt.date], window: int) -> int | 
 
 def _group_visits(values: list[_Value], window: int, today: dt.date) -> list[tuple[dt.date, dict[str, _Value]]]:
     """(first day, field -> chosen value) per visit, oldest first (see the module docstring)."""
-    dated = sorted((v for v in values if v.when is not None), key=lambda v: v.when)  # stable: input order on ties
+    dated = sorted(((v.when, v) for v in values if v.when is not None), key=lambda p: p[0])  # stable on ties
     visits: list[tuple[dt.date, dict[str, _Value]]] = []
-    for v in dated:
-        day = _day(v.when)
+    chosen_at: dict[str, dt.datetime] = {}  # when the chosen value of each field of the last visit was taken
+    for when, v in dated:
+        day = when.date()  # as `_day`
         if not visits or (day - visits[-1][0]).days >= window:
             visits.append((day, {}))
+            chosen_at = {}
         chosen = visits[-1][1]
         # Sorted by time, so a later value of the same field within the visit is the newer one.
-        if v.name not in chosen or v.when > chosen[v.name].when:
-            chosen[v.name] = v
+        if v.name not in chosen or when > chosen_at[v.name]:
+            chosen[v.name], chosen_at[v.name] = v, when
     if not visits:
         visits.append((today, {}))  # nothing dated: measured "now", as before
     for v in values:
@@ -716,6 +792,8 @@ _FAMILY_NEGATIVE_WRITE = {"family_history_cvd": ("160270001", "No family history
                           "family_history_diabetes": ("160274005", "No family history of diabetes")}
 _DRINKING_WRITE = {1: ("219006", "Current drinker of alcohol"), 0: ("105542008", "Current non-drinker of alcohol")}
 _ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+# The lasting fields a record's 1 or 0 is written for, in the order their resources are written.
+_LASTING_WRITE: tuple[str, ...] = (*_HISTORY_WRITE, *_MEDICATION_WRITE, *_FAMILY_WRITE)
 
 
 def _birth_date(records: list[dict]) -> str:
@@ -748,81 +826,92 @@ def to_bundle(records: dict | list[dict], birth_date: str | None = None) -> dict
     records = [records] if isinstance(records, dict) else sorted(records, key=lambda r: str(r.get("exam_date") or ""))
     if not records:
         raise ValueError("at least one record is needed")
-    first = records[0]
     if len({r["person_id"] for r in records}) != 1:
         raise ValueError("all records must be of one person")
-    pid = re.sub(r"[^A-Za-z0-9.-]", "-", str(first["person_id"]))[:64]  # FHIR id characters
+    pid = re.sub(r"[^A-Za-z0-9.-]", "-", str(records[0]["person_id"]))[:64]  # FHIR id characters
     if birth_date is None:
         birth_date = _birth_date(records)
-    sex = {"M": "male", "F": "female", 1: "male", 2: "female"}[records[-1]["sex"]]
     entries = [{"fullUrl": f"urn:uuid:patient-{pid}",
-                "resource": {"resourceType": "Patient", "id": pid, "gender": sex, "birthDate": birth_date}}]
+                "resource": {"resourceType": "Patient", "id": pid, "gender": SEX_WORDS[SEX_CODES[records[-1]["sex"]]],
+                             "birthDate": birth_date}}]
     subject = {"reference": f"Patient/{pid}"}
     several = len(records) > 1
-    first_seen: dict[str, str] = {}
-
+    first_seen: dict[str, str] = {}  # lasting field -> the date of the first checkup where it is 1
     for k, record in enumerate(records):
         when = str(record.get("exam_date") or dt.date.today().isoformat())[:10]
         prefix = f"{pid}-c{k}" if several else pid
-
-        def observation(n: int, code: str, display: str, value: dict) -> None:
-            oid = f"{prefix}-obs-{n}"
-            entries.append({"fullUrl": f"urn:uuid:{oid}", "resource": {
-                "resourceType": "Observation", "id": oid, "status": "final",
-                "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
-                "subject": subject, "effectiveDateTime": when, **value}})
-
-        for name in (f for f in BY_NAME if f in _WRITE):
-            value, code = record.get(name), _WRITE[name]
-            if value is not None:
-                unit = BY_NAME[name].unit
-                observation(len(entries), code, BY_NAME[name].label_en,
-                            {"valueQuantity": {"value": float(value), "unit": unit, "system": UCUM,
-                                               "code": _UCUM[unit]}})
-        if record.get("urine_protein") is not None:
-            code = int(record["urine_protein"])
-            observation(len(entries), URINE_PROTEIN, "Protein [Presence] in Urine by Test strip",
-                        {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": _DIPSTICK_WRITE[code]}],
-                                                  "text": BY_NAME["urine_protein"].codes[code]}})
-        if record.get("smoking_status") is not None:
-            code = int(record["smoking_status"])
-            observation(len(entries), SMOKING, "Tobacco smoking status",
-                        {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": _SMOKING_WRITE[code]}]}})
-        if record.get("drinking") is not None:
-            code, display = _DRINKING_WRITE[int(record["drinking"])]
-            observation(len(entries), ALCOHOL, "History of Alcohol use",
-                        {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": code, "display": display}],
-                                                  "text": "Yes" if int(record["drinking"]) else "No"}})
-        if record.get("activity_days_per_week") is not None:
-            observation(len(entries), ACTIVITY, "Days per week of moderate to strenuous physical activity",
-                        {"valueQuantity": {"value": int(record["activity_days_per_week"]), "unit": "days per week",
-                                           "system": UCUM, "code": "d/wk"}})
-        for name in (*_HISTORY_WRITE, *_MEDICATION_WRITE, *_FAMILY_WRITE):
+        for code, display, value in _observed(record):
+            entries.append(_observation(f"{prefix}-obs-{len(entries)}", code, display, value, subject, when))
+        for name in _LASTING_WRITE:
             if record.get(name) == 1:
                 first_seen.setdefault(name, when)
             elif record.get(name) == 0:
                 entries.append(_negative(name, f"{prefix}-{name.replace('_', '-')}-no", subject, when))
+    entries += _lasting(pid, subject, first_seen, several)
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
+
+def _observed(record: dict) -> list[tuple[str, str, dict]]:
+    """(LOINC code, display, value[x]) of each field of one checkup that FHIR carries as an Observation."""
+    out: list[tuple[str, str, dict]] = []
+    for name in (f for f in BY_NAME if f in _WRITE):
+        value = record.get(name)
+        if value is not None:
+            unit = str(BY_NAME[name].unit)  # every field written as a quantity has one
+            out.append((_WRITE[name], BY_NAME[name].label_en,
+                        {"valueQuantity": {"value": float(value), "unit": unit, "system": UCUM, "code": _UCUM[unit]}}))
+    if record.get("urine_protein") is not None:
+        code = int(record["urine_protein"])
+        out.append((URINE_PROTEIN, "Protein [Presence] in Urine by Test strip",
+                    {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": _DIPSTICK_WRITE[code]}],
+                                              "text": BY_NAME["urine_protein"].codes[code]}}))
+    if record.get("smoking_status") is not None:
+        code = int(record["smoking_status"])
+        out.append((SMOKING, "Tobacco smoking status",
+                    {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": _SMOKING_WRITE[code]}]}}))
+    if record.get("drinking") is not None:
+        snomed, display = _DRINKING_WRITE[int(record["drinking"])]
+        out.append((ALCOHOL, "History of Alcohol use",
+                    {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": snomed, "display": display}],
+                                              "text": "Yes" if int(record["drinking"]) else "No"}}))
+    if record.get("activity_days_per_week") is not None:
+        out.append((ACTIVITY, "Days per week of moderate to strenuous physical activity",
+                    {"valueQuantity": {"value": int(record["activity_days_per_week"]), "unit": "days per week",
+                                       "system": UCUM, "code": "d/wk"}}))
+    return out
+
+
+def _observation(oid: str, code: str, display: str, value: dict, subject: dict, when: str) -> dict:
+    return {"fullUrl": f"urn:uuid:{oid}", "resource": {
+        "resourceType": "Observation", "id": oid, "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+        "subject": subject, "effectiveDateTime": when, **value}}
+
+
+def _lasting(pid: str, subject: dict, first_seen: dict[str, str], several: bool) -> list[dict]:
+    """One Condition, MedicationStatement or FamilyMemberHistory per lasting field that was ever 1,
+    dated at its first checkup when there are several."""
+    out = []
     for name, code in _HISTORY_WRITE.items():
         if name in first_seen:
-            entries.append({"resource": {"resourceType": "Condition", "id": f"{pid}-{name.replace('_', '-')}",
-                                         "subject": subject, "code": {"coding": [{"system": SNOMED, "code": code}]},
-                                         **({"onsetDateTime": first_seen[name]} if several else {})}})
+            out.append({"resource": {"resourceType": "Condition", "id": f"{pid}-{name.replace('_', '-')}",
+                                     "subject": subject, "code": {"coding": [{"system": SNOMED, "code": code}]},
+                                     **({"onsetDateTime": first_seen[name]} if several else {})}})
     for name, (code, display) in _MEDICATION_WRITE.items():
         if name in first_seen:
-            entries.append({"resource": {"resourceType": "MedicationStatement", "id": f"{pid}-{name.replace('_', '-')}",
-                                         "status": "active", "subject": subject,
-                                         "medicationCodeableConcept": {"coding": [{"system": ATC, "code": code,
-                                                                                   "display": display}]},
-                                         **({"effectivePeriod": {"start": first_seen[name]}} if several else {})}})
+            out.append({"resource": {"resourceType": "MedicationStatement", "id": f"{pid}-{name.replace('_', '-')}",
+                                     "status": "active", "subject": subject,
+                                     "medicationCodeableConcept": {"coding": [{"system": ATC, "code": code,
+                                                                               "display": display}]},
+                                     **({"effectivePeriod": {"start": first_seen[name]}} if several else {})}})
     for name, code in _FAMILY_WRITE.items():
         if name in first_seen:
-            entries.append({"resource": {"resourceType": "FamilyMemberHistory", "id": f"{pid}-{name.replace('_', '-')}",
-                                         "status": "completed", "patient": subject,
-                                         **({"date": first_seen[name]} if several else {}),
-                                         "relationship": {"coding": [{"system": _ROLE, "code": "FTH"}]},
-                                         "condition": [{"code": {"coding": [{"system": SNOMED, "code": code}]}}]}})
-    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+            out.append({"resource": {"resourceType": "FamilyMemberHistory", "id": f"{pid}-{name.replace('_', '-')}",
+                                     "status": "completed", "patient": subject,
+                                     **({"date": first_seen[name]} if several else {}),
+                                     "relationship": {"coding": [{"system": _ROLE, "code": "FTH"}]},
+                                     "condition": [{"code": {"coding": [{"system": SNOMED, "code": code}]}}]}})
+    return out
 
 
 def _negative(name: str, rid: str, subject: dict, when: str) -> dict:

@@ -1,10 +1,10 @@
-"""Clinical words for every model feature, in Korean and English, and the official judgement cut-offs.
+"""Clinical words for every model feature, in Korean and English, and for the official judgements.
 
 Whatever shows a feature to a person (the clinician report, notebooks) reads its name, unit, code
-words and cut-off from here, never the feature code. Raw record fields take their labels from
-`features.schema`; only the derived and longitudinal features are named here. The cut-offs are
-the national checkup's result-judgement table (건강검진 실시기준 검사항목별 판정기준,
-docs/clinical-sources.md): 정상B (borderline) and 질환의심 (disease suspected).
+words and judgement from here, never the feature code. Raw record fields take their labels from
+`features.schema`; only the derived and longitudinal features are named here. The cut-offs
+themselves (the national checkup's result-judgement table, 정상B borderline and 질환의심 disease
+suspected; the KSSO and KSH classes) are numbers in `features.cutoffs`; this module gives them words.
 
 Also declared here, once, for the report, the CDS cards and /score: the Korean classes a clinician
 reads (KSSO BMI and waist, Korean Society of Hypertension BP stages), how a risk is printed
@@ -18,6 +18,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from features.cutoffs import (
+    BMI_CLASS_LOWS,
+    BP_STAGE_BOUNDS,
+    JUDGEMENT_CUTS,
+    WAIST_ABDOMINAL_OBESITY,
+    Cut,
+    band_range,
+    number,
+)
 from features.derive import CARRIED_LIPIDS, FEATURES, TREND_FIELDS
 from features.schema import BY_NAME
 
@@ -99,7 +108,7 @@ def _raw(name: str) -> FeatureLabel:
         codes = _YES_NO
     if codes is None and f.codes:
         # Dipstick symbols (-, ±, 1+ ...) read the same in both languages.
-        codes = {lang: dict(f.codes) for lang in LANGS}
+        codes = {lang: {c: w for c, w in f.codes.items() if isinstance(c, int)} for lang in LANGS}
     return FeatureLabel(f.label_ko, f.label_en, f.unit, codes or {}, _DIGITS.get(name, 0))
 
 
@@ -152,74 +161,56 @@ Level = Literal["normal", "borderline", "disease"]
 
 @dataclass(frozen=True)
 class Judgement:
-    """One row of the official judgement table for one sex (or both).
+    """One row of the official judgement table for one sex (or both): its cut-offs
+    (`features.cutoffs.JUDGEMENT_CUTS`) and the condition the disease cut-off suggests, in words."""
 
-    `high_is_bad`: values at or above the cut-offs are abnormal (below them for HDL, eGFR, Hb).
-    `borderline` starts 정상B, `disease` starts 질환의심; `strict` means the cut-off itself is
-    still normal (creatinine > 1.5). `name_*` is the condition the disease cut-off suggests.
-    """
-
-    high_is_bad: bool
-    borderline: float | None
-    disease: float | None
+    cut: Cut
     name_ko: str
     name_en: str
-    strict: bool = False
-
-    def _beyond(self, value: float, cut: float | None) -> bool:
-        if cut is None:
-            return False
-        if self.high_is_bad:
-            return value > cut if self.strict else value >= cut
-        return value < cut
 
     def level(self, value: float | None) -> Level | None:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return None
-        if self._beyond(value, self.disease):
-            return "disease"
-        if self._beyond(value, self.borderline):
-            return "borderline"
-        return "normal"
+        return self.cut.level(value)  # type: ignore[return-value]
 
     def text(self, lang: Lang, label: FeatureLabel) -> str:
         """e.g. "고혈압 의심 ≥140" / "hypertension ≥140"; the borderline cut-off where it is the only one."""
-        cut = self.disease if self.disease is not None else self.borderline
-        sign = (">" if self.strict else "≥") if self.high_is_bad else "<"
+        cut = self.cut.disease if self.cut.disease is not None else self.cut.borderline
+        assert cut is not None, "a judgement row has at least one cut-off"
+        sign = (">" if self.cut.strict else "≥") if self.cut.high_is_bad else "<"
         if label.codes:
-            shown = label.codes[lang].get(int(cut), f"{cut:g}")
+            shown = label.codes[lang].get(int(cut), number(cut))
         else:
-            shown = f"{cut:g}"
+            shown = number(cut)
         name = self.name_ko if lang == "ko" else self.name_en
         return f"{name} {sign}{shown}"
 
 
-def _j(high: bool, borderline, disease, ko: str, en: str, strict: bool = False) -> Judgement:
-    return Judgement(high, borderline, disease, ko, en, strict)
-
-
 _LIVER = ("간기능 이상 의심", "liver disease suspected")
 _KIDNEY = ("신장질환 의심", "kidney disease suspected")
-# Feature -> judgement, or {sex: judgement} where the table differs by sex (clinical.md 1.4).
+# The condition each row's disease cut-off suggests (the cut-offs themselves are in features.cutoffs).
+_JUDGEMENT_NAMES: dict[str, tuple[str, str]] = {
+    "sbp": ("고혈압 의심", "hypertension"),
+    "dbp": ("고혈압 의심", "hypertension"),
+    "bmi": ("비만", "obesity"),
+    "waist_cm": ("복부비만", "abdominal obesity"),
+    "hemoglobin": ("빈혈 의심", "anaemia"),
+    "fasting_glucose": ("당뇨병 의심", "diabetes"),
+    "total_cholesterol": ("고콜레스테롤혈증 의심", "hypercholesterolaemia"),
+    "hdl": ("저HDL콜레스테롤혈증 의심", "low HDL"),
+    "triglycerides": ("고중성지방혈증 의심", "hypertriglyceridaemia"),
+    "ldl": ("고LDL콜레스테롤혈증 의심", "high LDL"),
+    "ast": _LIVER,
+    "alt": _LIVER,
+    "ggt": _LIVER,
+    "urine_protein": _KIDNEY,
+    "serum_creatinine": _KIDNEY,
+    "egfr": _KIDNEY,
+}
+assert set(_JUDGEMENT_NAMES) == set(JUDGEMENT_CUTS)
+# Feature -> judgement, or {sex: judgement} where the table differs by sex.
 JUDGEMENTS: dict[str, Judgement | dict[str, Judgement]] = {
-    "sbp": _j(True, 120, 140, "고혈압 의심", "hypertension"),
-    "dbp": _j(True, 80, 90, "고혈압 의심", "hypertension"),
-    "bmi": _j(True, 25, 30, "비만", "obesity"),
-    "waist_cm": {"M": _j(True, 90, None, "복부비만", "abdominal obesity"),
-                 "F": _j(True, 85, None, "복부비만", "abdominal obesity")},
-    "hemoglobin": {"M": _j(False, 13.0, 12.0, "빈혈 의심", "anaemia"),
-                   "F": _j(False, 12.0, 10.0, "빈혈 의심", "anaemia")},
-    "fasting_glucose": _j(True, 100, 126, "당뇨병 의심", "diabetes"),
-    "total_cholesterol": _j(True, 200, 240, "고콜레스테롤혈증 의심", "hypercholesterolaemia"),
-    "hdl": _j(False, 60, 40, "저HDL콜레스테롤혈증 의심", "low HDL"),
-    "triglycerides": _j(True, 150, 200, "고중성지방혈증 의심", "hypertriglyceridaemia"),
-    "ldl": _j(True, 130, 160, "고LDL콜레스테롤혈증 의심", "high LDL"),
-    "ast": _j(True, 41, 51, *_LIVER),
-    "alt": _j(True, 36, 46, *_LIVER),
-    "ggt": {"M": _j(True, 64, 78, *_LIVER), "F": _j(True, 36, 46, *_LIVER)},
-    "urine_protein": _j(True, 2, 3, *_KIDNEY),
-    "serum_creatinine": _j(True, None, 1.5, *_KIDNEY, strict=True),
-    "egfr": _j(False, None, 60, *_KIDNEY),
+    f: ({sex: Judgement(c, *_JUDGEMENT_NAMES[f]) for sex, c in cut.items()} if isinstance(cut, dict)
+        else Judgement(cut, *_JUDGEMENT_NAMES[f]))
+    for f, cut in JUDGEMENT_CUTS.items()
 }
 
 
@@ -249,29 +240,43 @@ class Band:
         return self.ko if lang == "ko" else self.en
 
 
-# Korean Society for the Study of Obesity (KSSO 2022): the Asian BMI classes, lower than the WHO
-# ones because Koreans carry more risk at the same BMI.
-BMI_CLASSES: tuple[Band, ...] = (
-    Band("underweight", -math.inf, "저체중 <18.5", "underweight <18.5", "borderline"),
-    Band("normal", 18.5, "정상 18.5–22.9", "normal 18.5–22.9", "normal"),
-    Band("pre_obesity", 23.0, "비만전단계 23–24.9", "pre-obesity 23–24.9", "borderline"),
-    Band("obesity_1", 25.0, "1단계 비만 25–29.9", "obesity stage 1 (25–29.9)", "disease"),
-    Band("obesity_2", 30.0, "2단계 비만 30–34.9", "obesity stage 2 (30–34.9)", "disease"),
-    Band("obesity_3", 35.0, "3단계 비만 ≥35", "obesity stage 3 (≥35)", "disease"),
-)
-# KSSO abdominal obesity: waist at or above these (cm).
-WAIST_CUTOFF_CM: dict[str, float] = {"M": 90.0, "F": 85.0}
+# KSSO BMI classes: words ({range} is filled from `features.cutoffs.BMI_CLASS_LOWS`) and level.
+_BMI_WORDS: dict[str, tuple[str, str, Level]] = {
+    "underweight": ("저체중 {range}", "underweight {range}", "borderline"),
+    "normal": ("정상 {range}", "normal {range}", "normal"),
+    "pre_obesity": ("비만전단계 {range}", "pre-obesity {range}", "borderline"),
+    "obesity_1": ("1단계 비만 {range}", "obesity stage 1 ({range})", "disease"),
+    "obesity_2": ("2단계 비만 {range}", "obesity stage 2 ({range})", "disease"),
+    "obesity_3": ("3단계 비만 {range}", "obesity stage 3 ({range})", "disease"),
+}
+# KSH stages, in the same way; {range} is "SBP range/DBP range" (`features.cutoffs.BP_STAGE_BOUNDS`).
+_BP_WORDS: dict[str, tuple[str, str, Level]] = {
+    "normal": ("정상혈압 {range}", "normal {range}", "normal"),
+    "elevated": ("주의혈압 {range}", "elevated {range}", "borderline"),
+    "prehypertension": ("고혈압 전단계 {range}", "prehypertension {range}", "borderline"),
+    "stage_1": ("1기 고혈압 {range}", "hypertension stage 1 ({range})", "disease"),
+    "stage_2": ("2기 고혈압 {range}", "hypertension stage 2 ({range})", "disease"),
+}
+assert list(_BMI_WORDS) == list(BMI_CLASS_LOWS) and list(_BP_WORDS) == list(BP_STAGE_BOUNDS)
 
-# Korean Society of Hypertension (2022) stages: (key, SBP lower bound, DBP lower bound, words,
-# level). A reading is in the highest stage that either of its numbers reaches.
-BP_STAGES: tuple[tuple[Band, float], ...] = (  # (stage with its SBP lower bound in `low`, DBP lower bound)
-    (Band("normal", -math.inf, "정상혈압 <120/<80", "normal <120/<80", "normal"), -math.inf),
-    (Band("elevated", 120.0, "주의혈압 120–129/<80", "elevated 120–129/<80", "borderline"), math.inf),
-    (Band("prehypertension", 130.0, "고혈압 전단계 130–139/80–89", "prehypertension 130–139/80–89", "borderline"),
-     80.0),
-    (Band("stage_1", 140.0, "1기 고혈압 140–159/90–99", "hypertension stage 1 (140–159/90–99)", "disease"), 90.0),
-    (Band("stage_2", 160.0, "2기 고혈압 ≥160/≥100", "hypertension stage 2 (≥160/≥100)", "disease"), 100.0),
-)
+
+def _bands(words: dict[str, tuple[str, str, Level]], lows: list[float], ranges: list[str]) -> tuple[Band, ...]:
+    return tuple(Band(key, low, ko.format(range=r), en.format(range=r), level)
+                 for (key, (ko, en, level)), low, r in zip(words.items(), lows, ranges, strict=True))
+
+
+_BMI_LOWS = list(BMI_CLASS_LOWS.values())
+BMI_CLASSES: tuple[Band, ...] = _bands(_BMI_WORDS, _BMI_LOWS,
+                                       [band_range(_BMI_LOWS, i, 0.1) for i in range(len(_BMI_LOWS))])
+
+_SBP_LOWS = [s for s, _ in BP_STAGE_BOUNDS.values()]
+_DBP_LOWS = [d for _, d in BP_STAGE_BOUNDS.values()]
+# (stage with its SBP lower bound in `low`, DBP lower bound): a reading is in the highest stage that
+# either of its numbers reaches.
+BP_STAGES: tuple[tuple[Band, float], ...] = tuple(zip(
+    _bands(_BP_WORDS, _SBP_LOWS, [f"{band_range(_SBP_LOWS, i, 1)}/{band_range(_DBP_LOWS, i, 1)}"
+                                  for i in range(len(_SBP_LOWS))]),
+    _DBP_LOWS, strict=True))
 BP_UNKNOWN: dict[str, str] = {"ko": "혈압 단계 판단 불가(한쪽 측정값 없음)",
                               "en": "BP stage unknown (one reading missing)"}
 BP_AT_LEAST: dict[str, str] = {"ko": "{stage} 이상(한쪽 측정값 없음)", "en": "at least {stage} (one reading missing)"}
@@ -283,16 +288,17 @@ def _missing(v: float | None) -> bool:
 
 def bmi_class(bmi: float | None) -> Band | None:
     """The KSSO class of a BMI, None when it is missing."""
-    if _missing(bmi):
+    if bmi is None or _missing(bmi):
         return None
     return [b for b in BMI_CLASSES if bmi >= b.low][-1]
 
 
 def abdominal_obesity(waist_cm: float | None, sex: str | None) -> bool | None:
-    """KSSO abdominal obesity (waist >= 90 cm men, >= 85 cm women); None when it cannot be judged."""
-    if _missing(waist_cm) or sex not in WAIST_CUTOFF_CM:
+    """KSSO abdominal obesity (`features.cutoffs.WAIST_ABDOMINAL_OBESITY`, by sex); None when it
+    cannot be judged."""
+    if waist_cm is None or _missing(waist_cm) or sex not in WAIST_ABDOMINAL_OBESITY:
         return None
-    return waist_cm >= WAIST_CUTOFF_CM[sex]
+    return waist_cm >= WAIST_ABDOMINAL_OBESITY[sex]
 
 
 def bp_stage(sbp: float | None, dbp: float | None) -> tuple[Band, bool] | None:
@@ -304,7 +310,8 @@ def bp_stage(sbp: float | None, dbp: float | None) -> tuple[Band, bool] | None:
     if s_missing and d_missing:
         return None
     reached = [stage for stage, d_low in BP_STAGES
-               if (not s_missing and sbp >= stage.low) or (not d_missing and dbp >= d_low)]
+               if (sbp is not None and not s_missing and sbp >= stage.low)
+               or (dbp is not None and not d_missing and dbp >= d_low)]
     stage = reached[-1]
     if not (s_missing or d_missing):
         return stage, True

@@ -7,12 +7,45 @@ the Great Expectations suite (`features.validation.build_suite`), the fast per-r
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 Kind = Literal["id", "date", "sex", "int", "float", "code"]
+
+# -- sex: the record's codes and every spelling accepted for them ---------------------------------
+
+MALE, FEMALE = "M", "F"
+# The record's codes and their words; the words are also FHIR AdministrativeGender codes.
+SEX_WORDS: dict[str, str] = {MALE: "male", FEMALE: "female"}
+# NHIS 성별코드.
+NHIS_SEX_CODES: dict[int, str] = {1: MALE, 2: FEMALE}
+# What an API request may send (contract section 1): the record's codes and the NHIS codes, as
+# numbers or text. Nothing looser: a request is typed by its sender.
+SEX_CODES: dict[str | int, str] = {
+    **{c: c for c in SEX_WORDS}, **{k: v for k, v in NHIS_SEX_CODES.items()},
+    **{str(k): v for k, v in NHIS_SEX_CODES.items()},
+}
+# What a file may hold, case-folded: also the words in English and Korean, and the NHIS codes as
+# a float column prints them ("1.0"), since spreadsheets and exports write them so.
+SEX_TOKENS: dict[str, str] = {
+    **{str(k).casefold(): v for k, v in SEX_CODES.items()},
+    **{w: c for c, w in SEX_WORDS.items()},
+    **{f"{k}.0": v for k, v in NHIS_SEX_CODES.items()},
+    "남": MALE, "남자": MALE, "여": FEMALE, "여자": FEMALE,
+}
+# The accepted spellings, as messages name them.
+SEX_CODES_TEXT = "/".join(SEX_WORDS) + ", " + "/".join(SEX_WORDS.values()) + ", " + ", ".join(
+    f"{k} = {v}" for k, v in NHIS_SEX_CODES.items())  # "M/F, male/female, 1 = M, 2 = F"
+NHIS_SEX_TEXT = "NHIS code " + ", ".join(f"{k} = {v}" for k, v in NHIS_SEX_CODES.items())
+
+# -- dates -----------------------------------------------------------------------------------------
+
+# The plausible exam dates are EXAM_DATE_MIN .. today (contract section 1); a missing one is today.
+EXAM_DATE_MIN = dt.date(2000, 1, 1)
+EXAM_DATE_RANGE_TEXT = f"between {EXAM_DATE_MIN.isoformat()} and today"
 
 
 @dataclass(frozen=True)
@@ -40,12 +73,12 @@ class Field:
         return self.kind in ("int", "float", "code")
 
 
-_BINARY = {0: "no", 1: "yes"}
+_BINARY: dict[int | str, str] = {0: "no", 1: "yes"}
 
 FIELDS: tuple[Field, ...] = (
     Field("person_id", "id", "Person ID", "개인 식별자", required=True),
     Field("exam_date", "date", "Exam date", "검진일"),
-    Field("sex", "sex", "Sex", "성별", codes={"M": "male", "F": "female"}, required=True),
+    Field("sex", "sex", "Sex", "성별", codes={c: w for c, w in SEX_WORDS.items()}, required=True),
     # A float: an age computed from a birth date carries a fraction (contract section 1).
     Field("age", "float", "Age", "나이", "years", 20, 100),
     Field(
@@ -111,7 +144,6 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS)
 NUMERIC_COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.numeric)
 
 PERSON_ID_MAX_LEN = 64
-EXAM_DATE_MIN = "2000-01-01"
 
 # (field that must be lower, field that must be higher): checked only when both are present.
 ORDERED_PAIRS: tuple[tuple[str, str], ...] = (("dbp", "sbp"),)

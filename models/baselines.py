@@ -20,8 +20,8 @@ Inputs taken from the record:
 * on_antihypertensive, on_statin (0/1);
 * current smoker: `smoking_status == 3`;
 * diabetes: any of `history_diabetes == 1`, `on_diabetes_medication == 1`,
-  `fasting_glucose >= 126`; 0 when none is positive and at least one is known; missing when all
-  three are missing;
+  `fasting_glucose >= features.cutoffs.GLUCOSE_DIABETES` (126 mg/dL); 0 when none is positive and
+  at least one is known; missing when all three are missing;
 * eGFR (PREVENT only): an `egfr` column when the frame has one, otherwise CKD-EPI 2021 from
   `serum_creatinine` (`features.derive.egfr_ckd_epi_2021`).
 
@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.cutoffs import GLUCOSE_DIABETES
 from features.derive import age_years, egfr_ckd_epi_2021, is_male
 
 __all__ = [
@@ -49,25 +50,20 @@ __all__ = [
     "pce_valid",
 ]
 
-# Valid input ranges, inclusive (Stata `prevent` help, clinical.md 4.1). BMI is not an input of
+# Valid input ranges, inclusive (Stata `prevent` help, docs/clinical-sources.md). BMI is not an input of
 # the total-CVD base model, so its range is not checked here.
-PREVENT_RANGES: dict[str, tuple[float, float]] = {
-    "age": (30, 79),
+# The lab ranges the ACC/AHA calculators accept, for PREVENT and the pooled cohort equations alike.
+_ACC_AHA_LAB_RANGES: dict[str, tuple[float, float]] = {
     "total_cholesterol": (130, 320),
     "hdl": (20, 100),
     "sbp": (90, 200),
-    "egfr": (15, 150),
 }
-# Framingham 2008 was derived on ages 30-74 (clinical.md 4.3); the paper states no lab ranges.
+PREVENT_RANGES: dict[str, tuple[float, float]] = {"age": (30, 79), **_ACC_AHA_LAB_RANGES, "egfr": (15, 150)}
+# Framingham 2008 was derived on ages 30-74 (docs/clinical-sources.md); the paper states no lab ranges.
 FRAMINGHAM_RANGES: dict[str, tuple[float, float]] = {"age": (30, 74)}
 # The 2013 guideline's equations apply to ages 40-79; the ACC/AHA calculator accepts TC 130-320,
 # HDL 20-100, SBP 90-200.
-PCE_RANGES: dict[str, tuple[float, float]] = {
-    "age": (40, 79),
-    "total_cholesterol": (130, 320),
-    "hdl": (20, 100),
-    "sbp": (90, 200),
-}
+PCE_RANGES: dict[str, tuple[float, float]] = {"age": (40, 79), **_ACC_AHA_LAB_RANGES}
 
 _MGDL_TO_MMOL = 0.02586  # cholesterol mg/dL -> mmol/L, as in the PREVENT equations
 
@@ -100,7 +96,7 @@ def _diabetes(df: pd.DataFrame) -> np.ndarray:
     hist = _binary(df, "history_diabetes")
     meds = _binary(df, "on_diabetes_medication")
     fpg = _num(df, "fasting_glucose")
-    high_fpg = np.where(np.isnan(fpg), np.nan, (fpg >= 126).astype(float))
+    high_fpg = np.where(np.isnan(fpg), np.nan, (fpg >= GLUCOSE_DIABETES).astype(float))
     parts = np.vstack([hist, meds, high_fpg])
     any_pos = np.nansum(parts, axis=0) > 0
     all_missing = np.isnan(parts).all(axis=0)
@@ -121,6 +117,11 @@ def _in_ranges(values: dict[str, np.ndarray], ranges: dict[str, tuple[float, flo
         v = values[name]
         ok &= (v >= lo) & (v <= hi)  # NaN compares False, so missing is out of range
     return ok
+
+
+def _valid(values: dict[str, np.ndarray], ranges: dict[str, tuple[float, float]]) -> np.ndarray:
+    """Computable (no input missing) and every ranged input inside its range."""
+    return _all_present(*values.values()) & _in_ranges(values, ranges)
 
 
 def _all_present(*arrays: np.ndarray) -> np.ndarray:
@@ -185,7 +186,7 @@ def prevent_10y_cvd(df: pd.DataFrame, *, assume_untreated: bool = False) -> np.n
     risk = expit(x), x a sex-specific linear predictor in age_c = (age - 55)/10,
     nonHDL_c = (TC - HDL) x 0.02586 - 3.5, HDL_c = (HDL x 0.02586 - 1.3)/0.3, piecewise SBP
     (knot 110) and eGFR (knot 60), diabetes, current smoking, antihypertensive and statin use, and
-    their interactions (Khan et al., Circulation 2024;149:430, clinical.md 4.1).
+    their interactions (Khan et al., Circulation 2024;149:430, docs/clinical-sources.md).
 
     Valid range: age 30-79, TC 130-320 mg/dL, HDL 20-100 mg/dL, SBP 90-200 mmHg,
     eGFR 15-150 mL/min/1.73 m2 (see `prevent_valid`); outside it the value is still computed.
@@ -230,14 +231,12 @@ def prevent_10y_cvd(df: pd.DataFrame, *, assume_untreated: bool = False) -> np.n
         + c["age_smoker"] * age_c * smk
         + c["age_egfr_lo"] * age_c * egfr_lo
     )
-    ok = _all_present(*v.values())
-    return np.where(ok, _expit(x), np.nan)
+    return np.where(_all_present(*v.values()), _expit(x), np.nan)
 
 
 def prevent_valid(df: pd.DataFrame, *, assume_untreated: bool = False) -> np.ndarray:
     """True where `prevent_10y_cvd` is computable and every input lies in PREVENT's valid range."""
-    v = _prevent_inputs(df, assume_untreated)
-    return _all_present(*v.values()) & _in_ranges(v, PREVENT_RANGES)
+    return _valid(_prevent_inputs(df, assume_untreated), PREVENT_RANGES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,10 +244,11 @@ def prevent_valid(df: pd.DataFrame, *, assume_untreated: bool = False) -> np.nda
 # --------------------------------------------------------------------------------------------
 
 
-def _cox_risk(lp: np.ndarray, mean: np.ndarray, s0: np.ndarray) -> np.ndarray:
+def _cox_risk(lp: np.ndarray, mean: np.ndarray, s0: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """The risk where `ok` (every input present), else NaN."""
     with np.errstate(over="ignore", invalid="ignore"):
         # -expm1(log(S0) * exp(.)) == 1 - S0**exp(.), accurate for small risks.
-        return -np.expm1(np.log(s0) * np.exp(lp - mean))
+        return np.where(ok, -np.expm1(np.log(s0) * np.exp(lp - mean)), np.nan)
 
 
 def _cox_inputs(df: pd.DataFrame, assume_untreated: bool) -> dict[str, np.ndarray]:
@@ -264,7 +264,7 @@ def _cox_inputs(df: pd.DataFrame, assume_untreated: bool) -> dict[str, np.ndarra
     }
 
 
-# D'Agostino et al. 2008, Table 2 (clinical.md 4.3): (women, men).
+# D'Agostino et al. 2008, Table 2 (docs/clinical-sources.md): (women, men).
 _FRAMINGHAM = {
     "ln_age": (2.32888, 3.06117),
     "ln_tc": (1.20904, 1.12370),
@@ -283,7 +283,7 @@ def framingham_2008_cvd(df: pd.DataFrame, *, assume_untreated: bool = False) -> 
 
     risk = 1 - S0^exp(sum(beta x) - mean), sex-specific, in ln age, ln TC, ln HDL, ln SBP (treated or
     untreated coefficient), current smoking and diabetes (D'Agostino et al., Circulation
-    2008;117:743, clinical.md 4.3). Outcome: CHD, stroke, peripheral artery disease or heart failure.
+    2008;117:743, docs/clinical-sources.md). Outcome: CHD, stroke, peripheral artery disease or heart failure.
 
     Valid range: age 30-74, the derivation cohort (see `framingham_valid`); outside it the value is
     still computed. NaN where sex, age, TC, HDL, SBP, smoking, diabetes or antihypertensive use is
@@ -305,17 +305,15 @@ def framingham_2008_cvd(df: pd.DataFrame, *, assume_untreated: bool = False) -> 
         + c["smoker"] * v["smoker"]
         + c["dm"] * v["dm"]
     )
-    ok = _all_present(*v.values())
-    return np.where(ok, _cox_risk(lp, c["mean"], c["s0"]), np.nan)
+    return _cox_risk(lp, c["mean"], c["s0"], _all_present(*v.values()))
 
 
 def framingham_valid(df: pd.DataFrame, *, assume_untreated: bool = False) -> np.ndarray:
     """True where `framingham_2008_cvd` is computable and age is within 30-74."""
-    v = _cox_inputs(df, assume_untreated)
-    return _all_present(*v.values()) & _in_ranges(v, FRAMINGHAM_RANGES)
+    return _valid(_cox_inputs(df, assume_untreated), FRAMINGHAM_RANGES)
 
 
-# Goff et al. 2013 guideline, Table A, White equations (clinical.md 4.2): (women, men).
+# Goff et al. 2013 guideline, Table A, White equations (docs/clinical-sources.md): (women, men).
 _PCE_WHITE = {
     "ln_age": (-29.799, 12.344),
     "ln_age_sq": (4.884, 0.0),
@@ -337,7 +335,7 @@ def pce_10y_ascvd(df: pd.DataFrame, *, assume_untreated: bool = False) -> np.nda
     """Pooled Cohort Equations 10-year hard-ASCVD risk (probability in [0, 1]), White equations.
 
     risk = 1 - S0^exp(sum(beta x) - mean), sex-specific (Goff et al. 2013 ACC/AHA guideline,
-    clinical.md 4.2). Outcome: nonfatal MI, CHD death, fatal or nonfatal stroke.
+    docs/clinical-sources.md). Outcome: nonfatal MI, CHD death, fatal or nonfatal stroke.
 
     Why the White equations for Korean adults: the PCE exist only for White and African-American
     people, and the guideline advises the White equations for other groups. In the Korean Heart
@@ -370,11 +368,9 @@ def pce_10y_ascvd(df: pd.DataFrame, *, assume_untreated: bool = False) -> np.nda
         + c["ln_age_smoker"] * ln_age * smk
         + c["dm"] * v["dm"]
     )
-    ok = _all_present(*v.values())
-    return np.where(ok, _cox_risk(lp, c["mean"], c["s0"]), np.nan)
+    return _cox_risk(lp, c["mean"], c["s0"], _all_present(*v.values()))
 
 
 def pce_valid(df: pd.DataFrame, *, assume_untreated: bool = False) -> np.ndarray:
     """True where `pce_10y_ascvd` is computable and every input lies in the guideline's range."""
-    v = _cox_inputs(df, assume_untreated)
-    return _all_present(*v.values()) & _in_ranges(v, PCE_RANGES)
+    return _valid(_cox_inputs(df, assume_untreated), PCE_RANGES)

@@ -13,17 +13,22 @@ both kinds and a checkup scored alone is calibrated too.
 
 No class reweighting: reweighting distorts probabilities, and with 0.3-8 % event rates the
 log-loss objective with early stopping already ranks and calibrates well.
+
+This module is the bundle: parameters, the training rows, the public predict/explain API and
+persistence. How one outcome is fitted is `models.fitting`; what a fitted outcome is (booster,
+blend, calibration) is `models.outcome`; every prediction goes through `RiskModel.score`, which
+`models.engine` serves from the compiled kernel (`models.kernel`) or the boosters.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
-import warnings
-from dataclasses import dataclass, field
+import threading
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,20 +37,19 @@ import xgboost as xgb
 from features.derive import FEATURES, age_band, build_features, is_male
 from features.eligibility import eligibility
 from features.schema import OUTCOMES
-from models.logistic import LogisticRisk
 from models import interval as interval_
-from models import reference
+from models import provenance, reference
+from models.engine import Backend, Engine, Scores
+from models.fitting import OutcomeFitter, ProgressHook, SampleSizeWarning, TrainingRows
+from models.logistic import LogisticRisk
+from models.outcome import Member, OutcomeModel
 from models.outcomes import OUTCOME_SPECS
-from models import provenance
-from models.sample_size import riley_binary
+
+__all__ = ["DEFAULT_GRID", "RiskModel", "SampleSizeWarning", "Scores", "person_fold", "person_hashes"]
 
 FORMAT_VERSION = 1
 REFERENCE_FILE = "reference.json"
 PERSONS_FILE = "trained_persons.npy"
-
-
-class SampleSizeWarning(UserWarning):
-    """An outcome was fit on fewer rows than Riley et al.'s minimum sample size."""
 
 
 def person_fold(person_id: pd.Series, seed: int, buckets: int = 100) -> np.ndarray:
@@ -69,112 +73,15 @@ def person_hashes(person_id: pd.Series, salt: bytes) -> np.ndarray:
     return np.frombuffer(digests, dtype="<u8").astype(np.uint64)[inverse]
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _logloss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, 1e-12, 1 - 1e-12)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-
-
-def fit_platt(margin: np.ndarray, y: np.ndarray, iterations: int = 50) -> tuple[float, float]:
-    """Logistic recalibration y ~ a + b * margin by Newton's method; b is kept positive so that
-    calibration never reverses the model's ranking (monotone constraints survive)."""
-    a, b = 0.0, 1.0
-    X = np.column_stack([np.ones_like(margin), margin])
-    for _ in range(iterations):
-        p = _sigmoid(a + b * margin)
-        w = p * (1 - p) + 1e-12
-        grad = X.T @ (y - p)
-        hess = (X * w[:, None]).T @ X + 1e-9 * np.eye(2)
-        step = np.linalg.solve(hess, grad)
-        a, b = a + step[0], b + step[1]
-        if np.abs(step).max() < 1e-10:
-            break
-    return float(a), float(max(b, 1e-3))
-
-
-@dataclass
-class Member:
-    """One resampled member of an outcome's interval ensemble (see `models.interval`): a booster fit
-    on half of the persons with the main model's setting and rounds, the logistic partner refit on
-    that half (None when the main model does not blend), and its own Platt calibration."""
-
-    booster: xgb.Booster
-    calib_a: float
-    calib_b: float
-    linear: LogisticRisk | None = None
-
-
-@dataclass
-class OutcomeModel:
-    """A fitted outcome: booster, optional linear partner, recalibration, and how it was chosen.
-
-    Raw log-odds = weight * booster margin + (1 - weight) * linear margin; the probability is
-    sigmoid(calib_a + calib_b * raw). weight is 1 unless the linear model helped on validation.
-    """
-
-    booster: xgb.Booster
-    calib_a: float
-    calib_b: float
-    linear: LogisticRisk
-    weight: float = 1.0
-    info: dict = field(default_factory=dict)
-    # The interval ensemble (empty in bundles saved before it existed: no interval).
-    members: list[Member] = field(default_factory=list)
-
-    def member_logits(self, dmatrix: xgb.DMatrix, X: np.ndarray) -> np.ndarray:
-        """Calibrated log-odds of every member (n x B): same blend weight, each member's own partner
-        (the main model's where the member has none) and calibration."""
-        out = np.empty((X.shape[0], len(self.members)))
-        for j, m in enumerate(self.members):
-            margin = m.booster.predict(dmatrix, output_margin=True).astype(float)
-            if self.weight < 1.0:
-                partner = m.linear if m.linear is not None else self.linear
-                margin = self.weight * margin + (1.0 - self.weight) * partner.margin(X)
-            out[:, j] = m.calib_a + m.calib_b * margin
-        return out
-
-    @property
-    def interval_multiplier(self) -> float | None:
-        """Half-width of the interval in member standard deviations, or None without members."""
-        if len(self.members) < 2:
-            return None
-        return interval_.multiplier(len(self.members))
-
-    def probability_interval(self, dmatrix: xgb.DMatrix, X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """(low, high) nominal 95% interval around `probability`, or None without members."""
-        mult = self.interval_multiplier
-        if mult is None:
-            return None
-        return interval_.interval(self.probability(dmatrix, X), self.member_logits(dmatrix, X), mult)
-
-    def raw_margin(self, dmatrix: xgb.DMatrix, X: np.ndarray) -> np.ndarray:
-        margin = self.booster.predict(dmatrix, output_margin=True).astype(float)
-        if self.weight < 1.0:
-            margin = self.weight * margin + (1.0 - self.weight) * self.linear.margin(X)
-        return margin
-
-    def probability(self, dmatrix: xgb.DMatrix, X: np.ndarray) -> np.ndarray:
-        return _sigmoid(self.calib_a + self.calib_b * self.raw_margin(dmatrix, X))
-
-    def contributions(self, dmatrix: xgb.DMatrix, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-feature calibrated log-odds and base value; rows add up to the calibrated logit."""
-        c = self.booster.predict(dmatrix, pred_contribs=True).astype(float)
-        per, base = c[:, :-1], c[:, -1]
-        if self.weight < 1.0:
-            lin, lin_base = self.linear.contributions(X)
-            per = self.weight * per + (1.0 - self.weight) * lin
-            base = self.weight * base + (1.0 - self.weight) * lin_base
-        return self.calib_b * per, self.calib_a + self.calib_b * base
-
-
 DEFAULT_GRID: tuple[dict, ...] = (
     {"max_depth": 3, "min_child_weight": 5.0, "reg_lambda": 5.0},
     {"max_depth": 5, "min_child_weight": 10.0, "reg_lambda": 5.0},
     {"max_depth": 4, "min_child_weight": 50.0, "reg_lambda": 20.0, "subsample": 0.8, "colsample_bynode": 0.8},
 )
+
+
+# Building an engine compiles the boosters (seconds): one build per model even when threads race.
+_ENGINE_LOCK = threading.Lock()
 
 
 class RiskModel:
@@ -221,28 +128,18 @@ class RiskModel:
 
     # -- fitting ---------------------------------------------------------------------------------
 
-    def fit(self, records: pd.DataFrame, progress: Callable[[str], None] | None = None,
-            client=None) -> "RiskModel":
+    def fit(self, records: pd.DataFrame, progress: ProgressHook | None = None, client: object = None) -> RiskModel:
         """Fit every outcome on its eligible, labelled rows of a canonical frame.
 
+        `progress(outcome, step, done, total)`, when given, is called as each outcome's boosting
+        rounds advance and as each interval member is fitted (steps: `models.fitting`).
         `client`: a dask.distributed Client; the boosted models are then trained with xgboost.dask
         across its workers (same algorithm and settings), for data that outgrow one machine.
         """
-        self._client = client
         X = build_features(records)
+        data, src, copy = self._training_rows(records, X)
         eligible = eligibility(records, self.outcomes)
-        bucket = person_fold(records["person_id"], self.random_state)
-        valid_cut = int(round(100 * self.valid_share))
-        calib_cut = valid_cut + int(round(100 * self.calibration_share))
-        role = np.where(bucket < valid_cut, "valid", np.where(bucket < calib_cut, "calib", "train"))
-        # Training rows: every record, then the history-dropout copies (same person, same split),
-        # whose features are built exactly as for a checkup sent alone.
-        X_alone = build_features(records.drop(columns=["person_id"]))
-        src, copy = self._history_dropout_rows(X, X_alone)
-        Xt = pd.concat([X, X_alone.iloc[src[copy]]], ignore_index=True)
-        # Person of each row (for the interval members' resampling of persons).
-        person = np.unique(records["person_id"].astype(str).to_numpy(), return_inverse=True)[1]
-
+        fitter = OutcomeFitter(self, data, client, progress)
         self.feature_names_ = FEATURES
         self.models_: dict[str, OutcomeModel] = {}
         fitted_rows: dict[str, np.ndarray] = {}
@@ -252,13 +149,9 @@ class RiskModel:
                 raise ValueError(f"training data have no label column {spec.label!r}")
             y = pd.to_numeric(records[spec.label], errors="coerce").to_numpy(dtype=float)
             rows = eligible[outcome].to_numpy() & ~np.isnan(y)
-            if progress:
-                progress(outcome)
-            self.models_[outcome] = self._fit_outcome(spec, Xt, y[src], rows[src], role[src], bucket[src], ~copy,
-                                                      person=person[src])
+            self.models_[outcome] = fitter.fit(spec, y[src], rows[src])
             self.models_[outcome].info["history_dropout_rows"] = int((rows[src] & copy).sum())
             fitted_rows[outcome] = rows
-        del self._client  # a runtime resource, not learned state
         self.reference_ = self._reference_tables(records, X, fitted_rows)
         # Who was trained on, without keeping IDs: salted hashes, a fresh salt per bundle, so the
         # bundle answers "was this person in training?" for a given ID and reveals nothing else.
@@ -267,6 +160,23 @@ class RiskModel:
         # Synthetic or real, persons, checkups, exam dates: a synthetic model must say so wherever it speaks.
         self.training_data_ = provenance.detect(records)
         return self
+
+    def _training_rows(self, records: pd.DataFrame, X: pd.DataFrame) -> tuple[TrainingRows, np.ndarray, np.ndarray]:
+        """(the training rows, source record of each, whether it is a history-dropout copy).
+
+        Every record, then the history-dropout copies (same person, same split), whose features are
+        built exactly as for a checkup sent alone; split by person into train / valid / calib."""
+        bucket = person_fold(records["person_id"], self.random_state)
+        valid_cut = int(round(100 * self.valid_share))
+        calib_cut = valid_cut + int(round(100 * self.calibration_share))
+        role = np.where(bucket < valid_cut, "valid", np.where(bucket < calib_cut, "calib", "train"))
+        X_alone = build_features(records.drop(columns=["person_id"]))
+        src, copy = self._history_dropout_rows(X, X_alone)
+        Xt = pd.concat([X, X_alone.iloc[src[copy]]], ignore_index=True)
+        person = np.unique(records["person_id"].astype(str).to_numpy(), return_inverse=True)[1]
+        data = TrainingRows(Xv=Xt.to_numpy(dtype=np.float32), Xf=Xt.to_numpy(dtype=float), role=role[src],
+                            bucket=bucket[src], original=~copy, person=person[src])
+        return data, src, copy
 
     def _history_dropout_rows(self, X: pd.DataFrame, X_alone: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(source row of each training row, whether it is a copy without history).
@@ -303,275 +213,92 @@ class RiskModel:
         probs = self.predict_features(X)
         return {o: reference.build_tables(probs[o].to_numpy()[r], sex[r], band[r]) for o, r in rows.items()}
 
-    def _train(self, params: dict, Xv: np.ndarray, y: np.ndarray, tr: np.ndarray, ev: np.ndarray | None,
-               rounds: int) -> xgb.Booster:
-        """One boosted model, with early stopping on `ev` when given; locally or on the Dask client."""
-        early = self.early_stopping_rounds if ev is not None else None
-        if self._client is None:
-            evals = [(xgb.DMatrix(Xv[ev], label=y[ev], feature_names=list(FEATURES)), "valid")] if ev is not None else []
-            return xgb.train(params, xgb.DMatrix(Xv[tr], label=y[tr], feature_names=list(FEATURES)),
-                             num_boost_round=rounds, evals=evals, early_stopping_rounds=early, verbose_eval=False)
-        import dask.array as da
-        import xgboost.dask as dxgb
-
-        parts = max(1, len(self._client.scheduler_info()["workers"]))
-
-        def dmatrix(part: np.ndarray):
-            chunk = max(1, -(-len(part) // parts))
-            return dxgb.DaskDMatrix(self._client, da.from_array(Xv[part], chunks=(chunk, -1)),
-                                    da.from_array(y[part], chunks=chunk), feature_names=list(FEATURES))
-
-        out = dxgb.train(self._client, params, dmatrix(tr), num_boost_round=rounds,
-                         evals=[(dmatrix(ev), "valid")] if ev is not None else None,
-                         early_stopping_rounds=early, verbose_eval=False)
-        booster = out["booster"]
-        if ev is not None:
-            history = out["history"]["valid"]["logloss"]
-            best = int(np.argmin(history))
-            booster.set_attr(best_iteration=str(best), best_score=str(history[best]))
-        return booster
-
-    def _fit_outcome(self, spec, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, role: np.ndarray,
-                     bucket: np.ndarray, original: np.ndarray | None = None,
-                     person: np.ndarray | None = None) -> OutcomeModel:
-        """Choose regularisation and rounds, the blend with the linear partner, and the calibration.
-
-        With many events: one train / validation / calibration split of persons, calibration fit on
-        the held-out calibration persons. With few events (small real cohorts) every row counts:
-        k-fold cross-validation by person chooses the setting, rounds and blend on out-of-fold
-        predictions, calibration is fit on those same out-of-fold predictions, and the final models
-        are refit on all rows; the calibration is then cross-validated, not held out.
-
-        `original` marks the records themselves (not history-dropout copies): sizes, event counts
-        and the choice of mode count real checkups only. `person` (a code per row) groups rows for
-        the interval members' resampling; without it the 100 person buckets are the units.
-        """
-        original = np.ones(len(y), dtype=bool) if original is None else original
-        events = int(y[rows & original].sum())
-        n_rows = int((rows & original).sum())
-        if events == n_rows or events < 10:
-            raise ValueError(f"{spec.name}: too few events to fit ({n_rows} rows, {events} events)")
-        sample_size = self._sample_size(spec.name, n_rows, events)
-        Xv = X.to_numpy(dtype=np.float32)
-        Xf = X.to_numpy(dtype=float)
-        idx = np.flatnonzero(rows)
-        cv = events < self.cv_below_events
-        folds, calib_idx = self._folds(spec.name, idx, y, role, bucket, cv)
-        constraints = spec.monotone_constraints(FEATURES)
-        base = self._base_params(constraints, y[idx].mean())
-
-        setting, rounds, boosters, tried = self._select_setting(base, Xv, y, folds)
-        weight, blends, m_oof, y_oof, linears = self._choose_blend(boosters, folds, Xv, Xf, y, constraints)
-        if cv:
-            a, b = fit_platt(m_oof(weight), y_oof)
-            booster = self._train({**base, **setting}, Xv, y, idx, None, rounds)
-            linear = self._fit_linear(Xf, y, idx, constraints)
-            model = OutcomeModel(booster=booster, calib_a=a, calib_b=b, linear=linear, weight=weight)
-        else:
-            booster = boosters[0][: boosters[0].best_iteration + 1]
-            model = OutcomeModel(booster=booster, calib_a=0.0, calib_b=1.0, linear=linears[0], weight=weight)
-            margin = model.raw_margin(self._labelled_dmatrix(Xv, y, calib_idx), Xf[calib_idx])
-            model.calib_a, model.calib_b = fit_platt(margin, y[calib_idx])
-        fit_idx, member_calib = (idx, None) if cv else (folds[0][0], calib_idx)
-        model.members = self._fit_members(spec.name, base, setting, model, Xv, Xf, y, fit_idx, member_calib,
-                                          bucket if person is None else person, constraints)
-        model.info = {
-            "mode": (f"{self.cv_folds}-fold cross-validation by person: setting, rounds and blend chosen and the "
-                     "calibration fitted on out-of-fold predictions, final model refit on all rows (calibration "
-                     "is cross-validated, not held out)") if cv else
-                    ("train/validation/calibration split of persons: calibration fitted on held-out "
-                     "calibration persons"),
-            "calibration": "cross-validated (out-of-fold)" if cv else "held-out persons",
-            "rows": n_rows, "events": events, "sample_size": sample_size, "setting": setting, "tried": tried,
-            "blends": blends, "weight": weight, "rounds": booster.num_boosted_rounds(),
-            "interval": ({"members": len(model.members), "share": interval_.SUBSAMPLE, "level": interval_.LEVEL,
-                          "multiplier": model.interval_multiplier, "method": interval_.METHOD}
-                         if model.members else None),
-            "choice": ("gradient boosting" if weight == 1.0 else
-                       "logistic regression (ranked better on validation)" if weight == 0.0 else
-                       f"blend: {weight:.2f} x gradient boosting + {1 - weight:.2f} x logistic regression"),
-        }
-        return model
-
-    def _fit_members(self, outcome: str, base: dict, setting: dict, model: OutcomeModel, Xv: np.ndarray,
-                     Xf: np.ndarray, y: np.ndarray, fit_idx: np.ndarray, calib_idx: np.ndarray | None,
-                     person: np.ndarray, constraints) -> list[Member]:
-        """`interval_members` members on random halves of the persons of `fit_idx` (the main booster's
-        training rows), same setting and rounds, no early stopping (see `models.interval`).
-
-        With `calib_idx` (split mode) each member refits the Platt calibration on a random half of the
-        calibration persons; without (cross-validated mode) it takes the main model's calibration."""
-        if self.interval_members < 2:
-            return []
-        rounds = model.booster.num_boosted_rounds()
-        # A seed per outcome and member, reproducible and independent of the outcome order.
-        key = int.from_bytes(hashlib.blake2b(outcome.encode(), digest_size=4).digest(), "little")
-        members = []
-        for j in range(self.interval_members):
-            rng = np.random.default_rng([self.random_state, key, j])
-            for _ in range(5):  # a half without events (or without non-events) is drawn again
-                part = self._half_of_persons(fit_idx, person, rng)
-                if 0 < y[part].sum() < len(part):
-                    break
-            else:
-                raise ValueError(f"{outcome}: half-samples of persons have no events; more data are needed")
-            booster = self._train({**base, **setting, "seed": self.random_state + 1 + j}, Xv, y, part, None, rounds)
-            linear = self._fit_linear(Xf, y, part, constraints) if model.weight < 1.0 else None
-            member = Member(booster=booster, calib_a=model.calib_a, calib_b=model.calib_b, linear=linear)
-            if calib_idx is not None:
-                cal = self._half_of_persons(calib_idx, person, rng)
-                margin = booster.predict(self._labelled_dmatrix(Xv, y, cal), output_margin=True).astype(float)
-                if model.weight < 1.0:
-                    margin = model.weight * margin + (1.0 - model.weight) * linear.margin(Xf[cal])
-                member.calib_a, member.calib_b = fit_platt(margin, y[cal])
-            members.append(member)
-        return members
-
-    @staticmethod
-    def _half_of_persons(idx: np.ndarray, person: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """The rows of `idx` that belong to a random `SUBSAMPLE` share of its persons (no replacement)."""
-        units = np.unique(person[idx])
-        take = max(1, int(round(interval_.SUBSAMPLE * len(units))))
-        chosen = rng.choice(units, size=take, replace=False)
-        return idx[np.isin(person[idx], chosen)]
-
-    def _sample_size(self, outcome: str, rows: int, events: int) -> dict:
-        """Riley et al.'s minimum size for this outcome (candidate parameters = features), with a
-        warning when the data are smaller."""
-        need = riley_binary(len(FEATURES), events / rows)
-        out = {**need.as_dict(), "rows": rows, "events": events, "enough": rows >= need.required_n,
-               "method": "Riley et al., BMJ 2020;368:m441 (binary outcome; R2cs 15% of its maximum)"}
-        if rows < need.required_n:
-            warnings.warn(
-                f"{outcome}: {rows:,} training rows ({events:,} events) are fewer than the {need.required_n:,} rows "
-                f"(~{need.required_events:,} events) Riley et al. require for {len(FEATURES)} candidate parameters at "
-                f"prevalence {events / rows:.2%}; expect optimism and check calibration on new data",
-                SampleSizeWarning, stacklevel=4,  # the caller of RiskModel.fit
-            )
-        return out
-
-    def _folds(self, outcome: str, idx: np.ndarray, y: np.ndarray, role: np.ndarray, bucket: np.ndarray,
-               cv: bool) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
-        """(training, evaluation) row pairs by person, and the calibration rows."""
-        if cv:
-            fold = bucket[idx] % self.cv_folds
-            folds = [(idx[fold != k], idx[fold == k]) for k in range(self.cv_folds)]
-            calib_idx = idx
-        else:
-            folds = [(idx[role[idx] == "train"], idx[role[idx] == "valid"])]
-            calib_idx = idx[role[idx] == "calib"]
-        for tr, ev in folds:
-            for part, name in ((tr, "training"), (ev, "validation")):
-                if not 0 < y[part].sum() < len(part):
-                    raise ValueError(f"{outcome}: a {name} split of persons has no events; more data are needed")
-        return folds, calib_idx
-
-    def _base_params(self, constraints: tuple[int, ...], prevalence: float) -> dict:
-        return {
-            "objective": "binary:logistic",
-            "eval_metric": "logloss",
-            "tree_method": "hist",
-            "learning_rate": self.learning_rate,
-            "monotone_constraints": "(" + ",".join(map(str, constraints)) + ")",
-            "base_score": float(np.clip(prevalence, 1e-4, 1 - 1e-4)),
-            "seed": self.random_state,
-            "nthread": self.n_jobs or 0,
-            "max_bin": 128,
-        }
-
-    def _labelled_dmatrix(self, Xv: np.ndarray, y: np.ndarray, part: np.ndarray) -> xgb.DMatrix:
-        return xgb.DMatrix(Xv[part], label=y[part], feature_names=list(FEATURES), nthread=self.n_jobs or -1)
-
-    def _select_setting(self, base: dict, Xv: np.ndarray, y: np.ndarray, folds: list) -> tuple:
-        """The grid setting with the best mean validation log-loss: (setting, mean best rounds,
-        its boosters per fold, every setting's scores)."""
-        best, tried = None, []
-        for setting in self.grid:
-            boosters = [self._train({**base, **setting}, Xv, y, tr, ev, self.max_rounds) for tr, ev in folds]
-            score = float(np.mean([b.best_score for b in boosters]))
-            rounds = int(round(np.mean([b.best_iteration + 1 for b in boosters])))
-            tried.append({**setting, "valid_logloss": score, "rounds": rounds})
-            if best is None or score < best[0]:
-                best = (score, setting, rounds, boosters)
-        _, setting, rounds, boosters = best
-        return setting, rounds, boosters, tried
-
-    def _choose_blend(self, boosters: list[xgb.Booster], folds: list, Xv: np.ndarray, Xf: np.ndarray,
-                      y: np.ndarray, constraints: tuple[int, ...]) -> tuple:
-        """Blend weight of booster vs linear partner on out-of-fold margins.
-
-        Returns (weight, every weight's score, out-of-fold blended margin as a function of the weight,
-        out-of-fold labels, the linear partner of each fold)."""
-        oof_idx = np.concatenate([ev for _, ev in folds])
-        m_boost = np.concatenate([
-            b.predict(self._labelled_dmatrix(Xv, y, ev), output_margin=True,
-                      iteration_range=(0, b.best_iteration + 1)).astype(float)
-            for b, (_, ev) in zip(boosters, folds)
-        ])
-        linears = [self._fit_linear(Xf, y, tr, constraints) for tr, _ in folds]
-        m_lin = np.concatenate([lin.margin(Xf[ev]) for lin, (_, ev) in zip(linears, folds)])
-        y_oof = y[oof_idx]
-
-        def m_oof(w: float) -> np.ndarray:
-            return w * m_boost + (1 - w) * m_lin
-
-        blends = []
-        for w in (1.0, 0.75, 0.5, 0.25, 0.0):
-            a, b = fit_platt(m_oof(w), y_oof)
-            blends.append({"weight": w, "valid_logloss": _logloss(y_oof, _sigmoid(a + b * m_oof(w)))})
-        best_blend = min(blends, key=lambda r: r["valid_logloss"])
-        # Keep the boosted model alone unless the blend is clearly better (not noise).
-        weight = best_blend["weight"] if best_blend["valid_logloss"] < blends[0]["valid_logloss"] * 0.999 else 1.0
-        return weight, blends, m_oof, y_oof, linears
-
-    def _fit_linear(self, Xf: np.ndarray, y: np.ndarray, part: np.ndarray, constraints) -> LogisticRisk:
-        if len(part) > self.linear_max_rows:
-            rng = np.random.default_rng(self.random_state)
-            part = np.sort(rng.choice(part, self.linear_max_rows, replace=False))
-        return LogisticRisk(monotone=constraints).fit(Xf[part], y[part])
-
-    # -- prediction ------------------------------------------------------------------------------
+    # -- scoring: every prediction and explanation goes through `score` --------------------------
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "models_"):
             raise RuntimeError("RiskModel is not fitted")
 
-    def _dmatrix(self, X: pd.DataFrame) -> xgb.DMatrix:
-        return xgb.DMatrix(X.to_numpy(dtype=np.float32), feature_names=list(self.feature_names_),
-                           nthread=self.n_jobs or -1)
+    def engine(self, backend: Backend = "auto") -> Engine:
+        """The engine that scores this model (`models.engine`): built on first use, then kept.
+
+        "auto" (the default everywhere) is the compiled kernel, or the XGBoost boosters where the
+        kernel cannot be compiled; "compiled" and "booster" force one (tests, benchmarks). Building
+        the compiled engine takes a few seconds; call it once before serving (`warm_up`)."""
+        self._check_fitted()
+        # Keyed by the outcome models it was built from: a copy given other models_ rebuilds.
+        source, engines = self._engine_cache()
+        if source is self.models_ and backend in engines:
+            return engines[backend]  # the per-request path: no lock
+        with _ENGINE_LOCK:
+            source, engines = self._engine_cache()
+            if source is not self.models_:
+                engines = {}
+                self._engines = (self.models_, engines)
+            if backend not in engines:
+                auto = engines.get("auto")
+                engines[backend] = (auto if auto is not None and auto.backend == backend else
+                                    Engine.build(self.models_, self.feature_names_, backend, self.n_jobs))
+                engines.setdefault(engines[backend].backend, engines[backend])
+            return engines[backend]
+
+    def _engine_cache(self) -> tuple[dict[str, OutcomeModel] | None, dict[str, Engine]]:
+        return getattr(self, "_engines", (None, {}))
+
+    def warm_up(self) -> str:
+        """Build the default engine now rather than on the first request; returns its backend name."""
+        return self.engine().backend
+
+    def _matrix(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Rows of the model matrix as float64, C order: a DataFrame's feature columns by name, or
+        an array (one row or many) already in `feature_names_` order."""
+        if isinstance(X, pd.DataFrame):
+            X = X[list(self.feature_names_)].to_numpy(dtype=np.float64)
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:
+            X = X[None, :]
+        if X.ndim != 2 or X.shape[1] != len(self.feature_names_):
+            raise ValueError(f"expected a matrix with {len(self.feature_names_)} feature columns, got {X.shape}")
+        return np.ascontiguousarray(X)
+
+    def score(self, X: pd.DataFrame | np.ndarray, *, explain: bool = False, intervals: bool = False,
+              outcomes: tuple[str, ...] | None = None, threads: int | None = None,
+              backend: Backend = "auto") -> Scores:
+        """Probabilities, and on request SHAP explanations and intervals, for rows of the model matrix
+        (`features.derive.build_features` / `feature_matrix`); eligibility is not applied.
+
+        `outcomes`: a subset to score (default all). `threads`: how many threads of the compiled
+        kernel may share large inputs (default `n_jobs`, else every core this process may use);
+        small inputs, a request's few records, run on one. See `models.engine.Scores`."""
+        return self.engine(backend).score(self._matrix(X), explain, intervals, outcomes, self._threads(threads))
+
+    def _threads(self, threads: int | None) -> int:
+        if threads is not None:
+            return max(1, threads)
+        if self.n_jobs is not None and self.n_jobs > 0:
+            return self.n_jobs
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
     def predict_features(self, X: pd.DataFrame) -> pd.DataFrame:
         """Calibrated probabilities for a model matrix, ignoring eligibility."""
-        self._check_fitted()
-        dm, Xn = self._dmatrix(X), X.to_numpy(dtype=float)
-        out = {outcome: m.probability(dm, Xn) for outcome, m in self.models_.items()}
-        return pd.DataFrame(out, index=X.index)
+        return pd.DataFrame(self.score(X).probability, index=X.index)
+
+    def explain_features(self, X: pd.DataFrame | np.ndarray, outcome: str) -> tuple[np.ndarray, np.ndarray]:
+        """(contributions n x features, base value n) in calibrated log-odds: they add up to the
+        calibrated logit of the predicted probability."""
+        s = self.score(X, explain=True, outcomes=(outcome,))
+        return s.contributions[outcome], s.base[outcome]
+
+    def predict_interval_features(self, X: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
+        """Per outcome, (low, high) nominal 95% interval around `predict_features`' probability
+        (`models.interval`), or None for an outcome without members. Ignores eligibility."""
+        s = self.score(X, intervals=True)
+        return {o: s.interval(o) for o in self.models_}
 
     def has_intervals(self) -> bool:
         """Whether every outcome carries an interval ensemble (False for bundles saved before it)."""
         self._check_fitted()
         return all(len(m.members) >= 2 for m in self.models_.values())
-
-    def predict_interval_features(self, X: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
-        """Per outcome, (low, high) nominal 95% interval around `predict_features`' probability
-        (`models.interval`), or None for an outcome without members. Ignores eligibility."""
-        self._check_fitted()
-        dm, Xn = self._dmatrix(X), X.to_numpy(dtype=float)
-        return {outcome: m.probability_interval(dm, Xn) for outcome, m in self.models_.items()}
-
-    def interval_halfwidths_features(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Per outcome with members, each row's interval half-width in calibrated log-odds."""
-        self._check_fitted()
-        dm, Xn = self._dmatrix(X), X.to_numpy(dtype=float)
-        return {o: interval_.halfwidth(m.member_logits(dm, Xn), m.interval_multiplier)
-                for o, m in self.models_.items() if m.interval_multiplier is not None}
-
-    def predict_interval(self, records: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
-        """As `predict_interval_features` for records, NaN where the outcome does not apply."""
-        out = self.predict_interval_features(build_features(records))
-        applies = eligibility(records, tuple(self.models_))
-        return {o: None if iv is None else tuple(np.where(applies[o].to_numpy(), b, np.nan) for b in iv)
-                for o, iv in out.items()}
 
     def predict(self, records: pd.DataFrame) -> pd.DataFrame:
         """Calibrated one-year probabilities per outcome; NaN where the outcome does not apply."""
@@ -579,6 +306,18 @@ class RiskModel:
         probs = self.predict_features(X)
         applies = eligibility(records, tuple(self.models_))
         return probs.where(applies.to_numpy())
+
+    def predict_interval(self, records: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
+        """As `predict_interval_features` for records, NaN where the outcome does not apply."""
+        out = self.predict_interval_features(build_features(records))
+        applies = eligibility(records, tuple(self.models_))
+        return {o: None if iv is None else (np.where(applies[o].to_numpy(), iv[0], np.nan),
+                                            np.where(applies[o].to_numpy(), iv[1], np.nan))
+                for o, iv in out.items()}
+
+    def explain(self, records: pd.DataFrame, outcome: str) -> tuple[np.ndarray, np.ndarray]:
+        """SHAP contributions (log-odds) per feature for one outcome, and the base value."""
+        return self.explain_features(build_features(records), outcome)
 
     def predict_baseline(self, records: pd.DataFrame) -> pd.DataFrame:
         """The logistic-regression baseline fit on the same training rows (NaN where not applicable)."""
@@ -595,16 +334,6 @@ class RiskModel:
             return None
         return reference.percentile(cell, probability), int(cell["n"])
 
-    def explain_features(self, X: pd.DataFrame, outcome: str) -> tuple[np.ndarray, np.ndarray]:
-        """(contributions n x features, base value n) in calibrated log-odds: they add up to the
-        calibrated logit of the predicted probability."""
-        self._check_fitted()
-        return self.models_[outcome].contributions(self._dmatrix(X), X.to_numpy(dtype=float))
-
-    def explain(self, records: pd.DataFrame, outcome: str) -> tuple[np.ndarray, np.ndarray]:
-        """SHAP contributions (log-odds) per feature for one outcome, and the base value."""
-        return self.explain_features(build_features(records), outcome)
-
     # -- persistence -----------------------------------------------------------------------------
 
     def save(self, directory: str | Path) -> Path:
@@ -613,7 +342,7 @@ class RiskModel:
         self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        manifest = {
+        manifest: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "features": list(self.feature_names_),
             "params": self.get_params(),
@@ -659,7 +388,7 @@ class RiskModel:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "RiskModel":
+    def load(cls, directory: str | Path) -> RiskModel:
         directory = Path(directory)
         manifest = json.loads((directory / "manifest.json").read_text())
         if manifest.get("format_version") != FORMAT_VERSION:

@@ -1,6 +1,6 @@
 """The model's own uncertainty about a probability: a nominal 95% interval from resampled members.
 
-Method (fitted in `models.bundle.RiskModel`, evaluated here and in `models.fast_explain`):
+Method (fitted in `models.fitting`, evaluated here and by `models.engine`):
 
 * After an outcome's setting, rounds, blend weight and calibration are chosen, B member boosters
   are fit, each on a random HALF of the persons (without replacement; a person's checkups and their
@@ -62,10 +62,11 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
 
 
-def halfwidth(member_logits: np.ndarray, mult: float) -> np.ndarray:
+def halfwidth(member_logits: np.ndarray, mult: float | np.ndarray) -> np.ndarray:
     """Per row, the interval's half-width in calibrated log-odds: `mult` times the standard
-    deviation (ddof=1) of that row's member logits (n x B)."""
-    return mult * np.asarray(member_logits, dtype=float).std(axis=1, ddof=1)
+    deviation (ddof=1) of that row's member logits (n x B; or n x outcomes x B with a multiplier
+    per outcome)."""
+    return mult * np.asarray(member_logits, dtype=float).std(axis=-1, ddof=1)
 
 
 def around(point: np.ndarray, half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,8 +8,40 @@ model still learns what "not measured" means. Its log-odds decompose exactly per
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+
+
+@dataclass(frozen=True)
+class LinearTerms:
+    """A linear model as what it adds per feature: `missing` where the value is NaN, else
+    slope * value + offset; its log-odds are intercept + the sum of the terms.
+
+    This is `LogisticRisk`'s design (imputation, indicator, standardisation) multiplied out with its
+    coefficients, so scoring needs no design matrix and sums of terms are two matrix products."""
+
+    slope: np.ndarray
+    offset: np.ndarray
+    missing: np.ndarray
+    intercept: float
+
+    def scaled(self, c: float) -> LinearTerms:
+        """The same model with every term and the intercept multiplied by `c`."""
+        return LinearTerms(c * self.slope, c * self.offset, c * self.missing, c * self.intercept)
+
+    def terms(self, X: np.ndarray) -> np.ndarray:
+        """Per-feature log-odds (n x F)."""
+        X = np.asarray(X, dtype=float)
+        return np.where(np.isnan(X), self.missing, X * self.slope + self.offset)
+
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        """intercept + the sum of the terms, per row."""
+        X = np.asarray(X, dtype=float)
+        miss = np.isnan(X)
+        return (np.where(miss, 0.0, X) @ self.slope + miss @ (self.missing - self.offset)
+                + (self.offset.sum() + self.intercept))
 
 
 class LogisticRisk:
@@ -32,7 +64,7 @@ class LogisticRisk:
         m = (missing - self.miss_mean_) / self.miss_scale_
         return np.hstack([z, m])
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "LogisticRisk":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> LogisticRisk:
         X = np.asarray(X, dtype=float)
         with np.errstate(all="ignore"):
             median = np.nanmedian(X, axis=0)
@@ -61,24 +93,34 @@ class LogisticRisk:
         self.model_ = lr
         return self
 
+    def terms(self) -> LinearTerms:
+        """The fitted model per feature. Centred design columns have mean zero on the training rows,
+        so each feature's share is its value's and its missingness's coefficient times its centred
+        design value: coef_v * (x - mean) / scale + coef_m * (0 - miss_mean) / miss_scale, with the
+        median for x and 1 for the indicator when x is missing."""
+        coef = np.asarray(self.model_.coef_[0], dtype=float)
+        k = len(self.mean_)
+        cv, cm = coef[:k], coef[k:]
+        absent = cm * (0.0 - self.miss_mean_) / self.miss_scale_
+        return LinearTerms(
+            slope=cv / self.scale_,
+            offset=absent - cv * self.mean_ / self.scale_,
+            missing=cv * (self.median_ - self.mean_) / self.scale_ + cm * (1.0 - self.miss_mean_) / self.miss_scale_,
+            intercept=float(self.model_.intercept_[0]),
+        )
+
     def margin(self, X: np.ndarray) -> np.ndarray:
-        return self.model_.decision_function(self._design(np.asarray(X, dtype=float)))
+        """Log-odds per row."""
+        return self.terms().margin(X)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.margin(X)))
 
     def contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(per-feature log-odds n x F, base value n): they add up to `margin`.
-
-        Centred design columns have mean zero on the training rows, so each feature's share is
-        its value's and its missingness's coefficient times the centred design value.
-        """
-        d = self._design(np.asarray(X, dtype=float))
-        coef = self.model_.coef_[0]
-        k = len(self.mean_)
-        per_feature = d[:, :k] * coef[:k] + d[:, k:] * coef[k:]
-        base = np.full(len(d), float(self.model_.intercept_[0]))
-        return per_feature, base
+        """(per-feature log-odds n x F, base value n): they add up to `margin`."""
+        t = self.terms()
+        per_feature = t.terms(X)
+        return per_feature, np.full(len(per_feature), t.intercept)
 
     def to_dict(self) -> dict:
         return {
@@ -95,7 +137,7 @@ class LogisticRisk:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LogisticRisk":
+    def from_dict(cls, d: dict) -> LogisticRisk:
         monotone = tuple(d["monotone"]) if d.get("monotone") is not None else None
         m = cls(C=d["C"], max_iter=d["max_iter"], monotone=monotone)
         m.median_ = np.array(d["median"])

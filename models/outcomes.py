@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from features.cutoffs import EGFR_CKD, GLUCOSE_DIABETES, LDL_HIGH, SBP_HYPERTENSION, number
 from features.schema import OUTCOMES, label_column, true_risk_column
 
 # Model features that move when a clinical input rises at every checkup of a person (its level):
@@ -54,24 +55,24 @@ MONOTONE: dict[str, tuple[Direction, ...]] = {
         Direction("current_smoker", 1, "current smoking raises MI and stroke risk"),
     ),
     "diabetes": (
-        Direction("fasting_glucose", 1, "the diagnosis is fasting glucose >= 126 mg/dL; a higher value "
-                                        "is closer to it"),
+        Direction("fasting_glucose", 1, f"the diagnosis is fasting glucose >= {number(GLUCOSE_DIABETES)} mg/dL; "
+                                        "a higher value is closer to it"),
         Direction("tyg_index", 1, "coupled to glucose; insulin resistance (TyG) raises diabetes risk "
                                   "across its range"),
     ),
     "hypertension": (
-        Direction("sbp", 1, "the diagnosis is SBP >= 140 mmHg; a higher value is closer to it"),
+        Direction("sbp", 1, f"the diagnosis is SBP >= {number(SBP_HYPERTENSION)} mmHg; a higher value is closer to it"),
         Direction("pulse_pressure", 1, "coupled to SBP (SBP - DBP), so a higher SBP at the same DBP "
                                        "never lowers risk"),
         Direction("bp_category", 1, "a higher blood-pressure stage is closer to hypertension"),
     ),
     "dyslipidemia": (
-        Direction("ldl", 1, "the diagnosis includes LDL >= 160 mg/dL; a higher value is closer to it"),
+        Direction("ldl", 1, f"the diagnosis includes LDL >= {number(LDL_HIGH)} mg/dL; a higher value is closer to it"),
         Direction("last_ldl", 1, "a higher earlier LDL means a higher usual LDL level"),
     ),
     "ckd": (
         Direction("age_years", 1, "kidney function declines and CKD incidence rises with age"),
-        Direction("egfr", -1, "CKD is eGFR < 60; a lower eGFR is closer to it"),
+        Direction("egfr", -1, f"CKD is eGFR < {number(EGFR_CKD)}; a lower eGFR is closer to it"),
     ),
 }
 
@@ -83,7 +84,7 @@ class Outcome:
     label_ko: str
     snomed: str
     # One-year risk cut-offs between low | moderate | high | very_high: about 1x, 2x and 4x the
-    # Korean yearly rate of the outcome (clinical.md section 3), so "moderate" means above average.
+    # Korean yearly rate of the outcome (docs/clinical-sources.md), so "moderate" means above average.
     category_cuts: tuple[float, float, float]
     # Names short enough for a table header.
     short_en: str = ""

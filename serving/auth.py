@@ -1,10 +1,12 @@
-"""Bearer-token authentication for every route but the probes and CDS Hooks.
+"""Bearer-token authentication for every route but the probes, the API's own description and CDS Hooks.
 
 CDS Hooks discovery is public and CDS service calls carry the client's signed JWT instead, which
-`serving.cds_auth` checks in the route.
+`serving.cds_auth` checks in the route. `/docs` and `/openapi.json` describe the routes and hold no
+patient data, so a browser can read them without a token.
 
-The token is CHECKUP_RISK_API_TOKEN when set; otherwise one is created on first run and kept in
-CHECKUP_RISK_HOME/api_token (mode 600). Comparison is constant-time; a refusal says nothing more.
+The token is CHECKUP_RISK_API_TOKEN when set (`Settings.api_token`); otherwise one is created on
+first run and kept in CHECKUP_RISK_HOME/api_token (mode 600). Comparison is constant-time; a refusal
+says how to send a token and nothing else.
 """
 
 from __future__ import annotations
@@ -14,22 +16,26 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
-# Open to anyone: liveness/readiness probes and Prometheus.
-PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
+# Open to anyone: liveness/readiness probes, Prometheus, and the API's description.
+PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics", "/docs", "/openapi.json"})
 # Discovery is public; the service and feedback routes under it check a client JWT themselves.
 CDS_PREFIX = "/cds-services"
+# How to get in, in general terms: the same for every refusal, so it tells a caller nothing about
+# why this one failed or what the token is.
+UNAUTHORIZED = ("unauthorized: send Authorization: Bearer <token>; the token is CHECKUP_RISK_API_TOKEN, "
+                "or the one `checkup-risk serve` printed, kept in CHECKUP_RISK_HOME/api_token")
 
 
 def token_file(home: Path) -> Path:
     return home / "api_token"
 
 
-def ensure_token(home: Path) -> tuple[str, bool]:
+def ensure_token(home: Path, configured: str | None) -> tuple[str, bool]:
     """(token, created): the configured token, or the stored one, or a new one written to disk."""
-    env = os.environ.get("CHECKUP_RISK_API_TOKEN")
-    if env:
-        return env, False
+    if configured:
+        return configured, False
     path = token_file(home)
     if path.exists():
         return path.read_text().strip(), False
@@ -44,21 +50,22 @@ def ensure_token(home: Path) -> tuple[str, bool]:
 class BearerAuth:
     """Pure ASGI middleware (applies to BentoML routes and the mounted app alike)."""
 
-    def __init__(self, app, home: str) -> None:
+    def __init__(self, app: Any, home: str, token: str | None) -> None:
         self.app = app
         self.home = Path(home)
+        self.configured = token
         self._expected: bytes | None = None
 
     def _token(self) -> bytes:
         if self._expected is None:
-            self._expected = f"Bearer {ensure_token(self.home)[0]}".encode()
+            self._expected = f"Bearer {ensure_token(self.home, self.configured)[0]}".encode()
         return self._expected
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and not self._public(scope):
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
             if not hmac.compare_digest(given, self._token()):
-                body = json.dumps({"errors": [{"index": None, "field": None, "message": "unauthorized"}]}).encode()
+                body = json.dumps({"errors": [{"index": None, "field": None, "message": UNAUTHORIZED}]}).encode()
                 await send({"type": "http.response.start", "status": 401,
                             "headers": [(b"content-type", b"application/json"),
                                         (b"www-authenticate", b"Bearer")]})
@@ -67,6 +74,6 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
     @staticmethod
-    def _public(scope) -> bool:
+    def _public(scope: dict) -> bool:
         path = scope.get("path", "")
         return path in PUBLIC_PATHS or path == CDS_PREFIX or path.startswith(CDS_PREFIX + "/")

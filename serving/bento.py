@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -9,8 +10,19 @@ from pathlib import Path
 import yaml
 
 from serving import store
+from serving.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def system_packages(kind: str = "runtime") -> list[str]:
+    """Debian packages of one kind from system-packages.txt, the list the Makefile installs too."""
+    names = []
+    for line in (ROOT / "system-packages.txt").read_text().splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) >= 2 and words[1] == kind:
+            names.append(words[0])
+    return names
 
 
 def bentofile(tag: str) -> dict:
@@ -27,21 +39,24 @@ def bentofile(tag: str) -> dict:
             {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
         ],
         # The PDF report needs Pango and HarfBuzz (WeasyPrint) and a Korean font in the image.
-        "docker": {"python_version": "3.11",
-                   "system_packages": ["libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0", "fonts-noto-cjk"]},
+        "docker": {"python_version": "3.11", "system_packages": system_packages("runtime")},
     }
 
 
-def build_bento(version: str) -> str:
-    """Import the version into the Bento store if needed and build the Bento; returns its tag."""
-    from training.registry import home
+def build_bento(version: str, settings: Settings) -> str:
+    """Import the version into the Bento store if needed and build the Bento; returns its tag.
 
-    root = home()
-    tag = store.import_version(version, root)
-    store.pin(tag, root)
-    os.environ["CHECKUP_RISK_MODEL_TAG"] = tag
+    The caller has configured BentoML (`configure_libraries`) and MLflow (the registry) for
+    `settings.home`."""
     import bentoml
 
+    from serving import service
+
+    tag = store.import_version(version)
+    store.pin(tag, settings.home)
+    # `bentoml build` imports serving.service:RiskService in this process: install the service of
+    # this exact version first, whatever CHECKUP_RISK_MODEL_TAG says.
+    service.install(dataclasses.replace(settings, model_tag=tag))
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(bentofile(tag), f)
     try:

@@ -1,7 +1,7 @@
 """Trusting CDS clients (CDS Hooks 2.0): every call carries a JWT signed by the client.
 
-Allowlisted issuers come from the JSON file named by CHECKUP_RISK_CDS_CLIENTS: a list of
-`{"iss": ..., "jwks": {JWK Set}}` or `{"iss": ..., "jwks_url": ...}`. With no file configured, no
+Allowlisted issuers come from the JSON file named by CHECKUP_RISK_CDS_CLIENTS (`Settings.cds_clients`):
+a list of `{"iss": ..., "jwks": {JWK Set}}` or `{"iss": ..., "jwks_url": ...}`. With no file configured, no
 client is trusted and every CDS call is refused. Only ES384 and RS384 are accepted (never `none` or
 HMAC); `aud` must be the URL that was called; `exp` and `iat` are required; a `jti` is kept until
 its token expires, in SQLite shared by all workers, so a replay is refused whichever worker gets it.
@@ -129,10 +129,6 @@ class CdsVerifier:
         self.clients = clients
         self.replay = replay
 
-    @classmethod
-    def from_env(cls, home: Path) -> "CdsVerifier":
-        return cls(load_clients(os.environ.get("CHECKUP_RISK_CDS_CLIENTS")), ReplayCache(home / "cds_jti.sqlite"))
-
     def verify(self, authorization: str | None, audience: str) -> dict:
         """The verified claims of the bearer JWT, or CdsAuthError saying why not."""
         if not authorization or not authorization.startswith("Bearer "):
@@ -150,7 +146,8 @@ class CdsVerifier:
             raise CdsAuthError("typ must be JWT")
         if not header.get("kid"):
             raise CdsAuthError("kid is required in the JWT header")
-        client = self.clients.get(unverified.get("iss"))
+        iss = unverified.get("iss")
+        client = self.clients.get(iss) if isinstance(iss, str) else None
         if client is None:
             raise CdsAuthError("issuer not allowlisted")
         jku = header.get("jku")

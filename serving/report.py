@@ -17,9 +17,10 @@ defining measure is marked), trends of the main measures and of the risk over th
 checkups (inline SVG), the missing inputs that would sharpen the estimate, and why the other
 outcomes do not apply.
 
-Feature names, units and cut-offs come from `features.labels`, outcome names from
-`models.outcomes`, eligibility reasons from `features.eligibility`; every other word a reader
-sees is in `TEXT`, once, in both languages. The template autoescapes everything.
+Feature names, units and judgement words come from `features.labels`, the cut-offs and what-if
+targets from `features.cutoffs`, outcome names from `models.outcomes`, eligibility reasons (by
+their id) and each outcome's defining measures from `features.eligibility`; every other word a
+reader sees is in `TEXT`, once, in both languages. The template autoescapes everything.
 """
 
 from __future__ import annotations
@@ -32,10 +33,20 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from features.cutoffs import BMI_CLASS_LOWS, DBP_ELEVATED, GLUCOSE_BORDERLINE, SBP_ELEVATED
 from features.derive import FEATURES, Columns, age_band, feature_matrix
-from features.eligibility import reason_text
-from features.labels import (FEATURE_LABELS, GROUPS, Lang, abdominal_obesity, bmi_class, bp_stage_text, judgement,
-                             risk_change_text, risk_text)
+from features.eligibility import DEFINING_FIELDS, reason_text
+from features.labels import (
+    FEATURE_LABELS,
+    GROUPS,
+    Lang,
+    abdominal_obesity,
+    bmi_class,
+    bp_stage_text,
+    judgement,
+    risk_change_text,
+    risk_text,
+)
 from features.schema import BY_NAME, KEY_INPUTS
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import synthetic_notice
@@ -44,14 +55,16 @@ from serving.scoring import Scorer, exam_age, person_order
 TEMPLATES = Path(__file__).with_name("templates")
 TOP_FACTORS = 5
 
-# Targets of the what-if estimates (clinical.md 1.4: the 정상A side of each judgement).
-TARGET_SBP = 120.0
-TARGET_DBP = 80.0
+# Targets of the what-if estimates: the 정상A side of each judgement (features.cutoffs), in whole
+# units where the table's 정상A ends below a cut-off (glucose < 100 is 99).
+TARGET_SBP = SBP_ELEVATED
+TARGET_DBP = DBP_ELEVATED
 # KSSO: losing 5-10 % of body weight is the realistic first goal; a what-if asks no more of a person.
 MAX_WEIGHT_LOSS = 0.10
-TARGET_BMI = 23.0
+TARGET_BMI = BMI_CLASS_LOWS["pre_obesity"]  # the top of KSSO's normal class
+# An optimal LDL, below the judgement table's borderline (130): the level lipid guidelines aim at.
 TARGET_LDL = 100.0
-TARGET_GLUCOSE = 99.0
+TARGET_GLUCOSE = GLUCOSE_BORDERLINE - 1.0
 TARGET_ACTIVITY_DAYS = 5
 
 TEXT: dict[str, dict[str, str]] = {
@@ -74,7 +87,7 @@ TEXT: dict[str, dict[str, str]] = {
     "categories": {"ko": "위험 구분(낮음·다소 높음·높음·매우 높음)의 경계는 기준 연간 발생률의 약 1배·2배·4배입니다.",
                    "en": "Category cut-offs (low, moderate, high, very high) are about 1x, 2x and 4x a reference "
                          "yearly rate."},
-    # Where each outcome's reference rate comes from (clinical.md section 3): a published Korean
+    # Where each outcome's reference rate comes from (docs/clinical-sources.md): a published Korean
     # rate for three of them; none was found for dyslipidemia and CKD.
     "source_cvd": {"ko": "심뇌혈관질환: 한국인 40세 이상 심근경색+허혈성 뇌졸중 연간 약 0.5% (Jung 등, Healthcare "
                          "2024, 국민건강보험 검진 코호트)",
@@ -176,15 +189,6 @@ def _number(x: float, digits: int = 0) -> str:
 
 # -- what-if ------------------------------------------------------------------------------------
 
-
-# An outcome's own defining measures (features.eligibility's cut-offs): a what-if that moves one
-# of them mostly restates the definition (glucose 99 "prevents" diabetes defined as glucose >= 126).
-DEFINING_FIELDS: dict[str, frozenset[str]] = {
-    "diabetes": frozenset({"fasting_glucose"}),
-    "hypertension": frozenset({"sbp", "dbp"}),
-    "dyslipidemia": frozenset({"ldl", "total_cholesterol", "hdl", "triglycerides"}),
-    "ckd": frozenset({"serum_creatinine", "urine_protein"}),
-}
 
 # The bundle has no per-feature training ranges (models.reference holds risk percentiles only), so
 # a what-if is held to plausible clinical bounds instead, and the report says so: the largest
@@ -381,7 +385,7 @@ def waterfall(risk: dict, values: np.ndarray, sex: str | None, lang: Lang) -> di
 
     base_risk = 1.0 / (1.0 + math.exp(-base))
     rows = [{"kind": "end", "y": 0, "x": x(base), "text": t("base", lang, risk=risk_text(base_risk))}]
-    for i, (feature, value, lo) in enumerate(steps):
+    for i, (feature, _value, lo) in enumerate(steps):
         a, b = x(cum[i]), x(cum[i + 1])
         row = {"kind": "bar", "y": (i + 1) * ROW, "x": min(a, b), "w": max(abs(b - a), 1.0),
                "up": lo > 0, "link": b, "note": f"×{math.exp(lo):.2f}"}
@@ -424,7 +428,7 @@ def trend_chart(title: str, dates: list[dt.date], values: list[float | None], fm
         pad = (hi - lo) * 0.1 or 1e-6
         lo, hi = lo - pad, hi + pad
     points, segments, current = [], [], []
-    for d, v in zip(days, values):
+    for d, v in zip(days, values, strict=False):
         if v is None:
             if current:
                 segments.append(current)
@@ -530,7 +534,7 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         risk = result["risks"][o]
         name = spec.label_ko if lang == "ko" else spec.label_en
         if not risk["applicable"]:
-            not_applicable.append({"name": name, "reason": reason_text(risk["reason"], lang)})
+            not_applicable.append({"name": name, "reason": reason_text(risk["reason_id"], lang, risk["reason_date"])})
             continue
         p = risk["probability"]
         standing = scorer.model.risk_percentile(o, sex, band, p) if sex in ("M", "F") else None

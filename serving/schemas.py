@@ -11,16 +11,20 @@ from pydantic_core import PydanticCustomError
 
 from features.derive import FEATURES
 from features.schema import (
+    EXAM_DATE_MIN,
+    EXAM_DATE_RANGE_TEXT,
     EXAMPLE_RECORD,
     FIELDS,
+    NHIS_SEX_TEXT,
     ORDERED_PAIRS,
     PERSON_ID_MAX_LEN,
     REQUIRED_ONE_OF,
+    SEX_CODES,
+    SEX_WORDS,
 )
 from features.schema import Field as SchemaField
 
 MAX_BATCH = 1000
-_SEX_CODES = {"M": "M", "F": "F", 1: "M", 2: "F", "1": "M", "2": "F"}
 
 
 def _annotation(f: SchemaField) -> tuple[Any, Any]:
@@ -32,7 +36,7 @@ def _annotation(f: SchemaField) -> tuple[Any, Any]:
     if f.kind == "date":
         return dt.date | None, Field(None, description=desc + "; default: today")
     if f.kind == "sex":
-        return str | int, Field(description=desc + "; M/F or NHIS code 1 = M, 2 = F")
+        return str | int, Field(description=desc + f"; {'/'.join(SEX_WORDS)} or {NHIS_SEX_TEXT}")
     if f.kind in ("int", "code"):
         bounds = {"ge": f.low, "le": f.high} if f.low is not None else {}
         return int | None, Field(None, description=desc, **bounds)
@@ -49,13 +53,13 @@ def _validators() -> dict:
         return v
 
     def check_sex(cls, v):
-        if isinstance(v, bool) or not isinstance(v, (str, int)) or v not in _SEX_CODES:
-            raise ValueError("must be M or F (or NHIS code 1 = M, 2 = F)")
-        return _SEX_CODES[v]
+        if isinstance(v, bool) or not isinstance(v, (str, int)) or v not in SEX_CODES:
+            raise ValueError(f"must be {' or '.join(SEX_WORDS)} (or {NHIS_SEX_TEXT})")
+        return SEX_CODES[v]
 
     def check_date(cls, v):
-        if v is not None and not (dt.date(2000, 1, 1) <= v <= dt.date.today()):
-            raise ValueError("must be between 2000-01-01 and today")
+        if v is not None and not (EXAM_DATE_MIN <= v <= dt.date.today()):
+            raise ValueError(f"must be {EXAM_DATE_RANGE_TEXT}")
         return v
 
     def numbers_only(cls, v):

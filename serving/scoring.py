@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -21,39 +21,12 @@ from features.derive import FEATURES, Columns, absent_history, feature_matrix
 from features.eligibility import applicability
 from features.labels import FEATURE_GROUPS
 from features.schema import BY_NAME, KEY_INPUTS
-from models.bundle import RiskModel
-from models.interval import pair_around
 from models import provenance
+from models.bundle import RiskModel
+from models.engine import Scores
+from models.interval import pair_around
 from models.outcomes import OUTCOME_SPECS
-
-# Two years: by then the one-year risk window after the exam has passed, with a year's grace for
-# the usual delay between a checkup and the visit where it is discussed.
-DEFAULT_STALE_AFTER_DAYS = 730
-STALE_ENV = "CHECKUP_RISK_STALE_AFTER_DAYS"
-
-# Columns of the model matrix that describe earlier checkups; NaN there means "no earlier record".
-
-
-def positive_int_from_env(environ: Mapping[str, str], name: str, default: int) -> int:
-    """A positive whole number from the environment, else `default`.
-
-    A bad value stops start-up with a message naming the variable, rather than silently using
-    the default: a site that set it meant something else."""
-    raw = environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, not {value}")
-    return value
-
-
-def stale_after_days_from_env(environ: Mapping[str, str]) -> int:
-    """`CHECKUP_RISK_STALE_AFTER_DAYS` (a positive whole number of days), else two years."""
-    return positive_int_from_env(environ, STALE_ENV, DEFAULT_STALE_AFTER_DAYS)
+from serving.settings import DEFAULT_STALE_AFTER_DAYS
 
 
 def _round(x: float, digits: int) -> float:
@@ -80,7 +53,7 @@ def history_counts(person_ids: list[str], dates: list[dt.date]) -> tuple[np.ndar
     for i in person_order(person_ids, dates):
         earlier[i] = seen[str(person_ids[i])]
         seen[str(person_ids[i])] += 1
-    keys = [(str(p), d) for p, d in zip(person_ids, dates)]
+    keys = [(str(p), d) for p, d in zip(person_ids, dates, strict=True)]
     per_day = Counter(keys)
     return earlier, np.array([per_day[k] - 1 for k in keys], dtype=np.int64)
 
@@ -132,7 +105,7 @@ def grouped_contributions(row: np.ndarray, base: float, x: np.ndarray, hidden: n
 
 
 class Scorer:
-    """Holds one model version and its compiled explainer; built once per worker."""
+    """Holds one model version, its engine built (`RiskModel.score` serves it); built once per worker."""
 
     def __init__(self, model: RiskModel, version: str, stale_after_days: int = DEFAULT_STALE_AFTER_DAYS) -> None:
         if int(stale_after_days) < 1:
@@ -145,43 +118,12 @@ class Scorer:
         # every result, so no channel (/score, FHIR, CDS, report) can pass its numbers off as clinical.
         self.training_data = provenance.normalise(getattr(model, "training_data_", None))
         self.synthetic = provenance.is_synthetic(self.training_data)
-        self.explainer = None
-        try:
-            from models.fast_explain import FastExplainer
-        except ImportError:  # the compiled explainer is an optimisation, not a requirement
-            FastExplainer = None
-        if FastExplainer is not None:
-            self.explainer = FastExplainer.from_model(model)
-
-    def _predict_explain(self, X: np.ndarray, explain: bool) -> dict[str, tuple]:
-        if self.explainer is not None:
-            if explain:
-                return self.explainer.predict_explain(X)
-            return {o: (p, None, None) for o, p in self.explainer.predict(X).items()}
-        import pandas as pd
-
-        frame = pd.DataFrame(X, columns=list(FEATURES))
-        probs = self.model.predict_features(frame)
-        out = {}
-        for o in self.outcomes:
-            contribs, base = self.model.explain_features(frame, o) if explain else (None, None)
-            out[o] = (probs[o].to_numpy(), contribs, base)
-        return out
-
-    def interval_halfwidths(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        """Per outcome with interval members, each row's `probability_interval` half-width in
-        calibrated log-odds (`models.interval`; margins only, no SHAP). Empty for older bundles."""
-        if self.explainer is not None:
-            from models.interval import halfwidth
-
-            return {o: halfwidth(z, self.explainer.multipliers[o]) for o, z in self.explainer.member_logits(X).items()}
-        import pandas as pd
-
-        return self.model.interval_halfwidths_features(pd.DataFrame(X, columns=list(FEATURES)))
+        # Compile the kernel now: the first request must not pay for it (`RiskModel.engine`).
+        model.warm_up()
 
     def probabilities(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Calibrated probability per outcome for rows of the model matrix (eligibility not applied)."""
-        return {o: v[0] for o, v in self._predict_explain(X, explain=False).items()}
+        return self.model.score(X).probability
 
     def score_records(self, records: list[dict], explain: bool = True, top_k: int = 5,
                       today: dt.date | None = None, detail: str = "groups") -> list[dict]:
@@ -202,8 +144,7 @@ class Scorer:
         earlier, same_day = history_counts([r["person_id"] for r in records], dates)
         cols = Columns.from_records(records)
         X = feature_matrix(cols)
-        scored = self._predict_explain(X, explain and top_k > 0)
-        halfwidths = self.interval_halfwidths(X)  # probability_interval: null for outcomes without members
+        scored = self.model.score(X, explain=explain and top_k > 0, intervals=True)
         applies = applicability(cols, self.outcomes)
         hidden = absent_history(X)
         results = []
@@ -212,34 +153,12 @@ class Scorer:
             for o in self.outcomes:
                 ok, reason = bool(applies[o][0][i]), applies[o][1][i]
                 if not ok:
-                    risks[o] = {"probability": None, "applicable": False, "reason": reason, "category": None,
-                                "contributions": []}
+                    # reason_id / reason_date let a reader render the reason in Korean (features.eligibility).
+                    risks[o] = {"probability": None, "applicable": False, "reason": reason,
+                                "reason_id": applies[o].reason_id[i], "reason_date": applies[o].reason_date[i],
+                                "category": None, "contributions": []}
                     continue
-                p, contribs, base = scored[o]
-                # With an explanation, the probability is the sigmoid of base + contributions in
-                # float64, so the two agree exactly (the booster's float32 margin differs by ~1e-6).
-                prob = float(p[i]) if contribs is None else float(1.0 / (1.0 + np.exp(-(base[i] + contribs[i].sum()))))
-                entry = {"probability": prob, "applicable": True, "reason": None,
-                         "category": OUTCOME_SPECS[o].category(prob), "contributions": []}
-                entry["probability_interval"] = pair_around(prob, float(halfwidths[o][i])) if o in halfwidths else None
-                if contribs is not None and detail == "groups":
-                    entry["contributions"], entry["base_log_odds"], entry["other_log_odds"] = grouped_contributions(
-                        contribs[i], float(base[i]), X[i], hidden[i], top_k)
-                elif contribs is not None:
-                    row = contribs[i]
-                    shown = np.flatnonzero(~hidden[i])
-                    top = shown[np.argsort(-np.abs(row[shown]), kind="stable")[:top_k]]
-                    entry["contributions"] = [
-                        {"feature": FEATURES[j],
-                         "value": None if np.isnan(X[i, j]) else _round(float(X[i, j]), 4),
-                         "log_odds": float(row[j])}
-                        for j in top
-                    ]
-                    # base + listed contributions + the rest = the calibrated log-odds of `probability`;
-                    # the rest includes what absent history contributed.
-                    entry["base_log_odds"] = float(base[i])
-                    entry["other_log_odds"] = float(row.sum() - row[top].sum())
-                risks[o] = entry
+                risks[o] = _applicable_risk(o, i, scored, X, hidden, top_k, detail)
             missing = [k for k in KEY_INPUTS if r.get(k) is None]
             warnings = [f"{BY_NAME[k].label_en} ({k}) missing: estimates that use it are less precise"
                         for k in missing]
@@ -267,3 +186,40 @@ class Scorer:
                 "warnings": warnings,
             })
         return results
+
+
+def _applicable_risk(o: str, i: int, scored: Scores, X: np.ndarray, hidden: np.ndarray, top_k: int,
+                     detail: str) -> dict[str, Any]:
+    """Row i's result for an outcome that applies: probability, category, interval (null for an
+    outcome without interval members) and, when explained, its contributions."""
+    explained = scored.explanation(o)
+    if explained is None:
+        prob = float(scored.probability[o][i])
+    else:
+        row, base = explained[0][i], float(explained[1][i])
+        # With an explanation, the probability is the sigmoid of base + contributions in
+        # float64, so the two agree exactly (the booster's float32 margin differs by ~1e-6).
+        prob = float(1.0 / (1.0 + np.exp(-(base + row.sum()))))
+    entry: dict[str, Any] = {"probability": prob, "applicable": True, "reason": None, "reason_id": None,
+                             "reason_date": None, "category": OUTCOME_SPECS[o].category(prob), "contributions": []}
+    half = (scored.halfwidth or {}).get(o)
+    entry["probability_interval"] = pair_around(prob, float(half[i])) if half is not None else None
+    if explained is None:
+        return entry
+    if detail == "groups":
+        entry["contributions"], entry["base_log_odds"], entry["other_log_odds"] = grouped_contributions(
+            row, base, X[i], hidden[i], top_k)
+        return entry
+    shown = np.flatnonzero(~hidden[i])
+    top = shown[np.argsort(-np.abs(row[shown]), kind="stable")[:top_k]]
+    entry["contributions"] = [
+        {"feature": FEATURES[j],
+         "value": None if np.isnan(X[i, j]) else _round(float(X[i, j]), 4),
+         "log_odds": float(row[j])}
+        for j in top
+    ]
+    # base + listed contributions + the rest = the calibrated log-odds of `probability`;
+    # the rest includes what absent history contributed.
+    entry["base_log_odds"] = base
+    entry["other_log_odds"] = float(row.sum() - row[top].sum())
+    return entry

@@ -1,109 +1,48 @@
 """The BentoML service: one pinned model version per worker, /score with SHAP explanations.
 
-Start it with `checkup-risk serve` (which pins the champion and sets the environment) or
+Start it with `checkup-risk serve` (which pins the champion and passes the settings on) or
 `bentoml serve serving.service:RiskService` with CHECKUP_RISK_HOME and BENTOML_HOME set.
 Routes are a FastAPI app mounted at "/" so that request validation errors, status codes and the
 OpenAPI document are exactly ours; BentoML adds /healthz, /livez, /readyz and /metrics.
+
+Importing this module reads nothing and needs no model. `build_service(settings)` makes the
+service class; `RiskService`, the name `bentoml serve` and `bentoml build` import, is made on first
+access from the environment (PEP 562 `__getattr__`): that access is the service's entry point.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import bentoml
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from serving import store
-from serving import cds
+from serving import cds, store
 from serving.auth import BearerAuth
-from serving.cds_auth import CdsVerifier
 from serving.schemas import Checkup, ReportRequest, ScoreRequest, errors_from
-from features.fhir import VISIT_DAYS
-from serving.scoring import positive_int_from_env, stale_after_days_from_env
+from serving.settings import Settings
+from serving.worker import CurrentWorker, Worker
 
-HOME = Path(os.environ.get("CHECKUP_RISK_HOME", "./.checkup-risk")).resolve()
-WORKERS = int(os.environ.get("CHECKUP_RISK_WORKERS", "2"))
-# Days after which a checkup is stale (its one-year window has passed): flagged in every result.
-STALE_AFTER_DAYS = stale_after_days_from_env(os.environ)
-# Observations less than this many days after a visit's first day belong to that visit (FHIR, CDS).
-FHIR_VISIT_DAYS = positive_int_from_env(os.environ, "CHECKUP_RISK_FHIR_VISIT_DAYS", VISIT_DAYS)
-# CDS gives risk cards from a model trained on synthetic people only when the site asks for it (demos).
-ALLOW_SYNTHETIC = cds.allow_synthetic_from_env(os.environ)
 # Small requests (about 1 ms) are scored on the event loop: a thread hop would cost as much as the
 # work. Larger batches go to the thread pool so that probes keep answering.
 INLINE_RECORDS = 8
-
-app = FastAPI(
-    title="checkup-risk",
-    version="1",
-    description="One-year chronic-disease risk from a Korean national health checkup, with SHAP explanations. "
-    "All routes but /healthz, /livez, /readyz and /metrics need `Authorization: Bearer <token>`.",
+DESCRIPTION = (
+    "One-year chronic-disease risk from a Korean national health checkup, with SHAP explanations. "
+    "All routes but /healthz, /livez, /readyz, /metrics, /docs, /openapi.json and CDS Hooks need "
+    "`Authorization: Bearer <token>`; CDS Hooks calls carry the client's signed JWT."
 )
 
-
-# Browser-based CDS clients (the CDS Hooks sandbox, SMART apps) call cross-origin; credentials are
-# bearer headers, never cookies, so allowing any origin exposes nothing.
-app.add_middleware(CORSMiddleware, allow_origins=os.environ.get("CHECKUP_RISK_CORS_ORIGINS", "*").split(","),
-                   allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Content-Type"])
+router = APIRouter()
 
 
-@app.exception_handler(RequestValidationError)
-async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-    # Never echo the submitted values back: they are patient data.
-    return JSONResponse({"errors": errors_from(list(exc.errors()))}, status_code=422)
-
-
-@bentoml.service(
-    name="checkup-risk",
-    workers=WORKERS,
-    traffic={"timeout": 30, "max_concurrency": 512},
-    metrics={"enabled": True, "namespace": "checkup_risk"},
-    # Access logs would add a line per request and carry nothing a probe or /metrics lacks.
-    logging={"access": {"enabled": False}},
-    # With no exporter configured, a span per request is pure cost; CHECKUP_RISK_TRACING=1 keeps it.
-    tracing={"excluded_urls": [] if os.environ.get("CHECKUP_RISK_TRACING") == "1" else [".*"]},
-    http={"port": 3000},
-)
-@bentoml.asgi_app(app, path="/")
-class RiskService:
-    # A class attribute, so `bentoml build` records exactly this model version.
-    bento_model = bentoml.models.BentoModel(store.pinned_tag(HOME))
-
-    def __init__(self) -> None:
-        from models.bundle import RiskModel
-        from serving.scoring import Scorer
-
-        model = RiskModel.load(self.bento_model.path_of(store.BUNDLE_SUBPATH))
-        self.version = str(self.bento_model.info.labels["mlflow_version"])
-        self.scorer = Scorer(model, self.version, stale_after_days=STALE_AFTER_DAYS)
-        self.fhir_visit_days = FHIR_VISIT_DAYS
-        # Read per CDS call, so a test (or an operator's debugger) can flip it on a running worker.
-        self.allow_synthetic = ALLOW_SYNTHETIC
-        self.cds_verifier = CdsVerifier.from_env(HOME)
-        self.recent_records = cds.RecentRecords(HOME / "recent_records.sqlite")
-        self.feedback = cds.FeedbackLog(HOME / "cds_feedback.sqlite")
-
-    def __is_ready__(self) -> bool:
-        return getattr(self, "scorer", None) is not None
-
-
-RiskService.add_asgi_middleware(BearerAuth, home=str(HOME))
-
-
-async def _service() -> RiskService:
-    # An async dependency runs on the event loop; a sync one would cost a thread hop per request.
-    return bentoml.get_current_service()
-
-
-@app.post("/score", summary="Score checkups: one-year risk per outcome with top-k SHAP contributions")
-async def score(request: ScoreRequest, detail: Literal["groups", "features"] = "groups",
-                svc: RiskService = Depends(_service)) -> JSONResponse:
+@router.post("/score", summary="Score checkups: one-year risk per outcome with top-k SHAP contributions")
+async def score(request: ScoreRequest, svc: CurrentWorker,
+                detail: Literal["groups", "features"] = "groups") -> JSONResponse:
     """`?detail=features` lists contributions per model feature (for data scientists); by default
     they are grouped by the measurement they come from (blood pressure, glucose, ...)."""
     records = [c.model_dump() for c in request.checkups]
@@ -115,11 +54,10 @@ async def score(request: ScoreRequest, detail: Literal["groups", "features"] = "
     return JSONResponse({"model_version": svc.version, "results": results})
 
 
-@app.post("/report", response_class=HTMLResponse,
-          summary="The clinician explanation report for one checkup, or for the newest of one person's checkups "
-                  "(HTML, Korean by default)")
-async def report(request: ReportRequest, lang: Literal["ko", "en"] | None = None,
-                 svc: RiskService = Depends(_service)) -> HTMLResponse:
+@router.post("/report", response_class=HTMLResponse,
+             summary="The clinician explanation report for one checkup, or for the newest of one person's "
+                     "checkups (HTML, Korean by default)")
+async def report(request: ReportRequest, svc: CurrentWorker, lang: Literal["ko", "en"] | None = None) -> HTMLResponse:
     """Body: {"checkup": record} or {"checkups": [records of one person]} (or the bare record or
     list), with "lang". A bare list cannot carry "lang": `?lang=` is read when the body has none."""
     from serving.report import render_html
@@ -128,10 +66,9 @@ async def report(request: ReportRequest, lang: Literal["ko", "en"] | None = None
     return HTMLResponse(render_html(svc.scorer, request.records(), chosen))
 
 
-@app.get("/reports/{key}", response_class=HTMLResponse,
-         summary="The clinician report behind a CDS card's link (kept an hour)")
-async def linked_report(key: str, lang: Literal["ko", "en"] = "ko",
-                        svc: RiskService = Depends(_service)) -> HTMLResponse:
+@router.get("/reports/{key}", response_class=HTMLResponse,
+            summary="The clinician report behind a CDS card's link (kept an hour)")
+async def linked_report(key: str, svc: CurrentWorker, lang: Literal["ko", "en"] = "ko") -> Response:
     from serving.report import render_html
 
     # The card's checkups, oldest first: the newest is reported with the others as its history,
@@ -143,11 +80,72 @@ async def linked_report(key: str, lang: Literal["ko", "en"] = "ko",
     return HTMLResponse(render_html(svc.scorer, [Checkup.model_validate(r).model_dump() for r in records], lang))
 
 
-app.include_router(cds.router)
-
-
-@app.get("/model", summary="The model version this worker serves")
-def model_info(svc: RiskService = Depends(_service)) -> dict:
+@router.get("/model", summary="The model version this worker serves")
+def model_info(svc: CurrentWorker) -> dict:
     # `training_data`: synthetic / real (or unknown for older bundles), persons and checkups apart.
-    return {"model_version": svc.version, "bento_model": str(svc.bento_model.tag),
+    return {"model_version": svc.version, "bento_model": svc.bento_model_tag,
             "outcomes": list(svc.scorer.outcomes), "training_data": svc.scorer.training_data}
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """The routes, with the CORS origins of `settings`."""
+    app = FastAPI(title="checkup-risk", version="1", description=DESCRIPTION)
+    # Browser-based CDS clients (the CDS Hooks sandbox, SMART apps) call cross-origin; credentials are
+    # bearer headers, never cookies, so allowing any origin (the default) exposes nothing.
+    app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                       allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Content-Type"])
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Never echo the submitted values back: they are patient data.
+        return JSONResponse({"errors": errors_from(list(exc.errors()))}, status_code=422)
+
+    app.include_router(router)
+    app.include_router(cds.router)
+    return app
+
+
+def build_service(settings: Settings) -> bentoml.Service[Any]:
+    """The BentoML service of `settings`: its model is `settings.model_tag`, else the tag
+    `checkup-risk serve` pinned under the home (LookupError when there is none)."""
+    tag = settings.model_tag or store.pinned_tag(settings.home)
+
+    class RiskService(Worker):
+        # A class attribute, so `bentoml build` records exactly this model version.
+        bento_model = bentoml.models.BentoModel(tag)
+
+        def __init__(self) -> None:
+            super().__init__(settings, self.bento_model)
+
+        def __is_ready__(self) -> bool:
+            return getattr(self, "scorer", None) is not None
+
+    service = bentoml.service(
+        name="checkup-risk",
+        workers=settings.workers,
+        traffic={"timeout": 30, "max_concurrency": 512},
+        metrics={"enabled": True, "namespace": "checkup_risk"},
+        # Access logs would add a line per request and carry nothing a probe or /metrics lacks.
+        logging={"access": {"enabled": False}},
+        # With no exporter configured, a span per request is pure cost; CHECKUP_RISK_TRACING=1 keeps it.
+        tracing={"excluded_urls": [] if settings.tracing else [".*"]},
+        http={"port": 3000},
+    )(bentoml.asgi_app(build_app(settings), path="/")(RiskService))
+    service.add_asgi_middleware(BearerAuth, home=str(settings.home), token=settings.api_token)
+    return service
+
+
+def install(settings: Settings) -> bentoml.Service[Any]:
+    """Build the service of `settings` and make it this module's `RiskService`, the one that
+    `bentoml serve` and `bentoml build` then import in this process."""
+    service = build_service(settings)
+    globals()["RiskService"] = service
+    return service
+
+
+def __getattr__(name: str) -> Any:
+    # Runs only while RiskService is not installed yet: the first access builds it from the
+    # environment of the process BentoML started.
+    if name == "RiskService":
+        return install(Settings.from_env(os.environ))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

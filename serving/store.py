@@ -3,39 +3,29 @@
 `checkup-risk serve` imports the champion (`models:/checkup-risk/<version>`, never an alias or
 `latest` at serve time) as the Bento model `checkup-risk:v<version>` and writes that tag to
 `serving.json`; the service reads the tag at start-up, so every worker serves the same version.
+The caller has pointed BentoML at the home folder's store (`serving.settings.configure_libraries`)
+and MLflow at the registry before it imports.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from models.registry_names import MODEL_NAME
 
 BENTO_MODEL = "checkup-risk"
 BUNDLE_SUBPATH = "mlflow_model/artifacts/bundle"
-
-
-def bentoml_home(home: Path) -> Path:
-    return home / "bentoml"
-
-
-def use_home(home: Path) -> None:
-    """Point BentoML at the home folder's store (before bentoml touches its store)."""
-    os.environ["BENTOML_HOME"] = str(bentoml_home(home))
-    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
 
 def tag_for(version: str) -> str:
     return f"{BENTO_MODEL}:v{version}"
 
 
-def import_version(version: str, home: Path) -> str:
+def import_version(version: str) -> str:
     """Import one registered MLflow version into the Bento store (idempotent); returns its tag."""
-    use_home(home)
     import bentoml
     import bentoml.mlflow
-
-    from training.registry import MODEL_NAME
 
     tag = tag_for(version)
     try:
@@ -51,10 +41,7 @@ def pin(tag: str, home: Path) -> None:
 
 
 def pinned_tag(home: Path) -> str:
-    """CHECKUP_RISK_MODEL_TAG, else the tag `serve` pinned; never a floating reference."""
-    tag = os.environ.get("CHECKUP_RISK_MODEL_TAG")
-    if tag:
-        return tag
+    """The tag `serve` pinned in the home folder; never a floating reference."""
     path = home / "serving.json"
     if not path.exists():
         raise LookupError(f"no model pinned in {path}: run `checkup-risk serve` (it imports the champion)")

@@ -1,4 +1,9 @@
-"""The model card (Mitchell et al. 2019 sections, TRIPOD+AI items) and the evaluation report."""
+"""The model card (Mitchell et al. 2019 sections, TRIPOD+AI items) and the evaluation report.
+
+The card is Markdown, built one section at a time (`model_card` lists them in order); the
+evaluation report is self-contained HTML that renders the same tables as HTML tables
+(`training.markdown`), with every value escaped.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import html
 
 from features.derive import FEATURES
 from models.outcomes import OUTCOME_SPECS
+from training.markdown import table, to_html
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -20,7 +26,8 @@ def _fmt(x, digits: int = 3) -> str:
 
 def _metrics_table(metrics: dict) -> list[str]:
     lines = [
-        "| outcome | n | events | AUROC (95% CI) | AUPRC | Brier | cal. intercept | cal. slope | ECE | LR AUROC | choice |",
+        "| outcome | n | events | AUROC (95% CI) | AUPRC | Brier | cal. intercept | cal. slope | ECE | LR AUROC "
+        "| choice |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for o, m in metrics["outcomes"].items():
@@ -58,6 +65,21 @@ def _fitting_table(model_info: dict[str, dict]) -> list[str]:
     return lines
 
 
+def _oracle_table(metrics: dict) -> list[str]:
+    """Expected AUROC of model and oracle, for data that carry the generator's true risks; else nothing."""
+    rows = [
+        f"| {o} | {_fmt(m.get('expected_auroc'))} | {_fmt(m.get('oracle_expected_auroc'))} | "
+        f"{_fmt(m.get('expected_auroc_ratio'))} |"
+        for o, m in metrics["outcomes"].items()
+        if m.get("oracle_expected_auroc") is not None
+    ]
+    if not rows:
+        return []
+    return ["Where the data carry the generator's true risks (synthetic cohorts):", "",
+            "| outcome | expected AUROC (model) | expected AUROC (oracle) | ratio |", "|---|---|---|---|",
+            *rows, ""]
+
+
 def _provenance_lines(info: dict | None) -> list[str]:
     """What the model learned from (`models.provenance`), persons and checkups counted apart; a
     synthetic model is named as not for clinical use."""
@@ -71,29 +93,20 @@ def _provenance_lines(info: dict | None) -> list[str]:
     return [line]
 
 
-def model_card(version: str, metrics: dict, data: dict, decision: str | None = None,
-               model_info: dict[str, dict] | None = None) -> str:
-    """Markdown model card for one registered version.
+# --- card sections, in the order of Mitchell et al. ----------------------------------------------
 
-    `model_info`: per outcome, the fitted model's `info` (RiskModel.models_[o].info), for the
-    fitting mode and sample-size rows; without it the card describes both modes in general."""
-    today = dt.date.today().isoformat()
+
+def _details_section(version: str, metrics: dict) -> list[str]:
     outcome_rows = [
         f"| `{o}` | {OUTCOME_SPECS[o].label_en} ({OUTCOME_SPECS[o].label_ko}) | SNOMED CT {OUTCOME_SPECS[o].snomed} |"
         for o in metrics["outcomes"]
     ]
-    oracle = [
-        f"| {o} | {_fmt(m.get('expected_auroc'))} | {_fmt(m.get('oracle_expected_auroc'))} | "
-        f"{_fmt(m.get('expected_auroc_ratio'))} |"
-        for o, m in metrics["outcomes"].items()
-        if m.get("oracle_expected_auroc") is not None
-    ]
-    small = sum(1 for m in metrics["outcomes"].values() for s in m["subgroups"] if s["too_small"])
-    parts = [
+    return [
         f"# Model card: checkup-risk version {version}",
         "",
         "## Model details",
-        f"- Developer: checkup-risk team. Date: {today}. Version: {version} (MLflow registered model `checkup-risk`).",
+        f"- Developer: checkup-risk team. Date: {dt.date.today().isoformat()}. Version: {version} "
+        "(MLflow registered model `checkup-risk`).",
         "- Type: per outcome, a gradient-boosted tree ensemble (XGBoost, binary log-loss, early stopping on a",
         "  validation split of persons, clinically certain monotone constraints), optionally blended with an",
         "  L2 logistic regression when that ranks better on validation data, then recalibrated (logistic /",
@@ -110,7 +123,8 @@ def model_card(version: str, metrics: dict, data: dict, decision: str | None = N
         "  earlier checkups (contract section 1); missing values stay missing.",
         "- Output: the probability of a first diagnosis within 365 days, per outcome, with SHAP contributions",
         "  in log-odds; no threshold is built in (TRIPOD+AI 15).",
-        "- Full specification: the bundle (XGBoost native UBJSON boosters + manifest.json) is the model (TRIPOD+AI 22).",
+        "- Full specification: the bundle (XGBoost native UBJSON boosters + manifest.json) is the model "
+        "(TRIPOD+AI 22).",
         "- License: Apache-2.0.",
         "",
         "| outcome | meaning | code |",
@@ -123,6 +137,12 @@ def model_card(version: str, metrics: dict, data: dict, decision: str | None = N
         "",
         "Every other input, and every input of an outcome not listed for it, is learned from the data.",
         "",
+    ]
+
+
+def _use_and_factors_sections(metrics: dict) -> list[str]:
+    small = sum(1 for m in metrics["outcomes"].values() for s in m["subgroups"] if s["too_small"])
+    return [
         "## Intended use",
         "- Primary use: decision support during a clinic visit in Korean hospitals and clinics, to show which",
         "  chronic diseases a person is at risk of in the coming year and what drives that risk.",
@@ -140,10 +160,17 @@ def model_card(version: str, metrics: dict, data: dict, decision: str | None = N
         "- Published equations (PREVENT 10-year total CVD, Framingham 2008 general CVD) predict 10-year risk and",
         "  are compared on ranking only.",
         "",
+    ]
+
+
+def _data_sections(metrics: dict, data: dict, model_info: dict[str, dict] | None) -> list[str]:
+    """Evaluation data, training data (with provenance and sample size) and the fitting table."""
+    excluded = (f"; {metrics['excluded_training_rows']:,} checkups of {metrics['excluded_training_persons']:,} "
+                "training persons left out." if metrics.get("excluded_training_rows") else ".")
+    return [
         "## Evaluation data",
         f"- Held-out persons (never seen in fitting, validation or calibration): {metrics['n_records']:,} checkups"
-        + (f"; {metrics['excluded_training_rows']:,} checkups of {metrics['excluded_training_persons']:,} training "
-           "persons left out." if metrics.get("excluded_training_rows") else "."),
+        + excluded,
         "",
         "## Training data",
         f"- Source file fingerprint: `{data.get('sha256', 'n/a')}`; {data.get('rows', 0):,} checkups of "
@@ -155,20 +182,15 @@ def model_card(version: str, metrics: dict, data: dict, decision: str | None = N
         "  parameters and an anticipated Cox-Snell R2 of 15% of its maximum; training warns when the data are smaller.",
         "",
         *(_fitting_table(model_info) + [""] if model_info else []),
-        "## Quantitative analyses",
-        *_metrics_table(metrics),
-        "",
     ]
-    if oracle:
-        parts += [
-            "Where the data carry the generator's true risks (synthetic cohorts):",
-            "",
-            "| outcome | expected AUROC (model) | expected AUROC (oracle) | ratio |",
-            "|---|---|---|---|",
-            *oracle,
-            "",
-        ]
-    parts += [
+
+
+def _quantitative_section(metrics: dict) -> list[str]:
+    return ["## Quantitative analyses", *_metrics_table(metrics), "", *_oracle_table(metrics)]
+
+
+def _caveat_sections(decision: str | None) -> list[str]:
+    lines = [
         "## Ethical considerations",
         "- Pseudonymous person IDs only; no patient data in logs or in the logged input example (it is made up).",
         "- Risks that are not known differences (known health inequalities, TRIPOD+AI 3c): check subgroup",
@@ -183,39 +205,69 @@ def model_card(version: str, metrics: dict, data: dict, decision: str | None = N
         "  with each prediction (TRIPOD+AI 27a).",
     ]
     if decision:
-        parts += ["", "## Promotion", f"- {decision}"]
+        lines += ["", "## Promotion", f"- {decision}"]
+    return lines
+
+
+def model_card(version: str, metrics: dict, data: dict, decision: str | None = None,
+               model_info: dict[str, dict] | None = None) -> str:
+    """Markdown model card for one registered version.
+
+    `model_info`: per outcome, the fitted model's `info` (RiskModel.models_[o].info), for the
+    fitting mode and sample-size rows; without it the card describes both modes in general."""
+    parts = [
+        *_details_section(version, metrics),
+        *_use_and_factors_sections(metrics),
+        *_data_sections(metrics, data, model_info),
+        *_quantitative_section(metrics),
+        *_caveat_sections(decision),
+    ]
     return "\n".join(parts) + "\n"
+
+
+# --- the evaluation report (HTML) ----------------------------------------------------------------
+
+_STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 1em}img{width:32%}"
+          "table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #bbb;padding:3px 6px;"
+          "text-align:left;vertical-align:top}th{background:#f0f0f0}code{font-size:90%}")
+
+
+def _outcome_section(outcome: str, m: dict, figures_png: dict[str, bytes]) -> str:
+    """One outcome: model against its baselines, subgroups, and its plots."""
+    baselines = [["model", _fmt(m["auroc"]), "1-year"]] + [
+        [name, _fmt(b.get("auroc")), b.get("note") or b.get("scale", "1-year")] for name, b in m["baselines"].items()
+    ]
+    subgroups = [
+        [str(s["sex"]), str(s["age_band"]), f"{s['n']:,}", f"{s['events']:,}", _fmt(s["auroc"]),
+         _fmt(s["observed_to_expected"], 2), "too small to judge" if s["too_small"] else ""]
+        for s in m["subgroups"]
+    ]
+    imgs = "".join(
+        f'<img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        for name, png in figures_png.items() if name.endswith(f"_{outcome}.png")
+    )
+    return "\n".join([
+        f"<h2>{html.escape(outcome)}: {html.escape(OUTCOME_SPECS[outcome].label_en)}</h2>",
+        _html_table(["baseline", "AUROC", "scale"], baselines),
+        "<h3>Subgroups (sex x age band)</h3>",
+        _html_table(["sex", "age", "n", "events", "AUROC", "observed/expected", ""], subgroups),
+        f"<div>{imgs}</div>",
+    ])
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    """An HTML table of plain-text cells, each escaped (no Markdown is read in them)."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def evaluation_report(version: str, metrics: dict, figures_png: dict[str, bytes], card_md: str) -> str:
     """A self-contained HTML report: metrics table, subgroup tables, plots, model card."""
-    table = "\n".join(_metrics_table(metrics))
     sections = [f"<h1>checkup-risk evaluation, model version {html.escape(version)}</h1>",
-                "<h2>Summary</h2>", f"<pre>{html.escape(table)}</pre>"]
-    for outcome, m in metrics["outcomes"].items():
-        sections.append(f"<h2>{html.escape(outcome)}: {html.escape(OUTCOME_SPECS[outcome].label_en)}</h2>")
-        baselines = "".join(
-            f"<tr><td>{html.escape(name)}</td><td>{_fmt(b.get('auroc'))}</td>"
-            f"<td>{html.escape(b.get('note') or b.get('scale', '1-year'))}</td></tr>"
-            for name, b in m["baselines"].items()
-        )
-        sections.append(f"<table border=1 cellpadding=3><tr><th>baseline</th><th>AUROC</th><th>scale</th></tr>"
-                        f"<tr><td>model</td><td>{_fmt(m['auroc'])}</td><td>1-year</td></tr>{baselines}</table>")
-        sub = "".join(
-            f"<tr><td>{s['sex']}</td><td>{s['age_band']}</td><td>{s['n']:,}</td><td>{s['events']:,}</td>"
-            f"<td>{_fmt(s['auroc'])}</td><td>{_fmt(s['observed_to_expected'], 2)}</td>"
-            f"<td>{'too small to judge' if s['too_small'] else ''}</td></tr>"
-            for s in m["subgroups"]
-        )
-        sections.append("<h3>Subgroups (sex x age band)</h3><table border=1 cellpadding=3><tr><th>sex</th>"
-                        "<th>age</th><th>n</th><th>events</th><th>AUROC</th><th>observed/expected</th><th></th></tr>"
-                        f"{sub}</table>")
-        imgs = "".join(
-            f'<img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-            for name, png in figures_png.items() if name.endswith(f"_{outcome}.png")
-        )
-        sections.append(f"<div>{imgs}</div>")
-    sections.append(f"<h2>Model card</h2><pre>{html.escape(card_md)}</pre>")
+                "<h2>Summary</h2>", table(_metrics_table(metrics))]
+    sections += [_outcome_section(o, m, figures_png) for o, m in metrics["outcomes"].items()]
+    # The card's own "# Model card: ..." heading becomes an <h2> beside the outcomes' sections.
+    sections.append(f"<section class='card'>{to_html(card_md, shift=1)}</section>")
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>checkup-risk evaluation</title>"
-            "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}img{width:32%}</style></head><body>"
-            + "\n".join(sections) + "</body></html>")
+            f"<style>{_STYLE}</style></head><body>" + "\n".join(sections) + "</body></html>")

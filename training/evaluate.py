@@ -110,48 +110,61 @@ def evaluate(
     metrics: dict = {"n_records": int(len(records)), **exclusion, "outcomes": {}}
     curves: dict = {}
     for outcome in model.models_:
-        spec = OUTCOME_SPECS[outcome]
-        if spec.label not in records.columns:
+        if OUTCOME_SPECS[outcome].label not in records.columns:
             continue
-        y = pd.to_numeric(records[spec.label], errors="coerce").to_numpy(dtype=float)
-        p = probs[outcome].to_numpy(dtype=float)
-        scored = np.isfinite(y) & np.isfinite(p)
-        p_true = None
-        if spec.true_risk in records.columns:
-            p_true = pd.to_numeric(records[spec.true_risk], errors="coerce").to_numpy(dtype=float)[scored]
-        block = summarize(y[scored], p[scored], p_true=p_true, n_boot=n_boot, seed=seed)
-        if p_true is not None and block.get("oracle_expected_auroc"):
-            block["expected_auroc_ratio"] = block["expected_auroc"] / block["oracle_expected_auroc"]
-        lr = logistic[outcome].to_numpy(dtype=float)[scored]
-        block["baselines"] = {"logistic_regression": summarize(y[scored], lr, n_boot=n_boot, seed=seed)}
-        arrays = {"y": y[scored], "model": p[scored], "logistic_regression": lr}
-        for name, (fn, valid) in PUBLISHED.get(outcome, {}).items():
-            sub = records.loc[scored]
-            risk10 = fn(sub, assume_untreated=True)
-            ok = np.isfinite(risk10)
-            if not ok.any():
-                # Real extracts often lack the lipid panel or creatinine: no row can be scored by the
-                # equation, so there is nothing to compare (and nothing to draw).
-                block["baselines"][name] = {
-                    "skipped": True, "rows_with_inputs": 0, "auroc": None,
-                    "scale": "10-year risk: compare ranking (AUROC) only",
-                    "note": f"skipped: no row has every input it needs ({PUBLISHED_INPUTS.get(name, 'see models.baselines')})",
-                }
-                continue
-            b = summarize(y[scored], risk10, n_boot=n_boot, seed=seed)
-            b["scale"] = "10-year risk: compare ranking (AUROC) only"
-            b["rows_with_inputs"] = int(ok.sum())
-            b["rows_in_valid_range"] = int(valid(sub, assume_untreated=True).sum())
-            b["model_auroc_same_rows"] = (
-                float(auroc(y[scored][ok], p[scored][ok])) if 0 < y[scored][ok].sum() < ok.sum() else None
-            )
-            block["baselines"][name] = b
-            arrays[name] = risk10
-        block["subgroups"] = subgroups(records.loc[scored], y[scored], p[scored])
+        block, arrays = _outcome_metrics(outcome, records, probs[outcome].to_numpy(dtype=float),
+                                         logistic[outcome].to_numpy(dtype=float), n_boot, seed)
         block["model_choice"] = model.models_[outcome].info.get("choice")
         metrics["outcomes"][outcome] = block
         curves[outcome] = arrays
     return metrics, curves
+
+
+def _outcome_metrics(outcome: str, records: pd.DataFrame, p: np.ndarray, lr_all: np.ndarray, n_boot: int,
+                     seed: int) -> tuple[dict, dict]:
+    """One outcome's metrics.json block (model, baselines, subgroups) and its plot arrays, on the
+    rows that have both a label and a prediction."""
+    spec = OUTCOME_SPECS[outcome]
+    y = pd.to_numeric(records[spec.label], errors="coerce").to_numpy(dtype=float)
+    scored = np.isfinite(y) & np.isfinite(p)
+    p_true = None
+    if spec.true_risk in records.columns:
+        p_true = pd.to_numeric(records[spec.true_risk], errors="coerce").to_numpy(dtype=float)[scored]
+    block = summarize(y[scored], p[scored], p_true=p_true, n_boot=n_boot, seed=seed)
+    if p_true is not None and block.get("oracle_expected_auroc"):
+        block["expected_auroc_ratio"] = block["expected_auroc"] / block["oracle_expected_auroc"]
+    lr = lr_all[scored]
+    block["baselines"] = {"logistic_regression": summarize(y[scored], lr, n_boot=n_boot, seed=seed)}
+    arrays = {"y": y[scored], "model": p[scored], "logistic_regression": lr}
+    sub = records.loc[scored]
+    for name, (fn, valid) in PUBLISHED.get(outcome, {}).items():
+        block["baselines"][name], risk10 = _published_baseline(name, fn, valid, sub, y[scored], p[scored],
+                                                               n_boot, seed)
+        if risk10 is not None:
+            arrays[name] = risk10
+    block["subgroups"] = subgroups(sub, y[scored], p[scored])
+    return block, arrays
+
+
+def _published_baseline(name: str, fn, valid, sub: pd.DataFrame, y: np.ndarray, p: np.ndarray, n_boot: int,
+                        seed: int) -> tuple[dict, np.ndarray | None]:
+    """A published 10-year equation on the same rows: its block, and its risks (None when skipped)."""
+    risk10 = fn(sub, assume_untreated=True)
+    ok = np.isfinite(risk10)
+    if not ok.any():
+        # Real extracts often lack the lipid panel or creatinine: no row can be scored by the
+        # equation, so there is nothing to compare (and nothing to draw).
+        return {
+            "skipped": True, "rows_with_inputs": 0, "auroc": None,
+            "scale": "10-year risk: compare ranking (AUROC) only",
+            "note": f"skipped: no row has every input it needs ({PUBLISHED_INPUTS.get(name, 'see models.baselines')})",
+        }, None
+    b = summarize(y, risk10, n_boot=n_boot, seed=seed)
+    b["scale"] = "10-year risk: compare ranking (AUROC) only"
+    b["rows_with_inputs"] = int(ok.sum())
+    b["rows_in_valid_range"] = int(valid(sub, assume_untreated=True).sum())
+    b["model_auroc_same_rows"] = float(auroc(y[ok], p[ok])) if 0 < y[ok].sum() < ok.sum() else None
+    return b, risk10
 
 
 def baseline_notes(metrics: dict) -> list[str]:

@@ -24,6 +24,7 @@ __all__ = [
     "net_benefit",
     "expected_auroc",
     "summarize",
+    "flat_metrics",
 ]
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
@@ -437,4 +438,17 @@ def summarize(
         out["oracle_auroc"] = _f(auroc(y, t)) if two_classes else None
         out["expected_auroc"] = _f(expected_auroc(p, t)) if n > 0 else None
         out["oracle_expected_auroc"] = _f(expected_auroc(t, t)) if n > 0 else None
+    return out
+
+
+# The headline figures of a `summarize` block, as MLflow metrics (flat names, numbers only).
+_HEADLINE = ("auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece",
+             "expected_auroc", "oracle_auroc", "oracle_expected_auroc", "expected_auroc_ratio")
+
+
+def flat_metrics(prefix: str, block: dict) -> dict[str, float]:
+    """`{prefix}.auroc`, `{prefix}.auroc_ci_low`, ... for the defined headline figures of a block."""
+    out = {f"{prefix}.{k}": block[k] for k in _HEADLINE if block.get(k) is not None}
+    if block.get("auroc_ci"):
+        out[f"{prefix}.auroc_ci_low"], out[f"{prefix}.auroc_ci_high"] = block["auroc_ci"]
     return out

@@ -111,32 +111,11 @@ def decide(y: dict[str, np.ndarray], challenger: dict[str, np.ndarray],
             decision.promote = False
             decision.reasons.append(f"{outcome}: {text}")
         if champion is not None and outcome in champion:
-            p_old = champion[outcome]
-            both = ok & np.isfinite(p_old)
-            events = int(yo[both].sum())
-            row.update({"held_out_rows": int(both.sum()), "held_out_events": events, "events_needed": min_events})
-            if 0 < events < both.sum():
-                diff, low, high = paired_auroc_difference(yo[both], p_new[both], p_old[both], seed=seed)
-                row.update({"auroc_difference": diff, "ci_low": low, "ci_high": high})
-            else:
-                diff = low = high = float("nan")
-            if np.isfinite(high) and high < 0:
+            reason = _against_champion(outcome, yo, p_new, champion[outcome], ok, row, seed, min_events,
+                                       max_ci_width)
+            if reason:
                 decision.promote = False
-                decision.reasons.append(
-                    f"{outcome}: AUROC worse than the champion by {-diff:.4f} (95% CI of the difference {low:+.4f} to {high:+.4f})"
-                )
-            elif events < min_events:
-                decision.promote = False
-                decision.reasons.append(
-                    f"not enough evidence: {outcome} has {events} held-out events, {min_events} needed"
-                )
-            elif not (np.isfinite(low) and np.isfinite(high)) or high - low > max_ci_width:
-                decision.promote = False
-                decision.reasons.append(
-                    f"not enough evidence: {outcome} AUROC difference {diff:+.4f} has a 95% CI "
-                    f"{low:+.4f} to {high:+.4f}, wider than {max_ci_width:.2f}"
-                )
-            row["enough_evidence"] = events >= min_events and bool(np.isfinite(high - low)) and high - low <= max_ci_width
+                decision.reasons.append(reason)
         decision.per_outcome[outcome] = row
     if decision.promote:
         decision.reasons.append(
@@ -146,3 +125,27 @@ def decide(y: dict[str, np.ndarray], challenger: dict[str, np.ndarray],
             + ("; no champion yet" if champion is None else "")
         )
     return decision
+
+
+def _against_champion(outcome: str, yo: np.ndarray, p_new: np.ndarray, p_old: np.ndarray, ok: np.ndarray,
+                      row: dict, seed: int, min_events: int, max_ci_width: float) -> str | None:
+    """Compare one outcome with the champion on the rows both score; fills `row` and returns the
+    reason the champion stays (None when this outcome does not stand in the way)."""
+    both = ok & np.isfinite(p_old)
+    events = int(yo[both].sum())
+    row.update({"held_out_rows": int(both.sum()), "held_out_events": events, "events_needed": min_events})
+    if 0 < events < both.sum():
+        diff, low, high = paired_auroc_difference(yo[both], p_new[both], p_old[both], seed=seed)
+        row.update({"auroc_difference": diff, "ci_low": low, "ci_high": high})
+    else:
+        diff = low = high = float("nan")
+    row["enough_evidence"] = events >= min_events and bool(np.isfinite(high - low)) and high - low <= max_ci_width
+    if np.isfinite(high) and high < 0:
+        return (f"{outcome}: AUROC worse than the champion by {-diff:.4f} "
+                f"(95% CI of the difference {low:+.4f} to {high:+.4f})")
+    if events < min_events:
+        return f"not enough evidence: {outcome} has {events} held-out events, {min_events} needed"
+    if not (np.isfinite(low) and np.isfinite(high)) or high - low > max_ci_width:
+        return (f"not enough evidence: {outcome} AUROC difference {diff:+.4f} has a 95% CI "
+                f"{low:+.4f} to {high:+.4f}, wider than {max_ci_width:.2f}")
+    return None

@@ -3,39 +3,53 @@
 SQLite backend (`mlflow.db`) and a local artifact root (`mlartifacts/`), both inside the home
 folder, so the store moves with it. The registered model `checkup-risk` holds one version per
 training run; aliases `challenger` and `champion` move, versions never change.
+
+An entry point (the command line, a notebook, a test) calls `configure(home)` once; MLflow's
+tracking URI is process-wide, so the home it points into is kept beside it and later calls here
+(and `train`, which calls `configure()`) use the same store.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from models.registry_names import CHALLENGER, CHAMPION, MODEL_NAME
 
-from models.bundle import RiskModel
+if TYPE_CHECKING:
+    import pandas as pd
 
-MODEL_NAME = "checkup-risk"
-CHALLENGER = "challenger"
-CHAMPION = "champion"
+    from models.bundle import RiskModel
+
+# The registry's names are used through this module by training and the command line.
+__all__ = ["CHALLENGER", "CHAMPION", "MODEL_NAME", "bundle_path", "client", "configure", "experiment", "home", "load",
+           "log_bundle", "set_alias", "version_of"]
+
+_home: Path | None = None
 
 
 def home() -> Path:
-    return Path(os.environ.get("CHECKUP_RISK_HOME", "./.checkup-risk")).resolve()
+    """The home folder `configure` pointed MLflow at."""
+    if _home is None:
+        raise LookupError("the model registry has no home folder yet: call training.registry.configure(home) "
+                          "first (the command line does, with CHECKUP_RISK_HOME)")
+    return _home
 
 
 def configure(root: Path | None = None) -> str:
-    """Point MLflow at the home folder's SQLite store; returns the tracking URI."""
-    root = root or home()
+    """Point MLflow at the SQLite store in `root` (None: the home configured before); returns the
+    tracking URI."""
+    global _home
+    root = home() if root is None else Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    _home = root
     return uri
 
 
@@ -85,7 +99,7 @@ def log_bundle(model: RiskModel, input_example: pd.DataFrame, description: str =
     return info.model_uri, version
 
 
-def client():
+def client() -> Any:
     from mlflow import MlflowClient
 
     return MlflowClient()
@@ -120,6 +134,8 @@ def bundle_path(version: str, dst: Path) -> Path:
 
 def load(ref: str = CHAMPION) -> tuple[RiskModel, str]:
     """The bundle behind an alias or version, and its version number."""
+    from models.bundle import RiskModel
+
     version = version_of(ref)
     if version is None:
         raise LookupError(f"no model version {ref!r} in the registry at {home()}: run `checkup-risk train` first")

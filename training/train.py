@@ -1,4 +1,10 @@
-"""`checkup-risk train`: read, validate, split by person, fit, evaluate, log, register, gate."""
+"""`checkup-risk train`: read, validate, split by person, fit, evaluate, log, register, gate.
+
+`train` runs the steps below in order, each a function of its own: `read_and_check` (read the file,
+run the suite, count and explain rejects, stop when too many), `split` (persons for testing),
+`fit_model`, `evaluate_model`, `register`, `run_gate` (with --promote) and `log_card`. Everything
+inside the MLflow run is logged by the step that produced it.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +12,27 @@ import hashlib
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features.readers import read_checkups
 from features.schema import EXAMPLE_RECORD, OUTCOMES
-from features.validation import run_suite, split_valid
+from features.validation import SuiteReport, run_suite, split_valid
+from models import provenance as provenance_
 from models.bundle import RiskModel, person_fold
-from models.provenance import summary_en
 from models.outcomes import OUTCOME_SPECS
+from models.provenance import summary_en
 from training import registry
 from training.card import evaluation_report, model_card
 from training.evaluate import baseline_notes, evaluate, figures
+from training.metrics import flat_metrics
+from training.progress import FitProgress
 from training.promotion import MIN_EVENTS, decide
 
 TEST_SHARE = 0.2
@@ -32,6 +42,8 @@ TEST_SHARE = 0.2
 MAX_REJECT_SHARE = 0.2
 # Salt offset so the test split of persons is independent of the model's own validation split.
 _TEST_SALT = 7919
+
+Say = Callable[[str], None]
 
 
 class TooManyRejects(ValueError):
@@ -46,6 +58,19 @@ class TrainResult:
     promoted: bool
     decision: str | None
     seconds: float
+
+
+@dataclass
+class CheckedData:
+    """What reading and validation left to train on, and what they turned away."""
+
+    records: pd.DataFrame
+    rows_in: int
+    persons: int
+    rejected: int
+    share: float
+    gx: SuiteReport
+    reasons: pd.Series  # rows per (field, reason), the 50 most common
 
 
 def file_sha256(path: Path) -> str:
@@ -66,17 +91,8 @@ def example_frame() -> pd.DataFrame:
     return records_to_frame([EXAMPLE_RECORD]).frame
 
 
-def _flat(prefix: str, block: dict) -> dict[str, float]:
-    keys = ("auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece",
-            "expected_auroc", "oracle_auroc", "oracle_expected_auroc", "expected_auroc_ratio")
-    out = {f"{prefix}.{k}": block[k] for k in keys if block.get(k) is not None}
-    if block.get("auroc_ci"):
-        out[f"{prefix}.auroc_ci_low"], out[f"{prefix}.auroc_ci_high"] = block["auroc_ci"]
-    return out
-
-
 @contextmanager
-def dask_client(engine: str, scheduler: str | None, workers: int):
+def dask_client(engine: str, scheduler: str | None, workers: int) -> Iterator[Any]:
     """None for the pandas engine; else a Client of the given scheduler or of a LocalCluster."""
     if engine == "pandas":
         yield None
@@ -102,35 +118,21 @@ def rejection_summary(rejects: pd.DataFrame, top: int = 5) -> list[tuple[str, st
     return [(str(f), str(r), int(n)) for (f, r), n in counts.head(top).items()]
 
 
-def train(
-    data: str | Path,
-    outcomes: tuple[str, ...] = OUTCOMES,
-    experiment: str = "checkup-risk",
-    promote: bool = False,
-    seed: int = 0,
-    say: Callable[[str], None] = print,
-    engine: str = "pandas",
-    scheduler: str | None = None,
-    workers: int = 2,
-    max_reject_share: float = MAX_REJECT_SHARE,
-    promote_min_events: int = MIN_EVENTS,
-    model_params: dict | None = None,
-) -> TrainResult:
-    """Read, validate, fit, evaluate, log and register; with `promote`, run the gate.
+def run_name(outcomes: tuple[str, ...], persons: int, kind: str) -> str:
+    """The MLflow run name of a training run: what was trained, on how many people, of what kind
+    ('train 5 outcomes · 20,000 persons · synthetic'); one outcome is named."""
+    what = outcomes[0] if len(outcomes) == 1 else f"{len(outcomes)} outcomes"
+    return f"train {what} · {persons:,} persons · {kind}"
 
-    Raises TooManyRejects (a ValueError) before anything is fitted or logged when more than
-    `max_reject_share` of the rows fail reading or validation (1.0 never stops).
-    `model_params` go to `RiskModel` (tests use it for small, fast settings).
-    """
-    import mlflow
 
-    if not 0 <= max_reject_share <= 1:
-        raise ValueError("max_reject_share must lie between 0 and 1")
-    start = time.perf_counter()
-    data = Path(data)
-    registry.configure()
-    exp_id = registry.experiment(experiment)
+# --- the steps -----------------------------------------------------------------------------------
 
+
+def read_and_check(data: Path, outcomes: tuple[str, ...], max_reject_share: float, say: Say) -> CheckedData:
+    """Read the file, run the validation suite and split off the rejects; say how many and why.
+
+    Raises ValueError when label columns are missing or no valid row is left, and TooManyRejects
+    when more than `max_reject_share` of the rows were rejected."""
     say(f"reading {data}")
     read = read_checkups(data)
     for note in read.notes:
@@ -141,8 +143,8 @@ def train(
     say("validating (Great Expectations suite)")
     gx = run_suite(read.frame)
     records, problems = split_valid(read.frame)
-    all_rejects = pd.concat([r for r in (read.rejects, problems) if len(r)]) if len(read.rejects) or len(problems) \
-        else read.rejects
+    found = [r for r in (read.rejects, problems) if len(r)]
+    all_rejects = pd.concat(found) if found else read.rejects
     rejected = int(all_rejects["index"].nunique()) if len(all_rejects) else 0
     reasons = all_rejects[["field", "reason"]].value_counts().head(50) if len(all_rejects) else pd.Series(dtype=int)
     share = rejected / read.rows_in if read.rows_in else 0.0
@@ -157,122 +159,211 @@ def train(
         )
     if not len(records):
         raise ValueError("no valid rows to train on")
+    return CheckedData(records=records, rows_in=int(read.rows_in), persons=int(read.frame["person_id"].nunique()),
+                       rejected=rejected, share=share, gx=gx, reasons=reasons)
 
+
+def split(data: Path, checked: CheckedData, outcomes: tuple[str, ...],
+          seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(training rows, test rows, the data's fingerprint): test persons are never trained on."""
+    records = checked.records
     is_test = test_mask(records, seed)
     train_rows, test_rows = records.loc[~is_test], records.loc[is_test]
     fingerprint = {
         "sha256": file_sha256(data),
-        "rows": int(read.rows_in),
-        "persons": int(read.frame["person_id"].nunique()),
-        "rejected_rows": int(rejected),
+        "rows": checked.rows_in,
+        "persons": checked.persons,
+        "rejected_rows": checked.rejected,
         "train_rows": int(len(train_rows)),
         "test_rows": int(len(test_rows)),
         "events": {o: int(pd.to_numeric(records[OUTCOME_SPECS[o].label], errors="coerce").sum()) for o in outcomes},
     }
+    return train_rows, test_rows, fingerprint
 
-    with mlflow.start_run(experiment_id=exp_id) as run:
-        mlflow.log_params({"data_path": str(data), "outcomes": ",".join(outcomes), "seed": seed,
-                           "test_share": TEST_SHARE})
-        mlflow.log_params({f"data.{k}": v for k, v in fingerprint.items() if k != "events"})
-        mlflow.log_params({f"data.events.{o}": n for o, n in fingerprint["events"].items()})
-        mlflow.log_metric("gx_success", float(gx.success))
-        mlflow.log_dict({
-            "success": gx.success,
-            "evaluated": gx.evaluated,
-            # Counts per failed expectation only: no values, no person IDs.
-            "failures": [{"field": f.field, "expectation": f.expectation, "critical": f.critical,
-                          "unexpected_count": f.unexpected_count} for f in gx.failures],
-            "rejected_by_reason": [{"field": k[0], "reason": k[1], "rows": int(v)} for k, v in reasons.items()],
-            "rejected_share": share,
-        }, "validation/gx_result.json")
 
-        model = RiskModel(outcomes=outcomes, random_state=seed, **(model_params or {}))
-        mlflow.log_param("engine", engine)
-        # The model warns (warnings.warn) when an outcome has too little data to learn from; on the
-        # command line such warnings would be lost or garbled among progress lines, so say them.
-        with dask_client(engine, scheduler, workers) as client, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model.fit(train_rows, progress=lambda o: say(f"fitting {o}" + (" (xgboost.dask)" if client else "")),
-                      client=client)
-        # UserWarnings are the model's messages to its user (too little data, ...); numpy's
-        # RuntimeWarnings and deprecations say nothing a user can act on.
-        fit_warnings = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
-        for text in fit_warnings:
-            say(f"warning: {text}")
-        if fit_warnings:
-            mlflow.log_dict({"warnings": fit_warnings}, "fit_warnings.json")
-        for o, m in model.models_.items():
-            say(f"  {o}: {m.info['choice']} (depth {m.info['setting'].get('max_depth')}, {m.info['rounds']} rounds)")
-            mlflow.log_params({f"{o}.choice": m.info["choice"], f"{o}.rounds": m.info["rounds"],
-                               f"{o}.blend_weight": m.weight,
-                               **{f"{o}.{k}": v for k, v in m.info["setting"].items()}})
-        mlflow.log_dict({o: m.info for o, m in model.models_.items()}, "model_selection.json")
-        # Where the data came from, as the bundle records it (synthetic when the file carries the
-        # generator's true risks): searchable in MLflow, stated in the model card, served by /model.
-        provenance = model.training_data_
-        mlflow.log_params({f"training_data.{k}": v for k, v in provenance.items()})
-        mlflow.set_tag("training_data", provenance["kind"])
-        fingerprint["training_data"] = provenance
-        say(f"training data: {summary_en(provenance)}")
+def log_inputs(data: Path, outcomes: tuple[str, ...], seed: int, fingerprint: dict, checked: CheckedData) -> None:
+    """The run's parameters and the validation result (counts only: no values, no person IDs)."""
+    import mlflow
 
-        say(f"evaluating on {len(test_rows):,} held-out checkups")
-        metrics, curves = evaluate(test_rows, model, seed=seed)
-        metrics["data"] = fingerprint
-        for note in baseline_notes(metrics):
-            say(f"note: {note}")
-        for o, block in metrics["outcomes"].items():
-            mlflow.log_metrics(_flat(o, block))
-            for name, b in block["baselines"].items():
-                if b.get("auroc") is not None:
-                    mlflow.log_metric(f"{o}.baseline.{name}.auroc", b["auroc"])
-        mlflow.log_dict(metrics, "metrics.json")
-        pngs = figures(model, test_rows, curves)
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, png in pngs.items():
-                (Path(tmp) / name).write_bytes(png)
-            mlflow.log_artifacts(tmp, "plots")
+    mlflow.log_params({"data_path": str(data), "outcomes": ",".join(outcomes), "seed": seed,
+                       "test_share": TEST_SHARE})
+    mlflow.log_params({f"data.{k}": v for k, v in fingerprint.items() if k != "events"})
+    mlflow.log_params({f"data.events.{o}": n for o, n in fingerprint["events"].items()})
+    gx = checked.gx
+    mlflow.log_metric("gx_success", float(gx.success))
+    mlflow.log_dict({
+        "success": gx.success,
+        "evaluated": gx.evaluated,
+        "failures": [{"field": f.field, "expectation": f.expectation, "critical": f.critical,
+                      "unexpected_count": f.unexpected_count} for f in gx.failures],
+        "rejected_by_reason": [{"field": k[0], "reason": k[1], "rows": int(v)} for k, v in checked.reasons.items()],
+        "rejected_share": checked.share,
+    }, "validation/gx_result.json")
 
-        uri, version = registry.log_bundle(model, example_frame(), description=f"trained on {data.name}")
-        registry.set_alias(registry.CHALLENGER, version)
-        say(f"registered {registry.MODEL_NAME} version {version} as {registry.CHALLENGER}")
 
-        decision_text = None
-        promoted = False
-        if promote:
-            champion_version = registry.version_of(registry.CHAMPION)
-            champion = None
-            if champion_version is not None:
-                champion, _ = registry.load(champion_version)
-            compare_rows, compare_note = _comparison_rows(test_rows, model, champion, champion_version)
-            say(compare_note)
-            champion_probs = None
-            if champion is not None:
-                champion_probs = {o: v.to_numpy(dtype=float) for o, v in champion.predict(compare_rows).items()}
-            challenger_probs = {o: v.to_numpy(dtype=float) for o, v in model.predict(compare_rows).items()}
-            y = {o: pd.to_numeric(compare_rows[OUTCOME_SPECS[o].label], errors="coerce").to_numpy(dtype=float)
-                 for o in outcomes}
-            decision = decide(y, challenger_probs, champion_probs, seed=seed, min_events=promote_min_events)
-            promoted = decision.promote
-            decision_text = (f"version {version} vs champion {champion_version or '(none)'}: "
-                             + decision.summary())
-            if promoted:
-                registry.set_alias(registry.CHAMPION, version)
-            mlflow.set_tags({"promotion.decision": "promoted" if promoted else "rejected",
-                             "promotion.reason": decision_text[:5000]})
-            mlflow.log_dict({"promoted": promoted, "reason": decision_text, "compared_on": compare_note,
-                             "min_events": promote_min_events, "per_outcome": decision.per_outcome},
-                            "promotion.json")
-            say(decision_text)
+def fit_model(train_rows: pd.DataFrame, outcomes: tuple[str, ...], seed: int, model_params: dict | None,
+              engine: str, scheduler: str | None, workers: int, say: Say) -> RiskModel:
+    """Fit the bundle, saying its progress and warnings, and log what each outcome chose."""
+    import mlflow
 
-        card = model_card(version, metrics, fingerprint, decision_text,
-                          model_info={o: m.info for o, m in model.models_.items()})
-        mlflow.log_text(card, "model_card.md")
-        mlflow.log_text(evaluation_report(version, metrics, pngs, card), "evaluation_report.html")
-        registry.client().set_model_version_tag(registry.MODEL_NAME, version, "run_id", run.info.run_id)
-        registry.client().set_model_version_tag(registry.MODEL_NAME, version, "training_data", provenance["kind"])
+    model = RiskModel(outcomes=outcomes, random_state=seed, **(model_params or {}))
+    mlflow.log_param("engine", engine)
+    # The model warns (warnings.warn) when an outcome has too little data to learn from; on the
+    # command line such warnings would be lost or garbled among progress lines, so say them.
+    with dask_client(engine, scheduler, workers) as client, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        progress = FitProgress(say, outcomes, suffix=" (xgboost.dask)" if client else "")
+        model.fit(train_rows, progress=progress, client=client)
+    # UserWarnings are the model's messages to its user (too little data, ...); numpy's
+    # RuntimeWarnings and deprecations say nothing a user can act on.
+    fit_warnings = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
+    for text in fit_warnings:
+        say(f"warning: {text}")
+    if fit_warnings:
+        mlflow.log_dict({"warnings": fit_warnings}, "fit_warnings.json")
+    for o, m in model.models_.items():
+        say(f"  {o}: {m.info['choice']} (depth {m.info['setting'].get('max_depth')}, {m.info['rounds']} rounds)")
+        mlflow.log_params({f"{o}.choice": m.info["choice"], f"{o}.rounds": m.info["rounds"],
+                           f"{o}.blend_weight": m.weight,
+                           **{f"{o}.{k}": v for k, v in m.info["setting"].items()}})
+    mlflow.log_dict({o: m.info for o, m in model.models_.items()}, "model_selection.json")
+    return model
+
+
+def log_provenance(model: RiskModel, fingerprint: dict, say: Say) -> dict:
+    """Where the data came from, as the bundle records it (synthetic when the file carries the
+    generator's true risks): searchable in MLflow, stated in the model card, served by /model."""
+    import mlflow
+
+    info = model.training_data_
+    mlflow.log_params({f"training_data.{k}": v for k, v in info.items()})
+    mlflow.set_tag("training_data", info["kind"])
+    fingerprint["training_data"] = info
+    say(f"training data: {summary_en(info)}")
+    return info
+
+
+def evaluate_model(model: RiskModel, test_rows: pd.DataFrame, fingerprint: dict, seed: int,
+                   say: Say) -> tuple[dict, dict[str, bytes]]:
+    """metrics.json and the plots on the held-out persons, both logged; (metrics, PNGs by name)."""
+    import mlflow
+
+    say(f"evaluating on {len(test_rows):,} held-out checkups")
+    metrics, curves = evaluate(test_rows, model, seed=seed)
+    metrics["data"] = fingerprint
+    for note in baseline_notes(metrics):
+        say(f"note: {note}")
+    for o, block in metrics["outcomes"].items():
+        mlflow.log_metrics(flat_metrics(o, block))
+        for name, b in block["baselines"].items():
+            if b.get("auroc") is not None:
+                mlflow.log_metric(f"{o}.baseline.{name}.auroc", b["auroc"])
+    mlflow.log_dict(metrics, "metrics.json")
+    say("drawing the evaluation plots")
+    pngs = figures(model, test_rows, curves)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, png in pngs.items():
+            (Path(tmp) / name).write_bytes(png)
+        mlflow.log_artifacts(tmp, "plots")
+    return metrics, pngs
+
+
+def register(model: RiskModel, data: Path, say: Say) -> str:
+    """Log the bundle, register it as a new version and make it the challenger; its version."""
+    say(f"registering the model in {registry.MODEL_NAME}")
+    _, version = registry.log_bundle(model, example_frame(), description=f"trained on {data.name}")
+    registry.set_alias(registry.CHALLENGER, version)
+    say(f"registered {registry.MODEL_NAME} version {version} as {registry.CHALLENGER}")
+    return version
+
+
+def run_gate(model: RiskModel, version: str, test_rows: pd.DataFrame, outcomes: tuple[str, ...], seed: int,
+             min_events: int, say: Say) -> tuple[bool, str]:
+    """The champion/challenger gate on rows neither model was trained on; (promoted, decision text)."""
+    import mlflow
+
+    champion_version = registry.version_of(registry.CHAMPION)
+    champion = registry.load(champion_version)[0] if champion_version is not None else None
+    compare_rows, compare_note = _comparison_rows(test_rows, model, champion, champion_version)
+    say(compare_note)
+    champion_probs = None
+    if champion is not None:
+        champion_probs = {o: v.to_numpy(dtype=float) for o, v in champion.predict(compare_rows).items()}
+    challenger_probs = {o: v.to_numpy(dtype=float) for o, v in model.predict(compare_rows).items()}
+    y = {o: pd.to_numeric(compare_rows[OUTCOME_SPECS[o].label], errors="coerce").to_numpy(dtype=float)
+         for o in outcomes}
+    decision = decide(y, challenger_probs, champion_probs, seed=seed, min_events=min_events)
+    promoted = decision.promote
+    text = f"version {version} vs champion {champion_version or '(none)'}: " + decision.summary()
+    if promoted:
+        registry.set_alias(registry.CHAMPION, version)
+    mlflow.set_tags({"promotion.decision": "promoted" if promoted else "rejected",
+                     "promotion.reason": text[:5000]})
+    mlflow.log_dict({"promoted": promoted, "reason": text, "compared_on": compare_note,
+                     "min_events": min_events, "per_outcome": decision.per_outcome}, "promotion.json")
+    say(text)
+    return promoted, text
+
+
+def log_card(version: str, metrics: dict, fingerprint: dict, decision: str | None, model: RiskModel,
+             pngs: dict[str, bytes], run_id: str) -> None:
+    """The model card and the evaluation report into the run; the version tagged with its run."""
+    import mlflow
+
+    card = model_card(version, metrics, fingerprint, decision,
+                      model_info={o: m.info for o, m in model.models_.items()})
+    mlflow.log_text(card, "model_card.md")
+    mlflow.log_text(evaluation_report(version, metrics, pngs, card), "evaluation_report.html")
+    client = registry.client()
+    client.set_model_version_tag(registry.MODEL_NAME, version, "run_id", run_id)
+    client.set_model_version_tag(registry.MODEL_NAME, version, "training_data", model.training_data_["kind"])
+
+
+def train(
+    data: str | Path,
+    outcomes: tuple[str, ...] = OUTCOMES,
+    experiment: str = "checkup-risk",
+    promote: bool = False,
+    seed: int = 0,
+    say: Say = print,
+    engine: str = "pandas",
+    scheduler: str | None = None,
+    workers: int = 2,
+    max_reject_share: float = MAX_REJECT_SHARE,
+    promote_min_events: int = MIN_EVENTS,
+    model_params: dict | None = None,
+) -> TrainResult:
+    """Read, validate, fit, evaluate, log and register; with `promote`, run the gate.
+
+    Raises TooManyRejects (a ValueError) before anything is fitted or logged when more than
+    `max_reject_share` of the rows fail reading or validation (1.0 never stops).
+    `model_params` go to `RiskModel` (tests and the first-run default model use it for smaller,
+    faster settings).
+    """
+    import mlflow
+
+    if not 0 <= max_reject_share <= 1:
+        raise ValueError("max_reject_share must lie between 0 and 1")
+    start = time.perf_counter()
+    data = Path(data)
+    registry.configure()
+    exp_id = registry.experiment(experiment)
+
+    checked = read_and_check(data, outcomes, max_reject_share, say)
+    train_rows, test_rows, fingerprint = split(data, checked, outcomes, seed)
+    name = run_name(outcomes, checked.persons, provenance_.detect(checked.records)["kind"])
+    with mlflow.start_run(experiment_id=exp_id, run_name=name) as run:
+        log_inputs(data, outcomes, seed, fingerprint, checked)
+        model = fit_model(train_rows, outcomes, seed, model_params, engine, scheduler, workers, say)
+        log_provenance(model, fingerprint, say)
+        metrics, pngs = evaluate_model(model, test_rows, fingerprint, seed, say)
+        version = register(model, data, say)
+        promoted, decision = (run_gate(model, version, test_rows, outcomes, seed, promote_min_events, say)
+                              if promote else (False, None))
+        log_card(version, metrics, fingerprint, decision, model, pngs, run.info.run_id)
         elapsed = time.perf_counter() - start
         mlflow.log_metric("train_seconds", elapsed)
-    return TrainResult(run.info.run_id, version, metrics, promoted, decision_text, elapsed)
+    return TrainResult(run.info.run_id, version, metrics, promoted, decision, elapsed)
 
 
 def _comparison_rows(test_rows: pd.DataFrame, challenger: RiskModel, champion: RiskModel | None,
@@ -313,4 +404,3 @@ def summary_table(metrics: dict) -> str:
             f"{f(m.get('expected_auroc_ratio'))}  {f(m['calibration_slope'], 2)} {f(m['ece'], 4)}"
         )
     return "\n".join(lines)
-

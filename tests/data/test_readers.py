@@ -12,19 +12,16 @@ import pandas as pd
 import pytest
 
 from features import schema
+from features.nhis import NOTE_ROUNDING, detect_source, normalise_header
 from features.readers import (
-    NOTE_ROUNDING,
-    R_AGE_UNDER_20,
-    REJECT_COLUMNS,
     concat_results,
-    detect_source,
     iter_checkups,
-    normalise_header,
     read_checkups,
     records_to_frame,
     to_canonical,
     write_rejects,
 )
+from features.rejects import R_AGE_UNDER_20, REJECT_COLUMNS
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NHIS_2020 = FIXTURES / "nhis_2020_sample.csv"

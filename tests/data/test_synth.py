@@ -106,13 +106,13 @@ def test_instrument_rounding(cohort: pd.DataFrame) -> None:
 def test_sex_specific_means_match_korean_figures(cohort: pd.DataFrame) -> None:
     m = cohort["sex"] == "M"
     bmi = cohort["weight_kg"] / (cohort["height_cm"] / 100) ** 2
-    # clinical.md 2.1: KNHANES SBP M 120.2 / F 116.0 (the cohort is older, hence the tolerance);
-    # BMI M 24.6 / F 23.2.
+    # KNHANES VI 2013-14 mean SBP M 120.2 / F 116.0 (Kim et al., Yonsei Med J 2018;59:356; the cohort
+    # is older, hence the tolerance); KNHANES 2018 mean BMI M 24.6 / F 23.2.
     assert abs(cohort.loc[m, "sbp"].mean() - 120.2) < 4.0
     assert abs(cohort.loc[~m, "sbp"].mean() - 116.0) < 4.0
     assert abs(bmi[m].mean() - 24.6) < 0.7
     assert abs(bmi[~m].mean() - 23.2) < 0.7
-    # clinical.md 2.2: current smoking M ~30-32 %, F ~4-5 %; drinking M 67 %, F 41 %.
+    # KNHANES 2022-23 current smoking M ~30-32 %, F ~5-6 %; any drinking 2022 M 67 %, F 41 %.
     smoker = cohort["smoking_status"] == 3
     assert 0.25 <= smoker[m].mean() <= 0.37
     assert 0.02 <= smoker[~m].mean() <= 0.08
@@ -212,8 +212,8 @@ def test_true_risk_is_not_recomputable_from_the_file(cohort: pd.DataFrame, eligi
 
 def test_no_new_dyslipidemia_after_a_disease_range_panel(cohort: pd.DataFrame) -> None:
     """Incident-only labels: no label (event or not) where the last earlier panel was in range."""
+    from features.cutoffs import HDL_LOW, LDL_HIGH, TC_HIGH, TG_HIGH
     from features.derive import build_features
-    from features.eligibility import HDL_LOW, LDL_HIGH, TC_HIGH, TG_HIGH
 
     f = build_features(cohort)
     no_panel = cohort["total_cholesterol"].isna()
@@ -265,7 +265,7 @@ def test_age_gradients(cohort: pd.DataFrame) -> None:
     assert cvd[cohort["age"] < 40].mean() < 0.5 * cvd[cohort["age"] >= 40].mean()
 
 
-# Published AUROC ranges of checkup-based models (clinical.md 4.7 and 7): the oracle sits in them.
+# Published AUROC ranges of checkup-based models (docs/clinical-sources.md): the oracle sits in them.
 ORACLE_BANDS = {"cvd": (0.72, 0.80), "diabetes": (0.78, 0.88), "hypertension": (0.78, 0.88),
                 "dyslipidemia": (0.72, 0.80), "ckd": (0.78, 0.85)}
 

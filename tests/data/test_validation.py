@@ -57,7 +57,7 @@ def test_codes_required_and_pairs():
     df.loc[3, ["sbp", "dbp"]] = [110.0, 110.0]
     df.loc[4, "urine_protein"] = 2.5
     p = check_records(df)
-    got = set(zip(p["index"], p["field"]))
+    got = set(zip(p["index"], p["field"], strict=True))
     assert {(0, "smoking_status"), (1, "sex"), (2, "age"), (3, "dbp"), (4, "urine_protein")} <= got
     assert check_records(valid_frame()).empty
 

@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from features.schema import EXAMPLE_RECORD
-from features.synth import generate_cohort
 from tests.cds_clients import TestClientKeys
 
 pytestmark = pytest.mark.slow
@@ -31,20 +30,20 @@ def home(tmp_path_factory):
     """A store whose champion is a quickly trained real model (the default model path is the
     same code with a bigger cohort; tests/integration/test_cli.py trains through the CLI)."""
     home = tmp_path_factory.mktemp("server-home")
-    env = {**os.environ, "CHECKUP_RISK_HOME": str(home)}
     code = (
         "import mlflow\n"
         "from features.synth import generate_cohort\n"
         "from models.bundle import DEFAULT_GRID, RiskModel\n"
         "from training import registry\n"
         "from training.train import example_frame\n"
-        "registry.configure()\n"
+        "from pathlib import Path\n"
+        f"registry.configure(Path({str(home)!r}))\n"
         "m = RiskModel(grid=DEFAULT_GRID[:1], cv_below_events=0).fit(generate_cohort(people=3000, seed=41))\n"
         "with mlflow.start_run(experiment_id=registry.experiment('server-tests')):\n"
         "    _, v = registry.log_bundle(m, example_frame())\n"
         "registry.set_alias('champion', v)\n"
     )
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=600)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
     return home
 
 
@@ -84,7 +83,7 @@ def server(home):
 def test_first_run_prints_token_and_a_working_curl(server):
     url, _, out, home = server
     token = (home / "api_token").read_text().strip()
-    assert f"created API token" in out and token in out
+    assert "created API token" in out and token in out
     curl = next(line.strip() for line in out.splitlines() if line.strip().startswith("curl"))
     done = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
@@ -103,7 +102,8 @@ def test_score_through_bentoml_client(server):
 
 def test_raw_http_auth_probes_metrics(server):
     url, client, _, home = server
-    assert httpx.post(f"{url}/score", json={"checkups": [EXAMPLE_RECORD]}).status_code == 401
+    refused = httpx.post(f"{url}/score", json={"checkups": [EXAMPLE_RECORD]})
+    assert refused.status_code == 401 and "Authorization: Bearer" in refused.json()["errors"][0]["message"]
     assert httpx.post(f"{url}/score", json={"checkups": [EXAMPLE_RECORD]},
                       headers={"Authorization": "Bearer nope"}).status_code == 401
     for path in ("/healthz", "/livez", "/readyz"):
@@ -114,6 +114,9 @@ def test_raw_http_auth_probes_metrics(server):
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "sbp"
     docs = client.request("GET", "/openapi.json")
     assert docs.status_code == 200 and "/score" in docs.json()["paths"]
+    # The API's description opens in a browser without a token (it holds no patient data).
+    assert "/score" in httpx.get(f"{url}/openapi.json").json()["paths"]
+    assert "swagger" in httpx.get(f"{url}/docs").text.lower()
 
 
 def test_no_patient_data_in_server_logs(server, home):

@@ -17,10 +17,11 @@ import pandas as pd
 import pytest
 
 from features.synth import generate_cohort
-from models.bundle import DEFAULT_GRID, RiskModel
+from models.bundle import DEFAULT_GRID
 from training import registry
-from training.evaluate import evaluate
 from training import train as train_module
+from training.evaluate import evaluate
+from training.evaluation_run import evaluate_file
 from training.train import TooManyRejects, train
 
 SMALL = {"grid": DEFAULT_GRID[:1], "cv_below_events": 0, "max_rounds": 150}
@@ -34,9 +35,8 @@ COMMON = ("hypertension", "dyslipidemia")
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("CHECKUP_RISK_HOME", str(tmp_path / "home"))
-    registry.configure()
+def home(tmp_path) -> Path:
+    registry.configure(tmp_path / "home")
     return tmp_path / "home"
 
 
@@ -69,6 +69,11 @@ def test_minimal_columns_and_fractional_ages(cohort, home, tmp_path):
         assert "total_cholesterol" in cvd["baselines"][name]["note"]
     assert any("prevent_10y_cvd skipped" in line for line in said)
     assert registry.version_of("challenger") == result.version
+    # Progress a person can follow, and a run named for what it is (no true risks: real data).
+    assert "fitting cvd (1 of 2)" in said and any(line.startswith("  cvd: boosting rounds") for line in said)
+    assert any(line.startswith("  diabetes: interval members") for line in said)
+    run = registry.client().get_run(result.run_id)
+    assert run.info.run_name == f"train 2 outcomes · {cohort['person_id'].nunique():,} persons · real"
 
 
 def test_without_lipids_then_evaluate_excludes_training_persons(cohort, home, tmp_path):
@@ -93,7 +98,19 @@ def test_without_lipids_then_evaluate_excludes_training_persons(cohort, home, tm
     with pytest.raises(ValueError, match="trained on"):
         evaluate(records.loc[~held_out], model)
 
+    # `checkup-risk evaluate`'s path: the folder, and a run named for the version and the file,
+    # beside the run that trained it; the report's tables are HTML, not Markdown.
+    evaluation = evaluate_file(path, result.version, tmp_path / "eval")
+    run = registry.client().get_run(evaluation.run_id)
+    assert run.info.run_name == f"evaluate v{result.version} on no_lipids.csv"
+    assert run.info.experiment_id == registry.client().get_run(result.run_id).info.experiment_id
+    assert run.data.metrics["cvd.auroc"] == evaluation.metrics["outcomes"]["cvd"]["auroc"]
+    report = (tmp_path / "eval" / "report.html").read_text()
+    assert "<table>" in report and "|---" not in report
+    assert {p.name for p in evaluation.files} == {"metrics.json", "report.html", "model_card.md"}
 
+
+@pytest.mark.slow
 def test_too_many_rejects_stops_unless_allowed(cohort, home, tmp_path):
     bad = cohort[MINIMAL + [f"{o}_1y" for o in COMMON]].copy()
     rng = np.random.default_rng(3)
@@ -103,8 +120,8 @@ def test_too_many_rejects_stops_unless_allowed(cohort, home, tmp_path):
     bad.to_csv(path, index=False)
 
     env = {**os.environ, "CHECKUP_RISK_HOME": str(home)}
-    proc = subprocess.run([sys.executable, "-m", "checkup_risk_cli", "train", "--data", str(path), "--outcomes", ",".join(COMMON)],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "checkup_risk_cli", "train", "--data", str(path),
+                           "--outcomes", ",".join(COMMON)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert "more than the 20% allowed" in last and "--max-reject-share" in last
@@ -119,6 +136,7 @@ def test_too_many_rejects_stops_unless_allowed(cohort, home, tmp_path):
     assert any(line.startswith(f"rejected {int(broken.sum()):,} of {len(bad):,} rows") for line in said)
 
 
+@pytest.mark.slow
 def test_small_challenger_cannot_replace_larger_champion(home, tmp_path):
     big = generate_cohort(people=3600, seed=31)
     ids = big["person_id"].unique()

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy.special import logit
 
-from features.derive import FEATURES, LONGITUDINAL_FEATURES, build_features
+from features.derive import LONGITUDINAL_FEATURES, build_features
 from features.eligibility import eligibility
 from models.outcomes import MONOTONE, OUTCOME_SPECS
 
@@ -117,6 +117,6 @@ def test_shap_contributions_add_up_to_the_calibrated_log_odds(model, held_out, o
     contribs, base = model.explain(rows, outcome)
     p = model.predict_features(build_features(rows))[outcome].to_numpy()
     # The booster's own margin is float32 (about 1e-6 of rounding); the served path derives the
-    # probability from the float64 sum, where additivity is exact (tests/service, test_fast_explain).
+    # probability from the float64 sum, where additivity is exact (tests/service, test_kernel).
     np.testing.assert_allclose(contribs.sum(axis=1) + base, logit(p), atol=1e-5)
     assert contribs.shape[1] == len(model.feature_names_)

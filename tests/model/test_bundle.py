@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.bundle import PERSONS_FILE, RiskModel, SampleSizeWarning, fit_platt, person_fold
+from models.bundle import PERSONS_FILE, RiskModel, SampleSizeWarning, person_fold
 from models.logistic import LogisticRisk
+from models.outcome import fit_platt
 
 
 def test_person_fold_is_by_person_and_reproducible():
@@ -122,7 +123,7 @@ def test_history_dropout_and_sample_size_are_recorded(model, cohort):
     from features.derive import LONGITUDINAL_FEATURES, build_features
 
     has_history = build_features(cohort)[list(LONGITUDINAL_FEATURES)].notna().any(axis=1)
-    for outcome, m in model.models_.items():
+    for m in model.models_.values():
         info = m.info
         assert 0 < info["history_dropout_rows"] <= has_history.sum()
         size = info["sample_size"]
@@ -149,3 +150,33 @@ def test_small_data_use_cross_validation_and_choose_among_settings():
     assert info["sample_size"]["enough"] is False and info["rows"] < info["sample_size"]["required_n"]
     assert len(info["tried"]) == 3
     assert info["choice"]
+
+
+def test_fit_reports_progress_per_outcome_and_step(cohort):
+    import warnings
+
+    from models.bundle import DEFAULT_GRID
+
+    small = cohort[cohort["person_id"].isin(cohort["person_id"].unique()[:1500])]
+    kw = dict(outcomes=("hypertension",), grid=DEFAULT_GRID[:1], cv_folds=2, max_rounds=60, interval_members=2,
+              random_state=3)
+    calls = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SampleSizeWarning)
+        m = RiskModel(**kw).fit(small, progress=lambda *a: calls.append(a))
+        quiet = RiskModel(**kw).fit(small)
+    assert m.models_["hypertension"].info["mode"].startswith("2-fold")  # the mode with a refit
+    assert {c[0] for c in calls} == {"hypertension"}
+    steps = [c[1] for c in calls]
+    assert list(dict.fromkeys(steps)) == ["boosting rounds", "refit rounds", "interval members"]
+    for step in dict.fromkeys(steps):
+        done = [d for _, s, d, _ in calls if s == step]
+        (total,) = {t for _, s, _, t in calls if s == step}
+        # Starts at 0, never goes back, ends complete (early stopping counts its unused rounds).
+        assert done[0] == 0 and done == sorted(done) and done[-1] == total
+    assert calls[0][3] == 1 * 2 * 60  # settings x folds x max_rounds
+    refit = [d for _, s, d, _ in calls if s == "refit rounds"]
+    assert refit[:-1] == list(range(0, refit[-1], 25))  # every 25 rounds, then the end
+    assert [d for _, s, d, _ in calls if s == "interval members"] == [0, 1, 2]
+    # The hook only watches: the model is the same without it.
+    np.testing.assert_array_equal(m.predict(small).to_numpy(), quiet.predict(small).to_numpy())

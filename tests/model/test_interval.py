@@ -5,12 +5,14 @@ import shutil
 
 import numpy as np
 import pytest
+import xgboost as xgb
 from scipy import stats
 
 from features.derive import build_features
 from models import interval
 from models.bundle import DEFAULT_GRID, RiskModel
-from models.fast_explain import FastExplainer
+from models.engine import all_boosters
+from models.outcome import Heads
 
 
 def _records(frame) -> list[dict]:
@@ -22,6 +24,18 @@ def _records(frame) -> list[dict]:
         rec["exam_date"] = str(rec["exam_date"])[:10]
         out.append(rec)
     return out
+
+
+def _member_margins(model: RiskModel, outcome: str, X) -> np.ndarray:
+    """Each member booster's own margins (n x B), as XGBoost computes them."""
+    dm = xgb.DMatrix(X.to_numpy(dtype=np.float32), feature_names=list(model.feature_names_))
+    return np.column_stack([m.booster.predict(dm, output_margin=True) for m in model.models_[outcome].members])
+
+
+def _member_logits(model: RiskModel, outcome: str, X) -> np.ndarray:
+    """Calibrated log-odds of each member (n x B): their own margins through their heads."""
+    members = model.models_[outcome].member_heads()
+    return Heads(members).logits(_member_margins(model, outcome, X), X.to_numpy(float), np.arange(len(members)))
 
 
 def test_multiplier_is_students_t_for_half_samples():
@@ -77,7 +91,7 @@ def test_members_are_reproducible_and_resample_persons(cohort):
               max_rounds=60, random_state=4)
     a, b = RiskModel(**kw).fit(small), RiskModel(**kw).fit(small)
     X = build_features(small.iloc[:300])
-    la, lb = (m.models_["hypertension"].member_logits(m._dmatrix(X), X.to_numpy(float)) for m in (a, b))
+    la, lb = (_member_logits(m, "hypertension", X) for m in (a, b))
     np.testing.assert_array_equal(la, lb)
     # Different halves of the persons: the members differ from each other.
     assert np.all(np.std(la, axis=1) > 0)
@@ -110,7 +124,7 @@ def test_save_load_keeps_the_members_exactly(model, held_out, tmp_path):
     again = RiskModel.load(path)
     want, got = model.predict_interval(held_out), again.predict_interval(held_out)
     for o in model.models_:
-        for w, g in zip(want[o], got[o]):
+        for w, g in zip(want[o], got[o], strict=True):
             np.testing.assert_allclose(g, w, rtol=0, atol=1e-12)
 
 
@@ -136,28 +150,26 @@ def test_bundle_saved_before_intervals_loads_without_them(model, held_out, tmp_p
 
 
 def test_compiled_member_margins_equal_the_boosters(model, held_out):
-    fe = FastExplainer.from_model(model)
     X = build_features(held_out.iloc[:400])
-    margins = fe.member_margins(X.to_numpy())
-    logits = fe.member_logits(X.to_numpy())
-    dm, Xn = model._dmatrix(X), X.to_numpy(dtype=float)
+    Xn = model._matrix(X)
+    trees = model.engine("compiled").trees
+    boosters = all_boosters(model.models_)
     for o, m in model.models_.items():
-        assert margins[o].shape == (len(X), 6) and margins[o].dtype == np.float32
-        for j, member in enumerate(m.members):
-            np.testing.assert_array_equal(margins[o][:, j], member.booster.predict(dm, output_margin=True))
-        np.testing.assert_allclose(logits[o], m.member_logits(dm, Xn), rtol=0, atol=1e-9)
-    # The intervals agree with the model's own (booster path), around the same probabilities.
-    point = fe.predict(X.to_numpy())
-    ivs = fe.intervals(X.to_numpy(), point)
-    want = model.predict_interval_features(X)
+        which = np.array([next(i for i, b in enumerate(boosters) if b is mm.booster) for mm in m.members])
+        margins = trees.evaluate(Xn, which)[0]
+        assert margins.shape == (len(X), 6) and margins.dtype == np.float32
+        np.testing.assert_array_equal(margins, _member_margins(model, o, X))
+    # The half-widths and intervals agree with the booster path's, around the same probabilities.
+    compiled, booster = (model.score(X, intervals=True, backend=b) for b in ("compiled", "booster"))
     for o in model.models_:
-        for g, w in zip(ivs[o], want[o]):
+        np.testing.assert_allclose(compiled.halfwidth[o], booster.halfwidth[o], rtol=0, atol=1e-9)
+        for g, w in zip(compiled.interval(o), booster.interval(o), strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-7, atol=1e-12)
     # The main outcomes are unchanged by the members compiled beside them.
-    assert fe.outcomes == tuple(model.models_)
-    probs = model.predict_features(X)
+    assert model.engine().outcomes == tuple(model.models_)
+    probs = model.score(X, backend="booster").probability
     for o in model.models_:
-        np.testing.assert_allclose(point[o], probs[o].to_numpy(), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(compiled.probability[o], probs[o], rtol=0, atol=1e-12)
 
 
 def test_scorer_reports_the_interval(model, held_out):

@@ -8,9 +8,8 @@ from training.train import example_frame
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("CHECKUP_RISK_HOME", str(tmp_path / "home"))
-    registry.configure()
+def home(tmp_path):
+    registry.configure(tmp_path / "home")
     return tmp_path / "home"
 
 

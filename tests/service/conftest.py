@@ -6,6 +6,7 @@ import os
 import pytest
 
 from features.synth import generate_cohort
+from serving.settings import Settings, configure_libraries
 from tests.cds_clients import TestClientKeys
 
 # Keys are made once: the service reads the allowlist when its worker starts.
@@ -13,20 +14,24 @@ CDS_CLIENT = TestClientKeys()
 
 
 @pytest.fixture(scope="session")
-def service_home(tmp_path_factory):
+def service_settings(tmp_path_factory) -> Settings:
     home = tmp_path_factory.mktemp("service-home")
-    os.environ["CHECKUP_RISK_HOME"] = str(home)
-    os.environ["CHECKUP_RISK_API_TOKEN"] = "test-token"
-    os.environ["CHECKUP_RISK_CDS_CLIENTS"] = str(CDS_CLIENT.write_allowlist(home / "cds_clients.json"))
     # The test model learns from the synthetic cohort, and CDS gives no cards from a synthetic model
     # unless the site allows it: the card tests need them (test_provenance proves the refusal).
-    os.environ["CHECKUP_RISK_ALLOW_SYNTHETIC"] = "1"
-    from serving import store
+    return Settings(home=home, api_token="test-token", allow_synthetic=True,
+                    cds_clients=CDS_CLIENT.write_allowlist(home / "cds_clients.json"))
 
-    store.use_home(home)
+
+@pytest.fixture(scope="session")
+def service_home(service_settings):
+    home = service_settings.home
+    # The command line, called in-process by the report tests, finds the same store.
+    os.environ["CHECKUP_RISK_HOME"] = str(home)
+    configure_libraries(service_settings)
     import mlflow
 
     from models.bundle import DEFAULT_GRID, RiskModel
+    from serving import store
     from training import registry
     from training.train import example_frame
 
@@ -35,17 +40,17 @@ def service_home(tmp_path_factory):
     with mlflow.start_run(experiment_id=registry.experiment("service-tests")):
         _, version = registry.log_bundle(model, example_frame())
     registry.set_alias(registry.CHAMPION, version)
-    store.pin(store.import_version(version, home), home)
+    store.pin(store.import_version(version), home)
     return home, model, version
 
 
 @pytest.fixture(scope="session")
-def client(service_home):
+def client(service_settings, service_home):
     from starlette.testclient import TestClient
 
-    from serving.service import RiskService
+    from serving.service import build_service
 
-    with TestClient(RiskService.to_asgi()) as c:
+    with TestClient(build_service(service_settings).to_asgi()) as c:
         c.headers["Authorization"] = "Bearer test-token"
         yield c
 

@@ -70,6 +70,7 @@ def test_rows_in_equal_rows_scored_plus_rejected(model, data, tmp_path):
     rejects = pd.read_csv(f"{out}.rejects.csv")
     assert summary["rows_in"] == len(mixed) == len(scores) + rejects["row"].nunique()
     assert summary["rows_scored"] == len(scores) and summary["rows_rejected"] == rejects["row"].nunique()
+    assert summary["backend"] == "compiled"  # the model's own choice (`RiskModel.engine`)
     # The bad fixture rows are the ones rejected (1-based data rows), each with a reason.
     bad_rows = set(range(301, 301 + len(pd.read_csv(FIXTURES / "canonical_bad.csv"))))
     assert set(rejects["row"]) <= bad_rows and len(set(rejects["row"])) >= 5
@@ -157,13 +158,13 @@ def test_explain_columns_ordered_and_match_model_explain(model, data, reference)
         assert not np.isnan(values[applies]).any()
         # Ordered by |log-odds|, largest first.
         assert (np.diff(np.abs(values[applies]), axis=1) <= 1e-15).all()
-        # The same numbers as model.explain (xgboost pred_contribs, float32: about 1e-6).
+        # The same numbers as xgboost's own pred_contribs (float32: about 1e-6).
         rows = np.flatnonzero(applies)[:: max(1, applies.sum() // 6)][:6]
-        contrib, _ = model.explain_features(X.iloc[rows], o)
-        for r, c in zip(rows, contrib):
+        contrib = model.score(X.iloc[rows], explain=True, outcomes=(o,), backend="booster").contributions[o]
+        for r, c in zip(rows, contrib, strict=True):
             top = np.sort(np.abs(c))[::-1][:K]
             np.testing.assert_allclose(np.abs(values[r]), top, rtol=0, atol=1e-5)
-            for name, v in zip(reference.loc[r, names], values[r]):
+            for name, v in zip(reference.loc[r, names], values[r], strict=True):
                 np.testing.assert_allclose(c[FEATURES.index(name)], v, rtol=0, atol=1e-5)
 
 
@@ -200,7 +201,7 @@ def test_dask_equals_pandas(model, data, reference, tmp_path, cluster):
     p = score_file(model, path, pandas_out, "7", explain=K, chunk_rows=79)
     d = score_file(model, path, dask_out, "7", explain=K, chunk_rows=79, engine="dask",
                    scheduler=cluster.scheduler_address)
-    assert d["partitions"] >= 4 and d["workers"] == 2
+    assert d["partitions"] >= 4 and d["workers"] == 2 and d["backend"] == p["backend"] == "compiled"
     assert {k: d[k] for k in ("rows_in", "rows_scored", "rows_rejected")} == \
         {k: p[k] for k in ("rows_in", "rows_scored", "rows_rejected")}
     assert_same(pd.read_csv(dask_out), pd.read_csv(pandas_out))
@@ -237,8 +238,7 @@ def test_cli_score_with_registry(model, data, tmp_path, monkeypatch):
     from training.train import example_frame
 
     home = tmp_path / "home"
-    monkeypatch.setenv("CHECKUP_RISK_HOME", str(home))
-    registry.configure()
+    registry.configure(home)
     with mlflow.start_run(experiment_id=registry.experiment("test")):
         _, version = registry.log_bundle(model, example_frame())
     registry.set_alias(registry.CHAMPION, version)

@@ -10,8 +10,8 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 
 from features.fhir import to_bundle
 from features.schema import EXAMPLE_RECORD
+from serving.cds_cards import NEXT_STEPS
 from serving.fhir_out import check_risk_assessment
-from serving.cds import NEXT_STEPS
 
 URL = "http://testserver/cds-services/checkup-risk"
 
@@ -43,7 +43,8 @@ def cds_call(record: dict, **changes) -> dict:
 def post(client, cds_client_keys):
     def call(body, token=None, url=URL):
         token = token or cds_client_keys.token(url)
-        return client.post(url.replace("http://testserver", ""), json=body, headers={"Authorization": f"Bearer {token}"})
+        headers = {"Authorization": f"Bearer {token}"}
+        return client.post(url.replace("http://testserver", ""), json=body, headers=headers)
     return call
 
 
@@ -283,7 +284,10 @@ def test_api_token_is_not_a_cds_credential(client):
 
 
 def test_public_url_sets_the_audience(post, cds_client_keys, monkeypatch):
-    monkeypatch.setenv("CHECKUP_RISK_PUBLIC_URL", "https://risk.example.org")
+    import bentoml
+
+    # CHECKUP_RISK_PUBLIC_URL, as the running worker keeps it from its settings.
+    monkeypatch.setattr(bentoml.get_current_service(), "public_url", "https://risk.example.org")
     public = "https://risk.example.org/cds-services/checkup-risk"
     assert post(cds_call(EXAMPLE_RECORD), token=cds_client_keys.token(public)).status_code == 200
     _refused(post, cds_call(EXAMPLE_RECORD), cds_client_keys.token(URL), "aud")
@@ -296,7 +300,8 @@ def test_feedback(post, service_home, cds_client_keys):
                           "overrideReason": {"reason": {"code": "not-relevant", "system": "https://example.org"}},
                           "outcomeTimestamp": "2026-11-28T10:00:00Z"},
                          {"card": str(uuid.uuid4()), "outcome": "accepted",
-                          "acceptedSuggestions": [{"id": str(uuid.uuid4())}], "outcomeTimestamp": "2026-11-28T10:01:00Z"}]}
+                          "acceptedSuggestions": [{"id": str(uuid.uuid4())}],
+                          "outcomeTimestamp": "2026-11-28T10:01:00Z"}]}
     r = post(body, url=url)
     assert r.status_code == 200, r.text
     with sqlite3.connect(home / "cds_feedback.sqlite") as db:

@@ -15,7 +15,7 @@ import pytest
 from features.fhir import read_bundle, to_bundle
 from models.outcomes import OUTCOME_SPECS
 from serving.batch import score_frame
-from serving.cds import validate_records
+from serving.fhir_in import validate_records
 from serving.scoring import Scorer
 from tests.service.test_cds import URL
 from tests.unit.test_fhir_history import three_checkups
@@ -34,7 +34,8 @@ def spread_labs(bundle: dict, day: str = "2023-05-15") -> dict:
         if code in ("1558-6", "2093-3", "2571-8", "2085-9", "13457-7", "718-7"):
             obs["effectiveDateTime"] = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
         elif code in ("2160-0", "1920-8", "1742-6", "2324-2", "20454-5"):
-            obs["effectiveDateTime"] = (dt.date.fromisoformat(day) + dt.timedelta(days=2)).isoformat() + "T09:00:00+09:00"
+            later = dt.date.fromisoformat(day) + dt.timedelta(days=2)
+            obs["effectiveDateTime"] = later.isoformat() + "T09:00:00+09:00"
     return bundle
 
 
@@ -133,7 +134,8 @@ def test_cds_card_uses_the_history(post_cds, client):
     expected = _applicable(client.post("/score", json={"checkups": records}).json()["results"][-1])
     for action in card["suggestions"][0]["actions"]:
         ra = action["resource"]
-        outcome = next(o for o, s in OUTCOME_SPECS.items() if s.snomed == ra["prediction"][0]["outcome"]["coding"][0]["code"])
+        code = ra["prediction"][0]["outcome"]["coding"][0]["code"]
+        outcome = next(o for o, s in OUTCOME_SPECS.items() if s.snomed == code)
         assert ra["prediction"][0]["probabilityDecimal"] == pytest.approx(expected[outcome], abs=1e-6)
         # The basis names Observations of every visit used.
         days = {ref for ref in (b["reference"] for b in ra["basis"]) if "-c0-" in ref}

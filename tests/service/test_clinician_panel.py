@@ -1,5 +1,5 @@
 """A panel of people, read as a clinician would: each report rendered, screenshotted in headless
-Chromium (kept under tests/artifacts/, which git ignores, for a person to look at) and checked for
+Chromium (kept in the `artifacts` folder of tests/conftest.py, for a person to look at) and checked for
 what it must say. Also /score's two views of the contributions: grouped (default) and per feature."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from serving.report import TEXT, build_context, render_html
 from serving.schemas import Checkup
 from tests.service.test_report import hangul, visible_text
 
-ARTIFACTS = Path(__file__).parents[1] / "artifacts"  # the convention of test_report_files.py
 CHROMIUM = "/usr/bin/chromium"
 TODAY = dt.date(2025, 9, 1)
 LIPIDS = {"total_cholesterol": None, "triglycerides": None, "hdl": None, "ldl": None}
@@ -47,7 +46,8 @@ PANEL: dict[str, tuple[list[dict], str, list[str], list[str]]] = {
                          activity_days_per_week=5)],
                     "ko", ["이전 검진 기록 없음", "정상 18.5–22.9"], [TEXT["trends"]["ko"]]),
     "old_man_hypertensive_smoker": ([rec(person_id="p02", age=78, sbp=166, dbp=96, smoking_status=3)], "ko",
-                                    ["혈압: 166/96 mmHg", "장기 금연 시", "혈압 166/96 → 120/80 mmHg", "2기 고혈압 ≥160/≥100"], []),
+                                    ["혈압: 166/96 mmHg", "장기 금연 시", "혈압 166/96 → 120/80 mmHg",
+                                     "2기 고혈압 ≥160/≥100"], []),
     "missing_lipids": ([rec(person_id="p03", **LIPIDS)], "en",
                        ["Missing inputs that would sharpen the estimate", "Total cholesterol · HDL cholesterol · "
                         "Triglycerides"], ["All key inputs are present"]),
@@ -79,7 +79,21 @@ def scorer(service_home):
     return Scorer(model, version)
 
 
-def screenshot(html: str, name: str, tmp: Path, height: int) -> Path:
+@pytest.fixture(scope="module")
+def panel_html(scorer):
+    """Each panel member's report, rendered once for the content test and the screenshot."""
+    pages: dict[str, str] = {}
+
+    def html(name: str) -> str:
+        if name not in pages:
+            checkups, lang, _, _ = PANEL[name]
+            pages[name] = render_html(scorer, [dict(r) for r in checkups], lang, today=TODAY)
+        return pages[name]
+
+    return html
+
+
+def screenshot(html: str, name: str, tmp: Path, height: int, artifacts: Path) -> Path:
     page = tmp / f"{name}.html"
     page.write_text(html, encoding="utf-8")
     shot = tmp / f"panel_{name}.png"
@@ -89,15 +103,14 @@ def screenshot(html: str, name: str, tmp: Path, height: int) -> Path:
          page.as_uri()],
         capture_output=True, text=True, timeout=120)
     assert shot.exists(), proc.stderr[-2000:]
-    ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copy(shot, ARTIFACTS / shot.name)
+    shutil.copy(shot, artifacts / shot.name)
     return shot
 
 
 @pytest.mark.parametrize("name", list(PANEL))
-def test_panel_report_reads_right(scorer, name, tmp_path):
+def test_panel_report_reads_right(scorer, panel_html, name):
     checkups, lang, must, must_not = PANEL[name]
-    html = render_html(scorer, [dict(r) for r in checkups], lang, today=TODAY)
+    html = panel_html(name)
     text = visible_text(html)
     for words in must:
         assert words in text, (name, words)
@@ -116,9 +129,15 @@ def test_panel_report_reads_right(scorer, name, tmp_path):
         assert n["reason"] and n["name"] in text and n["reason"] in text
     # Trends only with history: one checkup has none.
     assert (ctx["trends"] is None) == (len(checkups) == 1)
+
+
+@pytest.mark.slow  # a headless Chromium per page
+@pytest.mark.parametrize("name", list(PANEL))
+def test_panel_report_screenshot(panel_html, name, tmp_path, artifacts):
     from PIL import Image
 
-    with Image.open(screenshot(html, name, tmp_path, 2600 if len(checkups) > 1 else 2000)) as img:
+    height = 2600 if len(PANEL[name][0]) > 1 else 2000
+    with Image.open(screenshot(panel_html(name), name, tmp_path, height, artifacts)) as img:
         gray = img.convert("L")
         assert gray.getextrema()[0] < 80  # there is text on the page, not a blank render
         ink = sum(n for n, v in gray.getcolors(1 << 16) if v < 250) / (img.width * img.height)

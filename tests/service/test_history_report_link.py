@@ -8,14 +8,14 @@ from features.schema import EXAMPLE_RECORD
 
 
 def test_linked_report_uses_the_kept_history(client, service_home):
-    from serving import cds
+    from serving.cds_store import RecentRecords
 
     home, _, _ = service_home
     today = dt.date.today()
     checkups = [dict(EXAMPLE_RECORD, person_id="link-h", exam_date=(today - dt.timedelta(days=d)).isoformat(),
                      sbp=s) for d, s in ((800, 120), (420, 126), (30, 132))]
     # The store the service keeps card records in (serving.service.RiskService), oldest first.
-    kept = cds.RecentRecords(home / "recent_records.sqlite")
+    kept = RecentRecords(home / "recent_records.sqlite")
     r = client.get(f"/reports/{kept.put(checkups)}", params={"lang": "en"})
     assert r.status_code == 200, r.text
     text = re.sub(r"\s+", " ", r.text)

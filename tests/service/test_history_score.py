@@ -140,14 +140,16 @@ def test_service_is_stale_after_two_years_by_default(client):
 
 
 def test_stale_after_days_is_configurable(service_home):
-    from serving.scoring import DEFAULT_STALE_AFTER_DAYS, STALE_ENV, Scorer, stale_after_days_from_env
+    from serving.scoring import Scorer
+    from serving.settings import DEFAULT_STALE_AFTER_DAYS, Settings
 
+    stale_env = "CHECKUP_RISK_STALE_AFTER_DAYS"
     _, model, version = service_home
-    assert stale_after_days_from_env({}) == DEFAULT_STALE_AFTER_DAYS == 730
-    assert stale_after_days_from_env({STALE_ENV: " 365 "}) == 365
+    assert Settings.from_env({}).stale_after_days == DEFAULT_STALE_AFTER_DAYS == 730
+    assert Settings.from_env({stale_env: " 365 "}).stale_after_days == 365
     for bad in ("two years", "0", "-5", "1.5"):
-        with pytest.raises(ValueError, match=STALE_ENV):
-            stale_after_days_from_env({STALE_ENV: bad})
+        with pytest.raises(ValueError, match=stale_env):
+            Settings.from_env({stale_env: bad})
     with pytest.raises(ValueError):
         Scorer(model, version, stale_after_days=0)
     short = Scorer(model, version, stale_after_days=100)
@@ -165,7 +167,7 @@ def test_absent_history_is_never_listed_but_still_adds_up(client, scorer):
     # The contributions as the explainer gives them, to know what was left out.
     rec = Checkup.model_validate(EXAMPLE_RECORD).model_dump()
     X = feature_matrix(Columns.from_records([rec]))
-    raw = scorer._predict_explain(X, explain=True)
+    raw = scorer.model.score(X, explain=True)
     longitudinal = set(LONGITUDINAL_FEATURES)
     hidden = [j for j, f in enumerate(FEATURES) if f in longitudinal and np.isnan(X[0, j])]
     assert hidden  # a single checkup has no history at all
@@ -178,7 +180,7 @@ def test_absent_history_is_never_listed_but_still_adds_up(client, scorer):
         p = risk["probability"]
         total = risk["base_log_odds"] + sum(c["log_odds"] for c in risk["contributions"]) + risk["other_log_odds"]
         assert total == pytest.approx(math.log(p / (1 - p)), abs=1e-9)
-        contribs = raw[o][1][0]
+        contribs = raw.contributions[o][0]
         assert risk["other_log_odds"] == pytest.approx(float(contribs[hidden].sum()), abs=1e-9)
         hidden_total[o] = float(contribs[hidden].sum())
     # The model does use "no history" (else hiding it would be untested): it went to other_log_odds.

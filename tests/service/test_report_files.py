@@ -16,7 +16,6 @@ from models.outcomes import OUTCOME_SPECS
 from serving.report import render_html, render_pdf, risk_text
 from serving.schemas import Checkup
 
-ARTIFACTS = Path(__file__).parents[1] / "artifacts"  # kept for a person to look at; ignored by git
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -41,19 +40,19 @@ def pdf_pages(data: bytes) -> list[str]:
     return [p.extract_text() for p in PdfReader(io.BytesIO(data)).pages]
 
 
-def keep(path: Path) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copy(path, ARTIFACTS / path.name)
+def keep(path: Path, artifacts: Path) -> None:
+    """A copy for a person to look at: see the `artifacts` fixture (tests/conftest.py)."""
+    shutil.copy(path, artifacts / path.name)
 
 
-def test_pdf_is_one_page_with_korean_english_and_numbers(scorer, record, tmp_path):
+def test_pdf_is_one_page_with_korean_english_and_numbers(scorer, record, tmp_path, artifacts):
     risks = scorer.score_records([dict(record)], explain=False)[0]["risks"]
     shown = [o for o, r in risks.items() if r["applicable"]]
     for lang in ("ko", "en"):
         data = render_pdf(render_html(scorer, record, lang))
         assert data.startswith(b"%PDF")
         (tmp_path / f"report_{lang}.pdf").write_bytes(data)
-        keep(tmp_path / f"report_{lang}.pdf")
+        keep(tmp_path / f"report_{lang}.pdf", artifacts)
         pages = pdf_pages(data)
         assert len(pages) == 1
         text = " ".join(pages[0].split())
@@ -77,7 +76,8 @@ def test_pdf_is_one_page_with_korean_english_and_numbers(scorer, record, tmp_pat
             assert "One-year risk" in text and "152/92 mmHg — hypertension stage 1 (140–159/90–99)" in text
 
 
-def test_chromium_screenshot_is_a_real_page(scorer, record, tmp_path):
+@pytest.mark.slow  # a headless Chromium
+def test_chromium_screenshot_is_a_real_page(scorer, record, tmp_path, artifacts):
     assert Path(CHROMIUM).exists(), "chromium is missing: `make sysdeps` installs it"
     page = tmp_path / "report_ko.html"
     page.write_text(render_html(scorer, record, "ko"), encoding="utf-8")
@@ -88,7 +88,7 @@ def test_chromium_screenshot_is_a_real_page(scorer, record, tmp_path):
          page.as_uri()],
         capture_output=True, text=True, timeout=120)
     assert shot.exists(), proc.stderr[-2000:]
-    keep(shot)
+    keep(shot, artifacts)
     from PIL import Image
 
     with Image.open(shot) as img:

@@ -26,6 +26,19 @@ def test_auth_required(client, header):
     r = client.post("/score", json={"checkups": [REC]}, headers=headers)
     assert r.status_code == 401
     assert "probability" not in r.text
+    # It says how to send a token, the same words for every refusal, and nothing about this one.
+    (error,) = r.json()["errors"]
+    assert error["message"].startswith("unauthorized: send Authorization: Bearer <token>")
+    assert "CHECKUP_RISK_API_TOKEN" in error["message"] and "test-token" not in r.text
+
+
+def test_api_description_is_public(client):
+    # /docs and /openapi.json describe the routes and hold no patient data: a browser reads them
+    # without a token.
+    spec = client.get("/openapi.json", headers={"Authorization": ""})
+    assert spec.status_code == 200 and "/score" in spec.json()["paths"]
+    docs = client.get("/docs", headers={"Authorization": ""})
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
 
 
 def test_score_shape_and_additivity(client, service_home):
@@ -39,7 +52,7 @@ def test_score_shape_and_additivity(client, service_home):
     # One record: no history; `stale` is always a boolean (tests/service/test_history_score.py).
     assert res["history_checkups"] == 0 and isinstance(res["stale"], bool)
     assert set(res["risks"]) == set(OUTCOMES)
-    for o, risk in res["risks"].items():
+    for risk in res["risks"].values():
         if not risk["applicable"]:
             assert risk["probability"] is None and risk["reason"]
             continue
@@ -91,7 +104,7 @@ def test_higher_sbp_never_lowers_cvd_risk(client):
     higher = [dict(r, sbp=r["sbp"] + 15) for r in recs]
     p0 = [x["risks"]["cvd"]["probability"] for x in post(client, recs, explain=False).json()["results"]]
     p1 = [x["risks"]["cvd"]["probability"] for x in post(client, higher, explain=False).json()["results"]]
-    assert all(b >= a - 1e-12 for a, b in zip(p0, p1))
+    assert all(b >= a - 1e-12 for a, b in zip(p0, p1, strict=True))
 
 
 def test_person_id_does_not_change_results(client):
@@ -131,7 +144,7 @@ def test_bad_input_is_4xx_naming_record_and_field(client, field, value, named):
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_rejected(client, literal):
-    body = '{"checkups": [{"person_id": "a", "sex": "M", "age": 50, "sbp": %s}]}' % literal
+    body = '{"checkups": [{"person_id": "a", "sex": "M", "age": 50, "sbp": ' + literal + "}]}"
     r = client.post("/score", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 422
     assert r.json()["errors"][0] == {"index": 0, "field": "sbp", "message": r.json()["errors"][0]["message"]}

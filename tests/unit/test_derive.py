@@ -3,8 +3,18 @@ import pandas as pd
 import pytest
 
 from features.derive import (
-    FEATURES, LASTING_FLAGS, HISTORY_INPUTS, LONGITUDINAL_FEATURES, bp_category, build_features, egfr_ckd_epi_2021,
+    DERIVED_FEATURES,
+    FEATURES,
+    HISTORY_INPUTS,
+    LASTING_FLAGS,
+    LONGITUDINAL_FEATURES,
+    bp_category,
+    build_features,
+    derived_features,
+    egfr_ckd_epi_2021,
+    inputs_of,
 )
+from features.schema import EXAMPLE_RECORD
 
 
 @pytest.mark.parametrize(
@@ -146,6 +156,25 @@ def test_history_inputs_are_all_the_longitudinal_features_read():
         less.loc[~less.index.isin(latest), col] = np.nan
         changed = build_features(less).loc[latest, list(LONGITUDINAL_FEATURES + LASTING_FLAGS)]
         assert not changed.equals(build_features(full).loc[latest, list(LONGITUDINAL_FEATURES + LASTING_FLAGS)]), col
+
+
+def test_derived_inputs_are_what_each_derived_feature_reads():
+    # Rows where SBP alone, then DBP alone, decides the blood-pressure stage.
+    base = pd.DataFrame([EXAMPLE_RECORD, {**EXAMPLE_RECORD, "sex": "F", "age": 40, "smoking_status": 1, "sbp": 110},
+                         {**EXAMPLE_RECORD, "dbp": 70}])
+    before = derived_features(base)
+    for name in DERIVED_FEATURES:
+        inputs = inputs_of(name)
+        others = [c for c in base.columns if c not in inputs and c not in ("person_id", "exam_date", "sex")]
+        moved = base.copy()
+        moved[others] = moved[others].astype(float) * 1.37 + 1  # every other numeric input changes
+        assert np.array_equal(derived_features(moved)[name], before[name], equal_nan=True), name
+        # ...and losing any one of its inputs (age only backs up age_group) changes it.
+        for col in inputs:
+            if col == "age_group":
+                continue
+            less = base.drop(columns=[col])
+            assert not np.array_equal(derived_features(less)[name], before[name], equal_nan=True), (name, col)
 
 
 def test_lasting_answers_carry_forward_but_never_backward():

@@ -1,14 +1,14 @@
 import numpy as np
 import pandas as pd
 
+from features.cutoffs import LDL_HIGH
 from features.eligibility import (
-    EARLIER_REASONS,
-    LDL_HIGH,
     REASONS,
     History,
     applicability,
     eligibility,
     ineligibility_reasons,
+    reason_id,
     reason_text,
 )
 
@@ -68,7 +68,7 @@ def test_earlier_history_flag_still_holds_with_its_date():
     e, r = eligibility(df), ineligibility_reasons(df)
     assert e["diabetes"].tolist() == [False, False]
     assert e["dyslipidemia"].tolist() == [False, False]
-    assert r.loc[0, "diabetes"] == REASONS["diabetes"]["history_diabetes"]
+    assert r.loc[0, "diabetes"] == REASONS["diabetes.history_diabetes"].en
     assert r.loc[1, "diabetes"] == "already diagnosed with diabetes (recorded at the checkup of 2018-03-01)"
     assert "2018-03-01" in r.loc[1, "dyslipidemia"] and "statin" in r.loc[1, "dyslipidemia"]
     assert e["hypertension"].all() and e["cvd"].all()
@@ -85,7 +85,7 @@ def test_dyslipidemia_carries_the_last_lipid_panel():
     assert e["dyslipidemia"].tolist() == [True, False, False, True, True]
     assert r.loc[2, "dyslipidemia"] == (
         "LDL cholesterol >= 160 mg/dL at the last lipid panel (2019-05-02) is already in the disease range")
-    assert r.loc[1, "dyslipidemia"] == REASONS["dyslipidemia"]["ldl"]
+    assert r.loc[1, "dyslipidemia"] == REASONS["dyslipidemia.ldl"].en
 
 
 def test_lipid_panel_is_carried_as_a_whole():
@@ -156,24 +156,46 @@ def test_one_record_and_columns_input():
     one = person({"exam_date": "2020-01-01", "ldl": LDL_HIGH})
     both = applicability(one)
     assert both["dyslipidemia"][0].tolist() == [False]
-    assert both["dyslipidemia"][1].tolist() == [REASONS["dyslipidemia"]["ldl"]]
+    assert both["dyslipidemia"][1].tolist() == [REASONS["dyslipidemia.ldl"].en]
+    assert both["dyslipidemia"].reason_id.tolist() == ["dyslipidemia.ldl"]
+    assert both["dyslipidemia"].reason_date.tolist() == [None]
     cols = Columns.from_records([{"person_id": "x", "exam_date": "2018-02-03", "sex": "F", "age": 60, "sbp": 145},
                                  {"person_id": "x", "exam_date": "2020-02-03", "sex": "F", "age": 62}])
-    applies, reason = applicability(cols, ("hypertension",))["hypertension"]
+    applies, reason, rid, date = applicability(cols, ("hypertension",))["hypertension"]
     assert applies.tolist() == [False, False] and "2018-02-03" in reason[1]
+    assert rid.tolist() == ["hypertension.bp", "hypertension.bp.earlier"] and date.tolist() == [None, "2018-02-03"]
 
 
 def test_dated_reasons_read_in_korean_with_their_date():
-    for outcome, reasons in EARLIER_REASONS.items():
-        for template in reasons.values():
-            en = template.format(date="2019-05-02")
-            ko = reason_text(en, "ko")
-            assert ko != en and "2019-05-02" in ko and any("가" <= ch <= "힣" for ch in ko), en
-            assert reason_text(en, "en") == en
-    assert reason_text("something else", "ko") == "something else"
-    for reasons in REASONS.values():
-        for text in reasons.values():
-            assert any("가" <= ch <= "힣" for ch in reason_text(text, "ko"))
+    dated = [r for r in REASONS.values() if r.id.endswith(".earlier")]
+    assert len(dated) == len(REASONS) // 2
+    for r in dated:
+        en = reason_text(r.id, "en", "2019-05-02")
+        ko = reason_text(r.id, "ko", "2019-05-02")
+        assert en == r.en.replace("{date}", "2019-05-02") and "{" not in en
+        assert ko != en and "2019-05-02" in ko and any("가" <= ch <= "힣" for ch in ko), en
+    for r in REASONS.values():
+        assert any("가" <= ch <= "힣" for ch in reason_text(r.id, "ko"))
+        assert r.id == reason_id(*r.id.removesuffix(".earlier").split("."), earlier=r.id.endswith(".earlier"))
+
+
+def test_reason_ids_render_the_reason_given():
+    """The id and date `applicability` gives render exactly its English reason, and Korean from the id."""
+    df = person({"exam_date": "2018-01-10", "fasting_glucose": 131, "sbp": 150, "ldl": 170, "history_stroke": 1,
+                 "urine_protein": 4},
+                {"exam_date": "2020-01-10", "on_antihypertensive": 1})
+    judged = applicability(df)
+    seen = 0
+    for j in judged.values():
+        for applies, reason, rid, date in zip(*j, strict=True):
+            assert (rid is None) == applies == (reason is None) and (date is None or rid.endswith(".earlier"))
+            if rid is not None:
+                assert reason_text(rid, "en", date) == reason
+                assert reason_text(rid, "ko", date) == REASONS[rid].ko.replace("{date}", date or "")
+                seen += 1
+    assert seen == 10  # every outcome, at both checkups
+    assert judged["diabetes"].reason_date.tolist() == [None, "2018-01-10"]
+    assert judged["hypertension"].reason_id.tolist() == ["hypertension.bp", "hypertension.on_antihypertensive"]
 
 
 def test_history_state_matches_the_frame():
@@ -188,10 +210,10 @@ def test_history_state_matches_the_frame():
              np.array(["2020-01-01", "2020-02-01", "2020-03-01"], dtype="datetime64[D]")]
     hist = History.empty(3)
     by_wave = []
-    for w, d in zip(waves, dates):
+    for w, d in zip(waves, dates, strict=True):
         by_wave.append(ineligibility_reasons(w, history=hist))
         hist = hist.advance(w, d)
-    frame = pd.concat([w.assign(person_id=["a", "b", "c"], exam_date=d) for w, d in zip(waves, dates)],
+    frame = pd.concat([w.assign(person_id=["a", "b", "c"], exam_date=d) for w, d in zip(waves, dates, strict=True)],
                       ignore_index=True)
     whole = ineligibility_reasons(frame)
     pd.testing.assert_frame_equal(pd.concat(by_wave, ignore_index=True), whole)

@@ -57,7 +57,7 @@ def test_three_checkups_come_back_as_three_records_oldest_first():
     got = read_bundle(to_bundle(records))
     assert [r["exam_date"] for r in got.records] == ["2021-05-10", "2023-05-15", "2025-05-20"]
     assert got.record is got.records[-1]
-    for want, have in zip(records, got.records):
+    for want, have in zip(records, got.records, strict=True):
         assert have == pytest.approx(_comparable(want)), want["exam_date"]
     # Each record's age is the age on its own exam date.
     assert [r["age"] for r in got.records] == [50, 52, 54]
@@ -77,7 +77,8 @@ def test_labs_spread_over_three_days_are_one_visit():
             obs["effectiveDateTime"] = "2023-05-17"
     got = read_bundle(bundle)
     assert [r["exam_date"] for r in got.records] == ["2021-05-10", "2023-05-15", "2025-05-20"]
-    assert got.records[1]["fasting_glucose"] == 101.0 and got.records[1]["serum_creatinine"] == EXAMPLE_RECORD["serum_creatinine"]
+    assert got.records[1]["fasting_glucose"] == 101.0
+    assert got.records[1]["serum_creatinine"] == EXAMPLE_RECORD["serum_creatinine"]
 
 
 def test_visit_window_is_configurable():
@@ -90,9 +91,9 @@ def test_visit_window_is_configurable():
     got = read_bundle(bundle, visit_window_days=14)
     assert [r["exam_date"] for r in got.records] == ["2025-05-20"] and got.record["sbp"] == 150
     # The service reads the window once at start-up (CHECKUP_RISK_FHIR_VISIT_DAYS) and passes it in.
-    from serving.scoring import positive_int_from_env
+    from serving.settings import Settings
 
-    days = positive_int_from_env({"CHECKUP_RISK_FHIR_VISIT_DAYS": "14"}, "CHECKUP_RISK_FHIR_VISIT_DAYS", 7)
+    days = Settings.from_env({"CHECKUP_RISK_FHIR_VISIT_DAYS": "14"}).fhir_visit_days
     assert len(read_bundle(bundle, visit_window_days=days).records) == 1
 
 
@@ -186,7 +187,7 @@ def test_round_trip_dates_conditions_and_medications_from_their_first_checkup():
     records[1]["history_hypertension"] = records[2]["history_hypertension"] = 1
     records[2]["on_statin"] = 1
     got = read_bundle(to_bundle(records)).records
-    for want, have in zip(records, got):
+    for want, have in zip(records, got, strict=True):
         assert have == pytest.approx(_comparable(want)), want["exam_date"]
 
 

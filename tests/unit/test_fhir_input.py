@@ -9,8 +9,8 @@ from features.schema import EXAMPLE_RECORD
 
 
 def _obs(bundle: dict, loinc: str) -> dict:
-    return next(e["resource"] for e in bundle["entry"]
-                if e["resource"]["resourceType"] == "Observation" and e["resource"]["code"]["coding"][0]["code"] == loinc)
+    return next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"
+                and e["resource"]["code"]["coding"][0]["code"] == loinc)
 
 
 def _add(bundle: dict, resource: dict) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -14,8 +13,8 @@ from features.fhir import read_bundle, to_bundle
 from features.readers import frame_to_records
 from features.schema import EXAMPLE_RECORD
 from features.synth import generate_cohort
-from serving.cds import _validate_fhir
-from tests.unit.test_fhir_history import PID, SUBJECT, _add, _observation, _record, three_checkups
+from serving.fhir_in import validate_fhir as _validate_fhir
+from tests.unit.test_fhir_history import SUBJECT, _add, _observation, _record, three_checkups
 
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 SNOMED = "http://snomed.info/sct"
@@ -47,7 +46,7 @@ def test_synthetic_people_round_trip_field_by_field(cohort):
         bundle = to_bundle(records)
         got = read_bundle(bundle).records
         assert [r["exam_date"] for r in got] == [r["exam_date"] for r in records], pid
-        for k, (want, have) in enumerate(zip(records, got)):
+        for k, (want, have) in enumerate(zip(records, got, strict=True)):
             for name in sorted((set(want) | set(have)) - set(NOT_CARRIED)):
                 if name in FAMILY_FIELDS and name not in want and any(r.get(name) == 1 for r in records[:k]):
                     # The one designed difference: a family history known at an earlier checkup is still

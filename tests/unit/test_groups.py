@@ -62,7 +62,7 @@ def test_group_sums_keep_additivity(seed, hide_history, top_k):
         assert c["value"] == (None if want is None else pytest.approx(want, abs=1e-4))
     mags = [abs(c["log_odds"]) for c in listed]
     assert mags == sorted(mags, reverse=True)
-    assert len(listed) == min(top_k, len({GROUP_OF[f] for f, h in zip(FEATURES, hidden) if not h}))
+    assert len(listed) == min(top_k, len({GROUP_OF[f] for f, h in zip(FEATURES, hidden, strict=True) if not h}))
 
 
 def test_a_group_of_only_absent_history_is_not_listed():

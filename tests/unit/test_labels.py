@@ -56,11 +56,10 @@ def test_judgement_texts():
 
 
 def test_every_eligibility_reason_reads_in_korean():
-    for reasons in REASONS.values():
-        for text in reasons.values():
-            ko = reason_text(text, "ko")
-            assert ko != text and any("가" <= ch <= "힣" for ch in ko)
-            assert reason_text(text, "en") == text
+    for rid, reason in REASONS.items():
+        ko = reason_text(rid, "ko", "2019-05-02")
+        assert ko != reason_text(rid, "en", "2019-05-02") and any("가" <= ch <= "힣" for ch in ko)
+        assert reason_text(rid, "en") == reason.en
 
 
 def test_percentile_lookup_is_a_mid_rank():
@@ -85,8 +84,16 @@ def test_tables_skip_small_groups():
 
 # -- Korean class cut-offs and readable risks --------------------------------------------------
 
-from features.labels import (NO_MEANINGFUL_CHANGE, abdominal_obesity, bmi_class, bp_stage, bp_stage_text,  # noqa: E402
-                             risk_change_text, risk_resolution, risk_text)
+from features.labels import (  # noqa: E402
+    NO_MEANINGFUL_CHANGE,
+    abdominal_obesity,
+    bmi_class,
+    bp_stage,
+    bp_stage_text,
+    risk_change_text,
+    risk_resolution,
+    risk_text,
+)
 
 
 @pytest.mark.parametrize("bmi, key", [

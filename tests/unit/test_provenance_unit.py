@@ -8,7 +8,8 @@ from features.schema import OUTCOMES, true_risk_column
 from features.synth import generate_cohort
 from models import provenance
 from models.outcomes import OUTCOME_SPECS
-from serving import cds
+from serving import cds_cards as cds
+from serving.settings import ALLOW_SYNTHETIC_ENV, Settings
 from training.card import _provenance_lines
 
 
@@ -65,13 +66,13 @@ def test_model_card_states_provenance(cohort):
 @pytest.mark.parametrize("raw,expected", [(None, False), ("", False), ("0", False), ("false", False),
                                           ("1", True), ("true", True), (" YES ", True)])
 def test_allow_synthetic_setting(raw, expected):
-    environ = {} if raw is None else {cds.ALLOW_SYNTHETIC_ENV: raw}
-    assert cds.allow_synthetic_from_env(environ) is expected
+    environ = {} if raw is None else {ALLOW_SYNTHETIC_ENV: raw}
+    assert Settings.from_env(environ).allow_synthetic is expected
 
 
 def test_a_misspelt_allow_synthetic_stops_start_up():
-    with pytest.raises(ValueError, match=cds.ALLOW_SYNTHETIC_ENV):
-        cds.allow_synthetic_from_env({cds.ALLOW_SYNTHETIC_ENV: "on please"})
+    with pytest.raises(ValueError, match=ALLOW_SYNTHETIC_ENV):
+        Settings.from_env({ALLOW_SYNTHETIC_ENV: "on please"})
 
 
 def test_indicators_are_calm():
@@ -105,10 +106,10 @@ def test_serve_hints_name_a_synthetic_model(cohort):
     from checkup_risk_cli import _provenance_hints
 
     info = provenance.detect(cohort)
-    off = "\n".join(_provenance_hints(info, {}))
-    assert "SYNTHETIC" in off and "not for clinical use" in off and f"{cds.ALLOW_SYNTHETIC_ENV}=1" in off
+    off = "\n".join(_provenance_hints(info, allow_synthetic=False))
+    assert "SYNTHETIC" in off and "not for clinical use" in off and f"{ALLOW_SYNTHETIC_ENV}=1" in off
     assert "no cards" in off
-    on = "\n".join(_provenance_hints(info, {cds.ALLOW_SYNTHETIC_ENV: "1"}))
+    on = "\n".join(_provenance_hints(info, allow_synthetic=True))
     assert "CDS cards are on" in on
-    real = _provenance_hints({**info, "kind": "real"}, {})
+    real = _provenance_hints({**info, "kind": "real"}, allow_synthetic=False)
     assert len(real) == 1 and real[0].startswith("trained on real data")

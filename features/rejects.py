@@ -1,0 +1,82 @@
+"""The values a reader could not take, collected column by column, and their one-line-per-problem form.
+
+A reader never drops a row silently: every row it does not keep has at least one line here
+(`REJECT_COLUMNS`: the 0-based input ``index``, ``person_id``, ``field``, the raw ``value`` and the
+``reason``). The reasons are stable strings: tests, reports and the HIS match on them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features import schema
+
+REJECT_COLUMNS: tuple[str, ...] = ("index", "person_id", "field", "value", "reason")
+
+R_MISSING = "missing required field"
+R_MISSING_AGE = "missing required field: age or age_group"
+R_ID_TOO_LONG = f"person_id longer than {schema.PERSON_ID_MAX_LEN} characters"
+R_NOT_NUMBER = "not a number"
+R_NOT_INTEGER = "not an integer"
+R_BAD_CODE = "not an allowed code"  # followed by the allowed codes
+# The youngest NHIS band the models take is the one that starts at the record's lowest age (20).
+R_AGE_UNDER_20 = f"age band under {schema.BY_NAME['age'].low:g} is outside the model's population"
+R_BAD_SEX = f"not a sex code ({schema.SEX_CODES_TEXT})"
+R_BAD_DATE = "not a date (expected YYYY-MM-DD)"
+
+
+class Rejects:
+    """The problems found in `n` input rows: which rows are bad, and per problem the rows, field,
+    reason and raw column (for the values shown)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.bad = np.zeros(n, dtype=bool)
+        self.by_field: dict[str, np.ndarray] = {}
+        self._parts: list[tuple[np.ndarray, str, str, pd.Series | None]] = []
+
+    def add(self, mask: np.ndarray, field_name: str, reason: str, raw: pd.Series | None) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        self._parts.append((np.flatnonzero(mask), field_name, reason, raw))
+        self.bad |= mask
+        prev = self.by_field.get(field_name)
+        self.by_field[field_name] = mask if prev is None else (prev | mask)
+
+    def of(self, field_name: str) -> np.ndarray:
+        """Rows already rejected for `field_name` (so that one value gets one line)."""
+        return self.by_field.get(field_name, np.zeros(self.n, dtype=bool))
+
+    def frame(self, offset: int, person_id: np.ndarray) -> pd.DataFrame:
+        """`REJECT_COLUMNS`, one line per problem, by input row (problems of a row in the order found)."""
+        rows = []
+        for pos, field_name, reason, raw in self._parts:
+            values = [""] * len(pos) if raw is None else [_display(v) for v in raw.iloc[pos]]
+            for p, v in zip(pos.tolist(), values, strict=True):
+                pid = person_id[p]
+                rows.append((offset + p, None if _isna(pid) else str(pid), field_name, v, reason))
+        out = pd.DataFrame(rows, columns=list(REJECT_COLUMNS))
+        out = out.astype({"index": "int64"}) if len(out) else empty_rejects()
+        return out.sort_values("index", kind="stable").reset_index(drop=True)
+
+
+def _isna(v: object) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _display(v: object) -> str:
+    if _isna(v):
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def empty_rejects() -> pd.DataFrame:
+    """No problems, with the columns and dtypes of `Rejects.frame`."""
+    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "index" else object) for c in REJECT_COLUMNS})

@@ -1,0 +1,101 @@
+"""Output rows for a block of records: risks where each outcome applies, and the top-K factors.
+
+Explanations (``explain=K``): for each outcome the K features with the largest absolute
+contribution in calibrated log-odds, in columns ``<outcome>_factor_{i}`` (feature name) and
+``<outcome>_factor_{i}_log_odds``; empty where the outcome does not apply. Only the rows where an
+outcome applies are explained, and "no earlier checkup" is never listed as a factor (as in /score).
+Scores and explanations come from the model's one scoring path, `RiskModel.score`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from features.derive import FEATURES, absent_history, build_features
+from features.eligibility import eligibility
+from models.bundle import RiskModel
+
+
+def score_block(model: RiskModel, records: pd.DataFrame, frame: pd.DataFrame, version: str,
+                explain: int = 0) -> pd.DataFrame:
+    """The output rows of ``records`` (same index). ``frame`` is ``records``, possibly preceded by
+    earlier checkups of the same persons (negative index labels): features and eligibility are
+    judged with that history, only ``records`` are scored."""
+    outcomes = tuple(model.models_)
+    X = build_features(frame)
+    applies_all = eligibility(frame, outcomes)
+    if len(frame) != len(records):
+        X, applies_all = X.loc[records.index], applies_all.loc[records.index]
+    out = pd.DataFrame({"person_id": records["person_id"], "exam_date": records["exam_date"]}, index=records.index)
+    Xn = np.ascontiguousarray(X.to_numpy(dtype=float))
+    if len(records):
+        probs = model.score(Xn).probability
+        applies = applies_all.to_numpy()
+    else:
+        probs = {o: np.zeros(0) for o in outcomes}
+        applies = np.zeros((0, len(outcomes)), dtype=bool)
+    for j, o in enumerate(outcomes):
+        out[f"{o}_risk"] = np.where(applies[:, j], probs[o], np.nan)
+    out["model_version"] = str(version)
+    if explain > 0:
+        top = top_factors(model, Xn, {o: applies[:, j] for j, o in enumerate(outcomes)}, explain)
+        cols = {}
+        for o in outcomes:
+            names, values = top[o]
+            for i in range(explain):
+                cols[f"{o}_factor_{i + 1}"] = names[:, i]
+                cols[f"{o}_factor_{i + 1}_log_odds"] = values[:, i]
+        out = pd.concat([out, pd.DataFrame(cols, index=records.index)], axis=1)
+    return out
+
+
+def score_frame(model: RiskModel, records: pd.DataFrame, version: str, explain: int = 0) -> pd.DataFrame:
+    """The whole-frame path: person_id, exam_date, <outcome>_risk (NaN where not applicable),
+    model_version, and with ``explain`` the top factors; features from all of ``records``."""
+    return score_block(model, records, records, version, explain)
+
+
+def top_factors(model: RiskModel, X: np.ndarray, rows: Mapping[str, np.ndarray],
+                k: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Top-k explanation per outcome: ``{outcome: (names n x k (object, None where not
+    explained), log-odds n x k (NaN where not explained))}``; ``rows[outcome]`` is the boolean mask of
+    the rows of the model matrix ``X`` to explain (the rows where the outcome applies)."""
+    n = len(X)
+    kk = min(k, len(FEATURES))
+    names_all = np.asarray(FEATURES, dtype=object)
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for o, m in rows.items():
+        m = np.asarray(m, dtype=bool)
+        names = np.full((n, k), None, dtype=object)
+        values = np.full((n, k), np.nan)
+        if m.any():
+            Xm = np.ascontiguousarray(X[m])
+            c = model.score(Xm, explain=True, outcomes=(o,)).contributions[o]
+            unlisted = absent_history(Xm)
+            idx, val = _top_k(c, kk, unlisted)
+            shown = ~np.take_along_axis(unlisted, idx, axis=1)
+            names[m, :kk] = np.where(shown, names_all[idx], None)
+            values[m, :kk] = np.where(shown, val, np.nan)
+        out[o] = (names, values)
+    return out
+
+
+def _top_k(contrib: np.ndarray, k: int, unlisted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and values of the k largest |contributions| per row, largest first
+    (ties by feature order); entries where ``unlisted`` is True rank last (the caller blanks them)."""
+    n, f = contrib.shape
+    k = min(k, f)
+    a = np.abs(contrib)
+    if unlisted is not None:
+        a = np.where(unlisted, -1.0, a)
+    if k < f:
+        part = np.argpartition(-a, k - 1, axis=1)[:, :k]
+        part.sort(axis=1)
+    else:
+        part = np.broadcast_to(np.arange(f), (n, f)).copy()
+    order = np.argsort(-np.take_along_axis(a, part, axis=1), axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1)
+    return idx, np.take_along_axis(contrib, idx, axis=1)

@@ -1,0 +1,132 @@
+"""What batch scoring writes: the output columns and their types, and the output and rejects files.
+
+Both files appear at their paths only when the run commits (a failed run leaves no partial output
+behind); rows are appended as chunks are scored, so memory never holds the whole output.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any, cast
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.readers import write_rejects
+
+ROW = "_row"  # the global 0-based input row position, carried through history, spills and partition outputs
+REJECT_COLUMNS = ["index", "person_id", "field", "value", "reason"]
+
+
+def rejects_path(output: str | Path) -> Path:
+    return Path(f"{output}.rejects.csv")
+
+
+def check_output(path: Path) -> None:
+    if not path.name.endswith((".csv", ".parquet")):
+        raise ValueError(f"--output must end in .csv or .parquet: {path}")
+
+
+def output_columns(outcomes: tuple[str, ...], explain: int = 0) -> list[str]:
+    """person_id, exam_date, `<outcome>_risk` per outcome, model_version, then with `explain` = K the
+    top K factors per outcome: `<outcome>_factor_{i}` (feature) and `<outcome>_factor_{i}_log_odds`."""
+    cols = ["person_id", "exam_date"] + [f"{o}_risk" for o in outcomes] + ["model_version"]
+    for o in outcomes:
+        for i in range(1, explain + 1):
+            cols += [f"{o}_factor_{i}", f"{o}_factor_{i}_log_odds"]
+    return cols
+
+
+def output_schema(outcomes: tuple[str, ...], explain: int = 0) -> pa.Schema:
+    fields = []
+    for c in output_columns(outcomes, explain):
+        if c == "exam_date":
+            t = pa.timestamp("us")
+        elif c.endswith(("_risk", "_log_odds")):
+            t = pa.float64()
+        else:
+            t = pa.string()
+        fields.append(pa.field(c, t))
+    return pa.schema(fields)
+
+
+class OutputWriter:
+    """Appends output frames to a CSV or a Parquet file; the file appears at ``path`` only when
+    :meth:`commit` is called."""
+
+    def __init__(self, path: Path, schema_: pa.Schema) -> None:
+        self.path = path
+        self.schema = schema_
+        self.columns = schema_.names
+        self.parquet = path.suffix == ".parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = path.with_name(f".{path.name}.partial")
+        self.rows = 0
+        if self.parquet:
+            self._pq = pq.ParquetWriter(self.tmp, schema_)
+        else:
+            self._fh = open(self.tmp, "w", encoding="utf-8", newline="")
+            pd.DataFrame(columns=self.columns).to_csv(self._fh, index=False)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if not len(frame):
+            return
+        frame = frame[self.columns]
+        if self.parquet:
+            self._pq.write_table(pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False))
+        else:
+            frame.to_csv(self._fh, index=False, header=False, date_format="%Y-%m-%d")
+        self.rows += len(frame)
+
+    def _close(self) -> None:
+        if self.parquet:
+            self._pq.close()
+        else:
+            self._fh.close()
+
+    def commit(self) -> None:
+        self._close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        try:
+            self._close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+class RejectsWriter:
+    """Appends rejects in the format of :func:`features.readers.write_rejects`; ``rows`` counts the
+    input rows rejected (a row may fail on several fields)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.partial")
+        self._fh = open(self.tmp, "w", encoding="utf-8", newline="")
+        self._header = True
+        self.rows = 0
+
+    def write(self, rejects: pd.DataFrame) -> None:
+        if not len(rejects) and not self._header:
+            return
+        buf = io.StringIO()
+        write_rejects(rejects, cast(Any, buf))  # it writes to any text stream, not only to a path
+        text = buf.getvalue()
+        if not self._header:
+            text = text.split("\n", 1)[1] if "\n" in text else ""
+        self._fh.write(text)
+        self._header = False
+        self.rows += int(rejects["index"].nunique()) if len(rejects) else 0
+
+    def commit(self) -> None:
+        if self._header:
+            self.write(pd.DataFrame(columns=REJECT_COLUMNS))
+        self._fh.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self._fh.close()
+        self.tmp.unlink(missing_ok=True)

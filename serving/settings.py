@@ -1,0 +1,174 @@
+"""Every `CHECKUP_RISK_*` setting, read from the environment once, at an entry point.
+
+`Settings.from_env(os.environ)` is called by the command line (`checkup_risk_cli.main`) and by the
+service when BentoML starts it (`serving.service`); every other module is handed the values it
+needs. A bad value stops start-up with a message naming the variable: a site that set it meant
+something, and falling back to the default would hide that. docs/configuration.md lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from features.fhir import VISIT_DAYS
+
+DEFAULT_HOME = Path(".checkup-risk")
+# Two years: by then the one-year risk window after the exam has passed, with a year's grace for
+# the usual delay between a checkup and the visit where it is discussed.
+DEFAULT_STALE_AFTER_DAYS = 730
+ALLOW_SYNTHETIC_ENV = "CHECKUP_RISK_ALLOW_SYNTHETIC"
+_TRUE = ("1", "true", "yes")
+_FALSE = ("", "0", "false", "no")
+
+
+class SettingsError(ValueError):
+    """A setting whose value cannot be used; the message names the variable."""
+
+
+def _env(name: str) -> dict[str, str]:
+    return {"env": name}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The deployment's configuration. Each field's `env` metadata names its variable."""
+
+    # All state: the MLflow store, the BentoML store, the API token, the CDS routes' SQLite files.
+    home: Path = field(metadata=_env("CHECKUP_RISK_HOME"))
+    # Service worker processes; each loads the model once.
+    workers: int = field(default=2, metadata=_env("CHECKUP_RISK_WORKERS"))
+    # A checkup older than this is stale: its one-year window has passed.
+    stale_after_days: int = field(default=DEFAULT_STALE_AFTER_DAYS, metadata=_env("CHECKUP_RISK_STALE_AFTER_DAYS"))
+    # FHIR Observations less than this many days after a visit's first day belong to that visit.
+    fhir_visit_days: int = field(default=VISIT_DAYS, metadata=_env("CHECKUP_RISK_FHIR_VISIT_DAYS"))
+    # CDS gives cards from a model of synthetic people only when the site asks for it (demos).
+    allow_synthetic: bool = field(default=False, metadata=_env(ALLOW_SYNTHETIC_ENV))
+    # Browser origins allowed to call; bearer headers, never cookies, so "*" exposes nothing.
+    cors_origins: tuple[str, ...] = field(default=("*",), metadata=_env("CHECKUP_RISK_CORS_ORIGINS"))
+    # BentoML's OpenTelemetry span per request; off because no exporter is configured.
+    tracing: bool = field(default=False, metadata=_env("CHECKUP_RISK_TRACING"))
+    # The bearer token; None: the one kept under the home (created on first run). Never in repr.
+    api_token: str | None = field(default=None, repr=False, metadata=_env("CHECKUP_RISK_API_TOKEN"))
+    # The JSON allowlist of CDS clients; None: no client is trusted.
+    cds_clients: Path | None = field(default=None, metadata=_env("CHECKUP_RISK_CDS_CLIENTS"))
+    # The external base URL (no trailing slash): the `aud` CDS clients sign for, and report links.
+    public_url: str | None = field(default=None, metadata=_env("CHECKUP_RISK_PUBLIC_URL"))
+    # The Bento model the service loads; None: the tag `checkup-risk serve` pinned under the home.
+    model_tag: str | None = field(default=None, metadata=_env("CHECKUP_RISK_MODEL_TAG"))
+
+    @property
+    def bentoml_home(self) -> Path:
+        """BentoML's model store, inside the home folder."""
+        return self.home / "bentoml"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """The settings from an environment mapping (`os.environ` at an entry point); unset or
+        empty variables take their defaults."""
+        home = _text(environ, "CHECKUP_RISK_HOME")
+        clients = _text(environ, "CHECKUP_RISK_CDS_CLIENTS")
+        return cls(
+            home=Path(home or DEFAULT_HOME).resolve(),
+            workers=_positive_int(environ, "CHECKUP_RISK_WORKERS", 2),
+            stale_after_days=_positive_int(environ, "CHECKUP_RISK_STALE_AFTER_DAYS", DEFAULT_STALE_AFTER_DAYS),
+            fhir_visit_days=_positive_int(environ, "CHECKUP_RISK_FHIR_VISIT_DAYS", VISIT_DAYS),
+            allow_synthetic=_flag(environ, ALLOW_SYNTHETIC_ENV),
+            cors_origins=_origins(environ, "CHECKUP_RISK_CORS_ORIGINS"),
+            tracing=_flag(environ, "CHECKUP_RISK_TRACING"),
+            api_token=_text(environ, "CHECKUP_RISK_API_TOKEN"),
+            # Absolute, so that a child process started elsewhere reads the same file.
+            cds_clients=Path(clients).resolve() if clients else None,
+            public_url=_url(environ, "CHECKUP_RISK_PUBLIC_URL"),
+            model_tag=_text(environ, "CHECKUP_RISK_MODEL_TAG"),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that give a child process (`bentoml serve`) these settings:
+        `Settings.from_env(s.to_env()) == s`. Unset optional settings are left out."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                out[f.metadata["env"]] = "1" if value else "0"
+            elif isinstance(value, tuple):
+                out[f.metadata["env"]] = ",".join(value)
+            else:
+                out[f.metadata["env"]] = str(value)
+        return out
+
+
+def configure_libraries(settings: Settings, environ: MutableMapping[str, str] = os.environ) -> None:
+    """Point BentoML at the home folder's store and keep BentoML and MLflow offline.
+
+    These libraries take this configuration only from the environment (BentoML reads BENTOML_HOME
+    when it first opens its store), so the command line writes it here, before either starts, and
+    nothing else in the project writes to the environment. Telemetry opt-outs are defaults: an
+    operator's own value wins. The service sets nothing: `checkup-risk serve`, the Makefile or the
+    container image started it with these already set. Great Expectations 1.x sends no analytics.
+    """
+    environ["BENTOML_HOME"] = str(settings.bentoml_home)
+    environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow would draw its own progress bar for every artifact download, between ours.
+    environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def _text(environ: Mapping[str, str], name: str) -> str | None:
+    raw = environ.get(name)
+    return raw.strip() if raw is not None and raw.strip() else None
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = _text(environ, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise SettingsError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    # Anything but the listed spellings is an error: guessing "on" for a typo could, for
+    # ALLOW_SYNTHETIC, put made-up numbers in front of clinicians.
+    raw = (environ.get(name) or "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise SettingsError(f"{name} must be 1 or 0, not {raw!r}")
+
+
+def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = _text(environ, name)
+    if raw is None:
+        return ("*",)
+    origins = tuple(o.strip() for o in raw.split(",") if o.strip())
+    for o in origins:
+        if o != "*" and not _is_http_url(o):
+            raise SettingsError(f"{name} must be * or comma-separated origins such as https://his.example.org, "
+                                f"not {o!r}")
+    return origins
+
+
+def _url(environ: Mapping[str, str], name: str) -> str | None:
+    raw = _text(environ, name)
+    if raw is None:
+        return None
+    if not _is_http_url(raw):
+        raise SettingsError(f"{name} must be an http:// or https:// URL such as https://risk.example.org, not {raw!r}")
+    return raw.rstrip("/")
+
+
+def _is_http_url(text: str) -> bool:
+    parts = urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)

@@ -1,0 +1,86 @@
+"""The evaluation report renders the card's Markdown as HTML (tables, lists, headings), escaped,
+and fit progress turns into lines a person can follow."""
+
+from __future__ import annotations
+
+import re
+
+from training.card import evaluation_report, model_card
+from training.markdown import to_html
+from training.progress import FitProgress, timed
+
+
+def _metrics() -> dict:
+    block = {
+        "n": 1200, "events": 40, "auroc": 0.71, "auroc_ci": [0.65, 0.77], "auprc": 0.08, "brier": 0.031,
+        "calibration_intercept": 0.02, "calibration_slope": 0.97, "ece": 0.004, "model_choice": "gradient boosting",
+        "expected_auroc": 0.70, "oracle_expected_auroc": 0.74, "expected_auroc_ratio": 0.946,
+        "baselines": {"logistic_regression": {"auroc": 0.69},
+                      "prevent_10y_cvd": {"auroc": None, "skipped": True, "note": "skipped: no <lipids> & co"}},
+        "subgroups": [{"sex": "F", "age_band": "40-49", "n": 300, "events": 5, "auroc": None,
+                       "observed_to_expected": None, "too_small": True}],
+    }
+    return {"n_records": 1200, "outcomes": {"cvd": block}}
+
+
+def test_markdown_subset_becomes_html():
+    html = to_html("# Title\n\n- one **bold**\n  continued `code`\n- two\n\n| a | b |\n|---|---|\n| 1 | <x> |\n\ntext")
+    assert "<h1>Title</h1>" in html
+    assert "<ul><li>one <strong>bold</strong> continued <code>code</code></li><li>two</li></ul>" in html
+    assert "<table><thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr><td>1</td><td>&lt;x&gt;</td></tr>" in html
+    assert "<p>text</p>" in html
+    assert "<h2>Title</h2>" in to_html("# Title", shift=1)
+
+
+def test_markup_in_values_is_escaped():
+    html = to_html("| a |\n|---|\n| <script>alert(1)</script> |\n\n- **<b>x</b>** & `<i>`")
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<strong>&lt;b&gt;x&lt;/b&gt;</strong> &amp; <code>&lt;i&gt;</code>" in html
+
+
+def test_evaluation_report_renders_tables_not_markdown():
+    metrics = _metrics()
+    card = model_card("3", metrics, {"rows": 10, "persons": 4,
+                                     "training_data": {"kind": "synthetic", "persons": 4, "checkups": 10,
+                                                       "first_exam": "2020-01-01", "last_exam": "2021-01-01"}})
+    report = evaluation_report("3", metrics, {}, card)
+    assert "|---" not in report and "<pre>" not in report, "raw Markdown in the report"
+    assert report.count("<table>") >= 6  # summary, baselines, subgroups, and the card's tables
+    assert "<h2>Model card: checkup-risk version 3</h2>" in report
+    assert "<h3>Intended use</h3>" in report
+    assert "&lt;lipids&gt; &amp; co" in report and "<lipids>" not in report
+    assert re.search(r"<td>cvd</td><td>1,200</td><td>40</td><td>0\.710 \(0\.650-0\.770\)</td>", report)
+    assert "<strong>synthetic</strong>" in report and "not for clinical use" in report
+
+
+def test_fit_progress_lines():
+    said: list[str] = []
+    now = [0.0]
+    progress = FitProgress(said.append, ("cvd", "ckd"), every=5.0, clock=lambda: now[0])
+    progress("cvd", "boosting rounds", 0, 6000)
+    for done in range(25, 1000, 25):
+        now[0] += 0.5
+        progress("cvd", "boosting rounds", done, 6000)
+    progress("cvd", "boosting rounds", 6000, 6000)
+    progress("cvd", "interval members", 0, 6)
+    progress("ckd", "boosting rounds", 0, 6000)
+    assert said[0] == "fitting cvd (1 of 2)"
+    assert said[1] == "  cvd: boosting rounds 0/6,000 (0%)"
+    # Throttled: 39 updates over 19.5 s give a line every 5 s, not one per update.
+    assert 3 <= sum("boosting rounds" in s and "cvd" in s for s in said) <= 7
+    assert "  cvd: boosting rounds 6,000/6,000 (100%)" in said
+    assert "  cvd: interval members 0/6 (0%)" in said
+    assert "fitting ckd (2 of 2)" in said
+    # The older one-argument form still says which outcome starts.
+    old: list[str] = []
+    FitProgress(old.append, ("cvd",))("cvd")
+    assert old == ["fitting cvd (1 of 1)"]
+
+
+def test_timed_lines_say_the_seconds():
+    said: list[str] = []
+    now = [10.0]
+    say = timed(said.append, clock=lambda: now[0])
+    now[0] = 52.4
+    say("fitting cvd (1 of 5)")
+    assert said == ["[   42 s] fitting cvd (1 of 5)"]

@@ -1,0 +1,111 @@
+"""Settings: every CHECKUP_RISK_* variable read in one place, bad values named, nothing read or
+written at import time."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from serving.settings import DEFAULT_STALE_AFTER_DAYS, Settings, SettingsError, configure_libraries
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = Settings.from_env({})
+    assert s.home == tmp_path / ".checkup-risk" and s.home.is_absolute()
+    assert (s.workers, s.stale_after_days, s.fhir_visit_days) == (2, DEFAULT_STALE_AFTER_DAYS, 7)
+    assert s.allow_synthetic is False and s.tracing is False and s.cors_origins == ("*",)
+    assert s.api_token is s.cds_clients is s.public_url is s.model_tag is None
+    # Empty means unset, as a shell's `export VAR=` does.
+    assert Settings.from_env({"CHECKUP_RISK_HOME": "", "CHECKUP_RISK_WORKERS": " "}) == s
+
+
+def test_every_variable_is_read_and_round_trips(tmp_path):
+    environ = {
+        "CHECKUP_RISK_HOME": str(tmp_path / "home"),
+        "CHECKUP_RISK_WORKERS": "4",
+        "CHECKUP_RISK_STALE_AFTER_DAYS": " 365 ",
+        "CHECKUP_RISK_FHIR_VISIT_DAYS": "14",
+        "CHECKUP_RISK_ALLOW_SYNTHETIC": "yes",
+        "CHECKUP_RISK_CORS_ORIGINS": "https://a.example.org, https://b.example.org",
+        "CHECKUP_RISK_TRACING": "1",
+        "CHECKUP_RISK_API_TOKEN": "s3cret",
+        "CHECKUP_RISK_CDS_CLIENTS": str(tmp_path / "clients.json"),
+        "CHECKUP_RISK_PUBLIC_URL": "https://risk.example.org/",
+        "CHECKUP_RISK_MODEL_TAG": "checkup-risk:v3",
+    }
+    s = Settings.from_env(environ)
+    assert s == Settings(home=tmp_path / "home", workers=4, stale_after_days=365, fhir_visit_days=14,
+                         allow_synthetic=True, cors_origins=("https://a.example.org", "https://b.example.org"),
+                         tracing=True, api_token="s3cret", cds_clients=tmp_path / "clients.json",
+                         public_url="https://risk.example.org", model_tag="checkup-risk:v3")
+    # The child process `serve` starts reads the same settings back.
+    assert Settings.from_env(s.to_env()) == s
+    assert set(s.to_env()) == set(environ)
+
+
+@pytest.mark.parametrize("name,value", [
+    ("CHECKUP_RISK_WORKERS", "two"), ("CHECKUP_RISK_WORKERS", "0"), ("CHECKUP_RISK_STALE_AFTER_DAYS", "1.5"),
+    ("CHECKUP_RISK_FHIR_VISIT_DAYS", "-3"), ("CHECKUP_RISK_ALLOW_SYNTHETIC", "on please"),
+    ("CHECKUP_RISK_TRACING", "maybe"), ("CHECKUP_RISK_PUBLIC_URL", "risk.example.org"),
+    ("CHECKUP_RISK_CORS_ORIGINS", "*,his.example.org"),
+])
+def test_a_bad_value_names_its_variable(name, value):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_the_token_is_never_in_repr():
+    assert "s3cret" not in repr(Settings.from_env({"CHECKUP_RISK_API_TOKEN": "s3cret"}))
+
+
+def test_configure_libraries_points_bentoml_home_and_keeps_operator_choices(tmp_path):
+    environ = {"MLFLOW_DISABLE_TELEMETRY": "false"}
+    configure_libraries(Settings(home=tmp_path), environ)
+    assert environ["BENTOML_HOME"] == str(tmp_path / "bentoml")
+    assert environ["BENTOML_DO_NOT_TRACK"] == "true" and environ["MLFLOW_DISABLE_TELEMETRY"] == "false"
+
+
+def test_cli_reports_a_bad_setting_in_one_line(tmp_path):
+    env = {**os.environ, "CHECKUP_RISK_WORKERS": "many"}
+    out = subprocess.run([sys.executable, "-m", "checkup_risk_cli", "synth", "--people", "1", "--out",
+                          str(tmp_path / "c.csv")], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "checkup-risk synth: CHECKUP_RISK_WORKERS must be a whole number, not 'many'"
+
+
+def test_importing_every_module_reads_and_writes_nothing(tmp_path):
+    """On a fresh machine: no settings, no model, an empty working folder. Every module imports,
+    the environment is unchanged, no file appears, and the service is only built when asked for."""
+    code = """
+import importlib, json, os, pkgutil, sys
+before = dict(os.environ)
+names = ["checkup_risk_cli"]
+for package in ("features", "models", "training", "serving"):
+    module = importlib.import_module(package)
+    names += [f"{package}.{m.name}" for m in pkgutil.iter_modules(module.__path__)]
+for name in names:
+    importlib.import_module(name)
+changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))
+import serving.service
+try:
+    serving.service.RiskService
+    built = "built"
+except LookupError as e:
+    built = str(e)
+print(json.dumps({"modules": len(names), "changed": changed, "built": built}))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKUP_RISK_", "BENTOML_", "MLFLOW_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["modules"] > 30 and got["changed"] == []
+    assert "no model pinned" in got["built"] and "checkup-risk serve" in got["built"]
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,94 @@
+"""`checkup-risk evaluate`: judge a registered version on a labelled file.
+
+Writes the folder (`metrics.json`, `report.html`, `model_card.md`) and logs the same files as an
+MLflow run named for what it is ('evaluate v3 on cohort.csv'), in the experiment of the version's
+own training run, so a version's evaluations sit beside the run that trained it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from features.readers import read_checkups
+from features.validation import split_valid
+from training import registry
+from training.card import evaluation_report, model_card
+from training.evaluate import evaluate, figures, write_metrics
+from training.metrics import flat_metrics
+
+# Where an evaluation is logged when its version's training run cannot be found.
+FALLBACK_EXPERIMENT = "checkup-risk"
+
+
+@dataclass
+class EvaluationResult:
+    version: str
+    metrics: dict
+    run_id: str
+    files: list[Path]
+
+
+def run_name(version: str, data: Path) -> str:
+    """'evaluate v3 on cohort.csv': the version judged and the file it was judged on."""
+    return f"evaluate v{version} on {data.name}"
+
+
+def _experiment_of(version: str) -> str:
+    """The experiment id of the run that trained `version`, else the fallback experiment's."""
+    from mlflow.exceptions import MlflowException
+
+    client = registry.client()
+    try:
+        run_id = client.get_model_version(registry.MODEL_NAME, version).tags.get("run_id")
+        if run_id:
+            return client.get_run(run_id).info.experiment_id
+    except MlflowException:
+        pass  # a version without its run (deleted, or registered by hand): log beside the default runs
+    return registry.experiment(FALLBACK_EXPERIMENT)
+
+
+def write_outputs(out: Path, version: str, metrics: dict, card: str, report: str) -> list[Path]:
+    """metrics.json, model_card.md and report.html in `out`; their paths."""
+    metrics_path = write_metrics(metrics, out / "metrics.json")
+    card_path, report_path = out / "model_card.md", out / "report.html"
+    card_path.write_text(card)
+    report_path.write_text(report)
+    return [metrics_path, report_path, card_path]
+
+
+def log_run(version: str, data: Path, metrics: dict, files: list[Path]) -> str:
+    """The evaluation as an MLflow run: parameters, headline metrics per outcome, the files; its id."""
+    import mlflow
+
+    with mlflow.start_run(experiment_id=_experiment_of(version), run_name=run_name(version, data)) as run:
+        mlflow.set_tags({"kind": "evaluation", "model_version": version})
+        mlflow.log_params({"data_path": str(data), "model_version": version, "n_records": metrics["n_records"],
+                           "rejected_rows": metrics.get("rejected_rows", 0)})
+        for outcome, block in metrics["outcomes"].items():
+            mlflow.log_metrics(flat_metrics(outcome, block))
+        for path in files:
+            mlflow.log_artifact(str(path))
+    return run.info.run_id
+
+
+def evaluate_file(data: str | Path, model_ref: str, out: str | Path, seed: int = 0) -> EvaluationResult:
+    """Evaluate the version behind `model_ref` (alias or number) on a labelled file.
+
+    Raises LookupError when the registry has no such version, ValueError when no row is valid."""
+    data, out = Path(data), Path(out)
+    registry.configure()
+    model, version = registry.load(model_ref)
+    read = read_checkups(data)
+    records, problems = split_valid(read.frame)
+    if not len(records):
+        raise ValueError(f"{data}: no valid rows to evaluate ({read.rows_in:,} rows, all rejected)")
+    metrics, curves = evaluate(records, model, seed=seed)
+    metrics["model_version"] = version
+    metrics["rejected_rows"] = read.rejected_rows + (int(problems["index"].nunique()) if len(problems) else 0)
+    # The evaluated file's size, and what the model itself learned from (the bundle's provenance).
+    card = model_card(version, metrics, {"rows": read.rows_in, "persons": int(read.frame["person_id"].nunique()),
+                                         "training_data": getattr(model, "training_data_", None)})
+    report = evaluation_report(version, metrics, figures(model, records, curves), card)
+    files = write_outputs(out, version, metrics, card, report)
+    return EvaluationResult(version, metrics, log_run(version, data, metrics, files), files)
