@@ -12,7 +12,7 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: venv sysdeps run test test-fast bench lock clean
+.PHONY: venv sysdeps run lint test test-fast bench lock clean
 
 # The lock file pins the whole dependency set; the venv is rebuilt when it or pyproject changes.
 $(STAMP): requirements.lock pyproject.toml
@@ -42,7 +42,15 @@ sysdeps: $(SYSDEPS)
 run: venv sysdeps
 	$(BIN)/checkup-risk serve
 
-test: venv sysdeps
+# The layers (features <- models <- training; serving uses features and models), lint, format and the
+# types of the public modules: all part of `make test`.
+lint: venv
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy features models training serving checkup_risk_cli.py
+
+test: venv sysdeps lint
 	$(BIN)/python -m pytest -q -n logical --maxprocesses 4 tests
 
 test-fast: venv sysdeps

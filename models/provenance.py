@@ -13,7 +13,8 @@ Persons and checkups are counted apart: a cohort of 2,000 people has many more c
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -59,7 +60,7 @@ def normalise(info: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def is_synthetic(info: Mapping[str, Any] | None) -> bool:
-    return bool(info) and info.get("kind") == "synthetic"
+    return info is not None and bool(info) and info.get("kind") == "synthetic"
 
 
 def _count(n: Any) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
@@ -73,7 +74,7 @@ def risk_assessments(checkup: FhirCheckup, result: dict, version: str, labels,
     `synthetic` (a model trained on simulated people), since a RiskAssessment may be stored in the
     record apart from the OperationOutcome that also says it.
     """
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     notes = [{"text": "probabilityDecimal is a fraction from 0 to 1 over the next year; a model estimate, "
                       "not a diagnosis."}]
     if history_checkups:
@@ -163,8 +164,8 @@ def check_risk_assessment(resource: dict, version: str, known_refs: set[str]) ->
 def result_bundle(resources: list[dict], outcome: dict | None = None) -> dict:
     """A collection Bundle of already validated resources (the envelope is validated here); a
     warnings OperationOutcome, when given, is the last entry."""
-    bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "collection",
-              "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "collection",
+              "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     Bundle.model_validate(bundle)
     bundle["entry"] = [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r}
                        for r in [*resources, *([outcome] if outcome else [])]]

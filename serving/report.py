@@ -29,6 +29,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -341,8 +342,10 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
         value = ", ".join(flags) if flags else t("history_flags_none", lang)
         level = "borderline" if flags else None
     else:
-        v = _x(x, group.main)
-        value = FEATURE_LABELS[group.main].value_text(v, lang)
+        main = group.main
+        assert main is not None, f"group {group_id} has no main feature"  # only history has none
+        v = _x(x, main)
+        value = FEATURE_LABELS[main].value_text(v, lang)
         if v is not None and group_id in _VALUE_NAME:
             value = f"{_VALUE_NAME[group_id]} {value}"  # "LDL 140 mg/dL": which lipid the number is
         if group_id == "weight":
@@ -354,9 +357,9 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
             if j is not None:
                 cutoff, level = j.text(lang, FEATURE_LABELS["waist_cm"]), ("disease" if obese else "normal")
         else:
-            j = judgement(group.main, sex)
+            j = judgement(main, sex)
             if j is not None:
-                cutoff, level = j.text(lang, FEATURE_LABELS[group.main]), j.level(v)
+                cutoff, level = j.text(lang, FEATURE_LABELS[main]), j.level(v)
         if v is None:
             level = None
     return {"name": name + ":", "value": value, "cutoff": cutoff, "level": level or "none"}
@@ -427,7 +430,9 @@ def trend_chart(title: str, dates: list[dt.date], values: list[float | None], fm
         lo, hi = lo - widen, hi + widen
         pad = (hi - lo) * 0.1 or 1e-6
         lo, hi = lo - pad, hi + pad
-    points, segments, current = [], [], []
+    points: list[dict[str, Any]] = []
+    segments: list[list[str]] = []
+    current: list[str] = []
     for d, v in zip(days, values, strict=False):
         if v is None:
             if current:
@@ -537,13 +542,14 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
             not_applicable.append({"name": name, "reason": reason_text(risk["reason_id"], lang, risk["reason_date"])})
             continue
         p = risk["probability"]
-        standing = scorer.model.risk_percentile(o, sex, band, p) if sex in ("M", "F") else None
         percentile = None
-        if standing is not None:
-            pct, n = standing
-            group = _group_words(sex, band, lang)
-            percentile = (t("percentile_lowest", lang, group=group, n=f"{n:,}") if pct < 1 else
-                          t("percentile", lang, group=group, n=f"{n:,}", pct=int(round(pct))))
+        if sex in ("M", "F"):
+            standing = scorer.model.risk_percentile(o, sex, band, p)
+            if standing is not None:
+                pct, n = standing
+                group = _group_words(sex, band, lang)
+                percentile = (t("percentile_lowest", lang, group=group, n=f"{n:,}") if pct < 1 else
+                              t("percentile", lang, group=group, n=f"{n:,}", pct=int(round(pct))))
         interval = risk.get("probability_interval")
         outcomes.append({
             "key": o, "name": name, "short": spec.short_ko if lang == "ko" else spec.short_en,
@@ -554,18 +560,20 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
             "percentile": percentile, "waterfall": waterfall(risk, X[newest], sex, lang),
         })
 
-    whatifs, unchanged = [], []
+    whatifs: list[dict[str, Any]] = []
+    unchanged: list[str] = []
     for w, after in changes:
         text = t(w.key, lang, **w.words)
         if after is None:
+            assert w.beyond is not None  # what_if leaves out exactly the changes marked `beyond`
             whatifs.append({"text": t("whatif_outside", lang, what=text, why=_lang_part(w.beyond, lang)),
                             "cells": None})
             continue
         cells = []
-        for o in outcomes:
-            delta, direction = risk_change_text(now[o["key"]], after[o["key"]], lang, o["interval_values"])
-            defining = bool(DEFINING_FIELDS.get(o["key"], frozenset()) & set(w.changes))
-            cells.append({"risk": risk_text(after[o["key"]]), "delta": delta, "direction": direction,
+        for row in outcomes:
+            delta, direction = risk_change_text(now[row["key"]], after[row["key"]], lang, row["interval_values"])
+            defining = bool(DEFINING_FIELDS.get(row["key"], frozenset()) & set(w.changes))
+            cells.append({"risk": risk_text(after[row["key"]]), "delta": delta, "direction": direction,
                           "defining": defining})
         if all(c["direction"] == "same" for c in cells):
             # A row of "no meaningful change" in every column says one thing: one line for all such rows.

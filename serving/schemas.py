@@ -4,9 +4,10 @@ read from the one field table, never restated. Errors become `{"index", "field",
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from features.derive import FEATURES
@@ -25,6 +26,8 @@ from features.schema import (
 from features.schema import Field as SchemaField
 
 MAX_BATCH = 1000
+# The example record is plain JSON (numbers and strings); features.schema types it loosely as `object`.
+EXAMPLE_JSON = cast(JsonDict, EXAMPLE_RECORD)
 
 
 def _annotation(f: SchemaField) -> tuple[Any, Any]:
@@ -38,8 +41,9 @@ def _annotation(f: SchemaField) -> tuple[Any, Any]:
     if f.kind == "sex":
         return str | int, Field(description=desc + f"; {'/'.join(SEX_WORDS)} or {NHIS_SEX_TEXT}")
     if f.kind in ("int", "code"):
-        bounds = {"ge": f.low, "le": f.high} if f.low is not None else {}
-        return int | None, Field(None, description=desc, **bounds)
+        if f.low is not None:
+            return int | None, Field(None, description=desc, ge=f.low, le=f.high)
+        return int | None, Field(None, description=desc)
     return float | None, Field(None, ge=f.low, le=f.high, description=desc)
 
 
@@ -87,12 +91,16 @@ def _validators() -> dict:
     }
 
 
-Checkup = create_model(
+# Typed loosely on purpose: mypy checks a `**` dict's values against every keyword of create_model
+# (__base__, __module__, ...), which a dict of (type, FieldInfo) tuples never matches.
+_CHECKUP_FIELDS: dict[str, Any] = {f.name: _annotation(f) for f in FIELDS}
+
+Checkup: type[BaseModel] = create_model(
     "Checkup",
-    __config__=ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"example": EXAMPLE_RECORD}),
+    __config__=ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"example": EXAMPLE_JSON}),
     __doc__="One national health checkup (국가건강검진) of one person, in the canonical record's units.",
     __validators__=_validators(),
-    **{f.name: _annotation(f) for f in FIELDS},
+    **_CHECKUP_FIELDS,
 )
 
 
@@ -112,7 +120,7 @@ class ReportRequest(BaseModel):
     record without one is today's) is reported and the earlier ones are its history. A list that
     mixes persons is refused, naming the first record whose person_id differs."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"checkup": EXAMPLE_RECORD, "lang": "ko"}})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"checkup": EXAMPLE_JSON, "lang": "ko"}})
 
     checkup: Checkup | None = None  # type: ignore[valid-type]
     checkups: list[Checkup] | None = Field(None, min_length=1, max_length=MAX_BATCH)  # type: ignore[valid-type]
@@ -130,24 +138,32 @@ class ReportRequest(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _one_person(self) -> "ReportRequest":
+    def _one_person(self) -> ReportRequest:
         if (self.checkup is None) == (self.checkups is None):
             raise PydanticCustomError(
                 "report_shape", "give either checkup (one record) or checkups (one person's records), not both",
                 {"field": "checkups"})
         if self.checkups:
-            first = self.checkups[0].person_id
-            for i, c in enumerate(self.checkups):
+            # Checkup is generated at run time: the type checker cannot know its fields (person_id).
+            checkups: list[Any] = self.checkups
+            first = checkups[0].person_id
+            for i, c in enumerate(checkups):
                 if c.person_id != first:
                     # The ids themselves are not echoed: pseudonymous, but still about patients.
                     raise PydanticCustomError(
-                        "one_person", "a report is about one person: record {index} has another person_id than record 0",
+                        "one_person",
+                        "a report is about one person: record {index} has another person_id than record 0",
                         {"index": i, "field": "person_id"})
         return self
 
     def records(self) -> list[dict]:
         """The checkups as canonical records (plain dicts), in the order given."""
-        return [c.model_dump() for c in (self.checkups if self.checkups is not None else [self.checkup])]
+        if self.checkups is not None:
+            checkups: list[BaseModel] = self.checkups
+        else:
+            assert self.checkup is not None  # _one_person: exactly one of checkup and checkups is given
+            checkups = [self.checkup]
+        return [c.model_dump() for c in checkups]
 
 
 def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) -> list[dict]:

@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from serving import cds, store
@@ -45,7 +46,8 @@ async def score(request: ScoreRequest, svc: CurrentWorker,
                 detail: Literal["groups", "features"] = "groups") -> JSONResponse:
     """`?detail=features` lists contributions per model feature (for data scientists); by default
     they are grouped by the measurement they come from (blood pressure, glucose, ...)."""
-    records = [c.model_dump() for c in request.checkups]
+    checkups: list[BaseModel] = request.checkups  # Checkup is generated at run time (serving.schemas)
+    records = [c.model_dump() for c in checkups]
     if len(records) <= INLINE_RECORDS:
         results = svc.scorer.score_records(records, explain=request.explain, top_k=request.top_k, detail=detail)
     else:

@@ -4,14 +4,14 @@ MLflow copies this file into each logged model and runs it at load time, so no p
 is ever deserialised; the bundle itself is XGBoost native files plus a JSON manifest.
 """
 
-import mlflow.pyfunc
 import pandas as pd
 from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
 
 from models.bundle import RiskModel
 
 
-class RiskBundle(mlflow.pyfunc.PythonModel):
+class RiskBundle(PythonModel):
     """Canonical checkup records in, one-year probabilities per outcome out (NaN: not applicable)."""
 
     def load_context(self, context) -> None:
