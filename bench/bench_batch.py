@@ -57,8 +57,9 @@ def main() -> None:
     else:
         train = generate_cohort(people=args.train_people, seed=args.seed + 1)
         model, t = timed(lambda: RiskModel(grid=(DEFAULT_GRID[0],), cv_below_events=0).fit(train))
-        print(f"model: quick RiskModel on {len(train):,} checkups of {args.train_people:,} people, "
-              f"trained in {t:.0f} s")
+        print(
+            f"model: quick RiskModel on {len(train):,} checkups of {args.train_people:,} people, trained in {t:.0f} s"
+        )
     trees = ", ".join(f"{o} {m.booster.num_boosted_rounds()}" for o, m in model.models_.items())
     print(f"trees per outcome: {trees}")
     print(f"scored by: {model.warm_up()}")
@@ -77,8 +78,19 @@ def main() -> None:
         del cohort
         for engine, k, note in runs:
             out = Path(tmp) / f"out.{args.output_format}"
-            summary, t = timed(functools.partial(score_file, model, src, out, "bench", explain=k, engine=engine,
-                                                 chunk_rows=args.chunk_rows, workers=args.workers))
+            summary, t = timed(
+                functools.partial(
+                    score_file,
+                    model,
+                    src,
+                    out,
+                    "bench",
+                    explain=k,
+                    engine=engine,
+                    chunk_rows=args.chunk_rows,
+                    workers=args.workers,
+                )
+            )
             assert summary["rows_in"] == n == summary["rows_scored"] + summary["rows_rejected"], summary
             label = f"{engine}" + (f" ({args.workers} workers)" if engine == "dask" else "")
             rows.append((label, k, n, t, note))

@@ -74,10 +74,17 @@ def cds_body(records: list[dict]) -> dict:
     rest = bundle["entry"][1:]
     body["prefetch"] = {
         "patient": bundle["entry"][0]["resource"],
-        "observations": {"resourceType": "Bundle", "type": "searchset",
-                         "entry": [e for e in rest if e["resource"]["resourceType"] == "Observation"]},
-        "conditions": {"resourceType": "Bundle", "type": "searchset",
-                       "entry": [e for e in rest if e["resource"]["resourceType"] != "Observation"]}}
+        "observations": {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [e for e in rest if e["resource"]["resourceType"] == "Observation"],
+        },
+        "conditions": {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [e for e in rest if e["resource"]["resourceType"] != "Observation"],
+        },
+    }
     body["context"]["patientId"] = bundle["entry"][0]["resource"]["id"]
     return body
 
@@ -90,6 +97,7 @@ async def hold(url: str, path: str, make, concurrency: int, seconds: float) -> t
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+
         async def worker(k: int) -> None:
             i = k
             while time.perf_counter() < deadline:
@@ -132,7 +140,12 @@ def main() -> None:
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "checkup_risk_cli", "serve", "--port", str(port), "--workers", str(args.workers)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     memory: list[tuple[float, float]] = []
     stop = threading.Event()
     try:
@@ -156,12 +169,12 @@ def main() -> None:
             return bodies[i % len(bodies)], {"Authorization": f"Bearer {keys.token(endpoint)}"}
 
         def score_request(i: int):
-            return {"checkups": people[i % len(people)], "explain": True, "top_k": 5}, \
-                {"Authorization": f"Bearer {token}"}
+            return {"checkups": people[i % len(people)], "explain": True, "top_k": 5}, {
+                "Authorization": f"Bearer {token}"
+            }
 
         asyncio.run(hold(url, "/cds-services/checkup-risk", cds_request, 4, 5))  # warm-up
-        base_lat, base_status = asyncio.run(hold(url, "/score", score_request, args.concurrency,
-                                                 args.baseline_seconds))
+        base_lat, base_status = asyncio.run(hold(url, "/score", score_request, args.concurrency, args.baseline_seconds))
         start = time.perf_counter()
 
         def sample() -> None:
@@ -170,8 +183,9 @@ def main() -> None:
                 stop.wait(5)
 
         threading.Thread(target=sample, daemon=True).start()
-        cds_lat, cds_status = asyncio.run(hold(url, "/cds-services/checkup-risk", cds_request, args.concurrency,
-                                               args.seconds))
+        cds_lat, cds_status = asyncio.run(
+            hold(url, "/cds-services/checkup-risk", cds_request, args.concurrency, args.seconds)
+        )
         stop.set()
     finally:
         stop.set()
@@ -184,25 +198,41 @@ def main() -> None:
     def row(name, lat, status, seconds, base_p50):
         errors = sum(n for s, n in status.items() if s != 200)
         p50 = np.percentile(lat, 50)
-        print(f"| {name} | {len(lat)} | {len(lat) / seconds:.0f} | {p50:.1f} | {np.percentile(lat, 95):.1f} | "
-              f"{np.percentile(lat, 99):.1f} | {max(lat):.1f} | {errors} | {p50 / base_p50:.2f} |")
+        print(
+            f"| {name} | {len(lat)} | {len(lat) / seconds:.0f} | {p50:.1f} | {np.percentile(lat, 95):.1f} | "
+            f"{np.percentile(lat, 99):.1f} | {max(lat):.1f} | {errors} | {p50 / base_p50:.2f} |"
+        )
         return errors
 
     base_p50 = float(np.percentile(base_lat, 50))
-    print(f"\n{os.cpu_count()} cores, {args.workers} server workers, concurrency {args.concurrency}, "
-          f"client on the same machine (loopback)\n")
+    print(
+        f"\n{os.cpu_count()} cores, {args.workers} server workers, concurrency {args.concurrency}, "
+        f"client on the same machine (loopback)\n"
+    )
     print("| what | requests | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | p50 / baseline |")
     print("|---|---|---|---|---|---|---|---|---|")
-    row(f"baseline: POST /score, top-5 ({args.baseline_seconds:.0f} s)", base_lat, base_status,
-        args.baseline_seconds, base_p50)
-    errors = row(f"POST /cds-services/checkup-risk, signed JWT each ({args.seconds:.0f} s)", cds_lat, cds_status,
-                 args.seconds, base_p50)
+    row(
+        f"baseline: POST /score, top-5 ({args.baseline_seconds:.0f} s)",
+        base_lat,
+        base_status,
+        args.baseline_seconds,
+        base_p50,
+    )
+    errors = row(
+        f"POST /cds-services/checkup-risk, signed JWT each ({args.seconds:.0f} s)",
+        cds_lat,
+        cds_status,
+        args.seconds,
+        base_p50,
+    )
     t = np.array([m[0] for m in memory])
     mb = np.array([m[1] for m in memory])
     settled = t >= min(60.0, t.max() / 2)
     slope = float(np.polyfit(t[settled] / 60, mb[settled], 1)[0]) if settled.sum() > 2 else float("nan")
-    print(f"\nservice RSS (all processes): start {mb[0]:.0f} MB, end {mb[-1]:.0f} MB, max {mb.max():.0f} MB; "
-          f"trend after the first minute {slope:+.2f} MB/min over {len(mb)} samples")
+    print(
+        f"\nservice RSS (all processes): start {mb[0]:.0f} MB, end {mb[-1]:.0f} MB, max {mb.max():.0f} MB; "
+        f"trend after the first minute {slope:+.2f} MB/min over {len(mb)} samples"
+    )
     p99 = float(np.percentile(cds_lat, 99))
     ok = errors == 0 and p99 < 500
     print(f"\nstatuses: {cds_status}; verdict: {'PASS' if ok else 'FAIL'} (zero errors, p99 < 500 ms)")

@@ -40,8 +40,9 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--calls", type=int, default=2000, help="timed calls per method (after warm-up)")
-    parser.add_argument("--naive-calls", type=int, default=40,
-                        help="timed calls for (c), which builds five TreeExplainers per call")
+    parser.add_argument(
+        "--naive-calls", type=int, default=40, help="timed calls for (c), which builds five TreeExplainers per call"
+    )
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds the calls are split into")
     parser.add_argument("--batch", type=int, default=10_000)
     args = parser.parse_args()
@@ -75,8 +76,11 @@ def main() -> None:
         raise AssertionError("the model is not served by the compiled kernel")
     outcomes = tuple(model.models_)
     boosters = [model.models_[o].booster for o in outcomes]
-    shapes = ", ".join(f"{o} {m.booster.num_boosted_rounds()} trees d{m.info.get('setting', {}).get('max_depth', '?')}"
-                       f"{'' if m.weight == 1 else f' w={m.weight:g}'}" for o, m in model.models_.items())
+    shapes = ", ".join(
+        f"{o} {m.booster.num_boosted_rounds()} trees d{m.info.get('setting', {}).get('max_depth', '?')}"
+        f"{'' if m.weight == 1 else f' w={m.weight:g}'}"
+        for o, m in model.models_.items()
+    )
     print(f"outcomes: {shapes}")
 
     records = generate_cohort(people=200, seed=args.seed + 100)
@@ -126,8 +130,18 @@ def main() -> None:
         from features.derive import Columns, feature_matrix
     except ImportError:
         Columns = feature_matrix = None
-    rec = {k: (None if pd.isna(v) else str(pd.Timestamp(v).date()) if k == "exam_date" else
-               v.item() if hasattr(v, "item") else v) for k, v in record.iloc[0].items()}
+    rec = {
+        k: (
+            None
+            if pd.isna(v)
+            else str(pd.Timestamp(v).date())
+            if k == "exam_date"
+            else v.item()
+            if hasattr(v, "item")
+            else v
+        )
+        for k, v in record.iloc[0].items()
+    }
 
     def g_full_columns():
         return model.score(feature_matrix(Columns.from_records([rec])), explain=True, intervals=True)
@@ -171,8 +185,10 @@ def main() -> None:
     # second core can make OpenMP hand-offs cost far more than the trees themselves.
     floor_name = min(methods[:2], key=lambda m: _stats(samples[m[0]])[0])[0]
     floor = _stats(samples[floor_name])[0]
-    print(f"\n{os.cpu_count()} cores; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
-          f"xgboost {xgb.__version__}, shap {shap.__version__}, numba {numba.__version__}")
+    print(
+        f"\n{os.cpu_count()} cores; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; "
+        f"xgboost {xgb.__version__}, shap {shap.__version__}, numba {numba.__version__}"
+    )
     print(f"floor = {floor_name.strip()!r}\n")
     print("| path (one record, all outcomes) | calls | median ms | p99 ms | median / floor |")
     print("|---|---|---|---|---|")
@@ -200,9 +216,11 @@ def main() -> None:
     one, many = batch_fast().contributions, batch_fast_threads().contributions
     if not all(np.array_equal(one[o], many[o]) for o in one):
         raise AssertionError("threaded kernel differs from single-threaded")
-    for name, fn in (("RiskModel.score(explain) (1 thread)", batch_fast),
-                     (f"RiskModel.score(explain) (threads={os.cpu_count()})", batch_fast_threads),
-                     (f"DMatrix + pred_contribs x{len(boosters)} (all cores)", batch_xgb)):
+    for name, fn in (
+        ("RiskModel.score(explain) (1 thread)", batch_fast),
+        (f"RiskModel.score(explain) (threads={os.cpu_count()})", batch_fast_threads),
+        (f"DMatrix + pred_contribs x{len(boosters)} (all cores)", batch_xgb),
+    ):
         ts = []
         for _ in range(3):
             t0 = clock()
@@ -210,8 +228,10 @@ def main() -> None:
             ts.append(clock() - t0)
         med = float(np.median(ts))
         print(f"| {name} | {med:.3f} | {len(Xb) / med:,.0f} |")
-    print(f"\nload average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
-          "(a load near or above the core count means other processes competed for the CPU)")
+    print(
+        f"\nload average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
+        "(a load near or above the core count means other processes competed for the CPU)"
+    )
 
 
 if __name__ == "__main__":

@@ -113,11 +113,16 @@ def latency(model: RiskModel, records: list[dict], repeats: int) -> dict:
             times[name].append(time.perf_counter() - t)
     for name, s in scorers.items():
         batch = [dict(r) for r in records[:1000]]
-        best = min(_timed(lambda s=s, batch=batch: s.score_records([dict(r) for r in batch], explain=True, top_k=5))
-                   for _ in range(3))
-        out[name] = {"p50_ms": 1e3 * float(np.percentile(times[name], 50)),
-                     "p90_ms": 1e3 * float(np.percentile(times[name], 90)),
-                     "batch_1000_s": best, "batch_rows_per_s": len(batch) / best}
+        best = min(
+            _timed(lambda s=s, batch=batch: s.score_records([dict(r) for r in batch], explain=True, top_k=5))
+            for _ in range(3)
+        )
+        out[name] = {
+            "p50_ms": 1e3 * float(np.percentile(times[name], 50)),
+            "p90_ms": 1e3 * float(np.percentile(times[name], 90)),
+            "batch_1000_s": best,
+            "batch_rows_per_s": len(batch) / best,
+        }
     return out
 
 
@@ -145,8 +150,12 @@ def main() -> None:
     held = generate_cohort(args.held_out, args.held_out_seed)
     held["person_id"] = "heldout-" + held["person_id"].astype(str)
     params = {} if args.members is None else {"interval_members": args.members}
-    report: dict = {"people": args.people, "checkups": len(train), "held_out_people": args.held_out,
-                    "held_out_checkups": len(held)}
+    report: dict = {
+        "people": args.people,
+        "checkups": len(train),
+        "held_out_people": args.held_out,
+        "held_out_checkups": len(held),
+    }
     # Wall and CPU seconds (process + XGBoost's threads): CPU time is the steadier figure on a shared machine.
     if args.compare_fit:
         t, c = time.perf_counter(), time.process_time()
@@ -165,9 +174,18 @@ def main() -> None:
     report["latency"] = latency(model, _records(held.iloc[:2000]), args.repeats)
 
     print(json.dumps({k: v for k, v in report.items() if k not in ("coverage", "latency")}, indent=1))
-    cols = ["n", "cover_person", "cover_like", "cover_point_pm_median_halfwidth", "cover_point_pm25pct",
-            "cover_point_pm50pct", "median_width", "median_relative_width", "median_halfwidth_logit",
-            "sd_logit_person_vs_like"]
+    cols = [
+        "n",
+        "cover_person",
+        "cover_like",
+        "cover_point_pm_median_halfwidth",
+        "cover_point_pm25pct",
+        "cover_point_pm50pct",
+        "median_width",
+        "median_relative_width",
+        "median_halfwidth_logit",
+        "sd_logit_person_vs_like",
+    ]
     print(pd.DataFrame(report["coverage"]).T[cols].to_string(float_format=lambda v: f"{v:.4g}"))
     print(pd.DataFrame(report["latency"]).T.to_string(float_format=lambda v: f"{v:.4g}"))
     if args.out:

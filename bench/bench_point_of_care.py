@@ -56,8 +56,9 @@ def main() -> None:
     parser.add_argument("--train-people", type=int, default=20_000)
     parser.add_argument("--test-people", type=int, default=4_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--fhir-persons", type=int, default=1000,
-                        help="persons checked through the FHIR path (it is the slowest)")
+    parser.add_argument(
+        "--fhir-persons", type=int, default=1000, help="persons checked through the FHIR path (it is the slowest)"
+    )
     args = parser.parse_args()
 
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -76,8 +77,10 @@ def main() -> None:
     train = generate_cohort(people=args.train_people, seed=args.seed)
     test = generate_cohort(people=args.test_people, seed=args.seed + 1000)
     test["person_id"] = "T" + test["person_id"].astype(str)  # never a training person
-    print(f"cohorts: train {len(train):,} checkups of {args.train_people:,} persons, "
-          f"held-out {len(test):,} checkups of {args.test_people:,} persons ({time.perf_counter() - t0:.1f} s)")
+    print(
+        f"cohorts: train {len(train):,} checkups of {args.train_people:,} persons, "
+        f"held-out {len(test):,} checkups of {args.test_people:,} persons ({time.perf_counter() - t0:.1f} s)"
+    )
 
     t0 = time.perf_counter()
     model = RiskModel(random_state=args.seed).fit(train)
@@ -113,11 +116,20 @@ def main() -> None:
                 q = fhir[o]
                 agree[o]["fhir"].append(q is not None and abs(q - b) <= 0.01 * b)
     path_s = time.perf_counter() - t0
-    rows = [[o, len(agree[o]["score"]), 100 * float(np.mean(agree[o]["score"])),
-             len(agree[o]["fhir"]), 100 * float(np.mean(agree[o]["fhir"])) if agree[o]["fhir"] else float("nan")]
-            for o in OUTCOMES]
-    print(f"\n(1) last checkup of {len(persons3):,} persons with >= 3 checkups: share within 1 % of batch "
-          f"({path_s:.1f} s)")
+    rows = [
+        [
+            o,
+            len(agree[o]["score"]),
+            100 * float(np.mean(agree[o]["score"])),
+            len(agree[o]["fhir"]),
+            100 * float(np.mean(agree[o]["fhir"])) if agree[o]["fhir"] else float("nan"),
+        ]
+        for o in OUTCOMES
+    ]
+    print(
+        f"\n(1) last checkup of {len(persons3):,} persons with >= 3 checkups: share within 1 % of batch "
+        f"({path_s:.1f} s)"
+    )
     print(_table(["outcome", "n /score", "% /score", "n FHIR", "% FHIR"], rows))
 
     # (2) the last checkup of every held-out person scored alone
@@ -125,14 +137,21 @@ def main() -> None:
     alone = scorer.score_records(frame_to_records(last_rows), explain=False)
     rows = []
     for o in OUTCOMES:
-        p = np.array([np.nan if r["risks"][o]["probability"] is None else r["risks"][o]["probability"]
-                      for r in alone])
+        p = np.array([np.nan if r["risks"][o]["probability"] is None else r["risks"][o]["probability"] for r in alone])
         truth = last_rows[OUTCOME_SPECS[o].true_risk].to_numpy(dtype=float)
         hist = batch.loc[last_rows.index, f"{o}_risk"].to_numpy(dtype=float)
         ok = np.isfinite(p) & np.isfinite(truth)
         both = ok & np.isfinite(hist)
-        rows.append([o, int(ok.sum()), float(p[ok].mean()), float(truth[ok].mean()),
-                     float(p[ok].mean() / truth[ok].mean()), float(hist[both].mean() / truth[both].mean())])
+        rows.append(
+            [
+                o,
+                int(ok.sum()),
+                float(p[ok].mean()),
+                float(truth[ok].mean()),
+                float(p[ok].mean() / truth[ok].mean()),
+                float(hist[both].mean() / truth[both].mean()),
+            ]
+        )
     print("\n(2) last checkup scored alone (no history sent) vs with history: mean predicted / mean true risk")
     print(_table(["outcome", "n", "mean p alone", "mean true", "ratio alone", "ratio with history"], rows))
 
@@ -158,11 +177,24 @@ def main() -> None:
         e_model = expected_auroc(p[ok], truth[ok])
         e_lr = expected_auroc(lr[o].to_numpy(dtype=float)[ok], truth[ok])
         e_hgb = expected_auroc(p_hgb, truth[ok])
-        rows.append([o, int(ok.sum()), oracle, e_model, e_model / oracle, e_lr, e_lr / oracle,
-                     e_hgb, e_hgb / oracle])
+        rows.append([o, int(ok.sum()), oracle, e_model, e_model / oracle, e_lr, e_lr / oracle, e_hgb, e_hgb / oracle])
     print("\n(3) batch with history, every held-out checkup where the outcome applies: expected AUROC")
-    print(_table(["outcome", "n", "oracle", "model", "model/oracle", "logistic (same rows)", "LR/oracle",
-                  "HistGB default (same rows)", "HGB/oracle"], rows))
+    print(
+        _table(
+            [
+                "outcome",
+                "n",
+                "oracle",
+                "model",
+                "model/oracle",
+                "logistic (same rows)",
+                "LR/oracle",
+                "HistGB default (same rows)",
+                "HGB/oracle",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ def main() -> None:
     else:
         start = time.perf_counter()
         model = RiskModel(grid=DEFAULT_GRID[:1], random_state=args.seed).fit(
-            generate_cohort(people=args.people, seed=args.seed))
+            generate_cohort(people=args.people, seed=args.seed)
+        )
         print(f"trained on a synthetic cohort of {args.people:,} people in {time.perf_counter() - start:.0f} s")
     start = time.perf_counter()
     scorer = Scorer(model, "bench")
@@ -67,17 +68,21 @@ def main() -> None:
         out = []
         for row in rows[[c for c in COLUMNS if c in rows.columns]].to_dict("records"):
             clean = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
-            clean["exam_date"] = clean["exam_date"].date() if hasattr(clean["exam_date"], "date") else clean["exam_date"]
+            clean["exam_date"] = (
+                clean["exam_date"].date() if hasattr(clean["exam_date"], "date") else clean["exam_date"]
+            )
             # The cohort keeps exact ages and float codes; the API takes whole years and integer codes.
-            clean = {k: (int(v) if isinstance(v, float) and (k == "age" or BY_NAME[k].kind == "code") else v)
-                     for k, v in clean.items()}
+            clean = {
+                k: (int(v) if isinstance(v, float) and (k == "age" or BY_NAME[k].kind == "code") else v)
+                for k, v in clean.items()
+            }
             out.append(Checkup.model_validate(clean).model_dump())
         return out
 
     records = canonical(frame)
     # People with at least five checkups: their first five, as one report request (d).
     sizes = cohort.groupby("person_id").size()
-    long_ids = sizes[sizes >= 5].index[:args.records]
+    long_ids = sizes[sizes >= 5].index[: args.records]
     histories = [canonical(cohort[cohort["person_id"] == pid].sort_values("exam_date").head(5)) for pid in long_ids]
 
     # Warm-up: template compile, numba, the first font load of WeasyPrint (seconds, paid once per process).
@@ -106,16 +111,17 @@ def main() -> None:
         hist_t.append(time.perf_counter() - t0)
 
     b50, b95 = _stats(base)
-    rows = [("(a) Scorer.score_records, 1 record (baseline)", len(base), *_stats(base)),
-            ("(b) render_html (report page)", len(html_t), *_stats(html_t)),
-            ("(c) render_pdf (A4 PDF of that page)", len(pdf_t), *_stats(pdf_t))]
+    rows = [
+        ("(a) Scorer.score_records, 1 record (baseline)", len(base), *_stats(base)),
+        ("(b) render_html (report page)", len(html_t), *_stats(html_t)),
+        ("(c) render_pdf (A4 PDF of that page)", len(pdf_t), *_stats(pdf_t)),
+    ]
     if hist_t:
         rows.append(("(d) render_html, 5 checkups with trends", len(hist_t), *_stats(hist_t)))
     print(f"\n{'method':<48} {'n':>4} {'p50 ms':>9} {'p95 ms':>9} {'x (a) p50':>10}")
     for name, n, p50, p95 in rows:
         print(f"{name:<48} {n:>4} {p50:>9.1f} {p95:>9.1f} {p50 / b50:>10.1f}")
-    print(f"\nload average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
-          f"on {os.cpu_count()} CPUs")
+    print(f"\nload average before / after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

@@ -61,12 +61,30 @@ def wrk_load(url: str, token: str, body: dict, concurrency: int, seconds: int) -
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "body.json").write_text(json.dumps(body))
         script = Path(tmp) / "post.lua"
-        script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                          f'wrk.body = io.open("{Path(tmp) / "body.json"}"):read("*a")\n')
+        script.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.body = io.open("{Path(tmp) / "body.json"}"):read("*a")\n'
+        )
         out = subprocess.run(
-            [shutil.which("wrk"), "-t", str(min(2, concurrency)), "-c", str(concurrency), "-d", f"{seconds}s",
-             "--latency", "-s", str(script), "-H", f"Authorization: Bearer {token}", f"{url}/score"],
-            capture_output=True, text=True, check=True).stdout
+            [
+                shutil.which("wrk"),
+                "-t",
+                str(min(2, concurrency)),
+                "-c",
+                str(concurrency),
+                "-d",
+                f"{seconds}s",
+                "--latency",
+                "-s",
+                str(script),
+                "-H",
+                f"Authorization: Bearer {token}",
+                f"{url}/score",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
 
     def ms(label: str) -> float:
         value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()
@@ -84,8 +102,10 @@ async def load(url: str, token: str, body: dict, concurrency: int, total: int) -
     errors = 0
     sent = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits,
-                                 timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits, timeout=30
+    ) as client:
+
         async def worker() -> None:
             nonlocal sent, errors
             while sent < total:
@@ -103,9 +123,8 @@ async def load(url: str, token: str, body: dict, concurrency: int, total: int) -
 
 
 def in_process_floors(home: Path, record: dict, n: int = 2000) -> dict[str, list[float]]:
-    import shap
-
     import bentoml
+    import shap
 
     from features.derive import Columns, feature_matrix
     from models.bundle import RiskModel
@@ -153,7 +172,12 @@ def main() -> None:
     log = open(Path(tmp.name) / "server.log", "w")  # a file, not a pipe: a full pipe would stall the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "checkup_risk_cli", "serve", "--port", str(port), "--workers", str(args.workers)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     peak = [0.0]
     stop = threading.Event()
@@ -207,15 +231,19 @@ def main() -> None:
 
         shutil.copytree(home, args.keep_home, dirs_exist_ok=True)
     floor = statistics.median(floors["raw booster margin, 5 outcomes"])
-    print(f"\none checkup, five outcomes, top-5 SHAP explanations; {os.cpu_count()} cores, "
-          f"{args.workers} server workers, client on the same machine\n")
+    print(
+        f"\none checkup, five outcomes, top-5 SHAP explanations; {os.cpu_count()} cores, "
+        f"{args.workers} server workers, client on the same machine\n"
+    )
     print("| what | p50 ms | p99 ms | req/s (explained checkups/s) | errors | p50 / raw booster |")
     print("|---|---|---|---|---|---|")
     for name, p50, p99, rps, errors in rows:
         print(f"| {name} | {p50:.2f} | {p99:.2f} | {rps:.0f} | {errors} | {p50 / floor:.1f} |")
     for name, lat in floors.items():
-        print(f"| in-process: {name} | {pct(lat, 50):.3f} | {pct(lat, 99):.3f} | {1000 / pct(lat, 50):.0f} | 0 | "
-              f"{pct(lat, 50) / floor:.1f} |")
+        print(
+            f"| in-process: {name} | {pct(lat, 50):.3f} | {pct(lat, 99):.3f} | {1000 / pct(lat, 50):.0f} | 0 | "
+            f"{pct(lat, 50) / floor:.1f} |"
+        )
     print(f"\npeak service RSS (all server processes): {peak[0]:.0f} MB")
 
 

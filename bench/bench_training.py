@@ -37,22 +37,30 @@ def main() -> None:
         elapsed = time.perf_counter() - start
 
     m = result.metrics
-    print(f"\n{m['data']['rows']:,} checkups of {m['data']['persons']:,} people; "
-          f"train {m['data']['train_rows']:,} / test {m['data']['test_rows']:,} rows (split by person); "
-          f"{os.cpu_count()} cores; total {elapsed:.0f} s ({elapsed / 60:.1f} min)\n")
-    print("| outcome | test n | events | model AUROC | LR AUROC | model/LR | oracle AUROC | E-AUROC ratio | "
-          "cal. slope | ECE | choice |")
+    print(
+        f"\n{m['data']['rows']:,} checkups of {m['data']['persons']:,} people; "
+        f"train {m['data']['train_rows']:,} / test {m['data']['test_rows']:,} rows (split by person); "
+        f"{os.cpu_count()} cores; total {elapsed:.0f} s ({elapsed / 60:.1f} min)\n"
+    )
+    print(
+        "| outcome | test n | events | model AUROC | LR AUROC | model/LR | oracle AUROC | E-AUROC ratio | "
+        "cal. slope | ECE | choice |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for o, b in m["outcomes"].items():
         lr = b["baselines"]["logistic_regression"]["auroc"]
-        print(f"| {o} | {b['n']:,} | {b['events']:,} | {b['auroc']:.4f} | {lr:.4f} | {b['auroc'] / lr:.3f} | "
-              f"{b['oracle_auroc']:.4f} | {b['expected_auroc_ratio']:.4f} | {b['calibration_slope']:.3f} | "
-              f"{b['ece']:.5f} | {b['model_choice']} |")
+        print(
+            f"| {o} | {b['n']:,} | {b['events']:,} | {b['auroc']:.4f} | {lr:.4f} | {b['auroc'] / lr:.3f} | "
+            f"{b['oracle_auroc']:.4f} | {b['expected_auroc_ratio']:.4f} | {b['calibration_slope']:.3f} | "
+            f"{b['ece']:.5f} | {b['model_choice']} |"
+        )
     cvd = m["outcomes"].get("cvd", {}).get("baselines", {})
     for name in ("prevent_10y_cvd", "framingham_2008_cvd"):
         if name in cvd:
-            print(f"\ncvd baseline {name} (10-year scale, ranking only): AUROC {cvd[name]['auroc']:.4f} "
-                  f"vs model {cvd[name]['model_auroc_same_rows']:.4f} on the same {cvd[name]['n']:,} rows")
+            print(
+                f"\ncvd baseline {name} (10-year scale, ranking only): AUROC {cvd[name]['auroc']:.4f} "
+                f"vs model {cvd[name]['model_auroc_same_rows']:.4f} on the same {cvd[name]['n']:,} rows"
+            )
 
 
 if __name__ == "__main__":

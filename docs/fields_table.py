@@ -91,7 +91,7 @@ def current(readme: str) -> str | None:
     start, end = readme.find(BEGIN), readme.find(END)
     if start < 0 or end < start:
         return None
-    return readme[start:end + len(END)]
+    return readme[start : end + len(END)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.check:
         if found != block():
-            print(f"{README}: the fields table differs from features/schema.py; run docs/fields_table.py --write",
-                  file=sys.stderr)
+            print(
+                f"{README}: the fields table differs from features/schema.py; run docs/fields_table.py --write",
+                file=sys.stderr,
+            )
             return 1
         return 0
     README.write_text(text.replace(found, block()), encoding="utf-8")

@@ -76,9 +76,7 @@ def as_numpy(arr: pa.Array | pa.ChunkedArray | np.ndarray) -> np.ndarray:
 
 def to_float(s: pd.Series, binary: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(values float64, null mask, unparseable mask). Binary fields also take Y/N, yes/no, true/false."""
-    if pd.api.types.is_bool_dtype(s.dtype) or (
-        pd.api.types.is_numeric_dtype(s.dtype) and not is_stringish(s)
-    ):
+    if pd.api.types.is_bool_dtype(s.dtype) or (pd.api.types.is_numeric_dtype(s.dtype) and not is_stringish(s)):
         vals = s.to_numpy(dtype="float64", na_value=np.nan)
         null = np.isnan(vals)
         return vals, null, np.isinf(vals)

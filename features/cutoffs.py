@@ -65,7 +65,7 @@ class Cut:
         return value < cut
 
     def level(self, value: float | None) -> str | None:
-        """"normal", "borderline" or "disease"; None for a missing value."""
+        """ "normal", "borderline" or "disease"; None for a missing value."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None
         if self.beyond(value, self.disease):
@@ -133,7 +133,7 @@ def band_range(lows: list[float], i: int, step: float) -> str:
     """The range of band `i` among bands with lower bounds `lows` (ascending; an infinite bound is
     one the band cannot be reached by): "<120", "120–129", "≥160". `step` is the resolution the
     values are read at (1 mmHg, 0.1 kg/m²), so a band ends one step below the next one starts."""
-    later = [b for b in lows[i + 1:] if math.isfinite(b)]
+    later = [b for b in lows[i + 1 :] if math.isfinite(b)]
     high = later[0] if later else None
     if not math.isfinite(lows[i]):
         return f"<{number(high)}" if high is not None else ""

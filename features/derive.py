@@ -71,8 +71,13 @@ CARRIED_LIPIDS: tuple[str, ...] = ("total_cholesterol", "hdl", "ldl", "triglycer
 # away. A later checkup that leaves one blank (or says no) still has it; FHIR Conditions and
 # eligibility read them the same way, so every path sees the same person.
 LASTING_FLAGS: tuple[str, ...] = (
-    "history_stroke", "history_heart_disease", "history_hypertension", "history_diabetes",
-    "history_dyslipidemia", "family_history_cvd", "family_history_diabetes",
+    "history_stroke",
+    "history_heart_disease",
+    "history_hypertension",
+    "history_diabetes",
+    "history_dyslipidemia",
+    "family_history_cvd",
+    "family_history_diabetes",
 )
 
 # No count of earlier checkups: it would count the rows that happen to be in the file or request (a
@@ -119,12 +124,14 @@ def inputs_of(name: str) -> tuple[str, ...]:
 # trend and percentage change, the lipids and the lasting flags. Streaming scorers keep exactly
 # these columns of each person's past (with `features.eligibility.HISTORY_INPUTS`).
 HISTORY_KEYS: tuple[str, ...] = ("person_id", "exam_date")
-HISTORY_INPUTS: tuple[str, ...] = tuple(dict.fromkeys(
-    HISTORY_KEYS
-    + tuple(c for f in TREND_FIELDS + PCT_CHANGE_FIELDS for c in inputs_of(f))
-    + CARRIED_LIPIDS
-    + LASTING_FLAGS
-))
+HISTORY_INPUTS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        HISTORY_KEYS
+        + tuple(c for f in TREND_FIELDS + PCT_CHANGE_FIELDS for c in inputs_of(f))
+        + CARRIED_LIPIDS
+        + LASTING_FLAGS
+    )
+)
 
 FEATURES: tuple[str, ...] = RAW_FEATURES + DERIVED_FEATURES + LONGITUDINAL_FEATURES
 
@@ -164,8 +171,10 @@ class Columns(dict):
             if c in _TEXT:
                 out[c] = np.array(values, dtype=object)
             elif c == "exam_date":
-                out[c] = np.array([np.datetime64(v, "ns") if v is not None else np.datetime64("NaT")
-                                   for v in values], dtype="datetime64[ns]")
+                out[c] = np.array(
+                    [np.datetime64(v, "ns") if v is not None else np.datetime64("NaT") for v in values],
+                    dtype="datetime64[ns]",
+                )
             else:
                 out[c] = np.array([np.nan if v is None else v for v in values], dtype=float)
         return cls(out, len(records))
@@ -193,8 +202,13 @@ def age_years(df: pd.DataFrame | Columns) -> np.ndarray:
 
 # Age bands of subgroup reports and of the reference percentiles ("among people of the same sex and
 # age band"); under 40 is one band because its events are few.
-AGE_BANDS: tuple[tuple[int, int, str], ...] = ((20, 40, "20-39"), (40, 50, "40-49"), (50, 60, "50-59"),
-                                               (60, 70, "60-69"), (70, 200, "70+"))
+AGE_BANDS: tuple[tuple[int, int, str], ...] = (
+    (20, 40, "20-39"),
+    (40, 50, "40-49"),
+    (50, 60, "50-59"),
+    (60, 70, "60-69"),
+    (70, 200, "70+"),
+)
 
 
 def age_band(df: pd.DataFrame | Columns) -> np.ndarray:
@@ -268,20 +282,20 @@ def derived_features(df: pd.DataFrame | Columns) -> dict[str, np.ndarray]:
     with np.errstate(over="ignore"):
         fli = 100.0 / (1.0 + np.exp(-z))
     return {
-            "age_years": age_years(df),
-            "male": is_male(df),
-            "current_smoker": np.where(np.isnan(smoking), np.nan, (smoking == 3).astype(float)),
-            "bmi": bmi,
-            "waist_to_height": waist / (height_m * 100.0),
-            "egfr": egfr_ckd_epi_2021(df),
-            "non_hdl": tc - hdl,
-            "tg_to_hdl": tg / hdl,
-            # TyG index, ln(TG x FPG / 2): insulin-resistance marker that predicts diabetes.
-            "tyg_index": np.log(tg * _num(df, "fasting_glucose") / 2.0),
-            "fatty_liver_index": fli,
-            "ast_to_alt": ast / alt,
-            "pulse_pressure": sbp - dbp,
-            "bp_category": bp_category(sbp, dbp),
+        "age_years": age_years(df),
+        "male": is_male(df),
+        "current_smoker": np.where(np.isnan(smoking), np.nan, (smoking == 3).astype(float)),
+        "bmi": bmi,
+        "waist_to_height": waist / (height_m * 100.0),
+        "egfr": egfr_ckd_epi_2021(df),
+        "non_hdl": tc - hdl,
+        "tg_to_hdl": tg / hdl,
+        # TyG index, ln(TG x FPG / 2): insulin-resistance marker that predicts diabetes.
+        "tyg_index": np.log(tg * _num(df, "fasting_glucose") / 2.0),
+        "fatty_liver_index": fli,
+        "ast_to_alt": ast / alt,
+        "pulse_pressure": sbp - dbp,
+        "bp_category": bp_category(sbp, dbp),
     }
 
 

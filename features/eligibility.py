@@ -71,17 +71,21 @@ _GROUP_OF: dict[str, str] = {f: g for g, fs in GROUPS.items() for f in fs}
 # Record columns an EARLIER checkup must keep for eligibility of later ones: what `judged_values`
 # reads (eGFR through the columns it is computed from). A streaming scorer that keeps only part of
 # each person's past keeps at least these, next to `features.derive.HISTORY_INPUTS`.
-HISTORY_INPUTS: tuple[str, ...] = tuple(dict.fromkeys(
-    HISTORY_KEYS + ALL_FLAGS + tuple(c for fs in GROUPS.values() for f in fs for c in inputs_of(f))
-))
+HISTORY_INPUTS: tuple[str, ...] = tuple(
+    dict.fromkeys(HISTORY_KEYS + ALL_FLAGS + tuple(c for fs in GROUPS.values() for f in fs for c in inputs_of(f)))
+)
 
 # Value rules: outcome -> (reason key, measured field, direction, cut-off), in reason order.
 RULES: dict[str, tuple[tuple[str, str, str, float], ...]] = {
     "cvd": (),
     "diabetes": (("fasting_glucose", "fasting_glucose", ">=", GLUCOSE_DIABETES),),
     "hypertension": (("bp", "sbp", ">=", SBP_HYPERTENSION), ("bp", "dbp", ">=", DBP_HYPERTENSION)),
-    "dyslipidemia": (("total_cholesterol", "total_cholesterol", ">=", TC_HIGH), ("ldl", "ldl", ">=", LDL_HIGH),
-                     ("triglycerides", "triglycerides", ">=", TG_HIGH), ("hdl", "hdl", "<", HDL_LOW)),
+    "dyslipidemia": (
+        ("total_cholesterol", "total_cholesterol", ">=", TC_HIGH),
+        ("ldl", "ldl", ">=", LDL_HIGH),
+        ("triglycerides", "triglycerides", ">=", TG_HIGH),
+        ("hdl", "hdl", "<", HDL_LOW),
+    ),
     "ckd": (("egfr", "egfr", "<", EGFR_CKD), ("urine_protein", "urine_protein", ">=", URINE_PROTEIN_1PLUS)),
 }
 assert tuple(FLAGS) == tuple(RULES) == OUTCOMES
@@ -133,39 +137,49 @@ _PROTEIN = BY_NAME["urine_protein"].codes[URINE_PROTEIN_1PLUS]  # "1+"
 def _lipid(en: str, ko: str, rule: str, cut: float, verb: str = "is") -> tuple[str, str, str, str]:
     """A lipid in the disease range, now and at the last lipid panel."""
     ko_rule = "이상" if rule == ">=" else "미만"
-    return (f"{en} {rule} {number(cut)} mg/dL {verb} already in the disease range",
-            f"{ko} {number(cut)} mg/dL {ko_rule}으로 이미 질환 범위",
-            f"{en} {rule} {number(cut)} mg/dL at the last lipid panel ({{date}}) {verb} already in the disease range",
-            f"마지막 지질검사({{date}})의 {ko}이 {number(cut)} mg/dL {ko_rule}으로 이미 질환 범위")
+    return (
+        f"{en} {rule} {number(cut)} mg/dL {verb} already in the disease range",
+        f"{ko} {number(cut)} mg/dL {ko_rule}으로 이미 질환 범위",
+        f"{en} {rule} {number(cut)} mg/dL at the last lipid panel ({{date}}) {verb} already in the disease range",
+        f"마지막 지질검사({{date}})의 {ko}이 {number(cut)} mg/dL {ko_rule}으로 이미 질환 범위",
+    )
 
 
 # (outcome, key) -> (English, Korean) about this checkup, then (English, Korean) carried.
 _WORDS: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("cvd", "history_stroke"): (
-        "history of stroke: not a first event", "뇌졸중 과거력이 있어 첫 발생 예측 대상이 아님",
+        "history of stroke: not a first event",
+        "뇌졸중 과거력이 있어 첫 발생 예측 대상이 아님",
         "history of stroke recorded at the checkup of {date}: not a first event",
-        "{date} 검진에서 뇌졸중 과거력이 기록되어 첫 발생 예측 대상이 아님"),
+        "{date} 검진에서 뇌졸중 과거력이 기록되어 첫 발생 예측 대상이 아님",
+    ),
     ("cvd", "history_heart_disease"): (
-        "history of heart disease: not a first event", "심장병 과거력이 있어 첫 발생 예측 대상이 아님",
+        "history of heart disease: not a first event",
+        "심장병 과거력이 있어 첫 발생 예측 대상이 아님",
         "history of heart disease recorded at the checkup of {date}: not a first event",
-        "{date} 검진에서 심장병 과거력이 기록되어 첫 발생 예측 대상이 아님"),
+        "{date} 검진에서 심장병 과거력이 기록되어 첫 발생 예측 대상이 아님",
+    ),
     ("diabetes", "history_diabetes"): _recorded("already diagnosed with diabetes", "이미 당뇨병을 진단받음"),
     ("diabetes", "on_diabetes_medication"): _recorded("on diabetes medication", "당뇨약 복용 중"),
     ("diabetes", "fasting_glucose"): (
         f"fasting glucose >= {_GLU} mg/dL is already in the diabetes range",
         f"공복혈당 {_GLU} mg/dL 이상으로 이미 당뇨병 범위",
         f"fasting glucose >= {_GLU} mg/dL at the last measurement ({{date}}) is already in the diabetes range",
-        f"마지막 측정({{date}})의 공복혈당이 {_GLU} mg/dL 이상으로 이미 당뇨병 범위"),
-    ("hypertension", "history_hypertension"): _recorded("already diagnosed with hypertension",
-                                                        "이미 고혈압을 진단받음"),
+        f"마지막 측정({{date}})의 공복혈당이 {_GLU} mg/dL 이상으로 이미 당뇨병 범위",
+    ),
+    ("hypertension", "history_hypertension"): _recorded(
+        "already diagnosed with hypertension", "이미 고혈압을 진단받음"
+    ),
     ("hypertension", "on_antihypertensive"): _recorded("on antihypertensive medication", "고혈압약 복용 중"),
     ("hypertension", "bp"): (
         f"blood pressure >= {_BP} mmHg is already in the hypertension range",
         f"혈압 {_BP} mmHg 이상으로 이미 고혈압 범위",
         f"blood pressure >= {_BP} mmHg at the last measurement ({{date}}) is already in the hypertension range",
-        f"마지막 측정({{date}})의 혈압이 {_BP} mmHg 이상으로 이미 고혈압 범위"),
-    ("dyslipidemia", "history_dyslipidemia"): _recorded("already diagnosed with dyslipidemia",
-                                                        "이미 이상지질혈증을 진단받음"),
+        f"마지막 측정({{date}})의 혈압이 {_BP} mmHg 이상으로 이미 고혈압 범위",
+    ),
+    ("dyslipidemia", "history_dyslipidemia"): _recorded(
+        "already diagnosed with dyslipidemia", "이미 이상지질혈증을 진단받음"
+    ),
     ("dyslipidemia", "on_statin"): _recorded("on a statin", "스타틴 복용 중"),
     ("dyslipidemia", "total_cholesterol"): _lipid("total cholesterol", "총콜레스테롤", ">=", TC_HIGH),
     ("dyslipidemia", "ldl"): _lipid("LDL cholesterol", "LDL 콜레스테롤", ">=", LDL_HIGH),
@@ -177,12 +191,14 @@ _WORDS: dict[tuple[str, str], tuple[str, str, str, str]] = {
         f"eGFR < {number(EGFR_CKD)} mL/min/1.73m2 at the last creatinine test ({{date}}) already meets the CKD "
         "definition",
         f"마지막 크레아티닌 검사({{date}})의 eGFR이 {number(EGFR_CKD)} mL/min/1.73m² 미만으로 이미 만성콩팥병 "
-        "기준에 해당"),
+        "기준에 해당",
+    ),
     ("ckd", "urine_protein"): (
         f"urine protein >= {_PROTEIN} already meets the CKD definition",
         f"요단백 {_PROTEIN} 이상으로 이미 만성콩팥병 기준에 해당",
         f"urine protein >= {_PROTEIN} at the last urine test ({{date}}) already meets the CKD definition",
-        f"마지막 소변검사({{date}})의 요단백이 {_PROTEIN} 이상으로 이미 만성콩팥병 기준에 해당"),
+        f"마지막 소변검사({{date}})의 요단백이 {_PROTEIN} 이상으로 이미 만성콩팥병 기준에 해당",
+    ),
 }
 # Every flag and rule has its words, and every word a flag or rule.
 assert set(_WORDS) == {(o, f) for o in OUTCOMES for f in FLAGS[o]} | {(o, r[0]) for o in OUTCOMES for r in RULES[o]}
@@ -248,11 +264,13 @@ class History:
     def empty(cls, n: int) -> History:
         """No earlier checkups (a first checkup, or a row without person_id / exam_date)."""
         nat = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
-        return cls({f: np.full(n, np.nan) for f in _GROUP_OF}, {g: nat.copy() for g in GROUPS},
-                   {f: nat.copy() for f in ALL_FLAGS})
+        return cls(
+            {f: np.full(n, np.nan) for f in _GROUP_OF},
+            {g: nat.copy() for g in GROUPS},
+            {f: nat.copy() for f in ALL_FLAGS},
+        )
 
-    def advance(self, df: pd.DataFrame | Columns, date: np.ndarray, active: np.ndarray | None = None
-                ) -> History:
+    def advance(self, df: pd.DataFrame | Columns, date: np.ndarray, active: np.ndarray | None = None) -> History:
         """The history the NEXT checkup of each person will have, once the checkups `df` (one per
         person, aligned with this history's rows, dated `date`) are added. Rows where `active` is
         False did not attend and keep their history."""
@@ -333,8 +351,9 @@ class Judged(NamedTuple):
     reason_date: np.ndarray
 
 
-def _reasons_listed(o: str, values: dict[str, np.ndarray], hist: History, recorded_now: dict[str, np.ndarray]
-                    ) -> list[tuple[np.ndarray, str, np.ndarray | None]]:
+def _reasons_listed(
+    o: str, values: dict[str, np.ndarray], hist: History, recorded_now: dict[str, np.ndarray]
+) -> list[tuple[np.ndarray, str, np.ndarray | None]]:
     """(condition, reason id, dates of the earlier checkup or None) of outcome `o`, in the order
     reasons are given: this checkup's flags, flags of earlier checkups, this checkup's values, then
     values carried from the last earlier measurement (only where this checkup lacks them)."""
@@ -352,8 +371,12 @@ def _reasons_listed(o: str, values: dict[str, np.ndarray], hist: History, record
     return items
 
 
-def applicability(df: pd.DataFrame | Columns, outcomes: tuple[str, ...] = OUTCOMES,
-                  history: History | None = None, reasons: bool = True) -> dict[str, Judged]:
+def applicability(
+    df: pd.DataFrame | Columns,
+    outcomes: tuple[str, ...] = OUTCOMES,
+    history: History | None = None,
+    reasons: bool = True,
+) -> dict[str, Judged]:
     """Per outcome: whether it applies to each row and, where not, the first listed reason
     (`Judged`; see `_reasons_listed` for the order).
 
@@ -388,15 +411,15 @@ def applicability(df: pd.DataFrame | Columns, outcomes: tuple[str, ...] = OUTCOM
     return out
 
 
-def eligibility(df: pd.DataFrame, outcomes: tuple[str, ...] = OUTCOMES, history: History | None = None
-                ) -> pd.DataFrame:
+def eligibility(df: pd.DataFrame, outcomes: tuple[str, ...] = OUTCOMES, history: History | None = None) -> pd.DataFrame:
     """Boolean frame, one column per outcome: True where the outcome applies to the record."""
     judged = applicability(df, outcomes, history, reasons=False)
     return pd.DataFrame({o: judged[o].applies for o in outcomes}, index=df.index)
 
 
-def ineligibility_reasons(df: pd.DataFrame, outcomes: tuple[str, ...] = OUTCOMES,
-                          history: History | None = None) -> pd.DataFrame:
+def ineligibility_reasons(
+    df: pd.DataFrame, outcomes: tuple[str, ...] = OUTCOMES, history: History | None = None
+) -> pd.DataFrame:
     """String frame, one column per outcome: the first reason it does not apply (English), else None."""
     judged = applicability(df, outcomes, history)
     return pd.DataFrame({o: judged[o].reason for o in outcomes}, index=df.index)

@@ -141,8 +141,15 @@ ALCOHOL = "11331-6"  # History of Alcohol use (coded or text answer)
 ALCOHOL_PER_DAY = "74013-4"  # Alcoholic drinks per day (a quantity, /d)
 ACTIVITY = "89555-7"  # Days per week of moderate to strenuous physical activity (Exercise Vital Sign, d/wk)
 # Every Observation code this reader uses (what the CDS prefetch asks for).
-OBSERVATION_CODES: tuple[str, ...] = (*MEASURES, URINE_PROTEIN, SMOKING, ALCOHOL, ALCOHOL_PER_DAY, ACTIVITY,
-                                      *sorted(PANELS))
+OBSERVATION_CODES: tuple[str, ...] = (
+    *MEASURES,
+    URINE_PROTEIN,
+    SMOKING,
+    ALCOHOL,
+    ALCOHOL_PER_DAY,
+    ACTIVITY,
+    *sorted(PANELS),
+)
 V2_YES_NO = "http://terminology.hl7.org/CodeSystem/v2-0136"
 NULL_FLAVOR = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
 
@@ -151,28 +158,101 @@ NULL_FLAVOR = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
 # checked against published value sets: note that 167275009 is "+", not trace) and the qualifier
 # values some systems send instead; the LOINC answer LA6577-6 "Negative". Other LOINC answers are
 # read from their display text ("Trace", "1+"), which the answer list fixes.
-_DIPSTICK_SNOMED = {"167273002": 1, "167274008": 2, "167275009": 3, "167276005": 4, "167277001": 5,
-                    "167278006": 6,
-                    "260385009": 1, "260405006": 2, "260347006": 3, "260348001": 4, "260349009": 5, "260350009": 6}
+_DIPSTICK_SNOMED = {
+    "167273002": 1,
+    "167274008": 2,
+    "167275009": 3,
+    "167276005": 4,
+    "167277001": 5,
+    "167278006": 6,
+    "260385009": 1,
+    "260405006": 2,
+    "260347006": 3,
+    "260348001": 4,
+    "260349009": 5,
+    "260350009": 6,
+}
 _DIPSTICK_LOINC = {"LA6577-6": 1}
-_DIPSTICK_TEXT = {"-": 1, "neg": 1, "negative": 1, "음성": 1, "none": 1, "nil": 1,
-                  "±": 2, "+/-": 2, "+-": 2, "trace": 2, "tr": 2, "미량": 2,
-                  "1+": 3, "+": 3, "+1": 3, "양성(1+)": 3, "2+": 4, "++": 4, "+2": 4, "양성(2+)": 4,
-                  "3+": 5, "+++": 5, "+3": 5, "양성(3+)": 5, "4+": 6, "++++": 6, "+4": 6, "양성(4+)": 6}
+_DIPSTICK_TEXT = {
+    "-": 1,
+    "neg": 1,
+    "negative": 1,
+    "음성": 1,
+    "none": 1,
+    "nil": 1,
+    "±": 2,
+    "+/-": 2,
+    "+-": 2,
+    "trace": 2,
+    "tr": 2,
+    "미량": 2,
+    "1+": 3,
+    "+": 3,
+    "+1": 3,
+    "양성(1+)": 3,
+    "2+": 4,
+    "++": 4,
+    "+2": 4,
+    "양성(2+)": 4,
+    "3+": 5,
+    "+++": 5,
+    "+3": 5,
+    "양성(3+)": 5,
+    "4+": 6,
+    "++++": 6,
+    "+4": 6,
+    "양성(4+)": 6,
+}
 # Smoking status answers to 1 never, 2 former, 3 current. SNOMED CT (ONC / US Core value set) and the
 # LOINC answers of 72166-2 (checked against the IPS LOINC-to-SNOMED concept map: LA18976-3 current
 # every day, LA18977-1 current SOME day (not former), LA15920-4 former, LA18978-9 never, LA18981-3
 # heavy, LA18982-1 light (both current), LA18979-7 smoker with current status unknown, LA18980-5
 # unknown if ever smoked).
-_SMOKING_SNOMED = {"266919005": 1, "8517006": 2, "449868002": 3, "428041000124106": 3,
-                   "65568007": 3, "428071000124103": 3, "428061000124105": 3, "77176002": None, "266927001": None}
-_SMOKING_LOINC = {"LA18978-9": 1, "LA15920-4": 2, "LA18976-3": 3, "LA18977-1": 3, "LA18981-3": 3, "LA18982-1": 3,
-                  "LA18979-7": None, "LA18980-5": None}
-_SMOKING_TEXT = {"never smoker": 1, "never": 1, "non-smoker": 1, "nonsmoker": 1, "비흡연": 1, "비흡연자": 1,
-                 "former smoker": 2, "ex-smoker": 2, "former": 2, "과거흡연": 2, "과거 흡연": 2, "금연": 2,
-                 "current smoker": 3, "current every day smoker": 3, "current some day smoker": 3, "smoker": 3,
-                 "현재흡연": 3, "현재 흡연": 3, "흡연": 3,
-                 "unknown": None, "unknown if ever smoked": None, "smoker, current status unknown": None}
+_SMOKING_SNOMED = {
+    "266919005": 1,
+    "8517006": 2,
+    "449868002": 3,
+    "428041000124106": 3,
+    "65568007": 3,
+    "428071000124103": 3,
+    "428061000124105": 3,
+    "77176002": None,
+    "266927001": None,
+}
+_SMOKING_LOINC = {
+    "LA18978-9": 1,
+    "LA15920-4": 2,
+    "LA18976-3": 3,
+    "LA18977-1": 3,
+    "LA18981-3": 3,
+    "LA18982-1": 3,
+    "LA18979-7": None,
+    "LA18980-5": None,
+}
+_SMOKING_TEXT = {
+    "never smoker": 1,
+    "never": 1,
+    "non-smoker": 1,
+    "nonsmoker": 1,
+    "비흡연": 1,
+    "비흡연자": 1,
+    "former smoker": 2,
+    "ex-smoker": 2,
+    "former": 2,
+    "과거흡연": 2,
+    "과거 흡연": 2,
+    "금연": 2,
+    "current smoker": 3,
+    "current every day smoker": 3,
+    "current some day smoker": 3,
+    "smoker": 3,
+    "현재흡연": 3,
+    "현재 흡연": 3,
+    "흡연": 3,
+    "unknown": None,
+    "unknown if ever smoked": None,
+    "smoker, current status unknown": None,
+}
 
 # Alcohol use answers to the record's drinking (1 drinks now, 0 does not). SNOMED CT findings of
 # alcohol drinking behaviour, checked against published value sets (India NDHM "Alcohol Drinking
@@ -183,48 +263,134 @@ _SMOKING_TEXT = {"never smoker": 1, "never": 1, "non-smoker": 1, "nonsmoker": 1,
 # yes-no-unknown value set of the HL7 vital-records guides, with v3 NullFlavor UNK) and LOINC LA33-6
 # Yes / LA32-8 No. AUDIT-C (72109-2) is not read: its items and score are separate codes and a
 # score alone does not say "drinks now" in one agreed way.
-_DRINKING_SNOMED = {"219006": 1, "28127009": 1, "228276006": 1, "228277002": 1, "43783005": 1, "86933000": 1,
-                    "228278007": 1, "228279004": 1,
-                    "105542008": 0, "783261004": 0, "82581004": 0, "160579004": 0}
+_DRINKING_SNOMED = {
+    "219006": 1,
+    "28127009": 1,
+    "228276006": 1,
+    "228277002": 1,
+    "43783005": 1,
+    "86933000": 1,
+    "228278007": 1,
+    "228279004": 1,
+    "105542008": 0,
+    "783261004": 0,
+    "82581004": 0,
+    "160579004": 0,
+}
 _DRINKING_LOINC = {"LA33-6": 1, "LA32-8": 0}
 _DRINKING_OTHER = ((V2_YES_NO, {"Y": 1, "N": 0}), (NULL_FLAVOR, {"UNK": None, "ASKU": None, "NASK": None}))
-_DRINKING_TEXT = {"yes": 1, "y": 1, "예": 1, "네": 1, "있음": 1, "음주": 1, "drinker": 1, "current drinker": 1,
-                  "drinks": 1, "social drinker": 1, "occasional drinker": 1, "light drinker": 1,
-                  "moderate drinker": 1, "heavy drinker": 1,
-                  "no": 0, "n": 0, "아니오": 0, "아니요": 0, "없음": 0, "비음주": 0, "비음주자": 0, "금주": 0,
-                  "non-drinker": 0, "nondrinker": 0, "non drinker": 0, "current non-drinker": 0,
-                  "never": 0, "never drinker": 0, "lifetime non-drinker": 0, "ex-drinker": 0, "former drinker": 0,
-                  "stopped drinking": 0, "does not drink": 0,
-                  "unknown": None, "모름": None}
+_DRINKING_TEXT = {
+    "yes": 1,
+    "y": 1,
+    "예": 1,
+    "네": 1,
+    "있음": 1,
+    "음주": 1,
+    "drinker": 1,
+    "current drinker": 1,
+    "drinks": 1,
+    "social drinker": 1,
+    "occasional drinker": 1,
+    "light drinker": 1,
+    "moderate drinker": 1,
+    "heavy drinker": 1,
+    "no": 0,
+    "n": 0,
+    "아니오": 0,
+    "아니요": 0,
+    "없음": 0,
+    "비음주": 0,
+    "비음주자": 0,
+    "금주": 0,
+    "non-drinker": 0,
+    "nondrinker": 0,
+    "non drinker": 0,
+    "current non-drinker": 0,
+    "never": 0,
+    "never drinker": 0,
+    "lifetime non-drinker": 0,
+    "ex-drinker": 0,
+    "former drinker": 0,
+    "stopped drinking": 0,
+    "does not drink": 0,
+    "unknown": None,
+    "모름": None,
+}
 # Units (normalised as `_unit_keys` does) of a count per day and of days per week; no unit is also
 # read, since the LOINC code itself fixes what is counted.
-_PER_DAY_UNITS = frozenset({"/d", "1/d", "{drink}/d", "{drinks}/d", "{drinks}/day", "drinks/day", "drinksperday",
-                            "/day", "perday", "{standarddrinks}/d", "{standard_drinks}/d"})
-_DAYS_PER_WEEK_UNITS = frozenset({"d/wk", "/wk", "1/wk", "{days}/wk", "{day}/wk", "days/week", "daysperweek",
-                                  "days/wk", "day/week", "d/week", "/week", "perweek", "일/주", "회/주"})
+_PER_DAY_UNITS = frozenset(
+    {
+        "/d",
+        "1/d",
+        "{drink}/d",
+        "{drinks}/d",
+        "{drinks}/day",
+        "drinks/day",
+        "drinksperday",
+        "/day",
+        "perday",
+        "{standarddrinks}/d",
+        "{standard_drinks}/d",
+    }
+)
+_DAYS_PER_WEEK_UNITS = frozenset(
+    {
+        "d/wk",
+        "/wk",
+        "1/wk",
+        "{days}/wk",
+        "{day}/wk",
+        "days/week",
+        "daysperweek",
+        "days/wk",
+        "day/week",
+        "d/week",
+        "/week",
+        "perweek",
+        "일/주",
+        "회/주",
+    }
+)
 
 # Diagnoses: ICD-10 / KCD prefixes and SNOMED CT codes -> history field.
-_HISTORY_ICD = {"history_stroke": ("I60", "I61", "I62", "I63", "I64", "I69"),
-                "history_heart_disease": ("I20", "I21", "I22", "I23", "I24", "I25", "I50"),
-                "history_hypertension": ("I10", "I11", "I12", "I13", "I15"),
-                "history_diabetes": ("E10", "E11", "E12", "E13", "E14"),
-                "history_dyslipidemia": ("E78",)}
-_HISTORY_SNOMED = {"230690007": "history_stroke", "422504002": "history_stroke", "22298006": "history_heart_disease",
-                   "414545008": "history_heart_disease", "194828000": "history_heart_disease",
-                   "53741008": "history_heart_disease", "84114007": "history_heart_disease",
-                   "38341003": "history_hypertension", "59621000": "history_hypertension",
-                   "44054006": "history_diabetes", "73211009": "history_diabetes",
-                   "370992007": "history_dyslipidemia", "55822004": "history_dyslipidemia",
-                   "13644009": "history_dyslipidemia"}
-_FAMILY = {"history_stroke": "family_history_cvd", "history_heart_disease": "family_history_cvd",
-           "history_diabetes": "family_history_diabetes"}
+_HISTORY_ICD = {
+    "history_stroke": ("I60", "I61", "I62", "I63", "I64", "I69"),
+    "history_heart_disease": ("I20", "I21", "I22", "I23", "I24", "I25", "I50"),
+    "history_hypertension": ("I10", "I11", "I12", "I13", "I15"),
+    "history_diabetes": ("E10", "E11", "E12", "E13", "E14"),
+    "history_dyslipidemia": ("E78",),
+}
+_HISTORY_SNOMED = {
+    "230690007": "history_stroke",
+    "422504002": "history_stroke",
+    "22298006": "history_heart_disease",
+    "414545008": "history_heart_disease",
+    "194828000": "history_heart_disease",
+    "53741008": "history_heart_disease",
+    "84114007": "history_heart_disease",
+    "38341003": "history_hypertension",
+    "59621000": "history_hypertension",
+    "44054006": "history_diabetes",
+    "73211009": "history_diabetes",
+    "370992007": "history_dyslipidemia",
+    "55822004": "history_dyslipidemia",
+    "13644009": "history_dyslipidemia",
+}
+_FAMILY = {
+    "history_stroke": "family_history_cvd",
+    "history_heart_disease": "family_history_cvd",
+    "history_diabetes": "family_history_diabetes",
+}
 # Family negatives: SNOMED CT situations "No family history of cardiovascular disease" (160270001)
 # and "No family history of diabetes" (160274005), checked against DICOM CID 3758 (Cardiovascular
 # Family History), as FamilyMemberHistory.condition.code.
 _FAMILY_NEGATIVE = {"160270001": "family_history_cvd", "160274005": "family_history_diabetes"}
 # Medicines by ATC class prefix.
-_MEDICATION_ATC = {"on_antihypertensive": ("C02", "C03", "C07", "C08", "C09"),
-                   "on_diabetes_medication": ("A10",), "on_statin": ("C10AA", "C10BA", "C10BX")}
+_MEDICATION_ATC = {
+    "on_antihypertensive": ("C02", "C03", "C07", "C08", "C09"),
+    "on_diabetes_medication": ("A10",),
+    "on_statin": ("C10AA", "C10BA", "C10BX"),
+}
 _ACTIVE_STATEMENT = frozenset({"active", "intended", "on-hold"})
 _ACTIVE_REQUEST = frozenset({"active"})
 # A proposal or an option is advice, not treatment.
@@ -314,8 +480,12 @@ def _when(text: str | None) -> dt.datetime | None:
 
 
 def _effective(obs: dict) -> dt.datetime | None:
-    return (_when(obs.get("effectiveDateTime")) or _when(obs.get("effectiveInstant"))
-            or _when((obs.get("effectivePeriod") or {}).get("start")) or _when(obs.get("issued")))
+    return (
+        _when(obs.get("effectiveDateTime"))
+        or _when(obs.get("effectiveInstant"))
+        or _when((obs.get("effectivePeriod") or {}).get("start"))
+        or _when(obs.get("issued"))
+    )
 
 
 def _day(when: dt.datetime | None) -> dt.date | None:
@@ -324,8 +494,7 @@ def _day(when: dt.datetime | None) -> dt.date | None:
 
 
 def _codes(concept: dict | None, system: str) -> list[str]:
-    return [c.get("code") for c in (concept or {}).get("coding") or []
-            if c.get("system") == system and c.get("code")]
+    return [c.get("code") for c in (concept or {}).get("coding") or [] if c.get("system") == system and c.get("code")]
 
 
 def _unit_keys(quantity: dict) -> list[str]:
@@ -340,26 +509,37 @@ def _unit_keys(quantity: dict) -> list[str]:
 def _quantity(measure: Measure, quantity: dict | None, where: str, loinc: str) -> float | Issue:
     """The value in the record's unit, or the Issue saying why it cannot be read."""
     f = BY_NAME[measure.field]
-    if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), (int, float)) \
-            or isinstance(quantity.get("value"), bool):
+    if (
+        not isinstance(quantity, dict)
+        or not isinstance(quantity.get("value"), (int, float))
+        or isinstance(quantity.get("value"), bool)
+    ):
         return Issue(where, f"LOINC {loinc} ({measure.field}) has no numeric valueQuantity: left missing")
     if quantity.get("comparator"):
         # "<5" is a bound, not a value: reading it as 5 would be wrong.
-        return Issue(where, f"LOINC {loinc} ({measure.field}) is a bound ('{quantity['comparator']}'), "
-                            "not a value: left missing")
+        return Issue(
+            where, f"LOINC {loinc} ({measure.field}) is a bound ('{quantity['comparator']}'), not a value: left missing"
+        )
     keys = _unit_keys(quantity)
     unit = next((k for k in keys if k in measure.units), None)
     if unit is None:
         shown = quantity.get("code") or quantity.get("unit") or "none"
         accepted = ", ".join(sorted(measure.units))
-        return Issue(where, f"LOINC {loinc} ({measure.field}): unit '{shown}' cannot be converted "
-                            f"(accepted: {accepted}; the record is in {f.unit}): left missing")
+        return Issue(
+            where,
+            f"LOINC {loinc} ({measure.field}): unit '{shown}' cannot be converted "
+            f"(accepted: {accepted}; the record is in {f.unit}): left missing",
+        )
     return round(float(quantity["value"]) * measure.units[unit], 4)
 
 
-def _answer(obs: dict, snomed: Mapping[str, int | None], loinc: Mapping[str, int | None],
-            text: Mapping[str, int | None],
-            others: tuple[tuple[str, Mapping[str, int | None]], ...] = ()) -> tuple[bool, int | None]:
+def _answer(
+    obs: dict,
+    snomed: Mapping[str, int | None],
+    loinc: Mapping[str, int | None],
+    text: Mapping[str, int | None],
+    others: tuple[tuple[str, Mapping[str, int | None]], ...] = (),
+) -> tuple[bool, int | None]:
     """(recognised, code) of a coded or text answer; a recognised answer may mean 'unknown' (None)."""
     concept = obs.get("valueCodeableConcept")
     labels: list[object] = []
@@ -403,8 +583,11 @@ def _observation_parts(resource: dict, ref: str) -> list[tuple[dict, str]]:
     parts = [(resource, ref)]
     if set(_codes(resource.get("code"), LOINC)) & PANELS or resource.get("component"):
         parts += [(c, f"{ref}.component[{i}]") for i, c in enumerate(resource.get("component") or [])]
-    return [(part, where) for part, where in parts
-            if not (part.get("dataAbsentReason") and not any(k.startswith("value") for k in part))]
+    return [
+        (part, where)
+        for part, where in parts
+        if not (part.get("dataAbsentReason") and not any(k.startswith("value") for k in part))
+    ]
 
 
 def _part_value(part: dict, loinc: str, where: str) -> tuple[str, float | int] | Issue | None:
@@ -418,23 +601,39 @@ def _part_value(part: dict, loinc: str, where: str) -> tuple[str, float | int] |
         known, code = _answer(part, _DIPSTICK_SNOMED, _DIPSTICK_LOINC, _DIPSTICK_TEXT)
         if known and code is not None:
             return "urine_protein", code
-        return Issue(where, "LOINC 20454-5 (urine_protein): the answer is not a dipstick grade this service reads "
-                            "(negative, trace, 1+ .. 4+): left missing")
+        return Issue(
+            where,
+            "LOINC 20454-5 (urine_protein): the answer is not a dipstick grade this service reads "
+            "(negative, trace, 1+ .. 4+): left missing",
+        )
     if loinc == SMOKING:
         known, code = _answer(part, _SMOKING_SNOMED, _SMOKING_LOINC, _SMOKING_TEXT)
         if code is not None:
             return "smoking_status", code
         # A known "unknown" answer (e.g. unknown if ever smoked) is simply missing.
-        return None if known else Issue(where, "LOINC 72166-2 (smoking_status): the answer is not a smoking "
-                                               "status this service reads: left missing")
+        return (
+            None
+            if known
+            else Issue(
+                where,
+                "LOINC 72166-2 (smoking_status): the answer is not a smoking status this service reads: left missing",
+            )
+        )
     if loinc == ALCOHOL:
         if isinstance(part.get("valueBoolean"), bool):
             return "drinking", int(part["valueBoolean"])
         known, code = _answer(part, _DRINKING_SNOMED, _DRINKING_LOINC, _DRINKING_TEXT, _DRINKING_OTHER)
         if code is not None:
             return "drinking", code
-        return None if known else Issue(where, "LOINC 11331-6 (drinking): the answer is not a yes / no or drinker "
-                                               "status this service reads: left missing")
+        return (
+            None
+            if known
+            else Issue(
+                where,
+                "LOINC 11331-6 (drinking): the answer is not a yes / no or drinker "
+                "status this service reads: left missing",
+            )
+        )
     if loinc == ALCOHOL_PER_DAY:
         drinks = _drinks_per_day(part, where)
         return drinks if isinstance(drinks, Issue) else ("drinking", drinks)
@@ -449,8 +648,11 @@ def _count(part: dict, units: frozenset[str]) -> float | str:
     if isinstance(part.get("valueInteger"), int) and not isinstance(part.get("valueInteger"), bool):
         return float(part["valueInteger"])
     quantity = part.get("valueQuantity")
-    if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), (int, float)) \
-            or isinstance(quantity.get("value"), bool):
+    if (
+        not isinstance(quantity, dict)
+        or not isinstance(quantity.get("value"), (int, float))
+        or isinstance(quantity.get("value"), bool)
+    ):
         return "has no numeric valueQuantity"
     keys = _unit_keys(quantity)
     if keys and not any(k in units for k in keys):
@@ -463,9 +665,13 @@ def _count(part: dict, units: frozenset[str]) -> float | str:
 def _drinks_per_day(part: dict, where: str) -> int | Issue:
     """74013-4 as drinking: more than 0 drinks a day is 1, 0 is 0."""
     quantity = part.get("valueQuantity")
-    bound = isinstance(quantity, dict) and quantity.get("comparator") in (">", ">=") \
-        and isinstance(quantity.get("value"), (int, float)) and not isinstance(quantity.get("value"), bool) \
+    bound = (
+        isinstance(quantity, dict)
+        and quantity.get("comparator") in (">", ">=")
+        and isinstance(quantity.get("value"), (int, float))
+        and not isinstance(quantity.get("value"), bool)
         and (quantity["value"] > 0 or (quantity["comparator"] == ">" and quantity["value"] >= 0))
+    )
     if bound:  # "> 0", ">= 5" a day: a drinker, whatever the exact number
         assert isinstance(quantity, dict)
         part = {**part, "valueQuantity": {k: v for k, v in quantity.items() if k != "comparator"}}
@@ -487,14 +693,18 @@ def _days_per_week(part: dict, where: str) -> int | Issue:
     if isinstance(got, str):
         return Issue(where, f"LOINC 89555-7 (activity_days_per_week) {got}: left missing")
     if not 0 <= got <= 7 or got != int(got):
-        return Issue(where, "LOINC 89555-7 (activity_days_per_week) is not a whole number of days a week (0..7): "
-                            "left missing")
+        return Issue(
+            where, "LOINC 89555-7 (activity_days_per_week) is not a whole number of days a week (0..7): left missing"
+        )
     return int(got)
 
 
 def _condition_since(resource: dict) -> dt.date | None:
-    return _day(_when(resource.get("onsetDateTime")) or _when((resource.get("onsetPeriod") or {}).get("start"))
-                or _when(resource.get("recordedDate")))
+    return _day(
+        _when(resource.get("onsetDateTime"))
+        or _when((resource.get("onsetPeriod") or {}).get("start"))
+        or _when(resource.get("recordedDate"))
+    )
 
 
 def _refuted_on(resource: dict) -> dt.date | None:
@@ -505,8 +715,11 @@ def _refuted_on(resource: dict) -> dt.date | None:
 def _medication_since(resource: dict) -> dt.date | None:
     if resource.get("resourceType") == "MedicationRequest":
         return _day(_when(resource.get("authoredOn")))
-    return _day(_when(resource.get("effectiveDateTime")) or _when((resource.get("effectivePeriod") or {}).get("start"))
-                or _when(resource.get("dateAsserted")))
+    return _day(
+        _when(resource.get("effectiveDateTime"))
+        or _when((resource.get("effectivePeriod") or {}).get("start"))
+        or _when(resource.get("dateAsserted"))
+    )
 
 
 def _medication_codes(resource: dict, medications: dict[str, dict]) -> list[str]:
@@ -516,8 +729,14 @@ def _medication_codes(resource: dict, medications: dict[str, dict]) -> list[str]
     if ref:
         target = medications.get(ref)
         if target is None and ref.startswith("#"):
-            target = next((c for c in resource.get("contained") or []
-                           if c.get("resourceType") == "Medication" and c.get("id") == ref[1:]), None)
+            target = next(
+                (
+                    c
+                    for c in resource.get("contained") or []
+                    if c.get("resourceType") == "Medication" and c.get("id") == ref[1:]
+                ),
+                None,
+            )
         if target is not None:
             atc += _codes(target.get("code"), ATC)
     return atc
@@ -550,9 +769,13 @@ class _Reading:
     ignored: int = 0  # results skipped for their status
 
 
-def read_patient(patient: dict, resources: Iterable[tuple[dict, str | None]],
-                 today: dt.date | None = None, visit_window_days: int = VISIT_DAYS,
-                 history_window_years: float | None = None) -> FhirCheckup:
+def read_patient(
+    patient: dict,
+    resources: Iterable[tuple[dict, str | None]],
+    today: dt.date | None = None,
+    visit_window_days: int = VISIT_DAYS,
+    history_window_years: float | None = None,
+) -> FhirCheckup:
     """The canonical records of `patient`'s checkups from (resource, fullUrl) pairs.
 
     Raises FhirInputError only when no person can be described (no Patient, id, sex or birth date)
@@ -587,8 +810,9 @@ def _patient(patient: dict) -> tuple[str, str, str | None, dt.datetime | None, l
     issues: list[Issue] = []
     sex = _SEX_OF_GENDER.get(patient.get("gender") or "")
     if sex is None:
-        issues.append(Issue(f"{ref}.gender", f"must be {' or '.join(SEX_WORDS.values())}: the risk models are "
-                                             "sex-specific"))
+        issues.append(
+            Issue(f"{ref}.gender", f"must be {' or '.join(SEX_WORDS.values())}: the risk models are sex-specific")
+        )
     birth_at = _when(patient.get("birthDate"))
     if birth_at is None:
         issues.append(Issue(f"{ref}.birthDate", "is required to know the age"))
@@ -647,14 +871,18 @@ def _read_medication(resource: dict, ref: str, reading: _Reading) -> None:
     statement = resource.get("resourceType") == "MedicationStatement"
     active = _ACTIVE_STATEMENT if statement else _ACTIVE_REQUEST
     not_taken = statement and resource.get("status") == "not-taken"
-    if not _about_patient(resource, reading.patient_refs) or not (not_taken or resource.get("status") in active) \
-            or resource.get("intent") in _NOT_TREATMENT_INTENT:
+    if (
+        not _about_patient(resource, reading.patient_refs)
+        or not (not_taken or resource.get("status") in active)
+        or resource.get("intent") in _NOT_TREATMENT_INTENT
+    ):
         return
     atc = _medication_codes(resource, reading.medications)
     names = {name for name, prefixes in _MEDICATION_ATC.items() if any(c.startswith(prefixes) for c in atc)}
     if names:
         (reading.negatives if not_taken else reading.facts).append(
-            _Dated(frozenset(names), _medication_since(resource), ref))
+            _Dated(frozenset(names), _medication_since(resource), ref)
+        )
 
 
 # Resource type -> its reader; other resources are not about the record.
@@ -667,8 +895,9 @@ _RESOURCE_READERS: dict[str, Callable[[dict, str, _Reading], None]] = {
 }
 
 
-def _checkups(person: _Person, visits: list[tuple[dt.date, dict[str, _Value]]], reading: _Reading,
-              window: int) -> FhirCheckup:
+def _checkups(
+    person: _Person, visits: list[tuple[dt.date, dict[str, _Value]]], reading: _Reading, window: int
+) -> FhirCheckup:
     """One record per visit, oldest first, with the history facts and negatives that count for it."""
     negatives_at: list[list[_Dated]] = [[] for _ in visits]  # each negative with the checkup it is dated at
     for negative in reading.negatives:
@@ -682,16 +911,28 @@ def _checkups(person: _Person, visits: list[tuple[dt.date, dict[str, _Value]]], 
         records.append(record)
         record_sources.append(sources)
     basis = list(dict.fromkeys(ref for sources in record_sources for ref in sources.values() if ref != person.ref))
-    return FhirCheckup(record=records[-1], patient=person.ref, basis=basis, ignored=reading.ignored,
-                       sources=record_sources[-1], records=records, record_sources=record_sources,
-                       warnings=reading.warnings)
+    return FhirCheckup(
+        record=records[-1],
+        patient=person.ref,
+        basis=basis,
+        ignored=reading.ignored,
+        sources=record_sources[-1],
+        records=records,
+        record_sources=record_sources,
+        warnings=reading.warnings,
+    )
 
 
-def _record(person: _Person, day: dt.date, chosen: dict[str, _Value], facts: list[_Dated], negatives: list[_Dated],
-            newest: bool) -> tuple[dict, dict[str, str]]:
+def _record(
+    person: _Person, day: dt.date, chosen: dict[str, _Value], facts: list[_Dated], negatives: list[_Dated], newest: bool
+) -> tuple[dict, dict[str, str]]:
     """(record, field -> resource it came from) of the checkup of `day`."""
-    record: dict = {"person_id": person.pid, "exam_date": day.isoformat(), "sex": person.sex,
-                    "age": _age(person.birth, day)}
+    record: dict = {
+        "person_id": person.pid,
+        "exam_date": day.isoformat(),
+        "sex": person.sex,
+        "age": _age(person.birth, day),
+    }
     sources = {"sex": person.ref, "age": person.ref}
     for name, value in chosen.items():
         record[name] = value.value
@@ -767,16 +1008,27 @@ def bundle_entries(bundle: dict, where: str = "Bundle") -> list[tuple[dict, str 
     return out
 
 
-def read_bundle(bundle: dict, today: dt.date | None = None, visit_window_days: int = VISIT_DAYS,
-                history_window_years: float | None = None) -> FhirCheckup:
+def read_bundle(
+    bundle: dict,
+    today: dt.date | None = None,
+    visit_window_days: int = VISIT_DAYS,
+    history_window_years: float | None = None,
+) -> FhirCheckup:
     """The records of the one Patient in a Bundle (contract section 3)."""
     entries = bundle_entries(bundle)
     patients = [r for r, _ in entries if r.get("resourceType") == "Patient"]
     if len(patients) != 1:
-        raise FhirInputError([Issue("Bundle", f"must hold exactly one Patient (found {len(patients)})")],
-                             status=412 if not patients else 422)
-    return read_patient(patients[0], [(r, u) for r, u in entries if r.get("resourceType") != "Patient"], today,
-                        visit_window_days, history_window_years)
+        raise FhirInputError(
+            [Issue("Bundle", f"must hold exactly one Patient (found {len(patients)})")],
+            status=412 if not patients else 422,
+        )
+    return read_patient(
+        patients[0],
+        [(r, u) for r, u in entries if r.get("resourceType") != "Patient"],
+        today,
+        visit_window_days,
+        history_window_years,
+    )
 
 
 # The LOINC code and UCUM unit written for each record field (the first code of MEASURES wins).
@@ -785,11 +1037,16 @@ _UCUM = {"mmHg": "mm[Hg]", "cm": "cm", "kg": "kg", "mg/dL": "mg/dL", "g/dL": "g/
 _DIPSTICK_WRITE = {v: k for k, v in reversed(list(_DIPSTICK_SNOMED.items()))}
 _SMOKING_WRITE = {1: "266919005", 2: "8517006", 3: "449868002"}
 _HISTORY_WRITE = {name: code for code, name in reversed(list(_HISTORY_SNOMED.items()))}
-_MEDICATION_WRITE = {"on_antihypertensive": ("C09AA05", "ramipril"), "on_diabetes_medication": ("A10BA02", "metformin"),
-                     "on_statin": ("C10AA05", "atorvastatin")}
+_MEDICATION_WRITE = {
+    "on_antihypertensive": ("C09AA05", "ramipril"),
+    "on_diabetes_medication": ("A10BA02", "metformin"),
+    "on_statin": ("C10AA05", "atorvastatin"),
+}
 _FAMILY_WRITE = {"family_history_cvd": "22298006", "family_history_diabetes": "44054006"}
-_FAMILY_NEGATIVE_WRITE = {"family_history_cvd": ("160270001", "No family history of cardiovascular disease"),
-                          "family_history_diabetes": ("160274005", "No family history of diabetes")}
+_FAMILY_NEGATIVE_WRITE = {
+    "family_history_cvd": ("160270001", "No family history of cardiovascular disease"),
+    "family_history_diabetes": ("160274005", "No family history of diabetes"),
+}
 _DRINKING_WRITE = {1: ("219006", "Current drinker of alcohol"), 0: ("105542008", "Current non-drinker of alcohol")}
 _ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 # The lasting fields a record's 1 or 0 is written for, in the order their resources are written.
@@ -806,8 +1063,10 @@ def _birth_date(records: list[dict]) -> str:
     for r in records:
         day = dt.date.fromisoformat(str(r.get("exam_date") or dt.date.today().isoformat())[:10])
         if r.get("age") is not None and _age(birth, day) != int(r["age"]):
-            raise ValueError(f"the ages of {r['person_id']}'s records do not fit one birth date "
-                             f"({r['age']} on {day}); pass birth_date")
+            raise ValueError(
+                f"the ages of {r['person_id']}'s records do not fit one birth date "
+                f"({r['age']} on {day}); pass birth_date"
+            )
     return birth.isoformat()
 
 
@@ -831,9 +1090,17 @@ def to_bundle(records: dict | list[dict], birth_date: str | None = None) -> dict
     pid = re.sub(r"[^A-Za-z0-9.-]", "-", str(records[0]["person_id"]))[:64]  # FHIR id characters
     if birth_date is None:
         birth_date = _birth_date(records)
-    entries = [{"fullUrl": f"urn:uuid:patient-{pid}",
-                "resource": {"resourceType": "Patient", "id": pid, "gender": SEX_WORDS[SEX_CODES[records[-1]["sex"]]],
-                             "birthDate": birth_date}}]
+    entries = [
+        {
+            "fullUrl": f"urn:uuid:patient-{pid}",
+            "resource": {
+                "resourceType": "Patient",
+                "id": pid,
+                "gender": SEX_WORDS[SEX_CODES[records[-1]["sex"]]],
+                "birthDate": birth_date,
+            },
+        }
+    ]
     subject = {"reference": f"Patient/{pid}"}
     several = len(records) > 1
     first_seen: dict[str, str] = {}  # lasting field -> the date of the first checkup where it is 1
@@ -858,34 +1125,81 @@ def _observed(record: dict) -> list[tuple[str, str, dict]]:
         value = record.get(name)
         if value is not None:
             unit = str(BY_NAME[name].unit)  # every field written as a quantity has one
-            out.append((_WRITE[name], BY_NAME[name].label_en,
-                        {"valueQuantity": {"value": float(value), "unit": unit, "system": UCUM, "code": _UCUM[unit]}}))
+            out.append(
+                (
+                    _WRITE[name],
+                    BY_NAME[name].label_en,
+                    {"valueQuantity": {"value": float(value), "unit": unit, "system": UCUM, "code": _UCUM[unit]}},
+                )
+            )
     if record.get("urine_protein") is not None:
         code = int(record["urine_protein"])
-        out.append((URINE_PROTEIN, "Protein [Presence] in Urine by Test strip",
-                    {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": _DIPSTICK_WRITE[code]}],
-                                              "text": BY_NAME["urine_protein"].codes[code]}}))
+        out.append(
+            (
+                URINE_PROTEIN,
+                "Protein [Presence] in Urine by Test strip",
+                {
+                    "valueCodeableConcept": {
+                        "coding": [{"system": SNOMED, "code": _DIPSTICK_WRITE[code]}],
+                        "text": BY_NAME["urine_protein"].codes[code],
+                    }
+                },
+            )
+        )
     if record.get("smoking_status") is not None:
         code = int(record["smoking_status"])
-        out.append((SMOKING, "Tobacco smoking status",
-                    {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": _SMOKING_WRITE[code]}]}}))
+        out.append(
+            (
+                SMOKING,
+                "Tobacco smoking status",
+                {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": _SMOKING_WRITE[code]}]}},
+            )
+        )
     if record.get("drinking") is not None:
         snomed, display = _DRINKING_WRITE[int(record["drinking"])]
-        out.append((ALCOHOL, "History of Alcohol use",
-                    {"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": snomed, "display": display}],
-                                              "text": "Yes" if int(record["drinking"]) else "No"}}))
+        out.append(
+            (
+                ALCOHOL,
+                "History of Alcohol use",
+                {
+                    "valueCodeableConcept": {
+                        "coding": [{"system": SNOMED, "code": snomed, "display": display}],
+                        "text": "Yes" if int(record["drinking"]) else "No",
+                    }
+                },
+            )
+        )
     if record.get("activity_days_per_week") is not None:
-        out.append((ACTIVITY, "Days per week of moderate to strenuous physical activity",
-                    {"valueQuantity": {"value": int(record["activity_days_per_week"]), "unit": "days per week",
-                                       "system": UCUM, "code": "d/wk"}}))
+        out.append(
+            (
+                ACTIVITY,
+                "Days per week of moderate to strenuous physical activity",
+                {
+                    "valueQuantity": {
+                        "value": int(record["activity_days_per_week"]),
+                        "unit": "days per week",
+                        "system": UCUM,
+                        "code": "d/wk",
+                    }
+                },
+            )
+        )
     return out
 
 
 def _observation(oid: str, code: str, display: str, value: dict, subject: dict, when: str) -> dict:
-    return {"fullUrl": f"urn:uuid:{oid}", "resource": {
-        "resourceType": "Observation", "id": oid, "status": "final",
-        "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
-        "subject": subject, "effectiveDateTime": when, **value}}
+    return {
+        "fullUrl": f"urn:uuid:{oid}",
+        "resource": {
+            "resourceType": "Observation",
+            "id": oid,
+            "status": "final",
+            "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+            "subject": subject,
+            "effectiveDateTime": when,
+            **value,
+        },
+    }
 
 
 def _lasting(pid: str, subject: dict, first_seen: dict[str, str], several: bool) -> list[dict]:
@@ -894,41 +1208,80 @@ def _lasting(pid: str, subject: dict, first_seen: dict[str, str], several: bool)
     out = []
     for name, code in _HISTORY_WRITE.items():
         if name in first_seen:
-            out.append({"resource": {"resourceType": "Condition", "id": f"{pid}-{name.replace('_', '-')}",
-                                     "subject": subject, "code": {"coding": [{"system": SNOMED, "code": code}]},
-                                     **({"onsetDateTime": first_seen[name]} if several else {})}})
+            out.append(
+                {
+                    "resource": {
+                        "resourceType": "Condition",
+                        "id": f"{pid}-{name.replace('_', '-')}",
+                        "subject": subject,
+                        "code": {"coding": [{"system": SNOMED, "code": code}]},
+                        **({"onsetDateTime": first_seen[name]} if several else {}),
+                    }
+                }
+            )
     for name, (code, display) in _MEDICATION_WRITE.items():
         if name in first_seen:
-            out.append({"resource": {"resourceType": "MedicationStatement", "id": f"{pid}-{name.replace('_', '-')}",
-                                     "status": "active", "subject": subject,
-                                     "medicationCodeableConcept": {"coding": [{"system": ATC, "code": code,
-                                                                               "display": display}]},
-                                     **({"effectivePeriod": {"start": first_seen[name]}} if several else {})}})
+            out.append(
+                {
+                    "resource": {
+                        "resourceType": "MedicationStatement",
+                        "id": f"{pid}-{name.replace('_', '-')}",
+                        "status": "active",
+                        "subject": subject,
+                        "medicationCodeableConcept": {"coding": [{"system": ATC, "code": code, "display": display}]},
+                        **({"effectivePeriod": {"start": first_seen[name]}} if several else {}),
+                    }
+                }
+            )
     for name, code in _FAMILY_WRITE.items():
         if name in first_seen:
-            out.append({"resource": {"resourceType": "FamilyMemberHistory", "id": f"{pid}-{name.replace('_', '-')}",
-                                     "status": "completed", "patient": subject,
-                                     **({"date": first_seen[name]} if several else {}),
-                                     "relationship": {"coding": [{"system": _ROLE, "code": "FTH"}]},
-                                     "condition": [{"code": {"coding": [{"system": SNOMED, "code": code}]}}]}})
+            out.append(
+                {
+                    "resource": {
+                        "resourceType": "FamilyMemberHistory",
+                        "id": f"{pid}-{name.replace('_', '-')}",
+                        "status": "completed",
+                        "patient": subject,
+                        **({"date": first_seen[name]} if several else {}),
+                        "relationship": {"coding": [{"system": _ROLE, "code": "FTH"}]},
+                        "condition": [{"code": {"coding": [{"system": SNOMED, "code": code}]}}],
+                    }
+                }
+            )
     return out
 
 
 def _negative(name: str, rid: str, subject: dict, when: str) -> dict:
     """The resource that says `name` is 0 at the checkup of `when` (see `to_bundle`)."""
     if name in _HISTORY_WRITE:
-        resource = {"resourceType": "Condition", "id": rid, "subject": subject,
-                    "verificationStatus": {"coding": [{"system": _VER_STATUS, "code": _REFUTED}]},
-                    "code": {"coding": [{"system": SNOMED, "code": _HISTORY_WRITE[name]}]}, "recordedDate": when}
+        resource = {
+            "resourceType": "Condition",
+            "id": rid,
+            "subject": subject,
+            "verificationStatus": {"coding": [{"system": _VER_STATUS, "code": _REFUTED}]},
+            "code": {"coding": [{"system": SNOMED, "code": _HISTORY_WRITE[name]}]},
+            "recordedDate": when,
+        }
     elif name in _MEDICATION_WRITE:
         code, display = _MEDICATION_WRITE[name]
-        resource = {"resourceType": "MedicationStatement", "id": rid, "status": "not-taken", "subject": subject,
-                    "medicationCodeableConcept": {"coding": [{"system": ATC, "code": code, "display": display}]},
-                    "effectiveDateTime": when, "dateAsserted": when}
+        resource = {
+            "resourceType": "MedicationStatement",
+            "id": rid,
+            "status": "not-taken",
+            "subject": subject,
+            "medicationCodeableConcept": {"coding": [{"system": ATC, "code": code, "display": display}]},
+            "effectiveDateTime": when,
+            "dateAsserted": when,
+        }
     else:
         code, display = _FAMILY_NEGATIVE_WRITE[name]
-        resource = {"resourceType": "FamilyMemberHistory", "id": rid, "status": "completed", "patient": subject,
-                    "date": when, "relationship": {"coding": [{"system": _ROLE, "code": "FAMMEMB",
-                                                               "display": "family member"}]},
-                    "condition": [{"code": {"coding": [{"system": SNOMED, "code": code, "display": display}]}}]}
+        resource = {
+            "resourceType": "FamilyMemberHistory",
+            "id": rid,
+            "status": "completed",
+            "patient": subject,
+            "date": when,
+            "relationship": {"coding": [{"system": _ROLE, "code": "FAMMEMB", "display": "family member"}]},
+            "condition": [{"code": {"coding": [{"system": SNOMED, "code": code, "display": display}]}}],
+        }
     return {"fullUrl": f"urn:uuid:{rid}", "resource": resource}

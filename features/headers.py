@@ -157,9 +157,11 @@ def check_columns(header: Iterable[object], source: str | None = None, where: st
             first.setdefault(k, c)
     misses = near_miss_columns(columns, source)
     if misses:
-        raise ValueError(prefix + "; ".join(
-            f"column {c!r} is not a record field; did you mean {f!r}?" for c, f in misses
-        ) + " (rename the column to the field name, or drop it)")
+        raise ValueError(
+            prefix
+            + "; ".join(f"column {c!r} is not a record field; did you mean {f!r}?" for c, f in misses)
+            + " (rename the column to the field name, or drop it)"
+        )
 
 
 def check_required(path: Path, header: list[str], source: str) -> None:

@@ -48,20 +48,36 @@ _NOT_MEASURED = {"ko": "미측정", "en": "not measured"}
 _NO_HISTORY = {"ko": "이전 기록 없음", "en": "no earlier record"}
 _YES_NO = {"ko": {0: "아니오", 1: "예"}, "en": {0: "no", 1: "yes"}}
 _CODE_WORDS: dict[str, dict[str, dict[int, str]]] = {
-    "smoking_status": {"ko": {1: "비흡연", 2: "과거 흡연", 3: "현재 흡연"},
-                       "en": {1: "never", 2: "former", 3: "current"}},
+    "smoking_status": {
+        "ko": {1: "비흡연", 2: "과거 흡연", 3: "현재 흡연"},
+        "en": {1: "never", 2: "former", 3: "current"},
+    },
     "male": {"ko": {0: "여성", 1: "남성"}, "en": {0: "female", 1: "male"}},
     # Korean Society of Hypertension stages, as `features.derive.bp_category` numbers them.
-    "bp_category": {"ko": {0: "정상", 1: "주의혈압", 2: "고혈압 전단계", 3: "고혈압"},
-                    "en": {0: "normal", 1: "elevated", 2: "prehypertension", 3: "hypertension"}},
+    "bp_category": {
+        "ko": {0: "정상", 1: "주의혈압", 2: "고혈압 전단계", 3: "고혈압"},
+        "en": {0: "normal", 1: "elevated", 2: "prehypertension", 3: "hypertension"},
+    },
 }
 
 # Decimals shown per feature (checkup results are printed this way); 0 where not listed.
 _DIGITS: dict[str, int] = {
-    "height_cm": 1, "weight_kg": 1, "waist_cm": 1, "hemoglobin": 1, "serum_creatinine": 2,
-    "bmi": 1, "waist_to_height": 2, "tg_to_hdl": 1, "tyg_index": 2, "ast_to_alt": 2,
-    "years_since_last_exam": 1, "years_since_lipids": 1, "delta_weight_kg": 1, "delta_bmi": 1,
-    "delta_waist_cm": 1, "pct_change_egfr": 1,
+    "height_cm": 1,
+    "weight_kg": 1,
+    "waist_cm": 1,
+    "hemoglobin": 1,
+    "serum_creatinine": 2,
+    "bmi": 1,
+    "waist_to_height": 2,
+    "tg_to_hdl": 1,
+    "tyg_index": 2,
+    "ast_to_alt": 2,
+    "years_since_last_exam": 1,
+    "years_since_lipids": 1,
+    "delta_weight_kg": 1,
+    "delta_bmi": 1,
+    "delta_waist_cm": 1,
+    "pct_change_egfr": 1,
 }
 
 
@@ -128,12 +144,20 @@ def _build() -> dict[str, FeatureLabel]:
         "ast_to_alt": FeatureLabel("AST/ALT 비", "AST/ALT ratio", digits=2),
         "pulse_pressure": FeatureLabel("맥압", "Pulse pressure", "mmHg"),
         "bp_category": FeatureLabel("혈압 단계", "Blood pressure stage", codes=_CODE_WORDS["bp_category"]),
-        "years_since_last_exam": FeatureLabel("직전 검진 후 경과", "Time since last checkup", "duration", digits=1,
-                                              missing=_NO_HISTORY),
-        "pct_change_egfr": FeatureLabel("직전 검진 대비 eGFR 변화율", "eGFR change since last checkup", "%",
-                                        digits=1, signed=True, missing=_NO_HISTORY),
-        "years_since_lipids": FeatureLabel("직전 지질검사 후 경과", "Time since last lipid panel", "duration",
-                                           digits=1, missing=_NO_HISTORY),
+        "years_since_last_exam": FeatureLabel(
+            "직전 검진 후 경과", "Time since last checkup", "duration", digits=1, missing=_NO_HISTORY
+        ),
+        "pct_change_egfr": FeatureLabel(
+            "직전 검진 대비 eGFR 변화율",
+            "eGFR change since last checkup",
+            "%",
+            digits=1,
+            signed=True,
+            missing=_NO_HISTORY,
+        ),
+        "years_since_lipids": FeatureLabel(
+            "직전 지질검사 후 경과", "Time since last lipid panel", "duration", digits=1, missing=_NO_HISTORY
+        ),
     }
     for name in FEATURES:
         if name in derived:
@@ -142,13 +166,19 @@ def _build() -> dict[str, FeatureLabel]:
             out[name] = _raw(name)
     for f in TREND_FIELDS:
         base = out[f]
-        out[f"delta_{f}"] = FeatureLabel(f"직전 검진 대비 {base.ko} 변화", f"{base.en} change since last checkup",
-                                         base.unit, digits=_DIGITS.get(f"delta_{f}", 0), signed=True,
-                                         missing=_NO_HISTORY)
+        out[f"delta_{f}"] = FeatureLabel(
+            f"직전 검진 대비 {base.ko} 변화",
+            f"{base.en} change since last checkup",
+            base.unit,
+            digits=_DIGITS.get(f"delta_{f}", 0),
+            signed=True,
+            missing=_NO_HISTORY,
+        )
     for f in CARRIED_LIPIDS:
         base = out[f]
-        out[f"last_{f}"] = FeatureLabel(f"직전 지질검사 {base.ko}", f"{base.en} at the last lipid panel", base.unit,
-                                        missing=_NO_HISTORY)
+        out[f"last_{f}"] = FeatureLabel(
+            f"직전 지질검사 {base.ko}", f"{base.en} at the last lipid panel", base.unit, missing=_NO_HISTORY
+        )
     return out
 
 
@@ -208,8 +238,11 @@ _JUDGEMENT_NAMES: dict[str, tuple[str, str]] = {
 assert set(_JUDGEMENT_NAMES) == set(JUDGEMENT_CUTS)
 # Feature -> judgement, or {sex: judgement} where the table differs by sex.
 JUDGEMENTS: dict[str, Judgement | dict[str, Judgement]] = {
-    f: ({sex: Judgement(c, *_JUDGEMENT_NAMES[f]) for sex, c in cut.items()} if isinstance(cut, dict)
-        else Judgement(cut, *_JUDGEMENT_NAMES[f]))
+    f: (
+        {sex: Judgement(c, *_JUDGEMENT_NAMES[f]) for sex, c in cut.items()}
+        if isinstance(cut, dict)
+        else Judgement(cut, *_JUDGEMENT_NAMES[f])
+    )
     for f, cut in JUDGEMENT_CUTS.items()
 }
 
@@ -261,24 +294,36 @@ assert list(_BMI_WORDS) == list(BMI_CLASS_LOWS) and list(_BP_WORDS) == list(BP_S
 
 
 def _bands(words: dict[str, tuple[str, str, Level]], lows: list[float], ranges: list[str]) -> tuple[Band, ...]:
-    return tuple(Band(key, low, ko.format(range=r), en.format(range=r), level)
-                 for (key, (ko, en, level)), low, r in zip(words.items(), lows, ranges, strict=True))
+    return tuple(
+        Band(key, low, ko.format(range=r), en.format(range=r), level)
+        for (key, (ko, en, level)), low, r in zip(words.items(), lows, ranges, strict=True)
+    )
 
 
 _BMI_LOWS = list(BMI_CLASS_LOWS.values())
-BMI_CLASSES: tuple[Band, ...] = _bands(_BMI_WORDS, _BMI_LOWS,
-                                       [band_range(_BMI_LOWS, i, 0.1) for i in range(len(_BMI_LOWS))])
+BMI_CLASSES: tuple[Band, ...] = _bands(
+    _BMI_WORDS, _BMI_LOWS, [band_range(_BMI_LOWS, i, 0.1) for i in range(len(_BMI_LOWS))]
+)
 
 _SBP_LOWS = [s for s, _ in BP_STAGE_BOUNDS.values()]
 _DBP_LOWS = [d for _, d in BP_STAGE_BOUNDS.values()]
 # (stage with its SBP lower bound in `low`, DBP lower bound): a reading is in the highest stage that
 # either of its numbers reaches.
-BP_STAGES: tuple[tuple[Band, float], ...] = tuple(zip(
-    _bands(_BP_WORDS, _SBP_LOWS, [f"{band_range(_SBP_LOWS, i, 1)}/{band_range(_DBP_LOWS, i, 1)}"
-                                  for i in range(len(_SBP_LOWS))]),
-    _DBP_LOWS, strict=True))
-BP_UNKNOWN: dict[str, str] = {"ko": "혈압 단계 판단 불가(한쪽 측정값 없음)",
-                              "en": "BP stage unknown (one reading missing)"}
+BP_STAGES: tuple[tuple[Band, float], ...] = tuple(
+    zip(
+        _bands(
+            _BP_WORDS,
+            _SBP_LOWS,
+            [f"{band_range(_SBP_LOWS, i, 1)}/{band_range(_DBP_LOWS, i, 1)}" for i in range(len(_SBP_LOWS))],
+        ),
+        _DBP_LOWS,
+        strict=True,
+    )
+)
+BP_UNKNOWN: dict[str, str] = {
+    "ko": "혈압 단계 판단 불가(한쪽 측정값 없음)",
+    "en": "BP stage unknown (one reading missing)",
+}
 BP_AT_LEAST: dict[str, str] = {"ko": "{stage} 이상(한쪽 측정값 없음)", "en": "at least {stage} (one reading missing)"}
 
 
@@ -309,9 +354,12 @@ def bp_stage(sbp: float | None, dbp: float | None) -> tuple[Band, bool] | None:
     s_missing, d_missing = _missing(sbp), _missing(dbp)
     if s_missing and d_missing:
         return None
-    reached = [stage for stage, d_low in BP_STAGES
-               if (sbp is not None and not s_missing and sbp >= stage.low)
-               or (dbp is not None and not d_missing and dbp >= d_low)]
+    reached = [
+        stage
+        for stage, d_low in BP_STAGES
+        if (sbp is not None and not s_missing and sbp >= stage.low)
+        or (dbp is not None and not d_missing and dbp >= d_low)
+    ]
     stage = reached[-1]
     if not (s_missing or d_missing):
         return stage, True
@@ -356,8 +404,9 @@ def risk_resolution(p: float) -> float:
     return 0.001 if round(100.0 * float(p), 1) < 10 else 0.01
 
 
-def risk_change_text(before: float, after: float, lang: Lang,
-                     interval: tuple[float, float] | list[float] | None = None) -> tuple[str, str]:
+def risk_change_text(
+    before: float, after: float, lang: Lang, interval: tuple[float, float] | list[float] | None = None
+) -> tuple[str, str]:
     """(words, direction: down / up / same) for a change of risk. A change smaller than what the
     risks are shown to (or, when the model gives an interval, smaller than its half-width) is "no
     meaningful change": a reader should not act on a difference the numbers cannot carry."""
@@ -407,28 +456,57 @@ _HISTORY_FLAGS = tuple(f for f in FEATURES if f.startswith(("history_", "on_", "
 FEATURE_GROUPS: tuple[FeatureGroup, ...] = (
     FeatureGroup("age", "나이", "Age", "age_years", ("age_years",)),
     FeatureGroup("sex", "성별", "Sex", "male", ("male",)),
-    FeatureGroup("weight", "체중·체질량지수", "Weight and BMI", "bmi",
-                 ("height_cm", "weight_kg", "bmi", "delta_weight_kg", "delta_bmi")),
-    FeatureGroup("waist", "허리둘레", "Waist circumference", "waist_cm",
-                 ("waist_cm", "waist_to_height", "delta_waist_cm")),
-    FeatureGroup("blood_pressure", "혈압", "Blood pressure", "sbp",
-                 ("sbp", "dbp", "pulse_pressure", "bp_category", "delta_sbp", "delta_dbp")),
-    FeatureGroup("glucose", "공복혈당", "Fasting glucose", "fasting_glucose",
-                 ("fasting_glucose", "tyg_index", "delta_fasting_glucose")),
-    FeatureGroup("lipids", "지질(콜레스테롤·중성지방)", "Lipids (cholesterol, triglycerides)", "ldl",
-                 ("total_cholesterol", "triglycerides", "hdl", "ldl", "non_hdl", "tg_to_hdl")
-                 + tuple(f"last_{f}" for f in CARRIED_LIPIDS) + ("years_since_lipids",)),
-    FeatureGroup("kidney", "신장기능", "Kidney function", "egfr",
-                 ("serum_creatinine", "egfr", "urine_protein", "pct_change_egfr")),
-    FeatureGroup("liver", "간기능", "Liver enzymes", "alt",
-                 ("ast", "alt", "ggt", "ast_to_alt", "fatty_liver_index", "delta_ggt")),
+    FeatureGroup(
+        "weight",
+        "체중·체질량지수",
+        "Weight and BMI",
+        "bmi",
+        ("height_cm", "weight_kg", "bmi", "delta_weight_kg", "delta_bmi"),
+    ),
+    FeatureGroup(
+        "waist", "허리둘레", "Waist circumference", "waist_cm", ("waist_cm", "waist_to_height", "delta_waist_cm")
+    ),
+    FeatureGroup(
+        "blood_pressure",
+        "혈압",
+        "Blood pressure",
+        "sbp",
+        ("sbp", "dbp", "pulse_pressure", "bp_category", "delta_sbp", "delta_dbp"),
+    ),
+    FeatureGroup(
+        "glucose",
+        "공복혈당",
+        "Fasting glucose",
+        "fasting_glucose",
+        ("fasting_glucose", "tyg_index", "delta_fasting_glucose"),
+    ),
+    FeatureGroup(
+        "lipids",
+        "지질(콜레스테롤·중성지방)",
+        "Lipids (cholesterol, triglycerides)",
+        "ldl",
+        ("total_cholesterol", "triglycerides", "hdl", "ldl", "non_hdl", "tg_to_hdl")
+        + tuple(f"last_{f}" for f in CARRIED_LIPIDS)
+        + ("years_since_lipids",),
+    ),
+    FeatureGroup(
+        "kidney",
+        "신장기능",
+        "Kidney function",
+        "egfr",
+        ("serum_creatinine", "egfr", "urine_protein", "pct_change_egfr"),
+    ),
+    FeatureGroup(
+        "liver", "간기능", "Liver enzymes", "alt", ("ast", "alt", "ggt", "ast_to_alt", "fatty_liver_index", "delta_ggt")
+    ),
     FeatureGroup("hemoglobin", "혈색소", "Hemoglobin", "hemoglobin", ("hemoglobin",)),
     FeatureGroup("smoking", "흡연", "Smoking", "smoking_status", ("smoking_status", "current_smoker")),
     FeatureGroup("drinking", "음주", "Drinking", "drinking", ("drinking",)),
     FeatureGroup("activity", "신체활동", "Physical activity", "activity_days_per_week", ("activity_days_per_week",)),
     FeatureGroup("history", "병력·복약·가족력", "History, medication, family history", None, _HISTORY_FLAGS),
-    FeatureGroup("interval", "직전 검진 후 경과", "Time since last checkup", "years_since_last_exam",
-                 ("years_since_last_exam",)),
+    FeatureGroup(
+        "interval", "직전 검진 후 경과", "Time since last checkup", "years_since_last_exam", ("years_since_last_exam",)
+    ),
 )
 GROUPS: dict[str, FeatureGroup] = {g.id: g for g in FEATURE_GROUPS}
 GROUP_OF: dict[str, str] = {f: g.id for g in FEATURE_GROUPS for f in g.features}

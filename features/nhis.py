@@ -103,8 +103,11 @@ def nhis_columns(columns: Iterable[object]) -> dict[str, str]:
 
 def nhis_unknown(header: Iterable[object]) -> list[str]:
     """Columns that are neither mapped nor known to be unused (named in a note, checked for near misses)."""
-    return [str(c) for c in header
-            if normalise_header(c) not in NHIS_HEADER_MAP and normalise_header(c) not in _NHIS_IGNORED_KEYS]
+    return [
+        str(c)
+        for c in header
+        if normalise_header(c) not in NHIS_HEADER_MAP and normalise_header(c) not in _NHIS_IGNORED_KEYS
+    ]
 
 
 def waist_not_measured(waist: np.ndarray) -> np.ndarray:

@@ -67,8 +67,17 @@ from features.rejects import (
 )
 
 __all__ = [
-    "ReadResult", "absent_input_notes", "absent_key_inputs", "check_columns", "concat_results",
-    "frame_to_records", "iter_checkups", "read_checkups", "records_to_frame", "to_canonical", "write_rejects",
+    "ReadResult",
+    "absent_input_notes",
+    "absent_key_inputs",
+    "check_columns",
+    "concat_results",
+    "frame_to_records",
+    "iter_checkups",
+    "read_checkups",
+    "records_to_frame",
+    "to_canonical",
+    "write_rejects",
 ]
 
 SOURCES: tuple[str, ...] = ("canonical", "nhis")
@@ -208,8 +217,7 @@ def _numeric(f: schema.Field, raw: pd.Series, rej: Rejects) -> tuple[np.ndarray,
     return np.where(bad, np.nan, vals), null
 
 
-def _reject_other_codes(f: schema.Field, vals: np.ndarray, present: np.ndarray, raw: pd.Series,
-                        rej: Rejects) -> None:
+def _reject_other_codes(f: schema.Field, vals: np.ndarray, present: np.ndarray, raw: pd.Series, rej: Rejects) -> None:
     codes = np.asarray([c for c in f.codes if isinstance(c, (int, float))], dtype="float64")
     not_code = present & ~np.isin(vals, codes)
     if f.name == "age_group":
@@ -485,7 +493,8 @@ def absent_key_inputs(path: str | Path, chunk_rows: int = 100_000) -> list[str]:
     if todo:
         if kind == "parquet":
             batches: Iterable[pa.RecordBatch] = pq.ParquetFile(path).iter_batches(
-                batch_size=chunk_rows, columns=list(todo))
+                batch_size=chunk_rows, columns=list(todo)
+            )
         else:
             read, parse, convert, _bad = _csv_options(header, encoding, block_size=1 << 22)
             convert.include_columns = list(todo)

@@ -25,7 +25,8 @@ NHIS_SEX_CODES: dict[int, str] = {1: MALE, 2: FEMALE}
 # What an API request may send (contract section 1): the record's codes and the NHIS codes, as
 # numbers or text. Nothing looser: a request is typed by its sender.
 SEX_CODES: dict[str | int, str] = {
-    **{c: c for c in SEX_WORDS}, **{k: v for k, v in NHIS_SEX_CODES.items()},
+    **{c: c for c in SEX_WORDS},
+    **{k: v for k, v in NHIS_SEX_CODES.items()},
     **{str(k): v for k, v in NHIS_SEX_CODES.items()},
 }
 # What a file may hold, case-folded: also the words in English and Korean, and the NHIS codes as
@@ -34,11 +35,19 @@ SEX_TOKENS: dict[str, str] = {
     **{str(k).casefold(): v for k, v in SEX_CODES.items()},
     **{w: c for c, w in SEX_WORDS.items()},
     **{f"{k}.0": v for k, v in NHIS_SEX_CODES.items()},
-    "남": MALE, "남자": MALE, "여": FEMALE, "여자": FEMALE,
+    "남": MALE,
+    "남자": MALE,
+    "여": FEMALE,
+    "여자": FEMALE,
 }
 # The accepted spellings, as messages name them.
-SEX_CODES_TEXT = "/".join(SEX_WORDS) + ", " + "/".join(SEX_WORDS.values()) + ", " + ", ".join(
-    f"{k} = {v}" for k, v in NHIS_SEX_CODES.items())  # "M/F, male/female, 1 = M, 2 = F"
+SEX_CODES_TEXT = (
+    "/".join(SEX_WORDS)
+    + ", "
+    + "/".join(SEX_WORDS.values())
+    + ", "
+    + ", ".join(f"{k} = {v}" for k, v in NHIS_SEX_CODES.items())
+)  # "M/F, male/female, 1 = M, 2 = F"
 NHIS_SEX_TEXT = "NHIS code " + ", ".join(f"{k} = {v}" for k, v in NHIS_SEX_CODES.items())
 
 # -- dates -----------------------------------------------------------------------------------------

@@ -184,10 +184,38 @@ def egfr_mean(age: Arr) -> Arr:
 
 # What every risk function reads (all arrays over the people of a wave).
 HIDDEN_INPUTS: tuple[str, ...] = (
-    "age", "male", "sbp", "log_glu", "ldl", "log_hdl", "log_tg", "egfr", "bmi", "log_ggt",
-    "smoker", "pack_years", "bp_years", "glu_years", "ldl_years", "bmi_gain", "bp_slope", "kid_slope",
-    "u_dbp", "u_liver", "u_prot", "u_vascular", "u_beta", "u_salt", "u_lipid", "activity_p", "heavy",
-    "fh_cvd", "fh_dm", "dx_dm", "dx_htn", "on_statin",
+    "age",
+    "male",
+    "sbp",
+    "log_glu",
+    "ldl",
+    "log_hdl",
+    "log_tg",
+    "egfr",
+    "bmi",
+    "log_ggt",
+    "smoker",
+    "pack_years",
+    "bp_years",
+    "glu_years",
+    "ldl_years",
+    "bmi_gain",
+    "bp_slope",
+    "kid_slope",
+    "u_dbp",
+    "u_liver",
+    "u_prot",
+    "u_vascular",
+    "u_beta",
+    "u_salt",
+    "u_lipid",
+    "activity_p",
+    "heavy",
+    "fh_cvd",
+    "fh_dm",
+    "dx_dm",
+    "dx_htn",
+    "on_statin",
 )
 
 
@@ -207,15 +235,21 @@ def cvd_score(h: Mapping[str, Arr]) -> Arr:
     propensity and a hidden vascular factor (Lp(a), inflammation, genes: never measured here)."""
     age = h["age"]
     return (
-        0.068 * (age - 55) - 0.025 * _hinge(age, 75)
+        0.068 * (age - 55)
+        - 0.025 * _hinge(age, 75)
         + 0.45 * h["male"]
-        + 0.55 * _burden(h["bp_years"], 300.0) + 0.012 * _hinge(h["sbp"], 120)
-        + 0.30 * np.sqrt(h["pack_years"] / 10.0) + 0.35 * h["smoker"]
+        + 0.55 * _burden(h["bp_years"], 300.0)
+        + 0.012 * _hinge(h["sbp"], 120)
+        + 0.30 * np.sqrt(h["pack_years"] / 10.0)
+        + 0.35 * h["smoker"]
         + 0.35 * _burden(h["ldl_years"], 1500.0)
-        + 0.45 * _burden(h["glu_years"], 150.0) + 0.3 * h["dx_dm"]
-        + 0.6 * _saturating(75.0 - h["egfr"], 20.0) + 0.25 * np.maximum(h["u_prot"], 0.0)
+        + 0.45 * _burden(h["glu_years"], 150.0)
+        + 0.3 * h["dx_dm"]
+        + 0.6 * _saturating(75.0 - h["egfr"], 20.0)
+        + 0.25 * np.maximum(h["u_prot"], 0.0)
         + 0.45 * h["u_vascular"]
-        + 0.25 * h["fh_cvd"] - 0.8 * (h["activity_p"] - 0.3)
+        + 0.25 * h["fh_cvd"]
+        - 0.8 * (h["activity_p"] - 0.3)
         - 0.2 * h["on_statin"]
     )
 
@@ -226,15 +260,19 @@ def diabetes_score(h: Mapping[str, Arr]) -> Arr:
     glu = np.exp(h["log_glu"])
     age = h["age"]
     return (
-        8.0 * (h["log_glu"] - np.log(100.0)) + 1.2 * _saturating(glu - 105.0, 12.0)
+        8.0 * (h["log_glu"] - np.log(100.0))
+        + 1.2 * _saturating(glu - 105.0, 12.0)
         - 0.6 * h["u_beta"]
         + 0.5 * _burden(h["glu_years"], 100.0)
         + 0.45 * np.tanh(h["u_liver"])
-        + 0.06 * h["bmi_gain"] + 0.06 * (h["bmi"] - 23.0)
+        + 0.06 * h["bmi_gain"]
+        + 0.06 * (h["bmi"] - 23.0)
         + 0.5 * (h["log_tg"] - np.log(120.0))
         + 0.45 * h["fh_dm"]
-        + 0.02 * (age - 50) - 0.02 * _hinge(age, 70)
-        + 0.2 * h["smoker"] + 0.1 * np.sqrt(h["pack_years"] / 10.0)
+        + 0.02 * (age - 50)
+        - 0.02 * _hinge(age, 70)
+        + 0.2 * h["smoker"]
+        + 0.1 * np.sqrt(h["pack_years"] / 10.0)
         - 0.6 * (h["activity_p"] - 0.3)
     )
 
@@ -244,15 +282,18 @@ def hypertension_score(h: Mapping[str, Arr]) -> Arr:
     hidden salt sensitivity, BP-years, weight gained since 20, heavy drinking, age."""
     age = h["age"]
     return (
-        0.075 * (h["sbp"] - 120) + 0.03 * _hinge(h["sbp"], 130)
+        0.075 * (h["sbp"] - 120)
+        + 0.03 * _hinge(h["sbp"], 130)
         + 0.35 * h["u_dbp"]
         + 0.9 * h["bp_slope"]
         + 0.35 * h["u_salt"]
         + 0.3 * _burden(h["bp_years"], 200.0)
         + 0.5 * np.tanh((age - 40) / 15.0)
-        + 0.06 * h["bmi_gain"] + 0.04 * (h["bmi"] - 24.0)
+        + 0.06 * h["bmi_gain"]
+        + 0.04 * (h["bmi"] - 24.0)
         + 0.35 * h["heavy"]
-        + 0.15 * h["fh_cvd"] + 0.1 * h["male"]
+        + 0.15 * h["fh_cvd"]
+        + 0.1 * h["male"]
         - 0.4 * (h["activity_p"] - 0.3)
     )
 
@@ -263,13 +304,15 @@ def dyslipidemia_score(h: Mapping[str, Arr]) -> Arr:
     age, male = h["age"], h["male"]
     age_term = np.where(male == 1, 0.4 * np.tanh((age - 35) / 15.0), 0.045 * np.clip(age - 45, -10, 15))
     return (
-        0.035 * (h["ldl"] - 120) + 0.02 * _hinge(h["ldl"], 140)
+        0.035 * (h["ldl"] - 120)
+        + 0.02 * _hinge(h["ldl"], 140)
         + 0.9 * (h["log_tg"] - np.log(110.0))
         + 1.2 * (np.log(50.0) - h["log_hdl"])
         + 0.35 * h["u_lipid"]
         + age_term
         + 0.07 * h["bmi_gain"]
-        + 0.3 * h["dx_dm"] + 0.15 * h["smoker"]
+        + 0.3 * h["dx_dm"]
+        + 0.15 * h["smoker"]
         - 0.3 * (h["activity_p"] - 0.3)
     )
 
@@ -278,13 +321,17 @@ def ckd_score(h: Mapping[str, Arr]) -> Arr:
     """CKD (eGFR < 60 or proteinuria >= 1+): true eGFR near 60, the person's hidden eGFR slope,
     a hidden proteinuria propensity, glucose- and BP-years, diabetes, age."""
     return (
-        0.09 * _below(h["egfr"], 90) + 0.06 * _below(h["egfr"], 72)
+        0.09 * _below(h["egfr"], 90)
+        + 0.06 * _below(h["egfr"], 72)
         - 1.5 * h["kid_slope"]
         + 0.9 * np.maximum(h["u_prot"], 0.0)
-        + 0.45 * _burden(h["glu_years"], 100.0) + 0.35 * _burden(h["bp_years"], 300.0)
+        + 0.45 * _burden(h["glu_years"], 100.0)
+        + 0.35 * _burden(h["bp_years"], 300.0)
         + 0.03 * (h["age"] - 55)
-        + 0.6 * h["dx_dm"] + 0.3 * h["dx_htn"]
-        + 0.04 * _hinge(h["bmi"], 25) + 0.15 * h["smoker"]
+        + 0.6 * h["dx_dm"]
+        + 0.3 * h["dx_htn"]
+        + 0.04 * _hinge(h["bmi"], 25)
+        + 0.15 * h["smoker"]
     )
 
 
@@ -298,19 +345,27 @@ SCORES: dict[str, Callable[[Mapping[str, Arr]], Arr]] = {
 
 # Tuned once (people=50000, seed=1): base rates of RECORDED labels near TARGET_RATES, oracle
 # AUROCs inside the published ranges.
-_SCALE: dict[str, float] = {"cvd": 0.691, "diabetes": 0.823, "hypertension": 1.349, "dyslipidemia": 0.753,
-                            "ckd": 0.755}
-_INTERCEPT: dict[str, float] = {"cvd": -6.572, "diabetes": -5.320, "hypertension": -2.416, "dyslipidemia": -2.829,
-                                "ckd": -5.915}
+_SCALE: dict[str, float] = {"cvd": 0.691, "diabetes": 0.823, "hypertension": 1.349, "dyslipidemia": 0.753, "ckd": 0.755}
+_INTERCEPT: dict[str, float] = {
+    "cvd": -6.572,
+    "diabetes": -5.320,
+    "hypertension": -2.416,
+    "dyslipidemia": -2.829,
+    "ckd": -5.915,
+}
 
 # Diagnosis ascertainment: the share of true new cases that get diagnosed (and so recorded as a
 # label) within the year, and the rare false-positive diagnosis of someone without the disease.
 # Chosen: hard events are nearly always caught; silent, screening-detected conditions often are
 # not (hypertension awareness 69 % in the fact sheets; CKD awareness is far lower).
-ASCERTAINMENT: dict[str, float] = {"cvd": 0.9, "diabetes": 0.75, "hypertension": 0.7, "dyslipidemia": 0.65,
-                                   "ckd": 0.6}
-FALSE_POSITIVE: dict[str, float] = {"cvd": 0.0002, "diabetes": 0.0005, "hypertension": 0.003,
-                                    "dyslipidemia": 0.002, "ckd": 0.0}
+ASCERTAINMENT: dict[str, float] = {"cvd": 0.9, "diabetes": 0.75, "hypertension": 0.7, "dyslipidemia": 0.65, "ckd": 0.6}
+FALSE_POSITIVE: dict[str, float] = {
+    "cvd": 0.0002,
+    "diabetes": 0.0005,
+    "hypertension": 0.003,
+    "dyslipidemia": 0.002,
+    "ckd": 0.0,
+}
 
 
 def event_risk(outcome: str, h: Mapping[str, Arr]) -> Arr:
@@ -348,8 +403,13 @@ def expected_auroc(p: Arr) -> float:
 # (40s 30.0 %, 50s 31.8 %, 60s 24.2 %, 70s 11.0 %, 80+ 3.0 %; sources), scaled to leave
 # 18 % for the 20-39 y examinees of the 20-85 y Kaggle re-release (sources).
 _AGE_BANDS: tuple[tuple[int, int, float], ...] = (
-    (20, 30, 0.07), (30, 40, 0.11), (40, 50, 0.246), (50, 60, 0.261),
-    (60, 70, 0.198), (70, 80, 0.09), (80, 86, 0.025),
+    (20, 30, 0.07),
+    (30, 40, 0.11),
+    (40, 50, 0.246),
+    (50, 60, 0.261),
+    (60, 70, 0.198),
+    (70, 80, 0.09),
+    (80, 86, 0.025),
 )
 # Number of checkups: annual examinees (workplace, ~30 %) have 2-8, biennial ones 2-7 (the
 # 2011-2024 window holds 7 at most); both average ~5, so 200,000 people give ~1 M checkups.
@@ -405,13 +465,16 @@ def _draw_people(n: int, rng: np.random.Generator) -> _People:
     lipid_phase = np.where(annual, rng.integers(0, 4, size=n), rng.integers(0, 2, size=n))
     # Adult height falls across older birth cohorts (~2 cm a decade of age at entry; chosen to
     # give 174/161 cm in the 20s and 164/151 cm in the 70s).
-    height = (np.where(male == 1, 170.5, 157.5) - 0.2 * (age0 - 45)
-              + np.where(male == 1, 5.8, 5.3) * rng.standard_normal(n))
+    height = (
+        np.where(male == 1, 170.5, 157.5) - 0.2 * (age0 - 45) + np.where(male == 1, 5.8, 5.3) * rng.standard_normal(n)
+    )
     # Person effects (standard normal); a shared metabolic factor correlates adiposity, glucose,
     # TG, HDL, liver enzymes and BP beyond what BMI itself explains.
     m = rng.standard_normal(n)
-    e = {k: rng.standard_normal(n) for k in
-         ("bmi", "waist", "bp", "dbp", "glu", "ldl", "tg", "hdl", "liver", "ast", "ggt", "kid", "hb", "prot")}
+    e = {
+        k: rng.standard_normal(n)
+        for k in ("bmi", "waist", "bp", "dbp", "glu", "ldl", "tg", "hdl", "liver", "ast", "ggt", "kid", "hb", "prot")
+    }
     u = {
         "bmi": 0.5 * m + 0.866 * e["bmi"],
         "waist": e["waist"],
@@ -448,14 +511,39 @@ def _draw_people(n: int, rng: np.random.Generator) -> _People:
     smoke_start = np.clip(19.0 + 3.0 * rng.standard_normal(n), 15.0, 30.0)
     # BMI at age 20, below today's by the usual adult weight gain (chosen ~2 kg/m2 by midlife).
     bmi20 = bmi_mean(male, np.full(n, 20.0)) * np.exp(0.11 * u["bmi"] + 0.05 * rng.standard_normal(n)) - 0.5
-    return _People(male, age0, gap, n_exams, start_year, day_of_year, lipid_phase, height, u, slope,
-                   fh_cvd, fh_dm, activity_p, drink_u, heavy, ppd, smoke_start, bmi20)
+    return _People(
+        male,
+        age0,
+        gap,
+        n_exams,
+        start_year,
+        day_of_year,
+        lipid_phase,
+        height,
+        u,
+        slope,
+        fh_cvd,
+        fh_dm,
+        activity_p,
+        drink_u,
+        heavy,
+        ppd,
+        smoke_start,
+        bmi20,
+    )
 
 
 # AR(1) within-person noise: (correlation over one year, stationary SD). Chosen.
 _AR: dict[str, tuple[float, float]] = {
-    "bmi": (0.8, 0.035), "sbp": (0.6, 5.0), "glu": (0.6, 0.04), "ldl": (0.6, 10.0),
-    "tg": (0.5, 0.22), "hdl": (0.6, 0.06), "liver": (0.6, 0.18), "ggt": (0.6, 0.15), "kid": (0.8, 4.0),
+    "bmi": (0.8, 0.035),
+    "sbp": (0.6, 5.0),
+    "glu": (0.6, 0.04),
+    "ldl": (0.6, 10.0),
+    "tg": (0.5, 0.22),
+    "hdl": (0.6, 0.06),
+    "liver": (0.6, 0.18),
+    "ggt": (0.6, 0.15),
+    "kid": (0.8, 4.0),
 }
 
 
@@ -479,16 +567,21 @@ _EXPOSURES = ("pack_years", "bp_years", "glu_years", "ldl_years")
 
 def _true_levels(st: _State, ph: Mapping[str, Arr]) -> dict[str, Arr]:
     """Today's true levels after treatment (what the vessels see), before measurement noise."""
-    return {"sbp": ph["sbp"] - 13.0 * st.on["aht"],
-            "glu": np.exp(ph["log_glu"] - 0.12 * st.on["dm"]),
-            "ldl": ph["ldl"] * (1 - 0.4 * st.on["statin"])}
+    return {
+        "sbp": ph["sbp"] - 13.0 * st.on["aht"],
+        "glu": np.exp(ph["log_glu"] - 0.12 * st.on["dm"]),
+        "ldl": ph["ldl"] * (1 - 0.4 * st.on["statin"]),
+    }
 
 
 def _excess(st: _State, ph: Mapping[str, Arr]) -> dict[str, Arr]:
     """Yearly dose of each exposure: SBP above 120, glucose above 100, LDL above 100."""
     lv = _true_levels(st, ph)
-    return {"bp_years": _hinge(lv["sbp"], 120.0), "glu_years": _hinge(lv["glu"], 100.0),
-            "ldl_years": _hinge(lv["ldl"], 100.0)}
+    return {
+        "bp_years": _hinge(lv["sbp"], 120.0),
+        "glu_years": _hinge(lv["glu"], 100.0),
+        "ldl_years": _hinge(lv["ldl"], 100.0),
+    }
 
 
 def _init_exposure(people: _People, st: _State, ph: Mapping[str, Arr], rng: np.random.Generator) -> None:
@@ -510,20 +603,44 @@ def _accumulate(people: _People, st: _State, ph: Mapping[str, Arr]) -> None:
     st.cum["pack_years"] = st.cum["pack_years"] + people.gap * people.ppd * (st.smoking == 3)
 
 
-def hidden_inputs(people: _People, st: _State, ph: Mapping[str, Arr], beh: Mapping[str, Arr], age: Arr
-                  ) -> dict[str, Arr]:
+def hidden_inputs(
+    people: _People, st: _State, ph: Mapping[str, Arr], beh: Mapping[str, Arr], age: Arr
+) -> dict[str, Arr]:
     """The oracle's inputs (`HIDDEN_INPUTS`) for one wave: nothing here is a recorded value."""
     u, lv = people.u, _true_levels(st, ph)
     return {
-        "age": age, "male": people.male, "sbp": lv["sbp"], "log_glu": np.log(lv["glu"]), "ldl": lv["ldl"],
-        "log_hdl": ph["log_hdl"], "log_tg": ph["log_tg"], "egfr": ph["egfr"], "bmi": ph["bmi"],
-        "log_ggt": ph["log_ggt"], "smoker": ph["smoker"], **st.cum,
-        "bmi_gain": ph["bmi"] - people.bmi20, "bp_slope": people.slope["bp"], "kid_slope": people.slope["kid"],
-        "u_dbp": u["dbp"], "u_liver": u["liver"], "u_prot": u["prot"], "u_vascular": u["vascular"],
-        "u_beta": u["beta"], "u_salt": u["salt"], "u_lipid": u["lipid"], "activity_p": people.activity_p,
-        "heavy": beh["heavy"], "fh_cvd": people.fh_cvd, "fh_dm": people.fh_dm,
-        "dx_dm": st.hx["dm"], "dx_htn": st.hx["htn"], "on_statin": st.on["statin"],
+        "age": age,
+        "male": people.male,
+        "sbp": lv["sbp"],
+        "log_glu": np.log(lv["glu"]),
+        "ldl": lv["ldl"],
+        "log_hdl": ph["log_hdl"],
+        "log_tg": ph["log_tg"],
+        "egfr": ph["egfr"],
+        "bmi": ph["bmi"],
+        "log_ggt": ph["log_ggt"],
+        "smoker": ph["smoker"],
+        **st.cum,
+        "bmi_gain": ph["bmi"] - people.bmi20,
+        "bp_slope": people.slope["bp"],
+        "kid_slope": people.slope["kid"],
+        "u_dbp": u["dbp"],
+        "u_liver": u["liver"],
+        "u_prot": u["prot"],
+        "u_vascular": u["vascular"],
+        "u_beta": u["beta"],
+        "u_salt": u["salt"],
+        "u_lipid": u["lipid"],
+        "activity_p": people.activity_p,
+        "heavy": beh["heavy"],
+        "fh_cvd": people.fh_cvd,
+        "fh_dm": people.fh_dm,
+        "dx_dm": st.hx["dm"],
+        "dx_htn": st.hx["htn"],
+        "on_statin": st.on["statin"],
     }
+
+
 _ON = ("aht", "dm", "statin")
 
 
@@ -538,25 +655,32 @@ def _initial_state(people: _People, rng: np.random.Generator) -> _State:
     smoking = np.where(r < p_cur, 3.0, np.where(r < p_cur + p_former, 2.0, 1.0))
     ar = {k: s * rng.standard_normal(n) for k, (_, s) in _AR.items()}
     zeros = lambda: np.zeros(n)  # noqa: E731
-    return _State(smoking, ar, {k: zeros() for k in _HX}, {k: zeros() for k in _ON},
-                  {k: zeros() for k in ("sbp", "glu", "ldl", "kid")}, np.zeros(n, dtype=int),
-                  {k: zeros() for k in _EXPOSURES})
+    return _State(
+        smoking,
+        ar,
+        {k: zeros() for k in _HX},
+        {k: zeros() for k in _ON},
+        {k: zeros() for k in ("sbp", "glu", "ldl", "kid")},
+        np.zeros(n, dtype=int),
+        {k: zeros() for k in _EXPOSURES},
+    )
 
 
 def _advance(people: _People, st: _State, rng: np.random.Generator) -> None:
     """Move every person one inter-exam gap (1 or 2 years) forward."""
     n, gap = len(people.male), people.gap
     for k, (rho, sd) in _AR.items():
-        r = rho ** gap
+        r = rho**gap
         st.ar[k] = r * st.ar[k] + sd * np.sqrt(1 - r * r) * rng.standard_normal(n)
     # Smoking: ~6 %/yr of current smokers quit, ~3 %/yr of former ones relapse (chosen).
     r = rng.random(n)
-    quit, relapse = 1 - 0.94 ** gap, 1 - 0.97 ** gap
-    st.smoking = np.where((st.smoking == 3) & (r < quit), 2.0,
-                          np.where((st.smoking == 2) & (r < relapse), 3.0, st.smoking))
+    quit, relapse = 1 - 0.94**gap, 1 - 0.97**gap
+    st.smoking = np.where(
+        (st.smoking == 3) & (r < quit), 2.0, np.where((st.smoking == 2) & (r < relapse), 3.0, st.smoking)
+    )
     # Diagnosed but untreated people start treatment at ~12 %/yr.
     r = rng.random(n)
-    start = r < 1 - 0.88 ** gap
+    start = r < 1 - 0.88**gap
     st.on["aht"] = np.maximum(st.on["aht"], st.hx["htn"] * start)
     st.on["dm"] = np.maximum(st.on["dm"], st.hx["dm"] * start)
     st.on["statin"] = np.maximum(st.on["statin"], st.hx["dys"] * start)
@@ -583,23 +707,80 @@ def _physiology(people: _People, st: _State, beh: Mapping[str, Arr], age: Arr, t
     # BMI: log-normal around the sex/age mean; smokers a little leaner, active people too.
     bmi = bmi_mean(male, age) * np.exp(0.125 * u["bmi"] + s["bmi"] * t + ar["bmi"]) - 0.4 * smoker - 0.08 * (act - 2)
     # SBP: age curve + BMI (~1.2 mmHg per kg/m2) + alcohol + person level, slope and AR noise.
-    sbp = (sbp_mean(male, age) + 1.2 * (bmi - 24) + 3.0 * drink + 3.0 * heavy + 9.0 * u["bp"]
-           + s["bp"] * t + ar["sbp"] + st.shift["sbp"])
+    sbp = (
+        sbp_mean(male, age)
+        + 1.2 * (bmi - 24)
+        + 3.0 * drink
+        + 3.0 * heavy
+        + 9.0 * u["bp"]
+        + s["bp"] * t
+        + ar["sbp"]
+        + st.shift["sbp"]
+    )
     # Glucose: log-normal, right skew from a person term that grows faster above the mean.
-    log_glu = (np.log(glucose_median(male, age)) + 0.012 * (bmi - 24) + 0.035 * people.fh_dm
-               + 0.065 * u["glu"] + 0.02 * np.maximum(u["glu"], 0) ** 2 + s["glu"] * t + ar["glu"] + st.shift["glu"])
+    log_glu = (
+        np.log(glucose_median(male, age))
+        + 0.012 * (bmi - 24)
+        + 0.035 * people.fh_dm
+        + 0.065 * u["glu"]
+        + 0.02 * np.maximum(u["glu"], 0) ** 2
+        + s["glu"] * t
+        + ar["glu"]
+        + st.shift["glu"]
+    )
     ldl = ldl_mean(male, age) + 1.5 * (bmi - 24) + 27.0 * u["ldl"] + ar["ldl"] + st.shift["ldl"]
-    log_hdl = (np.log(hdl_median(male, age)) - 0.018 * (bmi - 24) + 0.08 * drink - 0.07 * smoker
-               + 0.012 * (act - 2) + 0.17 * u["hdl"] + ar["hdl"])
-    log_tg = (np.log(tg_median(male, age)) + 0.045 * (bmi - 24) + 0.15 * drink + 0.2 * heavy + 0.08 * smoker
-              - 0.02 * (act - 2) + 0.12 * st.hx["dm"] + 0.38 * u["tg"] + ar["tg"])
+    log_hdl = (
+        np.log(hdl_median(male, age))
+        - 0.018 * (bmi - 24)
+        + 0.08 * drink
+        - 0.07 * smoker
+        + 0.012 * (act - 2)
+        + 0.17 * u["hdl"]
+        + ar["hdl"]
+    )
+    log_tg = (
+        np.log(tg_median(male, age))
+        + 0.045 * (bmi - 24)
+        + 0.15 * drink
+        + 0.2 * heavy
+        + 0.08 * smoker
+        - 0.02 * (act - 2)
+        + 0.12 * st.hx["dm"]
+        + 0.38 * u["tg"]
+        + ar["tg"]
+    )
     egfr = np.clip(egfr_mean(age) + 11.0 * u["kid"] + s["kid"] * t + ar["kid"] + st.shift["kid"], 5.0, 150.0)
-    log_alt = (np.log(np.where(male == 1, 22.0, 15.0)) + 0.06 * (bmi - 24) + 0.08 * drink + 0.15 * heavy
-               - 0.005 * (age - 45) + 0.35 * u["liver"] + ar["liver"])
-    log_ggt = (np.log(np.where(male == 1, 23.0, 14.0)) + 0.045 * (bmi - 24) + 0.3 * drink + 0.45 * heavy
-               + 0.15 * smoker + 0.004 * (age - 45) + 0.4 * u["ggt"] + ar["ggt"])
-    return {"bmi": bmi, "sbp": sbp, "log_glu": log_glu, "ldl": ldl, "log_hdl": log_hdl, "log_tg": log_tg,
-            "egfr": egfr, "log_alt": log_alt, "log_ggt": log_ggt, "smoker": smoker}
+    log_alt = (
+        np.log(np.where(male == 1, 22.0, 15.0))
+        + 0.06 * (bmi - 24)
+        + 0.08 * drink
+        + 0.15 * heavy
+        - 0.005 * (age - 45)
+        + 0.35 * u["liver"]
+        + ar["liver"]
+    )
+    log_ggt = (
+        np.log(np.where(male == 1, 23.0, 14.0))
+        + 0.045 * (bmi - 24)
+        + 0.3 * drink
+        + 0.45 * heavy
+        + 0.15 * smoker
+        + 0.004 * (age - 45)
+        + 0.4 * u["ggt"]
+        + ar["ggt"]
+    )
+    return {
+        "bmi": bmi,
+        "sbp": sbp,
+        "log_glu": log_glu,
+        "ldl": ldl,
+        "log_hdl": log_hdl,
+        "log_tg": log_tg,
+        "egfr": egfr,
+        "log_alt": log_alt,
+        "log_ggt": log_ggt,
+        "smoker": smoker,
+    }
 
 
 def _creatinine_for_egfr(egfr: Arr, age: Arr, male: Arr) -> Arr:
@@ -611,8 +792,9 @@ def _creatinine_for_egfr(egfr: Arr, age: Arr, male: Arr) -> Arr:
     return ratio * kappa
 
 
-def _measure(people: _People, st: _State, ph: Mapping[str, Arr], beh: Mapping[str, Arr], age: Arr,
-             rng: np.random.Generator) -> dict[str, Arr]:
+def _measure(
+    people: _People, st: _State, ph: Mapping[str, Arr], beh: Mapping[str, Arr], age: Arr, rng: np.random.Generator
+) -> dict[str, Arr]:
     """Measured values (treatment effects and measurement noise), unrounded and complete."""
     n, male, u = len(people.male), people.male, people.u
     nrm = lambda: rng.standard_normal(n)  # noqa: E731
@@ -620,12 +802,22 @@ def _measure(people: _People, st: _State, ph: Mapping[str, Arr], beh: Mapping[st
     # Weight measured to ~0.3 kg; height ~0.3 cm around the person's fixed height.
     height = people.height + 0.3 * nrm()
     weight = bmi * (people.height / 100) ** 2 + 0.3 * nrm()
-    waist = (np.where(male == 1, 2.55 * bmi + 22.5 + 0.05 * (age - 50), 2.3 * bmi + 22.5 + 0.12 * (age - 50))
-             + 3.0 * u["waist"] + 1.5 * nrm())
+    waist = (
+        np.where(male == 1, 2.55 * bmi + 22.5 + 0.05 * (age - 50), 2.3 * bmi + 22.5 + 0.12 * (age - 50))
+        + 3.0 * u["waist"]
+        + 1.5 * nrm()
+    )
     # Antihypertensives lower SBP ~13 mmHg; DBP tracks SBP (r ~ 0.7) and falls after 55.
     sbp = ph["sbp"] - 13.0 * st.on["aht"] + 5.0 * nrm()
-    dbp = (np.where(male == 1, 78.5, 73.5) + 0.45 * (sbp - np.where(male == 1, 121.0, 115.0))
-           - 0.15 * _hinge(age, 55) + 0.3 * (bmi - 24) + 1.0 * beh["drinker"] + 4.0 * u["dbp"] + 3.5 * nrm())
+    dbp = (
+        np.where(male == 1, 78.5, 73.5)
+        + 0.45 * (sbp - np.where(male == 1, 121.0, 115.0))
+        - 0.15 * _hinge(age, 55)
+        + 0.3 * (bmi - 24)
+        + 1.0 * beh["drinker"]
+        + 4.0 * u["dbp"]
+        + 3.5 * nrm()
+    )
     glu = np.exp(ph["log_glu"] - 0.12 * st.on["dm"] + 0.045 * nrm())
     # Statins lower LDL ~40 % and TG ~12 %.
     ldl = ph["ldl"] * (1 - 0.4 * st.on["statin"]) + 5.0 * nrm()
@@ -633,30 +825,75 @@ def _measure(people: _People, st: _State, ph: Mapping[str, Arr], beh: Mapping[st
     tg = np.exp(ph["log_tg"] - 0.12 * st.on["statin"] + 0.12 * nrm())
     tc = ldl + hdl + tg / 5.0 + 3.0 * nrm()  # Friedewald identity plus assay noise
     # Hb: M 15.2 / F 12.9 (13.2 after 50); smokers +0.35; falls in older men and with low eGFR.
-    hb = (np.where(male == 1, 15.2 - 0.03 * _hinge(age, 50), 12.9 + 0.3 * (age >= 50)) + 0.35 * ph["smoker"]
-          + 0.03 * (bmi - 24) - 0.04 * _below(ph["egfr"], 60) + 0.85 * u["hb"] + 0.35 * nrm())
+    hb = (
+        np.where(male == 1, 15.2 - 0.03 * _hinge(age, 50), 12.9 + 0.3 * (age >= 50))
+        + 0.35 * ph["smoker"]
+        + 0.03 * (bmi - 24)
+        - 0.04 * _below(ph["egfr"], 60)
+        + 0.85 * u["hb"]
+        + 0.35 * nrm()
+    )
     creat = _creatinine_for_egfr(ph["egfr"], age, male) * np.exp(0.05 * nrm())
     # Dipstick protein: an ordinal latent pushed by BP, glucose, obesity and low eGFR; cut-points
     # chosen for ~92 % negative and ~2 % >= 1+ (KNHANES dipstick 1-2 %, sources).
-    prot = (0.6 * u["prot"] + 0.75 * nrm() + 0.02 * (sbp - 120) + 0.012 * _hinge(glu, 100)
-            + 0.04 * _hinge(bmi, 25) + 0.03 * _below(ph["egfr"], 70))
+    prot = (
+        0.6 * u["prot"]
+        + 0.75 * nrm()
+        + 0.02 * (sbp - 120)
+        + 0.012 * _hinge(glu, 100)
+        + 0.04 * _hinge(bmi, 25)
+        + 0.03 * _below(ph["egfr"], 70)
+    )
     urine = 1.0 + np.searchsorted(np.array([1.9, 2.4, 2.85, 3.2, 3.55]), prot).astype(float)
     alt = np.exp(ph["log_alt"] + 0.08 * nrm())
     alt_ref = np.where(male == 1, 22.0, 15.0)
-    ast = np.exp(np.log(np.where(male == 1, 23.0, 20.0)) + 0.45 * np.log(alt / alt_ref)
-                 + 0.12 * beh["heavy"] + 0.004 * (age - 45) + 0.15 * u["ast"] + 0.1 * nrm())
+    ast = np.exp(
+        np.log(np.where(male == 1, 23.0, 20.0))
+        + 0.45 * np.log(alt / alt_ref)
+        + 0.12 * beh["heavy"]
+        + 0.004 * (age - 45)
+        + 0.15 * u["ast"]
+        + 0.1 * nrm()
+    )
     ggt = np.exp(ph["log_ggt"] + 0.08 * nrm())
-    return {"height_cm": height, "weight_kg": weight, "waist_cm": waist, "sbp": sbp, "dbp": dbp,
-            "fasting_glucose": glu, "total_cholesterol": tc, "triglycerides": tg, "hdl": hdl, "ldl": ldl,
-            "hemoglobin": hb, "urine_protein": urine, "serum_creatinine": creat, "ast": ast, "alt": alt,
-            "ggt": ggt}
+    return {
+        "height_cm": height,
+        "weight_kg": weight,
+        "waist_cm": waist,
+        "sbp": sbp,
+        "dbp": dbp,
+        "fasting_glucose": glu,
+        "total_cholesterol": tc,
+        "triglycerides": tg,
+        "hdl": hdl,
+        "ldl": ldl,
+        "hemoglobin": hb,
+        "urine_protein": urine,
+        "serum_creatinine": creat,
+        "ast": ast,
+        "alt": alt,
+        "ggt": ggt,
+    }
 
 
 # Instrument resolution: BP and mg/dL labs to the unit, creatinine/Hb/anthropometry to 0.1.
 _DECIMALS: dict[str, int] = {
-    "height_cm": 1, "weight_kg": 1, "waist_cm": 1, "sbp": 0, "dbp": 0, "fasting_glucose": 0,
-    "total_cholesterol": 0, "triglycerides": 0, "hdl": 0, "ldl": 0, "hemoglobin": 1,
-    "serum_creatinine": 1, "ast": 0, "alt": 0, "ggt": 0, "urine_protein": 0,
+    "height_cm": 1,
+    "weight_kg": 1,
+    "waist_cm": 1,
+    "sbp": 0,
+    "dbp": 0,
+    "fasting_glucose": 0,
+    "total_cholesterol": 0,
+    "triglycerides": 0,
+    "hdl": 0,
+    "ldl": 0,
+    "hemoglobin": 1,
+    "serum_creatinine": 1,
+    "ast": 0,
+    "alt": 0,
+    "ggt": 0,
+    "urine_protein": 0,
 }
 _LIPIDS = ("total_cholesterol", "triglycerides", "hdl", "ldl")
 _BLOOD = ("fasting_glucose", "hemoglobin", "serum_creatinine", "ast", "alt", "ggt") + _LIPIDS
@@ -674,8 +911,15 @@ def _round_and_clip(meas: Mapping[str, Arr]) -> dict[str, Arr]:
     return out
 
 
-def _record(people: _People, st: _State, meas: dict[str, Arr], beh: Mapping[str, Arr], age: Arr, k: int,
-            rng: np.random.Generator) -> dict[str, Arr]:
+def _record(
+    people: _People,
+    st: _State,
+    meas: dict[str, Arr],
+    beh: Mapping[str, Arr],
+    age: Arr,
+    k: int,
+    rng: np.random.Generator,
+) -> dict[str, Arr]:
     """The recorded checkup: rounded, clipped, with NHIS-like missingness (missing is NaN)."""
     n, male = len(people.male), people.male
     rec = _round_and_clip(meas)
@@ -707,12 +951,18 @@ def _record(people: _People, st: _State, meas: dict[str, Arr], beh: Mapping[str,
     rec["activity_days_per_week"] = np.where(rng.random(n) < 0.06, np.nan, beh["activity"])
     rec["smoking_status"] = st.smoking.copy()
     rec["drinking"] = beh["drinker"].copy()
-    rec.update({
-        "history_stroke": st.hx["stroke"].copy(), "history_heart_disease": st.hx["heart"].copy(),
-        "history_hypertension": st.hx["htn"].copy(), "history_diabetes": st.hx["dm"].copy(),
-        "history_dyslipidemia": st.hx["dys"].copy(), "on_antihypertensive": st.on["aht"].copy(),
-        "on_diabetes_medication": st.on["dm"].copy(), "on_statin": st.on["statin"].copy(),
-    })
+    rec.update(
+        {
+            "history_stroke": st.hx["stroke"].copy(),
+            "history_heart_disease": st.hx["heart"].copy(),
+            "history_hypertension": st.hx["htn"].copy(),
+            "history_diabetes": st.hx["dm"].copy(),
+            "history_dyslipidemia": st.hx["dys"].copy(),
+            "on_antihypertensive": st.on["aht"].copy(),
+            "on_diabetes_medication": st.on["dm"].copy(),
+            "on_statin": st.on["statin"].copy(),
+        }
+    )
     return rec
 
 
@@ -721,8 +971,9 @@ def _record(people: _People, st: _State, meas: dict[str, Arr], beh: Mapping[str,
 # --------------------------------------------------------------------------------------------
 
 
-def _diagnose(st: _State, ph: Mapping[str, Arr], which: str, who: Arr, rng: np.random.Generator,
-              onset: Arr | None = None) -> None:
+def _diagnose(
+    st: _State, ph: Mapping[str, Arr], which: str, who: Arr, rng: np.random.Generator, onset: Arr | None = None
+) -> None:
     """Mark a diagnosis of `which` for people `who` (bool), and move the physiology of people
     `onset` (default: `who`) into the disease range, so later checkups look like a treated or
     untreated patient. An undiagnosed true case is in `onset` only (values in the disease range,
@@ -770,8 +1021,7 @@ def _prevalent_at_entry(people: _People, st: _State, ph: Mapping[str, Arr], rng:
     """
     n, age, male = len(people.male), people.age0, people.male
     p_htn = _sigmoid(-2.0 + 0.05 * (age - 55) + 0.09 * (ph["sbp"] - 130) + 0.2 * male)
-    p_dm = _sigmoid(-3.0 + 0.04 * (age - 55) + 9.0 * (ph["log_glu"] - np.log(100.0))
-                    + 0.4 * people.fh_dm + 0.2 * male)
+    p_dm = _sigmoid(-3.0 + 0.04 * (age - 55) + 9.0 * (ph["log_glu"] - np.log(100.0)) + 0.4 * people.fh_dm + 0.2 * male)
     p_dys = _sigmoid(-3.0 + 0.03 * (age - 55) + 0.025 * (ph["ldl"] - 130) + 0.6 * (ph["log_tg"] - np.log(150.0)))
     htn = rng.random(n) < p_htn
     dm = rng.random(n) < p_dm
@@ -890,6 +1140,7 @@ def _assemble(waves: list[pd.DataFrame]) -> pd.DataFrame:
     df["age"] = np.floor(df["age"].to_numpy(dtype=float))
     df["age_group"] = np.clip(df["age"].to_numpy() // 5 + 1, 5, 18).astype(np.float64)
     targets = [c for o in OUTCOMES for c in (label_column(o), true_risk_column(o))]
-    floats = {c: np.float64 for c in list(COLUMNS) + targets
-              if c not in ("person_id", "exam_date", "sex", "age", "age_group")}
+    floats = {
+        c: np.float64 for c in list(COLUMNS) + targets if c not in ("person_id", "exam_date", "sex", "age", "age_group")
+    }
     return df[list(COLUMNS) + targets].astype(floats)

@@ -93,8 +93,7 @@ def check_records(df: pd.DataFrame) -> pd.DataFrame:
         elif f.kind == "date":
             d = pd.to_datetime(col, errors="coerce")
             bad = (d < pd.Timestamp(EXAM_DATE_MIN)) | (d > _today())
-            add(bad.to_numpy(dtype=bool), f.name, d.dt.strftime("%Y-%m-%d"),
-                f"{f.name} must be {EXAM_DATE_RANGE_TEXT}")
+            add(bad.to_numpy(dtype=bool), f.name, d.dt.strftime("%Y-%m-%d"), f"{f.name} must be {EXAM_DATE_RANGE_TEXT}")
         elif f.kind == "sex":
             bad = ~col.isin(list(f.codes)) & ~col.isna()
             add(bad.to_numpy(dtype=bool), f.name, col, f"{f.name} must be one of {', '.join(map(str, f.codes))}")
@@ -166,42 +165,63 @@ def build_expectations(columns: list[str] | None = None) -> list:
         if f.name not in have:
             continue
         if f.kind == "id":
-            exps.append(gxe.ExpectColumnValueLengthsToBeBetween(
-                column=f.name, min_value=1, max_value=PERSON_ID_MAX_LEN, meta=crit))
+            exps.append(
+                gxe.ExpectColumnValueLengthsToBeBetween(
+                    column=f.name, min_value=1, max_value=PERSON_ID_MAX_LEN, meta=crit
+                )
+            )
         elif f.kind == "date":
-            exps.append(gxe.ExpectColumnValuesToBeBetween(
-                column=f.name, min_value=dt.datetime.combine(EXAM_DATE_MIN, dt.time()),
-                max_value=dt.datetime.combine(dt.date.today(), dt.time()), meta=crit))
+            exps.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=f.name,
+                    min_value=dt.datetime.combine(EXAM_DATE_MIN, dt.time()),
+                    max_value=dt.datetime.combine(dt.date.today(), dt.time()),
+                    meta=crit,
+                )
+            )
         elif f.codes:
-            exps.append(gxe.ExpectColumnValuesToBeInSet(
-                column=f.name, value_set=[c if f.kind == "sex" else float(c) for c in f.codes], meta=crit))
+            exps.append(
+                gxe.ExpectColumnValuesToBeInSet(
+                    column=f.name, value_set=[c if f.kind == "sex" else float(c) for c in f.codes], meta=crit
+                )
+            )
         elif f.low is not None:
-            exps.append(gxe.ExpectColumnValuesToBeBetween(
-                column=f.name, min_value=f.low, max_value=f.high, meta=crit))
+            exps.append(gxe.ExpectColumnValuesToBeBetween(column=f.name, min_value=f.low, max_value=f.high, meta=crit))
     for group in REQUIRED_ONE_OF:
         first, *others = group
         if first in have and all(o in have for o in others):
             cond = " & ".join(f"{o}.isnull()" for o in others)
-            exps.append(gxe.ExpectColumnValuesToNotBeNull(
-                column=first, row_condition=cond, condition_parser="pandas", meta=crit))
+            exps.append(
+                gxe.ExpectColumnValuesToNotBeNull(
+                    column=first, row_condition=cond, condition_parser="pandas", meta=crit
+                )
+            )
         elif not any(g in have for g in group):
             exps.append(gxe.ExpectColumnToExist(column=first, meta=crit))
     for low_name, high_name in ORDERED_PAIRS:
         if low_name in have and high_name in have:
-            exps.append(gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A=high_name, column_B=low_name, or_equal=False,
-                ignore_row_if="either_value_is_missing", meta=crit))
+            exps.append(
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A=high_name,
+                    column_B=low_name,
+                    or_equal=False,
+                    ignore_row_if="either_value_is_missing",
+                    meta=crit,
+                )
+            )
     for o in OUTCOMES:
         if label_column(o) in have:
             exps.append(gxe.ExpectColumnValuesToBeInSet(column=label_column(o), value_set=[0.0, 1.0], meta=crit))
         if true_risk_column(o) in have:
-            exps.append(gxe.ExpectColumnValuesToBeBetween(
-                column=true_risk_column(o), min_value=0.0, max_value=1.0, meta=crit))
+            exps.append(
+                gxe.ExpectColumnValuesToBeBetween(column=true_risk_column(o), min_value=0.0, max_value=1.0, meta=crit)
+            )
     # Dataset-level sanity: warn, do not fail. A repeated (person, date) usually means a duplicated export.
     warn = {"critical": False}
     if {"person_id", "exam_date"} <= have:
-        exps.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=["person_id", "exam_date"], mostly=0.999,
-                                                        meta=warn))
+        exps.append(
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["person_id", "exam_date"], mostly=0.999, meta=warn)
+        )
     if "sbp" in have:
         exps.append(gxe.ExpectColumnMeanToBeBetween(column="sbp", min_value=100, max_value=150, meta=warn))
     return exps
@@ -283,14 +303,19 @@ def run_suite(df: pd.DataFrame, report_dir: str | Path | None = None, examples: 
             continue
         cfg = r.expectation_config
         kw = cfg.kwargs
-        name = kw.get("column") or ",".join(filter(None, [kw.get("column_A"), kw.get("column_B")])) or ",".join(
-            kw.get("column_list", []))
+        name = (
+            kw.get("column")
+            or ",".join(filter(None, [kw.get("column_A"), kw.get("column_B")]))
+            or ",".join(kw.get("column_list", []))
+        )
         res = r.result or {}
         idx = res.get("partial_unexpected_index_list") or []
         vals = res.get("partial_unexpected_list") or []
         # GX may cap the two lists differently: zip keeps the pairs both hold.
-        ex = [(i, (pid.loc[i] if pid is not None and i in pid.index else None), v)
-              for i, v in zip(idx, vals, strict=False)]
+        ex = [
+            (i, (pid.loc[i] if pid is not None and i in pid.index else None), v)
+            for i, v in zip(idx, vals, strict=False)
+        ]
         message = ""
         if _raised(r.exception_info):
             message = "the check could not be evaluated on this column (wrong type?)"
@@ -310,4 +335,3 @@ def run_suite(df: pd.DataFrame, report_dir: str | Path | None = None, examples: 
     return SuiteReport(
         success=not any(f.critical for f in failures), evaluated=len(run.results), failures=failures, docs_index=docs
     )
-

@@ -174,8 +174,14 @@ class RiskModel:
         src, copy = self._history_dropout_rows(X, X_alone)
         Xt = pd.concat([X, X_alone.iloc[src[copy]]], ignore_index=True)
         person = np.unique(records["person_id"].astype(str).to_numpy(), return_inverse=True)[1]
-        data = TrainingRows(Xv=Xt.to_numpy(dtype=np.float32), Xf=Xt.to_numpy(dtype=float), role=role[src],
-                            bucket=bucket[src], original=~copy, person=person[src])
+        data = TrainingRows(
+            Xv=Xt.to_numpy(dtype=np.float32),
+            Xf=Xt.to_numpy(dtype=float),
+            role=role[src],
+            bucket=bucket[src],
+            original=~copy,
+            person=person[src],
+        )
         return data, src, copy
 
     def _history_dropout_rows(self, X: pd.DataFrame, X_alone: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -237,8 +243,11 @@ class RiskModel:
                 self._engines = (self.models_, engines)
             if backend not in engines:
                 auto = engines.get("auto")
-                engines[backend] = (auto if auto is not None and auto.backend == backend else
-                                    Engine.build(self.models_, self.feature_names_, backend, self.n_jobs))
+                engines[backend] = (
+                    auto
+                    if auto is not None and auto.backend == backend
+                    else Engine.build(self.models_, self.feature_names_, backend, self.n_jobs)
+                )
                 engines.setdefault(engines[backend].backend, engines[backend])
             return engines[backend]
 
@@ -261,9 +270,16 @@ class RiskModel:
             raise ValueError(f"expected a matrix with {len(self.feature_names_)} feature columns, got {X.shape}")
         return np.ascontiguousarray(X)
 
-    def score(self, X: pd.DataFrame | np.ndarray, *, explain: bool = False, intervals: bool = False,
-              outcomes: tuple[str, ...] | None = None, threads: int | None = None,
-              backend: Backend = "auto") -> Scores:
+    def score(
+        self,
+        X: pd.DataFrame | np.ndarray,
+        *,
+        explain: bool = False,
+        intervals: bool = False,
+        outcomes: tuple[str, ...] | None = None,
+        threads: int | None = None,
+        backend: Backend = "auto",
+    ) -> Scores:
         """Probabilities, and on request SHAP explanations and intervals, for rows of the model matrix
         (`features.derive.build_features` / `feature_matrix`); eligibility is not applied.
 
@@ -311,9 +327,12 @@ class RiskModel:
         """As `predict_interval_features` for records, NaN where the outcome does not apply."""
         out = self.predict_interval_features(build_features(records))
         applies = eligibility(records, tuple(self.models_))
-        return {o: None if iv is None else (np.where(applies[o].to_numpy(), iv[0], np.nan),
-                                            np.where(applies[o].to_numpy(), iv[1], np.nan))
-                for o, iv in out.items()}
+        return {
+            o: None
+            if iv is None
+            else (np.where(applies[o].to_numpy(), iv[0], np.nan), np.where(applies[o].to_numpy(), iv[1], np.nan))
+            for o, iv in out.items()
+        }
 
     def explain(self, records: pd.DataFrame, outcome: str) -> tuple[np.ndarray, np.ndarray]:
         """SHAP contributions (log-odds) per feature for one outcome, and the base value."""
@@ -353,7 +372,9 @@ class RiskModel:
         persons = getattr(self, "trained_persons_", None)
         if persons is not None:
             manifest["training_persons"] = {
-                "file": PERSONS_FILE, "count": int(len(persons)), "salt": self.person_salt_.hex(),
+                "file": PERSONS_FILE,
+                "count": int(len(persons)),
+                "salt": self.person_salt_.hex(),
                 "hash": "blake2b, 8-byte digest, of the person ID as text, keyed by this salt; sorted uint64",
             }
             np.save(directory / PERSONS_FILE, persons.astype("<u8"), allow_pickle=False)
@@ -372,19 +393,32 @@ class RiskModel:
                 for j, member in enumerate(m.members):
                     name = f"{outcome}.member{j}.ubj"
                     member.booster.save_model(directory / name)
-                    entries.append({"file": name, "calib_a": member.calib_a, "calib_b": member.calib_b,
-                                    "linear": member.linear.to_dict() if member.linear is not None else None})
+                    entries.append(
+                        {
+                            "file": name,
+                            "calib_a": member.calib_a,
+                            "calib_b": member.calib_b,
+                            "linear": member.linear.to_dict() if member.linear is not None else None,
+                        }
+                    )
                 manifest["outcomes"][outcome]["interval"] = {
-                    "method": interval_.METHOD, "level": interval_.LEVEL, "share": interval_.SUBSAMPLE,
+                    "method": interval_.METHOD,
+                    "level": interval_.LEVEL,
+                    "share": interval_.SUBSAMPLE,
                     "members": entries,
                 }
         (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
         # Compact and apart from the manifest: ~5,000 numbers would drown the readable part.
-        (directory / REFERENCE_FILE).write_text(json.dumps({
-            "what": "percentiles 1..99 of predicted one-year risk per outcome, sex and age band, "
+        (directory / REFERENCE_FILE).write_text(
+            json.dumps(
+                {
+                    "what": "percentiles 1..99 of predicted one-year risk per outcome, sex and age band, "
                     "over the training rows each outcome was fit on",
-            "tables": getattr(self, "reference_", {}),
-        }, separators=(",", ":")))
+                    "tables": getattr(self, "reference_", {}),
+                },
+                separators=(",", ":"),
+            )
+        )
         return directory
 
     @classmethod
@@ -416,17 +450,25 @@ class RiskModel:
             booster = xgb.Booster()
             booster.load_model(directory / f"{outcome}.ubj")
             model.models_[outcome] = OutcomeModel(
-                booster, meta["calib_a"], meta["calib_b"], LogisticRisk.from_dict(meta["linear"]), meta["weight"],
+                booster,
+                meta["calib_a"],
+                meta["calib_b"],
+                LogisticRisk.from_dict(meta["linear"]),
+                meta["weight"],
                 meta.get("info", {}),
             )
             # Bundles saved before the interval ensemble existed load without members (no interval).
             for entry in (meta.get("interval") or {}).get("members", []):
                 member_booster = xgb.Booster()
                 member_booster.load_model(directory / entry["file"])
-                model.models_[outcome].members.append(Member(
-                    member_booster, entry["calib_a"], entry["calib_b"],
-                    LogisticRisk.from_dict(entry["linear"]) if entry.get("linear") is not None else None,
-                ))
+                model.models_[outcome].members.append(
+                    Member(
+                        member_booster,
+                        entry["calib_a"],
+                        entry["calib_b"],
+                        LogisticRisk.from_dict(entry["linear"]) if entry.get("linear") is not None else None,
+                    )
+                )
         return model
 
     def get_params(self) -> dict:

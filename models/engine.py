@@ -35,8 +35,9 @@ class Trees(Protocol):
 
     name: str
 
-    def evaluate(self, X: np.ndarray, which: np.ndarray, shap: bool = False,
-                 threads: int = 1) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]: ...
+    def evaluate(
+        self, X: np.ndarray, which: np.ndarray, shap: bool = False, threads: int = 1
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]: ...
 
 
 class BoosterTrees:
@@ -49,8 +50,9 @@ class BoosterTrees:
         self.feature_names = list(feature_names)
         self.n_jobs = n_jobs
 
-    def evaluate(self, X: np.ndarray, which: np.ndarray, shap: bool = False,
-                 threads: int = 1) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def evaluate(
+        self, X: np.ndarray, which: np.ndarray, shap: bool = False, threads: int = 1
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         dm = xgb.DMatrix(X.astype(np.float32), feature_names=self.feature_names, nthread=self.n_jobs or -1)
         chosen = [self.boosters[b] for b in which]
         margin = np.empty((len(X), len(chosen)), dtype=np.float32)
@@ -101,21 +103,28 @@ class Engine:
         self.trees = trees
         self.outcomes = tuple(self.models)
         self._main, self._members = _layout(self.models)
-        self._multipliers = {o: m.interval_multiplier for o, m in self.models.items()
-                             if m.interval_multiplier is not None}
+        self._multipliers = {
+            o: m.interval_multiplier for o, m in self.models.items() if m.interval_multiplier is not None
+        }
         self._all_main = np.arange(len(self.outcomes), dtype=np.int64)
         self._all_members = np.concatenate([*self._members.values(), np.zeros(0, dtype=np.int64)])
         # One head per booster, in the order of `all_boosters`.
-        self.heads = Heads([m.head() for m in self.models.values()]
-                           + [h for o in self._members for h in self.models[o].member_heads()])
+        self.heads = Heads(
+            [m.head() for m in self.models.values()] + [h for o in self._members for h in self.models[o].member_heads()]
+        )
 
     @property
     def backend(self) -> str:
         return self.trees.name
 
     @classmethod
-    def build(cls, models: Mapping[str, OutcomeModel], feature_names: Sequence[str], backend: Backend = "auto",
-              n_jobs: int | None = None) -> Engine:
+    def build(
+        cls,
+        models: Mapping[str, OutcomeModel],
+        feature_names: Sequence[str],
+        backend: Backend = "auto",
+        n_jobs: int | None = None,
+    ) -> Engine:
         """The engine of these outcome models: the compiled kernel unless `backend` says "booster",
         or "auto" finds that the kernel cannot be compiled."""
         if backend not in BACKENDS:
@@ -132,8 +141,14 @@ class Engine:
                 warnings.warn(f"compiled kernel unavailable ({e}); scoring with the XGBoost boosters", stacklevel=3)
         return cls(models, BoosterTrees(boosters, feature_names, n_jobs))
 
-    def score(self, X: np.ndarray, explain: bool = False, intervals: bool = False,
-              outcomes: Iterable[str] | None = None, threads: int = 1) -> Scores:
+    def score(
+        self,
+        X: np.ndarray,
+        explain: bool = False,
+        intervals: bool = False,
+        outcomes: Iterable[str] | None = None,
+        threads: int = 1,
+    ) -> Scores:
         """Scores of the float64 model matrix X (n x features, C order); see `Scores`."""
         chosen = self.outcomes if outcomes is None else tuple(outcomes)
         which = self._all_main if outcomes is None else np.array([self._main[o] for o in chosen], dtype=np.int64)
@@ -154,8 +169,11 @@ class Engine:
         with_members = [o for o in outcomes if o in self._members]
         if not with_members:
             return {}
-        which = (self._all_members if with_members == list(self._members)
-                 else np.concatenate([self._members[o] for o in with_members]))
+        which = (
+            self._all_members
+            if with_members == list(self._members)
+            else np.concatenate([self._members[o] for o in with_members])
+        )
         z = self.heads.logits(self.trees.evaluate(X, which, False, threads)[0], X, which)
         widths = {len(self._members[o]) for o in with_members}
         if len(widths) == 1:  # as many members each: every outcome's spread in one pass
@@ -165,7 +183,7 @@ class Engine:
         out, col = {}, 0
         for o in with_members:
             width = len(self._members[o])
-            out[o] = interval_.halfwidth(z[:, col:col + width], self._multipliers[o])
+            out[o] = interval_.halfwidth(z[:, col : col + width], self._multipliers[o])
             col += width
         return out
 

@@ -119,8 +119,9 @@ class OutcomeFitter:
     """Fits outcomes with a RiskModel's settings on one set of training rows, locally or with
     xgboost.dask on `client` (a dask.distributed Client) across its workers."""
 
-    def __init__(self, settings: FitSettings, data: TrainingRows, client: Any = None,
-                 progress: ProgressHook | None = None) -> None:
+    def __init__(
+        self, settings: FitSettings, data: TrainingRows, client: Any = None, progress: ProgressHook | None = None
+    ) -> None:
         self.s = settings
         self.data = data
         self.client = client
@@ -162,14 +163,20 @@ class OutcomeFitter:
         """Riley et al.'s minimum size for this outcome (candidate parameters = features), with a
         warning when the data are smaller."""
         need = riley_binary(len(FEATURES), events / rows)
-        out = {**need.as_dict(), "rows": rows, "events": events, "enough": rows >= need.required_n,
-               "method": "Riley et al., BMJ 2020;368:m441 (binary outcome; R2cs 15% of its maximum)"}
+        out = {
+            **need.as_dict(),
+            "rows": rows,
+            "events": events,
+            "enough": rows >= need.required_n,
+            "method": "Riley et al., BMJ 2020;368:m441 (binary outcome; R2cs 15% of its maximum)",
+        }
         if rows < need.required_n:
             warnings.warn(
                 f"{outcome}: {rows:,} training rows ({events:,} events) are fewer than the {need.required_n:,} rows "
                 f"(~{need.required_events:,} events) Riley et al. require for {len(FEATURES)} candidate parameters at "
                 f"prevalence {events / rows:.2%}; expect optimism and check calibration on new data",
-                SampleSizeWarning, stacklevel=4,  # the caller of RiskModel.fit
+                SampleSizeWarning,
+                stacklevel=4,  # the caller of RiskModel.fit
             )
         return out
 
@@ -202,8 +209,9 @@ class OutcomeFitter:
             "max_bin": 128,
         }
 
-    def _select_setting(self, base: dict, y: np.ndarray, folds: Folds,
-                        progress: Progress) -> tuple[dict, int, list[xgb.Booster], list[dict]]:
+    def _select_setting(
+        self, base: dict, y: np.ndarray, folds: Folds, progress: Progress
+    ) -> tuple[dict, int, list[xgb.Booster], list[dict]]:
         """The grid setting with the best mean validation log-loss: (setting, mean best rounds,
         its boosters per fold, every setting's scores)."""
         progress.begin("boosting rounds", len(self.s.grid) * len(folds) * self.s.max_rounds)
@@ -219,19 +227,23 @@ class OutcomeFitter:
         _, setting, rounds, boosters = best
         return setting, rounds, boosters, tried
 
-    def _choose_blend(self, boosters: list[xgb.Booster], folds: Folds, y: np.ndarray,
-                      constraints: tuple[int, ...]) -> tuple:
+    def _choose_blend(
+        self, boosters: list[xgb.Booster], folds: Folds, y: np.ndarray, constraints: tuple[int, ...]
+    ) -> tuple:
         """Blend weight of booster vs linear partner on out-of-fold margins.
 
         Returns (weight, every weight's score, out-of-fold blended margin as a function of the weight,
         out-of-fold labels, the linear partner of each fold)."""
         Xf = self.data.Xf
         oof_idx = np.concatenate([ev for _, ev in folds])
-        m_boost = np.concatenate([
-            b.predict(self._labelled_dmatrix(y, ev), output_margin=True,
-                      iteration_range=(0, b.best_iteration + 1)).astype(float)
-            for b, (_, ev) in zip(boosters, folds, strict=True)
-        ])
+        m_boost = np.concatenate(
+            [
+                b.predict(
+                    self._labelled_dmatrix(y, ev), output_margin=True, iteration_range=(0, b.best_iteration + 1)
+                ).astype(float)
+                for b, (_, ev) in zip(boosters, folds, strict=True)
+            ]
+        )
         linears = [self._fit_linear(y, tr, constraints) for tr, _ in folds]
         m_lin = np.concatenate([lin.margin(Xf[ev]) for lin, (_, ev) in zip(linears, folds, strict=True)])
         y_oof = y[oof_idx]
@@ -248,9 +260,18 @@ class OutcomeFitter:
         weight = best_blend["weight"] if best_blend["valid_logloss"] < blends[0]["valid_logloss"] * 0.999 else 1.0
         return weight, blends, m_oof, y_oof, linears
 
-    def _refit_on_all_rows(self, params: dict, rounds: int, y: np.ndarray, idx: np.ndarray, weight: float,
-                           m_oof: Callable[[float], np.ndarray], y_oof: np.ndarray, constraints: tuple[int, ...],
-                           progress: Progress) -> OutcomeModel:
+    def _refit_on_all_rows(
+        self,
+        params: dict,
+        rounds: int,
+        y: np.ndarray,
+        idx: np.ndarray,
+        weight: float,
+        m_oof: Callable[[float], np.ndarray],
+        y_oof: np.ndarray,
+        constraints: tuple[int, ...],
+        progress: Progress,
+    ) -> OutcomeModel:
         """Cross-validated mode: calibration on the out-of-fold margins, booster and partner refit on all rows."""
         a, b = fit_platt(m_oof(weight), y_oof)
         progress.begin("refit rounds", rounds)
@@ -258,17 +279,28 @@ class OutcomeFitter:
         linear = self._fit_linear(y, idx, constraints)
         return OutcomeModel(booster=booster, calib_a=a, calib_b=b, linear=linear, weight=weight)
 
-    def _calibrate_on_held_out(self, booster: xgb.Booster, linear: LogisticRisk, weight: float, y: np.ndarray,
-                               calib_idx: np.ndarray) -> OutcomeModel:
+    def _calibrate_on_held_out(
+        self, booster: xgb.Booster, linear: LogisticRisk, weight: float, y: np.ndarray, calib_idx: np.ndarray
+    ) -> OutcomeModel:
         """Split mode: the booster cut at its best round, calibrated on the held-out calibration persons."""
-        model = OutcomeModel(booster=booster[: booster.best_iteration + 1], calib_a=0.0, calib_b=1.0, linear=linear,
-                             weight=weight)
+        model = OutcomeModel(
+            booster=booster[: booster.best_iteration + 1], calib_a=0.0, calib_b=1.0, linear=linear, weight=weight
+        )
         margin = model.booster.predict(self._labelled_dmatrix(y, calib_idx), output_margin=True)
         model.calib_a, model.calib_b = fit_platt(model.blend(margin, self.data.Xf[calib_idx]), y[calib_idx])
         return model
 
-    def _fit_members(self, outcome: str, params: dict, model: OutcomeModel, y: np.ndarray, fit_idx: np.ndarray,
-                     calib_idx: np.ndarray | None, constraints: tuple[int, ...], progress: Progress) -> list[Member]:
+    def _fit_members(
+        self,
+        outcome: str,
+        params: dict,
+        model: OutcomeModel,
+        y: np.ndarray,
+        fit_idx: np.ndarray,
+        calib_idx: np.ndarray | None,
+        constraints: tuple[int, ...],
+        progress: Progress,
+    ) -> list[Member]:
         """`interval_members` members on random halves of the persons of `fit_idx` (the main booster's
         training rows), same setting and rounds, no early stopping (see `models.interval`).
 
@@ -313,8 +345,7 @@ class OutcomeFitter:
         return idx[np.isin(person[idx], chosen)]
 
     def _labelled_dmatrix(self, y: np.ndarray, part: np.ndarray) -> xgb.DMatrix:
-        return xgb.DMatrix(self.data.Xv[part], label=y[part], feature_names=list(FEATURES),
-                           nthread=self.s.n_jobs or -1)
+        return xgb.DMatrix(self.data.Xv[part], label=y[part], feature_names=list(FEATURES), nthread=self.s.n_jobs or -1)
 
     def _fit_linear(self, y: np.ndarray, part: np.ndarray, constraints: tuple[int, ...]) -> LogisticRisk:
         if len(part) > self.s.linear_max_rows:
@@ -322,8 +353,15 @@ class OutcomeFitter:
             part = np.sort(rng.choice(part, self.s.linear_max_rows, replace=False))
         return LogisticRisk(monotone=constraints).fit(self.data.Xf[part], y[part])
 
-    def _train(self, params: dict, y: np.ndarray, tr: np.ndarray, ev: np.ndarray | None, rounds: int,
-               progress: Progress | None = None) -> xgb.Booster:
+    def _train(
+        self,
+        params: dict,
+        y: np.ndarray,
+        tr: np.ndarray,
+        ev: np.ndarray | None,
+        rounds: int,
+        progress: Progress | None = None,
+    ) -> xgb.Booster:
         """One boosted model, with early stopping on `ev` when given; locally or on the Dask client."""
         if self.client is not None:
             booster = self._train_dask(params, y, tr, ev, rounds)
@@ -332,13 +370,19 @@ class OutcomeFitter:
             return booster
         Xv = self.data.Xv
         evals = [(xgb.DMatrix(Xv[ev], label=y[ev], feature_names=list(FEATURES)), "valid")] if ev is not None else []
-        return xgb.train(params, xgb.DMatrix(Xv[tr], label=y[tr], feature_names=list(FEATURES)),
-                         num_boost_round=rounds, evals=evals,
-                         early_stopping_rounds=self.s.early_stopping_rounds if ev is not None else None,
-                         verbose_eval=False, callbacks=progress.callbacks(rounds) if progress is not None else None)
+        return xgb.train(
+            params,
+            xgb.DMatrix(Xv[tr], label=y[tr], feature_names=list(FEATURES)),
+            num_boost_round=rounds,
+            evals=evals,
+            early_stopping_rounds=self.s.early_stopping_rounds if ev is not None else None,
+            verbose_eval=False,
+            callbacks=progress.callbacks(rounds) if progress is not None else None,
+        )
 
-    def _train_dask(self, params: dict, y: np.ndarray, tr: np.ndarray, ev: np.ndarray | None,
-                    rounds: int) -> xgb.Booster:
+    def _train_dask(
+        self, params: dict, y: np.ndarray, tr: np.ndarray, ev: np.ndarray | None, rounds: int
+    ) -> xgb.Booster:
         import dask.array as da
         import xgboost.dask as dxgb
 
@@ -347,13 +391,22 @@ class OutcomeFitter:
 
         def dmatrix(part: np.ndarray) -> Any:
             chunk = max(1, -(-len(part) // parts))
-            return dxgb.DaskDMatrix(self.client, da.from_array(Xv[part], chunks=(chunk, -1)),
-                                    da.from_array(y[part], chunks=chunk), feature_names=list(FEATURES))
+            return dxgb.DaskDMatrix(
+                self.client,
+                da.from_array(Xv[part], chunks=(chunk, -1)),
+                da.from_array(y[part], chunks=chunk),
+                feature_names=list(FEATURES),
+            )
 
-        out = dxgb.train(self.client, params, dmatrix(tr), num_boost_round=rounds,
-                         evals=[(dmatrix(ev), "valid")] if ev is not None else None,
-                         early_stopping_rounds=self.s.early_stopping_rounds if ev is not None else None,
-                         verbose_eval=False)
+        out = dxgb.train(
+            self.client,
+            params,
+            dmatrix(tr),
+            num_boost_round=rounds,
+            evals=[(dmatrix(ev), "valid")] if ev is not None else None,
+            early_stopping_rounds=self.s.early_stopping_rounds if ev is not None else None,
+            verbose_eval=False,
+        )
         booster = out["booster"]
         if ev is not None:
             history = out["history"]["valid"]["logloss"]
@@ -367,23 +420,52 @@ def _logloss(y: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def _describe(cv_folds: int, cv: bool, model: OutcomeModel, n_rows: int, events: int, sample_size: dict,
-              setting: dict, tried: list[dict], blends: list[dict]) -> dict:
+def _describe(
+    cv_folds: int,
+    cv: bool,
+    model: OutcomeModel,
+    n_rows: int,
+    events: int,
+    sample_size: dict,
+    setting: dict,
+    tried: list[dict],
+    blends: list[dict],
+) -> dict:
     """The outcome's `info`: how it was fitted and what was chosen, as the manifest and MLflow show it."""
     weight = model.weight
     return {
-        "mode": (f"{cv_folds}-fold cross-validation by person: setting, rounds and blend chosen and the "
-                 "calibration fitted on out-of-fold predictions, final model refit on all rows (calibration "
-                 "is cross-validated, not held out)") if cv else
-                ("train/validation/calibration split of persons: calibration fitted on held-out "
-                 "calibration persons"),
+        "mode": (
+            f"{cv_folds}-fold cross-validation by person: setting, rounds and blend chosen and the "
+            "calibration fitted on out-of-fold predictions, final model refit on all rows (calibration "
+            "is cross-validated, not held out)"
+        )
+        if cv
+        else ("train/validation/calibration split of persons: calibration fitted on held-out calibration persons"),
         "calibration": "cross-validated (out-of-fold)" if cv else "held-out persons",
-        "rows": n_rows, "events": events, "sample_size": sample_size, "setting": setting, "tried": tried,
-        "blends": blends, "weight": weight, "rounds": model.booster.num_boosted_rounds(),
-        "interval": ({"members": len(model.members), "share": interval_.SUBSAMPLE, "level": interval_.LEVEL,
-                      "multiplier": model.interval_multiplier, "method": interval_.METHOD}
-                     if model.members else None),
-        "choice": ("gradient boosting" if weight == 1.0 else
-                   "logistic regression (ranked better on validation)" if weight == 0.0 else
-                   f"blend: {weight:.2f} x gradient boosting + {1 - weight:.2f} x logistic regression"),
+        "rows": n_rows,
+        "events": events,
+        "sample_size": sample_size,
+        "setting": setting,
+        "tried": tried,
+        "blends": blends,
+        "weight": weight,
+        "rounds": model.booster.num_boosted_rounds(),
+        "interval": (
+            {
+                "members": len(model.members),
+                "share": interval_.SUBSAMPLE,
+                "level": interval_.LEVEL,
+                "multiplier": model.interval_multiplier,
+                "method": interval_.METHOD,
+            }
+            if model.members
+            else None
+        ),
+        "choice": (
+            "gradient boosting"
+            if weight == 1.0
+            else "logistic regression (ranked better on validation)"
+            if weight == 0.0
+            else f"blend: {weight:.2f} x gradient boosting + {1 - weight:.2f} x logistic regression"
+        ),
     }

@@ -35,8 +35,10 @@ from scipy import stats
 
 LEVEL = 0.95
 SUBSAMPLE = 0.5  # share of persons in each member's sample (half-sampling)
-METHOD = ("half-sampling of persons: members refit with the chosen setting and rounds on random halves of "
-          "the persons; logit +/- t(0.975, B-1) * sqrt(m/(n-m)) * member SD, around the model's logit")
+METHOD = (
+    "half-sampling of persons: members refit with the chosen setting and rounds on random halves of "
+    "the persons; logit +/- t(0.975, B-1) * sqrt(m/(n-m)) * member SD, around the model's logit"
+)
 
 
 def scale_factor(share: float = SUBSAMPLE) -> float:
@@ -87,7 +89,7 @@ def interval(point: np.ndarray, member_logits: np.ndarray, mult: float) -> tuple
 def as_pair(low: float, high: float, digits: int = 6) -> list[float]:
     """The API's `probability_interval`: [low, high], rounded outward so that it still contains
     the probability."""
-    scale = 10.0 ** digits
+    scale = 10.0**digits
     return [min(math.floor(low * scale) / scale, float(low)), max(math.ceil(high * scale) / scale, float(high))]
 
 

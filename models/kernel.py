@@ -186,11 +186,21 @@ def _run(X, which, want_contribs, trees, roots, tree_lo, tree_hi, base32, max_de
     contrib = np.zeros((k, n if want_contribs else 0, nf))
     x32 = np.empty(nf, dtype=np.float32)
     levels = max_depth + 2
-    path = (np.full((levels, levels), -1, dtype=np.int64), np.zeros((levels, levels)),
-            np.zeros((levels, levels)), np.zeros((levels, levels)))
+    path = (
+        np.full((levels, levels), -1, dtype=np.int64),
+        np.zeros((levels, levels)),
+        np.zeros((levels, levels)),
+        np.zeros((levels, levels)),
+    )
     ss = 2 * levels + 2
-    stack = (np.empty(ss, dtype=np.int64), np.empty(ss, dtype=np.int64), np.empty(ss, dtype=np.int64),
-             np.empty(ss), np.empty(ss), np.empty(ss, dtype=np.int64))
+    stack = (
+        np.empty(ss, dtype=np.int64),
+        np.empty(ss, dtype=np.int64),
+        np.empty(ss, dtype=np.int64),
+        np.empty(ss),
+        np.empty(ss),
+        np.empty(ss, dtype=np.int64),
+    )
     for r in range(n):
         for j in range(nf):
             x32[j] = np.float32(X[r, j])
@@ -264,11 +274,28 @@ class _Trees:
     n_features: int
 
 
-_NODE_DTYPES = {"feat": np.int64, "thr": np.float32, "left": np.int64, "right": np.int64, "dleft": np.bool_,
-                "value": np.float32, "cover": np.float64}
+_NODE_DTYPES = {
+    "feat": np.int64,
+    "thr": np.float32,
+    "left": np.int64,
+    "right": np.int64,
+    "dleft": np.bool_,
+    "value": np.float32,
+    "cover": np.float64,
+}
 _LOGIT = {"binary:logistic", "reg:logistic"}
-_IDENTITY = {"binary:logitraw", "reg:squarederror", "reg:squaredlogerror", "reg:pseudohubererror",
-             "reg:absoluteerror", "reg:quantileerror", "binary:hinge", "rank:pairwise", "rank:ndcg", "rank:map"}
+_IDENTITY = {
+    "binary:logitraw",
+    "reg:squarederror",
+    "reg:squaredlogerror",
+    "reg:pseudohubererror",
+    "reg:absoluteerror",
+    "reg:quantileerror",
+    "binary:hinge",
+    "rank:pairwise",
+    "rank:ndcg",
+    "rank:map",
+}
 _LOG = {"count:poisson", "reg:gamma", "reg:tweedie", "survival:cox"}
 
 
@@ -340,16 +367,22 @@ def _parse_booster(booster: xgb.Booster) -> _Trees:
         depth = max(depth, _tree_depth(lc, rc))
         offset += len(lc)
     arrays = {k: _concat(v, _NODE_DTYPES[k]) for k, v in parts.items()}
-    return _Trees(**arrays, roots=np.asarray(roots, dtype=np.int64), depth=depth, base32=base32,
-                  n_features=int(param["num_feature"]))
+    return _Trees(
+        **arrays,
+        roots=np.asarray(roots, dtype=np.int64),
+        depth=depth,
+        base32=base32,
+        n_features=int(param["num_feature"]),
+    )
 
 
 def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), dtype=dtype)
 
 
-def _probe_rows(feat: np.ndarray, thr: np.ndarray, left: np.ndarray, n_features: int, rows: int = 96,
-                seed: int = 0) -> np.ndarray:
+def _probe_rows(
+    feat: np.ndarray, thr: np.ndarray, left: np.ndarray, n_features: int, rows: int = 96, seed: int = 0
+) -> np.ndarray:
     """Rows that reach many leaves: per feature, a split threshold of that feature (exactly, or
     one float32 ulp below), a random value, or NaN."""
     rng = np.random.default_rng(seed)
@@ -362,8 +395,7 @@ def _probe_rows(feat: np.ndarray, thr: np.ndarray, left: np.ndarray, n_features:
         pick = t[rng.integers(len(t), size=rows)]
         below = np.nextafter(pick, np.float32(-np.inf))
         choice = rng.integers(4, size=rows)
-        X[:, j] = np.where(choice == 0, pick, np.where(choice == 1, below, np.where(choice == 2, np.nan,
-                                                                                    X[:, j] * 10)))
+        X[:, j] = np.where(choice == 0, pick, np.where(choice == 1, below, np.where(choice == 2, np.nan, X[:, j] * 10)))
     X[0] = np.nan
     return X.astype(np.float32).astype(np.float64)
 
@@ -400,8 +432,11 @@ class CompiledBoosters:
         lo, hi = [], []
         node_off = tree_off = 0
         for t in trees:
-            shifted = {"left": np.where(t.left >= 0, t.left + node_off, -1),
-                       "right": np.where(t.right >= 0, t.right + node_off, -1), "roots": t.roots + node_off}
+            shifted = {
+                "left": np.where(t.left >= 0, t.left + node_off, -1),
+                "right": np.where(t.right >= 0, t.right + node_off, -1),
+                "roots": t.roots + node_off,
+            }
             for k in parts:
                 parts[k].append(shifted[k] if k in shifted else getattr(t, k))
             lo.append(tree_off)
@@ -422,8 +457,10 @@ class CompiledBoosters:
         means = np.zeros(len(left))
         value64 = value.astype(np.float64)
         per_tree = np.array([_tree_means(r, left, right, value64, cover, means) for r in self._roots])
-        return np.array([float(self._base32[i]) + per_tree[self._lo[i]:self._hi[i]].sum()
-                         for i in range(len(self._lo))], dtype=np.float64)
+        return np.array(
+            [float(self._base32[i]) + per_tree[self._lo[i] : self._hi[i]].sum() for i in range(len(self._lo))],
+            dtype=np.float64,
+        )
 
     def __len__(self) -> int:
         return len(self._lo)
@@ -443,8 +480,9 @@ class CompiledBoosters:
         feat, thr, left = self._trees[:3]
         X = _probe_rows(feat, thr, left, self.n_features)
         for i, booster in enumerate(boosters):
-            want = np.asarray(booster.inplace_predict(X.astype(np.float32), predict_type="margin"),
-                              dtype=np.float32).ravel()
+            want = np.asarray(
+                booster.inplace_predict(X.astype(np.float32), predict_type="margin"), dtype=np.float32
+            ).ravel()
             which = np.array([i], dtype=np.int64)
             start = best = self._base32[i]
             best_hits = -1
@@ -461,12 +499,14 @@ class CompiledBoosters:
             self._base32[i] = best
             err = float(np.max(np.abs(self.evaluate(X, which)[0][:, 0].astype(float) - want.astype(float))))
             if err > 1e-4:
-                raise ValueError(f"compiled trees of booster {i} disagree with the booster "
-                                 f"(max margin difference {err:.3g})")
+                raise ValueError(
+                    f"compiled trees of booster {i} disagree with the booster (max margin difference {err:.3g})"
+                )
             self.bias[i] += float(best) - float(start)  # the bias moves with the base margin
 
-    def evaluate(self, X: np.ndarray, which: np.ndarray, shap: bool = False,
-                 threads: int = 1) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def evaluate(
+        self, X: np.ndarray, which: np.ndarray, shap: bool = False, threads: int = 1
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Boosters `which` on the float64 matrix X (n x F, C order): (margins n x k float32,
         and with `shap` their contributions k x n x F and bias n x k, float64; else None, None),
         as `predict(output_margin=True)` and `predict(pred_contribs=True)` give them. With
@@ -479,13 +519,15 @@ class CompiledBoosters:
         bias[:] = self.bias[which]
         return margin, contrib, bias
 
-    def _margins_and_shap(self, X: np.ndarray, which: np.ndarray, shap: bool,
-                          threads: int) -> tuple[np.ndarray, np.ndarray]:
+    def _margins_and_shap(
+        self, X: np.ndarray, which: np.ndarray, shap: bool, threads: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         threads = max(1, min(threads, len(X) // MIN_ROWS_PER_THREAD))
         if threads == 1:
             return _run(X, which, shap, self._trees, self._roots, self._lo, self._hi, self._base32, self._depth)
         bounds = np.linspace(0, len(X), threads + 1).astype(int)
         with ThreadPoolExecutor(threads) as pool:
-            parts = list(pool.map(lambda i: self._margins_and_shap(X[bounds[i]:bounds[i + 1]], which, shap, 1),
-                                  range(threads)))
+            parts = list(
+                pool.map(lambda i: self._margins_and_shap(X[bounds[i] : bounds[i + 1]], which, shap, 1), range(threads))
+            )
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts], axis=1)

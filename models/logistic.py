@@ -40,8 +40,11 @@ class LinearTerms:
         """intercept + the sum of the terms, per row."""
         X = np.asarray(X, dtype=float)
         miss = np.isnan(X)
-        return (np.where(miss, 0.0, X) @ self.slope + miss @ (self.missing - self.offset)
-                + (self.offset.sum() + self.intercept))
+        return (
+            np.where(miss, 0.0, X) @ self.slope
+            + miss @ (self.missing - self.offset)
+            + (self.offset.sum() + self.intercept)
+        )
 
 
 class LogisticRisk:

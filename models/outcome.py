@@ -145,8 +145,9 @@ class Heads:
         """Calibrated log-odds (n x k) of the heads `which` from their boosters' margins (n x k)."""
         return self.select(which).logits(margin, X)
 
-    def explanation(self, contribs: np.ndarray, bias: np.ndarray, X: np.ndarray,
-                    which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def explanation(
+        self, contribs: np.ndarray, bias: np.ndarray, X: np.ndarray, which: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(contributions k x n x F, base n x k) in calibrated log-odds of the heads `which` from
         their boosters' SHAP values (k x n x F) and biases (n x k): they add up to `logits`."""
         return self.select(which).explanation(contribs, bias, X)
@@ -174,15 +175,19 @@ class _Selection:
         if self.blended:
             # einsum, not @: BLAS threads cost far more than these small products on a busy machine.
             miss = np.isnan(X)
-            out[:, self.cols] += (np.einsum("nf,kf->nk", np.where(miss, 0.0, X), self.slope)
-                                  + np.einsum("nf,kf->nk", miss.astype(float), self.delta) + self.offset_sum)
+            out[:, self.cols] += (
+                np.einsum("nf,kf->nk", np.where(miss, 0.0, X), self.slope)
+                + np.einsum("nf,kf->nk", miss.astype(float), self.delta)
+                + self.offset_sum
+            )
         return out
 
     def explanation(self, contribs: np.ndarray, bias: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         per = contribs * self.scale[:, None, None]
         base = bias * self.scale + self.const
         if self.blended:
-            terms = np.where(np.isnan(X)[None], self.missing[:, None],
-                             X[None] * self.slope[:, None] + self.offset[:, None])
+            terms = np.where(
+                np.isnan(X)[None], self.missing[:, None], X[None] * self.slope[:, None] + self.offset[:, None]
+            )
             per[self.cols] += terms
         return per, base

@@ -48,22 +48,26 @@ MONOTONE: dict[str, tuple[Direction, ...]] = {
     "cvd": (
         Direction("age_years", 1, "MI and stroke incidence rises with age at every adult age"),
         Direction("sbp", 1, "risk rises log-linearly with SBP down to about 115 mmHg"),
-        Direction("pulse_pressure", 1, "coupled to SBP; at a given SBP a wider pulse pressure (stiffer "
-                                       "arteries) carries more risk"),
+        Direction(
+            "pulse_pressure",
+            1,
+            "coupled to SBP; at a given SBP a wider pulse pressure (stiffer arteries) carries more risk",
+        ),
         Direction("bp_category", 1, "a higher blood-pressure stage never means lower risk"),
         Direction("smoking_status", 1, "never < former < current smoker, at every level of the rest"),
         Direction("current_smoker", 1, "current smoking raises MI and stroke risk"),
     ),
     "diabetes": (
-        Direction("fasting_glucose", 1, f"the diagnosis is fasting glucose >= {number(GLUCOSE_DIABETES)} mg/dL; "
-                                        "a higher value is closer to it"),
-        Direction("tyg_index", 1, "coupled to glucose; insulin resistance (TyG) raises diabetes risk "
-                                  "across its range"),
+        Direction(
+            "fasting_glucose",
+            1,
+            f"the diagnosis is fasting glucose >= {number(GLUCOSE_DIABETES)} mg/dL; a higher value is closer to it",
+        ),
+        Direction("tyg_index", 1, "coupled to glucose; insulin resistance (TyG) raises diabetes risk across its range"),
     ),
     "hypertension": (
         Direction("sbp", 1, f"the diagnosis is SBP >= {number(SBP_HYPERTENSION)} mmHg; a higher value is closer to it"),
-        Direction("pulse_pressure", 1, "coupled to SBP (SBP - DBP), so a higher SBP at the same DBP "
-                                       "never lowers risk"),
+        Direction("pulse_pressure", 1, "coupled to SBP (SBP - DBP), so a higher SBP at the same DBP never lowers risk"),
         Direction("bp_category", 1, "a higher blood-pressure stage is closer to hypertension"),
     ),
     "dyslipidemia": (
@@ -118,8 +122,7 @@ class Outcome:
         """Clinical inputs whose rise (at every checkup of a person) never lowers this outcome's risk:
         those whose every coupled feature carries the coupled direction in the MONOTONE table."""
         declared = {d.feature: d.direction for d in self.directions}
-        return tuple(c for c, coupled in _RISES_WITH.items()
-                     if all(declared.get(f) == s for f, s in coupled.items()))
+        return tuple(c for c, coupled in _RISES_WITH.items() if all(declared.get(f) == s for f, s in coupled.items()))
 
     def monotone_constraints(self, features: tuple[str, ...]) -> tuple[int, ...]:
         declared = {d.feature: d.direction for d in self.directions}
@@ -129,14 +132,26 @@ class Outcome:
 OUTCOME_SPECS: dict[str, Outcome] = {
     o.name: o
     for o in (
-        Outcome("cvd", "Cardiovascular disease (MI or stroke)", "심뇌혈관질환(심근경색·뇌졸중)", "49601007",
-                (0.005, 0.01, 0.02), "CVD", "심뇌혈관질환"),
-        Outcome("diabetes", "Type 2 diabetes", "제2형 당뇨병", "44054006",
-                (0.01, 0.02, 0.04), "Diabetes", "당뇨병"),
-        Outcome("hypertension", "Hypertension", "고혈압", "38341003", (0.08, 0.16, 0.32), "Hypertension",
-                "고혈압"),
-        Outcome("dyslipidemia", "Dyslipidemia", "이상지질혈증", "370992007", (0.05, 0.10, 0.20), "Dyslipidemia",
-                "이상지질혈증"),
+        Outcome(
+            "cvd",
+            "Cardiovascular disease (MI or stroke)",
+            "심뇌혈관질환(심근경색·뇌졸중)",
+            "49601007",
+            (0.005, 0.01, 0.02),
+            "CVD",
+            "심뇌혈관질환",
+        ),
+        Outcome("diabetes", "Type 2 diabetes", "제2형 당뇨병", "44054006", (0.01, 0.02, 0.04), "Diabetes", "당뇨병"),
+        Outcome("hypertension", "Hypertension", "고혈압", "38341003", (0.08, 0.16, 0.32), "Hypertension", "고혈압"),
+        Outcome(
+            "dyslipidemia",
+            "Dyslipidemia",
+            "이상지질혈증",
+            "370992007",
+            (0.05, 0.10, 0.20),
+            "Dyslipidemia",
+            "이상지질혈증",
+        ),
         Outcome("ckd", "Chronic kidney disease", "만성콩팥병", "709044004", (0.007, 0.014, 0.028), "CKD", "만성콩팥병"),
     )
 }

@@ -41,8 +41,11 @@ def detect(records: pd.DataFrame) -> dict[str, Any]:
     `synthetic` when any `<outcome>_1y_true_risk` column is present (only the generator knows a
     person's true risk), `real` otherwise."""
     synthetic = any(true_risk_column(o) in records.columns for o in OUTCOMES)
-    dates = (pd.to_datetime(records["exam_date"], errors="coerce") if "exam_date" in records.columns
-             else pd.Series([], dtype="datetime64[ns]"))
+    dates = (
+        pd.to_datetime(records["exam_date"], errors="coerce")
+        if "exam_date" in records.columns
+        else pd.Series([], dtype="datetime64[ns]")
+    )
     return {
         "kind": "synthetic" if synthetic else "real",
         "persons": int(records["person_id"].nunique()) if "person_id" in records.columns else None,
@@ -76,21 +79,29 @@ def summary_en(info: Mapping[str, Any]) -> str:
     """'synthetic data: 2,400 persons, 9,100 checkups, exams 2014-01-02~2021-12-30'."""
     if info.get("kind") == "unknown":
         return "training data not recorded (bundle predates provenance)"
-    return (f"{info['kind']} data: {_count(info.get('persons'))} persons, {_count(info.get('checkups'))} checkups, "
-            f"exams {_range(info)}")
+    return (
+        f"{info['kind']} data: {_count(info.get('persons'))} persons, {_count(info.get('checkups'))} checkups, "
+        f"exams {_range(info)}"
+    )
 
 
 # One wording, reused by /score, FHIR, CDS and the report so that every channel says the same.
-SYNTHETIC_WARNING = ("model trained on synthetic (simulated) people, not real patients: "
-                     "for demonstration and testing only, not for clinical use")
+SYNTHETIC_WARNING = (
+    "model trained on synthetic (simulated) people, not real patients: "
+    "for demonstration and testing only, not for clinical use"
+)
 
 
 def synthetic_notice(info: Mapping[str, Any], lang: Literal["ko", "en", "both"] = "both") -> str:
     """The notice of a synthetic model, persons and checkups counted apart: Korean, English, or both
     (CDS cards carry both; a report speaks its own language only)."""
     persons, checkups, span = _count(info.get("persons")), _count(info.get("checkups")), _range(info)
-    ko = (f"합성(가상) 데이터로 학습한 모델입니다: 가상 인물 {persons}명의 검진 {checkups}건({span})으로 "
-          "학습했으며, 실제 환자 진료에 사용할 수 없습니다(시연·시험용).")
-    en = (f"This model learned from synthetic (simulated) people: {persons} persons, {checkups} checkups "
-          f"({span}). Not for clinical use (demonstration and testing only).")
+    ko = (
+        f"합성(가상) 데이터로 학습한 모델입니다: 가상 인물 {persons}명의 검진 {checkups}건({span})으로 "
+        "학습했으며, 실제 환자 진료에 사용할 수 없습니다(시연·시험용)."
+    )
+    en = (
+        f"This model learned from synthetic (simulated) people: {persons} persons, {checkups} checkups "
+        f"({span}). Not for clinical use (demonstration and testing only)."
+    )
     return {"ko": ko, "en": en}.get(lang) or f"{ko} · {en}"

@@ -86,7 +86,14 @@ def riley_binary(
     n3 = math.ceil((1.96 / margin) ** 2 * prevalence * (1.0 - prevalence))
     required = max(n1, n2, n3)
     return SampleSize(
-        parameters=parameters, prevalence=prevalence, r2_cox_snell=r2, max_r2_cox_snell=max_r2,
-        n_shrinkage=n1, shrinkage_for_optimism=s2, n_optimism=n2, n_overall_risk=n3,
-        required_n=required, required_events=math.ceil(required * prevalence),
+        parameters=parameters,
+        prevalence=prevalence,
+        r2_cox_snell=r2,
+        max_r2_cox_snell=max_r2,
+        n_shrinkage=n1,
+        shrinkage_for_optimism=s2,
+        n_optimism=n2,
+        n_overall_risk=n3,
+        required_n=required,
+        required_events=math.ceil(required * prevalence),
     )

@@ -24,8 +24,10 @@ PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics", "/docs", 
 CDS_PREFIX = "/cds-services"
 # How to get in, in general terms: the same for every refusal, so it tells a caller nothing about
 # why this one failed or what the token is.
-UNAUTHORIZED = ("unauthorized: send Authorization: Bearer <token>; the token is CHECKUP_RISK_API_TOKEN, "
-                "or the one `checkup-risk serve` printed, kept in CHECKUP_RISK_HOME/api_token")
+UNAUTHORIZED = (
+    "unauthorized: send Authorization: Bearer <token>; the token is CHECKUP_RISK_API_TOKEN, "
+    "or the one `checkup-risk serve` printed, kept in CHECKUP_RISK_HOME/api_token"
+)
 
 
 def token_file(home: Path) -> Path:
@@ -66,9 +68,13 @@ class BearerAuth:
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
             if not hmac.compare_digest(given, self._token()):
                 body = json.dumps({"errors": [{"index": None, "field": None, "message": UNAUTHORIZED}]}).encode()
-                await send({"type": "http.response.start", "status": 401,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"www-authenticate", b"Bearer")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)

@@ -32,8 +32,16 @@ from serving.batch_input import read_whole, validated_chunks
 from serving.batch_output import OutputWriter, RejectsWriter, check_output, output_schema, rejects_path
 from serving.person_history import PersonHistory
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "DEFAULT_WORKERS", "ENGINES", "PersonHistory", "read_whole", "rejects_path",
-           "score_file", "score_frame"]
+__all__ = [
+    "DEFAULT_CHUNK_ROWS",
+    "DEFAULT_WORKERS",
+    "ENGINES",
+    "PersonHistory",
+    "read_whole",
+    "rejects_path",
+    "score_file",
+    "score_frame",
+]
 
 ENGINES = ("pandas", "dask")
 DEFAULT_CHUNK_ROWS = 200_000
@@ -74,8 +82,9 @@ def score_file(
         else:
             from serving.batch_dask import score_dask
 
-            summary = score_dask(model, input_path, version, explain, chunk_rows, workers, scheduler,
-                                 out, rej, progress)
+            summary = score_dask(
+                model, input_path, version, explain, chunk_rows, workers, scheduler, out, rej, progress
+            )
         if out.rows != summary["rows_scored"] or summary["rows_scored"] + rej.rows != summary["rows_in"]:
             raise RuntimeError(
                 f"row accounting broken: {summary['rows_in']} in, {out.rows} written "
@@ -98,8 +107,16 @@ def score_file(
     return summary
 
 
-def _score_pandas(model: RiskModel, input_path: str | Path, version: str, explain: int, chunk_rows: int,
-                  out: OutputWriter, rej: RejectsWriter, progress: Callable[[int], None] | None) -> dict:
+def _score_pandas(
+    model: RiskModel,
+    input_path: str | Path,
+    version: str,
+    explain: int,
+    chunk_rows: int,
+    out: OutputWriter,
+    rej: RejectsWriter,
+    progress: Callable[[int], None] | None,
+) -> dict:
     history = PersonHistory()
     rows_in = scored = 0
     for n_in, records, rejects in validated_chunks(input_path, chunk_rows):
@@ -110,6 +127,10 @@ def _score_pandas(model: RiskModel, input_path: str | Path, version: str, explai
         scored += len(records)
         if progress:
             progress(n_in)
-    return {"rows_in": rows_in, "rows_scored": scored, "out_of_order_rows": history.out_of_order_rows,
-            "persons": len(history), "backend": model.engine().backend if scored else None}
-
+    return {
+        "rows_in": rows_in,
+        "rows_scored": scored,
+        "out_of_order_rows": history.out_of_order_rows,
+        "persons": len(history),
+        "backend": model.engine().backend if scored else None,
+    }

@@ -19,8 +19,9 @@ from features.eligibility import eligibility
 from models.bundle import RiskModel
 
 
-def score_block(model: RiskModel, records: pd.DataFrame, frame: pd.DataFrame, version: str,
-                explain: int = 0) -> pd.DataFrame:
+def score_block(
+    model: RiskModel, records: pd.DataFrame, frame: pd.DataFrame, version: str, explain: int = 0
+) -> pd.DataFrame:
     """The output rows of ``records`` (same index). ``frame`` is ``records``, possibly preceded by
     earlier checkups of the same persons (negative index labels): features and eligibility are
     judged with that history, only ``records`` are scored."""
@@ -58,8 +59,9 @@ def score_frame(model: RiskModel, records: pd.DataFrame, version: str, explain: 
     return score_block(model, records, records, version, explain)
 
 
-def top_factors(model: RiskModel, X: np.ndarray, rows: Mapping[str, np.ndarray],
-                k: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def top_factors(
+    model: RiskModel, X: np.ndarray, rows: Mapping[str, np.ndarray], k: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Top-k explanation per outcome: ``{outcome: (names n x k (object, None where not
     explained), log-odds n x k (NaN where not explained))}``; ``rows[outcome]`` is the boolean mask of
     the rows of the model matrix ``X`` to explain (the rows where the outcome applies)."""

@@ -118,14 +118,24 @@ def _start_client(workers: int, scheduler: str | None) -> tuple[Any, Any]:
 
     if scheduler:
         return Client(scheduler), None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                           silence_logs=logging.ERROR)
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
+    )
     return Client(cluster), cluster
 
 
-def score_dask(model: RiskModel, input_path: str | Path, version: str, explain: int, chunk_rows: int, workers: int,
-               scheduler: str | None, out: OutputWriter, rej: RejectsWriter,
-               progress: Callable[[int], None] | None) -> dict:
+def score_dask(
+    model: RiskModel,
+    input_path: str | Path,
+    version: str,
+    explain: int,
+    chunk_rows: int,
+    workers: int,
+    scheduler: str | None,
+    out: OutputWriter,
+    rej: RejectsWriter,
+    progress: Callable[[int], None] | None,
+) -> dict:
     """Score ``input_path`` into ``out`` and ``rej`` on a cluster; the row accounting as a dict."""
     if workers < 1:
         raise ValueError("workers must be >= 1")
@@ -138,8 +148,10 @@ def score_dask(model: RiskModel, input_path: str | Path, version: str, explain: 
         # The bundle goes to every worker once; they load it (and build its engine) while the
         # client reads the file.
         [bundle] = client.scatter([_Bundle.of(model)], broadcast=True)
-        warm = [client.submit(_warm_worker, bundle, workers=[w], allow_other_workers=False, pure=False)
-                for w in worker_addrs]
+        warm = [
+            client.submit(_warm_worker, bundle, workers=[w], allow_other_workers=False, pure=False)
+            for w in worker_addrs
+        ]
         with tempfile.TemporaryDirectory(prefix="checkup-risk-dask-") as tmp_name:
             tmp = Path(tmp_name)
             rows_in, spill_rows = _spill(input_path, chunk_rows, n_parts, tmp, rej, progress)
@@ -148,16 +160,27 @@ def score_dask(model: RiskModel, input_path: str | Path, version: str, explain: 
             scored = _merge_outputs([tmp / f"out_{p}.parquet" for p in done], rows_in, chunk_rows, out)
         if scored != int(spill_rows.sum()):
             raise RuntimeError(f"row accounting broken: {int(spill_rows.sum())} rows sent, {scored} scored")
-        return {"rows_in": rows_in, "rows_scored": scored, "partitions": n_parts, "workers": n_workers,
-                "backend": backends[0] if backends else None}
+        return {
+            "rows_in": rows_in,
+            "rows_scored": scored,
+            "partitions": n_parts,
+            "workers": n_workers,
+            "backend": backends[0] if backends else None,
+        }
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def _spill(input_path: str | Path, chunk_rows: int, n_parts: int, tmp: Path, rej: RejectsWriter,
-           progress: Callable[[int], None] | None) -> tuple[int, np.ndarray]:
+def _spill(
+    input_path: str | Path,
+    chunk_rows: int,
+    n_parts: int,
+    tmp: Path,
+    rej: RejectsWriter,
+    progress: Callable[[int], None] | None,
+) -> tuple[int, np.ndarray]:
     """Read and validate on the client (the project readers), write the rejects, and spill the valid
     records, whole persons by hash, to ``tmp/in_{p}.parquet``: (rows in, rows spilled per partition)."""
     spill: dict[int, pq.ParquetWriter] = {}
@@ -186,8 +209,16 @@ def _spill(input_path: str | Path, chunk_rows: int, n_parts: int, tmp: Path, rej
     return rows_in, spill_rows
 
 
-def _score_partitions(client: Any, bundle: Any, version: str, explain: int, tmp: Path, spill_rows: np.ndarray,
-                      window: int, progress: Callable[[int], None] | None) -> list[int]:
+def _score_partitions(
+    client: Any,
+    bundle: Any,
+    version: str,
+    explain: int,
+    tmp: Path,
+    spill_rows: np.ndarray,
+    window: int,
+    progress: Callable[[int], None] | None,
+) -> list[int]:
     """Score every spilled partition on the cluster, at most ``window`` in flight, each output to
     ``tmp/out_{p}.parquet``; the partitions scored, in order."""
     from dask.distributed import as_completed

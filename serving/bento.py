@@ -30,8 +30,14 @@ def bentofile(tag: str) -> dict:
         "service": "serving.service:RiskService",
         "name": "checkup-risk",
         "labels": {"model": tag},
-        "include": ["features/*.py", "models/*.py", "training/*.py", "serving/*.py", "serving/templates/*.j2",
-                    "checkup_risk_cli.py"],
+        "include": [
+            "features/*.py",
+            "models/*.py",
+            "training/*.py",
+            "serving/*.py",
+            "serving/templates/*.j2",
+            "checkup_risk_cli.py",
+        ],
         "python": {"requirements_txt": "./requirements.lock", "lock_packages": False},
         "envs": [
             {"name": "CHECKUP_RISK_MODEL_TAG", "value": tag},

@@ -89,8 +89,7 @@ def _prefetched_resources(prefetch: dict, key: str) -> list[tuple[dict, str | No
     raise FhirInputError([Issue(f"prefetch.{key}", "must be a Bundle")])
 
 
-@router.post("/cds-services/checkup-risk", summary="CDS Hooks patient-view service (client JWT)",
-             tags=["CDS Hooks"])
+@router.post("/cds-services/checkup-risk", summary="CDS Hooks patient-view service (client JWT)", tags=["CDS Hooks"])
 async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse:
     refused = _authorize(request, svc)
     if refused is not None:
@@ -104,8 +103,11 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         prefetch = call.prefetch or {}
         missing = [k for k in REQUIRED_PREFETCH if prefetch.get(k) is None]
         if missing:
-            return _fhir_error([Issue(f"prefetch.{k}", "required prefetch data is missing or null") for k in missing],
-                               412, code="required")
+            return _fhir_error(
+                [Issue(f"prefetch.{k}", "required prefetch data is missing or null") for k in missing],
+                412,
+                code="required",
+            )
         patient = prefetch["patient"]
         if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
             return _fhir_error([Issue("prefetch.patient", "must be a Patient resource")], 412, code="required")
@@ -136,8 +138,9 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         one = stale_card(result, svc.version, warnings)
     else:
         record = records[-1]
-        assessments = risk_assessments(checkup, result, svc.version, lambda c: factor_words(c, "en"),
-                                       synthetic=synthetic)
+        assessments = risk_assessments(
+            checkup, result, svc.version, lambda c: factor_words(c, "en"), synthetic=synthetic
+        )
         report_url = None
         if assessments:
             report_url = f"{_base(request, svc.public_url)}/reports/{svc.recent_records.put(records)}"
@@ -180,8 +183,14 @@ async def fhir_risk_assessment(request: Request, svc: CurrentWorker) -> JSONResp
     stale = stale_warning(result)
     if stale:
         notes.append(stale)
-    assessments = risk_assessments(checkup, result, svc.version, lambda c: factor_words(c, "en"),
-                                   history_checkups=result.get("history_checkups", len(records) - 1),
-                                   stale=bool(result.get("stale")), synthetic=svc.scorer.synthetic)
+    assessments = risk_assessments(
+        checkup,
+        result,
+        svc.version,
+        lambda c: factor_words(c, "en"),
+        history_checkups=result.get("history_checkups", len(records) - 1),
+        stale=bool(result.get("stale")),
+        synthetic=svc.scorer.synthetic,
+    )
     outcome = warnings_outcome([*checkup.warnings, *dropped], notes)
     return JSONResponse(result_bundle(assessments, outcome), media_type=FHIR_JSON)

@@ -133,7 +133,7 @@ class CdsVerifier:
         """The verified claims of the bearer JWT, or CdsAuthError saying why not."""
         if not authorization or not authorization.startswith("Bearer "):
             raise CdsAuthError("a Bearer JWT is required")
-        token = authorization[len("Bearer "):].strip()
+        token = authorization[len("Bearer ") :].strip()
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -157,8 +157,15 @@ class CdsVerifier:
         if jwk["kty"] != _KEY_TYPE[alg] or jwk.get("alg", alg) != alg or (alg == "ES384" and jwk.get("crv") != "P-384"):
             raise CdsAuthError("the key does not match the algorithm")
         try:
-            claims = jwt.decode(token, key.key, algorithms=[alg], audience=audience, issuer=client.iss,
-                                leeway=LEEWAY_S, options={"require": ["iss", "aud", "exp", "iat", "jti"]})
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[alg],
+                audience=audience,
+                issuer=client.iss,
+                leeway=LEEWAY_S,
+                options={"require": ["iss", "aud", "exp", "iat", "jti"]},
+            )
         except jwt.ExpiredSignatureError as e:
             raise CdsAuthError("token expired") from e
         except jwt.InvalidAudienceError as e:

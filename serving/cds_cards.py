@@ -36,26 +36,36 @@ _ROUTINE = ("정기 검진 유지", "continue routine checkups")
 # (UACR) and nephrotoxic drugs for kidney disease (KDIGO as adopted by 대한신장학회). Short enough
 # that every summary stays under 140 characters (tested).
 NEXT_STEPS: dict[str, dict[str, tuple[str, str]]] = {
-    "cvd": {"low": _ROUTINE,
-            "moderate": ("혈압·지질·흡연 점검", "review BP, lipids, smoking"),
-            "high": ("혈압·LDL 목표 관리·금연 상담", "BP/LDL to target, smoking advice"),
-            "very_high": ("흉통·신경증상 확인, 위험요인 치료", "check chest pain/stroke signs, treat risk factors")},
-    "diabetes": {"low": _ROUTINE,
-                 "moderate": ("체중·식사·운동 상담", "weight, diet, exercise advice"),
-                 "high": ("당화혈색소 검사·생활습관 상담", "check HbA1c, lifestyle counselling"),
-                 "very_high": ("공복혈당·당화혈색소 재검", "recheck fasting glucose and HbA1c")},
-    "hypertension": {"low": _ROUTINE,
-                     "moderate": ("저염식·운동 상담", "salt reduction, exercise advice"),
-                     "high": ("가정혈압 측정·생활습관 상담", "home BP monitoring, lifestyle counselling"),
-                     "very_high": ("가정·활동혈압으로 확인", "confirm with home or ambulatory BP")},
-    "dyslipidemia": {"low": _ROUTINE,
-                     "moderate": ("식사·운동 상담", "diet and exercise advice"),
-                     "high": ("공복 지질검사 재검·식사 상담", "repeat fasting lipids, diet advice"),
-                     "very_high": ("지질검사 재검·심혈관 위험 평가", "repeat lipids, assess CV risk")},
-    "ckd": {"low": _ROUTINE,
-            "moderate": ("혈압·혈당 관리·신독성 약물 주의", "control BP/glucose, avoid NSAIDs"),
-            "high": ("eGFR·요알부민(UACR) 재검", "repeat eGFR and urine albumin (UACR)"),
-            "very_high": ("eGFR·UACR 재검·신독성 약물 검토", "repeat eGFR/UACR, review nephrotoxic drugs")},
+    "cvd": {
+        "low": _ROUTINE,
+        "moderate": ("혈압·지질·흡연 점검", "review BP, lipids, smoking"),
+        "high": ("혈압·LDL 목표 관리·금연 상담", "BP/LDL to target, smoking advice"),
+        "very_high": ("흉통·신경증상 확인, 위험요인 치료", "check chest pain/stroke signs, treat risk factors"),
+    },
+    "diabetes": {
+        "low": _ROUTINE,
+        "moderate": ("체중·식사·운동 상담", "weight, diet, exercise advice"),
+        "high": ("당화혈색소 검사·생활습관 상담", "check HbA1c, lifestyle counselling"),
+        "very_high": ("공복혈당·당화혈색소 재검", "recheck fasting glucose and HbA1c"),
+    },
+    "hypertension": {
+        "low": _ROUTINE,
+        "moderate": ("저염식·운동 상담", "salt reduction, exercise advice"),
+        "high": ("가정혈압 측정·생활습관 상담", "home BP monitoring, lifestyle counselling"),
+        "very_high": ("가정·활동혈압으로 확인", "confirm with home or ambulatory BP"),
+    },
+    "dyslipidemia": {
+        "low": _ROUTINE,
+        "moderate": ("식사·운동 상담", "diet and exercise advice"),
+        "high": ("공복 지질검사 재검·식사 상담", "repeat fasting lipids, diet advice"),
+        "very_high": ("지질검사 재검·심혈관 위험 평가", "repeat lipids, assess CV risk"),
+    },
+    "ckd": {
+        "low": _ROUTINE,
+        "moderate": ("혈압·혈당 관리·신독성 약물 주의", "control BP/glucose, avoid NSAIDs"),
+        "high": ("eGFR·요알부민(UACR) 재검", "repeat eGFR and urine albumin (UACR)"),
+        "very_high": ("eGFR·UACR 재검·신독성 약물 검토", "repeat eGFR/UACR, review nephrotoxic drugs"),
+    },
 }
 _RANK = {"low": 0, "moderate": 1, "high": 2, "very_high": 3}
 
@@ -80,8 +90,10 @@ def summary_text(outcome: str, category: str, probability: float) -> str:
     home BP monitoring, lifestyle counselling': the risk and what to do next, Korean then English."""
     ko, en = NEXT_STEPS[outcome][category]
     risk = risk_text(probability)
-    return (f"{OUTCOME_SPECS[outcome].short_ko} 1년 위험 {t(f'cat_{category}', 'ko')}({risk}): {ko} / "
-            f"{t(f'cat_{category}', 'en')} 1-yr {_short_en(outcome)} risk ({risk}): {en}")
+    return (
+        f"{OUTCOME_SPECS[outcome].short_ko} 1년 위험 {t(f'cat_{category}', 'ko')}({risk}): {ko} / "
+        f"{t(f'cat_{category}', 'en')} 1-yr {_short_en(outcome)} risk ({risk}): {en}"
+    )
 
 
 def summary(result: dict) -> tuple[str, str] | None:
@@ -90,8 +102,9 @@ def summary(result: dict) -> tuple[str, str] | None:
     if not applicable:
         return None
     # The highest category first; within it, the risk furthest above its outcome's usual rate.
-    o, r = max(applicable, key=lambda x: (_RANK[x[1]["category"]],
-                                          x[1]["probability"] / OUTCOME_SPECS[x[0]].category_cuts[0]))
+    o, r = max(
+        applicable, key=lambda x: (_RANK[x[1]["category"]], x[1]["probability"] / OUTCOME_SPECS[x[0]].category_cuts[0])
+    )
     return summary_text(o, r["category"], r["probability"]), INDICATOR[r["category"]]
 
 
@@ -103,9 +116,12 @@ def mark_synthetic(card: dict, training_data: Mapping[str, Any]) -> dict:
 
 def detail(result: dict, version: str, missing: list[str]) -> str:
     """GitHub-flavoured Markdown: each outcome's risk and top factors in clinical words (ko / en)."""
-    lines = [f"**국가건강검진 기반 1년 위험 · One-year risk from the checkup** (검진일 exam {result['exam_date']})", "",
-             "| 질환 · Outcome | 위험 · Risk | 등급 · Category | 위험을 높이는 요인 · Factors raising it |",
-             "|---|---|---|---|"]
+    lines = [
+        f"**국가건강검진 기반 1년 위험 · One-year risk from the checkup** (검진일 exam {result['exam_date']})",
+        "",
+        "| 질환 · Outcome | 위험 · Risk | 등급 · Category | 위험을 높이는 요인 · Factors raising it |",
+        "|---|---|---|---|",
+    ]
     not_applicable = []
     for o, r in result["risks"].items():
         spec = OUTCOME_SPECS[o]
@@ -115,23 +131,35 @@ def detail(result: dict, version: str, missing: list[str]) -> str:
             continue
         factors = [factor_words(c, "ko") for c in r["contributions"] if c["log_odds"] > 0][:3]
         cat = r["category"]
-        lines.append(f"| {spec.label_ko} · {spec.label_en} | {risk_text(r['probability'])} | "
-                     f"{_category(cat, 'ko')} · {_category(cat, 'en')} | {'; '.join(factors) or '-'} |")
+        lines.append(
+            f"| {spec.label_ko} · {spec.label_en} | {risk_text(r['probability'])} | "
+            f"{_category(cat, 'ko')} · {_category(cat, 'en')} | {'; '.join(factors) or '-'} |"
+        )
     if not_applicable:
         lines += ["", "**해당 없음 · Not applicable**", *not_applicable]
     if missing:
         names = [f"{FEATURE_LABELS[m].name('ko')} · {FEATURE_LABELS[m].name('en')}" for m in missing]
-        lines += ["", f"**누락된 검사 · Missing inputs** (있으면 추정이 더 정확해집니다 · would sharpen the estimate): "
-                      f"{', '.join(names)}"]
-    lines += ["", f"_모델 추정치이며 진단이 아닙니다 · A model estimate, not a diagnosis. "
-                  f"checkup-risk model v{version}._"]
+        lines += [
+            "",
+            f"**누락된 검사 · Missing inputs** (있으면 추정이 더 정확해집니다 · would sharpen the estimate): "
+            f"{', '.join(names)}",
+        ]
+    lines += [
+        "",
+        f"_모델 추정치이며 진단이 아닙니다 · A model estimate, not a diagnosis. checkup-risk model v{version}._",
+    ]
     return "\n".join(lines)
 
 
 def _source(version: str) -> dict:
-    return {"label": f"checkup-risk (model v{version})",
-            "topic": {"system": "https://github.com/checkup-risk/checkup-risk", "code": "chronic-disease-risk",
-                      "display": "Chronic disease risk"}}
+    return {
+        "label": f"checkup-risk (model v{version})",
+        "topic": {
+            "system": "https://github.com/checkup-risk/checkup-risk",
+            "code": "chronic-disease-risk",
+            "display": "Chronic disease risk",
+        },
+    }
 
 
 def context_lines(result: dict, warnings: list[Issue]) -> list[str]:
@@ -146,8 +174,14 @@ def context_lines(result: dict, warnings: list[Issue]) -> list[str]:
     return lines
 
 
-def card(result: dict, version: str, assessments: list[dict], report_url: str | None,
-         missing: list[str], warnings: list[Issue] | None = None) -> dict | None:
+def card(
+    result: dict,
+    version: str,
+    assessments: list[dict],
+    report_url: str | None,
+    missing: list[str],
+    warnings: list[Issue] | None = None,
+) -> dict | None:
     head = summary(result)
     if head is None:
         return None
@@ -166,13 +200,20 @@ def card(result: dict, version: str, assessments: list[dict], report_url: str | 
         "source": _source(version),
     }
     if assessments:
-        out["suggestions"] = [{
-            "label": "위험도 평가 기록 · Record the risk assessment (FHIR RiskAssessment)",
-            "uuid": str(uuid.uuid4()),
-            "actions": [{"type": "create", "description": f"Record the {a['prediction'][0]['outcome']['text']} "
-                                                          f"risk assessment", "resource": a}
-                        for a in assessments],
-        }]
+        out["suggestions"] = [
+            {
+                "label": "위험도 평가 기록 · Record the risk assessment (FHIR RiskAssessment)",
+                "uuid": str(uuid.uuid4()),
+                "actions": [
+                    {
+                        "type": "create",
+                        "description": f"Record the {a['prediction'][0]['outcome']['text']} risk assessment",
+                        "resource": a,
+                    }
+                    for a in assessments
+                ],
+            }
+        ]
         out["selectionBehavior"] = "at-most-one"
     if report_url:
         out["links"] = [{"label": "임상의 보고서 · Clinician report", "url": report_url, "type": "absolute"}]
@@ -183,28 +224,37 @@ def _days_old(exam_date: str, today: dt.date | None = None) -> int:
     return ((today or dt.date.today()) - dt.date.fromisoformat(str(exam_date)[:10])).days
 
 
-def stale_card(result: dict, version: str, warnings: list[Issue] | None = None,
-               today: dt.date | None = None) -> dict:
+def stale_card(result: dict, version: str, warnings: list[Issue] | None = None, today: dt.date | None = None) -> dict:
     """The one card for a stale newest checkup: says so, gives no risk number and no suggestion."""
     exam = str(result["exam_date"])[:10]
     years = _days_old(exam, today) / 365.25
-    text = (f"최근 검진 {exam}({years:.1f}년 전): 오래되어 1년 위험 미표시 · "
-            f"Latest checkup {exam} too old for a 1-year risk")
-    lines = [f"**최근 검진이 오래되었습니다 · The latest checkup is out of date** (검진일 exam {exam}, "
-             f"{years:.1f}년 전 · {years:.1f} years ago)", "",
-             "가장 최근 검진이 허용 기간보다 오래되어 향후 1년 위험을 표시하지 않습니다. 그 검진으로 계산한 위험은 "
-             "검진 다음 1년에 대한 것이지 지금부터 1년에 대한 것이 아닙니다. 새 검진 결과가 입력되면 다시 계산합니다.",
-             "",
-             "The newest checkup is older than the service's limit, so no one-year risk is shown: a risk computed "
-             "from it describes the year after that checkup, not the coming year. A new checkup gives a current "
-             "estimate."]
+    text = (
+        f"최근 검진 {exam}({years:.1f}년 전): 오래되어 1년 위험 미표시 · "
+        f"Latest checkup {exam} too old for a 1-year risk"
+    )
+    lines = [
+        f"**최근 검진이 오래되었습니다 · The latest checkup is out of date** (검진일 exam {exam}, "
+        f"{years:.1f}년 전 · {years:.1f} years ago)",
+        "",
+        "가장 최근 검진이 허용 기간보다 오래되어 향후 1년 위험을 표시하지 않습니다. 그 검진으로 계산한 위험은 "
+        "검진 다음 1년에 대한 것이지 지금부터 1년에 대한 것이 아닙니다. 새 검진 결과가 입력되면 다시 계산합니다.",
+        "",
+        "The newest checkup is older than the service's limit, so no one-year risk is shown: a risk computed "
+        "from it describes the year after that checkup, not the coming year. A new checkup gives a current "
+        "estimate.",
+    ]
     notes = [w for w in result.get("warnings") or [] if "missing" not in w]
     if notes:
         lines += ["", *[f"- {w}" for w in notes]]
     lines += context_lines(result, warnings or [])
     lines += ["", f"_checkup-risk model v{version}._"]
-    return {"uuid": str(uuid.uuid4()), "summary": text, "detail": "\n".join(lines), "indicator": "info",
-            "source": _source(version)}
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": text,
+        "detail": "\n".join(lines),
+        "indicator": "info",
+        "source": _source(version),
+    }
 
 
 def stale_warning(result: dict) -> str | None:
@@ -214,5 +264,7 @@ def stale_warning(result: dict) -> str | None:
     exam = str(result["exam_date"])[:10]
     if any("stale" in w.lower() or exam in w for w in result.get("warnings") or []):
         return None
-    return (f"The newest checkup ({exam}) is older than the staleness limit: its one-year risk describes the year "
-            f"after that checkup, not the coming year.")
+    return (
+        f"The newest checkup ({exam}) is older than the staleness limit: its one-year risk describes the year "
+        f"after that checkup, not the coming year."
+    )

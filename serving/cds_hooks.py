@@ -21,8 +21,8 @@ OBSERVATION_COUNT = 1000
 PREFETCH = {
     "patient": "Patient/{{context.patientId}}",
     "observations": "Observation?patient={{context.patientId}}&code="
-                    + ",".join(f"{LOINC}|{c}" for c in OBSERVATION_CODES)
-                    + f"&_sort=-date&_count={OBSERVATION_COUNT}",
+    + ",".join(f"{LOINC}|{c}" for c in OBSERVATION_CODES)
+    + f"&_sort=-date&_count={OBSERVATION_COUNT}",
     # Optional: history and medication fields stay missing when these are absent. US-Core style
     # servers record treatment as MedicationRequest, others as MedicationStatement: both are read.
     "conditions": "Condition?patient={{context.patientId}}",
@@ -35,15 +35,20 @@ OPTIONAL_PREFETCH = ("conditions", "medications", "medicationRequests", "familyH
 
 
 def discovery() -> dict:
-    return {"services": [{
-        "hook": "patient-view",
-        "id": SERVICE_ID,
-        "title": "Chronic disease risk from the national health checkup (국가건강검진 만성질환 위험)",
-        "description": "One-year risk of cardiovascular disease, type 2 diabetes, hypertension, dyslipidemia and "
-                       "chronic kidney disease from the latest checkup results, with the factors that drive it.",
-        "prefetch": PREFETCH,
-        "usageRequirements": "Observations coded in LOINC; the JWT issuer must be allowlisted by the service.",
-    }]}
+    return {
+        "services": [
+            {
+                "hook": "patient-view",
+                "id": SERVICE_ID,
+                "title": "Chronic disease risk from the national health checkup (국가건강검진 만성질환 위험)",
+                "description": "One-year risk of cardiovascular disease, type 2 diabetes, hypertension, "
+                "dyslipidemia and chronic kidney disease from the latest checkup results, "
+                "with the factors that drive it.",
+                "prefetch": PREFETCH,
+                "usageRequirements": "Observations coded in LOINC; the JWT issuer must be allowlisted by the service.",
+            }
+        ]
+    }
 
 
 class PatientViewContext(BaseModel):

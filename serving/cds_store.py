@@ -52,8 +52,11 @@ class RecentRecords:
 
     def get_all(self, key: str) -> list[dict] | None:
         """The kept checkups, oldest first (a single kept record comes back as a list of one)."""
-        row = self._db().execute("SELECT record FROM records WHERE id = ? AND expires >= ?",
-                                 (key, time.time())).fetchone()
+        row = (
+            self._db()
+            .execute("SELECT record FROM records WHERE id = ? AND expires >= ?", (key, time.time()))
+            .fetchone()
+        )
         if not row:
             return None
         value = json.loads(row[0])
@@ -75,8 +78,10 @@ class FeedbackLog:
             db.execute("CREATE TABLE IF NOT EXISTS feedback (card TEXT, outcome TEXT, reason TEXT, at TEXT)")
 
     def record(self, items: list[FeedbackItem]) -> None:
-        rows = [(str(i.card), i.outcome, ((i.overrideReason or {}).get("reason") or {}).get("code"), i.outcomeTimestamp)
-                for i in items]
+        rows = [
+            (str(i.card), i.outcome, ((i.overrideReason or {}).get("reason") or {}).get("code"), i.outcomeTimestamp)
+            for i in items
+        ]
         with sqlite3.connect(self.path, timeout=5.0) as db:
             db.executemany("INSERT INTO feedback VALUES (?, ?, ?, ?)", rows)
 

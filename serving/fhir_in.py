@@ -52,11 +52,15 @@ def validate_records(checkup: FhirCheckup) -> tuple[list[dict], list[Issue]]:
             kept_sources.append(sources)
         except ValidationError as exc:
             for issue in _record_issues(exc, sources, checkup.patient):
-                warnings.append(Issue(issue.location, f"earlier checkup of {record['exam_date']} not used as history: "
-                                                      f"{issue.message}"))
+                warnings.append(
+                    Issue(
+                        issue.location, f"earlier checkup of {record['exam_date']} not used as history: {issue.message}"
+                    )
+                )
     kept_sources.append(newest[1])
-    checkup.basis = list(dict.fromkeys(ref for sources in kept_sources for ref in sources.values()
-                                       if ref != checkup.patient))
+    checkup.basis = list(
+        dict.fromkeys(ref for sources in kept_sources for ref in sources.values() if ref != checkup.patient)
+    )
     return [*kept, last], warnings
 
 

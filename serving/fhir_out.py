@@ -35,8 +35,9 @@ from models.provenance import SYNTHETIC_WARNING
 
 MODEL_SYSTEM = "https://github.com/checkup-risk/checkup-risk/models"
 RISK_PROBABILITY = "http://terminology.hl7.org/CodeSystem/risk-probability"
-STATUS_CODES = frozenset({"registered", "preliminary", "final", "amended", "corrected", "cancelled",
-                          "entered-in-error", "unknown"})
+STATUS_CODES = frozenset(
+    {"registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"}
+)
 # The code system has no "very high": it maps to "high", and the rationale says "very high".
 QUALITATIVE = {"low": "low", "moderate": "moderate", "high": "high", "very_high": "high"}
 FHIR_JSON = "application/fhir+json"
@@ -50,9 +51,15 @@ def probability_interval_extension(interval: list[float] | None) -> list[dict]:
     if not interval:
         return []
     low, high = interval
-    return [{"url": PROBABILITY_INTERVAL_URL,
-             "valueRange": {"low": {"value": round(float(low), 6), **_UNITY},
-                            "high": {"value": round(float(high), 6), **_UNITY}}}]
+    return [
+        {
+            "url": PROBABILITY_INTERVAL_URL,
+            "valueRange": {
+                "low": {"value": round(float(low), 6), **_UNITY},
+                "high": {"value": round(float(high), 6), **_UNITY},
+            },
+        }
+    ]
 
 
 def _rationale(result: dict, outcome: str, labels) -> str:
@@ -64,9 +71,16 @@ def _rationale(result: dict, outcome: str, labels) -> str:
     return text
 
 
-def risk_assessments(checkup: FhirCheckup, result: dict, version: str, labels,
-                     now: dt.datetime | None = None, history_checkups: int | None = None,
-                     stale: bool = False, synthetic: bool = False) -> list[dict]:
+def risk_assessments(
+    checkup: FhirCheckup,
+    result: dict,
+    version: str,
+    labels,
+    now: dt.datetime | None = None,
+    history_checkups: int | None = None,
+    stale: bool = False,
+    synthetic: bool = False,
+) -> list[dict]:
     """One RiskAssessment per applicable outcome of a scored record, as validated JSON dicts.
 
     `labels` turns a contribution into words for the rationale (e.g. "systolic BP 152 mmHg").
@@ -75,14 +89,23 @@ def risk_assessments(checkup: FhirCheckup, result: dict, version: str, labels,
     record apart from the OperationOutcome that also says it.
     """
     now = now or dt.datetime.now(dt.UTC)
-    notes = [{"text": "probabilityDecimal is a fraction from 0 to 1 over the next year; a model estimate, "
-                      "not a diagnosis."}]
+    notes = [
+        {"text": "probabilityDecimal is a fraction from 0 to 1 over the next year; a model estimate, not a diagnosis."}
+    ]
     if history_checkups:
-        notes.append({"text": f"Scored from the checkup of {result['exam_date']} with {history_checkups} earlier "
-                              f"checkup(s) as history."})
+        notes.append(
+            {
+                "text": f"Scored from the checkup of {result['exam_date']} with {history_checkups} earlier "
+                f"checkup(s) as history."
+            }
+        )
     if stale:
-        notes.append({"text": f"The checkup of {result['exam_date']} is older than the staleness limit: this risk "
-                              "describes the year after that checkup, not the coming year."})
+        notes.append(
+            {
+                "text": f"The checkup of {result['exam_date']} is older than the staleness limit: this risk "
+                "describes the year after that checkup, not the coming year."
+            }
+        )
     if synthetic:
         notes.append({"text": SYNTHETIC_WARNING[0].upper() + SYNTHETIC_WARNING[1:] + "."})
     out = []
@@ -96,22 +119,40 @@ def risk_assessments(checkup: FhirCheckup, result: dict, version: str, labels,
             "status": "final",
             "subject": {"reference": checkup.patient},
             "occurrenceDateTime": now.isoformat(timespec="seconds"),
-            "method": {"coding": [{"system": MODEL_SYSTEM, "code": f"checkup-risk-{outcome}", "version": version,
-                                   "display": f"checkup-risk {outcome} model, version {version}"}],
-                       "text": f"checkup-risk model version {version} (calibrated XGBoost)"},
+            "method": {
+                "coding": [
+                    {
+                        "system": MODEL_SYSTEM,
+                        "code": f"checkup-risk-{outcome}",
+                        "version": version,
+                        "display": f"checkup-risk {outcome} model, version {version}",
+                    }
+                ],
+                "text": f"checkup-risk model version {version} (calibrated XGBoost)",
+            },
             "basis": [{"reference": ref} for ref in [checkup.patient, *checkup.basis]],
-            "prediction": [{
-                "outcome": {"coding": [{"system": SNOMED, "code": spec.snomed, "display": spec.label_en}],
-                            "text": spec.label_en},
-                "probabilityDecimal": round(risk["probability"], 6),
-                "qualitativeRisk": {"coding": [{"system": RISK_PROBABILITY, "code": QUALITATIVE[risk["category"]]}],
-                                    "text": risk["category"].replace("_", " ")},
-                "whenRange": {"high": {"value": 1, "unit": "year", "system": "http://unitsofmeasure.org",
-                                       "code": "a"}},
-                "rationale": _rationale(result, outcome, labels),
-                **({"extension": ext} if (ext := probability_interval_extension(risk.get("probability_interval")))
-                   else {}),
-            }],
+            "prediction": [
+                {
+                    "outcome": {
+                        "coding": [{"system": SNOMED, "code": spec.snomed, "display": spec.label_en}],
+                        "text": spec.label_en,
+                    },
+                    "probabilityDecimal": round(risk["probability"], 6),
+                    "qualitativeRisk": {
+                        "coding": [{"system": RISK_PROBABILITY, "code": QUALITATIVE[risk["category"]]}],
+                        "text": risk["category"].replace("_", " "),
+                    },
+                    "whenRange": {
+                        "high": {"value": 1, "unit": "year", "system": "http://unitsofmeasure.org", "code": "a"}
+                    },
+                    "rationale": _rationale(result, outcome, labels),
+                    **(
+                        {"extension": ext}
+                        if (ext := probability_interval_extension(risk.get("probability_interval")))
+                        else {}
+                    ),
+                }
+            ],
             "note": notes,
         }
         # Validated as built (dumping the model back would cost more than building it).
@@ -140,21 +181,28 @@ def check_risk_assessment(resource: dict, version: str, known_refs: set[str]) ->
         p = prediction.get("probabilityDecimal")
         if not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
             problems.append(f"prediction[{i}].probabilityDecimal must be a fraction in 0..1")
-        if not any(c.get("system") == SNOMED and c.get("code")
-                   for c in (prediction.get("outcome") or {}).get("coding") or []):
+        if not any(
+            c.get("system") == SNOMED and c.get("code") for c in (prediction.get("outcome") or {}).get("coding") or []
+        ):
             problems.append(f"prediction[{i}].outcome must be coded in SNOMED CT")
         for ext in prediction.get("extension") or []:
             if ext.get("url") != PROBABILITY_INTERVAL_URL:
                 continue
             bounds = ext.get("valueRange") or {}
             low, high = (bounds.get("low") or {}).get("value"), (bounds.get("high") or {}).get("value")
-            if not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and isinstance(p, (int, float))
-                    and 0.0 <= low <= p <= high <= 1.0):
-                problems.append(f"prediction[{i}] probability interval must be 0 <= low <= probabilityDecimal <= "
-                                "high <= 1")
+            if not (
+                isinstance(low, (int, float))
+                and isinstance(high, (int, float))
+                and isinstance(p, (int, float))
+                and 0.0 <= low <= p <= high <= 1.0
+            ):
+                problems.append(
+                    f"prediction[{i}] probability interval must be 0 <= low <= probabilityDecimal <= high <= 1"
+                )
         qualitative = (prediction.get("qualitativeRisk") or {}).get("coding") or []
-        if any(c.get("system") != RISK_PROBABILITY or c.get("code") not in set(QUALITATIVE.values())
-               for c in qualitative):
+        if any(
+            c.get("system") != RISK_PROBABILITY or c.get("code") not in set(QUALITATIVE.values()) for c in qualitative
+        ):
             problems.append(f"prediction[{i}].qualitativeRisk must use the risk-probability code system")
     if not resource.get("prediction"):
         problems.append("no prediction")
@@ -164,11 +212,16 @@ def check_risk_assessment(resource: dict, version: str, known_refs: set[str]) ->
 def result_bundle(resources: list[dict], outcome: dict | None = None) -> dict:
     """A collection Bundle of already validated resources (the envelope is validated here); a
     warnings OperationOutcome, when given, is the last entry."""
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "collection",
-              "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "type": "collection",
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
     Bundle.model_validate(bundle)
-    bundle["entry"] = [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r}
-                       for r in [*resources, *([outcome] if outcome else [])]]
+    bundle["entry"] = [
+        {"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in [*resources, *([outcome] if outcome else [])]
+    ]
     return bundle
 
 
@@ -178,8 +231,15 @@ def warnings_outcome(reading: list[Issue], notes: list[str]) -> dict | None:
     `reading`: values left missing or checkups left out, with where (code `value`, never the value);
     `notes`: the scorer's warnings and the stale notice (code `informational`).
     """
-    issues = [{"severity": "warning", "code": "value", "diagnostics": i.message,
-               **({"expression": [i.location]} if i.location else {})} for i in reading]
+    issues = [
+        {
+            "severity": "warning",
+            "code": "value",
+            "diagnostics": i.message,
+            **({"expression": [i.location]} if i.location else {}),
+        }
+        for i in reading
+    ]
     issues += [{"severity": "warning", "code": "informational", "diagnostics": n} for n in notes]
     if not issues:
         return None
@@ -189,7 +249,16 @@ def warnings_outcome(reading: list[Issue], notes: list[str]) -> dict | None:
 
 def operation_outcome(issues: list[Issue], code: str = "invalid", severity: str = "error") -> dict:
     """The FHIR error body: one issue per problem, with where it is (never the submitted value)."""
-    body = {"resourceType": "OperationOutcome",
-            "issue": [{"severity": severity, "code": code, "diagnostics": i.message,
-                       **({"expression": [i.location]} if i.location else {})} for i in issues]}
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": severity,
+                "code": code,
+                "diagnostics": i.message,
+                **({"expression": [i.location]} if i.location else {}),
+            }
+            for i in issues
+        ],
+    }
     return OperationOutcome.model_validate(body).model_dump(mode="json", exclude_none=True)

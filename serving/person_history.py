@@ -63,8 +63,9 @@ class PersonHistory:
         if not len(kept):
             return records
         last_date = kept.groupby("person_id", sort=False)["exam_date"].max()
-        self.out_of_order_rows += int((pd.to_datetime(records["exam_date"])
-                                       < records["person_id"].map(last_date)).sum())
+        self.out_of_order_rows += int(
+            (pd.to_datetime(records["exam_date"]) < records["person_id"].map(last_date)).sum()
+        )
         hist = kept.drop(columns=[ROW])
         hist.index = pd.RangeIndex(-len(hist), 0)  # never collides with input rows (>= 0)
         return pd.concat([hist, records[list(records.columns.intersection(HISTORY_COLUMNS + _OTHER_FIELDS))]])

@@ -69,8 +69,10 @@ TARGET_GLUCOSE = GLUCOSE_BORDERLINE - 1.0
 TARGET_ACTIVITY_DAYS = 5
 
 TEXT: dict[str, dict[str, str]] = {
-    "title": {"ko": "국가건강검진 기반 1년 내 만성질환 위험 설명서",
-              "en": "One-year chronic disease risk from the national health checkup"},
+    "title": {
+        "ko": "국가건강검진 기반 1년 내 만성질환 위험 설명서",
+        "en": "One-year chronic disease risk from the national health checkup",
+    },
     "person": {"ko": "{sex} {age} · 검진일 {date} · ID {pid}", "en": "{sex}, {age} · exam {date} · ID {pid}"},
     "age": {"ko": "{age}세", "en": "{age} years"},
     "age_band": {"ko": "{band}세(연령대)", "en": "aged {band} (band)"},
@@ -85,59 +87,87 @@ TEXT: dict[str, dict[str, str]] = {
     "cat_moderate": {"ko": "다소 높음", "en": "Moderate"},
     "cat_high": {"ko": "높음", "en": "High"},
     "cat_very_high": {"ko": "매우 높음", "en": "Very high"},
-    "categories": {"ko": "위험 구분(낮음·다소 높음·높음·매우 높음)의 경계는 기준 연간 발생률의 약 1배·2배·4배입니다.",
-                   "en": "Category cut-offs (low, moderate, high, very high) are about 1x, 2x and 4x a reference "
-                         "yearly rate."},
+    "categories": {
+        "ko": "위험 구분(낮음·다소 높음·높음·매우 높음)의 경계는 기준 연간 발생률의 약 1배·2배·4배입니다.",
+        "en": "Category cut-offs (low, moderate, high, very high) are about 1x, 2x and 4x a reference yearly rate.",
+    },
     # Where each outcome's reference rate comes from (docs/clinical-sources.md): a published Korean
     # rate for three of them; none was found for dyslipidemia and CKD.
-    "source_cvd": {"ko": "심뇌혈관질환: 한국인 40세 이상 심근경색+허혈성 뇌졸중 연간 약 0.5% (Jung 등, Healthcare "
-                         "2024, 국민건강보험 검진 코호트)",
-                   "en": "CVD: about 0.5% a year, MI + ischaemic stroke in Korean adults 40+ (Jung et al., "
-                         "Healthcare 2024, NHIS screening cohort)"},
-    "source_diabetes": {"ko": "당뇨병: 연간 1.04% (한국인 당뇨병 위험점수, Diabetes Metab J 2018, NHIS-HEALS)",
-                        "en": "Diabetes: 1.04% a year (Korean Diabetes Risk Score, Diabetes Metab J 2018, "
-                              "NHIS-HEALS)"},
-    "source_hypertension": {"ko": "고혈압: 정상혈압 성인 연간 약 8.6% (Hong 등, PLoS One 2020, NHIS-HEALS)",
-                            "en": "Hypertension: about 8.6% a year in normotensive adults (Hong et al., PLoS One "
-                                  "2020, NHIS-HEALS)"},
-    "source_dyslipidemia": {"ko": "이상지질혈증: 공개된 한국인 연간 발생률이 없어 학습 인구의 발생률을 기준으로 함",
-                            "en": "Dyslipidemia: no published Korean yearly rate; the training population's rate"},
-    "source_ckd": {"ko": "만성콩팥병: 공개된 한국인 연간 발생률이 없어 학습 인구의 발생률을 기준으로 함",
-                   "en": "CKD: no published Korean yearly rate; the training population's rate"},
+    "source_cvd": {
+        "ko": "심뇌혈관질환: 한국인 40세 이상 심근경색+허혈성 뇌졸중 연간 약 0.5% (Jung 등, Healthcare "
+        "2024, 국민건강보험 검진 코호트)",
+        "en": "CVD: about 0.5% a year, MI + ischaemic stroke in Korean adults 40+ (Jung et al., "
+        "Healthcare 2024, NHIS screening cohort)",
+    },
+    "source_diabetes": {
+        "ko": "당뇨병: 연간 1.04% (한국인 당뇨병 위험점수, Diabetes Metab J 2018, NHIS-HEALS)",
+        "en": "Diabetes: 1.04% a year (Korean Diabetes Risk Score, Diabetes Metab J 2018, NHIS-HEALS)",
+    },
+    "source_hypertension": {
+        "ko": "고혈압: 정상혈압 성인 연간 약 8.6% (Hong 등, PLoS One 2020, NHIS-HEALS)",
+        "en": "Hypertension: about 8.6% a year in normotensive adults (Hong et al., PLoS One 2020, NHIS-HEALS)",
+    },
+    "source_dyslipidemia": {
+        "ko": "이상지질혈증: 공개된 한국인 연간 발생률이 없어 학습 인구의 발생률을 기준으로 함",
+        "en": "Dyslipidemia: no published Korean yearly rate; the training population's rate",
+    },
+    "source_ckd": {
+        "ko": "만성콩팥병: 공개된 한국인 연간 발생률이 없어 학습 인구의 발생률을 기준으로 함",
+        "en": "CKD: no published Korean yearly rate; the training population's rate",
+    },
     # n counts the training checkups of the group (a person may have several), not persons.
-    "percentile": {"ko": "같은 성별·연령대({group}) 학습 데이터 검진 {n}건 중 약 {pct}%보다 높은 위험",
-                   "en": "Higher than about {pct}% of {n} training checkups of {group}"},
-    "percentile_lowest": {"ko": "같은 성별·연령대({group}) 학습 데이터 검진 {n}건 중 가장 낮은 1% 이내",
-                          "en": "Among the lowest 1% of {n} training checkups of {group}"},
+    "percentile": {
+        "ko": "같은 성별·연령대({group}) 학습 데이터 검진 {n}건 중 약 {pct}%보다 높은 위험",
+        "en": "Higher than about {pct}% of {n} training checkups of {group}",
+    },
+    "percentile_lowest": {
+        "ko": "같은 성별·연령대({group}) 학습 데이터 검진 {n}건 중 가장 낮은 1% 이내",
+        "en": "Among the lowest 1% of {n} training checkups of {group}",
+    },
     # The SHAP base: the model's expected log-odds, read as the risk of a typical person.
     "base": {"ko": "기준 위험 {risk}", "en": "Baseline risk {risk}"},
     "others": {"ko": "기타 {n}개 요인", "en": "{n} other factors"},
     "final": {"ko": "이 분의 위험 {risk}", "en": "This person's risk {risk}"},
-    "waterfall_note": {"ko": "막대: 각 요인이 위험을 높인(빨강) 또는 낮춘(파랑) 정도(로그 오즈), ×: 오즈 배수",
-                       "en": "Bars: how far each factor raised (red) or lowered (blue) the risk (log-odds); "
-                             "x: odds multiplier"},
+    "waterfall_note": {
+        "ko": "막대: 각 요인이 위험을 높인(빨강) 또는 낮춘(파랑) 정도(로그 오즈), ×: 오즈 배수",
+        "en": "Bars: how far each factor raised (red) or lowered (blue) the risk (log-odds); x: odds multiplier",
+    },
     "not_applicable": {"ko": "해당하지 않는 질환", "en": "Outcomes that do not apply"},
-    "whatif": {"ko": "조절 가능한 요인이 목표에 도달하면: 모델 추정 위험",
-               "en": "If modifiable factors reach their targets: model estimates"},
-    "whatif_note": {"ko": "다른 값은 그대로 두고 모델로 다시 계산한 추정치이며, 효과를 약속하지 않습니다.",
-                    "en": "Recomputed by the model with everything else unchanged: estimates, not promises."},
-    "whatif_none": {"ko": "조절 가능한 요인이 모두 목표 범위 안에 있습니다.",
-                    "en": "Every modifiable factor is already within its target."},
+    "whatif": {
+        "ko": "조절 가능한 요인이 목표에 도달하면: 모델 추정 위험",
+        "en": "If modifiable factors reach their targets: model estimates",
+    },
+    "whatif_note": {
+        "ko": "다른 값은 그대로 두고 모델로 다시 계산한 추정치이며, 효과를 약속하지 않습니다.",
+        "en": "Recomputed by the model with everything else unchanged: estimates, not promises.",
+    },
+    "whatif_none": {
+        "ko": "조절 가능한 요인이 모두 목표 범위 안에 있습니다.",
+        "en": "Every modifiable factor is already within its target.",
+    },
     "whatif_now": {"ko": "현재", "en": "Now"},
     "whatif_unchanged": {"ko": "모든 질환에서 의미 있는 변화 없음", "en": "No meaningful change in any risk"},
     "history_flags_none": {"ko": "없음", "en": "none"},
-    "defining": {"ko": "† 그 질환을 정의하는 측정값 자체를 바꾼 추정: 거의 동어반복",
-                 "en": "† changes the outcome's own defining measure: near-tautological"},
-    "whatif_bounds": {"ko": "변화 폭은 임상적으로 타당한 범위(최대 감소 {bounds}, 체중은 최대 10% 감량) 안에서만 "
-                            "추정합니다(모델에 학습 데이터의 변수 범위 정보가 없음).",
-                      "en": "Changes are estimated only within plausible clinical bounds (largest fall {bounds}; "
-                            "weight at most 10% lost); the model carries no training-data ranges."},
-    "whatif_outside": {"ko": "{what}: 추정하지 않음 (변화 폭이 모델이 뒷받침하는 범위를 벗어남: {why})",
-                       "en": "{what}: not estimated (the change is beyond what the model can vouch for: {why})"},
+    "defining": {
+        "ko": "† 그 질환을 정의하는 측정값 자체를 바꾼 추정: 거의 동어반복",
+        "en": "† changes the outcome's own defining measure: near-tautological",
+    },
+    "whatif_bounds": {
+        "ko": "변화 폭은 임상적으로 타당한 범위(최대 감소 {bounds}, 체중은 최대 10% 감량) 안에서만 "
+        "추정합니다(모델에 학습 데이터의 변수 범위 정보가 없음).",
+        "en": "Changes are estimated only within plausible clinical bounds (largest fall {bounds}; "
+        "weight at most 10% lost); the model carries no training-data ranges.",
+    },
+    "whatif_outside": {
+        "ko": "{what}: 추정하지 않음 (변화 폭이 모델이 뒷받침하는 범위를 벗어남: {why})",
+        "en": "{what}: not estimated (the change is beyond what the model can vouch for: {why})",
+    },
     "interval": {"ko": "불확실성 구간 {low}–{high}", "en": "uncertainty interval {low}–{high}"},
     "trends": {"ko": "검진별 추이", "en": "Trends over checkups"},
-    "trends_risk": {"ko": "검진 시점별 1년 위험 (각 검진을 그 이전 검진과 함께 같은 방식으로 계산)",
-                    "en": "One-year risk at each checkup (each scored the same way, with its own earlier checkups)"},
+    "trends_risk": {
+        "ko": "검진 시점별 1년 위험 (각 검진을 그 이전 검진과 함께 같은 방식으로 계산)",
+        "en": "One-year risk at each checkup (each scored the same way, with its own earlier checkups)",
+    },
     "trend_bmi": {"ko": "체질량지수 (kg/m²)", "en": "BMI (kg/m²)"},
     "trend_sbp": {"ko": "수축기혈압 (mmHg)", "en": "Systolic BP (mmHg)"},
     "trend_fasting_glucose": {"ko": "공복혈당 (mg/dL)", "en": "Fasting glucose (mg/dL)"},
@@ -146,36 +176,52 @@ TEXT: dict[str, dict[str, str]] = {
     "trend_none": {"ko": "측정값 없음", "en": "not measured"},
     "whatif_change": {"ko": "변화", "en": "Change"},
     # The model learnt "former smoker" from people who had quit for years: the estimate is for then.
-    "quit_smoking": {"ko": "장기 금연 시 (현재 흡연 → 과거 흡연)",
-                     "en": "After long-term cessation (current → former smoker)"},
+    "quit_smoking": {
+        "ko": "장기 금연 시 (현재 흡연 → 과거 흡연)",
+        "en": "After long-term cessation (current → former smoker)",
+    },
     "bp": {"ko": "혈압 {before} → {after} mmHg", "en": "Blood pressure {before} → {after} mmHg"},
-    "bmi": {"ko": "체중 {before} → {after} kg (BMI {bmi_before} → {bmi_after})",
-            "en": "Weight {before} → {after} kg (BMI {bmi_before} → {bmi_after})"},
+    "bmi": {
+        "ko": "체중 {before} → {after} kg (BMI {bmi_before} → {bmi_after})",
+        "en": "Weight {before} → {after} kg (BMI {bmi_before} → {bmi_after})",
+    },
     "ldl": {"ko": "LDL 콜레스테롤 {before} → {after} mg/dL", "en": "LDL cholesterol {before} → {after} mg/dL"},
     "glucose": {"ko": "공복혈당 {before} → {after} mg/dL", "en": "Fasting glucose {before} → {after} mg/dL"},
     "stop_drinking": {"ko": "금주", "en": "Stop drinking"},
-    "activity": {"ko": "주 {after}일 이상 30분 중강도 운동 (현재 {before}일)",
-                 "en": "30 min moderate activity {after} days a week (now {before})"},
+    "activity": {
+        "ko": "주 {after}일 이상 30분 중강도 운동 (현재 {before}일)",
+        "en": "30 min moderate activity {after} days a week (now {before})",
+    },
     "all": {"ko": "위 항목 모두", "en": "All of the above"},
     "pp": {"ko": "%p", "en": " pp"},
     "missing": {"ko": "추가하면 추정이 더 정확해지는 검사", "en": "Missing inputs that would sharpen the estimate"},
     "missing_none": {"ko": "주요 검사 항목이 모두 있습니다.", "en": "All key inputs are present."},
-    "age_band_only": {"ko": "정확한 나이(5세 연령대의 중앙값을 사용함)",
-                      "en": "exact age (the midpoint of the 5-year band was used)"},
-    "history_none": {"ko": "이전 검진 기록 없음: 이번 검진만으로 추정했습니다.",
-                     "en": "No earlier checkups given: estimated from this checkup alone."},
-    "history_some": {"ko": "이력으로 사용한 이전 검진 {n}회 ({dates})",
-                     "en": "Earlier checkups used as history: {n} ({dates})"},
-    "stale": {"ko": "이 검진은 {age} 전 검진으로, 검진 후 1년의 위험 기간이 이미 지났습니다. 아래 위험은 그 검진 후 "
-                    "1년에 대한 추정이며 현재의 위험이 아닙니다. 최근 검진 결과로 다시 평가하세요.",
-              "en": "This checkup is {age} old: the one-year risk window after it has passed. The risks below are "
-                    "for the year after that checkup, not for now; reassess with a recent checkup."},
+    "age_band_only": {
+        "ko": "정확한 나이(5세 연령대의 중앙값을 사용함)",
+        "en": "exact age (the midpoint of the 5-year band was used)",
+    },
+    "history_none": {
+        "ko": "이전 검진 기록 없음: 이번 검진만으로 추정했습니다.",
+        "en": "No earlier checkups given: estimated from this checkup alone.",
+    },
+    "history_some": {
+        "ko": "이력으로 사용한 이전 검진 {n}회 ({dates})",
+        "en": "Earlier checkups used as history: {n} ({dates})",
+    },
+    "stale": {
+        "ko": "이 검진은 {age} 전 검진으로, 검진 후 1년의 위험 기간이 이미 지났습니다. 아래 위험은 그 검진 후 "
+        "1년에 대한 추정이며 현재의 위험이 아닙니다. 최근 검진 결과로 다시 평가하세요.",
+        "en": "This checkup is {age} old: the one-year risk window after it has passed. The risks below are "
+        "for the year after that checkup, not for now; reassess with a recent checkup.",
+    },
     "years": {"ko": "{n}년", "en": "{n} years"},
     "one_year": {"ko": "1년", "en": "1 year"},
     "days": {"ko": "{n}일", "en": "{n} days"},
     "footer": {"ko": "모델 버전 {version} · 작성일 {date}", "en": "Model version {version} · report date {date}"},
-    "caveat": {"ko": "진료를 돕기 위한 모델 추정치이며 진단이 아니고 임상적 판단을 대신하지 않습니다.",
-               "en": "Model estimates to support clinical judgement, not a diagnosis and not a substitute for it."},
+    "caveat": {
+        "ko": "진료를 돕기 위한 모델 추정치이며 진단이 아니고 임상적 판단을 대신하지 않습니다.",
+        "en": "Model estimates to support clinical judgement, not a diagnosis and not a substitute for it.",
+    },
 }
 
 
@@ -243,8 +289,7 @@ def what_if_changes(record: dict) -> list[WhatIf]:
         if dbp is not None:
             changes["dbp"] = min(dbp, TARGET_DBP)
         before = f"{_number(sbp)}/{_number(dbp)}" if dbp is not None else _number(sbp)
-        after = (f"{_number(changes['sbp'])}/{_number(changes['dbp'])}" if dbp is not None
-                 else _number(changes["sbp"]))
+        after = f"{_number(changes['sbp'])}/{_number(changes['dbp'])}" if dbp is not None else _number(changes["sbp"])
         out.append(WhatIf("bp", changes, {"before": before, "after": after}, _beyond(record, changes)))
     height, weight = get("height_cm"), get("weight_kg")
     if height is not None and weight is not None:
@@ -253,29 +298,49 @@ def what_if_changes(record: dict) -> list[WhatIf]:
             # BMI 23, or the 10 % loss KSSO sets as a realistic goal where BMI 23 is further away.
             target = max(TARGET_BMI * (height / 100.0) ** 2, weight * (1.0 - MAX_WEIGHT_LOSS))
             changes = {"weight_kg": round(target, 1)}
-            out.append(WhatIf("bmi", changes,
-                              {"before": _number(weight, 1), "after": _number(changes["weight_kg"], 1),
-                               "bmi_before": _number(bmi, 1),
-                               "bmi_after": _number(changes["weight_kg"] / (height / 100.0) ** 2, 1)}))
+            out.append(
+                WhatIf(
+                    "bmi",
+                    changes,
+                    {
+                        "before": _number(weight, 1),
+                        "after": _number(changes["weight_kg"], 1),
+                        "bmi_before": _number(bmi, 1),
+                        "bmi_after": _number(changes["weight_kg"] / (height / 100.0) ** 2, 1),
+                    },
+                )
+            )
     ldl = get("ldl")
     if ldl is not None and ldl > TARGET_LDL:
         changes = {"ldl": TARGET_LDL}
         if get("total_cholesterol") is not None:
             # Total = LDL + HDL + VLDL: lowering LDL lowers the total by as much (non-HDL follows).
             changes["total_cholesterol"] = get("total_cholesterol") - (ldl - TARGET_LDL)
-        out.append(WhatIf("ldl", changes, {"before": _number(ldl), "after": _number(TARGET_LDL)},
-                          _beyond(record, changes)))
+        out.append(
+            WhatIf("ldl", changes, {"before": _number(ldl), "after": _number(TARGET_LDL)}, _beyond(record, changes))
+        )
     glucose = get("fasting_glucose")
     if glucose is not None and glucose > TARGET_GLUCOSE:
         changes = {"fasting_glucose": TARGET_GLUCOSE}
-        out.append(WhatIf("glucose", changes, {"before": _number(glucose), "after": _number(TARGET_GLUCOSE)},
-                          _beyond(record, changes)))
+        out.append(
+            WhatIf(
+                "glucose",
+                changes,
+                {"before": _number(glucose), "after": _number(TARGET_GLUCOSE)},
+                _beyond(record, changes),
+            )
+        )
     if get("drinking") == 1:
         out.append(WhatIf("stop_drinking", {"drinking": 0}, {}))
     days = get("activity_days_per_week")
     if days is not None and days < TARGET_ACTIVITY_DAYS:
-        out.append(WhatIf("activity", {"activity_days_per_week": TARGET_ACTIVITY_DAYS},
-                          {"before": str(int(days)), "after": str(TARGET_ACTIVITY_DAYS)}))
+        out.append(
+            WhatIf(
+                "activity",
+                {"activity_days_per_week": TARGET_ACTIVITY_DAYS},
+                {"before": str(int(days)), "after": str(TARGET_ACTIVITY_DAYS)},
+            )
+        )
     estimated = [w for w in out if w.beyond is None]
     if len(estimated) > 1:
         combined: dict[str, float] = {}
@@ -285,8 +350,9 @@ def what_if_changes(record: dict) -> list[WhatIf]:
     return out
 
 
-def what_if(scorer: Scorer, record: dict, history: list[dict] | tuple[dict, ...] = ()
-            ) -> tuple[dict[str, float], list[tuple[WhatIf, dict[str, float] | None]]]:
+def what_if(
+    scorer: Scorer, record: dict, history: list[dict] | tuple[dict, ...] = ()
+) -> tuple[dict[str, float], list[tuple[WhatIf, dict[str, float] | None]]]:
     """(risk now, [(change, risk after, or None where the change was not estimated)]) per outcome,
     all from one model call.
 
@@ -333,8 +399,10 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
     name, cutoff, level = group.name(lang), "", None
     if group_id == "blood_pressure":
         sbp, dbp = _x(x, "sbp"), _x(x, "dbp")
-        shown = [FEATURE_LABELS["sbp"].value_text(sbp, lang).split(" ")[0] if sbp is not None else "—",
-                 FEATURE_LABELS["dbp"].value_text(dbp, lang).split(" ")[0] if dbp is not None else "—"]
+        shown = [
+            FEATURE_LABELS["sbp"].value_text(sbp, lang).split(" ")[0] if sbp is not None else "—",
+            FEATURE_LABELS["dbp"].value_text(dbp, lang).split(" ")[0] if dbp is not None else "—",
+        ]
         value = f"{shown[0]}/{shown[1]} mmHg" if (sbp, dbp) != (None, None) else FEATURE_LABELS["sbp"].missing[lang]
         cutoff, level = bp_stage_text(sbp, dbp, lang)
     elif group_id == "history":
@@ -390,18 +458,32 @@ def waterfall(risk: dict, values: np.ndarray, sex: str | None, lang: Lang) -> di
     rows = [{"kind": "end", "y": 0, "x": x(base), "text": t("base", lang, risk=risk_text(base_risk))}]
     for i, (feature, _value, lo) in enumerate(steps):
         a, b = x(cum[i]), x(cum[i + 1])
-        row = {"kind": "bar", "y": (i + 1) * ROW, "x": min(a, b), "w": max(abs(b - a), 1.0),
-               "up": lo > 0, "link": b, "note": f"×{math.exp(lo):.2f}"}
+        row = {
+            "kind": "bar",
+            "y": (i + 1) * ROW,
+            "x": min(a, b),
+            "w": max(abs(b - a), 1.0),
+            "up": lo > 0,
+            "link": b,
+            "note": f"×{math.exp(lo):.2f}",
+        }
         if feature is None:
             row.update(name=t("others", lang, n=n_other), value="", cutoff="", level="none")
         else:
             row.update(_group_text(feature, values, sex, lang))
         rows.append(row)
     final = 1.0 / (1.0 + math.exp(-cum[-1]))
-    rows.append({"kind": "end", "y": (len(steps) + 1) * ROW, "x": x(cum[-1]),
-                 "text": t("final", lang, risk=risk_text(final))})
-    return {"width": SVG_WIDTH, "height": (len(steps) + 2) * ROW + 2, "rows": rows, "row": ROW,
-            "label_width": LABEL_WIDTH, "note_x": SVG_WIDTH - NOTE_WIDTH + 4}
+    rows.append(
+        {"kind": "end", "y": (len(steps) + 1) * ROW, "x": x(cum[-1]), "text": t("final", lang, risk=risk_text(final))}
+    )
+    return {
+        "width": SVG_WIDTH,
+        "height": (len(steps) + 2) * ROW + 2,
+        "rows": rows,
+        "row": ROW,
+        "label_width": LABEL_WIDTH,
+        "note_x": SVG_WIDTH - NOTE_WIDTH + 4,
+    }
 
 
 # -- trends over checkups --------------------------------------------------------------------------
@@ -411,8 +493,9 @@ CHART_W, CHART_H = 134, 36  # five to a row across the A4 column, two rows withi
 _PAD_X, _PAD_TOP, _PAD_BOTTOM = 14, 9, 9
 
 
-def trend_chart(title: str, dates: list[dt.date], values: list[float | None], fmt, empty: str,
-                from_zero: bool = False) -> dict:
+def trend_chart(
+    title: str, dates: list[dt.date], values: list[float | None], fmt, empty: str, from_zero: bool = False
+) -> dict:
     """One small inline-SVG line chart: x is time (proportional to the dates), y spans the values,
     each point labelled with its value; missing values are gaps. Geometry only, words elsewhere.
 
@@ -445,14 +528,22 @@ def trend_chart(title: str, dates: list[dt.date], values: list[float | None], fm
         current.append(f"{px},{py}")
     if current:
         segments.append(current)
-    return {"title": title, "w": CHART_W, "h": CHART_H, "points": points,
-            "lines": [" ".join(seg) for seg in segments if len(seg) > 1],
-            "first": dates[0].strftime("%Y-%m"), "last": dates[-1].strftime("%Y-%m"),
-            "base_y": CHART_H - _PAD_BOTTOM + 2, "empty": None if present else empty}
+    return {
+        "title": title,
+        "w": CHART_W,
+        "h": CHART_H,
+        "points": points,
+        "lines": [" ".join(seg) for seg in segments if len(seg) > 1],
+        "first": dates[0].strftime("%Y-%m"),
+        "last": dates[-1].strftime("%Y-%m"),
+        "base_y": CHART_H - _PAD_BOTTOM + 2,
+        "empty": None if present else empty,
+    }
 
 
-def trends(records: list[dict], results: list[dict], X: np.ndarray, order: list[int], outcomes: tuple[str, ...],
-           lang: Lang) -> dict:
+def trends(
+    records: list[dict], results: list[dict], X: np.ndarray, order: list[int], outcomes: tuple[str, ...], lang: Lang
+) -> dict:
     """The person's main measures and one-year risks at each checkup, oldest first. Each checkup's
     risk is the one `score_records` gave it with its own earlier checkups, the path /score takes."""
     dates = [records[i]["exam_date"] for i in order]
@@ -469,13 +560,16 @@ def trends(records: list[dict], results: list[dict], X: np.ndarray, order: list[
         if all(v is None for v in values):
             continue
         spec = OUTCOME_SPECS[o]
-        risks.append(trend_chart(spec.short_ko if lang == "ko" else spec.short_en, dates, values, risk_text, empty,
-                                 from_zero=True))
+        risks.append(
+            trend_chart(
+                spec.short_ko if lang == "ko" else spec.short_en, dates, values, risk_text, empty, from_zero=True
+            )
+        )
     return {"measures": measures, "risks": risks}
 
 
 def _lang_part(words: str, lang: Lang) -> str:
-    """"한국어 / English" -> the part in `lang` (the whole where there is one form)."""
+    """ "한국어 / English" -> the part in `lang` (the whole where there is one form)."""
     parts = words.split(" / ")
     return parts[0] if lang == "ko" else parts[-1]
 
@@ -548,17 +642,30 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
             if standing is not None:
                 pct, n = standing
                 group = _group_words(sex, band, lang)
-                percentile = (t("percentile_lowest", lang, group=group, n=f"{n:,}") if pct < 1 else
-                              t("percentile", lang, group=group, n=f"{n:,}", pct=int(round(pct))))
+                percentile = (
+                    t("percentile_lowest", lang, group=group, n=f"{n:,}")
+                    if pct < 1
+                    else t("percentile", lang, group=group, n=f"{n:,}", pct=int(round(pct)))
+                )
         interval = risk.get("probability_interval")
-        outcomes.append({
-            "key": o, "name": name, "short": spec.short_ko if lang == "ko" else spec.short_en,
-            "risk": risk_text(p), "category": risk["category"], "category_words": t(f"cat_{risk['category']}", lang),
-            "interval": (t("interval", lang, low=risk_text(interval[0]), high=risk_text(interval[1]))
-                         if interval is not None else None),
-            "interval_values": interval,
-            "percentile": percentile, "waterfall": waterfall(risk, X[newest], sex, lang),
-        })
+        outcomes.append(
+            {
+                "key": o,
+                "name": name,
+                "short": spec.short_ko if lang == "ko" else spec.short_en,
+                "risk": risk_text(p),
+                "category": risk["category"],
+                "category_words": t(f"cat_{risk['category']}", lang),
+                "interval": (
+                    t("interval", lang, low=risk_text(interval[0]), high=risk_text(interval[1]))
+                    if interval is not None
+                    else None
+                ),
+                "interval_values": interval,
+                "percentile": percentile,
+                "waterfall": waterfall(risk, X[newest], sex, lang),
+            }
+        )
 
     whatifs: list[dict[str, Any]] = []
     unchanged: list[str] = []
@@ -566,15 +673,17 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         text = t(w.key, lang, **w.words)
         if after is None:
             assert w.beyond is not None  # what_if leaves out exactly the changes marked `beyond`
-            whatifs.append({"text": t("whatif_outside", lang, what=text, why=_lang_part(w.beyond, lang)),
-                            "cells": None})
+            whatifs.append(
+                {"text": t("whatif_outside", lang, what=text, why=_lang_part(w.beyond, lang)), "cells": None}
+            )
             continue
         cells = []
         for row in outcomes:
             delta, direction = risk_change_text(now[row["key"]], after[row["key"]], lang, row["interval_values"])
             defining = bool(DEFINING_FIELDS.get(row["key"], frozenset()) & set(w.changes))
-            cells.append({"risk": risk_text(after[row["key"]]), "delta": delta, "direction": direction,
-                          "defining": defining})
+            cells.append(
+                {"risk": risk_text(after[row["key"]]), "delta": delta, "direction": direction, "defining": defining}
+            )
         if all(c["direction"] == "same" for c in cells):
             # A row of "no meaningful change" in every column says one thing: one line for all such rows.
             unchanged.append(text)
@@ -596,8 +705,9 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
     return {
         "lang": lang,
         "text": {k: v[lang] for k, v in TEXT.items()},
-        "person": t("person", lang, sex=t(f"sex_{sex}", lang), age=age_words,
-                    date=exam.isoformat(), pid=record["person_id"]),
+        "person": t(
+            "person", lang, sex=t(f"sex_{sex}", lang), age=age_words, date=exam.isoformat(), pid=record["person_id"]
+        ),
         "history": history_words,
         "history_checkups": result["history_checkups"],
         "stale": t("stale", lang, age=_age_words(exam, today, lang)) if result["stale"] else None,
@@ -618,8 +728,9 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
     }
 
 
-_ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
-                   trim_blocks=True, lstrip_blocks=True)
+_ENV = Environment(
+    loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True
+)
 
 
 def render_html(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", today: dt.date | None = None) -> str:

@@ -141,8 +141,10 @@ class ReportRequest(BaseModel):
     def _one_person(self) -> ReportRequest:
         if (self.checkup is None) == (self.checkups is None):
             raise PydanticCustomError(
-                "report_shape", "give either checkup (one record) or checkups (one person's records), not both",
-                {"field": "checkups"})
+                "report_shape",
+                "give either checkup (one record) or checkups (one person's records), not both",
+                {"field": "checkups"},
+            )
         if self.checkups:
             # Checkup is generated at run time: the type checker cannot know its fields (person_id).
             checkups: list[Any] = self.checkups
@@ -153,7 +155,8 @@ class ReportRequest(BaseModel):
                     raise PydanticCustomError(
                         "one_person",
                         "a report is about one person: record {index} has another person_id than record 0",
-                        {"index": i, "field": "person_id"})
+                        {"index": i, "field": "person_id"},
+                    )
         return self
 
     def records(self) -> list[dict]:
@@ -173,11 +176,14 @@ def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) ->
     for e in raw:
         loc = list(e.get("loc", ()))
         if loc[: len(prefix)] == list(prefix):
-            loc = loc[len(prefix):]
+            loc = loc[len(prefix) :]
         index = field = None
         # A record's field: checkups[i].field (/score) or checkup.field (/report, one record: index 0).
-        record_loc = (loc[1], loc[2:]) if len(loc) >= 2 and loc[0] == "checkups" and isinstance(loc[1], int) else (
-            (0, loc[1:]) if loc and loc[0] == "checkup" else None)
+        record_loc = (
+            (loc[1], loc[2:])
+            if len(loc) >= 2 and loc[0] == "checkups" and isinstance(loc[1], int)
+            else ((0, loc[1:]) if loc and loc[0] == "checkup" else None)
+        )
         if record_loc is not None:
             index = record_loc[0]
             rest = [str(x) for x in record_loc[1] if not str(x).startswith(("function-", "int", "float", "str"))]
@@ -192,7 +198,7 @@ def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) ->
         if e.get("type") == "extra_forbidden":
             message = "unknown field"
         if message.startswith("Value error, "):
-            message = message[len("Value error, "):]
+            message = message[len("Value error, ") :]
         if field is None and index is not None:
             # Cross-field rules name their fields in the message.
             field = next((f.name for f in FIELDS if message.startswith(f.name) or f" {f.name} " in message), None)

@@ -70,8 +70,10 @@ def staleness(exam_date: dt.date, today: dt.date, stale_after_days: int) -> str 
     if days <= stale_after_days:
         return None
     age = f"{years} year{'s' if years != 1 else ''}" if years >= 1 else f"{days} days"
-    return (f"exam_date {exam_date.isoformat()} is {age} old: the one-year risk window after that exam has passed, "
-            "so the probability describes that year, not the coming one (stale)")
+    return (
+        f"exam_date {exam_date.isoformat()} is {age} old: the one-year risk window after that exam has passed, "
+        "so the probability describes that year, not the coming one (stale)"
+    )
 
 
 # Feature -> group as a 0/1 matrix (features x groups), from the one table in features.labels.
@@ -82,8 +84,9 @@ _GROUP_MAIN = [None if g.main is None else FEATURES.index(g.main) for g in FEATU
 DETAILS = ("groups", "features")
 
 
-def grouped_contributions(row: np.ndarray, base: float, x: np.ndarray, hidden: np.ndarray,
-                          top_k: int) -> tuple[list[dict], float, float]:
+def grouped_contributions(
+    row: np.ndarray, base: float, x: np.ndarray, hidden: np.ndarray, top_k: int
+) -> tuple[list[dict], float, float]:
     """(contributions, base_log_odds, other_log_odds) of one risk, by measurement group.
 
     A group's log-odds is the sum of its features' SHAP values, leaving out what only says the
@@ -125,8 +128,14 @@ class Scorer:
         """Calibrated probability per outcome for rows of the model matrix (eligibility not applied)."""
         return self.model.score(X).probability
 
-    def score_records(self, records: list[dict], explain: bool = True, top_k: int = 5,
-                      today: dt.date | None = None, detail: str = "groups") -> list[dict]:
+    def score_records(
+        self,
+        records: list[dict],
+        explain: bool = True,
+        top_k: int = 5,
+        today: dt.date | None = None,
+        detail: str = "groups",
+    ) -> list[dict]:
         """Records must already be valid (see serving.schemas); returns one result per record, in
         the order given. Records sharing a person_id are one person's checkups: each is scored
         with the earlier ones (by exam_date) as its history.
@@ -154,42 +163,54 @@ class Scorer:
                 ok, reason = bool(applies[o][0][i]), applies[o][1][i]
                 if not ok:
                     # reason_id / reason_date let a reader render the reason in Korean (features.eligibility).
-                    risks[o] = {"probability": None, "applicable": False, "reason": reason,
-                                "reason_id": applies[o].reason_id[i], "reason_date": applies[o].reason_date[i],
-                                "category": None, "contributions": []}
+                    risks[o] = {
+                        "probability": None,
+                        "applicable": False,
+                        "reason": reason,
+                        "reason_id": applies[o].reason_id[i],
+                        "reason_date": applies[o].reason_date[i],
+                        "category": None,
+                        "contributions": [],
+                    }
                     continue
                 risks[o] = _applicable_risk(o, i, scored, X, hidden, top_k, detail)
             missing = [k for k in KEY_INPUTS if r.get(k) is None]
-            warnings = [f"{BY_NAME[k].label_en} ({k}) missing: estimates that use it are less precise"
-                        for k in missing]
+            warnings = [f"{BY_NAME[k].label_en} ({k}) missing: estimates that use it are less precise" for k in missing]
             if r.get("age") is None:
                 warnings.append("age given only as a 5-year band: the band midpoint was used")
             if same_day[i]:
                 # Allowed (a file may hold such rows too) but almost always a duplicate or a split
                 # visit: say so, since one of them was read as the other's history.
-                warnings.append(f"{int(same_day[i])} other checkup(s) of this person in the request have the same "
-                                "exam_date: among them, the ones listed earlier were used as history of the later ones")
+                warnings.append(
+                    f"{int(same_day[i])} other checkup(s) of this person in the request have the same "
+                    "exam_date: among them, the ones listed earlier were used as history of the later ones"
+                )
             stale = staleness(dates[i], today, self.stale_after_days)
             if stale is not None:
                 warnings.append(stale)
             if self.synthetic:
                 warnings.append(provenance.SYNTHETIC_WARNING)
             if any(v.get("applicable") and v.get("probability_interval") is None for v in risks.values()):
-                warnings.append("this model version has no interval ensemble (saved before intervals existed): "
-                                "probability_interval is null; retrain to get it")
-            results.append({
-                "person_id": r["person_id"],
-                "exam_date": dates[i].isoformat(),
-                "history_checkups": int(earlier[i]),
-                "stale": stale is not None,
-                "risks": risks,
-                "warnings": warnings,
-            })
+                warnings.append(
+                    "this model version has no interval ensemble (saved before intervals existed): "
+                    "probability_interval is null; retrain to get it"
+                )
+            results.append(
+                {
+                    "person_id": r["person_id"],
+                    "exam_date": dates[i].isoformat(),
+                    "history_checkups": int(earlier[i]),
+                    "stale": stale is not None,
+                    "risks": risks,
+                    "warnings": warnings,
+                }
+            )
         return results
 
 
-def _applicable_risk(o: str, i: int, scored: Scores, X: np.ndarray, hidden: np.ndarray, top_k: int,
-                     detail: str) -> dict[str, Any]:
+def _applicable_risk(
+    o: str, i: int, scored: Scores, X: np.ndarray, hidden: np.ndarray, top_k: int, detail: str
+) -> dict[str, Any]:
     """Row i's result for an outcome that applies: probability, category, interval (null for an
     outcome without interval members) and, when explained, its contributions."""
     explained = scored.explanation(o)
@@ -200,22 +221,32 @@ def _applicable_risk(o: str, i: int, scored: Scores, X: np.ndarray, hidden: np.n
         # With an explanation, the probability is the sigmoid of base + contributions in
         # float64, so the two agree exactly (the booster's float32 margin differs by ~1e-6).
         prob = float(1.0 / (1.0 + np.exp(-(base + row.sum()))))
-    entry: dict[str, Any] = {"probability": prob, "applicable": True, "reason": None, "reason_id": None,
-                             "reason_date": None, "category": OUTCOME_SPECS[o].category(prob), "contributions": []}
+    entry: dict[str, Any] = {
+        "probability": prob,
+        "applicable": True,
+        "reason": None,
+        "reason_id": None,
+        "reason_date": None,
+        "category": OUTCOME_SPECS[o].category(prob),
+        "contributions": [],
+    }
     half = (scored.halfwidth or {}).get(o)
     entry["probability_interval"] = pair_around(prob, float(half[i])) if half is not None else None
     if explained is None:
         return entry
     if detail == "groups":
         entry["contributions"], entry["base_log_odds"], entry["other_log_odds"] = grouped_contributions(
-            row, base, X[i], hidden[i], top_k)
+            row, base, X[i], hidden[i], top_k
+        )
         return entry
     shown = np.flatnonzero(~hidden[i])
     top = shown[np.argsort(-np.abs(row[shown]), kind="stable")[:top_k]]
     entry["contributions"] = [
-        {"feature": FEATURES[j],
-         "value": None if np.isnan(X[i, j]) else _round(float(X[i, j]), 4),
-         "log_odds": float(row[j])}
+        {
+            "feature": FEATURES[j],
+            "value": None if np.isnan(X[i, j]) else _round(float(X[i, j]), 4),
+            "log_odds": float(row[j]),
+        }
         for j in top
     ]
     # base + listed contributions + the rest = the calibrated log-odds of `probability`;

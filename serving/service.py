@@ -42,8 +42,9 @@ router = APIRouter()
 
 
 @router.post("/score", summary="Score checkups: one-year risk per outcome with top-k SHAP contributions")
-async def score(request: ScoreRequest, svc: CurrentWorker,
-                detail: Literal["groups", "features"] = "groups") -> JSONResponse:
+async def score(
+    request: ScoreRequest, svc: CurrentWorker, detail: Literal["groups", "features"] = "groups"
+) -> JSONResponse:
     """`?detail=features` lists contributions per model feature (for data scientists); by default
     they are grouped by the measurement they come from (blood pressure, glucose, ...)."""
     checkups: list[BaseModel] = request.checkups  # Checkup is generated at run time (serving.schemas)
@@ -51,14 +52,18 @@ async def score(request: ScoreRequest, svc: CurrentWorker,
     if len(records) <= INLINE_RECORDS:
         results = svc.scorer.score_records(records, explain=request.explain, top_k=request.top_k, detail=detail)
     else:
-        results = await run_in_threadpool(svc.scorer.score_records, records, request.explain, request.top_k,
-                                          None, detail)
+        results = await run_in_threadpool(
+            svc.scorer.score_records, records, request.explain, request.top_k, None, detail
+        )
     return JSONResponse({"model_version": svc.version, "results": results})
 
 
-@router.post("/report", response_class=HTMLResponse,
-             summary="The clinician explanation report for one checkup, or for the newest of one person's "
-                     "checkups (HTML, Korean by default)")
+@router.post(
+    "/report",
+    response_class=HTMLResponse,
+    summary="The clinician explanation report for one checkup, or for the newest of one person's "
+    "checkups (HTML, Korean by default)",
+)
 async def report(request: ReportRequest, svc: CurrentWorker, lang: Literal["ko", "en"] | None = None) -> HTMLResponse:
     """Body: {"checkup": record} or {"checkups": [records of one person]} (or the bare record or
     list), with "lang". A bare list cannot carry "lang": `?lang=` is read when the body has none."""
@@ -68,8 +73,11 @@ async def report(request: ReportRequest, svc: CurrentWorker, lang: Literal["ko",
     return HTMLResponse(render_html(svc.scorer, request.records(), chosen))
 
 
-@router.get("/reports/{key}", response_class=HTMLResponse,
-            summary="The clinician report behind a CDS card's link (kept an hour)")
+@router.get(
+    "/reports/{key}",
+    response_class=HTMLResponse,
+    summary="The clinician report behind a CDS card's link (kept an hour)",
+)
 async def linked_report(key: str, svc: CurrentWorker, lang: Literal["ko", "en"] = "ko") -> Response:
     from serving.report import render_html
 
@@ -77,16 +85,22 @@ async def linked_report(key: str, svc: CurrentWorker, lang: Literal["ko", "en"] 
     # so the page shows what the card scored.
     records = svc.recent_records.get_all(key)
     if not records:
-        return JSONResponse({"errors": [{"index": None, "field": "key",
-                                         "message": "no such report, or it has expired"}]}, status_code=404)
+        return JSONResponse(
+            {"errors": [{"index": None, "field": "key", "message": "no such report, or it has expired"}]},
+            status_code=404,
+        )
     return HTMLResponse(render_html(svc.scorer, [Checkup.model_validate(r).model_dump() for r in records], lang))
 
 
 @router.get("/model", summary="The model version this worker serves")
 def model_info(svc: CurrentWorker) -> dict:
     # `training_data`: synthetic / real (or unknown for older bundles), persons and checkups apart.
-    return {"model_version": svc.version, "bento_model": svc.bento_model_tag,
-            "outcomes": list(svc.scorer.outcomes), "training_data": svc.scorer.training_data}
+    return {
+        "model_version": svc.version,
+        "bento_model": svc.bento_model_tag,
+        "outcomes": list(svc.scorer.outcomes),
+        "training_data": svc.scorer.training_data,
+    }
 
 
 def build_app(settings: Settings) -> FastAPI:
@@ -94,8 +108,12 @@ def build_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="checkup-risk", version="1", description=DESCRIPTION)
     # Browser-based CDS clients (the CDS Hooks sandbox, SMART apps) call cross-origin; credentials are
     # bearer headers, never cookies, so allowing any origin (the default) exposes nothing.
-    app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                       allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type"],
+    )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

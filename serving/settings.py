@@ -155,8 +155,9 @@ def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
     origins = tuple(o.strip() for o in raw.split(",") if o.strip())
     for o in origins:
         if o != "*" and not _is_http_url(o):
-            raise SettingsError(f"{name} must be * or comma-separated origins such as https://his.example.org, "
-                                f"not {o!r}")
+            raise SettingsError(
+                f"{name} must be * or comma-separated origins such as https://his.example.org, not {o!r}"
+            )
     return origins
 
 

@@ -31,8 +31,9 @@ def import_version(version: str) -> str:
     try:
         bentoml.models.get(tag)
     except bentoml.exceptions.NotFound:
-        bentoml.mlflow.import_model(tag, f"models:/{MODEL_NAME}/{version}",
-                                    labels={"mlflow_model": MODEL_NAME, "mlflow_version": str(version)})
+        bentoml.mlflow.import_model(
+            tag, f"models:/{MODEL_NAME}/{version}", labels={"mlflow_model": MODEL_NAME, "mlflow_version": str(version)}
+        )
     return tag
 
 

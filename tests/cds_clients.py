@@ -35,12 +35,26 @@ class TestClientKeys:
         path.write_text(json.dumps([entry]))
         return path
 
-    def token(self, aud: str, alg: str = "ES384", kid: str | None = None, iss: str | None = None,
-              exp_in: float = 300, iat: float | None = None, jti: str | None = None, drop: tuple = (),
-              headers: dict | None = None) -> str:
+    def token(
+        self,
+        aud: str,
+        alg: str = "ES384",
+        kid: str | None = None,
+        iss: str | None = None,
+        exp_in: float = 300,
+        iat: float | None = None,
+        jti: str | None = None,
+        drop: tuple = (),
+        headers: dict | None = None,
+    ) -> str:
         now = time.time()
-        claims = {"iss": iss or self.iss, "aud": aud, "exp": int(now + exp_in), "iat": int(iat or now),
-                  "jti": jti or str(uuid.uuid4())}
+        claims = {
+            "iss": iss or self.iss,
+            "aud": aud,
+            "exp": int(now + exp_in),
+            "iat": int(iat or now),
+            "jti": jti or str(uuid.uuid4()),
+        }
         for name in drop:
             claims.pop(name)
         key = self.ec if alg.startswith("ES") else self.rsa

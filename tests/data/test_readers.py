@@ -367,9 +367,20 @@ def test_near_miss_column_is_an_error_naming_the_field(tmp_path):
 
 
 def test_canonical_spelling_variants_map_and_unrelated_columns_are_ignored(tmp_path):
-    p = _write(tmp_path, {"person_id": ["a"], "sex": ["M"], "age": [50.5], "Fasting_Glucose ": [140],
-                          "Total Cholesterol": [200], "hemoglobin_a1c": [6.1], "region": ["x"],
-                          "family_history_cancer": [1], "cvd_1y": [0]})
+    p = _write(
+        tmp_path,
+        {
+            "person_id": ["a"],
+            "sex": ["M"],
+            "age": [50.5],
+            "Fasting_Glucose ": [140],
+            "Total Cholesterol": [200],
+            "hemoglobin_a1c": [6.1],
+            "region": ["x"],
+            "family_history_cancer": [1],
+            "cvd_1y": [0],
+        },
+    )
     r = read_checkups(p)
     assert r.rejects.empty
     assert r.frame.loc[0, "fasting_glucose"] == 140 and r.frame.loc[0, "total_cholesterol"] == 200
@@ -387,8 +398,17 @@ def test_two_spellings_of_one_field_are_an_error(tmp_path):
 def test_absent_key_inputs_missing_or_all_empty(tmp_path):
     from features.readers import absent_input_notes, absent_key_inputs
 
-    p = _write(tmp_path, {"person_id": ["a", "b"], "sex": ["M", "F"], "age": [50, 60],
-                          "fasting_glucose": ["", ""], "sbp": [120, ""], "dbp": [80, 70]})
+    p = _write(
+        tmp_path,
+        {
+            "person_id": ["a", "b"],
+            "sex": ["M", "F"],
+            "age": [50, 60],
+            "fasting_glucose": ["", ""],
+            "sbp": [120, ""],
+            "dbp": [80, 70],
+        },
+    )
     absent = absent_key_inputs(p)
     assert "fasting_glucose" in absent and "hdl" in absent
     assert "sbp" not in absent and "dbp" not in absent

@@ -217,8 +217,12 @@ def test_no_new_dyslipidemia_after_a_disease_range_panel(cohort: pd.DataFrame) -
 
     f = build_features(cohort)
     no_panel = cohort["total_cholesterol"].isna()
-    last_bad = ((f["last_total_cholesterol"] >= TC_HIGH) | (f["last_ldl"] >= LDL_HIGH)
-                | (f["last_triglycerides"] >= TG_HIGH) | (f["last_hdl"] < HDL_LOW))
+    last_bad = (
+        (f["last_total_cholesterol"] >= TC_HIGH)
+        | (f["last_ldl"] >= LDL_HIGH)
+        | (f["last_triglycerides"] >= TG_HIGH)
+        | (f["last_hdl"] < HDL_LOW)
+    )
     carried = no_panel & last_bad
     assert carried.sum() > 100, "too few carried abnormal panels to test"
     assert cohort.loc[carried, label_column("dyslipidemia")].isna().all()
@@ -266,8 +270,13 @@ def test_age_gradients(cohort: pd.DataFrame) -> None:
 
 
 # Published AUROC ranges of checkup-based models (docs/clinical-sources.md): the oracle sits in them.
-ORACLE_BANDS = {"cvd": (0.72, 0.80), "diabetes": (0.78, 0.88), "hypertension": (0.78, 0.88),
-                "dyslipidemia": (0.72, 0.80), "ckd": (0.78, 0.85)}
+ORACLE_BANDS = {
+    "cvd": (0.72, 0.80),
+    "diabetes": (0.78, 0.88),
+    "hypertension": (0.78, 0.88),
+    "dyslipidemia": (0.72, 0.80),
+    "ckd": (0.78, 0.85),
+}
 
 
 @pytest.mark.parametrize("outcome", OUTCOMES)
@@ -294,26 +303,56 @@ def _hidden(n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
     """A spread of plausible hidden inputs (the oracle's inputs are never in the file)."""
     rng = np.random.default_rng(seed)
     h = {k: rng.standard_normal(n) for k in synth.HIDDEN_INPUTS if k.startswith("u_")}
-    h.update(age=rng.uniform(30, 80, n), male=(rng.random(n) < 0.5).astype(float), sbp=rng.normal(122, 12, n),
-             log_glu=np.log(rng.normal(97, 9, n)), ldl=rng.normal(120, 25, n), log_hdl=np.log(rng.normal(52, 10, n)),
-             log_tg=np.log(rng.lognormal(np.log(110), 0.4, n)), egfr=rng.normal(90, 15, n), bmi=rng.normal(24, 3, n),
-             log_ggt=np.log(rng.lognormal(np.log(25), 0.5, n)), smoker=(rng.random(n) < 0.2).astype(float),
-             pack_years=rng.gamma(1.0, 8.0, n), bp_years=rng.gamma(1.0, 150.0, n), glu_years=rng.gamma(1.0, 80.0, n),
-             ldl_years=rng.gamma(1.0, 600.0, n), bmi_gain=rng.normal(2.0, 2.0, n), bp_slope=rng.normal(0, 0.4, n),
-             kid_slope=rng.normal(0, 0.4, n), activity_p=rng.beta(1.2, 2.6, n), heavy=(rng.random(n) < 0.1) * 1.0,
-             fh_cvd=(rng.random(n) < 0.15) * 1.0, fh_dm=(rng.random(n) < 0.2) * 1.0,
-             dx_dm=np.zeros(n), dx_htn=np.zeros(n), on_statin=np.zeros(n))
+    h.update(
+        age=rng.uniform(30, 80, n),
+        male=(rng.random(n) < 0.5).astype(float),
+        sbp=rng.normal(122, 12, n),
+        log_glu=np.log(rng.normal(97, 9, n)),
+        ldl=rng.normal(120, 25, n),
+        log_hdl=np.log(rng.normal(52, 10, n)),
+        log_tg=np.log(rng.lognormal(np.log(110), 0.4, n)),
+        egfr=rng.normal(90, 15, n),
+        bmi=rng.normal(24, 3, n),
+        log_ggt=np.log(rng.lognormal(np.log(25), 0.5, n)),
+        smoker=(rng.random(n) < 0.2).astype(float),
+        pack_years=rng.gamma(1.0, 8.0, n),
+        bp_years=rng.gamma(1.0, 150.0, n),
+        glu_years=rng.gamma(1.0, 80.0, n),
+        ldl_years=rng.gamma(1.0, 600.0, n),
+        bmi_gain=rng.normal(2.0, 2.0, n),
+        bp_slope=rng.normal(0, 0.4, n),
+        kid_slope=rng.normal(0, 0.4, n),
+        activity_p=rng.beta(1.2, 2.6, n),
+        heavy=(rng.random(n) < 0.1) * 1.0,
+        fh_cvd=(rng.random(n) < 0.15) * 1.0,
+        fh_dm=(rng.random(n) < 0.2) * 1.0,
+        dx_dm=np.zeros(n),
+        dx_htn=np.zeros(n),
+        on_statin=np.zeros(n),
+    )
     assert set(h) == set(synth.HIDDEN_INPUTS)
     return h
 
 
-@pytest.mark.parametrize(("outcome", "name", "step"), [
-    ("cvd", "pack_years", 20.0), ("cvd", "bp_years", 300.0), ("cvd", "ldl_years", 1500.0), ("cvd", "u_vascular", 1.0),
-    ("diabetes", "glu_years", 100.0), ("diabetes", "bmi_gain", 3.0), ("diabetes", "u_beta", -1.0),
-    ("hypertension", "bp_slope", 0.5), ("hypertension", "u_salt", 1.0), ("hypertension", "bp_years", 200.0),
-    ("dyslipidemia", "u_lipid", 1.0), ("dyslipidemia", "bmi_gain", 3.0),
-    ("ckd", "kid_slope", -0.5), ("ckd", "glu_years", 100.0),
-])
+@pytest.mark.parametrize(
+    ("outcome", "name", "step"),
+    [
+        ("cvd", "pack_years", 20.0),
+        ("cvd", "bp_years", 300.0),
+        ("cvd", "ldl_years", 1500.0),
+        ("cvd", "u_vascular", 1.0),
+        ("diabetes", "glu_years", 100.0),
+        ("diabetes", "bmi_gain", 3.0),
+        ("diabetes", "u_beta", -1.0),
+        ("hypertension", "bp_slope", 0.5),
+        ("hypertension", "u_salt", 1.0),
+        ("hypertension", "bp_years", 200.0),
+        ("dyslipidemia", "u_lipid", 1.0),
+        ("dyslipidemia", "bmi_gain", 3.0),
+        ("ckd", "kid_slope", -0.5),
+        ("ckd", "glu_years", 100.0),
+    ],
+)
 def test_cumulative_exposure_trajectories_and_hidden_traits_raise_risk(outcome: str, name: str, step: float) -> None:
     h = _hidden()
     moved = dict(h, **{name: h[name] + step})
@@ -338,9 +377,7 @@ _HISTORY = {
 
 
 @pytest.mark.parametrize("outcome", OUTCOMES)
-def test_event_becomes_history_and_ends_eligibility(
-    cohort: pd.DataFrame, eligible: pd.DataFrame, outcome: str
-) -> None:
+def test_event_becomes_history_and_ends_eligibility(cohort: pd.DataFrame, eligible: pd.DataFrame, outcome: str) -> None:
     y = cohort[label_column(outcome)].fillna(0.0)
     before = y.groupby(cohort["person_id"]).cumsum() - y  # events at earlier checkups
     after = (before > 0).to_numpy()

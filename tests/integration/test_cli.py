@@ -14,8 +14,13 @@ FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 def cli(*args, home: Path, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "CHECKUP_RISK_HOME": str(home)}
-    proc = subprocess.run([sys.executable, "-m", "checkup_risk_cli", *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "checkup_risk_cli", *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -56,8 +61,21 @@ def test_train_promote_evaluate_score(tmp_path):
     cli("evaluate", "--data", tmp_path / "eval.csv", "--out", tmp_path / "eval", home=home)
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     cvd = metrics["outcomes"]["cvd"]
-    for key in ("n", "events", "auroc", "auroc_ci", "auprc", "brier", "calibration_intercept",
-                "calibration_slope", "ece", "net_benefit", "oracle_auroc", "expected_auroc", "subgroups"):
+    for key in (
+        "n",
+        "events",
+        "auroc",
+        "auroc_ci",
+        "auprc",
+        "brier",
+        "calibration_intercept",
+        "calibration_slope",
+        "ece",
+        "net_benefit",
+        "oracle_auroc",
+        "expected_auroc",
+        "subgroups",
+    ):
         assert key in cvd, key
     assert {"logistic_regression", "prevent_10y_cvd", "framingham_2008_cvd"} <= set(cvd["baselines"])
     assert (tmp_path / "eval" / "report.html").stat().st_size > 10_000
@@ -81,8 +99,9 @@ def test_train_promote_evaluate_score(tmp_path):
 
 
 def test_validate_refuses_misspelt_column_and_names_absent_inputs(tmp_path):
-    df = pd.DataFrame({"person_id": ["a", "b"], "sex": ["M", "F"], "age": [50.4, 61.9], "sbp": [120, 130],
-                       "dbp": [80, 85]})
+    df = pd.DataFrame(
+        {"person_id": ["a", "b"], "sex": ["M", "F"], "age": [50.4, 61.9], "sbp": [120, 130], "dbp": [80, 85]}
+    )
     df.assign(fasting_glucos=[100, 140]).to_csv(tmp_path / "typo.csv", index=False)
     bad = cli("validate", tmp_path / "typo.csv", home=tmp_path, check=False)
     assert bad.returncode != 0

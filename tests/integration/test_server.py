@@ -59,7 +59,11 @@ def server(home):
     log = open(log_path, "w")  # a file, not a pipe: an undrained pipe would stall the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "checkup_risk_cli", "serve", "--port", str(port), "--workers", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     deadline = time.time() + 180
     url = f"http://127.0.0.1:{port}"
@@ -104,8 +108,12 @@ def test_raw_http_auth_probes_metrics(server):
     url, client, _, home = server
     refused = httpx.post(f"{url}/score", json={"checkups": [EXAMPLE_RECORD]})
     assert refused.status_code == 401 and "Authorization: Bearer" in refused.json()["errors"][0]["message"]
-    assert httpx.post(f"{url}/score", json={"checkups": [EXAMPLE_RECORD]},
-                      headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert (
+        httpx.post(
+            f"{url}/score", json={"checkups": [EXAMPLE_RECORD]}, headers={"Authorization": "Bearer nope"}
+        ).status_code
+        == 401
+    )
     for path in ("/healthz", "/livez", "/readyz"):
         assert httpx.get(f"{url}{path}").status_code == 200
     metrics = httpx.get(f"{url}/metrics")
@@ -128,12 +136,14 @@ def test_no_patient_data_in_server_logs(server, home):
 
 def test_bento_build(home):
     env = {**os.environ, "CHECKUP_RISK_HOME": str(home), "BENTOML_HOME": str(home / "bentoml")}
-    out = subprocess.run([sys.executable, "-m", "checkup_risk_cli", "bento"], env=env, capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "checkup_risk_cli", "bento"], env=env, capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     tag = re.search(r"built Bento (\S+);", out.stdout).group(1)
-    listed = subprocess.run([sys.executable, "-m", "bentoml", "list", "-o", "json"], env=env, capture_output=True,
-                            text=True, timeout=120)
+    listed = subprocess.run(
+        [sys.executable, "-m", "bentoml", "list", "-o", "json"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert tag in listed.stdout
 
 

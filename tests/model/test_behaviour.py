@@ -23,11 +23,19 @@ def still_eligible(base: pd.DataFrame, changed: pd.DataFrame, outcome: str) -> n
 # outcome's guaranteed inputs (models/outcomes.py), so a reviewed-away direction is not tested;
 # smoking, a code rather than a quantity, has its own test below.
 _FIELD = {"age": "age", "sbp": "sbp", "fasting_glucose": "fasting_glucose", "ldl": "ldl"}
-_CHANGE = {("cvd", "sbp"): 15.0, ("hypertension", "sbp"): 8.0, ("cvd", "fasting_glucose"): 15.0,
-           ("diabetes", "fasting_glucose"): 10.0, ("dyslipidemia", "ldl"): 20.0, ("cvd", "ldl"): 30.0}
+_CHANGE = {
+    ("cvd", "sbp"): 15.0,
+    ("hypertension", "sbp"): 8.0,
+    ("cvd", "fasting_glucose"): 15.0,
+    ("diabetes", "fasting_glucose"): 10.0,
+    ("dyslipidemia", "ldl"): 20.0,
+    ("cvd", "ldl"): 30.0,
+}
 DIRECTIONS = [
     (o, _FIELD[c], _CHANGE.get((o, c), 5.0))
-    for o, spec in OUTCOME_SPECS.items() for c in spec.increasing_in if c != "smoking"
+    for o, spec in OUTCOME_SPECS.items()
+    for c in spec.increasing_in
+    if c != "smoking"
 ]
 
 

@@ -14,8 +14,10 @@ def test_person_fold_is_by_person_and_reproducible():
     f = person_fold(ids, seed=3)
     assert len(set(f[ids == "a"])) == 1
     np.testing.assert_array_equal(f, person_fold(ids, seed=3))
-    assert not np.array_equal(person_fold(pd.Series([f"p{i}" for i in range(500)]), 1),
-                              person_fold(pd.Series([f"p{i}" for i in range(500)]), 2))
+    assert not np.array_equal(
+        person_fold(pd.Series([f"p{i}" for i in range(500)]), 1),
+        person_fold(pd.Series([f"p{i}" for i in range(500)]), 2),
+    )
 
 
 def test_fit_platt_recovers_a_known_recalibration():
@@ -41,13 +43,15 @@ def test_logistic_partner_keeps_monotone_directions():
 def test_save_load_round_trip_is_exact(model, held_out, tmp_path):
     model.save(tmp_path / "bundle")
     assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == sorted(
-        ["manifest.json", "reference.json", PERSONS_FILE] + [f"{o}.ubj" for o in model.models_]
+        ["manifest.json", "reference.json", PERSONS_FILE]
+        + [f"{o}.ubj" for o in model.models_]
         + [f"{o}.member{j}.ubj" for o, m in model.models_.items() for j in range(len(m.members))]
     )
     assert all(len(m.members) == model.interval_members for m in model.models_.values())
     again = RiskModel.load(tmp_path / "bundle")
-    np.testing.assert_allclose(again.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        again.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(), rtol=0, atol=1e-12
+    )
     assert again.reference_ == model.reference_
 
 
@@ -75,8 +79,7 @@ def test_bundle_saved_before_reference_tables_still_loads(model, held_out, tmp_p
     (tmp_path / "old" / "reference.json").unlink()
     old = RiskModel.load(tmp_path / "old")
     assert old.reference_ == {} and old.risk_percentile("cvd", "M", "50-59", 0.01) is None
-    np.testing.assert_allclose(old.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(old.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(), rtol=0, atol=1e-12)
 
 
 def test_training_persons_are_stored_hashed_and_survive_save_load(model, cohort, held_out, tmp_path):
@@ -113,8 +116,7 @@ def test_bundle_saved_before_training_persons_still_loads(model, held_out, tmp_p
     del manifest["training_persons"], manifest["params"]["history_dropout"]
     (tmp_path / "old" / "manifest.json").write_text(json.dumps(manifest))
     old = RiskModel.load(tmp_path / "old")
-    np.testing.assert_allclose(old.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(old.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(), rtol=0, atol=1e-12)
     with pytest.raises(RuntimeError, match="cannot tell"):
         old.was_trained_on(held_out["person_id"])
 
@@ -158,8 +160,9 @@ def test_fit_reports_progress_per_outcome_and_step(cohort):
     from models.bundle import DEFAULT_GRID
 
     small = cohort[cohort["person_id"].isin(cohort["person_id"].unique()[:1500])]
-    kw = dict(outcomes=("hypertension",), grid=DEFAULT_GRID[:1], cv_folds=2, max_rounds=60, interval_members=2,
-              random_state=3)
+    kw = dict(
+        outcomes=("hypertension",), grid=DEFAULT_GRID[:1], cv_folds=2, max_rounds=60, interval_members=2, random_state=3
+    )
     calls = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SampleSizeWarning)

@@ -19,8 +19,11 @@ def _records(frame) -> list[dict]:
     """Held-out rows as API records: no labels or true risks, None for missing, ISO dates."""
     out = []
     for row in frame.to_dict("records"):
-        rec = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()
-               if not k.endswith("_1y") and not k.endswith("_true_risk")}
+        rec = {
+            k: (None if isinstance(v, float) and np.isnan(v) else v)
+            for k, v in row.items()
+            if not k.endswith("_1y") and not k.endswith("_true_risk")
+        }
         rec["exam_date"] = str(rec["exam_date"])[:10]
         out.append(rec)
     return out
@@ -87,8 +90,14 @@ def test_every_outcome_has_members_and_the_interval_contains_the_probability(mod
 
 def test_members_are_reproducible_and_resample_persons(cohort):
     small = cohort[cohort["person_id"].isin(cohort["person_id"].unique()[:2500])]
-    kw = dict(outcomes=("hypertension",), grid=DEFAULT_GRID[:1], cv_below_events=0, interval_members=3,
-              max_rounds=60, random_state=4)
+    kw = dict(
+        outcomes=("hypertension",),
+        grid=DEFAULT_GRID[:1],
+        cv_below_events=0,
+        interval_members=3,
+        max_rounds=60,
+        random_state=4,
+    )
     a, b = RiskModel(**kw).fit(small), RiskModel(**kw).fit(small)
     X = build_features(small.iloc[:300])
     la, lb = (_member_logits(m, "hypertension", X) for m in (a, b))

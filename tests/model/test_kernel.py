@@ -23,8 +23,9 @@ def fitted() -> tuple[RiskModel, pd.DataFrame]:
     # Small and quick: one setting, a high learning rate, few rounds, 2-fold CV. Most of the time
     # goes into the logistic partners, not the boosters.
     cohort = generate_cohort(people=2000, seed=21)
-    model = RiskModel(grid=(DEFAULT_GRID[0],), learning_rate=0.2, max_rounds=80, early_stopping_rounds=10,
-                      cv_folds=2, random_state=0).fit(cohort)
+    model = RiskModel(
+        grid=(DEFAULT_GRID[0],), learning_rate=0.2, max_rounds=80, early_stopping_rounds=10, cv_folds=2, random_state=0
+    ).fit(cohort)
     X = build_features(generate_cohort(people=300, seed=22))
     return model, X
 
@@ -155,8 +156,12 @@ def test_values_at_split_thresholds(pair):
     for om in model.models_.values():
         for f, t in _split_thresholds(om.booster)[:40]:
             t32 = np.float32(t)
-            for v in (float(t32), float(np.nextafter(t32, np.float32(-np.inf))),
-                      float(np.nextafter(t32, np.float32(np.inf))), float(t32) * (1 + 1e-12)):
+            for v in (
+                float(t32),
+                float(np.nextafter(t32, np.float32(-np.inf))),
+                float(np.nextafter(t32, np.float32(np.inf))),
+                float(t32) * (1 + 1e-12),
+            ):
                 r = base.copy()
                 r[0, f] = v
                 rows.append(r)
@@ -177,12 +182,16 @@ def test_single_stump_matches_xgboost_and_shap():
     X = rng.normal(size=(400, 3)).astype(np.float32)
     X[rng.random(400) < 0.1, 0] = np.nan
     y = (np.nan_to_num(X[:, 0], nan=1.0) + 0.3 * rng.normal(size=400) > 0).astype(float)
-    booster = xgb.train({"objective": "binary:logistic", "max_depth": 1, "learning_rate": 0.5, "base_score": 0.3},
-                        xgb.DMatrix(X, label=y), num_boost_round=1)
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 1, "learning_rate": 0.5, "base_score": 0.3},
+        xgb.DMatrix(X, label=y),
+        num_boost_round=1,
+    )
     kernel = CompiledBoosters.compile([booster])
     t = _split_thresholds(booster)[0][1]
-    Q = np.array([[np.nan, 0, 0], [t, 0, 0], [np.nextafter(np.float32(t), np.float32(-9)), 0, 0], [5, 1, 2],
-                  [-5, np.nan, 1]])
+    Q = np.array(
+        [[np.nan, 0, 0], [t, 0, 0], [np.nextafter(np.float32(t), np.float32(-9)), 0, 0], [5, 1, 2], [-5, np.nan, 1]]
+    )
     Q = np.vstack([Q, X[:20].astype(float)])
     dm = xgb.DMatrix(Q.astype(np.float32))
     margin, c, bias = kernel.evaluate(Q, np.array([0]), shap=True)
@@ -204,9 +213,12 @@ def test_deep_trees_with_repeated_features_match_pred_contribs():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(3000, 5))
     X[rng.random(X.shape) < 0.15] = np.nan
-    y = (np.nansum(X[:, :2], axis=1) + np.sin(3 * np.nan_to_num(X[:, 2])) + rng.normal(size=3000) > 0.2)
-    booster = xgb.train({"objective": "binary:logistic", "max_depth": 6, "learning_rate": 0.3, "nthread": 1},
-                        xgb.DMatrix(X.astype(np.float32), label=y.astype(float)), num_boost_round=30)
+    y = np.nansum(X[:, :2], axis=1) + np.sin(3 * np.nan_to_num(X[:, 2])) + rng.normal(size=3000) > 0.2
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 6, "learning_rate": 0.3, "nthread": 1},
+        xgb.DMatrix(X.astype(np.float32), label=y.astype(float)),
+        num_boost_round=30,
+    )
     kernel = CompiledBoosters.compile([booster])
     Q = np.ascontiguousarray(X[:300])
     dm = xgb.DMatrix(Q.astype(np.float32))
@@ -249,6 +261,10 @@ def test_threaded_batches_equal_single_thread(pair):
     a = model.score(X.to_numpy(), explain=True, intervals=True, threads=1)
     b = model.score(X.to_numpy(), explain=True, intervals=True, threads=2)
     for o in model.models_:
-        for u, v in ((a.probability, b.probability), (a.contributions, b.contributions), (a.base, b.base),
-                     (a.halfwidth, b.halfwidth)):
+        for u, v in (
+            (a.probability, b.probability),
+            (a.contributions, b.contributions),
+            (a.base, b.base),
+            (a.halfwidth, b.halfwidth),
+        ):
             np.testing.assert_array_equal(u[o], v[o])

@@ -24,12 +24,17 @@ def test_train_log_load_round_trip_to_1e9(model, held_out, home):
     assert registry.version_of("champion") is None
     loaded, v = registry.load("challenger")
     assert v == version
-    np.testing.assert_allclose(loaded.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(),
-                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        loaded.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(), rtol=0, atol=1e-9
+    )
     # The pyfunc face gives the same probabilities.
     pyfunc = mlflow.pyfunc.load_model(uri)
-    np.testing.assert_allclose(pyfunc.predict(held_out.head(50)).to_numpy(dtype=float),
-                               model.predict(held_out.head(50)).to_numpy(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        pyfunc.predict(held_out.head(50)).to_numpy(dtype=float),
+        model.predict(held_out.head(50)).to_numpy(),
+        rtol=0,
+        atol=1e-9,
+    )
 
 
 def test_missing_version_is_a_clear_error(home):

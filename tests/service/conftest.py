@@ -18,8 +18,12 @@ def service_settings(tmp_path_factory) -> Settings:
     home = tmp_path_factory.mktemp("service-home")
     # The test model learns from the synthetic cohort, and CDS gives no cards from a synthetic model
     # unless the site allows it: the card tests need them (test_provenance proves the refusal).
-    return Settings(home=home, api_token="test-token", allow_synthetic=True,
-                    cds_clients=CDS_CLIENT.write_allowlist(home / "cds_clients.json"))
+    return Settings(
+        home=home,
+        api_token="test-token",
+        allow_synthetic=True,
+        cds_clients=CDS_CLIENT.write_allowlist(home / "cds_clients.json"),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -25,8 +25,9 @@ K = 3
 @pytest.fixture(scope="module")
 def model() -> RiskModel:
     # One setting, a single split and a high learning rate: a real bundle in a few seconds.
-    return RiskModel(grid=(DEFAULT_GRID[0],), cv_below_events=0, learning_rate=0.3, max_rounds=200,
-                     early_stopping_rounds=10).fit(generate_cohort(people=1500, seed=21))
+    return RiskModel(
+        grid=(DEFAULT_GRID[0],), cv_below_events=0, learning_rate=0.3, max_rounds=200, early_stopping_rounds=10
+    ).fit(generate_cohort(people=1500, seed=21))
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +54,7 @@ def assert_same(out: pd.DataFrame, ref: pd.DataFrame, atol: float = 1e-12) -> No
     for col in ref.columns:
         a, b = ref[col], out[col].reset_index(drop=True)
         if pd.api.types.is_float_dtype(a.dtype):
-            np.testing.assert_allclose(b.to_numpy(dtype=float), a.to_numpy(dtype=float), rtol=0, atol=atol,
-                                       err_msg=col)
+            np.testing.assert_allclose(b.to_numpy(dtype=float), a.to_numpy(dtype=float), rtol=0, atol=atol, err_msg=col)
         elif col == "exam_date":
             assert (pd.to_datetime(b) == pd.to_datetime(a)).all(), col
         else:
@@ -105,7 +105,7 @@ def test_history_features_equal_whole_frame_features(data):
     history = PersonHistory()
     parts = []
     for start in range(0, len(records), 29):
-        chunk = records.iloc[start:start + 29]
+        chunk = records.iloc[start : start + 29]
         parts.append(history.features(chunk))
         history.update(chunk)
     streamed = pd.concat(parts)
@@ -124,10 +124,11 @@ def test_history_eligibility_equals_whole_frame(data):
     history = PersonHistory()
     parts = []
     for start in range(0, len(records), 17):
-        chunk = records.iloc[start:start + 17]
+        chunk = records.iloc[start : start + 17]
         parts.append(ineligibility_reasons(history.with_history(chunk)).loc[chunk.index])
         history.update(chunk)
     streamed = pd.concat(parts)
+
     def plain(f):
         return f.astype(object).where(f.notna(), None)
 
@@ -199,11 +200,13 @@ def test_dask_equals_pandas(model, data, reference, tmp_path, cluster):
     path, _ = data
     pandas_out, dask_out = tmp_path / "p.csv", tmp_path / "d.csv"
     p = score_file(model, path, pandas_out, "7", explain=K, chunk_rows=79)
-    d = score_file(model, path, dask_out, "7", explain=K, chunk_rows=79, engine="dask",
-                   scheduler=cluster.scheduler_address)
+    d = score_file(
+        model, path, dask_out, "7", explain=K, chunk_rows=79, engine="dask", scheduler=cluster.scheduler_address
+    )
     assert d["partitions"] >= 4 and d["workers"] == 2 and d["backend"] == p["backend"] == "compiled"
-    assert {k: d[k] for k in ("rows_in", "rows_scored", "rows_rejected")} == \
-        {k: p[k] for k in ("rows_in", "rows_scored", "rows_rejected")}
+    assert {k: d[k] for k in ("rows_in", "rows_scored", "rows_rejected")} == {
+        k: p[k] for k in ("rows_in", "rows_scored", "rows_rejected")
+    }
     assert_same(pd.read_csv(dask_out), pd.read_csv(pandas_out))
     assert Path(f"{dask_out}.rejects.csv").read_bytes() == Path(f"{pandas_out}.rejects.csv").read_bytes()
     assert_same(pd.read_csv(dask_out), reference)
@@ -245,8 +248,20 @@ def test_cli_score_with_registry(model, data, tmp_path, monkeypatch):
 
     out = tmp_path / "cli.csv"
     env = {**os.environ, "CHECKUP_RISK_HOME": str(home)}
-    cmd = [sys.executable, "-m", "checkup_risk_cli", "score", "--input", str(data[0]), "--output", str(out),
-           "--explain", str(K), "--chunk-rows", "100"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "checkup_risk_cli",
+        "score",
+        "--input",
+        str(data[0]),
+        "--output",
+        str(out),
+        "--explain",
+        str(K),
+        "--chunk-rows",
+        "100",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"model version {version}" in proc.stdout and "rejected" in proc.stdout

@@ -28,13 +28,23 @@ def _nulls(value) -> list:
 def cds_call(record: dict, **changes) -> dict:
     bundle = to_bundle(record)
     patient = bundle["entry"][0]["resource"]
-    observations = {"resourceType": "Bundle", "type": "searchset",
-                    "entry": [e for e in bundle["entry"][1:] if e["resource"]["resourceType"] == "Observation"]}
-    others = {"resourceType": "Bundle", "type": "searchset",
-              "entry": [e for e in bundle["entry"][1:] if e["resource"]["resourceType"] != "Observation"]}
-    body = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()), "fhirServer": "https://his.example.org/fhir",
-            "context": {"userId": "Practitioner/1", "patientId": patient["id"]},
-            "prefetch": {"patient": patient, "observations": observations, "conditions": others}}
+    observations = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [e for e in bundle["entry"][1:] if e["resource"]["resourceType"] == "Observation"],
+    }
+    others = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [e for e in bundle["entry"][1:] if e["resource"]["resourceType"] != "Observation"],
+    }
+    body = {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "fhirServer": "https://his.example.org/fhir",
+        "context": {"userId": "Practitioner/1", "patientId": patient["id"]},
+        "prefetch": {"patient": patient, "observations": observations, "conditions": others},
+    }
     body.update(changes)
     return body
 
@@ -45,6 +55,7 @@ def post(client, cds_client_keys):
         token = token or cds_client_keys.token(url)
         headers = {"Authorization": f"Bearer {token}"}
         return client.post(url.replace("http://testserver", ""), json=body, headers=headers)
+
     return call
 
 
@@ -87,10 +98,24 @@ def test_patient_view_card(post, service_home):
 
 
 def test_indicator_follows_the_category(post):
-    low = post(cds_call(dict(EXAMPLE_RECORD, age=25, smoking_status=1, sbp=112.0, dbp=70.0, fasting_glucose=85.0,
-                             ldl=90.0, total_cholesterol=170.0, family_history_cvd=0))).json()["cards"]
-    high = post(cds_call(dict(EXAMPLE_RECORD, age=78, sbp=178.0, dbp=88.0, fasting_glucose=118.0,
-                              smoking_status=3))).json()["cards"]
+    low = post(
+        cds_call(
+            dict(
+                EXAMPLE_RECORD,
+                age=25,
+                smoking_status=1,
+                sbp=112.0,
+                dbp=70.0,
+                fasting_glucose=85.0,
+                ldl=90.0,
+                total_cholesterol=170.0,
+                family_history_cvd=0,
+            )
+        )
+    ).json()["cards"]
+    high = post(
+        cds_call(dict(EXAMPLE_RECORD, age=78, sbp=178.0, dbp=88.0, fasting_glucose=118.0, smoking_status=3))
+    ).json()["cards"]
     # Changed by design (issue 11): "warning" for high and very high, "info" otherwise, never "critical".
     assert len(low) == 1 and len(high) == 1
     assert low[0]["indicator"] == "info", low[0]["summary"]
@@ -103,8 +128,15 @@ def test_indicator_follows_the_category(post):
 
 
 def test_no_cards_when_nothing_applies(post):
-    record = dict(EXAMPLE_RECORD, history_stroke=1, history_diabetes=1, history_hypertension=1,
-                  history_dyslipidemia=1, serum_creatinine=3.5, urine_protein=5)
+    record = dict(
+        EXAMPLE_RECORD,
+        history_stroke=1,
+        history_diabetes=1,
+        history_hypertension=1,
+        history_dyslipidemia=1,
+        serum_creatinine=3.5,
+        urine_protein=5,
+    )
     r = post(cds_call(record))
     assert r.status_code == 200
     assert r.json() == {"cards": []}
@@ -139,12 +171,23 @@ SPEC_EXAMPLE = {
     "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
     "fhirServer": "http://hooks.smarthealthit.org:9080",
     "hook": "patient-view",
-    "fhirAuthorization": {"access_token": "some-opaque-fhir-access-token", "token_type": "Bearer",
-                          "expires_in": 300, "scope": "user/Patient.read user/Observation.read",
-                          "subject": "cds-service4"},
+    "fhirAuthorization": {
+        "access_token": "some-opaque-fhir-access-token",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "user/Patient.read user/Observation.read",
+        "subject": "cds-service4",
+    },
     "context": {"userId": "Practitioner/example", "patientId": "1288992", "encounterId": "89284"},
-    "prefetch": {"patientToGreet": {"resourceType": "Patient", "gender": "male", "birthDate": "1925-12-23",
-                                    "id": "1288992", "active": True}},
+    "prefetch": {
+        "patientToGreet": {
+            "resourceType": "Patient",
+            "gender": "male",
+            "birthDate": "1925-12-23",
+            "id": "1288992",
+            "active": True,
+        }
+    },
 }
 
 
@@ -157,35 +200,49 @@ def test_spec_example_without_our_prefetch_gets_412(post):
 def test_spec_example_with_our_prefetch(post):
     body = copy.deepcopy(SPEC_EXAMPLE)
     bundle = to_bundle(dict(EXAMPLE_RECORD, person_id="1288992", age=70))
-    body["prefetch"] = {"patient": bundle["entry"][0]["resource"],
-                        "observations": {"resourceType": "Bundle", "type": "searchset", "entry": bundle["entry"][1:]}}
+    body["prefetch"] = {
+        "patient": bundle["entry"][0]["resource"],
+        "observations": {"resourceType": "Bundle", "type": "searchset", "entry": bundle["entry"][1:]},
+    }
     r = post(body)
     assert r.status_code == 200, r.text
     assert r.json()["cards"][0]["indicator"] in ("info", "warning")  # never "critical" (issue 11)
 
 
 def test_cors_preflight_for_browser_clients(client):
-    r = client.options("/cds-services/checkup-risk", headers={
-        "Origin": "https://sandbox.cds-hooks.org", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization,content-type"})
+    r = client.options(
+        "/cds-services/checkup-risk",
+        headers={
+            "Origin": "https://sandbox.cds-hooks.org",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] in ("*", "https://sandbox.cds-hooks.org")
 
 
 def test_spec_example_request_shape(post):
     """The CDS Hooks 2.0 patient-view example request, with our prefetch filled in."""
     body = cds_call(EXAMPLE_RECORD)
-    body["fhirAuthorization"] = {"access_token": "some-opaque-fhir-access-token", "token_type": "Bearer",
-                                 "expires_in": 300, "scope": "user/Patient.read user/Observation.read",
-                                 "subject": "cds-service4"}
+    body["fhirAuthorization"] = {
+        "access_token": "some-opaque-fhir-access-token",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "user/Patient.read user/Observation.read",
+        "subject": "cds-service4",
+    }
     body["context"]["encounterId"] = "89284"
     assert post(body).status_code == 200
 
 
-@pytest.mark.parametrize("change,status", [
-    ({"hook": "order-select"}, 400),
-    ({"hookInstance": ""}, 400),
-    ({"context": {"patientId": "x"}}, 400),
-])
+@pytest.mark.parametrize(
+    "change,status",
+    [
+        ({"hook": "order-select"}, 400),
+        ({"hookInstance": ""}, 400),
+        ({"context": {"patientId": "x"}}, 400),
+    ],
+)
 def test_bad_requests_get_operation_outcome(post, change, status):
     r = post(cds_call(EXAMPLE_RECORD, **change))
     assert r.status_code == status
@@ -200,8 +257,11 @@ def test_prefetch_for_another_patient_is_refused(post):
 
 def test_implausible_observation_names_the_resource(post):
     body = cds_call(EXAMPLE_RECORD)
-    sbp = next(e["resource"] for e in body["prefetch"]["observations"]["entry"]
-               if e["resource"]["code"]["coding"][0]["code"] == "8480-6")
+    sbp = next(
+        e["resource"]
+        for e in body["prefetch"]["observations"]["entry"]
+        if e["resource"]["code"]["coding"][0]["code"] == "8480-6"
+    )
     sbp["valueQuantity"]["value"] = 420
     r = post(body)
     assert r.status_code == 422
@@ -211,6 +271,7 @@ def test_implausible_observation_names_the_resource(post):
 
 
 # --- client JWT: every refusal is a 401 with the reason, and the call is not served ---------------
+
 
 def test_valid_rs384_token_is_accepted(post, cds_client_keys):
     assert post(cds_call(EXAMPLE_RECORD), token=cds_client_keys.token(URL, alg="RS384")).status_code == 200
@@ -240,8 +301,12 @@ def test_replayed_jti_is_refused(post, cds_client_keys):
 def test_alg_none_is_refused(post, cds_client_keys):
     import jwt
 
-    token = jwt.encode({"iss": cds_client_keys.iss, "aud": URL, "exp": 9999999999, "iat": 1, "jti": "n"}, None,
-                       algorithm="none", headers={"kid": "ec-1"})
+    token = jwt.encode(
+        {"iss": cds_client_keys.iss, "aud": URL, "exp": 9999999999, "iat": 1, "jti": "n"},
+        None,
+        algorithm="none",
+        headers={"kid": "ec-1"},
+    )
     _refused(post, cds_call(EXAMPLE_RECORD), token, "algorithm")
 
 
@@ -251,9 +316,18 @@ def test_hs256_is_refused(post, cds_client_keys):
     import jwt
 
     secret = b"a shared secret is not a CDS client credential"
-    token = jwt.encode({"iss": cds_client_keys.iss, "aud": URL, "exp": int(time.time()) + 60,
-                        "iat": int(time.time()), "jti": str(uuid.uuid4())}, secret, algorithm="HS256",
-                       headers={"kid": "ec-1"})
+    token = jwt.encode(
+        {
+            "iss": cds_client_keys.iss,
+            "aud": URL,
+            "exp": int(time.time()) + 60,
+            "iat": int(time.time()),
+            "jti": str(uuid.uuid4()),
+        },
+        secret,
+        algorithm="HS256",
+        headers={"kid": "ec-1"},
+    )
     _refused(post, cds_call(EXAMPLE_RECORD), token, "algorithm")
 
 
@@ -296,12 +370,22 @@ def test_public_url_sets_the_audience(post, cds_client_keys, monkeypatch):
 def test_feedback(post, service_home, cds_client_keys):
     home = service_home[0]
     url = URL + "/feedback"
-    body = {"feedback": [{"card": str(uuid.uuid4()), "outcome": "overridden",
-                          "overrideReason": {"reason": {"code": "not-relevant", "system": "https://example.org"}},
-                          "outcomeTimestamp": "2026-11-28T10:00:00Z"},
-                         {"card": str(uuid.uuid4()), "outcome": "accepted",
-                          "acceptedSuggestions": [{"id": str(uuid.uuid4())}],
-                          "outcomeTimestamp": "2026-11-28T10:01:00Z"}]}
+    body = {
+        "feedback": [
+            {
+                "card": str(uuid.uuid4()),
+                "outcome": "overridden",
+                "overrideReason": {"reason": {"code": "not-relevant", "system": "https://example.org"}},
+                "outcomeTimestamp": "2026-11-28T10:00:00Z",
+            },
+            {
+                "card": str(uuid.uuid4()),
+                "outcome": "accepted",
+                "acceptedSuggestions": [{"id": str(uuid.uuid4())}],
+                "outcomeTimestamp": "2026-11-28T10:01:00Z",
+            },
+        ]
+    }
     r = post(body, url=url)
     assert r.status_code == 200, r.text
     with sqlite3.connect(home / "cds_feedback.sqlite") as db:

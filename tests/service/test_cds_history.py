@@ -42,25 +42,40 @@ def spread_labs(bundle: dict, day: str = "2023-05-15") -> dict:
 def cds_body(bundle: dict) -> dict:
     patient = bundle["entry"][0]["resource"]
     rest = [e for e in bundle["entry"][1:]]
-    return {"hook": "patient-view", "hookInstance": str(uuid.uuid4()), "fhirServer": "https://his.example.org/fhir",
-            "context": {"userId": "Practitioner/1", "patientId": patient["id"]},
-            "prefetch": {"patient": patient,
-                         "observations": {"resourceType": "Bundle", "type": "searchset",
-                                          "entry": [e for e in rest if e["resource"]["resourceType"] == "Observation"]},
-                         # Family history and statements ride with the conditions, as in test_cds.cds_call.
-                         "conditions": {"resourceType": "Bundle", "type": "searchset",
-                                        "entry": [e for e in rest if e["resource"]["resourceType"]
-                                                  not in ("Observation", "MedicationRequest")]},
-                         "medicationRequests": {"resourceType": "Bundle", "type": "searchset",
-                                                "entry": [e for e in rest
-                                                          if e["resource"]["resourceType"] == "MedicationRequest"]}}}
+    return {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "fhirServer": "https://his.example.org/fhir",
+        "context": {"userId": "Practitioner/1", "patientId": patient["id"]},
+        "prefetch": {
+            "patient": patient,
+            "observations": {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [e for e in rest if e["resource"]["resourceType"] == "Observation"],
+            },
+            # Family history and statements ride with the conditions, as in test_cds.cds_call.
+            "conditions": {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [e for e in rest if e["resource"]["resourceType"] not in ("Observation", "MedicationRequest")],
+            },
+            "medicationRequests": {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [e for e in rest if e["resource"]["resourceType"] == "MedicationRequest"],
+            },
+        },
+    }
 
 
 @pytest.fixture
 def post_cds(client, cds_client_keys):
     def call(body):
-        return client.post("/cds-services/checkup-risk", json=body,
-                           headers={"Authorization": f"Bearer {cds_client_keys.token(URL)}"})
+        return client.post(
+            "/cds-services/checkup-risk", json=body, headers={"Authorization": f"Bearer {cds_client_keys.token(URL)}"}
+        )
+
     return call
 
 
@@ -119,8 +134,12 @@ def test_three_visits_score_as_score_and_batch(client, service_home):
     assert probabilities.keys() == expected.keys()
     for o, p in expected.items():
         assert probabilities[o] == pytest.approx(p, abs=1e-6), o
-    notes = [n["text"] for e in r.json()["entry"] if e["resource"]["resourceType"] == "RiskAssessment"
-             for n in e["resource"]["note"]]
+    notes = [
+        n["text"]
+        for e in r.json()["entry"]
+        if e["resource"]["resourceType"] == "RiskAssessment"
+        for n in e["resource"]["note"]
+    ]
     assert any("2 earlier checkup" in n for n in notes)
 
 
@@ -144,11 +163,18 @@ def test_cds_card_uses_the_history(post_cds, client):
 
 def _with_unknown_dipstick(bundle: dict) -> dict:
     bundle = copy.deepcopy(bundle)
-    urine = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"
-                 and e["resource"]["code"]["coding"][0]["code"] == "20454-5"
-                 and e["resource"]["effectiveDateTime"] == "2025-05-20")
-    urine["valueCodeableConcept"] = {"coding": [{"system": "http://snomed.info/sct", "code": "999999001",
-                                                 "display": "Urine protein finding we do not know"}]}
+    urine = next(
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+        and e["resource"]["code"]["coding"][0]["code"] == "20454-5"
+        and e["resource"]["effectiveDateTime"] == "2025-05-20"
+    )
+    urine["valueCodeableConcept"] = {
+        "coding": [
+            {"system": "http://snomed.info/sct", "code": "999999001", "display": "Urine protein finding we do not know"}
+        ]
+    }
     return bundle, urine["id"]
 
 
@@ -185,16 +211,22 @@ def test_unknown_dipstick_code_is_a_warning_not_a_4xx(client, post_cds):
 def test_implausible_value_in_an_earlier_checkup_drops_that_checkup_with_a_warning(client):
     records = three_checkups()
     bundle = to_bundle(records)
-    old_sbp = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"
-                   and e["resource"]["code"]["coding"][0]["code"] == "8480-6"
-                   and e["resource"]["effectiveDateTime"] == "2021-05-10")
+    old_sbp = next(
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+        and e["resource"]["code"]["coding"][0]["code"] == "8480-6"
+        and e["resource"]["effectiveDateTime"] == "2021-05-10"
+    )
     old_sbp["valueQuantity"]["value"] = 420
     r = client.post("/fhir/risk-assessment", content=json.dumps(bundle), headers=FHIR)
     assert r.status_code == 200, r.text
     assert "420" not in r.text
     outcome = r.json()["entry"][-1]["resource"]
-    assert any(i.get("expression") == [f"Observation/{old_sbp['id']}"] and "not used as history" in i["diagnostics"]
-               for i in outcome["issue"])
+    assert any(
+        i.get("expression") == [f"Observation/{old_sbp['id']}"] and "not used as history" in i["diagnostics"]
+        for i in outcome["issue"]
+    )
     expected = _applicable(client.post("/score", json={"checkups": records[1:]}).json()["results"][-1])
     got = _fhir_probabilities(r)
     for o, p in expected.items():
@@ -234,8 +266,11 @@ def test_stale_patient_is_said_in_the_fhir_warnings(client):
     entries = [e["resource"] for e in r.json()["entry"]]
     outcome = entries[-1]
     assert outcome["resourceType"] == "OperationOutcome"
-    assert any("stale" in i["diagnostics"] and records[-1]["exam_date"] in i["diagnostics"]
-               for i in outcome["issue"] if i["severity"] == "warning")
+    assert any(
+        "stale" in i["diagnostics"] and records[-1]["exam_date"] in i["diagnostics"]
+        for i in outcome["issue"]
+        if i["severity"] == "warning"
+    )
     for ra in entries[:-1]:
         assert any("staleness limit" in n["text"] for n in ra["note"])
 
@@ -257,10 +292,19 @@ def test_discovery_asks_for_history_and_both_medication_kinds(client):
 def test_medication_request_in_prefetch_counts(post_cds):
     records = three_checkups()
     bundle = to_bundle(records)
-    bundle["entry"].append({"resource": {
-        "resourceType": "MedicationRequest", "id": "mr-amlo", "status": "active", "intent": "order",
-        "subject": {"reference": f"Patient/{bundle['entry'][0]['resource']['id']}"}, "authoredOn": "2024-01-05",
-        "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "C08CA01"}]}}})
+    bundle["entry"].append(
+        {
+            "resource": {
+                "resourceType": "MedicationRequest",
+                "id": "mr-amlo",
+                "status": "active",
+                "intent": "order",
+                "subject": {"reference": f"Patient/{bundle['entry'][0]['resource']['id']}"},
+                "authoredOn": "2024-01-05",
+                "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "C08CA01"}]},
+            }
+        }
+    )
     (card,) = post_cds(cds_body(bundle)).json()["cards"]
     # On an antihypertensive: hypertension is not predicted as a new diagnosis.
     assert "고혈압약 복용 중" in card["detail"] or "on antihypertensive medication" in card["detail"]

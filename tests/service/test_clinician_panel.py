@@ -33,41 +33,115 @@ def five_checkups(pid: str) -> list[dict]:
     """A man followed for five yearly checkups while his weight, BP and glucose creep up."""
     out = []
     for k in range(5):
-        out.append(rec(person_id=pid, exam_date=f"{2021 + k}-05-1{k}", age=52 + k, weight_kg=74.0 + 1.5 * k,
-                       sbp=124 + 4 * k, dbp=78 + 2 * k, fasting_glucose=96 + 4 * k,
-                       ldl=None if k == 2 else 120 + 5 * k, serum_creatinine=0.9 + 0.03 * k))
+        out.append(
+            rec(
+                person_id=pid,
+                exam_date=f"{2021 + k}-05-1{k}",
+                age=52 + k,
+                weight_kg=74.0 + 1.5 * k,
+                sbp=124 + 4 * k,
+                dbp=78 + 2 * k,
+                fasting_glucose=96 + 4 * k,
+                ldl=None if k == 2 else 120 + 5 * k,
+                serum_creatinine=0.9 + 0.03 * k,
+            )
+        )
     return out
 
 
 # name -> (checkups, lang, what the page must show, what it must not)
 PANEL: dict[str, tuple[list[dict], str, list[str], list[str]]] = {
-    "young_woman": ([rec(person_id="p01", sex="F", age=26, height_cm=162, weight_kg=52, waist_cm=68, sbp=108,
-                         dbp=66, fasting_glucose=84, ldl=92, total_cholesterol=170, smoking_status=1, drinking=0,
-                         activity_days_per_week=5)],
-                    "ko", ["이전 검진 기록 없음", "정상 18.5–22.9"], [TEXT["trends"]["ko"]]),
-    "old_man_hypertensive_smoker": ([rec(person_id="p02", age=78, sbp=166, dbp=96, smoking_status=3)], "ko",
-                                    ["혈압: 166/96 mmHg", "장기 금연 시", "혈압 166/96 → 120/80 mmHg",
-                                     "2기 고혈압 ≥160/≥100"], []),
-    "missing_lipids": ([rec(person_id="p03", **LIPIDS)], "en",
-                       ["Missing inputs that would sharpen the estimate", "Total cholesterol · HDL cholesterol · "
-                        "Triglycerides"], ["All key inputs are present"]),
-    "known_diabetes": ([rec(person_id="p04", history_diabetes=1, on_diabetes_medication=1, fasting_glucose=142)],
-                       "ko", [TEXT["not_applicable"]["ko"]], []),
-    "five_checkups": (five_checkups("p05"), "ko", [TEXT["trends"]["ko"], TEXT["trends_risk"]["ko"],
-                                                   "이력으로 사용한 이전 검진 4회"], []),
-    "five_checkups_en": (five_checkups("p06"), "en", ["Trends over checkups", "Systolic BP (mmHg)",
-                                                      "Fasting glucose (mg/dL)", "BMI (kg/m²)", "LDL cholesterol",
-                                                      "eGFR"], []),
+    "young_woman": (
+        [
+            rec(
+                person_id="p01",
+                sex="F",
+                age=26,
+                height_cm=162,
+                weight_kg=52,
+                waist_cm=68,
+                sbp=108,
+                dbp=66,
+                fasting_glucose=84,
+                ldl=92,
+                total_cholesterol=170,
+                smoking_status=1,
+                drinking=0,
+                activity_days_per_week=5,
+            )
+        ],
+        "ko",
+        ["이전 검진 기록 없음", "정상 18.5–22.9"],
+        [TEXT["trends"]["ko"]],
+    ),
+    "old_man_hypertensive_smoker": (
+        [rec(person_id="p02", age=78, sbp=166, dbp=96, smoking_status=3)],
+        "ko",
+        ["혈압: 166/96 mmHg", "장기 금연 시", "혈압 166/96 → 120/80 mmHg", "2기 고혈압 ≥160/≥100"],
+        [],
+    ),
+    "missing_lipids": (
+        [rec(person_id="p03", **LIPIDS)],
+        "en",
+        ["Missing inputs that would sharpen the estimate", "Total cholesterol · HDL cholesterol · Triglycerides"],
+        ["All key inputs are present"],
+    ),
+    "known_diabetes": (
+        [rec(person_id="p04", history_diabetes=1, on_diabetes_medication=1, fasting_glucose=142)],
+        "ko",
+        [TEXT["not_applicable"]["ko"]],
+        [],
+    ),
+    "five_checkups": (
+        five_checkups("p05"),
+        "ko",
+        [TEXT["trends"]["ko"], TEXT["trends_risk"]["ko"], "이력으로 사용한 이전 검진 4회"],
+        [],
+    ),
+    "five_checkups_en": (
+        five_checkups("p06"),
+        "en",
+        [
+            "Trends over checkups",
+            "Systolic BP (mmHg)",
+            "Fasting glucose (mg/dL)",
+            "BMI (kg/m²)",
+            "LDL cholesterol",
+            "eGFR",
+        ],
+        [],
+    ),
     "stale_exam": ([rec(person_id="p07", exam_date="2021-03-02")], "ko", ["위험 기간이 이미 지났습니다"], []),
     "dbp_without_sbp": ([rec(person_id="p08", sbp=None, dbp=72)], "en", [], ["normal <120/<80"]),
-    "severe_obesity": ([rec(person_id="p09", height_cm=165, weight_kg=112, waist_cm=118, sbp=184, dbp=102)], "ko",
-                       ["3단계 비만 ≥35", "체중 112.0 → 100.8 kg", "혈압 184/102 → 120/80 mmHg: 추정하지 않음",
-                        "복부비만"], []),
-    "age_band_only_woman": ([rec(person_id="p10", sex="F", age=None, age_group=14, height_cm=155, weight_kg=61,
-                                 waist_cm=86, fasting_glucose=118)],
-                            "en", ["exact age", "defining measure: near-tautological", "abdominal obesity"], []),
-    "kidney_proteinuria": ([rec(person_id="p11", urine_protein=4, serum_creatinine=1.4, age=68)], "en",
-                           ["Outcomes that do not apply"], []),
+    "severe_obesity": (
+        [rec(person_id="p09", height_cm=165, weight_kg=112, waist_cm=118, sbp=184, dbp=102)],
+        "ko",
+        ["3단계 비만 ≥35", "체중 112.0 → 100.8 kg", "혈압 184/102 → 120/80 mmHg: 추정하지 않음", "복부비만"],
+        [],
+    ),
+    "age_band_only_woman": (
+        [
+            rec(
+                person_id="p10",
+                sex="F",
+                age=None,
+                age_group=14,
+                height_cm=155,
+                weight_kg=61,
+                waist_cm=86,
+                fasting_glucose=118,
+            )
+        ],
+        "en",
+        ["exact age", "defining measure: near-tautological", "abdominal obesity"],
+        [],
+    ),
+    "kidney_proteinuria": (
+        [rec(person_id="p11", urine_protein=4, serum_creatinine=1.4, age=68)],
+        "en",
+        ["Outcomes that do not apply"],
+        [],
+    ),
 }
 
 
@@ -98,10 +172,22 @@ def screenshot(html: str, name: str, tmp: Path, height: int, artifacts: Path) ->
     page.write_text(html, encoding="utf-8")
     shot = tmp / f"panel_{name}.png"
     proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-         f"--user-data-dir={tmp / 'chromium-profile'}", f"--screenshot={shot}", f"--window-size=900,{height}",
-         page.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            f"--user-data-dir={tmp / 'chromium-profile'}",
+            f"--screenshot={shot}",
+            f"--window-size=900,{height}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shot.exists(), proc.stderr[-2000:]
     shutil.copy(shot, artifacts / shot.name)
     return shot
@@ -167,8 +253,9 @@ def test_trends_score_each_checkup_with_its_own_history(scorer):
     checkups = five_checkups("p12")
     ctx = build_context(scorer, [dict(r) for r in checkups], "en", today=TODAY)
     trends = ctx["trends"]
-    assert [c["title"] for c in trends["measures"]] == [TEXT[f"trend_{m}"]["en"] for m in
-                                                        ("sbp", "fasting_glucose", "bmi", "ldl", "egfr")]
+    assert [c["title"] for c in trends["measures"]] == [
+        TEXT[f"trend_{m}"]["en"] for m in ("sbp", "fasting_glucose", "bmi", "ldl", "egfr")
+    ]
     sbp = trends["measures"][0]
     assert [p["label"] for p in sbp["points"]] == ["124", "128", "132", "136", "140"]
     assert sbp["first"] == "2021-05" and sbp["last"] == "2025-05"
@@ -181,14 +268,17 @@ def test_trends_score_each_checkup_with_its_own_history(scorer):
         outcome = next(o for o, spec in OUTCOME_SPECS.items() if spec.short_en == chart["title"])
         expected = []
         for k in range(5):
-            r = scorer.score_records([dict(c) for c in checkups[:k + 1]], explain=False, today=TODAY)[-1]
+            r = scorer.score_records([dict(c) for c in checkups[: k + 1]], explain=False, today=TODAY)[-1]
             p = r["risks"][outcome]["probability"]
             if p is not None:
                 expected.append(risk_text(p))
         assert [pt["label"] for pt in chart["points"]] == expected, outcome
     html = render_html(scorer, [dict(r) for r in checkups], "en", today=TODAY)
-    assert html.count("<polyline") >= 6 and "<script" not in html and "http://" not in html.replace(
-        'xmlns="http://www.w3.org/2000/svg"', "")
+    assert (
+        html.count("<polyline") >= 6
+        and "<script" not in html
+        and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    )
 
 
 def test_score_groups_by_default_and_features_on_request(client):

@@ -52,8 +52,11 @@ def test_risk_assessments_match_score(client, service_home):
 
 
 def test_api_token_required(client):
-    r = client.post("/fhir/risk-assessment", content=json.dumps(to_bundle(EXAMPLE_RECORD)),
-                    headers={**FHIR, "Authorization": "Bearer wrong"})
+    r = client.post(
+        "/fhir/risk-assessment",
+        content=json.dumps(to_bundle(EXAMPLE_RECORD)),
+        headers={**FHIR, "Authorization": "Bearer wrong"},
+    )
     assert r.status_code == 401
 
 
@@ -94,8 +97,11 @@ def _recent(records: list[dict]) -> list[dict]:
     """One person's checkups moved by whole years so that the newest is within the last year (the
     synthetic cohort ends years ago; a stale checkup would get no risk card). Ages stay as they are."""
     newest = dt.date.fromisoformat(records[-1]["exam_date"])
-    shift = dt.date.today().year - newest.year - (1 if newest.replace(year=dt.date.today().year, day=min(newest.day, 28))
-                                                  > dt.date.today() else 0)
+    shift = (
+        dt.date.today().year
+        - newest.year
+        - (1 if newest.replace(year=dt.date.today().year, day=min(newest.day, 28)) > dt.date.today() else 0)
+    )
     out = []
     for r in records:
         day = dt.date.fromisoformat(r["exam_date"])
@@ -122,11 +128,19 @@ def test_end_to_end_generated_patients(client, cds_client_keys, service_home):
         patient = bundle["entry"][0]["resource"]
         body = cds_call(records[-1])
         body["context"]["patientId"] = patient["id"]
-        body["prefetch"] = {"patient": patient, "observations": {
-            "resourceType": "Bundle", "type": "searchset",
-            "entry": [e for e in bundle["entry"][1:] if e["resource"]["resourceType"] == "Observation"]},
-            "conditions": {"resourceType": "Bundle", "type": "searchset",
-                           "entry": [e for e in bundle["entry"][1:] if e["resource"]["resourceType"] != "Observation"]}}
+        body["prefetch"] = {
+            "patient": patient,
+            "observations": {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [e for e in bundle["entry"][1:] if e["resource"]["resourceType"] == "Observation"],
+            },
+            "conditions": {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [e for e in bundle["entry"][1:] if e["resource"]["resourceType"] != "Observation"],
+            },
+        }
         token = cds_client_keys.token(URL)
         r = client.post("/cds-services/checkup-risk", json=body, headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200, r.text
@@ -139,10 +153,14 @@ def test_end_to_end_generated_patients(client, cds_client_keys, service_home):
                 ra = action["resource"]
                 RiskAssessment.model_validate(ra)
                 assert check_risk_assessment(ra, version, {b["reference"] for b in ra["basis"]}) == []
-                outcome = next(o for o, s in OUTCOME_SPECS.items()
-                               if s.snomed == ra["prediction"][0]["outcome"]["coding"][0]["code"])
+                outcome = next(
+                    o
+                    for o, s in OUTCOME_SPECS.items()
+                    if s.snomed == ra["prediction"][0]["outcome"]["coding"][0]["code"]
+                )
                 assert ra["prediction"][0]["probabilityDecimal"] == pytest.approx(
-                    score["risks"][outcome]["probability"], abs=1e-6)
+                    score["risks"][outcome]["probability"], abs=1e-6
+                )
     assert cards >= 8
 
 
@@ -173,10 +191,20 @@ def test_interval_extension_is_checked():
     from serving.fhir_out import check_risk_assessment, probability_interval_extension
 
     assert probability_interval_extension(None) == []
-    ra = {"resourceType": "RiskAssessment", "status": "final", "subject": {"reference": "Patient/p"},
-          "method": {"coding": [{"version": "1"}]}, "basis": [{"reference": "Patient/p"}],
-          "prediction": [{"outcome": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]},
-                          "probabilityDecimal": 0.2, "extension": probability_interval_extension([0.1, 0.3])}]}
+    ra = {
+        "resourceType": "RiskAssessment",
+        "status": "final",
+        "subject": {"reference": "Patient/p"},
+        "method": {"coding": [{"version": "1"}]},
+        "basis": [{"reference": "Patient/p"}],
+        "prediction": [
+            {
+                "outcome": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]},
+                "probabilityDecimal": 0.2,
+                "extension": probability_interval_extension([0.1, 0.3]),
+            }
+        ],
+    }
     RiskAssessment.model_validate(ra)
     assert check_risk_assessment(ra, "1", {"Patient/p"}) == []
     ra["prediction"][0]["extension"] = probability_interval_extension([0.25, 0.3])  # excludes the point

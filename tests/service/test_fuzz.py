@@ -11,14 +11,25 @@ from features.fhir import to_bundle
 from features.schema import EXAMPLE_RECORD
 from tests.service.test_cds import URL, cds_call
 
-SETTINGS = settings(max_examples=120, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-10**20, max_value=10**20),
-                    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
-json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                            st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-                           max_leaves=12)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
 
 
 def _paths(value, prefix=()):
@@ -59,8 +70,11 @@ def test_arbitrary_json_everywhere(client, cds_client_keys, body):
     raw = json.dumps(body)
     _assert_not_5xx(client.post("/score", content=raw, headers={"Content-Type": "application/json"}))
     _assert_not_5xx(client.post("/fhir/risk-assessment", content=raw))
-    _assert_not_5xx(client.post("/cds-services/checkup-risk", content=raw,
-                                headers={"Authorization": f"Bearer {cds_client_keys.token(URL)}"}))
+    _assert_not_5xx(
+        client.post(
+            "/cds-services/checkup-risk", content=raw, headers={"Authorization": f"Bearer {cds_client_keys.token(URL)}"}
+        )
+    )
 
 
 @SETTINGS
@@ -80,5 +94,8 @@ def test_mutated_fhir_bundles(client, data):
 @given(data=st.data())
 def test_mutated_cds_calls(client, cds_client_keys, data):
     body = _mutate(cds_call(EXAMPLE_RECORD), data)
-    _assert_not_5xx(client.post("/cds-services/checkup-risk", json=body,
-                                headers={"Authorization": f"Bearer {cds_client_keys.token(URL)}"}))
+    _assert_not_5xx(
+        client.post(
+            "/cds-services/checkup-risk", json=body, headers={"Authorization": f"Bearer {cds_client_keys.token(URL)}"}
+        )
+    )

@@ -12,8 +12,10 @@ def test_linked_report_uses_the_kept_history(client, service_home):
 
     home, _, _ = service_home
     today = dt.date.today()
-    checkups = [dict(EXAMPLE_RECORD, person_id="link-h", exam_date=(today - dt.timedelta(days=d)).isoformat(),
-                     sbp=s) for d, s in ((800, 120), (420, 126), (30, 132))]
+    checkups = [
+        dict(EXAMPLE_RECORD, person_id="link-h", exam_date=(today - dt.timedelta(days=d)).isoformat(), sbp=s)
+        for d, s in ((800, 120), (420, 126), (30, 132))
+    ]
     # The store the service keeps card records in (serving.service.RiskService), oldest first.
     kept = RecentRecords(home / "recent_records.sqlite")
     r = client.get(f"/reports/{kept.put(checkups)}", params={"lang": "en"})

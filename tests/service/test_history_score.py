@@ -24,8 +24,20 @@ def person(pid: str) -> list[dict]:
     blood pressure and glucose rise, so the newest's history features all differ from none."""
     base = {k: v for k, v in EXAMPLE_RECORD.items() if k not in ("total_cholesterol", "hdl", "ldl", "triglycerides")}
     return [
-        dict(base, person_id=pid, exam_date=ago(800), age=52, weight_kg=70.0, sbp=118, dbp=76, fasting_glucose=92,
-             total_cholesterol=205, hdl=48, ldl=128, triglycerides=150),
+        dict(
+            base,
+            person_id=pid,
+            exam_date=ago(800),
+            age=52,
+            weight_kg=70.0,
+            sbp=118,
+            dbp=76,
+            fasting_glucose=92,
+            total_cholesterol=205,
+            hdl=48,
+            ldl=128,
+            triglycerides=150,
+        ),
         dict(base, person_id=pid, exam_date=ago(420), age=53, weight_kg=74.0, sbp=126, dbp=80, fasting_glucose=101),
         dict(base, person_id=pid, exam_date=ago(30), age=54, weight_kg=79.0, sbp=134, dbp=86, fasting_glucose=112),
     ]
@@ -82,11 +94,11 @@ def test_history_features_are_built_from_sorted_history(scorer):
     shuffled = [recs[1], recs[2], recs[0]]
     X_shuffled = feature_matrix(Columns.from_records(shuffled))
     np.testing.assert_array_equal(X_shuffled, X_sorted[[1, 2, 0]])
-    f = dict(zip(FEATURES, X_sorted[2]))
+    f = dict(zip(FEATURES, X_sorted[2], strict=True))
     assert f["years_since_last_exam"] == pytest.approx(390 / 365.25)
     assert f["delta_sbp"] == 8 and f["last_ldl"] == 128
     assert f["years_since_lipids"] == pytest.approx(770 / 365.25)
-    assert math.isnan(dict(zip(FEATURES, X_sorted[0]))["years_since_last_exam"])
+    assert math.isnan(dict(zip(FEATURES, X_sorted[0], strict=True))["years_since_last_exam"])
 
 
 def test_two_persons_interleaved(client):
@@ -126,15 +138,23 @@ def test_stale_checkup_is_flagged_and_keeps_its_probability(client):
     stale, fresh = post(client, [old, recent], explain=False)
     assert stale["stale"] is True and fresh["stale"] is False
     years = int((TODAY - dt.date(2015, 6, 1)).days // 365.25)
-    assert any(f"is {years} years old" in w and "one-year risk window" in w for w in stale["warnings"]), stale["warnings"]
+    assert any(f"is {years} years old" in w and "one-year risk window" in w for w in stale["warnings"]), stale[
+        "warnings"
+    ]
     assert not any("stale" in w for w in fresh["warnings"])
     applicable = [o for o in OUTCOMES if stale["risks"][o]["applicable"]]
     assert applicable and all(0 < stale["risks"][o]["probability"] < 1 for o in applicable)
 
 
 def test_service_is_stale_after_two_years_by_default(client):
-    edge, past = post(client, [dict(EXAMPLE_RECORD, person_id="e-1", exam_date=ago(730)),
-                               dict(EXAMPLE_RECORD, person_id="e-2", exam_date=ago(731))], explain=False)
+    edge, past = post(
+        client,
+        [
+            dict(EXAMPLE_RECORD, person_id="e-1", exam_date=ago(730)),
+            dict(EXAMPLE_RECORD, person_id="e-2", exam_date=ago(731)),
+        ],
+        explain=False,
+    )
     assert edge["stale"] is False and past["stale"] is True
     assert any("2 years old" in w for w in past["warnings"])
 
@@ -200,6 +220,7 @@ def test_present_history_can_be_listed(client):
                 assert not (c["feature"] in LONGITUDINAL_FEATURES and c["value"] is None), c
             if risk["applicable"]:
                 p = risk["probability"]
-                total = (risk["base_log_odds"] + sum(c["log_odds"] for c in risk["contributions"])
-                         + risk["other_log_odds"])
+                total = (
+                    risk["base_log_odds"] + sum(c["log_odds"] for c in risk["contributions"]) + risk["other_log_odds"]
+                )
                 assert total == pytest.approx(math.log(p / (1 - p)), abs=1e-9)

@@ -26,6 +26,7 @@ def post(client, cds_client_keys):
         token = cds_client_keys.token(URL)
         headers = {"Authorization": f"Bearer {token}"}
         return client.post(URL.replace("http://testserver", ""), json=body, headers=headers)
+
     return call
 
 
@@ -129,8 +130,9 @@ def test_stale_card_from_a_synthetic_model_says_so(post):
     assert card["indicator"] == "info" and "합성(가상) 데이터" in card["detail"]
 
 
-@pytest.mark.parametrize("lang,words", [("ko", "합성(가상) 데이터로 학습한 모델"),
-                                        ("en", "synthetic (simulated) people")])
+@pytest.mark.parametrize(
+    "lang,words", [("ko", "합성(가상) 데이터로 학습한 모델"), ("en", "synthetic (simulated) people")]
+)
 def test_report_banner(client, lang, words):
     r = client.post("/report", json={"checkup": EXAMPLE_RECORD, "lang": lang})
     assert r.status_code == 200

@@ -86,8 +86,9 @@ def test_no_feature_codes_are_shown(scorer):
         rec = canonical(person_id="p-1", sbp=165, dbp=95, ldl=170, smoking_status=3)
         text = visible_text(render_html(scorer, rec, lang))
         shown = [f for f in FEATURES if "_" in f and f in text]
-        shown += [w for w in ("sbp", "dbp", "hdl", "ldl", "ast", "alt", "ggt", "bmi", "egfr")
-                  if re.search(rf"\b{w}\b", text)]
+        shown += [
+            w for w in ("sbp", "dbp", "hdl", "ldl", "ast", "alt", "ggt", "bmi", "egfr") if re.search(rf"\b{w}\b", text)
+        ]
         assert not shown, (lang, shown)
 
 
@@ -114,8 +115,13 @@ def test_bundle_without_percentiles_omits_the_line(scorer):
 def test_what_if_sbp_120_never_raises_cvd_risk(scorer):
     rng = np.random.default_rng(3)
     for i in range(25):
-        rec = canonical(person_id=f"w{i}", age=int(rng.integers(35, 80)), sbp=float(rng.integers(141, 200)),
-                        dbp=float(rng.integers(70, 110)), smoking_status=int(rng.integers(1, 4)))
+        rec = canonical(
+            person_id=f"w{i}",
+            age=int(rng.integers(35, 80)),
+            sbp=float(rng.integers(141, 200)),
+            dbp=float(rng.integers(70, 110)),
+            smoking_status=int(rng.integers(1, 4)),
+        )
         now, changes = what_if(scorer, rec)
         by_key = {w.key: (w, after) for w, after in changes}
         w, after = by_key["bp"]
@@ -135,8 +141,18 @@ def test_what_if_sbp_120_never_raises_cvd_risk(scorer):
 
 
 def test_what_if_changes_inputs_and_recomputes_derived_features():
-    rec = canonical(height_cm=170.0, weight_kg=80.0, ldl=150, total_cholesterol=230, fasting_glucose=110,
-                    sbp=118, dbp=76, smoking_status=1, drinking=0, activity_days_per_week=6)
+    rec = canonical(
+        height_cm=170.0,
+        weight_kg=80.0,
+        ldl=150,
+        total_cholesterol=230,
+        fasting_glucose=110,
+        sbp=118,
+        dbp=76,
+        smoking_status=1,
+        drinking=0,
+        activity_days_per_week=6,
+    )
     changes = {w.key: w for w in what_if_changes(rec)}
     assert set(changes) == {"bmi", "ldl", "glucose", "all"}  # only what is off target
     variant = {**rec, **changes["all"].changes}
@@ -148,8 +164,21 @@ def test_what_if_changes_inputs_and_recomputes_derived_features():
     assert near.changes == {"weight_kg": round(23.0 * 1.7**2, 1)}  # BMI 23 within 10 %: the target itself
     assert f["ldl"] == 100 and f["total_cholesterol"] == 180 and f["non_hdl"] == 180 - rec["hdl"]
     assert f["tyg_index"] == pytest.approx(np.log(rec["triglycerides"] * 99 / 2))
-    assert what_if_changes(canonical(sbp=118, dbp=70, ldl=90, fasting_glucose=90, smoking_status=1, drinking=0,
-                                     activity_days_per_week=5, weight_kg=60.0)) == []
+    assert (
+        what_if_changes(
+            canonical(
+                sbp=118,
+                dbp=70,
+                ldl=90,
+                fasting_glucose=90,
+                smoking_status=1,
+                drinking=0,
+                activity_days_per_week=5,
+                weight_kg=60.0,
+            )
+        )
+        == []
+    )
 
 
 def test_inapplicable_outcome_says_why(scorer):
@@ -183,7 +212,7 @@ def test_waterfall_ends_at_the_headline_risk(scorer):
     rec = canonical()
     risks = scorer.score_records([dict(rec)], explain=True, top_k=5)[0]["risks"]
     text = visible_text(render_html(scorer, rec, "en"))
-    for o, r in risks.items():
+    for _o, r in risks.items():
         if r["applicable"]:
             assert f"This person's risk {risk_text(r['probability'])}" in text
 
@@ -207,14 +236,17 @@ def test_report_route_needs_the_token(client):
     assert r.status_code == 401 and "html" not in r.text
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"checkup": {**REC, "sbp": 400}}, "sbp"),
-    ({**REC, "sbp": 400}, "sbp"),
-    ({"checkup": {**REC, "dbp": 150}}, "dbp"),
-    ({"checkup": {**REC, "unknown_field": 1}}, "unknown_field"),
-    ({"checkup": {k: v for k, v in REC.items() if k != "sex"}}, "sex"),
-    ({"checkup": REC, "lang": "fr"}, "lang"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"checkup": {**REC, "sbp": 400}}, "sbp"),
+        ({**REC, "sbp": 400}, "sbp"),
+        ({"checkup": {**REC, "dbp": 150}}, "dbp"),
+        ({"checkup": {**REC, "unknown_field": 1}}, "unknown_field"),
+        ({"checkup": {k: v for k, v in REC.items() if k != "sex"}}, "sex"),
+        ({"checkup": REC, "lang": "fr"}, "lang"),
+    ],
+)
 def test_report_route_rejects_bad_records_naming_the_field(client, body, field):
     r = client.post("/report", json=body)
     assert r.status_code == 422, r.text
@@ -232,9 +264,18 @@ def checkups_of(pid: str = "hist-1") -> list[dict]:
     lipids = ("total_cholesterol", "hdl", "ldl", "triglycerides")
     base = {k: v for k, v in REC.items() if k not in lipids}
     days = (800, 420, 30)
-    return [dict(base, person_id=pid, exam_date=(TODAY - dt.timedelta(days=d)).isoformat(), age=52 + i,
-                 weight_kg=70.0 + 4 * i, sbp=118 + 8 * i, **(dict(zip(lipids, (205, 48, 128, 150))) if i == 0 else {}))
-            for i, d in enumerate(days)]
+    return [
+        dict(
+            base,
+            person_id=pid,
+            exam_date=(TODAY - dt.timedelta(days=d)).isoformat(),
+            age=52 + i,
+            weight_kg=70.0 + 4 * i,
+            sbp=118 + 8 * i,
+            **(dict(zip(lipids, (205, 48, 128, 150), strict=True)) if i == 0 else {}),
+        )
+        for i, d in enumerate(days)
+    ]
 
 
 def test_single_checkup_report_says_no_history_and_shows_no_history_factor(scorer):
@@ -242,8 +283,10 @@ def test_single_checkup_report_says_no_history_and_shows_no_history_factor(score
     from features.labels import FEATURE_LABELS
     from serving.report import build_context
 
-    for lang, none, absent in (("en", "No earlier checkups given", "no earlier record"),
-                               ("ko", "이전 검진 기록 없음", "이전 기록 없음")):
+    for lang, none, absent in (
+        ("en", "No earlier checkups given", "no earlier record"),
+        ("ko", "이전 검진 기록 없음", "이전 기록 없음"),
+    ):
         text = visible_text(render_html(scorer, canonical(), lang))
         assert none in text
         assert absent not in text  # no factor reads "no earlier record"
@@ -267,13 +310,14 @@ def test_report_of_a_list_reports_the_newest_with_its_history(scorer):
     assert f"Earlier checkups used as history: 2 ({dates})" in en
     assert f"이력으로 사용한 이전 검진 2회 ({dates})" in ko
     assert f"exam {recs[2]['exam_date'].isoformat()}" in en
-    for o, r in newest["risks"].items():
+    for _o, r in newest["risks"].items():
         if r["applicable"]:
             assert f"This person's risk {risk_text(r['probability'])}" in en
     # The same checkup alone is a different estimate: the history was used, not dropped.
     alone = scorer.score_records([dict(recs[2])], explain=False)[0]["risks"]
-    assert any(r["applicable"] and abs(r["probability"] - alone[o]["probability"]) > 1e-9
-               for o, r in newest["risks"].items())
+    assert any(
+        r["applicable"] and abs(r["probability"] - alone[o]["probability"]) > 1e-9 for o, r in newest["risks"].items()
+    )
     ctx = build_context(scorer, shuffled, "en")
     assert ctx["history_checkups"] == 2 and ctx["stale"] is None
 
@@ -290,8 +334,9 @@ def test_what_if_with_history_starts_from_the_scored_risk(scorer):
             assert now[o] == pytest.approx(scored[o]["probability"], abs=1e-9)
     # The sbp variant's change since the last checkup follows the new value, as a request would.
     sbp_after = {w.key: after for w, after in changes}["bp"]
-    direct = scorer.probabilities(feature_matrix(Columns.from_records(
-        [*map(dict, recs[:2]), {**recs[2], "sbp": 120.0, "dbp": 80.0}])))
+    direct = scorer.probabilities(
+        feature_matrix(Columns.from_records([*map(dict, recs[:2]), {**recs[2], "sbp": 120.0, "dbp": 80.0}]))
+    )
     assert sbp_after["cvd"] == pytest.approx(float(direct["cvd"][2]), abs=1e-12)
 
 
@@ -314,13 +359,14 @@ def test_report_route_takes_a_list_of_one_persons_checkups(client):
         assert r.status_code == 200, r.text
         text = visible_text(r.text)
         assert '<html lang="en">' in r.text and "Earlier checkups used as history: 2" in text
-        for o, risk in newest["risks"].items():
+        for _o, risk in newest["risks"].items():
             if risk["applicable"]:
                 assert f"This person's risk {risk_text(risk['probability'])}" in text
     # A bare list without ?lang= is Korean; a "lang" in the body wins over ?lang=.
     assert '<html lang="ko">' in client.post("/report", json=recs).text
-    assert '<html lang="ko">' in client.post("/report", json={"checkups": recs, "lang": "ko"},
-                                             params={"lang": "en"}).text
+    assert (
+        '<html lang="ko">' in client.post("/report", json={"checkups": recs, "lang": "ko"}, params={"lang": "en"}).text
+    )
 
 
 @pytest.mark.parametrize("shape", ["object", "bare"])
@@ -355,17 +401,20 @@ def test_what_if_words_smoking_long_term_and_defining_measures(scorer):
     keys = [o["key"] for o in ctx["outcomes"]]
     rows = {r["text"]: r for r in ctx["whatifs"]}
     shown = 0
-    for label, defines in (("Fasting glucose 118 → 99 mg/dL", "diabetes"), ("LDL cholesterol 150 → 100 mg/dL",
-                                                                            "dyslipidemia"),
-                           ("After long-term cessation (current → former smoker)", None)):
+    for label, defines in (
+        ("Fasting glucose 118 → 99 mg/dL", "diabetes"),
+        ("LDL cholesterol 150 → 100 mg/dL", "dyslipidemia"),
+        ("After long-term cessation (current → former smoker)", None),
+    ):
         if label not in rows:  # no meaningful change anywhere: said once, without cells
             assert label in ctx["whatif_unchanged"]
             continue
-        for o, cell in zip(keys, rows[label]["cells"]):
+        for o, cell in zip(keys, rows[label]["cells"], strict=True):
             assert cell["defining"] == (o == defines)  # glucose defines diabetes, LDL dyslipidemia, smoking nothing
             shown += cell["defining"]
-    assert ("defining measure: near-tautological" in text) == bool(shown or any(
-        c["defining"] for r in ctx["whatifs"] for c in r["cells"] or []))
+    assert ("defining measure: near-tautological" in text) == bool(
+        shown or any(c["defining"] for r in ctx["whatifs"] for c in r["cells"] or [])
+    )
     # Every outcome shown says where its category cut-offs come from.
     assert "Korean Diabetes Risk Score" in text and "Hong et al., PLoS One 2020" in text
     if "dyslipidemia" in keys:
@@ -383,8 +432,10 @@ def test_small_what_if_changes_read_as_no_meaningful_change(scorer):
     text = visible_text(render_html(scorer, rec, "en"))
     assert changes
     for w, after in changes:
-        words = {o["key"]: risk_change_text(now[o["key"]], after[o["key"]], "en", o["interval_values"])
-                 for o in ctx["outcomes"]}
+        words = {
+            o["key"]: risk_change_text(now[o["key"]], after[o["key"]], "en", o["interval_values"])
+            for o in ctx["outcomes"]
+        }
         for o in ctx["outcomes"]:
             if abs(after[o["key"]] - now[o["key"]]) < 0.001:
                 assert words[o["key"]] == ("no meaningful change", "same")

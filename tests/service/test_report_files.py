@@ -64,8 +64,12 @@ def test_pdf_is_one_page_with_korean_english_and_numbers(scorer, record, tmp_pat
         # strongest is the model's business, so the expected words come from the report's context.
         from serving.report import build_context
 
-        rows = [r for o in build_context(scorer, record, lang)["outcomes"] for r in o["waterfall"]["rows"]
-                if r["kind"] == "bar" and r.get("cutoff")]
+        rows = [
+            r
+            for o in build_context(scorer, record, lang)["outcomes"]
+            for r in o["waterfall"]["rows"]
+            if r["kind"] == "bar" and r.get("cutoff")
+        ]
         assert rows, "no factor with a judgement cut-off was shown"
         for r in rows:
             assert f"{r['value']} — {r['cutoff']}" in text, (lang, r["value"], r["cutoff"])
@@ -83,10 +87,22 @@ def test_chromium_screenshot_is_a_real_page(scorer, record, tmp_path, artifacts)
     page.write_text(render_html(scorer, record, "ko"), encoding="utf-8")
     shot = tmp_path / "report_ko.png"
     proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-         f"--user-data-dir={tmp_path / 'chromium-profile'}", f"--screenshot={shot}", "--window-size=1240,1754",
-         page.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1240,1754",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shot.exists(), proc.stderr[-2000:]
     keep(shot, artifacts)
     from PIL import Image
@@ -133,8 +149,10 @@ def test_cli_report_of_one_persons_checkups_as_a_json_list(service_home, tmp_pat
 
     today = dt.date.today()
     base = {k: v for k, v in EXAMPLE_RECORD.items() if k not in ("total_cholesterol", "hdl", "ldl", "triglycerides")}
-    checkups = [dict(base, person_id="cli-h", exam_date=(today - dt.timedelta(days=d)).isoformat(), sbp=s)
-                for d, s in ((40, 138), (800, 122), (420, 130))]  # not in date order
+    checkups = [
+        dict(base, person_id="cli-h", exam_date=(today - dt.timedelta(days=d)).isoformat(), sbp=s)
+        for d, s in ((40, 138), (800, 122), (420, 130))
+    ]  # not in date order
     source = tmp_path / "checkups.json"
     source.write_text(json.dumps(checkups))
     assert main(["report", "--input", str(source), "--lang", "en", "--out", str(tmp_path / "h.html")]) == 0

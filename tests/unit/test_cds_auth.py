@@ -32,24 +32,36 @@ def test_accepts_es384_and_rs384(verifier, keys):
 def test_audience_may_be_a_list(verifier, keys):
     import jwt
 
-    token = jwt.encode({"iss": keys.iss, "aud": ["https://other", AUD], "exp": int(time.time()) + 60,
-                        "iat": int(time.time()), "jti": "list-aud"}, keys.ec, algorithm="ES384",
-                       headers={"kid": "ec-1", "typ": "JWT"})
+    token = jwt.encode(
+        {
+            "iss": keys.iss,
+            "aud": ["https://other", AUD],
+            "exp": int(time.time()) + 60,
+            "iat": int(time.time()),
+            "jti": "list-aud",
+        },
+        keys.ec,
+        algorithm="ES384",
+        headers={"kid": "ec-1", "typ": "JWT"},
+    )
     assert verifier.verify(f"Bearer {token}", AUD)
 
 
-@pytest.mark.parametrize("make,reason", [
-    (lambda k: k.token(AUD, alg="PS384"), "algorithm"),
-    (lambda k: k.token(AUD, alg="RS256"), "algorithm"),
-    (lambda k: k.token(AUD, alg="ES384", kid="rsa-1"), "does not match"),
-    (lambda k: k.token(AUD, headers={"jku": "https://evil.example/jwks.json"}), "jku"),
-    (lambda k: k.token(AUD, exp_in=7200), "too far"),
-    (lambda k: k.token(AUD, iat=time.time() + 600), "future"),
-    (lambda k: k.token(AUD, drop=("exp",)), "exp"),
-    (lambda k: k.token(AUD, drop=("iat",)), "iat"),
-    (lambda k: k.token(AUD, headers={"typ": "at+jwt"}), "typ"),
-    (lambda k: "not.a.jwt", "malformed"),
-])
+@pytest.mark.parametrize(
+    "make,reason",
+    [
+        (lambda k: k.token(AUD, alg="PS384"), "algorithm"),
+        (lambda k: k.token(AUD, alg="RS256"), "algorithm"),
+        (lambda k: k.token(AUD, alg="ES384", kid="rsa-1"), "does not match"),
+        (lambda k: k.token(AUD, headers={"jku": "https://evil.example/jwks.json"}), "jku"),
+        (lambda k: k.token(AUD, exp_in=7200), "too far"),
+        (lambda k: k.token(AUD, iat=time.time() + 600), "future"),
+        (lambda k: k.token(AUD, drop=("exp",)), "exp"),
+        (lambda k: k.token(AUD, drop=("iat",)), "iat"),
+        (lambda k: k.token(AUD, headers={"typ": "at+jwt"}), "typ"),
+        (lambda k: "not.a.jwt", "malformed"),
+    ],
+)
 def test_refusals(verifier, keys, make, reason):
     with pytest.raises(CdsAuthError, match=reason):
         verifier.verify(f"Bearer {make(keys)}", AUD)
@@ -58,8 +70,12 @@ def test_refusals(verifier, keys, make, reason):
 def test_missing_kid_is_refused(verifier, keys):
     import jwt
 
-    token = jwt.encode({"iss": keys.iss, "aud": AUD, "exp": int(time.time()) + 60, "iat": int(time.time()),
-                        "jti": "k"}, keys.ec, algorithm="ES384", headers={"typ": "JWT"})
+    token = jwt.encode(
+        {"iss": keys.iss, "aud": AUD, "exp": int(time.time()) + 60, "iat": int(time.time()), "jti": "k"},
+        keys.ec,
+        algorithm="ES384",
+        headers={"typ": "JWT"},
+    )
     with pytest.raises(CdsAuthError, match="kid"):
         verifier.verify(f"Bearer {token}", AUD)
 
@@ -113,8 +129,9 @@ def test_jwks_url_with_key_rotation(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/jwks.json"
-        verifier = CdsVerifier(load_clients(old.write_allowlist(tmp_path / "c.json", jwks_url=url)),
-                               ReplayCache(tmp_path / "jti.db"))
+        verifier = CdsVerifier(
+            load_clients(old.write_allowlist(tmp_path / "c.json", jwks_url=url)), ReplayCache(tmp_path / "jti.db")
+        )
         verifier.verify(f"Bearer {old.token(AUD, headers={'jku': url})}", AUD)
         verifier.verify(f"Bearer {old.token(AUD)}", AUD)
         assert _Jwks.hits == 1  # cached

@@ -56,11 +56,23 @@ def test_bp_category_korean_stages():
 def test_derived_values_on_a_hand_made_record():
     df = pd.DataFrame(
         {
-            "person_id": ["p"], "exam_date": ["2020-03-01"], "sex": ["M"], "age": [50],
-            "height_cm": [170.0], "weight_kg": [72.25], "waist_cm": [85.0],
-            "total_cholesterol": [200.0], "hdl": [50.0], "triglycerides": [150.0],
-            "fasting_glucose": [100.0], "ggt": [30.0], "ast": [20.0], "alt": [40.0],
-            "sbp": [130.0], "dbp": [85.0], "smoking_status": [3.0],
+            "person_id": ["p"],
+            "exam_date": ["2020-03-01"],
+            "sex": ["M"],
+            "age": [50],
+            "height_cm": [170.0],
+            "weight_kg": [72.25],
+            "waist_cm": [85.0],
+            "total_cholesterol": [200.0],
+            "hdl": [50.0],
+            "triglycerides": [150.0],
+            "fasting_glucose": [100.0],
+            "ggt": [30.0],
+            "ast": [20.0],
+            "alt": [40.0],
+            "sbp": [130.0],
+            "dbp": [85.0],
+            "smoking_status": [3.0],
         }
     )
     x = build_features(df).iloc[0]
@@ -116,8 +128,15 @@ def test_longitudinal_uses_only_earlier_checkups_in_any_input_order():
 
 
 def test_person_id_does_not_change_features():
-    base = pd.DataFrame({"person_id": ["a", "a"], "exam_date": ["2019-01-01", "2021-01-01"], "sex": ["M", "M"],
-                         "age": [50, 52], "sbp": [120.0, 130.0]})
+    base = pd.DataFrame(
+        {
+            "person_id": ["a", "a"],
+            "exam_date": ["2019-01-01", "2021-01-01"],
+            "sex": ["M", "M"],
+            "age": [50, 52],
+            "sbp": [120.0, 130.0],
+        }
+    )
     renamed = base.assign(person_id=["zzz", "zzz"])
     pd.testing.assert_frame_equal(build_features(base), build_features(renamed))
 
@@ -125,19 +144,32 @@ def test_person_id_does_not_change_features():
 def _history_frame() -> pd.DataFrame:
     rng = np.random.default_rng(5)
     n = 6
-    return pd.DataFrame({
-        "person_id": ["a"] * 3 + ["b"] * 3,
-        "exam_date": ["2016-03-01", "2018-03-01", "2020-03-01"] * 2,
-        "sex": ["M"] * 3 + ["F"] * 3, "age": [50, 52, 54, 61, 63, 65],
-        "height_cm": rng.normal(165, 5, n), "weight_kg": rng.normal(65, 8, n), "waist_cm": rng.normal(82, 6, n),
-        "sbp": rng.normal(125, 10, n), "dbp": rng.normal(78, 6, n), "fasting_glucose": rng.normal(100, 10, n),
-        "ggt": rng.normal(30, 5, n), "serum_creatinine": rng.normal(0.9, 0.1, n),
-        "total_cholesterol": rng.normal(195, 20, n), "hdl": rng.normal(52, 6, n), "ldl": rng.normal(115, 15, n),
-        "triglycerides": rng.normal(140, 20, n), "ast": rng.normal(24, 3, n), "alt": rng.normal(22, 3, n),
-        "hemoglobin": rng.normal(14, 1, n), "smoking_status": [1.0, 1.0, 3.0, 1.0, 2.0, 2.0],
-        # Lasting answers given at an earlier checkup, blank or "no" at the latest one.
-        **{f: [0.0, 1.0, np.nan, 1.0, np.nan, 0.0] for f in LASTING_FLAGS},
-    })
+    return pd.DataFrame(
+        {
+            "person_id": ["a"] * 3 + ["b"] * 3,
+            "exam_date": ["2016-03-01", "2018-03-01", "2020-03-01"] * 2,
+            "sex": ["M"] * 3 + ["F"] * 3,
+            "age": [50, 52, 54, 61, 63, 65],
+            "height_cm": rng.normal(165, 5, n),
+            "weight_kg": rng.normal(65, 8, n),
+            "waist_cm": rng.normal(82, 6, n),
+            "sbp": rng.normal(125, 10, n),
+            "dbp": rng.normal(78, 6, n),
+            "fasting_glucose": rng.normal(100, 10, n),
+            "ggt": rng.normal(30, 5, n),
+            "serum_creatinine": rng.normal(0.9, 0.1, n),
+            "total_cholesterol": rng.normal(195, 20, n),
+            "hdl": rng.normal(52, 6, n),
+            "ldl": rng.normal(115, 15, n),
+            "triglycerides": rng.normal(140, 20, n),
+            "ast": rng.normal(24, 3, n),
+            "alt": rng.normal(22, 3, n),
+            "hemoglobin": rng.normal(14, 1, n),
+            "smoking_status": [1.0, 1.0, 3.0, 1.0, 2.0, 2.0],
+            # Lasting answers given at an earlier checkup, blank or "no" at the latest one.
+            **{f: [0.0, 1.0, np.nan, 1.0, np.nan, 0.0] for f in LASTING_FLAGS},
+        }
+    )
 
 
 def test_history_inputs_are_all_the_longitudinal_features_read():
@@ -160,8 +192,13 @@ def test_history_inputs_are_all_the_longitudinal_features_read():
 
 def test_derived_inputs_are_what_each_derived_feature_reads():
     # Rows where SBP alone, then DBP alone, decides the blood-pressure stage.
-    base = pd.DataFrame([EXAMPLE_RECORD, {**EXAMPLE_RECORD, "sex": "F", "age": 40, "smoking_status": 1, "sbp": 110},
-                         {**EXAMPLE_RECORD, "dbp": 70}])
+    base = pd.DataFrame(
+        [
+            EXAMPLE_RECORD,
+            {**EXAMPLE_RECORD, "sex": "F", "age": 40, "smoking_status": 1, "sbp": 110},
+            {**EXAMPLE_RECORD, "dbp": 70},
+        ]
+    )
     before = derived_features(base)
     for name in DERIVED_FEATURES:
         inputs = inputs_of(name)

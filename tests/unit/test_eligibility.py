@@ -56,15 +56,16 @@ def test_ckd_uses_egfr_from_creatinine():
 # --- history: a known condition is never predicted as a new one ------------------------------
 
 
-
 def person(*rows: dict, pid: "str | None" = "p1") -> pd.DataFrame:
     """One person's checkups (dicts with exam_date and values), in the given order."""
     return pd.DataFrame([{"person_id": pid, "sex": "M", "age": 50, **r} for r in rows])
 
 
 def test_earlier_history_flag_still_holds_with_its_date():
-    df = person({"exam_date": "2018-03-01", "history_diabetes": 1, "on_statin": 1},
-                {"exam_date": "2020-03-01", "history_diabetes": 0, "on_statin": np.nan})
+    df = person(
+        {"exam_date": "2018-03-01", "history_diabetes": 1, "on_statin": 1},
+        {"exam_date": "2020-03-01", "history_diabetes": 0, "on_statin": np.nan},
+    )
     e, r = eligibility(df), ineligibility_reasons(df)
     assert e["diabetes"].tolist() == [False, False]
     assert e["dyslipidemia"].tolist() == [False, False]
@@ -75,16 +76,19 @@ def test_earlier_history_flag_still_holds_with_its_date():
 
 
 def test_dyslipidemia_carries_the_last_lipid_panel():
-    df = person({"exam_date": "2015-05-02", "ldl": 120, "total_cholesterol": 200, "hdl": 50, "triglycerides": 100},
-                {"exam_date": "2019-05-02", "ldl": 170, "total_cholesterol": 230, "hdl": 50, "triglycerides": 100},
-                {"exam_date": "2021-05-02"},
-                {"exam_date": "2023-05-02", "ldl": 150, "total_cholesterol": 220, "hdl": 45, "triglycerides": 120},
-                {"exam_date": "2024-05-02"})
+    df = person(
+        {"exam_date": "2015-05-02", "ldl": 120, "total_cholesterol": 200, "hdl": 50, "triglycerides": 100},
+        {"exam_date": "2019-05-02", "ldl": 170, "total_cholesterol": 230, "hdl": 50, "triglycerides": 100},
+        {"exam_date": "2021-05-02"},
+        {"exam_date": "2023-05-02", "ldl": 150, "total_cholesterol": 220, "hdl": 45, "triglycerides": 120},
+        {"exam_date": "2024-05-02"},
+    )
     e, r = eligibility(df), ineligibility_reasons(df)
     # The panel of 2019 was in range, the one of 2023 below every cut-off again.
     assert e["dyslipidemia"].tolist() == [True, False, False, True, True]
     assert r.loc[2, "dyslipidemia"] == (
-        "LDL cholesterol >= 160 mg/dL at the last lipid panel (2019-05-02) is already in the disease range")
+        "LDL cholesterol >= 160 mg/dL at the last lipid panel (2019-05-02) is already in the disease range"
+    )
     assert r.loc[1, "dyslipidemia"] == REASONS["dyslipidemia.ldl"].en
 
 
@@ -95,34 +99,47 @@ def test_lipid_panel_is_carried_as_a_whole():
 
 
 def test_other_measures_fall_back_to_the_last_recorded_value():
-    df = person({"exam_date": "2018-01-10", "fasting_glucose": 131, "sbp": 150, "dbp": 85,
-                 "serum_creatinine": 2.0, "urine_protein": 1},
-                {"exam_date": "2019-01-10", "urine_protein": 4},
-                {"exam_date": "2020-01-10"})
+    df = person(
+        {
+            "exam_date": "2018-01-10",
+            "fasting_glucose": 131,
+            "sbp": 150,
+            "dbp": 85,
+            "serum_creatinine": 2.0,
+            "urine_protein": 1,
+        },
+        {"exam_date": "2019-01-10", "urine_protein": 4},
+        {"exam_date": "2020-01-10"},
+    )
     e, r = eligibility(df), ineligibility_reasons(df)
     for o in ("diabetes", "hypertension", "ckd"):
         assert not e[o].any(), o
     # The 2019 checkup had no glucose: the last measurement is the one of 2018.
-    assert r.loc[2, "diabetes"] == ("fasting glucose >= 126 mg/dL at the last measurement (2018-01-10) "
-                                    "is already in the diabetes range")
+    assert r.loc[2, "diabetes"] == (
+        "fasting glucose >= 126 mg/dL at the last measurement (2018-01-10) is already in the diabetes range"
+    )
     assert "2018-01-10" in r.loc[1, "hypertension"] and "140/90" in r.loc[1, "hypertension"]
     # eGFR from the 2018 creatinine comes first; the dipstick of 2019 is the last urine test.
     assert "2018-01-10" in r.loc[2, "ckd"] and "eGFR" in r.loc[2, "ckd"]
     egfr_free = person({"exam_date": "2018-01-10", "urine_protein": 4}, {"exam_date": "2019-01-10"})
     assert ineligibility_reasons(egfr_free).loc[1, "ckd"] == (
-        "urine protein >= 1+ at the last urine test (2018-01-10) already meets the CKD definition")
+        "urine protein >= 1+ at the last urine test (2018-01-10) already meets the CKD definition"
+    )
 
 
 def test_a_value_recorded_now_is_not_overridden_by_an_earlier_one():
-    df = person({"exam_date": "2018-01-10", "fasting_glucose": 131, "sbp": 150, "dbp": 95},
-                {"exam_date": "2020-01-10", "fasting_glucose": 110, "sbp": 128, "dbp": 80})
+    df = person(
+        {"exam_date": "2018-01-10", "fasting_glucose": 131, "sbp": 150, "dbp": 95},
+        {"exam_date": "2020-01-10", "fasting_glucose": 110, "sbp": 128, "dbp": 80},
+    )
     assert eligibility(df)["diabetes"].tolist() == [False, True]
     assert eligibility(df)["hypertension"].tolist() == [False, True]
 
 
 def test_history_is_only_earlier_and_order_of_rows_does_not_matter():
-    df = person({"exam_date": "2022-01-01"}, {"exam_date": "2020-01-01", "fasting_glucose": 140},
-                {"exam_date": "2018-01-01"})
+    df = person(
+        {"exam_date": "2022-01-01"}, {"exam_date": "2020-01-01", "fasting_glucose": 140}, {"exam_date": "2018-01-01"}
+    )
     e = eligibility(df)
     # The 2018 row is before the high glucose: it stays eligible; 2022 inherits 2020's value.
     assert e["diabetes"].tolist() == [False, False, True]
@@ -145,8 +162,10 @@ def test_rows_without_person_or_date_have_no_history():
     assert eligibility(no_date)["diabetes"].tolist() == [False, True]
     no_cols = pd.DataFrame({"sex": ["M", "M"], "age": [50, 52], "history_diabetes": [1, 0]})
     assert eligibility(no_cols)["diabetes"].tolist() == [False, True]
-    other = pd.concat([person({"exam_date": "2018-01-01", "history_diabetes": 1}),
-                       person({"exam_date": "2020-01-01"}, pid="p2")], ignore_index=True)
+    other = pd.concat(
+        [person({"exam_date": "2018-01-01", "history_diabetes": 1}), person({"exam_date": "2020-01-01"}, pid="p2")],
+        ignore_index=True,
+    )
     assert eligibility(other)["diabetes"].tolist() == [False, True]
 
 
@@ -159,8 +178,12 @@ def test_one_record_and_columns_input():
     assert both["dyslipidemia"][1].tolist() == [REASONS["dyslipidemia.ldl"].en]
     assert both["dyslipidemia"].reason_id.tolist() == ["dyslipidemia.ldl"]
     assert both["dyslipidemia"].reason_date.tolist() == [None]
-    cols = Columns.from_records([{"person_id": "x", "exam_date": "2018-02-03", "sex": "F", "age": 60, "sbp": 145},
-                                 {"person_id": "x", "exam_date": "2020-02-03", "sex": "F", "age": 62}])
+    cols = Columns.from_records(
+        [
+            {"person_id": "x", "exam_date": "2018-02-03", "sex": "F", "age": 60, "sbp": 145},
+            {"person_id": "x", "exam_date": "2020-02-03", "sex": "F", "age": 62},
+        ]
+    )
     applies, reason, rid, date = applicability(cols, ("hypertension",))["hypertension"]
     assert applies.tolist() == [False, False] and "2018-02-03" in reason[1]
     assert rid.tolist() == ["hypertension.bp", "hypertension.bp.earlier"] and date.tolist() == [None, "2018-02-03"]
@@ -181,9 +204,17 @@ def test_dated_reasons_read_in_korean_with_their_date():
 
 def test_reason_ids_render_the_reason_given():
     """The id and date `applicability` gives render exactly its English reason, and Korean from the id."""
-    df = person({"exam_date": "2018-01-10", "fasting_glucose": 131, "sbp": 150, "ldl": 170, "history_stroke": 1,
-                 "urine_protein": 4},
-                {"exam_date": "2020-01-10", "on_antihypertensive": 1})
+    df = person(
+        {
+            "exam_date": "2018-01-10",
+            "fasting_glucose": 131,
+            "sbp": 150,
+            "ldl": 170,
+            "history_stroke": 1,
+            "urine_protein": 4,
+        },
+        {"exam_date": "2020-01-10", "on_antihypertensive": 1},
+    )
     judged = applicability(df)
     seen = 0
     for j in judged.values():
@@ -201,20 +232,39 @@ def test_reason_ids_render_the_reason_given():
 def test_history_state_matches_the_frame():
     """Advancing a History wave by wave (as the generator does) equals judging the whole frame."""
     waves = [
-        pd.DataFrame({"sex": ["M", "F", "M"], "age": [50, 60, 40], "ldl": [170, np.nan, 100],
-                      "history_diabetes": [0, 1, 0], "sbp": [120, 150, np.nan], "dbp": [80, 85, np.nan]}),
-        pd.DataFrame({"sex": ["M", "F", "M"], "age": [52, 62, 42], "ldl": [np.nan, np.nan, np.nan],
-                      "history_diabetes": [0, 0, np.nan], "sbp": [np.nan, np.nan, 125], "dbp": [np.nan, np.nan, 79]}),
+        pd.DataFrame(
+            {
+                "sex": ["M", "F", "M"],
+                "age": [50, 60, 40],
+                "ldl": [170, np.nan, 100],
+                "history_diabetes": [0, 1, 0],
+                "sbp": [120, 150, np.nan],
+                "dbp": [80, 85, np.nan],
+            }
+        ),
+        pd.DataFrame(
+            {
+                "sex": ["M", "F", "M"],
+                "age": [52, 62, 42],
+                "ldl": [np.nan, np.nan, np.nan],
+                "history_diabetes": [0, 0, np.nan],
+                "sbp": [np.nan, np.nan, 125],
+                "dbp": [np.nan, np.nan, 79],
+            }
+        ),
     ]
-    dates = [np.array(["2018-01-01", "2018-02-01", "2018-03-01"], dtype="datetime64[D]"),
-             np.array(["2020-01-01", "2020-02-01", "2020-03-01"], dtype="datetime64[D]")]
+    dates = [
+        np.array(["2018-01-01", "2018-02-01", "2018-03-01"], dtype="datetime64[D]"),
+        np.array(["2020-01-01", "2020-02-01", "2020-03-01"], dtype="datetime64[D]"),
+    ]
     hist = History.empty(3)
     by_wave = []
     for w, d in zip(waves, dates, strict=True):
         by_wave.append(ineligibility_reasons(w, history=hist))
         hist = hist.advance(w, d)
-    frame = pd.concat([w.assign(person_id=["a", "b", "c"], exam_date=d) for w, d in zip(waves, dates, strict=True)],
-                      ignore_index=True)
+    frame = pd.concat(
+        [w.assign(person_id=["a", "b", "c"], exam_date=d) for w, d in zip(waves, dates, strict=True)], ignore_index=True
+    )
     whole = ineligibility_reasons(frame)
     pd.testing.assert_frame_equal(pd.concat(by_wave, ignore_index=True), whole)
     assert whole["dyslipidemia"].notna().tolist() == [True, False, False, True, False, False]
@@ -226,19 +276,35 @@ def test_fast_on_a_large_frame():
 
     n = 20_000
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"person_id": (np.arange(n) // 5).astype(str), "sex": "M", "age": 50.0,
-                       "exam_date": pd.Timestamp("2010-01-01") + pd.to_timedelta(rng.integers(0, 5000, n), "D"),
-                       "ldl": np.where(rng.random(n) < 0.6, np.nan, rng.normal(130, 30, n)),
-                       "fasting_glucose": rng.normal(100, 15, n)})
+    df = pd.DataFrame(
+        {
+            "person_id": (np.arange(n) // 5).astype(str),
+            "sex": "M",
+            "age": 50.0,
+            "exam_date": pd.Timestamp("2010-01-01") + pd.to_timedelta(rng.integers(0, 5000, n), "D"),
+            "ldl": np.where(rng.random(n) < 0.6, np.nan, rng.normal(130, 30, n)),
+            "fasting_glucose": rng.normal(100, 15, n),
+        }
+    )
     t = time.perf_counter()
     applicability(df)
     assert time.perf_counter() - t < 2.0  # no Python loop over rows
 
 
 def test_history_inputs_are_enough_to_judge_later_checkups():
-    df = person({"exam_date": "2018-01-10", "fasting_glucose": 131, "history_stroke": 1, "urine_protein": 4,
-                 "serum_creatinine": 0.9, "ldl": 170, "hemoglobin": 14.0, "ast": 30},
-                {"exam_date": "2020-01-10"})
+    df = person(
+        {
+            "exam_date": "2018-01-10",
+            "fasting_glucose": 131,
+            "history_stroke": 1,
+            "urine_protein": 4,
+            "serum_creatinine": 0.9,
+            "ldl": 170,
+            "hemoglobin": 14.0,
+            "ast": 30,
+        },
+        {"exam_date": "2020-01-10"},
+    )
     from features.eligibility import HISTORY_INPUTS
 
     past = df.iloc[:1][[c for c in df.columns if c in HISTORY_INPUTS]]

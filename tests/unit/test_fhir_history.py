@@ -16,20 +16,51 @@ SUBJECT = {"reference": f"Patient/{PID}"}
 
 def _record(date: str, age: int, **changes) -> dict:
     # Only fields FHIR carries; the example's 0 flags cannot be written (absence is not evidence).
-    base = {k: v for k, v in EXAMPLE_RECORD.items()
-            if k not in ("drinking", "activity_days_per_week") and v not in (0,)}
+    base = {
+        k: v for k, v in EXAMPLE_RECORD.items() if k not in ("drinking", "activity_days_per_week") and v not in (0,)
+    }
     return dict(base, exam_date=date, age=age, **changes)
 
 
 def three_checkups() -> list[dict]:
     """Three visits over four years; values differ so that a mix-up shows."""
     return [
-        _record("2021-05-10", 50, sbp=122.0, dbp=78.0, fasting_glucose=96.0, total_cholesterol=190.0, ldl=110.0,
-                hdl=52.0, triglycerides=120.0, weight_kg=74.0),
-        _record("2023-05-15", 52, sbp=128.0, dbp=82.0, fasting_glucose=101.0, total_cholesterol=None, ldl=None,
-                hdl=None, triglycerides=None, weight_kg=75.5),
-        _record("2025-05-20", 54, sbp=136.0, dbp=86.0, fasting_glucose=109.0, total_cholesterol=214.0, ldl=138.0,
-                hdl=47.0, triglycerides=171.0, weight_kg=78.1),
+        _record(
+            "2021-05-10",
+            50,
+            sbp=122.0,
+            dbp=78.0,
+            fasting_glucose=96.0,
+            total_cholesterol=190.0,
+            ldl=110.0,
+            hdl=52.0,
+            triglycerides=120.0,
+            weight_kg=74.0,
+        ),
+        _record(
+            "2023-05-15",
+            52,
+            sbp=128.0,
+            dbp=82.0,
+            fasting_glucose=101.0,
+            total_cholesterol=None,
+            ldl=None,
+            hdl=None,
+            triglycerides=None,
+            weight_kg=75.5,
+        ),
+        _record(
+            "2025-05-20",
+            54,
+            sbp=136.0,
+            dbp=86.0,
+            fasting_glucose=109.0,
+            total_cholesterol=214.0,
+            ldl=138.0,
+            hdl=47.0,
+            triglycerides=171.0,
+            weight_kg=78.1,
+        ),
     ]
 
 
@@ -43,9 +74,15 @@ def _add(bundle: dict, resource: dict) -> dict:
 
 
 def _observation(oid: str, loinc: str, when: str, **value) -> dict:
-    return {"resourceType": "Observation", "id": oid, "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
-            "subject": SUBJECT, "effectiveDateTime": when, **value}
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+        "subject": SUBJECT,
+        "effectiveDateTime": when,
+        **value,
+    }
 
 
 def _comparable(record: dict) -> dict:
@@ -62,8 +99,9 @@ def test_three_checkups_come_back_as_three_records_oldest_first():
     # Each record's age is the age on its own exam date.
     assert [r["age"] for r in got.records] == [50, 52, 54]
     # The basis names the resources of all three checkups.
-    assert len({ref for ref in got.basis if ref.startswith("Observation/")}) == len(_entries(to_bundle(records),
-                                                                                              "Observation"))
+    assert len({ref for ref in got.basis if ref.startswith("Observation/")}) == len(
+        _entries(to_bundle(records), "Observation")
+    )
 
 
 def test_labs_spread_over_three_days_are_one_visit():
@@ -83,8 +121,12 @@ def test_labs_spread_over_three_days_are_one_visit():
 
 def test_visit_window_is_configurable():
     bundle = to_bundle(_record("2025-05-20", 54))
-    _add(bundle, _observation("late-sbp", "8480-6", "2025-05-30",
-                              valueQuantity={"value": 150, "unit": "mmHg", "code": "mm[Hg]"}))
+    _add(
+        bundle,
+        _observation(
+            "late-sbp", "8480-6", "2025-05-30", valueQuantity={"value": 150, "unit": "mmHg", "code": "mm[Hg]"}
+        ),
+    )
     # Ten days later is a new checkup under the default 7-day window ...
     assert [r["exam_date"] for r in read_bundle(bundle).records] == ["2025-05-20", "2025-05-30"]
     # ... and part of the same visit with a 14-day window, where the later value wins.
@@ -109,8 +151,12 @@ def test_window_is_anchored_at_the_first_day_not_chained():
 
 def test_newest_usable_value_wins_within_a_visit():
     bundle = to_bundle(_record("2025-05-20", 54))
-    _add(bundle, _observation("amended", "8480-6", "2025-05-22", status="amended",
-                              valueQuantity={"value": 131, "code": "mm[Hg]"}))
+    _add(
+        bundle,
+        _observation(
+            "amended", "8480-6", "2025-05-22", status="amended", valueQuantity={"value": 131, "code": "mm[Hg]"}
+        ),
+    )
     prelim = _observation("prelim", "8480-6", "2025-05-23", valueQuantity={"value": 190, "code": "mm[Hg]"})
     prelim["status"] = "preliminary"
     _add(bundle, prelim)
@@ -137,16 +183,46 @@ def test_undated_observation_fills_only_what_the_newest_checkup_lacks():
 
 def test_condition_with_onset_after_the_first_visit_counts_only_for_later_visits():
     bundle = to_bundle(three_checkups())
-    _add(bundle, {"resourceType": "Condition", "id": "htn", "subject": SUBJECT, "onsetDateTime": "2022-01-10",
-                  "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I10"}]}})
-    _add(bundle, {"resourceType": "Condition", "id": "dm", "subject": SUBJECT,
-                  "onsetPeriod": {"start": "2023-05-15"},
-                  "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]}})
-    _add(bundle, {"resourceType": "Condition", "id": "lipid-undated", "subject": SUBJECT,
-                  "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "E78.5"}]}})
+    _add(
+        bundle,
+        {
+            "resourceType": "Condition",
+            "id": "htn",
+            "subject": SUBJECT,
+            "onsetDateTime": "2022-01-10",
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I10"}]},
+        },
+    )
+    _add(
+        bundle,
+        {
+            "resourceType": "Condition",
+            "id": "dm",
+            "subject": SUBJECT,
+            "onsetPeriod": {"start": "2023-05-15"},
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]},
+        },
+    )
+    _add(
+        bundle,
+        {
+            "resourceType": "Condition",
+            "id": "lipid-undated",
+            "subject": SUBJECT,
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "E78.5"}]},
+        },
+    )
     # Diagnosed after the newest checkup: not history for any earlier one, but known now.
-    _add(bundle, {"resourceType": "Condition", "id": "stroke", "subject": SUBJECT, "recordedDate": "2025-09-01",
-                  "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I63.9"}]}})
+    _add(
+        bundle,
+        {
+            "resourceType": "Condition",
+            "id": "stroke",
+            "subject": SUBJECT,
+            "recordedDate": "2025-09-01",
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I63.9"}]},
+        },
+    )
     first, second, newest = read_bundle(bundle).records
     assert "history_hypertension" not in first and second["history_hypertension"] == 1
     assert newest["history_hypertension"] == 1
@@ -157,9 +233,15 @@ def test_condition_with_onset_after_the_first_visit_counts_only_for_later_visits
 
 def test_active_medication_request_counts_from_authored_on():
     bundle = to_bundle(three_checkups())
-    request = {"resourceType": "MedicationRequest", "id": "mr1", "status": "active", "intent": "order",
-               "subject": SUBJECT, "authoredOn": "2024-02-01",
-               "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "C10AA05"}]}}
+    request = {
+        "resourceType": "MedicationRequest",
+        "id": "mr1",
+        "status": "active",
+        "intent": "order",
+        "subject": SUBJECT,
+        "authoredOn": "2024-02-01",
+        "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "C10AA05"}]},
+    }
     _add(bundle, request)
     stopped = dict(copy.deepcopy(request), id="mr2", status="stopped")
     stopped["medicationCodeableConcept"]["coding"][0]["code"] = "A10BA02"
@@ -175,10 +257,25 @@ def test_active_medication_request_counts_from_authored_on():
 
 def test_medication_request_through_a_medication_reference():
     bundle = to_bundle(_record("2025-05-20", 54))
-    _add(bundle, {"resourceType": "Medication", "id": "amlodipine",
-                  "code": {"coding": [{"system": "http://www.whocc.no/atc", "code": "C08CA01"}]}})
-    _add(bundle, {"resourceType": "MedicationRequest", "id": "mr", "status": "active", "intent": "order",
-                  "subject": SUBJECT, "medicationReference": {"reference": "Medication/amlodipine"}})
+    _add(
+        bundle,
+        {
+            "resourceType": "Medication",
+            "id": "amlodipine",
+            "code": {"coding": [{"system": "http://www.whocc.no/atc", "code": "C08CA01"}]},
+        },
+    )
+    _add(
+        bundle,
+        {
+            "resourceType": "MedicationRequest",
+            "id": "mr",
+            "status": "active",
+            "intent": "order",
+            "subject": SUBJECT,
+            "medicationReference": {"reference": "Medication/amlodipine"},
+        },
+    )
     assert read_bundle(bundle).record["on_antihypertensive"] == 1
 
 
@@ -200,26 +297,40 @@ def test_to_bundle_refuses_ages_that_no_birth_date_fits():
 
 # --- answers real systems send ---------------------------------------------------------------------
 
+
 def _urine(concept: dict) -> dict:
     bundle = to_bundle({k: v for k, v in _record("2025-05-20", 54).items() if k != "urine_protein"})
     return _add(bundle, _observation("urine", "20454-5", "2025-05-20", valueCodeableConcept=concept))
 
 
-@pytest.mark.parametrize("code,expected", [
-    ("167273002", 1), ("167274008", 2), ("167275009", 3), ("167276005", 4), ("167277001", 5), ("167278006", 6),
-    ("260385009", 1), ("260405006", 2), ("260347006", 3),
-])
+@pytest.mark.parametrize(
+    "code,expected",
+    [
+        ("167273002", 1),
+        ("167274008", 2),
+        ("167275009", 3),
+        ("167276005", 4),
+        ("167277001", 5),
+        ("167278006", 6),
+        ("260385009", 1),
+        ("260405006", 2),
+        ("260347006", 3),
+    ],
+)
 def test_snomed_dipstick_findings(code, expected):
     got = read_bundle(_urine({"coding": [{"system": "http://snomed.info/sct", "code": code}]}))
     assert got.record["urine_protein"] == expected and got.warnings == []
 
 
-@pytest.mark.parametrize("concept,expected", [
-    ({"coding": [{"system": "http://loinc.org", "code": "LA6577-6", "display": "Negative"}]}, 1),
-    ({"coding": [{"system": "http://loinc.org", "code": "LA-unlisted", "display": "2+"}]}, 4),
-    ({"text": "미량"}, 2),
-    ({"text": "+++"}, 5),
-])
+@pytest.mark.parametrize(
+    "concept,expected",
+    [
+        ({"coding": [{"system": "http://loinc.org", "code": "LA6577-6", "display": "Negative"}]}, 1),
+        ({"coding": [{"system": "http://loinc.org", "code": "LA-unlisted", "display": "2+"}]}, 4),
+        ({"text": "미량"}, 2),
+        ({"text": "+++"}, 5),
+    ],
+)
 def test_loinc_answers_and_text_for_dipstick(concept, expected):
     assert read_bundle(_urine(concept)).record["urine_protein"] == expected
 
@@ -238,22 +349,36 @@ def _smoking(concept: dict) -> dict:
     return _add(bundle, _observation("smoke", "72166-2", "2025-05-20", valueCodeableConcept=concept))
 
 
-@pytest.mark.parametrize("system,code,expected", [
-    ("http://loinc.org", "LA18976-3", 3), ("http://loinc.org", "LA18977-1", 3),  # some-day smoker is current
-    ("http://loinc.org", "LA15920-4", 2), ("http://loinc.org", "LA18978-9", 1),
-    ("http://loinc.org", "LA18981-3", 3), ("http://loinc.org", "LA18982-1", 3),
-    ("http://snomed.info/sct", "449868002", 3), ("http://snomed.info/sct", "428041000124106", 3),
-    ("http://snomed.info/sct", "8517006", 2), ("http://snomed.info/sct", "266919005", 1),
-    ("http://snomed.info/sct", "428071000124103", 3),
-])
+@pytest.mark.parametrize(
+    "system,code,expected",
+    [
+        ("http://loinc.org", "LA18976-3", 3),
+        ("http://loinc.org", "LA18977-1", 3),  # some-day smoker is current
+        ("http://loinc.org", "LA15920-4", 2),
+        ("http://loinc.org", "LA18978-9", 1),
+        ("http://loinc.org", "LA18981-3", 3),
+        ("http://loinc.org", "LA18982-1", 3),
+        ("http://snomed.info/sct", "449868002", 3),
+        ("http://snomed.info/sct", "428041000124106", 3),
+        ("http://snomed.info/sct", "8517006", 2),
+        ("http://snomed.info/sct", "266919005", 1),
+        ("http://snomed.info/sct", "428071000124103", 3),
+    ],
+)
 def test_smoking_answers(system, code, expected):
     got = read_bundle(_smoking({"coding": [{"system": system, "code": code}]}))
     assert got.record["smoking_status"] == expected and got.warnings == []
 
 
-@pytest.mark.parametrize("system,code", [("http://loinc.org", "LA18980-5"), ("http://loinc.org", "LA18979-7"),
-                                         ("http://snomed.info/sct", "77176002"),
-                                         ("http://snomed.info/sct", "266927001")])
+@pytest.mark.parametrize(
+    "system,code",
+    [
+        ("http://loinc.org", "LA18980-5"),
+        ("http://loinc.org", "LA18979-7"),
+        ("http://snomed.info/sct", "77176002"),
+        ("http://snomed.info/sct", "266927001"),
+    ],
+)
 def test_smoking_unknown_answers_are_missing_without_a_warning(system, code):
     got = read_bundle(_smoking({"coding": [{"system": system, "code": code}]}))
     assert "smoking_status" not in got.record and got.warnings == []
@@ -267,30 +392,43 @@ def test_smoking_text_and_unreadable_answer():
 
 # --- units -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("loinc,value,unit,field,expected", [
-    ("14771-0", 5.5, "mmol/L", "fasting_glucose", 99.1),
-    ("14647-2", 5.2, "mmol/L", "total_cholesterol", 201.1),
-    ("14927-8", 1.7, "mmol/L", "triglycerides", 150.6),
-    ("14646-4", 1.3, "mmol/L", "hdl", 50.3),
-    ("22748-8", 3.4, "mmol/L", "ldl", 131.5),
-    ("39469-2", 3.4, "mmol/L", "ldl", 131.5),
-    ("14682-9", 97, "umol/L", "serum_creatinine", 1.1),
-    ("59260-0", 8.7, "mmol/L", "hemoglobin", 14.0),
-])
+
+@pytest.mark.parametrize(
+    "loinc,value,unit,field,expected",
+    [
+        ("14771-0", 5.5, "mmol/L", "fasting_glucose", 99.1),
+        ("14647-2", 5.2, "mmol/L", "total_cholesterol", 201.1),
+        ("14927-8", 1.7, "mmol/L", "triglycerides", 150.6),
+        ("14646-4", 1.3, "mmol/L", "hdl", 50.3),
+        ("22748-8", 3.4, "mmol/L", "ldl", 131.5),
+        ("39469-2", 3.4, "mmol/L", "ldl", 131.5),
+        ("14682-9", 97, "umol/L", "serum_creatinine", 1.1),
+        ("59260-0", 8.7, "mmol/L", "hemoglobin", 14.0),
+    ],
+)
 def test_molar_loinc_codes_are_converted(loinc, value, unit, field, expected):
     base = {k: v for k, v in _record("2025-05-20", 54).items() if k != field}
-    bundle = _add(to_bundle(base), _observation("molar", loinc, "2025-05-20",
-                                                valueQuantity={"value": value, "unit": unit,
-                                                               "system": "http://unitsofmeasure.org", "code": unit}))
+    bundle = _add(
+        to_bundle(base),
+        _observation(
+            "molar",
+            loinc,
+            "2025-05-20",
+            valueQuantity={"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+        ),
+    )
     got = read_bundle(bundle)
     assert got.record[field] == pytest.approx(expected, abs=0.1) and got.sources[field] == "Observation/molar"
 
 
-@pytest.mark.parametrize("quantity", [
-    {"value": 6.0, "unit": "mmol/L"},                                             # display unit only
-    {"value": 6.0, "system": "http://unitsofmeasure.org", "code": "mmol/L"},    # UCUM code only
-    {"value": 6.0, "unit": "millimole per liter", "system": "http://unitsofmeasure.org", "code": "mmol/L"},
-])
+@pytest.mark.parametrize(
+    "quantity",
+    [
+        {"value": 6.0, "unit": "mmol/L"},  # display unit only
+        {"value": 6.0, "system": "http://unitsofmeasure.org", "code": "mmol/L"},  # UCUM code only
+        {"value": 6.0, "unit": "millimole per liter", "system": "http://unitsofmeasure.org", "code": "mmol/L"},
+    ],
+)
 def test_quantity_with_code_or_only_unit_text(quantity):
     base = {k: v for k, v in _record("2025-05-20", 54).items() if k != "fasting_glucose"}
     bundle = _add(to_bundle(base), _observation("g", "1558-6", "2025-05-20", valueQuantity=quantity))
@@ -299,8 +437,10 @@ def test_quantity_with_code_or_only_unit_text(quantity):
 
 def test_a_bound_is_not_a_value():
     base = {k: v for k, v in _record("2025-05-20", 54).items() if k != "ast"}
-    bundle = _add(to_bundle(base), _observation("ast", "1920-8", "2025-05-20",
-                                                valueQuantity={"value": 5, "comparator": "<", "code": "U/L"}))
+    bundle = _add(
+        to_bundle(base),
+        _observation("ast", "1920-8", "2025-05-20", valueQuantity={"value": 5, "comparator": "<", "code": "U/L"}),
+    )
     got = read_bundle(bundle)
     assert "ast" not in got.record and got.warnings[0].location == "Observation/ast"
 

@@ -30,6 +30,7 @@ NOT_CARRIED = {
 
 # --- round trip over a synthetic cohort -------------------------------------------------------------
 
+
 def _records(group: pd.DataFrame) -> list[dict]:
     return frame_to_records(group)
 
@@ -79,6 +80,7 @@ def test_written_resources_are_valid_r4b(cohort):
 
 # --- alcohol ----------------------------------------------------------------------------------------
 
+
 def _bundle_without(*fields: str) -> dict:
     return to_bundle({k: v for k, v in EXAMPLE_RECORD.items() if k not in fields})
 
@@ -87,17 +89,26 @@ def _alcohol(**value) -> dict:
     return _add(_bundle_without("drinking"), _observation("alc", "11331-6", "2025-06-02", **value))
 
 
-@pytest.mark.parametrize("value,expected", [
-    ({"valueCodeableConcept": {"text": "Yes"}}, 1),
-    ({"valueCodeableConcept": {"text": "아니오"}}, 0),
-    ({"valueString": "non-drinker"}, 0),
-    ({"valueBoolean": False}, 0),
-    ({"valueCodeableConcept": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0136",
-                                           "code": "N"}]}}, 0),
-    ({"valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": "LA33-6"}]}}, 1),
-    ({"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "82581004", "display": "Ex-drinker"}]}}, 0),
-    ({"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "28127009"}]}}, 1),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ({"valueCodeableConcept": {"text": "Yes"}}, 1),
+        ({"valueCodeableConcept": {"text": "아니오"}}, 0),
+        ({"valueString": "non-drinker"}, 0),
+        ({"valueBoolean": False}, 0),
+        (
+            {
+                "valueCodeableConcept": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0136", "code": "N"}]
+                }
+            },
+            0,
+        ),
+        ({"valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": "LA33-6"}]}}, 1),
+        ({"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "82581004", "display": "Ex-drinker"}]}}, 0),
+        ({"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "28127009"}]}}, 1),
+    ],
+)
 def test_alcohol_use_answers(value, expected):
     got = read_bundle(_alcohol(**value))
     assert got.record["drinking"] == expected and got.sources["drinking"] == "Observation/alc"
@@ -105,8 +116,13 @@ def test_alcohol_use_answers(value, expected):
 
 
 def test_alcohol_unknown_is_missing_and_unreadable_is_a_warning():
-    unknown = read_bundle(_alcohol(valueCodeableConcept={"coding": [{
-        "system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "code": "UNK"}]}))
+    unknown = read_bundle(
+        _alcohol(
+            valueCodeableConcept={
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "code": "UNK"}]
+            }
+        )
+    )
     assert "drinking" not in unknown.record and unknown.warnings == []
     got = read_bundle(_alcohol(valueCodeableConcept={"text": "wine on weekends"}))
     assert "drinking" not in got.record
@@ -115,24 +131,41 @@ def test_alcohol_unknown_is_missing_and_unreadable_is_a_warning():
     assert got.record["sbp"] == EXAMPLE_RECORD["sbp"]  # the rest is read as usual
 
 
-@pytest.mark.parametrize("value,expected", [
-    ({"valueQuantity": {"value": 2, "unit": "wine glasses per day", "system": "http://unitsofmeasure.org",
-                        "code": "/d"}}, 1),
-    ({"valueQuantity": {"value": 0, "unit": "/d"}}, 0),
-    ({"valueQuantity": {"value": 0.5}}, 1),
-    ({"valueRange": {"low": {"value": 5, "code": "/d"}}}, 1),
-    ({"valueQuantity": {"value": 0, "comparator": ">", "code": "/d"}}, 1),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (
+            {
+                "valueQuantity": {
+                    "value": 2,
+                    "unit": "wine glasses per day",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "/d",
+                }
+            },
+            1,
+        ),
+        ({"valueQuantity": {"value": 0, "unit": "/d"}}, 0),
+        ({"valueQuantity": {"value": 0.5}}, 1),
+        ({"valueRange": {"low": {"value": 5, "code": "/d"}}}, 1),
+        ({"valueQuantity": {"value": 0, "comparator": ">", "code": "/d"}}, 1),
+    ],
+)
 def test_drinks_per_day(value, expected):
     bundle = _add(_bundle_without("drinking"), _observation("per-day", "74013-4", "2025-06-02", **value))
     got = read_bundle(bundle)
     assert got.record["drinking"] == expected and got.warnings == []
 
 
-@pytest.mark.parametrize("value", [{"valueQuantity": {"value": 2, "code": "mg"}},
-                                   {"valueQuantity": {"value": -1, "code": "/d"}},
-                                   {"valueQuantity": {"value": 3, "comparator": "<", "code": "/d"}},
-                                   {"valueString": "some"}])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"valueQuantity": {"value": 2, "code": "mg"}},
+        {"valueQuantity": {"value": -1, "code": "/d"}},
+        {"valueQuantity": {"value": 3, "comparator": "<", "code": "/d"}},
+        {"valueString": "some"},
+    ],
+)
 def test_unreadable_drinks_per_day_is_a_warning(value):
     bundle = _add(_bundle_without("drinking"), _observation("per-day", "74013-4", "2025-06-02", **value))
     got = read_bundle(bundle)
@@ -148,14 +181,27 @@ def test_newest_alcohol_answer_of_the_visit_wins():
 
 # --- physical activity ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value,expected", [
-    ({"valueQuantity": {"value": 3, "unit": "days per week", "system": "http://unitsofmeasure.org",
-                        "code": "d/wk"}}, 3),
-    ({"valueQuantity": {"value": 3, "unit": "days per week", "system": "http://unitsofmeasure.org"}}, 3),
-    ({"valueQuantity": {"value": 0, "code": "/wk"}}, 0),
-    ({"valueQuantity": {"value": 7}}, 7),
-    ({"valueInteger": 5}, 5),
-])
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (
+            {
+                "valueQuantity": {
+                    "value": 3,
+                    "unit": "days per week",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "d/wk",
+                }
+            },
+            3,
+        ),
+        ({"valueQuantity": {"value": 3, "unit": "days per week", "system": "http://unitsofmeasure.org"}}, 3),
+        ({"valueQuantity": {"value": 0, "code": "/wk"}}, 0),
+        ({"valueQuantity": {"value": 7}}, 7),
+        ({"valueInteger": 5}, 5),
+    ],
+)
 def test_exercise_days_per_week(value, expected):
     bundle = _add(_bundle_without("activity_days_per_week"), _observation("evs", "89555-7", "2025-06-02", **value))
     got = read_bundle(bundle)
@@ -163,10 +209,15 @@ def test_exercise_days_per_week(value, expected):
     assert got.sources["activity_days_per_week"] == "Observation/evs"
 
 
-@pytest.mark.parametrize("value", [{"valueQuantity": {"value": 10, "code": "d/wk"}},
-                                   {"valueQuantity": {"value": 2.5, "code": "d/wk"}},
-                                   {"valueQuantity": {"value": 150, "code": "min/wk"}},
-                                   {"valueCodeableConcept": {"text": "often"}}])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"valueQuantity": {"value": 10, "code": "d/wk"}},
+        {"valueQuantity": {"value": 2.5, "code": "d/wk"}},
+        {"valueQuantity": {"value": 150, "code": "min/wk"}},
+        {"valueCodeableConcept": {"text": "often"}},
+    ],
+)
 def test_unreadable_exercise_days_is_a_warning(value):
     bundle = _add(_bundle_without("activity_days_per_week"), _observation("evs", "89555-7", "2025-06-02", **value))
     got = read_bundle(bundle)
@@ -176,24 +227,38 @@ def test_unreadable_exercise_days_is_a_warning(value):
 
 
 def test_minutes_per_day_is_not_days_per_week():
-    bundle = _add(_bundle_without("activity_days_per_week"),
-                  _observation("mins", "68516-4", "2025-06-02", valueQuantity={"value": 40, "code": "min/d"}))
+    bundle = _add(
+        _bundle_without("activity_days_per_week"),
+        _observation("mins", "68516-4", "2025-06-02", valueQuantity={"value": 40, "code": "min/d"}),
+    )
     assert "activity_days_per_week" not in read_bundle(bundle).record
 
 
 # --- negatives --------------------------------------------------------------------------------------
 
+
 def _condition(cid: str, code: str, *, refuted: bool = False, system: str = ICD10, **dates) -> dict:
-    resource = {"resourceType": "Condition", "id": cid, "subject": SUBJECT,
-                "code": {"coding": [{"system": system, "code": code}]}, **dates}
+    resource = {
+        "resourceType": "Condition",
+        "id": cid,
+        "subject": SUBJECT,
+        "code": {"coding": [{"system": system, "code": code}]},
+        **dates,
+    }
     if refuted:
         resource["verificationStatus"] = {"coding": [{"system": VER, "code": "refuted"}]}
     return resource
 
 
 def _statement(sid: str, atc: str, status: str, **dates) -> dict:
-    return {"resourceType": "MedicationStatement", "id": sid, "status": status, "subject": SUBJECT,
-            "medicationCodeableConcept": {"coding": [{"system": ATC, "code": atc}]}, **dates}
+    return {
+        "resourceType": "MedicationStatement",
+        "id": sid,
+        "status": status,
+        "subject": SUBJECT,
+        "medicationCodeableConcept": {"coding": [{"system": ATC, "code": atc}]},
+        **dates,
+    }
 
 
 def test_refuted_diabetes_is_a_no_unless_a_diagnosis_exists():
@@ -239,9 +304,18 @@ def test_not_taken_statin_is_a_no_unless_one_is_taken():
     bundle = to_bundle(three_checkups())
     _add(bundle, _statement("no-statin", "C10AA01", "not-taken", effectiveDateTime="2021-05-10"))
     _add(bundle, _statement("no-statin-2", "C10AA05", "not-taken", dateAsserted="2023-05-16"))
-    _add(bundle, {"resourceType": "MedicationRequest", "id": "statin", "status": "active", "intent": "order",
-                  "subject": SUBJECT, "authoredOn": "2024-01-10",
-                  "medicationCodeableConcept": {"coding": [{"system": ATC, "code": "C10AA05"}]}})
+    _add(
+        bundle,
+        {
+            "resourceType": "MedicationRequest",
+            "id": "statin",
+            "status": "active",
+            "intent": "order",
+            "subject": SUBJECT,
+            "authoredOn": "2024-01-10",
+            "medicationCodeableConcept": {"coding": [{"system": ATC, "code": "C10AA05"}]},
+        },
+    )
     _add(bundle, _statement("no-metformin", "A10BA02", "not-taken"))  # undated: the newest checkup
     got = read_bundle(bundle)
     assert [r.get("on_statin") for r in got.records] == [0, 0, 1]
@@ -253,10 +327,15 @@ def test_not_taken_statin_is_a_no_unless_one_is_taken():
 
 
 def _family(fid: str, code: str, relation: str = "FAMMEMB", **more) -> dict:
-    return {"resourceType": "FamilyMemberHistory", "id": fid, "status": "completed", "patient": SUBJECT,
-            "relationship": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode",
-                                         "code": relation}]},
-            "condition": [{"code": {"coding": [{"system": SNOMED, "code": code}]}}], **more}
+    return {
+        "resourceType": "FamilyMemberHistory",
+        "id": fid,
+        "status": "completed",
+        "patient": SUBJECT,
+        "relationship": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": relation}]},
+        "condition": [{"code": {"coding": [{"system": SNOMED, "code": code}]}}],
+        **more,
+    }
 
 
 def test_no_family_history_of_diabetes_is_a_no_unless_a_relative_has_it():
@@ -282,13 +361,17 @@ def test_dated_family_history_counts_from_its_date():
 
 def test_to_bundle_writes_zeros_as_explicit_negatives():
     records = three_checkups()
-    records[0].update(history_diabetes=0, on_statin=0, family_history_diabetes=0, drinking=0,
-                      activity_days_per_week=0)
+    records[0].update(history_diabetes=0, on_statin=0, family_history_diabetes=0, drinking=0, activity_days_per_week=0)
     records[2].update(history_diabetes=1, on_statin=1, drinking=1, activity_days_per_week=4)
     bundle = to_bundle(records)
-    kinds = {(e["resource"]["resourceType"], e["resource"].get("status"),
-              str(e["resource"].get("verificationStatus", {}).get("coding", [{}])[0].get("code")))
-             for e in bundle["entry"]}
+    kinds = {
+        (
+            e["resource"]["resourceType"],
+            e["resource"].get("status"),
+            str(e["resource"].get("verificationStatus", {}).get("coding", [{}])[0].get("code")),
+        )
+        for e in bundle["entry"]
+    }
     assert ("Condition", None, "refuted") in kinds and ("MedicationStatement", "not-taken", "None") in kinds
     got = read_bundle(bundle).records
     assert [r.get("history_diabetes") for r in got] == [0, None, 1]

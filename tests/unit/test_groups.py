@@ -18,15 +18,36 @@ def test_every_feature_is_in_exactly_one_group():
         assert g.ko and g.en and g.ko != g.id and (g.main is None or g.main in g.features)
 
 
-@pytest.mark.parametrize("feature, group", [
-    ("sbp", "blood_pressure"), ("dbp", "blood_pressure"), ("pulse_pressure", "blood_pressure"),
-    ("bp_category", "blood_pressure"), ("delta_sbp", "blood_pressure"), ("bmi", "weight"), ("height_cm", "weight"),
-    ("delta_weight_kg", "weight"), ("waist_cm", "waist"), ("waist_to_height", "waist"), ("tyg_index", "glucose"),
-    ("fasting_glucose", "glucose"), ("last_ldl", "lipids"), ("non_hdl", "lipids"), ("egfr", "kidney"),
-    ("pct_change_egfr", "kidney"), ("urine_protein", "kidney"), ("fatty_liver_index", "liver"),
-    ("ast_to_alt", "liver"), ("current_smoker", "smoking"), ("on_statin", "history"),
-    ("family_history_diabetes", "history"), ("hemoglobin", "hemoglobin"), ("age_years", "age"), ("male", "sex"),
-])
+@pytest.mark.parametrize(
+    "feature, group",
+    [
+        ("sbp", "blood_pressure"),
+        ("dbp", "blood_pressure"),
+        ("pulse_pressure", "blood_pressure"),
+        ("bp_category", "blood_pressure"),
+        ("delta_sbp", "blood_pressure"),
+        ("bmi", "weight"),
+        ("height_cm", "weight"),
+        ("delta_weight_kg", "weight"),
+        ("waist_cm", "waist"),
+        ("waist_to_height", "waist"),
+        ("tyg_index", "glucose"),
+        ("fasting_glucose", "glucose"),
+        ("last_ldl", "lipids"),
+        ("non_hdl", "lipids"),
+        ("egfr", "kidney"),
+        ("pct_change_egfr", "kidney"),
+        ("urine_protein", "kidney"),
+        ("fatty_liver_index", "liver"),
+        ("ast_to_alt", "liver"),
+        ("current_smoker", "smoking"),
+        ("on_statin", "history"),
+        ("family_history_diabetes", "history"),
+        ("hemoglobin", "hemoglobin"),
+        ("age_years", "age"),
+        ("male", "sex"),
+    ],
+)
 def test_features_go_to_the_measurement_they_come_from(feature, group):
     assert GROUP_OF[feature] == group
 
@@ -74,8 +95,10 @@ def test_a_group_of_only_absent_history_is_not_listed():
 
 
 def test_contribution_words_for_both_views():
-    assert contribution_text({"feature": "blood_pressure", "value": 152.0}, "en") == \
-        "Blood pressure: Systolic blood pressure 152 mmHg"
+    assert (
+        contribution_text({"feature": "blood_pressure", "value": 152.0}, "en")
+        == "Blood pressure: Systolic blood pressure 152 mmHg"
+    )
     assert "152 mmHg" in contribution_text({"feature": "blood_pressure", "value": 152.0}, "ko")
     assert contribution_text({"feature": "history", "value": None}, "ko") == GROUPS["history"].ko
     assert contribution_text({"feature": "sbp", "value": 152.0}, "en").endswith("152 mmHg")

@@ -19,28 +19,43 @@ def test_every_feature_has_words_in_both_languages():
             assert set(label.codes["ko"]) == set(label.codes["en"])
 
 
-@pytest.mark.parametrize("feature, value, lang, text", [
-    ("sbp", 152, "en", "152 mmHg"),
-    ("age_years", 54, "ko", "54세"),
-    ("smoking_status", 3, "ko", "현재 흡연"),
-    ("smoking_status", 3, "en", "current"),
-    ("urine_protein", 3, "en", "1+"),
-    ("delta_sbp", 12, "en", "+12 mmHg"),
-    ("last_ldl", None, "ko", "이전 기록 없음"),
-    ("ldl", None, "en", "not measured"),
-    ("serum_creatinine", 0.984, "en", "0.98 mg/dL"),
-])
+@pytest.mark.parametrize(
+    "feature, value, lang, text",
+    [
+        ("sbp", 152, "en", "152 mmHg"),
+        ("age_years", 54, "ko", "54세"),
+        ("smoking_status", 3, "ko", "현재 흡연"),
+        ("smoking_status", 3, "en", "current"),
+        ("urine_protein", 3, "en", "1+"),
+        ("delta_sbp", 12, "en", "+12 mmHg"),
+        ("last_ldl", None, "ko", "이전 기록 없음"),
+        ("ldl", None, "en", "not measured"),
+        ("serum_creatinine", 0.984, "en", "0.98 mg/dL"),
+    ],
+)
 def test_values_read_like_a_checkup_result(feature, value, lang, text):
     assert FEATURE_LABELS[feature].value_text(value, lang) == text
 
 
-@pytest.mark.parametrize("feature, sex, value, level", [
-    ("sbp", "M", 119, "normal"), ("sbp", "M", 120, "borderline"), ("sbp", "F", 140, "disease"),
-    ("fasting_glucose", "M", 126, "disease"), ("hdl", "F", 39, "disease"), ("hdl", "F", 45, "borderline"),
-    ("serum_creatinine", "M", 1.5, "normal"), ("serum_creatinine", "M", 1.51, "disease"),
-    ("egfr", "M", 59.9, "disease"), ("ggt", "M", 70, "borderline"), ("ggt", "F", 70, "disease"),
-    ("waist_cm", "M", 88, "normal"), ("waist_cm", "F", 88, "borderline"), ("urine_protein", "M", 3, "disease"),
-])
+@pytest.mark.parametrize(
+    "feature, sex, value, level",
+    [
+        ("sbp", "M", 119, "normal"),
+        ("sbp", "M", 120, "borderline"),
+        ("sbp", "F", 140, "disease"),
+        ("fasting_glucose", "M", 126, "disease"),
+        ("hdl", "F", 39, "disease"),
+        ("hdl", "F", 45, "borderline"),
+        ("serum_creatinine", "M", 1.5, "normal"),
+        ("serum_creatinine", "M", 1.51, "disease"),
+        ("egfr", "M", 59.9, "disease"),
+        ("ggt", "M", 70, "borderline"),
+        ("ggt", "F", 70, "disease"),
+        ("waist_cm", "M", 88, "normal"),
+        ("waist_cm", "F", 88, "borderline"),
+        ("urine_protein", "M", 3, "disease"),
+    ],
+)
 def test_judgement_levels_follow_the_official_table(feature, sex, value, level):
     assert judgement(feature, sex).level(value) == level
 
@@ -96,10 +111,20 @@ from features.labels import (  # noqa: E402
 )
 
 
-@pytest.mark.parametrize("bmi, key", [
-    (18.4, "underweight"), (18.5, "normal"), (22.9, "normal"), (23.0, "pre_obesity"), (24.9, "pre_obesity"),
-    (25.0, "obesity_1"), (29.9, "obesity_1"), (30.0, "obesity_2"), (35.0, "obesity_3"),
-])
+@pytest.mark.parametrize(
+    "bmi, key",
+    [
+        (18.4, "underweight"),
+        (18.5, "normal"),
+        (22.9, "normal"),
+        (23.0, "pre_obesity"),
+        (24.9, "pre_obesity"),
+        (25.0, "obesity_1"),
+        (29.9, "obesity_1"),
+        (30.0, "obesity_2"),
+        (35.0, "obesity_3"),
+    ],
+)
 def test_ksso_bmi_classes(bmi, key):
     assert bmi_class(bmi).key == key
 
@@ -109,18 +134,30 @@ def test_ksso_words_and_missing():
     assert bmi_class(24).ko.startswith("비만전단계") and bmi_class(27).en.startswith("obesity stage 1")
 
 
-@pytest.mark.parametrize("waist, sex, obese", [(90, "M", True), (89.9, "M", False), (85, "F", True),
-                                               (84.9, "F", False), (None, "M", None), (95, None, None)])
+@pytest.mark.parametrize(
+    "waist, sex, obese",
+    [(90, "M", True), (89.9, "M", False), (85, "F", True), (84.9, "F", False), (None, "M", None), (95, None, None)],
+)
 def test_abdominal_obesity(waist, sex, obese):
     assert abdominal_obesity(waist, sex) is obese
 
 
-@pytest.mark.parametrize("sbp, dbp, key, complete", [
-    (119, 79, "normal", True), (125, 75, "elevated", True), (125, 80, "prehypertension", True),
-    (135, 70, "prehypertension", True), (140, 70, "stage_1", True), (130, 95, "stage_1", True),
-    (165, 85, "stage_2", True), (150, 100, "stage_2", True),
-    (None, 95, "stage_1", False), (145, None, "stage_1", False), (None, 85, "prehypertension", False),
-])
+@pytest.mark.parametrize(
+    "sbp, dbp, key, complete",
+    [
+        (119, 79, "normal", True),
+        (125, 75, "elevated", True),
+        (125, 80, "prehypertension", True),
+        (135, 70, "prehypertension", True),
+        (140, 70, "stage_1", True),
+        (130, 95, "stage_1", True),
+        (165, 85, "stage_2", True),
+        (150, 100, "stage_2", True),
+        (None, 95, "stage_1", False),
+        (145, None, "stage_1", False),
+        (None, 85, "prehypertension", False),
+    ],
+)
 def test_ksh_blood_pressure_stages(sbp, dbp, key, complete):
     stage, whole = bp_stage(sbp, dbp)
     assert (stage.key, whole) == (key, complete)
@@ -140,10 +177,20 @@ def test_partial_reading_says_at_least():
     assert "이상" in bp_stage_text(145, None, "ko")[0]
 
 
-@pytest.mark.parametrize("p, text", [
-    (0.0, "<0.1%"), (0.00049, "<0.1%"), (0.001, "0.1%"), (0.0042, "0.4%"), (0.0234, "2.3%"), (0.0996, "10%"),
-    (0.1234, "12%"), (0.5, "50%"), (0.996, ">99%"),
-])
+@pytest.mark.parametrize(
+    "p, text",
+    [
+        (0.0, "<0.1%"),
+        (0.00049, "<0.1%"),
+        (0.001, "0.1%"),
+        (0.0042, "0.4%"),
+        (0.0234, "2.3%"),
+        (0.0996, "10%"),
+        (0.1234, "12%"),
+        (0.5, "50%"),
+        (0.996, ">99%"),
+    ],
+)
 def test_risk_text_has_sensible_significant_figures(p, text):
     assert risk_text(p) == text
 

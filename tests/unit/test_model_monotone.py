@@ -25,21 +25,33 @@ def test_uncertain_directions_stay_free():
 
 def test_guaranteed_inputs_follow_from_the_table():
     guaranteed = {o: set(s.increasing_in) for o, s in OUTCOME_SPECS.items()}
-    assert guaranteed == {"cvd": {"sbp", "smoking"}, "diabetes": {"fasting_glucose"}, "hypertension": {"sbp"},
-                          "dyslipidemia": {"ldl"}, "ckd": {"age"}}
+    assert guaranteed == {
+        "cvd": {"sbp", "smoking"},
+        "diabetes": {"fasting_glucose"},
+        "hypertension": {"sbp"},
+        "dyslipidemia": {"ldl"},
+        "ckd": {"age"},
+    }
     spec = OUTCOME_SPECS["ckd"]
-    constraints = dict(zip(FEATURES, spec.monotone_constraints(FEATURES)))
+    constraints = dict(zip(FEATURES, spec.monotone_constraints(FEATURES), strict=True))
     assert constraints["age_years"] == 1 and constraints["egfr"] == -1
     assert sum(map(abs, constraints.values())) == len(MONOTONE["ckd"])
 
 
 def test_model_card_lists_the_table_and_the_fitting_mode():
-    info = {"cvd": {"rows": 900, "events": 12, "mode": "5-fold cross-validation by person: ... (calibration is "
-                    "cross-validated, not held out)", "sample_size": {"required_n": 5000, "enough": False}}}
+    info = {
+        "cvd": {
+            "rows": 900,
+            "events": 12,
+            "mode": "5-fold cross-validation by person: ... (calibration is cross-validated, not held out)",
+            "sample_size": {"required_n": 5000, "enough": False},
+        }
+    }
     card = model_card("7", {"outcomes": {}, "n_records": 10}, {}, model_info=info)
     for outcome, rows in MONOTONE.items():
         for d in rows:
-            assert any(line.startswith(f"| {outcome} | `{d.feature}` |") and d.reason in line
-                       for line in card.splitlines()), (outcome, d.feature)
+            assert any(
+                line.startswith(f"| {outcome} | `{d.feature}` |") and d.reason in line for line in card.splitlines()
+            ), (outcome, d.feature)
     assert "cross-validated, not held out" in card
     assert "| cvd | 900 | 12 | 5000 | no |" in card

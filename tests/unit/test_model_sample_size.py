@@ -40,13 +40,20 @@ def test_default_r2_is_fifteen_percent_of_the_maximum():
 def test_rare_outcomes_need_far_more_rows():
     common, rare = riley_binary(56, 0.08), riley_binary(56, 0.005)
     assert rare.required_n > 5 * common.required_n
-    assert max_r2_cox_snell(0.005) == pytest.approx(1 - math.exp(2 * (0.005 * math.log(0.005)
-                                                                      + 0.995 * math.log(0.995))))
+    assert max_r2_cox_snell(0.005) == pytest.approx(
+        1 - math.exp(2 * (0.005 * math.log(0.005) + 0.995 * math.log(0.995)))
+    )
 
 
-@pytest.mark.parametrize("kwargs", [dict(parameters=5, prevalence=0.0), dict(parameters=5, prevalence=1.2),
-                                    dict(parameters=0, prevalence=0.1),
-                                    dict(parameters=5, prevalence=0.1, r2_cox_snell=0.9)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(parameters=5, prevalence=0.0),
+        dict(parameters=5, prevalence=1.2),
+        dict(parameters=0, prevalence=0.1),
+        dict(parameters=5, prevalence=0.1, r2_cox_snell=0.9),
+    ],
+)
 def test_impossible_inputs_are_refused(kwargs):
     with pytest.raises(ValueError):
         riley_binary(**kwargs)

@@ -48,8 +48,10 @@ def test_thin_evidence_keeps_the_champion_and_says_why():
     assert not d.promote
     assert "not enough evidence: cvd has 12 held-out events, 50 needed" in d.reasons
     # The minimum is configurable.
-    assert "not enough evidence: cvd has 12 held-out events, 10 needed" not in decide(
-        {"cvd": y}, {"cvd": p}, {"cvd": p}, min_events=10).reasons
+    assert (
+        "not enough evidence: cvd has 12 held-out events, 10 needed"
+        not in decide({"cvd": y}, {"cvd": p}, {"cvd": p}, min_events=10).reasons
+    )
 
 
 def test_wide_interval_of_the_difference_keeps_the_champion():
@@ -58,5 +60,6 @@ def test_wide_interval_of_the_difference_keeps_the_champion():
     other = 1 / (1 + np.exp(-(np.log(p / (1 - p)) + rng.normal(0, 1.0, p.size))))
     d = decide({"cvd": y}, {"cvd": other * p.mean() / other.mean()}, {"cvd": p}, min_events=10, max_ci_width=0.01)
     assert not d.promote
-    assert any(r.startswith("not enough evidence: cvd AUROC difference") or "worse than the champion" in r
-               for r in d.reasons)
+    assert any(
+        r.startswith("not enough evidence: cvd AUROC difference") or "worse than the champion" in r for r in d.reasons
+    )

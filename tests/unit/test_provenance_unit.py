@@ -40,7 +40,12 @@ def test_missing_or_unreadable_provenance_is_unknown():
     assert provenance.normalise(None) == provenance.unknown()
     assert provenance.normalise({"kind": "made-up"})["kind"] == "unknown"
     assert provenance.normalise({"kind": "real", "persons": 3, "extra": 1}) == {
-        "kind": "real", "persons": 3, "checkups": None, "first_exam": None, "last_exam": None}
+        "kind": "real",
+        "persons": 3,
+        "checkups": None,
+        "first_exam": None,
+        "last_exam": None,
+    }
     assert not provenance.is_synthetic(provenance.unknown())
     assert "not recorded" in provenance.summary_en(provenance.unknown())
 
@@ -63,8 +68,10 @@ def test_model_card_states_provenance(cohort):
     assert _provenance_lines(None) == []
 
 
-@pytest.mark.parametrize("raw,expected", [(None, False), ("", False), ("0", False), ("false", False),
-                                          ("1", True), ("true", True), (" YES ", True)])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [(None, False), ("", False), ("0", False), ("false", False), ("1", True), ("true", True), (" YES ", True)],
+)
 def test_allow_synthetic_setting(raw, expected):
     environ = {} if raw is None else {ALLOW_SYNTHETIC_ENV: raw}
     assert Settings.from_env(environ).allow_synthetic is expected
@@ -98,8 +105,10 @@ def test_every_outcome_and_category_has_a_next_step_that_fits_the_summary():
 def test_summary_reads_as_the_issue_asks():
     text = cds.summary_text("hypertension", "high", 0.18)
     risk = cds.risk_text(0.18)  # the report's precision rule, shared
-    assert text == (f"고혈압 1년 위험 높음({risk}): 가정혈압 측정·생활습관 상담 / "
-                    f"High 1-yr hypertension risk ({risk}): home BP monitoring, lifestyle counselling")
+    assert text == (
+        f"고혈압 1년 위험 높음({risk}): 가정혈압 측정·생활습관 상담 / "
+        f"High 1-yr hypertension risk ({risk}): home BP monitoring, lifestyle counselling"
+    )
 
 
 def test_serve_hints_name_a_synthetic_model(cohort):

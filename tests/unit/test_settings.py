@@ -40,21 +40,37 @@ def test_every_variable_is_read_and_round_trips(tmp_path):
         "CHECKUP_RISK_MODEL_TAG": "checkup-risk:v3",
     }
     s = Settings.from_env(environ)
-    assert s == Settings(home=tmp_path / "home", workers=4, stale_after_days=365, fhir_visit_days=14,
-                         allow_synthetic=True, cors_origins=("https://a.example.org", "https://b.example.org"),
-                         tracing=True, api_token="s3cret", cds_clients=tmp_path / "clients.json",
-                         public_url="https://risk.example.org", model_tag="checkup-risk:v3")
+    assert s == Settings(
+        home=tmp_path / "home",
+        workers=4,
+        stale_after_days=365,
+        fhir_visit_days=14,
+        allow_synthetic=True,
+        cors_origins=("https://a.example.org", "https://b.example.org"),
+        tracing=True,
+        api_token="s3cret",
+        cds_clients=tmp_path / "clients.json",
+        public_url="https://risk.example.org",
+        model_tag="checkup-risk:v3",
+    )
     # The child process `serve` starts reads the same settings back.
     assert Settings.from_env(s.to_env()) == s
     assert set(s.to_env()) == set(environ)
 
 
-@pytest.mark.parametrize("name,value", [
-    ("CHECKUP_RISK_WORKERS", "two"), ("CHECKUP_RISK_WORKERS", "0"), ("CHECKUP_RISK_STALE_AFTER_DAYS", "1.5"),
-    ("CHECKUP_RISK_FHIR_VISIT_DAYS", "-3"), ("CHECKUP_RISK_ALLOW_SYNTHETIC", "on please"),
-    ("CHECKUP_RISK_TRACING", "maybe"), ("CHECKUP_RISK_PUBLIC_URL", "risk.example.org"),
-    ("CHECKUP_RISK_CORS_ORIGINS", "*,his.example.org"),
-])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("CHECKUP_RISK_WORKERS", "two"),
+        ("CHECKUP_RISK_WORKERS", "0"),
+        ("CHECKUP_RISK_STALE_AFTER_DAYS", "1.5"),
+        ("CHECKUP_RISK_FHIR_VISIT_DAYS", "-3"),
+        ("CHECKUP_RISK_ALLOW_SYNTHETIC", "on please"),
+        ("CHECKUP_RISK_TRACING", "maybe"),
+        ("CHECKUP_RISK_PUBLIC_URL", "risk.example.org"),
+        ("CHECKUP_RISK_CORS_ORIGINS", "*,his.example.org"),
+    ],
+)
 def test_a_bad_value_names_its_variable(name, value):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
@@ -73,8 +89,13 @@ def test_configure_libraries_points_bentoml_home_and_keeps_operator_choices(tmp_
 
 def test_cli_reports_a_bad_setting_in_one_line(tmp_path):
     env = {**os.environ, "CHECKUP_RISK_WORKERS": "many"}
-    out = subprocess.run([sys.executable, "-m", "checkup_risk_cli", "synth", "--people", "1", "--out",
-                          str(tmp_path / "c.csv")], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "checkup_risk_cli", "synth", "--people", "1", "--out", str(tmp_path / "c.csv")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2
     assert out.stderr.strip() == "checkup-risk synth: CHECKUP_RISK_WORKERS must be a whole number, not 'many'"
 
@@ -102,8 +123,9 @@ print(json.dumps({"modules": len(names), "changed": changed, "built": built}))
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKUP_RISK_", "BENTOML_", "MLFLOW_"))}
     env["PYTHONPATH"] = str(ROOT)
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["modules"] > 30 and got["changed"] == []
