@@ -128,10 +128,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     registry.configure(args.settings.home)
     # Progress goes to stderr with the seconds in front (stdout keeps the summary table).
     say = timed(lambda text: print(text, file=sys.stderr, flush=True))
-    result = train(args.data, outcomes=outcomes, experiment=args.experiment, promote=args.promote, seed=args.seed,
-                   say=say, engine=args.engine, scheduler=args.scheduler, workers=args.workers,
-                   max_reject_share=1.0 if args.allow_rejects else args.max_reject_share,
-                   promote_min_events=args.promote_min_events)
+    result = train(
+        args.data,
+        outcomes=outcomes,
+        experiment=args.experiment,
+        promote=args.promote,
+        seed=args.seed,
+        say=say,
+        engine=args.engine,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        max_reject_share=1.0 if args.allow_rejects else args.max_reject_share,
+        promote_min_events=args.promote_min_events,
+    )
     print(summary_table(result.metrics))
     print(f"run {result.run_id}: version {result.version} registered as challenger in {result.seconds:.0f} s")
     if args.promote:
@@ -157,8 +166,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"evaluated {metrics['n_records']:,} checkups; {exclusion_text(metrics)}")
     for note in baseline_notes(metrics):
         print(f"note: {note}")
-    print(f"model version {result.version}: wrote {out / 'metrics.json'}, {out / 'report.html'}, "
-          f"{out / 'model_card.md'}")
+    print(
+        f"model version {result.version}: wrote {out / 'metrics.json'}, {out / 'report.html'}, {out / 'model_card.md'}"
+    )
     return 0
 
 
@@ -198,13 +208,25 @@ def cmd_score(args: argparse.Namespace) -> int:
         total = pq.ParquetFile(args.input).metadata.num_rows
     with _progress(total, "rows", f"score ({args.engine})") as bar, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*streamed longitudinal features assume")  # said below
-        summary = score_file(model, args.input, args.output, version=version, progress=bar.update,
-                             explain=args.explain, engine=args.engine, chunk_rows=args.chunk_rows,
-                             workers=args.workers, scheduler=args.scheduler)
+        summary = score_file(
+            model,
+            args.input,
+            args.output,
+            version=version,
+            progress=bar.update,
+            explain=args.explain,
+            engine=args.engine,
+            chunk_rows=args.chunk_rows,
+            workers=args.workers,
+            scheduler=args.scheduler,
+        )
     if summary.get("out_of_order_rows"):
-        print(f"warning: {summary['out_of_order_rows']:,} checkups are dated before an earlier checkup of the "
-              "same person in the file; streaming assumes date order per person: sort the file by "
-              "person_id, exam_date or use --engine dask", file=sys.stderr)
+        print(
+            f"warning: {summary['out_of_order_rows']:,} checkups are dated before an earlier checkup of the "
+            "same person in the file; streaming assumes date order per person: sort the file by "
+            "person_id, exam_date or use --engine dask",
+            file=sys.stderr,
+        )
     print(
         f"model version {version}: {summary['rows_in']:,} rows in, {summary['rows_scored']:,} scored "
         f"-> {args.output}, {summary['rows_rejected']:,} rejected -> {summary['rejects_path']}"
@@ -239,10 +261,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         request = ReportRequest.model_validate(body)
     except ValidationError as e:
         # Name the record, the field and the rule, never the value (it is patient data).
-        raise CliError(f"{source}: " + "; ".join(
-            (f"record {x['index']}, " if x["index"] is not None and isinstance(body, dict) and "checkups" in body
-             else "")
-            + f"{x['field'] or 'record'}: {x['message']}" for x in errors_from(e, ()))) from None
+        raise CliError(
+            f"{source}: "
+            + "; ".join(
+                (
+                    f"record {x['index']}, "
+                    if x["index"] is not None and isinstance(body, dict) and "checkups" in body
+                    else ""
+                )
+                + f"{x['field'] or 'record'}: {x['message']}"
+                for x in errors_from(e, ())
+            )
+        ) from None
     registry.configure(args.settings.home)
     try:
         model, version = registry.load(args.model)
@@ -273,8 +303,11 @@ def _champion_or_default(people: int | None) -> str:
         return version
     from training.default_model import DEFAULT_PEOPLE, build_default
 
-    result = build_default(registry.home(), DEFAULT_PEOPLE if people is None else people,
-                           say=lambda t: print(t, file=sys.stderr, flush=True))
+    result = build_default(
+        registry.home(),
+        DEFAULT_PEOPLE if people is None else people,
+        say=lambda t: print(t, file=sys.stderr, flush=True),
+    )
     if not result.promoted:
         raise CliError(f"the default model did not pass the promotion gate: {result.decision}")
     print(f"default model ready: version {result.version} in {result.seconds:.0f} s of training", file=sys.stderr)
@@ -302,12 +335,16 @@ def _provenance_hints(info: dict, allow_synthetic: bool) -> list[str]:
 
     lines = [f"trained on {provenance.summary_en(info)}"]
     if provenance.is_synthetic(info):
-        cds = (f"CDS cards are on (each marked synthetic) because {ALLOW_SYNTHETIC_ENV}=1"
-               if allow_synthetic else
-               f"CDS gives no cards; set {ALLOW_SYNTHETIC_ENV}=1 to see them in a demo")
-        lines += ["WARNING: this model learned from SYNTHETIC (simulated) people and is not for clinical use.",
-                  f"  /score, /fhir/risk-assessment and the report say so in every response; {cds}.",
-                  "  To serve a model of real people: `checkup-risk train --data FILE --promote` on real checkups."]
+        cds = (
+            f"CDS cards are on (each marked synthetic) because {ALLOW_SYNTHETIC_ENV}=1"
+            if allow_synthetic
+            else f"CDS gives no cards; set {ALLOW_SYNTHETIC_ENV}=1 to see them in a demo"
+        )
+        lines += [
+            "WARNING: this model learned from SYNTHETIC (simulated) people and is not for clinical use.",
+            f"  /score, /fhir/risk-assessment and the report say so in every response; {cds}.",
+            "  To serve a model of real people: `checkup-risk train --data FILE --promote` on real checkups.",
+        ]
     return lines
 
 
@@ -342,15 +379,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for line in _provenance_hints(_served_training_data(tag), settings.allow_synthetic):
         print(line)
     print("try:")
-    print(f"  curl -s -X POST http://{host}:{args.port}/score -H \"{auth}\" "
-          f"-H 'Content-Type: application/json' -d {shlex.quote(body)}")
+    print(
+        f'  curl -s -X POST http://{host}:{args.port}/score -H "{auth}" '
+        f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
+    )
     sys.stdout.flush()
     # The service reads its settings from the environment it starts with: these, with this exact
     # model version and the worker count asked for (BENTOML_HOME came from configure_libraries).
     served = dataclasses.replace(settings, model_tag=tag, workers=args.workers or settings.workers)
     env = {**os.environ, **served.to_env()}
-    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService",
-           "--host", args.host, "--port", str(args.port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:RiskService",
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
     os.execvpe(cmd[0], cmd, env)
     return 0
 
@@ -390,28 +438,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="labelled checkups (canonical CSV/Parquet)")
     p.add_argument("--outcomes", help=f"comma-separated subset of {','.join(OUTCOMES)}")
     p.add_argument("--experiment", default="checkup-risk", help="MLflow experiment name")
-    p.add_argument("--promote", action="store_true",
-                   help="make the new version champion if it is not worse than the current one")
+    p.add_argument(
+        "--promote", action="store_true", help="make the new version champion if it is not worse than the current one"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--engine", choices=["pandas", "dask"], default="pandas",
-                   help="dask: train the boosted models with xgboost.dask on a Dask cluster")
+    p.add_argument(
+        "--engine",
+        choices=["pandas", "dask"],
+        default="pandas",
+        help="dask: train the boosted models with xgboost.dask on a Dask cluster",
+    )
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a LocalCluster)")
     p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     # Defaults as training.train.MAX_REJECT_SHARE and training.promotion.MIN_EVENTS (not imported here,
     # so that --help stays fast).
-    p.add_argument("--max-reject-share", type=float, default=0.2, metavar="SHARE",
-                   help="stop (exit 2, nothing trained) when validation rejects more than this share of the "
-                        "rows; the count and top 5 reasons are printed either way (default 0.2)")
-    p.add_argument("--allow-rejects", action="store_true",
-                   help="train on the valid rows however many are rejected (same as --max-reject-share 1)")
-    p.add_argument("--promote-min-events", type=int, default=50, metavar="N",
-                   help="with --promote: held-out events each outcome needs (on persons neither model was "
-                        "trained on) before the champion can be replaced; fewer keeps the champion (default 50)")
+    p.add_argument(
+        "--max-reject-share",
+        type=float,
+        default=0.2,
+        metavar="SHARE",
+        help="stop (exit 2, nothing trained) when validation rejects more than this share of the "
+        "rows; the count and top 5 reasons are printed either way (default 0.2)",
+    )
+    p.add_argument(
+        "--allow-rejects",
+        action="store_true",
+        help="train on the valid rows however many are rejected (same as --max-reject-share 1)",
+    )
+    p.add_argument(
+        "--promote-min-events",
+        type=int,
+        default=50,
+        metavar="N",
+        help="with --promote: held-out events each outcome needs (on persons neither model was "
+        "trained on) before the champion can be replaced; fewer keeps the champion (default 50)",
+    )
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="metrics.json, HTML report and model card on labelled data",
-                       description="Rows of persons the model was trained on are left out (counted in "
-                                   "metrics.json as excluded_training_rows / excluded_training_persons).")
+    p = sub.add_parser(
+        "evaluate",
+        help="metrics.json, HTML report and model card on labelled data",
+        description="Rows of persons the model was trained on are left out (counted in "
+        "metrics.json as excluded_training_rows / excluded_training_persons).",
+    )
     p.add_argument("--data", required=True)
     p.add_argument("--model", default="champion", help="alias (champion, challenger) or version number")
     p.add_argument("--out", required=True, help="output folder")
@@ -422,25 +491,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="canonical CSV/Parquet or NHIS open-data CSV")
     p.add_argument("--output", required=True, help="output .csv or .parquet; rejects go to OUTPUT.rejects.csv")
     p.add_argument("--model", default="champion", help="alias (champion, challenger) or version number")
-    p.add_argument("--explain", type=int, default=0, metavar="K",
-                   help="add the K strongest factors per outcome (feature, log-odds), by |log-odds|")
-    p.add_argument("--engine", choices=["pandas", "dask"], default="pandas",
-                   help="pandas: stream the file in chunks in this process (assumes each person's checkups "
-                        "are in date order, as exports are); dask: partition by person over a dask cluster")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="dask scheduler address (default: start a local cluster of --workers processes)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="worker processes of the local dask cluster (default 2)")
-    p.add_argument("--chunk-rows", type=int, default=200_000, metavar="N",
-                   help="rows read (and held) at a time; also the dask partition size (default 200000)")
+    p.add_argument(
+        "--explain",
+        type=int,
+        default=0,
+        metavar="K",
+        help="add the K strongest factors per outcome (feature, log-odds), by |log-odds|",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["pandas", "dask"],
+        default="pandas",
+        help="pandas: stream the file in chunks in this process (assumes each person's checkups "
+        "are in date order, as exports are); dask: partition by person over a dask cluster",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="dask scheduler address (default: start a local cluster of --workers processes)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="worker processes of the local dask cluster (default 2)"
+    )
+    p.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=200_000,
+        metavar="N",
+        help="rows read (and held) at a time; also the dask partition size (default 200000)",
+    )
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("report", help="the clinician explanation report (HTML or PDF) for one checkup, "
-                                      "or for the newest of one person's checkups")
-    p.add_argument("--input", required=True, metavar="CHECKUP.json",
-                   help='one canonical record as JSON, or a JSON list of one person\'s records (the newest is '
-                        'reported, the earlier ones are its history), or {"checkup": record} / '
-                        '{"checkups": [records]} with an optional "lang": "ko"|"en"')
+    p = sub.add_parser(
+        "report",
+        help="the clinician explanation report (HTML or PDF) for one checkup, "
+        "or for the newest of one person's checkups",
+    )
+    p.add_argument(
+        "--input",
+        required=True,
+        metavar="CHECKUP.json",
+        help="one canonical record as JSON, or a JSON list of one person's records (the newest is "
+        'reported, the earlier ones are its history), or {"checkup": record} / '
+        '{"checkups": [records]} with an optional "lang": "ko"|"en"',
+    )
     p.add_argument("--out", required=True, metavar="FILE", help="FILE.html or FILE.pdf (the extension decides)")
     p.add_argument("--lang", choices=["ko", "en"], default=None, help="report language (default ko)")
     p.add_argument("--model", default="champion", help="alias (champion, challenger) or version number")
@@ -449,11 +543,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="start the BentoML HTTP service on the champion model")
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="worker processes, each loads the model once (default: CHECKUP_RISK_WORKERS, else 2)")
-    p.add_argument("--default-people", type=int, default=None, metavar="N",
-                   help="size of the synthetic cohort for the default model when no champion exists "
-                        "(default: the first-run size, a few minutes of training on 2 cores)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes, each loads the model once (default: CHECKUP_RISK_WORKERS, else 2)",
+    )
+    p.add_argument(
+        "--default-people",
+        type=int,
+        default=None,
+        metavar="N",
+        help="size of the synthetic cohort for the default model when no champion exists "
+        "(default: the first-run size, a few minutes of training on 2 cores)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bento", help="build a Bento of the service and the pinned champion (for containers)")

@@ -13,7 +13,7 @@ import html
 
 from features.derive import FEATURES
 from models.outcomes import OUTCOME_SPECS
-from training.markdown import table, to_html
+from training.markdown import to_html
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -53,8 +53,10 @@ def monotone_table() -> list[str]:
 
 def _fitting_table(model_info: dict[str, dict]) -> list[str]:
     """Per outcome: how calibration was fitted, and the data against Riley et al.'s minimum size."""
-    lines = ["| outcome | rows | events | minimum rows (Riley) | enough | fitting and calibration |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| outcome | rows | events | minimum rows (Riley) | enough | fitting and calibration |",
+        "|---|---|---|---|---|---|",
+    ]
     for o, info in model_info.items():
         size = info.get("sample_size") or {}
         enough = size.get("enough")
@@ -75,9 +77,14 @@ def _oracle_table(metrics: dict) -> list[str]:
     ]
     if not rows:
         return []
-    return ["Where the data carry the generator's true risks (synthetic cohorts):", "",
-            "| outcome | expected AUROC (model) | expected AUROC (oracle) | ratio |", "|---|---|---|---|",
-            *rows, ""]
+    return [
+        "Where the data carry the generator's true risks (synthetic cohorts):",
+        "",
+        "| outcome | expected AUROC (model) | expected AUROC (oracle) | ratio |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def _provenance_lines(info: dict | None) -> list[str]:
@@ -85,11 +92,16 @@ def _provenance_lines(info: dict | None) -> list[str]:
     synthetic model is named as not for clinical use."""
     if not info:
         return []
-    line = (f"- Provenance: **{info['kind']}** data; the model was fitted on {info.get('persons') or 0:,} persons and "
-            f"{info.get('checkups') or 0:,} checkups, exams {info.get('first_exam')} to {info.get('last_exam')}.")
+    line = (
+        f"- Provenance: **{info['kind']}** data; the model was fitted on {info.get('persons') or 0:,} persons and "
+        f"{info.get('checkups') or 0:,} checkups, exams {info.get('first_exam')} to {info.get('last_exam')}."
+    )
     if info["kind"] == "synthetic":
-        return [line, "- **Synthetic (simulated) people, not real patients: for demonstration and testing only, "
-                      "not for clinical use.** The service says so in every response, card and report."]
+        return [
+            line,
+            "- **Synthetic (simulated) people, not real patients: for demonstration and testing only, "
+            "not for clinical use.** The service says so in every response, card and report.",
+        ]
     return [line]
 
 
@@ -165,8 +177,12 @@ def _use_and_factors_sections(metrics: dict) -> list[str]:
 
 def _data_sections(metrics: dict, data: dict, model_info: dict[str, dict] | None) -> list[str]:
     """Evaluation data, training data (with provenance and sample size) and the fitting table."""
-    excluded = (f"; {metrics['excluded_training_rows']:,} checkups of {metrics['excluded_training_persons']:,} "
-                "training persons left out." if metrics.get("excluded_training_rows") else ".")
+    excluded = (
+        f"; {metrics['excluded_training_rows']:,} checkups of {metrics['excluded_training_persons']:,} "
+        "training persons left out."
+        if metrics.get("excluded_training_rows")
+        else "."
+    )
     return [
         "## Evaluation data",
         f"- Held-out persons (never seen in fitting, validation or calibration): {metrics['n_records']:,} checkups"
@@ -209,8 +225,9 @@ def _caveat_sections(decision: str | None) -> list[str]:
     return lines
 
 
-def model_card(version: str, metrics: dict, data: dict, decision: str | None = None,
-               model_info: dict[str, dict] | None = None) -> str:
+def model_card(
+    version: str, metrics: dict, data: dict, decision: str | None = None, model_info: dict[str, dict] | None = None
+) -> str:
     """Markdown model card for one registered version.
 
     `model_info`: per outcome, the fitted model's `info` (RiskModel.models_[o].info), for the
@@ -227,9 +244,11 @@ def model_card(version: str, metrics: dict, data: dict, decision: str | None = N
 
 # --- the evaluation report (HTML) ----------------------------------------------------------------
 
-_STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 1em}img{width:32%}"
-          "table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #bbb;padding:3px 6px;"
-          "text-align:left;vertical-align:top}th{background:#f0f0f0}code{font-size:90%}")
+_STYLE = (
+    "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 1em}img{width:32%}"
+    "table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #bbb;padding:3px 6px;"
+    "text-align:left;vertical-align:top}th{background:#f0f0f0}code{font-size:90%}"
+)
 
 
 def _outcome_section(outcome: str, m: dict, figures_png: dict[str, bytes]) -> str:
@@ -238,21 +257,31 @@ def _outcome_section(outcome: str, m: dict, figures_png: dict[str, bytes]) -> st
         [name, _fmt(b.get("auroc")), b.get("note") or b.get("scale", "1-year")] for name, b in m["baselines"].items()
     ]
     subgroups = [
-        [str(s["sex"]), str(s["age_band"]), f"{s['n']:,}", f"{s['events']:,}", _fmt(s["auroc"]),
-         _fmt(s["observed_to_expected"], 2), "too small to judge" if s["too_small"] else ""]
+        [
+            str(s["sex"]),
+            str(s["age_band"]),
+            f"{s['n']:,}",
+            f"{s['events']:,}",
+            _fmt(s["auroc"]),
+            _fmt(s["observed_to_expected"], 2),
+            "too small to judge" if s["too_small"] else "",
+        ]
         for s in m["subgroups"]
     ]
     imgs = "".join(
         f'<img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-        for name, png in figures_png.items() if name.endswith(f"_{outcome}.png")
+        for name, png in figures_png.items()
+        if name.endswith(f"_{outcome}.png")
     )
-    return "\n".join([
-        f"<h2>{html.escape(outcome)}: {html.escape(OUTCOME_SPECS[outcome].label_en)}</h2>",
-        _html_table(["baseline", "AUROC", "scale"], baselines),
-        "<h3>Subgroups (sex x age band)</h3>",
-        _html_table(["sex", "age", "n", "events", "AUROC", "observed/expected", ""], subgroups),
-        f"<div>{imgs}</div>",
-    ])
+    return "\n".join(
+        [
+            f"<h2>{html.escape(outcome)}: {html.escape(OUTCOME_SPECS[outcome].label_en)}</h2>",
+            _html_table(["baseline", "AUROC", "scale"], baselines),
+            "<h3>Subgroups (sex x age band)</h3>",
+            _html_table(["sex", "age", "n", "events", "AUROC", "observed/expected", ""], subgroups),
+            f"<div>{imgs}</div>",
+        ]
+    )
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
@@ -264,10 +293,15 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 
 def evaluation_report(version: str, metrics: dict, figures_png: dict[str, bytes], card_md: str) -> str:
     """A self-contained HTML report: metrics table, subgroup tables, plots, model card."""
-    sections = [f"<h1>checkup-risk evaluation, model version {html.escape(version)}</h1>",
-                "<h2>Summary</h2>", table(_metrics_table(metrics))]
+    sections = [
+        f"<h1>checkup-risk evaluation, model version {html.escape(version)}</h1>",
+        "<h2>Summary</h2>",
+        to_html("\n".join(_metrics_table(metrics))),
+    ]
     sections += [_outcome_section(o, m, figures_png) for o, m in metrics["outcomes"].items()]
     # The card's own "# Model card: ..." heading becomes an <h2> beside the outcomes' sections.
     sections.append(f"<section class='card'>{to_html(card_md, shift=1)}</section>")
-    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>checkup-risk evaluation</title>"
-            f"<style>{_STYLE}</style></head><body>" + "\n".join(sections) + "</body></html>")
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>checkup-risk evaluation</title>"
+        f"<style>{_STYLE}</style></head><body>" + "\n".join(sections) + "</body></html>"
+    )

@@ -44,8 +44,9 @@ def _cohort_progress(say: Callable[[str], None], every: float = 5.0) -> Callable
     return step
 
 
-def build_default(home: Path, people: int = DEFAULT_PEOPLE, say: Callable[[str], None] = print,
-                  model_params: dict | None = None) -> TrainResult:
+def build_default(
+    home: Path, people: int = DEFAULT_PEOPLE, say: Callable[[str], None] = print, model_params: dict | None = None
+) -> TrainResult:
     """Generate the synthetic cohort under `home/default/`, train on it with `FIRST_RUN_PARAMS`
     (or `model_params`), and run the promotion gate; the caller checks `promoted`."""
     from features.synth import generate_cohort
@@ -53,8 +54,10 @@ def build_default(home: Path, people: int = DEFAULT_PEOPLE, say: Callable[[str],
     say = timed(say)
     data = home / "default" / "synthetic_cohort.parquet"
     data.parent.mkdir(parents=True, exist_ok=True)
-    say(f"no champion model in {home}: training the default on a synthetic cohort of {people:,} people "
-        "(a demonstration model, not for clinical use); this takes a few minutes, once")
+    say(
+        f"no champion model in {home}: training the default on a synthetic cohort of {people:,} people "
+        "(a demonstration model, not for clinical use); this takes a few minutes, once"
+    )
     cohort = generate_cohort(people=people, seed=0, progress=_cohort_progress(say))
     cohort.to_parquet(data, index=False)
     say(f"cohort: {len(cohort):,} checkups of {people:,} people written to {data}")

@@ -42,25 +42,32 @@ def subgroups(records: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> list[dict]
             n, events = int(m.sum()), int(y[m].sum())
             small = n < MIN_SUBGROUP_ROWS or events < MIN_SUBGROUP_EVENTS
             expected = float(p[m].sum())
-            rows.append({
-                "sex": s, "age_band": b, "n": n, "events": events,
-                "too_small": small,
-                "auroc": None if small or events in (0, n) else float(auroc(y[m], p[m])),
-                "observed_rate": float(events / n) if n else None,
-                "mean_predicted": float(p[m].mean()) if n else None,
-                "observed_to_expected": None if small or expected == 0 else float(events / expected),
-            })
+            rows.append(
+                {
+                    "sex": s,
+                    "age_band": b,
+                    "n": n,
+                    "events": events,
+                    "too_small": small,
+                    "auroc": None if small or events in (0, n) else float(auroc(y[m], p[m])),
+                    "observed_rate": float(events / n) if n else None,
+                    "mean_predicted": float(p[m].mean()) if n else None,
+                    "observed_to_expected": None if small or expected == 0 else float(events / expected),
+                }
+            )
     return rows
 
 
 # Names the inputs each published equation needs, for the note when no row has them all.
 PUBLISHED_INPUTS = {
     "prevent_10y_cvd": "sex, age, total_cholesterol, hdl, sbp, serum_creatinine (eGFR), smoking_status and "
-                       "diabetes status",
+    "diabetes status",
     "framingham_2008_cvd": "sex, age, total_cholesterol, hdl, sbp, smoking_status and diabetes status",
 }
-NO_TRAINING_RECORD = ("not checked: this model version does not record the persons it was trained on, so rows "
-                      "of its training persons (if any) are included and may flatter the metrics")
+NO_TRAINING_RECORD = (
+    "not checked: this model version does not record the persons it was trained on, so rows "
+    "of its training persons (if any) are included and may flatter the metrics"
+)
 
 
 def exclude_training_persons(records: pd.DataFrame, model: RiskModel) -> tuple[pd.DataFrame, dict]:
@@ -73,8 +80,11 @@ def exclude_training_persons(records: pd.DataFrame, model: RiskModel) -> tuple[p
     """
     check = getattr(model, "was_trained_on", None)
     if check is None:
-        return records, {"excluded_training_rows": None, "excluded_training_persons": None,
-                         "training_exclusion": NO_TRAINING_RECORD}
+        return records, {
+            "excluded_training_rows": None,
+            "excluded_training_persons": None,
+            "training_exclusion": NO_TRAINING_RECORD,
+        }
     seen = np.asarray(check(records["person_id"]), dtype=bool)
     info = {
         "excluded_training_rows": int(seen.sum()),
@@ -112,16 +122,23 @@ def evaluate(
     for outcome in model.models_:
         if OUTCOME_SPECS[outcome].label not in records.columns:
             continue
-        block, arrays = _outcome_metrics(outcome, records, probs[outcome].to_numpy(dtype=float),
-                                         logistic[outcome].to_numpy(dtype=float), n_boot, seed)
+        block, arrays = _outcome_metrics(
+            outcome,
+            records,
+            probs[outcome].to_numpy(dtype=float),
+            logistic[outcome].to_numpy(dtype=float),
+            n_boot,
+            seed,
+        )
         block["model_choice"] = model.models_[outcome].info.get("choice")
         metrics["outcomes"][outcome] = block
         curves[outcome] = arrays
     return metrics, curves
 
 
-def _outcome_metrics(outcome: str, records: pd.DataFrame, p: np.ndarray, lr_all: np.ndarray, n_boot: int,
-                     seed: int) -> tuple[dict, dict]:
+def _outcome_metrics(
+    outcome: str, records: pd.DataFrame, p: np.ndarray, lr_all: np.ndarray, n_boot: int, seed: int
+) -> tuple[dict, dict]:
     """One outcome's metrics.json block (model, baselines, subgroups) and its plot arrays, on the
     rows that have both a label and a prediction."""
     spec = OUTCOME_SPECS[outcome]
@@ -138,16 +155,16 @@ def _outcome_metrics(outcome: str, records: pd.DataFrame, p: np.ndarray, lr_all:
     arrays = {"y": y[scored], "model": p[scored], "logistic_regression": lr}
     sub = records.loc[scored]
     for name, (fn, valid) in PUBLISHED.get(outcome, {}).items():
-        block["baselines"][name], risk10 = _published_baseline(name, fn, valid, sub, y[scored], p[scored],
-                                                               n_boot, seed)
+        block["baselines"][name], risk10 = _published_baseline(name, fn, valid, sub, y[scored], p[scored], n_boot, seed)
         if risk10 is not None:
             arrays[name] = risk10
     block["subgroups"] = subgroups(sub, y[scored], p[scored])
     return block, arrays
 
 
-def _published_baseline(name: str, fn, valid, sub: pd.DataFrame, y: np.ndarray, p: np.ndarray, n_boot: int,
-                        seed: int) -> tuple[dict, np.ndarray | None]:
+def _published_baseline(
+    name: str, fn, valid, sub: pd.DataFrame, y: np.ndarray, p: np.ndarray, n_boot: int, seed: int
+) -> tuple[dict, np.ndarray | None]:
     """A published 10-year equation on the same rows: its block, and its risks (None when skipped)."""
     risk10 = fn(sub, assume_untreated=True)
     ok = np.isfinite(risk10)
@@ -155,7 +172,9 @@ def _published_baseline(name: str, fn, valid, sub: pd.DataFrame, y: np.ndarray, 
         # Real extracts often lack the lipid panel or creatinine: no row can be scored by the
         # equation, so there is nothing to compare (and nothing to draw).
         return {
-            "skipped": True, "rows_with_inputs": 0, "auroc": None,
+            "skipped": True,
+            "rows_with_inputs": 0,
+            "auroc": None,
             "scale": "10-year risk: compare ranking (AUROC) only",
             "note": f"skipped: no row has every input it needs ({PUBLISHED_INPUTS.get(name, 'see models.baselines')})",
         }, None
@@ -169,16 +188,22 @@ def _published_baseline(name: str, fn, valid, sub: pd.DataFrame, y: np.ndarray, 
 
 def baseline_notes(metrics: dict) -> list[str]:
     """One line per skipped baseline, for the screen."""
-    return [f"{o}: baseline {name} {b['note']}" for o, m in metrics["outcomes"].items()
-            for name, b in m["baselines"].items() if b.get("skipped")]
+    return [
+        f"{o}: baseline {name} {b['note']}"
+        for o, m in metrics["outcomes"].items()
+        for name, b in m["baselines"].items()
+        if b.get("skipped")
+    ]
 
 
 def exclusion_text(metrics: dict) -> str:
     """What `exclude_training_persons` left out, in words."""
     if metrics.get("excluded_training_rows") is None:
         return f"training persons {metrics.get('training_exclusion', NO_TRAINING_RECORD)}"
-    return (f"excluded {metrics['excluded_training_rows']:,} checkups of {metrics['excluded_training_persons']:,} "
-            "persons the model was trained on")
+    return (
+        f"excluded {metrics['excluded_training_rows']:,} checkups of {metrics['excluded_training_persons']:,} "
+        "persons the model was trained on"
+    )
 
 
 def write_metrics(metrics: dict, path: str | Path) -> Path:
@@ -308,5 +333,6 @@ def figures(model: RiskModel, records: pd.DataFrame, curves: dict) -> dict[str, 
         figs[f"decision_curve_{outcome}.png"] = _png(plot_decision_curve(outcome, arrays))
         if applicable[outcome].any():
             figs[f"shap_summary_{outcome}.png"] = _png(
-                plot_shap_summary(model, records.loc[applicable[outcome]], outcome))
+                plot_shap_summary(model, records.loc[applicable[outcome]], outcome)
+            )
     return figs

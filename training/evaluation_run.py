@@ -63,8 +63,14 @@ def log_run(version: str, data: Path, metrics: dict, files: list[Path]) -> str:
 
     with mlflow.start_run(experiment_id=_experiment_of(version), run_name=run_name(version, data)) as run:
         mlflow.set_tags({"kind": "evaluation", "model_version": version})
-        mlflow.log_params({"data_path": str(data), "model_version": version, "n_records": metrics["n_records"],
-                           "rejected_rows": metrics.get("rejected_rows", 0)})
+        mlflow.log_params(
+            {
+                "data_path": str(data),
+                "model_version": version,
+                "n_records": metrics["n_records"],
+                "rejected_rows": metrics.get("rejected_rows", 0),
+            }
+        )
         for outcome, block in metrics["outcomes"].items():
             mlflow.log_metrics(flat_metrics(outcome, block))
         for path in files:
@@ -87,8 +93,15 @@ def evaluate_file(data: str | Path, model_ref: str, out: str | Path, seed: int =
     metrics["model_version"] = version
     metrics["rejected_rows"] = read.rejected_rows + (int(problems["index"].nunique()) if len(problems) else 0)
     # The evaluated file's size, and what the model itself learned from (the bundle's provenance).
-    card = model_card(version, metrics, {"rows": read.rows_in, "persons": int(read.frame["person_id"].nunique()),
-                                         "training_data": getattr(model, "training_data_", None)})
+    card = model_card(
+        version,
+        metrics,
+        {
+            "rows": read.rows_in,
+            "persons": int(read.frame["person_id"].nunique()),
+            "training_data": getattr(model, "training_data_", None),
+        },
+    )
     report = evaluation_report(version, metrics, figures(model, records, curves), card)
     files = write_outputs(out, version, metrics, card, report)
     return EvaluationResult(version, metrics, log_run(version, data, metrics, files), files)

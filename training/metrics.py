@@ -103,9 +103,7 @@ def auroc(y, p, sample_weight=None) -> float:
     return _grouped_auc(group, n_groups, (w * y)[order], (w * (1 - y))[order])
 
 
-def auroc_ci(
-    y, p, n_boot: int = 200, seed: int = 0, alpha: float = 0.05, sample_weight=None
-) -> tuple[float, float]:
+def auroc_ci(y, p, n_boot: int = 200, seed: int = 0, alpha: float = 0.05, sample_weight=None) -> tuple[float, float]:
     """Percentile bootstrap (1 - alpha) confidence interval for `auroc`.
 
     Rows are resampled with replacement; each replicate is a multinomial count per row, so the
@@ -288,9 +286,7 @@ def _bins(p: np.ndarray, n_bins: int, strategy: str) -> np.ndarray:
     return np.searchsorted(edges[1:-1], p, side="right")
 
 
-def calibration_curve(
-    y, p, n_bins: int = 10, strategy: str = "quantile", sample_weight=None
-) -> pd.DataFrame:
+def calibration_curve(y, p, n_bins: int = 10, strategy: str = "quantile", sample_weight=None) -> pd.DataFrame:
     """Per-bin mean prediction, observed event rate and row count, for calibration plots.
 
     Columns: bin, mean_predicted, observed_rate, count (and weight, the bin's total weight).
@@ -338,7 +334,7 @@ def ece(y, p, n_bins: int = 10, strategy: str = "quantile", sample_weight=None) 
 
 
 def net_benefit(
-    y, p, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, sample_weight=None
+    y, p, thresholds: Sequence[float] | np.ndarray = DEFAULT_THRESHOLDS, sample_weight=None
 ) -> dict[str, list[float]]:
     """Decision-curve net benefit (Vickers & Elkin 2006) at each threshold probability pt.
 
@@ -442,8 +438,18 @@ def summarize(
 
 
 # The headline figures of a `summarize` block, as MLflow metrics (flat names, numbers only).
-_HEADLINE = ("auroc", "auprc", "brier", "calibration_intercept", "calibration_slope", "ece",
-             "expected_auroc", "oracle_auroc", "oracle_expected_auroc", "expected_auroc_ratio")
+_HEADLINE = (
+    "auroc",
+    "auprc",
+    "brier",
+    "calibration_intercept",
+    "calibration_slope",
+    "ece",
+    "expected_auroc",
+    "oracle_auroc",
+    "oracle_expected_auroc",
+    "expected_auroc_ratio",
+)
 
 
 def flat_metrics(prefix: str, block: dict) -> dict[str, float]:

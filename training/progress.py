@@ -22,8 +22,14 @@ class FitProgress:
     version of the model's callback.
     """
 
-    def __init__(self, say: Callable[[str], None], outcomes: tuple[str, ...], suffix: str = "",
-                 every: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        say: Callable[[str], None],
+        outcomes: tuple[str, ...],
+        suffix: str = "",
+        every: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.say = say
         self.outcomes = tuple(outcomes)
         self.suffix = suffix
@@ -33,8 +39,9 @@ class FitProgress:
         self._step: str | None = None
         self._last = 0.0
 
-    def __call__(self, outcome: str, step: str | None = None, done: int | None = None,
-                 total: int | None = None) -> None:
+    def __call__(
+        self, outcome: str, step: str | None = None, done: int | None = None, total: int | None = None
+    ) -> None:
         now = self.clock()
         if outcome != self._outcome:
             self._outcome, self._step = outcome, None

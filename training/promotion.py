@@ -42,8 +42,9 @@ class Decision:
         return f"{verdict}: " + "; ".join(self.reasons)
 
 
-def paired_auroc_difference(y: np.ndarray, p_new: np.ndarray, p_old: np.ndarray, n_boot: int = 200,
-                            seed: int = 0, max_rows: int = 200_000) -> tuple[float, float, float]:
+def paired_auroc_difference(
+    y: np.ndarray, p_new: np.ndarray, p_old: np.ndarray, n_boot: int = 200, seed: int = 0, max_rows: int = 200_000
+) -> tuple[float, float, float]:
     """AUROC(new) - AUROC(old) on the same rows, with a 95 % paired bootstrap interval."""
     rng = np.random.default_rng(seed)
     if len(y) > max_rows:
@@ -60,8 +61,9 @@ def paired_auroc_difference(y: np.ndarray, p_new: np.ndarray, p_old: np.ndarray,
     return float(diff), float(low), float(high)
 
 
-def calibration_ok(y: np.ndarray, p: np.ndarray, n_boot: int = 100, seed: int = 0,
-                   max_rows: int = 100_000) -> tuple[bool, str]:
+def calibration_ok(
+    y: np.ndarray, p: np.ndarray, n_boot: int = 100, seed: int = 0, max_rows: int = 100_000
+) -> tuple[bool, str]:
     intercept, slope = calibration_intercept_slope(y, p)
     rng = np.random.default_rng(seed)
     if len(y) > max_rows:
@@ -73,8 +75,10 @@ def calibration_ok(y: np.ndarray, p: np.ndarray, n_boot: int = 100, seed: int = 
         if 0 < y[idx].sum() < len(idx):
             boots.append(calibration_intercept_slope(y[idx], p[idx]))
     (i_lo, s_lo), (i_hi, s_hi) = np.nanquantile(np.array(boots), [0.025, 0.975], axis=0)
-    text = (f"calibration slope {slope:.2f} (95% CI {s_lo:.2f}-{s_hi:.2f}), "
-            f"intercept {intercept:+.2f} (95% CI {i_lo:+.2f} to {i_hi:+.2f})")
+    text = (
+        f"calibration slope {slope:.2f} (95% CI {s_lo:.2f}-{s_hi:.2f}), "
+        f"intercept {intercept:+.2f} (95% CI {i_lo:+.2f} to {i_hi:+.2f})"
+    )
     if s_hi < SLOPE_BOUNDS[0] or s_lo > SLOPE_BOUNDS[1]:
         return False, f"{text}: slope outside {SLOPE_BOUNDS[0]}-{SLOPE_BOUNDS[1]} beyond chance"
     if i_hi < INTERCEPT_BOUNDS[0] or i_lo > INTERCEPT_BOUNDS[1]:
@@ -82,9 +86,14 @@ def calibration_ok(y: np.ndarray, p: np.ndarray, n_boot: int = 100, seed: int = 
     return True, text
 
 
-def decide(y: dict[str, np.ndarray], challenger: dict[str, np.ndarray],
-           champion: dict[str, np.ndarray] | None, seed: int = 0, min_events: int = MIN_EVENTS,
-           max_ci_width: float = MAX_CI_WIDTH) -> Decision:
+def decide(
+    y: dict[str, np.ndarray],
+    challenger: dict[str, np.ndarray],
+    champion: dict[str, np.ndarray] | None,
+    seed: int = 0,
+    min_events: int = MIN_EVENTS,
+    max_ci_width: float = MAX_CI_WIDTH,
+) -> Decision:
     """Gate on held-out labels y[outcome] and both models' probabilities on the same rows.
 
     `champion` is None when there is none yet: then only calibration decides. Otherwise every
@@ -111,8 +120,7 @@ def decide(y: dict[str, np.ndarray], challenger: dict[str, np.ndarray],
             decision.promote = False
             decision.reasons.append(f"{outcome}: {text}")
         if champion is not None and outcome in champion:
-            reason = _against_champion(outcome, yo, p_new, champion[outcome], ok, row, seed, min_events,
-                                       max_ci_width)
+            reason = _against_champion(outcome, yo, p_new, champion[outcome], ok, row, seed, min_events, max_ci_width)
             if reason:
                 decision.promote = False
                 decision.reasons.append(reason)
@@ -120,15 +128,28 @@ def decide(y: dict[str, np.ndarray], challenger: dict[str, np.ndarray],
     if decision.promote:
         decision.reasons.append(
             "calibration in bounds on every outcome"
-            + ("" if champion is None else
-               f" and no outcome worse than the champion beyond the CI (each with >= {min_events} held-out events)")
+            + (
+                ""
+                if champion is None
+                else " and no outcome worse than the champion beyond the CI"
+                f" (each with >= {min_events} held-out events)"
+            )
             + ("; no champion yet" if champion is None else "")
         )
     return decision
 
 
-def _against_champion(outcome: str, yo: np.ndarray, p_new: np.ndarray, p_old: np.ndarray, ok: np.ndarray,
-                      row: dict, seed: int, min_events: int, max_ci_width: float) -> str | None:
+def _against_champion(
+    outcome: str,
+    yo: np.ndarray,
+    p_new: np.ndarray,
+    p_old: np.ndarray,
+    ok: np.ndarray,
+    row: dict,
+    seed: int,
+    min_events: int,
+    max_ci_width: float,
+) -> str | None:
     """Compare one outcome with the champion on the rows both score; fills `row` and returns the
     reason the champion stays (None when this outcome does not stand in the way)."""
     both = ok & np.isfinite(p_old)
@@ -141,11 +162,15 @@ def _against_champion(outcome: str, yo: np.ndarray, p_new: np.ndarray, p_old: np
         diff = low = high = float("nan")
     row["enough_evidence"] = events >= min_events and bool(np.isfinite(high - low)) and high - low <= max_ci_width
     if np.isfinite(high) and high < 0:
-        return (f"{outcome}: AUROC worse than the champion by {-diff:.4f} "
-                f"(95% CI of the difference {low:+.4f} to {high:+.4f})")
+        return (
+            f"{outcome}: AUROC worse than the champion by {-diff:.4f} "
+            f"(95% CI of the difference {low:+.4f} to {high:+.4f})"
+        )
     if events < min_events:
         return f"not enough evidence: {outcome} has {events} held-out events, {min_events} needed"
     if not (np.isfinite(low) and np.isfinite(high)) or high - low > max_ci_width:
-        return (f"not enough evidence: {outcome} AUROC difference {diff:+.4f} has a 95% CI "
-                f"{low:+.4f} to {high:+.4f}, wider than {max_ci_width:.2f}")
+        return (
+            f"not enough evidence: {outcome} AUROC difference {diff:+.4f} has a 95% CI "
+            f"{low:+.4f} to {high:+.4f}, wider than {max_ci_width:.2f}"
+        )
     return None

@@ -24,8 +24,20 @@ if TYPE_CHECKING:
     from models.bundle import RiskModel
 
 # The registry's names are used through this module by training and the command line.
-__all__ = ["CHALLENGER", "CHAMPION", "MODEL_NAME", "bundle_path", "client", "configure", "experiment", "home", "load",
-           "log_bundle", "set_alias", "version_of"]
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "MODEL_NAME",
+    "bundle_path",
+    "client",
+    "configure",
+    "experiment",
+    "home",
+    "load",
+    "log_bundle",
+    "set_alias",
+    "version_of",
+]
 
 _home: Path | None = None
 
@@ -33,8 +45,10 @@ _home: Path | None = None
 def home() -> Path:
     """The home folder `configure` pointed MLflow at."""
     if _home is None:
-        raise LookupError("the model registry has no home folder yet: call training.registry.configure(home) "
-                          "first (the command line does, with CHECKUP_RISK_HOME)")
+        raise LookupError(
+            "the model registry has no home folder yet: call training.registry.configure(home) "
+            "first (the command line does, with CHECKUP_RISK_HOME)"
+        )
     return _home
 
 
@@ -126,9 +140,7 @@ def bundle_path(version: str, dst: Path) -> Path:
     """Download a version's bundle folder (XGBoost native files + manifest) to dst."""
     import mlflow.artifacts
 
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{MODEL_NAME}/{version}", dst_path=str(dst)
-    )
+    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{MODEL_NAME}/{version}", dst_path=str(dst))
     return Path(local) / "artifacts" / "bundle"
 
 

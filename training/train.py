@@ -105,8 +105,10 @@ def dask_client(engine: str, scheduler: str | None, workers: int) -> Iterator[An
         with Client(scheduler) as client:
             yield client
     else:
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+            Client(cluster) as client,
+        ):
             yield client
 
 
@@ -159,12 +161,20 @@ def read_and_check(data: Path, outcomes: tuple[str, ...], max_reject_share: floa
         )
     if not len(records):
         raise ValueError("no valid rows to train on")
-    return CheckedData(records=records, rows_in=int(read.rows_in), persons=int(read.frame["person_id"].nunique()),
-                       rejected=rejected, share=share, gx=gx, reasons=reasons)
+    return CheckedData(
+        records=records,
+        rows_in=int(read.rows_in),
+        persons=int(read.frame["person_id"].nunique()),
+        rejected=rejected,
+        share=share,
+        gx=gx,
+        reasons=reasons,
+    )
 
 
-def split(data: Path, checked: CheckedData, outcomes: tuple[str, ...],
-          seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def split(
+    data: Path, checked: CheckedData, outcomes: tuple[str, ...], seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(training rows, test rows, the data's fingerprint): test persons are never trained on."""
     records = checked.records
     is_test = test_mask(records, seed)
@@ -185,24 +195,41 @@ def log_inputs(data: Path, outcomes: tuple[str, ...], seed: int, fingerprint: di
     """The run's parameters and the validation result (counts only: no values, no person IDs)."""
     import mlflow
 
-    mlflow.log_params({"data_path": str(data), "outcomes": ",".join(outcomes), "seed": seed,
-                       "test_share": TEST_SHARE})
+    mlflow.log_params({"data_path": str(data), "outcomes": ",".join(outcomes), "seed": seed, "test_share": TEST_SHARE})
     mlflow.log_params({f"data.{k}": v for k, v in fingerprint.items() if k != "events"})
     mlflow.log_params({f"data.events.{o}": n for o, n in fingerprint["events"].items()})
     gx = checked.gx
     mlflow.log_metric("gx_success", float(gx.success))
-    mlflow.log_dict({
-        "success": gx.success,
-        "evaluated": gx.evaluated,
-        "failures": [{"field": f.field, "expectation": f.expectation, "critical": f.critical,
-                      "unexpected_count": f.unexpected_count} for f in gx.failures],
-        "rejected_by_reason": [{"field": k[0], "reason": k[1], "rows": int(v)} for k, v in checked.reasons.items()],
-        "rejected_share": checked.share,
-    }, "validation/gx_result.json")
+    mlflow.log_dict(
+        {
+            "success": gx.success,
+            "evaluated": gx.evaluated,
+            "failures": [
+                {
+                    "field": f.field,
+                    "expectation": f.expectation,
+                    "critical": f.critical,
+                    "unexpected_count": f.unexpected_count,
+                }
+                for f in gx.failures
+            ],
+            "rejected_by_reason": [{"field": k[0], "reason": k[1], "rows": int(v)} for k, v in checked.reasons.items()],
+            "rejected_share": checked.share,
+        },
+        "validation/gx_result.json",
+    )
 
 
-def fit_model(train_rows: pd.DataFrame, outcomes: tuple[str, ...], seed: int, model_params: dict | None,
-              engine: str, scheduler: str | None, workers: int, say: Say) -> RiskModel:
+def fit_model(
+    train_rows: pd.DataFrame,
+    outcomes: tuple[str, ...],
+    seed: int,
+    model_params: dict | None,
+    engine: str,
+    scheduler: str | None,
+    workers: int,
+    say: Say,
+) -> RiskModel:
     """Fit the bundle, saying its progress and warnings, and log what each outcome chose."""
     import mlflow
 
@@ -223,9 +250,14 @@ def fit_model(train_rows: pd.DataFrame, outcomes: tuple[str, ...], seed: int, mo
         mlflow.log_dict({"warnings": fit_warnings}, "fit_warnings.json")
     for o, m in model.models_.items():
         say(f"  {o}: {m.info['choice']} (depth {m.info['setting'].get('max_depth')}, {m.info['rounds']} rounds)")
-        mlflow.log_params({f"{o}.choice": m.info["choice"], f"{o}.rounds": m.info["rounds"],
-                           f"{o}.blend_weight": m.weight,
-                           **{f"{o}.{k}": v for k, v in m.info["setting"].items()}})
+        mlflow.log_params(
+            {
+                f"{o}.choice": m.info["choice"],
+                f"{o}.rounds": m.info["rounds"],
+                f"{o}.blend_weight": m.weight,
+                **{f"{o}.{k}": v for k, v in m.info["setting"].items()},
+            }
+        )
     mlflow.log_dict({o: m.info for o, m in model.models_.items()}, "model_selection.json")
     return model
 
@@ -243,8 +275,9 @@ def log_provenance(model: RiskModel, fingerprint: dict, say: Say) -> dict:
     return info
 
 
-def evaluate_model(model: RiskModel, test_rows: pd.DataFrame, fingerprint: dict, seed: int,
-                   say: Say) -> tuple[dict, dict[str, bytes]]:
+def evaluate_model(
+    model: RiskModel, test_rows: pd.DataFrame, fingerprint: dict, seed: int, say: Say
+) -> tuple[dict, dict[str, bytes]]:
     """metrics.json and the plots on the held-out persons, both logged; (metrics, PNGs by name)."""
     import mlflow
 
@@ -277,8 +310,15 @@ def register(model: RiskModel, data: Path, say: Say) -> str:
     return version
 
 
-def run_gate(model: RiskModel, version: str, test_rows: pd.DataFrame, outcomes: tuple[str, ...], seed: int,
-             min_events: int, say: Say) -> tuple[bool, str]:
+def run_gate(
+    model: RiskModel,
+    version: str,
+    test_rows: pd.DataFrame,
+    outcomes: tuple[str, ...],
+    seed: int,
+    min_events: int,
+    say: Say,
+) -> tuple[bool, str]:
     """The champion/challenger gate on rows neither model was trained on; (promoted, decision text)."""
     import mlflow
 
@@ -290,28 +330,42 @@ def run_gate(model: RiskModel, version: str, test_rows: pd.DataFrame, outcomes: 
     if champion is not None:
         champion_probs = {o: v.to_numpy(dtype=float) for o, v in champion.predict(compare_rows).items()}
     challenger_probs = {o: v.to_numpy(dtype=float) for o, v in model.predict(compare_rows).items()}
-    y = {o: pd.to_numeric(compare_rows[OUTCOME_SPECS[o].label], errors="coerce").to_numpy(dtype=float)
-         for o in outcomes}
+    y = {
+        o: pd.to_numeric(compare_rows[OUTCOME_SPECS[o].label], errors="coerce").to_numpy(dtype=float) for o in outcomes
+    }
     decision = decide(y, challenger_probs, champion_probs, seed=seed, min_events=min_events)
     promoted = decision.promote
     text = f"version {version} vs champion {champion_version or '(none)'}: " + decision.summary()
     if promoted:
         registry.set_alias(registry.CHAMPION, version)
-    mlflow.set_tags({"promotion.decision": "promoted" if promoted else "rejected",
-                     "promotion.reason": text[:5000]})
-    mlflow.log_dict({"promoted": promoted, "reason": text, "compared_on": compare_note,
-                     "min_events": min_events, "per_outcome": decision.per_outcome}, "promotion.json")
+    mlflow.set_tags({"promotion.decision": "promoted" if promoted else "rejected", "promotion.reason": text[:5000]})
+    mlflow.log_dict(
+        {
+            "promoted": promoted,
+            "reason": text,
+            "compared_on": compare_note,
+            "min_events": min_events,
+            "per_outcome": decision.per_outcome,
+        },
+        "promotion.json",
+    )
     say(text)
     return promoted, text
 
 
-def log_card(version: str, metrics: dict, fingerprint: dict, decision: str | None, model: RiskModel,
-             pngs: dict[str, bytes], run_id: str) -> None:
+def log_card(
+    version: str,
+    metrics: dict,
+    fingerprint: dict,
+    decision: str | None,
+    model: RiskModel,
+    pngs: dict[str, bytes],
+    run_id: str,
+) -> None:
     """The model card and the evaluation report into the run; the version tagged with its run."""
     import mlflow
 
-    card = model_card(version, metrics, fingerprint, decision,
-                      model_info={o: m.info for o, m in model.models_.items()})
+    card = model_card(version, metrics, fingerprint, decision, model_info={o: m.info for o, m in model.models_.items()})
     mlflow.log_text(card, "model_card.md")
     mlflow.log_text(evaluation_report(version, metrics, pngs, card), "evaluation_report.html")
     client = registry.client()
@@ -358,16 +412,18 @@ def train(
         log_provenance(model, fingerprint, say)
         metrics, pngs = evaluate_model(model, test_rows, fingerprint, seed, say)
         version = register(model, data, say)
-        promoted, decision = (run_gate(model, version, test_rows, outcomes, seed, promote_min_events, say)
-                              if promote else (False, None))
+        promoted, decision = (
+            run_gate(model, version, test_rows, outcomes, seed, promote_min_events, say) if promote else (False, None)
+        )
         log_card(version, metrics, fingerprint, decision, model, pngs, run.info.run_id)
         elapsed = time.perf_counter() - start
         mlflow.log_metric("train_seconds", elapsed)
     return TrainResult(run.info.run_id, version, metrics, promoted, decision, elapsed)
 
 
-def _comparison_rows(test_rows: pd.DataFrame, challenger: RiskModel, champion: RiskModel | None,
-                     champion_version: str | None) -> tuple[pd.DataFrame, str]:
+def _comparison_rows(
+    test_rows: pd.DataFrame, challenger: RiskModel, champion: RiskModel | None, champion_version: str | None
+) -> tuple[pd.DataFrame, str]:
     """Held-out rows of persons neither model was trained on, and a line saying what they are.
 
     The challenger's test persons are held out from it by construction; the champion may have been
@@ -385,19 +441,25 @@ def _comparison_rows(test_rows: pd.DataFrame, challenger: RiskModel, champion: R
         else:
             seen |= np.asarray(check(test_rows["person_id"]), dtype=bool)
     rows = test_rows.loc[~seen]
-    text = (f"gate compares on {len(rows):,} held-out checkups of {rows['person_id'].nunique():,} persons "
-            f"neither model was trained on ({int(seen.sum()):,} checkups of training persons excluded)")
+    text = (
+        f"gate compares on {len(rows):,} held-out checkups of {rows['person_id'].nunique():,} persons "
+        f"neither model was trained on ({int(seen.sum()):,} checkups of training persons excluded)"
+    )
     if unknown:
         text += f"; not recorded in {' and '.join(unknown)}: its training persons could not be excluded"
     return rows, text
 
 
 def summary_table(metrics: dict) -> str:
-    lines = [f"{'outcome':<13} {'n':>9} {'events':>7} {'AUROC':>6} {'LR':>6} {'oracle':>6} {'E-ratio':>7} "
-             f"{'slope':>6} {'ECE':>7}"]
+    lines = [
+        f"{'outcome':<13} {'n':>9} {'events':>7} {'AUROC':>6} {'LR':>6} {'oracle':>6} {'E-ratio':>7} "
+        f"{'slope':>6} {'ECE':>7}"
+    ]
     for o, m in metrics["outcomes"].items():
+
         def f(x, d=3):
             return "   n/a" if x is None else f"{x:6.{d}f}"
+
         lines.append(
             f"{o:<13} {m['n']:>9,} {m['events']:>7,} {f(m['auroc'])} "
             f"{f(m['baselines']['logistic_regression']['auroc'])} {f(m.get('oracle_auroc'))} "

@@ -70,8 +70,14 @@ def test_sample_file_has_persons_and_exactly_two_bad_rows():
 
 def test_validate_names_the_bad_rows(tmp_path):
     env = {**os.environ, "CHECKUP_RISK_HOME": str(tmp_path / "home")}
-    proc = subprocess.run([sys.executable, "-m", "checkup_risk_cli", "validate", str(EXAMPLES / "checkups.csv")],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "checkup_risk_cli", "validate", str(EXAMPLES / "checkups.csv")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "sbp = 999" in proc.stdout and "age = 17" in proc.stdout
     assert "FAILED" in proc.stdout

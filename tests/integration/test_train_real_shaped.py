@@ -120,8 +120,13 @@ def test_too_many_rejects_stops_unless_allowed(cohort, home, tmp_path):
     bad.to_csv(path, index=False)
 
     env = {**os.environ, "CHECKUP_RISK_HOME": str(home)}
-    proc = subprocess.run([sys.executable, "-m", "checkup_risk_cli", "train", "--data", str(path),
-                           "--outcomes", ",".join(COMMON)], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "checkup_risk_cli", "train", "--data", str(path), "--outcomes", ",".join(COMMON)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert "more than the 20% allowed" in last and "--max-reject-share" in last
@@ -148,11 +153,38 @@ def test_small_challenger_cannot_replace_larger_champion(home, tmp_path):
     registry.set_alias(registry.CHAMPION, champion.version)
 
     said: list[str] = []
-    challenger = train(tmp_path / "challenger.parquet", outcomes=COMMON, say=said.append, promote=True,
-                       model_params=SMALL)
+    challenger = train(
+        tmp_path / "challenger.parquet", outcomes=COMMON, say=said.append, promote=True, model_params=SMALL
+    )
     assert not challenger.promoted
     assert registry.version_of(registry.CHAMPION) == champion.version
     assert "not enough evidence: hypertension has" in challenger.decision
     assert "held-out events, 50 needed" in challenger.decision
     assert any(line.startswith("gate compares on") for line in said)
     assert challenger.decision in said
+
+
+def test_first_run_default_model_says_each_step_and_is_synthetic(home):
+    """What `checkup-risk serve` does on a fresh machine (`training.default_model`), small: a cohort,
+    progress lines with the seconds, the gate's decision, and a card and run that say synthetic.
+    (Whether so small a model passes the gate is not the point: `serve` stops with the reason.)"""
+    import mlflow
+
+    from training.default_model import EXPERIMENT, FIRST_RUN_PARAMS, build_default
+
+    said: list[str] = []
+    result = build_default(
+        home, people=2500, say=said.append, model_params={**FIRST_RUN_PARAMS, **SMALL, "cv_below_events": 0}
+    )
+    assert result.decision.startswith(f"version {result.version} vs champion (none): ")
+    assert (registry.version_of(registry.CHAMPION) == result.version) is result.promoted
+    assert said[0].startswith("[    0 s] no champion model") and "not for clinical use" in said[0]
+    assert any("cohort: " in line and "checkups of 2,500 people" in line for line in said)
+    for i, outcome in enumerate(("cvd", "diabetes", "hypertension", "dyslipidemia", "ckd"), start=1):
+        assert any(line.endswith(f"] fitting {outcome} ({i} of 5)") for line in said), outcome
+    assert any(f"registered checkup-risk version {result.version}" in line for line in said)
+    run = registry.client().get_run(result.run_id)
+    assert run.info.run_name == "train 5 outcomes · 2,500 persons · synthetic"
+    assert run.info.experiment_id == registry.experiment(EXPERIMENT)
+    card = mlflow.artifacts.load_text(f"runs:/{result.run_id}/model_card.md")
+    assert "**synthetic**" in card and "not for clinical use" in card
