@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jwt
+
+from serving.sqlite_state import ThreadConnections
 
 ALGORITHMS = ("ES384", "RS384")
 # A token living longer than this is refused: it bounds how long a jti must be remembered.
@@ -94,21 +95,11 @@ class ReplayCache:
     """jti values seen, until their token expires; one SQLite file shared by all workers."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
         self.path = path
+        self._db = ThreadConnections(path).connection
         with self._db() as db:
             db.execute("CREATE TABLE IF NOT EXISTS jti (iss TEXT, jti TEXT, exp REAL, PRIMARY KEY (iss, jti))")
         self._purged = 0.0
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
-        return db
 
     def first_use(self, iss: str, jti: str, exp: float) -> bool:
         """True the first time (iss, jti) is seen; atomic across processes."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from serving.sqlite_state import ThreadConnections
 
 if TYPE_CHECKING:
     from serving.cds_hooks import FeedbackItem
@@ -24,20 +25,10 @@ class RecentRecords:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._local = threading.local()
+        self._db = ThreadConnections(path).connection
         self._purged = 0.0
         self._db().execute("CREATE TABLE IF NOT EXISTS records (id TEXT PRIMARY KEY, expires REAL, record TEXT)")
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
-        return db
 
     def put(self, record: dict | list[dict]) -> str:
         """Keep one record, or one person's checkups oldest first (the last is the one reported)."""
