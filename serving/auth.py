@@ -60,13 +60,19 @@ class BearerAuth:
 
     def _token(self) -> bytes:
         if self._expected is None:
-            self._expected = f"Bearer {ensure_token(self.home, self.configured)[0]}".encode()
+            self._expected = ensure_token(self.home, self.configured)[0].encode()
         return self._expected
 
+    def _authorized(self, header: bytes) -> bool:
+        # The scheme is case-insensitive (RFC 9110 11.1); the token is compared in constant time.
+        # Exactly "<scheme> <token>": nothing is stripped from the token.
+        scheme, _, given = header.partition(b" ")
+        return hmac.compare_digest(given, self._token()) and scheme.lower() == b"bearer"
+
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and not self._public(scope):
+        if scope["type"] == "http" and not self._public(scope) and not self._preflight(scope):
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._token()):
+            if not self._authorized(given):
                 body = json.dumps({"errors": [{"index": None, "field": None, "message": UNAUTHORIZED}]}).encode()
                 await send(
                     {
@@ -78,6 +84,15 @@ class BearerAuth:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    def _preflight(scope: dict) -> bool:
+        """A CORS preflight: browsers send it without credentials, and the app's CORS middleware
+        answers it itself (it reaches no route and returns no data)."""
+        if scope.get("method") != "OPTIONS":
+            return False
+        headers = dict(scope.get("headers") or [])
+        return b"origin" in headers and b"access-control-request-method" in headers
 
     @staticmethod
     def _public(scope: dict) -> bool:

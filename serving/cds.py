@@ -42,21 +42,35 @@ def _fhir_error(issues: list[Issue], status: int, code: str = "invalid") -> JSON
     return JSONResponse(operation_outcome(issues, code=code), status_code=status, media_type=FHIR_JSON)
 
 
-def _audience(request: Request, public_url: str | None) -> str:
-    """The URL the client's JWT must name: the public URL + path behind a proxy, else the one called."""
-    if public_url:
-        return public_url + request.url.path
-    return f"{request.url.scheme}://{request.url.netloc}{request.url.path}"
+def _audience(request: Request, svc: Worker) -> str:
+    """The URL the client's JWT must name: the public URL + path behind a proxy, else the one called,
+    if its host is accepted (a bare Host header never chooses the audience)."""
+    return _base(request, svc) + request.url.path
 
 
-def _base(request: Request, public_url: str | None) -> str:
-    return public_url or f"{request.url.scheme}://{request.url.netloc}"
+def _base(request: Request, svc: Worker) -> str:
+    if svc.public_url:
+        return svc.public_url
+    netloc = request.url.netloc.lower()
+    host = netloc[: netloc.index("]") + 1] if netloc.startswith("[") and "]" in netloc else netloc.rsplit(":", 1)[0]
+    accepted = svc.accepted_hosts
+    # The address this connection reached is no client's choice: host:port as the server saw it.
+    server = request.scope.get("server")
+    reached: set[str] = set()
+    if server and server[0]:
+        name = f"[{server[0]}]" if ":" in str(server[0]) else str(server[0]).lower()
+        reached = {f"{name}:{server[1]}"}
+        if (request.url.scheme, server[1]) in (("http", 80), ("https", 443)):
+            reached.add(name)
+    if netloc not in accepted and host not in accepted and netloc not in reached:
+        raise CdsAuthError("this host is not accepted: set CHECKUP_RISK_PUBLIC_URL or CHECKUP_RISK_ACCEPTED_HOSTS")
+    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 async def _json_body(request: Request) -> Any:
     try:
         return json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise FhirInputError([Issue("body", "is not valid JSON")], status=400) from None
 
 
@@ -70,7 +84,7 @@ def cds_discovery() -> dict:
 
 def _authorize(request: Request, svc: Worker) -> JSONResponse | None:
     try:
-        svc.cds_verifier.verify(request.headers.get("authorization"), _audience(request, svc.public_url))
+        svc.cds_verifier.verify(request.headers.get("authorization"), _audience(request, svc))
     except CdsAuthError as e:
         response = _fhir_error([Issue("Authorization", str(e))], 401, code="security")
         response.headers["WWW-Authenticate"] = "Bearer"
@@ -143,7 +157,7 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         )
         report_url = None
         if assessments:
-            report_url = f"{_base(request, svc.public_url)}/reports/{svc.recent_records.put(records)}"
+            report_url = f"{_base(request, svc)}/reports/{svc.recent_records.put(records)}"
         missing = [k for k in KEY_INPUTS if record.get(k) is None]
         one = card(result, svc.version, assessments, report_url, missing, warnings)
     if one is not None and synthetic:

@@ -12,10 +12,14 @@ access from the environment (PEP 562 `__getattr__`): that access is the service'
 
 from __future__ import annotations
 
+import json
 import os
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import bentoml
+import numpy as np
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -23,8 +27,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from features.fhir import Issue
 from serving import cds, store
 from serving.auth import BearerAuth
+from serving.fhir_out import FHIR_JSON, operation_outcome
 from serving.schemas import Checkup, ReportRequest, ScoreRequest, errors_from
 from serving.settings import Settings
 from serving.worker import CurrentWorker, Worker
@@ -37,6 +43,144 @@ DESCRIPTION = (
     "All routes but /healthz, /livez, /readyz, /metrics, /docs, /openapi.json and CDS Hooks need "
     "`Authorization: Bearer <token>`; CDS Hooks calls carry the client's signed JWT."
 )
+
+# JSON nested deeper than this is refused before it is parsed: no request of ours nests past ten.
+MAX_JSON_DEPTH = 64
+# Bodies larger than this are checked on the thread pool.
+INLINE_BODY_BYTES = 64 * 1024
+# Reports hold patient data: never cached; and the page needs nothing but its own inline CSS and SVG.
+REPORT_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+}
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+# Opening brackets become +1 and closing ones -1 (as int8): the running sum is the depth.
+_DEPTH_STEP = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")
+_FHIR_PREFIXES = ("/fhir/", "/cds-services/")
+
+
+class MalformedBody(ValueError):
+    """A request body that cannot be read as one JSON value: `field` names the key when known."""
+
+    def __init__(self, message: str, status: int = 400, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.status, self.field = message, status, field
+
+
+def json_depth(body: bytes) -> int:
+    """The deepest nesting of arrays and objects in `body`, valid JSON (brackets inside strings are
+    ignored; on other input the string pattern could take quadratic time), at C speed."""
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKET)
+    if not brackets:
+        return 0
+    steps = np.frombuffer(brackets.translate(_DEPTH_STEP), dtype=np.int8)
+    return int(np.cumsum(steps, dtype=np.int64).max())
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            # Which value would win is a guess a clinical service must not make.
+            raise MalformedBody("appears more than once in one JSON object", status=422, field=key)
+        out[key] = value
+    return out
+
+
+def check_json(body: bytes) -> None:
+    """Raise MalformedBody unless `body` is one JSON value, nested at most MAX_JSON_DEPTH deep, with
+    no key twice in any object."""
+    deep = MalformedBody(f"is nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicate_keys)
+    except MalformedBody:
+        raise
+    except RecursionError:
+        raise deep from None
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedBody("is not valid JSON") from None
+    # Only now: on valid JSON the string pattern runs in linear time.
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise deep
+
+
+class BodyGuard:
+    """Pure ASGI middleware in front of every route: one answer for every body that is too large or
+    not one well-formed JSON value, before any route parses it.
+
+    A `Content-Length` above `max_bytes` gets 413 before the body is read, a streamed body 413 as
+    soon as it grows past it; then the body must be JSON (`check_json`): 400, or 422 naming a
+    duplicated key. FHIR and CDS routes answer with an OperationOutcome, the others with
+    `{"errors": [...]}`. The body, once read, is handed on to the route unchanged.
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        try:
+            if length is not None and length.strip().isdigit() and int(length) > self.max_bytes:
+                raise MalformedBody(f"is larger than {self.max_bytes} bytes", status=413)
+            chunks, size, more = [], 0, True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise MalformedBody(f"is larger than {self.max_bytes} bytes", status=413)
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+            body = b"".join(chunks)
+            if len(body) > INLINE_BODY_BYTES:
+                # Parsing megabytes takes a second: off the event loop, so that probes keep answering.
+                await run_in_threadpool(check_json, body)
+            elif body:
+                check_json(body)
+        except MalformedBody as e:
+            await _refuse(send, path, e)
+            return
+
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _refuse(send: Any, path: str, e: MalformedBody) -> None:
+    if path.startswith(_FHIR_PREFIXES):
+        code = "too-costly" if e.status == 413 else ("duplicate" if e.status == 422 else "structure")
+        payload: dict = operation_outcome([Issue(e.field or "body", e.message)], code=code)
+        media = FHIR_JSON
+    else:
+        payload = {"errors": [{"index": None, "field": e.field or "body", "message": e.message}]}
+        media = "application/json"
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]
+    if e.status == 413:
+        # The rest of the body is not read: the client must not reuse this connection.
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": e.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
 
 router = APIRouter()
 
@@ -70,7 +214,7 @@ async def report(request: ReportRequest, svc: CurrentWorker, lang: Literal["ko",
     from serving.report import render_html
 
     chosen = request.lang if "lang" in request.model_fields_set or lang is None else lang
-    return HTMLResponse(render_html(svc.scorer, request.records(), chosen))
+    return HTMLResponse(render_html(svc.scorer, request.records(), chosen), headers=REPORT_HEADERS)
 
 
 @router.get(
@@ -89,7 +233,8 @@ async def linked_report(key: str, svc: CurrentWorker, lang: Literal["ko", "en"] 
             {"errors": [{"index": None, "field": "key", "message": "no such report, or it has expired"}]},
             status_code=404,
         )
-    return HTMLResponse(render_html(svc.scorer, [Checkup.model_validate(r).model_dump() for r in records], lang))
+    checkups = [Checkup.model_validate(r).model_dump() for r in records]
+    return HTMLResponse(render_html(svc.scorer, checkups, lang), headers=REPORT_HEADERS)
 
 
 @router.get("/model", summary="The model version this worker serves")
@@ -106,6 +251,8 @@ def model_info(svc: CurrentWorker) -> dict:
 def build_app(settings: Settings) -> FastAPI:
     """The routes, with the CORS origins of `settings`."""
     app = FastAPI(title="checkup-risk", version="1", description=DESCRIPTION)
+    # Added before CORS, so that CORS wraps it and its refusals carry CORS headers too.
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     # Browser-based CDS clients (the CDS Hooks sandbox, SMART apps) call cross-origin; credentials are
     # bearer headers, never cookies, so allowing any origin (the default) exposes nothing.
     app.add_middleware(

@@ -20,7 +20,12 @@ DEFAULT_HOME = Path(".checkup-risk")
 # Two years: by then the one-year risk window after the exam has passed, with a year's grace for
 # the usual delay between a checkup and the visit where it is discussed.
 DEFAULT_STALE_AFTER_DAYS = 730
+# The largest request body the service reads: far above a person's FHIR history, far below a flood.
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 ALLOW_SYNTHETIC_ENV = "CHECKUP_RISK_ALLOW_SYNTHETIC"
+# Host headers a CDS client's `aud` may name when no public URL is set (a port-less entry: any port);
+# the address a connection actually reached (host:port) is accepted as well.
+DEFAULT_ACCEPTED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 _TRUE = ("1", "true", "yes")
 _FALSE = ("", "0", "false", "no")
 
@@ -41,6 +46,8 @@ class Settings:
     home: Path = field(metadata=_env("CHECKUP_RISK_HOME"))
     # Service worker processes; each loads the model once.
     workers: int = field(default=2, metadata=_env("CHECKUP_RISK_WORKERS"))
+    # Request bodies larger than this get 413 before any of them is parsed.
+    max_body_bytes: int = field(default=DEFAULT_MAX_BODY_BYTES, metadata=_env("CHECKUP_RISK_MAX_BODY_BYTES"))
     # A checkup older than this is stale: its one-year window has passed.
     stale_after_days: int = field(default=DEFAULT_STALE_AFTER_DAYS, metadata=_env("CHECKUP_RISK_STALE_AFTER_DAYS"))
     # FHIR Observations less than this many days after a visit's first day belong to that visit.
@@ -57,6 +64,11 @@ class Settings:
     cds_clients: Path | None = field(default=None, metadata=_env("CHECKUP_RISK_CDS_CLIENTS"))
     # The external base URL (no trailing slash): the `aud` CDS clients sign for, and report links.
     public_url: str | None = field(default=None, metadata=_env("CHECKUP_RISK_PUBLIC_URL"))
+    # Without a public URL: the Host headers a CDS call's `aud` (and its report links) may be built
+    # on; any other is refused, so a Host header alone never chooses the audience.
+    accepted_hosts: tuple[str, ...] = field(
+        default=DEFAULT_ACCEPTED_HOSTS, metadata=_env("CHECKUP_RISK_ACCEPTED_HOSTS")
+    )
     # The Bento model the service loads; None: the tag `checkup-risk serve` pinned under the home.
     model_tag: str | None = field(default=None, metadata=_env("CHECKUP_RISK_MODEL_TAG"))
 
@@ -74,6 +86,7 @@ class Settings:
         return cls(
             home=Path(home or DEFAULT_HOME).resolve(),
             workers=_positive_int(environ, "CHECKUP_RISK_WORKERS", 2),
+            max_body_bytes=_positive_int(environ, "CHECKUP_RISK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             stale_after_days=_positive_int(environ, "CHECKUP_RISK_STALE_AFTER_DAYS", DEFAULT_STALE_AFTER_DAYS),
             fhir_visit_days=_positive_int(environ, "CHECKUP_RISK_FHIR_VISIT_DAYS", VISIT_DAYS),
             allow_synthetic=_flag(environ, ALLOW_SYNTHETIC_ENV),
@@ -83,6 +96,7 @@ class Settings:
             # Absolute, so that a child process started elsewhere reads the same file.
             cds_clients=Path(clients).resolve() if clients else None,
             public_url=_url(environ, "CHECKUP_RISK_PUBLIC_URL"),
+            accepted_hosts=_hosts(environ, "CHECKUP_RISK_ACCEPTED_HOSTS"),
             model_tag=_text(environ, "CHECKUP_RISK_MODEL_TAG"),
         )
 
@@ -159,6 +173,17 @@ def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
                 f"{name} must be * or comma-separated origins such as https://his.example.org, not {o!r}"
             )
     return origins
+
+
+def _hosts(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = _text(environ, name)
+    if raw is None:
+        return DEFAULT_ACCEPTED_HOSTS
+    hosts = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    for h in hosts:
+        if urlsplit(f"http://{h}").netloc != h or "@" in h or "/" in h:
+            raise SettingsError(f"{name} must be comma-separated hosts such as risk.internal:3000, not {h!r}")
+    return hosts
 
 
 def _url(environ: Mapping[str, str], name: str) -> str | None:

@@ -34,6 +34,7 @@ class Worker:
         # Read per CDS call, so a test (or an operator's debugger) can flip it on a running worker.
         self.allow_synthetic = settings.allow_synthetic
         self.public_url = settings.public_url
+        self.accepted_hosts = settings.accepted_hosts
         self.cds_verifier = CdsVerifier(load_clients(settings.cds_clients), ReplayCache(home / "cds_jti.sqlite"))
         self.recent_records = RecentRecords(home / "recent_records.sqlite")
         self.feedback = FeedbackLog(home / "cds_feedback.sqlite")

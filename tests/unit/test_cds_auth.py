@@ -7,6 +7,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from serving.cds_auth import CdsAuthError, CdsVerifier, ReplayCache, load_clients
 from tests.cds_clients import TestClientKeys
@@ -145,3 +147,147 @@ def test_jwks_url_with_key_rotation(tmp_path):
         assert _Jwks.hits == 2
     finally:
         server.shutdown()
+
+
+# Hardening (issue 13): wrong types are refused cleanly, before any key lookup; a dead key server
+# cannot stall every call; the audience is never chosen by a bare Host header.
+
+
+def _unsigned(header: dict, claims: dict) -> str:
+    """A token with this exact header and these claims, signed with nothing (shape checks come first)."""
+    import base64
+
+    def part(value) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part(header)}.{part(claims)}.c2ln"
+
+
+def _claims(keys, **over):
+    now = int(time.time())
+    return {"iss": keys.iss, "aud": AUD, "exp": now + 60, "iat": now, "jti": "j", **over}
+
+
+@pytest.mark.parametrize(
+    "header,claims,reason",
+    [
+        ({"alg": "ES384", "kid": "ec-1", "typ": 5}, {}, "typ"),
+        ({"alg": "ES384", "kid": "ec-1", "typ": None}, {}, "typ"),
+        ({"alg": ["ES384"], "kid": "ec-1"}, {}, "algorithm"),
+        ({"alg": "ES384", "kid": {"a": 1}}, {}, "kid|malformed"),
+        ({"alg": "ES384", "kid": "ec-1"}, {"iss": ["https://his.example.org"]}, "issuer"),
+        ({"alg": "ES384", "kid": "ec-1"}, {"iss": {"a": 1}}, "issuer"),
+        ({"alg": "ES384", "kid": "ec-1"}, {"exp": "9999999999"}, "exp"),
+        ({"alg": "ES384", "kid": "ec-1"}, {"exp": True}, "exp"),
+        ({"alg": "ES384", "kid": "ec-1"}, {"iat": 1e300}, "iat"),
+        ({"alg": "ES384", "kid": "ec-1"}, {"aud": [AUD, 5]}, "aud"),
+        ({"alg": "ES384", "kid": "ec-1"}, {"jti": 7}, "jti"),
+    ],
+)
+def test_wrong_types_are_refused_cleanly(verifier, keys, header, claims, reason):
+    with pytest.raises(CdsAuthError, match=reason):
+        verifier.verify(f"Bearer {_unsigned(header, _claims(keys, **claims))}", AUD)
+
+
+def test_signed_exp_as_string_is_refused(verifier, keys):
+    import jwt
+
+    claims = _claims(keys, exp=str(int(time.time()) + 60))
+    token = jwt.encode(claims, keys.ec, algorithm="ES384", headers={"kid": "ec-1", "typ": "JWT"})
+    with pytest.raises(CdsAuthError, match="exp"):
+        verifier.verify(f"Bearer {token}", AUD)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    header=st.fixed_dictionaries({}, optional={k: _json_values for k in ("alg", "typ", "kid", "jku", "crit")}),
+    claims=st.fixed_dictionaries({}, optional={k: _json_values for k in ("iss", "aud", "exp", "iat", "nbf", "jti")}),
+    keep=st.fixed_dictionaries({}, optional={"alg": st.just("ES384"), "kid": st.just("ec-1"), "iss": st.just(1)}),
+)
+def test_fuzzed_headers_and_claims_are_only_refused(verifier, keys, header, claims, keep):
+    """Any JSON value in any header field or claim: a clean CdsAuthError, never another exception."""
+    header = {**header, **{k: v for k, v in keep.items() if k != "iss"}}
+    if "iss" in keep:
+        claims = {**claims, "iss": keys.iss}
+    with pytest.raises(CdsAuthError):
+        verifier.verify(f"Bearer {_unsigned(header, claims)}", AUD)
+
+
+def test_a_silent_key_server_stalls_one_call_then_none(keys, tmp_path, monkeypatch):
+    """A JWK Set server that accepts connections and never answers: the first call waits for the
+    deadline, the next is refused at once (backoff), and a malformed token never fetches at all."""
+    import socket
+
+    from serving import cds_auth
+
+    monkeypatch.setattr(cds_auth, "JWKS_TIMEOUT_S", 0.5)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/jwks.json"
+        clients = load_clients(keys.write_allowlist(tmp_path / "c.json", jwks_url=url))
+        verifier = CdsVerifier(clients, ReplayCache(tmp_path / "jti.db"))
+        fetches = []
+        real = cds_auth._fetch
+        monkeypatch.setattr(cds_auth, "_fetch", lambda u, *a: fetches.append(u) or real(u, 0.5))
+
+        bad = _unsigned({"alg": "ES384", "kid": "any", "typ": 5}, _claims(keys))
+        with pytest.raises(CdsAuthError, match="typ"):
+            verifier.verify(f"Bearer {bad}", AUD)
+        assert fetches == []  # the shape check comes before any fetch
+
+        junk = _unsigned({"alg": "ES384", "kid": "any"}, _claims(keys))
+        started = time.monotonic()
+        with pytest.raises(CdsAuthError, match="JWK Set"):
+            verifier.verify(f"Bearer {junk}", AUD)
+        first = time.monotonic() - started
+        assert 0.4 < first < 2.0
+
+        started = time.monotonic()
+        with pytest.raises(CdsAuthError, match="JWK Set"):
+            verifier.verify(f"Bearer {keys.token(AUD)}", AUD)
+        assert time.monotonic() - started < 0.2
+        assert len(fetches) == 1
+    finally:
+        silent.close()
+
+
+def _request(host: str, server=("127.0.0.1", 3000)):
+    from starlette.requests import Request
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/cds-services/checkup-risk",
+        "raw_path": b"/cds-services/checkup-risk",
+        "query_string": b"",
+        "headers": [(b"host", host.encode())],
+        "server": server,
+    }
+    return Request(scope)
+
+
+def test_audience_is_never_a_bare_host_header():
+    from types import SimpleNamespace
+
+    from serving.cds import _audience, _base
+
+    svc = SimpleNamespace(public_url=None, accepted_hosts=("localhost", "risk.internal:8443"))
+    path = "/cds-services/checkup-risk"
+    assert _audience(_request("localhost:3000"), svc) == "http://localhost:3000" + path
+    assert _audience(_request("127.0.0.1:3000"), svc) == "http://127.0.0.1:3000" + path  # the address reached
+    assert _base(_request("risk.internal:8443"), svc) == "http://risk.internal:8443"
+    for host in ("evil.example", "risk.internal:9999", "127.0.0.1:3001"):
+        with pytest.raises(CdsAuthError, match="host"):
+            _audience(_request(host), svc)
+    svc.public_url = "https://risk.example.org"
+    assert _audience(_request("evil.example"), svc) == "https://risk.example.org" + path

@@ -19,6 +19,7 @@ def test_defaults(tmp_path, monkeypatch):
     s = Settings.from_env({})
     assert s.home == tmp_path / ".checkup-risk" and s.home.is_absolute()
     assert (s.workers, s.stale_after_days, s.fhir_visit_days) == (2, DEFAULT_STALE_AFTER_DAYS, 7)
+    assert s.max_body_bytes == 8 * 1024 * 1024
     assert s.allow_synthetic is False and s.tracing is False and s.cors_origins == ("*",)
     assert s.api_token is s.cds_clients is s.public_url is s.model_tag is None
     # Empty means unset, as a shell's `export VAR=` does.
@@ -29,6 +30,8 @@ def test_every_variable_is_read_and_round_trips(tmp_path):
     environ = {
         "CHECKUP_RISK_HOME": str(tmp_path / "home"),
         "CHECKUP_RISK_WORKERS": "4",
+        "CHECKUP_RISK_MAX_BODY_BYTES": "1048576",
+        "CHECKUP_RISK_ACCEPTED_HOSTS": "risk.internal:8443, localhost",
         "CHECKUP_RISK_STALE_AFTER_DAYS": " 365 ",
         "CHECKUP_RISK_FHIR_VISIT_DAYS": "14",
         "CHECKUP_RISK_ALLOW_SYNTHETIC": "yes",
@@ -43,6 +46,8 @@ def test_every_variable_is_read_and_round_trips(tmp_path):
     assert s == Settings(
         home=tmp_path / "home",
         workers=4,
+        max_body_bytes=1048576,
+        accepted_hosts=("risk.internal:8443", "localhost"),
         stale_after_days=365,
         fhir_visit_days=14,
         allow_synthetic=True,
@@ -63,6 +68,8 @@ def test_every_variable_is_read_and_round_trips(tmp_path):
     [
         ("CHECKUP_RISK_WORKERS", "two"),
         ("CHECKUP_RISK_WORKERS", "0"),
+        ("CHECKUP_RISK_MAX_BODY_BYTES", "8MB"),
+        ("CHECKUP_RISK_MAX_BODY_BYTES", "0"),
         ("CHECKUP_RISK_STALE_AFTER_DAYS", "1.5"),
         ("CHECKUP_RISK_FHIR_VISIT_DAYS", "-3"),
         ("CHECKUP_RISK_ALLOW_SYNTHETIC", "on please"),
@@ -112,7 +119,9 @@ for package in ("features", "models", "training", "serving"):
     names += [f"{package}.{m.name}" for m in pkgutil.iter_modules(module.__path__)]
 for name in names:
     importlib.import_module(name)
-changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))
+# scikit-learn's own import sets these two (OpenMP work-arounds in sklearn/__init__.py).
+library_set = {"KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK"}
+changed = sorted(k for k in (set(before) | set(os.environ)) - library_set if before.get(k) != os.environ.get(k))
 import serving.service
 try:
     serving.service.RiskService

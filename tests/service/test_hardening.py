@@ -1,0 +1,171 @@
+"""Hostile and broken HTTP input (issue 13, findings 2, 3 and 7): malformed bodies get one answer in
+the route's error shape and never a 500; bodies over the size limit get 413 before parsing; the
+bearer scheme is case-insensitive; CORS preflights are answered; reports are not cached."""
+
+import datetime as dt
+import json
+
+import pytest
+
+from features.fhir import to_bundle
+from features.schema import EXAMPLE_RECORD
+from serving.service import MAX_JSON_DEPTH, MalformedBody, check_json, json_depth
+from serving.settings import DEFAULT_MAX_BODY_BYTES
+from tests.service.test_cds import URL
+
+JSON = {"Content-Type": "application/json"}
+DEEP = b"[" * 10_000 + b"]" * 10_000
+FHIR_ROUTES = ("/fhir/risk-assessment", "/cds-services/checkup-risk")
+
+
+def _headers(path: str, cds_client_keys) -> dict:
+    if path.startswith("/cds-services"):
+        return {**JSON, "Authorization": f"Bearer {cds_client_keys.token(URL)}"}
+    return JSON
+
+
+def _assert_refusal(r, status: int | tuple[int, ...], field: str | None = None) -> None:
+    """A 4xx in the route's shape: OperationOutcome on FHIR and CDS routes, `errors` elsewhere."""
+    assert r.status_code in ((status,) if isinstance(status, int) else status), r.text
+    body = r.json()
+    assert "detail" not in body
+    if body.get("resourceType") == "OperationOutcome":
+        assert body["issue"] and all(i["severity"] == "error" and i["diagnostics"] for i in body["issue"])
+        if field:
+            assert body["issue"][0]["expression"] == [field]
+    else:
+        assert body["errors"] and set(body["errors"][0]) == {"index", "field", "message"}
+        if field:
+            assert body["errors"][0]["field"] == field
+
+
+# -- parsing (unit) ---------------------------------------------------------------------------------
+
+
+def test_json_depth_ignores_brackets_in_strings():
+    assert json_depth(b"1") == 0 and json_depth(b"[]") == 1
+    assert json_depth(b'[{"a": "[[[{{\\"]"}]') == 2
+    assert json_depth(DEEP) == 10_000
+
+
+@pytest.mark.parametrize(
+    "body,status,field",
+    [
+        (b'{"sbp": 9999, "sbp": 134}', 422, "sbp"),
+        (b'{"checkups": [{"age": 50, "age": 51}]}', 422, "age"),
+        (b"{not json", 400, None),
+        (b"\xff\xfe", 400, None),
+        (DEEP, 400, None),
+        (b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1), 400, None),
+    ],
+)
+def test_check_json_refuses(body, status, field):
+    with pytest.raises(MalformedBody) as caught:
+        check_json(body)
+    assert (caught.value.status, caught.value.field) == (status, field)
+
+
+def test_check_json_accepts_nesting_up_to_the_limit():
+    check_json(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH)
+    check_json(b'{"a": 1, "b": {"a": 2}}')  # the same key in different objects
+
+
+# -- malformed bodies over HTTP --------------------------------------------------------------------
+
+
+def test_duplicate_key_is_refused_naming_it(client):
+    body = '{"checkups": [{"person_id": "a", "sex": "M", "age": 50, "sbp": 9999, "sbp": 134}]}'
+    r = client.post("/score", content=body, headers=JSON)
+    _assert_refusal(r, 422, "sbp")
+    assert "9999" not in r.text and "134" not in r.text  # no echo of patient values
+
+
+def test_duplicate_key_in_a_fhir_bundle_is_refused(client):
+    text = json.dumps(to_bundle(EXAMPLE_RECORD))
+    text = text.replace('"resourceType": "Bundle"', '"resourceType": "Bundle", "resourceType": "Bundle"', 1)
+    _assert_refusal(client.post("/fhir/risk-assessment", content=text, headers=JSON), 422, "resourceType")
+
+
+@pytest.mark.parametrize("path", ["/score", "/report", *FHIR_ROUTES])
+def test_deep_json_is_refused_without_a_500(client, cds_client_keys, path):
+    _assert_refusal(client.post(path, content=DEEP, headers=_headers(path, cds_client_keys)), 400)
+
+
+@pytest.mark.parametrize("path", ["/score", "/report", *FHIR_ROUTES])
+def test_invalid_json_is_refused_in_the_route_shape(client, cds_client_keys, path):
+    _assert_refusal(client.post(path, content=b"{not json", headers=_headers(path, cds_client_keys)), 400)
+
+
+def test_score_still_works_after_refusals(client):
+    r = client.post("/score", json={"checkups": [EXAMPLE_RECORD]})
+    assert r.status_code == 200, r.text
+
+
+# -- body size --------------------------------------------------------------------------------------
+
+
+def test_max_body_bytes_defaults_to_8_mb(service_settings):
+    assert DEFAULT_MAX_BODY_BYTES == 8 * 1024 * 1024 == service_settings.max_body_bytes
+
+
+@pytest.mark.parametrize("path", ["/score", "/fhir/risk-assessment"])
+def test_oversize_content_length_gets_413(client, path):
+    body = b'{"checkups": [' + b" " * DEFAULT_MAX_BODY_BYTES + b"]}"
+    _assert_refusal(client.post(path, content=body, headers=JSON), 413)
+
+
+def test_oversize_streamed_body_gets_413(client):
+    def chunks():
+        yield b'{"checkups": ['
+        for _ in range(DEFAULT_MAX_BODY_BYTES // 65536 + 1):
+            yield b" " * 65536
+        yield b"]}"
+
+    # A generator is sent chunked, with no Content-Length: the limit is counted as it arrives.
+    _assert_refusal(client.post("/score", content=chunks(), headers=JSON), 413)
+
+
+# -- conventions ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer"])
+def test_bearer_scheme_is_case_insensitive(client, scheme):
+    r = client.get("/model", headers={"Authorization": f"{scheme} test-token"})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("header", ["test-token", "Basic test-token", "bearer wrong", "bearer", ""])
+def test_wrong_credentials_still_get_401(client, header):
+    assert client.get("/model", headers={"Authorization": header}).status_code == 401
+
+
+def test_cors_preflight_is_answered_not_refused(client):
+    headers = {
+        "Origin": "https://his.example.org",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Authorization, Content-Type",
+        "Authorization": "",
+    }
+    r = client.options("/score", headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.headers["access-control-allow-origin"] in ("*", "https://his.example.org")
+    assert "POST" in r.headers["access-control-allow-methods"]
+    # A plain OPTIONS (no preflight headers) still needs the token.
+    assert client.options("/score", headers={"Authorization": ""}).status_code == 401
+
+
+def _assert_report_headers(r):
+    assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "style-src 'unsafe-inline'" in csp and "script-src" not in csp
+
+
+def test_report_is_not_cached_and_has_a_csp(client, service_home):
+    _assert_report_headers(client.post("/report", json={"checkup": EXAMPLE_RECORD}))
+    from serving.cds_store import RecentRecords
+
+    home, _, _ = service_home
+    today = dt.date.today().isoformat()
+    key = RecentRecords(home / "recent_records.sqlite").put([dict(EXAMPLE_RECORD, exam_date=today)])
+    _assert_report_headers(client.get(f"/reports/{key}"))
