@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,9 @@ from features.schema import EXAMPLE_RECORD
 from models.outcomes import OUTCOME_SPECS
 from serving.report import TEXT, build_context, render_html
 from serving.schemas import Checkup
+from tests import chromium
 from tests.service.test_report import hangul, visible_text
 
-CHROMIUM = "/usr/bin/chromium"
 TODAY = dt.date(2025, 9, 1)
 LIPIDS = {"total_cholesterol": None, "triglycerides": None, "hdl": None, "ldl": None}
 
@@ -168,27 +167,7 @@ def panel_html(scorer):
 
 
 def screenshot(html: str, name: str, tmp: Path, height: int, artifacts: Path) -> Path:
-    page = tmp / f"{name}.html"
-    page.write_text(html, encoding="utf-8")
-    shot = tmp / f"panel_{name}.png"
-    proc = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--no-first-run",
-            f"--user-data-dir={tmp / 'chromium-profile'}",
-            f"--screenshot={shot}",
-            f"--window-size=900,{height}",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert shot.exists(), proc.stderr[-2000:]
+    shot = chromium.screenshot(html, f"panel_{name}", tmp, 900, height)
     shutil.copy(shot, artifacts / shot.name)
     return shot
 

@@ -6,7 +6,6 @@ absence is a broken set-up and fails here, never skips.
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,7 @@ from features.schema import EXAMPLE_RECORD
 from models.outcomes import OUTCOME_SPECS
 from serving.report import render_html, render_pdf, risk_text
 from serving.schemas import Checkup
-
-CHROMIUM = "/usr/bin/chromium"
+from tests import chromium
 
 
 @pytest.fixture(scope="module")
@@ -82,28 +80,7 @@ def test_pdf_is_one_page_with_korean_english_and_numbers(scorer, record, tmp_pat
 
 @pytest.mark.slow  # a headless Chromium
 def test_chromium_screenshot_is_a_real_page(scorer, record, tmp_path, artifacts):
-    assert Path(CHROMIUM).exists(), "chromium is missing: `make sysdeps` installs it"
-    page = tmp_path / "report_ko.html"
-    page.write_text(render_html(scorer, record, "ko"), encoding="utf-8")
-    shot = tmp_path / "report_ko.png"
-    proc = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'chromium-profile'}",
-            f"--screenshot={shot}",
-            "--window-size=1240,1754",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert shot.exists(), proc.stderr[-2000:]
+    shot = chromium.screenshot(render_html(scorer, record, "ko"), "report_ko", tmp_path, 1240, 1754)
     keep(shot, artifacts)
     from PIL import Image
 
