@@ -27,6 +27,24 @@ since the last checkup is known now and is never predicted as a new one. Treatme
 way from active MedicationStatements (effective[x], else dateAsserted) and active MedicationRequests
 (authoredOn), by ATC class.
 
+Korean systems (KR Core 2.0). Conditions coded in KCD-8 (or any ICD-10-shaped system) are read by
+their ICD-10 category ("I10.9", "E785", "E11.3†" all count). A medicine coded only in HIRA EDI or
+KPIS KD codes is read by its ingredient (generic) names (`features.medications`: English INN or
+Korean, combination products split into their ingredients): from the krcore-medicationIngredient
+extension (an ATC code there counts as ATC), the concept's text and displays, or a referenced
+Medication's code and ingredients. An ATC code, wherever given, decides alone. A medicine with
+neither an ATC code nor a recognised name is a warning ("drug class could not be read"), never an
+error. Laboratory Observations coded only in HIRA EDI procedure codes are not read: the KR Core
+CodeSystem publishes no content and no source checked here gives the codes of the checkup tests.
+
+Dates. An Observation's date is the first of effectiveDateTime, effectiveInstant,
+effectivePeriod.start, issued that is a plausible checkup date (EXAM_DATE_MIN .. today); one that is
+not (a 0001-01-01 placeholder, a typo, a future date) is a warning naming its path, and an
+Observation with no plausible date but some date is left out. Only when every dated measurement is
+left out is the patient refused, with those issues. A history date (onset, recordedDate, effective,
+dateAsserted, authoredOn, FamilyMemberHistory.date) before the birth year or in the future is read
+as no date, with a warning; earlier dates than EXAM_DATE_MIN are real history.
+
 Negative answers. The absence of a Condition is not a "no", so a history or treatment field is 0
 only when a resource says so: a Condition of the disease with verificationStatus `refuted`, a
 MedicationStatement of the class with status `not-taken`, a FamilyMemberHistory whose condition is
@@ -61,7 +79,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from features.schema import BY_NAME, SEX_CODES, SEX_WORDS
+from features.medications import classes_of_names
+from features.schema import BY_NAME, EXAM_DATE_MIN, EXAM_DATE_RANGE_TEXT, SEX_CODES, SEX_WORDS
 
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
@@ -479,13 +498,44 @@ def _when(text: str | None) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _effective(obs: dict) -> dt.datetime | None:
-    return (
-        _when(obs.get("effectiveDateTime"))
-        or _when(obs.get("effectiveInstant"))
-        or _when((obs.get("effectivePeriod") or {}).get("start"))
-        or _when(obs.get("issued"))
-    )
+# Where each dated resource keeps its date, in the order read: the first plausible one is used.
+_OBSERVATION_DATES = (("effectiveDateTime",), ("effectiveInstant",), ("effectivePeriod", "start"), ("issued",))
+_ONSET_DATES = (("onsetDateTime",), ("onsetPeriod", "start"), ("recordedDate",))
+_REFUTED_DATES = (("recordedDate",), ("onsetDateTime",), ("onsetPeriod", "start"))
+_STATEMENT_DATES = (("effectiveDateTime",), ("effectivePeriod", "start"), ("dateAsserted",))
+_REQUEST_DATES = (("authoredOn",),)
+_FAMILY_DATES = (("date",),)
+
+
+def _at(resource: dict, path: tuple[str, ...]) -> object:
+    value: object = resource
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+class _Dates(NamedTuple):
+    """The first plausible date of a resource, its path, and where a date was present but not plausible."""
+
+    when: dt.datetime | None
+    path: str
+    bad: list[str]
+
+
+def _dates(resource: dict, paths: tuple[tuple[str, ...], ...], low: dt.date, high: dt.date) -> _Dates:
+    """The first date along `paths` that parses and whose day is within low..high (a placeholder
+    such as 0001-01-01, a typo, a future date is no date at all); the paths passed over as bad."""
+    bad: list[str] = []
+    for path in paths:
+        text = _at(resource, path)
+        if text is None:
+            continue
+        when = _when(text) if isinstance(text, str) else None
+        day = _day(when)
+        if when is not None and day is not None and low <= day <= high:
+            return _Dates(when, ".".join(path), bad)
+        bad.append(".".join(path))
+    return _Dates(None, "", bad)
 
 
 def _day(when: dt.datetime | None) -> dt.date | None:
@@ -563,9 +613,8 @@ def _about_patient(resource: dict, patient_refs: set[str], key: str = "subject")
     return ref in patient_refs or any(ref.endswith("/" + r) for r in patient_refs if r.startswith("Patient/"))
 
 
-def _observation_values(resource: dict, ref: str, warnings: list[Issue]) -> list[_Value]:
+def _observation_values(resource: dict, ref: str, warnings: list[Issue], when: dt.datetime | None) -> list[_Value]:
     """Every readable value of one usable Observation (and its components); the rest become warnings."""
-    when = _effective(resource)
     out: list[_Value] = []
     for part, where in _observation_parts(resource, ref):
         for loinc in dict.fromkeys(_codes(part.get("code"), LOINC)):
@@ -699,32 +748,51 @@ def _days_per_week(part: dict, where: str) -> int | Issue:
     return int(got)
 
 
-def _condition_since(resource: dict) -> dt.date | None:
-    return _day(
-        _when(resource.get("onsetDateTime"))
-        or _when((resource.get("onsetPeriod") or {}).get("start"))
-        or _when(resource.get("recordedDate"))
-    )
+class _Medicine(NamedTuple):
+    """What a medication resource says its medicine is: ATC codes, and the names to read when none."""
+
+    atc: list[str]
+    names: list[str]
 
 
-def _refuted_on(resource: dict) -> dt.date | None:
-    """When a refuted Condition was stated: recordedDate, else its onset."""
-    return _day(_when(resource.get("recordedDate"))) or _condition_since(resource)
+def _concept_names(concept: object) -> list[str]:
+    if not isinstance(concept, dict):
+        return []
+    labels = [concept.get("text"), *(c.get("display") for c in concept.get("coding") or [] if isinstance(c, dict))]
+    return [label for label in labels if isinstance(label, str) and label.strip()]
 
 
-def _medication_since(resource: dict) -> dt.date | None:
-    if resource.get("resourceType") == "MedicationRequest":
-        return _day(_when(resource.get("authoredOn")))
-    return _day(
-        _when(resource.get("effectiveDateTime"))
-        or _when((resource.get("effectivePeriod") or {}).get("start"))
-        or _when(resource.get("dateAsserted"))
-    )
+def _ingredient_extensions(concept: object) -> tuple[list[str], list[str]]:
+    """(ATC codes, names) of the KR Core ingredient extensions of a medication CodeableConcept.
+
+    KR Core 2.0 defines it as http://www.hl7korea.or.kr/fhir/krcore/StructureDefinition/
+    krcore-medicationIngredient on MedicationRequest.medicationCodeableConcept, value[x] only
+    CodeableConcept, preferred binding ATC (checked against the IG's StructureDefinition and FSH
+    source, github.com/hl7korea/krocre). Any url ending in "medicationIngredient" is read, and a
+    valueString too, since drafts and local profiles differ from it."""
+    atc: list[str] = []
+    names: list[str] = []
+    if not isinstance(concept, dict):
+        return atc, names
+    for ext in concept.get("extension") or []:
+        if not isinstance(ext, dict) or not str(ext.get("url", "")).endswith("medicationIngredient"):
+            continue
+        value = ext.get("valueCodeableConcept")
+        atc += _codes(value, ATC) if isinstance(value, dict) else []
+        names += _concept_names(value)
+        if isinstance(ext.get("valueString"), str) and ext["valueString"].strip():
+            names.append(ext["valueString"])
+    return atc, names
 
 
-def _medication_codes(resource: dict, medications: dict[str, dict]) -> list[str]:
-    """ATC codes of the medicine, from the CodeableConcept or a referenced / contained Medication."""
-    atc = _codes(resource.get("medicationCodeableConcept"), ATC)
+def _medicine(resource: dict, medications: dict[str, dict]) -> _Medicine:
+    """The medicine of a MedicationStatement or MedicationRequest, from its CodeableConcept (with the
+    KR Core ingredient extension) or a referenced / contained Medication (code, ingredients)."""
+    concept = resource.get("medicationCodeableConcept")
+    atc = _codes(concept, ATC) if isinstance(concept, dict) else []
+    ext_atc, ext_names = _ingredient_extensions(concept)
+    atc += ext_atc
+    names = ext_names + _concept_names(concept)
     ref = (resource.get("medicationReference") or {}).get("reference")
     if ref:
         target = medications.get(ref)
@@ -739,7 +807,21 @@ def _medication_codes(resource: dict, medications: dict[str, dict]) -> list[str]
             )
         if target is not None:
             atc += _codes(target.get("code"), ATC)
-    return atc
+            for ingredient in target.get("ingredient") or []:
+                item = ingredient.get("itemCodeableConcept") if isinstance(ingredient, dict) else None
+                atc += _codes(item, ATC) if isinstance(item, dict) else []
+                names += _concept_names(item)
+            names += _concept_names(target.get("code"))
+    return _Medicine(atc, names)
+
+
+def _treatment_fields(medicine: _Medicine) -> set[str] | None:
+    """The treatment fields the medicine sets: by ATC class when it has an ATC code, else by its
+    ingredient names; None when neither says what it is."""
+    if medicine.atc:
+        return {name for name, prefixes in _MEDICATION_ATC.items() if any(c.startswith(prefixes) for c in medicine.atc)}
+    found = classes_of_names(medicine.names)
+    return found or None
 
 
 def _age(birth: dt.date, day: dt.date) -> int:
@@ -761,12 +843,25 @@ class _Reading:
 
     patient_refs: set[str]
     medications: dict[str, dict]  # Medication resources by reference and by fullUrl
+    today: dt.date
+    born: dt.date  # 1 January of the birth year: no history is dated before it
     values: list[_Value] = field(default_factory=list)
     facts: list[_Dated] = field(default_factory=list)  # conditions, treatment and family history, dated
     negatives: list[_Dated] = field(default_factory=list)  # refuted conditions, treatment not taken, no family history
     warnings: list[Issue] = field(default_factory=list)  # values left missing because unreadable
     issues: list[Issue] = field(default_factory=list)  # what refuses the patient
     ignored: int = 0  # results skipped for their status
+    undated_out: list[Issue] = field(default_factory=list)  # Observations left out for their dates
+
+    def history_day(self, resource: dict, ref: str, paths: tuple[tuple[str, ...], ...]) -> dt.date | None:
+        """The day a history fact holds from, or None; a date before the birth year or in the future
+        cannot be one, so it is read as no date (which is how such a fact has always been read)."""
+        got = _dates(resource, paths, self.born, self.today)
+        for path in got.bad:
+            self.warnings.append(
+                Issue(f"{ref}.{path}", "is not a date between the birth year and today: read as undated")
+            )
+        return _day(got.when)
 
 
 def read_patient(
@@ -783,15 +878,20 @@ def read_patient(
     """
     pid, patient_ref, sex, birth_at, issues = _patient(patient)
     resources = list(resources)
-    reading = _Reading({patient_ref}, _medications(resources), issues=issues)
+    today = today or dt.date.today()
+    born = dt.date(birth_at.year, 1, 1) if birth_at is not None else dt.date.min
+    reading = _Reading({patient_ref}, _medications(resources), today, born, issues=issues)
     for resource, full_url in resources:
         read = _RESOURCE_READERS.get(str(resource.get("resourceType")))
         if read is not None:
             read(resource, _ref(resource, full_url), reading)
+    if not reading.values and reading.undated_out:
+        # Every measurement was left out for its date: say that, not that the measurements are missing.
+        reading.issues += reading.undated_out
     if reading.issues:
         raise FhirInputError(reading.issues)
     assert sex is not None and birth_at is not None  # else an issue was raised above
-    visits = _group_visits(reading.values, visit_window_days, today or dt.date.today())
+    visits = _group_visits(reading.values, visit_window_days, today)
     if history_window_years is not None:
         cutoff = visits[-1][0] - dt.timedelta(days=round(history_window_years * 365.25))
         visits = [v for v in visits if v[0] >= cutoff]
@@ -836,7 +936,23 @@ def _read_observation(resource: dict, ref: str, reading: _Reading) -> None:
     elif resource.get("status") not in USABLE_STATUS:
         reading.ignored += 1
     else:
-        reading.values += _observation_values(resource, ref, reading.warnings)
+        got = _dates(resource, _OBSERVATION_DATES, EXAM_DATE_MIN, reading.today)
+        if got.when is None and got.bad:
+            issues = [
+                Issue(
+                    f"{ref}.{path}",
+                    f"is not a checkup date (one {EXAM_DATE_RANGE_TEXT} is needed): the Observation is not used",
+                )
+                for path in got.bad
+            ]
+            reading.warnings += issues
+            reading.undated_out += issues
+            return
+        for path in got.bad:
+            reading.warnings.append(
+                Issue(f"{ref}.{path}", f"is not a checkup date ({EXAM_DATE_RANGE_TEXT}): {got.path} used instead")
+            )
+        reading.values += _observation_values(resource, ref, reading.warnings, got.when)
 
 
 def _read_condition(resource: dict, ref: str, reading: _Reading) -> None:
@@ -845,20 +961,20 @@ def _read_condition(resource: dict, ref: str, reading: _Reading) -> None:
         return
     names = _history_fields(resource.get("code"))
     if names and _REFUTED in status:
-        reading.negatives.append(_Dated(frozenset(names), _refuted_on(resource), ref))
+        reading.negatives.append(_Dated(frozenset(names), reading.history_day(resource, ref, _REFUTED_DATES), ref))
     elif names:
-        reading.facts.append(_Dated(frozenset(names), _condition_since(resource), ref))
+        reading.facts.append(_Dated(frozenset(names), reading.history_day(resource, ref, _ONSET_DATES), ref))
 
 
 def _read_family_history(resource: dict, ref: str, reading: _Reading) -> None:
     if not _about_patient(resource, reading.patient_refs, "patient") or resource.get("status") == _IN_ERROR:
         return
-    since = _day(_when(resource.get("date")))
     positive: set[str] = set()
     negative: set[str] = set()
     for cond in resource.get("condition") or []:
         positive |= {_FAMILY[name] for name in _history_fields(cond.get("code")) if name in _FAMILY}
         negative |= {_FAMILY_NEGATIVE[c] for c in _codes(cond.get("code"), SNOMED) if c in _FAMILY_NEGATIVE}
+    since = reading.history_day(resource, ref, _FAMILY_DATES) if positive or negative else None
     if positive:
         reading.facts.append(_Dated(frozenset(positive), since, ref))
     if negative:
@@ -877,12 +993,20 @@ def _read_medication(resource: dict, ref: str, reading: _Reading) -> None:
         or resource.get("intent") in _NOT_TREATMENT_INTENT
     ):
         return
-    atc = _medication_codes(resource, reading.medications)
-    names = {name for name, prefixes in _MEDICATION_ATC.items() if any(c.startswith(prefixes) for c in atc)}
-    if names:
-        (reading.negatives if not_taken else reading.facts).append(
-            _Dated(frozenset(names), _medication_since(resource), ref)
+    names = _treatment_fields(_medicine(resource, reading.medications))
+    if names is None:
+        # An unknown medicine may well be of another class: say so, never the name.
+        where = "medicationReference" if resource.get("medicationReference") else "medicationCodeableConcept"
+        reading.warnings.append(
+            Issue(
+                f"{ref}.{where}",
+                "no ATC code and no ingredient name this service recognises: its drug class "
+                "(antihypertensive, diabetes medication, statin) could not be read",
+            )
         )
+    elif names:
+        since = reading.history_day(resource, ref, _STATEMENT_DATES if statement else _REQUEST_DATES)
+        (reading.negatives if not_taken else reading.facts).append(_Dated(frozenset(names), since, ref))
 
 
 # Resource type -> its reader; other resources are not about the record.
@@ -990,7 +1114,9 @@ def _history_fields(concept: dict | None) -> set[str]:
     for coding in (concept or {}).get("coding") or []:
         system = str(coding.get("system", "")).lower()
         if "icd-10" in system or "icd10" in system or "kcd" in system:
-            code = str(coding.get("code", "")).upper().replace(".", "")
+            # KCD-8 writes "I10.9", "E785", and marks dagger / asterisk codes ("E11.3†"): the first
+            # letter and digits are the ICD-10 category.
+            code = re.sub(r"[^A-Z0-9]", "", str(coding.get("code", "")).upper())
             out |= {name for name, prefixes in _HISTORY_ICD.items() if code.startswith(prefixes)}
     return out
 
