@@ -20,9 +20,13 @@ XGBoost's OpenMP threads: two workers on two cores each running two threads figh
 
 import os
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.postgres import PostgresServer, PostgresUnavailable, port_for_worker
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -128,3 +132,35 @@ def artifacts(tmp_path_factory) -> Path:
 @pytest.fixture
 def fixtures() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server (tests/postgres.py), started on first use: one per xdist worker,
+    on port 54000 + the worker's number, reached through a Unix socket in its own /tmp folder. Stopped
+    and removed when the session ends. Missing binaries fail the test: CI installs them (`make sysdeps`)."""
+    missing = None
+    try:
+        server = PostgresServer(port=port_for_worker(os.environ.get("PYTEST_XDIST_WORKER", "master")))
+        server.start()
+    except PostgresUnavailable as exc:
+        missing = str(exc)
+    if missing is not None:
+        pytest.fail(f"no PostgreSQL for the tests: {missing}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty database for one test, as a libpq URL:
+    `postgresql://postgres@/DBNAME?host=SOCKDIR&port=PORT` (SQLAlchemy: `postgresql+psycopg://...`).
+    Dropped afterwards, open connections and all."""
+    url = postgres_server.create_database(request.node.name)
+    yield url
+    try:
+        postgres_server.drop_database(url)
+    except Exception as exc:  # the whole cluster goes at the end of the session anyway
+        warnings.warn(f"could not drop the test database {url}: {exc}", stacklevel=1)
