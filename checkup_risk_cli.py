@@ -366,6 +366,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     version = _champion_or_default(args.default_people)
     tag = store.import_version(version)
     store.pin(tag, home)
+    # The shared state is created or upgraded now, so a database that is unreachable stops here
+    # with a clear message instead of in every worker.
+    _state(settings)
     token, created = ensure_token(home, settings.api_token)
     if settings.api_token:
         auth = "Authorization: Bearer $CHECKUP_RISK_API_TOKEN"
@@ -401,6 +404,78 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ]
     os.execvpe(cmd[0], cmd, env)
     return 0
+
+
+def _state(settings):
+    from serving.state_db import StorageUnavailable, open_state
+
+    try:
+        return open_state(settings.database_url, settings.home)
+    except StorageUnavailable as e:
+        raise CliError(f"{e}: check CHECKUP_RISK_DATABASE_URL and that the database server is running") from None
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from serving.api_keys import ApiKeys, KeysError, parse_scopes
+
+    keys = ApiKeys(_state(args.settings))
+    try:
+        if args.keys_command == "create":
+            key = keys.create(args.name, parse_scopes(args.scopes))
+            print(f"created key {args.name!r}; it is shown only now, keep it in the client's secret store:")
+            print(key)
+        elif args.keys_command == "revoke":
+            keys.revoke(args.name)
+            print(f"revoked key {args.name!r}: every worker refuses it within seconds")
+        else:
+            print(f"{'name':24} {'scopes':24} {'created (UTC)':20} revoked (UTC)")
+            for k in keys.list():
+
+                def when(t):
+                    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M") if t else "-"
+
+                print(f"{k['name']:24} {','.join(k['scopes']):24} {when(k['created']):20} {when(k['revoked'])}")
+    except KeysError as e:
+        raise CliError(str(e)) from None
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from serving.audit import AuditLog
+    from serving.secret_key import derive, load_secret
+
+    settings = args.settings
+    log = AuditLog(_state(settings), derive(load_secret(settings.home, settings.secret_key), "audit"))
+    if args.audit_command == "verify":
+        problems, checked, head = log.verify()
+        for p in problems:
+            print(f"audit trail: {p}", file=sys.stderr)
+        if problems:
+            print(f"audit trail NOT intact: {len(problems)} problem(s) in {checked} entries", file=sys.stderr)
+            return 1
+        print(f"audit trail intact: {checked} entries; newest {checked} hash {head}")
+        print("note the newest entry's number and hash: a later deletion of the newest entries shows against it")
+        return 0
+    since = _date(args.since, "--since")
+    if args.out:
+        with open(args.out, "w", newline="") as f:
+            n = log.export(f, since)
+        print(f"wrote {n} audit entries since {since} to {args.out}", file=sys.stderr)
+    else:
+        n = log.export(sys.stdout, since)
+        print(f"{n} audit entries since {since}", file=sys.stderr)
+    return 0
+
+
+def _date(text: str, option: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option} must be a date such as 2026-01-31") from None
 
 
 def cmd_bento(args: argparse.Namespace) -> int:
@@ -558,6 +633,28 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the first-run size, a few minutes of training on 2 cores)",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("keys", help="named API keys: create (printed once), list, revoke")
+    keys = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    k = keys.add_parser("create", help="create a key for one client system; prints it once")
+    k.add_argument("name", help="the client's name, e.g. his-seoul-01 (shown in the audit trail)")
+    k.add_argument(
+        "--scopes",
+        default="score,report,fhir",
+        help="comma-separated routes it may call: score, report, fhir, admin (default: score,report,fhir)",
+    )
+    k = keys.add_parser("list", help="list keys (never the keys themselves)")
+    k = keys.add_parser("revoke", help="revoke a key; every worker refuses it within seconds")
+    k.add_argument("name")
+    p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("audit", help="the hash-chained audit trail: verify it, or export its entries")
+    audit = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit.add_parser("verify", help="exit 1 when any entry was changed, inserted or removed")
+    a = audit.add_parser("export", help="write entries (CSV; no patient values) from a date on")
+    a.add_argument("--since", required=True, metavar="DATE", help="first day to export (YYYY-MM-DD, UTC)")
+    a.add_argument("--out", default=None, metavar="FILE", help="CSV file (default: standard output)")
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("bento", help="build a Bento of the service and the pinned champion (for containers)")
     p.add_argument("--default-people", type=int, default=None, metavar="N")

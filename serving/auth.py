@@ -4,24 +4,38 @@ CDS Hooks discovery is public and CDS service calls carry the client's signed JW
 `serving.cds_auth` checks in the route. `/docs` and `/openapi.json` describe the routes and hold no
 patient data, so a browser can read them without a token.
 
-The token is CHECKUP_RISK_API_TOKEN when set (`Settings.api_token`); otherwise one is created on
-first run and kept in CHECKUP_RISK_HOME/api_token (mode 600). Comparison is constant-time; a refusal
-says how to send a token and nothing else.
+The bootstrap token is CHECKUP_RISK_API_TOKEN when set (`Settings.api_token`); otherwise one is
+created on first run and kept in CHECKUP_RISK_HOME/api_token (mode 600). It has every scope. Named
+keys (`checkup-risk keys create`, serving.api_keys) have the scopes they were given: a key without
+the route's scope gets 403. Comparison is constant-time; a refusal says how to send a token and
+nothing else. Each named key has a rate limit per worker process (429 with Retry-After).
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import math
 import os
 import secrets
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from serving.api_keys import PREFIX, SCOPES, ApiKeys, Client
+from serving.refusals import storage_refusal
+from serving.state_db import StorageUnavailable
 
 # Open to anyone: liveness/readiness probes, Prometheus, and the API's description.
 PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics", "/docs", "/openapi.json"})
 # Discovery is public; the service and feedback routes under it check a client JWT themselves.
 CDS_PREFIX = "/cds-services"
+# A card's report link carries its own credential (a signature and an expiry), checked by the route:
+# a clinician opens it in the EHR's browser, which has no bearer token.
+REPORT_LINK_PREFIX = "/reports/"
 # How to get in, in general terms: the same for every refusal, so it tells a caller nothing about
 # why this one failed or what the token is.
 UNAUTHORIZED = (
@@ -49,40 +63,95 @@ def ensure_token(home: Path, configured: str | None) -> tuple[str, bool]:
     return token, True
 
 
-class BearerAuth:
-    """Pure ASGI middleware (applies to BentoML routes and the mounted app alike)."""
+# The scope each route needs, by path prefix; routes not listed (GET /model) need any valid key.
+# (A report link is public: its signature is the credential.)
+ROUTE_SCOPES = (("/score", "score"), ("/report", "report"), ("/fhir/", "fhir"), ("/admin/", "admin"))
+BOOTSTRAP = "bootstrap"
 
-    def __init__(self, app: Any, home: str, token: str | None) -> None:
+
+def required_scope(path: str) -> str | None:
+    for prefix, scope in ROUTE_SCOPES:
+        if path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/"):
+            return scope
+    return None
+
+
+class RateLimiter:
+    """A token bucket per client in this worker process: `per_minute` calls, refilled evenly."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def wait_s(self, client: str) -> float:
+        """0 when the call may go ahead (and is counted), else the seconds until it may."""
+        now = time.monotonic()
+        tokens, at = self._buckets.get(client, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - at) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[client] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[client] = (tokens, now)
+        return (1.0 - tokens) / self.rate
+
+
+class BearerAuth:
+    """Pure ASGI middleware (applies to BentoML routes and the mounted app alike): the bootstrap
+    token or a named key (serving.api_keys) with the route's scope, within the client's rate."""
+
+    def __init__(
+        self, app: Any, home: str, token: str | None, open_keys: Callable[[], ApiKeys], rate_per_minute: int
+    ) -> None:
         self.app = app
         self.home = Path(home)
         self.configured = token
         self._expected: bytes | None = None
+        self._open_keys = open_keys
+        self._keys: ApiKeys | None = None
+        self.limiter = RateLimiter(rate_per_minute)
 
     def _token(self) -> bytes:
         if self._expected is None:
             self._expected = ensure_token(self.home, self.configured)[0].encode()
         return self._expected
 
-    def _authorized(self, header: bytes) -> bool:
+    async def _client(self, header: bytes) -> Client | None:
         # The scheme is case-insensitive (RFC 9110 11.1); the token is compared in constant time.
         # Exactly "<scheme> <token>": nothing is stripped from the token.
         scheme, _, given = header.partition(b" ")
-        return hmac.compare_digest(given, self._token()) and scheme.lower() == b"bearer"
+        if scheme.lower() != b"bearer" or not given:
+            return None
+        if hmac.compare_digest(given, self._token()):
+            return Client(BOOTSTRAP, frozenset(SCOPES))
+        if not given.startswith(PREFIX.encode()):
+            return None
+        if self._keys is None:
+            self._keys = self._open_keys()
+        # A lookup is cached for a moment; a miss reads the shared state, off the event loop.
+        return await run_in_threadpool(self._keys.lookup, given.decode("ascii", "replace"))
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and not self._public(scope) and not self._preflight(scope):
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not self._authorized(given):
-                body = json.dumps({"errors": [{"index": None, "field": None, "message": UNAUTHORIZED}]}).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+            try:
+                client = await self._client(given)
+            except StorageUnavailable as e:
+                response = storage_refusal(scope.get("path", ""), str(e))
+                await response(scope, receive, send)
                 return
+            needed = required_scope(scope.get("path", ""))
+            if client is None or (needed is not None and needed not in client.scopes):
+                message = UNAUTHORIZED if client is None else f"forbidden: this key lacks the {needed!r} scope"
+                await _refuse(send, 401 if client is None else 403, message, [(b"www-authenticate", b"Bearer")])
+                return
+            # The bootstrap token is the operator's; each client system gets a named key, and limit.
+            wait = 0.0 if client.name == BOOTSTRAP else self.limiter.wait_s(client.name)
+            if wait > 0:
+                retry = str(max(1, math.ceil(wait))).encode()
+                await _refuse(send, 429, "too many requests from this client: slow down", [(b"retry-after", retry)])
+                return
+            scope.setdefault("state", {})["audit_client"] = client.name
         await self.app(scope, receive, send)
 
     @staticmethod
@@ -97,4 +166,12 @@ class BearerAuth:
     @staticmethod
     def _public(scope: dict) -> bool:
         path = scope.get("path", "")
-        return path in PUBLIC_PATHS or path == CDS_PREFIX or path.startswith(CDS_PREFIX + "/")
+        return path in PUBLIC_PATHS or path == CDS_PREFIX or path.startswith((CDS_PREFIX + "/", REPORT_LINK_PREFIX))
+
+
+async def _refuse(send: Any, status: int, message: str, headers: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps({"errors": [{"index": None, "field": None, "message": message}]}).encode()
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), *headers]}
+    )
+    await send({"type": "http.response.body", "body": body})

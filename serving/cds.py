@@ -11,7 +11,7 @@ Values that cannot be read are left missing and listed: in the card's detail, an
 response as an OperationOutcome entry of severity `warning` at the end of the returned Bundle.
 
 The pieces live apart: the wire format in `serving.cds_hooks`, card text in `serving.cds_cards`,
-the SQLite stores in `serving.cds_store`, reading and checking FHIR input in `serving.fhir_in`.
+the shared-state stores in `serving.cds_store`, reading and checking FHIR input in `serving.fhir_in`.
 
 Synthetic models: a model trained on simulated people (`models.provenance`) gives no cards unless
 the service was started with `CHECKUP_RISK_ALLOW_SYNTHETIC=1` (`Settings.allow_synthetic`, kept on
@@ -21,12 +21,17 @@ RiskAssessment suggestions carry the same note.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import weakref
 from typing import Any
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from features.fhir import FhirInputError, Issue, bundle_entries, read_bundle, read_patient
 from features.schema import BY_NAME, KEY_INPUTS
@@ -35,7 +40,7 @@ from serving.cds_cards import card, factor_words, mark_synthetic, stale_card, st
 from serving.cds_hooks import OPTIONAL_PREFETCH, REQUIRED_PREFETCH, CdsRequest, FeedbackRequest, discovery
 from serving.fhir_in import validate_fhir, validate_records, validation_issues
 from serving.fhir_out import FHIR_JSON, operation_outcome, result_bundle, risk_assessments, warnings_outcome
-from serving.worker import CurrentWorker, Worker
+from serving.worker import CurrentWorker, Worker, audit_persons
 
 
 def _fhir_error(issues: list[Issue], status: int, code: str = "invalid") -> JSONResponse:
@@ -82,13 +87,29 @@ def cds_discovery() -> dict:
     return discovery()
 
 
-def _authorize(request: Request, svc: Worker) -> JSONResponse | None:
+# Threads verifying CDS JWTs at once, per worker. Their own pool: a JWK Set fetch may hold a thread
+# for JWKS_TIMEOUT_S, and the shared pool also runs BentoML's /readyz check and large /score calls.
+VERIFY_THREADS = 8
+_verify_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = weakref.WeakKeyDictionary()
+
+
+async def _authorize(request: Request, svc: Worker) -> JSONResponse | None:
+    """None when the call's JWT is good, else the 401 to send. Verification (a JWK Set fetch, the
+    signature check, the replay store) runs on a thread: it never holds up the event loop."""
+    loop = asyncio.get_running_loop()
+    limiter = _verify_limiters.get(loop)
+    if limiter is None:
+        limiter = _verify_limiters[loop] = CapacityLimiter(VERIFY_THREADS)
     try:
-        svc.cds_verifier.verify(request.headers.get("authorization"), _audience(request, svc))
+        audience = _audience(request, svc)
+        authorization = request.headers.get("authorization")
+        claims = await anyio.to_thread.run_sync(svc.cds_verifier.verify, authorization, audience, limiter=limiter)
     except CdsAuthError as e:
         response = _fhir_error([Issue("Authorization", str(e))], 401, code="security")
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
+    # The audit trail names the verified client (serving.audit).
+    request.state.audit_client = f"cds:{claims['iss']}"
     return None
 
 
@@ -105,7 +126,7 @@ def _prefetched_resources(prefetch: dict, key: str) -> list[tuple[dict, str | No
 
 @router.post("/cds-services/checkup-risk", summary="CDS Hooks patient-view service (client JWT)", tags=["CDS Hooks"])
 async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse:
-    refused = _authorize(request, svc)
+    refused = await _authorize(request, svc)
     if refused is not None:
         return refused
     try:
@@ -128,6 +149,7 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         for key in ("patient", "observations", *OPTIONAL_PREFETCH):
             if prefetch.get(key) is not None:
                 validate_fhir(prefetch[key], where=f"prefetch.{key}")
+        audit_persons(request, [{"person_id": call.context.patientId}])
         if patient.get("id") != call.context.patientId:
             return _fhir_error([Issue("prefetch.patient", "is not the patient in context.patientId")], 422)
         resources = [e for k in ("observations", *OPTIONAL_PREFETCH) for e in _prefetched_resources(prefetch, k)]
@@ -157,7 +179,8 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         )
         report_url = None
         if assessments:
-            report_url = f"{_base(request, svc)}/reports/{svc.recent_records.put(records)}"
+            # A signed, short-lived link: it opens in the EHR's browser without a bearer token.
+            report_url = _base(request, svc) + await run_in_threadpool(svc.report_links.put, records)
         missing = [k for k in KEY_INPUTS if record.get(k) is None]
         one = card(result, svc.version, assessments, report_url, missing, warnings)
     if one is not None and synthetic:
@@ -168,7 +191,7 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
 
 @router.post("/cds-services/checkup-risk/feedback", summary="CDS Hooks feedback (client JWT)", tags=["CDS Hooks"])
 async def cds_feedback(request: Request, svc: CurrentWorker) -> JSONResponse:
-    refused = _authorize(request, svc)
+    refused = await _authorize(request, svc)
     if refused is not None:
         return refused
     try:
@@ -177,7 +200,7 @@ async def cds_feedback(request: Request, svc: CurrentWorker) -> JSONResponse:
         return _fhir_error(e.issues, e.status)
     except ValidationError as exc:
         return _fhir_error(validation_issues(exc), 400)
-    svc.feedback.record(body.feedback)
+    await run_in_threadpool(svc.feedback.record, body.feedback)
     return JSONResponse({})
 
 
@@ -189,6 +212,7 @@ async def fhir_risk_assessment(request: Request, svc: CurrentWorker) -> JSONResp
             raise FhirInputError([Issue("body", "must be a FHIR Bundle")])
         validate_fhir(bundle, where="Bundle")
         checkup = read_bundle(bundle, visit_window_days=svc.fhir_visit_days)
+        audit_persons(request, checkup.records)
         records, dropped = validate_records(checkup)
     except FhirInputError as e:
         return _fhir_error(e.issues, e.status)

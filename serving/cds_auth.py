@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jwt
+from sqlalchemy.exc import IntegrityError
 
-from serving.sqlite_state import ThreadConnections
+from serving.state_db import StateDB
+from serving.state_tables import replay
 
 ALGORITHMS = ("ES384", "RS384")
 # A token living longer than this is refused: it bounds how long a jti must be remembered.
@@ -198,26 +199,25 @@ def load_clients(path: str | os.PathLike | None) -> dict[str, Client]:
 
 
 class ReplayCache:
-    """jti values seen, until their token expires; one SQLite file shared by all workers."""
+    """jti values seen, until their token expires, in the shared state: every worker and instance
+    on one database refuses a token another has accepted."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db = ThreadConnections(path).connection
-        with self._db() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS jti (iss TEXT, jti TEXT, exp REAL, PRIMARY KEY (iss, jti))")
+    def __init__(self, state: StateDB) -> None:
+        self.state = state
         self._purged = 0.0
 
     def first_use(self, iss: str, jti: str, exp: float) -> bool:
-        """True the first time (iss, jti) is seen; atomic across processes."""
-        db = self._db()
+        """True the first time (iss, jti) is seen; atomic across processes and instances (one
+        INSERT against the primary key). StorageUnavailable when the store cannot say."""
         now = time.time()
-        if now - self._purged > 60:
-            db.execute("DELETE FROM jti WHERE exp < ?", (now - LEEWAY_S,))
-            self._purged = now
-        try:
-            db.execute("INSERT INTO jti VALUES (?, ?, ?)", (iss, jti, exp))
-        except sqlite3.IntegrityError:
-            return False
+        with self.state.connect() as db:
+            if now - self._purged > 60:
+                db.execute(replay.delete().where(replay.c.exp < now - LEEWAY_S))
+                self._purged = now
+            try:
+                db.execute(replay.insert().values(iss=iss, jti=jti, exp=exp))
+            except IntegrityError:
+                return False
         return True
 
 

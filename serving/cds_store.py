@@ -1,81 +1,100 @@
-"""The CDS routes' SQLite stores under the home folder, shared by all workers: the records behind a
-card's report link, and the clinicians' feedback on cards."""
+"""The CDS routes' stores in the shared state (serving.state_db): the checkups behind a card's
+report link, and the clinicians' feedback on cards."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
-import sqlite3
+import secrets
 import time
-import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from serving.sqlite_state import ThreadConnections
+from sqlalchemy import func, select
+
+from serving.state_db import StateDB
+from serving.state_tables import feedback, report_links
 
 if TYPE_CHECKING:
     from serving.cds_hooks import FeedbackItem
 
-REPORT_TTL_S = 3600
+
+class LinkRefused(Exception):
+    """A report link that does not open: 403 when it was not made by this service (or was altered),
+    410 when it has expired. The message says which, and nothing about the report."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
 
 
-class RecentRecords:
-    """Validated records behind a card's report link, kept for an hour (SQLite, shared by workers).
+class ReportLinks:
+    """The checkups behind a card's report link, kept until the link expires.
 
-    The link carries a random id, not patient data; the report route still needs the API token.
+    A link is `/reports/<id>?exp=<unix time>&sig=<HMAC of id and exp>`: the id is random (it says
+    nothing about the person), and the signature lets the link open without a bearer token, on any
+    instance that shares the secret and the database, until `exp`.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db = ThreadConnections(path).connection
+    def __init__(self, state: StateDB, signing_key: bytes, lifetime_s: int) -> None:
+        self.state = state
+        self.key = signing_key
+        self.lifetime_s = lifetime_s
         self._purged = 0.0
-        self._db().execute("CREATE TABLE IF NOT EXISTS records (id TEXT PRIMARY KEY, expires REAL, record TEXT)")
 
-    def put(self, record: dict | list[dict]) -> str:
-        """Keep one record, or one person's checkups oldest first (the last is the one reported)."""
-        key = uuid.uuid4().hex
+    def _signature(self, key: str, expires: int) -> str:
+        return hmac.new(self.key, f"{key}.{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def put(self, records: list[dict]) -> str:
+        """Keep one person's checkups, oldest first (the last is the one reported); returns the
+        link's path and query."""
+        key = secrets.token_urlsafe(16)
         now = time.time()
-        db = self._db()
-        if now - self._purged > 60:
-            db.execute("DELETE FROM records WHERE expires < ?", (now,))
-            self._purged = now
-        db.execute("INSERT INTO records VALUES (?, ?, ?)", (key, now + REPORT_TTL_S, json.dumps(record, default=str)))
-        return key
+        expires = int(now) + self.lifetime_s
+        with self.state.connect() as db:
+            if now - self._purged > 60:
+                db.execute(report_links.delete().where(report_links.c.expires < now))
+                self._purged = now
+            db.execute(report_links.insert().values(id=key, expires=expires, records=json.dumps(records, default=str)))
+        return f"/reports/{key}?exp={expires}&sig={self._signature(key, expires)}"
 
-    def get_all(self, key: str) -> list[dict] | None:
-        """The kept checkups, oldest first (a single kept record comes back as a list of one)."""
-        row = (
-            self._db()
-            .execute("SELECT record FROM records WHERE id = ? AND expires >= ?", (key, time.time()))
-            .fetchone()
-        )
-        if not row:
-            return None
+    def open(self, key: str, expires: str | None, signature: str | None) -> list[dict]:
+        """The checkups behind a signed link, or LinkRefused."""
+        if not expires or not signature or not expires.isdigit() or len(expires) > 12:
+            raise LinkRefused(403, "this report link is not valid")
+        if not hmac.compare_digest(signature.encode(), self._signature(key, int(expires)).encode()):
+            raise LinkRefused(403, "this report link is not valid")
+        if int(expires) < time.time():
+            raise LinkRefused(410, "this report link has expired: open the card again for a new one")
+        with self.state.connect() as db:
+            row = db.execute(select(report_links.c.records).where(report_links.c.id == key)).first()
+        if row is None:
+            raise LinkRefused(410, "this report link has expired: open the card again for a new one")
         value = json.loads(row[0])
         return value if isinstance(value, list) else [value]
-
-    def get(self, key: str) -> dict | None:
-        """The reported (newest) record; its history is in `get_all`."""
-        records = self.get_all(key)
-        return records[-1] if records else None
 
 
 class FeedbackLog:
     """Card outcomes (accepted / overridden and the override code), no patient data."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        with sqlite3.connect(path) as db:
-            db.execute("CREATE TABLE IF NOT EXISTS feedback (card TEXT, outcome TEXT, reason TEXT, at TEXT)")
+    def __init__(self, state: StateDB) -> None:
+        self.state = state
 
     def record(self, items: list[FeedbackItem]) -> None:
         rows = [
-            (str(i.card), i.outcome, ((i.overrideReason or {}).get("reason") or {}).get("code"), i.outcomeTimestamp)
+            {
+                "card": str(i.card),
+                "outcome": i.outcome,
+                "reason": ((i.overrideReason or {}).get("reason") or {}).get("code"),
+                "at": i.outcomeTimestamp,
+            }
             for i in items
         ]
-        with sqlite3.connect(self.path, timeout=5.0) as db:
-            db.executemany("INSERT INTO feedback VALUES (?, ?, ?, ?)", rows)
+        if rows:
+            with self.state.connect() as db:
+                db.execute(feedback.insert(), rows)
 
     def counts(self) -> dict[str, int]:
-        with sqlite3.connect(self.path) as db:
-            return dict(db.execute("SELECT outcome, COUNT(*) FROM feedback GROUP BY outcome").fetchall())
+        with self.state.connect() as db:
+            rows = db.execute(select(feedback.c.outcome, func.count()).group_by(feedback.c.outcome)).all()
+        return {outcome: n for outcome, n in rows}

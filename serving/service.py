@@ -12,6 +12,7 @@ access from the environment (PEP 562 `__getattr__`): that access is the service'
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -28,12 +29,18 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from features.fhir import Issue
-from serving import cds, store
+from serving import cds, http_limits, http_metrics, store
+from serving.api_keys import ApiKeys
+from serving.audit import AuditLog, AuditTrail
 from serving.auth import BearerAuth
+from serving.cds_store import LinkRefused
 from serving.fhir_out import FHIR_JSON, operation_outcome
+from serving.refusals import FHIR_PREFIXES, storage_refusal
 from serving.schemas import Checkup, ReportRequest, ScoreRequest, errors_from
+from serving.secret_key import derive, load_secret, pseudonym
 from serving.settings import Settings
-from serving.worker import CurrentWorker, Worker
+from serving.state_db import StorageUnavailable, open_state
+from serving.worker import CurrentWorker, Worker, audit_persons
 
 # Small requests (about 1 ms) are scored on the event loop: a thread hop would cost as much as the
 # work. Larger batches go to the thread pool so that probes keep answering.
@@ -61,7 +68,6 @@ _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 # Opening brackets become +1 and closing ones -1 (as int8): the running sum is the depth.
 _DEPTH_STEP = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")
-_FHIR_PREFIXES = ("/fhir/", "/cds-services/")
 
 
 class MalformedBody(ValueError):
@@ -166,7 +172,7 @@ class BodyGuard:
 
 
 async def _refuse(send: Any, path: str, e: MalformedBody) -> None:
-    if path.startswith(_FHIR_PREFIXES):
+    if path.startswith(FHIR_PREFIXES):
         code = "too-costly" if e.status == 413 else ("duplicate" if e.status == 422 else "structure")
         payload: dict = operation_outcome([Issue(e.field or "body", e.message)], code=code)
         media = FHIR_JSON
@@ -187,19 +193,24 @@ router = APIRouter()
 
 @router.post("/score", summary="Score checkups: one-year risk per outcome with top-k SHAP contributions")
 async def score(
-    request: ScoreRequest, svc: CurrentWorker, detail: Literal["groups", "features"] = "groups"
+    request: ScoreRequest, http: Request, svc: CurrentWorker, detail: Literal["groups", "features"] = "groups"
 ) -> JSONResponse:
     """`?detail=features` lists contributions per model feature (for data scientists); by default
     they are grouped by the measurement they come from (blood pressure, glucose, ...)."""
     checkups: list[BaseModel] = request.checkups  # Checkup is generated at run time (serving.schemas)
     records = [c.model_dump() for c in checkups]
+    audit_persons(http, records)
+    # Read once: the model may switch during this call (serving.model_reload), and the version
+    # in the answer (and the audit trail) must be the one that scored it.
+    served = svc.served
+    http.state.audit_model = served.version
     if len(records) <= INLINE_RECORDS:
-        results = svc.scorer.score_records(records, explain=request.explain, top_k=request.top_k, detail=detail)
+        results = served.scorer.score_records(records, explain=request.explain, top_k=request.top_k, detail=detail)
     else:
         results = await run_in_threadpool(
-            svc.scorer.score_records, records, request.explain, request.top_k, None, detail
+            served.scorer.score_records, records, request.explain, request.top_k, None, detail
         )
-    return JSONResponse({"model_version": svc.version, "results": results})
+    return JSONResponse({"model_version": served.version, "results": results})
 
 
 @router.post(
@@ -208,11 +219,14 @@ async def score(
     summary="The clinician explanation report for one checkup, or for the newest of one person's "
     "checkups (HTML, Korean by default)",
 )
-async def report(request: ReportRequest, svc: CurrentWorker, lang: Literal["ko", "en"] | None = None) -> HTMLResponse:
+async def report(
+    request: ReportRequest, http: Request, svc: CurrentWorker, lang: Literal["ko", "en"] | None = None
+) -> HTMLResponse:
     """Body: {"checkup": record} or {"checkups": [records of one person]} (or the bare record or
     list), with "lang". A bare list cannot carry "lang": `?lang=` is read when the body has none."""
     from serving.report import render_html
 
+    audit_persons(http, request.records())
     chosen = request.lang if "lang" in request.model_fields_set or lang is None else lang
     return HTMLResponse(render_html(svc.scorer, request.records(), chosen), headers=REPORT_HEADERS)
 
@@ -220,32 +234,57 @@ async def report(request: ReportRequest, svc: CurrentWorker, lang: Literal["ko",
 @router.get(
     "/reports/{key}",
     response_class=HTMLResponse,
-    summary="The clinician report behind a CDS card's link (kept an hour)",
+    summary="The clinician report behind a CDS card's signed link (no bearer token: the link's "
+    "signature and expiry are the credential)",
 )
-async def linked_report(key: str, svc: CurrentWorker, lang: Literal["ko", "en"] = "ko") -> Response:
+async def linked_report(
+    key: str,
+    http: Request,
+    svc: CurrentWorker,
+    exp: str | None = None,
+    sig: str | None = None,
+    lang: Literal["ko", "en"] = "ko",
+) -> Response:
     from serving.report import render_html
 
+    try:
+        records = await run_in_threadpool(svc.report_links.open, key, exp, sig)
+    except LinkRefused as e:
+        # No patient data and no hint of whether the id exists.
+        return JSONResponse(
+            {"errors": [{"index": None, "field": "link", "message": e.message}]},
+            status_code=e.status,
+            headers={"Cache-Control": "no-store"},
+        )
     # The card's checkups, oldest first: the newest is reported with the others as its history,
     # so the page shows what the card scored.
-    records = svc.recent_records.get_all(key)
-    if not records:
-        return JSONResponse(
-            {"errors": [{"index": None, "field": "key", "message": "no such report, or it has expired"}]},
-            status_code=404,
-        )
     checkups = [Checkup.model_validate(r).model_dump() for r in records]
+    audit_persons(http, checkups)
+    # A clinician opening a card's link: the audit trail names the link, not a key.
+    http.state.audit_client = "report-link"
     return HTMLResponse(render_html(svc.scorer, checkups, lang), headers=REPORT_HEADERS)
 
 
 @router.get("/model", summary="The model version this worker serves")
 def model_info(svc: CurrentWorker) -> dict:
     # `training_data`: synthetic / real (or unknown for older bundles), persons and checkups apart.
+    served = svc.served  # one snapshot: the version and its bundle's facts together
     return {
-        "model_version": svc.version,
-        "bento_model": svc.bento_model_tag,
-        "outcomes": list(svc.scorer.outcomes),
-        "training_data": svc.scorer.training_data,
+        "model_version": served.version,
+        "bento_model": served.bento_model_tag,
+        "outcomes": list(served.scorer.outcomes),
+        "training_data": served.scorer.training_data,
     }
+
+
+@router.post("/admin/reload", summary="Switch this worker to the registry's champion now (admin scope)")
+async def reload_model(svc: CurrentWorker) -> dict:
+    """Polls the registry at once in the worker that takes this call; with several workers the
+    others switch on their own poll (CHECKUP_RISK_MODEL_POLL_SECONDS). `switched`: whether this
+    call changed the served version; a version that fails to load leaves the current one."""
+    # Loading and warming a model takes seconds of CPU: off the event loop.
+    switched = await run_in_threadpool(svc.reloader.poll)
+    return {"model_version": svc.served.version, "switched": switched}
 
 
 def build_app(settings: Settings) -> FastAPI:
@@ -267,8 +306,15 @@ def build_app(settings: Settings) -> FastAPI:
         # Never echo the submitted values back: they are patient data.
         return JSONResponse({"errors": errors_from(list(exc.errors()))}, status_code=422)
 
+    @app.exception_handler(StorageUnavailable)
+    async def _storage(request: Request, exc: StorageUnavailable) -> Response:
+        # The state a call needs (replay check, report link, audit) cannot be kept: refuse it
+        # rather than serve unchecked or unaudited; readiness says not ready until a write succeeds.
+        return storage_refusal(request.url.path, str(exc))
+
     app.include_router(router)
     app.include_router(cds.router)
+    app.include_router(http_metrics.router)
     return app
 
 
@@ -285,21 +331,52 @@ def build_service(settings: Settings) -> bentoml.Service[Any]:
             super().__init__(settings, self.bento_model)
 
         def __is_ready__(self) -> bool:
-            return getattr(self, "scorer", None) is not None
+            # Ready when the model is loaded and the shared state takes writes (BentoML calls this
+            # on a thread, so a store that is down never blocks the event loop).
+            return getattr(self, "scorer", None) is not None and self.state.healthy()
 
+    app = build_app(settings)
+    # Deadlines for idle and slow clients, in the uvicorn server BentoML starts after this import.
+    http_limits.install(settings.keep_alive_seconds, settings.read_timeout_seconds)
     service = bentoml.service(
         name="checkup-risk",
         workers=settings.workers,
         traffic={"timeout": 30, "max_concurrency": 512},
-        metrics={"enabled": True, "namespace": "checkup_risk"},
+        # BentoML's HTTP metrics label each raw path (a series per path a client tries): off, and
+        # http_metrics.RouteMetrics labels by route template instead and serves /metrics.
+        metrics={"enabled": False},
         # Access logs would add a line per request and carry nothing a probe or /metrics lacks.
         logging={"access": {"enabled": False}},
         # With no exporter configured, a span per request is pure cost; CHECKUP_RISK_TRACING=1 keeps it.
         tracing={"excluded_urls": [] if settings.tracing else [".*"]},
         http={"port": 3000},
-    )(bentoml.asgi_app(build_app(settings), path="/")(RiskService))
-    service.add_asgi_middleware(BearerAuth, home=str(settings.home), token=settings.api_token)
+    )(bentoml.asgi_app(app, path="/")(RiskService))
+    # Added first, so it is the outermost: refused calls (401, 403, 429) are audited too.
+    service.add_asgi_middleware(AuditTrail, open_log=functools.partial(open_audit, settings))
+    # Outside BearerAuth, so that refused calls are counted too.
+    # The routers' own routes: FastAPI keeps included routers behind one private entry of app.routes.
+    routes = [*app.routes, *router.routes, *cds.router.routes, *http_metrics.router.routes]
+    service.add_asgi_middleware(http_metrics.RouteMetrics, routes=routes)
+    service.add_asgi_middleware(
+        BearerAuth,
+        home=str(settings.home),
+        token=settings.api_token,
+        open_keys=functools.partial(open_keys, settings),
+        rate_per_minute=settings.rate_limit_per_minute,
+    )
     return service
+
+
+def open_keys(settings: Settings) -> ApiKeys:
+    """The named API keys in the shared state of `settings` (opened in the worker process)."""
+    return ApiKeys(open_state(settings.database_url, settings.home))
+
+
+def open_audit(settings: Settings) -> tuple[AuditLog, Callable[[str], str]]:
+    """The audit trail of `settings` and the pseudonym function for its patient keys."""
+    secret = load_secret(settings.home, settings.secret_key)
+    log = AuditLog(open_state(settings.database_url, settings.home), derive(secret, "audit"))
+    return log, functools.partial(pseudonym, derive(secret, "pseudonym"))
 
 
 def install(settings: Settings) -> bentoml.Service[Any]:

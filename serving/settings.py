@@ -26,6 +26,16 @@ ALLOW_SYNTHETIC_ENV = "CHECKUP_RISK_ALLOW_SYNTHETIC"
 # Host headers a CDS client's `aud` may name when no public URL is set (a port-less entry: any port);
 # the address a connection actually reached (host:port) is accepted as well.
 DEFAULT_ACCEPTED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+# A CDS card's report link opens for this long by default; the ceiling is an hour.
+DEFAULT_LINK_S = 900
+MAX_LINK_S = 3600
+# Per client and worker process: far above what a clinic's HIS sends, low enough to stop a loop.
+DEFAULT_RATE_LIMIT = 3000
+DEFAULT_MODEL_POLL_S = 30
+# Idle and slow HTTP clients (serving.http_limits): uvicorn's keep-alive, and a whole request's
+# read, which an 8 MiB body over a 3 Mbit/s link still fits.
+DEFAULT_KEEP_ALIVE_S = 5
+DEFAULT_READ_TIMEOUT_S = 30
 _TRUE = ("1", "true", "yes")
 _FALSE = ("", "0", "false", "no")
 
@@ -69,8 +79,26 @@ class Settings:
     accepted_hosts: tuple[str, ...] = field(
         default=DEFAULT_ACCEPTED_HOSTS, metadata=_env("CHECKUP_RISK_ACCEPTED_HOSTS")
     )
+    # The shared state (replay cache, report links, keys, audit trail): a libpq URL selects
+    # PostgreSQL; None: SQLite under the home. Never in repr: the URL may carry a password.
+    database_url: str | None = field(default=None, repr=False, metadata=_env("CHECKUP_RISK_DATABASE_URL"))
+    # Signs report links and keys pseudonyms; None: the one kept under the home. Never in repr.
+    secret_key: str | None = field(default=None, repr=False, metadata=_env("CHECKUP_RISK_SECRET_KEY"))
+    # How long a CDS card's report link opens (at most an hour).
+    report_link_seconds: int = field(default=DEFAULT_LINK_S, metadata=_env("CHECKUP_RISK_REPORT_LINK_SECONDS"))
+    # Requests per minute one named API key may make to one worker process; more get 429.
+    rate_limit_per_minute: int = field(default=DEFAULT_RATE_LIMIT, metadata=_env("CHECKUP_RISK_RATE_LIMIT"))
+    # How often a worker asks the registry for the champion and switches to a newly promoted one
+    # (0: never; the served version then changes only with a restart).
+    model_poll_seconds: int = field(default=DEFAULT_MODEL_POLL_S, metadata=_env("CHECKUP_RISK_MODEL_POLL_SECONDS"))
     # The Bento model the service loads; None: the tag `checkup-risk serve` pinned under the home.
     model_tag: str | None = field(default=None, metadata=_env("CHECKUP_RISK_MODEL_TAG"))
+    # An idle connection (new, or between requests) is closed after this many seconds.
+    keep_alive_seconds: int = field(default=DEFAULT_KEEP_ALIVE_S, metadata=_env("CHECKUP_RISK_KEEP_ALIVE_SECONDS"))
+    # A request's headers and body must all arrive within this many seconds of its first byte.
+    read_timeout_seconds: int = field(
+        default=DEFAULT_READ_TIMEOUT_S, metadata=_env("CHECKUP_RISK_READ_TIMEOUT_SECONDS")
+    )
 
     @property
     def bentoml_home(self) -> Path:
@@ -97,7 +125,18 @@ class Settings:
             cds_clients=Path(clients).resolve() if clients else None,
             public_url=_url(environ, "CHECKUP_RISK_PUBLIC_URL"),
             accepted_hosts=_hosts(environ, "CHECKUP_RISK_ACCEPTED_HOSTS"),
+            database_url=_database_url(environ, "CHECKUP_RISK_DATABASE_URL"),
+            secret_key=_text(environ, "CHECKUP_RISK_SECRET_KEY"),
+            report_link_seconds=_bounded_int(
+                environ, "CHECKUP_RISK_REPORT_LINK_SECONDS", DEFAULT_LINK_S, 1, MAX_LINK_S
+            ),
+            rate_limit_per_minute=_positive_int(environ, "CHECKUP_RISK_RATE_LIMIT", DEFAULT_RATE_LIMIT),
+            model_poll_seconds=_bounded_int(environ, "CHECKUP_RISK_MODEL_POLL_SECONDS", DEFAULT_MODEL_POLL_S, 0, 86400),
             model_tag=_text(environ, "CHECKUP_RISK_MODEL_TAG"),
+            keep_alive_seconds=_bounded_int(environ, "CHECKUP_RISK_KEEP_ALIVE_SECONDS", DEFAULT_KEEP_ALIVE_S, 1, 300),
+            read_timeout_seconds=_bounded_int(
+                environ, "CHECKUP_RISK_READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_S, 1, 600
+            ),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -149,6 +188,33 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise SettingsError(f"{name} must be at least 1, not {value}")
     return value
+
+
+def _bounded_int(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = _text(environ, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def _database_url(environ: Mapping[str, str], name: str) -> str | None:
+    raw = _text(environ, name)
+    if raw is None:
+        return None
+    scheme = urlsplit(raw).scheme
+    if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        # Never echo the value: it may hold a password.
+        raise SettingsError(
+            f"{name} must be a PostgreSQL URL such as postgresql://user@host:5432/db or "
+            f"postgresql://user@/db?host=/socket/dir&port=5432 (scheme {scheme or 'missing'!r} is not)"
+        )
+    return raw
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:

@@ -2,7 +2,9 @@
 
 `checkup-risk serve` imports the champion (`models:/checkup-risk/<version>`, never an alias or
 `latest` at serve time) as the Bento model `checkup-risk:v<version>` and writes that tag to
-`serving.json`; the service reads the tag at start-up, so every worker serves the same version.
+`serving.json`; the service reads the tag at start-up, so every worker starts on the same version.
+A running worker then follows the `champion` alias (serving.model_reload): it imports a newly
+promoted version here and switches to it; the pinned tag is only where it starts.
 The caller has pointed BentoML at the home folder's store (`serving.settings.configure_libraries`)
 and MLflow at the registry before it imports.
 """
@@ -22,8 +24,12 @@ def tag_for(version: str) -> str:
     return f"{BENTO_MODEL}:v{version}"
 
 
-def import_version(version: str) -> str:
-    """Import one registered MLflow version into the Bento store (idempotent); returns its tag."""
+def import_version(version: str, source: str | None = None) -> str:
+    """Import one registered MLflow version into the Bento store (idempotent); returns its tag.
+
+    `source`: where the version's files are (`MlflowClient.get_model_version_download_uri`); None
+    reads `models:/<name>/<version>` through MLflow's configured registry. A running worker passes
+    it, since it keeps MLflow's process-wide URIs untouched (serving.model_reload)."""
     import bentoml
     import bentoml.mlflow
 
@@ -32,7 +38,9 @@ def import_version(version: str) -> str:
         bentoml.models.get(tag)
     except bentoml.exceptions.NotFound:
         bentoml.mlflow.import_model(
-            tag, f"models:/{MODEL_NAME}/{version}", labels={"mlflow_model": MODEL_NAME, "mlflow_version": str(version)}
+            tag,
+            source or f"models:/{MODEL_NAME}/{version}",
+            labels={"mlflow_model": MODEL_NAME, "mlflow_version": str(version)},
         )
     return tag
 

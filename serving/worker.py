@@ -7,42 +7,72 @@ service class nor the settings at import time.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import bentoml
-from fastapi import Depends
+from fastapi import Depends, Request
 
-from serving import store
 from serving.cds_auth import CdsVerifier, ReplayCache, load_clients
-from serving.cds_store import FeedbackLog, RecentRecords
+from serving.cds_store import FeedbackLog, ReportLinks
+from serving.model_reload import ModelReloader, Served, load_served
+from serving.secret_key import derive, load_secret
 from serving.settings import Settings
+from serving.state_db import open_state
+
+if TYPE_CHECKING:
+    from serving.scoring import Scorer
 
 
 class Worker:
-    """The model (loaded once per process), the scorer around it and the CDS routes' state."""
+    """The model (loaded once per process), the scorer around it and the shared state's stores."""
 
     def __init__(self, settings: Settings, bento_model: Any) -> None:
-        from models.bundle import RiskModel
-        from serving.scoring import Scorer
-
         home = settings.home
-        model = RiskModel.load(bento_model.path_of(store.BUNDLE_SUBPATH))
-        self.bento_model_tag = str(bento_model.tag)
-        self.version = str(bento_model.info.labels["mlflow_version"])
-        self.scorer = Scorer(model, self.version, stale_after_days=settings.stale_after_days)
+        # Everything a request needs from the model, replaced as one object when the champion
+        # changes (serving.model_reload): read `served` once where scorer and version must agree.
+        self.served: Served = load_served(bento_model, settings.stale_after_days)
+        self.reloader = ModelReloader(self, home, settings.stale_after_days)
         self.fhir_visit_days = settings.fhir_visit_days
         # Read per CDS call, so a test (or an operator's debugger) can flip it on a running worker.
         self.allow_synthetic = settings.allow_synthetic
         self.public_url = settings.public_url
         self.accepted_hosts = settings.accepted_hosts
-        self.cds_verifier = CdsVerifier(load_clients(settings.cds_clients), ReplayCache(home / "cds_jti.sqlite"))
-        self.recent_records = RecentRecords(home / "recent_records.sqlite")
-        self.feedback = FeedbackLog(home / "cds_feedback.sqlite")
+        # The shared state: one database for every worker and every instance behind one URL.
+        self.state = open_state(settings.database_url, home)
+        secret = load_secret(home, settings.secret_key)
+        self.cds_verifier = CdsVerifier(load_clients(settings.cds_clients), ReplayCache(self.state))
+        self.report_links = ReportLinks(self.state, derive(secret, "report-link"), settings.report_link_seconds)
+        self.feedback = FeedbackLog(self.state)
+        # Last, once the worker is whole: each worker process follows the champion on its own
+        # thread (every worker must switch, and a request reaches only one of them).
+        if settings.model_poll_seconds > 0:
+            self.reloader.start(settings.model_poll_seconds)
+
+    # The served snapshot's parts, for routes where one of them is enough.
+    @property
+    def scorer(self) -> Scorer:
+        return self.served.scorer
+
+    @property
+    def version(self) -> str:
+        return self.served.version
+
+    @property
+    def bento_model_tag(self) -> str:
+        return self.served.bento_model_tag
 
 
-async def current_worker() -> Worker:
+async def current_worker(request: Request) -> Worker:
     # An async dependency runs on the event loop; a sync one would cost a thread hop per request.
-    return bentoml.get_current_service()
+    worker = bentoml.get_current_service()
+    # The audit trail records which model answered (serving.audit).
+    request.state.audit_model = worker.version
+    return worker
+
+
+def audit_persons(request: Request, records: list[dict]) -> None:
+    """Tell the audit trail whose data this call touches (person ids; it keeps only pseudonyms)."""
+    request.state.audit_persons = [r.get("person_id") for r in records]
 
 
 CurrentWorker = Annotated[Worker, Depends(current_worker)]

@@ -150,10 +150,7 @@ class PostgresServer:
                 "--locale=C",
                 "--no-sync",
             )
-            options = f"-k {self.socket_dir} -p {self.port} -c listen_addresses='' -c fsync=off"
-            options += " -c synchronous_commit=off -c full_page_writes=off"
-            self._run("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(self.log_file), "start", "-w")
-            self._started = True
+            self.resume()
         except BaseException:
             self.stop()
             raise
@@ -184,6 +181,17 @@ class PostgresServer:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             force = sql.SQL(" WITH (FORCE)") if conn.info.server_version >= 130000 else sql.SQL("")
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)) + force)
+
+    def halt(self) -> None:
+        """Stop the server but keep its data: a database outage, ended by `resume()`."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "stop", "-m", "fast", "-w")
+        self._started = False
+
+    def resume(self) -> None:
+        options = f"-k {self.socket_dir} -p {self.port} -c listen_addresses='' -c fsync=off"
+        options += " -c synchronous_commit=off -c full_page_writes=off"
+        self._run("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(self.log_file), "start", "-w")
+        self._started = True
 
     def stop(self) -> None:
         """Stop the server (fast: open connections are closed) and remove its folder."""

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models.registry_names import CHALLENGER, CHAMPION, MODEL_NAME
+from models.registry_names import CHALLENGER, CHAMPION, MODEL_NAME, tracking_uri
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,7 +60,7 @@ def configure(root: Path | None = None) -> str:
     root.mkdir(parents=True, exist_ok=True)
     import mlflow
 
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = tracking_uri(root)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     _home = root

@@ -62,3 +62,14 @@ def client(service_settings, service_home):
 @pytest.fixture(scope="session")
 def cds_client_keys(service_home) -> TestClientKeys:
     return CDS_CLIENT
+
+
+@pytest.fixture(scope="session")
+def report_links(service_settings, service_home):
+    """The service's report-link store: the same shared state and secret as the running service."""
+    from serving.cds_store import ReportLinks
+    from serving.secret_key import derive, load_secret
+    from serving.state_db import open_state
+
+    home = service_settings.home
+    return ReportLinks(open_state(None, home), derive(load_secret(home, None), "report-link"), 900)

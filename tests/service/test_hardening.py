@@ -161,11 +161,7 @@ def _assert_report_headers(r):
     assert "default-src 'none'" in csp and "style-src 'unsafe-inline'" in csp and "script-src" not in csp
 
 
-def test_report_is_not_cached_and_has_a_csp(client, service_home):
+def test_report_is_not_cached_and_has_a_csp(client, report_links):
     _assert_report_headers(client.post("/report", json={"checkup": EXAMPLE_RECORD}))
-    from serving.cds_store import RecentRecords
-
-    home, _, _ = service_home
     today = dt.date.today().isoformat()
-    key = RecentRecords(home / "recent_records.sqlite").put([dict(EXAMPLE_RECORD, exam_date=today)])
-    _assert_report_headers(client.get(f"/reports/{key}"))
+    _assert_report_headers(client.get(report_links.put([dict(EXAMPLE_RECORD, exam_date=today)])))

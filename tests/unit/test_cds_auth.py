@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from serving.cds_auth import CdsAuthError, CdsVerifier, ReplayCache, load_clients
+from serving.state_db import StateDB
 from tests.cds_clients import TestClientKeys
 
 AUD = "https://risk.example.org/cds-services/checkup-risk"
@@ -23,7 +24,14 @@ def keys():
 
 @pytest.fixture
 def verifier(keys, tmp_path):
-    return CdsVerifier(load_clients(keys.write_allowlist(tmp_path / "clients.json")), ReplayCache(tmp_path / "jti.db"))
+    return CdsVerifier(load_clients(keys.write_allowlist(tmp_path / "clients.json")), _replay(tmp_path))
+
+
+def _replay(tmp_path) -> ReplayCache:
+    """A replay cache on its own SQLite state file (two caches on one file are two workers)."""
+    state = StateDB(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    state.migrate()
+    return ReplayCache(state)
 
 
 def test_accepts_es384_and_rs384(verifier, keys):
@@ -85,8 +93,8 @@ def test_missing_kid_is_refused(verifier, keys):
 def test_replay_is_refused_across_workers(keys, tmp_path):
     """Two verifiers (as two worker processes would have) share one replay cache file."""
     clients = load_clients(keys.write_allowlist(tmp_path / "clients.json"))
-    one = CdsVerifier(clients, ReplayCache(tmp_path / "jti.db"))
-    two = CdsVerifier(clients, ReplayCache(tmp_path / "jti.db"))
+    one = CdsVerifier(clients, _replay(tmp_path))
+    two = CdsVerifier(clients, _replay(tmp_path))
     token = keys.token(AUD)
     one.verify(f"Bearer {token}", AUD)
     with pytest.raises(CdsAuthError, match="replay"):
@@ -94,7 +102,7 @@ def test_replay_is_refused_across_workers(keys, tmp_path):
 
 
 def test_no_allowlist_trusts_nobody(keys, tmp_path):
-    verifier = CdsVerifier(load_clients(None), ReplayCache(tmp_path / "jti.db"))
+    verifier = CdsVerifier(load_clients(None), _replay(tmp_path))
     with pytest.raises(CdsAuthError, match="issuer"):
         verifier.verify(f"Bearer {keys.token(AUD)}", AUD)
 
@@ -132,7 +140,7 @@ def test_jwks_url_with_key_rotation(tmp_path):
     try:
         url = f"http://127.0.0.1:{server.server_port}/jwks.json"
         verifier = CdsVerifier(
-            load_clients(old.write_allowlist(tmp_path / "c.json", jwks_url=url)), ReplayCache(tmp_path / "jti.db")
+            load_clients(old.write_allowlist(tmp_path / "c.json", jwks_url=url)), _replay(tmp_path)
         )
         verifier.verify(f"Bearer {old.token(AUD, headers={'jku': url})}", AUD)
         verifier.verify(f"Bearer {old.token(AUD)}", AUD)
@@ -234,7 +242,7 @@ def test_a_silent_key_server_stalls_one_call_then_none(keys, tmp_path, monkeypat
     try:
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/jwks.json"
         clients = load_clients(keys.write_allowlist(tmp_path / "c.json", jwks_url=url))
-        verifier = CdsVerifier(clients, ReplayCache(tmp_path / "jti.db"))
+        verifier = CdsVerifier(clients, _replay(tmp_path))
         fetches = []
         real = cds_auth._fetch
         monkeypatch.setattr(cds_auth, "_fetch", lambda u, *a: fetches.append(u) or real(u, 0.5))

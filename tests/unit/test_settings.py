@@ -140,3 +140,18 @@ print(json.dumps({"modules": len(names), "changed": changed, "built": built}))
     assert got["modules"] > 30 and got["changed"] == []
     assert "no model pinned" in got["built"] and "checkup-risk serve" in got["built"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_client_deadlines_default_and_bounds():
+    s = Settings.from_env({})
+    assert (s.keep_alive_seconds, s.read_timeout_seconds) == (5, 30)
+    s = Settings.from_env({"CHECKUP_RISK_KEEP_ALIVE_SECONDS": "15", "CHECKUP_RISK_READ_TIMEOUT_SECONDS": "60"})
+    assert (s.keep_alive_seconds, s.read_timeout_seconds) == (15, 60)
+    assert Settings.from_env(s.to_env()) == s
+    for name, value in (
+        ("CHECKUP_RISK_KEEP_ALIVE_SECONDS", "0"),
+        ("CHECKUP_RISK_KEEP_ALIVE_SECONDS", "5s"),
+        ("CHECKUP_RISK_READ_TIMEOUT_SECONDS", "601"),
+    ):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: value})

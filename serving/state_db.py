@@ -1,0 +1,183 @@
+"""The service's shared state database: SQLite under the home folder, or PostgreSQL.
+
+Every instance and worker that points at one database acts as one service: a CDS token used on one
+is a replay on another, a report link made by one opens on another, the audit trail is one chain.
+`CHECKUP_RISK_DATABASE_URL` (a libpq URL: `postgresql://user@host:5432/db` or
+`postgresql://user@/db?host=/socket/dir&port=5432`) selects PostgreSQL; unset, the state is the
+SQLite file `state.sqlite` in the home folder. The schema is made and upgraded by the Alembic
+migrations in `serving/migrations` when a process first opens the database.
+
+A fault of the store (unreachable, read-only, full, locked too long) is `StorageUnavailable`: the
+routes answer 503, readiness says not ready, and both recover when a later write succeeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
+from sqlalchemy.engine import make_url
+
+# How long a call may wait for the store before it is refused: a hospital's HIS would rather get
+# a quick 503 and retry than hang.
+CONNECT_TIMEOUT_S = 2
+LOCK_TIMEOUT_S = 2.0
+# Readiness rewrites one row at most this often per process.
+HEALTH_EVERY_S = 2.0
+_MIGRATIONS = Path(__file__).with_name("migrations")
+# Any number, the same in every process: PostgreSQL's advisory lock serialises start-up migrations.
+_MIGRATION_LOCK = 7_240_501
+
+
+class StorageUnavailable(RuntimeError):
+    """The shared state cannot be read or written now; the request is refused with 503."""
+
+
+def database_url(configured: str | None, home: Path) -> str:
+    """The SQLAlchemy URL of the state database: PostgreSQL through psycopg 3 when a libpq URL is
+    configured, else the SQLite file in the home folder."""
+    if not configured:
+        return f"sqlite:///{home / 'state.sqlite'}"
+    url = make_url(configured)
+    if url.drivername in ("postgresql", "postgres"):
+        # A plain libpq URL would mean psycopg2 to SQLAlchemy; the driver installed is psycopg 3.
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL: workers read while one writes; NORMAL sync is durable across a process crash, which is
+    # the failure a service worker has. The busy timeout bounds how long a write waits for the lock.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_S * 1000)}")
+    cursor.close()
+
+
+class StateDB:
+    """One engine per process; `connect()` hands out a connection whose every statement commits
+    on its own (each store operation is one atomic statement), with faults as StorageUnavailable."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = make_url(url).get_backend_name()
+        if self.dialect == "sqlite":
+            path = make_url(url).database
+            if path:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(
+                url,
+                isolation_level="AUTOCOMMIT",
+                pool_pre_ping=True,
+                pool_timeout=CONNECT_TIMEOUT_S,
+                connect_args={
+                    "connect_timeout": CONNECT_TIMEOUT_S,
+                    "options": f"-c statement_timeout={int(LOCK_TIMEOUT_S * 1000)}",
+                },
+            )
+        self._ok = True
+        self._checked_at = 0.0
+        self._health_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A pooled connection in autocommit mode. IntegrityError passes through (a store may
+        expect it: a replayed token, a taken name); every other database fault becomes
+        StorageUnavailable and marks the store unhealthy until a write succeeds again."""
+        try:
+            with self.engine.connect() as connection:
+                yield connection
+        except exc.IntegrityError:
+            raise
+        except (exc.SQLAlchemyError, OSError) as e:
+            # Readiness says so at once, and checks again on the next probe.
+            self._ok, self._checked_at = False, 0.0
+            # The driver's message names the file or server, never a request's data.
+            raise StorageUnavailable(f"the shared state store is unavailable ({type(e).__name__})") from e
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent; safe when several processes start
+        at once: they take turns)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self._migration_lock(), self.connect() as connection:
+            if self.dialect == "postgresql":
+                connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+            config.attributes["connection"] = connection
+            try:
+                command.upgrade(config, "head")
+            finally:
+                if self.dialect == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        if self.dialect != "sqlite":
+            yield
+            return
+        path = make_url(self.url).database
+        lock_path = Path(f"{path}.migrate.lock") if path else None
+        if lock_path is None:
+            yield
+            return
+        with open(lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def healthy(self) -> bool:
+        """Whether the store takes writes now: one tiny write at most every HEALTH_EVERY_S seconds
+        (readiness probes call this), the answer remembered in between, so a store that is down
+        costs a probe one connection timeout every few seconds, not every time."""
+        now = time.monotonic()
+        if now - self._checked_at < HEALTH_EVERY_S or not self._health_lock.acquire(blocking=False):
+            return self._ok
+        try:
+            from serving.state_tables import health
+
+            with self.connect() as connection:
+                if connection.execute(health.update().where(health.c.id == 1).values(at=time.time())).rowcount == 0:
+                    with contextlib.suppress(exc.IntegrityError):
+                        connection.execute(health.insert().values(id=1, at=time.time()))
+            self._ok = True
+        except StorageUnavailable:
+            self._ok = False
+        finally:
+            self._checked_at = time.monotonic()
+            self._health_lock.release()
+        return self._ok
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+_OPENED: dict[str, StateDB] = {}
+_OPENED_LOCK = threading.Lock()
+
+
+def open_state(configured_url: str | None, home: Path) -> StateDB:
+    """This process's StateDB for the settings' database, migrated on first open. One per process
+    and URL: the auth middleware and the routes share its pool."""
+    url = database_url(configured_url, home)
+    with _OPENED_LOCK:
+        state = _OPENED.get(url)
+        if state is None:
+            state = StateDB(url)
+            state.migrate()
+            _OPENED[url] = state
+        return state
