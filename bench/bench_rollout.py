@@ -37,7 +37,7 @@ TRAIN = (
     "from pathlib import Path\n"
     "import sys\n"
     "registry.configure(Path(sys.argv[1]))\n"
-    "m = RiskModel(grid=DEFAULT_GRID[:1], cv_below_events=0).fit(generate_cohort(people=3000, seed=47))\n"
+    "m = RiskModel(grid=DEFAULT_GRID[:1], cv_below_events=0).fit(generate_cohort(people=2000, seed=47))\n"
     "for _ in range(2):\n"
     "    with mlflow.start_run(experiment_id=registry.experiment('bench-rollout')):\n"
     "        registry.log_bundle(m, example_frame())\n"

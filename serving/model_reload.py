@@ -70,10 +70,22 @@ class MlflowChampion:
     never touches MLflow's process-wide tracking or registry URI."""
 
     def __init__(self, home: Path) -> None:
-        from mlflow import MlflowClient
+        self.home = home
+        self._client: Any = None
 
-        uri = tracking_uri(home)
-        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    @property
+    def client(self) -> Any:
+        db = self.home / "mlflow.db"
+        if self._client is None:
+            if not db.exists():
+                # A client creates an empty store where it finds none (a container holding only
+                # its Bento, say): never from here.
+                raise LookupError(f"no MLflow registry at {db}")
+            from mlflow import MlflowClient
+
+            uri = tracking_uri(self.home)
+            self._client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        return self._client
 
     def champion(self) -> str:
         return str(self.client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version)
@@ -170,8 +182,8 @@ class ModelReloader:
         with import_lock(self.home):
             tag = store.import_version(version, source=source)
         served = load_served(bentoml.models.get(tag), self.stale_after_days)
-        # Warm-up: the first call builds the explainer's caches; paying for it here keeps it off
-        # the first request the new model serves. A bundle that cannot score fails here, too.
+        # Warm-up: one scoring call before any request reaches the new model, so the one-time
+        # costs of a first call are paid here, and a bundle that cannot score fails here.
         served.scorer.score_records([dict(EXAMPLE_RECORD)], explain=True, top_k=5)
         return served
 

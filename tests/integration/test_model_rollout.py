@@ -32,7 +32,8 @@ SWITCH_WITHIN_S = 20.0
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     """A store with two registered versions (one quickly trained model logged twice: the versions
-    differ in number, which is what the rollout follows); the champion is version 1."""
+    differ in number, which is what the rollout follows); the champion is version 1. Two thousand
+    people fit in seconds here (a thousand gave a model whose scores overflowed)."""
     home = tmp_path_factory.mktemp("rollout-home")
     code = (
         "import mlflow\n"
@@ -42,7 +43,7 @@ def home(tmp_path_factory) -> Path:
         "from training.train import example_frame\n"
         "from pathlib import Path\n"
         f"registry.configure(Path({str(home)!r}))\n"
-        "m = RiskModel(grid=DEFAULT_GRID[:1], cv_below_events=0).fit(generate_cohort(people=3000, seed=43))\n"
+        "m = RiskModel(grid=DEFAULT_GRID[:1], cv_below_events=0).fit(generate_cohort(people=2000, seed=43))\n"
         "for _ in range(2):\n"
         "    with mlflow.start_run(experiment_id=registry.experiment('rollout-tests')):\n"
         "        registry.log_bundle(m, example_frame())\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from models.registry_names import tracking_uri
 from serving.model_reload import MlflowChampion, ModelReloader, Served
 
 LOGGER = "bentoml.checkup_risk.model_reload"
@@ -93,11 +94,20 @@ def test_real_registry_without_the_model_keeps_serving_and_leaves_mlflow_global_
 
     before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     target = Target(served())
-    reloader = ModelReloader(target, tmp_path, 730, registry=MlflowChampion(tmp_path))
+    registry = MlflowChampion(tmp_path)
+    reloader = ModelReloader(target, tmp_path, 730, registry=registry)
     with caplog.at_level(logging.INFO, logger=LOGGER):
+        assert reloader.poll() is False  # no store at all: none is created
+        assert not (tmp_path / "mlflow.db").exists()
+        from mlflow import MlflowClient
+
+        uri = tracking_uri(tmp_path)
+        MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()  # an empty store
         assert reloader.poll() is False
     assert target.served.version == "1"
-    assert "cannot read the champion" in lines(caplog)[0]
+    logged = lines(caplog)
+    assert len(logged) == 2 and all("cannot read the champion" in m for m in logged), logged
+    assert "no MLflow registry at" in logged[0] and "checkup-risk" in logged[1]
     # The worker's client has its own URIs: MLflow's process-wide ones are as they were.
     assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before
 

@@ -41,6 +41,13 @@ def test_every_variable_is_read_and_round_trips(tmp_path):
         "CHECKUP_RISK_CDS_CLIENTS": str(tmp_path / "clients.json"),
         "CHECKUP_RISK_PUBLIC_URL": "https://risk.example.org/",
         "CHECKUP_RISK_MODEL_TAG": "checkup-risk:v3",
+        "CHECKUP_RISK_DATABASE_URL": "postgresql://risk@/state?host=/run/postgresql&port=5432",
+        "CHECKUP_RISK_SECRET_KEY": "link-and-pseudonym-secret",
+        "CHECKUP_RISK_REPORT_LINK_SECONDS": "600",
+        "CHECKUP_RISK_RATE_LIMIT": "120",
+        "CHECKUP_RISK_MODEL_POLL_SECONDS": "0",
+        "CHECKUP_RISK_KEEP_ALIVE_SECONDS": "10",
+        "CHECKUP_RISK_READ_TIMEOUT_SECONDS": "20",
     }
     s = Settings.from_env(environ)
     assert s == Settings(
@@ -57,6 +64,13 @@ def test_every_variable_is_read_and_round_trips(tmp_path):
         cds_clients=tmp_path / "clients.json",
         public_url="https://risk.example.org",
         model_tag="checkup-risk:v3",
+        database_url="postgresql://risk@/state?host=/run/postgresql&port=5432",
+        secret_key="link-and-pseudonym-secret",
+        report_link_seconds=600,
+        rate_limit_per_minute=120,
+        model_poll_seconds=0,
+        keep_alive_seconds=10,
+        read_timeout_seconds=20,
     )
     # The child process `serve` starts reads the same settings back.
     assert Settings.from_env(s.to_env()) == s
@@ -76,6 +90,10 @@ def test_every_variable_is_read_and_round_trips(tmp_path):
         ("CHECKUP_RISK_TRACING", "maybe"),
         ("CHECKUP_RISK_PUBLIC_URL", "risk.example.org"),
         ("CHECKUP_RISK_CORS_ORIGINS", "*,his.example.org"),
+        ("CHECKUP_RISK_DATABASE_URL", "mysql://risk@db/state"),
+        ("CHECKUP_RISK_REPORT_LINK_SECONDS", "7200"),
+        ("CHECKUP_RISK_RATE_LIMIT", "0"),
+        ("CHECKUP_RISK_MODEL_POLL_SECONDS", "-1"),
     ],
 )
 def test_a_bad_value_names_its_variable(name, value):
@@ -83,8 +101,20 @@ def test_a_bad_value_names_its_variable(name, value):
         Settings.from_env({name: value})
 
 
-def test_the_token_is_never_in_repr():
-    assert "s3cret" not in repr(Settings.from_env({"CHECKUP_RISK_API_TOKEN": "s3cret"}))
+def test_secrets_are_never_in_repr():
+    environ = {
+        "CHECKUP_RISK_API_TOKEN": "s3cret",
+        "CHECKUP_RISK_SECRET_KEY": "k3y",
+        "CHECKUP_RISK_DATABASE_URL": "postgresql://risk:pa55@db/state",
+    }
+    text = repr(Settings.from_env(environ))
+    assert "s3cret" not in text and "k3y" not in text and "pa55" not in text
+
+
+def test_a_bad_database_url_never_echoes_its_password():
+    with pytest.raises(SettingsError) as e:
+        Settings.from_env({"CHECKUP_RISK_DATABASE_URL": "mysql://risk:pa55@db/state"})
+    assert "pa55" not in str(e.value)
 
 
 def test_configure_libraries_points_bentoml_home_and_keeps_operator_choices(tmp_path):
