@@ -125,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CliError("--max-reject-share must lie between 0 and 1")
     if args.promote_min_events < 1:
         raise CliError("--promote-min-events must be 1 or more")
-    registry.configure(args.settings.home)
+    registry.configure(args.settings.home, args.settings.mlflow_uri)
     # Progress goes to stderr with the seconds in front (stdout keeps the summary table).
     say = timed(lambda text: print(text, file=sys.stderr, flush=True))
     result = train(
@@ -156,7 +156,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if not Path(args.data).exists():
         raise CliError(f"no such file: {args.data}")
-    registry.configure(args.settings.home)
+    registry.configure(args.settings.home, args.settings.mlflow_uri)
     try:
         result = evaluate_file(args.data, args.model, args.out, seed=args.seed)
     except LookupError as e:
@@ -194,7 +194,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     # Before loading the model: a misspelt column (near-miss) fails here, in one line, and inputs the
     # whole file lacks are said once rather than as a missing input on every row.
     absent = absent_key_inputs(args.input)
-    registry.configure(args.settings.home)
+    registry.configure(args.settings.home, args.settings.mlflow_uri)
     try:
         model, version = registry.load(args.model)
     except LookupError as e:
@@ -273,7 +273,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 for x in errors_from(e, ())
             )
         ) from None
-    registry.configure(args.settings.home)
+    registry.configure(args.settings.home, args.settings.mlflow_uri)
     try:
         model, version = registry.load(args.model)
     except LookupError as e:
@@ -362,7 +362,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError("--workers must be 1 or more")
     settings = args.settings
     home = settings.home
-    registry.configure(home)
+    registry.configure(home, settings.mlflow_uri)
     version = _champion_or_default(args.default_people)
     tag = store.import_version(version)
     store.pin(tag, home)
@@ -403,6 +403,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         str(args.port),
     ]
     os.execvpe(cmd[0], cmd, env)
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from training import registry
+
+    registry.configure(args.settings.home, args.settings.mlflow_uri)
+    version = registry.version_of(args.version)
+    if version is None:
+        raise CliError(f"no registered version {args.version!r}")
+    previous = registry.version_of(registry.CHAMPION)
+    registry.set_alias(registry.CHAMPION, version)
+    print(f"champion: version {previous or '(none)'} -> version {version}")
+    print("running servers switch within CHECKUP_RISK_MODEL_POLL_SECONDS (their log says when)")
     return 0
 
 
@@ -482,7 +496,7 @@ def cmd_bento(args: argparse.Namespace) -> int:
     from serving.bento import build_bento
     from training import registry
 
-    registry.configure(args.settings.home)
+    registry.configure(args.settings.home, args.settings.mlflow_uri)
     tag = build_bento(_champion_or_default(args.default_people), args.settings)
     print(f"built Bento {tag}; make an OCI image with: bentoml containerize {tag}")
     return 0
@@ -633,6 +647,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the first-run size, a few minutes of training on 2 cores)",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "promote",
+        help="make a registered version the champion without the gate (a rollback: the previous version)",
+    )
+    p.add_argument("version", help="a version number, or an alias such as challenger")
+    p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("keys", help="named API keys: create (printed once), list, revoke")
     keys = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")

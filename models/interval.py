@@ -93,10 +93,19 @@ def as_pair(low: float, high: float, digits: int = 6) -> list[float]:
     return [min(math.floor(low * scale) / scale, float(low)), max(math.ceil(high * scale) / scale, float(high))]
 
 
+def sigmoid_float(x: float) -> float:
+    """`sigmoid` for one float, without overflow for any finite or infinite x (a model
+    fitted on few people can give member logits hundreds apart)."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
 def pair_around(point: float, half: float, digits: int = 6) -> list[float]:
     """`around` for one probability (plain floats, for the per-request path), as `as_pair` returns it."""
     p = min(max(float(point), 1e-15), 1.0 - 1e-15)
     z = math.log(p) - math.log1p(-p)
-    low = min(1.0 / (1.0 + math.exp(-(z - half))), float(point))
-    high = max(1.0 / (1.0 + math.exp(-(z + half))), float(point))
+    low = min(sigmoid_float(z - half), float(point))
+    high = max(sigmoid_float(z + half), float(point))
     return as_pair(low, high, digits)

@@ -15,7 +15,18 @@ CHALLENGER = "challenger"
 CHAMPION = "champion"
 
 
-def tracking_uri(home: Path) -> str:
-    """The MLflow tracking and registry URI of the store under `home`: training writes it, serving
-    polls it for the champion, so both must name the same database."""
-    return f"sqlite:///{Path(home).resolve() / 'mlflow.db'}"
+def tracking_uri(home: Path, configured: str | None = None) -> str:
+    """The MLflow tracking and registry URI: `configured` (CHECKUP_RISK_MLFLOW_URI: an MLflow
+    server's http(s) URL or a database URL shared by every instance), else the SQLite store under
+    `home`. Training writes it and serving polls it for the champion, so both read it here."""
+    if not configured:
+        return f"sqlite:///{Path(home).resolve() / 'mlflow.db'}"
+    if configured.startswith(("postgresql://", "postgres://")):
+        # SQLAlchemy reads a plain libpq scheme as psycopg2, which is not installed; psycopg 3 is.
+        return "postgresql+psycopg://" + configured.split("://", 1)[1]
+    return configured
+
+
+def is_local(uri: str) -> bool:
+    """Whether the registry is the SQLite file under a home (not shared with other machines)."""
+    return uri.startswith("sqlite:")

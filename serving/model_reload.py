@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from models.registry_names import CHAMPION, MODEL_NAME, tracking_uri
+from models.registry_names import CHAMPION, MODEL_NAME, is_local, tracking_uri
 from serving import store
 
 if TYPE_CHECKING:
@@ -69,22 +69,22 @@ class MlflowChampion:
     """The champion in the MLflow registry under `home`, through a client of its own: the worker
     never touches MLflow's process-wide tracking or registry URI."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, configured_uri: str | None = None) -> None:
         self.home = home
+        self.uri = tracking_uri(home, configured_uri)
         self._client: Any = None
 
     @property
     def client(self) -> Any:
-        db = self.home / "mlflow.db"
         if self._client is None:
-            if not db.exists():
+            db = self.home / "mlflow.db"
+            if is_local(self.uri) and not db.exists():
                 # A client creates an empty store where it finds none (a container holding only
                 # its Bento, say): never from here.
                 raise LookupError(f"no MLflow registry at {db}")
             from mlflow import MlflowClient
 
-            uri = tracking_uri(self.home)
-            self._client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         return self._client
 
     def champion(self) -> str:
@@ -93,7 +93,16 @@ class MlflowChampion:
     def source(self, version: str) -> str:
         # Where the version's files are (the logged model's artifact folder): importing from there
         # needs no registry lookup through MLflow's global URIs.
-        return str(self.client.get_model_version_download_uri(MODEL_NAME, version))
+        source = str(self.client.get_model_version_download_uri(MODEL_NAME, version))
+        if urlsplit(source).scheme in ("", "file"):
+            return source
+        # Kept by an MLflow server (mlflow-artifacts:, s3:, ...): fetched through this client's
+        # tracking URI into the home, then imported from there like a local version.
+        from mlflow.artifacts import download_artifacts
+
+        folder = self.home / "model-downloads" / f"v{version}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return Path(download_artifacts(artifact_uri=source, dst_path=str(folder), tracking_uri=self.uri)).as_uri()
 
 
 def load_served(bento_model: Any, stale_after_days: int) -> Served:
@@ -127,9 +136,17 @@ def _reason(exc: BaseException) -> str:
 class ModelReloader:
     """Polls the registry for the champion and switches `target.served` to it."""
 
-    def __init__(self, target: HasServed, home: Path, stale_after_days: int, registry: Champion | None = None) -> None:
+    def __init__(
+        self,
+        target: HasServed,
+        home: Path,
+        stale_after_days: int,
+        registry: Champion | None = None,
+        mlflow_uri: str | None = None,
+    ) -> None:
         self.target = target
         self.home = home
+        self.mlflow_uri = mlflow_uri
         self.stale_after_days = stale_after_days
         self._registry = registry
         # One poll at a time per worker: the background thread and POST /admin/reload.
@@ -142,7 +159,7 @@ class ModelReloader:
         # Made on first use, in the thread that polls: opening the store can fail, and then the
         # next poll retries instead of the worker failing to start.
         if self._registry is None:
-            self._registry = MlflowChampion(self.home)
+            self._registry = MlflowChampion(self.home, self.mlflow_uri)
         return self._registry
 
     def poll(self) -> bool:

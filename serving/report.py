@@ -49,6 +49,7 @@ from features.labels import (
     risk_text,
 )
 from features.schema import BY_NAME, KEY_INPUTS
+from models.interval import sigmoid_float
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import synthetic_notice
 from serving.scoring import Scorer, exam_age, person_order
@@ -454,7 +455,7 @@ def waterfall(risk: dict, values: np.ndarray, sex: str | None, lang: Lang) -> di
     def x(v: float) -> float:
         return round(bar_left + (v - lo_x) / (hi_x - lo_x) * bar_width, 1)
 
-    base_risk = 1.0 / (1.0 + math.exp(-base))
+    base_risk = sigmoid_float(base)
     rows = [{"kind": "end", "y": 0, "x": x(base), "text": t("base", lang, risk=risk_text(base_risk))}]
     for i, (feature, _value, lo) in enumerate(steps):
         a, b = x(cum[i]), x(cum[i + 1])
@@ -465,14 +466,14 @@ def waterfall(risk: dict, values: np.ndarray, sex: str | None, lang: Lang) -> di
             "w": max(abs(b - a), 1.0),
             "up": lo > 0,
             "link": b,
-            "note": f"×{math.exp(lo):.2f}",
+            "note": f"×{math.exp(min(lo, 700.0)):.2f}",
         }
         if feature is None:
             row.update(name=t("others", lang, n=n_other), value="", cutoff="", level="none")
         else:
             row.update(_group_text(feature, values, sex, lang))
         rows.append(row)
-    final = 1.0 / (1.0 + math.exp(-cum[-1]))
+    final = sigmoid_float(cum[-1])
     rows.append(
         {"kind": "end", "y": (len(steps) + 1) * ROW, "x": x(cum[-1]), "text": t("final", lang, risk=risk_text(final))}
     )

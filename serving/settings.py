@@ -91,6 +91,9 @@ class Settings:
     # How often a worker asks the registry for the champion and switches to a newly promoted one
     # (0: never; the served version then changes only with a restart).
     model_poll_seconds: int = field(default=DEFAULT_MODEL_POLL_S, metadata=_env("CHECKUP_RISK_MODEL_POLL_SECONDS"))
+    # The MLflow tracking and registry store: an MLflow server's URL or a database URL, shared by
+    # every instance; None: the SQLite store under the home. Never in repr (it may hold a password).
+    mlflow_uri: str | None = field(default=None, repr=False, metadata=_env("CHECKUP_RISK_MLFLOW_URI"))
     # The Bento model the service loads; None: the tag `checkup-risk serve` pinned under the home.
     model_tag: str | None = field(default=None, metadata=_env("CHECKUP_RISK_MODEL_TAG"))
     # An idle connection (new, or between requests) is closed after this many seconds.
@@ -126,6 +129,7 @@ class Settings:
             public_url=_url(environ, "CHECKUP_RISK_PUBLIC_URL"),
             accepted_hosts=_hosts(environ, "CHECKUP_RISK_ACCEPTED_HOSTS"),
             database_url=_database_url(environ, "CHECKUP_RISK_DATABASE_URL"),
+            mlflow_uri=_mlflow_uri(environ, "CHECKUP_RISK_MLFLOW_URI"),
             secret_key=_text(environ, "CHECKUP_RISK_SECRET_KEY"),
             report_link_seconds=_bounded_int(
                 environ, "CHECKUP_RISK_REPORT_LINK_SECONDS", DEFAULT_LINK_S, 1, MAX_LINK_S
@@ -213,6 +217,19 @@ def _database_url(environ: Mapping[str, str], name: str) -> str | None:
         raise SettingsError(
             f"{name} must be a PostgreSQL URL such as postgresql://user@host:5432/db or "
             f"postgresql://user@/db?host=/socket/dir&port=5432 (scheme {scheme or 'missing'!r} is not)"
+        )
+    return raw
+
+
+def _mlflow_uri(environ: Mapping[str, str], name: str) -> str | None:
+    raw = _text(environ, name)
+    if raw is None:
+        return None
+    scheme = urlsplit(raw).scheme
+    if scheme not in ("http", "https", "sqlite", "postgresql", "postgres", "postgresql+psycopg"):
+        raise SettingsError(
+            f"{name} must be an MLflow server URL (https://mlflow.internal) or a database URL "
+            f"(postgresql://user@host/mlflow, sqlite:////path/mlflow.db); scheme {scheme or 'missing'!r} is not"
         )
     return raw
 

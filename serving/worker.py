@@ -31,7 +31,7 @@ class Worker:
         # Everything a request needs from the model, replaced as one object when the champion
         # changes (serving.model_reload): read `served` once where scorer and version must agree.
         self.served: Served = load_served(bento_model, settings.stale_after_days)
-        self.reloader = ModelReloader(self, home, settings.stale_after_days)
+        self.reloader = ModelReloader(self, home, settings.stale_after_days, mlflow_uri=settings.mlflow_uri)
         self.fhir_visit_days = settings.fhir_visit_days
         # Read per CDS call, so a test (or an operator's debugger) can flip it on a running worker.
         self.allow_synthetic = settings.allow_synthetic

@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 _home: Path | None = None
+_uri: str | None = None
 
 
 def home() -> Path:
@@ -52,15 +53,19 @@ def home() -> Path:
     return _home
 
 
-def configure(root: Path | None = None) -> str:
-    """Point MLflow at the SQLite store in `root` (None: the home configured before); returns the
+def configure(root: Path | None = None, uri: str | None = None) -> str:
+    """Point MLflow at the registry: `uri` (CHECKUP_RISK_MLFLOW_URI, shared by every instance) or the
+    SQLite store in `root`. With no arguments: the home and registry configured before. Returns the
     tracking URI."""
-    global _home
-    root = home() if root is None else Path(root).resolve()
+    global _home, _uri
+    if root is None:
+        root, uri = home(), _uri
+    root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     import mlflow
 
-    uri = tracking_uri(root)
+    uri = tracking_uri(root, uri)
+    _uri = uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     _home = root
@@ -75,6 +80,9 @@ def experiment(name: str, root: Path | None = None) -> str:
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
+    if _uri is not None and _uri.startswith(("http://", "https://")):
+        # An MLflow server keeps the artifacts where it was told to (--artifacts-destination).
+        return mlflow.create_experiment(name)
     location = (root / "mlartifacts" / name).as_uri()
     return mlflow.create_experiment(name, artifact_location=location)
 

@@ -63,3 +63,42 @@ def test_mlflow_tracking_and_registry_on_postgres(postgres_url, tmp_path, monkey
         assert names == [NAME] and tuple(alias) == ("champion", int(version))
     finally:
         mlflow.set_tracking_uri(previous)
+
+
+def test_the_project_registry_on_postgres_is_seen_from_another_home(postgres_url, tmp_path, monkeypatch):
+    """CHECKUP_RISK_MLFLOW_URI: training on one machine registers and promotes on the shared
+    registry; a service instance with another home finds the champion there and imports it."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    from features.synth import generate_cohort
+    from models.bundle import DEFAULT_GRID, RiskModel
+    from serving.model_reload import MlflowChampion
+    from serving.settings import Settings
+    from training import registry
+    from training.train import example_frame
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setattr(registry_utils, "_registry_uri", registry_utils._registry_uri)
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", tracking_utils._tracking_uri)
+    monkeypatch.setattr(registry, "_home", registry._home)
+    monkeypatch.setattr(registry, "_uri", registry._uri)
+    settings = Settings.from_env(
+        {"CHECKUP_RISK_HOME": str(tmp_path / "trainer"), "CHECKUP_RISK_MLFLOW_URI": postgres_url}
+    )
+    import mlflow
+
+    uri = registry.configure(settings.home, settings.mlflow_uri)
+    assert uri.startswith("postgresql+psycopg://") and not (settings.home / "mlflow.db").exists()
+    model = RiskModel(grid=DEFAULT_GRID[:1], cv_below_events=0).fit(generate_cohort(people=1500, seed=5))
+    with mlflow.start_run(experiment_id=registry.experiment("shared-registry")):
+        _, version = registry.log_bundle(model, example_frame())
+    registry.set_alias(registry.CHAMPION, version)
+
+    other_home = tmp_path / "instance"
+    other_home.mkdir()
+    champion = MlflowChampion(other_home, postgres_url)
+    assert champion.champion() == str(version)
+    source = champion.source(str(version))
+    assert source.startswith("file://") and not (other_home / "mlflow.db").exists()

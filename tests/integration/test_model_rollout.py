@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from features.schema import EXAMPLE_RECORD
-from models.registry_names import CHAMPION, MODEL_NAME, tracking_uri
 from tests.integration.test_server import free_port
 
 pytestmark = pytest.mark.slow
@@ -54,12 +53,16 @@ def home(tmp_path_factory) -> Path:
 
 
 def promote(home: Path, version: str) -> None:
-    """Move the champion alias, as `checkup-risk promote` would, without touching MLflow's
-    process-wide URIs in the test process."""
-    from mlflow import MlflowClient
-
-    uri = tracking_uri(home)
-    MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(MODEL_NAME, CHAMPION, version)
+    """Move the champion alias with the operator's command, `checkup-risk promote VERSION`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKUP_RISK_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "checkup_risk_cli", "promote", version],
+        env={**env, "CHECKUP_RISK_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and f"-> version {version}" in done.stdout, done.stderr
 
 
 @pytest.fixture(scope="module")

@@ -198,3 +198,12 @@ def test_scorer_reports_the_interval(model, held_out):
                 assert 0.0 <= low <= risk["probability"] <= high <= 1.0 and low < high
                 seen += 1
     assert seen > 100
+
+
+def test_sigmoid_and_pair_around_never_overflow():
+    from models.interval import pair_around, sigmoid_float
+
+    assert sigmoid_float(-1000.0) == 0.0 and sigmoid_float(1000.0) == 1.0 and sigmoid_float(0.0) == 0.5
+    # A model fitted on few people can give member logits hundreds apart: a huge half-width.
+    low, high = pair_around(0.01, 2000.0)
+    assert low == 0.0 and high == 1.0

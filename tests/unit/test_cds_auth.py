@@ -139,9 +139,7 @@ def test_jwks_url_with_key_rotation(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/jwks.json"
-        verifier = CdsVerifier(
-            load_clients(old.write_allowlist(tmp_path / "c.json", jwks_url=url)), _replay(tmp_path)
-        )
+        verifier = CdsVerifier(load_clients(old.write_allowlist(tmp_path / "c.json", jwks_url=url)), _replay(tmp_path))
         verifier.verify(f"Bearer {old.token(AUD, headers={'jku': url})}", AUD)
         verifier.verify(f"Bearer {old.token(AUD)}", AUD)
         assert _Jwks.hits == 1  # cached
