@@ -1,4 +1,5 @@
-"""The names under which the MLflow model registry keeps the model.
+"""The names under which the MLflow model registry keeps the model, and the addresses of the stores
+that training and serving share (the registry, a database URL's driver).
 
 Training registers each version under `MODEL_NAME` and moves the aliases; serving imports a
 version by the same name into the BentoML store. Both read the names here, so serving never needs
@@ -21,10 +22,15 @@ def tracking_uri(home: Path, configured: str | None = None) -> str:
     `home`. Training writes it and serving polls it for the champion, so both read it here."""
     if not configured:
         return f"sqlite:///{Path(home).resolve() / 'mlflow.db'}"
-    if configured.startswith(("postgresql://", "postgres://")):
-        # SQLAlchemy reads a plain libpq scheme as psycopg2, which is not installed; psycopg 3 is.
-        return "postgresql+psycopg://" + configured.split("://", 1)[1]
-    return configured
+    return sqlalchemy_url(configured)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """A database URL as SQLAlchemy must be given it: a libpq `postgresql://` URL names the driver
+    installed (psycopg 3; SQLAlchemy would read the plain scheme as psycopg2, which is not)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
 
 
 def is_local(uri: str) -> bool:

@@ -24,6 +24,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 
+from models.registry_names import sqlalchemy_url
+
 # How long a call may wait for the store before it is refused: a hospital's HIS would rather get
 # a quick 503 and retry than hang.
 CONNECT_TIMEOUT_S = 2
@@ -44,11 +46,7 @@ def database_url(configured: str | None, home: Path) -> str:
     configured, else the SQLite file in the home folder."""
     if not configured:
         return f"sqlite:///{home / 'state.sqlite'}"
-    url = make_url(configured)
-    if url.drivername in ("postgresql", "postgres"):
-        # A plain libpq URL would mean psycopg2 to SQLAlchemy; the driver installed is psycopg 3.
-        url = url.set(drivername="postgresql+psycopg")
-    return url.render_as_string(hide_password=False)
+    return make_url(sqlalchemy_url(configured)).render_as_string(hide_password=False)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
