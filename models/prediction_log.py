@@ -106,8 +106,9 @@ def write_parquet(directory: Path, frame: pd.DataFrame) -> list[Path]:
         folder = Path(directory) / f"{PARTITION}={day.isoformat()}"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"part-{uuid.uuid4().hex}.parquet"
-        # Written under a temporary name and renamed: a reader never sees half a file.
-        partial = path.with_suffix(".parquet.tmp")
+        # Written under a hidden name (readers skip names starting with ".") and renamed: a reader
+        # never sees half a file.
+        partial = folder / f".{path.name}.tmp"
         pq.write_table(table.filter(pa.array(days == day)), partial, compression="zstd")
         partial.rename(path)
         written.append(path)
