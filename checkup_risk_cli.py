@@ -457,8 +457,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    from features.pseudonym import derive, load_secret
     from serving.audit import AuditLog
-    from serving.secret_key import derive, load_secret
 
     settings = args.settings
     log = AuditLog(_state(settings), derive(load_secret(settings.home, settings.secret_key), "audit"))

@@ -2,7 +2,7 @@
 
 Every call to a route that touches patient data appends one entry to the shared state: time,
 client (API key name, CDS client `iss`, or "anonymous" for a refused call), route template,
-pseudonymous patient keys (keyed HMAC of the person ids; serving.secret_key), status, model version
+pseudonymous patient keys (keyed HMAC of the person ids; features.pseudonym), status, model version
 and latency. Never a patient value.
 
 Entries are hash-chained: each entry's `hash` is an HMAC (keyed by the deployment secret) over its

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from features.fhir import Issue
+from features.pseudonym import derive, load_secret, pseudonym
 from serving import cds, http_limits, http_metrics, store
 from serving.api_keys import ApiKeys
 from serving.audit import AuditLog, AuditTrail
@@ -37,7 +38,6 @@ from serving.cds_store import LinkRefused
 from serving.fhir_out import FHIR_JSON, operation_outcome
 from serving.refusals import FHIR_PREFIXES, storage_refusal
 from serving.schemas import Checkup, ReportRequest, ScoreRequest, errors_from
-from serving.secret_key import derive, load_secret, pseudonym
 from serving.settings import Settings
 from serving.state_db import StorageUnavailable, open_state
 from serving.worker import CurrentWorker, Worker, audit_persons

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import bentoml
 from fastapi import Depends, Request
 
+from features.pseudonym import derive, load_secret
 from serving.cds_auth import CdsVerifier, ReplayCache, load_clients
 from serving.cds_store import FeedbackLog, ReportLinks
 from serving.model_reload import ModelReloader, Served, load_served
-from serving.secret_key import derive, load_secret
 from serving.settings import Settings
 from serving.state_db import open_state
 

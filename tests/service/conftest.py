@@ -67,8 +67,8 @@ def cds_client_keys(service_home) -> TestClientKeys:
 @pytest.fixture(scope="session")
 def report_links(service_settings, service_home):
     """The service's report-link store: the same shared state and secret as the running service."""
+    from features.pseudonym import derive, load_secret
     from serving.cds_store import ReportLinks
-    from serving.secret_key import derive, load_secret
     from serving.state_db import open_state
 
     home = service_settings.home

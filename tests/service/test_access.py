@@ -4,11 +4,11 @@ entry for every call that touches patient data (through the real service app).""
 import asyncio
 import datetime as dt
 
+from features.pseudonym import derive, load_secret, pseudonym
 from features.schema import EXAMPLE_RECORD
 from serving.api_keys import ApiKeys
 from serving.audit import AuditLog
 from serving.auth import BearerAuth
-from serving.secret_key import derive, load_secret, pseudonym
 from serving.state_db import open_state
 
 

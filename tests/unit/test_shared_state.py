@@ -12,11 +12,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import update
 
+from features.pseudonym import derive, load_secret, pseudonym
 from serving.api_keys import ApiKeys, KeysError, parse_scopes
 from serving.audit import AuditLog, Entry, audited_route
 from serving.cds_auth import ReplayCache
 from serving.cds_store import LinkRefused, ReportLinks
-from serving.secret_key import derive, load_secret, pseudonym
 from serving.state_db import StateDB, StorageUnavailable, database_url, open_state
 from serving.state_tables import audit, metadata
 

@@ -1,5 +1,6 @@
-"""The deployment's secret: signs report links, keys the pseudonyms of the audit trail and the
-prediction log, and seals the audit chain.
+"""The deployment's secret and the pseudonyms made with it. The secret signs report links, keys the
+pseudonyms of the audit trail and the prediction log (the monitor makes the same pseudonyms to join
+outcomes to predictions), and seals the audit chain.
 
 `CHECKUP_RISK_SECRET_KEY` when set (the same value on every instance behind one URL); otherwise one
 is created on first use and kept in CHECKUP_RISK_HOME/secret_key (mode 600). Each use gets its own
