@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +36,10 @@ HEALTH_EVERY_S = 2.0
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # Any number, the same in every process: PostgreSQL's advisory lock serialises start-up migrations.
 _MIGRATION_LOCK = 7_240_501
+
+
+# Under BentoML's logger namespace: BentoML shows INFO and WARNING lines from there only.
+log = logging.getLogger("bentoml.checkup_risk.state")
 
 
 class StorageUnavailable(RuntimeError):
@@ -83,6 +88,7 @@ class StateDB:
                     "options": f"-c statement_timeout={int(LOCK_TIMEOUT_S * 1000)}",
                 },
             )
+        self.migrated = False
         self._ok = True
         self._checked_at = 0.0
         self._health_lock = threading.Lock()
@@ -92,6 +98,8 @@ class StateDB:
         """A pooled connection in autocommit mode. IntegrityError passes through (a store may
         expect it: a replayed token, a taken name); every other database fault becomes
         StorageUnavailable and marks the store unhealthy until a write succeeds again."""
+        if not self.migrated:
+            self.migrate()  # the database was down when this process started
         try:
             with self.engine.connect() as connection:
                 yield connection
@@ -106,11 +114,20 @@ class StateDB:
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent; safe when several processes start
         at once: they take turns)."""
-        from alembic import command
         from alembic.config import Config
 
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
+        self.migrated = True  # for the connection below; reset if this fails
+        try:
+            self._upgrade(config)
+        except BaseException:
+            self.migrated = False
+            raise
+
+    def _upgrade(self, config: Any) -> None:
+        from alembic import command
+
         with self._migration_lock(), self.connect() as connection:
             if self.dialect == "postgresql":
                 connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
@@ -170,12 +187,17 @@ _OPENED_LOCK = threading.Lock()
 
 def open_state(configured_url: str | None, home: Path) -> StateDB:
     """This process's StateDB for the settings' database, migrated on first open. One per process
-    and URL: the auth middleware and the routes share its pool."""
+    and URL: the auth middleware and the routes share its pool. A database that is down now does
+    not stop the process (a worker restarted during an outage would otherwise fail in a loop): the
+    store is then migrated on its first successful use, and until then is unavailable."""
     url = database_url(configured_url, home)
     with _OPENED_LOCK:
         state = _OPENED.get(url)
         if state is None:
             state = StateDB(url)
-            state.migrate()
+            try:
+                state.migrate()
+            except StorageUnavailable as e:
+                log.warning("shared state: %s; not ready until it answers", e)
             _OPENED[url] = state
         return state

@@ -191,3 +191,11 @@ def test_a_store_that_cannot_be_written_is_unavailable_then_recovers(tmp_path):
     state._checked_at = 0.0
     assert state.healthy()
     assert links.put([{"person_id": "p"}]).startswith("/reports/")
+
+
+def test_a_database_down_at_start_is_unavailable_not_fatal(tmp_path):
+    # A worker restarted during an outage starts, is not ready, and migrates once the database answers.
+    state = open_state("postgresql://risk@/state?host=/nonexistent-socket-dir&port=1", tmp_path)
+    assert not state.migrated and not state.healthy()
+    with pytest.raises(StorageUnavailable):
+        ReportLinks(state, b"k" * 32, 600).put([{"person_id": "p"}])
