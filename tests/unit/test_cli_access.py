@@ -1,0 +1,50 @@
+"""`checkup-risk keys` and `checkup-risk audit`, called as an operator would (in process)."""
+
+import datetime as dt
+
+import pytest
+
+from checkup_risk_cli import main
+from features.pseudonym import derive, load_secret
+from serving.api_keys import ApiKeys
+from serving.audit import AuditLog, Entry
+from serving.state_db import open_state
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    for name in ("CHECKUP_RISK_DATABASE_URL", "CHECKUP_RISK_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CHECKUP_RISK_HOME", str(tmp_path))
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))  # configure_libraries writes it
+    return tmp_path
+
+
+def test_keys_create_list_revoke(home, capsys):
+    assert main(["keys", "create", "his-busan", "--scopes", "score,fhir"]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert key.startswith("ckr_") and ApiKeys(open_state(None, home)).lookup(key).scopes == {"score", "fhir"}
+    assert main(["keys", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "his-busan" in listed and "score,fhir" in listed and key not in listed
+    assert main(["keys", "create", "his-busan"]) == 2
+    assert "exists already" in capsys.readouterr().err
+    assert main(["keys", "create", "x", "--scopes", "everything"]) == 2
+    assert main(["keys", "revoke", "his-busan"]) == 0
+    assert main(["keys", "revoke", "his-busan"]) == 2
+
+
+def test_audit_verify_and_export(home, capsys, tmp_path):
+    log = AuditLog(open_state(None, home), derive(load_secret(home, None), "audit"))
+    for i in range(3):
+        log.append(Entry(dt.datetime.now(dt.UTC).isoformat(), "his", "/score", f"k{i}", 200, "1", 1.0))
+    assert main(["audit", "verify"]) == 0
+    assert "intact: 3 entries" in capsys.readouterr().out
+    out = tmp_path / "audit.csv"
+    assert main(["audit", "export", "--since", dt.date.today().isoformat(), "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 4
+    with log.state.engine.begin() as db:
+        db.exec_driver_sql("UPDATE audit SET client = 'someone-else' WHERE seq = 2")
+    assert main(["audit", "verify"]) == 1
+    assert "entry 2 was changed" in capsys.readouterr().err
+    assert main(["audit", "export", "--since", "yesterday"]) == 2
