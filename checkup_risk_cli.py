@@ -206,20 +206,34 @@ def cmd_score(args: argparse.Namespace) -> int:
         import pyarrow.parquet as pq
 
         total = pq.ParquetFile(args.input).metadata.num_rows
-    with _progress(total, "rows", f"score ({args.engine})") as bar, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*streamed longitudinal features assume")  # said below
-        summary = score_file(
-            model,
-            args.input,
-            args.output,
-            version=version,
-            progress=bar.update,
-            explain=args.explain,
-            engine=args.engine,
-            chunk_rows=args.chunk_rows,
-            workers=args.workers,
-            scheduler=args.scheduler,
-        )
+    # Scored rows go to the prediction log (source "batch") as the service's do; the dask engine
+    # scores on its workers and is not logged.
+    predictions = None
+    if args.settings.prediction_log and args.engine == "pandas":
+        from serving.prediction_logger import BatchLog, open_prediction_log
+
+        predictions = open_prediction_log(args.settings, background=False, metrics=False)
+    elif args.settings.prediction_log:
+        print("note: --engine dask does not write the prediction log", file=sys.stderr)
+    try:
+        with _progress(total, "rows", f"score ({args.engine})") as bar, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*streamed longitudinal features assume")  # said below
+            summary = score_file(
+                model,
+                args.input,
+                args.output,
+                version=version,
+                progress=bar.update,
+                explain=args.explain,
+                engine=args.engine,
+                chunk_rows=args.chunk_rows,
+                workers=args.workers,
+                scheduler=args.scheduler,
+                on_scored=None if predictions is None else BatchLog(predictions, version),
+            )
+    finally:
+        if predictions is not None:
+            predictions.close()  # the rows still buffered; a failed write is a warning, never an error
     if summary.get("out_of_order_rows"):
         print(
             f"warning: {summary['out_of_order_rows']:,} checkups are dated before an earlier checkup of the "
@@ -483,6 +497,64 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _thresholds(args: argparse.Namespace):
+    from training.drift import Thresholds
+
+    overrides = {}
+    for item in args.threshold or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise CliError(f"--threshold takes NAME=VALUE, not {item!r}")
+        overrides[name.strip()] = value.strip()
+    if args.thresholds and not Path(args.thresholds).exists():
+        raise CliError(f"no such thresholds file: {args.thresholds}")
+    return Thresholds.from_file(args.thresholds, overrides)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from training import registry
+    from training.monitor import alarm_text, monitor
+
+    settings = args.settings
+    since = _date(args.since, "--since")
+    until = _date(args.until, "--until") if args.until else None
+    thresholds = _thresholds(args)
+    registry.configure(settings.home, settings.mlflow_uri)
+    try:
+        result = monitor(
+            since,
+            until,
+            args.model,
+            args.out,
+            home=settings.home,
+            secret_key=settings.secret_key,
+            log_dir=settings.prediction_log_path,
+            database_url=settings.database_url,
+            outcomes_path=args.outcomes,
+            thresholds=thresholds,
+            seed=args.seed,
+        )
+    except LookupError as e:
+        raise CliError(str(e)) from None
+    report = result.report
+    print(
+        f"model version {report['model_version']}: {report['checkups']:,} checkups ({report['logged_rows']:,} logged "
+        f"predictions) from {report['since']} to {report['until']}; max PSI {report['max_psi'] or 0:.3f} "
+        f"({report['max_psi_feature']})"
+    )
+    for outcome, block in report["outcomes"].items():
+        p = block["prediction"]
+        line = f"  {outcome}: expected AUROC {p['expected_auroc'] or float('nan'):.3f} (reference "
+        line += f"{p['reference_expected_auroc'] or float('nan'):.3f}), mean p {p['mean_probability'] or 0:.4f}"
+        if block.get("realised") and block["realised"].get("auroc") is not None:
+            line += f", realised AUROC {block['realised']['auroc']:.3f} on {block['realised']['n']:,}"
+        print(line)
+    for alarm in result.alarms:
+        print(f"ALARM {alarm['kind']}: {alarm_text(alarm)}")
+    print(f"{len(result.alarms)} alarm(s); wrote {result.files[0]} and {result.files[1]}")
+    return result.exit_code
+
+
 def _date(text: str, option: str):
     import datetime as dt
 
@@ -676,6 +748,30 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--since", required=True, metavar="DATE", help="first day to export (YYYY-MM-DD, UTC)")
     a.add_argument("--out", default=None, metavar="FILE", help="CSV file (default: standard output)")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser(
+        "monitor",
+        help="drift, expected and realised performance of logged predictions; exit 3 on an alarm",
+        description="Compares the predictions one model version logged in a period (each checkup once) with "
+        "the training reference saved in its bundle: data drift per input, prediction drift and expected AUROC "
+        "per outcome, and with --outcomes realised AUROC and calibration. Writes DIR/monitor.json and "
+        "DIR/monitor.html and an MLflow run in the experiment 'monitoring'. Exit 0: no alarm; 3: an alarm; "
+        "2: cannot run (no such version, no predictions, no reference in the bundle). docs/monitoring.md.",
+    )
+    p.add_argument("--since", required=True, help="first UTC day of the period (YYYY-MM-DD)")
+    p.add_argument("--until", default=None, help="last UTC day of the period (default: today)")
+    p.add_argument("--model", default="champion", help="alias (champion, challenger) or version number")
+    p.add_argument("--outcomes", default=None, help="CSV/Parquet: person_id, exam_date, <outcome>_1y")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--thresholds", default=None, metavar="FILE.json", help="thresholds (training.drift.Thresholds)")
+    p.add_argument(
+        "--threshold",
+        action="append",
+        metavar="NAME=VALUE",
+        help="one threshold, e.g. psi_alarm=0.25 (repeatable; wins over --thresholds)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("bento", help="build a Bento of the service and the pinned champion (for containers)")
     p.add_argument("--default-people", type=int, default=None, metavar="N")

@@ -26,6 +26,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from models.bundle import RiskModel
 from serving.batch_block import score_block, score_frame
 from serving.batch_input import read_whole, validated_chunks
@@ -60,11 +62,14 @@ def score_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     workers: int = DEFAULT_WORKERS,
     scheduler: str | None = None,
+    on_scored: Callable[[pd.DataFrame, pd.DataFrame], None] | None = None,
 ) -> dict:
     """Score a checkup file to ``output_path`` (.csv or .parquet) and ``OUTPUT.rejects.csv``.
 
     ``progress(n)`` is called with the number of input rows done since the last call. Returns the
     row accounting (``rows_in = rows_scored + rows_rejected``, checked; a mismatch raises).
+    ``on_scored(records, output)`` is told each scored chunk (the pandas engine; the prediction log,
+    `serving.prediction_logger.BatchLog`); the dask engine scores on its workers and tells nothing.
     """
     output_path = Path(output_path)
     check_output(output_path)
@@ -78,7 +83,7 @@ def score_file(
     rej = RejectsWriter(rejects_path(output_path))
     try:
         if engine == "pandas":
-            summary = _score_pandas(model, input_path, version, explain, chunk_rows, out, rej, progress)
+            summary = _score_pandas(model, input_path, version, explain, chunk_rows, out, rej, progress, on_scored)
         else:
             from serving.batch_dask import score_dask
 
@@ -116,11 +121,15 @@ def _score_pandas(
     out: OutputWriter,
     rej: RejectsWriter,
     progress: Callable[[int], None] | None,
+    on_scored: Callable[[pd.DataFrame, pd.DataFrame], None] | None = None,
 ) -> dict:
     history = PersonHistory()
     rows_in = scored = 0
     for n_in, records, rejects in validated_chunks(input_path, chunk_rows):
-        out.write(score_block(model, records, history.with_history(records), version, explain))
+        block = score_block(model, records, history.with_history(records), version, explain)
+        out.write(block)
+        if on_scored is not None:
+            on_scored(records, block)
         history.update(records)
         rej.write(rejects)
         rows_in += n_in

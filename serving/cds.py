@@ -168,7 +168,7 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         return JSONResponse({"cards": []})
     warnings = [*checkup.warnings, *dropped]
     # All checkups together: the newest is scored with the earlier ones as its history.
-    result = svc.scorer.score_records(records, explain=True, top_k=5)[-1]
+    result = svc.scoring("cds").score_records(records, explain=True, top_k=5)[-1]
     one: dict | None
     if result.get("stale"):
         one = stale_card(result, svc.version, warnings)
@@ -216,7 +216,7 @@ async def fhir_risk_assessment(request: Request, svc: CurrentWorker) -> JSONResp
         records, dropped = validate_records(checkup)
     except FhirInputError as e:
         return _fhir_error(e.issues, e.status)
-    result = svc.scorer.score_records(records, explain=True, top_k=5)[-1]
+    result = svc.scoring("fhir").score_records(records, explain=True, top_k=5)[-1]
     notes = list(result.get("warnings") or [])
     stale = stale_warning(result)
     if stale:

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from features.fhir import FhirCheckup, FhirInputError, Issue
+from serving.http_metrics import count_rejects
 from serving.schemas import Checkup, errors_from
 
 
@@ -26,7 +27,10 @@ def validation_issues(exc: ValidationError, where: str = "") -> list[Issue]:
 
 def _record_issues(exc: ValidationError, sources: dict[str, str], patient: str) -> list[Issue]:
     issues = []
-    for e in errors_from(exc, prefix=()):
+    errors = errors_from(exc, prefix=())
+    # A refused checkup (or an earlier one dropped from the history), by the field named: /metrics.
+    count_rejects(errors)
+    for e in errors:
         source = sources.get(e["field"] or "", patient)
         issues.append(Issue(source, f"{e['field']}: {e['message']}" if e["field"] else e["message"]))
     return issues

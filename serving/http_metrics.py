@@ -115,6 +115,79 @@ class RouteMetrics:
             duration.labels(endpoint=endpoint, http_response_code=code).observe(time.perf_counter() - start)
 
 
+# -- what the model sees and says (issue 15): low-cardinality series, labels from fixed lists only --
+
+# Risk categories (`models.outcomes.OutcomeSpec.category`), and the label of an outcome that does not
+# apply to the person.
+CATEGORIES = ("low", "moderate", "high", "very_high", "not_applicable")
+NOT_APPLICABLE = "not_applicable"
+OTHER = "other"
+
+
+@functools.cache
+def _fields() -> frozenset[str]:
+    from features.schema import COLUMNS
+
+    return frozenset(COLUMNS)
+
+
+def field_label(name: object) -> str:
+    """A record field's label: one of the canonical fields (`features.schema.COLUMNS`), else "other",
+    so a client's made-up field names never become series."""
+    return name if isinstance(name, str) and name in _fields() else OTHER
+
+
+@functools.cache
+def prediction_instruments() -> tuple[Any, Any, Any, Any]:
+    """(predictions by outcome and category, input values by field, missing inputs by field,
+    prediction-log rows dropped), made once per process. `rate(missing) / rate(values)` is a
+    field's missing rate: `values` counts every scored record's slot for the field."""
+    from prometheus_client import Counter
+
+    predictions = Counter(
+        "predictions",
+        "Scored outcome risks, by outcome and risk category (not_applicable: the outcome does not apply)",
+        ("outcome", "category"),
+        namespace=NAMESPACE,
+    )
+    values = Counter(
+        "input_values",
+        "Model input fields of scored checkups, present or missing, by field",
+        ("field",),
+        namespace=NAMESPACE,
+    )
+    missing = Counter(
+        "input_missing", "Model input fields missing in scored checkups, by field", ("field",), namespace=NAMESPACE
+    )
+    dropped = Counter(
+        "prediction_log_dropped_rows",
+        "Prediction-log rows dropped because the log could not be written (or its buffer was full)",
+        namespace=NAMESPACE,
+    )
+    return predictions, values, missing, dropped
+
+
+@functools.cache
+def _rejects() -> Any:
+    from prometheus_client import Counter
+
+    return Counter(
+        "validation_rejects",
+        "Checkups refused by validation (/score, /report, FHIR, CDS; earlier FHIR checkups dropped from "
+        "the history), by the field named (other: none of the record's fields)",
+        ("field",),
+        namespace=NAMESPACE,
+    )
+
+
+def count_rejects(errors: list[dict]) -> None:
+    """Count the refused records in `errors` ({"index", "field", ...} as `serving.schemas.errors_from`
+    makes them): once per record and field named."""
+    counter = _rejects()
+    for field in {(e.get("index"), field_label(e.get("field"))) for e in errors}:
+        counter.labels(field=field[1]).inc()
+
+
 def exposition() -> bytes:
     """The Prometheus text of this process, or of all workers when BentoML runs several."""
     from prometheus_client import REGISTRY, CollectorRegistry, generate_latest

@@ -11,8 +11,10 @@ the clinician report, CDS Hooks and FHIR, so that each rule below lives in one p
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -82,6 +84,8 @@ for _g, _group in enumerate(FEATURE_GROUPS):
     _GROUP_MATRIX[[FEATURES.index(f) for f in _group.features], _g] = 1.0
 _GROUP_MAIN = [None if g.main is None else FEATURES.index(g.main) for g in FEATURE_GROUPS]
 DETAILS = ("groups", "features")
+# Told (records, results, model version) after each `score_records` call of an observed scorer.
+Observer = Callable[[list[dict], list[dict], str], None]
 
 
 def grouped_contributions(
@@ -121,8 +125,17 @@ class Scorer:
         # every result, so no channel (/score, FHIR, CDS, report) can pass its numbers off as clinical.
         self.training_data = provenance.normalise(getattr(model, "training_data_", None))
         self.synthetic = provenance.is_synthetic(self.training_data)
+        self._observer: Observer | None = None
         # Compile the kernel now: the first request must not pay for it (`RiskModel.engine`).
         model.warm_up()
+
+    def observed(self, observer: Observer) -> Scorer:
+        """This scorer (the same model and engine, a shallow copy), telling `observer` the records
+        and results of each `score_records` call: how the prediction log sees every route that
+        scores (the report scores inside `serving.report`) without a second scoring path."""
+        twin = copy.copy(self)
+        twin._observer = observer
+        return twin
 
     def probabilities(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Calibrated probability per outcome for rows of the model matrix (eligibility not applied)."""
@@ -205,6 +218,8 @@ class Scorer:
                     "warnings": warnings,
                 }
             )
+        if self._observer is not None:
+            self._observer(records, results, self.version)
         return results
 
 

@@ -204,12 +204,11 @@ async def score(
     # in the answer (and the audit trail) must be the one that scored it.
     served = svc.served
     http.state.audit_model = served.version
+    scorer = svc.scoring("score", served)
     if len(records) <= INLINE_RECORDS:
-        results = served.scorer.score_records(records, explain=request.explain, top_k=request.top_k, detail=detail)
+        results = scorer.score_records(records, explain=request.explain, top_k=request.top_k, detail=detail)
     else:
-        results = await run_in_threadpool(
-            served.scorer.score_records, records, request.explain, request.top_k, None, detail
-        )
+        results = await run_in_threadpool(scorer.score_records, records, request.explain, request.top_k, None, detail)
     return JSONResponse({"model_version": served.version, "results": results})
 
 
@@ -228,7 +227,7 @@ async def report(
 
     audit_persons(http, request.records())
     chosen = request.lang if "lang" in request.model_fields_set or lang is None else lang
-    return HTMLResponse(render_html(svc.scorer, request.records(), chosen), headers=REPORT_HEADERS)
+    return HTMLResponse(render_html(svc.scoring("report"), request.records(), chosen), headers=REPORT_HEADERS)
 
 
 @router.get(
@@ -262,7 +261,7 @@ async def linked_report(
     audit_persons(http, checkups)
     # A clinician opening a card's link: the audit trail names the link, not a key.
     http.state.audit_client = "report-link"
-    return HTMLResponse(render_html(svc.scorer, checkups, lang), headers=REPORT_HEADERS)
+    return HTMLResponse(render_html(svc.scoring("report"), checkups, lang), headers=REPORT_HEADERS)
 
 
 @router.get("/model", summary="The model version this worker serves")
@@ -304,7 +303,11 @@ def build_app(settings: Settings) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # Never echo the submitted values back: they are patient data.
-        return JSONResponse({"errors": errors_from(list(exc.errors()))}, status_code=422)
+        errors = errors_from(list(exc.errors()))
+        if request.url.path in ("/score", "/report"):
+            # Checkups refused, by the field named, for /metrics (serving.http_metrics).
+            http_metrics.count_rejects(errors)
+        return JSONResponse({"errors": errors}, status_code=422)
 
     @app.exception_handler(StorageUnavailable)
     async def _storage(request: Request, exc: StorageUnavailable) -> Response:
@@ -329,6 +332,11 @@ def build_service(settings: Settings) -> bentoml.Service[Any]:
 
         def __init__(self) -> None:
             super().__init__(settings, self.bento_model)
+
+        @bentoml.on_shutdown
+        def _write_prediction_log(self) -> None:
+            # The rows buffered since the last flush (atexit does it too, if this hook is skipped).
+            self.predictions.close()
 
         def __is_ready__(self) -> bool:
             # Ready when the model is loaded and the shared state takes writes (BentoML calls this

@@ -36,6 +36,12 @@ DEFAULT_MODEL_POLL_S = 30
 # read, which an 8 MiB body over a 3 Mbit/s link still fits.
 DEFAULT_KEEP_ALIVE_S = 5
 DEFAULT_READ_TIMEOUT_S = 30
+# Outcomes arrive about a year after a prediction: the log must outlive that year, with a margin
+# for late registry data (serving.prediction_logger).
+DEFAULT_PREDICTION_RETENTION_DAYS = 400
+MAX_PREDICTION_RETENTION_DAYS = 3650
+_ON = ("on", "1", "true", "yes")
+_OFF = ("off", "0", "false", "no")
 _TRUE = ("1", "true", "yes")
 _FALSE = ("", "0", "false", "no")
 
@@ -102,11 +108,26 @@ class Settings:
     read_timeout_seconds: int = field(
         default=DEFAULT_READ_TIMEOUT_S, metadata=_env("CHECKUP_RISK_READ_TIMEOUT_SECONDS")
     )
+    # Every scored checkup is logged (pseudonymised) for `checkup-risk monitor`; off: only the
+    # /metrics signals remain.
+    prediction_log: bool = field(default=True, metadata=_env("CHECKUP_RISK_PREDICTION_LOG"))
+    # The Parquet log's folder; None: HOME/predictions. Ignored when the shared state is PostgreSQL
+    # (the log is then its table `prediction_log`).
+    prediction_log_dir: Path | None = field(default=None, metadata=_env("CHECKUP_RISK_PREDICTION_LOG_DIR"))
+    # Days of the log kept; older days are deleted (at most once a day per process).
+    prediction_retention_days: int = field(
+        default=DEFAULT_PREDICTION_RETENTION_DAYS, metadata=_env("CHECKUP_RISK_PREDICTION_RETENTION_DAYS")
+    )
 
     @property
     def bentoml_home(self) -> Path:
         """BentoML's model store, inside the home folder."""
         return self.home / "bentoml"
+
+    @property
+    def prediction_log_path(self) -> Path:
+        """The Parquet prediction log's folder: the configured one, else HOME/predictions."""
+        return self.prediction_log_dir or self.home / "predictions"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -114,6 +135,7 @@ class Settings:
         empty variables take their defaults."""
         home = _text(environ, "CHECKUP_RISK_HOME")
         clients = _text(environ, "CHECKUP_RISK_CDS_CLIENTS")
+        log_dir = _text(environ, "CHECKUP_RISK_PREDICTION_LOG_DIR")
         return cls(
             home=Path(home or DEFAULT_HOME).resolve(),
             workers=_positive_int(environ, "CHECKUP_RISK_WORKERS", 2),
@@ -140,6 +162,16 @@ class Settings:
             keep_alive_seconds=_bounded_int(environ, "CHECKUP_RISK_KEEP_ALIVE_SECONDS", DEFAULT_KEEP_ALIVE_S, 1, 300),
             read_timeout_seconds=_bounded_int(
                 environ, "CHECKUP_RISK_READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_S, 1, 600
+            ),
+            prediction_log=_switch(environ, "CHECKUP_RISK_PREDICTION_LOG", default=True),
+            # Absolute, so that the service's workers and the command line write the same folder.
+            prediction_log_dir=Path(log_dir).resolve() if log_dir else None,
+            prediction_retention_days=_bounded_int(
+                environ,
+                "CHECKUP_RISK_PREDICTION_RETENTION_DAYS",
+                DEFAULT_PREDICTION_RETENTION_DAYS,
+                1,
+                MAX_PREDICTION_RETENTION_DAYS,
             ),
         )
 
@@ -243,6 +275,18 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
     if raw in _FALSE:
         return False
     raise SettingsError(f"{name} must be 1 or 0, not {raw!r}")
+
+
+def _switch(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    """on/off (or 1/0, true/false, yes/no); unset or empty: `default`. Anything else is an error."""
+    raw = (environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in _ON:
+        return True
+    if raw in _OFF:
+        return False
+    raise SettingsError(f"{name} must be on or off, not {raw!r}")
 
 
 def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:

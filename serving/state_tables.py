@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, Text
 
+from models.prediction_log import TABLE as PREDICTION_LOG
+
 metadata = MetaData()
 
 # CDS JWT ids seen, until their token expires: a second use of one is a replay.
@@ -73,3 +75,7 @@ health = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("at", Float, nullable=False),
 )
+
+# The prediction log, when the shared state is PostgreSQL (`models.prediction_log` defines it; with
+# SQLite the table exists but the log is Parquet files, see serving.prediction_logger).
+prediction_log = PREDICTION_LOG.to_metadata(metadata)

@@ -16,6 +16,7 @@ from features.pseudonym import derive, load_secret
 from serving.cds_auth import CdsVerifier, ReplayCache, load_clients
 from serving.cds_store import FeedbackLog, ReportLinks
 from serving.model_reload import ModelReloader, Served, load_served
+from serving.prediction_logger import open_prediction_log
 from serving.settings import Settings
 from serving.state_db import open_state
 
@@ -43,6 +44,9 @@ class Worker:
         self.cds_verifier = CdsVerifier(load_clients(settings.cds_clients), ReplayCache(self.state))
         self.report_links = ReportLinks(self.state, derive(secret, "report-link"), settings.report_link_seconds)
         self.feedback = FeedbackLog(self.state)
+        # Every scored checkup, pseudonymised, for `checkup-risk monitor` (serving.prediction_logger):
+        # routes score through `scoring(source)`, which hands the results to it.
+        self.predictions = open_prediction_log(settings, self.state)
         # Last, once the worker is whole: each worker process follows the champion on its own
         # thread (every worker must switch, and a request reaches only one of them).
         if settings.model_poll_seconds > 0:
@@ -60,6 +64,11 @@ class Worker:
     @property
     def bento_model_tag(self) -> str:
         return self.served.bento_model_tag
+
+    def scoring(self, source: str, served: Served | None = None) -> Scorer:
+        """The scorer of `served` (default: the current snapshot) whose results go to the prediction
+        log under `source` (score, report, cds, fhir)."""
+        return self.predictions.observe((served or self.served).scorer, source)
 
 
 async def current_worker(request: Request) -> Worker:

@@ -49,6 +49,9 @@ def test_every_variable_is_read_and_round_trips(tmp_path):
         "CHECKUP_RISK_MODEL_POLL_SECONDS": "0",
         "CHECKUP_RISK_KEEP_ALIVE_SECONDS": "10",
         "CHECKUP_RISK_READ_TIMEOUT_SECONDS": "20",
+        "CHECKUP_RISK_PREDICTION_LOG": "off",
+        "CHECKUP_RISK_PREDICTION_LOG_DIR": str(tmp_path / "shared" / "predictions"),
+        "CHECKUP_RISK_PREDICTION_RETENTION_DAYS": "800",
     }
     s = Settings.from_env(environ)
     assert s == Settings(
@@ -73,6 +76,9 @@ def test_every_variable_is_read_and_round_trips(tmp_path):
         model_poll_seconds=0,
         keep_alive_seconds=10,
         read_timeout_seconds=20,
+        prediction_log=False,
+        prediction_log_dir=tmp_path / "shared" / "predictions",
+        prediction_retention_days=800,
     )
     # The child process `serve` starts reads the same settings back.
     assert Settings.from_env(s.to_env()) == s
@@ -188,3 +194,15 @@ def test_client_deadlines_default_and_bounds():
     ):
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: value})
+
+
+def test_prediction_log_settings(tmp_path):
+    s = Settings.from_env({"CHECKUP_RISK_HOME": str(tmp_path)})
+    assert s.prediction_log is True and s.prediction_retention_days == 400
+    assert s.prediction_log_dir is None and s.prediction_log_path == tmp_path / "predictions"
+    for word, value in (("on", True), ("OFF", False), ("1", True), ("no", False)):
+        assert Settings.from_env({"CHECKUP_RISK_PREDICTION_LOG": word}).prediction_log is value
+    with pytest.raises(SettingsError, match="CHECKUP_RISK_PREDICTION_LOG must be on or off"):
+        Settings.from_env({"CHECKUP_RISK_PREDICTION_LOG": "sometimes"})
+    with pytest.raises(SettingsError, match="CHECKUP_RISK_PREDICTION_RETENTION_DAYS must be between"):
+        Settings.from_env({"CHECKUP_RISK_PREDICTION_RETENTION_DAYS": "0"})
