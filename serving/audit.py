@@ -31,7 +31,7 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from serving.refusals import storage_refusal
+from serving.refusals import unavailable
 from serving.state_db import StateDB, StorageUnavailable
 from serving.state_tables import audit
 
@@ -208,6 +208,6 @@ class AuditTrail:
 
 
 async def _send_503(send: Any, path: str, message: str) -> None:
-    response = storage_refusal(path, f"{message}: the call was not served because it could not be audited")
+    response = unavailable(path, f"{message}: the call was not served because it could not be audited")
     await send({"type": "http.response.start", "status": 503, "headers": response.raw_headers})
     await send({"type": "http.response.body", "body": response.body})

@@ -26,7 +26,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from serving.api_keys import PREFIX, SCOPES, ApiKeys, Client
-from serving.refusals import storage_refusal
+from serving.refusals import unavailable
 from serving.state_db import StorageUnavailable
 
 # Open to anyone: liveness/readiness probes, Prometheus, and the API's description.
@@ -137,7 +137,7 @@ class BearerAuth:
             try:
                 client = await self._client(given)
             except StorageUnavailable as e:
-                response = storage_refusal(scope.get("path", ""), str(e))
+                response = unavailable(scope.get("path", ""), str(e))
                 await response(scope, receive, send)
                 return
             needed = required_scope(scope.get("path", ""))

@@ -54,7 +54,7 @@ class Served:
 
 
 class HasServed(Protocol):
-    served: Served
+    served: Served | None  # None: the worker's own model failed to load
 
 
 class Champion(Protocol):
@@ -167,12 +167,13 @@ class ModelReloader:
         Never raises: a failure keeps the current model and is logged once until it changes."""
         with self._lock:
             current = self.target.served
+            serving = current.version if current is not None else "none"
             try:
                 version = self.registry().champion()
             except Exception as exc:
                 self._failed(f"cannot read the {CHAMPION} from the registry ({_reason(exc)})", current)
                 return False
-            if version == current.version:
+            if current is not None and version == current.version:
                 self._last_failure = None
                 return False
             try:
@@ -183,7 +184,7 @@ class ModelReloader:
             # The switch: one assignment, so a request sees either the old snapshot or the new one.
             self.target.served = served
             self._last_failure = None
-            log.info("model reload: switched from version %s to version %s", current.version, version)
+            log.info("model reload: switched from version %s to version %s", serving, version)
             return True
 
     def _load(self, version: str) -> Served:
@@ -204,11 +205,12 @@ class ModelReloader:
         served.scorer.score_records([dict(EXAMPLE_RECORD)], explain=True, top_k=5)
         return served
 
-    def _failed(self, what: str, current: Served) -> None:
+    def _failed(self, what: str, current: Served | None) -> None:
         # Logged once per distinct failure: a registry that stays down for an hour would otherwise
         # write a line per poll per worker. No request data is ever part of these lines.
         if what != self._last_failure:
-            log.warning("model reload: %s; still serving version %s, retrying every poll", what, current.version)
+            serving = f"still serving version {current.version}" if current is not None else "no model loaded"
+            log.warning("model reload: %s; %s, retrying every poll", what, serving)
         self._last_failure = what
 
     def start(self, every_s: float) -> threading.Thread:

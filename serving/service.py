@@ -36,7 +36,7 @@ from serving.audit import AuditLog, AuditTrail
 from serving.auth import BearerAuth
 from serving.cds_store import LinkRefused
 from serving.fhir_out import FHIR_JSON, operation_outcome
-from serving.refusals import FHIR_PREFIXES, storage_refusal
+from serving.refusals import FHIR_PREFIXES, ModelUnavailable, unavailable
 from serving.schemas import Checkup, ReportRequest, ScoreRequest, errors_from
 from serving.settings import Settings
 from serving.state_db import StorageUnavailable, open_state
@@ -202,7 +202,7 @@ async def score(
     audit_persons(http, records)
     # Read once: the model may switch during this call (serving.model_reload), and the version
     # in the answer (and the audit trail) must be the one that scored it.
-    served = svc.served
+    served = svc.current()
     http.state.audit_model = served.version
     scorer = svc.scoring("score", served)
     if len(records) <= INLINE_RECORDS:
@@ -267,7 +267,7 @@ async def linked_report(
 @router.get("/model", summary="The model version this worker serves")
 def model_info(svc: CurrentWorker) -> dict:
     # `training_data`: synthetic / real (or unknown for older bundles), persons and checkups apart.
-    served = svc.served  # one snapshot: the version and its bundle's facts together
+    served = svc.current()  # one snapshot: the version and its bundle's facts together
     return {
         "model_version": served.version,
         "bento_model": served.bento_model_tag,
@@ -283,7 +283,7 @@ async def reload_model(svc: CurrentWorker) -> dict:
     call changed the served version; a version that fails to load leaves the current one."""
     # Loading and warming a model takes seconds of CPU: off the event loop.
     switched = await run_in_threadpool(svc.reloader.poll)
-    return {"model_version": svc.served.version, "switched": switched}
+    return {"model_version": svc.current().version, "switched": switched}
 
 
 def build_app(settings: Settings) -> FastAPI:
@@ -309,11 +309,12 @@ def build_app(settings: Settings) -> FastAPI:
             http_metrics.count_rejects(errors)
         return JSONResponse({"errors": errors}, status_code=422)
 
+    @app.exception_handler(ModelUnavailable)
     @app.exception_handler(StorageUnavailable)
-    async def _storage(request: Request, exc: StorageUnavailable) -> Response:
+    async def _storage(request: Request, exc: Exception) -> Response:
         # The state a call needs (replay check, report link, audit) cannot be kept: refuse it
         # rather than serve unchecked or unaudited; readiness says not ready until a write succeeds.
-        return storage_refusal(request.url.path, str(exc))
+        return unavailable(request.url.path, str(exc))
 
     app.include_router(router)
     app.include_router(cds.router)
@@ -341,7 +342,7 @@ def build_service(settings: Settings) -> bentoml.Service[Any]:
         def __is_ready__(self) -> bool:
             # Ready when the model is loaded and the shared state takes writes (BentoML calls this
             # on a thread, so a store that is down never blocks the event loop).
-            return getattr(self, "scorer", None) is not None and self.state.healthy()
+            return getattr(self, "served", None) is not None and self.state.healthy()
 
     app = build_app(settings)
     # Deadlines for idle and slow clients, in the uvicorn server BentoML starts after this import.

@@ -7,6 +7,7 @@ service class nor the settings at import time.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
 import bentoml
@@ -17,11 +18,15 @@ from serving.cds_auth import CdsVerifier, ReplayCache, load_clients
 from serving.cds_store import FeedbackLog, ReportLinks
 from serving.model_reload import ModelReloader, Served, load_served
 from serving.prediction_logger import open_prediction_log
+from serving.refusals import ModelUnavailable
 from serving.settings import Settings
 from serving.state_db import open_state
 
 if TYPE_CHECKING:
     from serving.scoring import Scorer
+
+# Under BentoML's logger namespace: BentoML shows INFO and above from there only.
+log = logging.getLogger("bentoml.checkup_risk.worker")
 
 
 class Worker:
@@ -31,7 +36,7 @@ class Worker:
         home = settings.home
         # Everything a request needs from the model, replaced as one object when the champion
         # changes (serving.model_reload): read `served` once where scorer and version must agree.
-        self.served: Served = load_served(bento_model, settings.stale_after_days)
+        self.served: Served | None = _load_or_none(bento_model, settings.stale_after_days)
         self.reloader = ModelReloader(self, home, settings.stale_after_days, mlflow_uri=settings.mlflow_uri)
         self.fhir_visit_days = settings.fhir_visit_days
         # Read per CDS call, so a test (or an operator's debugger) can flip it on a running worker.
@@ -52,30 +57,56 @@ class Worker:
         if settings.model_poll_seconds > 0:
             self.reloader.start(settings.model_poll_seconds)
 
+    def current(self) -> Served:
+        """The served snapshot; ModelUnavailable (503) while no model could be loaded."""
+        served = self.served
+        if served is None:
+            raise ModelUnavailable("no model is loaded on this worker yet: retry shortly")
+        return served
+
     # The served snapshot's parts, for routes where one of them is enough.
     @property
     def scorer(self) -> Scorer:
-        return self.served.scorer
+        return self.current().scorer
 
     @property
     def version(self) -> str:
-        return self.served.version
+        return self.current().version
 
     @property
     def bento_model_tag(self) -> str:
-        return self.served.bento_model_tag
+        return self.current().bento_model_tag
 
     def scoring(self, source: str, served: Served | None = None) -> Scorer:
         """The scorer of `served` (default: the current snapshot) whose results go to the prediction
         log under `source` (score, report, cds, fhir)."""
-        return self.predictions.observe((served or self.served).scorer, source)
+        return self.predictions.observe((served or self.current()).scorer, source)
+
+
+def _load_or_none(bento_model: Any, stale_after_days: int) -> Served | None:
+    """The pinned model, or None with one clear log line when it cannot be loaded (a corrupt or
+    partial bundle): the worker then stays up and not ready, and its poller keeps trying the
+    registry's champion, instead of BentoML restarting it in a loop with a bare traceback."""
+    try:
+        return load_served(bento_model, stale_after_days)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        log.error(
+            "model: cannot load %s from %s (%s: %s); this worker is not ready, and retries the "
+            "registry's champion every CHECKUP_RISK_MODEL_POLL_SECONDS",
+            bento_model.tag,
+            bento_model.path,
+            type(e).__name__,
+            first,
+        )
+        return None
 
 
 async def current_worker(request: Request) -> Worker:
     # An async dependency runs on the event loop; a sync one would cost a thread hop per request.
     worker = bentoml.get_current_service()
-    # The audit trail records which model answered (serving.audit).
-    request.state.audit_model = worker.version
+    # The audit trail records which model answered (serving.audit); no model: 503 (ModelUnavailable).
+    request.state.audit_model = worker.current().version
     return worker
 
 

@@ -151,3 +151,59 @@ def test_missing_model_tag_never_reports_ready(model_home):
             stop_server(proc)
     log = log_path.read_text()
     assert "checkup-risk:v999" in log and "could not be found" in log, log[-2000:]
+
+
+def test_corrupt_model_stays_up_not_ready_and_says_why(model_home, tmp_path):
+    """Every booster file of the imported model overwritten: the worker stays up (no restart loop),
+    not ready, answers 503, and one log line names the model and its folder."""
+    home = tmp_path / "home"
+    shutil.copytree(model_home, home, ignore=shutil.ignore_patterns("state.sqlite*", "*.out"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKUP_RISK_")}
+    env.update(CHECKUP_RISK_HOME=str(home), BENTOML_HOME=str(home / "bentoml"))
+    imported = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from training import registry; from serving import store\n"
+            "registry.configure(Path(sys.argv[1])); print(store.import_version('1'))",
+            str(home),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    tag = imported.stdout.strip().splitlines()[-1]
+    boosters = list((home / "bentoml" / "models").rglob("*.ubj"))
+    assert boosters
+    for path in boosters:
+        path.write_bytes(os.urandom(path.stat().st_size))
+    port = free_port()
+    log_path = tmp_path / "corrupt.out"
+    env.update(CHECKUP_RISK_MODEL_TAG=tag, CHECKUP_RISK_WORKERS="1", CHECKUP_RISK_API_TOKEN="t")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService", "--port", str(port)],
+        env=env,
+        stdout=open(log_path, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _until(lambda: "cannot load" in log_path.read_text(), 90, "no log line about the model")
+        _until(lambda: _answers(f"{url}/livez"), 30, "the worker did not stay up")
+        assert httpx.get(f"{url}/readyz", timeout=5).status_code != 200
+        r = httpx.post(f"{url}/score", json={"checkups": [EXAMPLE_RECORD]}, headers={"Authorization": "Bearer t"})
+        assert r.status_code == 503 and "no model is loaded" in r.json()["errors"][0]["message"]
+        assert proc.poll() is None
+    finally:
+        stop_server(proc)
+    log = log_path.read_text()
+    assert f"model: cannot load {tag}" in log and str(home / "bentoml") in log, log[-2000:]
+    assert log.count("model: cannot load") == 1, "restarted in a loop"
+
+
+def _answers(url: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(url, timeout=2).status_code == 200
+    return False
