@@ -14,6 +14,7 @@ import pytest
 
 from features.schema import EXAMPLE_RECORD
 from tests.cds_clients import TestClientKeys
+from tests.integration.conftest import model_home as copy_model_home
 
 pytestmark = pytest.mark.slow
 CDS = TestClientKeys()
@@ -26,25 +27,11 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    """A store whose champion is a quickly trained real model (the default model path is the
-    same code with a bigger cohort; tests/integration/test_cli.py trains through the CLI)."""
-    home = tmp_path_factory.mktemp("server-home")
-    code = (
-        "import mlflow\n"
-        "from features.synth import generate_cohort\n"
-        "from models.bundle import DEFAULT_GRID, RiskModel\n"
-        "from training import registry\n"
-        "from training.train import example_frame\n"
-        "from pathlib import Path\n"
-        f"registry.configure(Path({str(home)!r}))\n"
-        "m = RiskModel(grid=DEFAULT_GRID[:1], cv_below_events=0).fit(generate_cohort(people=3000, seed=41))\n"
-        "with mlflow.start_run(experiment_id=registry.experiment('server-tests')):\n"
-        "    _, v = registry.log_bundle(m, example_frame())\n"
-        "registry.set_alias('champion', v)\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
-    return home
+def home(model_template, tmp_path_factory):
+    """A store whose champion is a quickly trained real model (tests/integration/conftest.py; the
+    default model path is the same code with a bigger cohort, tests/integration/test_cli.py trains
+    through the CLI)."""
+    return copy_model_home(model_template, tmp_path_factory.mktemp("server-home") / "home")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ one opens on the other, the audit entries of both verify as one chain, and a dat
 answered with 503 (not 500) and not-ready, recovering when the database is back."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 
 from features.schema import EXAMPLE_RECORD
 from tests.cds_clients import TestClientKeys
+from tests.integration.conftest import model_home as copy_model_home
 from tests.integration.test_server import free_port
 from tests.postgres import PostgresServer, port_for_worker
 
@@ -34,25 +34,10 @@ def database(worker_id):
 
 
 @pytest.fixture(scope="module")
-def homes(tmp_path_factory):
-    first = tmp_path_factory.mktemp("instance-a")
-    code = (
-        "import mlflow\n"
-        "from pathlib import Path\n"
-        "from features.synth import generate_cohort\n"
-        "from models.bundle import DEFAULT_GRID, RiskModel\n"
-        "from training import registry\n"
-        "from training.train import example_frame\n"
-        f"registry.configure(Path({str(first)!r}))\n"
-        "m = RiskModel(grid=DEFAULT_GRID[:1], cv_below_events=0).fit(generate_cohort(people=2000, seed=43))\n"
-        "with mlflow.start_run(experiment_id=registry.experiment('shared-state-tests')):\n"
-        "    _, v = registry.log_bundle(m, example_frame())\n"
-        "registry.set_alias('champion', v)\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
-    second = first.parent / "instance-b"
-    shutil.copytree(first, second)  # the same registry (its artifacts stay where the first logged them)
-    return first, second
+def homes(model_template, tmp_path_factory):
+    # Two homes with one registry (its artifacts stay in the template), as two machines would have.
+    where = tmp_path_factory.mktemp("instances")
+    return copy_model_home(model_template, where / "a"), copy_model_home(model_template, where / "b")
 
 
 def _env(home: Path, url: str) -> dict:

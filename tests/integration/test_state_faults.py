@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from features.schema import EXAMPLE_RECORD
+from tests.integration.conftest import model_home as copy_model_home
 from tests.integration.test_faults_server import start_server, stop_server
 from tests.integration.test_server import free_port
 
@@ -25,24 +26,9 @@ SMALL_FS = "4m"
 
 
 @pytest.fixture(scope="module")
-def model_home(tmp_path_factory):
-    """A home whose champion is a small real model, imported into its Bento store by one `serve`."""
-    home = tmp_path_factory.mktemp("state-faults")
-    code = (
-        "import mlflow\n"
-        "from pathlib import Path\n"
-        "from features.synth import generate_cohort\n"
-        "from models.bundle import DEFAULT_GRID, RiskModel\n"
-        "from training import registry\n"
-        "from training.train import example_frame\n"
-        f"registry.configure(Path({str(home)!r}))\n"
-        "m = RiskModel(grid=DEFAULT_GRID[:1], cv_below_events=0).fit(generate_cohort(people=2000, seed=43))\n"
-        "with mlflow.start_run(experiment_id=registry.experiment('state-fault-tests')):\n"
-        "    _, v = registry.log_bundle(m, example_frame())\n"
-        "registry.set_alias('champion', v)\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
-    return home
+def model_home(model_template, tmp_path_factory):
+    """A home whose champion is the small real model of tests/integration/conftest.py."""
+    return copy_model_home(model_template, tmp_path_factory.mktemp("state-faults") / "home")
 
 
 @pytest.fixture
