@@ -214,6 +214,10 @@ def _text(environ: Mapping[str, str], name: str) -> str | None:
 
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    return _bounded_int(environ, name, default, 1, None)
+
+
+def _bounded_int(environ: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:
     raw = _text(environ, name)
     if raw is None:
         return default
@@ -221,48 +225,34 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
-    if value < 1:
-        raise SettingsError(f"{name} must be at least 1, not {value}")
-    return value
-
-
-def _bounded_int(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = _text(environ, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
-    if not low <= value <= high:
+    if high is None and value < low:
+        raise SettingsError(f"{name} must be at least {low}, not {value}")
+    if high is not None and not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, not {value}")
     return value
 
 
+_POSTGRES = ("postgresql", "postgres", "postgresql+psycopg")
+
+
 def _database_url(environ: Mapping[str, str], name: str) -> str | None:
-    raw = _text(environ, name)
-    if raw is None:
-        return None
-    scheme = urlsplit(raw).scheme
-    if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
-        # Never echo the value: it may hold a password.
-        raise SettingsError(
-            f"{name} must be a PostgreSQL URL such as postgresql://user@host:5432/db or "
-            f"postgresql://user@/db?host=/socket/dir&port=5432 (scheme {scheme or 'missing'!r} is not)"
-        )
-    return raw
+    example = "a PostgreSQL URL such as postgresql://user@host:5432/db or postgresql://user@/db?host=/socket/dir"
+    return _url_of_scheme(environ, name, _POSTGRES, example)
 
 
 def _mlflow_uri(environ: Mapping[str, str], name: str) -> str | None:
+    example = "an MLflow server URL (https://mlflow.internal) or a database URL (postgresql://user@host/mlflow)"
+    return _url_of_scheme(environ, name, ("http", "https", "sqlite", *_POSTGRES), example)
+
+
+def _url_of_scheme(environ: Mapping[str, str], name: str, schemes: tuple[str, ...], example: str) -> str | None:
     raw = _text(environ, name)
     if raw is None:
         return None
     scheme = urlsplit(raw).scheme
-    if scheme not in ("http", "https", "sqlite", "postgresql", "postgres", "postgresql+psycopg"):
-        raise SettingsError(
-            f"{name} must be an MLflow server URL (https://mlflow.internal) or a database URL "
-            f"(postgresql://user@host/mlflow, sqlite:////path/mlflow.db); scheme {scheme or 'missing'!r} is not"
-        )
+    if scheme not in schemes:
+        # Never the value itself: it may hold a password.
+        raise SettingsError(f"{name} must be {example}; scheme {scheme or 'missing'!r} is not")
     return raw
 
 
