@@ -119,8 +119,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from training.train import summary_table, train
 
     outcomes = _outcomes(args.outcomes)
-    if not Path(args.data).exists():
-        raise CliError(f"no such file: {args.data}")
+    for path in args.data:
+        if not Path(path).exists():
+            raise CliError(f"no such file: {path}")
     if not 0 <= args.max_reject_share <= 1:
         raise CliError("--max-reject-share must lie between 0 and 1")
     if args.promote_min_events < 1:
@@ -596,7 +597,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("train", help="train the outcome models, log to MLflow, register a version")
-    p.add_argument("--data", required=True, help="labelled checkups (canonical CSV/Parquet)")
+    p.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        help="labelled checkups (canonical CSV/Parquet or NHIS); give it again to add files, e.g. the "
+        "original cohort and newly labelled checkups (a checkup in a later file replaces an earlier copy)",
+    )
     p.add_argument("--outcomes", help=f"comma-separated subset of {','.join(OUTCOMES)}")
     p.add_argument("--experiment", default="checkup-risk", help="MLflow experiment name")
     p.add_argument(

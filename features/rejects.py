@@ -24,6 +24,8 @@ R_BAD_CODE = "not an allowed code"  # followed by the allowed codes
 R_AGE_UNDER_20 = f"age band under {schema.BY_NAME['age'].low:g} is outside the model's population"
 R_BAD_SEX = f"not a sex code ({schema.SEX_CODES_TEXT})"
 R_BAD_DATE = "not a date (expected YYYY-MM-DD)"
+# Training on several files: the same checkup in a later file (newer labels) replaces this row.
+R_SUPERSEDED = "the same person and exam date appear in a later file, whose row is used"
 
 
 class Rejects:

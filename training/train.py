@@ -12,16 +12,17 @@ import hashlib
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from features.readers import read_checkups
+from features.readers import ReadResult, concat_results, read_checkups
+from features.rejects import R_SUPERSEDED
 from features.schema import EXAMPLE_RECORD, OUTCOMES
 from features.validation import SuiteReport, run_suite, split_valid
 from models import provenance as provenance_
@@ -81,6 +82,13 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def files_sha256(paths: list[Path]) -> str:
+    """The file's SHA-256; for several files, the SHA-256 of their hashes in order."""
+    if len(paths) == 1:
+        return file_sha256(paths[0])
+    return hashlib.sha256("".join(file_sha256(p) for p in paths).encode()).hexdigest()
+
+
 def test_mask(records: pd.DataFrame, seed: int) -> np.ndarray:
     return person_fold(records["person_id"], seed + _TEST_SALT) < int(round(100 * TEST_SHARE))
 
@@ -130,13 +138,47 @@ def run_name(outcomes: tuple[str, ...], persons: int, kind: str) -> str:
 # --- the steps -----------------------------------------------------------------------------------
 
 
-def read_and_check(data: Path, outcomes: tuple[str, ...], max_reject_share: float, say: Say) -> CheckedData:
-    """Read the file, run the validation suite and split off the rejects; say how many and why.
+def read_files(paths: list[Path], say: Say) -> ReadResult:
+    """One canonical frame from one or more files (the original cohort, then newly labelled
+    checkups). Row positions run on across the files, so a reject names its row in the files taken
+    in order. A checkup (person and exam date) in more than one file is taken from the later file,
+    which holds the newer labels; each earlier copy is reported as a reject, with the reason."""
+    results, offset = [], 0
+    for path in paths:
+        say(f"reading {path}")
+        read = read_checkups(path)
+        read.frame.index = read.frame.index + offset
+        if len(read.rejects):
+            read.rejects["index"] = read.rejects["index"] + offset
+        offset += read.rows_in
+        results.append(read)
+    read = concat_results(results)
+    if len(paths) > 1:
+        earlier = read.frame.duplicated(["person_id", "exam_date"], keep="last")
+        if earlier.any():
+            dropped = read.frame.loc[earlier]
+            lines = pd.DataFrame(
+                {
+                    "index": dropped.index,
+                    "person_id": dropped["person_id"].to_numpy(),
+                    "field": "exam_date",
+                    "value": None,
+                    "reason": R_SUPERSEDED,
+                }
+            )
+            read = replace(
+                read, frame=read.frame.loc[~earlier], rejects=pd.concat([read.rejects, lines], ignore_index=True)
+            )
+            say(f"{int(earlier.sum()):,} checkups appear again in a later file: the later file's rows are used")
+    return read
+
+
+def read_and_check(data: list[Path], outcomes: tuple[str, ...], max_reject_share: float, say: Say) -> CheckedData:
+    """Read the files, run the validation suite and split off the rejects; say how many and why.
 
     Raises ValueError when label columns are missing or no valid row is left, and TooManyRejects
     when more than `max_reject_share` of the rows were rejected."""
-    say(f"reading {data}")
-    read = read_checkups(data)
+    read = read_files(data, say)
     for note in read.notes:
         say(f"note: {note}")
     missing = [OUTCOME_SPECS[o].label for o in outcomes if OUTCOME_SPECS[o].label not in read.frame.columns]
@@ -173,14 +215,14 @@ def read_and_check(data: Path, outcomes: tuple[str, ...], max_reject_share: floa
 
 
 def split(
-    data: Path, checked: CheckedData, outcomes: tuple[str, ...], seed: int
+    data: list[Path], checked: CheckedData, outcomes: tuple[str, ...], seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(training rows, test rows, the data's fingerprint): test persons are never trained on."""
     records = checked.records
     is_test = test_mask(records, seed)
     train_rows, test_rows = records.loc[~is_test], records.loc[is_test]
     fingerprint = {
-        "sha256": file_sha256(data),
+        "sha256": files_sha256(data),
         "rows": checked.rows_in,
         "persons": checked.persons,
         "rejected_rows": checked.rejected,
@@ -191,11 +233,13 @@ def split(
     return train_rows, test_rows, fingerprint
 
 
-def log_inputs(data: Path, outcomes: tuple[str, ...], seed: int, fingerprint: dict, checked: CheckedData) -> None:
+def log_inputs(data: list[Path], outcomes: tuple[str, ...], seed: int, fingerprint: dict, checked: CheckedData) -> None:
     """The run's parameters and the validation result (counts only: no values, no person IDs)."""
     import mlflow
 
-    mlflow.log_params({"data_path": str(data), "outcomes": ",".join(outcomes), "seed": seed, "test_share": TEST_SHARE})
+    mlflow.log_params(
+        {"data_path": ",".join(map(str, data)), "outcomes": ",".join(outcomes), "seed": seed, "test_share": TEST_SHARE}
+    )
     mlflow.log_params({f"data.{k}": v for k, v in fingerprint.items() if k != "events"})
     mlflow.log_params({f"data.events.{o}": n for o, n in fingerprint["events"].items()})
     gx = checked.gx
@@ -301,10 +345,11 @@ def evaluate_model(
     return metrics, pngs
 
 
-def register(model: RiskModel, data: Path, say: Say) -> str:
+def register(model: RiskModel, data: list[Path], say: Say) -> str:
     """Log the bundle, register it as a new version and make it the challenger; its version."""
     say(f"registering the model in {registry.MODEL_NAME}")
-    _, version = registry.log_bundle(model, example_frame(), description=f"trained on {data.name}")
+    names = " + ".join(p.name for p in data)
+    _, version = registry.log_bundle(model, example_frame(), description=f"trained on {names}")
     registry.set_alias(registry.CHALLENGER, version)
     say(f"registered {registry.MODEL_NAME} version {version} as {registry.CHALLENGER}")
     return version
@@ -374,7 +419,7 @@ def log_card(
 
 
 def train(
-    data: str | Path,
+    data: str | Path | Sequence[str | Path],
     outcomes: tuple[str, ...] = OUTCOMES,
     experiment: str = "checkup-risk",
     promote: bool = False,
@@ -387,7 +432,8 @@ def train(
     promote_min_events: int = MIN_EVENTS,
     model_params: dict | None = None,
 ) -> TrainResult:
-    """Read, validate, fit, evaluate, log and register; with `promote`, run the gate.
+    """Read, validate, fit, evaluate, log and register; with `promote`, run the gate. `data` is a
+    file, or several (combined by `read_files`).
 
     Raises TooManyRejects (a ValueError) before anything is fitted or logged when more than
     `max_reject_share` of the rows fail reading or validation (1.0 never stops).
@@ -399,19 +445,20 @@ def train(
     if not 0 <= max_reject_share <= 1:
         raise ValueError("max_reject_share must lie between 0 and 1")
     start = time.perf_counter()
-    data = Path(data)
+    # Several files: the original cohort and newly labelled checkups, trained on together.
+    paths = [Path(data)] if isinstance(data, str | Path) else [Path(d) for d in data]
     registry.configure()
     exp_id = registry.experiment(experiment)
 
-    checked = read_and_check(data, outcomes, max_reject_share, say)
-    train_rows, test_rows, fingerprint = split(data, checked, outcomes, seed)
+    checked = read_and_check(paths, outcomes, max_reject_share, say)
+    train_rows, test_rows, fingerprint = split(paths, checked, outcomes, seed)
     name = run_name(outcomes, checked.persons, provenance_.detect(checked.records)["kind"])
     with mlflow.start_run(experiment_id=exp_id, run_name=name) as run:
-        log_inputs(data, outcomes, seed, fingerprint, checked)
+        log_inputs(paths, outcomes, seed, fingerprint, checked)
         model = fit_model(train_rows, outcomes, seed, model_params, engine, scheduler, workers, say)
         log_provenance(model, fingerprint, say)
         metrics, pngs = evaluate_model(model, test_rows, fingerprint, seed, say)
-        version = register(model, data, say)
+        version = register(model, paths, say)
         promoted, decision = (
             run_gate(model, version, test_rows, outcomes, seed, promote_min_events, say) if promote else (False, None)
         )

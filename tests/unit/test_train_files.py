@@ -1,0 +1,29 @@
+"""Training on the original cohort plus newly labelled checkups: `train --data A --data B`."""
+
+import pandas as pd
+
+from features.rejects import R_SUPERSEDED
+from features.synth import generate_cohort
+from training.train import files_sha256, read_files
+
+
+def test_later_files_add_checkups_and_replace_earlier_copies(tmp_path):
+    cohort = generate_cohort(people=40, seed=3)
+    first, second = tmp_path / "original.csv", tmp_path / "new-labels.csv"
+    cohort.to_csv(first, index=False)
+    # The newest checkup of five persons again, relabelled, and two checkups nobody had yet.
+    again = cohort.sort_values("exam_date").groupby("person_id").tail(1).head(5).copy()
+    again["cvd_1y"] = 1 - again["cvd_1y"]
+    new = cohort.head(2).assign(person_id=["new-a", "new-b"])
+    pd.concat([again, new]).to_csv(second, index=False)
+    said = []
+    read = read_files([first, second], said.append)
+    assert read.rows_in == len(cohort) + 7
+    assert len(read.frame) == len(cohort) + 2  # five replaced, two added
+    superseded = read.rejects[read.rejects["reason"] == R_SUPERSEDED]
+    assert len(superseded) == 5 and superseded["index"].max() < len(cohort)  # the earlier copies
+    kept = read.frame.set_index(["person_id", "exam_date"])
+    for _, row in again.iterrows():
+        assert kept.loc[(row["person_id"], pd.Timestamp(row["exam_date"])), "cvd_1y"] == row["cvd_1y"]
+    assert any("appear again in a later file" in s for s in said)
+    assert files_sha256([first]) != files_sha256([first, second]) != files_sha256([second, first])
