@@ -37,8 +37,8 @@ import xgboost as xgb
 from features.derive import FEATURES, age_band, build_features, is_male
 from features.eligibility import eligibility
 from features.schema import OUTCOMES
+from models import drift_reference, provenance, reference
 from models import interval as interval_
-from models import provenance, reference
 from models.engine import Backend, Engine, Scores
 from models.fitting import OutcomeFitter, ProgressHook, SampleSizeWarning, TrainingRows
 from models.logistic import LogisticRisk
@@ -152,7 +152,14 @@ class RiskModel:
             self.models_[outcome] = fitter.fit(spec, y[src], rows[src])
             self.models_[outcome].info["history_dropout_rows"] = int((rows[src] & copy).sum())
             fitted_rows[outcome] = rows
-        self.reference_ = self._reference_tables(records, X, fitted_rows)
+        probs = self.predict_features(X)
+        self.reference_ = self._reference_tables(records, probs, fitted_rows)
+        # What the training data looked like, for `checkup-risk monitor` (no rows: models.drift_reference).
+        labels = {
+            o: pd.to_numeric(records[OUTCOME_SPECS[o].label], errors="coerce").to_numpy(dtype=float)
+            for o in fitted_rows
+        }
+        self.drift_reference_: dict | None = drift_reference.build(records, probs, fitted_rows, labels)
         # Who was trained on, without keeping IDs: salted hashes, a fresh salt per bundle, so the
         # bundle answers "was this person in training?" for a given ID and reveals nothing else.
         self.person_salt_ = secrets.token_bytes(16)
@@ -210,13 +217,12 @@ class RiskModel:
         h = person_hashes(pd.Series(person_id), self.person_salt_)
         return np.isin(h, self.trained_persons_, assume_unique=False)
 
-    def _reference_tables(self, records: pd.DataFrame, X: pd.DataFrame, rows: dict[str, np.ndarray]) -> dict:
+    def _reference_tables(self, records: pd.DataFrame, probs: pd.DataFrame, rows: dict[str, np.ndarray]) -> dict:
         """Per outcome, the percentiles of predicted risk by sex x age band over the rows it was fit on:
         the training population a report compares a person with (`models.reference`)."""
         male = is_male(records)
         sex = np.where(male == 1, "M", np.where(male == 0, "F", ""))
         band = age_band(records)
-        probs = self.predict_features(X)
         return {o: reference.build_tables(probs[o].to_numpy()[r], sex[r], band[r]) for o, r in rows.items()}
 
     # -- scoring: every prediction and explanation goes through `score` --------------------------
@@ -407,6 +413,9 @@ class RiskModel:
                     "share": interval_.SUBSAMPLE,
                     "members": entries,
                 }
+        drift = getattr(self, "drift_reference_", None)
+        if drift is not None:
+            manifest["drift_reference"] = drift_reference.FILE
         (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
         # Compact and apart from the manifest: ~5,000 numbers would drown the readable part.
         (directory / REFERENCE_FILE).write_text(
@@ -419,6 +428,9 @@ class RiskModel:
                 separators=(",", ":"),
             )
         )
+        if drift is not None:
+            # Binned shares of the training data, no rows (models.drift_reference): for the monitor.
+            (directory / drift_reference.FILE).write_text(json.dumps(drift, separators=(",", ":")))
         return directory
 
     @classmethod
@@ -439,6 +451,9 @@ class RiskModel:
         # Bundles saved before the reference percentiles existed load without them.
         ref = directory / manifest.get("reference", REFERENCE_FILE)
         model.reference_ = json.loads(ref.read_text())["tables"] if ref.exists() else {}
+        # Bundles saved before the drift reference existed load without it (None): the monitor says so.
+        drift = directory / manifest.get("drift_reference", drift_reference.FILE)
+        model.drift_reference_ = json.loads(drift.read_text()) if drift.exists() else None
         # Bundles saved before provenance was recorded load as kind "unknown".
         model.training_data_ = provenance.normalise(manifest.get("training_data"))
         # Bundles saved before the hashed training persons existed load without them.

@@ -13,6 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+# The label-free expected AUROC lives with the drift reference (models), which computes it at fit
+# time; one implementation, used here as well.
+from models.drift_reference import expected_auroc
+
 __all__ = [
     "auroc",
     "auroc_ci",
@@ -131,40 +135,6 @@ def auroc_ci(y, p, n_boot: int = 200, seed: int = 0, alpha: float = 0.05, sample
         return float("nan"), float("nan")
     low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)
-
-
-def expected_auroc(p_score, p_true) -> float:
-    """Label-free expected AUROC of `p_score` when outcomes are Bernoulli(`p_true`).
-
-    Each row counts as a positive with weight p_true and as a negative with weight 1 - p_true;
-    the result is E[concordant pairs] / E[positive-negative pairs] over independent outcomes,
-    pairs of distinct rows only (a row cannot be its own case and control). Ties count one half.
-    Equals `auroc(y, p_score)` when p_true is 0/1; `expected_auroc(p_true, p_true)` is the oracle.
-    O(n log n).
-    """
-    s = np.asarray(p_score, dtype=float).ravel()
-    t = np.asarray(p_true, dtype=float).ravel()
-    if s.shape != t.shape:
-        raise ValueError("p_score and p_true differ in length")
-    if not (np.all(np.isfinite(s)) and np.all(np.isfinite(t))):
-        raise ValueError("p_score and p_true must be finite")
-    if np.any((t < 0) | (t > 1)):
-        raise ValueError("p_true must lie in [0, 1]")
-    if s.size == 0:
-        return float("nan")
-    order, group = _tie_groups(s)
-    n_groups = int(group[-1]) + 1
-    wpos, wneg = t[order], 1.0 - t[order]
-    pos = np.bincount(group, weights=wpos, minlength=n_groups)
-    neg = np.bincount(group, weights=wneg, minlength=n_groups)
-    neg_below = np.cumsum(neg) - neg
-    # The grouped sums include each row paired with itself (always a tie, weight t(1-t)); remove.
-    self_pairs = _dot(wpos, wneg)
-    concordant = _dot(pos, neg_below) + 0.5 * (_dot(pos, neg) - self_pairs)
-    total = pos.sum() * neg.sum() - self_pairs
-    if total <= 0:
-        return float("nan")
-    return float(concordant / total)
 
 
 def auprc(y, p, sample_weight=None) -> float:

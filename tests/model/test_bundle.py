@@ -43,7 +43,7 @@ def test_logistic_partner_keeps_monotone_directions():
 def test_save_load_round_trip_is_exact(model, held_out, tmp_path):
     model.save(tmp_path / "bundle")
     assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == sorted(
-        ["manifest.json", "reference.json", PERSONS_FILE]
+        ["manifest.json", "reference.json", "drift_reference.json", PERSONS_FILE]
         + [f"{o}.ubj" for o in model.models_]
         + [f"{o}.member{j}.ubj" for o, m in model.models_.items() for j in range(len(m.members))]
     )
