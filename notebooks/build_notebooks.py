@@ -9,9 +9,11 @@ HERE = Path(__file__).parent
 
 RETRAINING = [
     new_markdown_cell(
-        "# Retraining walkthrough\n\n"
-        "Load a labelled checkup file, validate it with the Great Expectations suite, train a challenger, "
-        "compare it with the champion in MLflow, and promote it only if the gate agrees.\n\n"
+        "# Retraining walkthrough: the monitoring loop\n\n"
+        "Load a labelled checkup file, validate it with the Great Expectations suite and train the first "
+        "champion; then a year in service: the prediction log, the monitor report before the outcomes are "
+        "known and after they arrive, a challenger trained on the original and the newly labelled "
+        "checkups, compared with the champion in MLflow and promoted only if the gate agrees.\n\n"
         "Set `CHECKUP_RISK_HOME` to the store you work on; this notebook uses a temporary one and a small "
         "synthetic cohort (`NOTEBOOK_PEOPLE`, default 3000 people) so it runs anywhere."
     ),
@@ -57,23 +59,86 @@ RETRAINING = [
         "if not first.promoted:\n"
         "    registry.set_alias(registry.CHAMPION, first.version)"
     ),
-    new_markdown_cell("## 4. Train a challenger and compare it with the champion in MLflow"),
+    new_markdown_cell(
+        "## 4. A year in service: the prediction log\n\n"
+        "The champion scores next year's examinees, here through `checkup-risk score` as a batch (the "
+        "HTTP service, CDS and FHIR log the same way). Every scored checkup goes to the prediction log, "
+        "pseudonymised (`$CHECKUP_RISK_HOME/predictions`, or PostgreSQL). This year's population is "
+        "made different on purpose: blood pressure is measured 15 mmHg higher (a new device, say)."
+    ),
     new_code_cell(
-        "second = train(data, promote=False, seed=1, say=lambda s: None)\n"
+        "import datetime as dt, subprocess, sys\n"
+        "import pandas as pd\n"
+        "from features.schema import label_column, true_risk_column, OUTCOMES\n"
+        "next_year = generate_cohort(people=people, seed=22)\n"
+        "next_year['sbp'] = (next_year['sbp'] + 15).clip(upper=270)\n"
+        "labels = [label_column(o) for o in OUTCOMES]\n"
+        "hidden = labels + [true_risk_column(o) for o in OUTCOMES]\n"
+        "checkups = home / 'next-year-checkups.parquet'  # what the clinics send: no outcomes yet\n"
+        "next_year.drop(columns=[c for c in hidden if c in next_year]).to_parquet(checkups, index=False)\n"
+        "env = {**os.environ, 'CHECKUP_RISK_HOME': str(home)}\n"
+        "done = subprocess.run([sys.executable, '-m', 'checkup_risk_cli', 'score', '--input', str(checkups),\n"
+        "                       '--output', str(home / 'next-year-scored.csv')], env=env, capture_output=True, text=True)\n"
+        "assert done.returncode == 0, done.stderr\n"
+        "print(done.stdout.strip().splitlines()[-1])"
+    ),
+    new_markdown_cell(
+        "## 5. The monitor, before any outcome is known\n\n"
+        "`checkup-risk monitor` compares the logged inputs with the training reference saved in the "
+        "bundle (PSI and a two-sample test per input, missing rates, new categories), the predictions "
+        "with the training predictions, and the label-free expected AUROC of the period with the one at "
+        "training: a change of case-mix shows on day one. The same run, from Python:"
+    ),
+    new_code_cell(
+        "from training.monitor import monitor, alarm_text\n"
+        "today = dt.datetime.now(dt.UTC).date()\n"
+        "before = monitor(today, None, 'champion', home / 'monitor', home=home, log_dir=home / 'predictions')\n"
+        "print('report:', *[str(f) for f in before.files])\n"
+        "for alarm in before.alarms:\n"
+        "    print('ALARM', alarm_text(alarm))\n"
+        "assert any(a.get('feature') == 'sbp' for a in before.alarms), 'the SBP shift should be named'\n"
+        "pd.DataFrame({o: {'expected AUROC now': b['prediction'].get('expected_auroc'),\n"
+        "                  'at training': b['prediction'].get('reference_expected_auroc')}\n"
+        "              for o, b in before.report['outcomes'].items()}).T"
+    ),
+    new_markdown_cell(
+        "## 6. A year later the outcomes arrive\n\n"
+        "The one-year outcomes of those checkups are joined to the logged predictions by the same "
+        "pseudonym (each checkup counted once), giving the realised AUROC and calibration."
+    ),
+    new_code_cell(
+        "outcomes = home / 'next-year-outcomes.parquet'\n"
+        "next_year[['person_id', 'exam_date'] + labels].to_parquet(outcomes, index=False)\n"
+        "after = monitor(today, None, 'champion', home / 'monitor-outcomes', home=home,\n"
+        "                log_dir=home / 'predictions', outcomes_path=outcomes)\n"
+        "print(after.report['realised'])\n"
+        "pd.DataFrame({o: {k: b['realised'].get(k) for k in ('n', 'events', 'auroc', 'calibration_intercept')}\n"
+        "              for o, b in after.report['outcomes'].items() if 'realised' in b}).T"
+    ),
+    new_markdown_cell(
+        "## 7. Retrain on the original data and the newly labelled checkups\n\n"
+        "`checkup-risk train --data cohort.parquet --data next-year-labelled.parquet` (a checkup in the "
+        "later file replaces an earlier copy). The new version is the challenger."
+    ),
+    new_code_cell(
+        "labelled = home / 'next-year-labelled.parquet'\n"
+        "next_year.to_parquet(labelled, index=False)\n"
+        "second = train([data, labelled], promote=False, seed=1, say=lambda s: None)\n"
         "import mlflow\n"
         "runs = mlflow.search_runs(experiment_names=['checkup-risk'])\n"
         "cols = [c for c in runs.columns if c.endswith('.auroc') and c.startswith('metrics.')]\n"
         "runs[['run_id'] + cols]"
     ),
-    new_markdown_cell("## 5. The gate decides on the same held-out people"),
+    new_markdown_cell("## 8. The gate decides on the same held-out people"),
     new_code_cell(
         "import numpy as np, pandas as pd\n"
         "from training import registry\n"
-        "from training.train import test_mask\n"
+        "from training.train import read_files, test_mask\n"
         "from training.promotion import decide\n"
         "champion, champion_version = registry.load('champion')\n"
         "challenger, challenger_version = registry.load('challenger')\n"
-        "test = read.frame.loc[test_mask(read.frame, seed=1)]\n"
+        "both = read_files([data, labelled], say=lambda s: None).frame\n"
+        "test = both.loc[test_mask(both, seed=1)]\n"
         "y = {o: test[f'{o}_1y'].to_numpy(dtype=float) for o in challenger.models_}\n"
         "decision = decide(y, {o: v.to_numpy() for o, v in challenger.predict(test).items()},\n"
         "                  {o: v.to_numpy() for o, v in champion.predict(test).items()})\n"
@@ -82,7 +147,10 @@ RETRAINING = [
         "    registry.set_alias(registry.CHAMPION, challenger_version)\n"
         "print('champion is now version', registry.version_of('champion'))"
     ),
-    new_markdown_cell("Open the store in the MLflow UI with `mlflow ui --backend-store-uri sqlite:///$CHECKUP_RISK_HOME/mlflow.db`."),
+    new_markdown_cell(
+        "Open the store in the MLflow UI with `mlflow ui --backend-store-uri sqlite:///$CHECKUP_RISK_HOME/mlflow.db`: "
+        "the monitoring runs are in the experiment `monitoring`, tagged with the model version."
+    ),
 ]
 
 EXPLANATIONS = [
