@@ -69,3 +69,20 @@ def test_a_database_outage_keeps_bounded_rows(postgres_url, tmp_path):
         log.log([record, record], [result(0.1), result(0.2)], "3", "score")
         assert log.flush() == 0  # never raises
     assert log.dropped == 1 and sum(len(f) for f in log._unwritten) == 3
+
+
+def test_the_monitor_reads_the_table(postgres_url, tmp_path):
+    """`checkup-risk monitor` with CHECKUP_RISK_DATABASE_URL reads what the service wrote."""
+    from training.monitor import read_log
+
+    settings = Settings(home=tmp_path, database_url=postgres_url, secret_key="pg-secret")
+    log = open_prediction_log(settings, open_state(postgres_url, tmp_path), background=False)
+    record = Checkup.model_validate({**EXAMPLE_RECORD, "person_id": RAW_ID}).model_dump()
+    log.log([record] * 3, [result(0.05)] * 3, "7", "score")
+    log.log([record], [result(0.05)], "8", "score")
+    assert log.flush() == 4
+    today = dt.datetime.now(dt.UTC).date()
+    read = read_log(today, None, "7", None, postgres_url)
+    assert len(read) == 3 and set(read["model_version"]) == {"7"} and list(read.columns) == list(COLUMNS_OUT)
+    assert read["sbp"].tolist() == [EXAMPLE_RECORD["sbp"]] * 3
+    assert read_log(today + dt.timedelta(days=1), None, "7", None, postgres_url).empty
