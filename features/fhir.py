@@ -25,7 +25,8 @@ with onset after a checkup is not history for that checkup; one without any date
 checkup. For the newest checkup every known Condition counts, whatever its date: a disease diagnosed
 since the last checkup is known now and is never predicted as a new one. Treatment is read the same
 way from active MedicationStatements (effective[x], else dateAsserted) and active MedicationRequests
-(authoredOn), by ATC class.
+(authoredOn), by ATC class; a completed (dispensed) MedicationRequest counts at checkups up to
+COMPLETED_REQUEST_DAYS (a year) after it was written.
 
 Korean systems (KR Core 2.0). Conditions coded in KCD-8 (or any ICD-10-shaped system) are read by
 their ICD-10 category ("I10.9", "E785", "E11.3†" all count). A medicine coded only in HIRA EDI or
@@ -412,6 +413,10 @@ _MEDICATION_ATC = {
 }
 _ACTIVE_STATEMENT = frozenset({"active", "intended", "on-hold"})
 _ACTIVE_REQUEST = frozenset({"active"})
+# A completed (dispensed) prescription: Korean systems (KR Core's examples among them) mark each
+# dispensed chronic-disease prescription so, and renew it every one to six months. It counts as
+# treatment at checkups within this many days after it was written; an older one no longer does.
+COMPLETED_REQUEST_DAYS = 365
 # A proposal or an option is advice, not treatment.
 _NOT_TREATMENT_INTENT = frozenset({"proposal", "option"})
 _REFUTED = "refuted"  # a "no": the history field is 0 at the checkup it is dated at
@@ -475,6 +480,14 @@ class _Dated:
     names: frozenset[str]
     since: dt.date | None
     ref: str
+    until: dt.date | None = None  # the last day it holds (None: from `since` on, for good)
+
+    def holds_on(self, day: dt.date, newest: bool) -> bool:
+        """Whether it counts at the checkup of `day`. An earlier checkup's history is what was known
+        then; the newest takes every known fact, except one that has ended before it."""
+        if self.until is not None and day > self.until:
+            return False
+        return newest or self.since is None or self.since <= day
 
 
 def _ref(resource: dict, full_url: str | None) -> str:
@@ -982,14 +995,16 @@ def _read_family_history(resource: dict, ref: str, reading: _Reading) -> None:
 
 
 def _read_medication(resource: dict, ref: str, reading: _Reading) -> None:
-    """A MedicationStatement or MedicationRequest: active treatment is a fact, a statement of
-    "not taken" a negative; a proposal or an option is advice, not treatment."""
+    """A MedicationStatement or MedicationRequest: active treatment is a fact, and so is a completed
+    (dispensed) request for COMPLETED_REQUEST_DAYS after it was written; a statement of "not taken"
+    is a negative; a proposal or an option is advice, not treatment."""
     statement = resource.get("resourceType") == "MedicationStatement"
     active = _ACTIVE_STATEMENT if statement else _ACTIVE_REQUEST
     not_taken = statement and resource.get("status") == "not-taken"
+    completed = not statement and resource.get("status") == "completed"
     if (
         not _about_patient(resource, reading.patient_refs)
-        or not (not_taken or resource.get("status") in active)
+        or not (not_taken or completed or resource.get("status") in active)
         or resource.get("intent") in _NOT_TREATMENT_INTENT
     ):
         return
@@ -1006,7 +1021,10 @@ def _read_medication(resource: dict, ref: str, reading: _Reading) -> None:
         )
     elif names:
         since = reading.history_day(resource, ref, _STATEMENT_DATES if statement else _REQUEST_DATES)
-        (reading.negatives if not_taken else reading.facts).append(_Dated(frozenset(names), since, ref))
+        if completed and since is None:
+            return  # a finished prescription of unknown date says nothing about any checkup
+        until = since + dt.timedelta(days=COMPLETED_REQUEST_DAYS) if completed and since else None
+        (reading.negatives if not_taken else reading.facts).append(_Dated(frozenset(names), since, ref, until))
 
 
 # Resource type -> its reader; other resources are not about the record.
@@ -1062,8 +1080,7 @@ def _record(
         record[name] = value.value
         sources[name] = value.ref
     for fact in facts:
-        # An earlier checkup's history is what was known then; the newest takes every known fact.
-        if newest or fact.since is None or fact.since <= day:
+        if fact.holds_on(day, newest):
             for name in sorted(fact.names):
                 record[name] = 1
                 sources.setdefault(name, fact.ref)

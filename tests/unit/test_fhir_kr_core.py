@@ -181,6 +181,21 @@ def test_an_inactive_or_proposed_unknown_medicine_says_nothing():
     assert read_bundle(bundle, today=TODAY).warnings == []
 
 
+def test_a_completed_prescription_counts_for_a_year_after_it_was_written():
+    """KR Core marks a dispensed prescription `completed`: a chronic-disease patient shows up as a
+    string of completed requests, and is on treatment."""
+    amlodipine = _edi("A1", "amlodipine 5mg", {"text": "암로디핀베실산염"})
+    recent = _bundle()  # checkup 2025-05-20
+    _add(recent, _request("rx", amlodipine, status="completed", authoredOn="2024-11-02"))
+    assert _treatment(recent)["on_antihypertensive"] == 1
+    stale = _bundle()
+    _add(stale, _request("rx", amlodipine, status="completed", authoredOn="2023-01-10"))
+    assert _treatment(stale)["on_antihypertensive"] is None  # finished over a year before
+    undated = _bundle()
+    _add(undated, _request("rx", amlodipine, status="completed", authoredOn=None))
+    assert _treatment(undated)["on_antihypertensive"] is None
+
+
 # --- KCD-8 conditions ------------------------------------------------------------------------------
 
 
