@@ -35,6 +35,9 @@ def bentofile(tag: str) -> dict:
             "models/*.py",
             "training/*.py",
             "serving/*.py",
+            # The shared state's schema is made by these at start-up.
+            "serving/migrations/*.py",
+            "serving/migrations/versions/*.py",
             "serving/templates/*.j2",
             "checkup_risk_cli.py",
         ],

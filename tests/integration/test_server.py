@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -132,6 +133,21 @@ def test_bento_build(home):
         [sys.executable, "-m", "bentoml", "list", "-o", "json"], env=env, capture_output=True, text=True, timeout=120
     )
     assert tag in listed.stdout
+    # Everything the service needs at start-up travels in the Bento, the schema's migrations too.
+    found = subprocess.run(
+        [sys.executable, "-c", "import sys, bentoml; print(bentoml.get(sys.argv[1]).path)", tag],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    src = Path(found.stdout.strip()) / "src"
+    for part in (
+        "serving/migrations/env.py",
+        "serving/migrations/versions/0001_shared_state.py",
+        "features/pseudonym.py",
+    ):
+        assert (src / part).is_file(), part
 
 
 def test_cds_hooks_over_real_http(server):
