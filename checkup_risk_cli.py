@@ -457,7 +457,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             print(key)
         elif args.keys_command == "revoke":
             keys.revoke(args.name)
-            print(f"revoked key {args.name!r}: every worker refuses it within seconds")
+            print(f"revoked key {args.name!r}: every worker refuses it from the next call")
         else:
             print(f"{'name':24} {'scopes':24} {'created (UTC)':20} revoked (UTC)")
             for k in keys.list():
@@ -744,7 +744,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated routes it may call: score, report, fhir, admin (default: score,report,fhir)",
     )
     k = keys.add_parser("list", help="list keys (never the keys themselves)")
-    k = keys.add_parser("revoke", help="revoke a key; every worker refuses it within seconds")
+    k = keys.add_parser("revoke", help="revoke a key; every worker refuses it from the next call")
     k.add_argument("name")
     p.set_defaults(func=cmd_keys)
 
