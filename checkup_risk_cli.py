@@ -381,9 +381,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     version = _champion_or_default(args.default_people)
     tag = store.import_version(version)
     store.pin(tag, home)
-    # The shared state is created or upgraded now, so a database that is unreachable stops here
-    # with a clear message instead of in every worker.
-    _state(settings)
+    # The shared state is created or upgraded now, and the secret made (one, before the workers
+    # start) and checked against the state's, so a database that is unreachable or was made with
+    # another secret stops here with a clear message instead of in every worker.
+    from features.pseudonym import load_secret
+
+    _state(settings, load_secret(home, settings.secret_key))
     token, created = ensure_token(home, settings.api_token)
     if settings.api_token:
         auth = "Authorization: Bearer $CHECKUP_RISK_API_TOKEN"
@@ -435,13 +438,22 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
-def _state(settings):
-    from serving.state_db import StorageUnavailable, open_state
+def _state(settings, secret: bytes | None = None):
+    """The shared state, checked to answer now; with `secret`, checked to have been made with it."""
+    from serving.state_db import SecretMismatch, StorageUnavailable, open_state
 
     try:
-        return open_state(settings.database_url, settings.home)
+        state = open_state(settings.database_url, settings.home)
+        if secret is not None:
+            state.check_secret(secret)
+        else:
+            with state.connect():
+                pass
     except StorageUnavailable as e:
         raise CliError(f"{e}: check CHECKUP_RISK_DATABASE_URL and that the database server is running") from None
+    except SecretMismatch as e:
+        raise CliError(str(e)) from None
+    return state
 
 
 def cmd_keys(args: argparse.Namespace) -> int:

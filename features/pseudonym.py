@@ -9,10 +9,13 @@ key derived from it, so a key leaked from one use says nothing about another.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -20,21 +23,40 @@ def secret_file(home: Path) -> Path:
     return home / "secret_key"
 
 
-def load_secret(home: Path, configured: str | None) -> bytes:
-    """The configured secret, or the one kept under the home (created when absent)."""
+class SecretMissing(LookupError):
+    """No secret is configured or kept, and the caller must not make one (a check would then fail
+    against a new key instead of the one the entries were made with)."""
+
+
+def load_secret(home: Path, configured: str | None, create: bool = True) -> bytes:
+    """The configured secret, or the one kept under the home (created when absent and `create`)."""
     if configured:
         return configured.encode()
     path = secret_file(home)
+    if not path.exists() and not create:
+        raise SecretMissing(f"no secret: set CHECKUP_RISK_SECRET_KEY to the service's value (none is kept in {path})")
+    return create_once(path, lambda: secrets.token_urlsafe(48)).encode()
+
+
+def create_once(path: Path, make: Callable[[], str]) -> str:
+    """The text kept in `path` (mode 600), written first from `make()` when absent. Processes that
+    start together agree on one value: it is written whole to a private file, then linked into place
+    atomically (the first link wins), so no reader ever sees a partly written file."""
     if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another worker made it first: read theirs
-        else:
             with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(48) + "\n")
-    return path.read_text().strip().encode()
+                f.write(make() + "\n")
+            os.chmod(partial, 0o600)
+            with contextlib.suppress(FileExistsError):
+                os.link(partial, path)
+        finally:
+            os.unlink(partial)
+    text = path.read_text().strip()
+    if not text:
+        raise ValueError(f"{path} is empty: delete it to have a new one made, or set the variable instead")
+    return text
 
 
 def derive(secret: bytes, purpose: str) -> bytes:

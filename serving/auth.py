@@ -16,7 +16,6 @@ from __future__ import annotations
 import hmac
 import json
 import math
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from features.pseudonym import create_once
 from serving.api_keys import PREFIX, SCOPES, ApiKeys, Client
 from serving.refusals import unavailable
 from serving.state_db import StorageUnavailable
@@ -53,14 +53,8 @@ def ensure_token(home: Path, configured: str | None) -> tuple[str, bool]:
     if configured:
         return configured, False
     path = token_file(home)
-    if path.exists():
-        return path.read_text().strip(), False
-    home.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-    return token, True
+    existed = path.exists()
+    return create_once(path, lambda: secrets.token_urlsafe(32)), not existed
 
 
 # The scope each route needs, by path prefix; routes not listed (GET /model) need any valid key.

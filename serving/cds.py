@@ -161,30 +161,33 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         records, dropped = validate_records(checkup)
     except FhirInputError as e:
         return _fhir_error(e.issues, e.status)
-    synthetic = svc.scorer.synthetic
+    # One snapshot for the whole call: the model may switch meanwhile (serving.model_reload).
+    served = svc.current()
+    request.state.audit_model = served.version
+    synthetic = served.scorer.synthetic
     if synthetic and not svc.allow_synthetic:
         # A model of made-up people: no card, unless the site asked for it (a demo, a test system).
         # The request was still checked above, so a client learns of its own errors either way.
         return JSONResponse({"cards": []})
     warnings = [*checkup.warnings, *dropped]
     # All checkups together: the newest is scored with the earlier ones as its history.
-    result = svc.scoring("cds").score_records(records, explain=True, top_k=5)[-1]
+    result = svc.scoring("cds", served).score_records(records, explain=True, top_k=5)[-1]
     one: dict | None
     if result.get("stale"):
-        one = stale_card(result, svc.version, warnings)
+        one = stale_card(result, served.version, warnings)
     else:
         record = records[-1]
         assessments = risk_assessments(
-            checkup, result, svc.version, lambda c: factor_words(c, "en"), synthetic=synthetic
+            checkup, result, served.version, lambda c: factor_words(c, "en"), synthetic=synthetic
         )
         report_url = None
         if assessments:
             # A signed, short-lived link: it opens in the EHR's browser without a bearer token.
             report_url = _base(request, svc) + await run_in_threadpool(svc.report_links.put, records)
         missing = [k for k in KEY_INPUTS if record.get(k) is None]
-        one = card(result, svc.version, assessments, report_url, missing, warnings)
+        one = card(result, served.version, assessments, report_url, missing, warnings)
     if one is not None and synthetic:
-        one = mark_synthetic(one, svc.scorer.training_data)
+        one = mark_synthetic(one, served.scorer.training_data)
     # Exactly one card when there is something to say, never several: one calm message per chart view.
     return JSONResponse({"cards": [one] if one else []})
 
@@ -216,7 +219,9 @@ async def fhir_risk_assessment(request: Request, svc: CurrentWorker) -> JSONResp
         records, dropped = validate_records(checkup)
     except FhirInputError as e:
         return _fhir_error(e.issues, e.status)
-    result = svc.scoring("fhir").score_records(records, explain=True, top_k=5)[-1]
+    served = svc.current()
+    request.state.audit_model = served.version
+    result = svc.scoring("fhir", served).score_records(records, explain=True, top_k=5)[-1]
     notes = list(result.get("warnings") or [])
     stale = stale_warning(result)
     if stale:
@@ -224,11 +229,11 @@ async def fhir_risk_assessment(request: Request, svc: CurrentWorker) -> JSONResp
     assessments = risk_assessments(
         checkup,
         result,
-        svc.version,
+        served.version,
         lambda c: factor_words(c, "en"),
         history_checkups=result.get("history_checkups", len(records) - 1),
         stale=bool(result.get("stale")),
-        synthetic=svc.scorer.synthetic,
+        synthetic=served.scorer.synthetic,
     )
     outcome = warnings_outcome([*checkup.warnings, *dropped], notes)
     return JSONResponse(result_bundle(assessments, outcome), media_type=FHIR_JSON)

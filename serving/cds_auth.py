@@ -29,6 +29,7 @@ from serving.state_db import StateDB
 from serving.state_tables import replay
 
 ALGORITHMS = ("ES384", "RS384")
+MAX_JTI = 255
 # A token living longer than this is refused: it bounds how long a jti must be remembered.
 MAX_LIFETIME_S = 3600
 LEEWAY_S = 30
@@ -173,8 +174,10 @@ def _check_shape(header: object, claims: object) -> None:
     for name in ("exp", "iat", "nbf"):
         if name in claims and not _is_time(claims[name]):
             raise CdsAuthError(f"claim {name} must be a number of seconds")
-    if not isinstance(claims["jti"], str) or not claims["jti"]:
-        raise CdsAuthError("claim jti must be a non-empty string")
+    jti = claims["jti"]
+    if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI or not jti.isprintable():
+        # Bounded and printable: it is kept in the shared state until the token expires.
+        raise CdsAuthError(f"claim jti must be a printable string of 1 to {MAX_JTI} characters")
 
 
 def load_clients(path: str | os.PathLike | None) -> dict[str, Client]:

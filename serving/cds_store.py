@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from typing import TYPE_CHECKING
@@ -17,6 +18,10 @@ from serving.state_tables import feedback, report_links
 
 if TYPE_CHECKING:
     from serving.cds_hooks import FeedbackItem
+
+
+# ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+_UNIX_TIME = re.compile(r"[0-9]{1,12}")
 
 
 class LinkRefused(Exception):
@@ -60,7 +65,7 @@ class ReportLinks:
 
     def open(self, key: str, expires: str | None, signature: str | None) -> list[dict]:
         """The checkups behind a signed link, or LinkRefused."""
-        if not expires or not signature or not expires.isdigit() or len(expires) > 12:
+        if not expires or not signature or not _UNIX_TIME.fullmatch(expires):
             raise LinkRefused(403, "this report link is not valid")
         if not hmac.compare_digest(signature.encode(), self._signature(key, int(expires)).encode()):
             raise LinkRefused(403, "this report link is not valid")

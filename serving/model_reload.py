@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import random
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -127,8 +128,13 @@ def import_lock(home: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+# user:password@ inside any URL an error message quotes (MLflow's quote the request URL).
+_USERINFO = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/@\s]*@")
+
+
 def _reason(exc: BaseException) -> str:
-    first = (str(exc).strip().splitlines() or [""])[0]
+    # Never a credential in the log: the registry URL may carry one.
+    first = _USERINFO.sub(r"\1***@", (str(exc).strip().splitlines() or [""])[0])
     text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
     return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import select
 
 from features.pseudonym import derive, load_secret, pseudonym
 from features.schema import OUTCOMES
@@ -86,6 +87,9 @@ class ParquetStore:
         return purge_parquet(self.directory, keep_days)
 
 
+PURGE_BATCH = 5000
+
+
 class PostgresStore:
     """The table `prediction_log` in the shared state (created by its migrations)."""
 
@@ -106,8 +110,16 @@ class PostgresStore:
         from models.prediction_log import TABLE
 
         cutoff = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=keep_days)
-        with self.state.connect() as connection:
-            return int(connection.execute(TABLE.delete().where(TABLE.c.log_date < cutoff)).rowcount or 0)
+        # In batches, each well inside the statement time limit: one DELETE of a year's rows would
+        # time out every day and retention (a privacy promise) would never happen.
+        oldest = select(TABLE.c.id).where(TABLE.c.log_date < cutoff).limit(PURGE_BATCH)
+        removed = 0
+        while True:
+            with self.state.connect() as connection:
+                done = int(connection.execute(TABLE.delete().where(TABLE.c.id.in_(oldest))).rowcount or 0)
+            removed += done
+            if done < PURGE_BATCH:
+                return removed
 
 
 def _probability(risk: dict | None) -> float:

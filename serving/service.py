@@ -227,7 +227,9 @@ async def report(
 
     audit_persons(http, request.records())
     chosen = request.lang if "lang" in request.model_fields_set or lang is None else lang
-    return HTMLResponse(render_html(svc.scoring("report"), request.records(), chosen), headers=REPORT_HEADERS)
+    served = svc.current()  # one snapshot: the audit trail names the version that reported
+    http.state.audit_model = served.version
+    return HTMLResponse(render_html(svc.scoring("report", served), request.records(), chosen), headers=REPORT_HEADERS)
 
 
 @router.get(
@@ -261,7 +263,9 @@ async def linked_report(
     audit_persons(http, checkups)
     # A clinician opening a card's link: the audit trail names the link, not a key.
     http.state.audit_client = "report-link"
-    return HTMLResponse(render_html(svc.scoring("report"), checkups, lang), headers=REPORT_HEADERS)
+    served = svc.current()
+    http.state.audit_model = served.version
+    return HTMLResponse(render_html(svc.scoring("report", served), checkups, lang), headers=REPORT_HEADERS)
 
 
 @router.get("/model", summary="The model version this worker serves")
@@ -342,7 +346,8 @@ def build_service(settings: Settings) -> bentoml.Service[Any]:
         def __is_ready__(self) -> bool:
             # Ready when the model is loaded and the shared state takes writes (BentoML calls this
             # on a thread, so a store that is down never blocks the event loop).
-            return getattr(self, "served", None) is not None and self.state.healthy()
+            # A secret that does not match the shared state's keeps it out of the pool for good.
+            return getattr(self, "served", None) is not None and self.secret_ok and self.state.healthy()
 
     app = build_app(settings)
     # Deadlines for idle and slow clients, in the uvicorn server BentoML starts after this import.

@@ -31,15 +31,23 @@ from models.registry_names import sqlalchemy_url
 # a quick 503 and retry than hang.
 CONNECT_TIMEOUT_S = 2
 LOCK_TIMEOUT_S = 2.0
+# Connections per process: enough for the thread pool (40) and the CDS verifiers (8) at once.
+POOL_SIZE = 8
+POOL_OVERFLOW = 48
 # Readiness rewrites one row at most this often per process.
 HEALTH_EVERY_S = 2.0
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # Any number, the same in every process: PostgreSQL's advisory lock serialises start-up migrations.
 _MIGRATION_LOCK = 7_240_501
+MIGRATION_WAIT_S = 120
 
 
 # Under BentoML's logger namespace: BentoML shows INFO and WARNING lines from there only.
 log = logging.getLogger("bentoml.checkup_risk.state")
+
+
+class SecretMismatch(RuntimeError):
+    """This process's secret is not the one the shared state was made with."""
 
 
 class StorageUnavailable(RuntimeError):
@@ -75,13 +83,17 @@ class StateDB:
             path = make_url(url).database
             if path:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+            self.engine: Engine = create_engine(
+                url, isolation_level="AUTOCOMMIT", pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW
+            )
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_engine(
                 url,
                 isolation_level="AUTOCOMMIT",
                 pool_pre_ping=True,
+                pool_size=POOL_SIZE,
+                max_overflow=POOL_OVERFLOW,
                 pool_timeout=CONNECT_TIMEOUT_S,
                 connect_args={
                     "connect_timeout": CONNECT_TIMEOUT_S,
@@ -105,6 +117,9 @@ class StateDB:
                 yield connection
         except exc.IntegrityError:
             raise
+        except exc.TimeoutError as e:
+            # Every pooled connection is in use: busy, not broken, so readiness stays as it is.
+            raise StorageUnavailable("the shared state store is busy (all connections in use)") from e
         except (exc.SQLAlchemyError, OSError) as e:
             # Readiness says so at once, and checks again on the next probe.
             self._ok, self._checked_at = False, 0.0
@@ -121,15 +136,26 @@ class StateDB:
         self.migrated = True  # for the connection below; reset if this fails
         try:
             self._upgrade(config)
-        except BaseException:
+        except StorageUnavailable:
             self.migrated = False
             raise
+        except Exception as e:
+            # An Alembic error: a database migrated by a newer release than this one (a rolling
+            # deploy), or a broken schema. Said in words, and retried on the next use.
+            self.migrated = False
+            raise StorageUnavailable(
+                f"the shared state's schema cannot be brought up to date ({type(e).__name__}: {e})"
+            ) from e
 
     def _upgrade(self, config: Any) -> None:
         from alembic import command
 
         with self._migration_lock(), self.connect() as connection:
             if self.dialect == "postgresql":
+                # A schema change may take longer than a request's statement limit; waiting for
+                # another instance's migration is bounded instead.
+                connection.execute(text("SET statement_timeout = 0"))
+                connection.execute(text(f"SET lock_timeout = '{MIGRATION_WAIT_S}s'"))
                 connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
             config.attributes["connection"] = connection
             try:
@@ -176,6 +202,26 @@ class StateDB:
             self._checked_at = time.monotonic()
             self._health_lock.release()
         return self._ok
+
+    def check_secret(self, secret: bytes) -> None:
+        """Record the secret's fingerprint on first use; SecretMismatch when the shared state was made
+        with another secret (instances sharing a database must share CHECKUP_RISK_SECRET_KEY, or
+        links would not open across them and the audit chain would read as tampered)."""
+        from sqlalchemy import select
+
+        from features.pseudonym import derive
+        from serving.state_tables import meta
+
+        fingerprint = derive(secret, "fingerprint").hex()[:32]
+        with self.connect() as db:
+            with contextlib.suppress(exc.IntegrityError):
+                db.execute(meta.insert().values(key="secret", value=fingerprint))
+            kept = db.execute(select(meta.c.value).where(meta.c.key == "secret")).scalar_one()
+        if kept != fingerprint:
+            raise SecretMismatch(
+                "the shared state was made with another secret: set CHECKUP_RISK_SECRET_KEY to the value the "
+                "other instances use (a secret created under this home does not match theirs)"
+            )
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -68,6 +68,15 @@ audit = Table(
     Column("hash", String(64), nullable=False),
 )
 
+# Facts about the state itself: `secret` holds a fingerprint of the secret (features.pseudonym)
+# its links, pseudonyms and audit chain were made with, so an instance with another is refused.
+meta = Table(
+    "state_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+
 # One row, rewritten by readiness checks: proves the store takes writes, not only reads.
 health = Table(
     "state_health",

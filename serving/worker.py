@@ -20,7 +20,7 @@ from serving.model_reload import ModelReloader, Served, load_served
 from serving.prediction_logger import open_prediction_log
 from serving.refusals import ModelUnavailable
 from serving.settings import Settings
-from serving.state_db import open_state
+from serving.state_db import SecretMismatch, StateDB, StorageUnavailable, open_state
 
 if TYPE_CHECKING:
     from serving.scoring import Scorer
@@ -46,6 +46,7 @@ class Worker:
         # The shared state: one database for every worker and every instance behind one URL.
         self.state = open_state(settings.database_url, home)
         secret = load_secret(home, settings.secret_key)
+        self.secret_ok = _secret_matches(self.state, secret)
         self.cds_verifier = CdsVerifier(load_clients(settings.cds_clients), ReplayCache(self.state))
         self.report_links = ReportLinks(self.state, derive(secret, "report-link"), settings.report_link_seconds)
         self.feedback = FeedbackLog(self.state)
@@ -81,6 +82,19 @@ class Worker:
         """The scorer of `served` (default: the current snapshot) whose results go to the prediction
         log under `source` (score, report, cds, fhir)."""
         return self.predictions.observe((served or self.current()).scorer, source)
+
+
+def _secret_matches(state: StateDB, secret: bytes) -> bool:
+    """False (with one log line; the worker is then never ready) when the shared state was made with
+    another secret; True also when the store cannot say now (readiness waits for it anyway)."""
+    try:
+        state.check_secret(secret)
+    except SecretMismatch as e:
+        log.error("shared state: %s", e)
+        return False
+    except StorageUnavailable:
+        pass
+    return True
 
 
 def _load_or_none(bento_model: Any, stale_after_days: int) -> Served | None:

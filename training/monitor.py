@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from features.derive import age_band
-from features.pseudonym import derive, load_secret, pseudonym
+from features.pseudonym import SecretMissing, derive, load_secret, pseudonym
 from models import prediction_log
 from models.drift_reference import FILE as REFERENCE_FILE
 from models.outcomes import OUTCOME_SPECS
@@ -523,7 +523,13 @@ def monitor(
             f"{until or 'today'} in {where}"
         )
     outcomes = read_outcomes(outcomes_path) if outcomes_path else None
-    key = derive(load_secret(Path(home), secret_key), "pseudonym") if outcomes is not None else None
+    key = None
+    if outcomes is not None:
+        try:
+            # Never a new secret: the logged pseudonyms were made with the service's.
+            key = derive(load_secret(Path(home), secret_key, create=False), "pseudonym")
+        except SecretMissing as e:
+            raise MonitorError(str(e)) from None
     report = analyse(reference, log, thresholds, outcomes, key, seed)
     report = _clean(
         {

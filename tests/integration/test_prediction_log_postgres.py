@@ -28,7 +28,8 @@ def result(p: float | None) -> dict:
     }
 
 
-def test_rows_go_to_the_migrated_table_and_old_days_are_purged(postgres_url, tmp_path):
+def test_rows_go_to_the_migrated_table_and_old_days_are_purged(postgres_url, tmp_path, monkeypatch):
+    monkeypatch.setattr("serving.prediction_logger.PURGE_BATCH", 2)  # the purge runs in batches
     settings = Settings(home=tmp_path, database_url=postgres_url, secret_key="pg-secret")
     state = open_state(postgres_url, tmp_path)
     log = open_prediction_log(settings, state, background=False)
@@ -37,7 +38,7 @@ def test_rows_go_to_the_migrated_table_and_old_days_are_purged(postgres_url, tmp
     log.log([record, record], [result(0.05), result(None)], "3", "cds")
 
     # A row from long ago, straight into the table: the first flush's purge deletes it.
-    old = pd.DataFrame({c: [None] for c in COLUMNS_OUT})
+    old = pd.DataFrame({c: [None] * 5 for c in COLUMNS_OUT})
     old["logged_at"] = pd.Timestamp(dt.date.today() - dt.timedelta(days=500), tz="UTC")
     old["person_key"], old["model_version"], old["source"] = "old", "1", "score"
     with state.connect() as connection:

@@ -297,3 +297,12 @@ def test_audience_is_never_a_bare_host_header():
             _audience(_request(host), svc)
     svc.public_url = "https://risk.example.org"
     assert _audience(_request("evil.example"), svc) == "https://risk.example.org" + path
+
+
+@pytest.mark.parametrize("jti", ["x" * 256, "a\x00b", "line\nbreak"])
+def test_a_jti_that_cannot_be_kept_is_refused_before_the_store(tmp_path, jti):
+    from serving.cds_auth import _check_shape
+
+    claims = {"iss": "https://his.example.org", "aud": "x", "exp": 1, "iat": 1, "jti": jti}
+    with pytest.raises(CdsAuthError, match="jti"):
+        _check_shape({"alg": "ES384", "kid": "k", "typ": "JWT"}, claims)
