@@ -404,16 +404,15 @@ def risk_resolution(p: float) -> float:
     return 0.001 if round(100.0 * float(p), 1) < 10 else 0.01
 
 
-def risk_change_text(
-    before: float, after: float, lang: Lang, interval: tuple[float, float] | list[float] | None = None
-) -> tuple[str, str]:
+def risk_change_text(before: float, after: float, lang: Lang) -> tuple[str, str]:
     """(words, direction: down / up / same) for a change of risk. A change smaller than what the
-    risks are shown to (or, when the model gives an interval, smaller than its half-width) is "no
-    meaningful change": a reader should not act on a difference the numbers cannot carry."""
+    risks are shown to is "no meaningful change": a reader should not act on a difference the
+    printed numbers cannot carry.
+
+    The probability interval is not the yardstick: it is the uncertainty of the risk's level, and
+    a what-if compares two answers of the same model for the same person, whose errors largely
+    cancel (a drop from 12% to 4% inside an interval of 4-32% is still a drop)."""
     threshold = max(risk_resolution(before), risk_resolution(after))
-    if interval is not None:
-        low, high = interval
-        threshold = max(threshold, (float(high) - float(low)) / 2.0)
     d = float(after) - float(before)
     if abs(d) < threshold:
         return NO_MEANINGFUL_CHANGE[lang], "same"

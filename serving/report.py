@@ -680,7 +680,7 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
             continue
         cells = []
         for row in outcomes:
-            delta, direction = risk_change_text(now[row["key"]], after[row["key"]], lang, row["interval_values"])
+            delta, direction = risk_change_text(now[row["key"]], after[row["key"]], lang)
             defining = bool(DEFINING_FIELDS.get(row["key"], frozenset()) & set(w.changes))
             cells.append(
                 {"risk": risk_text(after[row["key"]]), "delta": delta, "direction": direction, "defining": defining}

@@ -432,10 +432,7 @@ def test_small_what_if_changes_read_as_no_meaningful_change(scorer):
     text = visible_text(render_html(scorer, rec, "en"))
     assert changes
     for w, after in changes:
-        words = {
-            o["key"]: risk_change_text(now[o["key"]], after[o["key"]], "en", o["interval_values"])
-            for o in ctx["outcomes"]
-        }
+        words = {o["key"]: risk_change_text(now[o["key"]], after[o["key"]], "en") for o in ctx["outcomes"]}
         for o in ctx["outcomes"]:
             if abs(after[o["key"]] - now[o["key"]]) < 0.001:
                 assert words[o["key"]] == ("no meaningful change", "same")

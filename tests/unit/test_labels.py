@@ -195,14 +195,14 @@ def test_risk_text_has_sensible_significant_figures(p, text):
     assert risk_text(p) == text
 
 
-def test_changes_below_the_resolution_or_interval_are_not_meaningful():
+def test_changes_below_the_printed_resolution_are_not_meaningful():
     for lang in ("ko", "en"):
         assert risk_change_text(0.0040, 0.0044, lang) == (NO_MEANINGFUL_CHANGE[lang], "same")
         assert risk_change_text(0.15, 0.145, lang) == (NO_MEANINGFUL_CHANGE[lang], "same")  # 1 pp steps at 15%
-        # With an interval 10-20 %, a 3 pp change is inside its half-width (5 pp): not meaningful.
-        assert risk_change_text(0.15, 0.12, lang, (0.10, 0.20)) == (NO_MEANINGFUL_CHANGE[lang], "same")
     assert risk_change_text(0.004, 0.006, "en") == ("+0.2 pp", "up")
     assert risk_change_text(0.15, 0.12, "ko") == ("−3.0%p", "down")
-    assert risk_change_text(0.30, 0.12, "en", (0.25, 0.35)) == ("−18 pp", "down")
+    assert risk_change_text(0.30, 0.12, "en") == ("−18 pp", "down")
+    # A large drop inside a wide interval is still a drop (the interval is the level's uncertainty).
+    assert risk_change_text(0.118, 0.042, "en") == ("−7.6 pp", "down")
     assert NO_MEANINGFUL_CHANGE == {"ko": "의미 있는 변화 없음", "en": "no meaningful change"}
     assert risk_resolution(0.05) == 0.001 and risk_resolution(0.2) == 0.01
