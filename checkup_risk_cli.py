@@ -41,6 +41,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.name.endswith((".parquet", ".csv", ".csv.gz")):
         raise CliError(f"--out must end in .parquet, .csv or .csv.gz: {out}")
+    if args.people < 1:
+        raise CliError("--people must be 1 or more")
     start = time.perf_counter()
     with _progress(None, "checkups", "synth") as bar:
         done = [0]
@@ -811,6 +813,10 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as e:
         print(f"checkup-risk {args.command}: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`... | head`): nothing more to say, and nowhere to say it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (FileNotFoundError, ValueError) as e:
         print(f"checkup-risk {args.command}: {e}", file=sys.stderr)
         return 2

@@ -74,7 +74,10 @@ class ApiKeys:
                     )
                 )
         except IntegrityError:
-            raise KeysError(f"a key named {name!r} exists already: revoke it or choose another name") from None
+            raise KeysError(
+                f"a key named {name!r} exists already (a revoked key keeps its name, so the audit trail "
+                "names one client): choose another name, such as one with a date"
+            ) from None
         return key
 
     def revoke(self, name: str) -> None:

@@ -135,6 +135,9 @@ class BearerAuth:
                 await response(scope, receive, send)
                 return
             needed = required_scope(scope.get("path", ""))
+            if client is not None:
+                # Named in the audit trail, refused or not: a reviewer sees who tried what.
+                scope.setdefault("state", {})["audit_client"] = client.name
             if client is None or (needed is not None and needed not in client.scopes):
                 message = UNAUTHORIZED if client is None else f"forbidden: this key lacks the {needed!r} scope"
                 await _refuse(send, 401 if client is None else 403, message, [(b"www-authenticate", b"Bearer")])
@@ -145,7 +148,6 @@ class BearerAuth:
                 retry = str(max(1, math.ceil(wait))).encode()
                 await _refuse(send, 429, "too many requests from this client: slow down", [(b"retry-after", retry)])
                 return
-            scope.setdefault("state", {})["audit_client"] = client.name
         await self.app(scope, receive, send)
 
     @staticmethod

@@ -218,7 +218,8 @@ async def fhir_risk_assessment(request: Request, svc: CurrentWorker) -> JSONResp
         audit_persons(request, checkup.records)
         records, dropped = validate_records(checkup)
     except FhirInputError as e:
-        return _fhir_error(e.issues, e.status)
+        # 412 is CDS's "required prefetch missing"; here a Bundle without its Patient is bad input.
+        return _fhir_error(e.issues, 422 if e.status == 412 else e.status)
     served = svc.current()
     request.state.audit_model = served.version
     result = svc.scoring("fhir", served).score_records(records, explain=True, top_k=5)[-1]
@@ -235,5 +236,11 @@ async def fhir_risk_assessment(request: Request, svc: CurrentWorker) -> JSONResp
         stale=bool(result.get("stale")),
         synthetic=served.scorer.synthetic,
     )
-    outcome = warnings_outcome([*checkup.warnings, *dropped], notes)
+    # An outcome without a RiskAssessment says why (contract section 2), e.g. a diagnosis on record.
+    not_applicable = [
+        f"{o}: no RiskAssessment: not applicable: {r['reason']}"
+        for o, r in result["risks"].items()
+        if not r.get("applicable") and r.get("reason")
+    ]
+    outcome = warnings_outcome([*checkup.warnings, *dropped], notes, not_applicable)
     return JSONResponse(result_bundle(assessments, outcome), media_type=FHIR_JSON)

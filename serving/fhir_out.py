@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
@@ -225,11 +226,12 @@ def result_bundle(resources: list[dict], outcome: dict | None = None) -> dict:
     return bundle
 
 
-def warnings_outcome(reading: list[Issue], notes: list[str]) -> dict | None:
-    """The warnings of a successful call as an OperationOutcome (None when there are none).
+def warnings_outcome(reading: list[Issue], notes: list[str], information: Sequence[str] = ()) -> dict | None:
+    """The warnings of a successful call as an OperationOutcome (None when there is nothing to say).
 
     `reading`: values left missing or checkups left out, with where (code `value`, never the value);
-    `notes`: the scorer's warnings and the stale notice (code `informational`).
+    `notes`: the scorer's warnings and the stale notice (code `informational`); `information`:
+    facts of severity `information`, such as why an outcome has no RiskAssessment.
     """
     issues = [
         {
@@ -241,6 +243,7 @@ def warnings_outcome(reading: list[Issue], notes: list[str]) -> dict | None:
         for i in reading
     ]
     issues += [{"severity": "warning", "code": "informational", "diagnostics": n} for n in notes]
+    issues += [{"severity": "information", "code": "informational", "diagnostics": n} for n in information]
     if not issues:
         return None
     body = {"resourceType": "OperationOutcome", "id": str(uuid.uuid4()), "issue": issues}

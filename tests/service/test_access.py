@@ -94,3 +94,12 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path):
     statuses = [asyncio.run(call()) for _ in range(4)]
     assert [s for s, _ in statuses] == [200, 200, 200, 429]
     assert int(statuses[3][1][b"retry-after"]) >= 1 and len(calls) == 3
+
+
+def test_a_refusal_for_scope_names_the_key_in_the_audit_trail(client, service_home):
+    home = service_home[0]
+    key = ApiKeys(_state(home)).create("scope-prober", ("score",))
+    r = client.post("/report", json={"checkup": EXAMPLE_RECORD}, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 403
+    last = list(_audit(home).entries())[-1]
+    assert last["client"] == "scope-prober" and last["status"] == 403 and last["route"] == "/report"

@@ -210,3 +210,23 @@ def test_interval_extension_is_checked():
     ra["prediction"][0]["extension"] = probability_interval_extension([0.25, 0.3])  # excludes the point
     RiskAssessment.model_validate(ra)
     assert any("interval" in p for p in check_risk_assessment(ra, "1", {"Patient/p"}))
+
+
+def test_an_outcome_without_a_risk_assessment_says_why(client):
+    """A diagnosed hypertension: no hypertension RiskAssessment, and the OperationOutcome says why."""
+    from features.fhir import to_bundle
+    from features.schema import EXAMPLE_RECORD
+
+    r = client.post("/fhir/risk-assessment", json=to_bundle(dict(EXAMPLE_RECORD, history_hypertension=1)))
+    assert r.status_code == 200, r.text
+    resources = [e["resource"] for e in r.json()["entry"]]
+    assessed = {ra["prediction"][0]["outcome"]["text"] for ra in resources if ra["resourceType"] == "RiskAssessment"}
+    assert not any("hypertension" in a.lower() for a in assessed), assessed
+    notes = [i["diagnostics"] for res in resources if res["resourceType"] == "OperationOutcome" for i in res["issue"]]
+    assert any(n.startswith("hypertension: no RiskAssessment: not applicable") for n in notes), notes
+
+
+def test_a_bundle_without_a_patient_is_422_here(client):
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": []}
+    r = client.post("/fhir/risk-assessment", json=bundle)
+    assert r.status_code == 422 and r.json()["resourceType"] == "OperationOutcome"
