@@ -84,6 +84,24 @@ DEFAULT_GRID: tuple[dict, ...] = (
 _ENGINE_LOCK = threading.Lock()
 
 
+# Measurements a checkup may arrive without, blanked together (one test, one panel, one answer).
+INPUT_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("waist_cm",),
+    ("ast", "alt", "ggt"),
+    ("hemoglobin",),
+    ("total_cholesterol", "triglycerides", "hdl", "ldl"),
+    ("ldl",),
+    ("fasting_glucose",),
+    ("sbp", "dbp"),
+    ("serum_creatinine",),
+    ("urine_protein",),
+    ("height_cm", "weight_kg"),
+    ("smoking_status",),
+    ("drinking",),
+    ("activity_days_per_week",),
+)
+
+
 class RiskModel:
     """Calibrated XGBoost models, one per outcome, behind one fit/predict/explain interface.
 
@@ -91,7 +109,8 @@ class RiskModel:
     `grid` is the small set of regularisation settings tried per outcome; the one with the best
     validation log-loss wins, so small data get the heavily regularised setting.
     `history_dropout` is the share of training rows with history that are also used without it
-    (0 turns history dropout off).
+    (0 turns history dropout off). `input_dropout` is the share of training rows also used, sent
+    alone, with some optional measurements blanked (`INPUT_GROUPS`; 0 turns it off).
     """
 
     def __init__(
@@ -107,6 +126,7 @@ class RiskModel:
         cv_below_events: int = 1500,
         cv_folds: int = 5,
         history_dropout: float = 1.0,
+        input_dropout: float = 0.3,
         interval_members: int = 6,
         random_state: int = 0,
         n_jobs: int | None = None,
@@ -122,6 +142,7 @@ class RiskModel:
         self.cv_below_events = cv_below_events
         self.cv_folds = cv_folds
         self.history_dropout = history_dropout
+        self.input_dropout = input_dropout
         self.interval_members = interval_members
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -137,7 +158,7 @@ class RiskModel:
         across its workers (same algorithm and settings), for data that outgrow one machine.
         """
         X = build_features(records)
-        data, src, copy = self._training_rows(records, X)
+        data, src, copy, partial = self._training_rows(records, X)
         eligible = eligibility(records, self.outcomes)
         fitter = OutcomeFitter(self, data, client, progress)
         self.feature_names_ = FEATURES
@@ -150,7 +171,8 @@ class RiskModel:
             y = pd.to_numeric(records[spec.label], errors="coerce").to_numpy(dtype=float)
             rows = eligible[outcome].to_numpy() & ~np.isnan(y)
             self.models_[outcome] = fitter.fit(spec, y[src], rows[src])
-            self.models_[outcome].info["history_dropout_rows"] = int((rows[src] & copy).sum())
+            self.models_[outcome].info["history_dropout_rows"] = int((rows[src] & copy & ~partial).sum())
+            self.models_[outcome].info["input_dropout_rows"] = int((rows[src] & partial).sum())
             fitted_rows[outcome] = rows
         probs = self.predict_features(X)
         self.reference_ = self._reference_tables(records, probs, fitted_rows)
@@ -168,18 +190,26 @@ class RiskModel:
         self.training_data_ = provenance.detect(records)
         return self
 
-    def _training_rows(self, records: pd.DataFrame, X: pd.DataFrame) -> tuple[TrainingRows, np.ndarray, np.ndarray]:
-        """(the training rows, source record of each, whether it is a history-dropout copy).
+    def _training_rows(
+        self, records: pd.DataFrame, X: pd.DataFrame
+    ) -> tuple[TrainingRows, np.ndarray, np.ndarray, np.ndarray]:
+        """(the training rows, source record of each, whether it is a copy, whether it is an
+        input-dropout copy).
 
         Every record, then the history-dropout copies (same person, same split), whose features are
-        built exactly as for a checkup sent alone; split by person into train / valid / calib."""
+        built exactly as for a checkup sent alone, then the input-dropout copies; split by person
+        into train / valid / calib."""
         bucket = person_fold(records["person_id"], self.random_state)
         valid_cut = int(round(100 * self.valid_share))
         calib_cut = valid_cut + int(round(100 * self.calibration_share))
         role = np.where(bucket < valid_cut, "valid", np.where(bucket < calib_cut, "calib", "train"))
         X_alone = build_features(records.drop(columns=["person_id"]))
         src, copy = self._history_dropout_rows(X, X_alone)
-        Xt = pd.concat([X, X_alone.iloc[src[copy]]], ignore_index=True)
+        partial_src, X_partial = self._input_dropout_rows(records)
+        Xt = pd.concat([X, X_alone.iloc[src[copy]], X_partial], ignore_index=True)
+        partial = np.concatenate([np.zeros(len(src), dtype=bool), np.ones(len(partial_src), dtype=bool)])
+        src = np.concatenate([src, partial_src])
+        copy = np.concatenate([copy, np.ones(len(partial_src), dtype=bool)])
         person = np.unique(records["person_id"].astype(str).to_numpy(), return_inverse=True)[1]
         data = TrainingRows(
             Xv=Xt.to_numpy(dtype=np.float32),
@@ -189,7 +219,7 @@ class RiskModel:
             original=~copy,
             person=person[src],
         )
-        return data, src, copy
+        return data, src, copy, partial
 
     def _history_dropout_rows(self, X: pd.DataFrame, X_alone: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(source row of each training row, whether it is a copy without history).
@@ -204,6 +234,30 @@ class RiskModel:
         src = np.concatenate([np.arange(n), copied])
         copy = np.concatenate([np.zeros(n, dtype=bool), np.ones(len(copied), dtype=bool)])
         return src, copy
+
+    def _input_dropout_rows(self, records: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        """(source row of each copy, the copies' features): a seeded random `input_dropout` share of
+        the records, sent alone, each with every optional measurement group (`INPUT_GROUPS`) blanked
+        with probability one half (at least one).
+
+        Real checkups and other systems' FHIR often lack a waist, a liver panel or a haemoglobin
+        that the training file always has. Without such copies a tree sends a missing value down
+        whichever branch it learned nothing about, and a record without a waist got a twentieth of
+        the hypertension risk; with them, a missing measurement moves the risk toward what the
+        model expects without it."""
+        rng = np.random.default_rng(self.random_state + 1)
+        chosen = np.flatnonzero(rng.random(len(records)) < self.input_dropout)
+        if not len(chosen):
+            return chosen, build_features(records.iloc[:0].drop(columns=["person_id"]))
+        part = records.iloc[chosen].drop(columns=["person_id"]).reset_index(drop=True)
+        blank = rng.random((len(chosen), len(INPUT_GROUPS))) < 0.5
+        none = ~blank.any(axis=1)
+        blank[none, rng.integers(0, len(INPUT_GROUPS), none.sum())] = True
+        for g, columns in enumerate(INPUT_GROUPS):
+            present = [c for c in columns if c in part.columns]
+            if present:
+                part.loc[blank[:, g], present] = np.nan
+        return chosen, build_features(part)
 
     def was_trained_on(self, person_id: pd.Series) -> np.ndarray:
         """Per row, whether this person's checkups were among the training data (bool array).
@@ -499,6 +553,7 @@ class RiskModel:
             "cv_below_events": self.cv_below_events,
             "cv_folds": self.cv_folds,
             "history_dropout": self.history_dropout,
+            "input_dropout": self.input_dropout,
             "interval_members": self.interval_members,
             "random_state": self.random_state,
             "n_jobs": self.n_jobs,

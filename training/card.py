@@ -132,7 +132,10 @@ def _details_section(version: str, metrics: dict) -> list[str]:
         "  looks the same whether it is a person's first or a later one sent alone; its risk is calibrated to",
         "  that mixture. No feature counts earlier checkups (the count depends on the data window).",
         f"- Inputs: {len(FEATURES)} features from one national health checkup (국가건강검진) and the same person's",
-        "  earlier checkups (contract section 1); missing values stay missing.",
+        "  earlier checkups (contract section 1); missing values stay missing. A share of training checkups",
+        "  is also used sent alone with optional measurements blanked (waist, liver panel, haemoglobin,",
+        "  lipids, ...: input dropout), so a missing measurement moves a risk toward what the model expects",
+        "  without it instead of down an arbitrary branch.",
         "- Output: the probability of a first diagnosis within 365 days, per outcome, with SHAP contributions",
         "  in log-odds; no threshold is built in (TRIPOD+AI 15).",
         "- Full specification: the bundle (XGBoost native UBJSON boosters + manifest.json) is the model "

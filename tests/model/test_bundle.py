@@ -128,6 +128,7 @@ def test_history_dropout_and_sample_size_are_recorded(model, cohort):
     for m in model.models_.values():
         info = m.info
         assert 0 < info["history_dropout_rows"] <= has_history.sum()
+        assert 0 < info["input_dropout_rows"] < info["rows"]
         size = info["sample_size"]
         assert size["rows"] == info["rows"] and size["events"] == info["events"]
         assert size["required_n"] == max(size["n_shrinkage"], size["n_optimism"], size["n_overall_risk"])
