@@ -490,7 +490,7 @@ def waterfall(risk: dict, values: np.ndarray, sex: str | None, lang: Lang) -> di
 # -- trends over checkups --------------------------------------------------------------------------
 
 TREND_MEASURES: tuple[str, ...] = ("sbp", "fasting_glucose", "bmi", "ldl", "egfr")
-CHART_W, CHART_H = 134, 36  # five to a row across the A4 column, two rows within the page
+CHART_W, CHART_H = 134, 32  # five to a row across the A4 column, two rows within the page
 _PAD_X, _PAD_TOP, _PAD_BOTTOM = 14, 9, 9
 
 

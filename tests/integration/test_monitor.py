@@ -174,14 +174,16 @@ def test_cli_exit_codes_and_files(monkeypatch, tmp_path, home, model, fresh, cap
     assert run_cli(monkeypatch, root, "--since", "2026-11-01", "--until", "2026-11-05", "--out", str(out)) == 0
     report = json.loads((out / "monitor.json").read_text())
     assert report["model_version"] == version and report["alarms"] == []
-    # With outcomes: the quick model (2,000 people) is visibly miscalibrated on new people, which the
-    # monitor reports as calibration alarms and nothing else; a wide margin silences them.
+    # With outcomes: the quick model (2,000 people) is visibly worse on new people than it expects of
+    # itself, which the monitor reports as realised-performance alarms and nothing else; wide
+    # margins silence them.
     args = ["--since", "2026-11-01", "--until", "2026-11-05", "--outcomes", str(outcomes)]
     assert run_cli(monkeypatch, root, *args, "--out", str(tmp_path / "labels")) in (0, 3)
     report = json.loads((tmp_path / "labels" / "monitor.json").read_text())
-    assert {a["statistic"] for a in report["alarms"]} <= {"calibration_intercept"}
+    assert {a["kind"] for a in report["alarms"]} <= {"realised_performance"}
     assert report["outcomes"]["cvd"]["realised"]["n"] > 1000
-    assert run_cli(monkeypatch, root, *args, "--out", str(out), "--threshold", "calibration_margin=5") == 0
+    wide = ["--threshold", "calibration_margin=5", "--threshold", "realised_auroc_drop=1"]
+    assert run_cli(monkeypatch, root, *args, "--out", str(out), *wide) == 0
     assert "data:image/png;base64," in (out / "monitor.html").read_text()
 
     out = tmp_path / "loud"
