@@ -1,9 +1,13 @@
-"""The BentoML service: one pinned model version per worker, /score with SHAP explanations.
+"""The BentoML service: /score with SHAP explanations, the report, CDS Hooks and FHIR.
 
+Each worker starts on the model version `checkup-risk serve` pinned, then follows the registry's
+champion (serving.model_reload); a request is answered by one version from start to end.
 Start it with `checkup-risk serve` (which pins the champion and passes the settings on) or
 `bentoml serve serving.service:RiskService` with CHECKUP_RISK_HOME and BENTOML_HOME set.
 Routes are a FastAPI app mounted at "/" so that request validation errors, status codes and the
-OpenAPI document are exactly ours; BentoML adds /healthz, /livez, /readyz and /metrics.
+OpenAPI document are exactly ours; BentoML adds /healthz, /livez and /readyz, and /metrics is ours
+(serving.http_metrics). Around the routes, outermost first: the audit trail (serving.audit), the
+request metrics, the API-key check (serving.auth), then the body guard and CORS.
 
 Importing this module reads nothing and needs no model. `build_service(settings)` makes the
 service class; `RiskService`, the name `bentoml serve` and `bentoml build` import, is made on first
