@@ -7,7 +7,7 @@ Start it with `checkup-risk serve` (which pins the champion and passes the setti
 Routes are a FastAPI app mounted at "/" so that request validation errors, status codes and the
 OpenAPI document are exactly ours; BentoML adds /healthz, /livez and /readyz, and /metrics is ours
 (serving.http_metrics). Around the routes, outermost first: the audit trail (serving.audit), the
-request metrics, the API-key check (serving.auth), then the body guard and CORS.
+request metrics, the API-key check (serving.auth), then CORS and the body guard.
 
 Importing this module reads nothing and needs no model. `build_service(settings)` makes the
 service class; `RiskService`, the name `bentoml serve` and `bentoml build` import, is made on first
