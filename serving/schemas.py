@@ -108,8 +108,9 @@ class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     checkups: list[Checkup] = Field(min_length=1, max_length=MAX_BATCH)  # type: ignore[valid-type]
-    explain: bool = True
-    top_k: int = Field(5, ge=0, le=len(FEATURES))
+    # Strict: "yes" or 1 is a caller's mistake to name, not a guess to make.
+    explain: bool = Field(True, strict=True)
+    top_k: int = Field(5, ge=0, le=len(FEATURES), strict=True)
 
 
 class ReportRequest(BaseModel):

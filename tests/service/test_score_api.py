@@ -203,3 +203,10 @@ def test_every_applicable_risk_carries_its_interval(client, service_home):
                 continue
             low, high = risk["probability_interval"]
             assert 0 <= low <= risk["probability"] <= high <= 1 and low < high
+
+
+@pytest.mark.parametrize("body", [{"explain": "yes"}, {"explain": 1}, {"top_k": "3"}, {"top_k": 2.0}])
+def test_request_options_are_strictly_typed(client, body):
+    r = client.post("/score", json={"checkups": [EXAMPLE_RECORD], **body})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] in ("explain", "top_k")
