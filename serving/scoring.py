@@ -22,7 +22,7 @@ import numpy as np
 from features.derive import FEATURES, Columns, absent_history, feature_matrix
 from features.eligibility import applicability
 from features.labels import FEATURE_GROUPS
-from features.schema import BY_NAME, KEY_INPUTS
+from features.schema import BY_NAME, KEY_INPUTS, age_to_group
 from models import provenance
 from models.bundle import RiskModel
 from models.engine import Scores
@@ -191,6 +191,12 @@ class Scorer:
             warnings = [f"{BY_NAME[k].label_en} ({k}) missing: estimates that use it are less precise" for k in missing]
             if r.get("age") is None:
                 warnings.append("age given only as a 5-year band: the band midpoint was used")
+            elif r.get("age_group") is not None and age_to_group(float(r["age"])) != int(r["age_group"]):
+                # Both given and they disagree: the exact age is the one used; the caller should know.
+                warnings.append(
+                    f"age {float(r['age']):g} is outside age_group {int(r['age_group'])} "
+                    f"({BY_NAME['age_group'].codes.get(int(r['age_group']), '?')}): the age was used"
+                )
             if same_day[i]:
                 # Allowed (a file may hold such rows too) but almost always a duplicate or a split
                 # visit: say so, since one of them was read as the other's history.

@@ -210,3 +210,11 @@ def test_request_options_are_strictly_typed(client, body):
     r = client.post("/score", json={"checkups": [EXAMPLE_RECORD], **body})
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] in ("explain", "top_k")
+
+
+def test_an_age_outside_its_age_group_is_said(client):
+    r = client.post("/score", json={"checkups": [dict(EXAMPLE_RECORD, age=50, age_group=10)]})
+    assert r.status_code == 200
+    assert any("outside age_group 10 (45-49): the age was used" in w for w in r.json()["results"][0]["warnings"])
+    ok = client.post("/score", json={"checkups": [dict(EXAMPLE_RECORD, age=47, age_group=10)]}).json()
+    assert not any("outside age_group" in w for w in ok["results"][0]["warnings"])
