@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from serve_ready import wait_ready  # bench/ is sys.path[0] when a script here runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -149,17 +150,7 @@ def main() -> None:
     memory: list[tuple[float, float]] = []
     stop = threading.Event()
     try:
-        import httpx
-
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise SystemExit(log_path.read_text()[-3000:])
-            time.sleep(1)
+        wait_ready(proc, url, log_path)
         token = (home / "api_token").read_text().strip()
         people = patients(250)[:200]
         bodies = [cds_body(p) for p in people]

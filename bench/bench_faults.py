@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
+from serve_ready import wait_ready  # bench/ is sys.path[0] when a script here runs
 
 STALLED_ISSUER = "https://stalled.example.org"
 
@@ -165,8 +166,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    import httpx
-
     tmp = tempfile.TemporaryDirectory()
     home = Path(args.home or Path(tmp.name) / "home").resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -192,15 +191,7 @@ def main() -> None:
     rows = []
     try:
         started = time.perf_counter()
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise SystemExit(log_path.read_text()[-3000:])
-            time.sleep(1)
+        wait_ready(proc, url, log_path)
         print(f"server ready after {time.perf_counter() - started:.0f} s")
         token = (home / "api_token").read_text().strip()
         asyncio.run(score_load(url, token, args.concurrency, 2))  # warm-up

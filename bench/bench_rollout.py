@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from serve_ready import wait_ready  # bench/ is sys.path[0] when a script here runs
 
 CONCURRENCY = 16
 TRAIN = (
@@ -130,7 +131,6 @@ def main() -> None:
         print(f"trained and registered versions 1 and 2 in {time.perf_counter() - started:.0f} s")
     else:
         promote(home, "1")
-    import httpx
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "CHECKUP_RISK_API_TOKEN"}
@@ -151,16 +151,7 @@ def main() -> None:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise SystemExit(log_path.read_text()[-3000:])
-            time.sleep(0.5)
+        wait_ready(proc, url, log_path)
         load = Load(url, (home / "api_token").read_text().strip())
         for t in load.threads:
             t.start()

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from serve_ready import wait_ready  # bench/ is sys.path[0] when a script here runs
 
 
 def free_port() -> int:
@@ -182,17 +183,7 @@ def main() -> None:
     peak = [0.0]
     stop = threading.Event()
     try:
-        import httpx
-
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise SystemExit((Path(tmp.name) / "server.log").read_text()[-3000:])
-            time.sleep(1)
+        wait_ready(proc, url, (Path(tmp.name) / "server.log"))
         print(f"server ready after {time.perf_counter() - started:.0f} s (includes the default model on a fresh home)")
         token = (home / "api_token").read_text().strip()
         body = {"checkups": [EXAMPLE_RECORD], "explain": True, "top_k": 5}

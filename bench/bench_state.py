@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import serve_ready  # bench/ is sys.path[0] when a script here runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -132,17 +133,9 @@ def start(home: Path, extra: dict[str, str] | None = None, workers: int = 1, cmd
 
 
 def wait_ready(server: Server, timeout: float = 180) -> float:
-    import httpx
-
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        if server.proc.poll() is not None:
-            raise SystemExit(f"{server.url} exited:\n{server.log_text()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                return time.perf_counter() - server.started
-        time.sleep(0.3)
-    raise SystemExit(f"{server.url} not ready in {timeout} s:\n{server.log_text()[-3000:]}")
+    """Seconds from the server's start until it is ready."""
+    serve_ready.wait_ready(server.proc, server.url, server.log, timeout)
+    return time.perf_counter() - server.started
 
 
 def stop(server: Server) -> None:
