@@ -17,6 +17,10 @@ applies:
 
 Nothing here feeds back into the model: the true-risk columns are read only to evaluate.
 
+`--truth record` replaces the generator's truth by a risk function of the record itself
+(bench/record_truth.py): there `cover_person` is the coverage the interval claims, of a truth the
+model's inputs determine.
+
 Also: fit time with and without members (`--compare-fit`), /score latency in process
 (Scorer.score_records, one record, explain=True, top_k=5: p50 with members vs the same model with its
 members removed) and batch throughput (1,000 records).
@@ -35,6 +39,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from record_truth import relabel  # bench/ is sys.path[0] when a script here runs
 
 from features.eligibility import eligibility
 from features.schema import OUTCOMES, label_column, true_risk_column
@@ -139,6 +144,13 @@ def main() -> None:
     ap.add_argument("--held-out", type=int, default=10000)
     ap.add_argument("--held-out-seed", type=int, default=9001)
     ap.add_argument("--bins", type=int, default=50)
+    ap.add_argument(
+        "--truth",
+        choices=("generator", "record"),
+        default="generator",
+        help="the synthetic generator's truth (hidden physiology), or a risk function of the record "
+        "(bench/record_truth.py)",
+    )
     ap.add_argument("--members", type=int, default=None, help="interval members (default: the RiskModel default)")
     ap.add_argument("--compare-fit", action="store_true", help="also fit without members, for the fit-time cost")
     ap.add_argument("--repeats", type=int, default=400)
@@ -149,8 +161,11 @@ def main() -> None:
     train = generate_cohort(args.people, args.seed)
     held = generate_cohort(args.held_out, args.held_out_seed)
     held["person_id"] = "heldout-" + held["person_id"].astype(str)
+    if args.truth == "record":
+        train, held = relabel(train, args.seed), relabel(held, args.held_out_seed)
     params = {} if args.members is None else {"interval_members": args.members}
     report: dict = {
+        "truth": args.truth,
         "people": args.people,
         "checkups": len(train),
         "held_out_people": args.held_out,

@@ -17,7 +17,10 @@ On a held-out synthetic longitudinal cohort (persons never seen in training):
       the model, of the logistic partner fitted on the same rows, and of a default scikit-learn
       HistGradientBoostingClassifier fitted on the same rows; and their ratio to the oracle's.
 
-    .venv/bin/python bench/bench_point_of_care.py [--train-people 20000] [--test-people 4000]
+    .venv/bin/python bench/bench_point_of_care.py [--train-people 20000] [--test-people 4000] [--truth record]
+
+`--truth record` replaces the generator's truth by a risk function of the record itself
+(bench/record_truth.py): the same people and checkups, a truth a model of the record can reach.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from record_truth import relabel  # bench/ is sys.path[0] when a script here runs
 
 
 def _table(header: list[str], rows: list[list[object]]) -> str:
@@ -57,6 +61,13 @@ def main() -> None:
     parser.add_argument("--test-people", type=int, default=4_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--truth",
+        choices=("generator", "record"),
+        default="generator",
+        help="the synthetic generator's truth (hidden physiology), or a risk function of the record "
+        "(bench/record_truth.py)",
+    )
+    parser.add_argument(
         "--fhir-persons", type=int, default=1000, help="persons checked through the FHIR path (it is the slowest)"
     )
     args = parser.parse_args()
@@ -77,9 +88,12 @@ def main() -> None:
     train = generate_cohort(people=args.train_people, seed=args.seed)
     test = generate_cohort(people=args.test_people, seed=args.seed + 1000)
     test["person_id"] = "T" + test["person_id"].astype(str)  # never a training person
+    if args.truth == "record":
+        train, test = relabel(train, args.seed), relabel(test, args.seed + 1000)
     print(
         f"cohorts: train {len(train):,} checkups of {args.train_people:,} persons, "
-        f"held-out {len(test):,} checkups of {args.test_people:,} persons ({time.perf_counter() - t0:.1f} s)"
+        f"held-out {len(test):,} checkups of {args.test_people:,} persons ({time.perf_counter() - t0:.1f} s); "
+        f"truth: {args.truth}"
     )
 
     t0 = time.perf_counter()

@@ -304,8 +304,12 @@ class OutcomeFitter:
         """`interval_members` members on random halves of the persons of `fit_idx` (the main booster's
         training rows), same setting and rounds, no early stopping (see `models.interval`).
 
-        With `calib_idx` (split mode) each member refits the Platt calibration on a random half of the
-        calibration persons; without (cross-validated mode) it takes the main model's calibration."""
+        Each member refits the Platt calibration, as the main model does, on persons it was not fit
+        on: with `calib_idx` (split mode) a random half of the calibration persons; without
+        (cross-validated mode) the other half of `fit_idx`, the persons the member did not see, as
+        the main model's calibration comes from out-of-fold margins. The calibration's own
+        uncertainty is then part of the members' spread (it is the larger part where events are
+        few)."""
         if self.s.interval_members < 2:
             return []
         rounds = model.booster.num_boosted_rounds()
@@ -319,8 +323,8 @@ class OutcomeFitter:
             booster = self._train({**params, "seed": self.s.random_state + 1 + j}, y, part, None, rounds)
             linear = self._fit_linear(y, part, constraints) if model.blends else None
             member = Member(booster=booster, calib_a=model.calib_a, calib_b=model.calib_b, linear=linear)
-            if calib_idx is not None:
-                cal = self._half_of_persons(calib_idx, rng)
+            cal = self._half_of_persons(calib_idx, rng) if calib_idx is not None else np.setdiff1d(fit_idx, part)
+            if 0 < y[cal].sum() < len(cal):
                 margin = booster.predict(self._labelled_dmatrix(y, cal), output_margin=True)
                 member.calib_a, member.calib_b = fit_platt(model.blend(margin, self.data.Xf[cal], linear), y[cal])
             members.append(member)
