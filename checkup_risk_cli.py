@@ -70,9 +70,30 @@ def _fmt_value(v) -> str:
     return str(v)
 
 
+def _say_rejects(rows_in: int, rejects, max_share: float = 1.0) -> str | None:
+    """Say on stderr how many of `rows_in` rows were rejected, and their top reasons, as `train`
+    does (`features.rejects.summary`); nothing when none was. Returns the one-line reason to fail
+    when more than `max_share` of the rows were rejected, else None."""
+    from features.rejects import summary, too_many
+
+    rejected, share, lines = summary(rejects, rows_in)
+    if not rejected:
+        return None
+    for line in lines:
+        print(line, file=sys.stderr)
+    return too_many(rejected, rows_in, share, max_share)
+
+
+def _max_reject_share(args: argparse.Namespace) -> float:
+    if not 0 <= args.max_reject_share <= 1:
+        raise CliError("--max-reject-share must lie between 0 and 1")
+    return 1.0 if args.allow_rejects else args.max_reject_share
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from features.readers import absent_input_notes, absent_key_inputs, read_checkups
     from features.validation import run_suite
+    from serving.batch_input import validate_read
 
     path = Path(args.path)
     if not path.exists():
@@ -98,7 +119,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"  row {idx + 1} (person {pid}): {f.field} = {_fmt_value(value)}")
     if report.docs_index is not None:
         print(f"Data Docs: {report.docs_index}")
-    ok = report.success and len(read.rejects) == 0
+    # The rows `score` would reject (reading and the record checks), counted and explained as
+    # `score` and `train` do.
+    _records, rejects = validate_read(read.frame, read.rejects)
+    _say_rejects(n_rows, rejects)
+    ok = report.success and len(rejects) == 0
     print("PASSED" if ok else "FAILED: critical expectations failed")
     return 0 if ok else 1
 
@@ -124,8 +149,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for path in args.data:
         if not Path(path).exists():
             raise CliError(f"no such file: {path}")
-    if not 0 <= args.max_reject_share <= 1:
-        raise CliError("--max-reject-share must lie between 0 and 1")
+    max_reject_share = _max_reject_share(args)
     if args.promote_min_events < 1:
         raise CliError("--promote-min-events must be 1 or more")
     registry.configure(args.settings.home, args.settings.mlflow_uri)
@@ -141,7 +165,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         engine=args.engine,
         scheduler=args.scheduler,
         workers=args.workers,
-        max_reject_share=1.0 if args.allow_rejects else args.max_reject_share,
+        max_reject_share=max_reject_share,
         promote_min_events=args.promote_min_events,
     )
     print(summary_table(result.metrics))
@@ -188,6 +212,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise CliError(f"--output must end in .csv or .parquet: {args.output}")
     if args.explain < 0:
         raise CliError("--explain must be 0 or more")
+    max_reject_share = _max_reject_share(args)
     workers_given = args.workers is not None
     args.workers = 2 if args.workers is None else args.workers
     if args.engine != "dask" and (args.scheduler or workers_given):
@@ -248,6 +273,13 @@ def cmd_score(args: argparse.Namespace) -> int:
         f"model version {version}: {summary['rows_in']:,} rows in, {summary['rows_scored']:,} scored "
         f"-> {args.output}, {summary['rows_rejected']:,} rejected -> {summary['rejects_path']}"
     )
+    too_many = _say_rejects(summary["rows_in"], summary["reject_reasons"], max_reject_share)
+    if too_many:
+        # Both files are written: nothing is lost, but the run is not a success.
+        raise CliError(
+            f"{too_many}; both files are written: fix the input, or accept this with "
+            "--max-reject-share SHARE or --allow-rejects"
+        )
     return 0
 
 
@@ -589,6 +621,22 @@ def cmd_bento(args: argparse.Namespace) -> int:
     return 0
 
 
+# As features.rejects.MAX_REJECT_SHARE (not imported here, so that --help stays fast).
+DEFAULT_MAX_REJECT_SHARE = 0.2
+
+
+def _reject_options(p: argparse.ArgumentParser, stop: str, allow: str) -> None:
+    """`--max-reject-share` and `--allow-rejects`, alike for `train` and `score`."""
+    p.add_argument(
+        "--max-reject-share",
+        type=float,
+        default=DEFAULT_MAX_REJECT_SHARE,
+        metavar="SHARE",
+        help=f"{stop}; the count and top 5 reasons go to stderr either way (default {DEFAULT_MAX_REJECT_SHARE})",
+    )
+    p.add_argument("--allow-rejects", action="store_true", help=f"{allow} (same as --max-reject-share 1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from models.outcomes import OUTCOMES
 
@@ -632,20 +680,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (default: a LocalCluster)")
     p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
-    # Defaults as training.train.MAX_REJECT_SHARE and training.promotion.MIN_EVENTS (not imported here,
-    # so that --help stays fast).
-    p.add_argument(
-        "--max-reject-share",
-        type=float,
-        default=0.2,
-        metavar="SHARE",
-        help="stop (exit 2, nothing trained) when validation rejects more than this share of the "
-        "rows; the count and top 5 reasons are printed either way (default 0.2)",
-    )
-    p.add_argument(
-        "--allow-rejects",
-        action="store_true",
-        help="train on the valid rows however many are rejected (same as --max-reject-share 1)",
+    # Defaults as training.promotion.MIN_EVENTS (not imported here, so that --help stays fast).
+    _reject_options(
+        p,
+        "stop (exit 2, nothing trained) when validation rejects more than this share of the rows",
+        "train on the valid rows however many are rejected",
     )
     p.add_argument(
         "--promote-min-events",
@@ -701,6 +740,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=200_000,
         metavar="N",
         help="rows read (and held) at a time; also the dask partition size (default 200000)",
+    )
+    _reject_options(
+        p,
+        "exit 2 (after writing the output and the rejects file) when more than this share of the rows is rejected",
+        "exit 0 however many rows are rejected",
     )
     p.set_defaults(func=cmd_score)
 

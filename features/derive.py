@@ -396,6 +396,17 @@ def absent_history(X: np.ndarray) -> np.ndarray:
     return hidden
 
 
+def unmeasured(X: np.ndarray) -> np.ndarray:
+    """Boolean, the shape of the model matrix `X`: True where a feature of the checkup itself is
+    missing (not measured, or not computable from what was measured). Its SHAP contribution is the
+    model's adjustment for the missing value, not a risk factor of the person: clinician-facing
+    explanations fold it into the unlisted rest (`serving.scoring.grouped_contributions`), and the
+    data-scientist views that list it say it was missing. Absent history is `absent_history`."""
+    missing = np.isnan(X)
+    missing[:, _LONGITUDINAL_COLUMNS] = False
+    return missing
+
+
 def build_features(df: pd.DataFrame) -> pd.DataFrame:
     """The model matrix as a frame: float64 columns in `FEATURES` order, one row per record."""
     return pd.DataFrame(feature_matrix(df), index=df.index, columns=list(FEATURES))

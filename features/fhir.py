@@ -17,8 +17,9 @@ person in a file: the caller passes all the records to `Scorer.score_records` an
 result. Every checkup the bundle holds is used as history, as every earlier row of a file is (the
 CDS prefetch cannot filter by date; its `_count` bounds what a server sends). A caller may pass
 `history_window_years` to leave out checkups that start longer before the newest one. An
-Observation with no date at all can only belong to the newest checkup, and only for a field that
-checkup lacks.
+Observation with no date at all (no effective[x], no issued) is left out with a warning: it may be
+years old. Two different values of one field at the same time: the first in the input is used, with
+a warning naming both.
 
 Conditions count from their onset (onsetDateTime, onsetPeriod.start, else recordedDate): a Condition
 with onset after a checkup is not history for that checkup; one without any date counts for every
@@ -42,7 +43,9 @@ Dates. An Observation's date is the first of effectiveDateTime, effectiveInstant
 effectivePeriod.start, issued that is a plausible checkup date (EXAM_DATE_MIN .. today); one that is
 not (a 0001-01-01 placeholder, a typo, a future date) is a warning naming its path, and an
 Observation with no plausible date but some date is left out. Only when every dated measurement is
-left out is the patient refused, with those issues. A history date (onset, recordedDate, effective,
+left out is the patient refused, with those issues. A date of a year or
+a month only ("2023", "2023-05"; a birthDate too) is read as its first day, with a warning that it
+is approximate. A history date (onset, recordedDate, effective,
 dateAsserted, authoredOn, FamilyMemberHistory.date) before the birth year or in the future is read
 as no date, with a warning; earlier dates than EXAM_DATE_MIN are real history.
 
@@ -66,10 +69,16 @@ finding, a yes/no answer (HL7 v2-0136 Y/N, LOINC LA33-6 / LA32-8, valueBoolean) 
 
 Robust reading. Every quantity's unit is checked: molar and other convertible units are converted
 with the analyte's factor, so a value is never read in the wrong unit. A value that cannot be read
-(an unknown answer code, a unit that cannot be converted or is missing, no number) leaves its field
-missing and becomes a warning naming the resource: it never refuses the patient. Only what cannot
-describe a person (no Patient, no usable sex or birth date) or data about another patient is refused
-with `FhirInputError`. The records are then validated like any other record by the caller.
+(an unknown answer code, a unit that cannot be converted or is missing, no number) or that lies
+outside its field's plausible range (`features.schema` low..high) after conversion leaves its field
+missing and becomes a warning naming the resource (for a range, the value sent, the converted value
+and the range): it never refuses the patient. A resource that is not valid FHIR R4 (checked by the
+fhir.resources R4B models) is left out with a warning saying what is wrong; a Patient that is not
+refuses. LOINC is read under its URI and its OID (urn:oid:2.16.840.1.113883.6.1). Resources may
+refer to the Patient by its reference, by an absolute URL ending in it, or by the Patient entry's
+fullUrl (a urn:uuid in a transaction Bundle); a Patient without an id is known by its fullUrl. Only
+what cannot describe a person (no Patient, no usable sex or birth date) or data about another
+patient is refused with `FhirInputError`. The records are then validated like any other record by the caller.
 """
 
 from __future__ import annotations
@@ -80,10 +89,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from features.condition_names import history_of_names
 from features.medications import classes_of_names
 from features.schema import BY_NAME, EXAM_DATE_MIN, EXAM_DATE_RANGE_TEXT, SEX_CODES, SEX_WORDS
 
 LOINC = "http://loinc.org"
+# LOINC's HL7 OID, which CDA-derived and older HL7 v2 systems send as the system: read as LOINC.
+LOINC_OID = "urn:oid:2.16.840.1.113883.6.1"
 SNOMED = "http://snomed.info/sct"
 ATC = "http://www.whocc.no/atc"
 UCUM = "http://unitsofmeasure.org"
@@ -411,7 +423,9 @@ _MEDICATION_ATC = {
     "on_diabetes_medication": ("A10",),
     "on_statin": ("C10AA", "C10BA", "C10BX"),
 }
-_ACTIVE_STATEMENT = frozenset({"active", "intended", "on-hold"})
+# A statement counts as treatment only while "active": "intended" is not yet taken, "on-hold" is
+# paused, and stopped, completed, unknown and entered-in-error say nothing about now (not-taken is a no).
+_ACTIVE_STATEMENT = frozenset({"active"})
 _ACTIVE_REQUEST = frozenset({"active"})
 # A completed (dispensed) prescription: Korean systems (KR Core's examples among them) mark each
 # dispensed chronic-disease prescription so, and renew it every one to six months. It counts as
@@ -470,6 +484,7 @@ class _Value:
     when: dt.datetime | None
     value: float | int
     ref: str
+    code: str = ""  # the LOINC code it was read from
 
 
 @dataclass(frozen=True)
@@ -556,8 +571,13 @@ def _day(when: dt.datetime | None) -> dt.date | None:
     return when.date() if when is not None else None
 
 
+# Other spellings of a code system's URI that mean the same system.
+_SYSTEM_ALIASES: dict[str, frozenset[str]] = {LOINC: frozenset({LOINC, LOINC_OID})}
+
+
 def _codes(concept: dict | None, system: str) -> list[str]:
-    return [c.get("code") for c in (concept or {}).get("coding") or [] if c.get("system") == system and c.get("code")]
+    systems = _SYSTEM_ALIASES.get(system, frozenset({system}))
+    return [c.get("code") for c in (concept or {}).get("coding") or [] if c.get("system") in systems and c.get("code")]
 
 
 def _unit_keys(quantity: dict) -> list[str]:
@@ -593,7 +613,27 @@ def _quantity(measure: Measure, quantity: dict | None, where: str, loinc: str) -
             f"LOINC {loinc} ({measure.field}): unit '{shown}' cannot be converted "
             f"(accepted: {accepted}; the record is in {f.unit}): left missing",
         )
-    return round(float(quantity["value"]) * measure.units[unit], 4)
+    value = round(float(quantity["value"]) * measure.units[unit], 4)
+    if (f.low is not None and value < f.low) or (f.high is not None and value > f.high):
+        # Read, but not a value of this field (a typo, or a mg/dL number sent as mmol/L). The
+        # warning names the unit it was read in and the conversion, never the value (warnings
+        # never echo submitted values), so that the sender can see which it was.
+        shown = quantity.get("code") or quantity.get("unit")
+        converted = "" if measure.units[unit] == 1.0 else f", converted to {f.unit},"
+        return Issue(
+            where,
+            f"LOINC {loinc} ({measure.field}): the value sent in {shown}{converted} is outside the plausible "
+            f"{_number(f.low)}-{_number(f.high)} {f.unit} (a typo, or a value in another unit?): left missing",
+        )
+    return value
+
+
+def _number(value: float | None) -> str:
+    """A number as a person writes it: 2432, 0.45, 30 (never 2432.1600000001 or 3e+03)."""
+    if value is None:
+        return "?"
+    text = f"{float(value):.4g}"
+    return f"{float(value):.0f}" if "e" in text else text
 
 
 def _answer(
@@ -635,7 +675,7 @@ def _observation_values(resource: dict, ref: str, warnings: list[Issue], when: d
             if isinstance(got, Issue):
                 warnings.append(got)
             elif got is not None:
-                out.append(_Value(got[0], when, got[1], ref))
+                out.append(_Value(got[0], when, got[1], ref, loinc))
     return out
 
 
@@ -766,6 +806,7 @@ class _Medicine(NamedTuple):
 
     atc: list[str]
     names: list[str]
+    unresolved: bool = False  # a medicationReference that names no Medication sent with it
 
 
 def _concept_names(concept: object) -> list[str]:
@@ -807,6 +848,7 @@ def _medicine(resource: dict, medications: dict[str, dict]) -> _Medicine:
     atc += ext_atc
     names = ext_names + _concept_names(concept)
     ref = (resource.get("medicationReference") or {}).get("reference")
+    target = None
     if ref:
         target = medications.get(ref)
         if target is None and ref.startswith("#"):
@@ -825,7 +867,7 @@ def _medicine(resource: dict, medications: dict[str, dict]) -> _Medicine:
                 atc += _codes(item, ATC) if isinstance(item, dict) else []
                 names += _concept_names(item)
             names += _concept_names(target.get("code"))
-    return _Medicine(atc, names)
+    return _Medicine(atc, names, unresolved=bool(ref) and target is None)
 
 
 def _treatment_fields(medicine: _Medicine) -> set[str] | None:
@@ -864,7 +906,6 @@ class _Reading:
     warnings: list[Issue] = field(default_factory=list)  # values left missing because unreadable
     issues: list[Issue] = field(default_factory=list)  # what refuses the patient
     ignored: int = 0  # results skipped for their status
-    undated_out: list[Issue] = field(default_factory=list)  # Observations left out for their dates
 
     def history_day(self, resource: dict, ref: str, paths: tuple[tuple[str, ...], ...]) -> dt.date | None:
         """The day a history fact holds from, or None; a date before the birth year or in the future
@@ -883,43 +924,64 @@ def read_patient(
     today: dt.date | None = None,
     visit_window_days: int = VISIT_DAYS,
     history_window_years: float | None = None,
+    patient_url: str | None = None,
 ) -> FhirCheckup:
     """The canonical records of `patient`'s checkups from (resource, fullUrl) pairs.
 
-    Raises FhirInputError only when no person can be described (no Patient, id, sex or birth date)
-    or a resource is about another patient; unreadable values become `warnings`.
+    `patient_url` is the Patient entry's fullUrl in a Bundle: resources may refer to the Patient by
+    it (a urn:uuid in a transaction Bundle), and a Patient without an id is known by it.
+    Raises FhirInputError only when no person can be described (no Patient, id, sex or birth date,
+    a Patient that is not valid FHIR R4) or a resource is about another patient; unreadable values,
+    and resources that are not valid FHIR R4 (left out), become `warnings`.
     """
-    pid, patient_ref, sex, birth_at, issues = _patient(patient)
-    resources = list(resources)
+    pid, patient_ref, sex, birth_at, issues = _patient(patient, patient_url)
     today = today or dt.date.today()
     born = dt.date(birth_at.year, 1, 1) if birth_at is not None else dt.date.min
-    reading = _Reading({patient_ref}, _medications(resources), today, born, issues=issues)
+    warnings: list[Issue] = []
+    if birth_at is not None and _partial_date(patient.get("birthDate")):
+        warnings.append(
+            Issue(
+                f"{patient_ref}.birthDate",
+                "is a year or a month only: read as its first day, so the age is approximate",
+            )
+        )
+    resources = _valid_resources(resources, warnings)
+    refs = {patient_ref, *([patient_url] if patient_url else [])}
+    reading = _Reading(refs, _medications(resources), today, born, warnings=warnings, issues=issues)
     for resource, full_url in resources:
         read = _RESOURCE_READERS.get(str(resource.get("resourceType")))
         if read is not None:
             read(resource, _ref(resource, full_url), reading)
-    if not reading.values and reading.undated_out:
-        # Every measurement was left out for its date: say that, not that the measurements are missing.
-        reading.issues += reading.undated_out
     if reading.issues:
         raise FhirInputError(reading.issues)
     assert sex is not None and birth_at is not None  # else an issue was raised above
-    visits = _group_visits(reading.values, visit_window_days, today)
+    visits = _group_visits(reading.values, visit_window_days, today, reading.warnings)
     if history_window_years is not None:
         cutoff = visits[-1][0] - dt.timedelta(days=round(history_window_years * 365.25))
         visits = [v for v in visits if v[0] >= cutoff]
     return _checkups(_Person(pid, patient_ref, sex, birth_at.date()), visits, reading, visit_window_days)
 
 
-def _patient(patient: dict) -> tuple[str, str, str | None, dt.datetime | None, list[Issue]]:
-    """(id, reference, sex, birth date, issues) of the Patient; no Patient or no id refuses at once,
-    no usable sex or birth date is an issue (raised with the others, once every resource is read)."""
+def _patient(
+    patient: dict, full_url: str | None = None
+) -> tuple[str, str, str | None, dt.datetime | None, list[Issue]]:
+    """(id, reference, sex, birth date, issues) of the Patient; no Patient, no id (nor a fullUrl to
+    know it by) or a Patient that is not valid FHIR R4 refuses at once, no usable sex or birth date
+    is an issue (raised with the others, once every resource is read)."""
     if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
         raise FhirInputError([Issue("patient", "a Patient resource is required")], status=412)
+    problem = resource_problem(patient)
+    if problem is not None:
+        where = _ref(patient, full_url)
+        raise FhirInputError([Issue(where, f"the Patient is not valid FHIR R4 ({problem}): no person can be read")])
     pid = patient.get("id")
-    if not pid:
-        raise FhirInputError([Issue("Patient.id", "the Patient needs an id")])
     ref = f"Patient/{pid}"
+    if not pid:
+        pid = _id_of_url(full_url)
+        if pid is None:
+            raise FhirInputError([Issue("Patient.id", "the Patient needs an id (or, in a Bundle, a fullUrl)")])
+        # Known by its fullUrl: a RESTful one (.../Patient/p1) gives the usual reference, a urn:uuid is its own.
+        ref = f"Patient/{pid}" if re.search(r"(^|/)Patient/[^/]+$", str(full_url)) else str(full_url)
     issues: list[Issue] = []
     sex = _SEX_OF_GENDER.get(patient.get("gender") or "")
     if sex is None:
@@ -930,6 +992,117 @@ def _patient(patient: dict) -> tuple[str, str, str | None, dt.datetime | None, l
     if birth_at is None:
         issues.append(Issue(f"{ref}.birthDate", "is required to know the age"))
     return pid, ref, sex, birth_at, issues
+
+
+def _id_of_url(full_url: str | None) -> str | None:
+    """The Patient's id from its fullUrl: .../Patient/<id> or urn:uuid:<uuid> (urn:oid:<oid>)."""
+    text = str(full_url or "")
+    found = re.fullmatch(r"(?:.*/)?Patient/([A-Za-z0-9.-]{1,64})", text) or re.fullmatch(
+        r"urn:(?:uuid|oid):([A-Za-z0-9.-]{1,64})", text, flags=re.IGNORECASE
+    )
+    return found.group(1) if found else None
+
+
+def _partial_date(text: object) -> bool:
+    """A FHIR date of a year ("2023") or a month ("2023-05") only."""
+    return isinstance(text, str) and re.fullmatch(r"\d{4}(-\d{2})?", text) is not None
+
+
+# fhir.resources' names of the FHIR primitive types that hold a number or a point in time.
+_NUMBER_TYPES = frozenset({"Decimal", "Integer", "Integer64", "PositiveInt", "UnsignedInt"})
+_TIME_TYPES = frozenset({"Date", "DateTime", "Instant", "Time"})
+
+
+def plain_problem(error: Mapping) -> tuple[str, str]:
+    """(path, what is wrong in plain words) of one fhir.resources (pydantic) error; never the value."""
+    path = ".".join(str(x) for x in error.get("loc", ()))
+    kind = str(error.get("type", ""))
+    message = str(error.get("msg", ""))
+    primitive = re.search(r"(\w+) value string does not match", message)
+    name = primitive.group(1) if primitive else ""
+    if "missing" in kind:
+        words = "is required but missing"
+    elif kind == "extra_forbidden":
+        words = "is not an element of this resource in FHIR R4"
+    elif name in _NUMBER_TYPES or kind.startswith(("int_", "float_", "decimal_")):
+        words = "is not a number"
+    elif name in _TIME_TYPES or kind.startswith(("date", "time")):
+        words = "is not a valid date or time"
+    elif kind.startswith("bool"):
+        words = "is not true or false"
+    elif name:
+        words = f"is not a valid FHIR {name}"
+    elif "Expect any of field value" in message:
+        words = "needs one of the choices of a [x] element"
+    elif "Any of one field value is expected" in message:
+        words = "has more than one of the choices of a [x] element (e.g. valueQuantity and valueString)"
+    elif kind == "list_type":
+        words = "must be a list"
+    elif kind in ("dict_type", "model_type", "json_invalid", "model_attributes_type"):
+        words = "must be an object"
+    elif kind.startswith("string"):
+        words = "is not text of the form FHIR allows here"
+    else:
+        words = "is not valid here"
+    return path, words
+
+
+def _read_anyway(error: Mapping) -> bool:
+    """An R4B error this reader deals with itself, better than by leaving the resource out: a date
+    it cannot parse (read as no date, with a warning naming its path) and a required element that
+    is absent (read as absent: an Observation without status is not a result to use, a medicine
+    statement without a medicine gets its own warning)."""
+    words = plain_problem(error)[1]
+    return words in (
+        "is not a valid date or time",
+        "is required but missing",
+        "needs one of the choices of a [x] element",
+    )
+
+
+def resource_problem(resource: object) -> str | None:
+    """Why a resource is not valid FHIR R4 (checked by the fhir.resources R4B models), in plain
+    words naming the elements (never their values); None when it is valid, or when its only problems
+    are ones this reader reads through (`_read_anyway`)."""
+    from fhir.resources.R4B import get_fhir_model_class
+    from pydantic import ValidationError
+
+    kind = resource.get("resourceType") if isinstance(resource, dict) else None
+    try:
+        model = get_fhir_model_class(kind) if isinstance(kind, str) else None
+    except (KeyError, ValueError, ImportError, AttributeError):
+        model = None
+    if model is None:
+        return "not a FHIR R4 resource type"
+    try:
+        model.model_validate(resource)
+    except ValidationError as exc:
+        problems = [plain_problem(e) for e in exc.errors() if not _read_anyway(e)]
+        if not problems:
+            return None
+        shown = [f"{path} {words}" if path else words for path, words in problems[:3]]
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        return "; ".join(shown) + more
+    except (TypeError, ValueError, KeyError) as exc:  # fhir.resources raises these for some malformed input
+        return f"malformed ({type(exc).__name__})"
+    return None
+
+
+def _valid_resources(
+    resources: Iterable[tuple[dict, str | None]], warnings: list[Issue]
+) -> list[tuple[dict, str | None]]:
+    """The resources that are valid FHIR R4; each other one is left out with a warning naming it and
+    what is wrong, so that one malformed value never refuses the patient (contract section 3)."""
+    kept = []
+    for k, (resource, full_url) in enumerate(resources):
+        problem = resource_problem(resource)
+        if problem is None:
+            kept.append((resource, full_url))
+            continue
+        ref = _ref(resource, full_url)
+        where = ref if "/" in ref or ":" in ref else f"{ref} (resource {k + 1} of the patient's)"
+        warnings.append(Issue(where, f"is not valid FHIR R4 ({problem}): the resource is not used"))
+    return kept
 
 
 def _medications(resources: list[tuple[dict, str | None]]) -> dict[str, dict]:
@@ -959,11 +1132,23 @@ def _read_observation(resource: dict, ref: str, reading: _Reading) -> None:
                 for path in got.bad
             ]
             reading.warnings += issues
-            reading.undated_out += issues
+            return
+        if got.when is None:
+            # No date at all: the value may be years old, so it is not read as today's.
+            unread: list[Issue] = []
+            if _observation_values(resource, ref, unread, None) or unread:
+                reading.warnings.append(Issue(ref, "has no date (effective[x] or issued): the Observation is not used"))
             return
         for path in got.bad:
             reading.warnings.append(
                 Issue(f"{ref}.{path}", f"is not a checkup date ({EXAM_DATE_RANGE_TEXT}): {got.path} used instead")
+            )
+        if _partial_date(_at(resource, tuple(got.path.split(".")))):
+            reading.warnings.append(
+                Issue(
+                    f"{ref}.{got.path}",
+                    "is a year or a month only: read as its first day, so the checkup date is approximate",
+                )
             )
         reading.values += _observation_values(resource, ref, reading.warnings, got.when)
 
@@ -973,10 +1158,50 @@ def _read_condition(resource: dict, ref: str, reading: _Reading) -> None:
     if not _about_patient(resource, reading.patient_refs) or _IN_ERROR in status:
         return
     names = _history_fields(resource.get("code"))
+    if not names and not _icd_coded(resource.get("code")):
+        # No code this service knows (text only, a local system, a SNOMED CT code outside the
+        # table): the common names in its text and displays, read conservatively, else a warning.
+        names = _condition_names(resource, ref, reading)
     if names and _REFUTED in status:
         reading.negatives.append(_Dated(frozenset(names), reading.history_day(resource, ref, _REFUTED_DATES), ref))
     elif names:
         reading.facts.append(_Dated(frozenset(names), reading.history_day(resource, ref, _ONSET_DATES), ref))
+
+
+def _icd_coded(concept: object) -> bool:
+    """Whether the concept has an ICD-10 or KCD code: `_HISTORY_ICD` covers every ICD-10 category of
+    the history fields, so such a code of another category is another disease, not an unknown."""
+    codings = (concept.get("coding") or []) if isinstance(concept, dict) else []
+    systems = [str(c.get("system", "")).lower() for c in codings if isinstance(c, dict) and c.get("code")]
+    return any("icd-10" in s or "icd10" in s or "kcd" in s for s in systems)
+
+
+_CONDITIONS_READ = "stroke, heart disease, hypertension, diabetes, dyslipidemia"
+
+
+def _condition_names(resource: dict, ref: str, reading: _Reading) -> set[str]:
+    """The history fields a Condition without a known code names in its text and displays
+    (`features.condition_names`); when none, a warning naming the Condition (never its text)."""
+    concept = resource.get("code")
+    texts = _concept_names(concept)
+    got = history_of_names(texts)
+    if got.fields:
+        return set(got.fields)
+    if not texts:
+        message = f"has no code this service knows and no text: not read as any of {_CONDITIONS_READ}"
+    elif got.doubtful:
+        message = (
+            f"its text names one of {_CONDITIONS_READ} together with a negation, a doubt, another person or "
+            "a qualifier (such as no, rule out, suspected, family history, pulmonary): not counted; a code "
+            "(ICD-10 / KCD-8 or SNOMED CT) would be read"
+        )
+    else:
+        message = (
+            f"neither its code nor its text names one of {_CONDITIONS_READ} in a way this service reads: "
+            "if it is one of them, it is not counted; a code (ICD-10 / KCD-8 or SNOMED CT) would be read"
+        )
+    reading.warnings.append(Issue(f"{ref}.code", message))
+    return set()
 
 
 def _read_family_history(resource: dict, ref: str, reading: _Reading) -> None:
@@ -1008,15 +1233,21 @@ def _read_medication(resource: dict, ref: str, reading: _Reading) -> None:
         or resource.get("intent") in _NOT_TREATMENT_INTENT
     ):
         return
-    names = _treatment_fields(_medicine(resource, reading.medications))
+    medicine = _medicine(resource, reading.medications)
+    names = _treatment_fields(medicine)
     if names is None:
         # An unknown medicine may well be of another class: say so, never the name.
         where = "medicationReference" if resource.get("medicationReference") else "medicationCodeableConcept"
+        why = (
+            "the reference could not be resolved (no Medication with that reference or fullUrl was sent, "
+            "nor a contained one)"
+            if medicine.unresolved
+            else "no ATC code and no ingredient name this service recognises"
+        )
         reading.warnings.append(
             Issue(
                 f"{ref}.{where}",
-                "no ATC code and no ingredient name this service recognises: its drug class "
-                "(antihypertensive, diabetes medication, statin) could not be read",
+                f"{why}: its drug class (antihypertensive, diabetes medication, statin) could not be read",
             )
         )
     elif names:
@@ -1104,8 +1335,12 @@ def _visit_of(day: dt.date | None, starts: list[dt.date], window: int) -> int | 
     return None
 
 
-def _group_visits(values: list[_Value], window: int, today: dt.date) -> list[tuple[dt.date, dict[str, _Value]]]:
-    """(first day, field -> chosen value) per visit, oldest first (see the module docstring)."""
+def _group_visits(
+    values: list[_Value], window: int, today: dt.date, warnings: list[Issue] | None = None
+) -> list[tuple[dt.date, dict[str, _Value]]]:
+    """(first day, field -> chosen value) per visit, oldest first (see the module docstring). Two
+    different values of a field taken at the same time: the first in the input is used, and a
+    warning (into `warnings`) names both, since the order of a search result means nothing."""
     dated = sorted(((v.when, v) for v in values if v.when is not None), key=lambda p: p[0])  # stable on ties
     visits: list[tuple[dt.date, dict[str, _Value]]] = []
     chosen_at: dict[str, dt.datetime] = {}  # when the chosen value of each field of the last visit was taken
@@ -1118,12 +1353,26 @@ def _group_visits(values: list[_Value], window: int, today: dt.date) -> list[tup
         # Sorted by time, so a later value of the same field within the visit is the newer one.
         if v.name not in chosen or when > chosen_at[v.name]:
             chosen[v.name], chosen_at[v.name] = v, when
+        elif when == chosen_at[v.name] and warnings is not None and _differ(chosen[v.name].value, v.value):
+            used = chosen[v.name]
+            warnings.append(
+                Issue(
+                    v.ref,
+                    f"LOINC {v.code} ({v.name}) {_number(v.value)} has the same time as LOINC {used.code} "
+                    f"{_number(used.value)} in {used.ref}, a different value: {_number(used.value)} used",
+                )
+            )
     if not visits:
         visits.append((today, {}))  # nothing dated: measured "now", as before
     for v in values:
         if v.when is None and v.name not in visits[-1][1]:
             visits[-1][1][v.name] = v
     return visits
+
+
+def _differ(a: float, b: float) -> bool:
+    """Two values of one field that are not the same result (a unit conversion's rounding aside)."""
+    return abs(a - b) > 0.005 * max(abs(a), abs(b), 1e-9)
 
 
 def _history_fields(concept: dict | None) -> set[str]:
@@ -1159,18 +1408,20 @@ def read_bundle(
 ) -> FhirCheckup:
     """The records of the one Patient in a Bundle (contract section 3)."""
     entries = bundle_entries(bundle)
-    patients = [r for r, _ in entries if r.get("resourceType") == "Patient"]
+    patients = [(r, u) for r, u in entries if r.get("resourceType") == "Patient"]
     if len(patients) != 1:
         raise FhirInputError(
             [Issue("Bundle", f"must hold exactly one Patient (found {len(patients)})")],
             status=412 if not patients else 422,
         )
+    patient, patient_url = patients[0]
     return read_patient(
-        patients[0],
+        patient,
         [(r, u) for r, u in entries if r.get("resourceType") != "Patient"],
         today,
         visit_window_days,
         history_window_years,
+        patient_url=patient_url if isinstance(patient_url, str) else None,
     )
 
 

@@ -360,12 +360,31 @@ def _detect_encoding(path: Path) -> str:
     return "utf8"
 
 
+# Delimiters of spreadsheet exports other than the comma (European Excel: ';'), as named in messages.
+_OTHER_DELIMITERS = {";": "';'", "\t": "tabs", "|": "'|'"}
+
+
 def _csv_header(path: Path, encoding: str) -> list[str]:
+    """The header of a CSV file; ValueError when no data row follows it (a file of a header only
+    is refused as an empty file is) or when it seems to use another delimiter than the comma."""
     with pa.input_stream(str(path), compression="detect") as f:
         head = f.read(1 << 20)
     text = head.decode("utf-8-sig" if encoding == "utf8" else encoding, errors="replace")
-    first = text.splitlines()[0] if text else ""
-    return next(csv.reader([first]), [])
+    lines = text.splitlines()
+    first = lines[0] if lines else ""
+    header = next(csv.reader([first]), [])
+    if len(header) == 1:
+        counts = {d: first.count(d) for d in _OTHER_DELIMITERS}
+        delimiter = max(counts, key=lambda d: counts[d])
+        if counts[delimiter]:
+            raise ValueError(
+                f"{path}: only one column found; the file seems to use {_OTHER_DELIMITERS[delimiter]} as its "
+                "delimiter: save it as comma-separated CSV"
+            )
+    # pyarrow skips blank lines; a longer header than the bytes read is taken as followed by data.
+    if len(head) < 1 << 20 and not any(line.strip() for line in lines[1:]):
+        raise ValueError(f"{path}: no data rows (a header only)")
+    return header
 
 
 class _BadRows:
@@ -390,8 +409,11 @@ def _open(path: str | Path) -> tuple[Path, str, str, list[str]]:
     path = Path(path)
     kind = _file_kind(path)
     if kind == "parquet":
-        header = list(pq.read_schema(path).names)
+        meta = pq.read_metadata(path)
+        header = list(meta.schema.to_arrow_schema().names)
         encoding = ""
+        if meta.num_rows == 0:
+            raise ValueError(f"{path}: no data rows (columns only)")
     else:
         if path.stat().st_size == 0:
             raise ValueError(f"{path}: empty file")

@@ -82,3 +82,31 @@ def _display(v: object) -> str:
 def empty_rejects() -> pd.DataFrame:
     """No problems, with the columns and dtypes of `Rejects.frame`."""
     return pd.DataFrame({c: pd.Series(dtype="int64" if c == "index" else object) for c in REJECT_COLUMNS})
+
+
+# Past this share of rejected rows, `train` and `score` stop (unless told to go on): a file that
+# loses that much is more likely the wrong file, or a format the readers misread, than dirty data.
+MAX_REJECT_SHARE = 0.2
+
+
+def summary(rejects: pd.DataFrame, rows_in: int, top: int = 5) -> tuple[int, float, list[str]]:
+    """(rows rejected, their share of `rows_in`, the lines that say so): "rejected R of N rows
+    (S%):" and then one line per most common reason, "  n rows: field: reason" (a row counted once
+    per reason). No values and no ids: the lines may go to a terminal or a log."""
+    rejected = int(rejects["index"].nunique()) if len(rejects) else 0
+    share = rejected / rows_in if rows_in else (1.0 if rejected else 0.0)
+    lines = [f"rejected {rejected:,} of {rows_in:,} rows ({share:.1%})" + (":" if rejected else "")]
+    if rejected:
+        counts = rejects.groupby(["field", "reason"])["index"].nunique().sort_values(ascending=False, kind="stable")
+        lines += [f"  {int(n):,} rows: {f}: {r}" for (f, r), n in counts.head(top).items()]
+    return rejected, share, lines
+
+
+def too_many(rejected: int, rows_in: int, share: float, max_share: float) -> str | None:
+    """The one-line reason to stop when more than `max_share` of the rows were rejected, else None."""
+    if share <= max_share:
+        return None
+    return (
+        f"{rejected:,} of {rows_in:,} rows ({share:.0%}) were rejected, more than the {max_share:.0%} "
+        "allowed (top reasons above)"
+    )

@@ -157,6 +157,13 @@ PERSON_ID_MAX_LEN = 64
 # (field that must be lower, field that must be higher): checked only when both are present.
 ORDERED_PAIRS: tuple[tuple[str, str], ...] = (("dbp", "sbp"),)
 
+# The plausible adult range of a BMI derived from height and weight (kg/m²). The fields above bound
+# each input on its own, so their ratio can still be impossible (121 cm with 249 kg is BMI 170).
+# Below about 12 an adult does not survive for long (starvation); above 70 is vanishingly rare at a
+# health checkup. Such a BMI is not refused (each input is plausible alone): what shows it (the
+# clinician report) adds a note to check height and weight.
+BMI_PLAUSIBLE: tuple[float, float] = (12.0, 70.0)
+
 # At least one column of each group must be present in every record.
 REQUIRED_ONE_OF: tuple[tuple[str, ...], ...] = (("age", "age_group"),)
 

@@ -67,7 +67,8 @@ def score_file(
     """Score a checkup file to ``output_path`` (.csv or .parquet) and ``OUTPUT.rejects.csv``.
 
     ``progress(n)`` is called with the number of input rows done since the last call. Returns the
-    row accounting (``rows_in = rows_scored + rows_rejected``, checked; a mismatch raises).
+    row accounting (``rows_in = rows_scored + rows_rejected``, checked; a mismatch raises) and
+    ``reject_reasons``: ``index``, ``field``, ``reason`` per reject line (for a summary of reasons).
     ``on_scored(records, output)`` is told each scored chunk (the pandas engine; the prediction log,
     `serving.prediction_logger.BatchLog`); the dask engine scores on its workers and tells nothing.
     """
@@ -101,7 +102,9 @@ def score_file(
         raise
     out.commit()
     rej.commit()
-    summary.update(rows_rejected=rej.rows, rejects_path=rejects_path(output_path), engine=engine)
+    summary.update(
+        rows_rejected=rej.rows, rejects_path=rejects_path(output_path), reject_reasons=rej.reasons(), engine=engine
+    )
     if summary.get("out_of_order_rows"):
         warnings.warn(
             f"{summary['out_of_order_rows']} checkups are dated before an earlier checkup of the same "

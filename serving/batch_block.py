@@ -4,6 +4,9 @@ Explanations (``explain=K``): for each outcome the K features with the largest a
 contribution in calibrated log-odds, in columns ``<outcome>_factor_{i}`` (feature name) and
 ``<outcome>_factor_{i}_log_odds``; empty where the outcome does not apply. Only the rows where an
 outcome applies are explained, and "no earlier checkup" is never listed as a factor (as in /score).
+A factor whose value is missing (`features.derive.unmeasured`) is listed, as the model used it, but
+named with `MISSING_MARK` ("fasting_glucose (missing)"): its contribution is the model's adjustment
+for the absent value, not something measured in the person.
 Scores and explanations come from the model's one scoring path, `RiskModel.score`.
 """
 
@@ -14,9 +17,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from features.derive import FEATURES, absent_history, build_features
+from features.derive import FEATURES, absent_history, build_features, unmeasured
 from features.eligibility import eligibility
 from models.bundle import RiskModel
+
+# Appended to a factor's feature name where the checkup has no value for it.
+MISSING_MARK = " (missing)"
 
 
 def score_block(
@@ -63,8 +69,9 @@ def top_factors(
     model: RiskModel, X: np.ndarray, rows: Mapping[str, np.ndarray], k: int
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Top-k explanation per outcome: ``{outcome: (names n x k (object, None where not
-    explained), log-odds n x k (NaN where not explained))}``; ``rows[outcome]`` is the boolean mask of
-    the rows of the model matrix ``X`` to explain (the rows where the outcome applies)."""
+    explained; a feature the row lacks ends in `MISSING_MARK`), log-odds n x k (NaN where not
+    explained))}``; ``rows[outcome]`` is the boolean mask of the rows of the model matrix ``X`` to
+    explain (the rows where the outcome applies)."""
     n = len(X)
     kk = min(k, len(FEATURES))
     names_all = np.asarray(FEATURES, dtype=object)
@@ -79,7 +86,9 @@ def top_factors(
             unlisted = absent_history(Xm)
             idx, val = _top_k(c, kk, unlisted)
             shown = ~np.take_along_axis(unlisted, idx, axis=1)
-            names[m, :kk] = np.where(shown, names_all[idx], None)
+            missing = np.take_along_axis(unmeasured(Xm), idx, axis=1)
+            listed = np.where(missing, names_all[idx] + MISSING_MARK, names_all[idx])
+            names[m, :kk] = np.where(shown, listed, None)
             values[m, :kk] = np.where(shown, val, np.nan)
         out[o] = (names, values)
     return out

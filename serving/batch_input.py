@@ -19,7 +19,7 @@ def validated_chunks(input_path: str | Path, chunk_rows: int) -> Iterator[tuple[
     """(rows in, valid records, rejects sorted by row) per input chunk, with the chunk's row
     accounting checked."""
     for read in iter_checkups(input_path, chunk_rows=chunk_rows):
-        records, rejects = _validate(read.frame, read.rejects)
+        records, rejects = validate_read(read.frame, read.rejects)
         rejected = set(rejects["index"].tolist())
         if rejected & set(records.index.tolist()) or len(records) + len(rejected) != read.rows_in:
             raise RuntimeError(
@@ -32,12 +32,13 @@ def validated_chunks(input_path: str | Path, chunk_rows: int) -> Iterator[tuple[
 def read_whole(input_path: str | Path) -> tuple[int, pd.DataFrame, pd.DataFrame]:
     """(rows in, valid records, rejects) of a whole file: the reference for the streamed engines."""
     read = read_checkups(input_path)
-    records, rejects = _validate(read.frame, read.rejects)
+    records, rejects = validate_read(read.frame, read.rejects)
     return read.rows_in, records, rejects
 
 
-def _validate(frame: pd.DataFrame, read_rejects: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(valid records, the reader's and the validation's rejects together, sorted by row)."""
+def validate_read(frame: pd.DataFrame, read_rejects: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(valid records, the reader's and the validation's rejects together, sorted by row): the rows
+    `score` scores and rejects (`checkup-risk validate` reports the same)."""
     records, problems = split_valid(frame)
     parts = [r for r in (read_rejects, problems) if len(r)]
     rejects = pd.concat(parts, ignore_index=True).sort_values("index", kind="stable") if parts else read_rejects

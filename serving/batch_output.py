@@ -19,6 +19,7 @@ from features.readers import write_rejects
 
 ROW = "_row"  # the global 0-based input row position, carried through history, spills and partition outputs
 REJECT_COLUMNS = ["index", "person_id", "field", "value", "reason"]
+_REASON_COLUMNS = ("index", "field", "reason")
 
 
 def rejects_path(output: str | Path) -> Path:
@@ -100,7 +101,8 @@ class OutputWriter:
 
 class RejectsWriter:
     """Appends rejects in the format of :func:`features.readers.write_rejects`; ``rows`` counts the
-    input rows rejected (a row may fail on several fields)."""
+    input rows rejected (a row may fail on several fields), and :meth:`reasons` keeps, per reject
+    line, the row, field and reason (no values, no person IDs) for the run's summary of reasons."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -108,6 +110,13 @@ class RejectsWriter:
         self._fh = open(self.tmp, "w", encoding="utf-8", newline="")
         self._header = True
         self.rows = 0
+        self._reasons: list[pd.DataFrame] = []
+
+    def reasons(self) -> pd.DataFrame:
+        """``index``, ``field``, ``reason`` of every reject line written (as in the rejects frame)."""
+        if not self._reasons:
+            return pd.DataFrame({c: pd.Series(dtype="int64" if c == "index" else object) for c in _REASON_COLUMNS})
+        return pd.concat(self._reasons, ignore_index=True).astype({"field": object, "reason": object})
 
     def write(self, rejects: pd.DataFrame) -> None:
         if not len(rejects) and not self._header:
@@ -119,7 +128,10 @@ class RejectsWriter:
             text = text.split("\n", 1)[1] if "\n" in text else ""
         self._fh.write(text)
         self._header = False
-        self.rows += int(rejects["index"].nunique()) if len(rejects) else 0
+        if len(rejects):
+            self.rows += int(rejects["index"].nunique())
+            # A few distinct reasons repeat over many rows: categories keep this small.
+            self._reasons.append(rejects[list(_REASON_COLUMNS)].astype({"field": "category", "reason": "category"}))
 
     def commit(self) -> None:
         if self._header:

@@ -36,10 +36,23 @@ from starlette.concurrency import run_in_threadpool
 from features.fhir import FhirInputError, Issue, bundle_entries, read_bundle, read_patient
 from features.schema import BY_NAME, KEY_INPUTS
 from serving.cds_auth import CdsAuthError
-from serving.cds_cards import card, factor_words, mark_synthetic, stale_card, stale_warning
+from serving.cds_cards import card, factor_words, mark_synthetic, no_checkup_card, stale_card, stale_warning
 from serving.cds_hooks import OPTIONAL_PREFETCH, REQUIRED_PREFETCH, CdsRequest, FeedbackRequest, discovery
-from serving.fhir_in import validate_fhir, validate_records, validation_issues
-from serving.fhir_out import FHIR_JSON, operation_outcome, result_bundle, risk_assessments, warnings_outcome
+from serving.fhir_in import (
+    has_measurement,
+    no_measurement_reason,
+    validate_fhir,
+    validate_records,
+    validation_issues,
+)
+from serving.fhir_out import (
+    FHIR_JSON,
+    no_checkup_outcome,
+    operation_outcome,
+    result_bundle,
+    risk_assessments,
+    warnings_outcome,
+)
 from serving.worker import CurrentWorker, Worker, audit_persons
 
 
@@ -170,6 +183,10 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         # The request was still checked above, so a client learns of its own errors either way.
         return JSONResponse({"cards": []})
     warnings = [*checkup.warnings, *dropped]
+    if not has_measurement(checkup):
+        # No checkup result at all: one info card that says so, with no number (as for stale data).
+        empty = no_checkup_card(served.version, no_measurement_reason(checkup, resources), warnings)
+        return JSONResponse({"cards": [mark_synthetic(empty, served.scorer.training_data) if synthetic else empty]})
     # All checkups together: the newest is scored with the earlier ones as its history.
     result = svc.scoring("cds", served).score_records(records, explain=True, top_k=5)[-1]
     one: dict | None
@@ -220,6 +237,12 @@ async def fhir_risk_assessment(request: Request, svc: CurrentWorker) -> JSONResp
     except FhirInputError as e:
         # 412 is CDS's "required prefetch missing"; here a Bundle without its Patient is bad input.
         return _fhir_error(e.issues, 422 if e.status == 412 else e.status)
+    if not has_measurement(checkup):
+        # A person without any checkup result: not refused (contract section 3), not scored either.
+        reason = no_measurement_reason(checkup, bundle_entries(bundle))
+        return JSONResponse(
+            result_bundle([], no_checkup_outcome(reason, [*checkup.warnings, *dropped])), media_type=FHIR_JSON
+        )
     served = svc.current()
     request.state.audit_model = served.version
     result = svc.scoring("fhir", served).score_records(records, explain=True, top_k=5)[-1]

@@ -10,6 +10,11 @@ configurable limit), CDS returns one `info` card that says so (Korean and Englis
 no RiskAssessment suggestion and no report link: a "one-year" risk measured years ago would read as
 today's. `/fhir/risk-assessment` still returns the RiskAssessments the caller asked for, each with a
 note, and says so in the warnings (`stale_warning`).
+
+No checkup at all (no Observation, or none with a usable value): CDS returns one `info` card that
+says there are no checkup results to assess (`no_checkup_card`, the same shape as the stale card:
+no number, no suggestion, no link); `/fhir/risk-assessment` returns no RiskAssessment and an
+OperationOutcome with the reason and the values not read (`serving.fhir_out.no_checkup_outcome`).
 """
 
 from __future__ import annotations
@@ -251,6 +256,31 @@ def stale_card(result: dict, version: str, warnings: list[Issue] | None = None, 
     return {
         "uuid": str(uuid.uuid4()),
         "summary": text,
+        "detail": "\n".join(lines),
+        "indicator": "info",
+        "source": _source(version),
+    }
+
+
+def no_checkup_card(version: str, reason: str, warnings: list[Issue] | None = None) -> dict:
+    """The one card when no checkup measurement could be read (no Observation, or none usable):
+    says so, gives no risk number, no suggestion and no report link, as the stale card does."""
+    lines = [
+        "**평가할 검진 결과가 없습니다 · No checkup results to assess**",
+        "",
+        "읽을 수 있는 검진 측정값(혈압, 혈당, 지질, 신체계측 등)이 없어 향후 1년 위험을 계산하지 않았습니다. "
+        "검진 결과가 입력되면 다시 계산합니다.",
+        "",
+        "No checkup measurement (blood pressure, glucose, lipids, body measurements and so on) could be read, "
+        "so no one-year risk is computed. Checkup results give an estimate.",
+        "",
+        f"- {reason}",
+    ]
+    lines += context_lines({}, warnings or [])
+    lines += ["", f"_checkup-risk model v{version}._"]
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": "검진 결과 없음: 1년 위험 미표시 · No checkup results to assess",
         "detail": "\n".join(lines),
         "indicator": "info",
         "source": _source(version),

@@ -7,11 +7,13 @@ the call; an earlier checkup that fails validation is dropped from the history w
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ValidationError
 
-from features.fhir import FhirCheckup, FhirInputError, Issue
+from features.fhir import FhirCheckup, FhirInputError, Issue, plain_problem
+from features.schema import FIELDS
 from serving.http_metrics import count_rejects
 from serving.schemas import Checkup, errors_from
 
@@ -70,19 +72,85 @@ def validate_records(checkup: FhirCheckup) -> tuple[list[dict], list[Issue]]:
 
 def validate_fhir(resource: Any, where: str) -> None:
     """Structure and types by the R4B models (unknown elements, wrong types, missing required), so
-    that reading the record afterwards meets only well-formed resources."""
-    from fhir.resources.R4B import get_fhir_model_class
+    that reading the record afterwards meets only well-formed resources.
 
+    A Bundle is checked as a Bundle (its entries' structure, each resource of a known type), not
+    resource by resource: `features.fhir.read_patient` checks each resource itself and leaves an
+    invalid one other than the Patient out with a warning, so that one malformed value never
+    refuses the patient (contract section 3). Messages say what is wrong in plain words."""
     kind = resource.get("resourceType") if isinstance(resource, dict) else None
-    try:
-        model = get_fhir_model_class(kind) if isinstance(kind, str) else None
-    except (KeyError, ValueError, ImportError, AttributeError):
-        model = None
+    model = _model(kind)
     if model is None:
         raise FhirInputError([Issue(where, "must be a FHIR R4 resource with a known resourceType")])
+    if kind == "Bundle" and isinstance(resource.get("entry"), list):
+        entries = resource["entry"]
+        for i, entry in enumerate(entries):
+            inner = entry.get("resource") if isinstance(entry, dict) else None
+            if isinstance(inner, dict) and _model(inner.get("resourceType")) is None:
+                raise FhirInputError(
+                    [Issue(f"{where}.entry.{i}.resource", "must be a FHIR R4 resource with a known resourceType")]
+                )
+        # The Bundle itself, without its resources (each is checked when read).
+        resource = {
+            **resource,
+            "entry": [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e for e in entries],
+        }
     try:
         model.model_validate(resource)
     except ValidationError as exc:
-        raise FhirInputError(validation_issues(exc, where=f"{where}.")) from None
+        issues = []
+        for e in exc.errors():
+            path, words = plain_problem(e)
+            issues.append(Issue(f"{where}.{path}" if path else where, words))
+        raise FhirInputError(issues) from None
     except (TypeError, ValueError, KeyError) as exc:  # fhir.resources raises these for some malformed input
         raise FhirInputError([Issue(where, f"is not a valid FHIR R4 {kind} ({type(exc).__name__})")]) from None
+
+
+def _model(kind: object) -> Any:
+    """The R4B model class of a resourceType, or None when there is none."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    try:
+        return get_fhir_model_class(kind) if isinstance(kind, str) else None
+    except (KeyError, ValueError, ImportError, AttributeError):
+        return None
+
+
+# Record fields a checkup measures (read from Observations): all but who the person is and the
+# history, treatment and family flags (read from Conditions, medicines and FamilyMemberHistory).
+MEASURED = frozenset(
+    f.name
+    for f in FIELDS
+    if f.name not in ("person_id", "exam_date", "sex", "age", "age_group")
+    and not f.name.startswith(("history_", "on_", "family_history_"))
+)
+
+
+def has_measurement(checkup: FhirCheckup) -> bool:
+    """Whether the newest checkup holds any measured value. Without one there is no checkup to
+    score: `read_patient` then gives a record of today with only the person and the history, and a
+    risk of it would describe no checkup (contract section 3: not refused, not scored)."""
+    return any(name in MEASURED for name in checkup.record)
+
+
+def no_measurement_reason(checkup: FhirCheckup, resources: Iterable[tuple[dict, str | None]]) -> str:
+    """Why no checkup measurement could be read, in words (never a value): no Observation sent, or
+    how many were skipped for their status and how many gave nothing readable (see the warnings)."""
+    observations = sum(1 for resource, _ in resources if resource.get("resourceType") == "Observation")
+    if observations == 0:
+        why = "no Observation was sent"
+    else:
+        parts = []
+        if checkup.ignored:
+            parts.append(
+                "Observations skipped for their status (only final, amended or corrected results count): "
+                f"{checkup.ignored} of {observations}"
+            )
+        if observations > checkup.ignored:
+            parts.append(
+                "Observations that gave no value this service reads (a code it does not read, or a value, unit "
+                f"or date that could not be used: see the warnings): {observations - checkup.ignored} of {observations}"
+            )
+        why = "; ".join(parts)
+    return f"No checkup measurement could be read, so no risk is assessed: {why}."

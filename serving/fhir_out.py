@@ -250,6 +250,15 @@ def warnings_outcome(reading: list[Issue], notes: list[str], information: Sequen
     return OperationOutcome.model_validate(body).model_dump(mode="json", exclude_none=True)
 
 
+def no_checkup_outcome(reason: str, reading: list[Issue]) -> dict:
+    """The OperationOutcome of a call with no checkup measurement (no RiskAssessment goes with it):
+    why first (severity `warning`, code `not-found`), then each value that could not be read."""
+    rest = warnings_outcome(reading, [])
+    issues = [{"severity": "warning", "code": "not-found", "diagnostics": reason}, *(rest["issue"] if rest else [])]
+    body = {"resourceType": "OperationOutcome", "id": str(uuid.uuid4()), "issue": issues}
+    return OperationOutcome.model_validate(body).model_dump(mode="json", exclude_none=True)
+
+
 def operation_outcome(issues: list[Issue], code: str = "invalid", severity: str = "error") -> dict:
     """The FHIR error body: one issue per problem, with where it is (never the submitted value)."""
     body = {

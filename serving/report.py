@@ -17,6 +17,13 @@ defining measure is marked), trends of the main measures and of the risk over th
 checkups (inline SVG), the missing inputs that would sharpen the estimate, and why the other
 outcomes do not apply.
 
+It says only what is true: where no outcome applies, the risk and what-if sections say so (and no
+legend is drawn over them); a what-if input that was not measured is named as not assessable, and
+"every factor within target" is said only when each was measured; a missing measurement is never a
+factor of the waterfall (its contribution is in "other factors", `serving.scoring`); a what-if
+that raises a risk is shown with a note that the model found no benefit, not as advice; a derived
+BMI outside `features.schema.BMI_PLAUSIBLE` gets a note to check height and weight.
+
 Feature names, units and judgement words come from `features.labels`, the cut-offs and what-if
 targets from `features.cutoffs`, outcome names from `models.outcomes`, eligibility reasons (by
 their id) and each outcome's defining measures from `features.eligibility`; every other word a
@@ -35,7 +42,7 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from features.cutoffs import BMI_CLASS_LOWS, DBP_ELEVATED, GLUCOSE_BORDERLINE, SBP_ELEVATED
-from features.derive import FEATURES, Columns, age_band, feature_matrix
+from features.derive import FEATURES, Columns, age_band, feature_matrix, unmeasured
 from features.eligibility import DEFINING_FIELDS, reason_text
 from features.labels import (
     FEATURE_LABELS,
@@ -48,7 +55,7 @@ from features.labels import (
     risk_change_text,
     risk_text,
 )
-from features.schema import BY_NAME, KEY_INPUTS
+from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS
 from models.interval import sigmoid_float
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import synthetic_notice
@@ -128,6 +135,40 @@ TEXT: dict[str, dict[str, str]] = {
     # The SHAP base: the model's expected log-odds, read as the risk of a typical person.
     "base": {"ko": "기준 위험 {risk}", "en": "Baseline risk {risk}"},
     "others": {"ko": "기타 {n}개 요인", "en": "{n} other factors"},
+    # The rest holds what missing measurements contributed (the model's adjustment for their absence).
+    "others_unmeasured": {
+        "ko": "기타 {n}개 요인(미측정 항목 포함)",
+        "en": "{n} other factors, incl. inputs not measured",
+    },
+    "no_outcome": {
+        "ko": "이 분에게 해당하는 질환이 없어 추정할 1년 위험이 없습니다(아래에 이유).",
+        "en": "No outcome applies to this person, so there is no one-year risk to estimate (why: below).",
+    },
+    "whatif_no_outcome": {
+        "ko": "해당하는 질환이 없어 조절 가능한 요인의 효과를 추정할 위험이 없습니다.",
+        "en": "No outcome applies, so there is no risk on which to estimate the effect of modifiable factors.",
+    },
+    "whatif_missing": {
+        "ko": "{what}: 측정되지 않아 조절 효과를 평가할 수 없습니다.",
+        "en": "{what}: not measured, so the effect of changing them cannot be assessed.",
+    },
+    "whatif_measured_within": {
+        "ko": "측정된 조절 가능한 요인은 모두 목표 범위 안에 있습니다.",
+        "en": "Every modifiable factor that was measured is within its target.",
+    },
+    # A what-if whose estimate rises is shown, never hidden, but not as advice.
+    "whatif_raises": {
+        "ko": "‡ 이 분에게서 모델이 이 변화의 이득을 찾지 못했습니다(추정 위험이 오히려 높음). "
+        "권고가 아닌 모델의 추정치입니다.",
+        "en": "‡ The model found no benefit of this change for this person (its estimate rises): "
+        "a model estimate, not advice.",
+    },
+    "bmi_implausible": {
+        "ko": "신장 {height} cm, 체중 {weight} kg로 계산한 BMI {bmi}는 성인에게 타당한 범위({low}–{high}) 밖입니다: "
+        "BMI를 쓰는 추정을 읽기 전에 신장과 체중을 확인하세요.",
+        "en": "BMI {bmi} from height {height} cm and weight {weight} kg is outside the plausible adult range "
+        "({low}–{high}): check height and weight before reading the estimates that use it.",
+    },
     "final": {"ko": "이 분의 위험 {risk}", "en": "This person's risk {risk}"},
     "waterfall_note": {
         "ko": "막대: 각 요인이 위험을 높인(빨강) 또는 낮춘(파랑) 정도(로그 오즈), ×: 오즈 배수",
@@ -270,6 +311,48 @@ def _beyond(record: dict, changes: dict[str, float]) -> str | None:
         if record[f] - changes[f] > limit + 1e-9:
             return words
     return None
+
+
+# The inputs `what_if_changes` reads, each factor with the fields it needs: where one is missing the
+# effect of changing that factor cannot be assessed, and the report says so (never "within target").
+WHAT_IF_INPUTS: tuple[tuple[str, ...], ...] = (
+    ("smoking_status",),
+    ("sbp",),
+    ("height_cm", "weight_kg"),
+    ("ldl",),
+    ("fasting_glucose",),
+    ("drinking",),
+    ("activity_days_per_week",),
+)
+
+
+def what_if_unassessed(record: dict) -> tuple[list[str], bool]:
+    """(the what-if input fields this record lacks, in `WHAT_IF_INPUTS` order; whether any factor
+    had every field it needs measured)."""
+    missing = [f for fields in WHAT_IF_INPUTS for f in fields if record.get(f) is None]
+    measured = any(all(record.get(f) is not None for f in fields) for fields in WHAT_IF_INPUTS)
+    return missing, measured
+
+
+def bmi_note(record: dict, lang: Lang) -> str | None:
+    """A note where the BMI derived from the record's height and weight is outside
+    `features.schema.BMI_PLAUSIBLE` (each input may be plausible alone), else None."""
+    height, weight = record.get("height_cm"), record.get("weight_kg")
+    if height is None or weight is None:
+        return None
+    bmi = weight / (height / 100.0) ** 2
+    low, high = BMI_PLAUSIBLE
+    if low <= bmi <= high:
+        return None
+    return t(
+        "bmi_implausible",
+        lang,
+        bmi=_number(bmi, 1),
+        height=_number(height, 1),
+        weight=_number(weight, 1),
+        low=_number(low),
+        high=_number(high),
+    )
 
 
 def what_if_changes(record: dict) -> list[WhatIf]:
@@ -443,6 +526,8 @@ def waterfall(risk: dict, values: np.ndarray, sex: str | None, lang: Lang) -> di
     base = risk["base_log_odds"]
     steps = [(c["feature"], c["value"], c["log_odds"]) for c in risk["contributions"]]
     n_other = len(GROUPS) - len(steps)
+    # What missing measurements contributed is in the rest (serving.scoring.grouped_contributions).
+    others = "others_unmeasured" if unmeasured(values[None, :])[0].any() else "others"
     steps.append((None, None, risk["other_log_odds"]))
     cum = [base]
     for *_, lo in steps:
@@ -469,7 +554,7 @@ def waterfall(risk: dict, values: np.ndarray, sex: str | None, lang: Lang) -> di
             "note": f"×{math.exp(min(lo, 700.0)):.2f}",
         }
         if feature is None:
-            row.update(name=t("others", lang, n=n_other), value="", cutoff="", level="none")
+            row.update(name=t(others, lang, n=n_other), value="", cutoff="", level="none")
         else:
             row.update(_group_text(feature, values, sex, lang))
         rows.append(row)
@@ -683,7 +768,14 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
             delta, direction = risk_change_text(now[row["key"]], after[row["key"]], lang)
             defining = bool(DEFINING_FIELDS.get(row["key"], frozenset()) & set(w.changes))
             cells.append(
-                {"risk": risk_text(after[row["key"]]), "delta": delta, "direction": direction, "defining": defining}
+                {
+                    "risk": risk_text(after[row["key"]]),
+                    "delta": delta,
+                    "direction": direction,
+                    "defining": defining,
+                    # A rise is shown as estimated, with the ‡ note: the model found no benefit here.
+                    "raises": direction == "up",
+                }
             )
         if all(c["direction"] == "same" for c in cells):
             # A row of "no meaningful change" in every column says one thing: one line for all such rows.
@@ -692,6 +784,22 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         whatifs.append({"text": text, "cells": cells})
     # The † note only where a shown cell carries one (rows said as "no meaningful change" carry none).
     defining_shown = any(c["defining"] for r in whatifs if r["cells"] for c in r["cells"])
+    raises_shown = any(c["raises"] for r in whatifs if r["cells"] for c in r["cells"])
+    # What the what-if section can honestly say besides its table: no outcome to estimate; which
+    # inputs it could not assess; "all within target" only when every input was measured.
+    unassessed, measured_any = what_if_unassessed(record)
+    if not outcomes:
+        whatif_status = [t("whatif_no_outcome", lang)]
+    else:
+        whatif_status = []
+        if unassessed:
+            what = ", ".join(FEATURE_LABELS[f].name(lang) for f in unassessed)
+            whatif_status.append(t("whatif_missing", lang, what=what))
+        if not (whatifs or unchanged):
+            if not unassessed:
+                whatif_status.append(t("whatif_none", lang))
+            elif measured_any:
+                whatif_status.append(t("whatif_measured_within", lang))
     bounds = ", ".join(_lang_part(words, lang) for _, words in MAX_CHANGE.values())
 
     missing = [FEATURE_LABELS[k].name(lang) for k in KEY_INPUTS if record.get(k) is None]
@@ -719,6 +827,10 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         "whatif_header": [{"short": o["short"], "now": risk_text(now[o["key"]])} for o in outcomes],
         "whatifs": whatifs,
         "whatif_defining": t("defining", lang) if defining_shown else None,
+        "whatif_raises": t("whatif_raises", lang) if raises_shown else None,
+        "whatif_status": whatif_status,
+        "no_outcome": None if outcomes else t("no_outcome", lang),
+        "bmi_note": bmi_note(record, lang),
         "whatif_unchanged": unchanged,
         "whatif_bounds": t("whatif_bounds", lang, bounds=bounds),
         "category_sources": [t(f"source_{o['key']}", lang) for o in outcomes if f"source_{o['key']}" in TEXT],

@@ -7,6 +7,10 @@ the clinician report, CDS Hooks and FHIR, so that each rule below lives in one p
 - A checkup older than `stale_after_days` is flagged stale: its one-year window has passed.
 - "No earlier record" is never listed as a risk factor: missing longitudinal features stay in
   `other_log_odds`, so base + listed + other is still the calibrated log-odds.
+- Nor is "not measured", in the grouped (clinician) view that the report, FHIR and CDS read: what a
+  missing measurement contributes is the model's adjustment for its absence, so it stays in
+  `other_log_odds` too (`grouped_contributions`). The per-feature view (data scientists) still
+  lists it, with its `value` null.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from features.derive import FEATURES, Columns, absent_history, feature_matrix
+from features.derive import FEATURES, Columns, absent_history, feature_matrix, unmeasured
 from features.eligibility import applicability
 from features.labels import FEATURE_GROUPS
 from features.schema import BY_NAME, KEY_INPUTS, age_to_group
@@ -94,9 +98,13 @@ def grouped_contributions(
     """(contributions, base_log_odds, other_log_odds) of one risk, by measurement group.
 
     A group's log-odds is the sum of its features' SHAP values, leaving out what only says the
-    history lacks something (those stay in "other", as in the per-feature view); a group with no
-    listable feature is not listed. base + listed groups + other is the calibrated log-odds: other
-    is computed as the remainder, so the identity holds to the last bit of float64 addition."""
+    history lacks something (`hidden`, as in the per-feature view) and what was not measured
+    (`features.derive.unmeasured`: the model's adjustment for a missing value, not a factor of the
+    person); both stay in "other", and a group with no listable feature is not listed. This is the
+    one path by which the report, FHIR rationales and CDS cards get their factors. base + listed
+    groups + other is the calibrated log-odds: other is computed as the remainder, so the identity
+    holds to the last bit of float64 addition."""
+    hidden = hidden | unmeasured(x[None, :])[0]
     shown = np.where(hidden, 0.0, row)
     sums = shown @ _GROUP_MATRIX
     listable = np.flatnonzero((~hidden).astype(float) @ _GROUP_MATRIX > 0)

@@ -119,14 +119,31 @@ def check_json(body: bytes) -> None:
         raise deep
 
 
+def check_media_type(content_type: bytes | None, path: str) -> None:
+    """Raise MalformedBody (415) unless a body's Content-Type is JSON: application/json or an
+    application/*+json type (application/fhir+json), as FastAPI reads bodies. No Content-Type is
+    read as JSON too (FastAPI does), so only a type that says otherwise is refused."""
+    if content_type is None:
+        return
+    media = content_type.split(b";", 1)[0].strip().lower().decode("latin-1")
+    kind, _, sub = media.partition("/")
+    if kind == "application" and (sub == "json" or sub.endswith("+json")):
+        return
+    expected = f"{FHIR_JSON} or application/json" if path.startswith(FHIR_PREFIXES) else "application/json"
+    raise MalformedBody(
+        f"{media or '(empty)'!r} is not supported: send the body as {expected}", status=415, field="Content-Type"
+    )
+
+
 class BodyGuard:
     """Pure ASGI middleware in front of every route: one answer for every body that is too large or
     not one well-formed JSON value, before any route parses it.
 
     A `Content-Length` above `max_bytes` gets 413 before the body is read, a streamed body 413 as
-    soon as it grows past it; then the body must be JSON (`check_json`): 400, or 422 naming a
-    duplicated key. FHIR and CDS routes answer with an OperationOutcome, the others with
-    `{"errors": [...]}`. The body, once read, is handed on to the route unchanged.
+    soon as it grows past it; a body sent as another media type than JSON (`check_media_type`) 415;
+    then the body must be JSON (`check_json`): 400, or 422 naming a duplicated key. FHIR and CDS
+    routes answer with an OperationOutcome, the others with `{"errors": [...]}`. The body, once
+    read, is handed on to the route unchanged.
     """
 
     def __init__(self, app: Any, max_bytes: int) -> None:
@@ -154,6 +171,8 @@ class BodyGuard:
                 chunks.append(chunk)
                 more = message.get("more_body", False)
             body = b"".join(chunks)
+            if body:
+                check_media_type(dict(scope.get("headers") or []).get(b"content-type"), path)
             if len(body) > INLINE_BODY_BYTES:
                 # Parsing megabytes takes a second: off the event loop, so that probes keep answering.
                 await run_in_threadpool(check_json, body)
@@ -177,7 +196,7 @@ class BodyGuard:
 
 async def _refuse(send: Any, path: str, e: MalformedBody) -> None:
     if path.startswith(FHIR_PREFIXES):
-        code = "too-costly" if e.status == 413 else ("duplicate" if e.status == 422 else "structure")
+        code = {413: "too-costly", 415: "not-supported", 422: "duplicate"}.get(e.status, "structure")
         payload: dict = operation_outcome([Issue(e.field or "body", e.message)], code=code)
         media = FHIR_JSON
     else:

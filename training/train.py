@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from features.readers import ReadResult, concat_results, read_checkups
-from features.rejects import R_SUPERSEDED
+from features.rejects import MAX_REJECT_SHARE, R_SUPERSEDED, too_many
+from features.rejects import summary as rejects_summary
 from features.schema import EXAMPLE_RECORD, OUTCOMES
 from features.validation import SuiteReport, run_suite, split_valid
 from models import provenance as provenance_
@@ -37,10 +38,6 @@ from training.progress import FitProgress
 from training.promotion import MIN_EVENTS, decide
 
 TEST_SHARE = 0.2
-# Training stops when validation rejects more than this share of the input rows: a model fit on
-# what is left of a file the reader mostly could not read (wrong units, an unexpected coding)
-# describes a population nobody chose. `checkup-risk train --max-reject-share` / `--allow-rejects`.
-MAX_REJECT_SHARE = 0.2
 # Salt offset so the test split of persons is independent of the model's own validation split.
 _TEST_SALT = 7919
 
@@ -120,14 +117,6 @@ def dask_client(engine: str, scheduler: str | None, workers: int) -> Iterator[An
             yield client
 
 
-def rejection_summary(rejects: pd.DataFrame, top: int = 5) -> list[tuple[str, str, int]]:
-    """(field, reason, rows) of the most common rejection reasons, rows counted once per reason."""
-    if not len(rejects):
-        return []
-    counts = rejects.groupby(["field", "reason"])["index"].nunique().sort_values(ascending=False, kind="stable")
-    return [(str(f), str(r), int(n)) for (f, r), n in counts.head(top).items()]
-
-
 def run_name(outcomes: tuple[str, ...], persons: int, kind: str) -> str:
     """The MLflow run name of a training run: what was trained, on how many people, of what kind
     ('train 5 outcomes · 20,000 persons · synthetic'); one outcome is named."""
@@ -189,17 +178,14 @@ def read_and_check(data: list[Path], outcomes: tuple[str, ...], max_reject_share
     records, problems = split_valid(read.frame)
     found = [r for r in (read.rejects, problems) if len(r)]
     all_rejects = pd.concat(found) if found else read.rejects
-    rejected = int(all_rejects["index"].nunique()) if len(all_rejects) else 0
     reasons = all_rejects[["field", "reason"]].value_counts().head(50) if len(all_rejects) else pd.Series(dtype=int)
-    share = rejected / read.rows_in if read.rows_in else 0.0
-    say(f"rejected {rejected:,} of {read.rows_in:,} rows ({share:.1%})" + (":" if rejected else ""))
-    for field_name, reason, n in rejection_summary(all_rejects):
-        say(f"  {n:,} rows: {field_name}: {reason}")
-    if share > max_reject_share:
+    rejected, share, lines = rejects_summary(all_rejects, int(read.rows_in))
+    for line in lines:
+        say(line)
+    stop = too_many(rejected, int(read.rows_in), share, max_reject_share)
+    if stop:
         raise TooManyRejects(
-            f"{rejected:,} of {read.rows_in:,} rows ({share:.0%}) were rejected, more than the "
-            f"{max_reject_share:.0%} allowed (top reasons above); fix the file, or train on the rest with "
-            "--max-reject-share SHARE or --allow-rejects"
+            f"{stop}; fix the file, or train on the rest with --max-reject-share SHARE or --allow-rejects"
         )
     if not len(records):
         raise ValueError("no valid rows to train on")

@@ -14,6 +14,7 @@ import pytest
 from features import schema
 from features.nhis import NOTE_ROUNDING, detect_source, normalise_header
 from features.readers import (
+    absent_key_inputs,
     concat_results,
     iter_checkups,
     read_checkups,
@@ -414,3 +415,46 @@ def test_absent_key_inputs_missing_or_all_empty(tmp_path):
     assert "sbp" not in absent and "dbp" not in absent
     assert "no fasting_glucose in this file: diabetes risks use no glucose" in absent_input_notes(absent)
     assert absent_key_inputs(NHIS_2020) == [] and absent_key_inputs(NHIS_2014) == []
+
+
+# ---------------------------------------------------------------- files that hold no data, or another delimiter
+
+
+@pytest.mark.parametrize("text", ["person_id,sex,age,sbp\n", "person_id,sex,age,sbp\r\n\r\n\n", "person_id,sex,age"])
+def test_header_only_csv_is_refused_like_an_empty_file(tmp_path, text):
+    path = tmp_path / "header.csv"
+    path.write_text(text)
+    for read in (read_checkups, lambda p: list(iter_checkups(p)), absent_key_inputs):
+        with pytest.raises(ValueError, match=r"no data rows \(a header only\)"):
+            read(path)
+
+
+def test_header_only_parquet_is_refused(tmp_path):
+    path = tmp_path / "header.parquet"
+    pd.DataFrame({"person_id": pd.Series([], dtype=str), "sex": pd.Series([], dtype=str), "age": []}).to_parquet(path)
+    with pytest.raises(ValueError, match="no data rows"):
+        read_checkups(path)
+
+
+def test_one_data_row_is_read(tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("person_id,sex,age\na,M,50")  # no final line break
+    assert read_checkups(path).rows_in == 1
+
+
+@pytest.mark.parametrize(("sep", "named"), [(";", "';'"), ("\t", "tabs"), ("|", "'|'")])
+def test_other_delimiter_is_named(tmp_path, sep, named):
+    path = tmp_path / "semi.csv"
+    path.write_text(sep.join(["person_id", "sex", "age", "sbp"]) + "\n" + sep.join(["a", "M", "50", "120"]) + "\n")
+    with pytest.raises(ValueError) as e:
+        read_checkups(path)
+    assert str(e.value) == (
+        f"{path}: only one column found; the file seems to use {named} as its delimiter: save it as comma-separated CSV"
+    )
+
+
+def test_one_column_file_without_other_delimiter_is_told_what_is_missing(tmp_path):
+    path = tmp_path / "ids.csv"
+    path.write_text("person_id\na\n")
+    with pytest.raises(ValueError, match="required columns missing"):
+        read_checkups(path)

@@ -209,7 +209,7 @@ def test_unknown_dipstick_code_is_a_warning_not_a_4xx(client, post_cds):
     assert "읽지 못한 값 · Values not read" in card["detail"] and f"Observation/{urine_id}" in card["detail"]
 
 
-def test_implausible_value_in_an_earlier_checkup_drops_that_checkup_with_a_warning(client):
+def test_implausible_value_in_an_earlier_checkup_is_left_out_with_a_warning(client):
     records = three_checkups()
     bundle = to_bundle(records)
     old_sbp = next(
@@ -226,10 +226,12 @@ def test_implausible_value_in_an_earlier_checkup_drops_that_checkup_with_a_warni
     assert not re.search(r"(?<![\w.])420(?![\w.])", r.text)
     outcome = r.json()["entry"][-1]["resource"]
     assert any(
-        i.get("expression") == [f"Observation/{old_sbp['id']}"] and "not used as history" in i["diagnostics"]
+        i.get("expression") == [f"Observation/{old_sbp['id']}"] and "left missing" in i["diagnostics"]
         for i in outcome["issue"]
     )
-    expected = _applicable(client.post("/score", json={"checkups": records[1:]}).json()["results"][-1])
+    # The earlier checkup stays in the history, without its SBP (as the same checkups sent to /score).
+    records[0]["sbp"] = None
+    expected = _applicable(client.post("/score", json={"checkups": records}).json()["results"][-1])
     got = _fhir_probabilities(r)
     for o, p in expected.items():
         assert got[o] == pytest.approx(p, abs=1e-6), o

@@ -66,12 +66,6 @@ def _broken_bundles():
     no_resource = copy.deepcopy(good)
     no_resource["entry"].append({"fullUrl": "urn:uuid:x"})
     cases["entry without resource"] = json.dumps(no_resource).encode()
-    text_value = copy.deepcopy(good)
-    text_value["entry"][1]["resource"]["valueQuantity"]["value"] = "high"
-    cases["string value"] = json.dumps(text_value).encode()
-    unknown = copy.deepcopy(good)
-    unknown["entry"][1]["resource"]["colour"] = "red"
-    cases["unknown element"] = json.dumps(unknown).encode()
     no_patient = copy.deepcopy(good)
     no_patient["entry"] = no_patient["entry"][1:]
     cases["no patient"] = json.dumps(no_patient).encode()
@@ -82,6 +76,28 @@ def _broken_bundles():
     bad_type["entry"][2]["resource"]["resourceType"] = "NoSuchResource"
     cases["unknown resource type"] = json.dumps(bad_type).encode()
     return cases
+
+
+def _one_invalid_observation():
+    good = to_bundle(EXAMPLE_RECORD)
+    text_value = copy.deepcopy(good)
+    text_value["entry"][1]["resource"]["valueQuantity"]["value"] = "high"
+    unknown = copy.deepcopy(good)
+    unknown["entry"][1]["resource"]["colour"] = "red"
+    return {"string value": text_value, "unknown element": unknown}
+
+
+@pytest.mark.parametrize("name", ["string value", "unknown element"])
+def test_one_invalid_observation_is_left_out_not_the_patient(client, name):
+    """Contract section 3: one unreadable value does not refuse the whole patient."""
+    bundle = _one_invalid_observation()[name]
+    bad = bundle["entry"][1]["resource"]
+    r = client.post("/fhir/risk-assessment", content=json.dumps(bundle), headers=FHIR)
+    assert r.status_code == 200, r.text
+    kinds = [e["resource"]["resourceType"] for e in r.json()["entry"]]
+    assert "RiskAssessment" in kinds
+    outcome = r.json()["entry"][-1]["resource"]
+    assert any(i.get("expression") == [f"Observation/{bad['id']}"] for i in outcome["issue"])
 
 
 @pytest.mark.parametrize("name,body", list(_broken_bundles().items()))

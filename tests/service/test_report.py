@@ -198,7 +198,9 @@ def test_missing_inputs_are_listed(scorer):
 
     for k in KEY_INPUTS:
         assert FEATURE_LABELS[k].en in en and FEATURE_LABELS[k].ko in ko
-    assert "exact age" in en and "Every modifiable factor is already within its target" in en
+    # Nothing modifiable was measured: the what-if section says so, never "within target" (M4).
+    assert "exact age" in en and "Every modifiable factor is already within its target" not in en
+    assert "not measured, so the effect of changing them cannot be assessed" in en
     full = visible_text(render_html(scorer, canonical(), "en"))
     assert "All key inputs are present" in full
 

@@ -172,13 +172,15 @@ def test_every_checkup_is_history_unless_a_window_is_asked_for():
     assert [r["exam_date"] for r in got.records] == ["2021-05-10", "2023-05-15", "2025-05-20"]
 
 
-def test_undated_observation_fills_only_what_the_newest_checkup_lacks():
+def test_undated_observation_is_left_out_with_a_warning():
+    # No effective[x] and no issued: the value may be years old, so it is never read as the newest's.
     bundle = to_bundle([_record("2023-05-15", 52), _record("2025-05-20", 54, hemoglobin=None)])
     undated = _observation("undated-hb", "718-7", "x", valueQuantity={"value": 13.1, "code": "g/dL"})
     del undated["effectiveDateTime"]
     _add(bundle, undated)
     got = read_bundle(bundle)
-    assert got.record["hemoglobin"] == 13.1 and got.records[0]["hemoglobin"] == EXAMPLE_RECORD["hemoglobin"]
+    assert "hemoglobin" not in got.record and got.records[0]["hemoglobin"] == EXAMPLE_RECORD["hemoglobin"]
+    assert [(w.location, "has no date" in w.message) for w in got.warnings] == [("Observation/undated-hb", True)]
 
 
 def test_condition_with_onset_after_the_first_visit_counts_only_for_later_visits():

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from features.fhir import FhirInputError, read_bundle, to_bundle
+from features.fhir import read_bundle, to_bundle
 from features.medications import ANTIHYPERTENSIVE, DIABETES, STATIN, classes_of_names
 from tests.unit.test_fhir_history import SUBJECT, _add, _observation, _record, three_checkups
 from tests.unit.test_fhir_lifestyle import _condition
@@ -260,16 +260,17 @@ def test_the_next_date_of_the_observation_is_used_when_the_first_is_impossible()
     assert warning.location == "Observation/ldl.effectiveDateTime" and "issued used instead" in warning.message
 
 
-def test_only_impossible_dates_is_a_clear_error():
+def test_only_impossible_dates_leaves_no_measurement_with_warnings():
+    """Not refused (contract section 3): the person is described; the service then finds no
+    checkup measurement and scores nothing (tests/service/test_fhir_no_checkup.py)."""
     bundle = to_bundle(_record("2025-05-20", 54))
     for entry in bundle["entry"]:
         if entry["resource"]["resourceType"] == "Observation":
             entry["resource"]["effectiveDateTime"] = "0001-01-01"
-    with pytest.raises(FhirInputError) as err:
-        read_bundle(bundle, today=TODAY)
-    assert err.value.status == 422
-    assert all(i.location.endswith(".effectiveDateTime") for i in err.value.issues)
-    assert all("0001-01-01" not in i.location + i.message for i in err.value.issues)
+    got = read_bundle(bundle, today=TODAY)
+    assert not {"sbp", "fasting_glucose", "weight_kg"} & set(got.record)
+    dated = [w for w in got.warnings if w.location.endswith(".effectiveDateTime")]
+    assert dated and all("0001-01-01" not in w.location + w.message for w in dated)
 
 
 def test_a_future_checkup_does_not_refuse_the_patient():

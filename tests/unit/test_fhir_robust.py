@@ -1,0 +1,305 @@
+"""Robust FHIR reading (contract section 3): Patients referred to by fullUrl, resources that are not
+valid FHIR R4, implausible values, undated and partially dated Observations, conflicting values of
+one time, LOINC under its OID. A value that cannot be used leaves its field missing with a warning;
+only what cannot describe a person refuses the patient."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+
+import pytest
+
+from features.fhir import FhirInputError, read_bundle, read_patient
+from features.schema import BY_NAME
+from serving.fhir_in import validate_fhir
+
+TODAY = dt.date(2025, 7, 1)
+WHEN = "2025-06-10"
+PATIENT_URL = "urn:uuid:6f1c1b2e-3a4d-4c5e-9f10-111213141516"
+LOINC = "http://loinc.org"
+
+
+def _obs(oid: str, loinc: str, value: float | str, unit: str, subject: str = "Patient/p1", **more) -> dict:
+    resource = {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": loinc}]},
+        "subject": {"reference": subject},
+        "effectiveDateTime": WHEN,
+        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+    }
+    resource.update(more)
+    return resource
+
+
+def _base(subject: str = "Patient/p1", patient_url: str | None = None, patient_id: str | None = "p1") -> dict:
+    """The outside tester's base(): a man born 1970-03-15, height, weight, BP 128/82, glucose 98."""
+    patient = {"resourceType": "Patient", "gender": "male", "birthDate": "1970-03-15"}
+    if patient_id:
+        patient["id"] = patient_id
+    entries = [{"resource": patient, **({"fullUrl": patient_url} if patient_url else {})}]
+    for resource in (
+        _obs("height", "8302-2", 172, "cm", subject),
+        _obs("weight", "29463-7", 70, "kg", subject),
+        _obs("sbp", "8480-6", 128, "mm[Hg]", subject),
+        _obs("dbp", "8462-4", 82, "mm[Hg]", subject),
+        _obs("glucose", "1558-6", 98, "mg/dL", subject),
+    ):
+        entries.append({"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource})
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def _add(bundle: dict, resource: dict, full_url: str | None = None) -> dict:
+    bundle["entry"].append({"resource": resource, **({"fullUrl": full_url} if full_url else {})})
+    return bundle
+
+
+def _where(got, text: str) -> list[str]:
+    return [w.location for w in got.warnings if text in w.message]
+
+
+# H1: references through the Patient entry's fullUrl.
+
+
+def test_observations_may_refer_to_the_patient_by_its_urn_uuid_full_url():
+    got = read_bundle(_base(subject=PATIENT_URL, patient_url=PATIENT_URL), today=TODAY)
+    assert got.record["sbp"] == 128 and got.record["fasting_glucose"] == 98
+    assert got.patient == "Patient/p1" and got.record["person_id"] == "p1"
+    assert got.warnings == []
+
+
+def test_a_patient_without_id_is_known_by_its_full_url():
+    got = read_bundle(_base(subject=PATIENT_URL, patient_url=PATIENT_URL, patient_id=None), today=TODAY)
+    assert got.record["person_id"] == "6f1c1b2e-3a4d-4c5e-9f10-111213141516"
+    assert got.patient == PATIENT_URL and got.record["sbp"] == 128
+
+
+def test_an_absolute_full_url_is_the_patient_too():
+    url = "http://his.example/fhir/Patient/p7"
+    got = read_bundle(_base(subject=url, patient_url=url, patient_id=None), today=TODAY)
+    assert got.record["person_id"] == "p7" and got.patient == "Patient/p7" and got.record["dbp"] == 82
+    # Patient/p7 and the absolute URL both name it.
+    bundle = _add(_base(subject="Patient/p7", patient_url=url, patient_id=None), _obs("hb", "718-7", 14, "g/dL", url))
+    assert read_bundle(bundle, today=TODAY).record["hemoglobin"] == 14
+
+
+def test_a_reference_to_another_patient_is_still_refused():
+    bundle = _add(
+        _base(subject=PATIENT_URL, patient_url=PATIENT_URL),
+        _obs("other", "718-7", 14, "g/dL", "urn:uuid:00000000-0000-0000-0000-000000000000"),
+    )
+    with pytest.raises(FhirInputError) as e:
+        read_bundle(bundle, today=TODAY)
+    assert [(i.location, i.message) for i in e.value.issues] == [
+        ("Observation/other.subject", "refers to a different patient")
+    ]
+
+
+def test_a_patient_with_neither_id_nor_full_url_is_refused():
+    with pytest.raises(FhirInputError) as e:
+        read_bundle(_base(patient_id=None), today=TODAY)
+    assert "needs an id" in e.value.issues[0].message
+
+
+# M2: a resource that is not valid FHIR R4 is left out, never the patient.
+
+
+@pytest.mark.parametrize(
+    "resource, problem",
+    [
+        (_obs("hb", "718-7", "abc", "g/dL"), "valueQuantity.value is not a number"),
+        (_obs("hb", "718-7", 14, "g/dL", colour="red"), "colour is not an element"),
+        (_obs("hb", "718-7", 14, "g/dL", valueString="high"), "more than one of the choices"),
+    ],
+)
+def test_an_invalid_resource_is_left_out_with_a_plain_warning(resource, problem):
+    got = read_bundle(_add(_base(), resource), today=TODAY)
+    assert "hemoglobin" not in got.record and got.record["sbp"] == 128
+    [warning] = got.warnings
+    assert warning.location == "Observation/hb"
+    assert problem in warning.message and "not used" in warning.message
+    assert "regex" not in warning.message and "Value error" not in warning.message
+
+
+def test_a_blood_pressure_panel_with_an_unreadable_component_is_left_out():
+    bundle = _base()
+    del bundle["entry"][3:5]  # the separate SBP and DBP
+    panel = {
+        "resourceType": "Observation",
+        "id": "bp",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": WHEN,
+        "component": [
+            {"code": {"coding": [{"system": LOINC, "code": "8480-6"}]}, "valueQuantity": {"value": "x"}},
+            {"code": {"coding": [{"system": LOINC, "code": "8462-4"}]}, "valueQuantity": {"value": 80}},
+        ],
+    }
+    got = read_bundle(_add(bundle, panel), today=TODAY)
+    assert "sbp" not in got.record and "dbp" not in got.record and got.record["fasting_glucose"] == 98
+    assert _where(got, "component.0.valueQuantity.value is not a number") == ["Observation/bp"]
+
+
+def test_an_invalid_resource_without_id_is_named_by_its_full_url():
+    resource = _obs("x", "718-7", "abc", "g/dL")
+    del resource["id"]
+    got = read_bundle(_add(_base(), resource, "urn:uuid:hb-1"), today=TODAY)
+    assert _where(got, "is not a number") == ["urn:uuid:hb-1"]
+
+
+def test_an_invalid_patient_still_refuses_with_a_plain_message():
+    bundle = _base()
+    bundle["entry"][0]["resource"]["active"] = "maybe"
+    with pytest.raises(FhirInputError) as e:
+        read_bundle(bundle, today=TODAY)
+    [issue] = e.value.issues
+    assert issue.location == "Patient/p1" and "active is not true or false" in issue.message
+
+
+def test_the_service_check_of_a_bundle_leaves_invalid_resources_to_the_reader():
+    bundle = _add(_base(), _obs("hb", "718-7", "abc", "g/dL"))
+    validate_fhir(bundle, where="Bundle")  # no refusal: the reader leaves it out
+    assert _where(read_bundle(bundle, today=TODAY), "is not a number") == ["Observation/hb"]
+    # The Bundle's own structure, an unknown resource type and an invalid Patient prefetch still refuse.
+    for broken, where in (
+        (dict(copy.deepcopy(bundle), type="not-a-type-list", entry="x"), "Bundle.entry"),
+        (_add(copy.deepcopy(bundle), {"resourceType": "NoSuchResource"}), "Bundle.entry.7.resource"),
+    ):
+        with pytest.raises(FhirInputError) as e:
+            validate_fhir(broken, where="Bundle")
+        assert any(i.location == where for i in e.value.issues)
+    with pytest.raises(FhirInputError) as e:
+        validate_fhir({"resourceType": "Patient", "id": "p1", "active": "maybe"}, where="prefetch.patient")
+    assert [(i.location, i.message) for i in e.value.issues] == [("prefetch.patient.active", "is not true or false")]
+
+
+# M3: implausible after conversion, the same whether or not another value exists.
+
+
+def test_a_mis_united_value_is_left_missing_with_the_conversion_shown():
+    bundle = _base()
+    bundle["entry"][5]["resource"]["valueQuantity"].update(value=135, unit="mmol/L", code="mmol/L")
+    got = read_bundle(bundle, today=TODAY)
+    assert "fasting_glucose" not in got.record
+    [warning] = got.warnings
+    f = BY_NAME["fasting_glucose"]
+    assert warning.location == "Observation/glucose"
+    assert warning.message == (
+        f"LOINC 1558-6 (fasting_glucose): the value sent in mmol/L, converted to mg/dL, is outside the plausible "
+        f"{f.low:g}-{f.high:g} mg/dL (a typo, or a value in another unit?): left missing"
+    )
+    assert "135" not in warning.message  # warnings never echo submitted values
+
+
+@pytest.mark.parametrize("with_valid_value", [False, True])
+def test_an_implausible_value_is_a_warning_whether_or_not_another_is_there(with_valid_value):
+    bundle = _base()
+    if not with_valid_value:
+        del bundle["entry"][3]  # the SBP 128
+    got = read_bundle(_add(bundle, _obs("sbp-400", "8480-6", 400, "mm[Hg]")), today=TODAY)
+    assert got.record.get("sbp") == (128 if with_valid_value else None)
+    assert _where(got, "sent in mm[Hg] is outside the plausible") == ["Observation/sbp-400"]
+    assert all("400" not in w.message for w in got.warnings)
+
+
+def test_a_plausible_converted_value_is_read():
+    bundle = _base()
+    bundle["entry"][5]["resource"]["valueQuantity"].update(value=5.5, unit="mmol/L", code="mmol/L")
+    got = read_bundle(bundle, today=TODAY)
+    assert got.record["fasting_glucose"] == pytest.approx(99.09, abs=0.01) and got.warnings == []
+
+
+# M1: no date at all.
+
+
+def test_an_observation_without_any_date_is_left_out_with_a_warning():
+    undated = _obs("chol", "2093-3", 210, "mg/dL")
+    del undated["effectiveDateTime"]
+    got = read_bundle(_add(_base(), undated), today=TODAY)
+    assert "total_cholesterol" not in got.record and got.record["exam_date"] == WHEN
+    assert _where(got, "has no date (effective[x] or issued)") == ["Observation/chol"]
+
+
+def test_issued_still_dates_an_observation():
+    dated = _obs("chol", "2093-3", 210, "mg/dL", issued="2025-06-11T08:00:00Z")
+    del dated["effectiveDateTime"]
+    got = read_bundle(_add(_base(), dated), today=TODAY)
+    assert got.record["total_cholesterol"] == 210 and got.warnings == []
+
+
+def test_an_undated_observation_of_no_code_read_is_no_warning():
+    other = _obs("other", "12345-6", 1, "1")
+    del other["effectiveDateTime"]
+    assert read_bundle(_add(_base(), other), today=TODAY).warnings == []
+
+
+# L1: two different values at the same time.
+
+
+@pytest.mark.parametrize("first, second", [(150, 120), (120, 150)])
+def test_two_different_values_at_the_same_time_are_named_in_a_warning(first, second):
+    bundle = _base()
+    del bundle["entry"][3]
+    bundle = _add(_add(bundle, _obs("a", "8480-6", first, "mm[Hg]")), _obs("b", "8480-6", second, "mm[Hg]"))
+    got = read_bundle(bundle, today=TODAY)
+    assert got.record["sbp"] == first  # the rule is unchanged: the first in the input
+    [warning] = got.warnings
+    assert warning.location == "Observation/b"
+    assert warning.message == (
+        f"LOINC 8480-6 (sbp) {second} has the same time as LOINC 8480-6 {first} in Observation/a, "
+        f"a different value: {first} used"
+    )
+
+
+def test_the_same_value_twice_or_in_two_units_is_no_warning():
+    bundle = _add(_base(), _obs("sbp-again", "8480-6", 128, "mm[Hg]"))
+    bundle = _add(bundle, _obs("glucose-molar", "14771-0", 5.44, "mmol/L"))  # 98.0 mg/dL
+    assert read_bundle(bundle, today=TODAY).warnings == []
+
+
+# L4: partial dates.
+
+
+@pytest.mark.parametrize("when, day", [("2025", "2025-01-01"), ("2025-05", "2025-05-01")])
+def test_a_partial_observation_date_is_read_as_its_first_day_with_a_warning(when, day):
+    bundle = _base()
+    for entry in bundle["entry"][1:]:
+        entry["resource"]["effectiveDateTime"] = when
+    got = read_bundle(bundle, today=TODAY)
+    assert got.record["exam_date"] == day and got.record["sbp"] == 128
+    assert len(_where(got, "is a year or a month only")) == 5
+    assert _where(got, "approximate")[0] == "Observation/height.effectiveDateTime"
+
+
+def test_a_partial_birth_date_is_read_with_a_warning():
+    bundle = _base()
+    bundle["entry"][0]["resource"]["birthDate"] = "1970"
+    got = read_bundle(bundle, today=TODAY)
+    assert got.record["age"] == 55
+    assert [(w.location, w.message) for w in got.warnings] == [
+        ("Patient/p1.birthDate", "is a year or a month only: read as its first day, so the age is approximate")
+    ]
+
+
+# L3: LOINC under its OID.
+
+
+def test_loinc_coded_under_its_oid_is_read():
+    bundle = _base()
+    del bundle["entry"][3]
+    sbp = _obs("sbp-oid", "8480-6", 150, "mm[Hg]")
+    sbp["code"]["coding"][0]["system"] = "urn:oid:2.16.840.1.113883.6.1"
+    got = read_bundle(_add(bundle, sbp), today=TODAY)
+    assert got.record["sbp"] == 150 and got.sources["sbp"] == "Observation/sbp-oid"
+
+
+def test_read_patient_takes_the_patient_full_url():
+    bundle = _base(subject=PATIENT_URL)
+    patient = bundle["entry"][0]["resource"]
+    resources = [(e["resource"], e.get("fullUrl")) for e in bundle["entry"][1:]]
+    assert read_patient(patient, resources, today=TODAY, patient_url=PATIENT_URL).record["sbp"] == 128
+    with pytest.raises(FhirInputError):
+        read_patient(patient, resources, today=TODAY)  # without it, the urn:uuid names no known patient
