@@ -100,6 +100,10 @@ class _RoundsReport(xgb.callback.TrainingCallback):
         return model
 
 
+# Fewer events than this (or no non-events) and an outcome cannot be fit at all.
+MIN_EVENTS_TO_FIT = 10
+
+
 class FitSettings(Protocol):
     """The settings fitting reads (a `RiskModel`'s parameters)."""
 
@@ -155,7 +159,7 @@ class OutcomeFitter:
         """(rows, events) among the records themselves (history-dropout copies do not count)."""
         real = rows & self.data.original
         events, n_rows = int(y[real].sum()), int(real.sum())
-        if events == n_rows or events < 10:
+        if events == n_rows or events < MIN_EVENTS_TO_FIT:
             raise ValueError(f"{outcome}: too few events to fit ({n_rows} rows, {events} events)")
         return n_rows, events
 

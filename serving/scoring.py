@@ -64,6 +64,39 @@ def history_counts(person_ids: list[str], dates: list[dt.date]) -> tuple[np.ndar
     return earlier, np.array([per_day[k] - 1 for k in keys], dtype=np.int64)
 
 
+# An age that moves by more than this many years apart from the time between two checkups of
+# one person (whole-year ages round by up to a year each way) says they may not be one person.
+_AGE_SLACK_YEARS = 2.0
+
+
+def person_inconsistencies(records: list[dict], dates: list[dt.date]) -> list[list[str]]:
+    """Per record, warnings when it disagrees with the same person's previous checkup in the
+    request: another sex, or an age that does not move with the time between the two exams. Both
+    are allowed (a typo in one of them), but the earlier one was used as this one's history."""
+    out: list[list[str]] = [[] for _ in records]
+    person_ids = [r["person_id"] for r in records]
+    previous: dict[str, int] = {}
+    for i in person_order(person_ids, dates):
+        j = previous.get(str(person_ids[i]))
+        previous[str(person_ids[i])] = int(i)
+        if j is None:
+            continue
+        a, b = records[j], records[i]
+        if a.get("sex") is not None and b.get("sex") is not None and a["sex"] != b["sex"]:
+            out[i].append(
+                f"sex differs from this person's checkup of {dates[j].isoformat()}, which was used as its history: "
+                "check that both are the same person's"
+            )
+        if a.get("age") is not None and b.get("age") is not None:
+            years = (dates[i] - dates[j]).days / 365.25
+            if abs((float(b["age"]) - float(a["age"])) - years) > _AGE_SLACK_YEARS:
+                out[i].append(
+                    f"age does not match the {years:.1f} years since this person's checkup of "
+                    f"{dates[j].isoformat()}, which was used as its history: check both ages"
+                )
+    return out
+
+
 def exam_age(exam_date: dt.date, today: dt.date) -> tuple[int, int]:
     """(whole years, days) from the exam to today, as staleness warnings and the report say it."""
     days = (today - exam_date).days
@@ -172,6 +205,7 @@ class Scorer:
                 r["exam_date"] = today  # a checkup without a date is today's, so the newest
         dates = [_date(r["exam_date"]) for r in records]
         earlier, same_day = history_counts([r["person_id"] for r in records], dates)
+        inconsistent = person_inconsistencies(records, dates)
         cols = Columns.from_records(records)
         X = feature_matrix(cols)
         scored = self.model.score(X, explain=explain and top_k > 0, intervals=True)
@@ -212,6 +246,7 @@ class Scorer:
                     f"{int(same_day[i])} other checkup(s) of this person in the request have the same "
                     "exam_date: among them, the ones listed earlier were used as history of the later ones"
                 )
+            warnings += inconsistent[i]
             stale = staleness(dates[i], today, self.stale_after_days)
             if stale is not None:
                 warnings.append(stale)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.eligibility import eligibility
 from features.readers import ReadResult, concat_results, read_checkups
 from features.rejects import MAX_REJECT_SHARE, R_SUPERSEDED, too_many
 from features.rejects import summary as rejects_summary
@@ -28,6 +29,7 @@ from features.schema import EXAMPLE_RECORD, OUTCOMES
 from features.validation import SuiteReport, run_suite, split_valid
 from models import provenance as provenance_
 from models.bundle import RiskModel, person_fold
+from models.fitting import MIN_EVENTS_TO_FIT
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import summary_en
 from training import registry
@@ -250,6 +252,26 @@ def log_inputs(data: list[Path], outcomes: tuple[str, ...], seed: int, fingerpri
     )
 
 
+def check_events(train_rows: pd.DataFrame, outcomes: tuple[str, ...]) -> None:
+    """Stop before fitting when an outcome has too few events in the training persons to be fit
+    at all, naming every such outcome and the `--outcomes` that can be trained instead."""
+    eligible = eligibility(train_rows, outcomes)
+    short = {}
+    for o in outcomes:
+        y = pd.to_numeric(train_rows[OUTCOME_SPECS[o].label], errors="coerce")
+        y = y[eligible[o].to_numpy() & y.notna().to_numpy()]
+        if y.sum() < MIN_EVENTS_TO_FIT or y.sum() == len(y):
+            short[o] = f"{o} ({int(y.sum()):,} events in {len(y):,} rows)"
+    if not short:
+        return
+    rest = [o for o in outcomes if o not in short]
+    remedy = f"; train the others with --outcomes {','.join(rest)}" if rest else ""
+    raise ValueError(
+        f"too few events to fit {', '.join(short.values())} (at least {MIN_EVENTS_TO_FIT} among the training "
+        f"persons){remedy}"
+    )
+
+
 def fit_model(
     train_rows: pd.DataFrame,
     outcomes: tuple[str, ...],
@@ -438,6 +460,7 @@ def train(
 
     checked = read_and_check(paths, outcomes, max_reject_share, say)
     train_rows, test_rows, fingerprint = split(paths, checked, outcomes, seed)
+    check_events(train_rows, outcomes)
     name = run_name(outcomes, checked.persons, provenance_.detect(checked.records)["kind"])
     with mlflow.start_run(experiment_id=exp_id, run_name=name) as run:
         log_inputs(paths, outcomes, seed, fingerprint, checked)

@@ -224,3 +224,16 @@ def test_present_history_can_be_listed(client):
                     risk["base_log_odds"] + sum(c["log_odds"] for c in risk["contributions"]) + risk["other_log_odds"]
                 )
                 assert total == pytest.approx(math.log(p / (1 - p)), abs=1e-9)
+
+
+def test_a_persons_checkups_that_disagree_are_scored_with_a_warning(client):
+    consistent = post(client, person("h-9"), explain=False)
+    assert not any("history: check" in w for r in consistent for w in r["warnings"])
+    older, _, newest = person("h-10")
+    older = dict(older, exam_date=ago(3650), age=54)  # ten years earlier, the same age
+    newest = dict(newest, sex="F")
+    results = post(client, [newest, older], explain=False)
+    assert results[1]["warnings"] == [w for w in results[1]["warnings"] if "history: check" not in w]
+    said = " | ".join(results[0]["warnings"])
+    assert "sex differs from this person's checkup of" in said
+    assert "age does not match the 9.9 years since this person's checkup of" in said
