@@ -153,7 +153,8 @@ class Engine:
         chosen = self.outcomes if outcomes is None else tuple(outcomes)
         which = self._all_main if outcomes is None else np.array([self._main[o] for o in chosen], dtype=np.int64)
         margin, contribs, bias = self.trees.evaluate(X, which, explain, threads)
-        p = sigmoid(self.heads.logits(margin, X, which))
+        logits = self.heads.logits(margin, X, which)
+        p = sigmoid(logits)
         probability = {o: p[:, q] for q, o in enumerate(chosen)}
         per: dict[str, np.ndarray] = {}
         base: dict[str, np.ndarray] = {}
@@ -161,11 +162,15 @@ class Engine:
             c, b = self.heads.explanation(contribs, bias, X, which)
             per = {o: c[q] for q, o in enumerate(chosen)}
             base = {o: b[:, q] for q, o in enumerate(chosen)}
-        half = self._halfwidths(X, chosen, threads) if intervals else None
+        center = {o: logits[:, q] for q, o in enumerate(chosen)}
+        half = self._halfwidths(X, chosen, center, threads) if intervals else None
         return Scores(probability, per, base, half)
 
-    def _halfwidths(self, X: np.ndarray, outcomes: tuple[str, ...], threads: int) -> dict[str, np.ndarray]:
-        """Per outcome with members, the interval half-width: members' margins only, no SHAP."""
+    def _halfwidths(
+        self, X: np.ndarray, outcomes: tuple[str, ...], center: dict[str, np.ndarray], threads: int
+    ) -> dict[str, np.ndarray]:
+        """Per outcome with members, the interval half-width around its logit `center`: members'
+        margins only, no SHAP."""
         with_members = [o for o in outcomes if o in self._members]
         if not with_members:
             return {}
@@ -178,12 +183,13 @@ class Engine:
         widths = {len(self._members[o]) for o in with_members}
         if len(widths) == 1:  # as many members each: every outcome's spread in one pass
             mults = np.array([self._multipliers[o] for o in with_members])
-            half = interval_.halfwidth(z.reshape(len(X), len(with_members), widths.pop()), mults)
+            mid = np.column_stack([center[o] for o in with_members])
+            half = interval_.halfwidth(z.reshape(len(X), len(with_members), widths.pop()), mults, mid)
             return {o: half[:, g] for g, o in enumerate(with_members)}
         out, col = {}, 0
         for o in with_members:
             width = len(self._members[o])
-            out[o] = interval_.halfwidth(z[:, col : col + width], self._multipliers[o])
+            out[o] = interval_.halfwidth(z[:, col : col + width], self._multipliers[o], center[o])
             col += width
         return out
 

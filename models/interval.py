@@ -17,9 +17,16 @@ Method (fitted in `models.fitting`, evaluated here and by `models.engine`):
   the standard error; for halves the factor is 1 (half-sampling ~ the bootstrap, Efron 1982, ch. 6;
   Politis & Romano 1994). It is cheaper than the bootstrap: each member sees half the rows.
 * On the calibrated log-odds scale, around the main model's own logit z:
-  z +/- t(0.975, B - 1) * factor * s, where s is the members' standard deviation about their mean.
-  Student's t, not 1.96: s comes from only B draws. Mapped back with the sigmoid, the interval always
-  contains the probability.
+  z +/- (t(0.975, B - 1) * factor * s + |mean - z|), where s is the members' standard deviation
+  about their mean. Student's t, not 1.96: s comes from only B draws. Mapped back with the sigmoid,
+  the interval always contains the probability.
+* |mean - z| is the smoothing bias that resampling alone misses. A boosted model smooths more
+  where data are thin, and a half-sample smooths more than the full sample; how far the members'
+  mean lies from the full model estimates that bias (the half-sampling analogue of the bootstrap's
+  bias estimate, Efron & Tibshirani 1993, ch. 10). It widens the interval on both sides, rather than
+  moving it, because a bias estimate from B members is itself noisy. On a truth that is a function
+  of the record (bench/record_truth.py, 10,000 training persons), it raised the coverage of the
+  true risk from 77-96% to 88-98%; without it, the interval missed up to a quarter of the truth.
 
 What it is, and what it is not: this is the ESTIMATION uncertainty of the model's probability for
 people with this checkup (how much it would move if refit on another sample of the same size). It
@@ -39,7 +46,8 @@ LEVEL = 0.95
 SUBSAMPLE = 0.5  # share of persons in each member's sample (half-sampling)
 METHOD = (
     "half-sampling of persons: members refit with the chosen setting and rounds on random halves of "
-    "the persons; logit +/- t(0.975, B-1) * sqrt(m/(n-m)) * member SD, around the model's logit"
+    "the persons; logit +/- (t(0.975, B-1) * sqrt(m/(n-m)) * member SD + |member mean - logit|), around "
+    "the model's logit"
 )
 
 
@@ -66,11 +74,16 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
 
 
-def halfwidth(member_logits: np.ndarray, mult: float | np.ndarray) -> np.ndarray:
+def halfwidth(member_logits: np.ndarray, mult: float | np.ndarray, center: np.ndarray | None = None) -> np.ndarray:
     """Per row, the interval's half-width in calibrated log-odds: `mult` times the standard
     deviation (ddof=1) of that row's member logits (n x B; or n x outcomes x B with a multiplier
-    per outcome)."""
-    return mult * np.asarray(member_logits, dtype=float).std(axis=-1, ddof=1)
+    per outcome), plus, with `center` (the model's own logits, n or n x outcomes), how far the
+    members' mean lies from it: the smoothing bias estimate (see the module docstring)."""
+    z = np.asarray(member_logits, dtype=float)
+    half = mult * z.std(axis=-1, ddof=1)
+    if center is not None:
+        half = half + np.abs(z.mean(axis=-1) - np.asarray(center, dtype=float))
+    return half
 
 
 def around(point: np.ndarray, half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +98,8 @@ def around(point: np.ndarray, half: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def interval(point: np.ndarray, member_logits: np.ndarray, mult: float) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) probabilities around `point` (n probabilities) from its members' logits (n x B)."""
     point = np.asarray(point, dtype=float)
-    return around(point, halfwidth(np.asarray(member_logits, dtype=float).reshape(len(point), -1), mult))
+    members = np.asarray(member_logits, dtype=float).reshape(len(point), -1)
+    return around(point, halfwidth(members, mult, logit(point)))
 
 
 def as_pair(low: float, high: float, digits: int = 6) -> list[float]:

@@ -59,10 +59,16 @@ def test_interval_is_symmetric_in_log_odds_and_contains_the_point():
     sd = members.std(axis=1, ddof=1)
     np.testing.assert_allclose(np.log(low / (1 - low)), z - 2.0 * sd, atol=1e-12)
     np.testing.assert_allclose(np.log(high / (1 - high)), z + 2.0 * sd, atol=1e-12)
-    # Members that all agree give a zero-width interval at the point itself.
+    # Members that all agree with the model give a zero-width interval at the point itself.
     low, high = interval.interval(point, np.repeat(z[:, None], 4, axis=1), 2.0)
     assert np.all(low <= point) and np.all(high >= point)
     np.testing.assert_allclose(high - low, 0.0, atol=1e-15)
+    # Members whose mean lies off the model's logit: that shift (the smoothing bias estimate) is
+    # added to both sides, on top of the spread.
+    shifted = members + 0.3
+    low, high = interval.interval(point, shifted, 2.0)
+    np.testing.assert_allclose(np.log(low / (1 - low)), z - 2.0 * sd - 0.3, atol=1e-12)
+    np.testing.assert_allclose(np.log(high / (1 - high)), z + 2.0 * sd + 0.3, atol=1e-12)
     pair = interval.pair_around(0.123456789, 0.3)
     assert pair[0] <= 0.123456789 <= pair[1] and pair[0] <= round(0.123456789, 6) <= pair[1]
 
