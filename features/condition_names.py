@@ -1,12 +1,15 @@
 """History fields read from the words of a diagnosis, for a FHIR Condition sent without a code this
 service knows (text only, a local code system, a SNOMED CT code outside `features.fhir`'s table).
 
-Conservative on purpose: a name counts only when nothing else in the text could change what it
-means. A text with a negation or a doubt ("no", "denies", "without", "rule out", "negative",
-"suspected", "risk of", "screening"), about someone else ("family history", "mother"), or with a
-qualifier that names another disease ("pulmonary hypertension", "gestational diabetes", "diabetes
-insipidus", "heat stroke", "폐고혈압", "임신성 당뇨") gives nothing: a known condition missed is said
-in the warnings, a condition read where there is none would silently drop an outcome.
+Conservative on purpose: a text counts only when it is made of the names below and a few words
+that leave their meaning ("essential", "type 2", "old", "history of", "without complications";
+`_ENGLISH_FILLER`, `_KOREAN_FILLER`), with no other sign than parentheses, commas, full stops,
+slashes and apostrophes. Anything else may change what the name means: a negation or blank ("no",
+"none", "(-)", "무", "없음"), a doubt ("suspected", "?", "의증", "r/o"), someone else ("mother",
+"모친", "family history"), a test ("screening", "검사"), a label and a value ("Hypertension: none")
+or a qualifier naming another disease ("pulmonary hypertension", "heat stroke", "폐고혈압"). Such a
+text gives nothing and a warning: a known condition missed is said in the warnings, while a condition
+read where there is none would silently drop an outcome.
 
 English names are matched as whole words (a name of several words as consecutive words). Korean
 words carry suffixes and prefixes glued on, so a Korean word counts when it is a name, optionally
@@ -50,106 +53,67 @@ CONDITION_NAMES: dict[str, tuple[str, ...]] = {
     ),
 }
 
-# English words that make a text unsafe to read: negation, doubt, someone else, or a qualifier
-# that turns the name into another disease.
-_ENGLISH_STOP = frozenset(
+# Words that may stand beside a name and leave its meaning: every other word makes the text doubtful.
+_ENGLISH_FILLER = frozenset(
     {
-        # negation
-        "no",
-        "not",
-        "never",
-        "denies",
-        "denied",
-        "deny",
-        "without",
-        "negative",
-        "neg",
-        "absent",
-        "absence",
-        "excluded",
-        "exclude",
-        "excluding",
-        "rule",
-        "ruled",
-        "free",
-        # doubt, screening, risk
-        "suspected",
-        "suspect",
-        "suspicion",
-        "possible",
-        "possibly",
-        "probable",
-        "probably",
-        "likely",
-        "unlikely",
-        "query",
-        "questionable",
-        "risk",
-        "screening",
-        "screen",
-        "prevention",
-        "prophylaxis",
-        "borderline",
-        "pre",
-        # someone else
-        "family",
-        "fh",
-        "mother",
-        "father",
-        "parent",
-        "parents",
-        "sibling",
-        "brother",
-        "sister",
-        "maternal",
-        "paternal",
-        # another disease of the same name
-        "pulmonary",
-        "portal",
-        "intracranial",
-        "ocular",
-        "intraocular",
-        "gestational",
-        "pregnancy",
-        "white",
-        "insipidus",
-        "heat",
-        "volume",
-        "ludwig",
-        "vincent",
-        "abdominal",
-        "intestinal",
-        "neonatal",
+        "essential",
+        "primary",
+        "secondary",
+        "benign",
+        "type",
+        "non",
+        "insulin",
+        "dependent",
+        "uncomplicated",
+        "controlled",
+        "uncontrolled",
+        "chronic",
+        "acute",
+        "old",
+        "stable",
+        "unstable",
+        "pectoris",
+        "mixed",
+        "pure",
+        "familial",
+        "disease",
+        "disorder",
+        "unspecified",
+        "nos",
+        "history",
+        "hx",
+        "of",
+        "known",
+        "diagnosed",
+        "treated",
+        "treatment",
+        "on",
+        "with",
+        "and",
+        "i",
+        "ii",
+        "1",
+        "2",
     }
 )
-# Korean: found anywhere in the text (they glue onto other words: 병력없음).
-_KOREAN_STOP = (
-    "없",
-    "아님",
-    "아니",
-    "부정",
-    "음성",
-    "의증",
-    "의심",
-    "배제",
-    "가족",
-    "위험",
-    "선별",
-    "전단계",
-    "경계",
-    "임신",
-    "예방",
+_KOREAN_FILLER = frozenset(
+    {"제", "형", "본태성", "원발성", "이차성", "급성", "만성", "진구성", "안정형", "불안정형", "변이형"}
+    | {"진단", "병력", "과거력"}
 )
 # What may be glued before and after a Korean name and leave its meaning.
 _KOREAN_BEFORE = ("", "본태성", "원발성", "이차성", "급성", "만성", "진구성", "형", "안정형", "불안정형", "변이형")
 _KOREAN_AFTER = ("", "병", "증")
 # A phrase of ICD-10 displays ("... without complications") that is no negation of the disease.
 _HARMLESS = re.compile(r"\bwithout (?:mention of )?complications?\b")
-_WORD = re.compile(r"[a-z]+|[\uac00-\ud7a3]+|[0-9]+|\?")
-_RULE_OUT = re.compile(r"\br/o\b")
+_WORD = re.compile(r"[a-z]+|[\uac00-\ud7a3]+|[0-9]+")
+# A hyphen inside a word ("type-2", "non-insulin-dependent") is a space; any other sign but these
+# (a colon, a minus, a plus, a question mark) may say something about the name: doubtful.
+_INNER_HYPHEN = re.compile(r"(?<=[a-z0-9\uac00-\ud7a3])-(?=[a-z0-9\uac00-\ud7a3])")
+_OTHER_SIGN = re.compile(r"[^a-z0-9\uac00-\ud7a3\s.,()/']")
 
 
-def _english(words: list[str]) -> set[str]:
+def _english(words: list[str], used: list[bool]) -> set[str]:
+    """The fields English names among `words` name; marks the words they cover in `used`."""
     found = set()
     for name, names in CONDITION_NAMES.items():
         for term in names:
@@ -157,14 +121,17 @@ def _english(words: list[str]) -> set[str]:
             if not parts[0].isascii():
                 continue
             n = len(parts)
-            if any(words[i : i + n] == parts for i in range(len(words) - n + 1)):
-                found.add(name)
+            for i in range(len(words) - n + 1):
+                if words[i : i + n] == parts:
+                    found.add(name)
+                    used[i : i + n] = [True] * n
     return found
 
 
-def _korean(words: list[str]) -> set[str]:
+def _korean(words: list[str], used: list[bool]) -> set[str]:
+    """The fields Korean names (with their glued qualifiers) among `words` name; marks them in `used`."""
     found = set()
-    for word in words:
+    for k, word in enumerate(words):
         if word.isascii():
             continue
         for name, names in CONDITION_NAMES.items():
@@ -173,6 +140,7 @@ def _korean(words: list[str]) -> set[str]:
                     continue
                 if any(word == f"{before}{term}{after}" for before in _KOREAN_BEFORE for after in _KOREAN_AFTER):
                     found.add(name)
+                    used[k] = True
     return found
 
 
@@ -189,17 +157,14 @@ def history_of_names(texts: Iterable[str]) -> ConditionText:
     none at all when any of them names one with a negation, a doubt or a qualifier."""
     fields: set[str] = set()
     for raw in texts:
-        text = unicodedata.normalize("NFKC", raw).lower()
-        words = _WORD.findall(_HARMLESS.sub(" ", text))
-        named = _english(words) | _korean(words)
+        text = _INNER_HYPHEN.sub(" ", _HARMLESS.sub(" ", unicodedata.normalize("NFKC", raw).lower()))
+        words = _WORD.findall(text)
+        used = [False] * len(words)
+        named = _english(words, used) | _korean(words, used)
         if not named:
             continue
-        hangul = [w for w in words if not w.isascii()]
-        if (
-            any(w in _ENGLISH_STOP or w == "?" for w in words)
-            or any(stop in w for w in hangul for stop in _KOREAN_STOP)
-            or _RULE_OUT.search(text) is not None
-        ):
+        others = [w for w, u in zip(words, used, strict=True) if not u]
+        if _OTHER_SIGN.search(text) or any(w not in _ENGLISH_FILLER and w not in _KOREAN_FILLER for w in others):
             return ConditionText(frozenset(), True)
         fields |= named
     return ConditionText(frozenset(fields), False)

@@ -42,8 +42,9 @@ CodeSystem publishes no content and no source checked here gives the codes of th
 Dates. An Observation's date is the first of effectiveDateTime, effectiveInstant,
 effectivePeriod.start, issued that is a plausible checkup date (EXAM_DATE_MIN .. today); one that is
 not (a 0001-01-01 placeholder, a typo, a future date) is a warning naming its path, and an
-Observation with no plausible date but some date is left out. Only when every dated measurement is
-left out is the patient refused, with those issues. A date of a year or
+Observation with no plausible date, or no date at all, is left out with a warning. A patient left
+without any measurement is not refused: the service answers that there is no checkup to score. A
+date of a year or
 a month only ("2023", "2023-05"; a birthDate too) is read as its first day, with a warning that it
 is approximate. A history date (onset, recordedDate, effective,
 dateAsserted, authoredOn, FamilyMemberHistory.date) before the birth year or in the future is read
@@ -71,14 +72,15 @@ Robust reading. Every quantity's unit is checked: molar and other convertible un
 with the analyte's factor, so a value is never read in the wrong unit. A value that cannot be read
 (an unknown answer code, a unit that cannot be converted or is missing, no number) or that lies
 outside its field's plausible range (`features.schema` low..high) after conversion leaves its field
-missing and becomes a warning naming the resource (for a range, the value sent, the converted value
-and the range): it never refuses the patient. A resource that is not valid FHIR R4 (checked by the
-fhir.resources R4B models) is left out with a warning saying what is wrong; a Patient that is not
-refuses. LOINC is read under its URI and its OID (urn:oid:2.16.840.1.113883.6.1). Resources may
-refer to the Patient by its reference, by an absolute URL ending in it, or by the Patient entry's
-fullUrl (a urn:uuid in a transaction Bundle); a Patient without an id is known by its fullUrl. Only
-what cannot describe a person (no Patient, no usable sex or birth date) or data about another
-patient is refused with `FhirInputError`. The records are then validated like any other record by the caller.
+missing and becomes a warning naming the resource (for a range, the unit it was sent in, the
+conversion and the range; never the value): it never refuses the patient. A resource that is not
+valid FHIR R4 (checked by the fhir.resources R4B models) is left out with a warning saying what is
+wrong; a Patient that is not refuses. LOINC is read under its URI and its OID
+(urn:oid:2.16.840.1.113883.6.1). Resources may refer to the Patient by its reference, by an
+absolute URL ending in it, or by the Patient entry's fullUrl (a urn:uuid in a transaction Bundle);
+a Patient without an id is known by its fullUrl. Only what cannot describe a person (no Patient, no
+usable sex or birth date) or data about another patient is refused with `FhirInputError`. The
+records are then validated like any other record by the caller.
 """
 
 from __future__ import annotations
@@ -435,6 +437,9 @@ COMPLETED_REQUEST_DAYS = 365
 _NOT_TREATMENT_INTENT = frozenset({"proposal", "option"})
 _REFUTED = "refuted"  # a "no": the history field is 0 at the checkup it is dated at
 _IN_ERROR = "entered-in-error"  # not information at all
+# A diagnosis not (yet) confirmed: neither a yes nor a no. Counting it would drop an outcome for a
+# person who may not have the disease, so it is left out with a warning.
+_UNCONFIRMED = frozenset({"unconfirmed", "provisional", "differential"})
 _VER_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 
 
@@ -1164,6 +1169,13 @@ def _read_condition(resource: dict, ref: str, reading: _Reading) -> None:
         names = _condition_names(resource, ref, reading)
     if names and _REFUTED in status:
         reading.negatives.append(_Dated(frozenset(names), reading.history_day(resource, ref, _REFUTED_DATES), ref))
+    elif names and status & _UNCONFIRMED and "confirmed" not in status:
+        reading.warnings.append(
+            Issue(
+                f"{ref}.verificationStatus",
+                "is a diagnosis not yet confirmed (unconfirmed, provisional or differential): not counted",
+            )
+        )
     elif names:
         reading.facts.append(_Dated(frozenset(names), reading.history_day(resource, ref, _ONSET_DATES), ref))
 
@@ -1341,7 +1353,8 @@ def _group_visits(
     """(first day, field -> chosen value) per visit, oldest first (see the module docstring). Two
     different values of a field taken at the same time: the first in the input is used, and a
     warning (into `warnings`) names both, since the order of a search result means nothing."""
-    dated = sorted(((v.when, v) for v in values if v.when is not None), key=lambda p: p[0])  # stable on ties
+    # Every value read has a date (an undated Observation is left out): sort is stable on ties.
+    dated = sorted(((v.when, v) for v in values if v.when is not None), key=lambda p: p[0])
     visits: list[tuple[dt.date, dict[str, _Value]]] = []
     chosen_at: dict[str, dt.datetime] = {}  # when the chosen value of each field of the last visit was taken
     for when, v in dated:
@@ -1358,15 +1371,14 @@ def _group_visits(
             warnings.append(
                 Issue(
                     v.ref,
-                    f"LOINC {v.code} ({v.name}) {_number(v.value)} has the same time as LOINC {used.code} "
-                    f"{_number(used.value)} in {used.ref}, a different value: {_number(used.value)} used",
+                    f"LOINC {v.code} ({v.name}) has the same time as LOINC {used.code} in {used.ref} but a "
+                    f"different value: the one in {used.ref} is used",
                 )
             )
     if not visits:
-        visits.append((today, {}))  # nothing dated: measured "now", as before
-    for v in values:
-        if v.when is None and v.name not in visits[-1][1]:
-            visits[-1][1][v.name] = v
+        # No measurement at all: a record of today with only the person and the history; the
+        # service then answers that there is no checkup to score (serving.fhir_in.has_measurement).
+        visits.append((today, {}))
     return visits
 
 

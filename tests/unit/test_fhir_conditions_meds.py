@@ -66,6 +66,8 @@ def _history(got) -> dict:
         ("Unstable angina", "history_heart_disease"),
         ("급성 심근경색", "history_heart_disease"),
         ("협심증", "history_heart_disease"),
+        ("Non-insulin-dependent diabetes mellitus", "history_diabetes"),
+        ("Hypertension, essential", "history_hypertension"),
     ],
 )
 def test_a_text_only_condition_is_read_by_its_common_name(text, field):
@@ -96,6 +98,20 @@ def test_a_text_only_condition_is_read_by_its_common_name(text, field):
         "당뇨 의증",
         "고혈압 가족력",
         "임신성 당뇨",
+        # A review's cases: blanks and signs, unknowns, tests, relatives, another disease.
+        "Hypertension: none",
+        "nil hypertension",
+        "Hypertension (-)",
+        "고혈압(-)",
+        "고혈압 무",
+        "unknown hypertension",
+        "고혈압 미상",
+        "Diabetes test",
+        "당뇨 검사",
+        "모친 고혈압",
+        "어머니: 당뇨",
+        "TIA (mini stroke)",
+        "Pre-diabetes",
     ],
 )
 def test_a_negated_or_doubtful_text_is_not_read_and_is_warned(text):
@@ -225,3 +241,12 @@ def test_a_resolved_reference_without_a_known_class_keeps_its_reason():
     got = _read(medication, _by_reference("MedicationStatement", "Medication/x"))
     (warning,) = got.warnings
     assert "no ATC code" in warning.message and "could not be resolved" not in warning.message
+
+
+@pytest.mark.parametrize("status", ["unconfirmed", "provisional", "differential"])
+def test_an_unconfirmed_condition_is_not_counted_and_is_warned(status):
+    vs = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": status}]}
+    got = _read(_condition("maybe", {"text": "Hypertension"}, verificationStatus=vs, onsetDateTime="2019-03-01"))
+    assert _history(got) == {}
+    (warning,) = got.warnings
+    assert warning.location == "Condition/maybe.verificationStatus" and "not counted" in warning.message
