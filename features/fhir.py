@@ -1100,6 +1100,9 @@ def _valid_resources(
     what is wrong, so that one malformed value never refuses the patient (contract section 3)."""
     kept = []
     for k, (resource, full_url) in enumerate(resources):
+        if not isinstance(resource, dict):
+            warnings.append(Issue(f"resource {k + 1} of the patient's", "is not a FHIR resource: it is not used"))
+            continue
         problem = resource_problem(resource)
         if problem is None:
             kept.append((resource, full_url))

@@ -104,6 +104,11 @@ class _RoundsReport(xgb.callback.TrainingCallback):
 MIN_EVENTS_TO_FIT = 10
 
 
+def cannot_fit(rows: int, events: int) -> bool:
+    """Whether an outcome with `events` among `rows` eligible, labelled records is too thin to fit."""
+    return events < MIN_EVENTS_TO_FIT or events == rows
+
+
 class FitSettings(Protocol):
     """The settings fitting reads (a `RiskModel`'s parameters)."""
 
@@ -159,7 +164,7 @@ class OutcomeFitter:
         """(rows, events) among the records themselves (history-dropout copies do not count)."""
         real = rows & self.data.original
         events, n_rows = int(y[real].sum()), int(real.sum())
-        if events == n_rows or events < MIN_EVENTS_TO_FIT:
+        if cannot_fit(n_rows, events):
             raise ValueError(f"{outcome}: too few events to fit ({n_rows} rows, {events} events)")
         return n_rows, events
 

@@ -35,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 
 from features.fhir import FhirInputError, Issue, bundle_entries, read_bundle, read_patient
 from features.schema import BY_NAME, KEY_INPUTS
+from models.provenance import SYNTHETIC_WARNING
 from serving.cds_auth import CdsAuthError
 from serving.cds_cards import card, factor_words, mark_synthetic, no_checkup_card, stale_card, stale_warning
 from serving.cds_hooks import OPTIONAL_PREFETCH, REQUIRED_PREFETCH, CdsRequest, FeedbackRequest, discovery
@@ -240,9 +241,10 @@ async def fhir_risk_assessment(request: Request, svc: CurrentWorker) -> JSONResp
     if not has_measurement(checkup):
         # A person without any checkup result: not refused (contract section 3), not scored either.
         reason = no_measurement_reason(checkup, bundle_entries(bundle))
-        return JSONResponse(
-            result_bundle([], no_checkup_outcome(reason, [*checkup.warnings, *dropped])), media_type=FHIR_JSON
-        )
+        # The model that would have scored: a synthetic one says so in every answer (contract section 5).
+        notes = [SYNTHETIC_WARNING] if svc.current().scorer.synthetic else []
+        empty = no_checkup_outcome(reason, [*checkup.warnings, *dropped], notes)
+        return JSONResponse(result_bundle([], empty), media_type=FHIR_JSON)
     served = svc.current()
     request.state.audit_model = served.version
     result = svc.scoring("fhir", served).score_records(records, explain=True, top_k=5)[-1]

@@ -250,10 +250,11 @@ def warnings_outcome(reading: list[Issue], notes: list[str], information: Sequen
     return OperationOutcome.model_validate(body).model_dump(mode="json", exclude_none=True)
 
 
-def no_checkup_outcome(reason: str, reading: list[Issue]) -> dict:
+def no_checkup_outcome(reason: str, reading: list[Issue], notes: Sequence[str] = ()) -> dict:
     """The OperationOutcome of a call with no checkup measurement (no RiskAssessment goes with it):
-    why first (severity `warning`, code `not-found`), then each value that could not be read."""
-    rest = warnings_outcome(reading, [])
+    why first (severity `warning`, code `not-found`), then each value that could not be read and the
+    `notes` (such as the synthetic-model notice)."""
+    rest = warnings_outcome(reading, list(notes))
     issues = [{"severity": "warning", "code": "not-found", "diagnostics": reason}, *(rest["issue"] if rest else [])]
     body = {"resourceType": "OperationOutcome", "id": str(uuid.uuid4()), "issue": issues}
     return OperationOutcome.model_validate(body).model_dump(mode="json", exclude_none=True)

@@ -123,9 +123,9 @@ def check_media_type(content_type: bytes | None, path: str) -> None:
     """Raise MalformedBody (415) unless a body's Content-Type is JSON: application/json or an
     application/*+json type (application/fhir+json), as FastAPI reads bodies. No Content-Type is
     read as JSON too (FastAPI does), so only a type that says otherwise is refused."""
-    if content_type is None:
-        return
-    media = content_type.split(b";", 1)[0].strip().lower().decode("latin-1")
+    media = (content_type or b"").split(b";", 1)[0].strip().lower().decode("latin-1")
+    if not media:
+        return  # no type, or an empty one: read as JSON, as FastAPI does
     kind, _, sub = media.partition("/")
     if kind == "application" and (sub == "json" or sub.endswith("+json")):
         return

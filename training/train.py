@@ -29,7 +29,7 @@ from features.schema import EXAMPLE_RECORD, OUTCOMES
 from features.validation import SuiteReport, run_suite, split_valid
 from models import provenance as provenance_
 from models.bundle import RiskModel, person_fold
-from models.fitting import MIN_EVENTS_TO_FIT
+from models.fitting import MIN_EVENTS_TO_FIT, cannot_fit
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import summary_en
 from training import registry
@@ -260,7 +260,7 @@ def check_events(train_rows: pd.DataFrame, outcomes: tuple[str, ...]) -> None:
     for o in outcomes:
         y = pd.to_numeric(train_rows[OUTCOME_SPECS[o].label], errors="coerce")
         y = y[eligible[o].to_numpy() & y.notna().to_numpy()]
-        if y.sum() < MIN_EVENTS_TO_FIT or y.sum() == len(y):
+        if cannot_fit(len(y), int(y.sum())):
             short[o] = f"{o} ({int(y.sum()):,} events in {len(y):,} rows)"
     if not short:
         return

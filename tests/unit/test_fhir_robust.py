@@ -304,3 +304,12 @@ def test_read_patient_takes_the_patient_full_url():
     assert read_patient(patient, resources, today=TODAY, patient_url=PATIENT_URL).record["sbp"] == 128
     with pytest.raises(FhirInputError):
         read_patient(patient, resources, today=TODAY)  # without it, the urn:uuid names no known patient
+
+
+def test_a_non_resource_entry_is_left_out_with_a_warning():
+    bundle = _base()
+    patient = bundle["entry"][0]["resource"]
+    resources = [(e["resource"], e.get("fullUrl")) for e in bundle["entry"][1:]] + [("junk", None), (None, None)]
+    got = read_patient(patient, resources, today=TODAY)
+    assert got.record["sbp"] == 128
+    assert [w.message for w in got.warnings] == ["is not a FHIR resource: it is not used"] * 2
