@@ -160,7 +160,9 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         patient = prefetch["patient"]
         if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
             return _fhir_error([Issue("prefetch.patient", "must be a Patient resource")], 412, code="required")
-        for key in ("patient", "observations", *OPTIONAL_PREFETCH):
+        # The searchsets' structure here; the resources themselves (the Patient too) are judged by
+        # the reader, exactly as in a Bundle sent to /fhir/risk-assessment.
+        for key in ("observations", *OPTIONAL_PREFETCH):
             if prefetch.get(key) is not None:
                 validate_fhir(prefetch[key], where=f"prefetch.{key}")
         audit_persons(request, [{"person_id": call.context.patientId}])

@@ -412,3 +412,18 @@ def test_card_links_to_the_clinician_report(post, client):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert "만성질환 위험" in r.text
     assert "One-year" in client.get(path + "&lang=en", headers={"Authorization": ""}).text
+
+
+def test_the_patient_is_judged_as_in_a_fhir_bundle(post, client):
+    """One reader for the Patient: an unreadable optional date does not refuse it on either path,
+    and a Patient that is not valid FHIR is refused on both."""
+    body = cds_call(EXAMPLE_RECORD)
+    body["prefetch"]["patient"]["deceasedDateTime"] = "not-a-date"
+    assert post(body).status_code == 200, post(body).text
+    bundle = to_bundle(EXAMPLE_RECORD)
+    bundle["entry"][0]["resource"]["deceasedDateTime"] = "not-a-date"
+    r = client.post("/fhir/risk-assessment", json=bundle)
+    assert r.status_code == 200, r.text
+    body = cds_call(EXAMPLE_RECORD)
+    body["prefetch"]["patient"]["gender"] = 5
+    assert post(body).status_code == 422
