@@ -123,9 +123,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     # `score` and `train` do.
     _records, rejects = validate_read(read.frame, read.rejects)
     _say_rejects(n_rows, rejects)
-    ok = report.success and len(rejects) == 0
-    print("PASSED" if ok else "FAILED: critical expectations failed")
-    return 0 if ok else 1
+    if not report.success:
+        print("FAILED: critical expectations failed")
+    elif len(rejects):
+        print(f"FAILED: {rejects['index'].nunique():,} rows would be rejected by score and train (reasons above)")
+    else:
+        print("PASSED")
+    return 0 if report.success and not len(rejects) else 1
 
 
 def _outcomes(text: str | None) -> tuple[str, ...]:

@@ -951,7 +951,8 @@ def read_patient(
             )
         )
     resources = _valid_resources(resources, warnings)
-    refs = {patient_ref, *([patient_url] if patient_url else [])}
+    # A Patient known by its fullUrl only (no id) may still be referred to as Patient/<that key>.
+    refs = {patient_ref, f"Patient/{pid}", *([patient_url] if patient_url else [])}
     reading = _Reading(refs, _medications(resources), today, born, warnings=warnings, issues=issues)
     for resource, full_url in resources:
         read = _RESOURCE_READERS.get(str(resource.get("resourceType")))

@@ -136,7 +136,7 @@ def grouped_contributions(
     person); both stay in "other", and a group with no listable feature is not listed. This is the
     one path by which the report, FHIR rationales and CDS cards get their factors. base + listed
     groups + other is the calibrated log-odds: other is computed as the remainder, so the identity
-    holds to the last bit of float64 addition."""
+    holds to float64 rounding (a few units in the last place)."""
     hidden = hidden | unmeasured(x[None, :])[0]
     shown = np.where(hidden, 0.0, row)
     sums = shown @ _GROUP_MATRIX

@@ -76,6 +76,12 @@ def test_a_patient_without_id_is_known_by_its_full_url():
     assert got.patient == PATIENT_URL and got.record["sbp"] == 128
 
 
+def test_a_patient_known_by_its_full_url_may_be_referred_to_by_its_key():
+    key = PATIENT_URL.removeprefix("urn:uuid:")
+    got = read_bundle(_base(subject=f"Patient/{key}", patient_url=PATIENT_URL, patient_id=None), today=TODAY)
+    assert got.record["person_id"] == key and got.record["sbp"] == 128
+
+
 def test_an_absolute_full_url_is_the_patient_too():
     url = "http://his.example/fhir/Patient/p7"
     got = read_bundle(_base(subject=url, patient_url=url, patient_id=None), today=TODAY)
