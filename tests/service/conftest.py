@@ -64,6 +64,20 @@ def cds_client_keys(service_home) -> TestClientKeys:
     return CDS_CLIENT
 
 
+CDS_URL = "http://testserver/cds-services/checkup-risk"
+
+
+@pytest.fixture
+def post_cds(client, cds_client_keys):
+    """POST a CDS Hooks call to the service, signed as the test CDS client."""
+
+    def call(body: dict):
+        headers = {"Authorization": f"Bearer {cds_client_keys.token(CDS_URL)}"}
+        return client.post("/cds-services/checkup-risk", json=body, headers=headers)
+
+    return call
+
+
 @pytest.fixture(scope="session")
 def report_links(service_settings, service_home):
     """The service's report-link store: the same shared state and secret as the running service."""

@@ -18,7 +18,6 @@ from models.outcomes import OUTCOME_SPECS
 from serving.batch import score_frame
 from serving.fhir_in import validate_records
 from serving.scoring import Scorer
-from tests.service.test_cds import URL
 from tests.unit.test_fhir_history import three_checkups
 
 FHIR = {"Content-Type": "application/fhir+json"}
@@ -68,16 +67,6 @@ def cds_body(bundle: dict) -> dict:
             },
         },
     }
-
-
-@pytest.fixture
-def post_cds(client, cds_client_keys):
-    def call(body):
-        return client.post(
-            "/cds-services/checkup-risk", json=body, headers={"Authorization": f"Bearer {cds_client_keys.token(URL)}"}
-        )
-
-    return call
 
 
 def _applicable(result: dict) -> dict[str, float]:

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
 
 import pytest
 
 from features.fhir import to_bundle
 from features.schema import EXAMPLE_RECORD
-from tests.service.test_cds import URL
+from tests.service.test_cds_history import cds_body
 
 FHIR = {"Content-Type": "application/fhir+json"}
 SBP = "example-0001-obs-4"
@@ -104,30 +103,11 @@ def test_fhir_refusals_that_describe_no_person_stay(client):
 # --- CDS Hooks ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def post_cds(client, cds_client_keys):
-    def call(body):
-        headers = {"Authorization": f"Bearer {cds_client_keys.token(URL)}"}
-        return client.post("/cds-services/checkup-risk", json=body, headers=headers)
-
-    return call
-
-
 def _cds_body(bundle: dict, observations: dict | None = None) -> dict:
-    patient = bundle["entry"][0]["resource"]
-    entries = [e for e in bundle["entry"][1:] if e["resource"]["resourceType"] == "Observation"]
-    others = [e for e in bundle["entry"][1:] if e["resource"]["resourceType"] != "Observation"]
-    return {
-        "hook": "patient-view",
-        "hookInstance": str(uuid.uuid4()),
-        "fhirServer": "https://his.example.org/fhir",
-        "context": {"userId": "Practitioner/1", "patientId": patient["id"]},
-        "prefetch": {
-            "patient": patient,
-            "observations": observations or {"resourceType": "Bundle", "type": "searchset", "entry": entries},
-            "conditions": {"resourceType": "Bundle", "type": "searchset", "entry": others},
-        },
-    }
+    body = cds_body(bundle)
+    if observations is not None:
+        body["prefetch"]["observations"] = observations
+    return body
 
 
 def _no_checkup_card(r) -> dict:
