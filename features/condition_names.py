@@ -2,14 +2,15 @@
 service knows (text only, a local code system, a SNOMED CT code outside `features.fhir`'s table).
 
 Conservative on purpose: a text counts only when it is made of the names below and a few words
-that leave their meaning ("essential", "type 2", "old", "history of", "without complications";
-`_ENGLISH_FILLER`, `_KOREAN_FILLER`), with no other sign than parentheses, commas, full stops,
-slashes and apostrophes. Anything else may change what the name means: a negation or blank ("no",
-"none", "(-)", "무", "없음"), a doubt ("suspected", "?", "의증", "r/o"), someone else ("mother",
-"모친", "family history"), a test ("screening", "검사"), a label and a value ("Hypertension: none")
-or a qualifier naming another disease ("pulmonary hypertension", "heat stroke", "폐고혈압"). Such a
-text gives nothing and a warning: a known condition missed is said in the warnings, while a condition
-read where there is none would silently drop an outcome.
+that leave their meaning ("essential", "type 2", "old", "history of", "without complications",
+"ischemic", "on statin"; `_ENGLISH_FILLER`, `_KOREAN_FILLER`), with no other sign than
+parentheses, commas, semicolons, ampersands, full stops, slashes and apostrophes. Anything else may
+change what the name means: a negation or blank ("no", "none", "(-)", "무", "없음"), a doubt
+("suspected", "?", "의증", "r/o"), someone else ("mother", "모친", "family history"), a test
+("screening", "검사"), a label and a value ("Hypertension: none") or a qualifier naming another
+disease ("pulmonary hypertension", "heat stroke", "폐고혈압"). Such a text gives nothing and a
+warning: a known condition missed is said in the warnings, while a condition read where there is
+none would silently drop an outcome. Common abbreviations (HTN, DM, T2DM, MI, CVA, CAD) are names.
 
 English names are matched as whole words (a name of several words as consecutive words). Korean
 words carry suffixes and prefixes glued on, so a Korean word counts when it is a name, optionally
@@ -27,8 +28,8 @@ from typing import NamedTuple
 # History field -> its common names, English (lower case, words separated by one space) and Korean.
 # The one table of condition names: `features.fhir` reads Condition text through it.
 CONDITION_NAMES: dict[str, tuple[str, ...]] = {
-    "history_hypertension": ("hypertension", "고혈압"),
-    "history_diabetes": ("diabetes", "diabetes mellitus", "당뇨"),
+    "history_hypertension": ("hypertension", "htn", "high blood pressure", "고혈압"),
+    "history_diabetes": ("diabetes", "diabetes mellitus", "dm", "niddm", "iddm", "당뇨"),
     "history_dyslipidemia": (
         "dyslipidemia",
         "dyslipidaemia",
@@ -36,13 +37,21 @@ CONDITION_NAMES: dict[str, tuple[str, ...]] = {
         "hyperlipidaemia",
         "hypercholesterolemia",
         "hypercholesterolaemia",
+        "high cholesterol",
         "이상지질혈",
         "고지혈",
         "고콜레스테롤혈",
     ),
-    "history_stroke": ("stroke", "cerebral infarction", "cerebrovascular accident", "뇌졸중", "뇌경색"),
+    "history_stroke": ("stroke", "cerebral infarction", "cerebrovascular accident", "cva", "뇌졸중", "뇌경색"),
     "history_heart_disease": (
         "myocardial infarction",
+        "mi",
+        "ami",
+        "stemi",
+        "nstemi",
+        "heart attack",
+        "cad",
+        "ihd",
         "ischemic heart disease",
         "ischaemic heart disease",
         "coronary artery disease",
@@ -94,11 +103,34 @@ _ENGLISH_FILLER = frozenset(
         "ii",
         "1",
         "2",
+        # kind, course and care of the same disease
+        "ischemic",
+        "ischaemic",
+        "hemorrhagic",
+        "haemorrhagic",
+        "embolic",
+        "thrombotic",
+        "lacunar",
+        "post",
+        "s",
+        "p",
+        "t",  # T2DM reads as t, 2, dm
+        "status",
+        "after",
+        "sequelae",
+        "late",
+        "effect",
+        "effects",
+        "well",
+        "statin",
+        "medication",
+        "medications",
+        "tablets",
     }
 )
 _KOREAN_FILLER = frozenset(
     {"제", "형", "본태성", "원발성", "이차성", "급성", "만성", "진구성", "안정형", "불안정형", "변이형"}
-    | {"진단", "병력", "과거력"}
+    | {"진단", "병력", "과거력", "후유증", "허혈성", "출혈성", "약", "복용", "복용중", "치료", "치료중"}
 )
 # What may be glued before and after a Korean name and leave its meaning.
 _KOREAN_BEFORE = ("", "본태성", "원발성", "이차성", "급성", "만성", "진구성", "형", "안정형", "불안정형", "변이형")
@@ -109,7 +141,7 @@ _WORD = re.compile(r"[a-z]+|[\uac00-\ud7a3]+|[0-9]+")
 # A hyphen inside a word ("type-2", "non-insulin-dependent") is a space; any other sign but these
 # (a colon, a minus, a plus, a question mark) may say something about the name: doubtful.
 _INNER_HYPHEN = re.compile(r"(?<=[a-z0-9\uac00-\ud7a3])-(?=[a-z0-9\uac00-\ud7a3])")
-_OTHER_SIGN = re.compile(r"[^a-z0-9\uac00-\ud7a3\s.,()/']")
+_OTHER_SIGN = re.compile(r"[^a-z0-9\uac00-\ud7a3\s.,;&()/']")
 
 
 def _english(words: list[str], used: list[bool]) -> set[str]:

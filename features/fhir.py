@@ -1207,9 +1207,9 @@ def _condition_names(resource: dict, ref: str, reading: _Reading) -> set[str]:
         message = f"has no code this service knows and no text: not read as any of {_CONDITIONS_READ}"
     elif got.doubtful:
         message = (
-            f"its text names one of {_CONDITIONS_READ} together with a negation, a doubt, another person or "
-            "a qualifier (such as no, rule out, suspected, family history, pulmonary): not counted; a code "
-            "(ICD-10 / KCD-8 or SNOMED CT) would be read"
+            f"its text names one of {_CONDITIONS_READ} together with words this service does not read as "
+            "harmless (a negation, a doubt, another person, a test or a qualifier may change its meaning): "
+            "not counted; a code (ICD-10 / KCD-8 or SNOMED CT) would be read"
         )
     else:
         message = (

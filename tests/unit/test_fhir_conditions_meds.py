@@ -68,6 +68,22 @@ def _history(got) -> dict:
         ("협심증", "history_heart_disease"),
         ("Non-insulin-dependent diabetes mellitus", "history_diabetes"),
         ("Hypertension, essential", "history_hypertension"),
+        # An outside test's cases: kinds, courses and care of the same disease, abbreviations.
+        ("Ischemic stroke", "history_stroke"),
+        ("s/p stroke", "history_stroke"),
+        ("Post-stroke", "history_stroke"),
+        ("뇌졸중 후유증", "history_stroke"),
+        ("old CVA", "history_stroke"),
+        ("Hyperlipidemia on statin", "history_dyslipidemia"),
+        ("고지혈증 약 복용중", "history_dyslipidemia"),
+        ("high cholesterol", "history_dyslipidemia"),
+        ("hypertension, well controlled", "history_hypertension"),
+        ("HTN", "history_hypertension"),
+        ("T2DM", "history_diabetes"),
+        ("DM", "history_diabetes"),
+        ("Hx of MI", "history_heart_disease"),
+        ("CAD", "history_heart_disease"),
+        ("Heart attack", "history_heart_disease"),
     ],
 )
 def test_a_text_only_condition_is_read_by_its_common_name(text, field):
@@ -112,6 +128,12 @@ def test_a_text_only_condition_is_read_by_its_common_name(text, field):
         "어머니: 당뇨",
         "TIA (mini stroke)",
         "Pre-diabetes",
+        "No DM",
+        "DM (-)",
+        "Mother: HTN",
+        "Family hx of MI",
+        "borderline HTN",
+        "R/O MI",
     ],
 )
 def test_a_negated_or_doubtful_text_is_not_read_and_is_warned(text):
@@ -180,6 +202,8 @@ def test_one_doubtful_text_keeps_the_other_labels_from_counting():
 
 def test_the_names_table_reads_mixed_texts():
     got = history_of_names(["Hypertension and type 2 diabetes (고혈압, 당뇨병)"])
+    assert got.fields == {"history_hypertension", "history_diabetes"} and not got.doubtful
+    got = history_of_names(["hypertension; diabetes"])
     assert got.fields == {"history_hypertension", "history_diabetes"} and not got.doubtful
     assert set(CONDITION_NAMES) == {
         "history_hypertension",
