@@ -172,7 +172,13 @@ class BodyGuard:
                 more = message.get("more_body", False)
             body = b"".join(chunks)
             if body:
-                check_media_type(dict(scope.get("headers") or []).get(b"content-type"), path)
+                headers = scope.get("headers") or []
+                check_media_type(dict(headers).get(b"content-type"), path)
+                if not dict(headers).get(b"content-type", b"").strip():
+                    # No type (or an empty one) is read as JSON on every route: FastAPI would parse
+                    # it for some routes and not for others, so say it here once.
+                    kept = [(k, v) for k, v in headers if k != b"content-type"]
+                    scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
             if len(body) > INLINE_BODY_BYTES:
                 # Parsing megabytes takes a second: off the event loop, so that probes keep answering.
                 await run_in_threadpool(check_json, body)

@@ -65,6 +65,19 @@ def test_score_text_plain_is_415(client):
     assert client.post("/score", content=body, headers={"Content-Type": "application/json"}).status_code == 200
 
 
+@pytest.mark.parametrize("route", ["/score", "/report"])
+@pytest.mark.parametrize("header", [None, ""])
+def test_a_body_without_a_content_type_is_read_as_json(client, route, header):
+    body = json.dumps({"checkups": [EXAMPLE_RECORD]} if route == "/score" else EXAMPLE_RECORD).encode()
+    headers = {} if header is None else {"Content-Type": header}
+    request = client.build_request("POST", route, content=body, headers=headers)
+    if header is None:
+        request.headers.pop("Content-Type", None)
+    assert request.headers.get("Content-Type") == header
+    r = client.send(request)
+    assert r.status_code == 200, r.text
+
+
 def test_fhir_routes_take_their_types_and_refuse_others(client, cds_client_keys):
     bundle = json.dumps(to_bundle(EXAMPLE_RECORD))
     for media in ("application/fhir+json", "application/json", "application/fhir+json; fhirVersion=4.0"):
