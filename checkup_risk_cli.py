@@ -232,6 +232,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from None
     for note in absent_input_notes(absent):
         print(f"note: {note}", file=sys.stderr)
+    from models import provenance
+
+    if provenance.is_synthetic(provenance.normalise(getattr(model, "training_data_", None))):
+        print(f"WARNING: model version {version}: {provenance.SYNTHETIC_WARNING}", file=sys.stderr)
     total = None
     if str(args.input).lower().endswith((".parquet", ".pq")):
         import pyarrow.parquet as pq

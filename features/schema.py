@@ -160,9 +160,18 @@ ORDERED_PAIRS: tuple[tuple[str, str], ...] = (("dbp", "sbp"),)
 # The plausible adult range of a BMI derived from height and weight (kg/m²). The fields above bound
 # each input on its own, so their ratio can still be impossible (121 cm with 249 kg is BMI 170).
 # Below about 12 an adult does not survive for long (starvation); above 70 is vanishingly rare at a
-# health checkup. Such a BMI is not refused (each input is plausible alone): what shows it (the
-# clinician report) adds a note to check height and weight.
+# health checkup. Such a BMI is not refused (each input is plausible alone): the report adds a note
+# and /score a warning to check height and weight.
 BMI_PLAUSIBLE: tuple[float, float] = (12.0, 70.0)
+
+
+def implausible_bmi(height_cm: float | None, weight_kg: float | None) -> float | None:
+    """The BMI of this height and weight when it lies outside BMI_PLAUSIBLE, else None."""
+    if height_cm is None or weight_kg is None:
+        return None
+    bmi = float(weight_kg) / (float(height_cm) / 100.0) ** 2
+    return None if BMI_PLAUSIBLE[0] <= bmi <= BMI_PLAUSIBLE[1] else bmi
+
 
 # At least one column of each group must be present in every record.
 REQUIRED_ONE_OF: tuple[tuple[str, ...], ...] = (("age", "age_group"),)

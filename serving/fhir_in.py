@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from features.fhir import FhirCheckup, FhirInputError, Issue, plain_problem
-from features.schema import FIELDS
+from features.schema import FIELDS, ORDERED_PAIRS
 from serving.http_metrics import count_rejects
 from serving.schemas import Checkup, errors_from
 
@@ -46,12 +46,17 @@ def validate_records(checkup: FhirCheckup) -> tuple[list[dict], list[Issue]]:
     warning: history sharpens the estimate, and a bad old value must not block today's.
     `checkup.basis` is narrowed to the resources of the records kept.
     """
+    crossed = [
+        issue
+        for record, sources in zip(checkup.records, checkup.record_sources, strict=True)
+        for issue in _drop_crossed(record, sources)
+    ]
     *earlier, newest = list(zip(checkup.records, checkup.record_sources, strict=True))
     try:
         last = Checkup.model_validate(newest[0]).model_dump()
     except ValidationError as exc:
         raise FhirInputError(_record_issues(exc, newest[1], checkup.patient)) from exc
-    kept, kept_sources, warnings = [], [], []
+    kept, kept_sources, warnings = [], [], crossed
     for record, sources in earlier:
         try:
             kept.append(Checkup.model_validate(record).model_dump())
@@ -68,6 +73,25 @@ def validate_records(checkup: FhirCheckup) -> tuple[list[dict], list[Issue]]:
         dict.fromkeys(ref for sources in kept_sources for ref in sources.values() if ref != checkup.patient)
     )
     return [*kept, last], warnings
+
+
+def _drop_crossed(record: dict, sources: dict[str, str]) -> list[Issue]:
+    """Leave out both values of an ordered pair that is crossed in one visit (a DBP not below the
+    SBP, `features.schema.ORDERED_PAIRS`), as any unreadable value (contract section 3): which of
+    the two is wrong cannot be told, and one bad reading must not refuse the patient."""
+    issues = []
+    for low, high in ORDERED_PAIRS:
+        lo, hi = record.get(low), record.get(high)
+        if lo is not None and hi is not None and lo >= hi:
+            del record[low], record[high]  # absent, as the reader leaves a value it could not read
+            where = sources.get(low) or sources.get(high) or ""
+            issues.append(
+                Issue(
+                    where,
+                    f"{low} is not lower than {high} in the visit of {record.get('exam_date')}: both left missing",
+                )
+            )
+    return issues
 
 
 def validate_fhir(resource: Any, where: str) -> None:

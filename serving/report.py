@@ -55,7 +55,7 @@ from features.labels import (
     risk_change_text,
     risk_text,
 )
-from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS
+from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, implausible_bmi
 from models.interval import sigmoid_float
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import synthetic_notice
@@ -338,12 +338,10 @@ def bmi_note(record: dict, lang: Lang) -> str | None:
     """A note where the BMI derived from the record's height and weight is outside
     `features.schema.BMI_PLAUSIBLE` (each input may be plausible alone), else None."""
     height, weight = record.get("height_cm"), record.get("weight_kg")
-    if height is None or weight is None:
+    bmi = implausible_bmi(height, weight)
+    if bmi is None or height is None or weight is None:
         return None
-    bmi = weight / (height / 100.0) ** 2
     low, high = BMI_PLAUSIBLE
-    if low <= bmi <= high:
-        return None
     return t(
         "bmi_implausible",
         lang,

@@ -26,7 +26,7 @@ import numpy as np
 from features.derive import FEATURES, Columns, absent_history, feature_matrix, unmeasured
 from features.eligibility import applicability
 from features.labels import FEATURE_GROUPS
-from features.schema import BY_NAME, KEY_INPUTS, age_to_group
+from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, age_to_group, implausible_bmi
 from models import provenance
 from models.bundle import RiskModel
 from models.engine import Scores
@@ -247,6 +247,11 @@ class Scorer:
                     "exam_date: among them, the ones listed earlier were used as history of the later ones"
                 )
             warnings += inconsistent[i]
+            if implausible_bmi(r.get("height_cm"), r.get("weight_kg")) is not None:
+                low, high = BMI_PLAUSIBLE
+                warnings.append(
+                    f"height_cm and weight_kg give a BMI outside the plausible {low:g}-{high:g} kg/m2: check both"
+                )
             stale = staleness(dates[i], today, self.stale_after_days)
             if stale is not None:
                 warnings.append(stale)

@@ -142,3 +142,18 @@ def test_cds_with_a_measurement_still_gives_a_risk_card(post_cds):
     assert r.status_code == 200, r.text
     (card,) = r.json()["cards"]
     assert "1-yr" in card["summary"]
+
+
+def test_a_crossed_blood_pressure_leaves_both_values_out_not_the_patient(client):
+    bundle = to_bundle(EXAMPLE_RECORD)
+    for entry in bundle["entry"]:
+        code = entry["resource"].get("code", {}).get("coding", [{}])[0].get("code")
+        if code == "8462-4":  # DBP above the SBP of the same visit
+            entry["resource"]["valueQuantity"]["value"] = EXAMPLE_RECORD["sbp"] + 10
+    r = _post_fhir(client, bundle)
+    assert r.status_code == 200, r.text
+    kinds = [e["resource"]["resourceType"] for e in r.json()["entry"]]
+    assert "RiskAssessment" in kinds
+    issues = r.json()["entry"][-1]["resource"]["issue"]
+    assert any("dbp is not lower than sbp" in i["diagnostics"] for i in issues), issues
+    assert all(str(EXAMPLE_RECORD["sbp"] + 10) not in i["diagnostics"] for i in issues)

@@ -237,3 +237,11 @@ def test_a_persons_checkups_that_disagree_are_scored_with_a_warning(client):
     said = " | ".join(results[0]["warnings"])
     assert "sex differs from this person's checkup of" in said
     assert "age does not match the 9.9 years since this person's checkup of" in said
+
+
+def test_an_implausible_bmi_is_scored_with_a_warning(client):
+    record = dict(person("h-11")[2], height_cm=121.0, weight_kg=249.0)
+    [result] = post(client, [record], explain=False)
+    assert any("BMI outside the plausible 12-70 kg/m2" in w for w in result["warnings"]), result["warnings"]
+    [fine] = post(client, [person("h-12")[2]], explain=False)
+    assert not any("BMI outside" in w for w in fine["warnings"])
