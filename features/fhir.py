@@ -996,7 +996,9 @@ def _patient(
         )
     birth_at = _when(patient.get("birthDate"))
     if birth_at is None:
-        issues.append(Issue(f"{ref}.birthDate", "is required to know the age"))
+        said = patient.get("birthDate") not in (None, "")
+        why = "is not a date (YYYY, YYYY-MM or YYYY-MM-DD)" if said else "is missing"
+        issues.append(Issue(f"{ref}.birthDate", f"{why}: it is required to know the age"))
     return pid, ref, sex, birth_at, issues
 
 
@@ -1164,7 +1166,10 @@ def _read_observation(resource: dict, ref: str, reading: _Reading) -> None:
 
 def _read_condition(resource: dict, ref: str, reading: _Reading) -> None:
     status = set(_codes(resource.get("verificationStatus"), _VER_STATUS))
-    if not _about_patient(resource, reading.patient_refs) or _IN_ERROR in status:
+    if not _about_patient(resource, reading.patient_refs):
+        reading.warnings.append(Issue(f"{ref}.subject", "refers to a different patient: the Condition is not used"))
+        return
+    if _IN_ERROR in status:
         return
     names = _history_fields(resource.get("code"))
     if not names and not _icd_coded(resource.get("code")):

@@ -274,3 +274,11 @@ def test_an_unconfirmed_condition_is_not_counted_and_is_warned(status):
     assert _history(got) == {}
     (warning,) = got.warnings
     assert warning.location == "Condition/maybe.verificationStatus" and "not counted" in warning.message
+
+
+def test_a_condition_about_another_patient_is_not_used_and_is_warned():
+    other = dict(_condition("theirs", {"text": "Hypertension"}), subject={"reference": "Patient/someone-else"})
+    got = _read(other)
+    assert _history(got) == {}
+    (warning,) = got.warnings
+    assert warning.location == "Condition/theirs.subject" and "different patient" in warning.message

@@ -319,3 +319,15 @@ def test_a_non_resource_entry_is_left_out_with_a_warning():
     got = read_patient(patient, resources, today=TODAY)
     assert got.record["sbp"] == 128
     assert [w.message for w in got.warnings] == ["is not a FHIR resource: it is not used"] * 2
+
+
+@pytest.mark.parametrize(("birth", "said"), [("not-a-date", "is not a date"), (None, "is missing")])
+def test_a_birth_date_that_cannot_be_read_says_why(birth, said):
+    bundle = _base()
+    if birth is None:
+        del bundle["entry"][0]["resource"]["birthDate"]
+    else:
+        bundle["entry"][0]["resource"]["birthDate"] = birth
+    with pytest.raises(FhirInputError) as err:
+        read_bundle(bundle, today=TODAY)
+    assert any(i.location.endswith(".birthDate") and i.message.startswith(said) for i in err.value.issues)
