@@ -21,13 +21,6 @@ from serving.state_db import StateDB, StorageUnavailable, database_url, open_sta
 from serving.state_tables import audit, metadata
 
 
-@pytest.fixture
-def state(tmp_path) -> StateDB:
-    db = StateDB(database_url(None, tmp_path))
-    db.migrate()
-    return db
-
-
 def test_database_url_maps_libpq_urls_to_psycopg(tmp_path):
     assert database_url(None, tmp_path) == f"sqlite:///{tmp_path / 'state.sqlite'}"
     assert database_url("postgresql://u@h:5432/db", tmp_path) == "postgresql+psycopg://u@h:5432/db"

@@ -11,14 +11,7 @@ from features.pseudonym import SecretMissing, create_once, load_secret
 from serving.audit import NO_ANSWER, AuditLog, AuditTrail
 from serving.cds_store import LinkRefused, ReportLinks
 from serving.model_reload import _reason
-from serving.state_db import SecretMismatch, StateDB, database_url
-
-
-@pytest.fixture
-def state(tmp_path) -> StateDB:
-    db = StateDB(database_url(None, tmp_path))
-    db.migrate()
-    return db
+from serving.state_db import SecretMismatch, StateDB
 
 
 def test_processes_starting_together_agree_on_one_secret(tmp_path):
