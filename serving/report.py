@@ -216,6 +216,11 @@ TEXT: dict[str, dict[str, str]] = {
     "trend_ldl": {"ko": "LDL 콜레스테롤 (mg/dL)", "en": "LDL cholesterol (mg/dL)"},
     "trend_egfr": {"ko": "eGFR (mL/min/1.73m²)", "en": "eGFR (mL/min/1.73m²)"},
     "trend_none": {"ko": "측정값 없음", "en": "not measured"},
+    # A lipid panel is drawn every few years: the model uses the last one, and so does the report.
+    "carried_panel": {
+        "ko": "{value} (이번 검진에 없어 {years}년 전 검사 사용)",
+        "en": "{value} (not drawn this time: the panel of {years} y ago)",
+    },
     "whatif_change": {"ko": "변화", "en": "Change"},
     # The model learnt "former smoker" from people who had quit for years: the estimate is for then.
     "quit_smoking": {
@@ -495,9 +500,15 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
         main = group.main
         assert main is not None, f"group {group_id} has no main feature"  # only history has none
         v = _x(x, main)
+        carried = group_id == "lipids" and v is None and _x(x, f"last_{main}") is not None
+        if carried:
+            v = _x(x, f"last_{main}")
         value = FEATURE_LABELS[main].value_text(v, lang)
         if v is not None and group_id in _VALUE_NAME:
             value = f"{_VALUE_NAME[group_id]} {value}"  # "LDL 140 mg/dL": which lipid the number is
+        if carried:
+            years = _x(x, "years_since_lipids")
+            value = t("carried_panel", lang, value=value, years=_number(years, 1) if years is not None else "?")
         if group_id == "weight":
             cls = bmi_class(v)
             cutoff, level = (cls.name(lang), cls.level) if cls is not None else ("", None)

@@ -26,7 +26,7 @@ import numpy as np
 from features.derive import FEATURES, Columns, absent_history, feature_matrix, unmeasured
 from features.eligibility import applicability
 from features.labels import FEATURE_GROUPS
-from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, age_to_group, implausible_bmi
+from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, age_group_midpoint, age_to_group, implausible_bmi
 from models import provenance
 from models.bundle import RiskModel
 from models.engine import Scores
@@ -87,14 +87,25 @@ def person_inconsistencies(records: list[dict], dates: list[dt.date]) -> list[li
                 f"sex differs from this person's checkup of {dates[j].isoformat()}, which was used as its history: "
                 "check that both are the same person's"
             )
-        if a.get("age") is not None and b.get("age") is not None:
+        ages_a, ages_b = _age_range(a), _age_range(b)
+        if ages_a is not None and ages_b is not None:
             years = (dates[i] - dates[j]).days / 365.25
-            if abs((float(b["age"]) - float(a["age"])) - years) > _AGE_SLACK_YEARS:
+            if not ages_b[0] - ages_a[1] - _AGE_SLACK_YEARS <= years <= ages_b[1] - ages_a[0] + _AGE_SLACK_YEARS:
                 out[i].append(
                     f"age does not match the {years:.1f} years since this person's checkup of "
                     f"{dates[j].isoformat()}, which was used as its history: check both ages"
                 )
     return out
+
+
+def _age_range(record: dict) -> tuple[float, float] | None:
+    """(youngest, oldest) age the record allows: its age, or the span of its 5-year `age_group`."""
+    if record.get("age") is not None:
+        return float(record["age"]), float(record["age"])
+    if record.get("age_group") is not None:
+        low = float(age_group_midpoint(record["age_group"])) - 2.0
+        return low, (low + 5.0 if int(record["age_group"]) < 18 else 120.0)
+    return None
 
 
 def exam_age(exam_date: dt.date, today: dt.date) -> tuple[int, int]:

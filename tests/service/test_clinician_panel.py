@@ -9,6 +9,7 @@ import math
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from features.derive import FEATURES
@@ -284,3 +285,20 @@ def test_score_groups_by_default_and_features_on_request(client):
             assert c["feature"] in FEATURES and set(c) == {"feature", "value", "log_odds"}
     bad = client.post("/score", json=body, headers=headers, params={"detail": "everything"})
     assert bad.status_code == 422
+
+
+def test_lipids_carried_from_the_last_panel_are_shown_as_such():
+    # The panel is drawn every few years: a checkup without one is scored with the last panel, and
+    # the report names that panel's LDL and age instead of calling the lipids "not measured".
+    from features.derive import build_features
+    from serving.report import _group_text
+
+    earlier = rec(person_id="p13", exam_date="2023-05-02", age=55, ldl=172)
+    newest = rec(person_id="p13", exam_date="2025-05-02", age=57, **LIPIDS)
+    x = build_features(pd.DataFrame([earlier, newest])).to_numpy(dtype=float)[-1]
+    en, ko = _group_text("lipids", x, "M", "en"), _group_text("lipids", x, "M", "ko")
+    assert en["value"] == "LDL 172 mg/dL (not drawn this time: the panel of 2.0 y ago)"
+    assert ko["value"].startswith("LDL 172 mg/dL (") and "2.0년 전" in ko["value"]
+    assert en["level"] not in ("none", "normal")
+    alone = build_features(pd.DataFrame([newest]).drop(columns=["person_id"])).to_numpy(dtype=float)[-1]
+    assert _group_text("lipids", alone, "M", "en")["value"] == "not measured"
