@@ -911,6 +911,7 @@ class _Reading:
     warnings: list[Issue] = field(default_factory=list)  # values left missing because unreadable
     issues: list[Issue] = field(default_factory=list)  # what refuses the patient
     ignored: int = 0  # results skipped for their status
+    unread_conditions: list[str] = field(default_factory=list)  # naming none of the history fields
 
     def history_day(self, resource: dict, ref: str, paths: tuple[tuple[str, ...], ...]) -> dt.date | None:
         """The day a history fact holds from, or None; a date before the birth year or in the future
@@ -960,6 +961,8 @@ def read_patient(
             read(resource, _ref(resource, full_url), reading)
     if reading.issues:
         raise FhirInputError(reading.issues)
+    if reading.unread_conditions:
+        reading.warnings.append(_unread_conditions_issue(reading.unread_conditions))
     assert sex is not None and birth_at is not None  # else an issue was raised above
     visits = _group_visits(reading.values, visit_window_days, today, reading.warnings)
     if history_window_years is not None:
@@ -1208,21 +1211,34 @@ def _condition_names(resource: dict, ref: str, reading: _Reading) -> set[str]:
     got = history_of_names(texts)
     if got.fields:
         return set(got.fields)
-    if not texts:
-        message = f"has no code this service knows and no text: not read as any of {_CONDITIONS_READ}"
-    elif got.doubtful:
+    if got.doubtful:
         message = (
             f"its text names one of {_CONDITIONS_READ} together with words this service does not read as "
             "harmless (a negation, a doubt, another person, a test or a qualifier may change its meaning): "
             "not counted; a code (ICD-10 / KCD-8 or SNOMED CT) would be read"
         )
+        reading.warnings.append(Issue(f"{ref}.code", message))
     else:
-        message = (
-            f"neither its code nor its text names one of {_CONDITIONS_READ} in a way this service reads: "
-            "if it is one of them, it is not counted; a code (ICD-10 / KCD-8 or SNOMED CT) would be read"
-        )
-    reading.warnings.append(Issue(f"{ref}.code", message))
+        reading.unread_conditions.append(ref)  # most are other diseases: one warning for them all
     return set()
+
+
+# References listed by name in the one warning about Conditions that were not read.
+_UNREAD_LISTED = 5
+
+
+def _unread_conditions_issue(refs: list[str]) -> Issue:
+    """One warning for every Condition whose code and text name none of the history fields: a real
+    problem list holds many other diseases, and a warning each would bury the ones that matter."""
+    where = ", ".join(f"{r}.code" for r in refs[:_UNREAD_LISTED])
+    if len(refs) > _UNREAD_LISTED:
+        where += f" and {len(refs) - _UNREAD_LISTED} more"
+    which = "its code" if len(refs) == 1 else f"the code of each of these {len(refs)} Conditions"
+    return Issue(
+        where,
+        f"neither {which} nor its text names one of {_CONDITIONS_READ} in a way this service reads: "
+        "if one is, it is not counted; a code (ICD-10 / KCD-8 or SNOMED CT) would be read",
+    )
 
 
 def _read_family_history(resource: dict, ref: str, reading: _Reading) -> None:

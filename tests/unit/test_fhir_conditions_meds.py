@@ -158,7 +158,23 @@ def test_a_condition_without_code_or_text_is_warned():
     got = _read({"resourceType": "Condition", "id": "c", "subject": SUBJECT})
     assert _history(got) == {}
     (warning,) = got.warnings
-    assert warning.location == "Condition/c.code" and "no text" in warning.message
+    assert warning.location == "Condition/c.code" and "neither its code nor its text" in warning.message
+
+
+def test_many_other_diseases_are_one_warning_naming_them():
+    # A real problem list: asthma, arthritis, ... one warning, not one per Condition.
+    others = [
+        _condition(f"o{k}", {"coding": [{"system": SNOMED, "code": str(195967001 + k)}], "text": t})
+        for k, t in enumerate(["Asthma", "Osteoarthritis", "GERD", "Gout", "Cataract", "Insomnia", "Myopia"])
+    ]
+    doubtful = _condition("d", {"text": "R/O MI"})
+    got = _read(*others, doubtful, _condition("h", {"text": "Essential hypertension"}))
+    assert _history(got) == {"history_hypertension": 1}
+    assert len(got.warnings) == 2
+    unread = next(w for w in got.warnings if w.location.startswith("Condition/o0"))
+    assert unread.location == ", ".join(f"Condition/o{k}.code" for k in range(5)) + " and 2 more"
+    assert "each of these 7 Conditions" in unread.message and "Asthma" not in unread.message
+    assert any(w.location == "Condition/d.code" and "negation" in w.message for w in got.warnings)
 
 
 def test_an_unknown_code_is_read_by_its_display_or_text():
