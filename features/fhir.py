@@ -1246,9 +1246,23 @@ def _read_family_history(resource: dict, ref: str, reading: _Reading) -> None:
         return
     positive: set[str] = set()
     negative: set[str] = set()
-    for cond in resource.get("condition") or []:
-        positive |= {_FAMILY[name] for name in _history_fields(cond.get("code")) if name in _FAMILY}
-        negative |= {_FAMILY_NEGATIVE[c] for c in _codes(cond.get("code"), SNOMED) if c in _FAMILY_NEGATIVE}
+    for k, cond in enumerate(resource.get("condition") or []):
+        names = _history_fields(cond.get("code"))
+        said_no = {_FAMILY_NEGATIVE[c] for c in _codes(cond.get("code"), SNOMED) if c in _FAMILY_NEGATIVE}
+        negative |= said_no
+        if not names and not said_no and not _icd_coded(cond.get("code")):
+            # Text only, or a code outside the table: read as a Condition's text is, conservatively.
+            got = history_of_names(_concept_names(cond.get("code")))
+            names = set(got.fields)
+            if got.doubtful:
+                reading.warnings.append(
+                    Issue(
+                        f"{ref}.condition[{k}].code",
+                        "its text names a disease together with words this service does not read as harmless "
+                        "(a negation, a doubt or a qualifier may change its meaning): not counted as family history",
+                    )
+                )
+        positive |= {_FAMILY[name] for name in names if name in _FAMILY}
     since = reading.history_day(resource, ref, _FAMILY_DATES) if positive or negative else None
     if positive:
         reading.facts.append(_Dated(frozenset(positive), since, ref))

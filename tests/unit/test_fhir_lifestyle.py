@@ -379,3 +379,33 @@ def test_to_bundle_writes_zeros_as_explicit_negatives():
     assert [r.get("family_history_diabetes") for r in got] == [0, None, None]
     assert [r.get("drinking") for r in got] == [0, None, 1]
     assert [r.get("activity_days_per_week") for r in got] == [0, None, 4]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Diabetes mellitus type 2", {"family_history_diabetes": 1}),
+        ("당뇨병", {"family_history_diabetes": 1}),
+        ("Stroke", {"family_history_cvd": 1}),
+        ("심근경색", {"family_history_cvd": 1}),
+        ("Hypertension", {}),  # not a family history field of the record
+        ("Breast cancer", {}),
+    ],
+)
+def test_family_history_is_read_from_its_text_too(text, expected):
+    base = {k: v for k, v in _record("2025-05-20", 54).items() if not k.startswith("family_history")}
+    relative = _family("f", "0", "FTH")
+    relative["condition"] = [{"code": {"text": text}}]
+    got = read_bundle(_add(to_bundle(base), relative))
+    assert {k: v for k, v in got.record.items() if k.startswith("family_history")} == expected
+    assert got.warnings == []
+
+
+def test_a_doubtful_family_history_text_is_not_counted_and_is_warned():
+    base = {k: v for k, v in _record("2025-05-20", 54).items() if not k.startswith("family_history")}
+    relative = _family("f", "0", "FTH")
+    relative["condition"] = [{"code": {"text": "Suspected diabetes"}}]
+    got = read_bundle(_add(to_bundle(base), relative))
+    assert "family_history_diabetes" not in got.record
+    (warning,) = got.warnings
+    assert warning.location == "FamilyMemberHistory/f.condition[0].code" and "not counted" in warning.message
