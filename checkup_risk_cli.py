@@ -60,13 +60,20 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _person(pid) -> str:
+    """How a row's person is named on screen: its id, or that it has none."""
+    import pandas as pd
+
+    return "no person_id" if pid is None or pd.isna(pid) else f"person {pid}"
+
+
 def _fmt_value(v) -> str:
     if hasattr(v, "strftime"):
         return v.strftime("%Y-%m-%d")
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
-    if isinstance(v, tuple):
-        return "(" + ", ".join(_fmt_value(x) for x in v) + ")"
+    if isinstance(v, (tuple, dict)):  # a column pair's values, or a compound key's (GX gives a dict)
+        return "(" + ", ".join(_fmt_value(x) for x in (v.values() if isinstance(v, dict) else v)) + ")"
     return str(v)
 
 
@@ -110,13 +117,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if len(read.rejects):
         print(f"FAIL [critical] {read.rejects['index'].nunique():,} rows could not be read:")
         for r in read.rejects.head(args.max_rows).itertuples():
-            print(f"  row {r.index + 1} (person {r.person_id}): {r.field} = {r.value!s}: {r.reason}")
+            print(f"  row {r.index + 1} ({_person(r.person_id)}): {r.field} = {r.value!s}: {r.reason}")
     for f in report.failures:
         level = "critical" if f.critical else "warning"
         count = f"{f.unexpected_count:,} rows" if f.unexpected_count is not None else f.message
         print(f"FAIL [{level}] {f.field}: {f.expectation}: {count}")
         for idx, pid, value in f.examples[: args.max_rows]:
-            print(f"  row {idx + 1} (person {pid}): {f.field} = {_fmt_value(value)}")
+            print(f"  row {idx + 1} ({_person(pid)}): {f.field} = {_fmt_value(value)}")
     if report.docs_index is not None:
         print(f"Data Docs: {report.docs_index}")
     # The rows `score` would reject (reading and the record checks), counted and explained as

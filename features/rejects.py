@@ -28,6 +28,18 @@ R_BAD_DATE = "not a date (expected YYYY-MM-DD)"
 R_SUPERSEDED = "the same person and exam date appear in a later file, whose row is used"
 
 
+def same_day(first_index: int) -> str:
+    """Why a second row of one person on one date is left out (a duplicated export, usually): it
+    is not an earlier checkup of the first, so it cannot be its history, and scoring both would
+    give one checkup two risks. `first_index` is the 0-based input row kept."""
+    return f"the same person and exam date as row {first_index + 1} (a person has one checkup a day): left out"
+
+
+def bad_label(column: str) -> str:
+    """Why a training or evaluation row with an unreadable label or true risk is left out."""
+    return f"{column} must be between 0 and 1" if column.endswith("_true_risk") else f"{column} must be 0, 1 or empty"
+
+
 class Rejects:
     """The problems found in `n` input rows: which rows are bad, and per problem the rows, field,
     reason and raw column (for the values shown)."""

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.rejects import bad_label, same_day
 from features.schema import (
     EXAM_DATE_MIN,
     EXAM_DATE_RANGE_TEXT,
@@ -48,13 +49,14 @@ def _today() -> pd.Timestamp:
     return pd.Timestamp(dt.date.today())
 
 
-def check_records(df: pd.DataFrame) -> pd.DataFrame:
+def check_records(df: pd.DataFrame, labels: bool = False) -> pd.DataFrame:
     """Problems in a canonical frame: one row per (record, field) that breaks a schema rule.
 
     Columns: index (the frame's index label), person_id, field, value, reason. Empty when all
     records are plausible. Values outside the plausible range, codes outside their list,
-    missing required fields and crossed pairs (dbp >= sbp) are problems; missing optional
-    values are not.
+    missing required fields, crossed pairs (dbp >= sbp) and a second row of one person on one
+    date are problems; missing optional values are not. With `labels` (training, evaluation),
+    an outcome label other than 0, 1 or empty, or a true risk outside 0-1, is one too.
     """
     found: list[pd.DataFrame] = []
     pid = df["person_id"] if "person_id" in df.columns else pd.Series(None, index=df.index, dtype=object)
@@ -125,14 +127,33 @@ def check_records(df: pd.DataFrame) -> pd.DataFrame:
             crossed = (lo >= hi).to_numpy(dtype=bool)
             add(crossed, low_name, lo, f"{low_name} must be lower than {high_name}")
 
+    if "person_id" in df.columns and "exam_date" in df.columns and len(df):
+        key = [df["person_id"], df["exam_date"]]
+        known = (df["person_id"].notna() & df["exam_date"].notna()).to_numpy()
+        repeat = df.duplicated(["person_id", "exam_date"], keep="first").to_numpy() & known
+        if repeat.any():
+            first = pd.Series(df.index, index=df.index).groupby(key, dropna=False).transform("first")
+            shown = pd.to_datetime(df["exam_date"], errors="coerce").dt.strftime("%Y-%m-%d")
+            add(repeat, "exam_date", shown, first.map(same_day))
+
+    if labels:
+        for o in OUTCOMES:
+            for name, allowed in ((label_column(o), "codes"), (true_risk_column(o), "range")):
+                if name not in df.columns:
+                    continue
+                x = pd.to_numeric(df[name], errors="coerce").astype(float)
+                ok = x.isin([0.0, 1.0]) if allowed == "codes" else x.between(0.0, 1.0)
+                bad = (~ok & df[name].notna()).to_numpy(dtype=bool)
+                add(bad, name, df[name], bad_label(name))
+
     if not found:
         return pd.DataFrame(columns=PROBLEM_COLUMNS)
     return pd.concat(found, ignore_index=True).sort_values("index", kind="stable").reset_index(drop=True)
 
 
-def split_valid(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(records that pass every check, problems of the others)."""
-    problems = check_records(df)
+def split_valid(df: pd.DataFrame, labels: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(records that pass every check, problems of the others); `labels` as in `check_records`."""
+    problems = check_records(df, labels)
     bad = df.index.isin(problems["index"].unique())
     return df.loc[~bad], problems
 

@@ -12,14 +12,24 @@ from pathlib import Path
 import pandas as pd
 
 from features.readers import iter_checkups, read_checkups
-from features.validation import split_valid
+from features.rejects import same_day
+from features.validation import PROBLEM_COLUMNS, split_valid
 
 
 def validated_chunks(input_path: str | Path, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame]]:
     """(rows in, valid records, rejects sorted by row) per input chunk, with the chunk's row
-    accounting checked."""
+    accounting checked.
+
+    A second row of one person on one date is rejected within a chunk by the validation, and
+    across chunks against each person's latest date so far (memory O(persons)); in a file that is
+    not in date order per person, a repeat of an older date in an earlier chunk is not seen."""
+    latest: pd.DataFrame | None = None  # per person_id: exam_date and the input row kept for it
     for read in iter_checkups(input_path, chunk_rows=chunk_rows):
         records, rejects = validate_read(read.frame, read.rejects)
+        records, repeats = _repeats_of_earlier_chunks(records, latest)
+        if len(repeats):
+            rejects = pd.concat([rejects, repeats], ignore_index=True).sort_values("index", kind="stable")
+        latest = _latest_dates(records, latest)
         rejected = set(rejects["index"].tolist())
         if rejected & set(records.index.tolist()) or len(records) + len(rejected) != read.rows_in:
             raise RuntimeError(
@@ -43,3 +53,38 @@ def validate_read(frame: pd.DataFrame, read_rejects: pd.DataFrame) -> tuple[pd.D
     parts = [r for r in (read_rejects, problems) if len(r)]
     rejects = pd.concat(parts, ignore_index=True).sort_values("index", kind="stable") if parts else read_rejects
     return records, rejects
+
+
+def _repeats_of_earlier_chunks(records: pd.DataFrame, latest: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(records, rejects of those whose person and date match a row kept from an earlier chunk)."""
+    none = pd.DataFrame(columns=list(PROBLEM_COLUMNS))
+    if latest is None or not len(records):
+        return records, none
+    kept_date = records["person_id"].map(latest["exam_date"])
+    repeat = (records["exam_date"] == kept_date).to_numpy(dtype=bool)
+    if not repeat.any():
+        return records, none
+    rows = records[repeat]
+    rejects = pd.DataFrame(
+        {
+            "index": rows.index,
+            "person_id": rows["person_id"].to_numpy(dtype=object),
+            "field": "exam_date",
+            "value": rows["exam_date"].dt.strftime("%Y-%m-%d").to_numpy(dtype=object),
+            "reason": [same_day(int(i)) for i in rows["person_id"].map(latest["row"])],
+        }
+    )
+    return records[~repeat], rejects
+
+
+def _latest_dates(records: pd.DataFrame, latest: pd.DataFrame | None) -> pd.DataFrame:
+    """Per person_id (the index), the latest exam_date seen so far and the first input row with it."""
+    part = pd.DataFrame(
+        {"exam_date": records["exam_date"].to_numpy(), "row": records.index.to_numpy()},
+        index=pd.Index(records["person_id"].to_numpy(dtype=object), name="person_id"),
+    )
+    both = part if latest is None else pd.concat([latest, part])
+    both = both[both.index.notna() & both["exam_date"].notna()]
+    # Latest date first, then the earliest row with it: the row a later repeat is told about.
+    both = both.sort_values(["exam_date", "row"], ascending=[False, True], kind="stable")
+    return both[~both.index.duplicated(keep="first")]

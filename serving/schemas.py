@@ -104,6 +104,23 @@ Checkup: type[BaseModel] = create_model(
 )
 
 
+def one_checkup_a_day(checkups: list[Any]) -> None:
+    """Refuse a second checkup of one person on one date (no exam_date is today's): it is not an
+    earlier checkup of the first, so it cannot be its history, and one checkup would get two
+    risks. Batch files reject such a row the same way (`features.validation.check_records`)."""
+    first: dict[tuple[Any, Any], int] = {}
+    for i, c in enumerate(checkups):
+        key = (c.person_id, c.exam_date or dt.date.today())
+        if key in first:
+            raise PydanticCustomError(
+                "same_day",
+                "record {index} has the same person_id and exam_date as record {first} "
+                "(a person has one checkup a day): send one of them",
+                {"index": i, "first": first[key], "field": "exam_date"},
+            )
+        first[key] = i
+
+
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -111,6 +128,11 @@ class ScoreRequest(BaseModel):
     # Strict: "yes" or 1 is a caller's mistake to name, not a guess to make.
     explain: bool = Field(True, strict=True)
     top_k: int = Field(5, ge=0, le=len(FEATURES), strict=True)
+
+    @model_validator(mode="after")
+    def _one_checkup_a_day(self) -> ScoreRequest:
+        one_checkup_a_day(self.checkups)
+        return self
 
 
 class ReportRequest(BaseModel):
@@ -158,6 +180,7 @@ class ReportRequest(BaseModel):
                         "a report is about one person: record {index} has another person_id than record 0",
                         {"index": i, "field": "person_id"},
                     )
+            one_checkup_a_day(checkups)
         return self
 
     def records(self) -> list[dict]:
@@ -192,8 +215,8 @@ def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) ->
         elif loc:
             field = str(loc[0])
         ctx = e.get("ctx") or {}
-        if e.get("type") in ("one_person", "report_shape"):
-            # Rules across records (ReportRequest) say which record and field they are about.
+        if e.get("type") in ("one_person", "report_shape", "same_day"):
+            # Rules across records say which record and field they are about.
             index, field = ctx.get("index"), ctx.get("field")
         message = str(e.get("msg", "invalid"))
         if e.get("type") == "extra_forbidden":

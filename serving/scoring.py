@@ -50,18 +50,16 @@ def person_order(person_ids: list[str], dates: list[dt.date]) -> np.ndarray:
     return np.lexsort((day, np.array([str(p) for p in person_ids], dtype=object).astype(str)))
 
 
-def history_counts(person_ids: list[str], dates: list[dt.date]) -> tuple[np.ndarray, np.ndarray]:
+def history_counts(person_ids: list[str], dates: list[dt.date]) -> np.ndarray:
     """Per record: how many of the same person's records come before it in `person_order` (the
-    history its features were built from), and how many others of that person share its date."""
-    n = len(person_ids)
-    earlier = np.zeros(n, dtype=np.int64)
+    history its features were built from). A request never holds two of one person on one date
+    (`serving.schemas.one_checkup_a_day`)."""
+    earlier = np.zeros(len(person_ids), dtype=np.int64)
     seen: Counter[str] = Counter()
     for i in person_order(person_ids, dates):
         earlier[i] = seen[str(person_ids[i])]
         seen[str(person_ids[i])] += 1
-    keys = [(str(p), d) for p, d in zip(person_ids, dates, strict=True)]
-    per_day = Counter(keys)
-    return earlier, np.array([per_day[k] - 1 for k in keys], dtype=np.int64)
+    return earlier
 
 
 # An age that moves by more than this many years apart from the time between two checkups of
@@ -215,7 +213,7 @@ class Scorer:
             if r.get("exam_date") is None:
                 r["exam_date"] = today  # a checkup without a date is today's, so the newest
         dates = [_date(r["exam_date"]) for r in records]
-        earlier, same_day = history_counts([r["person_id"] for r in records], dates)
+        earlier = history_counts([r["person_id"] for r in records], dates)
         inconsistent = person_inconsistencies(records, dates)
         cols = Columns.from_records(records)
         X = feature_matrix(cols)
@@ -249,13 +247,6 @@ class Scorer:
                 warnings.append(
                     f"age {float(r['age']):g} is outside age_group {int(r['age_group'])} "
                     f"({BY_NAME['age_group'].codes.get(int(r['age_group']), '?')}): the age was used"
-                )
-            if same_day[i]:
-                # Allowed (a file may hold such rows too) but almost always a duplicate or a split
-                # visit: say so, since one of them was read as the other's history.
-                warnings.append(
-                    f"{int(same_day[i])} other checkup(s) of this person in the request have the same "
-                    "exam_date: among them, the ones listed earlier were used as history of the later ones"
                 )
             warnings += inconsistent[i]
             if implausible_bmi(r.get("height_cm"), r.get("weight_kg")) is not None:

@@ -86,7 +86,7 @@ def evaluate_file(data: str | Path, model_ref: str, out: str | Path, seed: int =
     registry.configure()
     model, version = registry.load(model_ref)
     read = read_checkups(data)
-    records, problems = split_valid(read.frame)
+    records, problems = split_valid(read.frame, labels=True)
     if not len(records):
         raise ValueError(f"{data}: no valid rows to evaluate ({read.rows_in:,} rows, all rejected)")
     metrics, curves = evaluate(records, model, seed=seed)

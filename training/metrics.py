@@ -351,6 +351,12 @@ def _f(x) -> float | None:
     return x if np.isfinite(x) else None
 
 
+# Below this many events (or non-events) a bootstrap interval of the AUROC and a calibration fit
+# mean nothing (one event gave an interval of width 0.05 and a slope of -266): the block says
+# `too_small`, keeps the point AUROC and leaves the interval and the calibration fit empty.
+MIN_EVENTS = 10
+
+
 def summarize(
     y,
     p,
@@ -365,7 +371,8 @@ def summarize(
     calibration_slope, ece, net_benefit {str(threshold): {model, treat_all}}; with `p_true` also
     oracle_auroc (AUROC of p_true against y), expected_auroc (model) and oracle_expected_auroc.
     Rows whose prediction (or p_true) is missing are dropped first, so `n` counts scored rows.
-    Undefined metrics (no events, all events, n = 0) are None.
+    Undefined metrics (no events, all events, n = 0) are None, and so are the AUROC interval and
+    the calibration fit when `too_small` (fewer than MIN_EVENTS events or non-events).
     """
     y = np.asarray(y, dtype=float).ravel()
     p = np.asarray(p, dtype=float).ravel()
@@ -378,8 +385,9 @@ def summarize(
     y, p = y[keep], p[keep]
     n, events = int(y.size), int(y.sum())
     two_classes = 0 < events < n
+    too_small = min(events, n - events) < MIN_EVENTS
 
-    if two_classes:
+    if two_classes and not too_small:
         low, high = auroc_ci(y, p, n_boot=n_boot, seed=seed)
         intercept, slope = calibration_intercept_slope(y, p)
     else:
@@ -389,7 +397,7 @@ def summarize(
         "n": n,
         "events": events,
         "auroc": _f(auroc(y, p)) if two_classes else None,
-        "auroc_ci": [_f(low), _f(high)] if two_classes else None,
+        "auroc_ci": [_f(low), _f(high)] if two_classes and not too_small else None,
         "auprc": _f(auprc(y, p)) if events > 0 else None,
         "brier": _f(brier(y, p)) if n > 0 else None,
         "calibration_intercept": _f(intercept),
@@ -399,6 +407,7 @@ def summarize(
             str(th): {"model": _f(m), "treat_all": _f(a)}
             for th, m, a in zip(thresholds, nb["model"], nb["treat_all"], strict=True)
         },
+        "too_small": too_small,
     }
     if t is not None:
         out["oracle_auroc"] = _f(auroc(y, t)) if two_classes else None

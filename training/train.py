@@ -177,7 +177,7 @@ def read_and_check(data: list[Path], outcomes: tuple[str, ...], max_reject_share
         raise ValueError(f"training data lack label columns: {', '.join(missing)}")
     say("validating (Great Expectations suite)")
     gx = run_suite(read.frame)
-    records, problems = split_valid(read.frame)
+    records, problems = split_valid(read.frame, labels=True)
     found = [r for r in (read.rejects, problems) if len(r)]
     all_rejects = pd.concat(found) if found else read.rejects
     reasons = all_rejects[["field", "reason"]].value_counts().head(50) if len(all_rejects) else pd.Series(dtype=int)

@@ -228,7 +228,7 @@ def test_canonical_bad_rows_rejected_with_field_and_reason(tmp_path):
     row = r.rejects.set_index("index")
     assert row.loc[1, "value"] == "abc" and row.loc[10, "value"] == "2.5" and row.loc[4, "value"] == ""
     assert row.loc[1, "person_id"] == "P0001"
-    assert "10 of 16 rows rejected (see rejects)" in r.notes
+    assert "10 of 16 rows could not be read (see rejects)" in r.notes
 
     out = tmp_path / "rejects.csv"
     write_rejects(r.rejects, out)
@@ -458,3 +458,44 @@ def test_one_column_file_without_other_delimiter_is_told_what_is_missing(tmp_pat
     path.write_text("person_id\na\n")
     with pytest.raises(ValueError, match="required columns missing"):
         read_checkups(path)
+
+
+def test_impossible_calendar_dates_are_rejected_not_rolled_over():
+    # Arrow's parser had read 2023-02-30 as 2023-03-02 and 2023-04-31 as 2023-05-01.
+    raw = pd.DataFrame(
+        {
+            "person_id": list("abcdef"),
+            "exam_date": ["2023-02-30", "2023-04-31", "2023-02-29", "2024-02-29", "2023-5-2", "20230502"],
+            "sex": "M",
+            "age": 50,
+        }
+    )
+    r = to_canonical(raw)
+    _nothing_lost(r, 6)
+    assert sorted(r.rejects["index"]) == [0, 1, 2] and set(r.rejects["field"]) == {"exam_date"}
+    assert r.frame["exam_date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-02-29", "2023-05-02", "2023-05-02"]
+
+
+def test_a_second_row_of_one_person_on_one_date_is_rejected_naming_the_first(tmp_path):
+    from serving.batch_input import read_whole, validated_chunks
+
+    path = tmp_path / "dup.csv"
+    path.write_text(
+        "person_id,exam_date,sex,age,sbp,dbp\n"
+        "D1,2022-05-02,M,50,130,85\n"
+        "D2,2022-05-02,F,50,130,85\n"
+        "D1,2022-05-02,M,50,130,85\n"
+        "D1,2023-05-02,M,51,131,85\n"
+        "D1,2023-05-02,M,51,140,90\n"
+    )
+    rows_in, records, rejects = read_whole(path)
+    assert list(records.index) == [0, 1, 3]
+    assert rejects[["index", "field"]].values.tolist() == [[2, "exam_date"], [4, "exam_date"]]
+    assert rejects["reason"].tolist() == [
+        "the same person and exam date as row 1 (a person has one checkup a day): left out",
+        "the same person and exam date as row 4 (a person has one checkup a day): left out",
+    ]
+    # Streamed two rows at a time, the repeats across chunks are found too: the same split.
+    chunks = list(validated_chunks(path, 2))
+    assert [i for _, r, _ in chunks for i in r.index] == [0, 1, 3]
+    assert pd.concat([j for _, _, j in chunks])["reason"].tolist() == rejects["reason"].tolist()

@@ -121,17 +121,6 @@ def test_undated_checkup_is_todays_and_newest(client):
     assert [r["history_checkups"] for r in results[1:]] == [0, 1]
 
 
-def test_same_person_same_date_is_scored_with_a_warning(client):
-    first = person("h-4")[2]
-    again = dict(first, sbp=first["sbp"] + 4)
-    other = dict(first, person_id="h-4b")
-    results = post(client, [first, again, other], explain=False)
-    assert [r["history_checkups"] for r in results] == [0, 1, 0]
-    for r in results[:2]:
-        assert any("same exam_date" in w for w in r["warnings"]), r["warnings"]
-    assert not any("same exam_date" in w for w in results[2]["warnings"])
-
-
 def test_stale_checkup_is_flagged_and_keeps_its_probability(client):
     old = dict(EXAMPLE_RECORD, person_id="s-1", exam_date="2015-06-01")
     recent = dict(EXAMPLE_RECORD, person_id="s-2", exam_date=ago(30))
@@ -245,3 +234,15 @@ def test_an_implausible_bmi_is_scored_with_a_warning(client):
     assert any("BMI outside the plausible 12-70 kg/m2" in w for w in result["warnings"]), result["warnings"]
     [fine] = post(client, [person("h-12")[2]], explain=False)
     assert not any("BMI outside" in w for w in fine["warnings"])
+
+
+def test_two_checkups_of_one_person_on_one_date_are_refused_naming_both(client):
+    older, _, newest = person("h-13")
+    r = client.post("/score", json={"checkups": [older, newest, dict(newest, sbp=150)]})
+    assert r.status_code == 422, r.text
+    [error] = r.json()["errors"]
+    assert error["index"] == 2 and error["field"] == "exam_date"
+    assert "same person_id and exam_date as record 1" in error["message"]
+    undated = {k: v for k, v in newest.items() if k != "exam_date"}
+    r = client.post("/score", json={"checkups": [undated, dict(undated, person_id="h-14"), undated]})
+    assert r.status_code == 422 and r.json()["errors"][0]["index"] == 2  # no date is today's, for both

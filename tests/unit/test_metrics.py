@@ -287,6 +287,7 @@ KEYS = {
     "calibration_slope",
     "ece",
     "net_benefit",
+    "too_small",
 }
 
 
@@ -314,6 +315,19 @@ def test_summarize_without_p_true_has_only_contract_keys():
     assert set(out) == KEYS
     assert out["auroc"] == pytest.approx(0.75)
     assert out["brier"] == pytest.approx(np.mean((P4 - Y4) ** 2))
+
+
+def test_too_few_events_keep_the_auroc_but_no_interval_or_calibration_fit():
+    # One event in 216 rows had given an AUROC interval of [0.934, 0.981] and a slope of -266.
+    rng = np.random.default_rng(12)
+    p = rng.random(216)
+    y = np.zeros(216, dtype=int)
+    y[np.argmax(p)] = 1
+    out = summarize(y, p, n_boot=50)
+    assert out["too_small"] is True and out["auroc"] == pytest.approx(1.0)
+    assert out["auroc_ci"] is None and out["calibration_slope"] is None and out["calibration_intercept"] is None
+    big = summarize((rng.random(3000) < 0.1).astype(int), rng.random(3000), n_boot=20)
+    assert big["too_small"] is False and big["auroc_ci"] is not None and big["calibration_slope"] is not None
 
 
 @pytest.mark.parametrize(

@@ -27,3 +27,25 @@ def test_later_files_add_checkups_and_replace_earlier_copies(tmp_path):
         assert kept.loc[(row["person_id"], pd.Timestamp(row["exam_date"])), "cvd_1y"] == row["cvd_1y"]
     assert any("appear again in a later file" in s for s in said)
     assert files_sha256([first]) != files_sha256([first, second]) != files_sha256([second, first])
+
+
+def test_bad_labels_and_repeated_checkups_are_rejected_before_fitting(tmp_path):
+    # A label of 2 or 0.5 had gone into the fit and failed minutes later in scikit-learn, naming no
+    # row; a duplicated row had been its own history.
+    from training.train import read_and_check
+
+    cohort = generate_cohort(people=60, seed=4)
+    cohort.loc[3, "hypertension_1y"] = 2
+    cohort.loc[7, "diabetes_1y"] = 0.5
+    cohort.loc[9, "cvd_1y_true_risk"] = 1.7
+    data = pd.concat([cohort, cohort.iloc[[11]]], ignore_index=True)  # row 11 again, as the last row
+    path = tmp_path / "cohort.csv"
+    data.to_csv(path, index=False)
+    said: list[str] = []
+    checked = read_and_check([path], ("cvd", "diabetes", "hypertension"), 0.2, said.append)
+    assert checked.rejected == 4 and len(checked.records) == len(data) - 4
+    assert not checked.records.index.isin([3, 7, 9, len(data) - 1]).any()
+    text = "\n".join(said)
+    assert "hypertension_1y must be 0, 1 or empty" in text and "diabetes_1y must be 0, 1 or empty" in text
+    assert "cvd_1y_true_risk must be between 0 and 1" in text
+    assert "the same person and exam date as row 12" in text
