@@ -238,22 +238,19 @@ class RiskModel:
     def _input_dropout_rows(self, records: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
         """(source row of each copy, the copies' features): a seeded random `input_dropout` share of
         the records, sent alone, each with every optional measurement group (`INPUT_GROUPS`) blanked
-        with a probability drawn per copy from U(0, 1) (at least one group).
+        with probability one half (at least one).
 
         Real checkups and other systems' FHIR often lack a waist, a liver panel or a haemoglobin
         that the training file always has. Without such copies a tree sends a missing value down
         whichever branch it learned nothing about, and a record without a waist got a twentieth of
         the hypertension risk; with them, a missing measurement moves the risk toward what the
-        model expects without it. The blanking rate varies by copy, so that records missing nearly
-        everything are seen too: at a fixed rate of one half a record with only sex and age had a
-        chance of 1 in 8,192 per copy, and such a record came out at the 99th percentile of CKD risk."""
+        model expects without it."""
         rng = np.random.default_rng(self.random_state + 1)
         chosen = np.flatnonzero(rng.random(len(records)) < self.input_dropout)
         if not len(chosen):
             return chosen, build_features(records.iloc[:0].drop(columns=["person_id"]))
         part = records.iloc[chosen].drop(columns=["person_id"]).reset_index(drop=True)
-        rate = rng.random((len(chosen), 1))
-        blank = rng.random((len(chosen), len(INPUT_GROUPS))) < rate
+        blank = rng.random((len(chosen), len(INPUT_GROUPS))) < 0.5
         none = ~blank.any(axis=1)
         blank[none, rng.integers(0, len(INPUT_GROUPS), none.sum())] = True
         for g, columns in enumerate(INPUT_GROUPS):
