@@ -442,6 +442,11 @@ class _People:
     bmi20: Arr
 
 
+# The traits no checkup records at all (unlike the DBP level, the BP and eGFR slopes, liver fat and
+# proteinuria propensity, which leave traces in the readings).
+UNRECORDED_TRAITS: tuple[str, ...] = ("vascular", "beta", "salt", "lipid")
+
+
 def _draw_people(n: int, rng: np.random.Generator) -> _People:
     male = (rng.random(n) < 0.52).astype(float)  # ~52 % men among NHIS examinees (chosen)
     lows = np.array([b[0] for b in _AGE_BANDS])
@@ -504,7 +509,7 @@ def _draw_people(n: int, rng: np.random.Generator) -> _People:
     heavy = (rng.standard_normal(n) + 0.6 * male > 1.2).astype(float)  # high-risk drinking if a drinker
     # Traits no checkup records, read only by the oracle (standard normal): a vascular factor
     # (Lp(a), inflammation, genes), beta-cell reserve, salt sensitivity, an inherited lipid trait.
-    for k in ("vascular", "beta", "salt", "lipid"):
+    for k in UNRECORDED_TRAITS:
         u[k] = rng.standard_normal(n)
     # Smoking intensity (packs a day, mean ~0.7) and starting age, for pack-years (chosen).
     ppd = rng.gamma(3.0, 0.23, size=n)
@@ -604,10 +609,18 @@ def _accumulate(people: _People, st: _State, ph: Mapping[str, Arr]) -> None:
 
 
 def hidden_inputs(
-    people: _People, st: _State, ph: Mapping[str, Arr], beh: Mapping[str, Arr], age: Arr
+    people: _People,
+    st: _State,
+    ph: Mapping[str, Arr],
+    beh: Mapping[str, Arr],
+    age: Arr,
+    unrecorded_traits: float = 1.0,
 ) -> dict[str, Arr]:
-    """The oracle's inputs (`HIDDEN_INPUTS`) for one wave: nothing here is a recorded value."""
-    u, lv = people.u, _true_levels(st, ph)
+    """The oracle's inputs (`HIDDEN_INPUTS`) for one wave: nothing here is a recorded value.
+    `unrecorded_traits` scales the traits no checkup records (`generate_cohort`)."""
+    u, lv = dict(people.u), _true_levels(st, ph)
+    for k in UNRECORDED_TRAITS:
+        u[k] = unrecorded_traits * u[k]
     return {
         "age": age,
         "male": people.male,
@@ -1067,12 +1080,16 @@ def _wave_frame(rec: Mapping[str, Arr], male: Arr, age: Arr) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def generate_cohort(people: int, seed: int, progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+def generate_cohort(
+    people: int, seed: int, progress: Callable[[int], None] | None = None, unrecorded_traits: float = 1.0
+) -> pd.DataFrame:
     """A synthetic cohort of `people` Korean adults, ~5 checkups each, in the canonical schema,
     with `<outcome>_1y` labels (NaN where not eligible) and `<outcome>_1y_true_risk`.
 
     Deterministic by `seed`. `progress(n)` is called after each wave with the number of checkups
-    produced so far.
+    produced so far. `unrecorded_traits` scales the oracle's traits that no checkup records
+    (`UNRECORDED_TRAITS`): 1 is the cohort as designed; 0 removes them (the intercepts are not
+    re-tuned), which `bench/bench_oracle_gap.py` uses to measure how much of the gap they make.
     """
     rng = np.random.default_rng(seed)
     pp = _draw_people(people, rng)
@@ -1101,7 +1118,7 @@ def generate_cohort(people: int, seed: int, progress: Callable[[int], None] | No
         active = k < pp.n_exams
         elig = eligibility(frame, history=history)
         history = history.advance(frame, exam_date, active)
-        h = hidden_inputs(pp, st, ph, beh, age)
+        h = hidden_inputs(pp, st, ph, beh, age, unrecorded_traits)
         h_next = dict(h, age=age + 1.0)
         second_year = active & (k + 1 < pp.n_exams) & (pp.gap == 2)
         for o in OUTCOMES:

@@ -399,3 +399,19 @@ def test_prevalent_disease_consistent_with_values(cohort: pd.DataFrame) -> None:
     assert (cohort.loc[cohort["on_statin"] == 1, "history_dyslipidemia"] == 1).all()
     by_age = cohort.groupby(cohort["age"] >= 60)["history_hypertension"].mean()
     assert by_age[True] > 1.5 * by_age[False]
+
+
+def test_unrecorded_traits_move_only_the_truth_at_the_first_checkup() -> None:
+    # Without the never-recorded traits the first checkups are the same people with the same values;
+    # only their true risks change (later checkups differ through the events the traits drove).
+    def first(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.sort_values("exam_date").groupby("person_id").head(1).set_index("person_id").sort_index()
+
+    designed = first(synth.generate_cohort(300, 3))
+    without = first(synth.generate_cohort(300, 3, unrecorded_traits=0.0))
+    measured = ["sbp", "dbp", "fasting_glucose", "ldl", "serum_creatinine", "weight_kg", "exam_date"]
+    pd.testing.assert_frame_equal(designed[measured], without[measured])
+    risk = designed["hypertension_1y_true_risk"].notna()
+    assert not np.allclose(
+        designed.loc[risk, "hypertension_1y_true_risk"], without.loc[risk, "hypertension_1y_true_risk"]
+    )
