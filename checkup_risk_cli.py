@@ -276,6 +276,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     finally:
         if predictions is not None:
             predictions.close()  # the rows still buffered; a failed write is a warning, never an error
+    if summary.get("exam_date_defaulted"):
+        print(
+            f"note: exam_date missing in {summary['exam_date_defaulted']:,} rows: set to today "
+            "(a checkup without a date is scored as today's)",
+            file=sys.stderr,
+        )
     if summary.get("out_of_order_rows"):
         print(
             f"warning: {summary['out_of_order_rows']:,} checkups are dated before an earlier checkup of the "

@@ -23,6 +23,7 @@ assumption.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -128,7 +129,8 @@ def _score_pandas(
 ) -> dict:
     history = PersonHistory()
     rows_in = scored = 0
-    for n_in, records, rejects in validated_chunks(input_path, chunk_rows):
+    counts: Counter[str] = Counter()
+    for n_in, records, rejects in validated_chunks(input_path, chunk_rows, counts):
         block = score_block(model, records, history.with_history(records), version, explain)
         out.write(block)
         if on_scored is not None:
@@ -143,6 +145,7 @@ def _score_pandas(
         "rows_in": rows_in,
         "rows_scored": scored,
         "out_of_order_rows": history.out_of_order_rows,
+        "exam_date_defaulted": counts["exam_date_defaulted"],
         "persons": len(history),
         "backend": model.engine().backend if scored else None,
     }

@@ -16,6 +16,7 @@ import hashlib
 import io
 import math
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,7 +155,8 @@ def score_dask(
         ]
         with tempfile.TemporaryDirectory(prefix="checkup-risk-dask-") as tmp_name:
             tmp = Path(tmp_name)
-            rows_in, spill_rows = _spill(input_path, chunk_rows, n_parts, tmp, rej, progress)
+            counts: Counter[str] = Counter()
+            rows_in, spill_rows = _spill(input_path, chunk_rows, n_parts, tmp, rej, progress, counts)
             backends = client.gather(warm)  # surfaces a worker that cannot load the bundle
             done = _score_partitions(client, bundle, version, explain, tmp, spill_rows, 2 * n_workers, progress)
             scored = _merge_outputs([tmp / f"out_{p}.parquet" for p in done], rows_in, chunk_rows, out)
@@ -163,6 +165,7 @@ def score_dask(
         return {
             "rows_in": rows_in,
             "rows_scored": scored,
+            "exam_date_defaulted": counts["exam_date_defaulted"],
             "partitions": n_parts,
             "workers": n_workers,
             "backend": backends[0] if backends else None,
@@ -180,14 +183,16 @@ def _spill(
     tmp: Path,
     rej: RejectsWriter,
     progress: Callable[[int], None] | None,
+    counts: Counter[str],
 ) -> tuple[int, np.ndarray]:
     """Read and validate on the client (the project readers), write the rejects, and spill the valid
-    records, whole persons by hash, to ``tmp/in_{p}.parquet``: (rows in, rows spilled per partition)."""
+    records, whole persons by hash, to ``tmp/in_{p}.parquet``: (rows in, rows spilled per partition).
+    The readers' counts are added to `counts`."""
     spill: dict[int, pq.ParquetWriter] = {}
     spill_rows = np.zeros(n_parts, dtype=np.int64)
     rows_in = 0
     try:
-        for n_in, records, rejects in validated_chunks(input_path, chunk_rows):
+        for n_in, records, rejects in validated_chunks(input_path, chunk_rows, counts):
             rej.write(rejects)
             rows_in += n_in
             if progress and len(rejects):

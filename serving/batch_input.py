@@ -6,6 +6,7 @@ is checked, so a row can never be lost between reading and writing.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,15 +17,20 @@ from features.rejects import same_day
 from features.validation import PROBLEM_COLUMNS, split_valid
 
 
-def validated_chunks(input_path: str | Path, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame]]:
+def validated_chunks(
+    input_path: str | Path, chunk_rows: int, counts: Counter[str] | None = None
+) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame]]:
     """(rows in, valid records, rejects sorted by row) per input chunk, with the chunk's row
-    accounting checked.
+    accounting checked. `counts` adds up the readers' counts (`ReadResult.counts`: rows whose
+    exam_date was set to today, waists of 999) over the chunks.
 
     A second row of one person on one date is rejected within a chunk by the validation, and
     across chunks against each person's latest date so far (memory O(persons)); in a file that is
     not in date order per person, a repeat of an older date in an earlier chunk is not seen."""
     latest: pd.DataFrame | None = None  # per person_id: exam_date and the input row kept for it
     for read in iter_checkups(input_path, chunk_rows=chunk_rows):
+        if counts is not None:
+            counts.update(read.counts)
         records, rejects = validate_read(read.frame, read.rejects)
         records, repeats = _repeats_of_earlier_chunks(records, latest)
         if len(repeats):
