@@ -282,6 +282,12 @@ def cmd_score(args: argparse.Namespace) -> int:
             "(a checkup without a date is scored as today's)",
             file=sys.stderr,
         )
+    if summary.get("sex_differs"):
+        print(
+            f"warning: {summary['sex_differs']:,} checkups give another sex than the first checkup of the same "
+            "person_id: each was scored as given; check that they are one person's",
+            file=sys.stderr,
+        )
     if summary.get("out_of_order_rows"):
         print(
             f"warning: {summary['out_of_order_rows']:,} checkups are dated before an earlier checkup of the "

@@ -146,6 +146,7 @@ def _score_pandas(
         "rows_scored": scored,
         "out_of_order_rows": history.out_of_order_rows,
         "exam_date_defaulted": counts["exam_date_defaulted"],
+        "sex_differs": counts["sex_differs"],
         "persons": len(history),
         "backend": model.engine().backend if scored else None,
     }

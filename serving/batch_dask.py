@@ -166,6 +166,7 @@ def score_dask(
             "rows_in": rows_in,
             "rows_scored": scored,
             "exam_date_defaulted": counts["exam_date_defaulted"],
+            "sex_differs": counts["sex_differs"],
             "partitions": n_parts,
             "workers": n_workers,
             "backend": backends[0] if backends else None,

@@ -22,12 +22,15 @@ def validated_chunks(
 ) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame]]:
     """(rows in, valid records, rejects sorted by row) per input chunk, with the chunk's row
     accounting checked. `counts` adds up the readers' counts (`ReadResult.counts`: rows whose
-    exam_date was set to today, waists of 999) over the chunks.
+    exam_date was set to today, waists of 999) over the chunks, and `sex_differs`: valid rows that
+    give another sex than their person's first valid row (scored as given, but likely two persons
+    under one id, or a typo).
 
     A second row of one person on one date is rejected within a chunk by the validation, and
     across chunks against each person's latest date so far (memory O(persons)); in a file that is
     not in date order per person, a repeat of an older date in an earlier chunk is not seen."""
     latest: pd.DataFrame | None = None  # per person_id: exam_date and the input row kept for it
+    first_sex: pd.Series | None = None  # per person_id: the sex of its first valid row
     for read in iter_checkups(input_path, chunk_rows=chunk_rows):
         if counts is not None:
             counts.update(read.counts)
@@ -36,6 +39,9 @@ def validated_chunks(
         if len(repeats):
             rejects = pd.concat([rejects, repeats], ignore_index=True).sort_values("index", kind="stable")
         latest = _latest_dates(records, latest)
+        first_sex, differ = _other_sex(records, first_sex)
+        if counts is not None:
+            counts["sex_differs"] += differ
         rejected = set(rejects["index"].tolist())
         if rejected & set(records.index.tolist()) or len(records) + len(rejected) != read.rows_in:
             raise RuntimeError(
@@ -94,3 +100,13 @@ def _latest_dates(records: pd.DataFrame, latest: pd.DataFrame | None) -> pd.Data
     # Latest date first, then the earliest row with it: the row a later repeat is told about.
     both = both.sort_values(["exam_date", "row"], ascending=[False, True], kind="stable")
     return both[~both.index.duplicated(keep="first")]
+
+
+def _other_sex(records: pd.DataFrame, first_sex: pd.Series | None) -> tuple[pd.Series, int]:
+    """(per person_id the sex of its first valid row, rows of `records` that give another)."""
+    if not len(records):
+        return (first_sex if first_sex is not None else pd.Series(dtype=object)), 0
+    first = records.drop_duplicates("person_id").set_index("person_id")["sex"]
+    first_sex = first if first_sex is None else pd.concat([first_sex, first[~first.index.isin(first_sex.index)]])
+    differ = records["sex"].to_numpy(dtype=object) != records["person_id"].map(first_sex).to_numpy(dtype=object)
+    return first_sex, int(differ.sum())

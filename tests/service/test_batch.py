@@ -147,16 +147,19 @@ def test_out_of_order_checkups_are_counted(model, tmp_path):
     assert summary["rows_scored"] == len(cohort)
 
 
-def test_undated_rows_and_same_day_repeats_are_said_and_counted(model, tmp_path):
+def test_undated_rows_same_day_repeats_and_another_sex_are_said_and_counted(model, tmp_path):
     # A checkup without a date is today's (said, with a count); the same checkup again in a later
-    # chunk is rejected naming the row kept, so it is never its own history.
+    # chunk is rejected naming the row kept, so it is never its own history; a person whose sex
+    # changes is scored as given, and counted.
     cohort = generate_cohort(people=4, seed=5).sort_values(["person_id", "exam_date"])
     undated = cohort.iloc[[0]].assign(person_id="no-date", exam_date=None)
     rows = pd.concat([cohort, cohort.iloc[[len(cohort) - 1]], undated], ignore_index=True)
+    last_of_first = int(np.flatnonzero(rows["person_id"] == rows.loc[0, "person_id"])[-1])
+    rows.loc[last_of_first, "sex"] = "F" if rows.loc[0, "sex"] == "M" else "M"  # one typo in sex
     path = tmp_path / "repeats.csv"
     rows.to_csv(path, index=False, date_format="%Y-%m-%d")
     summary = score_file(model, path, tmp_path / "r.csv", "7", chunk_rows=3)
-    assert summary["exam_date_defaulted"] == 1
+    assert summary["exam_date_defaulted"] == 1 and summary["sex_differs"] == 1
     assert summary["rows_rejected"] == 1 and summary["rows_scored"] == len(rows) - 1
     rejects = pd.read_csv(f"{tmp_path / 'r.csv'}.rejects.csv")
     assert rejects["row"].tolist() == [len(cohort) + 1]
@@ -221,8 +224,8 @@ def test_dask_equals_pandas(model, data, reference, tmp_path, cluster):
         model, path, dask_out, "7", explain=K, chunk_rows=79, engine="dask", scheduler=cluster.scheduler_address
     )
     assert d["partitions"] >= 4 and d["workers"] == 2 and d["backend"] == p["backend"] == "compiled"
-    assert {k: d[k] for k in ("rows_in", "rows_scored", "rows_rejected", "exam_date_defaulted")} == {
-        k: p[k] for k in ("rows_in", "rows_scored", "rows_rejected", "exam_date_defaulted")
+    assert {k: d[k] for k in ("rows_in", "rows_scored", "rows_rejected", "exam_date_defaulted", "sex_differs")} == {
+        k: p[k] for k in ("rows_in", "rows_scored", "rows_rejected", "exam_date_defaulted", "sex_differs")
     }
     assert_same(pd.read_csv(dask_out), pd.read_csv(pandas_out))
     assert Path(f"{dask_out}.rejects.csv").read_bytes() == Path(f"{pandas_out}.rejects.csv").read_bytes()
