@@ -169,32 +169,6 @@ def main() -> None:
     print("\n(2) last checkup scored alone (no history sent) vs with history: mean predicted / mean true risk")
     print(_table(["outcome", "n", "mean p alone", "mean true", "ratio alone", "ratio with history"], rows))
 
-    # (4) the same last checkups with every optional measurement and answer blank (sex, age and
-    # the history questions only): the risk should be what the model expects of such a person, not
-    # an extrapolation into a corner the training data never reached.
-    bare_rows = last_rows.assign(**{c: np.nan for group in INPUT_GROUPS for c in group if c in last_rows})
-    bare = scorer.score_records(frame_to_records(bare_rows), explain=False)
-    rows = []
-    for o in OUTCOMES:
-        truth = last_rows[OUTCOME_SPECS[o].true_risk].to_numpy(dtype=float)
-        p = np.array([np.nan if r["risks"][o]["probability"] is None else r["risks"][o]["probability"] for r in bare])
-        cat = np.array([r["risks"][o]["category"] in ("high", "very_high") for r in bare])
-        cat_full = np.array([r["risks"][o]["category"] in ("high", "very_high") for r in alone])
-        ok = np.isfinite(p) & np.isfinite(truth)
-        high_true = np.array([OUTCOME_SPECS[o].category(t) in ("high", "very_high") for t in truth[ok]])
-        rows.append(
-            [
-                o,
-                int(ok.sum()),
-                float(p[ok].mean() / truth[ok].mean()),
-                100 * cat[ok].mean(),
-                100 * cat_full[ok].mean(),
-                100 * high_true.mean(),
-            ]
-        )
-    print("\n(4) last checkup with sex, age and history answers only: mean predicted / mean true risk, share high")
-    print(_table(["outcome", "n", "ratio", "% high (bare)", "% high (full, alone)", "% high (true risk)"], rows))
-
     # (3) discrimination with history against the oracle and peers fitted on the same rows
     X_train = build_features(train).to_numpy(dtype=float)
     X_test = build_features(test.loc[batch.index.intersection(test.index)]).to_numpy(dtype=float)
@@ -235,6 +209,32 @@ def main() -> None:
             rows,
         )
     )
+
+    # (4) the same last checkups with every optional measurement and answer blank (sex, age and
+    # the history questions only): the risk should be what the model expects of such a person, not
+    # an extrapolation into a corner the training data never reached.
+    bare_rows = last_rows.assign(**{c: np.nan for group in INPUT_GROUPS for c in group if c in last_rows})
+    bare = scorer.score_records(frame_to_records(bare_rows), explain=False)
+    rows = []
+    for o in OUTCOMES:
+        truth = last_rows[OUTCOME_SPECS[o].true_risk].to_numpy(dtype=float)
+        p = np.array([np.nan if r["risks"][o]["probability"] is None else r["risks"][o]["probability"] for r in bare])
+        cat = np.array([r["risks"][o]["category"] in ("high", "very_high") for r in bare])
+        cat_full = np.array([r["risks"][o]["category"] in ("high", "very_high") for r in alone])
+        ok = np.isfinite(p) & np.isfinite(truth)
+        high_true = np.array([OUTCOME_SPECS[o].category(t) in ("high", "very_high") for t in truth[ok]])
+        rows.append(
+            [
+                o,
+                int(ok.sum()),
+                float(p[ok].mean() / truth[ok].mean()),
+                100 * cat[ok].mean(),
+                100 * cat_full[ok].mean(),
+                100 * high_true.mean(),
+            ]
+        )
+    print("\n(4) last checkup with sex, age and history answers only: mean predicted / mean true risk, share high")
+    print(_table(["outcome", "n", "ratio", "% high (bare)", "% high (full, alone)", "% high (true risk)"], rows))
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ def to_date(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     parsed = pc.strptime(arr, format="%Y-%m-%d", unit="us", error_is_null=True)
     # Arrow's strptime rolls an impossible day over ("2023-02-30" -> 2023-03-02): keep only parses
     # whose day of the month is the one written; the rest go to the strict parsers below.
-    written_day = pc.struct_field(pc.extract_regex(arr, r"^\s*\d+-\d+-(?P<day>\d+)"), "day")
+    written_day = pc.struct_field(pc.extract_regex(arr, r"^\s*\d+-\d+-(?P<day>\d{1,2})(?:\D|$)"), "day")
     rolled = pc.not_equal(pc.day(parsed), pc.cast(written_day, pa.int64()))
     parsed = pc.if_else(pc.fill_null(rolled, False), pa.scalar(None, parsed.type), parsed)
     vals = as_numpy(parsed.cast(pa.timestamp("us"))).astype(DATE_DTYPE)

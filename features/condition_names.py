@@ -184,19 +184,36 @@ class ConditionText(NamedTuple):
     doubtful: bool
 
 
-def history_of_names(texts: Iterable[str]) -> ConditionText:
+# Words that name a relative or a family history. In a Condition they say the disease is someone
+# else's (doubtful); in a FamilyMemberHistory condition, whose subject is a relative, they are
+# harmless ("Family history of diabetes", "Mother: stroke", "당뇨병 가족력").
+_FAMILY_WORDS = frozenset(
+    {"family", "history", "hx", "fh", "of", "in", "relative", "relatives", "maternal", "paternal"}
+    | {"mother", "father", "parent", "parents", "brother", "sister", "sibling", "siblings", "son", "daughter"}
+    | {"grandmother", "grandfather", "grandparent", "grandparents", "aunt", "uncle", "cousin"}
+    | {"가족력", "가족", "모친", "부친", "어머니", "아버지", "엄마", "아빠", "부모", "형제", "자매", "남매"}
+    | {"조부", "조모", "외조부", "외조모", "할머니", "할아버지", "외할머니", "외할아버지", "친척", "아들", "딸"}
+)
+
+
+def history_of_names(texts: Iterable[str], family: bool = False) -> ConditionText:
     """The history fields the texts (Condition.code.text and coding displays) name with certainty;
-    none at all when any of them names one with a negation, a doubt or a qualifier."""
+    none at all when any of them names one with a negation, a doubt or a qualifier. `family`: the
+    texts are a relative's condition (FamilyMemberHistory), so words naming a relative or a family
+    history, and a colon after one ("Mother: stroke"), are harmless."""
     fields: set[str] = set()
+    harmless = _ENGLISH_FILLER | _KOREAN_FILLER | (_FAMILY_WORDS if family else frozenset())
     for raw in texts:
         text = _INNER_HYPHEN.sub(" ", _HARMLESS.sub(" ", unicodedata.normalize("NFKC", raw).lower()))
+        if family:
+            text = text.replace(":", " ")
         words = _WORD.findall(text)
         used = [False] * len(words)
         named = _english(words, used) | _korean(words, used)
         if not named:
             continue
         others = [w for w, u in zip(words, used, strict=True) if not u]
-        if _OTHER_SIGN.search(text) or any(w not in _ENGLISH_FILLER and w not in _KOREAN_FILLER for w in others):
+        if _OTHER_SIGN.search(text) or any(w not in harmless for w in others):
             return ConditionText(frozenset(), True)
         fields |= named
     return ConditionText(frozenset(fields), False)

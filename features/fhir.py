@@ -445,10 +445,18 @@ _VER_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 
 @dataclass(frozen=True)
 class Issue:
-    """One problem with the input: where (a resource reference and path) and why. Never a value."""
+    """One problem with the input: where (a resource reference and path) and why. Never a value.
+    `paths`: the FHIRPath of each place, when one issue is about several (`location` then says them
+    in words, for people); empty when `location` is the one path."""
 
     location: str
     message: str
+    paths: tuple[str, ...] = ()
+
+    @property
+    def expressions(self) -> list[str]:
+        """The OperationOutcome.issue.expression of this issue: valid FHIRPath only."""
+        return list(self.paths) if self.paths else ([self.location] if self.location else [])
 
 
 class FhirInputError(ValueError):
@@ -1238,6 +1246,7 @@ def _unread_conditions_issue(refs: list[str]) -> Issue:
         where,
         f"neither {which} nor its text names one of {_CONDITIONS_READ} in a way this service reads: "
         "if one is, it is not counted; a code (ICD-10 / KCD-8 or SNOMED CT) would be read",
+        tuple(f"{r}.code" for r in refs),
     )
 
 
@@ -1252,7 +1261,7 @@ def _read_family_history(resource: dict, ref: str, reading: _Reading) -> None:
         negative |= said_no
         if not names and not said_no and not _icd_coded(cond.get("code")):
             # Text only, or a code outside the table: read as a Condition's text is, conservatively.
-            got = history_of_names(_concept_names(cond.get("code")))
+            got = history_of_names(_concept_names(cond.get("code")), family=True)
             names = set(got.fields)
             if got.doubtful:
                 reading.warnings.append(

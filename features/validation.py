@@ -128,13 +128,20 @@ def check_records(df: pd.DataFrame, labels: bool = False) -> pd.DataFrame:
             add(crossed, low_name, lo, f"{low_name} must be lower than {high_name}")
 
     if "person_id" in df.columns and "exam_date" in df.columns and len(df):
-        key = [df["person_id"], df["exam_date"]]
-        known = (df["person_id"].notna() & df["exam_date"].notna()).to_numpy()
-        repeat = df.duplicated(["person_id", "exam_date"], keep="first").to_numpy() & known
+        # Among the rows with no other problem, so that the row kept is the first valid one, as when
+        # a file is streamed in chunks (serving.batch_input.validated_chunks).
+        flawed = np.zeros(len(df), dtype=bool)
+        for part in found:
+            flawed |= df.index.isin(part["index"])
+        fine = df.loc[~flawed & (df["person_id"].notna() & df["exam_date"].notna()).to_numpy()]
+        repeat = fine.duplicated(["person_id", "exam_date"], keep="first")
         if repeat.any():
-            first = pd.Series(df.index, index=df.index).groupby(key, dropna=False).transform("first")
+            key = [fine["person_id"], fine["exam_date"]]
+            first = pd.Series(fine.index, index=fine.index).groupby(key).transform("first")
+            reasons = pd.Series("", index=df.index, dtype=object)
+            reasons.loc[repeat.index[repeat]] = first[repeat].map(same_day).to_numpy()
             shown = pd.to_datetime(df["exam_date"], errors="coerce").dt.strftime("%Y-%m-%d")
-            add(repeat, "exam_date", shown, first.map(same_day))
+            add(df.index.isin(repeat.index[repeat]), "exam_date", shown, reasons)
 
     if labels:
         for o in OUTCOMES:
@@ -237,12 +244,11 @@ def build_expectations(columns: list[str] | None = None) -> list:
             exps.append(
                 gxe.ExpectColumnValuesToBeBetween(column=true_risk_column(o), min_value=0.0, max_value=1.0, meta=crit)
             )
-    # Dataset-level sanity: warn, do not fail. A repeated (person, date) usually means a duplicated export.
-    warn = {"critical": False}
+    # A repeated (person, date), usually a duplicated export: the later row is rejected (`check_records`).
     if {"person_id", "exam_date"} <= have:
-        exps.append(
-            gxe.ExpectCompoundColumnsToBeUnique(column_list=["person_id", "exam_date"], mostly=0.999, meta=warn)
-        )
+        exps.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=["person_id", "exam_date"], meta=crit))
+    # Dataset-level sanity: warn, do not fail.
+    warn = {"critical": False}
     if "sbp" in have:
         exps.append(gxe.ExpectColumnMeanToBeBetween(column="sbp", min_value=100, max_value=150, meta=warn))
     return exps

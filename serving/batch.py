@@ -17,7 +17,8 @@ Assumption of the pandas engine: **each person's checkups appear in date order i
 the whole-file scores exactly. A checkup dated before the same person's checkup in an earlier chunk
 breaks the assumption: it is still scored (its history is what came before it in the file), counted
 in the summary as ``out_of_order_rows`` and warned about. The dask engine does not need the
-assumption.
+assumption for history, but both read the file in chunks to validate it, so both find a repeated
+person and date across chunks only against the person's latest date so far.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.readers import iter_checkups, read_checkups
@@ -23,23 +24,21 @@ def validated_chunks(
     """(rows in, valid records, rejects sorted by row) per input chunk, with the chunk's row
     accounting checked. `counts` adds up the readers' counts (`ReadResult.counts`: rows whose
     exam_date was set to today, waists of 999) over the chunks, and `sex_differs`: valid rows that
-    give another sex than their person's first valid row (scored as given, but likely two persons
+    give another sex than the person's previous valid row (scored as given, but likely two persons
     under one id, or a typo).
 
     A second row of one person on one date is rejected within a chunk by the validation, and
-    across chunks against each person's latest date so far (memory O(persons)); in a file that is
-    not in date order per person, a repeat of an older date in an earlier chunk is not seen."""
-    latest: pd.DataFrame | None = None  # per person_id: exam_date and the input row kept for it
-    first_sex: pd.Series | None = None  # per person_id: the sex of its first valid row
+    across chunks against each person's latest date so far (`_Persons`); in a file that is not in
+    date order per person, a repeat of an older date in an earlier chunk is not seen."""
+    persons = _Persons()
     for read in iter_checkups(input_path, chunk_rows=chunk_rows):
         if counts is not None:
             counts.update(read.counts)
         records, rejects = validate_read(read.frame, read.rejects)
-        records, repeats = _repeats_of_earlier_chunks(records, latest)
+        records, repeats = persons.repeats(records)
         if len(repeats):
             rejects = pd.concat([rejects, repeats], ignore_index=True).sort_values("index", kind="stable")
-        latest = _latest_dates(records, latest)
-        first_sex, differ = _other_sex(records, first_sex)
+        differ = persons.update(records)
         if counts is not None:
             counts["sex_differs"] += differ
         rejected = set(rejects["index"].tolist())
@@ -67,46 +66,44 @@ def validate_read(frame: pd.DataFrame, read_rejects: pd.DataFrame) -> tuple[pd.D
     return records, rejects
 
 
-def _repeats_of_earlier_chunks(records: pd.DataFrame, latest: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(records, rejects of those whose person and date match a row kept from an earlier chunk)."""
-    none = pd.DataFrame(columns=list(PROBLEM_COLUMNS))
-    if latest is None or not len(records):
-        return records, none
-    kept_date = records["person_id"].map(latest["exam_date"])
-    repeat = (records["exam_date"] == kept_date).to_numpy(dtype=bool)
-    if not repeat.any():
-        return records, none
-    rows = records[repeat]
-    rejects = pd.DataFrame(
-        {
-            "index": rows.index,
-            "person_id": rows["person_id"].to_numpy(dtype=object),
-            "field": "exam_date",
-            "value": rows["exam_date"].dt.strftime("%Y-%m-%d").to_numpy(dtype=object),
-            "reason": [same_day(int(i)) for i in rows["person_id"].map(latest["row"])],
-        }
-    )
-    return records[~repeat], rejects
+class _Persons:
+    """What the chunks read so far say of each person_id: its latest exam_date with the input row
+    that has it, and the sex of its last valid row. Memory O(persons); each chunk costs O(its rows)."""
 
+    def __init__(self) -> None:
+        self.latest: dict[object, tuple[pd.Timestamp, int]] = {}
+        self.sex: dict[object, object] = {}
 
-def _latest_dates(records: pd.DataFrame, latest: pd.DataFrame | None) -> pd.DataFrame:
-    """Per person_id (the index), the latest exam_date seen so far and the first input row with it."""
-    part = pd.DataFrame(
-        {"exam_date": records["exam_date"].to_numpy(), "row": records.index.to_numpy()},
-        index=pd.Index(records["person_id"].to_numpy(dtype=object), name="person_id"),
-    )
-    both = part if latest is None else pd.concat([latest, part])
-    both = both[both.index.notna() & both["exam_date"].notna()]
-    # Latest date first, then the earliest row with it: the row a later repeat is told about.
-    both = both.sort_values(["exam_date", "row"], ascending=[False, True], kind="stable")
-    return both[~both.index.duplicated(keep="first")]
+    def repeats(self, records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(records, rejects of those whose person and date are a row kept from an earlier chunk)."""
+        kept = [self.latest.get(p) for p in records["person_id"].to_numpy(dtype=object)]
+        dates = records["exam_date"].to_numpy(dtype=object)
+        repeat = np.array([k is not None and k[0] == d for k, d in zip(kept, dates, strict=True)], dtype=bool)
+        if not repeat.any():
+            return records, pd.DataFrame(columns=list(PROBLEM_COLUMNS))
+        rows = records[repeat]
+        rejects = pd.DataFrame(
+            {
+                "index": rows.index,
+                "person_id": rows["person_id"].to_numpy(dtype=object),
+                "field": "exam_date",
+                "value": rows["exam_date"].dt.strftime("%Y-%m-%d").to_numpy(dtype=object),
+                "reason": [same_day(k[1]) for k, r in zip(kept, repeat, strict=True) if r and k is not None],
+            }
+        )
+        return records[~repeat], rejects
 
-
-def _other_sex(records: pd.DataFrame, first_sex: pd.Series | None) -> tuple[pd.Series, int]:
-    """(per person_id the sex of its first valid row, rows of `records` that give another)."""
-    if not len(records):
-        return (first_sex if first_sex is not None else pd.Series(dtype=object)), 0
-    first = records.drop_duplicates("person_id").set_index("person_id")["sex"]
-    first_sex = first if first_sex is None else pd.concat([first_sex, first[~first.index.isin(first_sex.index)]])
-    differ = records["sex"].to_numpy(dtype=object) != records["person_id"].map(first_sex).to_numpy(dtype=object)
-    return first_sex, int(differ.sum())
+    def update(self, records: pd.DataFrame) -> int:
+        """Take in a chunk's valid records; the number of them whose sex differs from the same
+        person's previous valid row (in file order)."""
+        differ = 0
+        columns = (records[c].to_numpy(dtype=object) for c in ("person_id", "exam_date", "sex"))
+        for pid, date, sex, row in zip(*columns, records.index, strict=True):
+            if pd.isna(pid):
+                continue
+            before = self.sex.get(pid)
+            differ += int(before is not None and before != sex)
+            self.sex[pid] = sex
+            if not pd.isna(date) and ((k := self.latest.get(pid)) is None or date > k[0]):
+                self.latest[pid] = (date, int(row))
+        return differ

@@ -238,7 +238,7 @@ def warnings_outcome(reading: list[Issue], notes: list[str], information: Sequen
             "severity": "warning",
             "code": "value",
             "diagnostics": i.message,
-            **({"expression": [i.location]} if i.location else {}),
+            **({"expression": i.expressions} if i.expressions else {}),
         }
         for i in reading
     ]
@@ -269,7 +269,7 @@ def operation_outcome(issues: list[Issue], code: str = "invalid", severity: str 
                 "severity": severity,
                 "code": code,
                 "diagnostics": i.message,
-                **({"expression": [i.location]} if i.location else {}),
+                **({"expression": i.expressions} if i.expressions else {}),
             }
             for i in issues
         ],

@@ -500,7 +500,10 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
         main = group.main
         assert main is not None, f"group {group_id} has no main feature"  # only history has none
         v = _x(x, main)
-        carried = group_id == "lipids" and v is None and _x(x, f"last_{main}") is not None
+        # No panel this time (a panel is its total cholesterol, as features.derive carries it; NHIS
+        # leaves LDL empty when triglycerides are 400 or more, and that panel was drawn).
+        no_panel = _x(x, "total_cholesterol") is None
+        carried = group_id == "lipids" and v is None and no_panel and _x(x, f"last_{main}") is not None
         if carried:
             v = _x(x, f"last_{main}")
         value = FEATURE_LABELS[main].value_text(v, lang)

@@ -26,7 +26,7 @@ import numpy as np
 from features.derive import FEATURES, Columns, absent_history, feature_matrix, unmeasured
 from features.eligibility import applicability
 from features.labels import FEATURE_GROUPS
-from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, age_group_midpoint, age_to_group, implausible_bmi
+from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, age_to_group, implausible_bmi
 from models import provenance
 from models.bundle import RiskModel
 from models.engine import Scores
@@ -52,8 +52,8 @@ def person_order(person_ids: list[str], dates: list[dt.date]) -> np.ndarray:
 
 def history_counts(person_ids: list[str], dates: list[dt.date]) -> np.ndarray:
     """Per record: how many of the same person's records come before it in `person_order` (the
-    history its features were built from). A request never holds two of one person on one date
-    (`serving.schemas.one_checkup_a_day`)."""
+    history its features were built from). /score and /report refuse two of one person on one date
+    (`serving.schemas.one_checkup_a_day`); FHIR and CDS group a day's Observations into one visit."""
     earlier = np.zeros(len(person_ids), dtype=np.int64)
     seen: Counter[str] = Counter()
     for i in person_order(person_ids, dates):
@@ -101,8 +101,8 @@ def _age_range(record: dict) -> tuple[float, float] | None:
     if record.get("age") is not None:
         return float(record["age"]), float(record["age"])
     if record.get("age_group") is not None:
-        low = float(age_group_midpoint(record["age_group"])) - 2.0
-        return low, (low + 5.0 if int(record["age_group"]) < 18 else 120.0)
+        code = int(record["age_group"])  # NHIS 5-year bands: code c is ages 5c - 5 to 5c - 1; 18 is 85+
+        return 5.0 * code - 5.0, (5.0 * code if code < 18 else 120.0)
     return None
 
 

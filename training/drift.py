@@ -35,7 +35,7 @@ from models.drift_reference import (
     is_categorical,
     numeric_values,
 )
-from training.metrics import auroc, auroc_ci, calibration_intercept_slope
+from training.metrics import auroc, auroc_ci, calibration_intercept_slope, too_few_events
 
 EPS = 1e-4  # share floor in PSI
 
@@ -325,15 +325,16 @@ def _num(x: float) -> float | None:
 
 def realised_block(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int) -> dict:
     """n, events, AUROC with its CI, calibration intercept and slope with theirs, observed and mean
-    predicted rate."""
+    predicted rate; the AUROC and calibration are null when `too_small` (`too_few_events`)."""
     n, events = int(y.size), int(y.sum())
     out: dict = {
         "n": n,
         "events": events,
         "observed_rate": events / n if n else None,
         "mean_probability": float(p.mean()) if n else None,
+        "too_small": too_few_events(events, n),
     }
-    if 0 < events < n:
+    if not out["too_small"]:
         intercept, slope = calibration_intercept_slope(y, p)
         i_ci, s_ci = calibration_ci(y, p, n_boot, seed)
         out.update(

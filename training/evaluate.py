@@ -18,7 +18,7 @@ from features.derive import AGE_BANDS, age_band
 from models.baselines import framingham_2008_cvd, framingham_valid, prevent_10y_cvd, prevent_valid
 from models.bundle import RiskModel
 from models.outcomes import OUTCOME_SPECS
-from training.metrics import MIN_EVENTS, auroc, calibration_curve, net_benefit, summarize
+from training.metrics import auroc, calibration_curve, net_benefit, summarize, too_few_events
 
 # Below these a subgroup's AUROC and calibration are too noisy to judge (flagged, not hidden).
 MIN_SUBGROUP_ROWS = 200
@@ -39,7 +39,7 @@ def subgroups(records: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> list[dict]
         for _, _, b in AGE_BANDS:
             m = (sex == s) & (band == b) & np.isfinite(p) & np.isfinite(y)
             n, events = int(m.sum()), int(y[m].sum())
-            small = n < MIN_SUBGROUP_ROWS or events < MIN_EVENTS
+            small = n < MIN_SUBGROUP_ROWS or too_few_events(events, n)
             expected = float(p[m].sum())
             rows.append(
                 {

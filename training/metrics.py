@@ -357,6 +357,12 @@ def _f(x) -> float | None:
 MIN_EVENTS = 10
 
 
+def too_few_events(events: int, n: int) -> bool:
+    """Whether `events` among `n` rows are too few (or too nearly all) to judge discrimination and
+    calibration (`MIN_EVENTS`): evaluation blocks, subgroups and the monitor's realised figures."""
+    return min(events, n - events) < MIN_EVENTS
+
+
 def summarize(
     y,
     p,
@@ -385,7 +391,7 @@ def summarize(
     y, p = y[keep], p[keep]
     n, events = int(y.size), int(y.sum())
     two_classes = 0 < events < n
-    too_small = min(events, n - events) < MIN_EVENTS
+    too_small = too_few_events(events, n)
 
     if two_classes and not too_small:
         low, high = auroc_ci(y, p, n_boot=n_boot, seed=seed)

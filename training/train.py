@@ -134,8 +134,8 @@ def read_files(paths: list[Path], say: Say) -> ReadResult:
     checkups). Row positions run on across the files, so a reject names its row in the files taken
     in order. A checkup (person and exam date) in more than one file is taken from the later file,
     which holds the newer labels; each earlier copy is reported as a reject, with the reason."""
-    results, offset = [], 0
-    for path in paths:
+    results, offset, file_of = [], 0, []
+    for k, path in enumerate(paths):
         say(f"reading {path}")
         read = read_checkups(path)
         read.frame.index = read.frame.index + offset
@@ -143,9 +143,14 @@ def read_files(paths: list[Path], say: Say) -> ReadResult:
             read.rejects["index"] = read.rejects["index"] + offset
         offset += read.rows_in
         results.append(read)
+        file_of.append(np.full(len(read.frame), k))
     read = concat_results(results)
     if len(paths) > 1:
-        earlier = read.frame.duplicated(["person_id", "exam_date"], keep="last")
+        # Only a copy in a LATER file supersedes: two rows of one person and date within one file
+        # are a repeat, which the record checks reject (the first is kept), as for a single file.
+        file_no = pd.Series(np.concatenate(file_of), index=read.frame.index)
+        last_file = file_no.groupby([read.frame["person_id"], read.frame["exam_date"]]).transform("max")
+        earlier = (file_no < last_file).to_numpy()
         if earlier.any():
             dropped = read.frame.loc[earlier]
             lines = pd.DataFrame(

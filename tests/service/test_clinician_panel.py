@@ -302,3 +302,7 @@ def test_lipids_carried_from_the_last_panel_are_shown_as_such():
     assert en["level"] not in ("none", "normal")
     alone = build_features(pd.DataFrame([newest]).drop(columns=["person_id"])).to_numpy(dtype=float)[-1]
     assert _group_text("lipids", alone, "M", "en")["value"] == "not measured"
+    # A panel drawn this time without an LDL (triglycerides of 400 or more) is this panel's.
+    drawn = dict(newest, total_cholesterol=300, triglycerides=500, hdl=40)
+    x = build_features(pd.DataFrame([earlier, drawn])).to_numpy(dtype=float)[-1]
+    assert _group_text("lipids", x, "M", "en")["value"] == "not measured"

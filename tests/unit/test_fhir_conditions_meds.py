@@ -174,6 +174,7 @@ def test_many_other_diseases_are_one_warning_naming_them():
     unread = next(w for w in got.warnings if w.location.startswith("Condition/o0"))
     assert unread.location == ", ".join(f"Condition/o{k}.code" for k in range(5)) + " and 2 more"
     assert "each of these 7 Conditions" in unread.message and "Asthma" not in unread.message
+    assert unread.expressions == [f"Condition/o{k}.code" for k in range(7)]  # FHIRPath each, for OperationOutcome
     assert any(w.location == "Condition/d.code" and "negation" in w.message for w in got.warnings)
 
 

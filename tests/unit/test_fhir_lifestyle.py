@@ -388,6 +388,9 @@ def test_to_bundle_writes_zeros_as_explicit_negatives():
         ("당뇨병", {"family_history_diabetes": 1}),
         ("Stroke", {"family_history_cvd": 1}),
         ("심근경색", {"family_history_cvd": 1}),
+        ("Family history of diabetes", {"family_history_diabetes": 1}),
+        ("당뇨병 가족력", {"family_history_diabetes": 1}),
+        ("Mother: stroke", {"family_history_cvd": 1}),
         ("Hypertension", {}),  # not a family history field of the record
         ("Breast cancer", {}),
     ],
@@ -401,10 +404,11 @@ def test_family_history_is_read_from_its_text_too(text, expected):
     assert got.warnings == []
 
 
-def test_a_doubtful_family_history_text_is_not_counted_and_is_warned():
+@pytest.mark.parametrize("text", ["Suspected diabetes", "No family history of diabetes", "Diabetes?"])
+def test_a_doubtful_family_history_text_is_not_counted_and_is_warned(text):
     base = {k: v for k, v in _record("2025-05-20", 54).items() if not k.startswith("family_history")}
     relative = _family("f", "0", "FTH")
-    relative["condition"] = [{"code": {"text": "Suspected diabetes"}}]
+    relative["condition"] = [{"code": {"text": text}}]
     got = read_bundle(_add(to_bundle(base), relative))
     assert "family_history_diabetes" not in got.record
     (warning,) = got.warnings

@@ -49,3 +49,21 @@ def test_bad_labels_and_repeated_checkups_are_rejected_before_fitting(tmp_path):
     assert "hypertension_1y must be 0, 1 or empty" in text and "diabetes_1y must be 0, 1 or empty" in text
     assert "cvd_1y_true_risk must be between 0 and 1" in text
     assert "the same person and exam date as row 12" in text
+
+
+def test_a_repeat_within_one_file_is_not_taken_for_a_later_files_copy(tmp_path):
+    # With two files, a checkup twice in the same file had kept its LAST copy with the reason "in a
+    # later file"; it is a repeat, whose first copy is kept, as with one file.
+    from training.train import read_and_check
+
+    cohort = generate_cohort(people=30, seed=6)
+    again = cohort.iloc[[4]].assign(cvd_1y=1 - cohort.iloc[4]["cvd_1y"])
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    pd.concat([cohort, again], ignore_index=True).to_csv(first, index=False)
+    generate_cohort(people=5, seed=7).assign(person_id=lambda d: "other-" + d["person_id"]).to_csv(second, index=False)
+    said: list[str] = []
+    checked = read_and_check([first, second], ("cvd",), 0.2, said.append)
+    assert checked.records.loc[4, "cvd_1y"] == cohort.iloc[4]["cvd_1y"]
+    assert len(cohort) not in checked.records.index
+    assert not any("appear again in a later file" in s for s in said)
+    assert any("the same person and exam date as row 5" in s for s in said)
