@@ -464,15 +464,23 @@ def test_impossible_calendar_dates_are_rejected_not_rolled_over():
     # Arrow's parser had read 2023-02-30 as 2023-03-02 and 2023-04-31 as 2023-05-01.
     raw = pd.DataFrame(
         {
-            "person_id": list("abcdef"),
-            "exam_date": ["2023-02-30", "2023-04-31", "2023-02-29", "2024-02-29", "2023-5-2", "20230502"],
+            "person_id": list("abcdefg"),
+            "exam_date": [
+                "2023-02-30",
+                "2023-04-31",
+                "2023-02-29",
+                "2023-01-99999999999999999999",  # had failed the whole file in the day check
+                "2024-02-29",
+                "2023-5-2",
+                "20230502",
+            ],
             "sex": "M",
             "age": 50,
         }
     )
     r = to_canonical(raw)
-    _nothing_lost(r, 6)
-    assert sorted(r.rejects["index"]) == [0, 1, 2] and set(r.rejects["field"]) == {"exam_date"}
+    _nothing_lost(r, 7)
+    assert sorted(r.rejects["index"]) == [0, 1, 2, 3] and set(r.rejects["field"]) == {"exam_date"}
     assert r.frame["exam_date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-02-29", "2023-05-02", "2023-05-02"]
 
 
@@ -499,3 +507,17 @@ def test_a_second_row_of_one_person_on_one_date_is_rejected_naming_the_first(tmp
     chunks = list(validated_chunks(path, 2))
     assert [i for _, r, _ in chunks for i in r.index] == [0, 1, 3]
     assert pd.concat([j for _, _, j in chunks])["reason"].tolist() == rejects["reason"].tolist()
+    # The first valid copy is kept whichever way the file is read, also after an invalid one.
+    flawed = tmp_path / "flawed.csv"
+    flawed.write_text(
+        "person_id,exam_date,sex,age,sbp,dbp\n"
+        "X1,2022-01-01,M,,120,80\n"  # no age: a first chunk with no valid row
+        "D1,2022-05-02,M,50,999,85\n"
+        "D1,2022-05-02,M,50,130,85\n"
+        "D1,2022-05-02,M,50,131,85\n"
+    )
+    for chunk_rows in (1, 2, 10):
+        got = list(validated_chunks(flawed, chunk_rows))
+        assert [i for _, r, _ in got for i in r.index] == [2], chunk_rows
+        reasons = pd.concat([j for _, _, j in got]).set_index("index")["reason"]
+        assert reasons[3].startswith("the same person and exam date as row 3 "), chunk_rows
