@@ -182,6 +182,7 @@ class ConditionText(NamedTuple):
 
     fields: frozenset[str]
     doubtful: bool
+    mentioned: frozenset[str] = frozenset()  # every field a name was found for, doubtful or not
 
 
 # Words that name a relative or a family history. In a Condition they say the disease is someone
@@ -202,6 +203,7 @@ def history_of_names(texts: Iterable[str], family: bool = False) -> ConditionTex
     texts are a relative's condition (FamilyMemberHistory), so words naming a relative or a family
     history, and a colon after one ("Mother: stroke"), are harmless."""
     fields: set[str] = set()
+    mentioned: set[str] = set()
     harmless = _ENGLISH_FILLER | _KOREAN_FILLER | (_FAMILY_WORDS if family else frozenset())
     for raw in texts:
         text = _INNER_HYPHEN.sub(" ", _HARMLESS.sub(" ", unicodedata.normalize("NFKC", raw).lower()))
@@ -212,8 +214,9 @@ def history_of_names(texts: Iterable[str], family: bool = False) -> ConditionTex
         named = _english(words, used) | _korean(words, used)
         if not named:
             continue
+        mentioned |= named
         others = [w for w, u in zip(words, used, strict=True) if not u]
         if _OTHER_SIGN.search(text) or any(w not in harmless for w in others):
-            return ConditionText(frozenset(), True)
+            return ConditionText(frozenset(), True, frozenset(mentioned))
         fields |= named
-    return ConditionText(frozenset(fields), False)
+    return ConditionText(frozenset(fields), False, frozenset(mentioned))

@@ -1263,7 +1263,7 @@ def _read_family_history(resource: dict, ref: str, reading: _Reading) -> None:
             # Text only, or a code outside the table: read as a Condition's text is, conservatively.
             got = history_of_names(_concept_names(cond.get("code")), family=True)
             names = set(got.fields)
-            if got.doubtful:
+            if got.doubtful and got.mentioned & set(_FAMILY):  # a relative's hypertension is no record field
                 reading.warnings.append(
                     Issue(
                         f"{ref}.condition[{k}].code",

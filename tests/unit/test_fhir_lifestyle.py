@@ -413,3 +413,5 @@ def test_a_doubtful_family_history_text_is_not_counted_and_is_warned(text):
     assert "family_history_diabetes" not in got.record
     (warning,) = got.warnings
     assert warning.location == "FamilyMemberHistory/f.condition[0].code" and "not counted" in warning.message
+    relative["condition"] = [{"code": {"text": "Suspected hypertension"}}]  # could never count: no warning
+    assert read_bundle(_add(to_bundle(base), relative)).warnings == []
