@@ -75,7 +75,7 @@ def score_file(
     `serving.prediction_logger.BatchLog`); the dask engine scores on its workers and tells nothing.
     """
     output_path = Path(output_path)
-    check_output(output_path)
+    check_output(output_path, Path(input_path))
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: choose from {', '.join(ENGINES)}")
     if explain < 0:

@@ -26,9 +26,15 @@ def rejects_path(output: str | Path) -> Path:
     return Path(f"{output}.rejects.csv")
 
 
-def check_output(path: Path) -> None:
+def check_output(path: Path, input_path: Path | None = None) -> None:
+    """Refuse an output that is not .csv or .parquet, or that (or its rejects file) is the input:
+    the output replaces its file at the end, so the input would be lost."""
     if not path.name.endswith((".csv", ".parquet")):
         raise ValueError(f"--output must end in .csv or .parquet: {path}")
+    if input_path is not None and Path(input_path).exists():
+        for written in (path, rejects_path(path)):
+            if written.exists() and written.resolve() == Path(input_path).resolve():
+                raise ValueError(f"{written} is the input file: scoring would overwrite it; choose another --output")
 
 
 def output_columns(outcomes: tuple[str, ...], explain: int = 0) -> list[str]:

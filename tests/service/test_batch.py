@@ -166,6 +166,20 @@ def test_undated_rows_same_day_repeats_and_another_sex_are_said_and_counted(mode
     assert rejects["reason"].iloc[0].startswith(f"the same person and exam date as row {len(cohort)} ")
 
 
+def test_an_output_that_is_the_input_is_refused(model, data, tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(data[0].read_bytes())
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="is the input file"):
+        score_file(model, path, path, "7")
+    sneaky = tmp_path / "out.csv"  # its rejects file would be out.csv.rejects.csv
+    rejects_named = tmp_path / "out.csv.rejects.csv"
+    rejects_named.write_bytes(before)
+    with pytest.raises(ValueError, match="is the input file"):
+        score_file(model, rejects_named, sneaky, "7")
+    assert path.read_bytes() == before and rejects_named.read_bytes() == before
+
+
 def test_explain_columns_ordered_and_match_model_explain(model, data, reference):
     _, records, _ = read_whole(data[0])
     X = build_features(records)
