@@ -158,6 +158,12 @@ def load(ref: str = CHAMPION) -> tuple[RiskModel, str]:
 
     version = version_of(ref)
     if version is None:
-        raise LookupError(f"no model version {ref!r} in the registry at {home()}: run `checkup-risk train` first")
+        other = version_of(CHALLENGER) if ref == CHAMPION else None
+        remedy = (
+            f"version {other} is the challenger: name it (--model {CHALLENGER}), or train with --promote"
+            if other is not None
+            else "run `checkup-risk train` first"
+        )
+        raise LookupError(f"no model version {ref!r} in the registry at {home()}: {remedy}")
     with tempfile.TemporaryDirectory() as tmp:
         return RiskModel.load(bundle_path(version, Path(tmp))), version

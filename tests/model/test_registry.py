@@ -22,6 +22,8 @@ def test_train_log_load_round_trip_to_1e9(model, held_out, home):
     assert (home / "mlflow.db").exists()
     assert registry.version_of("challenger") == version
     assert registry.version_of("champion") is None
+    with pytest.raises(LookupError, match=f"version {version} is the challenger: name it"):
+        registry.load("champion")  # a first training run without --promote: say what there is
     loaded, v = registry.load("challenger")
     assert v == version
     np.testing.assert_allclose(
