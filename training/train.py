@@ -179,7 +179,9 @@ def read_and_check(data: list[Path], outcomes: tuple[str, ...], max_reject_share
         say(f"note: {note}")
     missing = [OUTCOME_SPECS[o].label for o in outcomes if OUTCOME_SPECS[o].label not in read.frame.columns]
     if missing:
-        raise ValueError(f"training data lack label columns: {', '.join(missing)}")
+        present = [o for o in outcomes if OUTCOME_SPECS[o].label in read.frame.columns]
+        remedy = f"; train the others with --outcomes {','.join(present)}" if present else ""
+        raise ValueError(f"training data lack label columns: {', '.join(missing)}{remedy}")
     say("validating (Great Expectations suite)")
     gx = run_suite(read.frame)
     records, problems = split_valid(read.frame, labels=True)

@@ -1,6 +1,7 @@
 """Training on the original cohort plus newly labelled checkups: `train --data A --data B`."""
 
 import pandas as pd
+import pytest
 
 from features.rejects import R_SUPERSEDED
 from features.synth import generate_cohort
@@ -67,3 +68,15 @@ def test_a_repeat_within_one_file_is_not_taken_for_a_later_files_copy(tmp_path):
     assert len(cohort) not in checked.records.index
     assert not any("appear again in a later file" in s for s in said)
     assert any("the same person and exam date as row 5" in s for s in said)
+
+
+def test_missing_label_columns_name_the_outcomes_that_can_be_trained(tmp_path):
+    from training.train import read_and_check
+
+    path = tmp_path / "partial.csv"
+    generate_cohort(people=20, seed=8).drop(columns=["ckd_1y", "dyslipidemia_1y"]).to_csv(path, index=False)
+    outcomes = ("cvd", "diabetes", "hypertension", "dyslipidemia", "ckd")
+    with pytest.raises(
+        ValueError, match="lack label columns: dyslipidemia_1y, ckd_1y; .*--outcomes cvd,diabetes,hypertension$"
+    ):
+        read_and_check([path], outcomes, 0.2, lambda _: None)
