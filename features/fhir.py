@@ -424,7 +424,11 @@ _MEDICATION_ATC = {
     "on_antihypertensive": ("C02", "C03", "C07", "C08", "C09"),
     "on_diabetes_medication": ("A10",),
     "on_statin": ("C10AA", "C10BA", "C10BX"),
+    # Any lipid-modifying agent (ezetimibe, fibrates, PCSK9 inhibitors, ...): dyslipidemia treated.
+    "history_dyslipidemia": ("C10",),
 }
+# A medicine not taken says nothing about a diagnosis: "not-taken" is a no for treatment fields only.
+_DIAGNOSIS_FIELDS = frozenset({"history_dyslipidemia"})
 # A statement counts as treatment only while "active": "intended" is not yet taken, "on-hold" is
 # paused, and stopped, completed, unknown and entered-in-error say nothing about now (not-taken is a no).
 _ACTIVE_STATEMENT = frozenset({"active"})
@@ -887,9 +891,18 @@ def _treatment_fields(medicine: _Medicine) -> set[str] | None:
     """The treatment fields the medicine sets: by ATC class when it has an ATC code, else by its
     ingredient names; None when neither says what it is."""
     if medicine.atc:
-        return {name for name, prefixes in _MEDICATION_ATC.items() if any(c.startswith(prefixes) for c in medicine.atc)}
-    found = classes_of_names(medicine.names)
-    return found or None
+        found = {
+            name for name, prefixes in _MEDICATION_ATC.items() if any(c.startswith(prefixes) for c in medicine.atc)
+        }
+    else:
+        found = classes_of_names(medicine.names)
+        if not found:
+            return None
+    if "on_statin" in found:
+        # A statin (alone or with ezetimibe) is read as the record has always carried it: on_statin,
+        # which eligibility already takes as treated dyslipidemia; the diagnosis field stays the record's.
+        found.discard("history_dyslipidemia")
+    return found
 
 
 def _age(birth: dt.date, day: dt.date) -> int:
@@ -1315,7 +1328,10 @@ def _read_medication(resource: dict, ref: str, reading: _Reading) -> None:
         if completed and since is None:
             return  # a finished prescription of unknown date says nothing about any checkup
         until = since + dt.timedelta(days=COMPLETED_REQUEST_DAYS) if completed and since else None
-        (reading.negatives if not_taken else reading.facts).append(_Dated(frozenset(names), since, ref, until))
+        if not_taken:
+            names -= _DIAGNOSIS_FIELDS
+        if names:
+            (reading.negatives if not_taken else reading.facts).append(_Dated(frozenset(names), since, ref, until))
 
 
 # Resource type -> its reader; other resources are not about the record.

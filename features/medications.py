@@ -2,8 +2,9 @@
 without an ATC code (a Korean HIS coding in HIRA EDI or KPIS KD codes, KR Core 2.0).
 
 The classes mirror the ATC prefixes `features.fhir` reads (C02, C03, C07, C08, C09 antihypertensive;
-A10 diabetes; C10AA / C10BA / C10BX statin), so a medicine counts the same whether it comes with an
-ATC code or only its name. A name is split into words (a combination product "amlodipine/valsartan",
+A10 diabetes; C10AA / C10BA / C10BX statin; any other C10 lipid-modifying agent: treated
+dyslipidemia, which the record calls `history_dyslipidemia`), so a medicine counts the same whether it
+comes with an ATC code or only its name. A name is split into words (a combination product "amlodipine/valsartan",
 "sitagliptin and metformin", "암로디핀베실산염+발사르탄" is one word per ingredient), and each word is
 matched on its own: an English word exactly or by a suffix that only that class uses; a Korean word
 by containing a known name, since Korean names carry the salt glued on (로사르탄칼륨).
@@ -18,6 +19,9 @@ from collections.abc import Iterable
 ANTIHYPERTENSIVE = "on_antihypertensive"
 DIABETES = "on_diabetes_medication"
 STATIN = "on_statin"
+# Ezetimibe, fibrates, PCSK9 inhibitors, bile acid sequestrants: dyslipidemia treated, though not
+# with a statin ("history_dyslipidemia: diagnosed or treated", contract section 1).
+LIPID_LOWERING = "history_dyslipidemia"
 
 _ENGLISH: dict[str, frozenset[str]] = {
     ANTIHYPERTENSIVE: frozenset(
@@ -99,11 +103,30 @@ _ENGLISH: dict[str, frozenset[str]] = {
             "cerivastatin",
         }
     ),
+    # Not niacin or omega-3 by name: both are sold as supplements too (their C10 ATC codes count).
+    LIPID_LOWERING: frozenset(
+        {
+            "ezetimibe",
+            "gemfibrozil",
+            "fenofibric",
+            "evolocumab",
+            "alirocumab",
+            "inclisiran",
+            "cholestyramine",
+            "colestyramine",
+            "colesevelam",
+            "colestipol",
+            "bempedoic",
+            "lomitapide",
+            "acipimox",
+        }
+    ),
 }
 # Suffixes that only the class uses (each checked against the INN stems of WHO's list).
 _SUFFIXES: dict[str, tuple[str, ...]] = {
     ANTIHYPERTENSIVE: ("sartan", "pril", "dipine", "olol"),
     DIABETES: ("gliptin", "gliflozin", "glitazone"),
+    LIPID_LOWERING: ("fibrate",),
 }
 # Beta blockers sold in Korea almost only as eye drops for glaucoma (ATC S01ED): their name alone
 # would call an eye drop an antihypertensive.
@@ -217,6 +240,17 @@ _KOREAN: dict[str, tuple[str, ...]] = {
         "플루바스타틴",
         "로바스타틴",
     ),
+    LIPID_LOWERING: (
+        "에제티미브",
+        "피브레이트",
+        "페노피브르산",
+        "젬피브로질",
+        "에볼로쿠맙",
+        "알리로쿠맙",
+        "인클리시란",
+        "콜레스티라민",
+        "콜레세벨람",
+    ),
 }
 _KOREAN_OPHTHALMIC = ("티몰롤", "베탁솔롤", "카르테올롤", "레보부놀롤")
 
@@ -230,7 +264,7 @@ def _word_classes(word: str) -> set[str]:
             return set()
         return {
             name
-            for name in (ANTIHYPERTENSIVE, DIABETES, STATIN)
+            for name in (ANTIHYPERTENSIVE, DIABETES, STATIN, LIPID_LOWERING)
             if word in _ENGLISH[name] or word.endswith(_SUFFIXES.get(name, ()))
         }
     if any(eye in word for eye in _KOREAN_OPHTHALMIC):

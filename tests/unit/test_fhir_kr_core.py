@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from features.fhir import read_bundle, to_bundle
-from features.medications import ANTIHYPERTENSIVE, DIABETES, STATIN, classes_of_names
+from features.medications import ANTIHYPERTENSIVE, DIABETES, LIPID_LOWERING, STATIN, classes_of_names
 from tests.unit.test_fhir_history import SUBJECT, _add, _observation, _record, three_checkups
 from tests.unit.test_fhir_lifestyle import _condition
 
@@ -88,8 +88,11 @@ def test_ingredient_extension_value_string_and_other_profile_urls():
     [
         ("amlodipine/valsartan", {ANTIHYPERTENSIVE}),
         ("sitagliptin and metformin", {DIABETES}),
-        ("Ezetimibe 10 mg / Rosuvastatin 5 mg", {STATIN}),
-        ("ezetimibe", set()),
+        ("Ezetimibe 10 mg / Rosuvastatin 5 mg", {STATIN, LIPID_LOWERING}),
+        ("ezetimibe", {LIPID_LOWERING}),  # treated dyslipidemia, without a statin
+        ("fenofibrate", {LIPID_LOWERING}),
+        ("에볼로쿠맙", {LIPID_LOWERING}),
+        ("omega-3-acid ethyl esters", set()),  # a supplement too: only its C10AX06 code counts
         ("암로디핀베실산염+발사르탄", {ANTIHYPERTENSIVE}),
         ("로사르탄칼륨/히드로클로로티아지드", {ANTIHYPERTENSIVE}),
         ("아토르바스타틴칼슘삼수화물", {STATIN}),

@@ -415,3 +415,17 @@ def test_a_doubtful_family_history_text_is_not_counted_and_is_warned(text):
     assert warning.location == "FamilyMemberHistory/f.condition[0].code" and "not counted" in warning.message
     relative["condition"] = [{"code": {"text": "Suspected hypertension"}}]  # could never count: no warning
     assert read_bundle(_add(to_bundle(base), relative)).warnings == []
+
+
+@pytest.mark.parametrize("atc", ["C10AX09", "C10AB05", "C10AX13", "C10AC01"])  # ezetimibe, fenofibrate, evolocumab, ...
+def test_a_lipid_lowering_drug_other_than_a_statin_is_treated_dyslipidemia(atc):
+    # Had been ignored: a patient on ezetimibe alone was predicted a new dyslipidemia.
+    base = {k: v for k, v in _record("2025-05-20", 54).items() if k not in ("history_dyslipidemia", "on_statin")}
+    got = read_bundle(_add(to_bundle(base), _statement("lipid", atc, "active")))
+    assert got.record["history_dyslipidemia"] == 1 and "on_statin" not in got.record
+    assert got.sources["history_dyslipidemia"] == "MedicationStatement/lipid"
+    # Not taking one says nothing about the diagnosis.
+    assert "history_dyslipidemia" not in read_bundle(_add(to_bundle(base), _statement("no", atc, "not-taken"))).record
+    # A statin (with ezetimibe too) stays what the record has always said: on_statin.
+    statin = read_bundle(_add(to_bundle(base), _statement("s", "C10BA05", "active"))).record
+    assert statin["on_statin"] == 1 and "history_dyslipidemia" not in statin
