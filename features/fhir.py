@@ -87,6 +87,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -933,6 +934,7 @@ class _Reading:
     issues: list[Issue] = field(default_factory=list)  # what refuses the patient
     ignored: int = 0  # results skipped for their status
     unread_conditions: list[str] = field(default_factory=list)  # naming none of the history fields
+    unfinished: dict[str, str] = field(default_factory=dict)  # Observation -> its status, not a final result
 
     def history_day(self, resource: dict, ref: str, paths: tuple[tuple[str, ...], ...]) -> dt.date | None:
         """The day a history fact holds from, or None; a date before the birth year or in the future
@@ -984,6 +986,8 @@ def read_patient(
         raise FhirInputError(reading.issues)
     if reading.unread_conditions:
         reading.warnings.append(_unread_conditions_issue(reading.unread_conditions))
+    if reading.unfinished:
+        reading.warnings.append(_unfinished_issue(reading.unfinished))
     assert sex is not None and birth_at is not None  # else an issue was raised above
     visits = _group_visits(reading.values, visit_window_days, today, reading.warnings)
     if history_window_years is not None:
@@ -1156,6 +1160,8 @@ def _read_observation(resource: dict, ref: str, reading: _Reading) -> None:
         reading.issues.append(Issue(f"{ref}.subject", "refers to a different patient"))
     elif resource.get("status") not in USABLE_STATUS:
         reading.ignored += 1
+        if resource.get("status") not in _NOT_A_RESULT:
+            reading.unfinished[ref] = str(resource.get("status") or "no status")
     else:
         got = _dates(resource, _OBSERVATION_DATES, EXAM_DATE_MIN, reading.today)
         if got.when is None and got.bad:
@@ -1248,18 +1254,42 @@ def _condition_names(resource: dict, ref: str, reading: _Reading) -> set[str]:
 _UNREAD_LISTED = 5
 
 
+def _listed(refs: list[str], path: str, message: str) -> Issue:
+    """One issue about many resources: the first `_UNREAD_LISTED` named in words, every one as a
+    FHIRPath (`Issue.paths`)."""
+    where = ", ".join(f"{r}.{path}" for r in refs[:_UNREAD_LISTED])
+    if len(refs) > _UNREAD_LISTED:
+        where += f" and {len(refs) - _UNREAD_LISTED} more"
+    return Issue(where, message, tuple(f"{r}.{path}" for r in refs))
+
+
 def _unread_conditions_issue(refs: list[str]) -> Issue:
     """One warning for every Condition whose code and text name none of the history fields: a real
     problem list holds many other diseases, and a warning each would bury the ones that matter."""
-    where = ", ".join(f"{r}.code" for r in refs[:_UNREAD_LISTED])
-    if len(refs) > _UNREAD_LISTED:
-        where += f" and {len(refs) - _UNREAD_LISTED} more"
     which = "its code" if len(refs) == 1 else f"the code of each of these {len(refs)} Conditions"
-    return Issue(
-        where,
+    return _listed(
+        refs,
+        "code",
         f"neither {which} nor its text names one of {_CONDITIONS_READ} in a way this service reads: "
         "if one is, it is not counted; a code (ICD-10 / KCD-8 or SNOMED CT) would be read",
-        tuple(f"{r}.code" for r in refs),
+    )
+
+
+# Statuses that say an Observation is no result at all: skipped without a word.
+_NOT_A_RESULT = frozenset({"cancelled", "entered-in-error"})
+
+
+def _unfinished_issue(statuses: dict[str, str]) -> Issue:
+    """One warning for the Observations left out because their result is not final (preliminary,
+    registered, unknown, or no status at all): a later final result may say otherwise."""
+    counts = Counter(statuses.values())
+    said = ", ".join(f"{status}: {n}" for status, n in sorted(counts.items()))
+    n = len(statuses)
+    return _listed(
+        list(statuses),
+        "status",
+        f"{'this Observation is' if n == 1 else f'these {n} Observations are'} not used ({said}): only "
+        "final, amended or corrected results are read",
     )
 
 

@@ -331,3 +331,17 @@ def test_a_birth_date_that_cannot_be_read_says_why(birth, said):
     with pytest.raises(FhirInputError) as err:
         read_bundle(bundle, today=TODAY)
     assert any(i.location.endswith(".birthDate") and i.message.startswith(said) for i in err.value.issues)
+
+
+def test_results_not_final_are_left_out_with_one_warning_naming_them():
+    # An Observation with no status had been dropped without a word; a preliminary one too.
+    no_status = _obs("tc", "2093-3", 300, "mg/dL")
+    del no_status["status"]
+    bundle = _add(_add(_base(), no_status), _obs("ldl", "18262-6", 190, "mg/dL", status="preliminary"))
+    _add(bundle, _obs("hdl", "2085-9", 40, "mg/dL", status="cancelled"))  # not a result: no word
+    got = read_bundle(bundle, today=TODAY)
+    assert "total_cholesterol" not in got.record and "ldl" not in got.record
+    [warning] = [w for w in got.warnings if "not used (" in w.message]
+    assert warning.expressions == ["Observation/tc.status", "Observation/ldl.status"]
+    assert "these 2 Observations are not used (no status: 1, preliminary: 1)" in warning.message
+    assert got.record["sbp"] == 128  # the final results are read as ever
