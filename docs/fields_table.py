@@ -45,7 +45,9 @@ def _range(f: schema.Field) -> str:
 
 def _codes(f: schema.Field) -> str:
     if f.kind == "sex":
-        return f"{schema.SEX_CODES_TEXT}"
+        # Requests are typed by their sender (`schema.SEX_CODES`); files also take the words.
+        nhis = ", ".join(f"{k} = {v}" for k, v in schema.NHIS_SEX_CODES.items())
+        return f"{'/'.join(schema.SEX_WORDS)}, {nhis}; in files also {'/'.join(schema.SEX_WORDS.values())}, 남/여"
     items = [f"{k} = {v}" for k, v in f.codes.items()]
     if len(items) > MAX_CODES_SHOWN:
         items = items[:2] + ["…"] + items[-1:]
