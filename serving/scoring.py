@@ -229,6 +229,7 @@ class Scorer:
                     # reason_id / reason_date let a reader render the reason in Korean (features.eligibility).
                     risks[o] = {
                         "probability": None,
+                        "probability_interval": None,
                         "applicable": False,
                         "reason": reason,
                         "reason_id": applies[o].reason_id[i],

@@ -246,3 +246,10 @@ def test_two_checkups_of_one_person_on_one_date_are_refused_naming_both(client):
     undated = {k: v for k, v in newest.items() if k != "exam_date"}
     r = client.post("/score", json={"checkups": [undated, dict(undated, person_id="h-14"), undated]})
     assert r.status_code == 422 and r.json()["errors"][0]["index"] == 2  # no date is today's, for both
+
+
+def test_an_outcome_that_does_not_apply_has_a_null_interval(client):
+    [result] = post(client, [dict(person("h-15")[2], sbp=170, dbp=100)], explain=False)
+    risk = result["risks"]["hypertension"]
+    assert risk["applicable"] is False and risk["probability"] is None
+    assert "probability_interval" in risk and risk["probability_interval"] is None  # documented as null
