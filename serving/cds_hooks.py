@@ -27,7 +27,8 @@ PREFETCH = {
     # servers record treatment as MedicationRequest, others as MedicationStatement: both are read.
     "conditions": "Condition?patient={{context.patientId}}",
     "medications": "MedicationStatement?patient={{context.patientId}}",
-    "medicationRequests": "MedicationRequest?patient={{context.patientId}}&status=active",
+    # Active ones, and completed (dispensed) ones, which count for a year after they were written.
+    "medicationRequests": "MedicationRequest?patient={{context.patientId}}&status=active,completed",
     # Family history (positives, and "No family history of ..." negatives) for the family fields.
     "familyHistory": "FamilyMemberHistory?patient={{context.patientId}}",
 }

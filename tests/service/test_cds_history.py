@@ -276,7 +276,8 @@ def test_discovery_asks_for_history_and_both_medication_kinds(client):
     for code in ("85354-9", "55284-4", "14647-2", "14771-0", "20454-5", "72166-2"):
         assert f"http://loinc.org|{code}" in observations
     assert prefetch["medications"].startswith("MedicationStatement?patient={{context.patientId}}")
-    assert prefetch["medicationRequests"].startswith("MedicationRequest?patient={{context.patientId}}")
+    # Completed (dispensed) requests count for a year after they were written, so they are asked for too.
+    assert prefetch["medicationRequests"] == "MedicationRequest?patient={{context.patientId}}&status=active,completed"
     assert prefetch["conditions"] == "Condition?patient={{context.patientId}}"
     # CDS Hooks 2.0 templates take only context / user tokens: no date arithmetic in any of them.
     assert all("today" not in t for t in prefetch.values())
