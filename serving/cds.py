@@ -54,6 +54,7 @@ from serving.fhir_out import (
     risk_assessments,
     warnings_outcome,
 )
+from serving.refusals import BODY_PROBLEM, malformed_body
 from serving.worker import CurrentWorker, Worker, audit_persons
 
 
@@ -108,8 +109,10 @@ _verify_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityL
 
 
 async def _authorize(request: Request, svc: Worker) -> JSONResponse | None:
-    """None when the call's JWT is good, else the 401 to send. Verification (a JWK Set fetch, the
-    signature check, the replay store) runs on a thread: it never holds up the event loop."""
+    """None when the call's JWT is good and its body readable, else the refusal to send: 401 first,
+    then what the body guard found wrong with the body (`serving.refusals.SELF_AUTHENTICATED`).
+    Verification (a JWK Set fetch, the signature check, the replay store) runs on a thread: it never
+    holds up the event loop."""
     loop = asyncio.get_running_loop()
     limiter = _verify_limiters.get(loop)
     if limiter is None:
@@ -124,7 +127,8 @@ async def _authorize(request: Request, svc: Worker) -> JSONResponse | None:
         return response
     # The audit trail names the verified client (serving.audit).
     request.state.audit_client = f"cds:{claims['iss']}"
-    return None
+    problem = request.scope.get(BODY_PROBLEM)  # found by the body guard, said only now
+    return malformed_body(request.url.path, *problem) if problem else None
 
 
 def _prefetched_resources(prefetch: dict, key: str) -> list[tuple[dict, str | None]]:

@@ -9,6 +9,26 @@ from features.fhir import Issue
 from serving.fhir_out import FHIR_JSON, operation_outcome
 
 FHIR_PREFIXES = ("/fhir/", "/cds-services/")
+# Routes that authenticate a call themselves, from its headers (CDS Hooks: the client's JWT). A body
+# that cannot be read is said only once the caller is authenticated: an unauthenticated caller gets
+# 401 and learns nothing else. The guard in front leaves its finding in the scope under this key.
+SELF_AUTHENTICATED = ("/cds-services/checkup-risk",)
+BODY_PROBLEM = "checkup_risk.body_problem"
+
+
+def malformed_body(path: str, status: int, field: str | None, message: str) -> JSONResponse:
+    """The refusal of a body that cannot be read (413, 415, 400 or 422 for a duplicated key)."""
+    if path.startswith(FHIR_PREFIXES):
+        code = {413: "too-costly", 415: "not-supported", 422: "duplicate"}.get(status, "structure")
+        response = JSONResponse(
+            operation_outcome([Issue(field or "body", message)], code=code), status, media_type=FHIR_JSON
+        )
+    else:
+        response = JSONResponse({"errors": [{"index": None, "field": field or "body", "message": message}]}, status)
+    if status == 413:
+        # The rest of the body is not read: the client must not reuse this connection.
+        response.headers["connection"] = "close"
+    return response
 
 
 def unavailable(path: str, message: str) -> Response:

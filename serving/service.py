@@ -32,15 +32,21 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from features.fhir import Issue
 from features.pseudonym import derive, load_secret, pseudonym
 from serving import cds, http_limits, http_metrics, store
 from serving.api_keys import ApiKeys
 from serving.audit import AuditLog, AuditTrail
 from serving.auth import BearerAuth
 from serving.cds_store import LinkRefused
-from serving.fhir_out import FHIR_JSON, operation_outcome
-from serving.refusals import FHIR_PREFIXES, ModelUnavailable, unavailable
+from serving.fhir_out import FHIR_JSON
+from serving.refusals import (
+    BODY_PROBLEM,
+    FHIR_PREFIXES,
+    SELF_AUTHENTICATED,
+    ModelUnavailable,
+    malformed_body,
+    unavailable,
+)
 from serving.schemas import Checkup, ReportRequest, ScoreRequest, errors_from
 from serving.settings import Settings
 from serving.state_db import StorageUnavailable, open_state
@@ -143,7 +149,9 @@ class BodyGuard:
     soon as it grows past it; a body sent as another media type than JSON (`check_media_type`) 415;
     then the body must be JSON (`check_json`): 400, or 422 naming a duplicated key. FHIR and CDS
     routes answer with an OperationOutcome, the others with `{"errors": [...]}`. The body, once
-    read, is handed on to the route unchanged.
+    read, is handed on to the route unchanged. A route that authenticates calls itself (CDS Hooks,
+    `serving.refusals.SELF_AUTHENTICATED`) gets the finding in its scope instead and says it after
+    authentication, so an unauthenticated caller gets only 401 (a 413 is said at once).
     """
 
     def __init__(self, app: Any, max_bytes: int) -> None:
@@ -185,8 +193,11 @@ class BodyGuard:
             elif body:
                 check_json(body)
         except MalformedBody as e:
-            await _refuse(send, path, e)
-            return
+            if e.status == 413 or not path.startswith(SELF_AUTHENTICATED):
+                await malformed_body(path, e.status, e.field, e.message)(scope, receive, send)
+                return
+            # Only a 413 comes before the whole body is read; the route says this after authentication.
+            scope = {**scope, BODY_PROBLEM: (e.status, e.field, e.message)}
 
         sent = False
 
@@ -198,23 +209,6 @@ class BodyGuard:
             return await receive()
 
         await self.app(scope, replay, send)
-
-
-async def _refuse(send: Any, path: str, e: MalformedBody) -> None:
-    if path.startswith(FHIR_PREFIXES):
-        code = {413: "too-costly", 415: "not-supported", 422: "duplicate"}.get(e.status, "structure")
-        payload: dict = operation_outcome([Issue(e.field or "body", e.message)], code=code)
-        media = FHIR_JSON
-    else:
-        payload = {"errors": [{"index": None, "field": e.field or "body", "message": e.message}]}
-        media = "application/json"
-    body = json.dumps(payload).encode()
-    headers = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]
-    if e.status == 413:
-        # The rest of the body is not read: the client must not reuse this connection.
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": e.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 router = APIRouter()

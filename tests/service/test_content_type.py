@@ -97,3 +97,23 @@ def test_fhir_routes_take_their_types_and_refuse_others(client, cds_client_keys)
     auth = {"Authorization": f"Bearer {cds_client_keys.token(URL)}"}
     r = client.post("/cds-services/checkup-risk", content=call, headers={**auth, "Content-Type": "text/plain"})
     assert r.status_code == 415 and r.json()["resourceType"] == "OperationOutcome"
+
+
+def test_cds_calls_are_authenticated_before_their_body_is_judged(client, cds_client_keys):
+    # An unauthenticated caller gets 401 whatever it sends, and learns nothing of the body's faults.
+    for headers, body in (
+        ({"Authorization": "Bearer a.b.c", "Content-Type": "application/json"}, "not json"),
+        ({"Content-Type": "text/plain"}, json.dumps(cds_call(EXAMPLE_RECORD))),
+        ({"Authorization": "Bearer a.b.c"}, '{"hook": "patient-view", "hook": "x"}'),
+    ):
+        for path in ("/cds-services/checkup-risk", "/cds-services/checkup-risk/feedback"):
+            r = client.post(path, content=body, headers=headers)
+            assert r.status_code == 401, (path, headers, r.text)
+            assert r.json()["issue"][0]["code"] == "security"
+    # Authenticated, the same faults are named as before.
+    auth = {"Authorization": f"Bearer {cds_client_keys.token(URL)}", "Content-Type": "application/json"}
+    r = client.post("/cds-services/checkup-risk", content="not json", headers=auth)
+    assert r.status_code == 400 and r.json()["issue"][0]["code"] == "structure"
+    auth = {"Authorization": f"Bearer {cds_client_keys.token(URL)}"}
+    r = client.post("/cds-services/checkup-risk", content='{"hook": 1, "hook": 2}', headers=auth)
+    assert r.status_code == 422 and r.json()["issue"][0]["code"] == "duplicate"
