@@ -4,9 +4,18 @@ read from the one field table, never restated. Errors become `{"index", "field",
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
@@ -35,7 +44,9 @@ def _annotation(f: SchemaField) -> tuple[Any, Any]:
     if f.codes and f.kind != "sex":
         desc += "; codes: " + ", ".join(f"{k} = {v}" for k, v in f.codes.items())
     if f.kind == "id":
-        return str, Field(min_length=1, max_length=PERSON_ID_MAX_LEN, description=desc)
+        # Trimmed as the file readers trim it (one person, one id), so blank is empty.
+        text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PERSON_ID_MAX_LEN)]
+        return text, Field(description=desc)
     if f.kind == "date":
         return dt.date | None, Field(None, description=desc + "; default: today")
     if f.kind == "sex":

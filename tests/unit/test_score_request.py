@@ -1,0 +1,25 @@
+"""The /score request model: person ids as the file readers take them, one checkup a person a day."""
+
+import pytest
+from pydantic import ValidationError
+
+from features.schema import EXAMPLE_RECORD
+from serving.schemas import ScoreRequest, errors_from
+
+
+def _errors(*records: dict) -> list[dict]:
+    with pytest.raises(ValidationError) as got:
+        ScoreRequest.model_validate({"checkups": list(records)})
+    return errors_from(got.value)
+
+
+def test_person_ids_are_trimmed_and_a_blank_one_is_refused():
+    ok = ScoreRequest.model_validate({"checkups": [dict(EXAMPLE_RECORD, person_id="  A1 ")]})
+    assert ok.checkups[0].person_id == "A1"  # as a file's " A1 " is read
+    [error] = _errors(dict(EXAMPLE_RECORD, person_id="   "))
+    assert error["index"] == 0 and error["field"] == "person_id"
+
+
+def test_a_trimmed_id_is_the_same_person_on_the_same_day():
+    [error] = _errors(dict(EXAMPLE_RECORD, person_id="A1"), dict(EXAMPLE_RECORD, person_id=" A1"))
+    assert error["index"] == 1 and error["field"] == "exam_date" and "record 0" in error["message"]
