@@ -684,6 +684,22 @@ def _about_patient(resource: dict, patient_refs: set[str], key: str = "subject")
     return ref in patient_refs or any(ref.endswith("/" + r) for r in patient_refs if r.startswith("Patient/"))
 
 
+def _elsewhere(resource: dict, ref: str, reading: _Reading, key: str = "subject") -> bool:
+    """Whether the resource is about another patient: then it is left out with a warning. A bundle
+    that mixes patients is an integration fault to see, but only a bundle that cannot describe
+    its person is refused (contract section 3); no value of the other patient is ever read."""
+    if _about_patient(resource, reading.patient_refs, key):
+        return False
+    reading.elsewhere.append(f"{ref}.{key}")
+    return True
+
+
+def _elsewhere_issue(paths: list[str]) -> Issue:
+    """One warning for every resource about another patient (`_elsewhere`)."""
+    which = "this resource refers" if len(paths) == 1 else f"these {len(paths)} resources refer"
+    return _listed(paths, f"{which} to a different patient: not used")
+
+
 def _observation_values(resource: dict, ref: str, warnings: list[Issue], when: dt.datetime | None) -> list[_Value]:
     """Every readable value of one usable Observation (and its components); the rest become warnings."""
     out: list[_Value] = []
@@ -935,6 +951,7 @@ class _Reading:
     ignored: int = 0  # results skipped for their status
     unread_conditions: list[str] = field(default_factory=list)  # naming none of the history fields
     unfinished: dict[str, str] = field(default_factory=dict)  # Observation -> its status, not a final result
+    elsewhere: list[str] = field(default_factory=list)  # subject paths of resources about another patient
 
     def history_day(self, resource: dict, ref: str, paths: tuple[tuple[str, ...], ...]) -> dt.date | None:
         """The day a history fact holds from, or None; a date before the birth year or in the future
@@ -988,6 +1005,8 @@ def read_patient(
         reading.warnings.append(_unread_conditions_issue(reading.unread_conditions))
     if reading.unfinished:
         reading.warnings.append(_unfinished_issue(reading.unfinished))
+    if reading.elsewhere:
+        reading.warnings.append(_elsewhere_issue(reading.elsewhere))
     assert sex is not None and birth_at is not None  # else an issue was raised above
     visits = _group_visits(reading.values, visit_window_days, today, reading.warnings)
     if history_window_years is not None:
@@ -1156,9 +1175,9 @@ def _medications(resources: list[tuple[dict, str | None]]) -> dict[str, dict]:
 
 
 def _read_observation(resource: dict, ref: str, reading: _Reading) -> None:
-    if not _about_patient(resource, reading.patient_refs):
-        reading.issues.append(Issue(f"{ref}.subject", "refers to a different patient"))
-    elif resource.get("status") not in USABLE_STATUS:
+    if _elsewhere(resource, ref, reading):
+        return
+    if resource.get("status") not in USABLE_STATUS:
         reading.ignored += 1
         if resource.get("status") not in _NOT_A_RESULT:
             reading.unfinished[ref] = str(resource.get("status") or "no status")
@@ -1196,8 +1215,7 @@ def _read_observation(resource: dict, ref: str, reading: _Reading) -> None:
 
 def _read_condition(resource: dict, ref: str, reading: _Reading) -> None:
     status = set(_codes(resource.get("verificationStatus"), _VER_STATUS))
-    if not _about_patient(resource, reading.patient_refs):
-        reading.warnings.append(Issue(f"{ref}.subject", "refers to a different patient: the Condition is not used"))
+    if _elsewhere(resource, ref, reading):
         return
     if _IN_ERROR in status:
         return
@@ -1254,13 +1272,13 @@ def _condition_names(resource: dict, ref: str, reading: _Reading) -> set[str]:
 _UNREAD_LISTED = 5
 
 
-def _listed(refs: list[str], path: str, message: str) -> Issue:
-    """One issue about many resources: the first `_UNREAD_LISTED` named in words, every one as a
+def _listed(paths: list[str], message: str) -> Issue:
+    """One issue about many places: the first `_UNREAD_LISTED` named in words, every one as a
     FHIRPath (`Issue.paths`)."""
-    where = ", ".join(f"{r}.{path}" for r in refs[:_UNREAD_LISTED])
-    if len(refs) > _UNREAD_LISTED:
-        where += f" and {len(refs) - _UNREAD_LISTED} more"
-    return Issue(where, message, tuple(f"{r}.{path}" for r in refs))
+    where = ", ".join(paths[:_UNREAD_LISTED])
+    if len(paths) > _UNREAD_LISTED:
+        where += f" and {len(paths) - _UNREAD_LISTED} more"
+    return Issue(where, message, tuple(paths))
 
 
 def _unread_conditions_issue(refs: list[str]) -> Issue:
@@ -1268,8 +1286,7 @@ def _unread_conditions_issue(refs: list[str]) -> Issue:
     problem list holds many other diseases, and a warning each would bury the ones that matter."""
     which = "its code" if len(refs) == 1 else f"the code of each of these {len(refs)} Conditions"
     return _listed(
-        refs,
-        "code",
+        [f"{r}.code" for r in refs],
         f"neither {which} nor its text names one of {_CONDITIONS_READ} in a way this service reads: "
         "if one is, it is not counted; a code (ICD-10 / KCD-8 or SNOMED CT) would be read",
     )
@@ -1286,15 +1303,14 @@ def _unfinished_issue(statuses: dict[str, str]) -> Issue:
     said = ", ".join(f"{status}: {n}" for status, n in sorted(counts.items()))
     n = len(statuses)
     return _listed(
-        list(statuses),
-        "status",
+        [f"{r}.status" for r in statuses],
         f"{'this Observation is' if n == 1 else f'these {n} Observations are'} not used ({said}): only "
         "final, amended or corrected results are read",
     )
 
 
 def _read_family_history(resource: dict, ref: str, reading: _Reading) -> None:
-    if not _about_patient(resource, reading.patient_refs, "patient") or resource.get("status") == _IN_ERROR:
+    if _elsewhere(resource, ref, reading, "patient") or resource.get("status") == _IN_ERROR:
         return
     positive: set[str] = set()
     negative: set[str] = set()
@@ -1330,9 +1346,10 @@ def _read_medication(resource: dict, ref: str, reading: _Reading) -> None:
     active = _ACTIVE_STATEMENT if statement else _ACTIVE_REQUEST
     not_taken = statement and resource.get("status") == "not-taken"
     completed = not statement and resource.get("status") == "completed"
+    if _elsewhere(resource, ref, reading):
+        return
     if (
-        not _about_patient(resource, reading.patient_refs)
-        or not (not_taken or completed or resource.get("status") in active)
+        not (not_taken or completed or resource.get("status") in active)
         or resource.get("intent") in _NOT_TREATMENT_INTENT
     ):
         return

@@ -98,9 +98,9 @@ def validate_fhir(resource: Any, where: str) -> None:
     """Structure and types by the R4B models (unknown elements, wrong types, missing required), so
     that reading the record afterwards meets only well-formed resources.
 
-    A Bundle is checked as a Bundle (its entries' structure, each resource of a known type), not
-    resource by resource: `features.fhir.read_patient` checks each resource itself and leaves an
-    invalid one other than the Patient out with a warning, so that one malformed value never
+    A Bundle is checked as a Bundle (its entries' structure), not resource by resource:
+    `features.fhir.read_patient` checks each resource itself and leaves an invalid one other than
+    the Patient (an unknown resourceType too) out with a warning, so that one malformed value never
     refuses the patient (contract section 3). Messages say what is wrong in plain words."""
     kind = resource.get("resourceType") if isinstance(resource, dict) else None
     model = _model(kind)
@@ -108,13 +108,8 @@ def validate_fhir(resource: Any, where: str) -> None:
         raise FhirInputError([Issue(where, "must be a FHIR R4 resource with a known resourceType")])
     if kind == "Bundle" and isinstance(resource.get("entry"), list):
         entries = resource["entry"]
-        for i, entry in enumerate(entries):
-            inner = entry.get("resource") if isinstance(entry, dict) else None
-            if isinstance(inner, dict) and _model(inner.get("resourceType")) is None:
-                raise FhirInputError(
-                    [Issue(f"{where}.entry.{i}.resource", "must be a FHIR R4 resource with a known resourceType")]
-                )
-        # The Bundle itself, without its resources (each is checked when read).
+        # The Bundle itself, without its resources: each is checked when read, and one that is not
+        # a FHIR R4 resource (an unknown resourceType too) is left out with a warning.
         resource = {
             **resource,
             "entry": [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e for e in entries],

@@ -172,11 +172,14 @@ def test_mmol_glucose_is_never_read_as_mg_dl():
     assert read_bundle(bundle).record["fasting_glucose"] > 100
 
 
-def test_another_patients_observation_is_refused():
-    bundle = _add(to_bundle(EXAMPLE_RECORD), _quantity_obs("y", "8480-6", 120, "mm[Hg]", subject="Patient/other"))
-    with pytest.raises(FhirInputError) as e:
-        read_bundle(bundle)
-    assert "different patient" in e.value.issues[0].message
+def test_another_patients_observation_is_left_out_with_a_warning():
+    # Contract section 3: only a bundle that cannot describe its person is refused; the other
+    # patient's value is never read.
+    bundle = _add(to_bundle(EXAMPLE_RECORD), _quantity_obs("y", "8480-6", 99, "mm[Hg]", subject="Patient/other"))
+    got = read_bundle(bundle)
+    assert got.record["sbp"] == EXAMPLE_RECORD["sbp"]
+    [warning] = [w for w in got.warnings if "different patient" in w.message]
+    assert warning.expressions == ["Observation/y.subject"]
 
 
 def test_patient_gender_and_birth_date_are_required():

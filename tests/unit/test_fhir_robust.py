@@ -91,15 +91,15 @@ def test_an_absolute_full_url_is_the_patient_too():
     assert read_bundle(bundle, today=TODAY).record["hemoglobin"] == 14
 
 
-def test_a_reference_to_another_patient_is_still_refused():
+def test_a_reference_to_another_patient_is_never_read():
     bundle = _add(
         _base(subject=PATIENT_URL, patient_url=PATIENT_URL),
         _obs("other", "718-7", 14, "g/dL", "urn:uuid:00000000-0000-0000-0000-000000000000"),
     )
-    with pytest.raises(FhirInputError) as e:
-        read_bundle(bundle, today=TODAY)
-    assert [(i.location, i.message) for i in e.value.issues] == [
-        ("Observation/other.subject", "refers to a different patient")
+    got = read_bundle(bundle, today=TODAY)
+    assert "hemoglobin" not in got.record and got.record["sbp"] == 128
+    assert [(w.location, w.message) for w in got.warnings] == [
+        ("Observation/other.subject", "this resource refers to a different patient: not used")
     ]
 
 
@@ -169,14 +169,14 @@ def test_the_service_check_of_a_bundle_leaves_invalid_resources_to_the_reader():
     bundle = _add(_base(), _obs("hb", "718-7", "abc", "g/dL"))
     validate_fhir(bundle, where="Bundle")  # no refusal: the reader leaves it out
     assert _where(read_bundle(bundle, today=TODAY), "is not a number") == ["Observation/hb"]
-    # The Bundle's own structure, an unknown resource type and an invalid Patient prefetch still refuse.
-    for broken, where in (
-        (dict(copy.deepcopy(bundle), type="not-a-type-list", entry="x"), "Bundle.entry"),
-        (_add(copy.deepcopy(bundle), {"resourceType": "NoSuchResource"}), "Bundle.entry.7.resource"),
-    ):
-        with pytest.raises(FhirInputError) as e:
-            validate_fhir(broken, where="Bundle")
-        assert any(i.location == where for i in e.value.issues)
+    # An unknown resource type is left out with a warning too.
+    unknown = _add(copy.deepcopy(bundle), {"resourceType": "NoSuchResource"})
+    validate_fhir(unknown, where="Bundle")
+    assert _where(read_bundle(unknown, today=TODAY), "not a FHIR R4 resource type")
+    # The Bundle's own structure and an invalid Patient prefetch still refuse.
+    with pytest.raises(FhirInputError) as e:
+        validate_fhir(dict(copy.deepcopy(bundle), type="not-a-type-list", entry="x"), where="Bundle")
+    assert any(i.location == "Bundle.entry" for i in e.value.issues)
     with pytest.raises(FhirInputError) as e:
         validate_fhir({"resourceType": "Patient", "id": "p1", "active": "maybe"}, where="prefetch.patient")
     assert [(i.location, i.message) for i in e.value.issues] == [("prefetch.patient.active", "is not true or false")]
@@ -308,8 +308,11 @@ def test_read_patient_takes_the_patient_full_url():
     patient = bundle["entry"][0]["resource"]
     resources = [(e["resource"], e.get("fullUrl")) for e in bundle["entry"][1:]]
     assert read_patient(patient, resources, today=TODAY, patient_url=PATIENT_URL).record["sbp"] == 128
-    with pytest.raises(FhirInputError):
-        read_patient(patient, resources, today=TODAY)  # without it, the urn:uuid names no known patient
+    # Without it, the urn:uuid names no known patient: nothing of it is read, and each is named.
+    got = read_patient(patient, resources, today=TODAY)
+    assert "sbp" not in got.record
+    [warning] = got.warnings
+    assert "these 5 resources refer to a different patient" in warning.message and len(warning.expressions) == 5
 
 
 def test_a_non_resource_entry_is_left_out_with_a_warning():
