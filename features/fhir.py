@@ -167,6 +167,10 @@ MEASURES: dict[str, Measure] = {
     "1742-6": Measure("alt", _ENZYME),
     "2324-2": Measure("ggt", _ENZYME),
 }
+# Glucose codes that do not say the person was fasting (serum or plasma, blood; mass and molar):
+# never read as the fasting glucose, which defines diabetes, but named in one warning, since a
+# system may code a checkup's (fasting) glucose so.
+NOT_FASTING_GLUCOSE = frozenset({"2345-7", "2339-0", "14749-6", "15074-8"})
 # Vital-sign panels whose components carry the coded values (the FHIR blood-pressure profile;
 # 55284-4 is what US-Core style servers send, 85354-9 the FHIR vital-signs panel).
 PANELS = frozenset({"85354-9", "55284-4", "35094-2"})
@@ -952,6 +956,7 @@ class _Reading:
     unread_conditions: list[str] = field(default_factory=list)  # naming none of the history fields
     unfinished: dict[str, str] = field(default_factory=dict)  # Observation -> its status, not a final result
     elsewhere: list[str] = field(default_factory=list)  # subject paths of resources about another patient
+    not_fasting: list[str] = field(default_factory=list)  # glucose Observations not marked fasting
 
     def history_day(self, resource: dict, ref: str, paths: tuple[tuple[str, ...], ...]) -> dt.date | None:
         """The day a history fact holds from, or None; a date before the birth year or in the future
@@ -1007,6 +1012,16 @@ def read_patient(
         reading.warnings.append(_unfinished_issue(reading.unfinished))
     if reading.elsewhere:
         reading.warnings.append(_elsewhere_issue(reading.elsewhere))
+    if reading.not_fasting:
+        n = len(reading.not_fasting)
+        reading.warnings.append(
+            _listed(
+                reading.not_fasting,
+                f"{'this glucose is' if n == 1 else f'these {n} glucose results are'} not marked fasting (LOINC "
+                f"{', '.join(sorted(NOT_FASTING_GLUCOSE))}): not read as the fasting glucose; send it as 1558-6 "
+                "(or 14771-0 in mmol/L) when it was drawn fasting",
+            )
+        )
     assert sex is not None and birth_at is not None  # else an issue was raised above
     visits = _group_visits(reading.values, visit_window_days, today, reading.warnings)
     if history_window_years is not None:
@@ -1176,6 +1191,10 @@ def _medications(resources: list[tuple[dict, str | None]]) -> dict[str, dict]:
 
 def _read_observation(resource: dict, ref: str, reading: _Reading) -> None:
     if _elsewhere(resource, ref, reading):
+        return
+    codes = set(_codes(resource.get("code"), LOINC))
+    if codes & NOT_FASTING_GLUCOSE and not codes & set(MEASURES) and resource.get("status") in USABLE_STATUS:
+        reading.not_fasting.append(f"{ref}.code")
         return
     if resource.get("status") not in USABLE_STATUS:
         reading.ignored += 1

@@ -348,3 +348,13 @@ def test_results_not_final_are_left_out_with_one_warning_naming_them():
     assert warning.expressions == ["Observation/tc.status", "Observation/ldl.status"]
     assert "these 2 Observations are not used (no status: 1, preliminary: 1)" in warning.message
     assert got.record["sbp"] == 128  # the final results are read as ever
+
+
+def test_a_glucose_not_marked_fasting_is_named_and_not_read_as_fasting():
+    bundle = _base()
+    del bundle["entry"][5]  # the fasting glucose
+    _add(bundle, _obs("random", "2345-7", 180, "mg/dL"))
+    got = read_bundle(bundle, today=TODAY)
+    assert "fasting_glucose" not in got.record
+    [warning] = [w for w in got.warnings if "not marked fasting" in w.message]
+    assert warning.expressions == ["Observation/random.code"] and "1558-6" in warning.message
