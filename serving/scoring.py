@@ -62,9 +62,10 @@ def history_counts(person_ids: list[str], dates: list[dt.date]) -> np.ndarray:
     return earlier
 
 
-# An age that moves by more than this many years apart from the time between two checkups of
-# one person (whole-year ages round by up to a year each way) says they may not be one person.
-_AGE_SLACK_YEARS = 2.0
+# An age that moves by more than this many years apart from the time between two checkups of one
+# person says they may not be one person: over L years a whole-year age (floored or rounded) moves
+# by floor(L) or ceil(L), never a year or more from L.
+_AGE_SLACK_YEARS = 1.0
 
 
 def person_inconsistencies(records: list[dict], dates: list[dt.date]) -> list[list[str]]:

@@ -20,6 +20,9 @@ def _warned(a: dict, b: dict) -> bool:
     ("a", "b", "warned"),
     [
         ({"age": 50}, {"age": 54}, False),
+        ({"age": 50}, {"age": 53}, False),  # a birthday just after the first checkup, ...
+        ({"age": 50}, {"age": 55}, False),  # ... or just before the second one
+        ({"age": 50}, {"age": 52}, True),  # had passed with a slack of two years
         ({"age": 50}, {"age": 59}, True),
         ({"age": 50}, {"age": 47}, True),
         ({"age_group": 11}, {"age_group": 11}, False),  # 50-54, then still 50-54 (50 -> 54)
