@@ -126,11 +126,19 @@ _ENGLISH_FILLER = frozenset(
         "medication",
         "medications",
         "tablets",
+        # treatment of the same heart disease ("Old MI, s/p PCI")
+        "pci",
+        "ptca",
+        "cabg",
+        "stent",
+        "stents",
+        "stenting",
     }
 )
 _KOREAN_FILLER = frozenset(
     {"제", "형", "본태성", "원발성", "이차성", "급성", "만성", "진구성", "안정형", "불안정형", "변이형"}
     | {"진단", "병력", "과거력", "후유증", "허혈성", "출혈성", "약", "복용", "복용중", "치료", "치료중"}
+    | {"스텐트", "시술", "시술후"}
 )
 # What may be glued before and after a Korean name and leave its meaning.
 _KOREAN_BEFORE = ("", "본태성", "원발성", "이차성", "급성", "만성", "진구성", "형", "안정형", "불안정형", "변이형")
