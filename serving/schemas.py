@@ -72,6 +72,16 @@ def _validators() -> dict:
             raise ValueError(f"must be {' or '.join(SEX_WORDS)} (or {NHIS_SEX_TEXT})")
         return SEX_CODES[v]
 
+    def date_of_datetime(cls, v):
+        # A date with a time of day ("2023-05-02T09:30:00") is its date, as files read it; the
+        # checkup is a day's event.
+        if isinstance(v, str) and len(v) > 10:
+            try:
+                return dt.datetime.fromisoformat(v.replace("Z", "+00:00")).date()
+            except ValueError:
+                return v
+        return v
+
     def check_date(cls, v):
         if v is not None and not (EXAM_DATE_MIN <= v <= dt.date.today()):
             raise ValueError(f"must be {EXAM_DATE_RANGE_TEXT}")
@@ -97,6 +107,7 @@ def _validators() -> dict:
         "numbers_only": field_validator(*(f.name for f in FIELDS if f.numeric), mode="before")(numbers_only),
         "check_codes": field_validator(*codes)(check_codes),
         "check_sex": field_validator("sex", mode="before")(check_sex),
+        "date_of_datetime": field_validator("exam_date", mode="before")(date_of_datetime),
         "check_date": field_validator("exam_date")(check_date),
         "cross_field": model_validator(mode="after")(cross_field),
     }
