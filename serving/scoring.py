@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from features.derive import FEATURES, Columns, absent_history, feature_matrix, unmeasured
+from features.derive import FEATURES, LASTING_FLAGS, Columns, absent_history, feature_matrix, unmeasured
 from features.eligibility import applicability
 from features.labels import FEATURE_GROUPS
 from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, age_to_group, implausible_bmi
@@ -251,6 +251,12 @@ class Scorer:
                     f"({BY_NAME['age_group'].codes.get(int(r['age_group']), '?')}): the age was used"
                 )
             warnings += inconsistent[i]
+            warnings += [
+                f"{f} is 0 here but 1 at an earlier checkup of this person: a diagnosis or a family history "
+                "does not go away, so 1 was used"
+                for f in LASTING_FLAGS
+                if r.get(f) == 0 and X[i, FEATURES.index(f)] == 1
+            ]
             if implausible_bmi(r.get("height_cm"), r.get("weight_kg")) is not None:
                 low, high = BMI_PLAUSIBLE
                 warnings.append(

@@ -253,3 +253,14 @@ def test_an_outcome_that_does_not_apply_has_a_null_interval(client):
     risk = result["risks"]["hypertension"]
     assert risk["applicable"] is False and risk["probability"] is None
     assert "probability_interval" in risk and risk["probability_interval"] is None  # documented as null
+
+
+def test_a_lasting_answer_said_no_later_is_kept_with_a_warning(client):
+    older, _, newest = person("h-16")
+    older = dict(older, history_diabetes=1)
+    newest = dict(newest, history_diabetes=0)
+    results = post(client, [older, newest], explain=False)
+    said = " | ".join(results[1]["warnings"])
+    assert "history_diabetes is 0 here but 1 at an earlier checkup" in said
+    assert results[1]["risks"]["diabetes"]["applicable"] is False  # the earlier diagnosis holds
+    assert not any("is 0 here" in w for w in results[0]["warnings"])
