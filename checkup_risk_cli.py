@@ -215,12 +215,15 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     from features.readers import absent_input_notes, absent_key_inputs
     from serving.batch import score_file
+    from serving.batch_output import check_output
     from training import registry
 
     if not Path(args.input).exists():
         raise CliError(f"no such file: {args.input}")
-    if not str(args.output).endswith((".csv", ".parquet")):
-        raise CliError(f"--output must end in .csv or .parquet: {args.output}")
+    try:
+        check_output(Path(args.output), Path(args.input))  # before the model loads: said at once
+    except ValueError as e:
+        raise CliError(str(e)) from None
     if args.explain < 0:
         raise CliError("--explain must be 0 or more")
     workers_given = args.workers is not None

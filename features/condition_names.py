@@ -212,6 +212,7 @@ def history_of_names(texts: Iterable[str], family: bool = False) -> ConditionTex
     history, and a colon after one ("Mother: stroke"), are harmless."""
     fields: set[str] = set()
     mentioned: set[str] = set()
+    doubtful = False
     harmless = _ENGLISH_FILLER | _KOREAN_FILLER | (_FAMILY_WORDS if family else frozenset())
     for raw in texts:
         text = _INNER_HYPHEN.sub(" ", _HARMLESS.sub(" ", unicodedata.normalize("NFKC", raw).lower()))
@@ -225,6 +226,8 @@ def history_of_names(texts: Iterable[str], family: bool = False) -> ConditionTex
         mentioned |= named
         others = [w for w, u in zip(words, used, strict=True) if not u]
         if _OTHER_SIGN.search(text) or any(w not in harmless for w in others):
-            return ConditionText(frozenset(), True, frozenset(mentioned))
+            doubtful = True  # nothing counts, but every text is still read for what it mentions
         fields |= named
+    if doubtful:
+        return ConditionText(frozenset(), True, frozenset(mentioned))
     return ConditionText(frozenset(fields), False, frozenset(mentioned))

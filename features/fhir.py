@@ -27,7 +27,9 @@ checkup. For the newest checkup every known Condition counts, whatever its date:
 since the last checkup is known now and is never predicted as a new one. Treatment is read the same
 way from active MedicationStatements (effective[x], else dateAsserted) and active MedicationRequests
 (authoredOn), by ATC class; a completed (dispensed) MedicationRequest counts at checkups up to
-COMPLETED_REQUEST_DAYS (a year) after it was written.
+COMPLETED_REQUEST_DAYS (a year) after it was written. A lipid-lowering drug other than a statin
+says the person's dyslipidemia is treated: `history_dyslipidemia`, a diagnosis, which lasts (from
+any statement or request that says it was taken, stopped or dispensed ones too).
 
 Korean systems (KR Core 2.0). Conditions coded in KCD-8 (or any ICD-10-shaped system) are read by
 their ICD-10 category ("I10.9", "E785", "E11.3†" all count). A medicine coded only in HIRA EDI or
@@ -52,7 +54,8 @@ as no date, with a warning; earlier dates than EXAM_DATE_MIN are real history.
 
 Negative answers. The absence of a Condition is not a "no", so a history or treatment field is 0
 only when a resource says so: a Condition of the disease with verificationStatus `refuted`, a
-MedicationStatement of the class with status `not-taken`, a FamilyMemberHistory whose condition is
+MedicationStatement of the class with status `not-taken` (a treatment field only, never a
+diagnosis), a FamilyMemberHistory whose condition is
 the SNOMED CT situation "No family history of cardiovascular disease" (160270001) or "... of
 diabetes" (160274005) (the negation pattern of the FHIR FamilyMemberHistory "negation" example: a
 "no history of" situation as the condition code). A negative holds for the checkup it is dated at
@@ -78,9 +81,10 @@ valid FHIR R4 (checked by the fhir.resources R4B models) is left out with a warn
 wrong; a Patient that is not refuses. LOINC is read under its URI and its OID
 (urn:oid:2.16.840.1.113883.6.1). Resources may refer to the Patient by its reference, by an
 absolute URL ending in it, or by the Patient entry's fullUrl (a urn:uuid in a transaction Bundle);
-a Patient without an id is known by its fullUrl. Only what cannot describe a person (no Patient, no
-usable sex or birth date) or data about another patient is refused with `FhirInputError`. The
-records are then validated like any other record by the caller.
+a Patient without an id is known by its fullUrl, a subject with only an identifier by the Patient's
+identifiers. A resource about another patient is never read, and is named in one warning. Only what
+cannot describe a person (no Patient, no usable sex or birth date) is refused with `FhirInputError`.
+The records are then validated like any other record by the caller.
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from features.condition_names import history_of_names
-from features.medications import classes_of_names
+from features.medications import LIPID_LOWERING, classes_of_names
 from features.schema import BY_NAME, EXAM_DATE_MIN, EXAM_DATE_RANGE_TEXT, SEX_CODES, SEX_WORDS
 
 LOINC = "http://loinc.org"
@@ -430,10 +434,11 @@ _MEDICATION_ATC = {
     "on_diabetes_medication": ("A10",),
     "on_statin": ("C10AA", "C10BA", "C10BX"),
     # Any lipid-modifying agent (ezetimibe, fibrates, PCSK9 inhibitors, ...): dyslipidemia treated.
-    "history_dyslipidemia": ("C10",),
+    LIPID_LOWERING: ("C10",),
 }
-# A medicine not taken says nothing about a diagnosis: "not-taken" is a no for treatment fields only.
-_DIAGNOSIS_FIELDS = frozenset({"history_dyslipidemia"})
+# Fields a medicine implies that are diagnoses, not treatment: they last, and "not taken" says
+# nothing of them.
+_DIAGNOSIS_FIELDS = frozenset({LIPID_LOWERING})
 # A statement counts as treatment only while "active": "intended" is not yet taken, "on-hold" is
 # paused, and stopped, completed, unknown and entered-in-error say nothing about now (not-taken is a no).
 _ACTIVE_STATEMENT = frozenset({"active"})
@@ -681,18 +686,38 @@ def _answer(
     return False, None
 
 
-def _about_patient(resource: dict, patient_refs: set[str], key: str = "subject") -> bool:
-    ref = (resource.get(key) or {}).get("reference")
-    if not ref:
+def _about_patient(resource: dict, reading: _Reading, key: str = "subject") -> bool:
+    """Whether the resource's subject is the Patient: by reference (a version suffix such as
+    "/_history/2" still names it), else by an identifier the Patient carries; no subject at all is
+    the Bundle's one patient."""
+    subject = resource.get(key)
+    if not isinstance(subject, dict):
         return True
-    return ref in patient_refs or any(ref.endswith("/" + r) for r in patient_refs if r.startswith("Patient/"))
+    ref = subject.get("reference")
+    if ref:
+        ref = _VERSION.sub("", str(ref))
+        refs = reading.patient_refs
+        return ref in refs or any(ref.endswith("/" + r) for r in refs if r.startswith("Patient/"))
+    ident = subject.get("identifier")
+    if isinstance(ident, dict) and ident.get("value"):
+        return _identifier_key(ident) in reading.patient_identifiers or (
+            not ident.get("system") and str(ident["value"]) in {v for _, v in reading.patient_identifiers}
+        )
+    return True
+
+
+_VERSION = re.compile(r"/_history/[^/]+$")
+
+
+def _identifier_key(ident: dict) -> tuple[str, str]:
+    return str(ident.get("system") or ""), str(ident.get("value"))
 
 
 def _elsewhere(resource: dict, ref: str, reading: _Reading, key: str = "subject") -> bool:
     """Whether the resource is about another patient: then it is left out with a warning. A bundle
     that mixes patients is an integration fault to see, but only a bundle that cannot describe
     its person is refused (contract section 3); no value of the other patient is ever read."""
-    if _about_patient(resource, reading.patient_refs, key):
+    if _about_patient(resource, reading, key):
         return False
     reading.elsewhere.append(f"{ref}.{key}")
     return True
@@ -922,7 +947,7 @@ def _treatment_fields(medicine: _Medicine) -> set[str] | None:
     if "on_statin" in found:
         # A statin (alone or with ezetimibe) is read as the record has always carried it: on_statin,
         # which eligibility already takes as treated dyslipidemia; the diagnosis field stays the record's.
-        found.discard("history_dyslipidemia")
+        found.discard(LIPID_LOWERING)
     return found
 
 
@@ -954,9 +979,10 @@ class _Reading:
     issues: list[Issue] = field(default_factory=list)  # what refuses the patient
     ignored: int = 0  # results skipped for their status
     unread_conditions: list[str] = field(default_factory=list)  # naming none of the history fields
-    unfinished: dict[str, str] = field(default_factory=dict)  # Observation -> its status, not a final result
+    unfinished: list[tuple[str, str]] = field(default_factory=list)  # (Observation, its status): not final
     elsewhere: list[str] = field(default_factory=list)  # subject paths of resources about another patient
     not_fasting: list[str] = field(default_factory=list)  # glucose Observations not marked fasting
+    patient_identifiers: frozenset[tuple[str, str]] = frozenset()  # (system, value) of Patient.identifier
 
     def history_day(self, resource: dict, ref: str, paths: tuple[tuple[str, ...], ...]) -> dt.date | None:
         """The day a history fact holds from, or None; a date before the birth year or in the future
@@ -982,8 +1008,8 @@ def read_patient(
     `patient_url` is the Patient entry's fullUrl in a Bundle: resources may refer to the Patient by
     it (a urn:uuid in a transaction Bundle), and a Patient without an id is known by it.
     Raises FhirInputError only when no person can be described (no Patient, id, sex or birth date,
-    a Patient that is not valid FHIR R4) or a resource is about another patient; unreadable values,
-    and resources that are not valid FHIR R4 (left out), become `warnings`.
+    a Patient that is not valid FHIR R4); unreadable values, resources that are not valid FHIR R4 and
+    resources about another patient (left out) become `warnings`.
     """
     pid, patient_ref, sex, birth_at, issues = _patient(patient, patient_url)
     today = today or dt.date.today()
@@ -999,7 +1025,12 @@ def read_patient(
     resources = _valid_resources(resources, warnings)
     # A Patient known by its fullUrl only (no id) may still be referred to as Patient/<that key>.
     refs = {patient_ref, f"Patient/{pid}", *([patient_url] if patient_url else [])}
-    reading = _Reading(refs, _medications(resources), today, born, warnings=warnings, issues=issues)
+    idents = frozenset(
+        _identifier_key(i) for i in patient.get("identifier") or [] if isinstance(i, dict) and i.get("value")
+    )
+    reading = _Reading(
+        refs, _medications(resources), today, born, warnings=warnings, issues=issues, patient_identifiers=idents
+    )
     for resource, full_url in resources:
         read = _RESOURCE_READERS.get(str(resource.get("resourceType")))
         if read is not None:
@@ -1198,8 +1229,11 @@ def _read_observation(resource: dict, ref: str, reading: _Reading) -> None:
         return
     if resource.get("status") not in USABLE_STATUS:
         reading.ignored += 1
-        if resource.get("status") not in _NOT_A_RESULT:
-            reading.unfinished[ref] = str(resource.get("status") or "no status")
+        status = resource.get("status")
+        if status not in _NOT_A_RESULT:
+            # Named by its code only: a status that is no ObservationStatus code is never echoed.
+            said = status if status in _OBSERVATION_STATUSES else ("another status" if status else "no status")
+            reading.unfinished.append((ref, said))
     else:
         got = _dates(resource, _OBSERVATION_DATES, EXAM_DATE_MIN, reading.today)
         if got.when is None and got.bad:
@@ -1287,7 +1321,7 @@ def _condition_names(resource: dict, ref: str, reading: _Reading) -> set[str]:
     return set()
 
 
-# References listed by name in the one warning about Conditions that were not read.
+# Places named in words in one warning about many (`_listed`); every one is in its FHIRPaths.
 _UNREAD_LISTED = 5
 
 
@@ -1313,16 +1347,18 @@ def _unread_conditions_issue(refs: list[str]) -> Issue:
 
 # Statuses that say an Observation is no result at all: skipped without a word.
 _NOT_A_RESULT = frozenset({"cancelled", "entered-in-error"})
+# FHIR R4 ObservationStatus.
+_OBSERVATION_STATUSES = USABLE_STATUS | _NOT_A_RESULT | {"registered", "preliminary", "unknown"}
 
 
-def _unfinished_issue(statuses: dict[str, str]) -> Issue:
+def _unfinished_issue(statuses: list[tuple[str, str]]) -> Issue:
     """One warning for the Observations left out because their result is not final (preliminary,
     registered, unknown, or no status at all): a later final result may say otherwise."""
-    counts = Counter(statuses.values())
+    counts = Counter(status for _, status in statuses)
     said = ", ".join(f"{status}: {n}" for status, n in sorted(counts.items()))
     n = len(statuses)
     return _listed(
-        [f"{r}.status" for r in statuses],
+        [f"{r}.status" for r, _ in statuses],
         f"{'this Observation is' if n == 1 else f'these {n} Observations are'} not used ({said}): only "
         "final, amended or corrected results are read",
     )
@@ -1358,46 +1394,63 @@ def _read_family_history(resource: dict, ref: str, reading: _Reading) -> None:
 
 
 def _read_medication(resource: dict, ref: str, reading: _Reading) -> None:
-    """A MedicationStatement or MedicationRequest: active treatment is a fact, and so is a completed
-    (dispensed) request for COMPLETED_REQUEST_DAYS after it was written; a statement of "not taken"
-    is a negative; a proposal or an option is advice, not treatment."""
+    """A MedicationStatement or MedicationRequest.
+
+    Treatment: an active one is a fact, and so is a completed (dispensed) request for
+    COMPLETED_REQUEST_DAYS after it was written; a statement of "not taken" is a negative; a
+    proposal or an option is advice, not treatment. A diagnosis the medicine implies
+    (`_DIAGNOSIS_FIELDS`: dyslipidemia, from a lipid-lowering drug other than a statin) lasts, as a
+    diagnosis does: from any statement or request that says the drug was taken (active, completed,
+    or a statement that was stopped), with no end; "not taken" never negates it."""
     statement = resource.get("resourceType") == "MedicationStatement"
-    active = _ACTIVE_STATEMENT if statement else _ACTIVE_REQUEST
-    not_taken = statement and resource.get("status") == "not-taken"
-    completed = not statement and resource.get("status") == "completed"
-    if _elsewhere(resource, ref, reading):
+    status = resource.get("status")
+    not_taken = statement and status == "not-taken"
+    # Treatment now: active, or a dispensed request (for a year after it was written).
+    current = status in (_ACTIVE_STATEMENT if statement else _ACTIVE_REQUEST) or (
+        not statement and status == "completed"
+    )
+    taken = current or status == "completed" or (statement and status == "stopped")
+    if _elsewhere(resource, ref, reading) or resource.get("intent") in _NOT_TREATMENT_INTENT:
         return
-    if (
-        not (not_taken or completed or resource.get("status") in active)
-        or resource.get("intent") in _NOT_TREATMENT_INTENT
-    ):
+    if not (taken or not_taken):
         return
     medicine = _medicine(resource, reading.medications)
     names = _treatment_fields(medicine)
     if names is None:
-        # An unknown medicine may well be of another class: say so, never the name.
-        where = "medicationReference" if resource.get("medicationReference") else "medicationCodeableConcept"
-        why = (
-            "the reference could not be resolved (no Medication with that reference or fullUrl was sent, "
-            "nor a contained one)"
-            if medicine.unresolved
-            else "no ATC code and no ingredient name this service recognises"
-        )
-        reading.warnings.append(
-            Issue(
-                f"{ref}.{where}",
-                f"{why}: its drug class (antihypertensive, diabetes medication, statin) could not be read",
+        if current or not_taken:
+            # An unknown medicine may well be of another class: say so, never the name.
+            where = "medicationReference" if resource.get("medicationReference") else "medicationCodeableConcept"
+            why = (
+                "the reference could not be resolved (no Medication with that reference or fullUrl was sent, "
+                "nor a contained one)"
+                if medicine.unresolved
+                else "no ATC code and no ingredient name this service recognises"
             )
-        )
-    elif names:
-        since = reading.history_day(resource, ref, _STATEMENT_DATES if statement else _REQUEST_DATES)
-        if completed and since is None:
-            return  # a finished prescription of unknown date says nothing about any checkup
-        until = since + dt.timedelta(days=COMPLETED_REQUEST_DAYS) if completed and since else None
-        if not_taken:
-            names -= _DIAGNOSIS_FIELDS
-        if names:
-            (reading.negatives if not_taken else reading.facts).append(_Dated(frozenset(names), since, ref, until))
+            reading.warnings.append(
+                Issue(
+                    f"{ref}.{where}",
+                    f"{why}: its drug class (antihypertensive, diabetes medication, statin, other "
+                    "lipid-lowering drug) could not be read",
+                )
+            )
+        return
+    since = reading.history_day(resource, ref, _STATEMENT_DATES if statement else _REQUEST_DATES)
+    treatment, diagnosis = names - _DIAGNOSIS_FIELDS, names & _DIAGNOSIS_FIELDS
+    if not_taken:
+        if treatment:
+            reading.negatives.append(_Dated(frozenset(treatment), since, ref))
+        return
+    if diagnosis:
+        reading.facts.append(_Dated(frozenset(diagnosis), since, ref))
+    if treatment and current:
+        if not statement and status == "completed":
+            if since is None:
+                return  # a finished prescription of unknown date says nothing about any checkup
+            reading.facts.append(
+                _Dated(frozenset(treatment), since, ref, since + dt.timedelta(days=COMPLETED_REQUEST_DAYS))
+            )
+        else:
+            reading.facts.append(_Dated(frozenset(treatment), since, ref))
 
 
 # Resource type -> its reader; other resources are not about the record.

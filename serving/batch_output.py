@@ -33,7 +33,7 @@ def check_output(path: Path, input_path: Path | None = None) -> None:
         raise ValueError(f"--output must end in .csv or .parquet: {path}")
     if input_path is not None and Path(input_path).exists():
         for written in (path, rejects_path(path)):
-            if written.exists() and written.resolve() == Path(input_path).resolve():
+            if written.exists() and os.path.samefile(written, input_path):  # a link to it too
                 raise ValueError(f"{written} is the input file: scoring would overwrite it; choose another --output")
 
 

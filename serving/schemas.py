@@ -75,11 +75,13 @@ def _validators() -> dict:
     def date_of_datetime(cls, v):
         # A date with a time of day ("2023-05-02T09:30:00") is its date, as files read it; the
         # checkup is a day's event.
-        if isinstance(v, str) and len(v) > 10:
-            try:
-                return dt.datetime.fromisoformat(v.replace("Z", "+00:00")).date()
-            except ValueError:
-                return v
+        if isinstance(v, str):
+            v = v.strip()  # as files read it
+            if len(v) > 10:
+                try:
+                    return dt.datetime.fromisoformat(v.replace("Z", "+00:00")).date()
+                except ValueError:
+                    return v
         return v
 
     def check_date(cls, v):

@@ -72,9 +72,6 @@ def _broken_bundles():
     two_patients = copy.deepcopy(good)
     two_patients["entry"].append(copy.deepcopy(good["entry"][0]))
     cases["two patients"] = json.dumps(two_patients).encode()
-    bad_type = copy.deepcopy(good)
-    bad_type["entry"][2]["resource"]["resourceType"] = "NoSuchResource"
-    cases["unknown resource type"] = json.dumps(bad_type).encode()
     return cases
 
 
@@ -98,6 +95,17 @@ def test_one_invalid_observation_is_left_out_not_the_patient(client, name):
     assert "RiskAssessment" in kinds
     outcome = r.json()["entry"][-1]["resource"]
     assert any(i.get("expression") == [f"Observation/{bad['id']}"] for i in outcome["issue"])
+
+
+def test_an_unknown_resource_type_is_left_out_with_a_warning(client):
+    # Contract section 3: only a bundle that cannot describe its person is refused.
+    bundle = to_bundle(EXAMPLE_RECORD)
+    bundle["entry"].append({"resource": {"resourceType": "NoSuchResource", "id": "x"}})
+    r = client.post("/fhir/risk-assessment", content=json.dumps(bundle).encode(), headers=FHIR)
+    assert r.status_code == 200, r.text
+    outcome = r.json()["entry"][-1]["resource"]
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert any("not a FHIR R4 resource type" in i["diagnostics"] for i in outcome["issue"])
 
 
 @pytest.mark.parametrize("name,body", list(_broken_bundles().items()))

@@ -429,3 +429,16 @@ def test_a_lipid_lowering_drug_other_than_a_statin_is_treated_dyslipidemia(atc):
     # A statin (with ezetimibe too) stays what the record has always said: on_statin.
     statin = read_bundle(_add(to_bundle(base), _statement("s", "C10BA05", "active"))).record
     assert statin["on_statin"] == 1 and "history_dyslipidemia" not in statin
+    # The diagnosis lasts: a stopped statement, or a request dispensed years ago, still says it.
+    stopped = _statement("old", atc, "stopped", effectiveDateTime="2020-01-10")
+    assert read_bundle(_add(to_bundle(base), stopped)).record["history_dyslipidemia"] == 1
+    dispensed = {
+        "resourceType": "MedicationRequest",
+        "id": "rx",
+        "status": "completed",
+        "intent": "order",
+        "subject": SUBJECT,
+        "authoredOn": "2022-01-10",
+        "medicationCodeableConcept": {"coding": [{"system": ATC, "code": atc}]},
+    }
+    assert read_bundle(_add(to_bundle(base), dispensed)).record["history_dyslipidemia"] == 1

@@ -348,6 +348,10 @@ def test_results_not_final_are_left_out_with_one_warning_naming_them():
     assert warning.expressions == ["Observation/tc.status", "Observation/ldl.status"]
     assert "these 2 Observations are not used (no status: 1, preliminary: 1)" in warning.message
     assert got.record["sbp"] == 128  # the final results are read as ever
+    # A status that is no ObservationStatus code is never echoed (it may hold anything).
+    odd = _add(_base(), _obs("x", "2093-3", 300, "mg/dL", status="Kim 010-1234"))
+    [warning] = [w for w in read_bundle(odd, today=TODAY).warnings if "not used (" in w.message]
+    assert "another status: 1" in warning.message and "Kim" not in warning.message
 
 
 def test_a_glucose_not_marked_fasting_is_named_and_not_read_as_fasting():
@@ -358,3 +362,17 @@ def test_a_glucose_not_marked_fasting_is_named_and_not_read_as_fasting():
     assert "fasting_glucose" not in got.record
     [warning] = [w for w in got.warnings if "not marked fasting" in w.message]
     assert warning.expressions == ["Observation/random.code"] and "1558-6" in warning.message
+
+
+def test_the_patient_is_known_by_a_versioned_reference_or_its_identifier():
+    bundle = _base()
+    bundle["entry"][0]["resource"]["identifier"] = [{"system": "urn:oid:1.2.410.1", "value": "MRN-1"}]
+    _add(bundle, _obs("hb", "718-7", 14, "g/dL", "Patient/p1/_history/2"))  # a version of the same Patient
+    mine = _obs("tc", "2093-3", 190, "mg/dL")
+    mine["subject"] = {"identifier": {"system": "urn:oid:1.2.410.1", "value": "MRN-1"}}
+    theirs = _obs("ldl", "18262-6", 150, "mg/dL")
+    theirs["subject"] = {"identifier": {"system": "urn:oid:1.2.410.1", "value": "MRN-2"}}
+    got = read_bundle(_add(_add(bundle, mine), theirs), today=TODAY)
+    assert got.record["hemoglobin"] == 14 and got.record["total_cholesterol"] == 190
+    assert "ldl" not in got.record  # another patient's identifier: never read
+    assert _where(got, "different patient") == ["Observation/ldl.subject"]

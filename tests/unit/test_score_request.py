@@ -27,7 +27,7 @@ def test_a_trimmed_id_is_the_same_person_on_the_same_day():
 
 def test_an_exam_date_with_a_time_of_day_is_that_day():
     # Files read "2023-05-02 09:30:00" as the day; a request had been refused with a library message.
-    for sent in ("2023-05-02T09:30:00", "2023-05-02 23:59:59+09:00", "2023-05-02T00:00:00Z"):
+    for sent in ("2023-05-02T09:30:00", "2023-05-02 23:59:59+09:00", "2023-05-02T00:00:00Z", " 2023-05-02 "):
         ok = ScoreRequest.model_validate({"checkups": [dict(EXAMPLE_RECORD, exam_date=sent)]})
         assert ok.checkups[0].exam_date.isoformat() == "2023-05-02", sent
     [error] = _errors(dict(EXAMPLE_RECORD, exam_date="2023-02-30T10:00:00"))
