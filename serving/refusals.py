@@ -16,15 +16,16 @@ SELF_AUTHENTICATED = ("/cds-services/checkup-risk",)
 BODY_PROBLEM = "checkup_risk.body_problem"
 
 
-def malformed_body(path: str, status: int, field: str | None, message: str) -> JSONResponse:
-    """The refusal of a body that cannot be read (413, 415, 400 or 422 for a duplicated key)."""
+def malformed_body(path: str, status: int, field: str | None, message: str, index: int | None = None) -> JSONResponse:
+    """The refusal of a body that cannot be read (413, 415, 400 or 422 for a duplicated key);
+    `index`: the record it is in, where known."""
     if path.startswith(FHIR_PREFIXES):
         code = {413: "too-costly", 415: "not-supported", 422: "duplicate"}.get(status, "structure")
         response = JSONResponse(
             operation_outcome([Issue(field or "body", message)], code=code), status, media_type=FHIR_JSON
         )
     else:
-        response = JSONResponse({"errors": [{"index": None, "field": field or "body", "message": message}]}, status)
+        response = JSONResponse({"errors": [{"index": index, "field": field or "body", "message": message}]}, status)
     if status == 413:
         # The rest of the body is not read: the client must not reuse this connection.
         response.headers["connection"] = "close"

@@ -80,6 +80,10 @@ _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 _DEPTH_STEP = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")
 
 
+# Routes whose body holds checkup records (errors name the record by its index).
+RECORD_ROUTES = ("/score", "/report")
+
+
 class MalformedBody(ValueError):
     """A request body that cannot be read as one JSON value: `field` names the key when known."""
 
@@ -96,6 +100,32 @@ def json_depth(body: bytes) -> int:
         return 0
     steps = np.frombuffer(brackets.translate(_DEPTH_STEP), dtype=np.int8)
     return int(np.cumsum(steps, dtype=np.int64).max())
+
+
+_DUPLICATED = "\x00duplicated"  # no JSON key a client sends starts with NUL
+
+
+def _mark_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            out.setdefault(_DUPLICATED, key)
+        out[key] = value
+    return out
+
+
+def duplicated_key_record(body: bytes) -> int | None:
+    """The index of the first record (of `/score` or `/report`: {"checkups": [...]}, {"checkup": {...}},
+    a bare list or a bare record) holding a key twice; None when no record does (the key is in the
+    envelope) or the body has no records."""
+    data = json.loads(body, object_pairs_hook=_mark_duplicate_keys)
+    if isinstance(data, dict) and isinstance(data.get("checkups"), list):
+        records = data["checkups"]
+    elif isinstance(data, dict) and isinstance(data.get("checkup"), dict):
+        records = [data["checkup"]]
+    else:
+        records = data if isinstance(data, list) else [data]
+    return next((i for i, r in enumerate(records) if isinstance(r, dict) and _DUPLICATED in r), None)
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -194,7 +224,9 @@ class BodyGuard:
                 check_json(body)
         except MalformedBody as e:
             if e.status == 413 or not path.startswith(SELF_AUTHENTICATED):
-                await malformed_body(path, e.status, e.field, e.message)(scope, receive, send)
+                # A key twice in a checkup: name the record, as every other refusal of /score does.
+                index = duplicated_key_record(body) if e.status == 422 and path in RECORD_ROUTES else None
+                await malformed_body(path, e.status, e.field, e.message, index)(scope, receive, send)
                 return
             # Only a 413 comes before the whole body is read; the route says this after authentication.
             scope = {**scope, BODY_PROBLEM: (e.status, e.field, e.message)}

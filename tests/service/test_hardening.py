@@ -78,6 +78,12 @@ def test_duplicate_key_is_refused_naming_it(client):
     r = client.post("/score", content=body, headers=JSON)
     _assert_refusal(r, 422, "sbp")
     assert "9999" not in r.text and "134" not in r.text  # no echo of patient values
+    assert r.json()["errors"][0]["index"] == 0
+    # The record is named, as in every other refusal of /score; a key twice in the envelope is not one.
+    second = '{"checkups": [{"person_id": "a", "sex": "M", "age": 50}, {"person_id": "b", "age": 5, "age": 50}]}'
+    assert client.post("/score", content=second, headers=JSON).json()["errors"][0]["index"] == 1
+    envelope = '{"checkups": [{"person_id": "a", "sex": "M", "age": 50}], "top_k": 1, "top_k": 2}'
+    assert client.post("/score", content=envelope, headers=JSON).json()["errors"][0]["index"] is None
 
 
 def test_duplicate_key_in_a_fhir_bundle_is_refused(client):
