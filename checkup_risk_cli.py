@@ -187,6 +187,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from features.rejects import summary as rejects_summary
     from training import registry
     from training.evaluate import baseline_notes, exclusion_text
     from training.evaluation_run import evaluate_file
@@ -202,6 +203,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics, out = result.metrics, Path(args.out)
     print(summary_table(metrics))
     print(f"evaluated {metrics['n_records']:,} checkups; {exclusion_text(metrics)}")
+    _, _, lines = rejects_summary(result.rejects, result.rows_in)
+    for line in lines:
+        print(line, file=sys.stderr)
+    if len(result.rejects):
+        print(f"rejected rows, with the reasons: {out / 'rejects.csv'}", file=sys.stderr)
     for note in baseline_notes(metrics):
         print(f"note: {note}")
     print(

@@ -1,6 +1,7 @@
 """`checkup-risk evaluate`: judge a registered version on a labelled file.
 
-Writes the folder (`metrics.json`, `report.html`, `model_card.md`) and logs the same files as an
+Writes the folder (`metrics.json`, `report.html`, `model_card.md`, and `rejects.csv`: the rows left
+out, with row, field, value and reason, never logged to MLflow) and logs the first three as an
 MLflow run named for what it is ('evaluate v3 on cohort.csv'), in the experiment of the version's
 own training run, so a version's evaluations sit beside the run that trained it.
 """
@@ -10,8 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from features.readers import read_checkups
+import pandas as pd
+
+from features.readers import read_checkups, write_rejects
+from features.rejects import empty_rejects
 from features.validation import split_valid
+from models.outcomes import OUTCOME_SPECS
 from training import registry
 from training.card import evaluation_report, model_card
 from training.evaluate import evaluate, figures, write_metrics
@@ -27,6 +32,8 @@ class EvaluationResult:
     metrics: dict
     run_id: str
     files: list[Path]
+    rejects: pd.DataFrame  # the rows left out (`features.rejects.REJECT_COLUMNS`), also in out/rejects.csv
+    rows_in: int
 
 
 def run_name(version: str, data: Path) -> str:
@@ -86,12 +93,18 @@ def evaluate_file(data: str | Path, model_ref: str, out: str | Path, seed: int =
     registry.configure()
     model, version = registry.load(model_ref)
     read = read_checkups(data)
+    labels = [OUTCOME_SPECS[o].label for o in model.models_ if OUTCOME_SPECS[o].label in read.frame.columns]
+    if not labels:
+        wanted = ", ".join(OUTCOME_SPECS[o].label for o in model.models_)
+        raise ValueError(f"{data}: no label column to evaluate against (one of {wanted})")
     records, problems = split_valid(read.frame, labels=True)
+    found = [r for r in (read.rejects, problems) if len(r)]
+    rejects = pd.concat(found, ignore_index=True).sort_values("index", kind="stable") if found else empty_rejects()
     if not len(records):
         raise ValueError(f"{data}: no valid rows to evaluate ({read.rows_in:,} rows, all rejected)")
     metrics, curves = evaluate(records, model, seed=seed)
     metrics["model_version"] = version
-    metrics["rejected_rows"] = read.rejected_rows + (int(problems["index"].nunique()) if len(problems) else 0)
+    metrics["rejected_rows"] = int(rejects["index"].nunique()) if len(rejects) else 0
     # The evaluated file's size, and what the model itself learned from (the bundle's provenance).
     card = model_card(
         version,
@@ -99,9 +112,13 @@ def evaluate_file(data: str | Path, model_ref: str, out: str | Path, seed: int =
         {
             "rows": read.rows_in,
             "persons": int(read.frame["person_id"].nunique()),
+            "rejected_rows": metrics["rejected_rows"],
             "training_data": getattr(model, "training_data_", None),
         },
     )
     report = evaluation_report(version, metrics, figures(model, records, curves), card)
     files = write_outputs(out, version, metrics, card, report)
-    return EvaluationResult(version, metrics, log_run(version, data, metrics, files), files)
+    # The rejected rows, with their values, for the person who sent the file: next to the metrics,
+    # never in the MLflow run (which holds no patient values).
+    write_rejects(rejects, out / "rejects.csv")
+    return EvaluationResult(version, metrics, log_run(version, data, metrics, files), files, rejects, int(read.rows_in))

@@ -108,6 +108,24 @@ def test_without_lipids_then_evaluate_excludes_training_persons(cohort, home, tm
     report = (tmp_path / "eval" / "report.html").read_text()
     assert "<table>" in report and "|---" not in report
     assert {p.name for p in evaluation.files} == {"metrics.json", "report.html", "model_card.md"}
+    assert len(evaluation.rejects) == 0 and (tmp_path / "eval" / "rejects.csv").exists()
+
+    # Rows that cannot count are rejected, named in rejects.csv and counted in the card: never dropped
+    # in silence (a label of 2 had vanished while the card said 0 rows were rejected).
+    dirty = pd.read_csv(path)
+    first_label = next(c for c in dirty.columns if c.endswith("_1y"))
+    dirty.loc[3, first_label] = 2
+    dirty.loc[5, "sbp"] = 999
+    dirty.to_csv(tmp_path / "dirty.csv", index=False)
+    judged = evaluate_file(tmp_path / "dirty.csv", result.version, tmp_path / "eval-dirty")
+    assert judged.metrics["rejected_rows"] == 2
+    back = pd.read_csv(tmp_path / "eval-dirty" / "rejects.csv")
+    assert back["row"].tolist() == [4, 6] and back["field"].tolist() == [first_label, "sbp"]
+    assert "rows rejected by validation: 2" in (tmp_path / "eval-dirty" / "model_card.md").read_text()
+    labelless = dirty.drop(columns=[c for c in dirty.columns if c.endswith("_1y")])
+    labelless.to_csv(tmp_path / "labelless.csv", index=False)
+    with pytest.raises(ValueError, match="no label column to evaluate against"):
+        evaluate_file(tmp_path / "labelless.csv", result.version, tmp_path / "eval-none")
 
 
 @pytest.mark.slow
