@@ -148,6 +148,8 @@ def _outcomes(text: str | None) -> tuple[str, ...]:
     unknown = [o for o in chosen if o not in OUTCOMES]
     if unknown:
         raise CliError(f"unknown outcome(s) {', '.join(unknown)}; choose from {', '.join(OUTCOMES)}")
+    if not chosen:
+        raise CliError(f"--outcomes names no outcome; choose from {', '.join(OUTCOMES)}")
     return chosen
 
 

@@ -80,3 +80,12 @@ def test_missing_label_columns_name_the_outcomes_that_can_be_trained(tmp_path):
         ValueError, match="lack label columns: dyslipidemia_1y, ckd_1y; .*--outcomes cvd,diabetes,hypertension$"
     ):
         read_and_check([path], outcomes, 0.2, lambda _: None)
+
+
+@pytest.mark.parametrize("text", [",", " , ,"])
+def test_an_empty_outcome_list_is_refused(text):
+    # `--outcomes ,` had trained and registered a model of no outcome.
+    from checkup_risk_cli import CliError, _outcomes
+
+    with pytest.raises(CliError, match="names no outcome"):
+        _outcomes(text)
