@@ -28,10 +28,11 @@ import pandas as pd
 
 from features.derive import age_band
 from features.pseudonym import SecretMissing, derive, load_secret, pseudonym
-from models import prediction_log
+from models import prediction_log, provenance
 from models.drift_reference import FILE as REFERENCE_FILE
 from models.outcomes import OUTCOME_SPECS
 from models.prediction_log import INPUTS, probability_column
+from models.provenance import SYNTHETIC_WARNING, is_synthetic
 from training import registry
 from training.drift import Thresholds, input_drift, prediction_drift, realised_performance
 
@@ -130,6 +131,12 @@ def read_outcomes(path: str | Path) -> pd.DataFrame:
             f"{path}: an outcomes file needs person_id, exam_date and at least one of "
             + ", ".join(OUTCOME_SPECS[o].label for o in OUTCOME_SPECS)
         )
+    for label in labels:
+        value = pd.to_numeric(frame[label], errors="coerce")
+        bad = np.flatnonzero((frame[label].notna() & ~value.isin([0, 1])).to_numpy())
+        if len(bad):
+            rows = ", ".join(str(i + 1) for i in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise MonitorError(f"{path}: {label} must be 0, 1 or empty (data row {rows})")
     return frame[["person_id", "exam_date", *labels]]
 
 
@@ -307,6 +314,11 @@ def render_html(report: dict) -> str:
         "font-size:13px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}"
         ".alarm{color:#b00020;font-weight:bold}.ok{color:#2e7d32}img{max-width:100%}</style></head><body>",
         f"<h1>Monitoring model version {html.escape(str(report.get('model_version')))}</h1>",
+        *(
+            [f"<p class='alarm'>{html.escape(SYNTHETIC_WARNING)}</p>"]
+            if is_synthetic(report.get("training_data"))
+            else []
+        ),
         f"<p>Period {html.escape(str(report.get('since')))} to {html.escape(str(report.get('until')))} "
         f"(UTC log days): {report['logged_rows']:,} logged predictions, {report['checkups']:,} checkups "
         f"(each counted once), {report['persons']:,} persons. Training reference: "
@@ -535,6 +547,8 @@ def monitor(
         {
             "model_ref": model_ref,
             "model_version": version,
+            # What the model learned from: a synthetic one is named so in the report (contract section 5).
+            "training_data": provenance.normalise(getattr(model, "training_data_", None)),
             "since": since.isoformat(),
             "until": (until or dt.datetime.now(dt.UTC).date()).isoformat(),
             "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

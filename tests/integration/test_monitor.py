@@ -17,6 +17,7 @@ from features.schema import OUTCOMES, age_to_group
 from features.synth import generate_cohort
 from models.bundle import DEFAULT_GRID, RiskModel
 from models.prediction_log import INPUTS, probability_column, write_parquet
+from models.provenance import SYNTHETIC_WARNING
 from training.monitor import analyse
 
 pytestmark = pytest.mark.slow
@@ -184,7 +185,15 @@ def test_cli_exit_codes_and_files(monkeypatch, tmp_path, home, model, fresh, cap
     assert report["outcomes"]["cvd"]["realised"]["n"] > 1000
     wide = ["--threshold", "calibration_margin=5", "--threshold", "realised_auroc_drop=1"]
     assert run_cli(monkeypatch, root, *args, "--out", str(out), *wide) == 0
-    assert "data:image/png;base64," in (out / "monitor.html").read_text()
+    page = (out / "monitor.html").read_text()
+    assert "data:image/png;base64," in page
+    assert SYNTHETIC_WARNING in page  # the model learned from synthetic people: said in the report
+    bad = fresh[["person_id", "exam_date", "cvd_1y"]].assign(cvd_1y=2)
+    bad.to_csv(tmp_path / "bad_outcomes.csv", index=False)
+    bad_args = ["--since", "2026-11-01", "--until", "2026-11-05", "--outcomes", str(tmp_path / "bad_outcomes.csv")]
+    capsys.readouterr()
+    assert run_cli(monkeypatch, root, *bad_args, "--out", str(tmp_path / "bad")) == 2
+    assert "cvd_1y must be 0, 1 or empty (data row 1, 2, 3, 4, 5 and" in capsys.readouterr().err
 
     out = tmp_path / "loud"
     assert run_cli(monkeypatch, root, "--since", "2026-11-09", "--until", "2026-11-10", "--out", str(out)) == 3
