@@ -278,7 +278,7 @@ def _count_notes(counts: dict[str, int]) -> list[str]:
         today = pd.Timestamp.today().date().isoformat()
         notes.append(f"exam_date missing in {_rows(counts['exam_date_defaulted'])}: set to today ({today})")
     if counts.get("rows_rejected"):
-        notes.append(f"{counts['rows_rejected']} of {counts.get('rows_in', 0)} rows could not be read (see rejects)")
+        notes.append(f"{counts['rows_rejected']} of {counts.get('rows_in', 0)} rows could not be read")
     return notes
 
 
