@@ -36,9 +36,11 @@ class Decision:
     promote: bool
     reasons: list[str] = field(default_factory=list)
     per_outcome: dict = field(default_factory=dict)
+    has_champion: bool = True
 
     def summary(self) -> str:
-        verdict = "promote" if self.promote else "keep the champion"
+        kept = "keep the champion" if self.has_champion else "not promoted (there is no champion yet)"
+        verdict = "promote" if self.promote else kept
         return f"{verdict}: " + "; ".join(self.reasons)
 
 
@@ -102,7 +104,7 @@ def decide(
     """
     if min_events < 1:
         raise ValueError("min_events must be at least 1")
-    decision = Decision(promote=True)
+    decision = Decision(promote=True, has_champion=champion is not None)
     if champion is not None:
         dropped = sorted(set(champion) - set(challenger))
         if dropped:

@@ -16,6 +16,13 @@ def test_first_model_is_promoted_when_calibrated():
     assert d.promote, d.reasons
 
 
+def test_a_first_model_not_promoted_does_not_speak_of_a_champion():
+    y, p = draw()
+    d = decide({"cvd": y}, {"cvd": np.clip(p * 2.5, 0, 0.99)}, None)
+    assert not d.promote and d.summary().startswith("not promoted (there is no champion yet)")
+    assert decide({"cvd": y}, {"cvd": np.clip(p * 2.5, 0, 0.99)}, {"cvd": p}).summary().startswith("keep the champion")
+
+
 def test_equal_challenger_is_promoted_and_worse_one_is_not():
     y, p = draw()
     assert decide({"cvd": y}, {"cvd": p}, {"cvd": p}).promote
