@@ -206,6 +206,8 @@ def configure_libraries(settings: Settings, environ: MutableMapping[str, str] = 
     environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # MLflow would draw its own progress bar for every artifact download, between ours.
     environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Its INFO lines ("Validating input example ...") would interleave with the commands' own words.
+    environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def _text(environ: Mapping[str, str], name: str) -> str | None:

@@ -131,6 +131,7 @@ def test_configure_libraries_points_bentoml_home_and_keeps_operator_choices(tmp_
     configure_libraries(Settings(home=tmp_path), environ)
     assert environ["BENTOML_HOME"] == str(tmp_path / "bentoml")
     assert environ["BENTOML_DO_NOT_TRACK"] == "true" and environ["MLFLOW_DISABLE_TELEMETRY"] == "false"
+    assert environ["MLFLOW_LOGGING_LEVEL"] == "WARNING"  # its INFO lines would interleave with ours
 
 
 def test_cli_reports_a_bad_setting_in_one_line(tmp_path):
