@@ -89,3 +89,15 @@ def test_an_empty_outcome_list_is_refused(text):
 
     with pytest.raises(CliError, match="names no outcome"):
         _outcomes(text)
+
+
+def test_copies_replaced_by_a_later_file_do_not_count_toward_the_reject_limit(tmp_path):
+    # Re-labelling a whole cohort (the same checkups again, newer labels) had stopped at 50% rejected.
+    from training.train import read_and_check
+
+    path = tmp_path / "cohort.csv"
+    generate_cohort(people=40, seed=9).to_csv(path, index=False)
+    said: list[str] = []
+    checked = read_and_check([path, path], ("cvd",), 0.2, said.append)
+    assert checked.rejected == len(checked.records)  # every first copy replaced, and said
+    assert any(s.startswith(f"rejected {checked.rejected:,} of {2 * len(checked.records):,} rows") for s in said)
