@@ -204,7 +204,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from None
     metrics, out = result.metrics, Path(args.out)
     print(summary_table(metrics))
-    print(f"evaluated {metrics['n_records']:,} checkups; {exclusion_text(metrics)}")
+    print(f"evaluated {metrics['n_records']:,} checkups of {metrics['n_persons']:,} persons; {exclusion_text(metrics)}")
     _, _, lines = rejects_summary(result.rejects, result.rows_in)
     for line in lines:
         print(line, file=sys.stderr)

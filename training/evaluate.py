@@ -116,7 +116,12 @@ def evaluate(
         raise ValueError("no valid rows to evaluate")
     probs = model.predict(records)
     logistic = model.predict_baseline(records)
-    metrics: dict = {"n_records": int(len(records)), **exclusion, "outcomes": {}}
+    metrics: dict = {
+        "n_records": int(len(records)),
+        "n_persons": int(records["person_id"].nunique()),
+        **exclusion,
+        "outcomes": {},
+    }
     curves: dict = {}
     for outcome in model.models_:
         if OUTCOME_SPECS[outcome].label not in records.columns:

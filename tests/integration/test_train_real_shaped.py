@@ -94,6 +94,7 @@ def test_without_lipids_then_evaluate_excludes_training_persons(cohort, home, tm
     assert metrics["excluded_training_rows"] == int((~held_out).sum())
     assert metrics["excluded_training_persons"] == records.loc[~held_out, "person_id"].nunique()
     assert metrics["n_records"] == int(held_out.sum())
+    assert metrics["n_persons"] == records.loc[held_out, "person_id"].nunique()  # persons and checkups apart
     # Only training persons: a clear error, not flattering metrics.
     with pytest.raises(ValueError, match="trained on"):
         evaluate(records.loc[~held_out], model)
