@@ -90,7 +90,9 @@ The records are then validated like any other record by the caller.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -117,9 +119,30 @@ USABLE_STATUS = frozenset({"final", "amended", "corrected"})
 VISIT_DAYS = 7
 
 # Unit factors into the record's unit, keyed by the normalised UCUM code or display unit.
-_MASS = {"mg/dl": 1.0}
-_LENGTH_CM = {"cm": 1.0, "m": 100.0, "mm": 0.1, "[in_i]": 2.54, "in": 2.54}
+# Display units as other systems write them count too: "mg%" and "mg/100ml" are mg/dL, "mM" is
+# mmol/L (lower-cased "mm" only in molar tables, never next to millimetres), kPa is 7.50062 mmHg.
+_MASS = {"mg/dl": 1.0, "mg%": 1.0, "mg/100ml": 1.0}
+_INCH = 2.54
+_LENGTH_CM = {
+    "cm": 1.0,
+    "m": 100.0,
+    "mm": 0.1,
+    "[in_i]": _INCH,
+    "[in_us]": _INCH,
+    "in": _INCH,
+    "inch": _INCH,
+    "inches": _INCH,
+    "[ft_i]": 12 * _INCH,
+    "ft": 12 * _INCH,
+}
 _ENZYME = {"u/l": 1.0, "[iu]/l": 1.0, "iu/l": 1.0, "ukat/l": 60.0}
+_PRESSURE = {"mm[hg]": 1.0, "mmhg": 1.0, "kpa": 7.50062}
+_POUND = 0.45359237
+_WEIGHT = {"kg": 1.0, "g": 0.001, "[lb_av]": _POUND, "lb": _POUND, "lbs": _POUND}
+
+
+def _molar(factor: float) -> dict[str, float]:
+    return {"mmol/l": factor, "mm": factor}
 
 
 @dataclass(frozen=True)
@@ -133,11 +156,11 @@ class Measure:
 # Molar factors: mg/dL per mmol/L is the molar mass / 10 (glucose 180.16, cholesterol 386.65,
 # triglyceride as triolein 885.7); creatinine mg/dL = umol/L / 88.42; haemoglobin g/dL per mmol/L
 # (as the Fe monomer, 16.114 g/mmol) is 1.6114.
-_GLUCOSE = {**_MASS, "mmol/l": 18.016}
-_CHOL = {**_MASS, "mmol/l": 38.67}
-_TG = {**_MASS, "mmol/l": 88.57}
-_CREATININE = {**_MASS, "umol/l": 1 / 88.42}
-_HEMOGLOBIN = {"g/dl": 1.0, "g/l": 0.1, "mmol/l": 1.6114}
+_GLUCOSE = {**_MASS, **_molar(18.016)}
+_CHOL = {**_MASS, **_molar(38.67)}
+_TG = {**_MASS, **_molar(88.57)}
+_CREATININE = {**_MASS, "umol/l": 1 / 88.42, "um": 1 / 88.42}
+_HEMOGLOBIN = {"g/dl": 1.0, "g%": 1.0, "g/100ml": 1.0, "g/l": 0.1, "mmol/l": 1.6114}
 # The molar LOINC codes (labs outside Korea report lipids and glucose in mmol/L under these) were
 # checked against the FHIR example value-set expansion (14647-2) and public LOINC tables:
 # 14771-0 Glucose [Moles/volume] in Serum or Plasma (fasting), 14647-2 Cholesterol [Moles/volume],
@@ -146,10 +169,10 @@ _HEMOGLOBIN = {"g/dl": 1.0, "g/l": 0.1, "mmol/l": 1.6114}
 # [Moles/volume], 59260-0 Hemoglobin [Moles/volume] in Blood. Each also takes the mass unit, since
 # systems do send a mass-unit value under a molar code, and the unit decides the factor.
 MEASURES: dict[str, Measure] = {
-    "8480-6": Measure("sbp", {"mm[hg]": 1.0, "mmhg": 1.0}),
-    "8462-4": Measure("dbp", {"mm[hg]": 1.0, "mmhg": 1.0}),
+    "8480-6": Measure("sbp", _PRESSURE),
+    "8462-4": Measure("dbp", _PRESSURE),
     "8302-2": Measure("height_cm", _LENGTH_CM),
-    "29463-7": Measure("weight_kg", {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237}),
+    "29463-7": Measure("weight_kg", _WEIGHT),
     "8280-0": Measure("waist_cm", _LENGTH_CM),
     "1558-6": Measure("fasting_glucose", _GLUCOSE),
     "14771-0": Measure("fasting_glucose", _GLUCOSE),
@@ -512,6 +535,10 @@ class _Value:
     value: float | int
     ref: str
     code: str = ""  # the LOINC code it was read from
+    # Which of two results taken at the same time is the newer one: (issued, meta.versionId,
+    # amended or corrected); larger is newer (`_revision`).
+    revision: tuple[float, float, int] = (-math.inf, -math.inf, 0)
+    said: str = ""  # how the revision is named in a warning ("version 2, amended")
 
 
 @dataclass(frozen=True)
@@ -608,11 +635,13 @@ def _codes(concept: dict | None, system: str) -> list[str]:
 
 
 def _unit_keys(quantity: dict) -> list[str]:
-    """The UCUM code first, then the display unit: some systems fill only `unit`."""
+    """The UCUM code first, then the display unit: some systems fill only `unit`. Compatibility
+    forms (Korean systems send "㎎/㎗") read as their plain letters (NFKC)."""
     out = []
     for unit in (quantity.get("code"), quantity.get("unit")):
         if unit:
-            out.append(str(unit).strip().lower().replace("µ", "u").replace("μ", "u").replace(" ", ""))
+            plain = unicodedata.normalize("NFKC", str(unit)).strip().lower()
+            out.append(plain.replace("µ", "u").replace("μ", "u").replace(" ", ""))
     return out
 
 
@@ -729,16 +758,42 @@ def _elsewhere_issue(paths: list[str]) -> Issue:
     return _listed(paths, f"{which} to a different patient: not used")
 
 
+def _revision(resource: dict) -> tuple[tuple[float, float, int], str]:
+    """(rank, name) of an Observation's revision: a correction of a result keeps the time the
+    sample was taken, so between two results of one time the later issued one, then the higher
+    meta.versionId, then the amended or corrected one is the newer."""
+    issued = _when(resource.get("issued"))
+    meta = resource.get("meta")
+    version = meta.get("versionId") if isinstance(meta, dict) else None
+    try:
+        number = float(version) if version is not None else -math.inf
+    except (TypeError, ValueError):
+        number = -math.inf
+    status = resource.get("status")
+    revised = int(status in ("amended", "corrected"))
+    said = ", ".join(
+        part
+        for part in (
+            f"issued {resource['issued']}" if issued else "",
+            f"version {version}" if math.isfinite(number) else "",
+            str(status) if status in USABLE_STATUS else "",
+        )
+        if part
+    )
+    return (issued.timestamp() if issued else -math.inf, number, revised), said
+
+
 def _observation_values(resource: dict, ref: str, warnings: list[Issue], when: dt.datetime | None) -> list[_Value]:
     """Every readable value of one usable Observation (and its components); the rest become warnings."""
     out: list[_Value] = []
+    revision, said = _revision(resource)
     for part, where in _observation_parts(resource, ref):
         for loinc in dict.fromkeys(_codes(part.get("code"), LOINC)):
             got = _part_value(part, loinc, where)
             if isinstance(got, Issue):
                 warnings.append(got)
             elif got is not None:
-                out.append(_Value(got[0], when, got[1], ref, loinc))
+                out.append(_Value(got[0], when, got[1], ref, loinc, revision, said))
     return out
 
 
@@ -775,14 +830,17 @@ def _part_value(part: dict, loinc: str, where: str) -> tuple[str, float | int] |
         known, code = _answer(part, _SMOKING_SNOMED, _SMOKING_LOINC, _SMOKING_TEXT)
         if code is not None:
             return "smoking_status", code
-        # A known "unknown" answer (e.g. unknown if ever smoked) is simply missing.
-        return (
-            None
-            if known
-            else Issue(
+        if known:
+            # "Smoker, current status unknown" or "unknown if ever smoked": missing, and said, since
+            # the sender may think a smoker was read as one.
+            return Issue(
                 where,
-                "LOINC 72166-2 (smoking_status): the answer is not a smoking status this service reads: left missing",
+                "LOINC 72166-2 (smoking_status): the answer does not say whether the person smokes now "
+                "(current status or ever smoked unknown): left missing",
             )
+        return Issue(
+            where,
+            "LOINC 72166-2 (smoking_status): the answer is not a smoking status this service reads: left missing",
         )
     if loinc == ALCOHOL:
         if isinstance(part.get("valueBoolean"), bool):
@@ -1534,8 +1592,10 @@ def _group_visits(
     values: list[_Value], window: int, today: dt.date, warnings: list[Issue] | None = None
 ) -> list[tuple[dt.date, dict[str, _Value]]]:
     """(first day, field -> chosen value) per visit, oldest first (see the module docstring). Two
-    different values of a field taken at the same time: the first in the input is used, and a
-    warning (into `warnings`) names both, since the order of a search result means nothing."""
+    different values of a field taken at the same time: the newer revision (`_revision`: a later
+    issued, higher versioned, amended or corrected result) is used; where neither is newer, the
+    first in the input, and a warning (into `warnings`) names both, since the order of a search
+    result means nothing."""
     # Every value read has a date (an undated Observation is left out): sort is stable on ties.
     dated = sorted(((v.when, v) for v in values if v.when is not None), key=lambda p: p[0])
     visits: list[tuple[dt.date, dict[str, _Value]]] = []
@@ -1549,20 +1609,34 @@ def _group_visits(
         # Sorted by time, so a later value of the same field within the visit is the newer one.
         if v.name not in chosen or when > chosen_at[v.name]:
             chosen[v.name], chosen_at[v.name] = v, when
-        elif when == chosen_at[v.name] and warnings is not None and _differ(chosen[v.name].value, v.value):
-            used = chosen[v.name]
-            warnings.append(
-                Issue(
-                    v.ref,
-                    f"LOINC {v.code} ({v.name}) has the same time as LOINC {used.code} in {used.ref} but a "
-                    f"different value: the one in {used.ref} is used",
+        elif when == chosen_at[v.name]:
+            old = chosen[v.name]
+            if v.revision > old.revision:
+                chosen[v.name] = v
+            if warnings is not None and _differ(old.value, v.value):
+                used, other = (v, old) if v.revision > old.revision else (old, v)
+                how = (
+                    f"is a newer revision ({used.said or 'amended'})"
+                    if used.revision != other.revision
+                    else "comes first in the input"
                 )
-            )
+                warnings.append(
+                    Issue(
+                        other.ref,
+                        f"LOINC {other.code} ({v.name}{_said(other)}) has the same time as LOINC {used.code} "
+                        f"({v.name}{_said(used)}) in {used.ref} but a different value: the one in {used.ref} {how} "
+                        "and is used",
+                    )
+                )
     if not visits:
         # No measurement at all: a record of today with only the person and the history; the
         # service then answers that there is no checkup to score (serving.fhir_in.has_measurement).
         visits.append((today, {}))
     return visits
+
+
+def _said(value: _Value) -> str:
+    return f", {value.said}" if value.said else ""
 
 
 def _differ(a: float, b: float) -> bool:

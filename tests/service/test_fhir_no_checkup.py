@@ -50,7 +50,7 @@ CASES = {
     "cancelled": (lambda: only_sbp(status="cancelled"), "skipped for their status"),
     "unconvertible unit": (
         lambda: only_sbp(
-            valueQuantity={"value": 17, "unit": "kPa", "system": "http://unitsofmeasure.org", "code": "kPa"}
+            valueQuantity={"value": 17, "unit": "atm", "system": "http://unitsofmeasure.org", "code": "atm"}
         ),
         "gave no value",
     ),

@@ -381,9 +381,11 @@ def test_smoking_answers(system, code, expected):
         ("http://snomed.info/sct", "266927001"),
     ],
 )
-def test_smoking_unknown_answers_are_missing_without_a_warning(system, code):
+def test_smoking_unknown_answers_are_missing_and_said(system, code):
+    # "Smoker, current status unknown" is a smoker the sender may think was read as one.
     got = read_bundle(_smoking({"coding": [{"system": system, "code": code}]}))
-    assert "smoking_status" not in got.record and got.warnings == []
+    [warning] = got.warnings
+    assert "smoking_status" not in got.record and "does not say whether the person smokes now" in warning.message
 
 
 def test_smoking_text_and_unreadable_answer():
@@ -435,6 +437,35 @@ def test_quantity_with_code_or_only_unit_text(quantity):
     base = {k: v for k, v in _record("2025-05-20", 54).items() if k != "fasting_glucose"}
     bundle = _add(to_bundle(base), _observation("g", "1558-6", "2025-05-20", valueQuantity=quantity))
     assert read_bundle(bundle).record["fasting_glucose"] == pytest.approx(108.1, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    "loinc,value,unit,field,expected",
+    [
+        ("1558-6", 150, "㎎/㎗", "fasting_glucose", 150.0),  # Korean systems' compatibility characters
+        ("1558-6", 150, "mg%", "fasting_glucose", 150.0),
+        ("1558-6", 6.0, "mM", "fasting_glucose", 108.1),
+        ("2160-0", 97, "µM", "serum_creatinine", 1.1),
+        ("718-7", 14, "g%", "hemoglobin", 14.0),
+        ("8480-6", 16.0, "kPa", "sbp", 120.0),
+        ("29463-7", 154, "lbs", "weight_kg", 69.9),
+        ("8302-2", 68, "inch", "height_cm", 172.7),
+        ("8302-2", 68, "[in_us]", "height_cm", 172.7),
+        ("8280-0", 3, "[ft_i]", "waist_cm", 91.4),
+    ],
+)
+def test_units_other_systems_write_are_converted(loinc, value, unit, field, expected):
+    base = {k: v for k, v in _record("2025-05-20", 54).items() if k != field}
+    quantity = {"value": value, "unit": unit}
+    got = read_bundle(_add(to_bundle(base), _observation("o", loinc, "2025-05-20", valueQuantity=quantity)))
+    assert got.record[field] == pytest.approx(expected, abs=0.1) and not got.warnings
+
+
+def test_millimetres_are_never_read_as_millimolar():
+    base = {k: v for k, v in _record("2025-05-20", 54).items() if k != "waist_cm"}
+    quantity = {"value": 850, "unit": "mm"}
+    got = read_bundle(_add(to_bundle(base), _observation("o", "8280-0", "2025-05-20", valueQuantity=quantity)))
+    assert got.record["waist_cm"] == 85.0
 
 
 def test_a_bound_is_not_a_value():

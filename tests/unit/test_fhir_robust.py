@@ -255,10 +255,39 @@ def test_two_different_values_at_the_same_time_are_named_in_a_warning(first, sec
     [warning] = got.warnings
     assert warning.location == "Observation/b"
     assert warning.message == (
-        "LOINC 8480-6 (sbp) has the same time as LOINC 8480-6 in Observation/a but a different value: "
-        "the one in Observation/a is used"
+        "LOINC 8480-6 (sbp, final) has the same time as LOINC 8480-6 (sbp, final) in Observation/a but a different "
+        "value: the one in Observation/a comes first in the input and is used"
     )
     assert str(first) not in warning.message and str(second) not in warning.message  # never the values
+
+
+def _revisions(first: dict, second: dict) -> list[dict]:
+    """Glucose 120 as first sent and 108 as revised, both taken at the same time, `first` / `second`
+    saying what marks the revision."""
+    sent = _obs("g1", "1558-6", 120, "mg/dL", effectiveDateTime="2025-06-10T08:00:00+09:00", **first)
+    revised = _obs("g1", "1558-6", 108, "mg/dL", effectiveDateTime="2025-06-10T08:00:00+09:00", **second)
+    return [sent, revised]
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ({"meta": {"versionId": "1"}}, {"meta": {"versionId": "2"}, "status": "amended"}),
+        ({"issued": "2025-06-10T12:00:00+09:00"}, {"issued": "2025-06-12T12:00:00+09:00", "status": "corrected"}),
+        ({"meta": {"versionId": "1"}}, {"meta": {"versionId": "2"}}),
+        ({}, {"status": "corrected"}),
+    ],
+)
+@pytest.mark.parametrize("order", [1, -1])
+def test_a_revised_result_of_the_same_time_wins_whatever_the_order(first, second, order):
+    bundle = _base()
+    del bundle["entry"][5]  # the base glucose
+    for resource in _revisions(first, second)[::order]:
+        _add(bundle, resource)
+    got = read_bundle(bundle, today=TODAY)
+    assert got.record["fasting_glucose"] == 108
+    [warning] = got.warnings
+    assert "is a newer revision" in warning.message and "120" not in warning.message
 
 
 def test_the_same_value_twice_or_in_two_units_is_no_warning():
