@@ -90,6 +90,7 @@ The records are then validated like any other record by the caller.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 import unicodedata
@@ -105,6 +106,7 @@ from features.schema import BY_NAME, EXAM_DATE_MIN, EXAM_DATE_RANGE_TEXT, SEX_CO
 LOINC = "http://loinc.org"
 # LOINC's HL7 OID, which CDA-derived and older HL7 v2 systems send as the system: read as LOINC.
 LOINC_OID = "urn:oid:2.16.840.1.113883.6.1"
+SNOMED_OID = "urn:oid:2.16.840.1.113883.6.96"
 SNOMED = "http://snomed.info/sct"
 ATC = "http://www.whocc.no/atc"
 UCUM = "http://unitsofmeasure.org"
@@ -581,7 +583,13 @@ def _when(text: str | None) -> dt.datetime | None:
 
 
 # Where each dated resource keeps its date, in the order read: the first plausible one is used.
-_OBSERVATION_DATES = (("effectiveDateTime",), ("effectiveInstant",), ("effectivePeriod", "start"), ("issued",))
+_OBSERVATION_DATES = (
+    ("effectiveDateTime",),
+    ("effectiveInstant",),
+    ("effectivePeriod", "start"),
+    ("effectivePeriod", "end"),
+    ("issued",),
+)
 _ONSET_DATES = (("onsetDateTime",), ("onsetPeriod", "start"), ("recordedDate",))
 _REFUTED_DATES = (("recordedDate",), ("onsetDateTime",), ("onsetPeriod", "start"))
 _STATEMENT_DATES = (("effectiveDateTime",), ("effectivePeriod", "start"), ("dateAsserted",))
@@ -625,13 +633,31 @@ def _day(when: dt.datetime | None) -> dt.date | None:
     return when.date() if when is not None else None
 
 
-# Other spellings of a code system's URI that mean the same system.
-_SYSTEM_ALIASES: dict[str, frozenset[str]] = {LOINC: frozenset({LOINC, LOINC_OID})}
+# Other spellings of a code system's URI that mean the same system: its OID, and (`_system_key`)
+# https, "www.", a trailing slash or capitals, which real systems send.
+_SYSTEM_ALIASES: dict[str, str] = {LOINC_OID: LOINC, SNOMED_OID: SNOMED}
+
+
+@functools.lru_cache(maxsize=256)
+def _system_key(system: str) -> str:
+    text = system.strip()
+    if text.lower().startswith("urn:"):
+        return _SYSTEM_ALIASES.get(text.lower(), text)
+    text = re.sub(r"^https?://(www\.)?", "http://", text.lower()).rstrip("/")
+    return _SYSTEM_ALIASES.get(text, text)
 
 
 def _codes(concept: dict | None, system: str) -> list[str]:
-    systems = _SYSTEM_ALIASES.get(system, frozenset({system}))
-    return [c.get("code") for c in (concept or {}).get("coding") or [] if c.get("system") in systems and c.get("code")]
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    key = _system_key(system)
+    return [
+        c["code"]
+        for c in codings or []
+        if isinstance(c, dict)
+        and c.get("code")
+        and isinstance(c.get("system"), str)
+        and _system_key(c["system"]) == key
+    ]
 
 
 def _unit_keys(quantity: dict) -> list[str]:
@@ -1040,6 +1066,7 @@ class _Reading:
     unfinished: list[tuple[str, str]] = field(default_factory=list)  # (Observation, its status): not final
     elsewhere: list[str] = field(default_factory=list)  # subject paths of resources about another patient
     not_fasting: list[str] = field(default_factory=list)  # glucose Observations not marked fasting
+    unread_observations: list[str] = field(default_factory=list)  # Observations with no code read here
     patient_identifiers: frozenset[tuple[str, str]] = frozenset()  # (system, value) of Patient.identifier
 
     def history_day(self, resource: dict, ref: str, paths: tuple[tuple[str, ...], ...]) -> dt.date | None:
@@ -1069,10 +1096,9 @@ def read_patient(
     a Patient that is not valid FHIR R4); unreadable values, resources that are not valid FHIR R4 and
     resources about another patient (left out) become `warnings`.
     """
-    pid, patient_ref, sex, birth_at, issues = _patient(patient, patient_url)
+    pid, patient_ref, sex, birth_at, issues, warnings = _patient(patient, patient_url)
     today = today or dt.date.today()
     born = dt.date(birth_at.year, 1, 1) if birth_at is not None else dt.date.min
-    warnings: list[Issue] = []
     if birth_at is not None and _partial_date(patient.get("birthDate")):
         warnings.append(
             Issue(
@@ -1090,11 +1116,23 @@ def read_patient(
         refs, _medications(resources), today, born, warnings=warnings, issues=issues, patient_identifiers=idents
     )
     for resource, full_url in resources:
+        ref = _ref(resource, full_url)
         read = _RESOURCE_READERS.get(str(resource.get("resourceType")))
         if read is not None:
-            read(resource, _ref(resource, full_url), reading)
+            read(resource, ref, reading)
+        for child, child_ref in _contained_observations(resource, ref):
+            _read_observation(child, child_ref, reading)
     if reading.issues:
         raise FhirInputError(reading.issues)
+    if reading.unread_observations:
+        n = len(reading.unread_observations)
+        reading.warnings.append(
+            _listed(
+                reading.unread_observations,
+                f"{'this Observation has' if n == 1 else f'these {n} Observations have'} no LOINC code this "
+                "service reads (the codes it reads are listed in docs/interface.md): not used",
+            )
+        )
     if reading.unread_conditions:
         reading.warnings.append(_unread_conditions_issue(reading.unread_conditions))
     if reading.unfinished:
@@ -1121,16 +1159,25 @@ def read_patient(
 
 def _patient(
     patient: dict, full_url: str | None = None
-) -> tuple[str, str, str | None, dt.datetime | None, list[Issue]]:
-    """(id, reference, sex, birth date, issues) of the Patient; no Patient, no id (nor a fullUrl to
-    know it by) or a Patient that is not valid FHIR R4 refuses at once, no usable sex or birth date
-    is an issue (raised with the others, once every resource is read)."""
+) -> tuple[str, str, str | None, dt.datetime | None, list[Issue], list[Issue]]:
+    """(id, reference, sex, birth date, issues, warnings) of the Patient; no Patient, no id (nor a
+    fullUrl to know it by) or a Patient whose elements read here are not valid FHIR R4 refuses at
+    once, no usable sex or birth date is an issue (raised with the others, once every resource is
+    read). Other malformed elements, a sex taken from the birthsex extension and a deceased
+    patient are warnings."""
     if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
         raise FhirInputError([Issue("patient", "a Patient resource is required")], status=412)
     problem = resource_problem(patient)
+    notes: list[Issue] = []
     if problem is not None:
+        # A malformed address or telecom says nothing about the person's risk: only the elements
+        # read here must be valid.
         where = _ref(patient, full_url)
-        raise FhirInputError([Issue(where, f"the Patient is not valid FHIR R4 ({problem}): no person can be read")])
+        if resource_problem({k: v for k, v in patient.items() if k in _PATIENT_READ}) is not None:
+            raise FhirInputError([Issue(where, f"the Patient is not valid FHIR R4 ({problem}): no person can be read")])
+        notes.append(
+            Issue(where, f"is not valid FHIR R4 ({problem}): only its {', '.join(_PATIENT_READ[1:])} are read")
+        )
     pid = patient.get("id")
     ref = f"Patient/{pid}"
     if not pid:
@@ -1141,6 +1188,19 @@ def _patient(
         ref = f"Patient/{pid}" if re.search(r"(^|/)Patient/[^/]+$", str(full_url)) else str(full_url)
     issues: list[Issue] = []
     sex = _SEX_OF_GENDER.get(patient.get("gender") or "")
+    if sex is None and (birth_sex := _birth_sex(patient)) is not None:
+        sex = birth_sex
+        notes.append(
+            Issue(
+                f"{ref}.gender",
+                "is not male or female: the sex assigned at birth (birthsex extension) is used, since the risk "
+                "models are sex-specific",
+            )
+        )
+    if _deceased(patient):
+        notes.append(
+            Issue(f"{ref}.deceased", "the Patient is recorded as deceased: the risks below describe no living person")
+        )
     if sex is None:
         issues.append(
             Issue(f"{ref}.gender", f"must be {' or '.join(SEX_WORDS.values())}: the risk models are sex-specific")
@@ -1150,7 +1210,24 @@ def _patient(
         said = patient.get("birthDate") not in (None, "")
         why = "is not a date (YYYY, YYYY-MM or YYYY-MM-DD)" if said else "is missing"
         issues.append(Issue(f"{ref}.birthDate", f"{why}: it is required to know the age"))
-    return pid, ref, sex, birth_at, issues
+    return pid, ref, sex, birth_at, issues, notes
+
+
+# What the reader takes from a Patient (`_patient`, `read_patient`).
+_PATIENT_READ = ("resourceType", "id", "gender", "birthDate", "identifier", "deceasedBoolean", "deceasedDateTime")
+# Sex assigned at birth: the US Core birthsex extension (valueCode M or F).
+_BIRTH_SEX = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex"
+
+
+def _birth_sex(patient: dict) -> str | None:
+    for ext in patient.get("extension") or []:
+        if isinstance(ext, dict) and ext.get("url") == _BIRTH_SEX and ext.get("valueCode") in ("M", "F"):
+            return str(ext["valueCode"])
+    return None
+
+
+def _deceased(patient: dict) -> bool:
+    return patient.get("deceasedBoolean") is True or bool(patient.get("deceasedDateTime"))
 
 
 def _id_of_url(full_url: str | None) -> str | None:
@@ -1322,6 +1399,33 @@ def _read_observation(resource: dict, ref: str, reading: _Reading) -> None:
                 )
             )
         reading.values += _observation_values(resource, ref, reading.warnings, got.when)
+    if not _read_codes(resource):
+        reading.unread_observations.append(ref)
+
+
+def _read_codes(resource: dict) -> set[str]:
+    """The LOINC codes of an Observation and its components that this reader uses."""
+    codes = set(_codes(resource.get("code"), LOINC))
+    for part in resource.get("component") or []:
+        if isinstance(part, dict):
+            codes.update(_codes(part.get("code"), LOINC))
+    return codes & _READ_CODES
+
+
+_READ_CODES = frozenset(OBSERVATION_CODES) | NOT_FASTING_GLUCOSE
+
+
+def _contained_observations(resource: dict, ref: str) -> list[tuple[dict, str]]:
+    """(Observation, reference) of the Observations contained in a resource (a DiagnosticReport
+    that carries its results inside itself); they are about the container's subject."""
+    out = []
+    for child in resource.get("contained") or []:
+        if isinstance(child, dict) and child.get("resourceType") == "Observation":
+            inner = (
+                child if "subject" in child or "subject" not in resource else {**child, "subject": resource["subject"]}
+            )
+            out.append((inner, f"{ref}#{child.get('id') or len(out)}"))
+    return out
 
 
 def _read_condition(resource: dict, ref: str, reading: _Reading) -> None:

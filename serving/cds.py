@@ -132,14 +132,32 @@ async def _authorize(request: Request, svc: Worker) -> JSONResponse | None:
 
 
 def _prefetched_resources(prefetch: dict, key: str) -> list[tuple[dict, str | None]]:
+    """The resources of one prefetch key: a searchset Bundle's, or one resource sent bare."""
     value = prefetch.get(key)
     if value is None:
         return []
-    if isinstance(value, dict) and value.get("resourceType") == "Bundle":
-        return bundle_entries(value, where=f"prefetch.{key}")
     if isinstance(value, dict) and value.get("resourceType") == "OperationOutcome":
         return []
-    raise FhirInputError([Issue(f"prefetch.{key}", "must be a Bundle")])
+    if isinstance(value, dict) and isinstance(value.get("resourceType"), str) and value["resourceType"] != "Bundle":
+        return [(value, None)]  # the reader judges it, as each resource of a Bundle
+    validate_fhir(value, where=f"prefetch.{key}")
+    if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
+        raise FhirInputError([Issue(f"prefetch.{key}", "must be a Bundle (or one FHIR resource)")])
+    return bundle_entries(value, where=f"prefetch.{key}")
+
+
+def _optional_resources(prefetch: dict) -> tuple[list[tuple[dict, str | None]], list[Issue]]:
+    """(resources, warnings) of the optional prefetch keys: one that cannot be read is left out with a
+    warning, since the history it would add is optional and must not refuse the patient."""
+    resources: list[tuple[dict, str | None]] = []
+    warnings: list[Issue] = []
+    for key in OPTIONAL_PREFETCH:
+        try:
+            resources += _prefetched_resources(prefetch, key)
+        except FhirInputError as e:
+            said = "; ".join(f"{i.location}: {i.message}" for i in e.issues[:3])
+            warnings.append(Issue(f"prefetch.{key}", f"could not be read ({said}): left out"))
+    return resources, warnings
 
 
 @router.post("/cds-services/checkup-risk", summary="CDS Hooks patient-view service (client JWT)", tags=["CDS Hooks"])
@@ -166,13 +184,12 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
             return _fhir_error([Issue("prefetch.patient", "must be a Patient resource")], 412, code="required")
         # The searchsets' structure here; the resources themselves (the Patient too) are judged by
         # the reader, exactly as in a Bundle sent to /fhir/risk-assessment.
-        for key in ("observations", *OPTIONAL_PREFETCH):
-            if prefetch.get(key) is not None:
-                validate_fhir(prefetch[key], where=f"prefetch.{key}")
+        observations = _prefetched_resources(prefetch, "observations")
+        optional, unread = _optional_resources(prefetch)
         audit_persons(request, [{"person_id": call.context.patientId}])
         if patient.get("id") != call.context.patientId:
             return _fhir_error([Issue("prefetch.patient", "is not the patient in context.patientId")], 422)
-        resources = [e for k in ("observations", *OPTIONAL_PREFETCH) for e in _prefetched_resources(prefetch, k)]
+        resources = observations + optional
         checkup = read_patient(patient, resources, visit_window_days=svc.fhir_visit_days)
         age = checkup.record.get("age")
         low, high = BY_NAME["age"].low, BY_NAME["age"].high
@@ -189,7 +206,7 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         # A model of made-up people: no card, unless the site asked for it (a demo, a test system).
         # The request was still checked above, so a client learns of its own errors either way.
         return JSONResponse({"cards": []})
-    warnings = [*checkup.warnings, *dropped]
+    warnings = [*unread, *checkup.warnings, *dropped]
     if not has_measurement(checkup):
         # No checkup result at all: one info card that says so, with no number (as for stale data).
         empty = no_checkup_card(served.version, no_measurement_reason(checkup, resources), warnings)

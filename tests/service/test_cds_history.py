@@ -302,3 +302,34 @@ def test_medication_request_in_prefetch_counts(post_cds):
     (card,) = post_cds(cds_body(bundle)).json()["cards"]
     # On an antihypertensive: hypertension is not predicted as a new diagnosis.
     assert "고혈압약 복용 중" in card["detail"] or "on antihypertensive medication" in card["detail"]
+
+
+@pytest.mark.parametrize("conditions", ["garbage", {"resourceType": "Bundle", "type": 7}, [1, 2]])
+def test_an_unreadable_optional_prefetch_is_left_out_with_a_warning(post_cds, conditions):
+    body = cds_body(to_bundle(three_checkups()))
+    body["prefetch"]["conditions"] = conditions
+    r = post_cds(body)
+    assert r.status_code == 200, r.text
+    (card,) = r.json()["cards"]
+    assert "prefetch.conditions" in card["detail"]
+
+
+def test_one_condition_sent_bare_instead_of_a_bundle_is_read(post_cds):
+    records = three_checkups()
+    body = cds_body(to_bundle(records))
+    body["prefetch"]["conditions"] = {
+        "resourceType": "Condition",
+        "id": "dm",
+        "subject": {"reference": f"Patient/{body['context']['patientId']}"},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "E11.9"}]},
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        },
+    }
+    r = post_cds(body)
+    assert r.status_code == 200, r.text
+    (card,) = r.json()["cards"]
+    predicted = {
+        a["resource"]["prediction"][0]["outcome"]["coding"][0]["code"] for a in card["suggestions"][0]["actions"]
+    }
+    assert OUTCOME_SPECS["diabetes"].snomed not in predicted  # a known diabetes is never predicted as new

@@ -156,13 +156,97 @@ def test_an_invalid_resource_without_id_is_named_by_its_full_url():
     assert _where(got, "is not a number") == ["urn:uuid:hb-1"]
 
 
-def test_an_invalid_patient_still_refuses_with_a_plain_message():
+def test_a_patient_invalid_where_it_is_read_refuses_with_a_plain_message():
     bundle = _base()
-    bundle["entry"][0]["resource"]["active"] = "maybe"
+    bundle["entry"][0]["resource"]["identifier"] = "p1"  # must be a list
     with pytest.raises(FhirInputError) as e:
         read_bundle(bundle, today=TODAY)
     [issue] = e.value.issues
-    assert issue.location == "Patient/p1" and "active is not true or false" in issue.message
+    assert issue.location == "Patient/p1" and "identifier" in issue.message and "no person can be read" in issue.message
+
+
+@pytest.mark.parametrize(
+    "element, value",
+    [("active", "maybe"), ("address", [{"line": "123 Main"}]), ("telecom", {"value": "1"}), ("name", "Kim")],
+)
+def test_a_patient_malformed_elsewhere_is_read_with_a_warning(element, value):
+    bundle = _base()
+    bundle["entry"][0]["resource"][element] = value
+    got = read_bundle(bundle, today=TODAY)
+    assert got.record["sex"] == "M" and got.record["sbp"] == 128
+    [warning] = _where(got, "is not valid FHIR R4")
+    assert warning == "Patient/p1" and "123 Main" not in str(got.warnings)
+
+
+def test_sex_at_birth_is_read_when_gender_is_neither():
+    bundle = _base()
+    patient = bundle["entry"][0]["resource"]
+    patient["gender"] = "other"
+    patient["extension"] = [
+        {"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex", "valueCode": "F"}
+    ]
+    got = read_bundle(bundle, today=TODAY)
+    assert got.record["sex"] == "F" and _where(got, "sex assigned at birth") == ["Patient/p1.gender"]
+    patient["extension"][0]["valueCode"] = "UNK"
+    with pytest.raises(FhirInputError):
+        read_bundle(bundle, today=TODAY)
+
+
+@pytest.mark.parametrize("deceased", [{"deceasedBoolean": True}, {"deceasedDateTime": "2025-06-20"}])
+def test_a_deceased_patient_is_said(deceased):
+    bundle = _base()
+    bundle["entry"][0]["resource"].update(deceased)
+    assert _where(read_bundle(bundle, today=TODAY), "deceased") == ["Patient/p1.deceased"]
+    assert not _where(read_bundle(_base(), today=TODAY), "deceased")
+
+
+@pytest.mark.parametrize(
+    "system", ["https://loinc.org", "http://loinc.org/", "http://www.loinc.org", "HTTP://LOINC.ORG"]
+)
+def test_loinc_spelled_another_way_is_loinc(system):
+    bundle = _base()
+    for entry in bundle["entry"][1:]:
+        entry["resource"]["code"]["coding"][0]["system"] = system
+    got = read_bundle(bundle, today=TODAY)
+    assert got.record["sbp"] == 128 and got.record["fasting_glucose"] == 98 and got.warnings == []
+
+
+def test_observations_with_no_code_read_here_are_named_in_one_warning():
+    bundle = _base()
+    _add(bundle, _obs("pulse", "8867-4", 70, "/min"))
+    _add(bundle, _obs("local", "X-1", 3, "mg/dL") | {"code": {"coding": [{"system": "urn:local", "code": "X-1"}]}})
+    got = read_bundle(bundle, today=TODAY)
+    [warning] = [w for w in got.warnings if "no LOINC code this service reads" in w.message]
+    assert warning.paths == ("Observation/pulse", "Observation/local")
+
+
+def test_observations_contained_in_a_report_are_read():
+    bundle = _base()
+    glucose = next(e for e in bundle["entry"] if e["resource"].get("id") == "glucose")
+    bundle["entry"].remove(glucose)
+    inner = {k: v for k, v in glucose["resource"].items() if k != "subject"} | {"value": None}
+    inner.pop("value")
+    inner["valueQuantity"] = {**inner["valueQuantity"], "value": 104}
+    report = {
+        "resourceType": "DiagnosticReport",
+        "id": "dr1",
+        "status": "final",
+        "code": {"text": "Checkup labs"},
+        "subject": {"reference": "Patient/p1"},
+        "contained": [inner],
+        "result": [{"reference": "#glucose"}],
+    }
+    got = read_bundle(_add(bundle, report), today=TODAY)
+    assert got.record["fasting_glucose"] == 104 and got.sources["fasting_glucose"] == "DiagnosticReport/dr1#glucose"
+
+
+def test_a_period_with_only_an_end_dates_the_observation():
+    bundle = _base()
+    sbp = bundle["entry"][3]["resource"]
+    del sbp["effectiveDateTime"]
+    sbp["effectivePeriod"] = {"end": WHEN}
+    got = read_bundle(bundle, today=TODAY)
+    assert got.record["sbp"] == 128 and got.warnings == []
 
 
 def test_the_service_check_of_a_bundle_leaves_invalid_resources_to_the_reader():
