@@ -1418,7 +1418,7 @@ _READ_CODES = frozenset(OBSERVATION_CODES) | NOT_FASTING_GLUCOSE
 def _contained_observations(resource: dict, ref: str) -> list[tuple[dict, str]]:
     """(Observation, reference) of the Observations contained in a resource (a DiagnosticReport
     that carries its results inside itself); they are about the container's subject."""
-    out = []
+    out: list[tuple[dict, str]] = []
     for child in resource.get("contained") or []:
         if isinstance(child, dict) and child.get("resourceType") == "Observation":
             inner = (
