@@ -42,6 +42,18 @@ CONDITION_NAMES: dict[str, tuple[str, ...]] = {
         "고지혈",
         "고콜레스테롤혈",
     ),
+    "history_ckd": (
+        "chronic kidney disease",
+        "ckd",
+        "chronic renal failure",
+        "chronic renal insufficiency",
+        "chronic renal disease",
+        "end stage renal disease",
+        "esrd",
+        "만성신장",
+        "만성콩팥",
+        "만성신부전",
+    ),
     "history_stroke": ("stroke", "cerebral infarction", "cerebrovascular accident", "cva", "뇌졸중", "뇌경색"),
     "history_heart_disease": (
         "myocardial infarction",

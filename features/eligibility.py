@@ -52,7 +52,7 @@ FLAGS: dict[str, tuple[str, ...]] = {
     "diabetes": ("history_diabetes", "on_diabetes_medication"),
     "hypertension": ("history_hypertension", "on_antihypertensive"),
     "dyslipidemia": ("history_dyslipidemia", "on_statin"),
-    "ckd": (),
+    "ckd": ("history_ckd",),
 }
 ALL_FLAGS: tuple[str, ...] = tuple(f for o in OUTCOMES for f in FLAGS[o])
 
@@ -185,6 +185,7 @@ _WORDS: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("dyslipidemia", "ldl"): _lipid("LDL cholesterol", "LDL 콜레스테롤", ">=", LDL_HIGH),
     ("dyslipidemia", "triglycerides"): _lipid("triglycerides", "중성지방", ">=", TG_HIGH, verb="are"),
     ("dyslipidemia", "hdl"): _lipid("HDL cholesterol", "HDL 콜레스테롤", "<", HDL_LOW),
+    ("ckd", "history_ckd"): _recorded("already diagnosed with chronic kidney disease", "이미 만성콩팥병을 진단받음"),
     ("ckd", "egfr"): (
         f"eGFR < {number(EGFR_CKD)} mL/min/1.73m2 already meets the CKD definition",
         f"eGFR {number(EGFR_CKD)} mL/min/1.73m² 미만으로 이미 만성콩팥병 기준에 해당",

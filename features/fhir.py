@@ -200,6 +200,12 @@ MEASURES: dict[str, Measure] = {
 # never read as the fasting glucose, which defines diabetes, but named in one warning, since a
 # system may code a checkup's (fasting) glucose so.
 NOT_FASTING_GLUCOSE = frozenset({"2345-7", "2339-0", "14749-6", "15074-8"})
+# eGFR as a laboratory reports it (MDRD, CKD-EPI 2009 and 2021, by creatinine): not read, since
+# eGFR is computed from the creatinine by one equation (`features.derive.egfr_ckd_epi_2021`), but
+# named, so that a sender sees why a kidney result gave nothing.
+EGFR_REPORTED = frozenset(
+    {"33914-3", "48642-3", "48643-1", "50044-7", "62238-1", "69405-9", "77147-7", "88293-6", "88294-4", "98979-8"}
+)
 # Vital-sign panels whose components carry the coded values (the FHIR blood-pressure profile;
 # 55284-4 is what US-Core style servers send, 85354-9 the FHIR vital-signs panel).
 PANELS = frozenset({"85354-9", "55284-4", "35094-2"})
@@ -427,6 +433,8 @@ _HISTORY_ICD = {
     "history_hypertension": ("I10", "I11", "I12", "I13", "I15"),
     "history_diabetes": ("E10", "E11", "E12", "E13", "E14"),
     "history_dyslipidemia": ("E78",),
+    # Chronic kidney disease (N18, all stages) and dependence on renal dialysis (Z99.2).
+    "history_ckd": ("N18", "Z992"),
 }
 _HISTORY_SNOMED = {
     "230690007": "history_stroke",
@@ -443,6 +451,19 @@ _HISTORY_SNOMED = {
     "370992007": "history_dyslipidemia",
     "55822004": "history_dyslipidemia",
     "13644009": "history_dyslipidemia",
+    # Chronic kidney disease, its stages 1 to 5 (3a, 3b), chronic renal failure and impairment, and
+    # end-stage renal disease.
+    "709044004": "history_ckd",
+    "431855005": "history_ckd",
+    "431856006": "history_ckd",
+    "433144002": "history_ckd",
+    "700378005": "history_ckd",
+    "700379002": "history_ckd",
+    "431857002": "history_ckd",
+    "433146000": "history_ckd",
+    "90688005": "history_ckd",
+    "236425005": "history_ckd",
+    "46177005": "history_ckd",
 }
 _FAMILY = {
     "history_stroke": "family_history_cvd",
@@ -1399,7 +1420,17 @@ def _read_observation(resource: dict, ref: str, reading: _Reading) -> None:
                 )
             )
         reading.values += _observation_values(resource, ref, reading.warnings, got.when)
-    if not _read_codes(resource):
+    codes = set(_codes(resource.get("code"), LOINC))
+    if codes & EGFR_REPORTED and not codes & set(MEASURES):
+        reading.warnings.append(
+            Issue(
+                ref,
+                "is a laboratory's eGFR: not read, since eGFR is computed here from the creatinine result "
+                "(LOINC 2160-0 or 14682-9, CKD-EPI 2021); send the creatinine, and a diagnosed chronic kidney "
+                "disease as a Condition",
+            )
+        )
+    elif not _read_codes(resource):
         reading.unread_observations.append(ref)
 
 
@@ -1460,7 +1491,7 @@ def _icd_coded(concept: object) -> bool:
     return any("icd-10" in s or "icd10" in s or "kcd" in s for s in systems)
 
 
-_CONDITIONS_READ = "stroke, heart disease, hypertension, diabetes, dyslipidemia"
+_CONDITIONS_READ = "stroke, heart disease, hypertension, diabetes, dyslipidemia, chronic kidney disease"
 
 
 def _condition_names(resource: dict, ref: str, reading: _Reading) -> set[str]:

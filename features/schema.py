@@ -132,6 +132,8 @@ FIELDS: tuple[Field, ...] = (
     Field("history_hypertension", "code", "History of hypertension", "고혈압 과거력", codes=_BINARY),
     Field("history_diabetes", "code", "History of diabetes", "당뇨병 과거력", codes=_BINARY),
     Field("history_dyslipidemia", "code", "History of dyslipidemia", "이상지질혈증 과거력", codes=_BINARY),
+    # Not on the NHIS questionnaire (a file leaves it blank); FHIR reads it from a CKD Condition.
+    Field("history_ckd", "code", "History of chronic kidney disease", "만성콩팥병 과거력", codes=_BINARY),
     Field("on_antihypertensive", "code", "On antihypertensive drugs", "고혈압약 복용", codes=_BINARY),
     Field("on_diabetes_medication", "code", "On diabetes drugs", "당뇨약 복용", codes=_BINARY),
     Field("on_statin", "code", "On a statin", "스타틴 복용", codes=_BINARY),

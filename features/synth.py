@@ -962,6 +962,7 @@ def _record(
     rec["family_history_cvd"] = np.where(no_family, np.nan, people.fh_cvd)
     rec["family_history_diabetes"] = np.where(no_family, np.nan, people.fh_dm)
     rec["activity_days_per_week"] = np.where(rng.random(n) < 0.06, np.nan, beh["activity"])
+    rec["history_ckd"] = np.full(n, np.nan)  # not on the NHIS questionnaire
     rec["smoking_status"] = st.smoking.copy()
     rec["drinking"] = beh["drinker"].copy()
     rec.update(

@@ -254,3 +254,25 @@ def test_a_bundle_without_a_patient_is_422_here(client):
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": []}
     r = client.post("/fhir/risk-assessment", json=bundle)
     assert r.status_code == 422 and r.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_known_ckd_is_never_predicted_as_new(client):
+    bundle = to_bundle(EXAMPLE_RECORD)
+    bundle["entry"].append(
+        {
+            "resource": {
+                "resourceType": "Condition",
+                "id": "ckd3",
+                "subject": {"reference": "Patient/example-0001"},
+                "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "N18.3"}]},
+                "onsetDateTime": "2022-03-01",
+            }
+        }
+    )
+    r = client.post("/fhir/risk-assessment", content=json.dumps(bundle), headers=FHIR)
+    assert r.status_code == 200, r.text
+    predicted = {ra["prediction"][0]["outcome"]["coding"][0]["code"] for ra in _assessments(r)}
+    assert OUTCOME_SPECS["ckd"].snomed not in predicted and OUTCOME_SPECS["cvd"].snomed in predicted
+    score = client.post("/score", json={"checkups": [EXAMPLE_RECORD | {"history_ckd": 1}]}).json()
+    ckd = score["results"][0]["risks"]["ckd"]
+    assert not ckd["applicable"] and ckd["reason"] == "already diagnosed with chronic kidney disease"

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 
 from features.condition_names import CONDITION_NAMES, history_of_names
+from features.eligibility import ineligibility_reasons
 from features.fhir import read_bundle, to_bundle
 from tests.unit.test_fhir_history import SUBJECT, _add, _record
 from tests.unit.test_fhir_lifestyle import _statement
@@ -226,6 +228,7 @@ def test_the_names_table_reads_mixed_texts():
     got = history_of_names(["hypertension; diabetes"])
     assert got.fields == {"history_hypertension", "history_diabetes"} and not got.doubtful
     assert set(CONDITION_NAMES) == {
+        "history_ckd",
         "history_hypertension",
         "history_diabetes",
         "history_dyslipidemia",
@@ -302,3 +305,46 @@ def test_a_condition_about_another_patient_is_not_used_and_is_warned():
     assert _history(got) == {}
     (warning,) = got.warnings
     assert warning.location == "Condition/theirs.subject" and "different patient" in warning.message
+
+
+# --- a known chronic kidney disease ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "N18.3"}]},
+        {"coding": [{"system": KCD8, "code": "N184"}]},
+        {"coding": [{"system": KCD8, "code": "Z99.2"}]},  # on dialysis
+        {"coding": [{"system": SNOMED, "code": "433144002"}]},  # CKD stage 3
+        {"coding": [{"system": SNOMED, "code": "46177005"}]},  # end-stage renal disease
+        {"text": "Chronic kidney disease"},
+        {"text": "만성콩팥병"},
+    ],
+)
+def test_a_ckd_diagnosis_sets_history_ckd_and_ckd_does_not_apply(code):
+    got = _read(_condition("ckd", code, onsetDateTime="2022-03-01"))
+    assert got.record["history_ckd"] == 1 and got.sources["history_ckd"] == "Condition/ckd"
+    reasons = ineligibility_reasons(pd.DataFrame([got.record]))
+    assert reasons.loc[0, "ckd"] == "already diagnosed with chronic kidney disease"
+    assert reasons.loc[0, "diabetes"] is None  # nothing else changes
+
+
+def test_a_ckd_diagnosis_is_written_back_and_read_again():
+    record = _record("2025-05-20", 54) | {"history_ckd": 1}
+    assert read_bundle(to_bundle(record), today=TODAY).record["history_ckd"] == 1
+
+
+def test_a_laboratory_egfr_is_named_not_read():
+    egfr = {
+        "resourceType": "Observation",
+        "id": "egfr",
+        "status": "final",
+        "subject": SUBJECT,
+        "code": {"coding": [{"system": "http://loinc.org", "code": "98979-8"}]},
+        "effectiveDateTime": "2025-05-20",
+        "valueQuantity": {"value": 45, "unit": "mL/min/{1.73_m2}"},
+    }
+    got = _read(egfr)
+    [warning] = [w for w in got.warnings if w.location == "Observation/egfr"]
+    assert "laboratory's eGFR" in warning.message and "45" not in warning.message
