@@ -1175,6 +1175,7 @@ def read_patient(
     if history_window_years is not None:
         cutoff = visits[-1][0] - dt.timedelta(days=round(history_window_years * 365.25))
         visits = [v for v in visits if v[0] >= cutoff]
+    reading.warnings += _newest_without_blood(visits, visit_window_days)
     return _checkups(_Person(pid, patient_ref, sex, birth_at.date()), visits, reading, visit_window_days)
 
 
@@ -1709,6 +1710,33 @@ def _record(
                 record[name] = 0
                 sources[name] = negative.ref
     return record, sources
+
+
+# Record fields a blood draw gives: a checkup without any of them is vital signs and body measures.
+_BLOOD = frozenset(
+    m.field for m in MEASURES.values() if m.field not in ("sbp", "dbp", "height_cm", "weight_kg", "waist_cm")
+)
+
+
+def _newest_without_blood(visits: list[tuple[dt.date, dict[str, _Value]]], window: int) -> list[Issue]:
+    """A warning when the visit scored has no blood test but an earlier one has: a clinic visit
+    that took only vital signs after a checkup is scored as the newest checkup, and its risks lack
+    the blood results, which count only as history."""
+    if len(visits) < 2 or set(visits[-1][1]) & _BLOOD:
+        return []
+    drawn = [day for day, chosen in visits[:-1] if set(chosen) & _BLOOD]
+    if not drawn:
+        return []
+    newest = visits[-1]
+    first = min(newest[1].values(), key=lambda v: v.ref).ref if newest[1] else "Bundle"
+    return [
+        Issue(
+            first,
+            f"the newest visit ({newest[0].isoformat()}) has no blood test, so it is scored without one; the blood "
+            f"tests of {drawn[-1].isoformat()} count only as its history (a visit spans {window} days). If that "
+            "visit was not a checkup, send the checkup's results without it",
+        )
+    ]
 
 
 def _visit_of(day: dt.date | None, starts: list[dt.date], window: int) -> int | None:

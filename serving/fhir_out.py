@@ -93,13 +93,9 @@ def risk_assessments(
     notes = [
         {"text": "probabilityDecimal is a fraction from 0 to 1 over the next year; a model estimate, not a diagnosis."}
     ]
-    if history_checkups:
-        notes.append(
-            {
-                "text": f"Scored from the checkup of {result['exam_date']} with {history_checkups} earlier "
-                f"checkup(s) as history."
-            }
-        )
+    # occurrenceDateTime is when the assessment was made; the checkup it describes is said here.
+    with_history = f" with {history_checkups} earlier checkup(s) as history" if history_checkups else ""
+    notes.append({"text": f"Scored from the checkup of {result['exam_date']}{with_history}."})
     if stale:
         notes.append(
             {

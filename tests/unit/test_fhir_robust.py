@@ -489,3 +489,12 @@ def test_the_patient_is_known_by_a_versioned_reference_or_its_identifier():
     assert got.record["hemoglobin"] == 14 and got.record["total_cholesterol"] == 190
     assert "ldl" not in got.record  # another patient's identifier: never read
     assert _where(got, "different patient") == ["Observation/ldl.subject"]
+
+
+def test_a_later_visit_without_blood_tests_is_said():
+    bundle = _add(_base(), _obs("later-height", "8302-2", 172, "cm", effectiveDateTime="2025-06-30"))
+    got = read_bundle(bundle, today=TODAY)
+    assert got.record["exam_date"] == "2025-06-30" and "fasting_glucose" not in got.record
+    [warning] = _where(got, "has no blood test")
+    assert warning == "Observation/later-height"
+    assert not _where(read_bundle(_base(), today=TODAY), "has no blood test")
