@@ -145,12 +145,26 @@ _ENGLISH_FILLER = frozenset(
         "stent",
         "stents",
         "stenting",
+        # stage and care of the same kidney disease ("CKD stage 3a", "ESRD on hemodialysis")
+        "stage",
+        "3",
+        "4",
+        "5",
+        "a",
+        "b",
+        "g",
+        "dialysis",
+        "hemodialysis",
+        "haemodialysis",
+        "peritoneal",
+        "hd",
     }
 )
 _KOREAN_FILLER = frozenset(
     {"제", "형", "본태성", "원발성", "이차성", "급성", "만성", "진구성", "안정형", "불안정형", "변이형"}
     | {"진단", "병력", "과거력", "후유증", "허혈성", "출혈성", "약", "복용", "복용중", "치료", "치료중"}
     | {"스텐트", "시술", "시술후"}
+    | {"기", "투석", "혈액투석", "복막투석", "투석중"}
 )
 # What may be glued before and after a Korean name and leave its meaning.
 _KOREAN_BEFORE = ("", "본태성", "원발성", "이차성", "급성", "만성", "진구성", "형", "안정형", "불안정형", "변이형")

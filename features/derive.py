@@ -134,6 +134,11 @@ HISTORY_INPUTS: tuple[str, ...] = tuple(
 )
 
 FEATURES: tuple[str, ...] = RAW_FEATURES + DERIVED_FEATURES + LONGITUDINAL_FEATURES
+# Record columns the model reads (directly or through a derived feature). A record field outside it
+# (`history_ckd`) only decides whether an outcome applies.
+MODEL_COLUMNS: tuple[str, ...] = tuple(
+    dict.fromkeys(RAW_FEATURES + tuple(c for f in DERIVED_FEATURES for c in inputs_of(f)))
+)
 
 
 class Columns(dict):

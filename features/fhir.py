@@ -18,8 +18,9 @@ result. Every checkup the bundle holds is used as history, as every earlier row 
 CDS prefetch cannot filter by date; its `_count` bounds what a server sends). A caller may pass
 `history_window_years` to leave out checkups that start longer before the newest one. An
 Observation with no date at all (no effective[x], no issued) is left out with a warning: it may be
-years old. Two different values of one field at the same time: the first in the input is used, with
-a warning naming both.
+years old. Two different values of one field at the same time: the newer revision (`_newer`: issued
+later, a higher meta.versionId, or amended or corrected over final) is used, else the first in the
+input, with a warning naming both.
 
 Conditions count from their onset (onsetDateTime, onsetPeriod.start, else recordedDate): a Condition
 with onset after a checkup is not history for that checkup; one without any date counts for every
@@ -434,7 +435,8 @@ _HISTORY_ICD = {
     "history_diabetes": ("E10", "E11", "E12", "E13", "E14"),
     "history_dyslipidemia": ("E78",),
     # Chronic kidney disease (N18, all stages) and dependence on renal dialysis (Z99.2).
-    "history_ckd": ("N18", "Z992"),
+    # Hypertensive kidney disease (I12, I13) and diabetic kidney disease (E1x.2) are CKD as well.
+    "history_ckd": ("N18", "Z992", "I12", "I13", "E102", "E112", "E122", "E132", "E142"),
 }
 _HISTORY_SNOMED = {
     "230690007": "history_stroke",
@@ -558,10 +560,10 @@ class _Value:
     value: float | int
     ref: str
     code: str = ""  # the LOINC code it was read from
-    # Which of two results taken at the same time is the newer one: (issued, meta.versionId,
-    # amended or corrected); larger is newer (`_revision`).
-    revision: tuple[float, float, int] = (-math.inf, -math.inf, 0)
-    said: str = ""  # how the revision is named in a warning ("version 2, amended")
+    # Which of two results taken at the same time is the newer one (`_newer`).
+    issued: float | None = None  # Observation.issued as a timestamp
+    version: float | None = None  # meta.versionId, when a number
+    status: str = ""
 
 
 @dataclass(frozen=True)
@@ -805,42 +807,51 @@ def _elsewhere_issue(paths: list[str]) -> Issue:
     return _listed(paths, f"{which} to a different patient: not used")
 
 
-def _revision(resource: dict) -> tuple[tuple[float, float, int], str]:
-    """(rank, name) of an Observation's revision: a correction of a result keeps the time the
-    sample was taken, so between two results of one time the later issued one, then the higher
-    meta.versionId, then the amended or corrected one is the newer."""
+def _revision(resource: dict) -> tuple[float | None, float | None, str]:
+    """(issued, meta.versionId, status) of an Observation, for `_newer`."""
     issued = _when(resource.get("issued"))
     meta = resource.get("meta")
     version = meta.get("versionId") if isinstance(meta, dict) else None
     try:
-        number = float(version) if version is not None else -math.inf
-    except (TypeError, ValueError):
-        number = -math.inf
+        number = float(version) if isinstance(version, (str, int)) else None
+    except ValueError:
+        number = None
     status = resource.get("status")
-    revised = int(status in ("amended", "corrected"))
-    said = ", ".join(
-        part
-        for part in (
-            f"issued {resource['issued']}" if issued else "",
-            f"version {version}" if math.isfinite(number) else "",
-            str(status) if status in USABLE_STATUS else "",
-        )
-        if part
+    return (
+        issued.timestamp() if issued else None,
+        number if number is not None and math.isfinite(number) else None,
+        status if isinstance(status, str) else "",
     )
-    return (issued.timestamp() if issued else -math.inf, number, revised), said
+
+
+def _newer(a: _Value, b: _Value) -> str | None:
+    """Why result `a` is a newer revision than `b` of the same time, in words (never a value), or
+    None. A correction keeps the time the sample was taken: the later `issued` decides where both
+    have one, else the higher meta.versionId where both have one, else amended or corrected
+    over final."""
+    if a.issued is not None and b.issued is not None and a.issued != b.issued:
+        return "issued later" if a.issued > b.issued else None
+    if a.version is not None and b.version is not None and a.version != b.version:
+        return "a higher meta.versionId" if a.version > b.version else None
+    if a.status in _REVISED and b.status not in _REVISED:
+        return a.status
+    return None
+
+
+_REVISED = frozenset({"amended", "corrected"})
 
 
 def _observation_values(resource: dict, ref: str, warnings: list[Issue], when: dt.datetime | None) -> list[_Value]:
     """Every readable value of one usable Observation (and its components); the rest become warnings."""
     out: list[_Value] = []
-    revision, said = _revision(resource)
+    issued, version, status = _revision(resource)
     for part, where in _observation_parts(resource, ref):
         for loinc in dict.fromkeys(_codes(part.get("code"), LOINC)):
             got = _part_value(part, loinc, where)
             if isinstance(got, Issue):
                 warnings.append(got)
             elif got is not None:
-                out.append(_Value(got[0], when, got[1], ref, loinc, revision, said))
+                out.append(_Value(got[0], when, got[1], ref, loinc, issued, version, status))
     return out
 
 
@@ -1114,8 +1125,8 @@ def read_patient(
     `patient_url` is the Patient entry's fullUrl in a Bundle: resources may refer to the Patient by
     it (a urn:uuid in a transaction Bundle), and a Patient without an id is known by it.
     Raises FhirInputError only when no person can be described (no Patient, id, sex or birth date,
-    a Patient that is not valid FHIR R4); unreadable values, resources that are not valid FHIR R4 and
-    resources about another patient (left out) become `warnings`.
+    a Patient whose elements read here are not valid FHIR R4); unreadable values, resources that are
+    not valid FHIR R4 and resources about another patient (left out) become `warnings`.
     """
     pid, patient_ref, sex, birth_at, issues, warnings = _patient(patient, patient_url)
     today = today or dt.date.today()
@@ -1198,7 +1209,11 @@ def _patient(
         if resource_problem({k: v for k, v in patient.items() if k in _PATIENT_READ}) is not None:
             raise FhirInputError([Issue(where, f"the Patient is not valid FHIR R4 ({problem}): no person can be read")])
         notes.append(
-            Issue(where, f"is not valid FHIR R4 ({problem}): only its {', '.join(_PATIENT_READ[1:])} are read")
+            Issue(
+                where,
+                f"is not valid FHIR R4 ({problem}): only its id, gender, birth date, identifiers, deceased flag "
+                "and birthsex extension are read",
+            )
         )
     pid = patient.get("id")
     ref = f"Patient/{pid}"
@@ -1242,7 +1257,8 @@ _BIRTH_SEX = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex"
 
 
 def _birth_sex(patient: dict) -> str | None:
-    for ext in patient.get("extension") or []:
+    extensions = patient.get("extension")
+    for ext in extensions if isinstance(extensions, list) else []:
         if isinstance(ext, dict) and ext.get("url") == _BIRTH_SEX and ext.get("valueCode") in ("M", "F"):
             return str(ext["valueCode"])
     return None
@@ -1444,20 +1460,31 @@ def _read_codes(resource: dict) -> set[str]:
     return codes & _READ_CODES
 
 
-_READ_CODES = frozenset(OBSERVATION_CODES) | NOT_FASTING_GLUCOSE
+# Not named as unread either: the vital-signs panel (85353-1), whose members come as Observations of
+# their own, and BMI (39156-5), which is computed here from height and weight.
+_READ_CODES = frozenset(OBSERVATION_CODES) | NOT_FASTING_GLUCOSE | {"85353-1", "39156-5"}
 
 
 def _contained_observations(resource: dict, ref: str) -> list[tuple[dict, str]]:
     """(Observation, reference) of the Observations contained in a resource (a DiagnosticReport
     that carries its results inside itself); they are about the container's subject."""
     out: list[tuple[dict, str]] = []
-    for child in resource.get("contained") or []:
+    contained = resource.get("contained")
+    if resource.get("resourceType") not in _RESULT_CONTAINERS or resource.get("status") in _NOT_A_RESULT:
+        return out  # a relative's history or a retracted report holds no result of this patient's
+    for child in contained if isinstance(contained, list) else []:
         if isinstance(child, dict) and child.get("resourceType") == "Observation":
+            # The container's subject is the child's unless it names its own: another patient's
+            # report is then left out by `_read_observation`, as any resource about another patient.
             inner = (
                 child if "subject" in child or "subject" not in resource else {**child, "subject": resource["subject"]}
             )
             out.append((inner, f"{ref}#{child.get('id') or len(out)}"))
     return out
+
+
+# Resources whose contained Observations are results about the resource's own subject.
+_RESULT_CONTAINERS = frozenset({"DiagnosticReport", "Observation"})
 
 
 def _read_condition(resource: dict, ref: str, reading: _Reading) -> None:
@@ -1774,15 +1801,13 @@ def _group_visits(
             chosen[v.name], chosen_at[v.name] = v, when
         elif when == chosen_at[v.name]:
             old = chosen[v.name]
-            if v.revision > old.revision:
+            why = _newer(v, old)
+            if why is not None:
                 chosen[v.name] = v
             if warnings is not None and _differ(old.value, v.value):
-                used, other = (v, old) if v.revision > old.revision else (old, v)
-                how = (
-                    f"is a newer revision ({used.said or 'amended'})"
-                    if used.revision != other.revision
-                    else "comes first in the input"
-                )
+                used, other = (v, old) if why is not None else (old, v)
+                why = why or _newer(old, v)
+                how = f"is a newer revision ({why})" if why else "comes first in the input"
                 warnings.append(
                     Issue(
                         other.ref,
@@ -1799,7 +1824,7 @@ def _group_visits(
 
 
 def _said(value: _Value) -> str:
-    return f", {value.said}" if value.said else ""
+    return f", {value.status}" if value.status in USABLE_STATUS else ""
 
 
 def _differ(a: float, b: float) -> bool:

@@ -4,7 +4,7 @@ when the checkups a model now scores (the prediction log) no longer look like th
 Privacy-safe by construction: no training row, no person id, only per-column summaries of the
 kind a published table 1 would print:
 
-- per model input (`models.prediction_log.INPUTS`): the missing rate; for a measurement, the
+- per model input (`DRIFT_INPUTS`: the logged inputs the model reads): the missing rate; for a measurement, the
   training deciles as bin edges and each bin's share of the present values; for a coded field
   (sex, codes, small counts), each category's share of the present values;
 - per outcome, over the rows the outcome was fit on: the deciles and bin shares of the predicted
@@ -21,8 +21,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.derive import MODEL_COLUMNS
 from features.schema import BY_NAME
 from models.prediction_log import INPUTS
+
+# The logged inputs whose drift is watched: what the model reads. A field that only decides whether an
+# outcome applies (`history_ckd`) is logged but not watched.
+DRIFT_INPUTS: tuple[str, ...] = tuple(c for c in INPUTS if c in MODEL_COLUMNS)
 
 FORMAT = 1
 FILE = "drift_reference.json"
@@ -112,7 +117,7 @@ def build(
     predictions for those rows (one column per outcome), `fitted_rows[o]` the rows outcome `o` was
     fit on, `labels[o]` that outcome's 0/1 labels (NaN where none)."""
     inputs = {}
-    for column in INPUTS:
+    for column in DRIFT_INPUTS:
         raw = records[column] if column in records else pd.Series(np.nan, index=records.index)
         inputs[column] = (
             summarise_categorical(raw) if is_categorical(column) else summarise_numeric(numeric_values(raw))

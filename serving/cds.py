@@ -40,9 +40,9 @@ from serving.cds_auth import CdsAuthError
 from serving.cds_cards import card, factor_words, mark_synthetic, no_checkup_card, stale_card, stale_warning
 from serving.cds_hooks import OPTIONAL_PREFETCH, REQUIRED_PREFETCH, CdsRequest, FeedbackRequest, discovery
 from serving.fhir_in import (
+    check_bundle,
     has_measurement,
     no_measurement_reason,
-    validate_fhir,
     validate_records,
     validation_issues,
 )
@@ -131,19 +131,20 @@ async def _authorize(request: Request, svc: Worker) -> JSONResponse | None:
     return malformed_body(request.url.path, *problem) if problem else None
 
 
-def _prefetched_resources(prefetch: dict, key: str) -> list[tuple[dict, str | None]]:
-    """The resources of one prefetch key: a searchset Bundle's, or one resource sent bare."""
+def _prefetched_resources(prefetch: dict, key: str) -> tuple[list[tuple[dict, str | None]], list[Issue]]:
+    """(resources, warnings) of one prefetch key: a searchset Bundle's (`check_bundle`), or one
+    resource sent bare."""
     value = prefetch.get(key)
     if value is None:
-        return []
+        return [], []
     if isinstance(value, dict) and value.get("resourceType") == "OperationOutcome":
-        return []
+        return [], []
     if isinstance(value, dict) and isinstance(value.get("resourceType"), str) and value["resourceType"] != "Bundle":
-        return [(value, None)]  # the reader judges it, as each resource of a Bundle
-    validate_fhir(value, where=f"prefetch.{key}")
+        return [(value, None)], []  # the reader judges it, as each resource of a Bundle
     if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
         raise FhirInputError([Issue(f"prefetch.{key}", "must be a Bundle (or one FHIR resource)")])
-    return bundle_entries(value, where=f"prefetch.{key}")
+    warnings = check_bundle(value, where=f"prefetch.{key}")
+    return bundle_entries(value, where=f"prefetch.{key}"), warnings
 
 
 def _optional_resources(prefetch: dict) -> tuple[list[tuple[dict, str | None]], list[Issue]]:
@@ -153,7 +154,9 @@ def _optional_resources(prefetch: dict) -> tuple[list[tuple[dict, str | None]], 
     warnings: list[Issue] = []
     for key in OPTIONAL_PREFETCH:
         try:
-            resources += _prefetched_resources(prefetch, key)
+            got, structure = _prefetched_resources(prefetch, key)
+            resources += got
+            warnings += structure
         except FhirInputError as e:
             said = "; ".join(f"{i.location}: {i.message}" for i in e.issues[:3])
             warnings.append(Issue(f"prefetch.{key}", f"could not be read ({said}): left out"))
@@ -184,8 +187,9 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
             return _fhir_error([Issue("prefetch.patient", "must be a Patient resource")], 412, code="required")
         # The searchsets' structure here; the resources themselves (the Patient too) are judged by
         # the reader, exactly as in a Bundle sent to /fhir/risk-assessment.
-        observations = _prefetched_resources(prefetch, "observations")
+        observations, structure = _prefetched_resources(prefetch, "observations")
         optional, unread = _optional_resources(prefetch)
+        unread[:0] = structure
         audit_persons(request, [{"person_id": call.context.patientId}])
         if patient.get("id") != call.context.patientId:
             return _fhir_error([Issue("prefetch.patient", "is not the patient in context.patientId")], 422)
@@ -254,8 +258,9 @@ async def fhir_risk_assessment(request: Request, svc: CurrentWorker) -> JSONResp
         bundle = await _json_body(request)
         if not isinstance(bundle, dict):
             raise FhirInputError([Issue("body", "must be a FHIR Bundle")])
-        validate_fhir(bundle, where="Bundle")
+        structure = check_bundle(bundle, where="Bundle")
         checkup = read_bundle(bundle, visit_window_days=svc.fhir_visit_days)
+        checkup.warnings[:0] = structure
         audit_persons(request, checkup.records)
         records, dropped = validate_records(checkup)
     except FhirInputError as e:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from features.fhir import FhirCheckup, FhirInputError, Issue, plain_problem
+from features.fhir import FhirCheckup, FhirInputError, Issue, bundle_entries, plain_problem
 from features.schema import FIELDS, ORDERED_PAIRS
 from serving.http_metrics import count_rejects
 from serving.schemas import Checkup, errors_from
@@ -124,6 +124,19 @@ def validate_fhir(resource: Any, where: str) -> None:
         raise FhirInputError(issues) from None
     except (TypeError, ValueError, KeyError) as exc:  # fhir.resources raises these for some malformed input
         raise FhirInputError([Issue(where, f"is not a valid FHIR R4 {kind} ({type(exc).__name__})")]) from None
+
+
+def check_bundle(bundle: Any, where: str) -> list[Issue]:
+    """`validate_fhir` for a Bundle whose entries can still be read: a fault in the Bundle's own
+    elements (a `total` that is no number, a link without a url) is a warning, since each resource
+    is judged when read; a Bundle whose entries cannot be read is refused."""
+    try:
+        validate_fhir(bundle, where=where)
+    except FhirInputError as e:
+        bundle_entries(bundle, where=where)  # raises when the entries themselves cannot be read
+        said = "; ".join(f"{i.location}: {i.message}" for i in e.issues[:3])
+        return [Issue(where, f"is not a valid FHIR R4 Bundle ({said}): its entries are read")]
+    return []
 
 
 def _model(kind: object) -> Any:

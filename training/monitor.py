@@ -29,9 +29,10 @@ import pandas as pd
 from features.derive import age_band
 from features.pseudonym import SecretMissing, derive, load_secret, pseudonym
 from models import prediction_log, provenance
+from models.drift_reference import DRIFT_INPUTS
 from models.drift_reference import FILE as REFERENCE_FILE
 from models.outcomes import OUTCOME_SPECS
-from models.prediction_log import INPUTS, probability_column
+from models.prediction_log import probability_column
 from models.provenance import SYNTHETIC_WARNING, is_synthetic
 from training import registry
 from training.drift import Thresholds, input_drift, prediction_drift, realised_performance
@@ -182,7 +183,7 @@ def analyse(
         "alarms": [],
     }
     alarms = report["alarms"]
-    for column in INPUTS:
+    for column in DRIFT_INPUTS:
         ref = reference["inputs"].get(column)
         if ref is None:
             continue

@@ -333,3 +333,35 @@ def test_one_condition_sent_bare_instead_of_a_bundle_is_read(post_cds):
         a["resource"]["prediction"][0]["outcome"]["coding"][0]["code"] for a in card["suggestions"][0]["actions"]
     }
     assert OUTCOME_SPECS["diabetes"].snomed not in predicted  # a known diabetes is never predicted as new
+
+
+def test_a_searchset_with_a_malformed_total_still_gives_its_conditions(post_cds, client):
+    body = cds_body(to_bundle(three_checkups()))
+    body["prefetch"]["conditions"] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": "many",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Condition",
+                    "id": "dm",
+                    "subject": {"reference": f"Patient/{body['context']['patientId']}"},
+                    "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "E11.9"}]},
+                }
+            }
+        ],
+    }
+    r = post_cds(body)
+    assert r.status_code == 200, r.text
+    (card,) = r.json()["cards"]
+    predicted = {
+        a["resource"]["prediction"][0]["outcome"]["coding"][0]["code"] for a in card["suggestions"][0]["actions"]
+    }
+    assert OUTCOME_SPECS["diabetes"].snomed not in predicted and "prefetch.conditions" in card["detail"]
+    # The same fault in a Bundle sent to /fhir: read, with a warning.
+    bundle = to_bundle(three_checkups()) | {"total": "many"}
+    r = client.post("/fhir/risk-assessment", content=json.dumps(bundle), headers=FHIR)
+    assert r.status_code == 200, r.text
+    issues = r.json()["entry"][-1]["resource"]["issue"]
+    assert any("is not a valid FHIR R4 Bundle" in i["diagnostics"] for i in issues)

@@ -319,7 +319,13 @@ def test_a_condition_about_another_patient_is_not_used_and_is_warned():
         {"coding": [{"system": SNOMED, "code": "433144002"}]},  # CKD stage 3
         {"coding": [{"system": SNOMED, "code": "46177005"}]},  # end-stage renal disease
         {"text": "Chronic kidney disease"},
+        {"text": "CKD stage 3a"},
+        {"text": "Chronic kidney disease, stage 4"},
+        {"text": "ESRD on hemodialysis"},
         {"text": "만성콩팥병"},
+        {"text": "만성콩팥병 3기"},
+        {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I12.9"}]},  # hypertensive CKD
+        {"coding": [{"system": KCD8, "code": "E11.2"}]},  # diabetic kidney disease
     ],
 )
 def test_a_ckd_diagnosis_sets_history_ckd_and_ckd_does_not_apply(code):
@@ -327,7 +333,7 @@ def test_a_ckd_diagnosis_sets_history_ckd_and_ckd_does_not_apply(code):
     assert got.record["history_ckd"] == 1 and got.sources["history_ckd"] == "Condition/ckd"
     reasons = ineligibility_reasons(pd.DataFrame([got.record]))
     assert reasons.loc[0, "ckd"] == "already diagnosed with chronic kidney disease"
-    assert reasons.loc[0, "diabetes"] is None  # nothing else changes
+    assert reasons.loc[0, "cvd"] is None  # no other outcome by the kidney disease
 
 
 def test_a_ckd_diagnosis_is_written_back_and_read_again():

@@ -190,6 +190,9 @@ def test_sex_at_birth_is_read_when_gender_is_neither():
     patient["extension"][0]["valueCode"] = "UNK"
     with pytest.raises(FhirInputError):
         read_bundle(bundle, today=TODAY)
+    patient["extension"], patient["address"] = 5, "bad"  # malformed where birthsex is looked for
+    with pytest.raises(FhirInputError):
+        read_bundle(bundle, today=TODAY)
 
 
 @pytest.mark.parametrize("deceased", [{"deceasedBoolean": True}, {"deceasedDateTime": "2025-06-20"}])
@@ -238,6 +241,32 @@ def test_observations_contained_in_a_report_are_read():
     }
     got = read_bundle(_add(bundle, report), today=TODAY)
     assert got.record["fasting_glucose"] == 104 and got.sources["fasting_glucose"] == "DiagnosticReport/dr1#glucose"
+
+
+@pytest.mark.parametrize(
+    "container",
+    [
+        {"resourceType": "Immunization", "id": "imm", "status": "completed", "patient": {"reference": "Patient/p2"}},
+        {
+            "resourceType": "DiagnosticReport",
+            "id": "dr-err",
+            "status": "entered-in-error",
+            "code": {"text": "Checkup labs"},
+            "subject": {"reference": "Patient/p1"},
+        },
+        {
+            "resourceType": "DiagnosticReport",
+            "id": "dr-p2",
+            "status": "final",
+            "code": {"text": "Checkup labs"},
+            "subject": {"reference": "Patient/p2"},
+        },
+    ],
+)
+def test_contained_results_of_another_person_or_a_retracted_report_are_not_read(container):
+    inner = {k: v for k, v in _obs("tc", "2093-3", 250, "mg/dL").items() if k != "subject"}
+    got = read_bundle(_add(_base(), {**container, "contained": [inner]}), today=TODAY)
+    assert "total_cholesterol" not in got.record
 
 
 def test_a_period_with_only_an_end_dates_the_observation():
@@ -360,6 +389,8 @@ def _revisions(first: dict, second: dict) -> list[dict]:
         ({"issued": "2025-06-10T12:00:00+09:00"}, {"issued": "2025-06-12T12:00:00+09:00", "status": "corrected"}),
         ({"meta": {"versionId": "1"}}, {"meta": {"versionId": "2"}}),
         ({}, {"status": "corrected"}),
+        # Only the first carries issued, only the second a version: neither decides, the status does.
+        ({"issued": "2025-06-10T12:00:00+09:00"}, {"meta": {"versionId": "2"}, "status": "corrected"}),
     ],
 )
 @pytest.mark.parametrize("order", [1, -1])
@@ -372,6 +403,7 @@ def test_a_revised_result_of_the_same_time_wins_whatever_the_order(first, second
     assert got.record["fasting_glucose"] == 108
     [warning] = got.warnings
     assert "is a newer revision" in warning.message and "120" not in warning.message
+    assert "2025-06" not in warning.message and 'versionId": ' not in warning.message  # no submitted value
 
 
 def test_the_same_value_twice_or_in_two_units_is_no_warning():
