@@ -16,6 +16,7 @@ from features.pseudonym import derive, load_secret, pseudonym
 from features.schema import OUTCOMES, age_to_group
 from features.synth import generate_cohort
 from models.bundle import DEFAULT_GRID, RiskModel
+from models.drift_reference import DRIFT_INPUTS
 from models.prediction_log import INPUTS, probability_column, write_parquet
 from models.provenance import SYNTHETIC_WARNING
 from training.monitor import analyse
@@ -62,7 +63,10 @@ def named(alarms: list[dict], statistic: str | None = None) -> set[str]:
 
 def test_reference_saved_with_the_bundle(model, tmp_path):
     ref = model.drift_reference_
-    assert set(ref["inputs"]) == set(INPUTS) and set(ref["outcomes"]) == set(OUTCOMES)
+    assert set(ref["inputs"]) == set(DRIFT_INPUTS) and set(ref["outcomes"]) == set(OUTCOMES)
+    # A field that only decides applicability is logged, never watched: a HIS that starts sending
+    # it must not raise a drift alarm for something the model does not read.
+    assert "history_ckd" in INPUTS and "history_ckd" not in DRIFT_INPUTS
     assert ref["inputs"]["sex"]["kind"] == "categorical" and len(ref["inputs"]["sbp"]["edges"]) == 9
     assert "person_id" not in json.dumps(ref) and ref["rows"] > 5000
     loaded = RiskModel.load(model.save(tmp_path / "b"))
