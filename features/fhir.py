@@ -1162,7 +1162,7 @@ def read_patient(
             _listed(
                 reading.unread_observations,
                 f"{'this Observation has' if n == 1 else f'these {n} Observations have'} no LOINC code this "
-                "service reads (the codes it reads are listed in docs/interface.md): not used",
+                "service reads (the checkup's measurements, smoking, drinking and activity): not used",
             )
         )
     if reading.unread_conditions:
