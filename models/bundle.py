@@ -52,6 +52,16 @@ REFERENCE_FILE = "reference.json"
 PERSONS_FILE = "trained_persons.npy"
 
 
+def _ranges(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lowest, highest) value of each feature column over the training rows; NaN where a column has
+    no value at all (then nothing is held to it)."""
+    present = ~np.isnan(X)
+    any_value = present.any(axis=0)
+    low = np.where(any_value, np.where(present, X, np.inf).min(axis=0), np.nan)
+    high = np.where(any_value, np.where(present, X, -np.inf).max(axis=0), np.nan)
+    return low, high
+
+
 def person_fold(person_id: pd.Series, seed: int, buckets: int = 100) -> np.ndarray:
     """Stable bucket 0..buckets-1 per person: splits by person, never by row, reproducibly."""
     salt = str(seed).encode()
@@ -158,6 +168,7 @@ class RiskModel:
         across its workers (same algorithm and settings), for data that outgrow one machine.
         """
         X = build_features(records)
+        self.feature_ranges_: tuple[np.ndarray, np.ndarray] | None = _ranges(X.to_numpy(dtype=np.float64))
         data, src, copy, partial = self._training_rows(records, X)
         eligible = eligibility(records, self.outcomes)
         fitter = OutcomeFitter(self, data, client, progress)
@@ -328,7 +339,26 @@ class RiskModel:
             X = X[None, :]
         if X.ndim != 2 or X.shape[1] != len(self.feature_names_):
             raise ValueError(f"expected a matrix with {len(self.feature_names_)} feature columns, got {X.shape}")
+        ranges = getattr(self, "feature_ranges_", None)
+        if ranges is not None:
+            # Held to the training data's range: a tree scores a value beyond it as the edge value
+            # anyway, but the logistic partner would extrapolate linearly (an ALT of 1,000 made type
+            # 2 diabetes near certain). Missing stays missing (NaN compares false).
+            low, high = ranges
+            X = np.where(X < low, low, np.where(X > high, high, X))
         return np.ascontiguousarray(X)
+
+    def outside_training(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Boolean matrix (rows x features): which values lie outside the training data's range, and
+        so are scored as its nearest edge (`_matrix`). All False for a bundle without ranges."""
+        if isinstance(X, pd.DataFrame):
+            X = X[list(self.feature_names_)].to_numpy(dtype=np.float64)
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        ranges = getattr(self, "feature_ranges_", None)
+        if ranges is None:
+            return np.zeros(X.shape, dtype=bool)
+        low, high = ranges
+        return (X < low) | (X > high)
 
     def score(
         self,
@@ -429,6 +459,12 @@ class RiskModel:
             "reference": REFERENCE_FILE,
             "training_data": provenance.normalise(getattr(self, "training_data_", None)),
         }
+        ranges = getattr(self, "feature_ranges_", None)
+        if ranges is not None:
+            manifest["feature_ranges"] = {
+                f: [None if np.isnan(lo) else float(lo), None if np.isnan(hi) else float(hi)]
+                for f, lo, hi in zip(self.feature_names_, *ranges, strict=True)
+            }
         persons = getattr(self, "trained_persons_", None)
         if persons is not None:
             manifest["training_persons"] = {
@@ -508,6 +544,16 @@ class RiskModel:
         # Bundles saved before the drift reference existed load without it (None): the monitor says so.
         drift = directory / manifest.get("drift_reference", drift_reference.FILE)
         model.drift_reference_ = json.loads(drift.read_text()) if drift.exists() else None
+        # Bundles saved before the training ranges existed load without them: nothing is held.
+        saved = manifest.get("feature_ranges")
+        model.feature_ranges_ = (
+            (
+                np.array([np.nan if saved[f][0] is None else saved[f][0] for f in FEATURES], dtype=np.float64),
+                np.array([np.nan if saved[f][1] is None else saved[f][1] for f in FEATURES], dtype=np.float64),
+            )
+            if saved is not None
+            else None
+        )
         # Bundles saved before provenance was recorded load as kind "unknown".
         model.training_data_ = provenance.normalise(manifest.get("training_data"))
         # Bundles saved before the hashed training persons existed load without them.

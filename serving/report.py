@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -195,10 +195,22 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "† changes the outcome's own defining measure: near-tautological",
     },
     "whatif_bounds": {
-        "ko": "변화 폭은 임상적으로 타당한 범위(최대 감소 {bounds}, 체중은 최대 10% 감량) 안에서만 "
-        "추정합니다(모델에 학습 데이터의 변수 범위 정보가 없음).",
+        "ko": "변화 폭은 임상적으로 타당한 범위(최대 감소 {bounds}, 체중은 최대 10% 감량)와 학습 데이터의 "
+        "범위 안에서만 추정합니다.",
         "en": "Changes are estimated only within plausible clinical bounds (largest fall {bounds}; "
-        "weight at most 10% lost); the model carries no training-data ranges.",
+        "weight at most 10% lost) and within the range of the training data.",
+    },
+    "whatif_bounds_unranged": {
+        "ko": "변화 폭은 임상적으로 타당한 범위(최대 감소 {bounds}, 체중은 최대 10% 감량) 안에서만 "
+        "추정합니다(이 모델 버전에는 학습 데이터의 변수 범위 정보가 없음).",
+        "en": "Changes are estimated only within plausible clinical bounds (largest fall {bounds}; "
+        "weight at most 10% lost); this model version carries no training-data ranges.",
+    },
+    "range_note": {
+        "ko": "{what}: 모델의 학습 데이터 범위 밖의 값이라, 모델이 배운 가장 가까운 값으로 추정했습니다"
+        "(위험이 그 값을 더 따라가지 않음). 값을 확인하고 추정은 조심해서 읽으세요.",
+        "en": "{what}: outside the range of the model's training data, so scored as the nearest value it "
+        "learned from (the risks do not follow it further). Check the values and read the estimates with care.",
     },
     "whatif_outside": {
         "ko": "{what}: 추정하지 않음 (변화 폭이 모델이 뒷받침하는 범위를 벗어남: {why})",
@@ -284,10 +296,10 @@ def _number(x: float, digits: int = 0) -> str:
 # -- what-if ------------------------------------------------------------------------------------
 
 
-# The bundle has no per-feature training ranges (models.reference holds risk percentiles only), so
-# a what-if is held to plausible clinical bounds instead, and the report says so: the largest
-# change a person could reach and that a checkup cohort holds many examples of. Beyond them the
-# model extrapolates along a few trees' edges, and the row says it was not estimated.
+# A what-if is held to plausible clinical bounds, and the report says so: the largest change a
+# person could reach and that a checkup cohort holds many examples of. Beyond them the model
+# extrapolates along a few trees' edges, and the row says it was not estimated. A change that moves
+# a feature outside the training data's range is not estimated either (`what_if`).
 MAX_CHANGE: dict[str, tuple[float, str]] = {
     # field: (largest fall, in its unit), words. Weight is not here: its target is itself bounded
     # (`MAX_WEIGHT_LOSS`), since some loss is always a realistic goal.
@@ -356,6 +368,16 @@ def bmi_note(record: dict, lang: Lang) -> str | None:
         low=_number(low),
         high=_number(high),
     )
+
+
+def range_note(scorer: Scorer, row: np.ndarray, lang: Lang) -> str | None:
+    """A note naming the checkup's features outside the training data's range (scored at its edge,
+    `models.bundle.RiskModel.outside_training`), else None."""
+    outside = np.flatnonzero(scorer.model.outside_training(row)[0])
+    if not len(outside):
+        return None
+    what = ", ".join(dict.fromkeys(FEATURE_LABELS[FEATURES[j]].name(lang) for j in outside))
+    return t("range_note", lang, what=what)
 
 
 def what_if_changes(record: dict) -> list[WhatIf]:
@@ -458,8 +480,22 @@ def what_if(
     X = np.vstack([feature_matrix(Columns.from_records(history + [v]))[-1:] for v in variants])
     probs = scorer.probabilities(X)
     now = {o: float(p[0]) for o, p in probs.items()}
-    after = {id(w): {o: float(p[i + 1]) for o, p in probs.items()} for i, w in enumerate(estimated)}
+    # A change that moves a feature which lies, before or after, outside the training data's range
+    # is not estimated: the model would score it at the range's edge, and "no change" would be its
+    # artefact, not the person's.
+    outside = scorer.model.outside_training(X)
+    after: dict[int, dict[str, float]] = {}
+    for i, w in enumerate(estimated):
+        moved = (X[i + 1] != X[0]) & ~(np.isnan(X[i + 1]) & np.isnan(X[0]))
+        if (moved & (outside[0] | outside[i + 1])).any():
+            changes[changes.index(w)] = replace(w, beyond=OUTSIDE_TRAINING)
+        else:
+            after[id(w)] = {o: float(p[i + 1]) for o, p in probs.items()}
     return now, [(w, after.get(id(w))) for w in changes]
+
+
+# Why a what-if outside the training data is not estimated (`WhatIf.beyond`, "Korean / English").
+OUTSIDE_TRAINING = "학습 데이터 범위 밖의 값 / a value outside the range of the training data"
 
 
 # -- the waterfall --------------------------------------------------------------------------------
@@ -844,7 +880,12 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         "no_outcome": None if outcomes else t("no_outcome", lang),
         "bmi_note": bmi_note(record, lang),
         "whatif_unchanged": unchanged,
-        "whatif_bounds": t("whatif_bounds", lang, bounds=bounds),
+        "whatif_bounds": t(
+            "whatif_bounds" if getattr(scorer.model, "feature_ranges_", None) is not None else "whatif_bounds_unranged",
+            lang,
+            bounds=bounds,
+        ),
+        "range_note": range_note(scorer, X[newest], lang),
         "category_sources": [t(f"source_{o['key']}", lang) for o in outcomes if f"source_{o['key']}" in TEXT],
         "trends": trends(records, results, X, [*earlier, newest], scorer.outcomes, lang) if history else None,
         "missing": missing,

@@ -221,6 +221,7 @@ class Scorer:
         scored = self.model.score(X, explain=explain and top_k > 0, intervals=True)
         applies = applicability(cols, self.outcomes)
         hidden = absent_history(X)
+        outside = self.model.outside_training(X)
         results = []
         for i, r in enumerate(records):
             risks = {}
@@ -251,6 +252,12 @@ class Scorer:
                     f"({BY_NAME['age_group'].codes.get(int(r['age_group']), '?')}): the age was used"
                 )
             warnings += inconsistent[i]
+            beyond = [FEATURES[j] for j in np.flatnonzero(outside[i])]
+            if beyond:
+                warnings.append(
+                    f"{', '.join(beyond)} outside the range of the model's training data: scored as the nearest "
+                    "value it learned from, so the risks do not follow it further"
+                )
             warnings += [
                 f"{f} is 0 here but 1 at an earlier checkup of this person: a diagnosis or a family history "
                 "does not go away, so 1 was used"
