@@ -129,6 +129,8 @@ def test_what_if_sbp_120_never_raises_cvd_risk(scorer):
         assert w.changes == {"sbp": 120.0, "dbp": min(rec["dbp"], 80.0)}
         if rec["sbp"] - 120 > 50:  # beyond what the model is held to: said, not estimated
             assert after is None and w.beyond
+        elif w.beyond:  # a BP outside the training data's range: said, not estimated either
+            assert after is None and "training data" in w.beyond
         else:
             assert after["cvd"] <= now["cvd"] + 1e-12
         if rec["smoking_status"] == 3:
