@@ -59,7 +59,7 @@ from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, implausible_bmi
 from models.interval import sigmoid_float
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import synthetic_notice
-from serving.scoring import Scorer, exam_age, person_order
+from serving.scoring import KNOWN_CKD_WARNING, Scorer, exam_age, person_order
 
 TEMPLATES = Path(__file__).with_name("templates")
 TOP_FACTORS = 5
@@ -205,6 +205,12 @@ TEXT: dict[str, dict[str, str]] = {
         "추정합니다(이 모델 버전에는 학습 데이터의 변수 범위 정보가 없음).",
         "en": "Changes are estimated only within plausible clinical bounds (largest fall {bounds}; "
         "weight at most 10% lost); this model version carries no training-data ranges.",
+    },
+    "ckd_note": {
+        "ko": "진단받은 만성콩팥병은 위험 모델의 입력이 아닙니다(학습 데이터에 기록이 없음): 다른 질환의 위험은 "
+        "이를 반영하지 않아 실제보다 낮을 수 있습니다.",
+        "en": "A diagnosed chronic kidney disease is not an input of the risk models (their training data do not "
+        "record it): the other risks do not account for it and may be too low.",
     },
     "range_note": {
         "ko": "{what}: 모델의 학습 데이터 범위 밖의 값이라, 모델이 배운 가장 가까운 값으로 추정했습니다"
@@ -886,6 +892,7 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
             bounds=bounds,
         ),
         "range_note": range_note(scorer, X[newest], lang),
+        "ckd_note": t("ckd_note", lang) if KNOWN_CKD_WARNING in result["warnings"] else None,
         "category_sources": [t(f"source_{o['key']}", lang) for o in outcomes if f"source_{o['key']}" in TEXT],
         "trends": trends(records, results, X, [*earlier, newest], scorer.outcomes, lang) if history else None,
         "missing": missing,

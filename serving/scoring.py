@@ -18,13 +18,13 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from features.derive import FEATURES, LASTING_FLAGS, Columns, absent_history, feature_matrix, unmeasured
-from features.eligibility import applicability
+from features.eligibility import Judged, applicability, reason_id
 from features.labels import FEATURE_GROUPS
 from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, age_to_group, implausible_bmi
 from models import provenance
@@ -111,6 +111,19 @@ def exam_age(exam_date: dt.date, today: dt.date) -> tuple[int, int]:
     """(whole years, days) from the exam to today, as staleness warnings and the report say it."""
     days = (today - exam_date).days
     return int(days // 365.25), days
+
+
+# A diagnosed CKD (`history_ckd`) only makes `ckd` not applicable: no model reads it, since no
+# training file records it, so the other risks are those of a person without it.
+KNOWN_CKD_WARNING = (
+    "a diagnosed chronic kidney disease is not an input of the risk models (their training data do not record "
+    "it): the other outcomes' risks do not account for it and may be too low"
+)
+
+
+def known_ckd(applies: Mapping[str, Judged], i: int) -> bool:
+    """Whether record `i`'s CKD does not apply because of a CKD diagnosis (now or earlier)."""
+    return "ckd" in applies and str(applies["ckd"].reason_id[i]).startswith(reason_id("ckd", "history_ckd"))
 
 
 def staleness(exam_date: dt.date, today: dt.date, stale_after_days: int) -> str | None:
@@ -269,6 +282,8 @@ class Scorer:
                 warnings.append(
                     f"height_cm and weight_kg give a BMI outside the plausible {low:g}-{high:g} kg/m2: check both"
                 )
+            if known_ckd(applies, i) and any(v["applicable"] for k, v in risks.items() if k != "ckd"):
+                warnings.append(KNOWN_CKD_WARNING)
             stale = staleness(dates[i], today, self.stale_after_days)
             if stale is not None:
                 warnings.append(stale)

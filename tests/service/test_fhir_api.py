@@ -276,3 +276,13 @@ def test_a_known_ckd_is_never_predicted_as_new(client):
     score = client.post("/score", json={"checkups": [EXAMPLE_RECORD | {"history_ckd": 1}]}).json()
     ckd = score["results"][0]["risks"]["ckd"]
     assert not ckd["applicable"] and ckd["reason"] == "already diagnosed with chronic kidney disease"
+
+
+def test_a_known_ckd_is_said_not_to_be_a_model_input(client):
+    result = client.post("/score", json={"checkups": [EXAMPLE_RECORD | {"history_ckd": 1}]}).json()["results"][0]
+    assert any("chronic kidney disease is not an input" in w for w in result["warnings"])
+    plain = client.post("/score", json={"checkups": [EXAMPLE_RECORD]}).json()["results"][0]
+    assert not any("chronic kidney disease is not an input" in w for w in plain["warnings"])
+    for lang, words in (("en", "A diagnosed chronic kidney disease is not an input"), ("ko", "진단받은 만성콩팥병은")):
+        html = client.post("/report", json={"checkup": EXAMPLE_RECORD | {"history_ckd": 1}, "lang": lang}).text
+        assert words in html
