@@ -201,17 +201,43 @@ class Judgement:
     def level(self, value: float | None) -> Level | None:
         return self.cut.level(value)  # type: ignore[return-value]
 
-    def text(self, lang: Lang, label: FeatureLabel) -> str:
-        """e.g. "고혈압 의심 ≥140" / "hypertension ≥140"; the borderline cut-off where it is the only one."""
+    def text(self, lang: Lang, label: FeatureLabel, value: float | None = None) -> str:
+        """The band `value` falls in, named with its range: "공복혈당장애 100–125" / "impaired fasting
+        glucose 100–125", "정상 <100" / "normal <100", "당뇨병 의심 ≥126" / "diabetes ≥126". Without a
+        value (or with only one cut-off, as for waist), the disease cut-off (else the only one)."""
         cut = self.cut.disease if self.cut.disease is not None else self.cut.borderline
         assert cut is not None, "a judgement row has at least one cut-off"
-        sign = (">" if self.cut.strict else "≥") if self.cut.high_is_bad else "<"
-        if label.codes:
-            shown = label.codes[lang].get(int(cut), number(cut))
-        else:
-            shown = number(cut)
+        level = self.cut.level(value) if self.cut.disease is not None else None
+        shown = lambda x: label.codes[lang].get(int(x), number(x)) if label.codes else number(x)  # noqa: E731
+        high_bad = self.cut.high_is_bad
+        if level == "borderline":
+            assert self.cut.borderline is not None and self.cut.disease is not None
+            step = 1.0 if label.codes else 10.0**-label.digits  # the resolution a result is printed at
+            low, high = (
+                (self.cut.borderline, self.cut.disease - step)
+                if high_bad
+                else (self.cut.disease, self.cut.borderline - step)
+            )
+            words = _BORDERLINE_NAMES.get(self.name_en, _BORDERLINE)
+            name = words[0] if lang == "ko" else words[1]
+            return f"{name} {shown(low)}" if low == high else f"{name} {shown(low)}–{shown(high)}"
+        if level == "normal":
+            edge = self.cut.borderline if self.cut.borderline is not None else self.cut.disease
+            assert edge is not None
+            normal = _NORMAL[0] if lang == "ko" else _NORMAL[1]
+            if label.codes:  # a dipstick: the grades below the first abnormal one ("-")
+                return f"{normal} {shown(edge - 1)}"
+            sign = ("≤" if self.cut.strict else "<") if high_bad else "≥"
+            return f"{normal} {sign}{shown(edge)}"
+        sign = (">" if self.cut.strict else "≥") if high_bad else "<"
         name = self.name_ko if lang == "ko" else self.name_en
-        return f"{name} {sign}{shown}"
+        return f"{name} {sign}{shown(cut)}"
+
+
+_NORMAL = ("정상", "normal")
+_BORDERLINE = ("경계", "borderline")
+# Borderline bands with a name of their own, by the English name of the row's disease.
+_BORDERLINE_NAMES: dict[str, tuple[str, str]] = {"diabetes": ("공복혈당장애", "impaired fasting glucose")}
 
 
 _LIVER = ("간기능 이상 의심", "liver disease suspected")

@@ -565,7 +565,7 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
         else:
             j = judgement(main, sex)
             if j is not None:
-                cutoff, level = j.text(lang, FEATURE_LABELS[main]), j.level(v)
+                cutoff, level = j.text(lang, FEATURE_LABELS[main], v), j.level(v)
         if v is None:
             level = None
     return {"name": name + ":", "value": value, "cutoff": cutoff, "level": level or "none"}

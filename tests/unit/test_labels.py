@@ -206,3 +206,26 @@ def test_changes_below_the_printed_resolution_are_not_meaningful():
     assert risk_change_text(0.118, 0.042, "en") == ("−7.6 pp", "down")
     assert NO_MEANINGFUL_CHANGE == {"ko": "의미 있는 변화 없음", "en": "no meaningful change"}
     assert risk_resolution(0.05) == 0.001 and risk_resolution(0.2) == 0.01
+
+
+@pytest.mark.parametrize(
+    "feature, sex, value, ko, en",
+    [
+        ("fasting_glucose", "M", 90, "정상 <100", "normal <100"),
+        ("fasting_glucose", "M", 118, "공복혈당장애 100–125", "impaired fasting glucose 100–125"),
+        ("fasting_glucose", "M", 130, "당뇨병 의심 ≥126", "diabetes ≥126"),
+        ("ldl", "F", 140, "경계 130–159", "borderline 130–159"),
+        ("hdl", "M", 35, "저HDL콜레스테롤혈증 의심 <40", "low HDL <40"),
+        ("egfr", "M", 75, "정상 ≥60", "normal ≥60"),
+        ("serum_creatinine", "M", 1.5, "정상 ≤1.5", "normal ≤1.5"),
+        ("urine_protein", "F", 2, "경계 ±", "borderline ±"),
+        ("hemoglobin", "F", 11, "경계 10–11.9", "borderline 10–11.9"),
+    ],
+)
+def test_a_result_is_named_by_the_band_it_falls_in(feature, sex, value, ko, en):
+    j = judgement(feature, sex)
+    assert j is not None
+    assert j.text("ko", FEATURE_LABELS[feature], value) == ko
+    assert j.text("en", FEATURE_LABELS[feature], value) == en
+    # The band agrees with the level it is drawn with.
+    assert ("정상" in ko) == (j.level(value) == "normal")
