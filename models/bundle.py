@@ -343,10 +343,19 @@ class RiskModel:
         if ranges is not None:
             # Held to the training data's range: a tree scores a value beyond it as the edge value
             # anyway, but the logistic partner would extrapolate linearly (an ALT of 1,000 made type
-            # 2 diabetes near certain). Missing stays missing (NaN compares false).
+            # 2 diabetes near certain). Missing stays missing; a column without bounds is left as is.
             low, high = ranges
-            X = np.where(X < low, low, np.where(X > high, high, X))
+            X = np.clip(X, np.nan_to_num(low, nan=-np.inf), np.nan_to_num(high, nan=np.inf))
         return np.ascontiguousarray(X)
+
+    def training_range(self, feature: str) -> tuple[float, float] | None:
+        """(lowest, highest) training value of a feature, or None (no ranges, or no value at all)."""
+        ranges = getattr(self, "feature_ranges_", None)
+        if ranges is None:
+            return None
+        j = self.feature_names_.index(feature)
+        low, high = float(ranges[0][j]), float(ranges[1][j])
+        return None if np.isnan(low) else (low, high)
 
     def outside_training(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Boolean matrix (rows x features): which values lie outside the training data's range, and

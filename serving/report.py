@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from features.eligibility import DEFINING_FIELDS, reason_text
 from features.labels import (
     FEATURE_LABELS,
     GROUPS,
+    FeatureLabel,
     Lang,
     abdominal_obesity,
     bmi_class,
@@ -59,7 +61,7 @@ from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, implausible_bmi
 from models.interval import sigmoid_float
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import synthetic_notice
-from serving.scoring import KNOWN_CKD_WARNING, Scorer, exam_age, person_order
+from serving.scoring import KNOWN_CKD_WARNING, RANGE_SAID, Scorer, exam_age, person_order
 
 TEMPLATES = Path(__file__).with_name("templates")
 TOP_FACTORS = 5
@@ -379,14 +381,16 @@ def bmi_note(record: dict, lang: Lang) -> str | None:
 def range_note(scorer: Scorer, row: np.ndarray, lang: Lang) -> str | None:
     """A note naming the checkup's features outside the training data's range (scored at its edge,
     `models.bundle.RiskModel.outside_training`), else None."""
-    outside = np.flatnonzero(scorer.model.outside_training(row)[0])
-    if not len(outside):
+    outside = [j for j in np.flatnonzero(scorer.model.outside_training(row)[0]) if FEATURES[j] in RANGE_SAID]
+    if not outside:
         return None
     what = ", ".join(dict.fromkeys(FEATURE_LABELS[FEATURES[j]].name(lang) for j in outside))
     return t("range_note", lang, what=what)
 
 
-def what_if_changes(record: dict) -> list[WhatIf]:
+def what_if_changes(
+    record: dict, training_range: Callable[[str], tuple[float, float] | None] | None = None
+) -> list[WhatIf]:
     """The modifiable factors of this record that are off target, each with its target values.
 
     Only inputs change; every derived feature (BMI, TyG, pulse pressure, current smoker ...) is
@@ -456,6 +460,8 @@ def what_if_changes(record: dict) -> list[WhatIf]:
                 {"before": str(int(days)), "after": str(TARGET_ACTIVITY_DAYS)},
             )
         )
+    if training_range is not None:
+        out = [_within_training(w, record, training_range) for w in out]
     estimated = [w for w in out if w.beyond is None]
     if len(estimated) > 1:
         combined: dict[str, float] = {}
@@ -477,7 +483,7 @@ def what_if(
     follow the changed values; the "now" row comes from the same call, so a difference is the
     model's and not float rounding.
     """
-    changes = what_if_changes(record)
+    changes = what_if_changes(record, scorer.model.training_range)
     estimated = [w for w in changes if w.beyond is None]
     variants = [record] + [{**record, **w.changes} for w in estimated]
     history = list(history)
@@ -486,22 +492,29 @@ def what_if(
     X = np.vstack([feature_matrix(Columns.from_records(history + [v]))[-1:] for v in variants])
     probs = scorer.probabilities(X)
     now = {o: float(p[0]) for o, p in probs.items()}
-    # A change that moves a feature which lies, before or after, outside the training data's range
-    # is not estimated: the model would score it at the range's edge, and "no change" would be its
-    # artefact, not the person's.
-    outside = scorer.model.outside_training(X)
-    after: dict[int, dict[str, float]] = {}
-    for i, w in enumerate(estimated):
-        moved = (X[i + 1] != X[0]) & ~(np.isnan(X[i + 1]) & np.isnan(X[0]))
-        if (moved & (outside[0] | outside[i + 1])).any():
-            changes[changes.index(w)] = replace(w, beyond=OUTSIDE_TRAINING)
-        else:
-            after[id(w)] = {o: float(p[i + 1]) for o, p in probs.items()}
+    after = {id(w): {o: float(p[i + 1]) for o, p in probs.items()} for i, w in enumerate(estimated)}
     return now, [(w, after.get(id(w))) for w in changes]
 
 
 # Why a what-if outside the training data is not estimated (`WhatIf.beyond`, "Korean / English").
 OUTSIDE_TRAINING = "학습 데이터 범위 밖의 값 / a value outside the range of the training data"
+
+
+def _within_training(w: WhatIf, record: dict, training_range: Callable[[str], tuple[float, float] | None]) -> WhatIf:
+    """`w`, marked not estimated where a field it sets lies outside the training data's range, now
+    or after the change: the model would score it at the range's edge, and "no change" would be
+    that edge's artefact, not the person's. Derived features follow in silence (`_matrix`)."""
+    if w.beyond is not None:
+        return w
+    for f, target in w.changes.items():
+        bounds = training_range(f) if f in FEATURES else None
+        if bounds is None:
+            continue
+        low, high = bounds
+        for v in (record.get(f), target):
+            if v is not None and not low <= float(v) <= high:
+                return replace(w, beyond=OUTSIDE_TRAINING)
+    return w
 
 
 # -- the waterfall --------------------------------------------------------------------------------
@@ -519,6 +532,18 @@ def _x(x: np.ndarray, feature: str) -> float | None:
 
 # The measurement a group's number is, where the group's name does not say it.
 _VALUE_NAME = {"weight": "BMI", "lipids": "LDL", "kidney": "eGFR", "liver": "ALT"}
+
+
+def _printed(label: FeatureLabel, v: float | None, feature: str, sex: str | None) -> FeatureLabel:
+    """`label`, with one more digit where rounding to its own would carry the value across the band
+    it is judged in (eGFR 59.6 printed "60" beside "kidney disease suspected <60")."""
+    if v is None or label.codes:
+        return label
+    j = judgement(feature, sex)
+    band = bmi_class if feature == "bmi" else (j.level if j is not None else None)
+    if band is None or band(round(v, label.digits)) == band(v):
+        return label
+    return replace(label, digits=label.digits + 1)
 
 
 def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> dict:
@@ -548,7 +573,7 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
         carried = group_id == "lipids" and v is None and no_panel and _x(x, f"last_{main}") is not None
         if carried:
             v = _x(x, f"last_{main}")
-        value = FEATURE_LABELS[main].value_text(v, lang)
+        value = _printed(FEATURE_LABELS[main], v, main, sex).value_text(v, lang)
         if v is not None and group_id in _VALUE_NAME:
             value = f"{_VALUE_NAME[group_id]} {value}"  # "LDL 140 mg/dL": which lipid the number is
         if carried:

@@ -113,6 +113,12 @@ def exam_age(exam_date: dt.date, today: dt.date) -> tuple[int, int]:
     return int(days // 365.25), days
 
 
+# The features a value outside the training range is said for: the measurements a caller sends.
+# Derived and longitudinal features (BMI, a change since the last checkup, the years between
+# checkups) and coded answers are held to the range too, but in silence: the caller never sent
+# them, or the value is a code, not a measurement to check.
+RANGE_SAID: frozenset[str] = frozenset(f for f in FEATURES if f in BY_NAME and not BY_NAME[f].codes)
+
 # A diagnosed CKD (`history_ckd`) only makes `ckd` not applicable: no model reads it, since no
 # training file records it, so the other risks are those of a person without it.
 KNOWN_CKD_WARNING = (
@@ -265,7 +271,7 @@ class Scorer:
                     f"({BY_NAME['age_group'].codes.get(int(r['age_group']), '?')}): the age was used"
                 )
             warnings += inconsistent[i]
-            beyond = [FEATURES[j] for j in np.flatnonzero(outside[i])]
+            beyond = [FEATURES[j] for j in np.flatnonzero(outside[i]) if FEATURES[j] in RANGE_SAID]
             if beyond:
                 warnings.append(
                     f"{', '.join(beyond)} outside the range of the model's training data: scored as the nearest "

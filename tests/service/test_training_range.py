@@ -8,6 +8,14 @@ from __future__ import annotations
 import pytest
 
 from features.schema import EXAMPLE_RECORD
+from serving.report import OUTSIDE_TRAINING, what_if_changes
+from serving.scoring import Scorer
+
+
+@pytest.fixture(scope="module")
+def scorer(service_home):
+    _, model, version = service_home
+    return Scorer(model, version)
 
 
 def _score(client, **changes) -> dict:
@@ -41,3 +49,21 @@ def test_the_report_says_so_and_estimates_no_what_if_beyond_the_range(client):
     assert "not estimated (the change is beyond what the model can vouch for: a value outside the range" in html
     plain = client.post("/report", json={"checkup": EXAMPLE_RECORD, "lang": "en"}).text
     assert "training data, so scored" not in plain and "a value outside the range" not in plain
+
+
+def test_only_the_measurements_sent_are_named(client):
+    # Two checkups six years apart: the gap is held to the training range in silence, since the
+    # caller sent dates, not a gap to check.
+    earlier = EXAMPLE_RECORD | {"exam_date": "2018-03-02", "age": EXAMPLE_RECORD["age"] - 6}
+    r = client.post("/score", json={"checkups": [earlier, EXAMPLE_RECORD]})
+    assert r.status_code == 200, r.text
+    assert not any("training data" in w for w in r.json()["results"][-1]["warnings"])
+
+
+def test_a_what_if_outside_the_range_is_left_out_of_all_of_the_above(scorer):
+    _, heaviest = scorer.model.training_range("weight_kg")
+    record = EXAMPLE_RECORD | {"weight_kg": heaviest + 10, "smoking_status": 3, "sbp": 150.0, "dbp": 85.0}
+    changes = {w.key: w for w in what_if_changes(record, scorer.model.training_range)}
+    [weight] = [w for w in changes.values() if "weight_kg" in w.changes and w.key != "all"]
+    assert weight.beyond == OUTSIDE_TRAINING
+    assert "weight_kg" not in changes["all"].changes and "sbp" in changes["all"].changes

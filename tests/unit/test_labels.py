@@ -7,6 +7,7 @@ from features.derive import FEATURES
 from features.eligibility import REASONS, reason_text
 from features.labels import FEATURE_LABELS, JUDGEMENTS, judgement
 from models import reference
+from serving.report import _printed
 
 
 def test_every_feature_has_words_in_both_languages():
@@ -229,3 +230,17 @@ def test_a_result_is_named_by_the_band_it_falls_in(feature, sex, value, ko, en):
     assert j.text("en", FEATURE_LABELS[feature], value) == en
     # The band agrees with the level it is drawn with.
     assert ("정상" in ko) == (j.level(value) == "normal")
+
+
+@pytest.mark.parametrize(
+    "feature, value, sex, shown",
+    [
+        ("egfr", 59.6, "M", "59.6"),  # "60" would sit beside "kidney disease suspected <60"
+        ("egfr", 75.4, "M", "75"),
+        ("fasting_glucose", 125.6, "F", "125.6"),
+        ("bmi", 24.96, "F", "24.96"),
+        ("hemoglobin", 11.96, "F", "11.96"),
+    ],
+)
+def test_a_value_is_printed_on_the_side_of_the_cut_off_it_is_judged_on(feature, value, sex, shown):
+    assert _printed(FEATURE_LABELS[feature], value, feature, sex).value_text(value, "en").split(" ")[0] == shown
