@@ -113,12 +113,30 @@ def test_bundle_saved_before_training_persons_still_loads(model, held_out, tmp_p
     model.save(tmp_path / "old")
     (tmp_path / "old" / PERSONS_FILE).unlink()
     manifest = json.loads((tmp_path / "old" / "manifest.json").read_text())
-    del manifest["training_persons"], manifest["params"]["history_dropout"]
+    del manifest["training_persons"], manifest["params"]["history_dropout"], manifest["feature_ranges"]
     (tmp_path / "old" / "manifest.json").write_text(json.dumps(manifest))
     old = RiskModel.load(tmp_path / "old")
+    # Without ranges nothing is held: held-out values beyond the training range score differently
+    # (the blended outcomes' logistic partner); given the same ranges, everything else is the same.
+    assert old.feature_ranges_ is None and old.training_range("sbp") is None
+    old.feature_ranges_ = model.feature_ranges_
     np.testing.assert_allclose(old.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(), rtol=0, atol=1e-12)
     with pytest.raises(RuntimeError, match="cannot tell"):
         old.was_trained_on(held_out["person_id"])
+
+
+def test_training_ranges_round_trip_and_hold_only_what_lies_beyond(model, cohort, tmp_path):
+    from features.derive import build_features
+
+    X = build_features(cohort)
+    low, high = model.feature_ranges_
+    np.testing.assert_array_equal(low, np.nanmin(X.to_numpy(dtype=float), axis=0))
+    again = RiskModel.load(model.save(tmp_path / "b"))
+    np.testing.assert_array_equal(again.feature_ranges_[1], high)
+    assert not model.outside_training(X).any()  # every training row lies inside
+    beyond = X.head(3).copy()
+    beyond["alt"] = high[list(X.columns).index("alt")] * 10
+    assert model.outside_training(beyond)[:, list(X.columns).index("alt")].all()
 
 
 def test_history_dropout_and_sample_size_are_recorded(model, cohort):
