@@ -1157,14 +1157,7 @@ def read_patient(
     if reading.issues:
         raise FhirInputError(reading.issues)
     if reading.unread_observations:
-        n = len(reading.unread_observations)
-        reading.warnings.append(
-            _listed(
-                reading.unread_observations,
-                f"{'this Observation has' if n == 1 else f'these {n} Observations have'} no LOINC code this "
-                "service reads (the checkup's measurements, smoking, drinking and activity): not used",
-            )
-        )
+        reading.warnings.append(_unread_observations_issue(reading.unread_observations))
     if reading.unread_conditions:
         reading.warnings.append(_unread_conditions_issue(reading.unread_conditions))
     if reading.unfinished:
@@ -1172,15 +1165,7 @@ def read_patient(
     if reading.elsewhere:
         reading.warnings.append(_elsewhere_issue(reading.elsewhere))
     if reading.not_fasting:
-        n = len(reading.not_fasting)
-        reading.warnings.append(
-            _listed(
-                reading.not_fasting,
-                f"{'this glucose is' if n == 1 else f'these {n} glucose results are'} not marked fasting (LOINC "
-                f"{', '.join(sorted(NOT_FASTING_GLUCOSE))}): not read as the fasting glucose; send it as 1558-6 "
-                "(or 14771-0 in mmol/L) when it was drawn fasting",
-            )
-        )
+        reading.warnings.append(_not_fasting_issue(reading.not_fasting))
     assert sex is not None and birth_at is not None  # else an issue was raised above
     visits = _group_visits(reading.values, visit_window_days, today, reading.warnings)
     if history_window_years is not None:
@@ -1437,7 +1422,6 @@ def _read_observation(resource: dict, ref: str, reading: _Reading) -> None:
                 )
             )
         reading.values += _observation_values(resource, ref, reading.warnings, got.when)
-    codes = set(_codes(resource.get("code"), LOINC))
     if codes & EGFR_REPORTED and not codes & set(MEASURES):
         reading.warnings.append(
             Issue(
@@ -1553,6 +1537,31 @@ def _listed(paths: list[str], message: str) -> Issue:
     if len(paths) > _UNREAD_LISTED:
         where += f" and {len(paths) - _UNREAD_LISTED} more"
     return Issue(where, message, tuple(paths))
+
+
+def _these(n: int, one: str, many: str) -> str:
+    """'this Observation has' / 'these 3 Observations have': `many` holds {n}."""
+    return one if n == 1 else many.format(n=n)
+
+
+def _unread_observations_issue(refs: list[str]) -> Issue:
+    """One warning for every Observation with no LOINC code this reader uses (`_READ_CODES`)."""
+    said = _these(len(refs), "this Observation has", "these {n} Observations have")
+    return _listed(
+        refs,
+        f"{said} no LOINC code this service reads (the checkup's measurements, smoking, drinking and activity): "
+        "not used",
+    )
+
+
+def _not_fasting_issue(refs: list[str]) -> Issue:
+    """One warning for every glucose result not coded as fasting (`NOT_FASTING_GLUCOSE`)."""
+    said = _these(len(refs), "this glucose is", "these {n} glucose results are")
+    return _listed(
+        refs,
+        f"{said} not marked fasting (LOINC {', '.join(sorted(NOT_FASTING_GLUCOSE))}): not read as the fasting "
+        "glucose; send it as 1558-6 (or 14771-0 in mmol/L) when it was drawn fasting",
+    )
 
 
 def _unread_conditions_issue(refs: list[str]) -> Issue:

@@ -61,7 +61,7 @@ from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, implausible_bmi
 from models.interval import sigmoid_float
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import synthetic_notice
-from serving.scoring import KNOWN_CKD_WARNING, RANGE_SAID, Scorer, exam_age, person_order
+from serving.scoring import KNOWN_CKD_WARNING, Scorer, exam_age, measurements_outside, person_order
 
 TEMPLATES = Path(__file__).with_name("templates")
 TOP_FACTORS = 5
@@ -380,11 +380,11 @@ def bmi_note(record: dict, lang: Lang) -> str | None:
 
 def range_note(scorer: Scorer, row: np.ndarray, lang: Lang) -> str | None:
     """A note naming the checkup's features outside the training data's range (scored at its edge,
-    `models.bundle.RiskModel.outside_training`), else None."""
-    outside = [j for j in np.flatnonzero(scorer.model.outside_training(row)[0]) if FEATURES[j] in RANGE_SAID]
+    `serving.scoring.measurements_outside`), else None."""
+    [outside] = measurements_outside(scorer.model, np.atleast_2d(row))
     if not outside:
         return None
-    what = ", ".join(dict.fromkeys(FEATURE_LABELS[FEATURES[j]].name(lang) for j in outside))
+    what = ", ".join(FEATURE_LABELS[f].name(lang) for f in outside)
     return t("range_note", lang, what=what)
 
 

@@ -119,6 +119,14 @@ def exam_age(exam_date: dt.date, today: dt.date) -> tuple[int, int]:
 # them, or the value is a code, not a measurement to check.
 RANGE_SAID: frozenset[str] = frozenset(f for f in FEATURES if f in BY_NAME and not BY_NAME[f].codes)
 
+
+def measurements_outside(model: RiskModel, X: np.ndarray) -> list[list[str]]:
+    """Per row of the model matrix, the measurements sent (`RANGE_SAID`) that lie outside the
+    training data's range and are scored at its edge: what `/score` warns of and the report notes."""
+    outside = model.outside_training(X)
+    return [[FEATURES[j] for j in np.flatnonzero(row) if FEATURES[j] in RANGE_SAID] for row in outside]
+
+
 # A diagnosed CKD (`history_ckd`) only makes `ckd` not applicable: no model reads it, since no
 # training file records it, so the other risks are those of a person without it.
 KNOWN_CKD_WARNING = (
@@ -240,7 +248,7 @@ class Scorer:
         scored = self.model.score(X, explain=explain and top_k > 0, intervals=True)
         applies = applicability(cols, self.outcomes)
         hidden = absent_history(X)
-        outside = self.model.outside_training(X)
+        outside = measurements_outside(self.model, X)
         results = []
         for i, r in enumerate(records):
             risks = {}
@@ -271,10 +279,9 @@ class Scorer:
                     f"({BY_NAME['age_group'].codes.get(int(r['age_group']), '?')}): the age was used"
                 )
             warnings += inconsistent[i]
-            beyond = [FEATURES[j] for j in np.flatnonzero(outside[i]) if FEATURES[j] in RANGE_SAID]
-            if beyond:
+            if outside[i]:
                 warnings.append(
-                    f"{', '.join(beyond)} outside the range of the model's training data: scored as the nearest "
+                    f"{', '.join(outside[i])} outside the range of the model's training data: scored as the nearest "
                     "value it learned from, so the risks do not follow it further"
                 )
             warnings += [
