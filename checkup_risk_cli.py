@@ -99,6 +99,7 @@ def _max_reject_share(args: argparse.Namespace) -> float:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from features.readers import absent_input_notes, absent_key_inputs, read_checkups
+    from features.schema import OUTCOMES, label_column
     from features.validation import run_suite
     from serving.batch_input import validate_read
 
@@ -126,14 +127,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"  row {idx + 1} ({_person(pid)}): {f.field} = {_fmt_value(value)}")
     if report.docs_index is not None:
         print(f"Data Docs: {report.docs_index}")
-    # The rows `score` would reject (reading and the record checks), counted and explained as
-    # `score` and `train` do.
-    _records, rejects = validate_read(read.frame, read.rejects)
+    # The rows `score` would reject (reading and the record checks), and in a labelled file the
+    # rows `train` would reject for their labels too, counted and explained as they do.
+    labelled = any(label_column(o) in read.frame.columns for o in OUTCOMES)
+    _records, rejects = validate_read(read.frame, read.rejects, labels=labelled)
     _say_rejects(n_rows, rejects)
     if not report.success:
         print("FAILED: critical expectations failed")
     elif len(rejects):
-        print(f"FAILED: {rejects['index'].nunique():,} rows would be rejected by score and train (reasons above)")
+        by = "train (and score, but for the labels)" if labelled else "score and train"
+        print(f"FAILED: {rejects['index'].nunique():,} rows would be rejected by {by} (reasons above)")
     else:
         print("PASSED")
     return 0 if report.success and not len(rejects) else 1
@@ -189,6 +192,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from features.rejects import MAX_REJECT_SHARE, too_many
     from features.rejects import summary as rejects_summary
     from training import registry
     from training.evaluate import baseline_notes, exclusion_text
@@ -205,7 +209,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics, out = result.metrics, Path(args.out)
     print(summary_table(metrics))
     print(f"evaluated {metrics['n_records']:,} checkups of {metrics['n_persons']:,} persons; {exclusion_text(metrics)}")
-    _, _, lines = rejects_summary(result.rejects, result.rows_in)
+    rejected, share, lines = rejects_summary(result.rejects, result.rows_in)
     for line in lines:
         print(line, file=sys.stderr)
     if len(result.rejects):
@@ -215,6 +219,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(
         f"model version {result.version}: wrote {out / 'metrics.json'}, {out / 'report.html'}, {out / 'model_card.md'}"
     )
+    many = too_many(rejected, result.rows_in, share, MAX_REJECT_SHARE)
+    if many:
+        print(f"WARNING: {many}: the figures describe the rest of the file", file=sys.stderr)
     return 0
 
 

@@ -16,7 +16,14 @@ from pathlib import Path
 import pandas as pd
 
 from features import schema
-from features.nhis import NHIS_HEADER_MAP, detect_source, nhis_columns, nhis_unknown, normalise_header
+from features.nhis import (
+    NHIS_HEADER_MAP,
+    NHIS_SPELLINGS,
+    detect_source,
+    nhis_columns,
+    nhis_unknown,
+    normalise_header,
+)
 
 LABEL_COLUMNS: tuple[str, ...] = tuple(
     c for o in schema.OUTCOMES for c in (schema.label_column(o), schema.true_risk_column(o))
@@ -81,6 +88,8 @@ NEAR_MISS_RATIO = 0.9
 _UNIT_SUFFIXES: tuple[str, ...] = (
     "mmhg", "mgdl", "mgdll", "gdl", "cm", "kg", "ul", "iul", "years", "year", "yrs", "yr", "code", "cd",
 )  # fmt: skip
+# Units as NHIS-style headers write them after the Korean name (수축기혈압(mmHg), 식전혈당(mg/dL)).
+_NHIS_UNIT_SUFFIXES: tuple[str, ...] = ("mg/dl", "g/dl", "u/l", "iu/l", "mmhg", "단위")
 # Common other names of a field: suggested, never mapped, because their unit or coding may differ
 # (glucose in mmol/L, smoker as yes/no).
 _ALIASES: dict[str, str] = {
@@ -119,12 +128,34 @@ def _likely_field(column: str, absent: set[str]) -> str | None:
     return choices[close[0]] if close else None
 
 
+# Korean headers are a few syllables long, so one mistyped syllable (수측기혈압 for 수축기혈압)
+# scores 0.8; the lower ratio still keeps apart the headers of other tests that share a stem
+# (요크레아티닌, urine creatinine, scores 0.77 against 혈청크레아티닌).
+NHIS_NEAR_MISS_RATIO = 0.8
+
+
 def _likely_nhis_field(column: str, absent: set[str]) -> str | None:
-    """As `_likely_field` for NHIS Korean headers: a near spelling of a header the file lacks."""
+    """As `_likely_field` for an NHIS file's headers, among the targets it lacks: a near spelling of
+    an NHIS header, an NHIS header with a unit appended (수축기혈압(mmHg)), or a canonical field
+    name or its other names (SBP, glucose)."""
     key = normalise_header(column)
     choices = {k: t for k, t in NHIS_HEADER_MAP.items() if t in absent}
-    close = difflib.get_close_matches(key, list(choices), n=1, cutoff=NEAR_MISS_RATIO)
+    for suffix in _UNIT_SUFFIXES + _NHIS_UNIT_SUFFIXES:
+        if key.endswith(suffix) and key[: -len(suffix)] in choices:
+            return choices[key[: -len(suffix)]]
+    canonical = canonical_key(column)
+    if canonical in absent:
+        return canonical
+    field = _likely_field(column, {t for t in absent if not t.startswith("_")})
+    if field is not None:
+        return field
+    close = difflib.get_close_matches(key, list(choices), n=1, cutoff=NHIS_NEAR_MISS_RATIO)
     return choices[close[0]] if close else None
+
+
+def nhis_header(field: str) -> str | None:
+    """The NHIS header that holds a record field (its usual spelling), or None."""
+    return next((NHIS_SPELLINGS[t][0] for t in NHIS_SPELLINGS if t.lstrip("_") == field), None)
 
 
 def near_miss_columns(header: Iterable[object], source: str | None = None) -> list[tuple[str, str]]:
@@ -156,6 +187,15 @@ def check_columns(header: Iterable[object], source: str | None = None, where: st
                 raise ValueError(f"{prefix}columns {first[k]!r} and {c!r} both name the field {k!r}; keep one")
             first.setdefault(k, c)
     misses = near_miss_columns(columns, source)
+    if misses and source == "nhis":
+        raise ValueError(
+            prefix
+            + "; ".join(
+                f"column {c!r} is not an NHIS header this reader knows; did you mean {nhis_header(f)!r} ({f})?"
+                for c, f in misses
+            )
+            + " (rename the column to that header, or drop it)"
+        )
     if misses:
         raise ValueError(
             prefix

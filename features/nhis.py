@@ -45,7 +45,7 @@ def normalise_header(name: object) -> str:
 
 # target -> spellings seen in the files (any spacing / case / bracket placement matches).
 # `_year` and `_serial` are not record fields: they make person_id and exam_date.
-_NHIS_SPELLINGS: dict[str, tuple[str, ...]] = {
+NHIS_SPELLINGS: dict[str, tuple[str, ...]] = {
     "_year": ("기준년도", "기준연도"),
     "_serial": ("가입자일련번호",),
     "sex": ("성별코드", "성별"),
@@ -76,7 +76,7 @@ _NHIS_IGNORED: tuple[str, ...] = (
     "데이터기준일자",
 )  # fmt: skip
 NHIS_HEADER_MAP: dict[str, str] = {
-    normalise_header(s): target for target, spellings in _NHIS_SPELLINGS.items() for s in spellings
+    normalise_header(s): target for target, spellings in NHIS_SPELLINGS.items() for s in spellings
 }
 _NHIS_IGNORED_KEYS = frozenset(normalise_header(s) for s in _NHIS_IGNORED)
 # The headers that mark a file as NHIS (and make its person_id).

@@ -57,10 +57,13 @@ def read_whole(input_path: str | Path) -> tuple[int, pd.DataFrame, pd.DataFrame]
     return read.rows_in, records, rejects
 
 
-def validate_read(frame: pd.DataFrame, read_rejects: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def validate_read(
+    frame: pd.DataFrame, read_rejects: pd.DataFrame, labels: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(valid records, the reader's and the validation's rejects together, sorted by row): the rows
-    `score` scores and rejects (`checkup-risk validate` reports the same)."""
-    records, problems = split_valid(frame)
+    `score` scores and rejects (`checkup-risk validate` reports the same). With `labels`, label
+    values are checked too, as `train` checks them."""
+    records, problems = split_valid(frame, labels)
     parts = [r for r in (read_rejects, problems) if len(r)]
     rejects = pd.concat(parts, ignore_index=True).sort_values("index", kind="stable") if parts else read_rejects
     return records, rejects

@@ -12,6 +12,7 @@ import datetime as dt
 import html
 
 from features.derive import FEATURES
+from features.rejects import MAX_REJECT_SHARE
 from models.outcomes import OUTCOME_SPECS
 from training.markdown import to_html
 
@@ -251,6 +252,7 @@ _STYLE = (
     "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 1em}img{width:32%}"
     "table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #bbb;padding:3px 6px;"
     "text-align:left;vertical-align:top}th{background:#f0f0f0}code{font-size:90%}"
+    ".warn{background:#fff3cd;border:1px solid #d39e00;padding:.5em}"
 )
 
 
@@ -294,11 +296,27 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _rejected_note(metrics: dict) -> list[str]:
+    """The rows of the file left out of these figures (rejects.csv), as a warning when they are many."""
+    rejected, rows_in = metrics.get("rejected_rows", 0), metrics.get("rows_in")
+    if not rejected or not rows_in:
+        return []
+    share = rejected / rows_in
+    text = f"{rejected:,} of {rows_in:,} rows ({share:.1%}) were rejected (rejects.csv, with the reasons)"
+    if share > MAX_REJECT_SHARE:
+        return [
+            f"<p class='warn'><strong>WARNING: {html.escape(text)}, more than {MAX_REJECT_SHARE:.0%}.</strong> "
+            "These figures describe the rest of the file, which may not be a random part of it.</p>"
+        ]
+    return [f"<p>{html.escape(text)}; the figures describe the rest.</p>"]
+
+
 def evaluation_report(version: str, metrics: dict, figures_png: dict[str, bytes], card_md: str) -> str:
     """A self-contained HTML report: metrics table, subgroup tables, plots, model card."""
     sections = [
         f"<h1>checkup-risk evaluation, model version {html.escape(version)}</h1>",
         "<h2>Summary</h2>",
+        *_rejected_note(metrics),
         to_html("\n".join(_metrics_table(metrics))),
     ]
     sections += [_outcome_section(o, m, figures_png) for o, m in metrics["outcomes"].items()]

@@ -105,6 +105,8 @@ def evaluate_file(data: str | Path, model_ref: str, out: str | Path, seed: int =
     metrics, curves = evaluate(records, model, seed=seed)
     metrics["model_version"] = version
     metrics["rejected_rows"] = int(rejects["index"].nunique()) if len(rejects) else 0
+    metrics["rows_in"] = int(read.rows_in)
+    metrics["rejected_share"] = metrics["rejected_rows"] / max(int(read.rows_in), 1)
     # The evaluated file's size, and what the model itself learned from (the bundle's provenance).
     card = model_card(
         version,

@@ -9,7 +9,8 @@ A champion is replaced only on enough evidence: per outcome at least `MIN_EVENTS
 (`checkup-risk train --promote-min-events`), and a 95% interval of the AUROC difference no wider
 than `MAX_CI_WIDTH`. Otherwise the gate keeps the champion and says which outcome lacked
 evidence. A small, noisy test set can then never let a model trained on few people replace a
-better one by chance. The first model (no champion yet) is judged on calibration alone.
+better one by chance. The first model (no champion yet) is judged on calibration alone, on the
+outcomes with `MIN_EVENTS` held-out events; the others are named as not judged.
 """
 
 from __future__ import annotations
@@ -113,13 +114,20 @@ def decide(
     for outcome, p_new in challenger.items():
         yo = y[outcome]
         ok = np.isfinite(yo) & np.isfinite(p_new)
-        if 0 < yo[ok].sum() < ok.sum():
+        events = int(yo[ok].sum())
+        judged = min_events <= events < ok.sum()
+        if judged:
             good, text = calibration_ok(yo[ok], p_new[ok])
+        elif 0 < events < ok.sum():
+            # An interval from a handful of events means nothing: say so instead of quoting one.
+            good, text = True, f"calibration not judged: {events} held-out events, {min_events} needed"
         else:
             good, text = False, "no events in the held-out rows: cannot judge"
-        row = {"calibration_ok": good, "calibration": text}
+        row = {"calibration_ok": good, "calibration": text, "calibration_judged": judged}
         if not good:
             decision.promote = False
+            decision.reasons.append(f"{outcome}: {text}")
+        elif not judged and champion is None:
             decision.reasons.append(f"{outcome}: {text}")
         if champion is not None and outcome in champion:
             reason = _against_champion(outcome, yo, p_new, champion[outcome], ok, row, seed, min_events, max_ci_width)
@@ -129,7 +137,7 @@ def decide(
         decision.per_outcome[outcome] = row
     if decision.promote:
         decision.reasons.append(
-            "calibration in bounds on every outcome"
+            "calibration in bounds on every outcome judged"
             + (
                 ""
                 if champion is None

@@ -160,7 +160,8 @@ def load(ref: str = CHAMPION) -> tuple[RiskModel, str]:
     if version is None:
         other = version_of(CHALLENGER) if ref == CHAMPION else None
         remedy = (
-            f"version {other} is the challenger: name it (--model {CHALLENGER}), or train with --promote"
+            f"version {other} is the challenger: name it (--model {CHALLENGER}), make it champion "
+            f"(`checkup-risk promote {other}`, after reading why the gate did not), or train with --promote"
             if other is not None
             else "run `checkup-risk train` first"
         )

@@ -188,14 +188,14 @@ def read_and_check(data: list[Path], outcomes: tuple[str, ...], max_reject_share
     found = [r for r in (read.rejects, problems) if len(r)]
     all_rejects = pd.concat(found) if found else read.rejects
     reasons = all_rejects[["field", "reason"]].value_counts().head(50) if len(all_rejects) else pd.Series(dtype=int)
-    rejected, share, lines = rejects_summary(all_rejects, int(read.rows_in))
-    for line in lines:
-        say(line)
-    # A copy replaced by a later file's row (newer labels) is no lost data: the limit counts the rest.
+    # A copy replaced by a later file's row (newer labels) is no lost data (`read_files` says how many):
+    # the count, its share and the limit are of the rest.
     replaced = all_rejects["reason"].eq(R_SUPERSEDED).to_numpy() if len(all_rejects) else np.zeros(0, dtype=bool)
     n_replaced = int(all_rejects.loc[replaced, "index"].nunique()) if replaced.any() else 0
-    lost, lost_share, _ = rejects_summary(all_rejects[~replaced], int(read.rows_in) - n_replaced)
-    stop = too_many(lost, int(read.rows_in) - n_replaced, lost_share, max_reject_share)
+    rejected, share, lines = rejects_summary(all_rejects[~replaced], int(read.rows_in) - n_replaced)
+    for line in lines:
+        say(line)
+    stop = too_many(rejected, int(read.rows_in) - n_replaced, share, max_reject_share)
     if stop:
         raise TooManyRejects(
             f"{stop}; fix the file, or train on the rest with --max-reject-share SHARE or --allow-rejects"

@@ -367,6 +367,37 @@ def test_near_miss_column_is_an_error_naming_the_field(tmp_path):
             read_checkups(p)
 
 
+@pytest.mark.parametrize(
+    ("column", "field", "header"),
+    [
+        ("수측기혈압", "sbp", "수축기혈압"),  # a mistyped syllable
+        ("수축기혈압(mmHg)", "sbp", "수축기혈압"),  # a unit appended
+        ("SBP", "sbp", "수축기혈압"),  # the canonical name in an NHIS file
+        ("fasting glucose", "fasting_glucose", "식전혈당(공복혈당)"),
+        ("Glucose", "fasting_glucose", "식전혈당(공복혈당)"),  # another name of the field
+    ],
+)
+def test_nhis_near_miss_header_is_an_error_naming_the_nhis_header(tmp_path, column, field, header):
+    raw = pd.read_csv(NHIS_2020, dtype=str, encoding="cp949", keep_default_na=False)
+    original = {"sbp": "수축기혈압", "fasting_glucose": "식전혈당(공복혈당)"}[field]
+    p = tmp_path / "nhis.csv"
+    raw.rename(columns={original: column}).to_csv(p, index=False, encoding="cp949")
+    msg = f"column {column!r} is not an NHIS header this reader knows; did you mean {header!r} ({field})?"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        read_checkups(p)
+
+
+def test_nhis_unrelated_extra_headers_are_still_ignored(tmp_path):
+    raw = pd.read_csv(NHIS_2020, dtype=str, encoding="cp949", keep_default_na=False)
+    # Urine creatinine and post-meal glucose share a stem with fields the file has or lacks.
+    raw = raw.drop(columns=["혈청크레아티닌"]).assign(요크레아티닌="1.0", 식후혈당="140", 비고="x")
+    p = tmp_path / "nhis.csv"
+    raw.to_csv(p, index=False, encoding="cp949")
+    r = read_checkups(p)
+    assert r.frame["serum_creatinine"].isna().all()
+    assert any("요크레아티닌" in n for n in r.notes)
+
+
 def test_canonical_spelling_variants_map_and_unrelated_columns_are_ignored(tmp_path):
     p = _write(
         tmp_path,

@@ -80,6 +80,13 @@ def test_train_promote_evaluate_score(tmp_path):
     assert {"logistic_regression", "prevent_10y_cvd", "framingham_2008_cvd"} <= set(cvd["baselines"])
     assert (tmp_path / "eval" / "report.html").stat().st_size > 10_000
     assert "Intended use" in (tmp_path / "eval" / "model_card.md").read_text()
+    # Most of the file rejected: evaluated on the rest, and said loudly (as score and train do).
+    heavy = pd.read_csv(tmp_path / "eval.csv")
+    heavy.loc[heavy.index % 10 < 3, "sbp"] = 999
+    heavy.to_csv(tmp_path / "heavy.csv", index=False)
+    out = cli("evaluate", "--data", tmp_path / "heavy.csv", "--out", tmp_path / "eval-heavy", home=home)
+    assert out.stderr.strip().splitlines()[-1].startswith("WARNING: ")
+    assert "more than the 20% allowed" in out.stderr
 
     # Score a file with bad rows: nothing is lost.
     good = pd.read_csv(tmp_path / "eval.csv").head(200)

@@ -65,6 +65,18 @@ def test_validate_prints_the_same_summary(tmp_path):
     assert "rejected 20 of 21 rows (95.2%):" in r.stderr and "  20 rows: sbp: not a number" in r.stderr
 
 
+def test_validate_counts_the_label_values_train_would_reject(tmp_path):
+    rows = [{**GOOD, "person_id": f"g{i}", "cvd_1y": 0, "diabetes_1y": 0} for i in range(7)]
+    rows[0]["cvd_1y"], rows[1]["cvd_1y"], rows[2]["diabetes_1y"] = 2, "yes", -1
+    pd.DataFrame(rows).to_csv(tmp_path / "labels.csv", index=False)
+    r = cli("validate", tmp_path / "labels.csv", home=tmp_path, check=False)
+    assert r.returncode == 1 and "rejected 3 of 7 rows" in r.stderr, r.stderr
+    assert "FAILED" in r.stdout
+    # A file without labels is judged as score judges it.
+    pd.DataFrame(rows).drop(columns=["cvd_1y", "diabetes_1y"]).to_csv(tmp_path / "plain.csv", index=False)
+    assert "PASSED" in cli("validate", tmp_path / "plain.csv", home=tmp_path).stdout
+
+
 def test_header_only_and_semicolon_files_are_refused_in_one_line(home, tmp_path):
     (tmp_path / "header.csv").write_text("person_id,sex,age,sbp\n")
     (tmp_path / "semi.csv").write_text("person_id;sex;age;sbp\np1;M;50;120\n")

@@ -123,6 +123,14 @@ def test_without_lipids_then_evaluate_excludes_training_persons(cohort, home, tm
     back = pd.read_csv(tmp_path / "eval-dirty" / "rejects.csv")
     assert back["row"].tolist() == [4, 6] and back["field"].tolist() == [first_label, "sbp"]
     assert "rows rejected by validation: 2" in (tmp_path / "eval-dirty" / "model_card.md").read_text()
+    report = (tmp_path / "eval-dirty" / "report.html").read_text()
+    assert f"2 of {len(dirty):,} rows" in report and "WARNING" not in report
+    # Most of a file rejected: the report says so loudly (the CLI too, tests/integration/test_cli.py).
+    dirty.loc[dirty.index % 3 == 0, "sbp"] = 999
+    dirty.to_csv(tmp_path / "mostly.csv", index=False)
+    mostly = evaluate_file(tmp_path / "mostly.csv", result.version, tmp_path / "eval-mostly")
+    assert mostly.metrics["rejected_share"] > 0.3 and mostly.metrics["rows_in"] == len(dirty)
+    assert "WARNING" in (tmp_path / "eval-mostly" / "report.html").read_text()
     labelless = dirty.drop(columns=[c for c in dirty.columns if c.endswith("_1y")])
     labelless.to_csv(tmp_path / "labelless.csv", index=False)
     with pytest.raises(ValueError, match="no label column to evaluate against"):

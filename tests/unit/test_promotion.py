@@ -70,3 +70,14 @@ def test_wide_interval_of_the_difference_keeps_the_champion():
     assert any(
         r.startswith("not enough evidence: cvd AUROC difference") or "worse than the champion" in r for r in d.reasons
     )
+
+
+def test_a_first_model_with_few_events_names_the_calibration_it_could_not_judge():
+    # One held-out event had been "judged" with a meaningless interval (slope 1.61, 95% CI 1.31-2.32).
+    y, p = draw(n=300, seed=4)
+    y[:] = 0
+    y[0] = 1
+    d = decide({"cvd": y}, {"cvd": p}, None)
+    assert d.promote and d.per_outcome["cvd"]["calibration_judged"] is False
+    assert "cvd: calibration not judged: 1 held-out events, 50 needed" in d.reasons
+    assert "CI" not in d.per_outcome["cvd"]["calibration"]
