@@ -7,11 +7,13 @@ used only to order a person's checkups, never as features.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 
 from features.cutoffs import BP_STAGE_BOUNDS
-from features.schema import FEMALE, MALE, age_group_midpoint
+from features.schema import FEMALE, KEY_INPUTS, MALE, age_group_midpoint
 
 # Raw record fields the models see directly (codes as numbers).
 RAW_FEATURES: tuple[str, ...] = (
@@ -399,6 +401,17 @@ def absent_history(X: np.ndarray) -> np.ndarray:
     hidden = np.zeros(X.shape, dtype=bool)
     hidden[:, _LONGITUDINAL_COLUMNS] = np.isnan(X[:, _LONGITUDINAL_COLUMNS])
     return hidden
+
+
+def missing_key_inputs(records: Sequence[Mapping[str, object]], X: np.ndarray) -> list[list[str]]:
+    """Per record, the key inputs (`KEY_INPUTS`) it lacks, in that order. A lipid this checkup lacks
+    but carries from the person's last earlier panel (a `last_*` feature of `X`) is not missing:
+    the model has it, and the report shows it as that panel's."""
+    carried = {f: ~np.isnan(X[:, FEATURES.index(f"last_{f}")]) for f in CARRIED_LIPIDS}
+    return [
+        [k for k in KEY_INPUTS if r.get(k) is None and not (k in carried and carried[k][i])]
+        for i, r in enumerate(records)
+    ]
 
 
 def unmeasured(X: np.ndarray) -> np.ndarray:

@@ -102,7 +102,7 @@ from typing import NamedTuple
 
 from features.condition_names import history_of_names
 from features.medications import LIPID_LOWERING, classes_of_names
-from features.schema import BY_NAME, EXAM_DATE_MIN, EXAM_DATE_RANGE_TEXT, SEX_CODES, SEX_WORDS
+from features.schema import BY_NAME, EXAM_DATE_MIN, EXAM_DATE_RANGE_TEXT, SEX_CODES, SEX_WORDS, latest_today
 
 LOINC = "http://loinc.org"
 # LOINC's HL7 OID, which CDA-derived and older HL7 v2 systems send as the system: read as LOINC.
@@ -1129,6 +1129,8 @@ def read_patient(
     not valid FHIR R4 and resources about another patient (left out) become `warnings`.
     """
     pid, patient_ref, sex, birth_at, issues, warnings = _patient(patient, patient_url)
+    # The latest plausible date: the caller's today, else today where it is latest on Earth.
+    bound = today or latest_today()
     today = today or dt.date.today()
     born = dt.date(birth_at.year, 1, 1) if birth_at is not None else dt.date.min
     if birth_at is not None and _partial_date(patient.get("birthDate")):
@@ -1145,7 +1147,13 @@ def read_patient(
         _identifier_key(i) for i in patient.get("identifier") or [] if isinstance(i, dict) and i.get("value")
     )
     reading = _Reading(
-        refs, _medications(resources), today, born, warnings=warnings, issues=issues, patient_identifiers=idents
+        refs,
+        _medications(resources),
+        bound,
+        born,
+        warnings=warnings,
+        issues=issues,
+        patient_identifiers=idents,
     )
     for resource, full_url in resources:
         ref = _ref(resource, full_url)

@@ -89,7 +89,9 @@ _UNIT_SUFFIXES: tuple[str, ...] = (
     "mmhg", "mgdl", "mgdll", "gdl", "cm", "kg", "ul", "iul", "years", "year", "yrs", "yr", "code", "cd",
 )  # fmt: skip
 # Units as NHIS-style headers write them after the Korean name (수축기혈압(mmHg), 식전혈당(mg/dL)).
-_NHIS_UNIT_SUFFIXES: tuple[str, ...] = ("mg/dl", "g/dl", "u/l", "iu/l", "mmhg", "단위")
+# A molar unit too: a glucose in mmol/L must not be ignored in silence (renamed, its values are then
+# rejected as out of range, not scored as mg/dL).
+_NHIS_UNIT_SUFFIXES: tuple[str, ...] = ("mg/dl", "g/dl", "u/l", "iu/l", "mmhg", "mmol/l", "umol/l", "μmol/l", "단위")
 # Common other names of a field: suggested, never mapped, because their unit or coding may differ
 # (glucose in mmol/L, smoker as yes/no).
 _ALIASES: dict[str, str] = {
@@ -128,16 +130,16 @@ def _likely_field(column: str, absent: set[str]) -> str | None:
     return choices[close[0]] if close else None
 
 
-# Korean headers are a few syllables long, so one mistyped syllable (수측기혈압 for 수축기혈압)
-# scores 0.8; the lower ratio still keeps apart the headers of other tests that share a stem
-# (요크레아티닌, urine creatinine, scores 0.77 against 혈청크레아티닌).
-NHIS_NEAR_MISS_RATIO = 0.8
+# Korean headers are a few syllables long: one mistyped syllable (수측기혈압 for 수축기혈압) is a near
+# miss, while a header with a syllable more or less is another measure (허리둘레비, the waist ratio;
+# 수축기혈압2차, a second reading; VLDL콜레스테롤), so only same-length headers one syllable off count.
+NHIS_MIN_TYPO_LENGTH = 4
 
 
 def _likely_nhis_field(column: str, absent: set[str]) -> str | None:
-    """As `_likely_field` for an NHIS file's headers, among the targets it lacks: a near spelling of
-    an NHIS header, an NHIS header with a unit appended (수축기혈압(mmHg)), or a canonical field
-    name or its other names (SBP, glucose)."""
+    """As `_likely_field` for an NHIS file's headers, among the targets it lacks: an NHIS header
+    with one syllable mistyped, an NHIS header with a unit appended (수축기혈압(mmHg)), or a
+    canonical field name or its other names (SBP, glucose)."""
     key = normalise_header(column)
     choices = {k: t for k, t in NHIS_HEADER_MAP.items() if t in absent}
     for suffix in _UNIT_SUFFIXES + _NHIS_UNIT_SUFFIXES:
@@ -149,8 +151,12 @@ def _likely_nhis_field(column: str, absent: set[str]) -> str | None:
     field = _likely_field(column, {t for t in absent if not t.startswith("_")})
     if field is not None:
         return field
-    close = difflib.get_close_matches(key, list(choices), n=1, cutoff=NHIS_NEAR_MISS_RATIO)
-    return choices[close[0]] if close else None
+    typo = [
+        k
+        for k in choices
+        if len(k) == len(key) >= NHIS_MIN_TYPO_LENGTH and sum(a != b for a, b in zip(k, key, strict=True)) == 1
+    ]
+    return choices[typo[0]] if len(typo) == 1 else None
 
 
 def nhis_header(field: str) -> str | None:

@@ -74,6 +74,8 @@ _NHIS_IGNORED: tuple[str, ...] = (
     "시도코드", "시력(좌)", "시력(우)", "청력(좌)", "청력(우)", "구강검진수검여부", "치아우식증유무",
     "결손치유무", "치아마모증유무", "제3대구치(사랑니)이상", "치석", "치석유무", "데이터공개일자",
     "데이터기준일자",
+    # Other measures one syllable off a mapped header (식후혈당, post-meal glucose): known, not misspelt.
+    "식후혈당",
 )  # fmt: skip
 NHIS_HEADER_MAP: dict[str, str] = {
     normalise_header(s): target for target, spellings in NHIS_SPELLINGS.items() for s in spellings

@@ -57,6 +57,14 @@ EXAM_DATE_MIN = dt.date(2000, 1, 1)
 EXAM_DATE_RANGE_TEXT = f"between {EXAM_DATE_MIN.isoformat()} and today"
 
 
+def latest_today() -> dt.date:
+    """Today's date where it is latest on Earth (UTC+14): the upper bound of a plausible exam date.
+
+    A server whose clock runs on UTC is still on yesterday for the first nine hours of a day in
+    Seoul; bounding by its own date refused every same-day checkup sent in those hours."""
+    return dt.datetime.now(dt.timezone(dt.timedelta(hours=14))).date()
+
+
 @dataclass(frozen=True)
 class Field:
     """One column of the canonical record.

@@ -28,6 +28,7 @@ from features.schema import (
     REQUIRED_ONE_OF,
     Field,
     label_column,
+    latest_today,
     true_risk_column,
 )
 
@@ -46,7 +47,7 @@ def _range_text(f: Field) -> str:
 
 
 def _today() -> pd.Timestamp:
-    return pd.Timestamp(dt.date.today())
+    return pd.Timestamp(latest_today())
 
 
 def check_records(df: pd.DataFrame, labels: bool = False) -> pd.DataFrame:
@@ -203,7 +204,7 @@ def build_expectations(columns: list[str] | None = None) -> list:
                 gxe.ExpectColumnValuesToBeBetween(
                     column=f.name,
                     min_value=dt.datetime.combine(EXAM_DATE_MIN, dt.time()),
-                    max_value=dt.datetime.combine(dt.date.today(), dt.time()),
+                    max_value=dt.datetime.combine(latest_today(), dt.time()),
                     meta=crit,
                 )
             )

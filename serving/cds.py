@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from features.fhir import FhirInputError, Issue, bundle_entries, read_bundle, read_patient
-from features.schema import BY_NAME, KEY_INPUTS
+from features.schema import BY_NAME
 from models.provenance import SYNTHETIC_WARNING
 from serving.cds_auth import CdsAuthError
 from serving.cds_cards import card, factor_words, mark_synthetic, no_checkup_card, stale_card, stale_warning
@@ -221,7 +221,6 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
     if result.get("stale"):
         one = stale_card(result, served.version, warnings)
     else:
-        record = records[-1]
         assessments = risk_assessments(
             checkup, result, served.version, lambda c: factor_words(c, "en"), synthetic=synthetic
         )
@@ -229,7 +228,7 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         if assessments:
             # A signed, short-lived link: it opens in the EHR's browser without a bearer token.
             report_url = _base(request, svc) + await run_in_threadpool(svc.report_links.put, records)
-        missing = [k for k in KEY_INPUTS if record.get(k) is None]
+        missing = result["missing_inputs"]
         one = card(result, served.version, assessments, report_url, missing, warnings)
     if one is not None and synthetic:
         one = mark_synthetic(one, served.scorer.training_data)

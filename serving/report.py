@@ -57,7 +57,7 @@ from features.labels import (
     risk_change_text,
     risk_text,
 )
-from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, implausible_bmi
+from features.schema import BMI_PLAUSIBLE, BY_NAME, implausible_bmi
 from models.interval import sigmoid_float
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import synthetic_notice
@@ -881,8 +881,10 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
                 whatif_status.append(t("whatif_measured_within", lang))
     bounds = ", ".join(_lang_part(words, lang) for _, words in MAX_CHANGE.values())
 
-    missing = [FEATURE_LABELS[k].name(lang) for k in KEY_INPUTS if record.get(k) is None]
-    if record.get("age") is None:
+    # Nothing to sharpen when no outcome applies.
+    estimated = any(risk["applicable"] for risk in result["risks"].values())
+    missing = [FEATURE_LABELS[k].name(lang) for k in result["missing_inputs"]] if estimated else []
+    if estimated and record.get("age") is None:
         missing.append(t("age_band_only", lang))
     exam = record["exam_date"]
     if history:

@@ -31,6 +31,7 @@ from features.schema import (
     REQUIRED_ONE_OF,
     SEX_CODES,
     SEX_WORDS,
+    latest_today,
 )
 from features.schema import Field as SchemaField
 
@@ -74,7 +75,10 @@ def _validators() -> dict:
 
     def date_of_datetime(cls, v):
         # A date with a time of day ("2023-05-02T09:30:00") is its date, as files read it; the
-        # checkup is a day's event.
+        # checkup is a day's event. A number is no ISO date: the validator would take 1758067200 for
+        # a Unix time and refuse 20250917 in words that do not say what to send.
+        if isinstance(v, (int, float)) or (isinstance(v, str) and v.strip().lstrip("+-").replace(".", "", 1).isdigit()):
+            raise ValueError("must be an ISO date (YYYY-MM-DD), not a number")
         if isinstance(v, str):
             v = v.strip()  # as files read it
             if len(v) > 10:
@@ -85,7 +89,7 @@ def _validators() -> dict:
         return v
 
     def check_date(cls, v):
-        if v is not None and not (EXAM_DATE_MIN <= v <= dt.date.today()):
+        if v is not None and not (EXAM_DATE_MIN <= v <= latest_today()):
             raise ValueError(f"must be {EXAM_DATE_RANGE_TEXT}")
         return v
 

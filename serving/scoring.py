@@ -23,10 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from features.derive import FEATURES, LASTING_FLAGS, Columns, absent_history, feature_matrix, unmeasured
+from features.derive import (
+    FEATURES,
+    LASTING_FLAGS,
+    Columns,
+    absent_history,
+    feature_matrix,
+    missing_key_inputs,
+    unmeasured,
+)
 from features.eligibility import Judged, applicability, reason_id
 from features.labels import FEATURE_GROUPS
-from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, age_to_group, implausible_bmi
+from features.schema import BMI_PLAUSIBLE, BY_NAME, age_to_group, implausible_bmi
 from models import provenance
 from models.bundle import RiskModel
 from models.engine import Scores
@@ -249,6 +257,7 @@ class Scorer:
         applies = applicability(cols, self.outcomes)
         hidden = absent_history(X)
         outside = measurements_outside(self.model, X)
+        lacking = missing_key_inputs(records, X)
         results = []
         for i, r in enumerate(records):
             risks = {}
@@ -268,7 +277,7 @@ class Scorer:
                     }
                     continue
                 risks[o] = _applicable_risk(o, i, scored, X, hidden, top_k, detail)
-            missing = [k for k in KEY_INPUTS if r.get(k) is None]
+            missing = lacking[i]
             warnings = [f"{BY_NAME[k].label_en} ({k}) missing: estimates that use it are less precise" for k in missing]
             if r.get("age") is None:
                 warnings.append("age given only as a 5-year band: the band midpoint was used")
@@ -314,6 +323,7 @@ class Scorer:
                     "history_checkups": int(earlier[i]),
                     "stale": stale is not None,
                     "risks": risks,
+                    "missing_inputs": missing,
                     "warnings": warnings,
                 }
             )

@@ -9,8 +9,9 @@ A champion is replaced only on enough evidence: per outcome at least `MIN_EVENTS
 (`checkup-risk train --promote-min-events`), and a 95% interval of the AUROC difference no wider
 than `MAX_CI_WIDTH`. Otherwise the gate keeps the champion and says which outcome lacked
 evidence. A small, noisy test set can then never let a model trained on few people replace a
-better one by chance. The first model (no champion yet) is judged on calibration alone, on the
-outcomes with `MIN_EVENTS` held-out events; the others are named as not judged.
+better one by chance. The first model (no champion yet) is judged on calibration alone; an outcome
+with fewer than `CALIBRATION_MIN_EVENTS` held-out events is named as not judged (and, when a champion
+lacks that outcome, not added on that evidence).
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ INTERCEPT_BOUNDS = (-0.2, 0.2)
 # difference is typically +/- 0.03-0.05: narrower than MAX_CI_WIDTH only when the models agree closely.
 MIN_EVENTS = 50
 MAX_CI_WIDTH = 0.10
+# Below this many held-out events an outcome's calibration is not judged at all: its bootstrap interval
+# is an artefact of the few events. From here on, gross miscalibration (an 8-fold over-prediction with
+# 30 events) lies wholly outside the bounds and fails.
+CALIBRATION_MIN_EVENTS = 10
 
 
 @dataclass
@@ -115,20 +120,22 @@ def decide(
         yo = y[outcome]
         ok = np.isfinite(yo) & np.isfinite(p_new)
         events = int(yo[ok].sum())
-        judged = min_events <= events < ok.sum()
+        judged = CALIBRATION_MIN_EVENTS <= events < ok.sum()
         if judged:
             good, text = calibration_ok(yo[ok], p_new[ok])
         elif 0 < events < ok.sum():
-            # An interval from a handful of events means nothing: say so instead of quoting one.
-            good, text = True, f"calibration not judged: {events} held-out events, {min_events} needed"
+            # An interval from a handful of events means nothing (one event "showed" a slope of 1.31-2.32):
+            # say so instead of quoting one. A first model is still promoted (there is nothing to keep);
+            # an outcome a champion lacks is not added on no evidence.
+            text = f"calibration not judged: {events} held-out events, {CALIBRATION_MIN_EVENTS} needed"
+            good = champion is None or outcome in champion
         else:
             good, text = False, "no events in the held-out rows: cannot judge"
         row = {"calibration_ok": good, "calibration": text, "calibration_judged": judged}
+        if not good or not judged:
+            decision.reasons.append(f"{outcome}: {text}")
         if not good:
             decision.promote = False
-            decision.reasons.append(f"{outcome}: {text}")
-        elif not judged and champion is None:
-            decision.reasons.append(f"{outcome}: {text}")
         if champion is not None and outcome in champion:
             reason = _against_champion(outcome, yo, p_new, champion[outcome], ok, row, seed, min_events, max_ci_width)
             if reason:

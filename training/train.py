@@ -65,12 +65,13 @@ class CheckedData:
     """What reading and validation left to train on, and what they turned away."""
 
     records: pd.DataFrame
-    rows_in: int
+    rows_in: int  # rows of the files, less the copies a later file replaced
     persons: int
     rejected: int
     share: float
     gx: SuiteReport
     reasons: pd.Series  # rows per (field, reason), the 50 most common
+    replaced: int = 0  # copies a later file's row replaced (newer labels): neither rows nor rejects
 
 
 def file_sha256(path: Path) -> str:
@@ -187,15 +188,17 @@ def read_and_check(data: list[Path], outcomes: tuple[str, ...], max_reject_share
     records, problems = split_valid(read.frame, labels=True)
     found = [r for r in (read.rejects, problems) if len(r)]
     all_rejects = pd.concat(found) if found else read.rejects
-    reasons = all_rejects[["field", "reason"]].value_counts().head(50) if len(all_rejects) else pd.Series(dtype=int)
     # A copy replaced by a later file's row (newer labels) is no lost data (`read_files` says how many):
-    # the count, its share and the limit are of the rest.
+    # the rows, the rejects, their share and the limit are of the rest.
     replaced = all_rejects["reason"].eq(R_SUPERSEDED).to_numpy() if len(all_rejects) else np.zeros(0, dtype=bool)
     n_replaced = int(all_rejects.loc[replaced, "index"].nunique()) if replaced.any() else 0
-    rejected, share, lines = rejects_summary(all_rejects[~replaced], int(read.rows_in) - n_replaced)
+    lost = all_rejects[~replaced]
+    reasons = lost[["field", "reason"]].value_counts().head(50) if len(lost) else pd.Series(dtype=int)
+    rows_in = int(read.rows_in) - n_replaced
+    rejected, share, lines = rejects_summary(lost, rows_in)
     for line in lines:
         say(line)
-    stop = too_many(rejected, int(read.rows_in) - n_replaced, share, max_reject_share)
+    stop = too_many(rejected, rows_in, share, max_reject_share)
     if stop:
         raise TooManyRejects(
             f"{stop}; fix the file, or train on the rest with --max-reject-share SHARE or --allow-rejects"
@@ -204,12 +207,13 @@ def read_and_check(data: list[Path], outcomes: tuple[str, ...], max_reject_share
         raise ValueError("no valid rows to train on")
     return CheckedData(
         records=records,
-        rows_in=int(read.rows_in),
+        rows_in=rows_in,
         persons=int(read.frame["person_id"].nunique()),
         rejected=rejected,
         share=share,
         gx=gx,
         reasons=reasons,
+        replaced=n_replaced,
     )
 
 
@@ -225,6 +229,7 @@ def split(
         "rows": checked.rows_in,
         "persons": checked.persons,
         "rejected_rows": checked.rejected,
+        "replaced_rows": checked.replaced,
         "train_rows": int(len(train_rows)),
         "test_rows": int(len(test_rows)),
         "events": {o: int(pd.to_numeric(records[OUTCOME_SPECS[o].label], errors="coerce").sum()) for o in outcomes},

@@ -375,6 +375,7 @@ def test_near_miss_column_is_an_error_naming_the_field(tmp_path):
         ("SBP", "sbp", "수축기혈압"),  # the canonical name in an NHIS file
         ("fasting glucose", "fasting_glucose", "식전혈당(공복혈당)"),
         ("Glucose", "fasting_glucose", "식전혈당(공복혈당)"),  # another name of the field
+        ("식전혈당(mmol/L)", "fasting_glucose", "식전혈당(공복혈당)"),  # another unit: never ignored in silence
     ],
 )
 def test_nhis_near_miss_header_is_an_error_naming_the_nhis_header(tmp_path, column, field, header):
@@ -389,13 +390,23 @@ def test_nhis_near_miss_header_is_an_error_naming_the_nhis_header(tmp_path, colu
 
 def test_nhis_unrelated_extra_headers_are_still_ignored(tmp_path):
     raw = pd.read_csv(NHIS_2020, dtype=str, encoding="cp949", keep_default_na=False)
-    # Urine creatinine and post-meal glucose share a stem with fields the file has or lacks.
-    raw = raw.drop(columns=["혈청크레아티닌"]).assign(요크레아티닌="1.0", 식후혈당="140", 비고="x")
+    # Other measures that share a stem with a field the file lacks: urine creatinine, post-meal
+    # glucose, the waist ratio, a second SBP reading, VLDL.
+    lacking = ["혈청크레아티닌", "식전혈당(공복혈당)", "허리둘레", "수축기혈압", "LDL콜레스테롤"]
+    raw = raw.drop(columns=lacking).assign(
+        요크레아티닌="1.0",
+        식후혈당="140",
+        허리둘레비="0.5",
+        **{"수축기혈압(2차)": "120"},
+        VLDL콜레스테롤="20",
+        비고="x",
+    )
     p = tmp_path / "nhis.csv"
     raw.to_csv(p, index=False, encoding="cp949")
     r = read_checkups(p)
-    assert r.frame["serum_creatinine"].isna().all()
-    assert any("요크레아티닌" in n for n in r.notes)
+    for field in ("serum_creatinine", "fasting_glucose", "waist_cm", "sbp", "ldl"):
+        assert r.frame[field].isna().all(), field
+    assert any("요크레아티닌" in n and "허리둘레비" in n for n in r.notes)
 
 
 def test_canonical_spelling_variants_map_and_unrelated_columns_are_ignored(tmp_path):

@@ -86,7 +86,7 @@ def test_train_promote_evaluate_score(tmp_path):
     heavy.to_csv(tmp_path / "heavy.csv", index=False)
     out = cli("evaluate", "--data", tmp_path / "heavy.csv", "--out", tmp_path / "eval-heavy", home=home)
     assert out.stderr.strip().splitlines()[-1].startswith("WARNING: ")
-    assert "more than the 20% allowed" in out.stderr
+    assert "were rejected, more than 20%: the figures describe the rest of the file" in out.stderr
 
     # Score a file with bad rows: nothing is lost.
     good = pd.read_csv(tmp_path / "eval.csv").head(200)

@@ -94,6 +94,21 @@ def test_missing_key_inputs_warn(client):
     assert res["exam_date"]  # defaulted to today
 
 
+def test_lipids_carried_from_an_earlier_panel_are_not_missing(client):
+    # The model carries the last panel forward; /score had still warned that the lipids were missing.
+    earlier = dict(REC, person_id="carry", exam_date="2023-05-02")
+    newest = {k: v for k, v in REC.items() if k not in ("total_cholesterol", "hdl", "ldl", "triglycerides")}
+    newest.update(person_id="carry", exam_date="2025-05-02")
+    alone, with_history = (
+        post(client, [newest]).json()["results"][0],
+        post(client, [earlier, newest]).json()["results"][1],
+    )
+    lipids = {"total_cholesterol", "hdl", "triglycerides"}
+    assert lipids <= set(alone["missing_inputs"]) and any("hdl" in w for w in alone["warnings"])
+    assert not lipids & set(with_history["missing_inputs"])
+    assert not any("(hdl) missing" in w for w in with_history["warnings"])
+
+
 def test_higher_sbp_never_lowers_cvd_risk(client):
     rng = np.random.default_rng(0)
     recs = []

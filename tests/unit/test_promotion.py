@@ -79,5 +79,23 @@ def test_a_first_model_with_few_events_names_the_calibration_it_could_not_judge(
     y[0] = 1
     d = decide({"cvd": y}, {"cvd": p}, None)
     assert d.promote and d.per_outcome["cvd"]["calibration_judged"] is False
-    assert "cvd: calibration not judged: 1 held-out events, 50 needed" in d.reasons
+    assert "cvd: calibration not judged: 1 held-out events, 10 needed" in d.reasons
     assert "CI" not in d.per_outcome["cvd"]["calibration"]
+
+
+def test_gross_miscalibration_fails_from_a_few_dozen_events():
+    rng = np.random.default_rng(5)
+    p = np.full(2000, 0.015)
+    y = (rng.random(2000) < p).astype(float)
+    assert 20 <= y.sum() < 50
+    first = decide({"ckd": y}, {"ckd": p * 8}, None)
+    assert not first.promote and "intercept outside" in " ".join(first.reasons)
+    # An outcome the champion lacks: not added miscalibrated, nor on too few events to judge.
+    _, pc = draw(n=2000)
+    yc = (rng.random(2000) < pc).astype(float)
+    added = decide({"cvd": yc, "ckd": y}, {"cvd": pc, "ckd": np.full(2000, 0.5)}, {"cvd": pc}, min_events=1)
+    assert not added.promote and any(r.startswith("ckd: calibration") for r in added.reasons)
+    few = y.copy()
+    few[np.flatnonzero(few)[3:]] = 0
+    thin = decide({"cvd": yc, "ckd": few}, {"cvd": pc, "ckd": p}, {"cvd": pc}, min_events=1)
+    assert not thin.promote and "ckd: calibration not judged: 3 held-out events, 10 needed" in thin.reasons

@@ -32,3 +32,26 @@ def test_an_exam_date_with_a_time_of_day_is_that_day():
         assert ok.checkups[0].exam_date.isoformat() == "2023-05-02", sent
     [error] = _errors(dict(EXAMPLE_RECORD, exam_date="2023-02-30T10:00:00"))
     assert error["index"] == 0 and error["field"] == "exam_date"
+
+
+def test_a_number_is_no_exam_date():
+    # 1758067200 had been read as a Unix time (2025-09-17) and 20250917 refused in a library's words.
+    for sent in (1758067200, 1758067200.0, "1758067200", 20250917, "20250917"):
+        [error] = _errors(dict(EXAMPLE_RECORD, exam_date=sent))
+        assert error["field"] == "exam_date" and "ISO date (YYYY-MM-DD)" in error["message"], sent
+
+
+def test_today_in_seoul_is_never_in_the_future():
+    # On a server whose clock runs on UTC, 00:00-09:00 in Seoul is still yesterday: a same-day
+    # checkup had been refused as "in the future".
+    import datetime as dt
+
+    from features.schema import latest_today
+
+    seoul_today = dt.datetime.now(dt.timezone(dt.timedelta(hours=9))).date()
+    assert latest_today() >= seoul_today >= dt.date.today() - dt.timedelta(days=1)
+    for sent in (seoul_today.isoformat(), f"{seoul_today.isoformat()}T00:30:00+09:00"):
+        ok = ScoreRequest.model_validate({"checkups": [dict(EXAMPLE_RECORD, exam_date=sent)]})
+        assert ok.checkups[0].exam_date == seoul_today
+    [error] = _errors(dict(EXAMPLE_RECORD, exam_date=(latest_today() + dt.timedelta(days=1)).isoformat()))
+    assert error["field"] == "exam_date" and "today" in error["message"]

@@ -103,3 +103,5 @@ def test_copies_replaced_by_a_later_file_do_not_count_toward_the_reject_limit(tm
     # as rejected (a summary of "50% rejected" before training went on had read as a contradiction).
     assert any("appear again in a later file" in s for s in said)
     assert checked.rejected == 0 and f"rejected 0 of {len(checked.records):,} rows (0.0%)" in said
+    assert checked.rows_in == len(checked.records) and checked.replaced == len(checked.records)
+    assert checked.reasons.empty
