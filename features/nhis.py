@@ -10,7 +10,9 @@ case-folding (`normalise_header`), so ``연령대코드(5세단위)`` / ``연령
 - 성별코드 1/2 -> ``sex`` M/F; 연령대코드 -> ``age_group`` (``age`` stays missing).
 - 음주여부 0/1 or N/Y -> ``drinking`` 0/1; the lab and body columns map one to one.
 - waist 999 (999.x) means "not measured": missing, counted in a note, not rejected.
-- 시도코드, sight, hearing, the oral-exam columns, 데이터공개일자 and unknown columns are ignored.
+- 시도코드, sight, hearing, the oral-exam columns, 데이터공개일자, 식후혈당 and unknown columns are
+  ignored; an unknown column that nearly names a header the file lacks is an error naming it
+  (`features.headers`).
 
 The codes themselves (성별코드, 요단백, 흡연상태 ...) are the canonical record's codes
 (`features.schema`), which were taken from this file.
