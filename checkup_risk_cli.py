@@ -309,6 +309,12 @@ def cmd_score(args: argparse.Namespace) -> int:
             "person_id: each was scored as given; check that they are one person's",
             file=sys.stderr,
         )
+    if summary.get("age_differs"):
+        print(
+            f"warning: {summary['age_differs']:,} checkups give an age that does not move with the time since the "
+            "same person_id's previous checkup: each was scored as given; check both ages",
+            file=sys.stderr,
+        )
     if summary.get("out_of_order_rows"):
         print(
             f"warning: {summary['out_of_order_rows']:,} checkups are dated before an earlier checkup of the "

@@ -33,7 +33,7 @@ def _number(x: float) -> str:
 
 def _range(f: schema.Field) -> str:
     if f.name == "person_id":
-        return f"non-empty, at most {schema.PERSON_ID_MAX_LEN} characters"
+        return f"non-empty, at most {schema.PERSON_ID_MAX_LEN} characters, no control characters"
     if f.name == "exam_date":
         return f"{schema.EXAM_DATE_MIN.isoformat()} .. today"
     text = f"{_number(f.low)} .. {_number(f.high)}" if f.low is not None and f.high is not None else ""

@@ -163,6 +163,10 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS)
 NUMERIC_COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.numeric)
 
 PERSON_ID_MAX_LEN = 64
+# A control character in an id is a corrupted export, never part of a person's id (it would also be
+# echoed into outputs and logs as it is).
+PERSON_ID_CONTROL = r"[\x00-\x1f\x7f]"
+PERSON_ID_CONTROL_TEXT = "holds a control character"
 
 # (field that must be lower, field that must be higher): checked only when both are present.
 ORDERED_PAIRS: tuple[tuple[str, str], ...] = (("dbp", "sbp"),)
@@ -243,6 +247,34 @@ def age_group_midpoint(code):
 def age_to_group(age: float) -> int:
     """NHIS 5-year band code for an age in years."""
     return int(min(18, max(5, age // 5 + 1)))
+
+
+# An age that moves by more than this many years apart from the time between two checkups of one
+# person says they may not be one person: over L years a whole-year age (floored or rounded) moves
+# by floor(L) or ceil(L), never a year or more from L.
+AGE_SLACK_YEARS = 1.0
+
+
+def _given(v: object) -> bool:
+    return v is not None and not (isinstance(v, (float, np.floating)) and np.isnan(v))
+
+
+def age_span(age: object, age_group: object) -> tuple[float, float] | None:
+    """(youngest, oldest) age a checkup allows: its age, or the span of its 5-year `age_group` (code
+    c is ages 5c - 5 to 5c - 1; 18 is 85+); None when it gives neither."""
+    if _given(age):
+        return float(age), float(age)  # type: ignore[arg-type]
+    if _given(age_group):
+        code = int(age_group)  # type: ignore[call-overload]
+        return 5.0 * code - 5.0, (5.0 * code if code < 18 else 120.0)
+    return None
+
+
+def ages_disagree(earlier: tuple[float, float] | None, later: tuple[float, float] | None, years: float) -> bool:
+    """Whether two checkups' ages (`age_span`) cannot be one person's `years` apart."""
+    if earlier is None or later is None:
+        return False
+    return not later[0] - earlier[1] - AGE_SLACK_YEARS <= years <= later[1] - earlier[0] + AGE_SLACK_YEARS
 
 
 # A made-up, typical record (no real person): the documented example for the API, the MLflow

@@ -24,6 +24,8 @@ from features.schema import (
     FIELDS,
     ORDERED_PAIRS,
     OUTCOMES,
+    PERSON_ID_CONTROL,
+    PERSON_ID_CONTROL_TEXT,
     PERSON_ID_MAX_LEN,
     REQUIRED_ONE_OF,
     Field,
@@ -93,6 +95,8 @@ def check_records(df: pd.DataFrame, labels: bool = False) -> pd.DataFrame:
             empty = col.astype("string").str.strip().eq("").fillna(False).to_numpy(dtype=bool)
             add(too_long, f.name, None, f"{f.name} is longer than {PERSON_ID_MAX_LEN} characters")
             add(empty & ~missing, f.name, None, f"{f.name} is empty")
+            control = col.astype("string").str.contains(PERSON_ID_CONTROL, regex=True).fillna(False)
+            add(control.to_numpy(dtype=bool), f.name, None, f"{f.name} {PERSON_ID_CONTROL_TEXT}")
         elif f.kind == "date":
             d = pd.to_datetime(col, errors="coerce")
             bad = (d < pd.Timestamp(EXAM_DATE_MIN)) | (d > _today())

@@ -148,6 +148,7 @@ def _score_pandas(
         "out_of_order_rows": history.out_of_order_rows,
         "exam_date_defaulted": counts["exam_date_defaulted"],
         "sex_differs": counts["sex_differs"],
+        "age_differs": counts["age_differs"],
         "persons": len(history),
         "backend": model.engine().backend if scored else None,
     }

@@ -167,6 +167,7 @@ def score_dask(
             "rows_scored": scored,
             "exam_date_defaulted": counts["exam_date_defaulted"],
             "sex_differs": counts["sex_differs"],
+            "age_differs": counts["age_differs"],
             "partitions": n_parts,
             "workers": n_workers,
             "backend": backends[0] if backends else None,

@@ -15,6 +15,7 @@ import pandas as pd
 
 from features.readers import iter_checkups, read_checkups
 from features.rejects import same_day
+from features.schema import age_span, ages_disagree
 from features.validation import PROBLEM_COLUMNS, split_valid
 
 
@@ -23,9 +24,10 @@ def validated_chunks(
 ) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame]]:
     """(rows in, valid records, rejects sorted by row) per input chunk, with the chunk's row
     accounting checked. `counts` adds up the readers' counts (`ReadResult.counts`: rows whose
-    exam_date was set to today, waists of 999) over the chunks, and `sex_differs`: valid rows that
+    exam_date was set to today, waists of 999) over the chunks, `sex_differs`: valid rows that
     give another sex than the person's previous valid row (scored as given, but likely two persons
-    under one id, or a typo).
+    under one id, or a typo), and `age_differs`: valid rows whose age does not move with the time
+    since that row.
 
     A second row of one person on one date is rejected within a chunk by the validation, and
     across chunks against each person's latest date so far (`_Persons`); in a file that is not in
@@ -38,9 +40,10 @@ def validated_chunks(
         records, repeats = persons.repeats(records)
         if len(repeats):
             rejects = pd.concat([rejects, repeats], ignore_index=True).sort_values("index", kind="stable")
-        differ = persons.update(records)
+        sex_differ, age_differ = persons.update(records)
         if counts is not None:
-            counts["sex_differs"] += differ
+            counts["sex_differs"] += sex_differ
+            counts["age_differs"] += age_differ
         rejected = set(rejects["index"].tolist())
         if rejected & set(records.index.tolist()) or len(records) + len(rejected) != read.rows_in:
             raise RuntimeError(
@@ -71,11 +74,13 @@ def validate_read(
 
 class _Persons:
     """What the chunks read so far say of each person_id: its latest exam_date with the input row
-    that has it, and the sex of its last valid row. Memory O(persons); each chunk costs O(its rows)."""
+    that has it, and the sex, date and age of its last valid row. Memory O(persons); each chunk costs
+    O(its rows)."""
 
     def __init__(self) -> None:
         self.latest: dict[object, tuple[pd.Timestamp, int]] = {}
         self.sex: dict[object, object] = {}
+        self.aged: dict[object, tuple[object, tuple[float, float] | None]] = {}
 
     def repeats(self, records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(records, rejects of those whose person and date are a row kept from an earlier chunk)."""
@@ -96,17 +101,26 @@ class _Persons:
         )
         return records[~repeat], rejects
 
-    def update(self, records: pd.DataFrame) -> int:
+    def update(self, records: pd.DataFrame) -> tuple[int, int]:
         """Take in a chunk's valid records; the number of them whose sex differs from the same
-        person's previous valid row (in file order)."""
-        differ = 0
-        columns = (records[c].to_numpy(dtype=object) for c in ("person_id", "exam_date", "sex"))
-        for pid, date, sex, row in zip(*columns, records.index, strict=True):
+        person's previous valid row (in file order), and of those whose age does not move with the
+        time since it (`features.schema.ages_disagree`, as `/score` warns)."""
+        sex_differ = age_differ = 0
+        ages = [
+            records[c] if c in records.columns else pd.Series(None, index=records.index) for c in ("age", "age_group")
+        ]
+        columns = [records[c].to_numpy(dtype=object) for c in ("person_id", "exam_date", "sex")]
+        columns += [a.to_numpy(dtype=object) for a in ages]
+        for pid, date, sex, age, group, row in zip(*columns, records.index, strict=True):
             if pd.isna(pid):
                 continue
             before = self.sex.get(pid)
-            differ += int(before is not None and before != sex)
+            sex_differ += int(before is not None and before != sex)
             self.sex[pid] = sex
+            span = age_span(age, group)
+            if (last := self.aged.get(pid)) is not None and not pd.isna(date) and not pd.isna(last[0]):
+                age_differ += int(ages_disagree(last[1], span, (date - last[0]).days / 365.25))
+            self.aged[pid] = (date, span)
             if not pd.isna(date) and ((k := self.latest.get(pid)) is None or date > k[0]):
                 self.latest[pid] = (date, int(row))
-        return differ
+        return sex_differ, age_differ

@@ -4,9 +4,11 @@ read from the one field table, never restated. Errors become `{"index", "field",
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,6 +29,8 @@ from features.schema import (
     FIELDS,
     NHIS_SEX_TEXT,
     ORDERED_PAIRS,
+    PERSON_ID_CONTROL,
+    PERSON_ID_CONTROL_TEXT,
     PERSON_ID_MAX_LEN,
     REQUIRED_ONE_OF,
     SEX_CODES,
@@ -40,13 +44,23 @@ MAX_BATCH = 1000
 EXAMPLE_JSON = cast(JsonDict, EXAMPLE_RECORD)
 
 
+def _no_control(v: str) -> str:
+    if re.search(PERSON_ID_CONTROL, v):
+        raise ValueError(PERSON_ID_CONTROL_TEXT)
+    return v
+
+
 def _annotation(f: SchemaField) -> tuple[Any, Any]:
     desc = f"{f.label_en} ({f.label_ko})" + (f", {f.unit}" if f.unit else "")
     if f.codes and f.kind != "sex":
         desc += "; codes: " + ", ".join(f"{k} = {v}" for k, v in f.codes.items())
     if f.kind == "id":
         # Trimmed as the file readers trim it (one person, one id), so blank is empty.
-        text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PERSON_ID_MAX_LEN)]
+        text = Annotated[
+            str,
+            StringConstraints(strip_whitespace=True, min_length=1, max_length=PERSON_ID_MAX_LEN),
+            AfterValidator(_no_control),
+        ]
         return text, Field(description=desc)
     if f.kind == "date":
         return dt.date | None, Field(None, description=desc + "; default: today")

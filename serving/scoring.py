@@ -34,7 +34,7 @@ from features.derive import (
 )
 from features.eligibility import Judged, applicability, reason_id
 from features.labels import FEATURE_GROUPS
-from features.schema import BMI_PLAUSIBLE, BY_NAME, age_to_group, implausible_bmi
+from features.schema import BMI_PLAUSIBLE, BY_NAME, age_span, age_to_group, ages_disagree, implausible_bmi
 from models import provenance
 from models.bundle import RiskModel
 from models.engine import Scores
@@ -70,12 +70,6 @@ def history_counts(person_ids: list[str], dates: list[dt.date]) -> np.ndarray:
     return earlier
 
 
-# An age that moves by more than this many years apart from the time between two checkups of one
-# person says they may not be one person: over L years a whole-year age (floored or rounded) moves
-# by floor(L) or ceil(L), never a year or more from L.
-_AGE_SLACK_YEARS = 1.0
-
-
 def person_inconsistencies(records: list[dict], dates: list[dt.date]) -> list[list[str]]:
     """Per record, warnings when it disagrees with the same person's previous checkup in the
     request: another sex, or an age that does not move with the time between the two exams. Both
@@ -94,25 +88,13 @@ def person_inconsistencies(records: list[dict], dates: list[dt.date]) -> list[li
                 f"sex differs from this person's checkup of {dates[j].isoformat()}, which was used as its history: "
                 "check that both are the same person's"
             )
-        ages_a, ages_b = _age_range(a), _age_range(b)
-        if ages_a is not None and ages_b is not None:
-            years = (dates[i] - dates[j]).days / 365.25
-            if not ages_b[0] - ages_a[1] - _AGE_SLACK_YEARS <= years <= ages_b[1] - ages_a[0] + _AGE_SLACK_YEARS:
-                out[i].append(
-                    f"age does not match the {years:.1f} years since this person's checkup of "
-                    f"{dates[j].isoformat()}, which was used as its history: check both ages"
-                )
+        years = (dates[i] - dates[j]).days / 365.25
+        if ages_disagree(age_span(a.get("age"), a.get("age_group")), age_span(b.get("age"), b.get("age_group")), years):
+            out[i].append(
+                f"age does not match the {years:.1f} years since this person's checkup of "
+                f"{dates[j].isoformat()}, which was used as its history: check both ages"
+            )
     return out
-
-
-def _age_range(record: dict) -> tuple[float, float] | None:
-    """(youngest, oldest) age the record allows: its age, or the span of its 5-year `age_group`."""
-    if record.get("age") is not None:
-        return float(record["age"]), float(record["age"])
-    if record.get("age_group") is not None:
-        code = int(record["age_group"])  # NHIS 5-year bands: code c is ages 5c - 5 to 5c - 1; 18 is 85+
-        return 5.0 * code - 5.0, (5.0 * code if code < 18 else 120.0)
-    return None
 
 
 def exam_age(exam_date: dt.date, today: dt.date) -> tuple[int, int]:

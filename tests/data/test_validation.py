@@ -62,6 +62,16 @@ def test_codes_required_and_pairs():
     assert check_records(valid_frame()).empty
 
 
+def test_a_person_id_with_a_control_character_is_rejected():
+    df = valid_frame(3)
+    df["person_id"] = df["person_id"].astype(object)
+    df.loc[1, "person_id"] = "ab\tc"
+    df.loc[2, "person_id"] = "환자 7"
+    p = check_records(df)
+    assert p[["index", "field"]].values.tolist() == [[1, "person_id"]]
+    assert p["reason"].iloc[0] == "person_id holds a control character"
+
+
 def test_age_group_alone_is_enough():
     df = valid_frame(1).assign(age=np.nan, age_group=9.0)
     assert check_records(df.assign(age_group=np.nan))["field"].tolist() == ["age"]

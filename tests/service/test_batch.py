@@ -156,10 +156,12 @@ def test_undated_rows_same_day_repeats_and_another_sex_are_said_and_counted(mode
     rows = pd.concat([cohort, cohort.iloc[[len(cohort) - 1]], undated], ignore_index=True)
     last_of_first = int(np.flatnonzero(rows["person_id"] == rows.loc[0, "person_id"])[-1])
     rows.loc[last_of_first, "sex"] = "F" if rows.loc[0, "sex"] == "M" else "M"  # one typo in sex
+    rows.loc[last_of_first, "age"] = rows.loc[0, "age"] + 30  # and one in age: 30 years on in a few
     path = tmp_path / "repeats.csv"
     rows.to_csv(path, index=False, date_format="%Y-%m-%d")
     summary = score_file(model, path, tmp_path / "r.csv", "7", chunk_rows=3)
     assert summary["exam_date_defaulted"] == 1 and summary["sex_differs"] == 1
+    assert summary["age_differs"] == 1  # the file's other ages move with their dates
     assert summary["rows_rejected"] == 1 and summary["rows_scored"] == len(rows) - 1
     rejects = pd.read_csv(f"{tmp_path / 'r.csv'}.rejects.csv")
     assert rejects["row"].tolist() == [len(cohort) + 1]
@@ -238,8 +240,12 @@ def test_dask_equals_pandas(model, data, reference, tmp_path, cluster):
         model, path, dask_out, "7", explain=K, chunk_rows=79, engine="dask", scheduler=cluster.scheduler_address
     )
     assert d["partitions"] >= 4 and d["workers"] == 2 and d["backend"] == p["backend"] == "compiled"
-    assert {k: d[k] for k in ("rows_in", "rows_scored", "rows_rejected", "exam_date_defaulted", "sex_differs")} == {
-        k: p[k] for k in ("rows_in", "rows_scored", "rows_rejected", "exam_date_defaulted", "sex_differs")
+    assert {
+        k: d[k]
+        for k in ("rows_in", "rows_scored", "rows_rejected", "exam_date_defaulted", "sex_differs", "age_differs")
+    } == {
+        k: p[k]
+        for k in ("rows_in", "rows_scored", "rows_rejected", "exam_date_defaulted", "sex_differs", "age_differs")
     }
     assert_same(pd.read_csv(dask_out), pd.read_csv(pandas_out))
     assert Path(f"{dask_out}.rejects.csv").read_bytes() == Path(f"{pandas_out}.rejects.csv").read_bytes()

@@ -55,3 +55,10 @@ def test_today_in_seoul_is_never_in_the_future():
         assert ok.checkups[0].exam_date == seoul_today
     [error] = _errors(dict(EXAMPLE_RECORD, exam_date=(latest_today() + dt.timedelta(days=1)).isoformat()))
     assert error["field"] == "exam_date" and "today" in error["message"]
+
+
+def test_a_person_id_with_a_control_character_is_refused():
+    [error] = _errors(dict(EXAMPLE_RECORD, person_id="\u0000x"))
+    assert error["field"] == "person_id" and "control character" in error["message"]
+    ok = ScoreRequest.model_validate({"checkups": [dict(EXAMPLE_RECORD, person_id="김철수-07 ")]})
+    assert ok.checkups[0].person_id == "김철수-07"
