@@ -2,7 +2,7 @@
 
 CDS Hooks discovery is public and CDS service calls carry the client's signed JWT instead, which
 `serving.cds_auth` checks in the route. `/docs` and `/openapi.json` describe the routes and hold no
-patient data, so a browser can read them without a token.
+patient data, so a browser can read them (and the Swagger UI files of `/docs`) without a token.
 
 The bootstrap token is CHECKUP_RISK_API_TOKEN when set (`Settings.api_token`); otherwise one is
 created on first run and kept in CHECKUP_RISK_HOME/api_token (mode 600). It has every scope. Named
@@ -31,6 +31,8 @@ from serving.state_db import StorageUnavailable
 
 # Open to anyone: liveness/readiness probes, Prometheus, and the API's description.
 PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics", "/docs", "/openapi.json"})
+# The files of the /docs page (Swagger UI's script and style, served by BentoML): no data at all.
+DOCS_ASSETS_PREFIX = "/static_content/"
 # Discovery is public; the service and feedback routes under it check a client JWT themselves.
 CDS_PREFIX = "/cds-services"
 # A card's report link carries its own credential (a signature and an expiry), checked by the route:
@@ -162,7 +164,11 @@ class BearerAuth:
     @staticmethod
     def _public(scope: dict) -> bool:
         path = scope.get("path", "")
-        return path in PUBLIC_PATHS or path == CDS_PREFIX or path.startswith((CDS_PREFIX + "/", REPORT_LINK_PREFIX))
+        return (
+            path in PUBLIC_PATHS
+            or path == CDS_PREFIX
+            or path.startswith((CDS_PREFIX + "/", REPORT_LINK_PREFIX, DOCS_ASSETS_PREFIX))
+        )
 
 
 async def _refuse(send: Any, status: int, message: str, headers: list[tuple[bytes, bytes]]) -> None:

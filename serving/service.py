@@ -28,6 +28,7 @@ import numpy as np
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -347,7 +348,20 @@ async def reload_model(svc: CurrentWorker) -> dict:
 
 def build_app(settings: Settings) -> FastAPI:
     """The routes, with the CORS origins of `settings`."""
-    app = FastAPI(title="checkup-risk", version="1", description=DESCRIPTION)
+    app = FastAPI(title="checkup-risk", version="1", description=DESCRIPTION, docs_url=None)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        # FastAPI's page loads Swagger UI from a CDN, which a hospital network often cannot reach;
+        # BentoML serves the same assets itself under /static_content.
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="checkup-risk API",
+            swagger_js_url="/static_content/swagger-ui-bundle.js",
+            swagger_css_url="/static_content/swagger-ui.css",
+            swagger_favicon_url="/static_content/favicon-light-32x32.png",
+        )
+
     # Added before CORS, so that CORS wraps it and its refusals carry CORS headers too.
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     # Browser-based CDS clients (the CDS Hooks sandbox, SMART apps) call cross-origin; credentials are

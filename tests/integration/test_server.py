@@ -112,7 +112,11 @@ def test_raw_http_auth_probes_metrics(server):
     assert docs.status_code == 200 and "/score" in docs.json()["paths"]
     # The API's description opens in a browser without a token (it holds no patient data).
     assert "/score" in httpx.get(f"{url}/openapi.json").json()["paths"]
-    assert "swagger" in httpx.get(f"{url}/docs").text.lower()
+    page = httpx.get(f"{url}/docs").text
+    assert "swagger" in page.lower() and "cdn." not in page  # nothing fetched from outside (offline networks)
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        got = httpx.get(f"{url}/static_content/{asset}")
+        assert got.status_code == 200 and len(got.content) > 1000, asset
 
 
 def test_no_patient_data_in_server_logs(server, home):
