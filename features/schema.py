@@ -255,26 +255,24 @@ def age_to_group(age: float) -> int:
 AGE_SLACK_YEARS = 1.0
 
 
-def _given(v: object) -> bool:
-    return v is not None and not (isinstance(v, (float, np.floating)) and np.isnan(v))
+def age_spans(age: object, age_group: object) -> tuple[np.ndarray, np.ndarray]:
+    """(youngest, oldest) ages each checkup allows: its age, or the span of its 5-year `age_group`
+    (code c is ages 5c - 5 to 5c - 1; 18 is 85+); NaN where it gives neither. Arrays or scalars
+    (None is missing)."""
+    years = np.asarray(age, dtype=float)
+    code = np.asarray(age_group, dtype=float)
+    band_hi = np.where(code < 18, 5.0 * code, 120.0)
+    return np.where(np.isnan(years), 5.0 * code - 5.0, years), np.where(np.isnan(years), band_hi, years)
 
 
-def age_span(age: object, age_group: object) -> tuple[float, float] | None:
-    """(youngest, oldest) age a checkup allows: its age, or the span of its 5-year `age_group` (code
-    c is ages 5c - 5 to 5c - 1; 18 is 85+); None when it gives neither."""
-    if _given(age):
-        return float(age), float(age)  # type: ignore[arg-type]
-    if _given(age_group):
-        code = int(age_group)  # type: ignore[call-overload]
-        return 5.0 * code - 5.0, (5.0 * code if code < 18 else 120.0)
-    return None
-
-
-def ages_disagree(earlier: tuple[float, float] | None, later: tuple[float, float] | None, years: float) -> bool:
-    """Whether two checkups' ages (`age_span`) cannot be one person's `years` apart."""
-    if earlier is None or later is None:
-        return False
-    return not later[0] - earlier[1] - AGE_SLACK_YEARS <= years <= later[1] - earlier[0] + AGE_SLACK_YEARS
+def ages_disagree(
+    earlier: tuple[np.ndarray, np.ndarray], later: tuple[np.ndarray, np.ndarray], years: object
+) -> np.ndarray:
+    """Where two checkups' ages (`age_spans`) cannot be one person's `years` apart (False where an
+    age or the years are missing)."""
+    (lo_a, hi_a), (lo_b, hi_b), gap = earlier, later, np.asarray(years, dtype=float)
+    fits = (lo_b - hi_a - AGE_SLACK_YEARS <= gap) & (gap <= hi_b - lo_a + AGE_SLACK_YEARS)
+    return ~fits & ~np.isnan(lo_a) & ~np.isnan(lo_b) & ~np.isnan(gap)
 
 
 # A made-up, typical record (no real person): the documented example for the API, the MLflow

@@ -15,7 +15,7 @@ import pandas as pd
 
 from features.readers import iter_checkups, read_checkups
 from features.rejects import same_day
-from features.schema import age_span, ages_disagree
+from features.schema import age_spans, ages_disagree
 from features.validation import PROBLEM_COLUMNS, split_valid
 
 
@@ -80,7 +80,7 @@ class _Persons:
     def __init__(self) -> None:
         self.latest: dict[object, tuple[pd.Timestamp, int]] = {}
         self.sex: dict[object, object] = {}
-        self.aged: dict[object, tuple[object, tuple[float, float] | None]] = {}
+        self.aged: dict[object, tuple[float, float, float]] = {}  # (exam day, youngest, oldest age)
 
     def repeats(self, records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(records, rejects of those whose person and date are a row kept from an earlier chunk)."""
@@ -105,22 +105,24 @@ class _Persons:
         """Take in a chunk's valid records; the number of them whose sex differs from the same
         person's previous valid row (in file order), and of those whose age does not move with the
         time since it (`features.schema.ages_disagree`, as `/score` warns)."""
-        sex_differ = age_differ = 0
-        ages = [
-            records[c] if c in records.columns else pd.Series(None, index=records.index) for c in ("age", "age_group")
-        ]
-        columns = [records[c].to_numpy(dtype=object) for c in ("person_id", "exam_date", "sex")]
-        columns += [a.to_numpy(dtype=object) for a in ages]
-        for pid, date, sex, age, group, row in zip(*columns, records.index, strict=True):
+        n = len(records)
+        absent = pd.Series(np.nan, index=records.index)
+        lo, hi = age_spans(*(records.get(c, absent).to_numpy(dtype=float) for c in ("age", "age_group")))
+        day = records["exam_date"].to_numpy(dtype="datetime64[D]").astype("int64").astype(float)
+        day[records["exam_date"].isna().to_numpy()] = np.nan
+        before_lo, before_hi, before_day = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        sex_differ = 0
+        columns = (records[c].to_numpy(dtype=object) for c in ("person_id", "exam_date", "sex"))
+        for k, (pid, date, sex, row) in enumerate(zip(*columns, records.index, strict=True)):
             if pd.isna(pid):
                 continue
             before = self.sex.get(pid)
             sex_differ += int(before is not None and before != sex)
             self.sex[pid] = sex
-            span = age_span(age, group)
-            if (last := self.aged.get(pid)) is not None and not pd.isna(date) and not pd.isna(last[0]):
-                age_differ += int(ages_disagree(last[1], span, (date - last[0]).days / 365.25))
-            self.aged[pid] = (date, span)
-            if not pd.isna(date) and ((k := self.latest.get(pid)) is None or date > k[0]):
+            if (last := self.aged.get(pid)) is not None:
+                before_day[k], before_lo[k], before_hi[k] = last
+            self.aged[pid] = (day[k], lo[k], hi[k])
+            if not pd.isna(date) and ((kept := self.latest.get(pid)) is None or date > kept[0]):
                 self.latest[pid] = (date, int(row))
-        return sex_differ, age_differ
+        years = (day - before_day) / 365.25
+        return sex_differ, int(ages_disagree((before_lo, before_hi), (lo, hi), years).sum())

@@ -34,7 +34,7 @@ from features.derive import (
 )
 from features.eligibility import Judged, applicability, reason_id
 from features.labels import FEATURE_GROUPS
-from features.schema import BMI_PLAUSIBLE, BY_NAME, age_span, age_to_group, ages_disagree, implausible_bmi
+from features.schema import BMI_PLAUSIBLE, BY_NAME, age_spans, age_to_group, ages_disagree, implausible_bmi
 from models import provenance
 from models.bundle import RiskModel
 from models.engine import Scores
@@ -89,7 +89,9 @@ def person_inconsistencies(records: list[dict], dates: list[dt.date]) -> list[li
                 "check that both are the same person's"
             )
         years = (dates[i] - dates[j]).days / 365.25
-        if ages_disagree(age_span(a.get("age"), a.get("age_group")), age_span(b.get("age"), b.get("age_group")), years):
+        if ages_disagree(
+            age_spans(a.get("age"), a.get("age_group")), age_spans(b.get("age"), b.get("age_group")), years
+        ):
             out[i].append(
                 f"age does not match the {years:.1f} years since this person's checkup of "
                 f"{dates[j].isoformat()}, which was used as its history: check both ages"
