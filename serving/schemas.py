@@ -256,6 +256,8 @@ def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) ->
             field = rest[0] if rest else None
         elif loc:
             field = str(loc[0])
+        elif e.get("loc"):
+            field = "body"  # the request as a whole: empty, or not a JSON object
         ctx = e.get("ctx") or {}
         if e.get("type") in ("one_person", "report_shape", "same_day"):
             # Rules across records say which record and field they are about.

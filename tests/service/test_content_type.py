@@ -117,3 +117,11 @@ def test_cds_calls_are_authenticated_before_their_body_is_judged(client, cds_cli
     auth = {"Authorization": f"Bearer {cds_client_keys.token(URL)}"}
     r = client.post("/cds-services/checkup-risk", content='{"hook": 1, "hook": 2}', headers=auth)
     assert r.status_code == 422 and r.json()["issue"][0]["code"] == "duplicate"
+
+
+@pytest.mark.parametrize("body", [b"", b"[]", b"[{}]", b"42"])
+def test_a_body_that_is_no_request_names_the_body(client, body):
+    # An empty body or a bare list had got 422 with no field named.
+    r = client.post("/score", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["body"]
