@@ -312,7 +312,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if summary.get("age_differs"):
         print(
             f"warning: {summary['age_differs']:,} checkups give an age that does not move with the time since the "
-            "same person_id's previous checkup: each was scored as given; check both ages",
+            "same person_id's previous row in the file: each was scored as given; check both ages",
             file=sys.stderr,
         )
     if summary.get("out_of_order_rows"):

@@ -404,10 +404,12 @@ def absent_history(X: np.ndarray) -> np.ndarray:
 
 
 def missing_key_inputs(records: Sequence[Mapping[str, object]], X: np.ndarray) -> list[list[str]]:
-    """Per record, the key inputs (`KEY_INPUTS`) it lacks, in that order. A lipid this checkup lacks
-    but carries from the person's last earlier panel (a `last_*` feature of `X`) is not missing:
-    the model has it, and the report shows it as that panel's."""
-    carried = {f: ~np.isnan(X[:, FEATURES.index(f"last_{f}")]) for f in CARRIED_LIPIDS}
+    """Per record, the key inputs (`KEY_INPUTS`) it lacks, in that order. When this checkup has no
+    lipid panel (no total cholesterol: a panel is its total cholesterol, as the `last_*` features
+    carry it), a lipid of the person's last earlier panel is not missing: the model has it, and the
+    report shows it as that panel's. A lipid left out of a panel drawn this time is missing."""
+    no_panel = np.array([r.get("total_cholesterol") is None for r in records], dtype=bool)
+    carried = {f: no_panel & ~np.isnan(X[:, FEATURES.index(f"last_{f}")]) for f in CARRIED_LIPIDS}
     return [
         [k for k in KEY_INPUTS if r.get(k) is None and not (k in carried and carried[k][i])]
         for i, r in enumerate(records)

@@ -104,7 +104,8 @@ class _Persons:
     def update(self, records: pd.DataFrame) -> tuple[int, int]:
         """Take in a chunk's valid records; the number of them whose sex differs from the same
         person's previous valid row (in file order), and of those whose age does not move with the
-        time since it (`features.schema.ages_disagree`, as `/score` warns)."""
+        time since that row (`features.schema.ages_disagree`; `/score` compares with the previous
+        checkup by date, the same thing in a file sorted by date)."""
         n = len(records)
         absent = pd.Series(np.nan, index=records.index)
         lo, hi = age_spans(*(records.get(c, absent).to_numpy(dtype=float) for c in ("age", "age_group")))

@@ -58,7 +58,8 @@ from serving.worker import CurrentWorker, Worker, audit_persons
 INLINE_RECORDS = 8
 DESCRIPTION = (
     "One-year chronic-disease risk from a Korean national health checkup, with SHAP explanations. "
-    "All routes but /healthz, /livez, /readyz, /metrics, /docs, /openapi.json and CDS Hooks need "
+    "All routes but /healthz, /livez, /readyz, /metrics, /docs (and its files under /static_content/), "
+    "/openapi.json and CDS Hooks need "
     "`Authorization: Bearer <token>`; CDS Hooks calls carry the client's signed JWT."
 )
 
@@ -353,7 +354,8 @@ def build_app(settings: Settings) -> FastAPI:
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         # FastAPI's page loads Swagger UI from a CDN, which a hospital network often cannot reach;
-        # BentoML serves the same assets itself under /static_content.
+        # BentoML serves the same assets itself under /static_content (unless its `new_index`
+        # feature is turned on, which moves them; tests/integration/test_server.py would fail).
         return get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="checkup-risk API",

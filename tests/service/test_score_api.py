@@ -107,6 +107,12 @@ def test_lipids_carried_from_an_earlier_panel_are_not_missing(client):
     assert lipids <= set(alone["missing_inputs"]) and any("hdl" in w for w in alone["warnings"])
     assert not lipids & set(with_history["missing_inputs"])
     assert not any("(hdl) missing" in w for w in with_history["warnings"])
+    # A panel drawn this time without HDL: HDL is missing, whatever an earlier panel held.
+    partial = dict(newest, total_cholesterol=190)
+    drawn = post(client, [earlier, partial]).json()["results"][1]
+    assert {"hdl", "triglycerides"} <= set(drawn["missing_inputs"]) and "total_cholesterol" not in drawn[
+        "missing_inputs"
+    ]
 
 
 def test_higher_sbp_never_lowers_cvd_risk(client):
