@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from features.schema import EXAMPLE_RECORD
+from serving.cds_auth import JWKS_TIMEOUT_S
 from tests.cds_clients import TestClientKeys
 from tests.integration.test_server import free_port, home  # noqa: F401 (home: the module fixture)
 
@@ -152,7 +153,9 @@ def test_stalled_jwks_never_blocks_score_or_readyz(faulty):
     assert set(statuses) == {401}, statuses
     assert all(status == 200 for _, status in probes), probes
     worst = max(seconds for seconds, _ in probes)
-    assert worst < FAST_S, f"a probe or /score took {worst:.2f} s while the JWK Set host hung"
+    # A call blocked behind the hung fetch waits out its whole deadline; one slowed only by the load
+    # of the test run (1.1 s once, with four test workers on two cores) stays well under it.
+    assert worst < 0.75 * JWKS_TIMEOUT_S, f"a probe or /score took {worst:.2f} s while the JWK Set host hung"
 
 
 def _closed_after(sock: socket.socket, trickle: bytes = b"", limit: float = 15.0) -> tuple[float, bytes]:
