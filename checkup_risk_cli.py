@@ -231,7 +231,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     import warnings
 
-    from features.readers import absent_input_notes, absent_key_inputs
+    from features.readers import absent_input_notes, absent_key_inputs, header_notes
     from serving.batch import score_file
     from serving.batch_output import check_output
     from training import registry
@@ -258,7 +258,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         model, version = registry.load(args.model)
     except LookupError as e:
         raise CliError(str(e)) from None
-    for note in absent_input_notes(absent):
+    for note in header_notes(args.input) + absent_input_notes(absent):
         print(f"note: {note}", file=sys.stderr)
     from models import provenance
 

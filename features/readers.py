@@ -69,6 +69,7 @@ from features.rejects import (
 __all__ = [
     "ReadResult",
     "absent_input_notes",
+    "header_notes",
     "absent_key_inputs",
     "check_columns",
     "concat_results",
@@ -535,6 +536,15 @@ def absent_key_inputs(path: str | Path, chunk_rows: int = 100_000) -> list[str]:
                 break
         absent |= {todo[c] for c in empty}
     return [k for k in schema.KEY_INPUTS if k in absent]
+
+
+def header_notes(path: str | Path) -> list[str]:
+    """The notes the file's header alone gives (columns ignored, columns absent), read from the header
+    only: for a command that streams the file and would otherwise say them never or once a chunk."""
+    path, _kind, _encoding, header = _open(path)
+    source = detect_source(header)
+    empty = pa.table({c: pa.array([], pa.string()) for c in used_columns(header, source)})
+    return _table_result(empty, header, source, 0).notes
 
 
 def absent_input_notes(absent: Iterable[str]) -> list[str]:

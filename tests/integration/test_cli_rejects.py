@@ -59,6 +59,15 @@ def test_score_few_rejects_have_a_summary_and_no_warning(home, tmp_path):
     assert "rejected" not in r.stderr
 
 
+def test_score_says_which_columns_it_ignored(home, tmp_path):
+    """A column the record does not hold is named once, from the header, as `validate` names it."""
+    src = tmp_path / "extra.csv"
+    pd.DataFrame([{**GOOD, "clinic_code": "A1", "glucose_fast": 99}]).to_csv(src, index=False)
+    r = cli("score", "--input", src, "--output", tmp_path / "extra_out.csv", home=home)
+    assert r.stderr.count("note: ignored columns not in the canonical record: clinic_code, glucose_fast") == 1
+    assert "note: no fasting_glucose in this file" in r.stderr
+
+
 def test_validate_prints_the_same_summary(tmp_path):
     r = cli("validate", _file(tmp_path / "v.csv", bad=20), home=tmp_path, check=False)
     assert r.returncode == 1 and "FAILED" in r.stdout
