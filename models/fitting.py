@@ -1,17 +1,19 @@
 """How one outcome is fitted: setting and rounds, blend with the linear partner, calibration, members.
 
-With many events: one train / validation / calibration split of persons, calibration fit on the
-held-out calibration persons. With few events (small real cohorts) every row counts: k-fold
-cross-validation by person chooses the setting, rounds and blend on out-of-fold predictions,
-calibration is fit on those same out-of-fold predictions, and the final models are refit on all
-rows; the calibration is then cross-validated, not held out. Then the interval members
-(`models.interval`) are fit on random halves of the persons.
+With many events: one train / validation / calibration split of persons chooses the setting,
+rounds (early stopping on the validation persons) and blend, and the calibration is fit on the
+split model's predictions for the validation and calibration persons, whom it was not fitted on.
+With few events (small real cohorts) k-fold cross-validation by person chooses the setting, rounds
+and blend on out-of-fold predictions, and the calibration is fit on those same out-of-fold
+predictions. Either way the final booster and partner are then refit on all rows with what was
+chosen, so the persons set aside to choose and calibrate are not lost to the model (README,
+"Models"). Then the interval members (`models.interval`) are fit on random halves of the persons.
 
 Fitting reports its progress to an optional hook, `progress(outcome, step, done, total)`:
 
 * ``"boosting rounds"``: the setting search; done counts rounds over every setting and fold, and a
   training that stops early counts its unused rounds when it stops, so done reaches total;
-* ``"refit rounds"``: the final model refit on all rows (cross-validated mode only);
+* ``"refit rounds"``: the final model refit on all rows;
 * ``"interval members"``: members fitted so far.
 
 Rounds are reported every `PROGRESS_EVERY` rounds (when a training on a Dask cluster ends).
@@ -150,11 +152,12 @@ class OutcomeFitter:
         weight, blends, m_oof, y_oof, linears = self._choose_blend(boosters, folds, y, constraints)
         params = {**base, **setting}
         if cv:
-            model = self._refit_on_all_rows(params, rounds, y, idx, weight, m_oof, y_oof, constraints, progress)
+            held_margin, held_y = m_oof(weight), y_oof
         else:
-            model = self._calibrate_on_held_out(boosters[0], linears[0], weight, y, calib_idx)
-        fit_idx, member_calib = (idx, None) if cv else (folds[0][0], calib_idx)
-        model.members = self._fit_members(spec.name, params, model, y, fit_idx, member_calib, constraints, progress)
+            held = np.concatenate([folds[0][1], calib_idx])
+            held_margin, held_y = self._held_out_margin(boosters[0], linears[0], weight, y, held), y[held]
+        model = self._refit_on_all_rows(params, rounds, y, idx, weight, held_margin, held_y, constraints, progress)
+        model.members = self._fit_members(spec.name, params, model, y, idx, constraints, progress)
         model.info = _describe(self.s.cv_folds, cv, model, n_rows, events, sample_size, setting, tried, blends)
         return model
 
@@ -269,6 +272,17 @@ class OutcomeFitter:
         weight = best_blend["weight"] if best_blend["valid_logloss"] < blends[0]["valid_logloss"] * 0.999 else 1.0
         return weight, blends, m_oof, y_oof, linears
 
+    def _held_out_margin(
+        self, booster: xgb.Booster, linear: LogisticRisk, weight: float, y: np.ndarray, held: np.ndarray
+    ) -> np.ndarray:
+        """Split mode: the split's booster (cut at its best round), blended with the split's partner,
+        on the validation and calibration persons, whom neither was fitted on."""
+        margin = booster.predict(
+            self._labelled_dmatrix(y, held), output_margin=True, iteration_range=(0, booster.best_iteration + 1)
+        )
+        split = OutcomeModel(booster=booster, calib_a=0.0, calib_b=1.0, linear=linear, weight=weight)
+        return split.blend(margin, self.data.Xf[held])
+
     def _refit_on_all_rows(
         self,
         params: dict,
@@ -276,28 +290,19 @@ class OutcomeFitter:
         y: np.ndarray,
         idx: np.ndarray,
         weight: float,
-        m_oof: Callable[[float], np.ndarray],
-        y_oof: np.ndarray,
+        held_margin: np.ndarray,
+        held_y: np.ndarray,
         constraints: tuple[int, ...],
         progress: Progress,
     ) -> OutcomeModel:
-        """Cross-validated mode: calibration on the out-of-fold margins, booster and partner refit on all rows."""
-        a, b = fit_platt(m_oof(weight), y_oof)
+        """The calibration fitted on predictions for persons the predicting model was not fitted on
+        (out-of-fold, or the split's held-out persons), then the booster and its partner refit on all
+        rows with the chosen setting, rounds and blend."""
+        a, b = fit_platt(held_margin, held_y)
         progress.begin("refit rounds", rounds)
         booster = self._train(params, y, idx, None, rounds, progress)
         linear = self._fit_linear(y, idx, constraints)
         return OutcomeModel(booster=booster, calib_a=a, calib_b=b, linear=linear, weight=weight)
-
-    def _calibrate_on_held_out(
-        self, booster: xgb.Booster, linear: LogisticRisk, weight: float, y: np.ndarray, calib_idx: np.ndarray
-    ) -> OutcomeModel:
-        """Split mode: the booster cut at its best round, calibrated on the held-out calibration persons."""
-        model = OutcomeModel(
-            booster=booster[: booster.best_iteration + 1], calib_a=0.0, calib_b=1.0, linear=linear, weight=weight
-        )
-        margin = model.booster.predict(self._labelled_dmatrix(y, calib_idx), output_margin=True)
-        model.calib_a, model.calib_b = fit_platt(model.blend(margin, self.data.Xf[calib_idx]), y[calib_idx])
-        return model
 
     def _fit_members(
         self,
@@ -306,7 +311,6 @@ class OutcomeFitter:
         model: OutcomeModel,
         y: np.ndarray,
         fit_idx: np.ndarray,
-        calib_idx: np.ndarray | None,
         constraints: tuple[int, ...],
         progress: Progress,
     ) -> list[Member]:
@@ -314,9 +318,7 @@ class OutcomeFitter:
         training rows), same setting and rounds, no early stopping (see `models.interval`).
 
         Each member refits the Platt calibration, as the main model does, on persons it was not fit
-        on: with `calib_idx` (split mode) a random half of the calibration persons; without
-        (cross-validated mode) the other half of `fit_idx`, the persons the member did not see, as
-        the main model's calibration comes from out-of-fold margins. The calibration's own
+        on: the other half of `fit_idx`, the persons the member did not see. The calibration's own
         uncertainty is then part of the members' spread (it is the larger part where events are
         few)."""
         if self.s.interval_members < 2:
@@ -332,7 +334,7 @@ class OutcomeFitter:
             booster = self._train({**params, "seed": self.s.random_state + 1 + j}, y, part, None, rounds)
             linear = self._fit_linear(y, part, constraints) if model.blends else None
             member = Member(booster=booster, calib_a=model.calib_a, calib_b=model.calib_b, linear=linear)
-            cal = self._half_of_persons(calib_idx, rng) if calib_idx is not None else np.setdiff1d(fit_idx, part)
+            cal = np.setdiff1d(fit_idx, part)
             if 0 < y[cal].sum() < len(cal):
                 margin = booster.predict(self._labelled_dmatrix(y, cal), output_margin=True)
                 member.calib_a, member.calib_b = fit_platt(model.blend(margin, self.data.Xf[cal], linear), y[cal])
@@ -453,8 +455,12 @@ def _describe(
             "is cross-validated, not held out)"
         )
         if cv
-        else ("train/validation/calibration split of persons: calibration fitted on held-out calibration persons"),
-        "calibration": "cross-validated (out-of-fold)" if cv else "held-out persons",
+        else (
+            "train/validation/calibration split of persons: setting, rounds and blend chosen on the split, the "
+            "calibration fitted on the split model's predictions for the validation and calibration persons "
+            "(never fitted on), final model refit on all rows"
+        ),
+        "calibration": "cross-validated (out-of-fold)" if cv else "held-out persons (validation and calibration)",
         "rows": n_rows,
         "events": events,
         "sample_size": sample_size,

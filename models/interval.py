@@ -7,10 +7,9 @@ Method (fitted in `models.fitting`, evaluated here and by `models.engine`):
   history-dropout copies travel together) of the rows the main booster was fit on, with the same
   setting and the same number of rounds, without early stopping. When the main model blends in the
   logistic partner, each member refits its partner on the same half. Each member also refits the
-  Platt calibration on persons it was not fit on: in the split mode a random half of the
-  calibration persons; in the cross-validated mode (few events) the other half of the persons, as
-  the main model's calibration comes from out-of-fold margins. The calibration's uncertainty is
-  then part of the spread; with few events it is the larger part.
+  Platt calibration on the other half, the persons it was not fit on, as the main model's
+  calibration comes from persons its choosing model was not fit on. The calibration's uncertainty
+  is then part of the spread; with few events it is the larger part.
 * For an estimator that is smooth in the data, the spread of half-sample estimates around the
   full-sample one equals the spread of the full-sample estimate itself: with m of n units,
   Var(theta_m - theta_n) ~ sigma^2 (1/m - 1/n), so the member spread times sqrt(m / (n - m)) estimates

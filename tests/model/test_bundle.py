@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.bundle import PERSONS_FILE, RiskModel, SampleSizeWarning, person_fold
+from models.bundle import DEFAULT_GRID, PERSONS_FILE, RiskModel, SampleSizeWarning, person_fold
 from models.logistic import LogisticRisk
 from models.outcome import fit_platt
 
@@ -152,6 +152,26 @@ def test_history_dropout_and_sample_size_are_recorded(model, cohort):
         assert size["required_n"] == max(size["n_shrinkage"], size["n_optimism"], size["n_overall_risk"])
         assert size["enough"] == (info["rows"] >= size["required_n"])
         assert info["mode"].startswith("train/validation/calibration split")
+
+
+def test_split_mode_refits_on_the_persons_set_aside(cohort):
+    """With many events the persons set aside to calibrate are not lost: the final booster is refit
+    on every row, so their labels move it (before, they moved only the Platt map)."""
+    import xgboost as xgb
+
+    from features.derive import FEATURES, build_features
+
+    kw = dict(outcomes=("hypertension",), grid=DEFAULT_GRID[:1], cv_below_events=0, max_rounds=80, interval_members=0)
+    bucket = person_fold(cohort["person_id"], 0)
+    calibration_persons = (bucket >= 15) & (bucket < 30)  # the roles of `RiskModel._training_rows`
+    changed = cohort.copy()
+    changed.loc[calibration_persons, "hypertension_1y"] = 1 - changed.loc[calibration_persons, "hypertension_1y"]
+    a, b = RiskModel(**kw).fit(cohort), RiskModel(**kw).fit(changed)
+    info = a.models_["hypertension"].info
+    assert "final model refit on all rows" in info["mode"]
+    X = xgb.DMatrix(build_features(cohort.head(500)).to_numpy(dtype=np.float32), feature_names=list(FEATURES))
+    margin = [m.models_["hypertension"].booster.predict(X, output_margin=True) for m in (a, b)]
+    assert np.abs(margin[0] - margin[1]).max() > 0.05
 
 
 def test_missing_labels_are_a_clear_error(cohort):
