@@ -69,11 +69,11 @@ from features.rejects import (
 __all__ = [
     "ReadResult",
     "absent_input_notes",
-    "header_notes",
     "absent_key_inputs",
     "check_columns",
     "concat_results",
     "frame_to_records",
+    "header_notes",
     "iter_checkups",
     "read_checkups",
     "records_to_frame",

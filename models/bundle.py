@@ -1,10 +1,11 @@
 """RiskModel: one calibrated gradient-boosted model per outcome, in one bundle.
 
-Each outcome's model is an XGBoost booster fit on that outcome's eligible rows only, with early
-stopping on a validation split of persons, clinically certain monotone constraints, and a
-logistic (Platt) recalibration of its margin fit on a third, held-out split of persons. Because the
-recalibration is affine in log-odds, SHAP contributions stay exactly additive after calibration:
-calibrated log-odds = a + b * (bias + sum(contributions)).
+Each outcome's model is an XGBoost booster fit on that outcome's eligible rows only, with
+clinically certain monotone constraints, its setting and rounds chosen on persons it was not fit on
+(a validation split, or cross-validation by person), and a logistic (Platt) recalibration of its
+margin fit on such persons' predictions; the final booster is then refit on every row
+(`models.fitting`). Because the recalibration is affine in log-odds, SHAP contributions stay
+exactly additive after calibration: calibrated log-odds = a + b * (bias + sum(contributions)).
 
 History dropout: a checkup may be scored with or without the person's earlier checkups (a request
 may send the current one alone). Every training row with history is also used once with all

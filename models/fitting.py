@@ -2,7 +2,8 @@
 
 With many events: one train / validation / calibration split of persons chooses the setting,
 rounds (early stopping on the validation persons) and blend, and the calibration is fit on the
-split model's predictions for the validation and calibration persons, whom it was not fitted on.
+split model's predictions for the validation persons (which also chose its rounds, setting and
+blend) and the calibration persons; the split model was fitted on neither.
 With few events (small real cohorts) k-fold cross-validation by person chooses the setting, rounds
 and blend on out-of-fold predictions, and the calibration is fit on those same out-of-fold
 predictions. Either way the final booster and partner are then refit on all rows with what was
@@ -151,11 +152,12 @@ class OutcomeFitter:
         setting, rounds, boosters, tried = self._select_setting(base, y, folds, progress)
         weight, blends, m_oof, y_oof, linears = self._choose_blend(boosters, folds, y, constraints)
         params = {**base, **setting}
-        if cv:
-            held_margin, held_y = m_oof(weight), y_oof
-        else:
-            held = np.concatenate([folds[0][1], calib_idx])
-            held_margin, held_y = self._held_out_margin(boosters[0], linears[0], weight, y, held), y[held]
+        held_margin, held_y = m_oof(weight), y_oof
+        if calib_idx is not None:  # split mode: the calibration persons join the validation persons
+            held_margin = np.concatenate(
+                [held_margin, self._split_margin(boosters[0], linears[0], weight, y, calib_idx)]
+            )
+            held_y = np.concatenate([held_y, y[calib_idx]])
         model = self._refit_on_all_rows(params, rounds, y, idx, weight, held_margin, held_y, constraints, progress)
         model.members = self._fit_members(spec.name, params, model, y, idx, constraints, progress)
         model.info = _describe(self.s.cv_folds, cv, model, n_rows, events, sample_size, setting, tried, blends)
@@ -192,12 +194,13 @@ class OutcomeFitter:
             )
         return out
 
-    def _folds(self, outcome: str, idx: np.ndarray, y: np.ndarray, cv: bool) -> tuple[Folds, np.ndarray]:
-        """(training, evaluation) row pairs by person, and the calibration rows."""
+    def _folds(self, outcome: str, idx: np.ndarray, y: np.ndarray, cv: bool) -> tuple[Folds, np.ndarray | None]:
+        """(training, evaluation) row pairs by person, and the calibration persons' rows (split mode;
+        None in the cross-validated mode, whose calibration uses the out-of-fold rows)."""
+        calib_idx = None
         if cv:
             fold = self.data.bucket[idx] % self.s.cv_folds
             folds = [(idx[fold != k], idx[fold == k]) for k in range(self.s.cv_folds)]
-            calib_idx = idx
         else:
             role = self.data.role
             folds = [(idx[role[idx] == "train"], idx[role[idx] == "valid"])]
@@ -272,16 +275,15 @@ class OutcomeFitter:
         weight = best_blend["weight"] if best_blend["valid_logloss"] < blends[0]["valid_logloss"] * 0.999 else 1.0
         return weight, blends, m_oof, y_oof, linears
 
-    def _held_out_margin(
-        self, booster: xgb.Booster, linear: LogisticRisk, weight: float, y: np.ndarray, held: np.ndarray
+    def _split_margin(
+        self, booster: xgb.Booster, linear: LogisticRisk, weight: float, y: np.ndarray, rows: np.ndarray
     ) -> np.ndarray:
-        """Split mode: the split's booster (cut at its best round), blended with the split's partner,
-        on the validation and calibration persons, whom neither was fitted on."""
+        """Split mode: the split's booster (cut at its best round) blended with the split's partner,
+        on rows of persons neither was fitted on, as `_choose_blend` blends the validation rows."""
         margin = booster.predict(
-            self._labelled_dmatrix(y, held), output_margin=True, iteration_range=(0, booster.best_iteration + 1)
-        )
-        split = OutcomeModel(booster=booster, calib_a=0.0, calib_b=1.0, linear=linear, weight=weight)
-        return split.blend(margin, self.data.Xf[held])
+            self._labelled_dmatrix(y, rows), output_margin=True, iteration_range=(0, booster.best_iteration + 1)
+        ).astype(float)
+        return weight * margin + (1.0 - weight) * linear.margin(self.data.Xf[rows])
 
     def _refit_on_all_rows(
         self,
@@ -295,9 +297,9 @@ class OutcomeFitter:
         constraints: tuple[int, ...],
         progress: Progress,
     ) -> OutcomeModel:
-        """The calibration fitted on predictions for persons the predicting model was not fitted on
-        (out-of-fold, or the split's held-out persons), then the booster and its partner refit on all
-        rows with the chosen setting, rounds and blend."""
+        """The calibration fitted on the fold or split models' predictions for persons they were not
+        fitted on, then applied to a booster and partner refit on all rows with the chosen setting,
+        rounds and blend (the map assumes the refit's margins are scaled like theirs)."""
         a, b = fit_platt(held_margin, held_y)
         progress.begin("refit rounds", rounds)
         booster = self._train(params, y, idx, None, rounds, progress)
@@ -457,10 +459,11 @@ def _describe(
         if cv
         else (
             "train/validation/calibration split of persons: setting, rounds and blend chosen on the split, the "
-            "calibration fitted on the split model's predictions for the validation and calibration persons "
-            "(never fitted on), final model refit on all rows"
+            "calibration fitted on the split model's predictions for the validation persons (which also chose "
+            "them) and the calibration persons, final model refit on all rows (calibration is held out from "
+            "the split model, not from the final one)"
         ),
-        "calibration": "cross-validated (out-of-fold)" if cv else "held-out persons (validation and calibration)",
+        "calibration": "cross-validated (out-of-fold)" if cv else "split (validation and calibration persons)",
         "rows": n_rows,
         "events": events,
         "sample_size": sample_size,

@@ -154,24 +154,23 @@ def test_history_dropout_and_sample_size_are_recorded(model, cohort):
         assert info["mode"].startswith("train/validation/calibration split")
 
 
-def test_split_mode_refits_on_the_persons_set_aside(cohort):
-    """With many events the persons set aside to calibrate are not lost: the final booster is refit
-    on every row, so their labels move it (before, they moved only the Platt map)."""
-    import xgboost as xgb
+def test_split_mode_refits_on_the_persons_set_aside(cohort, monkeypatch):
+    """With many events the persons set aside to choose and calibrate are not lost: the split's
+    boosters are fit on the training persons only, and the final booster on every row."""
+    from models.fitting import OutcomeFitter
 
-    from features.derive import FEATURES, build_features
+    trained_on = []
+    train = OutcomeFitter._train
 
+    def recording(self, params, y, tr, ev, rounds, progress=None):
+        trained_on.append(set(self.data.role[tr]))
+        return train(self, params, y, tr, ev, rounds, progress)
+
+    monkeypatch.setattr(OutcomeFitter, "_train", recording)
     kw = dict(outcomes=("hypertension",), grid=DEFAULT_GRID[:1], cv_below_events=0, max_rounds=80, interval_members=0)
-    bucket = person_fold(cohort["person_id"], 0)
-    calibration_persons = (bucket >= 15) & (bucket < 30)  # the roles of `RiskModel._training_rows`
-    changed = cohort.copy()
-    changed.loc[calibration_persons, "hypertension_1y"] = 1 - changed.loc[calibration_persons, "hypertension_1y"]
-    a, b = RiskModel(**kw).fit(cohort), RiskModel(**kw).fit(changed)
-    info = a.models_["hypertension"].info
-    assert "final model refit on all rows" in info["mode"]
-    X = xgb.DMatrix(build_features(cohort.head(500)).to_numpy(dtype=np.float32), feature_names=list(FEATURES))
-    margin = [m.models_["hypertension"].booster.predict(X, output_margin=True) for m in (a, b)]
-    assert np.abs(margin[0] - margin[1]).max() > 0.05
+    model = RiskModel(**kw).fit(cohort)
+    assert trained_on == [{"train"}, {"train", "valid", "calib"}]
+    assert "final model refit on all rows" in model.models_["hypertension"].info["mode"]
 
 
 def test_missing_labels_are_a_clear_error(cohort):
@@ -193,21 +192,29 @@ def test_small_data_use_cross_validation_and_choose_among_settings():
     assert info["choice"]
 
 
-def test_fit_reports_progress_per_outcome_and_step(cohort):
+@pytest.mark.parametrize("cv_below_events", [10**9, 0], ids=["cross-validated", "split"])
+def test_fit_reports_progress_per_outcome_and_step(cohort, cv_below_events):
     import warnings
 
     from models.bundle import DEFAULT_GRID
 
     small = cohort[cohort["person_id"].isin(cohort["person_id"].unique()[:1500])]
     kw = dict(
-        outcomes=("hypertension",), grid=DEFAULT_GRID[:1], cv_folds=2, max_rounds=60, interval_members=2, random_state=3
+        outcomes=("hypertension",),
+        grid=DEFAULT_GRID[:1],
+        cv_folds=2,
+        cv_below_events=cv_below_events,
+        max_rounds=60,
+        interval_members=2,
+        random_state=3,
     )
     calls = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SampleSizeWarning)
         m = RiskModel(**kw).fit(small, progress=lambda *a: calls.append(a))
         quiet = RiskModel(**kw).fit(small)
-    assert m.models_["hypertension"].info["mode"].startswith("2-fold")  # the mode with a refit
+    mode = m.models_["hypertension"].info["mode"]
+    assert mode.startswith("2-fold" if cv_below_events else "train/validation/calibration split")
     assert {c[0] for c in calls} == {"hypertension"}
     steps = [c[1] for c in calls]
     assert list(dict.fromkeys(steps)) == ["boosting rounds", "refit rounds", "interval members"]
@@ -216,7 +223,7 @@ def test_fit_reports_progress_per_outcome_and_step(cohort):
         (total,) = {t for _, s, _, t in calls if s == step}
         # Starts at 0, never goes back, ends complete (early stopping counts its unused rounds).
         assert done[0] == 0 and done == sorted(done) and done[-1] == total
-    assert calls[0][3] == 1 * 2 * 60  # settings x folds x max_rounds
+    assert calls[0][3] == 1 * (2 if cv_below_events else 1) * 60  # settings x folds x max_rounds
     refit = [d for _, s, d, _ in calls if s == "refit rounds"]
     assert refit[:-1] == list(range(0, refit[-1], 25))  # every 25 rounds, then the end
     assert [d for _, s, d, _ in calls if s == "interval members"] == [0, 1, 2]
