@@ -111,7 +111,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     for note in absent_input_notes(absent_key_inputs(path)):
         print(f"note: {note}")
-    report = run_suite(read.frame, report_dir=args.report)
+    report = run_suite(read.frame, report_dir=args.report, examples=args.max_rows)
 
     n_rows = len(read.frame) + read.rejects["index"].nunique()
     print(f"{path}: {n_rows:,} rows ({read.source} format), {report.evaluated} expectations")
@@ -119,12 +119,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"FAIL [critical] {read.rejects['index'].nunique():,} rows could not be read:")
         for r in read.rejects.head(args.max_rows).itertuples():
             print(f"  row {r.index + 1} ({_person(r.person_id)}): {r.field} = {r.value!s}: {r.reason}")
+        _more(len(read.rejects), args.max_rows)
     for f in report.failures:
         level = "critical" if f.critical else "warning"
         count = f"{f.unexpected_count:,} rows" if f.unexpected_count is not None else f.message
         print(f"FAIL [{level}] {f.field}: {f.expectation}: {count}")
         for idx, pid, value in f.examples[: args.max_rows]:
             print(f"  row {idx + 1} ({_person(pid)}): {f.field} = {_fmt_value(value)}")
+        if f.examples:
+            _more(f.unexpected_count or len(f.examples), min(args.max_rows, len(f.examples)))
     if report.docs_index is not None:
         print(f"Data Docs: {report.docs_index}")
     # The rows `score` would reject (reading and the record checks), and in a labelled file the
@@ -226,6 +229,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _more(total: int, shown: int) -> None:
+    """Say that a listing stopped short, and how to see more."""
+    if total > shown:
+        print(f"  ... {total - shown:,} more not listed (the first {shown:,} shown; --max-rows N lists more)")
 
 
 def cmd_score(args: argparse.Namespace) -> int:

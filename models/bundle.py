@@ -41,12 +41,20 @@ from features.schema import OUTCOMES
 from models import drift_reference, provenance, reference
 from models import interval as interval_
 from models.engine import Backend, Engine, Scores
-from models.fitting import OutcomeFitter, ProgressHook, SampleSizeWarning, TrainingRows
+from models.fitting import EventRateWarning, OutcomeFitter, ProgressHook, SampleSizeWarning, TrainingRows
 from models.logistic import LogisticRisk
 from models.outcome import Member, OutcomeModel
 from models.outcomes import OUTCOME_SPECS
 
-__all__ = ["DEFAULT_GRID", "RiskModel", "SampleSizeWarning", "Scores", "person_fold", "person_hashes"]
+__all__ = [
+    "DEFAULT_GRID",
+    "EventRateWarning",
+    "RiskModel",
+    "SampleSizeWarning",
+    "Scores",
+    "person_fold",
+    "person_hashes",
+]
 
 FORMAT_VERSION = 1
 REFERENCE_FILE = "reference.json"

@@ -49,6 +49,16 @@ class SampleSizeWarning(UserWarning):
     """An outcome was fit on fewer rows than Riley et al.'s minimum sample size."""
 
 
+class EventRateWarning(UserWarning):
+    """An outcome's labels hold far more events than first diagnoses within one year could."""
+
+
+# Labels with more events than this many times an outcome's yearly reference rate (the first cut of
+# its risk categories) are not one-year incidence: a ten-year or prevalent-disease label would put
+# nearly every risk in the top category. Ten leaves room for cohorts of old or high-risk people.
+EVENT_RATE_LIMIT = 10.0
+
+
 @dataclass(frozen=True)
 class TrainingRows:
     """The training matrix, every record and then the history-dropout copies, and per row what the
@@ -144,6 +154,7 @@ class OutcomeFitter:
         progress = Progress(self.hook, spec.name)
         n_rows, events = self._count_events(spec.name, y, rows)
         sample_size = self._sample_size(spec.name, n_rows, events)
+        event_rate = self._event_rate(spec, n_rows, events)
         idx = np.flatnonzero(rows)
         cv = events < self.s.cv_below_events
         folds, calib_idx = self._folds(spec.name, idx, y, cv)
@@ -161,6 +172,7 @@ class OutcomeFitter:
         model = self._refit_on_all_rows(params, rounds, y, idx, weight, held_margin, held_y, constraints, progress)
         model.members = self._fit_members(spec.name, params, model, y, idx, constraints, progress)
         model.info = _describe(self.s.cv_folds, cv, model, n_rows, events, sample_size, setting, tried, blends)
+        model.info["event_rate"] = event_rate
         return model
 
     # -- the steps, in order ---------------------------------------------------------------------
@@ -190,6 +202,22 @@ class OutcomeFitter:
                 f"(~{need.required_events:,} events) Riley et al. require for {len(FEATURES)} candidate parameters at "
                 f"prevalence {events / rows:.2%}; expect optimism and check calibration on new data",
                 SampleSizeWarning,
+                stacklevel=4,  # the caller of RiskModel.fit
+            )
+        return out
+
+    def _event_rate(self, spec: Outcome, rows: int, events: int) -> dict:
+        """The labels' event rate against the outcome's yearly reference rate, with a warning when it is
+        more than `EVENT_RATE_LIMIT` times that rate."""
+        rate, reference = events / rows, spec.category_cuts[0]
+        out = {"rate": rate, "reference": reference, "times": rate / reference, "limit": EVENT_RATE_LIMIT}
+        if rate > EVENT_RATE_LIMIT * reference:
+            warnings.warn(
+                f"{spec.name}: {rate:.1%} of the {rows:,} labelled rows are events, {rate / reference:.0f} times the "
+                f"yearly rate of about {reference:.1%} the risk categories assume; check that {spec.label} marks a "
+                "first diagnosis within 365 days (a longer horizon or prevalent disease puts nearly every one-year "
+                "risk in the top category)",
+                EventRateWarning,
                 stacklevel=4,  # the caller of RiskModel.fit
             )
         return out

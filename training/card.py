@@ -180,6 +180,21 @@ def _use_and_factors_sections(metrics: dict) -> list[str]:
     ]
 
 
+def _event_rate_lines(model_info: dict[str, dict]) -> list[str]:
+    """A warning per outcome whose training labels hold far more events than a one-year first diagnosis."""
+    lines = []
+    for o, info in model_info.items():
+        r = info.get("event_rate") or {}
+        if r and r["rate"] > r["limit"] * r["reference"]:
+            lines.append(
+                f"- **Label check ({o}):** {r['rate']:.1%} of the labelled training rows are events, "
+                f"{r['times']:.0f} times the yearly rate of about {r['reference']:.1%} the risk categories assume. "
+                "A label of a longer horizon or of prevalent disease is not one-year incidence: its risks are not "
+                "one-year risks, and nearly every one falls in the top category."
+            )
+    return lines + [""] if lines else []
+
+
 def _data_sections(metrics: dict, data: dict, model_info: dict[str, dict] | None) -> list[str]:
     """Evaluation data, training data (with provenance and sample size) and the fitting table."""
     excluded = (
@@ -202,7 +217,7 @@ def _data_sections(metrics: dict, data: dict, model_info: dict[str, dict] | None
         f"- Sample size (TRIPOD+AI 10): per outcome, Riley et al. (BMJ 2020;368:m441) with {len(FEATURES)} candidate",
         "  parameters and an anticipated Cox-Snell R2 of 15% of its maximum; training warns when the data are smaller.",
         "",
-        *(_fitting_table(model_info) + [""] if model_info else []),
+        *(_fitting_table(model_info) + [""] + _event_rate_lines(model_info) if model_info else []),
     ]
 
 

@@ -117,6 +117,7 @@ def evaluate_file(data: str | Path, model_ref: str, out: str | Path, seed: int =
             "rejected_rows": metrics["rejected_rows"],
             "training_data": getattr(model, "training_data_", None),
         },
+        model_info={o: m.info for o, m in model.models_.items()},  # how the model was fitted, and its label checks
     )
     report = evaluation_report(version, metrics, figures(model, records, curves), card)
     files = write_outputs(out, version, metrics, card, report)

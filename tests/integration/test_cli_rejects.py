@@ -74,6 +74,16 @@ def test_validate_prints_the_same_summary(tmp_path):
     assert "rejected 20 of 21 rows (95.2%):" in r.stderr and "  20 rows: sbp: not a number" in r.stderr
 
 
+def test_validate_says_when_its_listing_stops_short(tmp_path):
+    src = tmp_path / "many.csv"
+    pd.DataFrame([{**GOOD, "person_id": f"p{i}", "sbp": 300} for i in range(25)]).to_csv(src, index=False)
+    r = cli("validate", src, home=tmp_path, check=False)
+    assert r.returncode == 1
+    assert "  ... 5 more not listed (the first 20 shown; --max-rows N lists more)" in r.stdout
+    r = cli("validate", src, "--max-rows", "30", home=tmp_path, check=False)
+    assert "more not listed" not in r.stdout and r.stdout.count("sbp = 300") >= 25
+
+
 def test_validate_counts_the_label_values_train_would_reject(tmp_path):
     rows = [{**GOOD, "person_id": f"g{i}", "cvd_1y": 0, "diabetes_1y": 0} for i in range(7)]
     rows[0]["cvd_1y"], rows[1]["cvd_1y"], rows[2]["diabetes_1y"] = 2, "yes", -1

@@ -173,6 +173,21 @@ def test_split_mode_refits_on_the_persons_set_aside(cohort, monkeypatch):
     assert "final model refit on all rows" in model.models_["hypertension"].info["mode"]
 
 
+def test_labels_far_above_a_yearly_rate_are_warned(cohort):
+    """A ten-year or prevalent-disease label fed as `cvd_1y` (15% events where about 0.5% a year is
+    expected) is named at fit time and kept in the outcome's info for the model card."""
+    from models.bundle import EventRateWarning
+
+    small = cohort[cohort["person_id"].isin(cohort["person_id"].unique()[:1500])].copy()
+    labelled = small["cvd_1y"].notna()
+    small.loc[labelled, "cvd_1y"] = (np.random.default_rng(0).random(int(labelled.sum())) < 0.15).astype(float)
+    kw = dict(outcomes=("cvd",), grid=DEFAULT_GRID[:1], max_rounds=30, interval_members=0)
+    with pytest.warns(EventRateWarning, match=r"cvd: 1\d\.\d% of the [\d,]+ labelled rows are events, \d+ times"):
+        model = RiskModel(**kw).fit(small)
+    rate = model.models_["cvd"].info["event_rate"]
+    assert rate["rate"] > rate["limit"] * rate["reference"]
+
+
 def test_missing_labels_are_a_clear_error(cohort):
     with pytest.raises(ValueError, match="label column"):
         RiskModel(outcomes=("cvd",)).fit(cohort.drop(columns=["cvd_1y"]))

@@ -55,3 +55,15 @@ def test_model_card_lists_the_table_and_the_fitting_mode():
             ), (outcome, d.feature)
     assert "cross-validated, not held out" in card
     assert "| cvd | 900 | 12 | 5000 | no |" in card
+
+
+def test_model_card_warns_of_labels_that_are_not_one_year_incidence():
+    def info(rate: float) -> dict:
+        event_rate = {"rate": rate, "reference": 0.005, "limit": 10.0, "times": rate / 0.005}
+        return {"rows": 1000, "events": int(1000 * rate), "event_rate": event_rate}
+
+    card = model_card("7", {"outcomes": {}, "n_records": 10}, {}, model_info={"cvd": info(0.152)})
+    assert "**Label check (cvd):** 15.2% of the labelled training rows are events, 30 times the yearly rate" in card
+    plausible = info(0.04)
+    assert "Label check" not in model_card("7", {"outcomes": {}, "n_records": 10}, {}, model_info={"cvd": plausible})
+    assert "Label check" not in model_card("7", {"outcomes": {}, "n_records": 10}, {}, model_info={"cvd": {}})
