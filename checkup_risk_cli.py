@@ -198,7 +198,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from features.rejects import MAX_REJECT_SHARE
     from features.rejects import summary as rejects_summary
     from training import registry
-    from training.evaluate import baseline_notes, exclusion_text
+    from training.evaluate import baseline_notes, calibration_warnings, exclusion_text
     from training.evaluation_run import evaluate_file
     from training.train import summary_table
 
@@ -222,6 +222,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(
         f"model version {result.version}: wrote {out / 'metrics.json'}, {out / 'report.html'}, {out / 'model_card.md'}"
     )
+    for warning in calibration_warnings(metrics):
+        print(f"WARNING: {warning}", file=sys.stderr)
     if share > MAX_REJECT_SHARE:
         print(
             f"WARNING: {rejected:,} of {result.rows_in:,} rows ({share:.0%}) were rejected, more than "

@@ -200,6 +200,26 @@ def baseline_notes(metrics: dict) -> list[str]:
     ]
 
 
+def calibration_warnings(metrics: dict) -> list[str]:
+    """One line per outcome whose calibration on this file lies outside the promotion gate's bounds
+    (point estimates, from `promotion.MIN_EVENTS` events): the risks are not calibrated for these people."""
+    from training.promotion import INTERCEPT_BOUNDS, MIN_EVENTS, SLOPE_BOUNDS
+
+    out = []
+    for o, m in metrics["outcomes"].items():
+        slope, intercept = m.get("calibration_slope"), m.get("calibration_intercept")
+        if m.get("events", 0) < MIN_EVENTS or slope is None or intercept is None:
+            continue
+        slope_ok = SLOPE_BOUNDS[0] <= slope <= SLOPE_BOUNDS[1]
+        if not slope_ok or not INTERCEPT_BOUNDS[0] <= intercept <= INTERCEPT_BOUNDS[1]:
+            out.append(
+                f"{o}: calibration slope {slope:.2f} and intercept {intercept:+.2f} on this file, outside the "
+                f"gate's {SLOPE_BOUNDS[0]}-{SLOPE_BOUNDS[1]} and +/-{INTERCEPT_BOUNDS[1]}: its risks are not "
+                "calibrated for these people; recalibrate before using them here"
+            )
+    return out
+
+
 def exclusion_text(metrics: dict) -> str:
     """What `exclude_training_persons` left out, in words."""
     if metrics.get("excluded_training_rows") is None:

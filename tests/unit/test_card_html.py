@@ -123,3 +123,20 @@ def test_timed_lines_say_the_seconds():
     now[0] = 52.4
     say("fitting cvd (1 of 5)")
     assert said == ["[   42 s] fitting cvd (1 of 5)"]
+
+
+def test_gross_miscalibration_on_the_file_is_a_warning():
+    """A model used on another population (a cross-cohort slope of 0.41) is said to be uncalibrated
+    there, on screen (`calibration_warnings`) and atop the report; a small or calibrated one is not."""
+    from training.evaluate import calibration_warnings
+
+    metrics = _metrics()
+    assert calibration_warnings(metrics) == []  # 40 events, slope 0.97: nothing to say
+    block = metrics["outcomes"]["cvd"]
+    block.update(events=120, calibration_slope=0.41, calibration_intercept=-2.58)
+    (line,) = calibration_warnings(metrics)
+    assert line.startswith("cvd: calibration slope 0.41 and intercept -2.58 on this file, outside the gate's 0.8-1.2")
+    report = evaluation_report("3", metrics, {}, "# Model card")
+    assert "<p class='warn'><strong>WARNING: cvd: calibration slope 0.41" in report
+    block.update(events=30)  # too few events to say more than chance
+    assert calibration_warnings(metrics) == []
