@@ -521,6 +521,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
+    import datetime as dt
+
     from training import registry
 
     registry.configure(args.settings.home, args.settings.mlflow_uri)
@@ -529,7 +531,13 @@ def cmd_promote(args: argparse.Namespace) -> int:
         raise CliError(f"no registered version {args.version!r}")
     previous = registry.version_of(registry.CHAMPION)
     registry.set_alias(registry.CHAMPION, version)
+    # A promotion by hand bypasses the gate: the version says so, as a gated one carries its decision.
+    when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    tags = {"promotion.decision": "promoted by hand, without the gate", "promotion.previous": previous or "none"}
+    for key, value in {**tags, "promotion.at": when}.items():
+        registry.client().set_model_version_tag(registry.MODEL_NAME, version, key, value)
     print(f"champion: version {previous or '(none)'} -> version {version}")
+    print(f"note: promoted without the gate (no comparison with version {previous or '(none)'}); tagged on the version")
     print("running servers switch within CHECKUP_RISK_MODEL_POLL_SECONDS (their log says when)")
     return 0
 

@@ -63,6 +63,16 @@ def promote(home: Path, version: str) -> None:
         timeout=120,
     )
     assert done.returncode == 0 and f"-> version {version}" in done.stdout, done.stderr
+    assert "note: promoted without the gate" in done.stdout
+    # The bypass is recorded on the version, as the gate's decision is on a gated one.
+    read = (
+        "from pathlib import Path\n"
+        "from training import registry\n"
+        f"registry.configure(Path({str(home)!r}))\n"
+        f"print(registry.client().get_model_version(registry.MODEL_NAME, {version!r}).tags['promotion.decision'])\n"
+    )
+    tag = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True, timeout=120)
+    assert tag.stdout.strip() == "promoted by hand, without the gate", tag.stderr
 
 
 @pytest.fixture(scope="module")
