@@ -19,6 +19,7 @@ from models.baselines import framingham_2008_cvd, framingham_valid, prevent_10y_
 from models.bundle import RiskModel
 from models.outcomes import OUTCOME_SPECS
 from training.metrics import auroc, calibration_curve, net_benefit, summarize, too_few_events
+from training.promotion import INTERCEPT_BOUNDS, MIN_EVENTS, SLOPE_BOUNDS
 
 # Below these a subgroup's AUROC and calibration are too noisy to judge (flagged, not hidden).
 MIN_SUBGROUP_ROWS = 200
@@ -203,8 +204,6 @@ def baseline_notes(metrics: dict) -> list[str]:
 def calibration_warnings(metrics: dict) -> list[str]:
     """One line per outcome whose calibration on this file lies outside the promotion gate's bounds
     (point estimates, from `promotion.MIN_EVENTS` events): the risks are not calibrated for these people."""
-    from training.promotion import INTERCEPT_BOUNDS, MIN_EVENTS, SLOPE_BOUNDS
-
     out = []
     for o, m in metrics["outcomes"].items():
         slope, intercept = m.get("calibration_slope"), m.get("calibration_intercept")
