@@ -43,11 +43,11 @@ def _metrics_table(metrics: dict) -> list[str]:
     return lines
 
 
-def monotone_table() -> list[str]:
-    """The clinically certain directions each outcome's model is constrained to (models.outcomes)."""
+def monotone_table(outcomes: tuple[str, ...] = tuple(OUTCOME_SPECS)) -> list[str]:
+    """The clinically certain directions each of these outcomes' models is constrained to (models.outcomes)."""
     lines = ["| outcome | input | direction | reason |", "|---|---|---|---|"]
-    for o, spec in OUTCOME_SPECS.items():
-        for d in spec.directions:
+    for o in outcomes:
+        for d in OUTCOME_SPECS[o].directions:
             arrow = "+1: a rise never lowers risk" if d.direction > 0 else "-1: a rise never raises risk"
             lines.append(f"| {o} | `{d.feature}` | {arrow} | {d.reason} |")
     return lines
@@ -110,7 +110,7 @@ def _provenance_lines(info: dict | None) -> list[str]:
 # --- card sections, in the order of Mitchell et al. ----------------------------------------------
 
 
-def _details_section(version: str, metrics: dict) -> list[str]:
+def _details_section(version: str, metrics: dict, outcomes: tuple[str, ...]) -> list[str]:
     outcome_rows = [
         f"| `{o}` | {OUTCOME_SPECS[o].label_en} ({OUTCOME_SPECS[o].label_ko}) | SNOMED CT {OUTCOME_SPECS[o].snomed} |"
         for o in metrics["outcomes"]
@@ -151,7 +151,7 @@ def _details_section(version: str, metrics: dict) -> list[str]:
         "",
         "### Monotone constraints (clinically certain directions only)",
         "",
-        *monotone_table(),
+        *monotone_table(outcomes),
         "",
         "Every other input, and every input of an outcome not listed for it, is learned from the data.",
         "",
@@ -254,7 +254,8 @@ def model_card(
     `model_info`: per outcome, the fitted model's `info` (RiskModel.models_[o].info), for the
     fitting mode and sample-size rows; without it the card describes both modes in general."""
     parts = [
-        *_details_section(version, metrics),
+        # The model's own outcomes (a cvd-only model lists no diabetes constraints); all without its info.
+        *_details_section(version, metrics, tuple(model_info) if model_info else tuple(OUTCOME_SPECS)),
         *_use_and_factors_sections(metrics),
         *_data_sections(metrics, data, model_info),
         *_quantitative_section(metrics),

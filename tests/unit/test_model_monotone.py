@@ -50,9 +50,12 @@ def test_model_card_lists_the_table_and_the_fitting_mode():
     card = model_card("7", {"outcomes": {}, "n_records": 10}, {}, model_info=info)
     for outcome, rows in MONOTONE.items():
         for d in rows:
-            assert any(
+            listed = any(
                 line.startswith(f"| {outcome} | `{d.feature}` |") and d.reason in line for line in card.splitlines()
-            ), (outcome, d.feature)
+            )
+            assert listed == (outcome == "cvd"), (outcome, d.feature)  # only the model's own outcomes
+    full = model_card("7", {"outcomes": {}, "n_records": 10}, {})  # no fitting info: every outcome's table
+    assert all(f"| {o} | `{rows[0].feature}` |" in full for o, rows in MONOTONE.items())
     assert "cross-validated, not held out" in card
     assert "| cvd | 900 | 12 | 5000 | no |" in card
 
