@@ -351,6 +351,8 @@ def run_suite(df: pd.DataFrame, report_dir: str | Path | None = None, examples: 
         message = ""
         if _raised(r.exception_info):
             message = "the check could not be evaluated on this column (wrong type?)"
+        elif res.get("observed_value") is None and "observed_value" in res:
+            message = "no value in the file (an absent or empty column): nothing to compare"
         elif "observed_value" in res:
             message = f"observed {res['observed_value']}"
         failures.append(

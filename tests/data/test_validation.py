@@ -117,3 +117,11 @@ def test_fractional_age_is_accepted():
     # Contract section 1: an age computed from a birth date carries a fraction.
     assert check_records(valid_frame(1).assign(age=54.37)).empty
     assert check_records(valid_frame(1).assign(age=19.9))["field"].tolist() == ["age"]
+
+
+def test_an_empty_column_is_said_to_be_empty_not_observed_none():
+    """A mean check on a column with no value says so (an outside tester read "observed None")."""
+    report = run_suite(valid_frame(6).assign(sbp=np.nan))
+    (sbp,) = [f for f in report.failures if f.field == "sbp" and f.expectation == "expect_column_mean_to_be_between"]
+    assert sbp.message == "no value in the file (an absent or empty column): nothing to compare"
+    assert not sbp.critical and "None" not in sbp.message
