@@ -5,6 +5,7 @@ bench/bench_rollout.py measures the same scenario's latencies."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -64,15 +65,22 @@ def promote(home: Path, version: str) -> None:
     )
     assert done.returncode == 0 and f"-> version {version}" in done.stdout, done.stderr
     assert "note: promoted without the gate" in done.stdout
-    # The bypass is recorded on the version, as the gate's decision is on a gated one.
+
+
+def promotion_tags(home: Path, version: str) -> dict[str, str]:
+    """The version's `promotion.*` tags, read back from the registry in a process of its own."""
     read = (
+        "import json\n"
         "from pathlib import Path\n"
         "from training import registry\n"
         f"registry.configure(Path({str(home)!r}))\n"
-        f"print(registry.client().get_model_version(registry.MODEL_NAME, {version!r}).tags['promotion.decision'])\n"
+        f"tags = registry.client().get_model_version(registry.MODEL_NAME, {version!r}).tags\n"
+        "print(json.dumps({k: v for k, v in tags.items() if k.startswith('promotion.')}))\n"
     )
-    tag = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True, timeout=120)
-    assert tag.stdout.strip() == "promoted by hand, without the gate", tag.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKUP_RISK_")}
+    done = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +198,11 @@ def test_promotion_and_rollback_switch_without_a_failed_request(server, home: Pa
     # Every response before the promotion came from version 1.
     assert all(a.version == "1" for a in load.answers if a.done < promoted)
     assert httpx.get(f"{url}/model", headers=headers).json()["model_version"] == "1"
+    # Each promotion by hand, which bypasses the gate, is recorded on its version (after the timed part).
+    for version, previous in (("2", "1"), ("1", "2")):
+        tags = promotion_tags(home, version)
+        assert tags["promotion.decision"] == "promoted by hand, without the gate"
+        assert tags["promotion.previous"] == previous and tags["promotion.at"]
 
 
 def test_admin_reload_answers_the_served_version(server, home: Path) -> None:
