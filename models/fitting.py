@@ -210,8 +210,10 @@ class OutcomeFitter:
         """The labels' event rate against the outcome's yearly reference rate, with a warning when it is
         more than `EVENT_RATE_LIMIT` times that rate."""
         rate, reference = events / rows, spec.category_cuts[0]
+        exceeds = rate > EVENT_RATE_LIMIT * reference
         out = {"rate": rate, "reference": reference, "times": rate / reference, "limit": EVENT_RATE_LIMIT}
-        if rate > EVENT_RATE_LIMIT * reference:
+        out["exceeds"] = exceeds  # the one judgement, read again by the model card
+        if exceeds:
             warnings.warn(
                 f"{spec.name}: {rate:.1%} of the {rows:,} labelled rows are events, {rate / reference:.0f} times the "
                 f"yearly rate of about {reference:.1%} the risk categories assume; check that {spec.label} marks a "

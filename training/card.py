@@ -186,7 +186,7 @@ def _event_rate_lines(model_info: dict[str, dict]) -> list[str]:
     lines = []
     for o, info in model_info.items():
         r = info.get("event_rate") or {}
-        if r and r["rate"] > r["limit"] * r["reference"]:
+        if r.get("exceeds"):
             lines.append(
                 f"- **Label check ({o}):** {r['rate']:.1%} of the labelled training rows are events, "
                 f"{r['times']:.0f} times the yearly rate of about {r['reference']:.1%} the risk categories assume. "

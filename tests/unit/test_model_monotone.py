@@ -62,7 +62,7 @@ def test_model_card_lists_the_table_and_the_fitting_mode():
 
 def test_model_card_warns_of_labels_that_are_not_one_year_incidence():
     def info(rate: float) -> dict:
-        event_rate = {"rate": rate, "reference": 0.005, "limit": 10.0, "times": rate / 0.005}
+        event_rate = {"rate": rate, "reference": 0.005, "limit": 10.0, "times": rate / 0.005, "exceeds": rate > 0.05}
         return {"rows": 1000, "events": int(1000 * rate), "event_rate": event_rate}
 
     card = model_card("7", {"outcomes": {}, "n_records": 10}, {}, model_info={"cvd": info(0.152)})
