@@ -198,7 +198,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from features.rejects import MAX_REJECT_SHARE
     from features.rejects import summary as rejects_summary
     from training import registry
-    from training.evaluate import baseline_notes, calibration_warnings, exclusion_text
+    from training.evaluate import baseline_notes, calibration_notes, calibration_warnings, exclusion_text
     from training.evaluation_run import evaluate_file
     from training.train import summary_table
 
@@ -217,7 +217,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     if len(result.rejects):
         print(f"rejected rows, with the reasons: {out / 'rejects.csv'}", file=sys.stderr)
-    for note in baseline_notes(metrics):
+    for note in baseline_notes(metrics) + calibration_notes(metrics):
         print(f"note: {note}")
     print(
         f"model version {result.version}: wrote {out / 'metrics.json'}, {out / 'report.html'}, {out / 'model_card.md'}"

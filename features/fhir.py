@@ -19,8 +19,9 @@ CDS prefetch cannot filter by date; its `_count` bounds what a server sends). A 
 `history_window_years` to leave out checkups that start longer before the newest one. An
 Observation with no date at all (no effective[x], no issued) is left out with a warning: it may be
 years old. Two different values of one field at the same time: the newer revision (`_newer`: issued
-later, a higher meta.versionId, or amended or corrected over final) is used, else the first in the
-input, with a warning naming both.
+later, a higher meta.versionId, or amended or corrected over final) is used; results that no
+revision orders are combined whatever their order in the input (measurements averaged, coded grades
+the higher), with a warning naming them.
 
 Conditions count from their onset (onsetDateTime, onsetPeriod.start, else recordedDate): a Condition
 with onset after a checkup is not history for that checkup; one without any date counts for every
@@ -97,7 +98,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from features.condition_names import history_of_names
@@ -1798,46 +1799,79 @@ def _visit_of(day: dt.date | None, starts: list[dt.date], window: int) -> int | 
 def _group_visits(
     values: list[_Value], window: int, today: dt.date, warnings: list[Issue] | None = None
 ) -> list[tuple[dt.date, dict[str, _Value]]]:
-    """(first day, field -> chosen value) per visit, oldest first (see the module docstring). Two
-    different values of a field taken at the same time: the newer revision (`_revision`: a later
-    issued, higher versioned, amended or corrected result) is used; where neither is newer, the
-    first in the input, and a warning (into `warnings`) names both, since the order of a search
-    result means nothing."""
-    # Every value read has a date (an undated Observation is left out): sort is stable on ties.
+    """(first day, field -> chosen value) per visit, oldest first (see the module docstring).
+
+    Within a visit each field takes its value of the latest time. Several values of that time: a
+    newer revision (`_newer`: a later issued, higher versioned, amended or corrected result) wins;
+    results that no revision orders are combined without regard to their order in the input, since
+    the order of a search result means nothing (`_combine_ties`). A warning (into `warnings`) names
+    every result set aside for a different value."""
+    # Every value read has a date (an undated Observation is left out).
     dated = sorted(((v.when, v) for v in values if v.when is not None), key=lambda p: p[0])
-    visits: list[tuple[dt.date, dict[str, _Value]]] = []
-    chosen_at: dict[str, dt.datetime] = {}  # when the chosen value of each field of the last visit was taken
+    grouped: list[tuple[dt.date, dict[str, list[_Value]]]] = []
+    latest_at: dict[str, dt.datetime] = {}  # the time of each field's latest results in the last visit
     for when, v in dated:
         day = when.date()  # as `_day`
-        if not visits or (day - visits[-1][0]).days >= window:
-            visits.append((day, {}))
-            chosen_at = {}
-        chosen = visits[-1][1]
-        # Sorted by time, so a later value of the same field within the visit is the newer one.
-        if v.name not in chosen or when > chosen_at[v.name]:
-            chosen[v.name], chosen_at[v.name] = v, when
-        elif when == chosen_at[v.name]:
-            old = chosen[v.name]
-            why = _newer(v, old)
-            if why is not None:
-                chosen[v.name] = v
-            if warnings is not None and _differ(old.value, v.value):
-                used, other = (v, old) if why is not None else (old, v)
-                why = why or _newer(old, v)
-                how = f"is a newer revision ({why})" if why else "comes first in the input"
-                warnings.append(
-                    Issue(
-                        other.ref,
-                        f"LOINC {other.code} ({v.name}{_said(other)}) has the same time as LOINC {used.code} "
-                        f"({v.name}{_said(used)}) in {used.ref} but a different value: the one in {used.ref} {how} "
-                        "and is used",
-                    )
-                )
+        if not grouped or (day - grouped[-1][0]).days >= window:
+            grouped.append((day, {}))
+            latest_at = {}
+        latest = grouped[-1][1].setdefault(v.name, [])
+        # Sorted by time, so a later value of the field within the visit replaces the earlier ones.
+        if latest and when > latest_at[v.name]:
+            latest.clear()
+        latest.append(v)
+        latest_at[v.name] = when
+    visits = [(day, {name: _choose(same, warnings) for name, same in fields.items()}) for day, fields in grouped]
     if not visits:
         # No measurement at all: a record of today with only the person and the history; the
         # service then answers that there is no checkup to score (serving.fhir_in.has_measurement).
         visits.append((today, {}))
     return visits
+
+
+def _choose(same: list[_Value], warnings: list[Issue] | None) -> _Value:
+    """The value of a field among its results taken at the same time (see `_group_visits`)."""
+    if len(same) == 1:
+        return same[0]
+    current = [v for v in same if not any(_newer(o, v) for o in same)]
+    chosen = _combine_ties(current, warnings)
+    if warnings is not None:
+        for other in same:
+            if other not in current and _differ(other.value, chosen.value):
+                why = next(w for w in (_newer(c, other) for c in current) if w)
+                warnings.append(
+                    Issue(
+                        other.ref,
+                        f"LOINC {other.code} ({other.name}{_said(other)}) has the same time as LOINC "
+                        f"{chosen.code} ({other.name}{_said(chosen)}) in {chosen.ref} but a different value: the one "
+                        f"in {chosen.ref} is a newer revision ({why}) and is used",
+                    )
+                )
+    return chosen
+
+
+def _combine_ties(tied: list[_Value], warnings: list[Issue] | None) -> _Value:
+    """Results of one time that no revision orders: one value whatever their order in the input.
+    Different measurements average (as repeated blood-pressure readings do); different grades of a
+    coded answer (urine protein, smoking) take the higher one, the one that is not reassuring."""
+    first = min(tied, key=lambda v: v.ref)
+    values = sorted({v.value for v in tied})
+    if len(tied) == 1 or not any(_differ(values[0], x) for x in values[1:]):
+        return first
+    numeric = BY_NAME[first.name].kind == "float"
+    value = math.fsum(v.value for v in tied) / len(tied) if numeric else max(values)
+    source = first if numeric else min((v for v in tied if v.value == value), key=lambda v: v.ref)
+    if warnings is not None:
+        refs = sorted(v.ref for v in tied)
+        how = "their mean is used" if numeric else "the higher grade is used"
+        warnings.append(
+            Issue(
+                refs[0],
+                f"{len(refs)} results of LOINC {first.code} ({first.name}) at the same time ({', '.join(refs)}) have "
+                f"different values and none is a newer revision: {how}",
+            )
+        )
+    return replace(source, value=value)
 
 
 def _said(value: _Value) -> str:

@@ -14,7 +14,7 @@ import html
 from features.derive import FEATURES
 from features.rejects import MAX_REJECT_SHARE
 from models.outcomes import OUTCOME_SPECS
-from training.evaluate import calibration_warnings
+from training.evaluate import calibration_notes, calibration_warnings
 from training.markdown import to_html
 
 
@@ -336,6 +336,7 @@ def evaluation_report(version: str, metrics: dict, figures_png: dict[str, bytes]
         "<h2>Summary</h2>",
         *_rejected_note(metrics),
         *(f"<p class='warn'><strong>WARNING: {html.escape(w)}.</strong></p>" for w in calibration_warnings(metrics)),
+        *(f"<p>Note: {html.escape(n)}.</p>" for n in calibration_notes(metrics)),
         to_html("\n".join(_metrics_table(metrics))),
     ]
     sections += [_outcome_section(o, m, figures_png) for o, m in metrics["outcomes"].items()]

@@ -35,7 +35,7 @@ from models.drift_reference import (
     is_categorical,
     numeric_values,
 )
-from training.metrics import auroc, auroc_ci, calibration_intercept_slope, too_few_events
+from training.metrics import auroc, auroc_ci, calibration_ci, calibration_intercept_slope, too_few_events
 
 EPS = 1e-4  # share floor in PSI
 
@@ -283,40 +283,6 @@ def prediction_drift(outcome: str, ref: dict, p: np.ndarray, t: Thresholds) -> t
 
 
 # -- realised performance ----------------------------------------------------------------------
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, 1e-12, 1 - 1e-12)
-    return np.log(q) - np.log1p(-q)
-
-
-def calibration_ci(
-    y: np.ndarray, p: np.ndarray, n_boot: int, seed: int, alpha: float = 0.05
-) -> tuple[list[float | None], list[float | None]]:
-    """Percentile bootstrap CIs of the calibration intercept and slope.
-
-    Rows are grouped by (label, logit rounded to 0.01) first, and each replicate draws multinomial
-    counts over the groups: the same resampling of rows, but each replicate's two logistic fits
-    cost thousands of groups instead of every row (a change of logit below 0.005 moves neither)."""
-    z = np.round(_logit(p), 2)
-    keys, inverse, counts = np.unique(np.column_stack([y, z]), axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.ravel()
-    pg = np.bincount(inverse, weights=p) / counts
-    yg = keys[:, 0]
-    rng = np.random.default_rng(seed)
-    n = int(counts.sum())
-    share = counts / n
-    draws = np.array(
-        [calibration_intercept_slope(yg, pg, sample_weight=rng.multinomial(n, share)) for _ in range(n_boot)]
-    )
-
-    def ci(col: np.ndarray) -> list[float | None]:
-        col = col[np.isfinite(col)]
-        if col.size == 0:
-            return [None, None]
-        return [float(x) for x in np.quantile(col, [alpha / 2, 1 - alpha / 2])]
-
-    return ci(draws[:, 0]), ci(draws[:, 1])
 
 
 def _num(x: float) -> float | None:

@@ -201,22 +201,54 @@ def baseline_notes(metrics: dict) -> list[str]:
     ]
 
 
+def _interval(m: dict, key: str) -> tuple[float, float]:
+    """The block's bootstrap interval of `key`, or the point estimate twice where it has none."""
+    low, high = m.get(f"{key}_ci") or (None, None)
+    return (m[key], m[key]) if low is None or high is None else (low, high)
+
+
+def _calibration_judgement(m: dict) -> tuple[str, str] | None:
+    """("warning" | "note", text) for one outcome block whose calibration lies outside the promotion
+    gate's bounds (from `promotion.MIN_EVENTS` events), else None. As the gate judges: a warning when
+    the bootstrap interval lies outside the bounds too (beyond chance), a note when only the point
+    estimate does (the events cannot tell it from calibrated)."""
+    slope, intercept = m.get("calibration_slope"), m.get("calibration_intercept")
+    if m.get("events", 0) < MIN_EVENTS or slope is None or intercept is None:
+        return None
+    (s_lo, s_hi), (i_lo, i_hi) = _interval(m, "calibration_slope"), _interval(m, "calibration_intercept")
+
+    def outside(low: float, high: float, bounds: tuple[float, float]) -> bool:
+        return high < bounds[0] or low > bounds[1]
+
+    if not (outside(slope, slope, SLOPE_BOUNDS) or outside(intercept, intercept, INTERCEPT_BOUNDS)):
+        return None
+    text = (
+        f"calibration slope {slope:.2f} (95% CI {s_lo:.2f}-{s_hi:.2f}) and intercept {intercept:+.2f} "
+        f"(95% CI {i_lo:+.2f} to {i_hi:+.2f}) on this file, outside the gate's {SLOPE_BOUNDS[0]}-{SLOPE_BOUNDS[1]} "
+        f"and +/-{INTERCEPT_BOUNDS[1]}"
+    )
+    if outside(s_lo, s_hi, SLOPE_BOUNDS) or outside(i_lo, i_hi, INTERCEPT_BOUNDS):
+        return (
+            "warning",
+            f"{text} beyond chance: its risks are not calibrated for these people; recalibrate before using them here",
+        )
+    return "note", (
+        f"{text}, but its {m['events']:,} events cannot tell it from calibrated (the interval reaches the bounds)"
+    )
+
+
 def calibration_warnings(metrics: dict) -> list[str]:
     """One line per outcome whose calibration on this file lies outside the promotion gate's bounds
-    (point estimates, from `promotion.MIN_EVENTS` events): the risks are not calibrated for these people."""
-    out = []
-    for o, m in metrics["outcomes"].items():
-        slope, intercept = m.get("calibration_slope"), m.get("calibration_intercept")
-        if m.get("events", 0) < MIN_EVENTS or slope is None or intercept is None:
-            continue
-        slope_ok = SLOPE_BOUNDS[0] <= slope <= SLOPE_BOUNDS[1]
-        if not slope_ok or not INTERCEPT_BOUNDS[0] <= intercept <= INTERCEPT_BOUNDS[1]:
-            out.append(
-                f"{o}: calibration slope {slope:.2f} and intercept {intercept:+.2f} on this file, outside the "
-                f"gate's {SLOPE_BOUNDS[0]}-{SLOPE_BOUNDS[1]} and +/-{INTERCEPT_BOUNDS[1]}: its risks are not "
-                "calibrated for these people; recalibrate before using them here"
-            )
-    return out
+    beyond chance: the risks are not calibrated for these people."""
+    judged = (_calibration_judgement(m) for m in metrics["outcomes"].values())
+    return [f"{o}: {j[1]}" for o, j in zip(metrics["outcomes"], judged, strict=True) if j and j[0] == "warning"]
+
+
+def calibration_notes(metrics: dict) -> list[str]:
+    """One line per outcome whose calibration point estimate lies outside the gate's bounds while its
+    interval reaches them: too few events to say the risks are miscalibrated here."""
+    judged = (_calibration_judgement(m) for m in metrics["outcomes"].values())
+    return [f"{o}: {j[1]}" for o, j in zip(metrics["outcomes"], judged, strict=True) if j and j[0] == "note"]
 
 
 def exclusion_text(metrics: dict) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from training.metrics import auroc, calibration_intercept_slope
+from training.metrics import auroc, calibration_ci, calibration_intercept_slope
 
 # Calibration bounds on held-out data: slope 1 +/- 0.2 and calibration-in-the-large within
 # +/- 0.2 log-odds. Like the AUROC rule, a model fails only when its 95% bootstrap interval lies
@@ -69,20 +69,13 @@ def paired_auroc_difference(
     return float(diff), float(low), float(high)
 
 
-def calibration_ok(
-    y: np.ndarray, p: np.ndarray, n_boot: int = 100, seed: int = 0, max_rows: int = 100_000
-) -> tuple[bool, str]:
+def calibration_ok(y: np.ndarray, p: np.ndarray, n_boot: int = 100, seed: int = 0) -> tuple[bool, str]:
+    """Whether calibration is inside the gate's bounds, judged on the bootstrap intervals: refused
+    only where an interval lies wholly outside (beyond chance); with the figures in words."""
     intercept, slope = calibration_intercept_slope(y, p)
-    rng = np.random.default_rng(seed)
-    if len(y) > max_rows:
-        keep = rng.choice(len(y), max_rows, replace=False)
-        y, p = y[keep], p[keep]
-    boots = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        if 0 < y[idx].sum() < len(idx):
-            boots.append(calibration_intercept_slope(y[idx], p[idx]))
-    (i_lo, s_lo), (i_hi, s_hi) = np.nanquantile(np.array(boots), [0.025, 0.975], axis=0)
+    (i_lo, i_hi), (s_lo, s_hi) = (
+        [np.nan if x is None else x for x in ci] for ci in calibration_ci(y, p, n_boot=n_boot, seed=seed)
+    )
     text = (
         f"calibration slope {slope:.2f} (95% CI {s_lo:.2f}-{s_hi:.2f}), "
         f"intercept {intercept:+.2f} (95% CI {i_lo:+.2f} to {i_hi:+.2f})"

@@ -127,16 +127,32 @@ def test_timed_lines_say_the_seconds():
 
 def test_gross_miscalibration_on_the_file_is_a_warning():
     """A model used on another population (a cross-cohort slope of 0.41) is said to be uncalibrated
-    there, on screen (`calibration_warnings`) and atop the report; a small or calibrated one is not."""
-    from training.evaluate import calibration_warnings
+    there, on screen (`calibration_warnings`) and atop the report; a small or calibrated one is not,
+    and one outside the bounds only by chance (its interval reaches them) is a note, as the gate judges."""
+    from training.evaluate import calibration_notes, calibration_warnings
 
     metrics = _metrics()
-    assert calibration_warnings(metrics) == []  # 40 events, slope 0.97: nothing to say
+    assert calibration_warnings(metrics) == [] == calibration_notes(metrics)  # 40 events, slope 0.97
     block = metrics["outcomes"]["cvd"]
     block.update(events=120, calibration_slope=0.41, calibration_intercept=-2.58)
+    block.update(calibration_slope_ci=[0.30, 0.52], calibration_intercept_ci=[-2.9, -2.2])
     (line,) = calibration_warnings(metrics)
-    assert line.startswith("cvd: calibration slope 0.41 and intercept -2.58 on this file, outside the gate's 0.8-1.2")
+    assert line.startswith(
+        "cvd: calibration slope 0.41 (95% CI 0.30-0.52) and intercept -2.58 (95% CI -2.90 to -2.20) on this file, "
+        "outside the gate's 0.8-1.2"
+    )
+    assert line.endswith(
+        "beyond chance: its risks are not calibrated for these people; recalibrate before using them here"
+    )
+    assert calibration_notes(metrics) == []
     report = evaluation_report("3", metrics, {}, "# Model card")
     assert "<p class='warn'><strong>WARNING: cvd: calibration slope 0.41" in report
-    block.update(events=30)  # too few events to say more than chance
+    # 86 events, slope 1.21 whose interval reaches 1.2: a note, not a warning (the default model on its own people).
+    block.update(events=86, calibration_slope=1.21, calibration_intercept=-0.06)
+    block.update(calibration_slope_ci=[0.95, 1.50], calibration_intercept_ci=[-0.25, 0.14])
     assert calibration_warnings(metrics) == []
+    (note,) = calibration_notes(metrics)
+    assert note.endswith("but its 86 events cannot tell it from calibrated (the interval reaches the bounds)")
+    assert "<p>Note: cvd: calibration slope 1.21" in evaluation_report("3", metrics, {}, "# Model card")
+    block.update(events=30)  # too few events to say more than chance
+    assert calibration_warnings(metrics) == [] == calibration_notes(metrics)

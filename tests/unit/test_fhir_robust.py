@@ -359,19 +359,37 @@ def test_an_undated_observation_of_no_code_read_is_no_warning():
 
 
 @pytest.mark.parametrize("first, second", [(150, 120), (120, 150)])
-def test_two_different_values_at_the_same_time_are_named_in_a_warning(first, second):
+def test_two_different_values_at_the_same_time_average_whatever_their_order(first, second):
+    """Search results have no order: the same patient must not get a different risk on the next page view."""
     bundle = _base()
     del bundle["entry"][3]
     bundle = _add(_add(bundle, _obs("a", "8480-6", first, "mm[Hg]")), _obs("b", "8480-6", second, "mm[Hg]"))
     got = read_bundle(bundle, today=TODAY)
-    assert got.record["sbp"] == first  # the rule is unchanged: the first in the input
+    assert got.record["sbp"] == 135
     [warning] = got.warnings
-    assert warning.location == "Observation/b"
+    assert warning.location == "Observation/a"
     assert warning.message == (
-        "LOINC 8480-6 (sbp, final) has the same time as LOINC 8480-6 (sbp, final) in Observation/a but a different "
-        "value: the one in Observation/a comes first in the input and is used"
+        "2 results of LOINC 8480-6 (sbp) at the same time (Observation/a, Observation/b) have different values "
+        "and none is a newer revision: their mean is used"
     )
     assert str(first) not in warning.message and str(second) not in warning.message  # never the values
+
+
+@pytest.mark.parametrize("order", [("neg", "two"), ("two", "neg")])
+def test_two_different_grades_at_the_same_time_take_the_higher_whatever_their_order(order):
+    grades = {
+        "neg": _obs("neg", "20454-5", 0, "1", valueCodeableConcept={"text": "Negative"}),
+        "two": _obs("two", "20454-5", 0, "1", valueCodeableConcept={"text": "2+"}),
+    }
+    bundle = _base()
+    for name in order:
+        del grades[name]["valueQuantity"]
+        bundle = _add(bundle, grades[name])
+    got = read_bundle(bundle, today=TODAY)
+    assert got.record["urine_protein"] == 4  # 2+
+    assert got.sources["urine_protein"] == "Observation/two"
+    [warning] = got.warnings
+    assert warning.message.endswith("none is a newer revision: the higher grade is used")
 
 
 def _revisions(first: dict, second: dict) -> list[dict]:

@@ -285,6 +285,8 @@ KEYS = {
     "brier",
     "calibration_intercept",
     "calibration_slope",
+    "calibration_intercept_ci",
+    "calibration_slope_ci",
     "ece",
     "net_benefit",
     "too_small",
@@ -303,6 +305,8 @@ def test_summarize_keys_types_and_values():
     assert type(out["n"]) is int and type(out["auroc"]) is float
     assert out["auroc"] == pytest.approx(auroc(y, p))
     assert out["auroc_ci"][0] < out["auroc"] < out["auroc_ci"][1]
+    assert out["calibration_slope_ci"][0] < out["calibration_slope"] < out["calibration_slope_ci"][1]
+    assert out["calibration_intercept_ci"][0] < out["calibration_intercept"] < out["calibration_intercept_ci"][1]
     assert out["oracle_auroc"] == pytest.approx(auroc(y, t))
     assert out["expected_auroc"] == pytest.approx(expected_auroc(p, t))
     assert out["oracle_expected_auroc"] == pytest.approx(expected_auroc(t, t))
