@@ -42,7 +42,9 @@ from serving.cds_hooks import OPTIONAL_PREFETCH, REQUIRED_PREFETCH, CdsRequest, 
 from serving.fhir_in import (
     check_bundle,
     has_measurement,
+    is_outcome,
     no_measurement_reason,
+    search_outcomes,
     validate_records,
     validation_issues,
 )
@@ -131,36 +133,54 @@ async def _authorize(request: Request, svc: Worker) -> JSONResponse | None:
     return malformed_body(request.url.path, *problem) if problem else None
 
 
-def _prefetched_resources(prefetch: dict, key: str) -> tuple[list[tuple[dict, str | None]], list[Issue]]:
-    """(resources, warnings) of one prefetch key: a searchset Bundle's (`check_bundle`), or one
-    resource sent bare."""
+def _prefetched_resources(prefetch: dict, key: str) -> tuple[list[tuple[dict, str | None]], list[Issue], bool]:
+    """(resources, warnings, whether the FHIR server's search failed) of one prefetch key: a
+    searchset Bundle's (`check_bundle`), or one resource sent bare; an OperationOutcome in place of
+    the results, or among them, is the server's word on the search (`search_outcomes`)."""
     value = prefetch.get(key)
     if value is None:
-        return [], []
+        return [], [], False
+    failed, said = search_outcomes(value, f"prefetch.{key}")
     if isinstance(value, dict) and value.get("resourceType") == "OperationOutcome":
-        return [], []
+        return [], said, failed
     if isinstance(value, dict) and isinstance(value.get("resourceType"), str) and value["resourceType"] != "Bundle":
-        return [(value, None)], []  # the reader judges it, as each resource of a Bundle
+        return [(value, None)], [], False  # the reader judges it, as each resource of a Bundle
     if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
         raise FhirInputError([Issue(f"prefetch.{key}", "must be a Bundle (or one FHIR resource)")])
-    warnings = check_bundle(value, where=f"prefetch.{key}")
-    return bundle_entries(value, where=f"prefetch.{key}"), warnings
+    warnings = said + check_bundle(value, where=f"prefetch.{key}")
+    entries = [(r, url) for r, url in bundle_entries(value, where=f"prefetch.{key}") if not is_outcome(r)]
+    return entries, warnings, failed
+
+
+# What a failed optional search leaves unchecked, for the clinician.
+_UNCHECKED = {
+    "conditions": "known diagnoses could not be checked: a disease already diagnosed may be scored as new",
+    "medications": "current treatment could not be checked: a treated disease may be scored as new",
+    "medicationRequests": "current treatment could not be checked: a treated disease may be scored as new",
+    "familyHistory": "family history could not be checked",
+}
 
 
 def _optional_resources(prefetch: dict) -> tuple[list[tuple[dict, str | None]], list[Issue]]:
-    """(resources, warnings) of the optional prefetch keys: one that cannot be read is left out with a
-    warning, since the history it would add is optional and must not refuse the patient."""
+    """(resources, warnings) of the optional prefetch keys: one that cannot be read, or whose search
+    failed, is left out with a warning (first in the list: it says what could not be checked), since
+    the history it would add is optional and must not refuse the patient."""
     resources: list[tuple[dict, str | None]] = []
+    failures: list[Issue] = []
     warnings: list[Issue] = []
     for key in OPTIONAL_PREFETCH:
         try:
-            got, structure = _prefetched_resources(prefetch, key)
-            resources += got
-            warnings += structure
+            got, structure, failed = _prefetched_resources(prefetch, key)
         except FhirInputError as e:
             said = "; ".join(f"{i.location}: {i.message}" for i in e.issues[:3])
             warnings.append(Issue(f"prefetch.{key}", f"could not be read ({said}): left out"))
-    return resources, warnings
+            continue
+        resources += got
+        if failed:
+            failures += [Issue(i.location, f"{i.message}; {_UNCHECKED[key]}") for i in structure]
+        else:
+            warnings += structure
+    return resources, failures + warnings
 
 
 @router.post("/cds-services/checkup-risk", summary="CDS Hooks patient-view service (client JWT)", tags=["CDS Hooks"])
@@ -187,7 +207,14 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
             return _fhir_error([Issue("prefetch.patient", "must be a Patient resource")], 412, code="required")
         # The searchsets' structure here; the resources themselves (the Patient too) are judged by
         # the reader, exactly as in a Bundle sent to /fhir/risk-assessment.
-        observations, structure = _prefetched_resources(prefetch, "observations")
+        observations, structure, failed = _prefetched_resources(prefetch, "observations")
+        if failed:
+            # Not "no checkup results": the results could not be fetched, and the card must not say otherwise.
+            return _fhir_error(
+                [Issue(i.location, f"{i.message}; required prefetch data could not be fetched") for i in structure],
+                412,
+                code="required",
+            )
         optional, unread = _optional_resources(prefetch)
         unread[:0] = structure
         audit_persons(request, [{"person_id": call.context.patientId}])
@@ -257,7 +284,7 @@ async def fhir_risk_assessment(request: Request, svc: CurrentWorker) -> JSONResp
         bundle = await _json_body(request)
         if not isinstance(bundle, dict):
             raise FhirInputError([Issue("body", "must be a FHIR Bundle")])
-        structure = check_bundle(bundle, where="Bundle")
+        structure = search_outcomes(bundle, "Bundle")[1] + check_bundle(bundle, where="Bundle")
         checkup = read_bundle(bundle, visit_window_days=svc.fhir_visit_days)
         checkup.warnings[:0] = structure
         audit_persons(request, checkup.records)

@@ -7,6 +7,7 @@ the call; an earlier checkup that fails validation is dropped from the history w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -92,6 +93,52 @@ def _drop_crossed(record: dict, sources: dict[str, str]) -> list[Issue]:
                 )
             )
     return issues
+
+
+# OperationOutcome.issue.severity, worst first: "error" and "fatal" mean the search itself failed.
+_SEVERITY = ("fatal", "error", "warning", "information")
+_ISSUE_CODE = re.compile(r"[a-z][a-z-]{0,39}")  # an IssueType code; anything else is not echoed
+
+
+def _outcome(resource: object) -> tuple[str, str] | None:
+    """(worst severity, its issue codes in words) of an OperationOutcome, else None."""
+    if not isinstance(resource, dict) or resource.get("resourceType") != "OperationOutcome":
+        return None
+    issues = [i for i in resource.get("issue") or [] if isinstance(i, dict)]
+    said = [str(i.get("severity")) for i in issues if i.get("severity") in _SEVERITY]
+    worst = min(said, key=_SEVERITY.index, default="error")  # an outcome that says nothing is no success
+    codes = sorted({c for i in issues if isinstance(c := i.get("code"), str) and _ISSUE_CODE.fullmatch(c)})
+    return worst, ", ".join(codes) or "no code"
+
+
+def is_outcome(resource: object) -> bool:
+    return _outcome(resource) is not None
+
+
+def search_outcomes(value: object, where: str) -> tuple[bool, list[Issue]]:
+    """(whether the search failed, warnings) of a search result: an OperationOutcome sent instead of
+    results, or inside a searchset (`search.mode` outcome), is how a FHIR server says a search failed
+    or may be incomplete (a timeout, too many results). A failed search found nothing: reading it as
+    "no results" would tell the clinician that the patient has no checkup or no known condition.
+    The diagnostics text is never echoed (it may quote the query); the issue codes are."""
+    if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+        resources = [e.get("resource") for e in value.get("entry") or [] if isinstance(e, dict)]
+    else:
+        resources = [value]
+    outcomes = [o for o in map(_outcome, resources) if o is not None]
+    if not outcomes:
+        return False, []
+    worst = min((o[0] for o in outcomes), key=_SEVERITY.index)
+    codes = "; ".join(dict.fromkeys(o[1] for o in outcomes))
+    found = len(resources) > len(outcomes)
+    if worst in ("fatal", "error") and not found:
+        return True, [Issue(where, f"the FHIR server's search failed (OperationOutcome, {worst}: {codes}): no results")]
+    return False, [
+        Issue(
+            where,
+            f"the FHIR server flagged this search (OperationOutcome, {worst}: {codes}): its results may be incomplete",
+        )
+    ]
 
 
 def validate_fhir(resource: Any, where: str) -> None:

@@ -168,6 +168,63 @@ def test_no_prefetch_at_all_gives_412(post):
     assert post(body).status_code == 412
 
 
+def _failed_search(severity: str = "error", code: str = "timeout") -> dict:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": code, "diagnostics": "Condition search timed out after 30 s"}],
+    }
+
+
+def _searchset(*resources: dict) -> dict:
+    entry = [
+        {"resource": r, "search": {"mode": "outcome" if r["resourceType"] == "OperationOutcome" else "match"}}
+        for r in resources
+    ]
+    return {"resourceType": "Bundle", "type": "searchset", "entry": entry}
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_failed_observation_search_is_412_not_no_checkup(post, wrapped):
+    """The EMR's search failed: the card must not say the patient has no checkup results."""
+    body = cds_call(EXAMPLE_RECORD)
+    body["prefetch"]["observations"] = _searchset(_failed_search()) if wrapped else _failed_search()
+    r = post(body)
+    assert r.status_code == 412, r.text
+    (issue,) = r.json()["issue"]
+    assert issue["expression"] == ["prefetch.observations"]
+    assert issue["diagnostics"] == (
+        "the FHIR server's search failed (OperationOutcome, error: timeout): no results; required prefetch data "
+        "could not be fetched"
+    )
+    assert "30 s" not in r.text  # the server's diagnostics are never echoed
+
+
+@pytest.mark.parametrize("key", ["conditions", "medications"])
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_failed_history_search_is_said_on_the_card(post, key, wrapped):
+    """A known diabetic whose Condition search timed out must not get a silent "new diabetes" card."""
+    body = cds_call(EXAMPLE_RECORD)
+    body["prefetch"][key] = _searchset(_failed_search()) if wrapped else _failed_search()
+    r = post(body)
+    assert r.status_code == 200, r.text
+    (card,) = r.json()["cards"]
+    unchecked = "known diagnoses could not be checked" if key == "conditions" else "current treatment could not be"
+    said = [line for line in card["detail"].splitlines() if f"`prefetch.{key}`" in line]
+    assert len(said) == 1 and "the FHIR server's search failed (OperationOutcome, error: timeout)" in said[0]
+    assert unchecked in said[0]
+    assert "30 s" not in card["detail"]
+
+
+def test_results_with_a_warning_outcome_are_used_and_flagged(post):
+    body = cds_call(EXAMPLE_RECORD)
+    observations = body["prefetch"]["observations"]
+    observations["entry"].append({"resource": _failed_search("warning", "incomplete"), "search": {"mode": "outcome"}})
+    r = post(body)
+    (card,) = r.json()["cards"]
+    assert "| 심뇌혈관질환" in card["detail"]  # scored from the results sent
+    assert "the FHIR server flagged this search (OperationOutcome, warning: incomplete)" in card["detail"]
+
+
 # The patient-view request example of the CDS Hooks 2.0 specification, verbatim.
 SPEC_EXAMPLE = {
     "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
