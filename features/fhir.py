@@ -23,10 +23,12 @@ later, a higher meta.versionId, or amended or corrected over final) is used; res
 revision orders are combined whatever their order in the input (measurements averaged, coded grades
 the higher), with a warning naming them.
 
-Conditions count from their onset (onsetDateTime, onsetPeriod.start, else recordedDate): a Condition
+Conditions count from their onset (onsetDateTime, onsetPeriod.start, else recordedDate, else
+onsetAge in years from the start of the birth year): a Condition
 with onset after a checkup is not history for that checkup; one without any date counts for every
 checkup. For the newest checkup every known Condition counts, whatever its date: a disease diagnosed
-since the last checkup is known now and is never predicted as a new one. Treatment is read the same
+since the last checkup is known now and is never predicted as a new one (a warning names a fact
+dated after the checkup scored). Treatment is read the same
 way from active MedicationStatements (effective[x], else dateAsserted) and active MedicationRequests
 (authoredOn), by ATC class; a completed (dispensed) MedicationRequest counts at checkups up to
 COMPLETED_REQUEST_DAYS (a year) after it was written. A lipid-lowering drug other than a statin
@@ -262,6 +264,7 @@ _DIPSTICK_TEXT = {
     "trace": 2,
     "tr": 2,
     "미량": 2,
+    "약양성": 2,
     "1+": 3,
     "+": 3,
     "+1": 3,
@@ -312,6 +315,9 @@ _SMOKING_TEXT = {
     "nonsmoker": 1,
     "비흡연": 1,
     "비흡연자": 1,
+    "흡연 안함": 1,
+    "흡연안함": 1,
+    "피우지 않음": 1,
     "former smoker": 2,
     "ex-smoker": 2,
     "former": 2,
@@ -760,9 +766,23 @@ def _answer(
         labels = [concept.get("text")] + [c.get("display") for c in concept.get("coding") or []]
     labels.append(obs.get("valueString"))
     for label in labels:
-        if isinstance(label, str) and label.strip().lower() in text:
-            return True, text[label.strip().lower()]
+        if isinstance(label, str) and (found := _text_answer(label, text)) is not None:
+            return True, found[0]
     return False, None
+
+
+def _text_answer(label: str, text: Mapping[str, int | None]) -> tuple[int | None] | None:
+    """(code,) of a text answer, else None: the whole text, or a text with a parenthesis
+    ("약양성(±)", "음성 (-)") whose parts each name the same answer; a part this service does not
+    read ("흡연(과거)": "과거" alone) leaves the whole unread rather than half-read."""
+    whole = re.sub(r"\s*([()])\s*", r"\1", " ".join(label.split())).lower()  # "양성 (2+)" is "양성(2+)"
+    if whole in text:
+        return (text[whole],)
+    parts = [p.strip() for p in re.split(r"[()]", whole) if p.strip()]
+    if len(parts) < 2 or any(p not in text for p in parts):
+        return None
+    codes = {text[p] for p in parts}
+    return (codes.pop(),) if len(codes) == 1 else None
 
 
 def _about_patient(resource: dict, reading: _Reading, key: str = "subject") -> bool:
@@ -1180,8 +1200,22 @@ def read_patient(
     if history_window_years is not None:
         cutoff = visits[-1][0] - dt.timedelta(days=round(history_window_years * 365.25))
         visits = [v for v in visits if v[0] >= cutoff]
-    reading.warnings += _newest_without_blood(visits, visit_window_days)
-    return _checkups(_Person(pid, patient_ref, sex, birth_at.date()), visits, reading, visit_window_days)
+    reading.warnings += _newest_without_half(visits, visit_window_days)
+    checkup = _checkups(_Person(pid, patient_ref, sex, birth_at.date()), visits, reading, visit_window_days)
+    checkup.warnings = _merged(checkup.warnings)
+    return checkup
+
+
+def _merged(warnings: list[Issue]) -> list[Issue]:
+    """One warning per message: the same words about many resources (fifteen results dated by a month
+    only) are one line naming them (`_listed`), where the first of them stood."""
+    places: dict[str, list[Issue]] = {}
+    for w in warnings:
+        places.setdefault(w.message, []).append(w)
+    return [
+        same[0] if len(same) == 1 else _listed([p for w in same for p in (w.paths or (w.location,))], message)
+        for message, same in places.items()
+    ]
 
 
 def _patient(
@@ -1501,7 +1535,30 @@ def _read_condition(resource: dict, ref: str, reading: _Reading) -> None:
             )
         )
     elif names:
-        reading.facts.append(_Dated(frozenset(names), reading.history_day(resource, ref, _ONSET_DATES), ref))
+        since = reading.history_day(resource, ref, _ONSET_DATES)
+        if since is None and isinstance(resource.get("onsetAge"), dict):
+            since = _onset_age_day(resource["onsetAge"], ref, reading)
+        reading.facts.append(_Dated(frozenset(names), since, ref))
+
+
+_YEARS = frozenset({"a", "yr", "yrs", "y", "year", "years"})
+
+
+def _onset_age_day(age: dict, ref: str, reading: _Reading) -> dt.date | None:
+    """The day an onsetAge in years points to, counted from the start of the birth year (the reader
+    keeps no finer birth date for history), or None with a warning when it is past today's age."""
+    value, unit = age.get("value"), str(age.get("code") or age.get("unit") or "").strip().lower()
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or unit not in _YEARS or value < 0:
+        reading.warnings.append(Issue(f"{ref}.onsetAge", "is not an age in years: read as undated"))
+        return None
+    try:
+        day = reading.born + dt.timedelta(days=round(float(value) * 365.25))
+    except OverflowError:
+        day = dt.date.max
+    if day > reading.today:
+        reading.warnings.append(Issue(f"{ref}.onsetAge", "is more than the patient's age today: read as undated"))
+        return None
+    return day
 
 
 def _icd_coded(concept: object) -> bool:
@@ -1718,6 +1775,18 @@ def _checkups(
         records.append(record)
         record_sources.append(sources)
     basis = list(dict.fromkeys(ref for sources in record_sources for ref in sources.values() if ref != person.ref))
+    newest = visits[-1][0]
+    for fact in reading.facts:
+        if fact.since is not None and fact.since > newest and fact.names & set(records[-1]):
+            # Counted all the same (a disease known now is never predicted as new), but said: the
+            # caller may have meant an older checkup, or the onset may be a typo.
+            reading.warnings.append(
+                Issue(
+                    fact.ref,
+                    f"is dated after the checkup scored ({newest.isoformat()}): it counts as known at that checkup, "
+                    "so what it says is not predicted as new",
+                )
+            )
     return FhirCheckup(
         record=records[-1],
         patient=person.ref,
@@ -1757,31 +1826,41 @@ def _record(
     return record, sources
 
 
-# Record fields a blood draw gives: a checkup without any of them is vital signs and body measures.
-_BLOOD = frozenset(
-    m.field for m in MEASURES.values() if m.field not in ("sbp", "dbp", "height_cm", "weight_kg", "waist_cm")
+# The two halves a checkup's results often arrive in, days apart: vital signs and body measures
+# (taken at the visit), and the blood and urine tests (resulted later).
+_VITALS = frozenset({"sbp", "dbp", "height_cm", "weight_kg", "waist_cm"})
+_BLOOD = frozenset(m.field for m in MEASURES.values() if m.field not in _VITALS)
+_HALVES = (
+    (_BLOOD, "no blood test", "blood tests"),
+    (_VITALS, "no blood pressure or body measures", "blood pressure and body measures"),
 )
 
 
-def _newest_without_blood(visits: list[tuple[dt.date, dict[str, _Value]]], window: int) -> list[Issue]:
-    """A warning when the visit scored has no blood test but an earlier one has: a clinic visit
-    that took only vital signs after a checkup is scored as the newest checkup, and its risks lack
-    the blood results, which count only as history."""
-    if len(visits) < 2 or set(visits[-1][1]) & _BLOOD:
+def _newest_without_half(visits: list[tuple[dt.date, dict[str, _Value]]], window: int) -> list[Issue]:
+    """A warning when the visit scored lacks one half of a checkup (`_HALVES`) that an earlier visit
+    has: a clinic visit that took only vital signs after a checkup, or lab results dated more than a
+    visit's window after the vital signs, is scored as the newest checkup without the other half,
+    which counts only as its history."""
+    if len(visits) < 2:
         return []
-    drawn = [day for day, chosen in visits[:-1] if set(chosen) & _BLOOD]
-    if not drawn:
-        return []
-    newest = visits[-1]
-    first = min(newest[1].values(), key=lambda v: v.ref).ref if newest[1] else "Bundle"
-    return [
-        Issue(
-            first,
-            f"the newest visit ({newest[0].isoformat()}) has no blood test, so it is scored without one; the blood "
-            f"tests of {drawn[-1].isoformat()} count only as its history (a visit spans {window} days). If that "
-            "visit was not a checkup, send the checkup's results without it",
+    newest_day, newest = visits[-1]
+    out = []
+    for fields, lacking, half in _HALVES:
+        if set(newest) & fields:
+            continue
+        had = [day for day, chosen in visits[:-1] if set(chosen) & fields]
+        if not had:
+            continue
+        first = min(newest.values(), key=lambda v: v.ref).ref if newest else "Bundle"
+        out.append(
+            Issue(
+                first,
+                f"the newest visit ({newest_day.isoformat()}) has {lacking}, so it is scored without them; the "
+                f"{half} of {had[-1].isoformat()} count only as its history (a visit spans {window} days). If both "
+                "were one checkup, send them within one visit window",
+            )
         )
-    ]
+    return out
 
 
 def _visit_of(day: dt.date | None, starts: list[dt.date], window: int) -> int | None:

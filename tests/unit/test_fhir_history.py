@@ -331,10 +331,20 @@ def test_snomed_dipstick_findings(code, expected):
         ({"coding": [{"system": "http://loinc.org", "code": "LA-unlisted", "display": "2+"}]}, 4),
         ({"text": "미량"}, 2),
         ({"text": "+++"}, 5),
+        ({"text": "약양성(±)"}, 2),  # Korean lab printouts: the word and the sign
+        ({"text": "음성 (-)"}, 1),
+        ({"text": "양성 (2+)"}, 4),
+        ({"text": "Trace (+/-)"}, 2),
     ],
 )
 def test_loinc_answers_and_text_for_dipstick(concept, expected):
     assert read_bundle(_urine(concept)).record["urine_protein"] == expected
+
+
+@pytest.mark.parametrize("text", ["양성(과거)", "음성(2+)", "(+)(-)"])
+def test_a_text_whose_parts_disagree_or_are_unread_is_not_half_read(text):
+    got = read_bundle(_urine({"text": text}))
+    assert "urine_protein" not in got.record and [w.location for w in got.warnings] == ["Observation/urine"]
 
 
 def test_unknown_dipstick_code_leaves_the_field_missing_with_a_warning():
@@ -370,6 +380,22 @@ def _smoking(concept: dict) -> dict:
 def test_smoking_answers(system, code, expected):
     got = read_bundle(_smoking({"coding": [{"system": system, "code": code}]}))
     assert got.record["smoking_status"] == expected and got.warnings == []
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("흡연 안함", 1),
+        ("흡연안함", 1),
+        ("비흡연 (Never smoker)", 1),
+        ("현재 흡연(Current smoker)", 3),
+        ("흡연(과거)", None),
+    ],
+)
+def test_smoking_text_answers(text, expected):
+    """Korean EMR wording, alone or with the English in brackets; "흡연(과거)" ("smoking (past)") is not
+    read as its first word, a current smoker."""
+    assert read_bundle(_smoking({"text": text})).record.get("smoking_status") == expected
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,8 @@ def _add(bundle: dict, resource: dict, full_url: str | None = None) -> dict:
 
 
 def _where(got, text: str) -> list[str]:
-    return [w.location for w in got.warnings if text in w.message]
+    """Every resource path a warning containing `text` names (one warning may name several)."""
+    return [path for w in got.warnings if text in w.message for path in w.expressions]
 
 
 # H1: references through the Patient entry's fullUrl.
@@ -484,7 +485,21 @@ def test_a_non_resource_entry_is_left_out_with_a_warning():
     resources = [(e["resource"], e.get("fullUrl")) for e in bundle["entry"][1:]] + [("junk", None), (None, None)]
     got = read_patient(patient, resources, today=TODAY)
     assert got.record["sbp"] == 128
-    assert [w.message for w in got.warnings] == ["is not a FHIR resource: it is not used"] * 2
+    [warning] = got.warnings  # one warning for both
+    assert warning.message == "is not a FHIR resource: it is not used" and len(warning.expressions) == 2
+
+
+def test_the_same_warning_about_many_resources_is_one_line_naming_them():
+    """Fifteen results dated by a month only are one line in a CDS card, not fifteen."""
+    bundle = _base()
+    for k in range(3):
+        _add(bundle, _obs(f"hb{k}", "718-7", 14, "g/dL"))
+    for entry in bundle["entry"][1:]:
+        entry["resource"]["effectiveDateTime"] = "2025-05"
+    got = read_bundle(bundle, today=TODAY)
+    [warning] = got.warnings
+    assert warning.location.startswith("Observation/height.effectiveDateTime, Observation/weight.effectiveDateTime")
+    assert warning.location.endswith(" and 3 more") and len(warning.expressions) == 8
 
 
 @pytest.mark.parametrize(("birth", "said"), [("not-a-date", "is not a date"), (None, "is missing")])
@@ -548,3 +563,60 @@ def test_a_later_visit_without_blood_tests_is_said():
     [warning] = _where(got, "has no blood test")
     assert warning == "Observation/later-height"
     assert not _where(read_bundle(_base(), today=TODAY), "has no blood test")
+
+
+def test_lab_results_a_visit_window_after_the_vital_signs_are_said():
+    """Vital signs on one day, the labs eight days later: the labs are the newest visit, scored without
+    a blood pressure, and the warning says where the blood pressure went (not that it was never sent)."""
+    bundle = _base()
+    bundle["entry"][5]["resource"]["effectiveDateTime"] = "2025-06-18"  # the glucose
+    got = read_bundle(bundle, today=TODAY)
+    assert got.record["exam_date"] == "2025-06-18" and "sbp" not in got.record
+    assert [r.get("sbp") for r in got.records] == [128, None]
+    [warning] = [w for w in got.warnings if "has no blood pressure or body measures" in w.message]
+    assert warning.location == "Observation/glucose"
+    assert warning.message == (
+        "the newest visit (2025-06-18) has no blood pressure or body measures, so it is scored without them; the "
+        "blood pressure and body measures of 2025-06-10 count only as its history (a visit spans 7 days). If both "
+        "were one checkup, send them within one visit window"
+    )
+
+
+def test_a_condition_dated_after_the_checkup_scored_counts_and_is_said():
+    """Hypertension diagnosed after the newest checkup is known now: never predicted as new, but said,
+    since the caller may have meant another checkup or the onset may be a typo."""
+    condition = {
+        "resourceType": "Condition",
+        "id": "htn",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I10"}]},
+        "onsetDateTime": "2025-06-20",
+    }
+    got = read_bundle(_add(_base(), condition), today=TODAY)
+    assert got.record["history_hypertension"] == 1
+    assert _where(got, "is dated after the checkup scored (2025-06-10)") == ["Condition/htn"]
+    condition["onsetDateTime"] = "2024-01-01"
+    assert not _where(read_bundle(_add(_base(), condition), today=TODAY), "is dated after the checkup")
+
+
+@pytest.mark.parametrize(
+    "onset_age, counts_at_the_first, warned",
+    [(40, True, None), (54.5, False, None), (60, True, "is more than the patient's age today")],
+)
+def test_onset_age_dates_a_condition(onset_age, counts_at_the_first, warned):
+    """Born 1970: hypertension since age 40 counts at a 2020 checkup, since 54.5 (mid-2024) it does not;
+    an onset age past today's age is impossible, read as undated (counts everywhere) and said."""
+    bundle = _base()
+    _add(bundle, _obs("old-sbp", "8480-6", 126, "mm[Hg]", effectiveDateTime="2020-06-10"))
+    condition = {
+        "resourceType": "Condition",
+        "id": "htn",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I10"}]},
+        "onsetAge": {"value": onset_age, "unit": "years", "system": "http://unitsofmeasure.org", "code": "a"},
+    }
+    got = read_bundle(_add(bundle, condition), today=TODAY)
+    assert got.records[0]["exam_date"] == "2020-06-10"
+    assert got.records[0].get("history_hypertension") == (1 if counts_at_the_first else None)
+    assert got.record["history_hypertension"] == 1
+    assert _where(got, warned or "onsetAge") == (["Condition/htn.onsetAge"] if warned else [])
