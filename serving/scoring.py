@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from features.derive import (
+    CARRIED_LIPIDS,
     FEATURES,
     LASTING_FLAGS,
     Columns,
@@ -124,6 +125,15 @@ def measurements_outside(model: RiskModel, X: np.ndarray) -> list[list[str]]:
 KNOWN_CKD_WARNING = (
     "a diagnosed chronic kidney disease is not an input of the risk models (their training data do not record "
     "it): the other outcomes' risks do not account for it and may be too low"
+)
+
+
+# Dyslipidemia applies only if the person's last lipid panel was under the disease cut-offs too
+# (contract section 2): a checkup without a panel, sent without the earlier ones, cannot show it.
+NO_PANEL_ALONE_WARNING = (
+    "no lipid panel at this checkup and no earlier checkup sent: dyslipidemia is scored as if the last panel was "
+    "under the disease cut-offs; send the person's earlier checkups (a last panel in the disease range makes it not "
+    "applicable, and the lipids it measured are used)"
 )
 
 
@@ -290,6 +300,9 @@ class Scorer:
                 )
             if known_ckd(applies, i) and any(v["applicable"] for k, v in risks.items() if k != "ckd"):
                 warnings.append(KNOWN_CKD_WARNING)
+            lipids = risks.get("dyslipidemia")
+            if lipids and lipids["applicable"] and not earlier[i] and all(r.get(f) is None for f in CARRIED_LIPIDS):
+                warnings.append(NO_PANEL_ALONE_WARNING)
             stale = staleness(dates[i], today, self.stale_after_days)
             if stale is not None:
                 warnings.append(stale)

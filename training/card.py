@@ -204,17 +204,35 @@ def _data_sections(metrics: dict, data: dict, model_info: dict[str, dict] | None
         if metrics.get("excluded_training_rows")
         else "."
     )
+    evaluated = data.get("evaluated")
+    source = (
+        [
+            f"- Source file fingerprint: `{data['sha256']}`; {data.get('rows', 0):,} checkups of "
+            f"{data.get('persons', 0):,} persons; rows rejected by validation: {data.get('rejected_rows', 0):,}.",
+            f"- Events per outcome: {data.get('events', {})}.",
+        ]
+        if data.get("sha256")
+        else ["- Source file: not recorded (the version's training run is not in this registry)."]
+    )
     return [
         "## Evaluation data",
+        *(
+            [
+                f"- File `{evaluated['file']}`, fingerprint `{evaluated['sha256']}`: {evaluated['rows']:,} rows of "
+                f"{evaluated['persons']:,} persons; rows rejected by validation: {evaluated['rejected_rows']:,}."
+            ]
+            if evaluated
+            else []
+        ),
         f"- Held-out persons (never seen in fitting, validation or calibration): {metrics['n_records']:,} checkups"
         + excluded,
         "",
         "## Training data",
-        f"- Source file fingerprint: `{data.get('sha256', 'n/a')}`; {data.get('rows', 0):,} checkups of "
-        f"{data.get('persons', 0):,} persons; rows rejected by validation: {data.get('rejected_rows', 0):,}.",
-        f"- Events per outcome: {data.get('events', {})}.",
+        *source,
         *_provenance_lines(data.get("training_data")),
-        "- Split by person (never by row) into train / validation / calibration / test (TRIPOD+AI 12a).",
+        "- Split by person (never by row), TRIPOD+AI 12a: test persons held out of everything; within the rest,",
+        "  per outcome, a train / validation / calibration split or 5-fold cross-validation by person (the",
+        "  fitting table below says which).",
         f"- Sample size (TRIPOD+AI 10): per outcome, Riley et al. (BMJ 2020;368:m441) with {len(FEATURES)} candidate",
         "  parameters and an anticipated Cox-Snell R2 of 15% of its maximum; training warns when the data are smaller.",
         "",
@@ -239,7 +257,8 @@ def _caveat_sections(decision: str | None) -> list[str]:
         "  (percentiles of predicted risk saved with the bundle), not among the population it is used on; its",
         "  what-if figures are the model's estimates with everything else unchanged, not treatment effects.",
         "- Inputs outside the plausible ranges are rejected; missing inputs lower precision and are reported",
-        "  with each prediction (TRIPOD+AI 27a).",
+        "  (TRIPOD+AI 27a): the key ones with each `/score`, FHIR and CDS prediction, and the absent columns",
+        "  of a whole file by `score` and `validate`.",
     ]
     if decision:
         lines += ["", "## Promotion", f"- {decision}"]

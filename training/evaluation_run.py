@@ -21,6 +21,7 @@ from training import registry
 from training.card import evaluation_report, model_card
 from training.evaluate import evaluate, figures, write_metrics
 from training.metrics import flat_metrics
+from training.train import file_sha256
 
 # Where an evaluation is logged when its version's training run cannot be found.
 FALLBACK_EXPERIMENT = "checkup-risk"
@@ -53,6 +54,24 @@ def _experiment_of(version: str) -> str:
     except MlflowException:
         pass  # a version without its run (deleted, or registered by hand): log beside the default runs
     return registry.experiment(FALLBACK_EXPERIMENT)
+
+
+def training_fingerprint(version: str) -> dict:
+    """The data fingerprint the version's training run logged (`train.split`: sha256, rows, persons,
+    rejected rows, events per outcome), or {} when the run cannot be found."""
+    from mlflow.exceptions import MlflowException
+
+    client = registry.client()
+    try:
+        run_id = client.get_model_version(registry.MODEL_NAME, version).tags.get("run_id")
+        params = client.get_run(run_id).data.params if run_id else {}
+    except MlflowException:
+        return {}
+    if "data.sha256" not in params:
+        return {}
+    counts = {k: int(params[f"data.{k}"]) for k in ("rows", "persons", "rejected_rows") if f"data.{k}" in params}
+    events = {k.removeprefix("data.events."): int(v) for k, v in params.items() if k.startswith("data.events.")}
+    return {"sha256": params["data.sha256"], **counts, "events": events}
 
 
 def write_outputs(out: Path, version: str, metrics: dict, card: str, report: str) -> list[Path]:
@@ -112,10 +131,15 @@ def evaluate_file(data: str | Path, model_ref: str, out: str | Path, seed: int =
         version,
         metrics,
         {
-            "rows": read.rows_in,
-            "persons": int(read.frame["person_id"].nunique()),
-            "rejected_rows": metrics["rejected_rows"],
+            **training_fingerprint(version),
             "training_data": getattr(model, "training_data_", None),
+            "evaluated": {
+                "file": data.name,
+                "sha256": file_sha256(data),
+                "rows": read.rows_in,
+                "persons": int(read.frame["person_id"].nunique()),
+                "rejected_rows": metrics["rejected_rows"],
+            },
         },
         model_info={o: m.info for o, m in model.models_.items()},  # how the model was fitted, and its label checks
     )

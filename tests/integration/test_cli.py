@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,7 +80,13 @@ def test_train_promote_evaluate_score(tmp_path):
         assert key in cvd, key
     assert {"logistic_regression", "prevent_10y_cvd", "framingham_2008_cvd"} <= set(cvd["baselines"])
     assert (tmp_path / "eval" / "report.html").stat().st_size > 10_000
-    assert "Intended use" in (tmp_path / "eval" / "model_card.md").read_text()
+    card = (tmp_path / "eval" / "model_card.md").read_text()
+    assert "Intended use" in card
+    # The card tells the file judged from the data the version learned from (fingerprinted by its run).
+    evaluated = re.search(r"- File `eval.csv`, fingerprint `([0-9a-f]{64})`: ([\d,]+) rows of 800 persons", card)
+    trained = re.search(r"- Source file fingerprint: `([0-9a-f]{64})`; ([\d,]+) checkups of 2,500 persons", card)
+    assert evaluated and trained and evaluated[1] != trained[1], card
+    assert int(evaluated[2].replace(",", "")) == metrics["rows_in"]
     # Most of the file rejected: evaluated on the rest, and said loudly (as score and train do).
     heavy = pd.read_csv(tmp_path / "eval.csv")
     heavy.loc[heavy.index % 10 < 3, "sbp"] = 999

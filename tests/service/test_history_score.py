@@ -264,3 +264,17 @@ def test_a_lasting_answer_said_no_later_is_kept_with_a_warning(client):
     assert "history_diabetes is 0 here but 1 at an earlier checkup" in said
     assert results[1]["risks"]["diabetes"]["applicable"] is False  # the earlier diagnosis holds
     assert not any("is 0 here" in w for w in results[0]["warnings"])
+
+
+def test_a_checkup_without_lipids_sent_alone_says_dyslipidemia_needs_its_history(client):
+    """Its last panel may have been in the disease range (then dyslipidemia does not apply): said when
+    neither the panel nor the history is there, and not once the history is sent."""
+    from serving.scoring import NO_PANEL_ALONE_WARNING
+
+    checkups = person("lipids-alone")
+    (alone,) = post(client, checkups[-1:])
+    assert alone["risks"]["dyslipidemia"]["applicable"] and NO_PANEL_ALONE_WARNING in alone["warnings"]
+    with_history = post(client, checkups)[-1]
+    assert with_history["history_checkups"] == 2 and NO_PANEL_ALONE_WARNING not in with_history["warnings"]
+    (with_panel,) = post(client, checkups[:1])
+    assert NO_PANEL_ALONE_WARNING not in with_panel["warnings"]
