@@ -198,7 +198,14 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         missing = [k for k in REQUIRED_PREFETCH if prefetch.get(k) is None]
         if missing:
             return _fhir_error(
-                [Issue(f"prefetch.{k}", "required prefetch data is missing or null") for k in missing],
+                [
+                    Issue(
+                        f"prefetch.{k}",
+                        "required prefetch data is missing or null (this service never queries the FHIR server "
+                        "itself: send it as prefetch)",
+                    )
+                    for k in missing
+                ],
                 412,
                 code="required",
             )
