@@ -38,13 +38,14 @@ class FitProgress:
         self._outcome: str | None = None
         self._step: str | None = None
         self._last = 0.0
+        self._said: tuple[str, int | None] | None = None  # the (step, done) last said, never said twice
 
     def __call__(
         self, outcome: str, step: str | None = None, done: int | None = None, total: int | None = None
     ) -> None:
         now = self.clock()
         if outcome != self._outcome:
-            self._outcome, self._step = outcome, None
+            self._outcome, self._step, self._said = outcome, None, None
             self.say(f"fitting {outcome} ({self._position(outcome)}){self.suffix}")
         if step is None:
             return
@@ -61,7 +62,9 @@ class FitProgress:
         return "?"
 
     def _emit(self, outcome: str, step: str, done: int | None, total: int | None, now: float) -> None:
-        self._last = now
+        if (step, done) == self._said:
+            return  # a step that reports its end twice (the last round, then the rounds left unused)
+        self._last, self._said = now, (step, done)
         if done is None:
             count = ""
         elif not total:
