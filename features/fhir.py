@@ -18,13 +18,13 @@ result. Every checkup the bundle holds is used as history, as every earlier row 
 CDS prefetch cannot filter by date; its `_count` bounds what a server sends). A caller may pass
 `history_window_years` to leave out checkups that start longer before the newest one. An
 Observation with no date at all (no effective[x], no issued) is left out with a warning: it may be
-years old. Two different values of one field at the same time: the newer revision (`_newer`: issued
-later, a higher meta.versionId, or amended or corrected over final) is used; results that no
-revision orders are combined whatever their order in the input (measurements averaged, coded grades
-the higher), with a warning naming them.
+years old. Two different values of one field at the same time: the newer revision
+(`_newer`: issued later, a higher meta.versionId, or amended or corrected over final) is used;
+results that no revision orders are combined whatever their order in the input (measurements
+averaged, coded grades the higher), with a warning naming them.
 
-Conditions count from their onset (onsetDateTime, onsetPeriod.start, else recordedDate, else
-onsetAge in years from the start of the birth year): a Condition
+Conditions count from their onset (onsetDateTime, onsetPeriod.start, else onsetAge in years from
+the start of the birth year, else recordedDate): a Condition
 with onset after a checkup is not history for that checkup; one without any date counts for every
 checkup. For the newest checkup every known Condition counts, whatever its date: a disease diagnosed
 since the last checkup is known now and is never predicted as a new one (a warning names a fact
@@ -620,7 +620,7 @@ _OBSERVATION_DATES = (
     ("effectivePeriod", "end"),
     ("issued",),
 )
-_ONSET_DATES = (("onsetDateTime",), ("onsetPeriod", "start"), ("recordedDate",))
+_ONSET_DATES = (("onsetDateTime",), ("onsetPeriod", "start"))  # then onsetAge, then recordedDate
 _REFUTED_DATES = (("recordedDate",), ("onsetDateTime",), ("onsetPeriod", "start"))
 _STATEMENT_DATES = (("effectiveDateTime",), ("effectivePeriod", "start"), ("dateAsserted",))
 _REQUEST_DATES = (("authoredOn",),)
@@ -843,20 +843,6 @@ def _revision(resource: dict) -> tuple[float | None, float | None, str]:
         number if number is not None and math.isfinite(number) else None,
         status if isinstance(status, str) else "",
     )
-
-
-def _newer(a: _Value, b: _Value) -> str | None:
-    """Why result `a` is a newer revision than `b` of the same time, in words (never a value), or
-    None. A correction keeps the time the sample was taken: the later `issued` decides where both
-    have one, else the higher meta.versionId where both have one, else amended or corrected
-    over final."""
-    if a.issued is not None and b.issued is not None and a.issued != b.issued:
-        return "issued later" if a.issued > b.issued else None
-    if a.version is not None and b.version is not None and a.version != b.version:
-        return "a higher meta.versionId" if a.version > b.version else None
-    if a.status in _REVISED and b.status not in _REVISED:
-        return a.status
-    return None
 
 
 _REVISED = frozenset({"amended", "corrected"})
@@ -1538,6 +1524,8 @@ def _read_condition(resource: dict, ref: str, reading: _Reading) -> None:
         since = reading.history_day(resource, ref, _ONSET_DATES)
         if since is None and isinstance(resource.get("onsetAge"), dict):
             since = _onset_age_day(resource["onsetAge"], ref, reading)
+        if since is None:
+            since = reading.history_day(resource, ref, (("recordedDate",),))  # when it was written down
         reading.facts.append(_Dated(frozenset(names), since, ref))
 
 
@@ -1777,9 +1765,13 @@ def _checkups(
     basis = list(dict.fromkeys(ref for sources in record_sources for ref in sources.values() if ref != person.ref))
     newest = visits[-1][0]
     for fact in reading.facts:
-        if fact.since is not None and fact.since > newest and fact.names & set(records[-1]):
+        known_before = any(
+            other.names & fact.names and (other.since is None or other.since <= newest) for other in reading.facts
+        )
+        if fact.ref.startswith("Condition/") and fact.since is not None and fact.since > newest and not known_before:
             # Counted all the same (a disease known now is never predicted as new), but said: the
-            # caller may have meant an older checkup, or the onset may be a typo.
+            # caller may have meant an older checkup. Not for a treatment (a refill written after the
+            # checkup is routine) nor for a disease already on record before it.
             reading.warnings.append(
                 Issue(
                     fact.ref,
@@ -1827,12 +1819,23 @@ def _record(
 
 
 # The two halves a checkup's results often arrive in, days apart: vital signs and body measures
-# (taken at the visit), and the blood and urine tests (resulted later).
+# (taken at the visit), and the blood tests (resulted later). Per half: what the newest visit lacks,
+# what the earlier visit had, and what the sender may do.
 _VITALS = frozenset({"sbp", "dbp", "height_cm", "weight_kg", "waist_cm"})
 _BLOOD = frozenset(m.field for m in MEASURES.values() if m.field not in _VITALS)
 _HALVES = (
-    (_BLOOD, "no blood test", "blood tests"),
-    (_VITALS, "no blood pressure or body measures", "blood pressure and body measures"),
+    (
+        _BLOOD,
+        "no blood test, so it is scored without one",
+        "blood tests",
+        "If that visit was not a checkup, send the checkup's results without it",
+    ),
+    (
+        _VITALS,
+        "no blood pressure or body measures, so it is scored without them",
+        "blood pressure and body measures",
+        "If both were one checkup, send them dated within one visit window",
+    ),
 )
 
 
@@ -1845,19 +1848,16 @@ def _newest_without_half(visits: list[tuple[dt.date, dict[str, _Value]]], window
         return []
     newest_day, newest = visits[-1]
     out = []
-    for fields, lacking, half in _HALVES:
-        if set(newest) & fields:
-            continue
+    for fields, lacking, half, advice in _HALVES:
         had = [day for day, chosen in visits[:-1] if set(chosen) & fields]
-        if not had:
+        if set(newest) & fields or not had:
             continue
         first = min(newest.values(), key=lambda v: v.ref).ref if newest else "Bundle"
         out.append(
             Issue(
                 first,
-                f"the newest visit ({newest_day.isoformat()}) has {lacking}, so it is scored without them; the "
-                f"{half} of {had[-1].isoformat()} count only as its history (a visit spans {window} days). If both "
-                "were one checkup, send them within one visit window",
+                f"the newest visit ({newest_day.isoformat()}) has {lacking}; the {half} of {had[-1].isoformat()} "
+                f"count only as its history (a visit spans {window} days). {advice}",
             )
         )
     return out
@@ -1909,40 +1909,65 @@ def _group_visits(
 
 
 def _choose(same: list[_Value], warnings: list[Issue] | None) -> _Value:
-    """The value of a field among its results taken at the same time (see `_group_visits`)."""
+    """The value of a field among its results taken at the same time (see `_group_visits`): the
+    results no other is a newer revision of (`_newer`) are combined (`_combine_ties`). Revision
+    marks need not order every pair (one result has `issued`, another only a version), so a chain
+    keeps its undominated end, and marks that contradict each other in a circle leave every result
+    combined. The same result sent twice counts once."""
+    same = list(dict.fromkeys(same))
     if len(same) == 1:
         return same[0]
-    current = [v for v in same if not any(_newer(o, v) for o in same)]
+    current = [v for v in same if not any(_newer(o, v) for o in same)] or same
     chosen = _combine_ties(current, warnings)
     if warnings is not None:
+        used = " and ".join(sorted(v.ref for v in current))
+        verb = "is a newer revision" if len(current) == 1 else "are newer revisions"
         for other in same:
             if other not in current and _differ(other.value, chosen.value):
-                why = next(w for w in (_newer(c, other) for c in current) if w)
+                why = next((w for o in same if (w := _newer(o, other))), "revision marks")
                 warnings.append(
                     Issue(
                         other.ref,
                         f"LOINC {other.code} ({other.name}{_said(other)}) has the same time as LOINC "
-                        f"{chosen.code} ({other.name}{_said(chosen)}) in {chosen.ref} but a different value: the one "
-                        f"in {chosen.ref} is a newer revision ({why}) and is used",
+                        f"{chosen.code} ({other.name}{_said(chosen)}) in {used} but a different value: the one "
+                        f"in {used} {verb} ({why}) and is used",
                     )
                 )
     return chosen
 
 
+def _newer(a: _Value, b: _Value) -> str | None:
+    """Why result `a` is a newer revision than `b` of the same time, in words (never a value), or
+    None. A correction keeps the time the sample was taken: the later `issued` decides where both
+    have one, else the higher meta.versionId where both have one, else amended or corrected
+    over final."""
+    if a.issued is not None and b.issued is not None and a.issued != b.issued:
+        return "issued later" if a.issued > b.issued else None
+    if a.version is not None and b.version is not None and a.version != b.version:
+        return "a higher meta.versionId" if a.version > b.version else None
+    if a.status in _REVISED and b.status not in _REVISED:
+        return a.status
+    return None
+
+
 def _combine_ties(tied: list[_Value], warnings: list[Issue] | None) -> _Value:
     """Results of one time that no revision orders: one value whatever their order in the input.
-    Different measurements average (as repeated blood-pressure readings do); different grades of a
-    coded answer (urine protein, smoking) take the higher one, the one that is not reassuring."""
+    Different measurements average (as repeated blood-pressure readings do; a whole-number field
+    rounds the mean); different grades of a coded answer (urine protein, smoking) take the higher
+    one, the one that is not reassuring."""
     first = min(tied, key=lambda v: v.ref)
     values = sorted({v.value for v in tied})
     if len(tied) == 1 or not any(_differ(values[0], x) for x in values[1:]):
         return first
-    numeric = BY_NAME[first.name].kind == "float"
-    value = math.fsum(v.value for v in tied) / len(tied) if numeric else max(values)
-    source = first if numeric else min((v for v in tied if v.value == value), key=lambda v: v.ref)
+    kind = BY_NAME[first.name].kind
+    mean = math.fsum(v.value for v in tied) / len(tied)
+    value: float | int = mean if kind == "float" else math.floor(mean + 0.5) if kind == "int" else max(values)
+    source = first if kind != "code" else min((v for v in tied if v.value == value), key=lambda v: v.ref)
     if warnings is not None:
         refs = sorted(v.ref for v in tied)
-        how = "their mean is used" if numeric else "the higher grade is used"
+        how = {"float": "their mean is used", "int": "their mean, rounded, is used"}.get(
+            kind, "the higher grade is used"
+        )
         warnings.append(
             Issue(
                 refs[0],
@@ -1978,8 +2003,11 @@ def bundle_entries(bundle: dict, where: str = "Bundle") -> list[tuple[dict, str 
     """(resource, fullUrl) for each entry; an entry without a resource is an error."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise FhirInputError([Issue(where, "must be a FHIR Bundle")])
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise FhirInputError([Issue(f"{where}.entry", "must be a list of entries")])
     out = []
-    for i, entry in enumerate(bundle.get("entry") or []):
+    for i, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict) or not resource.get("resourceType"):
             raise FhirInputError([Issue(f"{where}.entry[{i}]", "has no resource")])

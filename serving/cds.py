@@ -133,18 +133,18 @@ async def _authorize(request: Request, svc: Worker) -> JSONResponse | None:
     return malformed_body(request.url.path, *problem) if problem else None
 
 
-def _prefetched_resources(prefetch: dict, key: str) -> tuple[list[tuple[dict, str | None]], list[Issue], bool]:
-    """(resources, warnings, whether the FHIR server's search failed) of one prefetch key: a
+def _prefetched_resources(prefetch: dict, key: str) -> tuple[list[tuple[dict, str | None]], list[Issue], Issue | None]:
+    """(resources, warnings, the FHIR server's failed search or None) of one prefetch key: a
     searchset Bundle's (`check_bundle`), or one resource sent bare; an OperationOutcome in place of
     the results, or among them, is the server's word on the search (`search_outcomes`)."""
     value = prefetch.get(key)
     if value is None:
-        return [], [], False
+        return [], [], None
     failed, said = search_outcomes(value, f"prefetch.{key}")
-    if isinstance(value, dict) and value.get("resourceType") == "OperationOutcome":
+    if is_outcome(value):
         return [], said, failed
     if isinstance(value, dict) and isinstance(value.get("resourceType"), str) and value["resourceType"] != "Bundle":
-        return [(value, None)], [], False  # the reader judges it, as each resource of a Bundle
+        return [(value, None)], [], None  # the reader judges it, as each resource of a Bundle
     if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
         raise FhirInputError([Issue(f"prefetch.{key}", "must be a Bundle (or one FHIR resource)")])
     warnings = said + check_bundle(value, where=f"prefetch.{key}")
@@ -163,8 +163,8 @@ _UNCHECKED = {
 
 def _optional_resources(prefetch: dict) -> tuple[list[tuple[dict, str | None]], list[Issue]]:
     """(resources, warnings) of the optional prefetch keys: one that cannot be read, or whose search
-    failed, is left out with a warning (first in the list: it says what could not be checked), since
-    the history it would add is optional and must not refuse the patient."""
+    failed, is left out with a warning (a failure first in the list: it says what could not be
+    checked), since the history it would add is optional and must not refuse the patient."""
     resources: list[tuple[dict, str | None]] = []
     failures: list[Issue] = []
     warnings: list[Issue] = []
@@ -176,10 +176,9 @@ def _optional_resources(prefetch: dict) -> tuple[list[tuple[dict, str | None]], 
             warnings.append(Issue(f"prefetch.{key}", f"could not be read ({said}): left out"))
             continue
         resources += got
-        if failed:
-            failures += [Issue(i.location, f"{i.message}; {_UNCHECKED[key]}") for i in structure]
-        else:
-            warnings += structure
+        warnings += structure
+        if failed is not None:
+            failures.append(Issue(failed.location, f"{failed.message}; {_UNCHECKED[key]}"))
     return resources, failures + warnings
 
 
@@ -215,10 +214,10 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         # The searchsets' structure here; the resources themselves (the Patient too) are judged by
         # the reader, exactly as in a Bundle sent to /fhir/risk-assessment.
         observations, structure, failed = _prefetched_resources(prefetch, "observations")
-        if failed:
+        if failed is not None:
             # Not "no checkup results": the results could not be fetched, and the card must not say otherwise.
             return _fhir_error(
-                [Issue(i.location, f"{i.message}; required prefetch data could not be fetched") for i in structure],
+                [Issue(failed.location, f"{failed.message}; required prefetch data could not be fetched")],
                 412,
                 code="required",
             )
@@ -291,7 +290,8 @@ async def fhir_risk_assessment(request: Request, svc: CurrentWorker) -> JSONResp
         bundle = await _json_body(request)
         if not isinstance(bundle, dict):
             raise FhirInputError([Issue("body", "must be a FHIR Bundle")])
-        structure = search_outcomes(bundle, "Bundle")[1] + check_bundle(bundle, where="Bundle")
+        failed, flagged = search_outcomes(bundle, "Bundle")
+        structure = ([failed] if failed else []) + flagged + check_bundle(bundle, where="Bundle")
         checkup = read_bundle(bundle, visit_window_days=svc.fhir_visit_days)
         checkup.warnings[:0] = structure
         audit_persons(request, checkup.records)

@@ -101,12 +101,14 @@ _ISSUE_CODE = re.compile(r"[a-z][a-z-]{0,39}")  # an IssueType code; anything el
 
 
 def _outcome(resource: object) -> tuple[str, str] | None:
-    """(worst severity, its issue codes in words) of an OperationOutcome, else None."""
+    """(worst severity, its issue codes in words) of an OperationOutcome, else None; elements of the
+    wrong shape count as absent (an outcome that says nothing is no success)."""
     if not isinstance(resource, dict) or resource.get("resourceType") != "OperationOutcome":
         return None
-    issues = [i for i in resource.get("issue") or [] if isinstance(i, dict)]
+    listed = resource.get("issue")
+    issues = [i for i in listed if isinstance(i, dict)] if isinstance(listed, list) else []
     said = [str(i.get("severity")) for i in issues if i.get("severity") in _SEVERITY]
-    worst = min(said, key=_SEVERITY.index, default="error")  # an outcome that says nothing is no success
+    worst = min(said, key=_SEVERITY.index, default="error")
     codes = sorted({c for i in issues if isinstance(c := i.get("code"), str) and _ISSUE_CODE.fullmatch(c)})
     return worst, ", ".join(codes) or "no code"
 
@@ -115,25 +117,28 @@ def is_outcome(resource: object) -> bool:
     return _outcome(resource) is not None
 
 
-def search_outcomes(value: object, where: str) -> tuple[bool, list[Issue]]:
-    """(whether the search failed, warnings) of a search result: an OperationOutcome sent instead of
-    results, or inside a searchset (`search.mode` outcome), is how a FHIR server says a search failed
-    or may be incomplete (a timeout, too many results). A failed search found nothing: reading it as
-    "no results" would tell the clinician that the patient has no checkup or no known condition.
-    The diagnostics text is never echoed (it may quote the query); the issue codes are."""
+def search_outcomes(value: object, where: str) -> tuple[Issue | None, list[Issue]]:
+    """(the failure, other warnings) of a search result: an OperationOutcome sent instead of results,
+    or beside them in a searchset, is how a FHIR server says a search failed or may be incomplete (a
+    timeout, too many results). No results and an outcome of severity warning or worse is a failed
+    search: reading it as "no results" would tell the clinician that the patient has no checkup or
+    no known condition. The diagnostics text is never echoed (it may quote the query); the issue
+    codes are. A Bundle that is not a searchset is no search: its outcomes are not read here."""
     if isinstance(value, dict) and value.get("resourceType") == "Bundle":
-        resources = [e.get("resource") for e in value.get("entry") or [] if isinstance(e, dict)]
+        if value.get("type") != "searchset":
+            return None, []
+        entries = value.get("entry")
+        resources = [e.get("resource") for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
     else:
         resources = [value]
     outcomes = [o for o in map(_outcome, resources) if o is not None]
     if not outcomes:
-        return False, []
+        return None, []
     worst = min((o[0] for o in outcomes), key=_SEVERITY.index)
     codes = "; ".join(dict.fromkeys(o[1] for o in outcomes))
-    found = len(resources) > len(outcomes)
-    if worst in ("fatal", "error") and not found:
-        return True, [Issue(where, f"the FHIR server's search failed (OperationOutcome, {worst}: {codes}): no results")]
-    return False, [
+    if worst != "information" and len(resources) == len(outcomes):
+        return Issue(where, f"the FHIR server's search failed (OperationOutcome, {worst}: {codes}): no results"), []
+    return None, [
         Issue(
             where,
             f"the FHIR server flagged this search (OperationOutcome, {worst}: {codes}): its results may be incomplete",

@@ -131,9 +131,9 @@ KNOWN_CKD_WARNING = (
 # Dyslipidemia applies only if the person's last lipid panel was under the disease cut-offs too
 # (contract section 2): a checkup without a panel, sent without the earlier ones, cannot show it.
 NO_PANEL_ALONE_WARNING = (
-    "no lipid panel at this checkup and no earlier checkup sent: dyslipidemia is scored as if the last panel was "
-    "under the disease cut-offs; send the person's earlier checkups (a last panel in the disease range makes it not "
-    "applicable, and the lipids it measured are used)"
+    "no lipid panel at this checkup or in the earlier checkups sent: dyslipidemia is scored as if the person's last "
+    "panel was under the disease cut-offs; send the earlier checkups that hold it (a last panel in the disease range "
+    "makes dyslipidemia not applicable, and the lipids it measured are used)"
 )
 
 
@@ -252,6 +252,7 @@ class Scorer:
         hidden = absent_history(X)
         outside = measurements_outside(self.model, X)
         lacking = missing_key_inputs(records, X)
+        panel_columns = [FEATURES.index(c) for f in CARRIED_LIPIDS for c in (f, f"last_{f}")]  # today's or carried
         results = []
         for i, r in enumerate(records):
             risks = {}
@@ -301,7 +302,7 @@ class Scorer:
             if known_ckd(applies, i) and any(v["applicable"] for k, v in risks.items() if k != "ckd"):
                 warnings.append(KNOWN_CKD_WARNING)
             lipids = risks.get("dyslipidemia")
-            if lipids and lipids["applicable"] and not earlier[i] and all(r.get(f) is None for f in CARRIED_LIPIDS):
+            if lipids and lipids["applicable"] and np.isnan(X[i, panel_columns]).all():
                 warnings.append(NO_PANEL_ALONE_WARNING)
             stale = staleness(dates[i], today, self.stale_after_days)
             if stale is not None:

@@ -19,7 +19,7 @@ from models.baselines import framingham_2008_cvd, framingham_valid, prevent_10y_
 from models.bundle import RiskModel
 from models.outcomes import OUTCOME_SPECS
 from training.metrics import auroc, calibration_curve, net_benefit, summarize, too_few_events
-from training.promotion import INTERCEPT_BOUNDS, MIN_EVENTS, SLOPE_BOUNDS
+from training.promotion import CALIBRATION_MIN_EVENTS, INTERCEPT_BOUNDS, SLOPE_BOUNDS
 
 # Below these a subgroup's AUROC and calibration are too noisy to judge (flagged, not hidden).
 MIN_SUBGROUP_ROWS = 200
@@ -209,11 +209,11 @@ def _interval(m: dict, key: str) -> tuple[float, float]:
 
 def _calibration_judgement(m: dict) -> tuple[str, str] | None:
     """("warning" | "note", text) for one outcome block whose calibration lies outside the promotion
-    gate's bounds (from `promotion.MIN_EVENTS` events), else None. As the gate judges: a warning when
+    gate's bounds (from `promotion.CALIBRATION_MIN_EVENTS` events), else None. As the gate judges: a warning when
     the bootstrap interval lies outside the bounds too (beyond chance), a note when only the point
     estimate does (the events cannot tell it from calibrated)."""
     slope, intercept = m.get("calibration_slope"), m.get("calibration_intercept")
-    if m.get("events", 0) < MIN_EVENTS or slope is None or intercept is None:
+    if m.get("events", 0) < CALIBRATION_MIN_EVENTS or slope is None or intercept is None:
         return None
     (s_lo, s_hi), (i_lo, i_hi) = _interval(m, "calibration_slope"), _interval(m, "calibration_intercept")
 

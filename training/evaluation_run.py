@@ -42,36 +42,35 @@ def run_name(version: str, data: Path) -> str:
     return f"evaluate v{version} on {data.name}"
 
 
-def _experiment_of(version: str) -> str:
-    """The experiment id of the run that trained `version`, else the fallback experiment's."""
+def _training_run(version: str):  # -> mlflow.entities.Run | None
+    """The MLflow run that trained `version`, or None (deleted, or a version registered by hand)."""
     from mlflow.exceptions import MlflowException
 
     client = registry.client()
     try:
         run_id = client.get_model_version(registry.MODEL_NAME, version).tags.get("run_id")
-        if run_id:
-            return client.get_run(run_id).info.experiment_id
+        return client.get_run(run_id) if run_id else None
     except MlflowException:
-        pass  # a version without its run (deleted, or registered by hand): log beside the default runs
-    return registry.experiment(FALLBACK_EXPERIMENT)
+        return None
+
+
+def _experiment_of(version: str) -> str:
+    """The experiment id of the run that trained `version`, else the fallback experiment's."""
+    run = _training_run(version)
+    return run.info.experiment_id if run is not None else registry.experiment(FALLBACK_EXPERIMENT)
 
 
 def training_fingerprint(version: str) -> dict:
     """The data fingerprint the version's training run logged (`train.split`: sha256, rows, persons,
-    rejected rows, events per outcome), or {} when the run cannot be found."""
-    from mlflow.exceptions import MlflowException
-
-    client = registry.client()
+    rejected rows, events per outcome), or {} when the run or its fingerprint cannot be found."""
+    run = _training_run(version)
+    params = run.data.params if run is not None else {}
     try:
-        run_id = client.get_model_version(registry.MODEL_NAME, version).tags.get("run_id")
-        params = client.get_run(run_id).data.params if run_id else {}
-    except MlflowException:
+        counts = {k: int(params[f"data.{k}"]) for k in ("rows", "persons", "rejected_rows") if f"data.{k}" in params}
+        events = {k.removeprefix("data.events."): int(v) for k, v in params.items() if k.startswith("data.events.")}
+    except ValueError:  # a parameter edited by hand: claim nothing
         return {}
-    if "data.sha256" not in params:
-        return {}
-    counts = {k: int(params[f"data.{k}"]) for k in ("rows", "persons", "rejected_rows") if f"data.{k}" in params}
-    events = {k.removeprefix("data.events."): int(v) for k, v in params.items() if k.startswith("data.events.")}
-    return {"sha256": params["data.sha256"], **counts, "events": events}
+    return {"sha256": params["data.sha256"], **counts, "events": events} if "data.sha256" in params else {}
 
 
 def write_outputs(out: Path, version: str, metrics: dict, card: str, report: str) -> list[Path]:

@@ -69,7 +69,7 @@ def paired_auroc_difference(
     return float(diff), float(low), float(high)
 
 
-def calibration_ok(y: np.ndarray, p: np.ndarray, n_boot: int = 100, seed: int = 0) -> tuple[bool, str]:
+def calibration_ok(y: np.ndarray, p: np.ndarray, n_boot: int = 200, seed: int = 0) -> tuple[bool, str]:
     """Whether calibration is inside the gate's bounds, judged on the bootstrap intervals: refused
     only where an interval lies wholly outside (beyond chance); with the figures in words."""
     intercept, slope = calibration_intercept_slope(y, p)

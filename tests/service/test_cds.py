@@ -183,20 +183,34 @@ def _searchset(*resources: dict) -> dict:
     return {"resourceType": "Bundle", "type": "searchset", "entry": entry}
 
 
+@pytest.mark.parametrize("severity, code", [("error", "timeout"), ("warning", "too-costly")])
 @pytest.mark.parametrize("wrapped", [False, True])
-def test_a_failed_observation_search_is_412_not_no_checkup(post, wrapped):
-    """The EMR's search failed: the card must not say the patient has no checkup results."""
+def test_a_failed_observation_search_is_412_not_no_checkup(post, wrapped, severity, code):
+    """The EMR's search failed (or was not run): the card must not say the patient has no checkup results."""
     body = cds_call(EXAMPLE_RECORD)
-    body["prefetch"]["observations"] = _searchset(_failed_search()) if wrapped else _failed_search()
+    failed = _failed_search(severity, code)
+    body["prefetch"]["observations"] = _searchset(failed) if wrapped else failed
     r = post(body)
     assert r.status_code == 412, r.text
     (issue,) = r.json()["issue"]
     assert issue["expression"] == ["prefetch.observations"]
     assert issue["diagnostics"] == (
-        "the FHIR server's search failed (OperationOutcome, error: timeout): no results; required prefetch data "
+        f"the FHIR server's search failed (OperationOutcome, {severity}: {code}): no results; required prefetch data "
         "could not be fetched"
     )
     assert "30 s" not in r.text  # the server's diagnostics are never echoed
+
+
+@pytest.mark.parametrize("outcome", [{"issue": 1}, {"issue": [1, {"severity": 7}]}, {}])
+def test_a_malformed_outcome_in_place_of_a_search_is_no_500(post, outcome):
+    body = cds_call(EXAMPLE_RECORD)
+    body["prefetch"]["conditions"] = {"resourceType": "OperationOutcome", **outcome}
+    r = post(body)
+    assert r.status_code == 200, r.text
+    (card,) = r.json()["cards"]
+    assert "the FHIR server's search failed (OperationOutcome, error: no code)" in card["detail"]
+    body["prefetch"]["conditions"] = {"resourceType": "Bundle", "type": "searchset", "entry": 5}
+    assert post(body).status_code == 200
 
 
 @pytest.mark.parametrize("key", ["conditions", "medications"])

@@ -268,7 +268,7 @@ def test_a_lasting_answer_said_no_later_is_kept_with_a_warning(client):
 
 def test_a_checkup_without_lipids_sent_alone_says_dyslipidemia_needs_its_history(client):
     """Its last panel may have been in the disease range (then dyslipidemia does not apply): said when
-    neither the panel nor the history is there, and not once the history is sent."""
+    neither this checkup nor the history sent holds a panel, and not once a panel is there."""
     from serving.scoring import NO_PANEL_ALONE_WARNING
 
     checkups = person("lipids-alone")
@@ -278,3 +278,6 @@ def test_a_checkup_without_lipids_sent_alone_says_dyslipidemia_needs_its_history
     assert with_history["history_checkups"] == 2 and NO_PANEL_ALONE_WARNING not in with_history["warnings"]
     (with_panel,) = post(client, checkups[:1])
     assert NO_PANEL_ALONE_WARNING not in with_panel["warnings"]
+    # History that holds no panel either: still said.
+    without_panel = post(client, checkups[1:])[-1]
+    assert without_panel["history_checkups"] == 1 and NO_PANEL_ALONE_WARNING in without_panel["warnings"]

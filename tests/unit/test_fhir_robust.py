@@ -393,6 +393,71 @@ def test_two_different_grades_at_the_same_time_take_the_higher_whatever_their_or
     assert warning.message.endswith("none is a newer revision: the higher grade is used")
 
 
+T8 = "2025-06-10T08:00:00+09:00"
+
+
+def _glucose(oid: str, value: float, **marks) -> dict:
+    return _obs(oid, "1558-6", value, "mg/dL", effectiveDateTime=T8, **marks)
+
+
+@pytest.mark.parametrize(
+    "results, expected",
+    [
+        # A issued after B, B a later version than C, A and C not comparable: the chain keeps A.
+        (
+            [
+                _glucose("a", 100, issued="2025-06-12T00:00:00+09:00"),
+                _glucose("b", 110, issued="2025-06-11T00:00:00+09:00", meta={"versionId": "2"}),
+                _glucose("c", 130, meta={"versionId": "1"}),
+            ],
+            100,
+        ),
+        # B over A by issued, A over C by version, C over B by status: a circle, every result combined.
+        (
+            [
+                _glucose("a", 100, issued="2025-06-11T00:00:00+09:00", meta={"versionId": "2"}),
+                _glucose("b", 110, issued="2025-06-12T00:00:00+09:00"),
+                _glucose("c", 130, meta={"versionId": "1"}, status="amended"),
+            ],
+            pytest.approx(340 / 3),
+        ),
+        # A superseded version never enters the mean of the results that remain.
+        (
+            [
+                _glucose("old", 90, meta={"versionId": "1"}),
+                _glucose("new", 100, meta={"versionId": "2"}),
+                _glucose("other", 130),
+            ],
+            115,
+        ),
+        # The same result sent twice counts once.
+        ([_glucose("x", 100), _glucose("x", 100), _glucose("z", 130)], 115),
+    ],
+)
+@pytest.mark.parametrize("order", [1, -1])
+def test_revision_marks_that_order_only_some_pairs_never_crash_or_depend_on_order(results, expected, order):
+    bundle = _base()
+    del bundle["entry"][5]  # the base glucose
+    for resource in results[::order]:
+        _add(bundle, resource)
+    got = read_bundle(bundle, today=TODAY)
+    assert got.record["fasting_glucose"] == expected
+    assert all("100" not in w.message and "130" not in w.message for w in got.warnings)
+
+
+def test_a_tie_of_a_whole_number_field_rounds_the_mean():
+    """Activity days of 2 and 5: 4 (3.5 rounded), not the higher, which would be the reassuring one."""
+    days = [
+        _obs(oid, "89555-7", n, "d/wk", valueQuantity={"value": n, "unit": "/wk"}) for oid, n in (("a", 2), ("b", 5))
+    ]
+    bundle = _base()
+    for resource in days:
+        _add(bundle, resource)
+    got = read_bundle(bundle, today=TODAY)
+    assert got.record["activity_days_per_week"] == 4
+    assert got.warnings[0].message.endswith("their mean, rounded, is used")
+
+
 def _revisions(first: dict, second: dict) -> list[dict]:
     """Glucose 120 as first sent and 108 as revised, both taken at the same time, `first` / `second`
     saying what marks the revision."""
@@ -578,7 +643,7 @@ def test_lab_results_a_visit_window_after_the_vital_signs_are_said():
     assert warning.message == (
         "the newest visit (2025-06-18) has no blood pressure or body measures, so it is scored without them; the "
         "blood pressure and body measures of 2025-06-10 count only as its history (a visit spans 7 days). If both "
-        "were one checkup, send them within one visit window"
+        "were one checkup, send them dated within one visit window"
     )
 
 
@@ -620,3 +685,27 @@ def test_onset_age_dates_a_condition(onset_age, counts_at_the_first, warned):
     assert got.records[0].get("history_hypertension") == (1 if counts_at_the_first else None)
     assert got.record["history_hypertension"] == 1
     assert _where(got, warned or "onsetAge") == (["Condition/htn.onsetAge"] if warned else [])
+
+
+def _htn(cid: str, **dates) -> dict:
+    return {
+        "resourceType": "Condition",
+        "id": cid,
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I10"}]},
+        **dates,
+    }
+
+
+def test_a_condition_already_on_record_before_the_checkup_is_not_said_again():
+    """A second Condition of the same disease written after the checkup (a problem-list update) adds nothing."""
+    bundle = _add(_add(_base(), _htn("old", onsetDateTime="2020-01-01")), _htn("new", recordedDate="2025-06-20"))
+    assert not _where(read_bundle(bundle, today=TODAY), "is dated after the checkup")
+
+
+def test_onset_age_comes_before_the_date_the_condition_was_written_down():
+    """Onset at 40 (1970 + 40), written into the EMR in 2024: history at a 2020 checkup."""
+    bundle = _add(_base(), _obs("old-sbp", "8480-6", 126, "mm[Hg]", effectiveDateTime="2020-06-10"))
+    condition = _htn("htn", recordedDate="2024-03-01", onsetAge={"value": 40, "unit": "a"})
+    got = read_bundle(_add(bundle, condition), today=TODAY)
+    assert got.records[0]["exam_date"] == "2020-06-10" and got.records[0]["history_hypertension"] == 1
