@@ -43,6 +43,7 @@ def percentile(cell: dict, probability: float) -> float:
     model) count half, as a mid-rank, so a tie does not read as "higher than everyone".
     """
     q = np.asarray(cell["quantiles"], dtype=float)
+    probability = float(f"{probability:.6g}")  # as the quantiles were stored, so that a tie stays a tie
     below = np.searchsorted(q, probability, side="left")
     not_above = np.searchsorted(q, probability, side="right")
     # k quantiles below p means p lies above the k-th percentile: about k % of people are lower.

@@ -87,6 +87,15 @@ def test_percentile_lookup_is_a_mid_rank():
     assert reference.percentile(flat, 0.01) == pytest.approx(49.5)
 
 
+def test_a_risk_at_a_shared_floor_is_a_tie_though_the_table_keeps_six_digits():
+    """A third of the group at the model's lowest risk: a person there is not "among the lowest 1%"."""
+    rng = np.random.default_rng(1)
+    floor = 0.0035750852
+    p = np.concatenate([np.full(400, floor), floor + rng.uniform(0, 0.01, 800)])
+    cell = reference.build_tables(p, np.array(["M"] * p.size), np.array(["60-69"] * p.size))["M|60-69"]
+    assert reference.percentile(cell, floor) == pytest.approx(16.5, abs=1)
+
+
 def test_tables_skip_small_groups():
     rng = np.random.default_rng(0)
     p = rng.uniform(0, 0.1, 600)
