@@ -203,13 +203,18 @@ class Judgement:
 
     def text(self, lang: Lang, label: FeatureLabel, value: float | None = None) -> str:
         """The band `value` falls in, named with its range: "공복혈당장애 100–125" / "impaired fasting
-        glucose 100–125", "정상 <100" / "normal <100", "당뇨병 의심 ≥126" / "diabetes ≥126". Without a
-        value (or with only one cut-off, as for waist), the disease cut-off (else the only one)."""
+        glucose 100–125", "정상 <100" / "normal <100", "당뇨병 의심 ≥126" / "diabetes ≥126"; with only one
+        cut-off (waist), "정상 <90" or "복부비만 ≥90". Without a value, the disease cut-off (else the only one)."""
         cut = self.cut.disease if self.cut.disease is not None else self.cut.borderline
         assert cut is not None, "a judgement row has at least one cut-off"
-        level = self.cut.level(value) if self.cut.disease is not None else None
-        shown = lambda x: label.codes[lang].get(int(x), number(x)) if label.codes else number(x)  # noqa: E731
         high_bad = self.cut.high_is_bad
+        if self.cut.disease is not None:
+            level = self.cut.level(value)
+        elif value is not None:  # one cut-off: the value is on its near (normal) side or beyond it
+            level = None if self.cut.beyond(value, cut) else "normal"
+        else:
+            level = None
+        shown = lambda x: label.codes[lang].get(int(x), number(x)) if label.codes else number(x)  # noqa: E731
         if level == "borderline":
             assert self.cut.borderline is not None and self.cut.disease is not None
             step = 1.0 if label.codes else 10.0**-label.digits  # the resolution a result is printed at

@@ -531,7 +531,23 @@ def _x(x: np.ndarray, feature: str) -> float | None:
 
 
 # The measurement a group's number is, where the group's name does not say it.
-_VALUE_NAME = {"weight": "BMI", "lipids": "LDL", "kidney": "eGFR", "liver": "ALT"}
+_VALUE_NAME = {"weight": "BMI", "kidney": "eGFR", "liver": "ALT"}
+_LIPID_NAME = {"ldl": "LDL", "triglycerides": "TG", "total_cholesterol": "TC", "hdl": "HDL"}
+_LEVEL_RANK = {"disease": 2, "borderline": 1, "normal": 0, None: -1}
+
+
+def _worst_lipid(x: np.ndarray, sex: str | None) -> str:
+    """The measured lipid of a panel without LDL whose Korean judgement is the most abnormal
+    (triglycerides first on a tie: the usual reason LDL is missing)."""
+    measured = [f for f in ("triglycerides", "total_cholesterol", "hdl") if _x(x, f) is not None]
+    if not measured:
+        return "ldl"
+
+    def rank(f: str) -> int:
+        j = judgement(f, sex)
+        return _LEVEL_RANK[j.level(_x(x, f)) if j is not None else None]
+
+    return max(measured, key=rank)
 
 
 def _printed(label: FeatureLabel, v: float | None, feature: str, sex: str | None) -> FeatureLabel:
@@ -573,9 +589,16 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
         carried = group_id == "lipids" and v is None and no_panel and _x(x, f"last_{main}") is not None
         if carried:
             v = _x(x, f"last_{main}")
+        if group_id == "lipids" and v is None and not no_panel:
+            # A panel without LDL (NHIS leaves it empty when triglycerides are 400 or more): the
+            # panel's most abnormal measured lipid stands for it, never "not measured".
+            main = _worst_lipid(x, sex)
+            v = _x(x, main)
         value = _printed(FEATURE_LABELS[main], v, main, sex).value_text(v, lang)
-        if v is not None and group_id in _VALUE_NAME:
-            value = f"{_VALUE_NAME[group_id]} {value}"  # "LDL 140 mg/dL": which lipid the number is
+        if v is not None and group_id == "lipids":
+            value = f"{_LIPID_NAME[main]} {value}"  # "LDL 140 mg/dL": which lipid the number is
+        elif v is not None and group_id in _VALUE_NAME:
+            value = f"{_VALUE_NAME[group_id]} {value}"
         if carried:
             years = _x(x, "years_since_lipids")
             value = t("carried_panel", lang, value=value, years=_number(years, 1) if years is not None else "?")
@@ -586,13 +609,13 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
             obese = abdominal_obesity(v, sex)
             j = judgement("waist_cm", sex)
             if j is not None:
-                cutoff, level = j.text(lang, FEATURE_LABELS["waist_cm"]), ("disease" if obese else "normal")
+                cutoff, level = j.text(lang, FEATURE_LABELS["waist_cm"], v), ("disease" if obese else "normal")
         else:
             j = judgement(main, sex)
             if j is not None:
                 cutoff, level = j.text(lang, FEATURE_LABELS[main], v), j.level(v)
         if v is None:
-            level = None
+            cutoff, level = "", None  # no value, no band: "not measured", never "kidney disease suspected"
     return {"name": name + ":", "value": value, "cutoff": cutoff, "level": level or "none"}
 
 

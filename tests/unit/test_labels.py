@@ -253,3 +253,44 @@ def test_a_result_is_named_by_the_band_it_falls_in(feature, sex, value, ko, en):
 )
 def test_a_value_is_printed_on_the_side_of_the_cut_off_it_is_judged_on(feature, value, sex, shown):
     assert _printed(FEATURE_LABELS[feature], value, feature, sex).value_text(value, "en").split(" ")[0] == shown
+
+
+@pytest.mark.parametrize(
+    "sex, waist, en, ko",
+    [
+        ("M", 78.0, "normal <90", "정상 <90"),
+        ("M", 92.0, "abdominal obesity ≥90", "복부비만 ≥90"),
+        ("F", 62.0, "normal <85", "정상 <85"),
+        ("F", 85.0, "abdominal obesity ≥85", "복부비만 ≥85"),
+    ],
+)
+def test_a_waist_reads_as_the_band_it_falls_in(sex, waist, en, ko):
+    """A 62 cm waist is not labelled "abdominal obesity ≥85" (the one cut-off), but normal."""
+    j = judgement("waist_cm", sex)
+    assert j.text("en", FEATURE_LABELS["waist_cm"], waist) == en
+    assert j.text("ko", FEATURE_LABELS["waist_cm"], waist) == ko
+
+
+@pytest.mark.parametrize("group", ["kidney", "lipids", "waist", "glucose", "weight", "liver"])
+def test_a_measure_not_measured_shows_no_band(group):
+    """"not measured — kidney disease suspected <60" read as a diagnosis of a value nobody took."""
+    from serving.report import _group_text
+
+    x = np.full(len(FEATURES), np.nan)
+    for lang in ("en", "ko"):
+        shown = _group_text(group, x, "M", lang)
+        assert shown["cutoff"] == "" and shown["level"] == "none", shown
+
+
+def test_a_panel_without_ldl_shows_its_most_abnormal_lipid():
+    """TC 260, TG 600, HDL 35 and no LDL (NHIS leaves it empty at TG >= 400): not "not measured"."""
+    from serving.report import _group_text
+
+    x = np.full(len(FEATURES), np.nan)
+    for f, v in (("total_cholesterol", 260.0), ("triglycerides", 600.0), ("hdl", 35.0)):
+        x[FEATURES.index(f)] = v
+    shown = _group_text("lipids", x, "M", "en")
+    assert shown["value"].startswith("TG 600") and shown["level"] == "disease", shown
+    assert shown["cutoff"].startswith("hypertriglyceridaemia ≥")
+    x[FEATURES.index("ldl")] = 130.0
+    assert _group_text("lipids", x, "M", "en")["value"].startswith("LDL 130")
