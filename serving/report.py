@@ -52,6 +52,7 @@ from features.labels import (
     Lang,
     abdominal_obesity,
     bmi_class,
+    bp_stage,
     bp_stage_text,
     judgement,
     risk_change_text,
@@ -133,6 +134,11 @@ TEXT: dict[str, dict[str, str]] = {
     "percentile_lowest": {
         "ko": "같은 성별·연령대({group}) 학습 데이터 검진 {n}건 중 가장 낮은 1% 이내",
         "en": "Among the lowest 1% of {n} training checkups of {group}",
+    },
+    # An outcome fitted on fewer events than the sample-size criteria ask for (models.sample_size).
+    "thin": {
+        "ko": "대략적 추정: 학습 발생 {events}건(필요 약 {needed}건)",
+        "en": "Rough: fitted on {events} events (~{needed} needed)",
     },
     # The SHAP base: the model's expected log-odds, read as the risk of a typical person.
     "base": {"ko": "기준 위험 {risk}", "en": "Baseline risk {risk}"},
@@ -301,6 +307,15 @@ def _number(x: float, digits: int = 0) -> str:
     return f"{x:.{digits}f}"
 
 
+def _thin(info: dict, lang: Lang) -> str | None:
+    """The report's words for an outcome fitted on too few events (Riley et al.), else None: such
+    a model barely tells people apart, and its risk must not read as a personal estimate."""
+    size = info.get("sample_size") or {}
+    if size.get("enough") is not False:
+        return None
+    return t("thin", lang, events=f"{size['events']:,}", needed=f"{size['required_events']:,}")
+
+
 # -- what-if ------------------------------------------------------------------------------------
 
 
@@ -407,7 +422,8 @@ def what_if_changes(
         changes = {"sbp": min(sbp, TARGET_SBP)}
         if dbp is not None:
             changes["dbp"] = min(dbp, TARGET_DBP)
-        before = f"{_number(sbp)}/{_number(dbp)}" if dbp is not None else _number(sbp)
+        # As sent, to 0.1 mmHg: 139.6/89.6 is not "140/90", which is already hypertension.
+        before = f"{sbp:g}/{dbp:g}" if dbp is not None else f"{sbp:g}"
         after = f"{_number(changes['sbp'])}/{_number(changes['dbp'])}" if dbp is not None else _number(changes["sbp"])
         out.append(WhatIf("bp", changes, {"before": before, "after": after}, _beyond(record, changes)))
     height, weight = get("height_cm"), get("weight_kg")
@@ -569,9 +585,13 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
     name, cutoff, level = group.name(lang), "", None
     if group_id == "blood_pressure":
         sbp, dbp = _x(x, "sbp"), _x(x, "dbp")
+        # One more digit where rounding would carry the reading into another stage (139.6/89.6 is
+        # not "140/90" beside "prehypertension"), as `_printed` does for one measure.
+        rounded = [None if v is None else round(v) for v in (sbp, dbp)]
+        digits = 0 if bp_stage(*rounded) == bp_stage(sbp, dbp) else 1
         shown = [
-            FEATURE_LABELS["sbp"].value_text(sbp, lang).split(" ")[0] if sbp is not None else "—",
-            FEATURE_LABELS["dbp"].value_text(dbp, lang).split(" ")[0] if dbp is not None else "—",
+            replace(FEATURE_LABELS[f], digits=digits).value_text(v, lang).split(" ")[0] if v is not None else "—"
+            for f, v in (("sbp", sbp), ("dbp", dbp))
         ]
         value = f"{shown[0]}/{shown[1]} mmHg" if (sbp, dbp) != (None, None) else FEATURE_LABELS["sbp"].missing[lang]
         cutoff, level = bp_stage_text(sbp, dbp, lang)
@@ -851,6 +871,7 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
                 ),
                 "interval_values": interval,
                 "percentile": percentile,
+                "thin": _thin(scorer.model.models_[o].info, lang),
                 "waterfall": waterfall(risk, X[newest], sex, lang),
             }
         )

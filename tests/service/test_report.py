@@ -112,6 +112,19 @@ def test_bundle_without_percentiles_omits_the_line(scorer):
     assert "One-year risk" in text and "training checkups" not in text
 
 
+def test_an_outcome_fitted_on_too_few_events_reads_as_a_rough_estimate(scorer):
+    """A model fitted on 42 events barely tells people apart: its risk must not read as personal."""
+    thin = {o for o, m in scorer.model.models_.items() if m.info["sample_size"]["enough"] is False}
+    assert thin and thin != set(scorer.model.models_)  # the test model has both kinds
+    rec = canonical(sbp=128.0, dbp=80.0)  # every outcome applicable
+    for lang, words in (("en", "Rough: fitted on"), ("ko", "대략적 추정")):
+        text = visible_text(render_html(scorer, rec, lang))
+        assert text.count(words) == len(thin), (lang, thin)
+    size = scorer.model.models_[sorted(thin)[0]].info["sample_size"]
+    text = visible_text(render_html(scorer, rec, "en"))
+    assert f"Rough: fitted on {size['events']:,} events (~{size['required_events']:,} needed)" in text
+
+
 def test_what_if_sbp_120_never_raises_cvd_risk(scorer):
     """Lowering SBP alone never raises the CVD risk: SBP, pulse pressure and the BP stage are held
     monotone (models.outcomes.MONOTONE). The what-if lowers DBP with it (120 and min(DBP, 80)), and

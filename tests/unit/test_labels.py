@@ -273,7 +273,7 @@ def test_a_waist_reads_as_the_band_it_falls_in(sex, waist, en, ko):
 
 @pytest.mark.parametrize("group", ["kidney", "lipids", "waist", "glucose", "weight", "liver"])
 def test_a_measure_not_measured_shows_no_band(group):
-    """"not measured — kidney disease suspected <60" read as a diagnosis of a value nobody took."""
+    """ "not measured — kidney disease suspected <60" read as a diagnosis of a value nobody took."""
     from serving.report import _group_text
 
     x = np.full(len(FEATURES), np.nan)
@@ -294,3 +294,16 @@ def test_a_panel_without_ldl_shows_its_most_abnormal_lipid():
     assert shown["cutoff"].startswith("hypertriglyceridaemia ≥")
     x[FEATURES.index("ldl")] = 130.0
     assert _group_text("lipids", x, "M", "en")["value"].startswith("LDL 130")
+
+
+@pytest.mark.parametrize(
+    "sbp, dbp, printed", [(139.6, 89.6, "139.6/89.6 mmHg"), (128.4, 82.0, "128/82 mmHg"), (139.6, None, "139.6/— mmHg")]
+)
+def test_a_blood_pressure_is_never_rounded_into_another_stage(sbp, dbp, printed):
+    from serving.report import _group_text
+
+    x = np.full(len(FEATURES), np.nan)
+    x[FEATURES.index("sbp")] = sbp
+    if dbp is not None:
+        x[FEATURES.index("dbp")] = dbp
+    assert _group_text("blood_pressure", x, "M", "en")["value"] == printed
