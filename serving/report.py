@@ -50,6 +50,7 @@ from features.labels import (
     GROUPS,
     FeatureLabel,
     Lang,
+    Level,
     abdominal_obesity,
     bmi_class,
     bp_stage,
@@ -636,7 +637,26 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
                 cutoff, level = j.text(lang, FEATURE_LABELS[main], v), j.level(v)
         if v is None:
             cutoff, level = "", None  # no value, no band: "not measured", never "kidney disease suspected"
+        if group_id == "kidney":
+            value, cutoff, level = _with_protein(x, sex, lang, value, cutoff, level)
     return {"name": name + ":", "value": value, "cutoff": cutoff, "level": level or "none"}
+
+
+def _with_protein(
+    x: np.ndarray, sex: str | None, lang: Lang, value: str, cutoff: str, level: Level | None
+) -> tuple[str, str, Level | None]:
+    """The kidney row with the dipstick beside the eGFR where it is not negative: proteinuria is
+    half the CKD definition, and a normal eGFR alone would hide it. The worse of the two bands wins."""
+    protein = _x(x, "urine_protein")
+    j = judgement("urine_protein", sex)
+    if protein is None or j is None or j.level(protein) == "normal":
+        return value, cutoff, level
+    words = FEATURE_LABELS["urine_protein"].value_text(protein, lang)
+    name = "요단백" if lang == "ko" else "urine protein"
+    value = f"{value} · {name} {words}" if level is not None else f"{name} {words}"
+    if _LEVEL_RANK[j.level(protein)] > _LEVEL_RANK[level]:
+        cutoff, level = j.text(lang, FEATURE_LABELS["urine_protein"], protein), j.level(protein)
+    return value, cutoff, level
 
 
 def waterfall(risk: dict, values: np.ndarray, sex: str | None, lang: Lang) -> dict:
@@ -841,7 +861,10 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         risk = result["risks"][o]
         name = spec.label_ko if lang == "ko" else spec.label_en
         if not risk["applicable"]:
-            not_applicable.append({"name": name, "reason": reason_text(risk["reason_id"], lang, risk["reason_date"])})
+            reason = reason_text(risk["reason_id"], lang, risk["reason_date"])
+            # The API's reasons are plain ASCII; a printed page uses the signs the rest of it does.
+            reason = reason.replace(">=", "≥").replace("<=", "≤").replace("1.73m2", "1.73m²")
+            not_applicable.append({"name": name, "reason": reason})
             continue
         p = risk["probability"]
         percentile = None

@@ -307,3 +307,24 @@ def test_a_blood_pressure_is_never_rounded_into_another_stage(sbp, dbp, printed)
     if dbp is not None:
         x[FEATURES.index("dbp")] = dbp
     assert _group_text("blood_pressure", x, "M", "en")["value"] == printed
+
+
+@pytest.mark.parametrize(
+    "egfr, protein, value, level",
+    [
+        (75.0, 1, "eGFR 75 mL/min/1.73m²", "normal"),  # a negative dipstick: nothing to add
+        (75.0, 4, "eGFR 75 mL/min/1.73m² · urine protein 2+", "disease"),  # proteinuria with a normal eGFR
+        (55.0, 2, "eGFR 55 mL/min/1.73m² · urine protein ±", "disease"),  # the worse band wins
+        (None, 4, "urine protein 2+", "disease"),
+    ],
+)
+def test_the_kidney_row_shows_proteinuria(egfr, protein, value, level):
+    """Urine protein 2+ is half the CKD definition: it was nowhere in the report."""
+    from serving.report import _group_text
+
+    x = np.full(len(FEATURES), np.nan)
+    x[FEATURES.index("urine_protein")] = protein
+    if egfr is not None:
+        x[FEATURES.index("egfr")] = egfr
+    shown = _group_text("kidney", x, "M", "en")
+    assert shown["value"] == value and shown["level"] == level
