@@ -59,7 +59,7 @@ from features.labels import (
     risk_change_text,
     risk_text,
 )
-from features.schema import BMI_PLAUSIBLE, BY_NAME, implausible_bmi
+from features.schema import BMI_PLAUSIBLE, BY_NAME, FIELDS, implausible_bmi
 from models.interval import sigmoid_float
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import synthetic_notice
@@ -270,6 +270,11 @@ TEXT: dict[str, dict[str, str]] = {
     "pp": {"ko": "%p", "en": " pp"},
     "missing": {"ko": "추가하면 추정이 더 정확해지는 검사", "en": "Missing inputs that would sharpen the estimate"},
     "missing_none": {"ko": "주요 검사 항목이 모두 있습니다.", "en": "All key inputs are present."},
+    "unanswered": {
+        "ko": "문진 미응답({what}): 진단·치료 없음으로 보고 추정",
+        "en": "questions not answered ({what}): estimated as if not diagnosed or treated",
+    },
+    "unanswered_all": {"ko": "과거력·복용약 문진 전체", "en": "all history and medication questions"},
     "age_band_only": {
         "ko": "정확한 나이(5세 연령대의 중앙값을 사용함)",
         "en": "exact age (the midpoint of the 5-year band was used)",
@@ -315,6 +320,12 @@ def _thin(info: dict, lang: Lang) -> str | None:
     if size.get("enough") is not False:
         return None
     return t("thin", lang, events=f"{size['events']:,}", needed=f"{size['required_events']:,}")
+
+
+# The checkup questionnaire's diagnosis and treatment answers: unanswered, an outcome is judged
+# applicable and estimated as for a person without the disease or its treatment. (The NHIS
+# questionnaire asks no CKD history: `history_ckd` is a record field other systems may send.)
+_QUESTIONS = tuple(f.name for f in FIELDS if f.name.startswith(("history_", "on_")) and f.name != "history_ckd")
 
 
 # -- what-if ------------------------------------------------------------------------------------
@@ -953,6 +964,14 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
     missing = [FEATURE_LABELS[k].name(lang) for k in result["missing_inputs"]] if estimated else []
     if estimated and record.get("age") is None:
         missing.append(t("age_band_only", lang))
+    unanswered = [f for f in _QUESTIONS if record.get(f) is None]
+    if estimated and unanswered:
+        what = (
+            t("unanswered_all", lang)
+            if len(unanswered) == len(_QUESTIONS)
+            else ", ".join(BY_NAME[f].label_ko if lang == "ko" else BY_NAME[f].label_en for f in unanswered)
+        )
+        missing.append(t("unanswered", lang, what=what))
     exam = record["exam_date"]
     if history:
         dates = ", ".join(h["exam_date"].isoformat() for h in history)

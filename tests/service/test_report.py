@@ -472,3 +472,16 @@ def test_small_what_if_changes_read_as_no_meaningful_change(scorer):
         else:
             cells = rows[label]["cells"]
             assert [(c["delta"], c["direction"]) for c in cells] == [words[o["key"]] for o in ctx["outcomes"]]
+
+
+def test_unanswered_history_and_medication_questions_are_said(scorer):
+    """No history or medication answers: the outcomes are estimated as for an untreated person, and
+    the page says so instead of staying silent."""
+    questions = [k for k in REC if k.startswith(("history_", "on_"))]
+    none = canonical(**{k: None for k in questions})
+    en = visible_text(render_html(scorer, none, "en"))
+    assert "questions not answered (all history and medication questions): estimated as if not diagnosed" in en
+    assert "문진 미응답(과거력·복용약 문진 전체)" in visible_text(render_html(scorer, none, "ko"))
+    one = canonical(on_statin=None)
+    assert "questions not answered (On a statin)" in visible_text(render_html(scorer, one, "en"))
+    assert "questions not answered" not in visible_text(render_html(scorer, canonical(), "en"))
