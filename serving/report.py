@@ -161,6 +161,12 @@ TEXT: dict[str, dict[str, str]] = {
         "ko": "{what}: 측정되지 않아 조절 효과를 평가할 수 없습니다.",
         "en": "{what}: not measured, so the effect of changing them cannot be assessed.",
     },
+    "whatif_carried": {
+        "ko": "LDL 콜레스테롤: 이번 검진에 없어 {years}년 전 검사 값을 그대로 사용하므로 "
+        "조절 효과를 평가할 수 없습니다.",
+        "en": "LDL cholesterol: not drawn this time (the panel of {years} y ago is used as it was), so the effect "
+        "of changing it cannot be assessed.",
+    },
     "whatif_measured_within": {
         "ko": "측정된 조절 가능한 요인은 모두 목표 범위 안에 있습니다.",
         "en": "Every modifiable factor that was measured is within its target.",
@@ -949,9 +955,16 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         whatif_status = [t("whatif_no_outcome", lang)]
     else:
         whatif_status = []
-        if unassessed:
-            what = ", ".join(FEATURE_LABELS[f].name(lang) for f in unassessed)
+        # A lipid carried from the last panel is used as it was, not "not measured" (the factor
+        # chart above shows it as that panel's): said so.
+        carried = [f for f in unassessed if f == "ldl" and _x(X[newest], "last_ldl") is not None]
+        unread = [f for f in unassessed if f not in carried]
+        if unread:
+            what = ", ".join(FEATURE_LABELS[f].name(lang) for f in unread)
             whatif_status.append(t("whatif_missing", lang, what=what))
+        if carried:
+            years = _x(X[newest], "years_since_lipids")
+            whatif_status.append(t("whatif_carried", lang, years=_number(years, 1) if years is not None else "?"))
         if not (whatifs or unchanged):
             if not unassessed:
                 whatif_status.append(t("whatif_none", lang))

@@ -485,3 +485,15 @@ def test_unanswered_history_and_medication_questions_are_said(scorer):
     one = canonical(on_statin=None)
     assert "questions not answered (On a statin)" in visible_text(render_html(scorer, one, "en"))
     assert "questions not answered" not in visible_text(render_html(scorer, canonical(), "en"))
+
+
+def test_a_carried_ldl_is_not_called_unmeasured_in_the_what_ifs(scorer):
+    """The factor chart shows the LDL of the last panel: the what-if section must not say "not measured"."""
+    lipids = ("total_cholesterol", "hdl", "ldl", "triglycerides")
+    earlier = canonical(person_id="carry", exam_date="2023-06-02", age=52.0, ldl=172.0)
+    newest = canonical(person_id="carry", exam_date="2025-06-02", age=54.0, **{k: None for k in lipids})
+    text = visible_text(render_html(scorer, [earlier, newest], "en"))
+    assert "LDL cholesterol: not drawn this time (the panel of 2.0 y ago is used as it was)" in text
+    assert "LDL cholesterol: not measured" not in text
+    alone = visible_text(render_html(scorer, [newest], "en"))
+    assert "LDL cholesterol: not measured" in alone
