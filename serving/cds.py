@@ -262,7 +262,7 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
             # A signed, short-lived link: it opens in the EHR's browser without a bearer token.
             report_url = _base(request, svc) + await run_in_threadpool(svc.report_links.put, records)
         missing = result["missing_inputs"]
-        one = card(result, served.version, assessments, report_url, missing, warnings)
+        one = card(result, served.version, assessments, report_url, missing, warnings, served.scorer.thin)
     if one is not None and synthetic:
         one = mark_synthetic(one, served.scorer.training_data)
     # Exactly one card when there is something to say, never several: one calm message per chart view.

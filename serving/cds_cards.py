@@ -119,8 +119,9 @@ def mark_synthetic(card: dict, training_data: Mapping[str, Any]) -> dict:
     return card
 
 
-def detail(result: dict, version: str, missing: list[str]) -> str:
-    """GitHub-flavoured Markdown: each outcome's risk and top factors in clinical words (ko / en)."""
+def detail(result: dict, version: str, missing: list[str], thin: Mapping[str, tuple[int, int]] | None = None) -> str:
+    """GitHub-flavoured Markdown: each outcome's risk and top factors in clinical words (ko / en); a
+    risk from a model fitted on too few events (`thin`: outcome -> (events, needed)) is marked rough."""
     lines = [
         f"**국가건강검진 기반 1년 위험 · One-year risk from the checkup** (검진일 exam {result['exam_date']})",
         "",
@@ -136,8 +137,12 @@ def detail(result: dict, version: str, missing: list[str]) -> str:
             continue
         factors = [factor_words(c, "ko") for c in r["contributions"] if c["log_odds"] > 0][:3]
         cat = r["category"]
+        rough = ""
+        if thin and o in thin:
+            events, needed = thin[o]
+            rough = f" (대략적 추정 · rough: {events:,}/{needed:,} events)"
         lines.append(
-            f"| {spec.label_ko} · {spec.label_en} | {risk_text(r['probability'])} | "
+            f"| {spec.label_ko} · {spec.label_en} | {risk_text(r['probability'])}{rough} | "
             f"{_category(cat, 'ko')} · {_category(cat, 'en')} | {'; '.join(factors) or '-'} |"
         )
     if not_applicable:
@@ -186,12 +191,13 @@ def card(
     report_url: str | None,
     missing: list[str],
     warnings: list[Issue] | None = None,
+    thin: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict | None:
     head = summary(result)
     if head is None:
         return None
     text, indicator = head
-    body = detail(result, version, missing)
+    body = detail(result, version, missing, thin)
     extra = context_lines(result, warnings or [])
     if extra:
         # Before the closing "model estimate" line, which stays last.

@@ -319,15 +319,6 @@ def _number(x: float, digits: int = 0) -> str:
     return f"{x:.{digits}f}"
 
 
-def _thin(info: dict, lang: Lang) -> str | None:
-    """The report's words for an outcome fitted on too few events (Riley et al.), else None: such
-    a model barely tells people apart, and its risk must not read as a personal estimate."""
-    size = info.get("sample_size") or {}
-    if size.get("enough") is not False:
-        return None
-    return t("thin", lang, events=f"{size['events']:,}", needed=f"{size['required_events']:,}")
-
-
 # The checkup questionnaire's diagnosis and treatment answers: unanswered, an outcome is judged
 # applicable and estimated as for a person without the disease or its treatment. (The NHIS
 # questionnaire asks no CKD history: `history_ckd` is a record field other systems may send.)
@@ -911,7 +902,11 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
                 ),
                 "interval_values": interval,
                 "percentile": percentile,
-                "thin": _thin(scorer.model.models_[o].info, lang),
+                "thin": (
+                    t("thin", lang, events=f"{scorer.thin[o][0]:,}", needed=f"{scorer.thin[o][1]:,}")
+                    if o in scorer.thin
+                    else None
+                ),
                 "waterfall": waterfall(risk, X[newest], sex, lang),
             }
         )

@@ -137,6 +137,16 @@ NO_PANEL_ALONE_WARNING = (
 )
 
 
+def thin_outcome(info: Mapping) -> tuple[int, int] | None:
+    """(events, events needed) of an outcome fitted on fewer events than the sample-size criteria
+    ask for (`models.sample_size`), else None: such a model barely tells people apart, and every
+    reader of its risk (response, report, card) is told so."""
+    size = info.get("sample_size") or {}
+    if size.get("enough") is not False:
+        return None
+    return int(size["events"]), int(size["required_events"])
+
+
 def known_ckd(applies: Mapping[str, Judged], i: int) -> bool:
     """Whether record `i`'s CKD does not apply because of a CKD diagnosis (now or earlier)."""
     return "ckd" in applies and str(applies["ckd"].reason_id[i]).startswith(reason_id("ckd", "history_ckd"))
@@ -205,6 +215,8 @@ class Scorer:
         # every result, so no channel (/score, FHIR, CDS, report) can pass its numbers off as clinical.
         self.training_data = provenance.normalise(getattr(model, "training_data_", None))
         self.synthetic = provenance.is_synthetic(self.training_data)
+        # Outcomes fitted on fewer events than the sample-size criteria ask for: (events, needed).
+        self.thin = {o: thin for o in self.outcomes if (thin := thin_outcome(model.models_[o].info)) is not None}
         self._observer: Observer | None = None
         # Compile the kernel now: the first request must not pay for it (`RiskModel.engine`).
         model.warm_up()
@@ -307,6 +319,12 @@ class Scorer:
             stale = staleness(dates[i], today, self.stale_after_days)
             if stale is not None:
                 warnings.append(stale)
+            warnings += [
+                f"{o}: a rough estimate, fitted on {events:,} events where about {needed:,} are needed (Riley et al.): "
+                "it tells people apart little"
+                for o, (events, needed) in self.thin.items()
+                if risks[o]["applicable"]
+            ]
             if self.synthetic:
                 warnings.append(provenance.SYNTHETIC_WARNING)
             if any(v.get("applicable") and v.get("probability_interval") is None for v in risks.values()):

@@ -498,3 +498,14 @@ def test_the_patient_is_judged_as_in_a_fhir_bundle(post, client):
     body = cds_call(EXAMPLE_RECORD)
     body["prefetch"]["patient"]["gender"] = 5
     assert post(body).status_code == 422
+
+
+def test_a_rough_outcome_is_marked_on_the_card(post, service_home):
+    from serving.scoring import Scorer
+
+    _, model, version = service_home
+    thin = Scorer(model, version).thin
+    (card,) = post(cds_call(dict(EXAMPLE_RECORD, sbp=128.0, dbp=80.0))).json()["cards"]
+    rows = [line for line in card["detail"].splitlines() if line.startswith("| ") and "---" not in line][1:]
+    marked = [row for row in rows if "(대략적 추정 · rough: " in row]
+    assert thin and len(marked) == len(thin), (thin, rows)

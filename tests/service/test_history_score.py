@@ -281,3 +281,13 @@ def test_a_checkup_without_lipids_sent_alone_says_dyslipidemia_needs_its_history
     # History that holds no panel either: still said.
     without_panel = post(client, checkups[1:])[-1]
     assert without_panel["history_checkups"] == 1 and NO_PANEL_ALONE_WARNING in without_panel["warnings"]
+
+
+def test_an_outcome_fitted_on_too_few_events_is_said_to_be_rough(client, scorer):
+    """The service's test model is fitted on 3,000 people: some outcomes have fewer events than the
+    sample-size criteria ask for, and every response that gives their risk says so."""
+    assert scorer.thin and set(scorer.thin) != set(scorer.outcomes)
+    (result,) = post(client, [dict(EXAMPLE_RECORD, sbp=128, dbp=80)])
+    for o in scorer.outcomes:
+        said = [w for w in result["warnings"] if w.startswith(f"{o}: a rough estimate, fitted on ")]
+        assert len(said) == (o in scorer.thin and result["risks"][o]["applicable"]), (o, said)
