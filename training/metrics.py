@@ -424,13 +424,14 @@ def summarize(
     two_classes = 0 < events < n
     too_small = too_few_events(events, n)
 
+    intercept_ci: list[float | None] | None = None
+    slope_ci: list[float | None] | None = None
     if two_classes and not too_small:
         low, high = auroc_ci(y, p, n_boot=n_boot, seed=seed)
         intercept, slope = calibration_intercept_slope(y, p)
         intercept_ci, slope_ci = calibration_ci(y, p, n_boot=n_boot, seed=seed)
     else:
         low = high = intercept = slope = float("nan")
-        intercept_ci = slope_ci = None
     nb = net_benefit(y, p, thresholds)
     out: dict = {
         "n": n,
