@@ -27,8 +27,8 @@ Conditions count from their onset (onsetDateTime, onsetPeriod.start, else onsetA
 the start of the birth year, else recordedDate): a Condition
 with onset after a checkup is not history for that checkup; one without any date counts for every
 checkup. For the newest checkup every known Condition counts, whatever its date: a disease diagnosed
-since the last checkup is known now and is never predicted as a new one (a warning names a fact
-dated after the checkup scored). Treatment is read the same
+since the last checkup is known now and is never predicted as a new one (a warning names a
+Condition dated after the checkup scored, of a disease not on record before it). Treatment is read the same
 way from active MedicationStatements (effective[x], else dateAsserted) and active MedicationRequests
 (authoredOn), by ATC class; a completed (dispensed) MedicationRequest counts at checkups up to
 COMPLETED_REQUEST_DAYS (a year) after it was written. A lipid-lowering drug other than a statin

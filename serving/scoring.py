@@ -129,7 +129,8 @@ KNOWN_CKD_WARNING = (
 
 
 # Dyslipidemia applies only if the person's last lipid panel was under the disease cut-offs too
-# (contract section 2): a checkup without a panel, sent without the earlier ones, cannot show it.
+# (contract section 2): a checkup without a panel, sent without an earlier checkup that has one,
+# cannot show it.
 NO_PANEL_ALONE_WARNING = (
     "no lipid panel at this checkup or in the earlier checkups sent: dyslipidemia is scored as if the person's last "
     "panel was under the disease cut-offs; send the earlier checkups that hold it (a last panel in the disease range "
