@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from features.fhir import FhirCheckup, FhirInputError, Issue, bundle_entries, plain_problem
-from features.schema import FIELDS, ORDERED_PAIRS
+from features.schema import BY_NAME, FIELDS, ORDERED_PAIRS
 from serving.http_metrics import count_rejects
 from serving.schemas import Checkup, errors_from
 
@@ -35,7 +35,12 @@ def _record_issues(exc: ValidationError, sources: dict[str, str], patient: str) 
     count_rejects(errors)
     for e in errors:
         source = sources.get(e["field"] or "", patient)
-        issues.append(Issue(source, f"{e['field']}: {e['message']}" if e["field"] else e["message"]))
+        message = e["message"]
+        if e["field"] == "age":
+            # The age is the reader's, from the birth date: say what it means, not the validator's words.
+            low, high = BY_NAME["age"].low, BY_NAME["age"].high
+            message = f"the patient's age on the checkup's day is outside {low:g}-{high:g}, the ages of the models"
+        issues.append(Issue(source, f"{e['field']}: {message}" if e["field"] else message))
     return issues
 
 

@@ -286,3 +286,15 @@ def test_a_known_ckd_is_said_not_to_be_a_model_input(client):
     for lang, words in (("en", "A diagnosed chronic kidney disease is not an input"), ("ko", "진단받은 만성콩팥병은")):
         html = client.post("/report", json={"checkup": EXAMPLE_RECORD | {"history_ckd": 1}, "lang": lang}).text
         assert words in html
+
+
+def test_a_patient_under_20_is_told_in_words(client):
+    """The reader computes the age from the birth date: the refusal says what it means, not pydantic's words."""
+    bundle = to_bundle(dict(EXAMPLE_RECORD, age=54))
+    patient = bundle["entry"][0]["resource"]
+    patient["birthDate"] = f"{dt.date.fromisoformat(str(EXAMPLE_RECORD['exam_date'])).year - 17}-01-01"
+    r = client.post("/fhir/risk-assessment", json=bundle, headers=FHIR)
+    assert r.status_code == 422, r.text
+    said = " ".join(i["diagnostics"] for i in r.json()["issue"])
+    assert "age: the patient's age on the checkup's day is outside 20-100, the ages of the models" in said
+    assert "Input should be" not in said
