@@ -1826,8 +1826,8 @@ _BLOOD = frozenset(m.field for m in MEASURES.values() if m.field not in _VITALS)
 _HALVES = (
     (
         _BLOOD,
-        "no blood test, so it is scored without one",
-        "blood tests",
+        "no blood or urine test, so it is scored without one",
+        "blood and urine tests",
         "If that visit was not a checkup, send the checkup's results without it",
     ),
     (
@@ -1920,19 +1920,26 @@ def _choose(same: list[_Value], warnings: list[Issue] | None) -> _Value:
     current = [v for v in same if not any(_newer(o, v) for o in same)] or same
     chosen = _combine_ties(current, warnings)
     if warnings is not None:
-        used = " and ".join(sorted(v.ref for v in current))
-        verb = "is a newer revision" if len(current) == 1 else "are newer revisions"
-        for other in same:
-            if other not in current and _differ(other.value, chosen.value):
-                why = next((w for o in same if (w := _newer(o, other))), "revision marks")
-                warnings.append(
-                    Issue(
-                        other.ref,
-                        f"LOINC {other.code} ({other.name}{_said(other)}) has the same time as LOINC "
-                        f"{chosen.code} ({other.name}{_said(chosen)}) in {used} but a different value: the one "
-                        f"in {used} {verb} ({why}) and is used",
-                    )
+        used = sorted(current, key=lambda v: (v.ref, v.value))
+        for other in sorted(same, key=lambda v: (v.ref, v.value)):
+            if other in current or not _differ(other.value, chosen.value):
+                continue
+            # Why, from a result that is used and newer than this one, in a fixed order; a result only
+            # an unused one is newer than (a chain) is an older revision without a single reason.
+            why = next((w for c in used if (w := _newer(c, other))), None)
+            if len(used) == 1:
+                what = f"the one in {used[0].ref} is a newer revision ({why}) and is used"
+            else:
+                what = f"the results in {', '.join(v.ref for v in used)} are used (combined)"
+            if why is None and len(used) == 1:
+                what = f"the one in {used[0].ref} is used (this one is an older revision)"
+            warnings.append(
+                Issue(
+                    other.ref,
+                    f"LOINC {other.code} ({other.name}{_said(other)}) has the same time as a newer revision "
+                    f"but a different value: {what}",
                 )
+            )
     return chosen
 
 
@@ -1955,14 +1962,14 @@ def _combine_ties(tied: list[_Value], warnings: list[Issue] | None) -> _Value:
     Different measurements average (as repeated blood-pressure readings do; a whole-number field
     rounds the mean); different grades of a coded answer (urine protein, smoking) take the higher
     one, the one that is not reassuring."""
-    first = min(tied, key=lambda v: v.ref)
+    first = min(tied, key=lambda v: (v.ref, v.value))
     values = sorted({v.value for v in tied})
     if len(tied) == 1 or not any(_differ(values[0], x) for x in values[1:]):
         return first
     kind = BY_NAME[first.name].kind
     mean = math.fsum(v.value for v in tied) / len(tied)
     value: float | int = mean if kind == "float" else math.floor(mean + 0.5) if kind == "int" else max(values)
-    source = first if kind != "code" else min((v for v in tied if v.value == value), key=lambda v: v.ref)
+    source = first if kind != "code" else min((v for v in tied if v.value == value), key=lambda v: (v.ref, v.value))
     if warnings is not None:
         refs = sorted(v.ref for v in tied)
         how = {"float": "their mean is used", "int": "their mean, rounded, is used"}.get(

@@ -545,6 +545,9 @@ assert set(GROUP_OF) == set(FEATURES), set(FEATURES) ^ set(GROUP_OF)
 assert all(g.main is None or g.main in g.features for g in FEATURE_GROUPS)
 
 
+_OTHERS_MEASURED = {"ko": "다른 항목 측정됨", "en": "others measured"}
+
+
 def contribution_text(contribution: dict, lang: Lang) -> str:
     """One listed SHAP contribution in clinical words, for either view of /score: a group
     ("Blood pressure: Systolic BP 152 mmHg") or a model feature ("Systolic BP 152 mmHg")."""
@@ -557,6 +560,10 @@ def contribution_text(contribution: dict, lang: Lang) -> str:
         return group.name(lang)
     label = FEATURE_LABELS[group.main]
     shown = label.value_text(value, lang)
+    if value is None and label.name(lang) != group.name(lang):
+        # A listed group whose main measure is missing drew on its others (a panel without LDL, a
+        # creatinine without an eGFR age): not "LDL not measured" as if that were the factor.
+        return f"{group.name(lang)}: {label.name(lang)} {shown}, {_OTHERS_MEASURED[lang]}"
     if label.name(lang) == group.name(lang):
         return f"{group.name(lang)} {shown}"
     if label.codes and value is not None:  # words read on their own: "Smoking: current"

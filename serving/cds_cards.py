@@ -179,7 +179,13 @@ def context_lines(result: dict, warnings: list[Issue]) -> list[str]:
     if history:
         lines += ["", f"이전 검진 {history}회를 이력으로 함께 사용 · {history} earlier checkup(s) used as history"]
     if warnings:
-        lines += ["", "**읽지 못한 값 · Values not read** (누락으로 처리 · treated as missing):"]
+        # Not all of them are unread values (a mean of tied results, a Condition dated later): one
+        # heading for what the service says about the data, with the rule for what it could not read.
+        lines += [
+            "",
+            "**보낸 자료에 대한 참고 · Notes on the data sent** (읽지 못한 값은 누락으로 처리 · a value not read is "
+            "treated as missing):",
+        ]
         lines += [f"- `{w.location}`: {w.message}" if w.location else f"- {w.message}" for w in warnings]
     return lines
 

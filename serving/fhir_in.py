@@ -128,10 +128,8 @@ def search_outcomes(value: object, where: str) -> tuple[Issue | None, list[Issue
     timeout, too many results). No results and an outcome of severity warning or worse is a failed
     search: reading it as "no results" would tell the clinician that the patient has no checkup or
     no known condition. The diagnostics text is never echoed (it may quote the query); the issue
-    codes are. A Bundle that is not a searchset is no search: its outcomes are not read here."""
+    codes are. Any Bundle type counts: servers and EHRs do not all type a prefetch "searchset"."""
     if isinstance(value, dict) and value.get("resourceType") == "Bundle":
-        if value.get("type") != "searchset":
-            return None, []
         entries = value.get("entry")
         resources = [e.get("resource") for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
     else:
@@ -146,7 +144,7 @@ def search_outcomes(value: object, where: str) -> tuple[Issue | None, list[Issue
     return None, [
         Issue(
             where,
-            f"the FHIR server flagged this search (OperationOutcome, {worst}: {codes}): its results may be incomplete",
+            f"holds an OperationOutcome ({worst}: {codes}) beside the data: the data sent may be incomplete",
         )
     ]
 

@@ -277,8 +277,9 @@ TEXT: dict[str, dict[str, str]] = {
     "missing": {"ko": "추가하면 추정이 더 정확해지는 검사", "en": "Missing inputs that would sharpen the estimate"},
     "missing_none": {"ko": "주요 검사 항목이 모두 있습니다.", "en": "All key inputs are present."},
     "unanswered": {
-        "ko": "문진 미응답({what}): 진단·치료 없음으로 보고 추정",
-        "en": "questions not answered ({what}): estimated as if not diagnosed or treated",
+        "ko": "문진 미응답({what}): 이미 진단·치료 중인 질환이면 그 질환의 새 발생 추정은 해당되지 않음",
+        "en": "questions not answered ({what}): for a disease already diagnosed or treated, "
+        "its estimate does not apply",
     },
     "unanswered_all": {"ko": "과거력·복용약 문진 전체", "en": "all history and medication questions"},
     "age_band_only": {
@@ -317,6 +318,14 @@ def t(key: str, lang: Lang, **kw: object) -> str:
 
 def _number(x: float, digits: int = 0) -> str:
     return f"{x:.{digits}f}"
+
+
+def _question_name(field: str, lang: Lang) -> str:
+    """A question's name inside a sentence: 'history of stroke', not 'History of stroke'."""
+    if lang == "ko":
+        return BY_NAME[field].label_ko
+    text = BY_NAME[field].label_en
+    return text if text[:2].isupper() else text[:1].lower() + text[1:]
 
 
 # The checkup questionnaire's diagnosis and treatment answers: unanswered, an outcome is judged
@@ -972,12 +981,13 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
     missing = [FEATURE_LABELS[k].name(lang) for k in result["missing_inputs"]] if estimated else []
     if estimated and record.get("age") is None:
         missing.append(t("age_band_only", lang))
-    unanswered = [f for f in _QUESTIONS if record.get(f) is None]
+    # An answer at an earlier checkup carries (a diagnosis lasts), so only questions no checkup answered.
+    unanswered = [f for f in _QUESTIONS if all(r.get(f) is None for r in [*history, record])]
     if estimated and unanswered:
         what = (
             t("unanswered_all", lang)
             if len(unanswered) == len(_QUESTIONS)
-            else ", ".join(BY_NAME[f].label_ko if lang == "ko" else BY_NAME[f].label_en for f in unanswered)
+            else ", ".join(_question_name(f, lang) for f in unanswered)
         )
         missing.append(t("unanswered", lang, what=what))
     exam = record["exam_date"]

@@ -236,7 +236,23 @@ def test_results_with_a_warning_outcome_are_used_and_flagged(post):
     r = post(body)
     (card,) = r.json()["cards"]
     assert "| 심뇌혈관질환" in card["detail"]  # scored from the results sent
-    assert "the FHIR server flagged this search (OperationOutcome, warning: incomplete)" in card["detail"]
+    assert (
+        "holds an OperationOutcome (warning: incomplete) beside the data: the data sent may be incomplete"
+        in (card["detail"])
+    )
+
+
+@pytest.mark.parametrize("kind", ["collection", None])
+def test_a_failed_search_counts_whatever_type_the_bundle_claims(post, kind):
+    """Not every EHR types a prefetch "searchset": an error outcome alone is still no checkup data."""
+    body = cds_call(EXAMPLE_RECORD)
+    wrapped = _searchset(_failed_search())
+    if kind is None:
+        del wrapped["type"]
+    else:
+        wrapped["type"] = kind
+    body["prefetch"]["observations"] = wrapped
+    assert post(body).status_code == 412
 
 
 # The patient-view request example of the CDS Hooks 2.0 specification, verbatim.

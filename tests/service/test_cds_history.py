@@ -195,7 +195,8 @@ def test_unknown_dipstick_code_is_a_warning_not_a_4xx(client, post_cds):
     card_response = post_cds(cds_body(bundle))
     assert card_response.status_code == 200, card_response.text
     (card,) = card_response.json()["cards"]
-    assert "읽지 못한 값 · Values not read" in card["detail"] and f"Observation/{urine_id}" in card["detail"]
+    assert "보낸 자료에 대한 참고 · Notes on the data sent" in card["detail"]
+    assert f"Observation/{urine_id}" in card["detail"]
 
 
 def test_implausible_value_in_an_earlier_checkup_is_left_out_with_a_warning(client):

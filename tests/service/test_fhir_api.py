@@ -298,3 +298,13 @@ def test_a_patient_under_20_is_told_in_words(client):
     said = " ".join(i["diagnostics"] for i in r.json()["issue"])
     assert "age: the patient's age on the checkup's day is outside 20-100, the ages of the models" in said
     assert "Input should be" not in said
+
+
+def test_an_operation_outcome_in_a_collection_bundle_is_said(client):
+    bundle = to_bundle(dict(EXAMPLE_RECORD, age=54))
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+    bundle["entry"].append({"resource": outcome})
+    r = client.post("/fhir/risk-assessment", json=bundle, headers=FHIR)
+    assert r.status_code == 200 and _assessments(r)
+    said = " ".join(i.get("diagnostics", "") for e in r.json()["entry"] for i in e["resource"].get("issue", []))
+    assert "holds an OperationOutcome (error: timeout) beside the data: the data sent may be incomplete" in said

@@ -475,25 +475,20 @@ def test_small_what_if_changes_read_as_no_meaningful_change(scorer):
 
 
 def test_unanswered_history_and_medication_questions_are_said(scorer):
-    """No history or medication answers: the outcomes are estimated as for an untreated person, and
-    the page says so instead of staying silent."""
+    """No history or medication answers: the outcomes are judged applicable as for an untreated person,
+    and the page says so instead of staying silent; an answer at an earlier checkup still counts."""
     questions = [k for k in REC if k.startswith(("history_", "on_"))]
     none = canonical(**{k: None for k in questions})
     en = visible_text(render_html(scorer, none, "en"))
-    assert "questions not answered (all history and medication questions): estimated as if not diagnosed" in en
+    assert (
+        "questions not answered (all history and medication questions): for a disease already diagnosed or "
+        "treated, its estimate does not apply"
+    ) in en
     assert "문진 미응답(과거력·복용약 문진 전체)" in visible_text(render_html(scorer, none, "ko"))
     one = canonical(on_statin=None)
-    assert "questions not answered (On a statin)" in visible_text(render_html(scorer, one, "en"))
+    assert "questions not answered (on a statin)" in visible_text(render_html(scorer, one, "en"))
     assert "questions not answered" not in visible_text(render_html(scorer, canonical(), "en"))
-
-
-def test_a_carried_ldl_is_not_called_unmeasured_in_the_what_ifs(scorer):
-    """The factor chart shows the LDL of the last panel: the what-if section must not say "not measured"."""
-    lipids = ("total_cholesterol", "hdl", "ldl", "triglycerides")
-    earlier = canonical(person_id="carry", exam_date="2023-06-02", age=52.0, ldl=172.0)
-    newest = canonical(person_id="carry", exam_date="2025-06-02", age=54.0, **{k: None for k in lipids})
-    text = visible_text(render_html(scorer, [earlier, newest], "en"))
-    assert "LDL cholesterol: not drawn this time (the panel of 2.0 y ago is used as it was)" in text
-    assert "LDL cholesterol: not measured" not in text
-    alone = visible_text(render_html(scorer, [newest], "en"))
-    assert "LDL cholesterol: not measured" in alone
+    # Answered at the earlier checkup, blank at the newest: answered.
+    earlier = canonical(person_id="q", exam_date="2023-06-02", age=52.0)
+    newest = canonical(person_id="q", exam_date="2025-06-02", age=54.0, **{k: None for k in questions})
+    assert "questions not answered" not in visible_text(render_html(scorer, [earlier, newest], "en"))

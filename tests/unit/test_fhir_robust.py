@@ -625,9 +625,9 @@ def test_a_later_visit_without_blood_tests_is_said():
     bundle = _add(_base(), _obs("later-height", "8302-2", 172, "cm", effectiveDateTime="2025-06-30"))
     got = read_bundle(bundle, today=TODAY)
     assert got.record["exam_date"] == "2025-06-30" and "fasting_glucose" not in got.record
-    [warning] = _where(got, "has no blood test")
+    [warning] = _where(got, "has no blood or urine test")
     assert warning == "Observation/later-height"
-    assert not _where(read_bundle(_base(), today=TODAY), "has no blood test")
+    assert not _where(read_bundle(_base(), today=TODAY), "has no blood or urine test")
 
 
 def test_lab_results_a_visit_window_after_the_vital_signs_are_said():

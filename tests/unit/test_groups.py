@@ -103,3 +103,13 @@ def test_contribution_words_for_both_views():
     assert contribution_text({"feature": "history", "value": None}, "ko") == GROUPS["history"].ko
     assert contribution_text({"feature": "sbp", "value": 152.0}, "en").endswith("152 mmHg")
     assert contribution_text({"feature": "smoking", "value": 3.0}, "ko") == "흡연: 현재 흡연"
+
+
+def test_a_listed_group_without_its_main_measure_says_the_others_were_measured():
+    """A panel without LDL drove the CVD risk: the card must not read "LDL not measured" as the factor."""
+    lipids = GROUPS["lipids"].en
+    assert contribution_text({"feature": "lipids", "value": None}, "en") == (
+        f"{lipids}: LDL cholesterol not measured, others measured"
+    )
+    assert contribution_text({"feature": "lipids", "value": None}, "ko").endswith("다른 항목 측정됨")
+    assert contribution_text({"feature": "lipids", "value": 150.0}, "en") == f"{lipids}: LDL cholesterol 150 mg/dL"
