@@ -331,6 +331,9 @@ _SMOKING_TEXT = {
     "현재흡연": 3,
     "현재 흡연": 3,
     "흡연": 3,
+    # Qualifiers a Korean EMR puts in brackets after "흡연": read only with it ("흡연(현재)").
+    "현재": 3,
+    "과거": 2,
     "unknown": None,
     "unknown if ever smoked": None,
     "smoker, current status unknown": None,
@@ -779,8 +782,8 @@ def _text_answer(label: str, text: Mapping[str, int | None]) -> tuple[int | None
     if whole in text:
         return (text[whole],)
     parts = [p.strip() for p in re.split(r"[()]", whole) if p.strip()]
-    if len(parts) < 2 or any(p not in text for p in parts):
-        return None
+    if not parts or any(p not in text for p in parts):
+        return None  # "(±)" alone is its sign; "흡연(과거)" has parts that disagree
     codes = {text[p] for p in parts}
     return (codes.pop(),) if len(codes) == 1 else None
 

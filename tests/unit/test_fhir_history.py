@@ -335,6 +335,7 @@ def test_snomed_dipstick_findings(code, expected):
         ({"text": "음성 (-)"}, 1),
         ({"text": "양성 (2+)"}, 4),
         ({"text": "Trace (+/-)"}, 2),
+        ({"text": "(±)"}, 2),
     ],
 )
 def test_loinc_answers_and_text_for_dipstick(concept, expected):
@@ -389,6 +390,7 @@ def test_smoking_answers(system, code, expected):
         ("흡연안함", 1),
         ("비흡연 (Never smoker)", 1),
         ("현재 흡연(Current smoker)", 3),
+        ("흡연 (현재)", 3),
         ("흡연(과거)", None),
     ],
 )
