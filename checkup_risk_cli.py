@@ -111,9 +111,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     for note in absent_input_notes(absent_key_inputs(path)):
         print(f"note: {note}")
-    report = run_suite(read.frame, report_dir=args.report, examples=args.max_rows)
-
     n_rows = len(read.frame) + read.rejects["index"].nunique()
+    report = run_suite(read.frame, report_dir=args.report, examples=args.max_rows, rows_in=n_rows)
+
     print(f"{path}: {n_rows:,} rows ({read.source} format), {report.evaluated} expectations")
     if len(read.rejects):
         print(f"FAIL [critical] {read.rejects['index'].nunique():,} rows could not be read:")

@@ -292,8 +292,18 @@ class SuiteReport:
         return [f for f in self.failures if f.critical]
 
 
-def run_suite(df: pd.DataFrame, report_dir: str | Path | None = None, examples: int = 20) -> SuiteReport:
-    """Validate a canonical frame with the GX suite; optionally write Data Docs HTML to `report_dir`."""
+ROW_COUNT = "expect_table_row_count_to_equal"
+
+
+def run_suite(
+    df: pd.DataFrame, report_dir: str | Path | None = None, examples: int = 20, rows_in: int | None = None
+) -> SuiteReport:
+    """Validate a canonical frame with the GX suite; optionally write Data Docs HTML to `report_dir`.
+
+    `rows_in`: the file's data rows, of which `df` holds those the reader could read. The suite
+    then expects the frame to hold them all (critical), so that Data Docs of a file with unreadable
+    rows (a bad code, an age band under 20) say it failed, as the command does, instead of showing
+    the readable rest as a success."""
     gx, _ = _gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -302,6 +312,13 @@ def run_suite(df: pd.DataFrame, report_dir: str | Path | None = None, examples: 
     suite = context.suites.add(gx.ExpectationSuite(name="checkup_record"))
     for e in build_expectations(list(df.columns)):
         suite.add_expectation(e)
+    if rows_in is not None:
+        suite.add_expectation(
+            gx.expectations.ExpectTableRowCountToEqual(
+                value=int(rows_in),
+                meta={"critical": True, "notes": "rows the reader could read, of the file's data rows"},
+            )
+        )
     batch = (
         context.data_sources.add_pandas(name="checkups")
         .add_dataframe_asset(name="records")
@@ -349,7 +366,10 @@ def run_suite(df: pd.DataFrame, report_dir: str | Path | None = None, examples: 
             for i, v in zip(idx, vals, strict=False)
         ]
         message = ""
-        if _raised(r.exception_info):
+        if cfg.type == ROW_COUNT:
+            name = "rows"
+            message = f"{res.get('observed_value', 0):,} of {kw.get('value', 0):,} data rows could be read"
+        elif _raised(r.exception_info):
             message = "the check could not be evaluated on this column (wrong type?)"
         elif res.get("observed_value") is None and "observed_value" in res:
             message = "no value in the file (an absent or empty column): nothing to compare"

@@ -1,6 +1,8 @@
 """The GX suite and the per-record validators are generated from one schema: test both sides of
 every bound, and that the two agree."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,3 +127,16 @@ def test_an_empty_column_is_said_to_be_empty_not_observed_none():
     (sbp,) = [f for f in report.failures if f.field == "sbp" and f.expectation == "expect_column_mean_to_be_between"]
     assert sbp.message == "no value in the file (an absent or empty column): nothing to compare"
     assert not sbp.critical and "None" not in sbp.message
+
+
+def test_data_docs_of_a_file_with_unreadable_rows_say_it_failed(tmp_path):
+    """The reader left 2 of 7 rows out (a bad code, an age band under 20): the command fails, and the
+    Data Docs must not show the readable rest as a success."""
+    report = run_suite(valid_frame(5), report_dir=tmp_path / "docs", rows_in=7)
+    assert not report.success
+    (rows,) = [f for f in report.failures if f.field == "rows"]
+    assert rows.critical and rows.message == "5 of 7 data rows could be read"
+    (page,) = [p.read_text() for p in (tmp_path / "docs").rglob("*.html") if "validations" in str(p)]
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert "Status: Failed" in text and "Unsuccessful Expectations 1" in text
+    assert run_suite(valid_frame(5), rows_in=5).success
