@@ -10,6 +10,7 @@ other extra columns are ignored (contract section 1).
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -91,7 +92,12 @@ _UNIT_SUFFIXES: tuple[str, ...] = (
 # Units as NHIS-style headers write them after the Korean name (수축기혈압(mmHg), 식전혈당(mg/dL)).
 # A molar unit too: a glucose in mmol/L must not be ignored in silence (renamed, its values are then
 # rejected as out of range, not scored as mg/dL).
-_NHIS_UNIT_SUFFIXES: tuple[str, ...] = ("mg/dl", "g/dl", "u/l", "iu/l", "mmhg", "mmol/l", "umol/l", "μmol/l", "단위")
+_NHIS_UNIT_SUFFIXES: tuple[str, ...] = (
+    "mg/dl", "g/dl", "u/l", "iu/l", "mmhg", "mmol/l", "umol/l", "μmol/l", "단위", "코드",
+)  # fmt: skip
+# A code range appended to a coded header (요단백(1~6), 흡연상태(1-3), which the header key reads
+# "요단백1~6" and "흡연상태13"): that header.
+_CODE_RANGE = re.compile(r"\d+~\d+$|\d\d$")
 # Common other names of a field: suggested, never mapped, because their unit or coding may differ
 # (glucose in mmol/L, smoker as yes/no).
 _ALIASES: dict[str, str] = {
@@ -145,6 +151,9 @@ def _likely_nhis_field(column: str, absent: set[str]) -> str | None:
     for suffix in _UNIT_SUFFIXES + _NHIS_UNIT_SUFFIXES:
         if key.endswith(suffix) and key[: -len(suffix)] in choices:
             return choices[key[: -len(suffix)]]
+    ranged = _CODE_RANGE.sub("", key)
+    if ranged != key and ranged in choices:
+        return choices[ranged]
     canonical = canonical_key(column)
     if canonical in absent:
         return canonical

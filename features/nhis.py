@@ -21,6 +21,7 @@ The codes themselves (성별코드, 요단백, 흡연상태 ...) are the canonic
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
 import numpy as np
@@ -38,11 +39,17 @@ NOTE_NHIS_ID = (
     "person_id is 기준년도-가입자일련번호, the serial zero-padded to 6 digits; it does not link people across years"
 )
 NOTE_NHIS_AGE = "age is not in the NHIS file: only the 5-year band (age_group)"
+NOTE_NHIS_QUESTIONNAIRE = (
+    "the NHIS open data hold no questionnaire (history of disease, medication, family history, activity): a disease "
+    "already diagnosed or treated cannot be ruled out, so its risk is still given and means nothing for that person"
+)
 
 
 def normalise_header(name: object) -> str:
-    """Header key: whitespace, brackets, ``_`` and ``-`` removed, case-folded, BOM dropped."""
-    return re.sub(r"[\s()\[\]{}_\-]+", "", str(name).replace("\ufeff", "")).casefold()
+    """Header key: compatibility-folded (full-width brackets and letters, as Korean spreadsheets
+    write them, are ASCII), whitespace, brackets, ``_`` and ``-`` removed, case-folded, BOM dropped."""
+    text = unicodedata.normalize("NFKC", str(name).replace("\ufeff", ""))
+    return re.sub(r"[\s()\[\]{}_\-]+", "", text).casefold()
 
 
 # target -> spellings seen in the files (any spacing / case / bracket placement matches).
@@ -142,7 +149,7 @@ def from_nhis(raw: pd.DataFrame, rej: Rejects, header: list[str]) -> tuple[pd.Da
     named = pd.DataFrame(by_target)
     named.insert(0, "person_id", pid.astype("str"))
     named.insert(1, "exam_date", pd.Series(july_1, dtype=DATE_DTYPE))
-    notes = [NOTE_NHIS_ID, NOTE_NHIS_DATE, NOTE_NHIS_AGE, NOTE_ROUNDING]
+    notes = [NOTE_NHIS_ID, NOTE_NHIS_DATE, NOTE_NHIS_AGE, NOTE_ROUNDING, NOTE_NHIS_QUESTIONNAIRE]
     unknown = nhis_unknown(header)
     if unknown:
         notes.append(f"ignored columns not used by the model: {', '.join(unknown)}")

@@ -110,7 +110,16 @@ def summary(rejects: pd.DataFrame, rows_in: int, top: int = 5) -> tuple[int, flo
     lines = [f"rejected {rejected:,} of {rows_in:,} rows ({share:.1%})" + (":" if rejected else "")]
     if rejected:
         counts = rejects.groupby(["field", "reason"])["index"].nunique().sort_values(ascending=False, kind="stable")
-        lines += [f"  {int(n):,} rows: {f}: {r}" for (f, r), n in counts.head(top).items()]
+        lines += [f"  {int(n):,} {'row' if n == 1 else 'rows'}: {f}: {r}" for (f, r), n in counts.head(top).items()]
+        if len(counts) > top:
+            # The reasons not listed, so the listed counts are not read as all of them.
+            shown = set(rejects.set_index(["field", "reason"]).loc[counts.index[:top], "index"])
+            rest = rejects.loc[~rejects["index"].isin(shown), "index"].nunique()
+            lines.append(
+                f"  and {len(counts) - top:,} more reasons"
+                + (f" ({int(rest):,} more rows)" if rest else "")
+                + ": see the rejects file"
+            )
     return rejected, share, lines
 
 

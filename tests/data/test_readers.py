@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from features import schema
-from features.nhis import NOTE_ROUNDING, detect_source, normalise_header
+from features.nhis import NOTE_NHIS_QUESTIONNAIRE, NOTE_ROUNDING, detect_source, normalise_header
 from features.readers import (
     absent_key_inputs,
     concat_results,
@@ -120,6 +120,7 @@ def test_nhis_known_dirt(nhis2020):
     assert pd.isna(f.loc[17, "waist_cm"]) and pd.isna(f.loc[140, "waist_cm"])
     assert "waist 999 (not measured) treated as missing in 2 rows" in nhis2020.notes
     assert NOTE_ROUNDING in nhis2020.notes
+    assert NOTE_NHIS_QUESTIONNAIRE in nhis2020.notes  # a treated hypertensive is not told from the file
     assert (f["height_cm"] % 5 == 0).all() and (f["weight_kg"] % 5 == 0).all()
     assert 0.45 < f["total_cholesterol"].isna().mean() < 0.75  # lipids missing: NaN, not rejected
     assert f["sbp"].isna().sum() == 2 and f.loc[[51, 122], "dbp"].isna().all()
@@ -376,11 +377,15 @@ def test_near_miss_column_is_an_error_naming_the_field(tmp_path):
         ("fasting glucose", "fasting_glucose", "식전혈당(공복혈당)"),
         ("Glucose", "fasting_glucose", "식전혈당(공복혈당)"),  # another name of the field
         ("식전혈당(mmol/L)", "fasting_glucose", "식전혈당(공복혈당)"),  # another unit: never ignored in silence
+        ("요단백(1~6)", "urine_protein", "요단백"),  # its code range appended
+        ("흡연상태코드", "smoking_status", "흡연상태"),  # "code" appended
     ],
 )
 def test_nhis_near_miss_header_is_an_error_naming_the_nhis_header(tmp_path, column, field, header):
     raw = pd.read_csv(NHIS_2020, dtype=str, encoding="cp949", keep_default_na=False)
-    original = {"sbp": "수축기혈압", "fasting_glucose": "식전혈당(공복혈당)"}[field]
+    original = {"sbp": "수축기혈압", "fasting_glucose": "식전혈당(공복혈당)", "urine_protein": "요단백"}.get(
+        field, "흡연상태"
+    )
     p = tmp_path / "nhis.csv"
     raw.rename(columns={original: column}).to_csv(p, index=False, encoding="cp949")
     msg = f"column {column!r} is not an NHIS header this reader knows; did you mean {header!r} ({field})?"
@@ -563,3 +568,23 @@ def test_a_second_row_of_one_person_on_one_date_is_rejected_naming_the_first(tmp
         assert [i for _, r, _ in got for i in r.index] == [2], chunk_rows
         reasons = pd.concat([j for _, _, j in got]).set_index("index")["reason"]
         assert reasons[3].startswith("the same person and exam date as row 3 "), chunk_rows
+
+
+def test_full_width_brackets_in_nhis_headers_are_the_headers(tmp_path):
+    """Korean spreadsheets write （ ） for ( ): 식전혈당（공복혈당） is the glucose column, read, not ignored."""
+    raw = pd.read_csv(NHIS_2020, dtype=str, encoding="cp949", keep_default_na=False)
+    p = tmp_path / "nhis.csv"
+    raw.rename(columns=lambda c: c.replace("(", "（").replace(")", "）")).to_csv(p, index=False, encoding="cp949")
+    got, want = read_checkups(p), read_checkups(NHIS_2020)
+    assert got.frame["fasting_glucose"].notna().sum() == want.frame["fasting_glucose"].notna().sum() > 0
+    assert len(got.frame) == len(want.frame) and got.frame["age_group"].equals(want.frame["age_group"])
+
+
+def test_the_reject_summary_says_what_its_top_reasons_leave_out():
+    """Listed reasons covered 25 of 40 rejected rows, and nothing said there were others."""
+    from features.rejects import summary
+
+    rows = [(i, "sex", "not a sex code") for i in range(10)] + [(10 + i, f"f{i}", f"reason {i}") for i in range(8)]
+    rejected, _, lines = summary(pd.DataFrame(rows, columns=["index", "field", "reason"]), 100, top=5)
+    assert rejected == 18 and lines[1] == "  10 rows: sex: not a sex code" and lines[2] == "  1 row: f0: reason 0"
+    assert lines[-1] == "  and 4 more reasons (4 more rows): see the rejects file"

@@ -51,7 +51,7 @@ def test_score_most_rows_rejected_says_so_loudly_and_keeps_both_files(home, tmp_
 
 def test_score_few_rejects_have_a_summary_and_no_warning(home, tmp_path):
     r = cli("score", "--input", _file(tmp_path / "a.csv", bad=1, good=9), "--output", tmp_path / "a_out.csv", home=home)
-    assert "rejected 1 of 10 rows (10.0%):" in r.stderr and "  1 rows: sbp: not a number" in r.stderr
+    assert "rejected 1 of 10 rows (10.0%):" in r.stderr and "  1 row: sbp: not a number" in r.stderr
     assert "were rejected, more than" not in r.stderr
     # The template model learned from synthetic people: the command says so.
     assert "synthetic (simulated) people" in r.stderr
