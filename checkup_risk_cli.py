@@ -308,6 +308,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     finally:
         if predictions is not None:
             predictions.close()  # the rows still buffered; a failed write is a warning, never an error
+    if summary.get("waist_999"):
+        print(
+            f"note: waist 999 (NHIS: not measured) treated as missing in {summary['waist_999']:,} rows", file=sys.stderr
+        )
     if summary.get("exam_date_defaulted"):
         print(
             f"note: exam_date missing in {summary['exam_date_defaulted']:,} rows: set to today "

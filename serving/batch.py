@@ -147,6 +147,7 @@ def _score_pandas(
         "rows_scored": scored,
         "out_of_order_rows": history.out_of_order_rows,
         "exam_date_defaulted": counts["exam_date_defaulted"],
+        "waist_999": counts["waist_999"],
         "sex_differs": counts["sex_differs"],
         "age_differs": counts["age_differs"],
         "persons": len(history),

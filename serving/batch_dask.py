@@ -166,6 +166,7 @@ def score_dask(
             "rows_in": rows_in,
             "rows_scored": scored,
             "exam_date_defaulted": counts["exam_date_defaulted"],
+            "waist_999": counts["waist_999"],
             "sex_differs": counts["sex_differs"],
             "age_differs": counts["age_differs"],
             "partitions": n_parts,

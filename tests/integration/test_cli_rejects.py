@@ -111,3 +111,17 @@ def test_header_only_and_semicolon_files_are_refused_in_one_line(home, tmp_path)
             assert len(lines) == 1 and reason in lines[0], (args, r.stderr)
             assert "PASSED" not in r.stdout and "0 rows" not in r.stdout
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_score_says_which_waists_it_read_as_not_measured(home, tmp_path):
+    """NHIS writes 999 for a waist not measured: validate said so and score did not."""
+    from tests.integration.test_cli import FIXTURES
+
+    raw = pd.read_csv(FIXTURES / "nhis_2020_sample.csv", dtype=str, encoding="cp949", keep_default_na=False)
+    raw.loc[raw.index[:3], "허리둘레"] = "999"
+    not_measured = int(pd.to_numeric(raw["허리둘레"], errors="coerce").eq(999).sum())  # the fixture has some too
+    src = tmp_path / "nhis.csv"
+    raw.to_csv(src, index=False, encoding="cp949")
+    r = cli("score", "--input", src, "--output", tmp_path / "s.csv", home=home)
+    assert f"note: waist 999 (NHIS: not measured) treated as missing in {not_measured} rows" in r.stderr
+    assert "the NHIS open data hold no questionnaire" in r.stderr
