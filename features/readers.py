@@ -348,17 +348,39 @@ def _file_kind(path: Path) -> str:
     raise ValueError(f"{path}: unsupported file type (expected .csv, .csv.gz or .parquet)")
 
 
-def _detect_encoding(path: Path) -> str:
-    """'utf8' when the whole file decodes as UTF-8 (BOM or not), else 'cp949'."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
+def _undecodable_line(path: Path, encoding: str) -> tuple[int, int] | None:
+    """(file line, byte) of the first byte that `encoding` cannot decode, else None."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    lines = 1
     with pa.input_stream(str(path), compression="detect") as f:
-        try:
-            while chunk := f.read(1 << 22):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return "cp949"
-    return "utf8"
+        while True:
+            chunk = f.read(1 << 22)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as e:
+                # The error's position is in the chunk after the decoder's held-back bytes: near enough
+                # to count lines, since a held-back multibyte start is never a newline.
+                at = max(e.start - len(decoder.getstate()[0]), 0)
+                return lines + chunk[:at].count(b"\n"), chunk[at] if at < len(chunk) else chunk[-1]
+            if not chunk:
+                return None
+            lines += chunk.count(b"\n")
+
+
+def _detect_encoding(path: Path) -> str:
+    """'utf8' when the whole file decodes as UTF-8 (BOM or not), else 'cp949'; a file that is neither
+    is refused naming its first undecodable line (one bad byte would otherwise end the read with a
+    codec error that names no row)."""
+    if _undecodable_line(path, "utf-8") is None:
+        return "utf8"
+    bad = _undecodable_line(path, "cp949")
+    if bad is not None:
+        line, byte = bad
+        raise ValueError(
+            f"{path}: line {line:,} (data row {line - 1:,}) is neither UTF-8 nor CP949 text (byte 0x{byte:02x}): "
+            "fix or remove that line, or save the file again as UTF-8"
+        )
+    return "cp949"
 
 
 # Delimiters of spreadsheet exports other than the comma (European Excel: ';'), as named in messages.

@@ -588,3 +588,14 @@ def test_the_reject_summary_says_what_its_top_reasons_leave_out():
     rejected, _, lines = summary(pd.DataFrame(rows, columns=["index", "field", "reason"]), 100, top=5)
     assert rejected == 18 and lines[1] == "  10 rows: sex: not a sex code" and lines[2] == "  1 row: f0: reason 0"
     assert lines[-1] == "  and 4 more reasons (4 more rows): see the rejects file"
+
+
+def test_a_file_that_is_neither_utf8_nor_cp949_names_its_first_bad_line(tmp_path):
+    """One corrupt byte ended the read with "'cp949' codec can't decode byte 0xff in position 6225"."""
+    lines = NHIS_2020.read_bytes().split(b"\n")
+    lines[5] = lines[5][:10] + b"\xff" + lines[5][10:]
+    p = tmp_path / "corrupt.csv"
+    p.write_bytes(b"\n".join(lines))
+    msg = "line 6 (data row 5) is neither UTF-8 nor CP949 text (byte 0xff): fix or remove that line"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        read_checkups(p)
