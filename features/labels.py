@@ -187,6 +187,8 @@ assert set(FEATURE_LABELS) == set(FEATURES), set(FEATURES) ^ set(FEATURE_LABELS)
 
 
 Level = Literal["normal", "borderline", "disease"]
+# How far from normal a level is, for choosing the worse of two readings (None: not judged).
+LEVEL_RANK: dict[Level | None, int] = {None: -1, "normal": 0, "borderline": 1, "disease": 2}
 
 
 @dataclass(frozen=True)

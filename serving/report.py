@@ -48,6 +48,7 @@ from features.eligibility import DEFINING_FIELDS, reason_text
 from features.labels import (
     FEATURE_LABELS,
     GROUPS,
+    LEVEL_RANK,
     FeatureLabel,
     Lang,
     Level,
@@ -567,7 +568,6 @@ def _x(x: np.ndarray, feature: str) -> float | None:
 # The measurement a group's number is, where the group's name does not say it.
 _VALUE_NAME = {"weight": "BMI", "kidney": "eGFR", "liver": "ALT"}
 _LIPID_NAME = {"ldl": "LDL", "triglycerides": "TG", "total_cholesterol": "TC", "hdl": "HDL"}
-_LEVEL_RANK = {"disease": 2, "borderline": 1, "normal": 0, None: -1}
 
 
 def _worst_lipid(x: np.ndarray, sex: str | None) -> str:
@@ -579,7 +579,7 @@ def _worst_lipid(x: np.ndarray, sex: str | None) -> str:
 
     def rank(f: str) -> int:
         j = judgement(f, sex)
-        return _LEVEL_RANK[j.level(_x(x, f)) if j is not None else None]
+        return LEVEL_RANK[j.level(_x(x, f)) if j is not None else None]
 
     return max(measured, key=rank)
 
@@ -671,7 +671,7 @@ def _with_protein(
     words = FEATURE_LABELS["urine_protein"].value_text(protein, lang)
     name = "요단백" if lang == "ko" else "urine protein"
     value = f"{value} · {name} {words}" if level is not None else f"{name} {words}"
-    if _LEVEL_RANK[j.level(protein)] > _LEVEL_RANK[level]:
+    if LEVEL_RANK[j.level(protein)] > LEVEL_RANK[level]:
         cutoff, level = j.text(lang, FEATURE_LABELS["urine_protein"], protein), j.level(protein)
     return value, cutoff, level
 
