@@ -104,6 +104,7 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from features.condition_names import history_of_names
+from features.eligibility import FLAGS
 from features.medications import LIPID_LOWERING, classes_of_names
 from features.schema import BY_NAME, EXAM_DATE_MIN, EXAM_DATE_RANGE_TEXT, SEX_CODES, SEX_WORDS, latest_today
 
@@ -1768,8 +1769,10 @@ def _checkups(
     basis = list(dict.fromkeys(ref for sources in record_sources for ref in sources.values() if ref != person.ref))
     newest = visits[-1][0]
     for fact in reading.facts:
+        # On record before it: a fact that rules out the same outcome (a diagnosis, or its treatment).
         known_before = any(
-            other.names & fact.names and (other.since is None or other.since <= newest) for other in reading.facts
+            _rules_out(other.names) & _rules_out(fact.names) and (other.since is None or other.since <= newest)
+            for other in reading.facts
         )
         if fact.ref.startswith("Condition/") and fact.since is not None and fact.since > newest and not known_before:
             # Counted all the same (a disease known now is never predicted as new), but said: the
@@ -1792,6 +1795,11 @@ def _checkups(
         record_sources=record_sources,
         warnings=reading.warnings,
     )
+
+
+def _rules_out(names: frozenset[str]) -> set[str]:
+    """The outcomes these history or treatment fields make not applicable (`features.eligibility.FLAGS`)."""
+    return {o for o, flags in FLAGS.items() if names & set(flags)}
 
 
 def _record(

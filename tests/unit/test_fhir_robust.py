@@ -709,3 +709,20 @@ def test_onset_age_comes_before_the_date_the_condition_was_written_down():
     condition = _htn("htn", recordedDate="2024-03-01", onsetAge={"value": 40, "unit": "a"})
     got = read_bundle(_add(bundle, condition), today=TODAY)
     assert got.records[0]["exam_date"] == "2020-06-10" and got.records[0]["history_hypertension"] == 1
+
+
+def test_a_condition_after_the_checkup_of_a_disease_already_treated_is_not_said():
+    """An antihypertensive taken before the checkup already rules hypertension out: a Condition written
+    after it adds nothing to say."""
+    statement = {
+        "resourceType": "MedicationStatement",
+        "id": "aht",
+        "status": "active",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "C09AA02"}]},
+        "effectiveDateTime": "2024-01-01",
+    }
+    bundle = _add(_add(_base(), statement), _htn("new", onsetDateTime="2025-06-20"))
+    got = read_bundle(bundle, today=TODAY)
+    assert got.record["on_antihypertensive"] == 1 and got.record["history_hypertension"] == 1
+    assert not _where(got, "is dated after the checkup")
