@@ -200,13 +200,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from training import registry
     from training.evaluate import baseline_notes, calibration_notes, calibration_warnings, exclusion_text
     from training.evaluation_run import evaluate_file
+    from training.progress import timed
     from training.train import summary_table
 
     if not Path(args.data).exists():
         raise CliError(f"no such file: {args.data}")
     registry.configure(args.settings.home, args.settings.mlflow_uri)
     try:
-        result = evaluate_file(args.data, args.model, args.out, seed=args.seed)
+        say = timed(lambda text: print(text, file=sys.stderr, flush=True))
+        result = evaluate_file(args.data, args.model, args.out, seed=args.seed, say=say)
     except LookupError as e:
         raise CliError(str(e)) from None
     metrics, out = result.metrics, Path(args.out)

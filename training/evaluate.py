@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +105,10 @@ def evaluate(
     model: RiskModel,
     n_boot: int = 200,
     seed: int = 0,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[dict, dict]:
-    """metrics.json content and, per outcome, the arrays the plots need.
+    """metrics.json content and, per outcome, the arrays the plots need; `say` hears one line per
+    outcome (the bootstrap intervals take seconds on a large file).
 
     Rows of persons the model was trained on are left out first (`exclude_training_persons`);
     metrics.json says how many. Works with any subset of the optional columns: an outcome without
@@ -124,9 +127,10 @@ def evaluate(
         "outcomes": {},
     }
     curves: dict = {}
-    for outcome in model.models_:
-        if OUTCOME_SPECS[outcome].label not in records.columns:
-            continue
+    judged = [o for o in model.models_ if OUTCOME_SPECS[o].label in records.columns]
+    for k, outcome in enumerate(judged, 1):
+        if say is not None:
+            say(f"  metrics: {outcome} ({k} of {len(judged)})")
         block, arrays = _outcome_metrics(
             outcome,
             records,

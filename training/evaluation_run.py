@@ -8,6 +8,7 @@ own training run, so a version's evaluations sit beside the run that trained it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,13 +104,19 @@ def log_run(version: str, data: Path, metrics: dict, files: list[Path]) -> str:
     return run.info.run_id
 
 
-def evaluate_file(data: str | Path, model_ref: str, out: str | Path, seed: int = 0) -> EvaluationResult:
-    """Evaluate the version behind `model_ref` (alias or number) on a labelled file.
+def evaluate_file(
+    data: str | Path, model_ref: str, out: str | Path, seed: int = 0, say: Callable[[str], None] | None = None
+) -> EvaluationResult:
+    """Evaluate the version behind `model_ref` (alias or number) on a labelled file; `say` hears a
+    line at each step (contract section 4: progress on work that takes more than a few seconds).
 
     Raises LookupError when the registry has no such version, ValueError when no row is valid."""
+    say = say or (lambda _text: None)
     data, out = Path(data), Path(out)
     registry.configure()
+    say(f"loading model {model_ref}")
     model, version = registry.load(model_ref)
+    say(f"reading {data.name}")
     read = read_checkups(data)
     labels = [OUTCOME_SPECS[o].label for o in model.models_ if OUTCOME_SPECS[o].label in read.frame.columns]
     if not labels:
@@ -120,7 +127,8 @@ def evaluate_file(data: str | Path, model_ref: str, out: str | Path, seed: int =
     rejects = pd.concat(found, ignore_index=True).sort_values("index", kind="stable") if found else empty_rejects()
     if not len(records):
         raise ValueError(f"{data}: no valid rows to evaluate ({read.rows_in:,} rows, all rejected)")
-    metrics, curves = evaluate(records, model, seed=seed)
+    say(f"scoring {len(records):,} checkups with version {version} and computing the metrics (bootstrap intervals)")
+    metrics, curves = evaluate(records, model, seed=seed, say=say)
     metrics["model_version"] = version
     metrics["rejected_rows"] = int(rejects["index"].nunique()) if len(rejects) else 0
     metrics["rows_in"] = int(read.rows_in)
@@ -142,9 +150,11 @@ def evaluate_file(data: str | Path, model_ref: str, out: str | Path, seed: int =
         },
         model_info={o: m.info for o, m in model.models_.items()},  # how the model was fitted, and its label checks
     )
+    say("drawing the plots and writing the report")
     report = evaluation_report(version, metrics, figures(model, records, curves), card)
     files = write_outputs(out, version, metrics, card, report)
     # The rejected rows, with their values, for the person who sent the file: next to the metrics,
     # never in the MLflow run (which holds no patient values).
     write_rejects(rejects, out / "rejects.csv")
+    say("logging the evaluation to MLflow")
     return EvaluationResult(version, metrics, log_run(version, data, metrics, files), files, rejects, int(read.rows_in))

@@ -59,7 +59,11 @@ def test_train_promote_evaluate_score(tmp_path):
     assert (home / "mlflow.db").exists()
 
     cli("synth", "--people", 800, "--seed", 4, "--out", tmp_path / "eval.csv", home=home)
-    cli("evaluate", "--data", tmp_path / "eval.csv", "--out", tmp_path / "eval", home=home)
+    ev = cli("evaluate", "--data", tmp_path / "eval.csv", "--out", tmp_path / "eval", home=home)
+    # Progress on stderr, step by step (contract section 4), the metrics table alone on stdout.
+    steps = [line.split("] ", 1)[-1] for line in ev.stderr.splitlines() if line.startswith("[")]
+    assert steps[:2] == ["loading model champion", "reading eval.csv"], ev.stderr
+    assert "  metrics: cvd (1 of 5)" in steps and steps[-1] == "logging the evaluation to MLflow"
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     cvd = metrics["outcomes"]["cvd"]
     for key in (
