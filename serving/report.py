@@ -44,7 +44,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from features.cutoffs import BMI_CLASS_LOWS, DBP_ELEVATED, GLUCOSE_BORDERLINE, SBP_ELEVATED
 from features.derive import FEATURES, Columns, age_band, feature_matrix, unmeasured
-from features.eligibility import DEFINING_FIELDS, reason_text
+from features.eligibility import ALL_FLAGS, DEFINING_FIELDS, reason_text
 from features.labels import (
     FEATURE_LABELS,
     GROUPS,
@@ -60,7 +60,7 @@ from features.labels import (
     risk_change_text,
     risk_text,
 )
-from features.schema import BMI_PLAUSIBLE, BY_NAME, FIELDS, implausible_bmi
+from features.schema import BMI_PLAUSIBLE, BY_NAME, implausible_bmi
 from models.interval import sigmoid_float
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import synthetic_notice
@@ -329,10 +329,11 @@ def _question_name(field: str, lang: Lang) -> str:
     return text if text[:2].isupper() else text[:1].lower() + text[1:]
 
 
-# The checkup questionnaire's diagnosis and treatment answers: unanswered, an outcome is judged
-# applicable and estimated as for a person without the disease or its treatment. (The NHIS
-# questionnaire asks no CKD history: `history_ckd` is a record field other systems may send.)
-_QUESTIONS = tuple(f.name for f in FIELDS if f.name.startswith(("history_", "on_")) and f.name != "history_ckd")
+# The checkup questionnaire's answers that rule an outcome out (`features.eligibility.ALL_FLAGS`):
+# unanswered, the outcome is judged applicable and estimated as for a person without the disease or
+# its treatment. (The NHIS questionnaire asks no CKD history: `history_ckd` is a record field other
+# systems may send.)
+_QUESTIONS = tuple(f for f in ALL_FLAGS if f != "history_ckd")
 
 
 # -- what-if ------------------------------------------------------------------------------------

@@ -131,6 +131,7 @@ KNOWN_CKD_WARNING = (
 # Dyslipidemia applies only if the person's last lipid panel was under the disease cut-offs too
 # (contract section 2): a checkup without a panel, sent without an earlier checkup that has one,
 # cannot show it.
+_PANEL_COLUMNS = [FEATURES.index(c) for f in CARRIED_LIPIDS for c in (f, f"last_{f}")]  # today's or carried
 NO_PANEL_ALONE_WARNING = (
     "no lipid panel at this checkup or in the earlier checkups sent: dyslipidemia is scored as if the person's last "
     "panel was under the disease cut-offs; send the earlier checkups that hold it (a last panel in the disease range "
@@ -265,7 +266,6 @@ class Scorer:
         hidden = absent_history(X)
         outside = measurements_outside(self.model, X)
         lacking = missing_key_inputs(records, X)
-        panel_columns = [FEATURES.index(c) for f in CARRIED_LIPIDS for c in (f, f"last_{f}")]  # today's or carried
         results = []
         for i, r in enumerate(records):
             risks = {}
@@ -315,7 +315,7 @@ class Scorer:
             if known_ckd(applies, i) and any(v["applicable"] for k, v in risks.items() if k != "ckd"):
                 warnings.append(KNOWN_CKD_WARNING)
             lipids = risks.get("dyslipidemia")
-            if lipids and lipids["applicable"] and np.isnan(X[i, panel_columns]).all():
+            if lipids and lipids["applicable"] and np.isnan(X[i, _PANEL_COLUMNS]).all():
                 warnings.append(NO_PANEL_ALONE_WARNING)
             stale = staleness(dates[i], today, self.stale_after_days)
             if stale is not None:

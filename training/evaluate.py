@@ -20,7 +20,7 @@ from models.baselines import framingham_2008_cvd, framingham_valid, prevent_10y_
 from models.bundle import RiskModel
 from models.outcomes import OUTCOME_SPECS
 from training.metrics import auroc, calibration_curve, net_benefit, summarize, too_few_events
-from training.promotion import CALIBRATION_MIN_EVENTS, INTERCEPT_BOUNDS, SLOPE_BOUNDS
+from training.promotion import CALIBRATION_MIN_EVENTS, INTERCEPT_BOUNDS, SLOPE_BOUNDS, outside
 
 # Below these a subgroup's AUROC and calibration are too noisy to judge (flagged, not hidden).
 MIN_SUBGROUP_ROWS = 200
@@ -220,10 +220,6 @@ def _calibration_judgement(m: dict) -> tuple[str, str] | None:
     if m.get("events", 0) < CALIBRATION_MIN_EVENTS or slope is None or intercept is None:
         return None
     (s_lo, s_hi), (i_lo, i_hi) = _interval(m, "calibration_slope"), _interval(m, "calibration_intercept")
-
-    def outside(low: float, high: float, bounds: tuple[float, float]) -> bool:
-        return high < bounds[0] or low > bounds[1]
-
     if not (outside(slope, slope, SLOPE_BOUNDS) or outside(intercept, intercept, INTERCEPT_BOUNDS)):
         return None
     text = (

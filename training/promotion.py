@@ -69,6 +69,12 @@ def paired_auroc_difference(
     return float(diff), float(low), float(high)
 
 
+def outside(low: float, high: float, bounds: tuple[float, float]) -> bool:
+    """Whether the interval low..high lies wholly outside `bounds` (a point: low == high). The gate's
+    rule for calibration, which `evaluate` applies too."""
+    return high < bounds[0] or low > bounds[1]
+
+
 def calibration_ok(y: np.ndarray, p: np.ndarray, n_boot: int = 200, seed: int = 0) -> tuple[bool, str]:
     """Whether calibration is inside the gate's bounds, judged on the bootstrap intervals: refused
     only where an interval lies wholly outside (beyond chance); with the figures in words."""
@@ -80,9 +86,9 @@ def calibration_ok(y: np.ndarray, p: np.ndarray, n_boot: int = 200, seed: int = 
         f"calibration slope {slope:.2f} (95% CI {s_lo:.2f}-{s_hi:.2f}), "
         f"intercept {intercept:+.2f} (95% CI {i_lo:+.2f} to {i_hi:+.2f})"
     )
-    if s_hi < SLOPE_BOUNDS[0] or s_lo > SLOPE_BOUNDS[1]:
+    if outside(s_lo, s_hi, SLOPE_BOUNDS):
         return False, f"{text}: slope outside {SLOPE_BOUNDS[0]}-{SLOPE_BOUNDS[1]} beyond chance"
-    if i_hi < INTERCEPT_BOUNDS[0] or i_lo > INTERCEPT_BOUNDS[1]:
+    if outside(i_lo, i_hi, INTERCEPT_BOUNDS):
         return False, f"{text}: intercept outside +/-{INTERCEPT_BOUNDS[1]} beyond chance"
     return True, text
 
