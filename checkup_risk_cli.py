@@ -301,6 +301,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                 version=version,
                 progress=bar.update,
                 explain=args.explain,
+                intervals=args.intervals,
                 engine=args.engine,
                 chunk_rows=args.chunk_rows,
                 workers=args.workers,
@@ -794,6 +795,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="K",
         help="add the K strongest factors per outcome (feature, log-odds), by |log-odds|",
+    )
+    p.add_argument(
+        "--intervals",
+        action="store_true",
+        help="add each outcome's nominal 95%% interval (<outcome>_interval_low/_high), as /score's "
+        "probability_interval; scoring takes several times longer",
     )
     p.add_argument(
         "--engine",

@@ -2,6 +2,7 @@
 
 Runs, all on the same input file and model, in one process:
 - baseline: the pandas engine WITHOUT explanations;
+- the pandas engine with each outcome's interval (`--intervals`);
 - the pandas engine with top-K explanations (streamed in chunks);
 - the dask engine with top-K explanations (a LocalCluster of --workers processes, one thread each).
 
@@ -67,7 +68,12 @@ def main() -> None:
     cohort, t = timed(lambda: generate_cohort(people=args.people, seed=args.seed))
     n = len(cohort)
     print(f"input: {n:,} checkups of {args.people:,} people (synth {t:.0f} s)")
-    runs = [("pandas", 0, "baseline"), ("pandas", args.explain, ""), ("dask", args.explain, "")]
+    runs = [
+        ("pandas", 0, False, "baseline"),
+        ("pandas", 0, True, "intervals"),
+        ("pandas", args.explain, False, ""),
+        ("dask", args.explain, False, ""),
+    ]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         src = Path(tmp) / f"input.{args.input_format}"
@@ -76,7 +82,7 @@ def main() -> None:
         else:
             cohort.to_csv(src, index=False, date_format="%Y-%m-%d")
         del cohort
-        for engine, k, note in runs:
+        for engine, k, intervals, note in runs:
             out = Path(tmp) / f"out.{args.output_format}"
             summary, t = timed(
                 functools.partial(
@@ -86,6 +92,7 @@ def main() -> None:
                     out,
                     "bench",
                     explain=k,
+                    intervals=intervals,
                     engine=engine,
                     chunk_rows=args.chunk_rows,
                     workers=args.workers,

@@ -60,6 +60,7 @@ def score_file(
     progress: Callable[[int], None] | None = None,
     *,
     explain: int = 0,
+    intervals: bool = False,
     engine: str = "pandas",
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     workers: int = DEFAULT_WORKERS,
@@ -68,6 +69,7 @@ def score_file(
 ) -> dict:
     """Score a checkup file to ``output_path`` (.csv or .parquet) and ``OUTPUT.rejects.csv``.
 
+    Columns: `serving.batch_output.output_columns` (``intervals`` adds each outcome's interval).
     ``progress(n)`` is called with the number of input rows done since the last call. Returns the
     row accounting (``rows_in = rows_scored + rows_rejected``, checked; a mismatch raises) and
     ``reject_reasons``: ``index``, ``field``, ``reason`` per reject line (for a summary of reasons).
@@ -82,16 +84,18 @@ def score_file(
         raise ValueError("explain must be >= 0")
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be >= 1")
-    out = OutputWriter(output_path, output_schema(tuple(model.models_), explain))
+    out = OutputWriter(output_path, output_schema(tuple(model.models_), explain, intervals))
     rej = RejectsWriter(rejects_path(output_path))
     try:
         if engine == "pandas":
-            summary = _score_pandas(model, input_path, version, explain, chunk_rows, out, rej, progress, on_scored)
+            summary = _score_pandas(
+                model, input_path, version, explain, intervals, chunk_rows, out, rej, progress, on_scored
+            )
         else:
             from serving.batch_dask import score_dask
 
             summary = score_dask(
-                model, input_path, version, explain, chunk_rows, workers, scheduler, out, rej, progress
+                model, input_path, version, explain, intervals, chunk_rows, workers, scheduler, out, rej, progress
             )
         if out.rows != summary["rows_scored"] or summary["rows_scored"] + rej.rows != summary["rows_in"]:
             raise RuntimeError(
@@ -122,6 +126,7 @@ def _score_pandas(
     input_path: str | Path,
     version: str,
     explain: int,
+    intervals: bool,
     chunk_rows: int,
     out: OutputWriter,
     rej: RejectsWriter,
@@ -132,7 +137,7 @@ def _score_pandas(
     rows_in = scored = 0
     counts: Counter[str] = Counter()
     for n_in, records, rejects in validated_chunks(input_path, chunk_rows, counts):
-        block = score_block(model, records, history.with_history(records), version, explain)
+        block = score_block(model, records, history.with_history(records), version, explain, intervals)
         out.write(block)
         if on_scored is not None:
             on_scored(records, block)

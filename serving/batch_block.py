@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.derive import FEATURES, absent_history, build_features, unmeasured
-from features.eligibility import eligibility
+from features.eligibility import applicability
 from models.bundle import RiskModel
 
 # Appended to a factor's feature name where the checkup has no value for it.
@@ -26,29 +26,37 @@ MISSING_MARK = " (missing)"
 
 
 def score_block(
-    model: RiskModel, records: pd.DataFrame, frame: pd.DataFrame, version: str, explain: int = 0
+    model: RiskModel,
+    records: pd.DataFrame,
+    frame: pd.DataFrame,
+    version: str,
+    explain: int = 0,
+    intervals: bool = False,
 ) -> pd.DataFrame:
-    """The output rows of ``records`` (same index). ``frame`` is ``records``, possibly preceded by
-    earlier checkups of the same persons (negative index labels): features and eligibility are
-    judged with that history, only ``records`` are scored."""
+    """The output rows of ``records`` (same index; columns `serving.batch_output.output_columns`).
+    ``frame`` is ``records``, possibly preceded by earlier checkups of the same persons (negative
+    index labels): features and eligibility are judged with that history, only ``records`` are
+    scored."""
     outcomes = tuple(model.models_)
     X = build_features(frame)
-    applies_all = eligibility(frame, outcomes)
-    if len(frame) != len(records):
-        X, applies_all = X.loc[records.index], applies_all.loc[records.index]
+    judged = applicability(frame, outcomes)
+    keep = frame.index.get_indexer(records.index)
+    applies = {o: judged[o].applies[keep] for o in outcomes}
+    Xn = np.ascontiguousarray(X.to_numpy(dtype=float)[keep])
+    scored = model.score(Xn, intervals=intervals)
     out = pd.DataFrame({"person_id": records["person_id"], "exam_date": records["exam_date"]}, index=records.index)
-    Xn = np.ascontiguousarray(X.to_numpy(dtype=float))
-    if len(records):
-        probs = model.score(Xn).probability
-        applies = applies_all.to_numpy()
-    else:
-        probs = {o: np.zeros(0) for o in outcomes}
-        applies = np.zeros((0, len(outcomes)), dtype=bool)
-    for j, o in enumerate(outcomes):
-        out[f"{o}_risk"] = np.where(applies[:, j], probs[o], np.nan)
+    for o in outcomes:
+        out[f"{o}_risk"] = np.where(applies[o], scored.probability[o], np.nan)
+    for o in outcomes:
+        out[f"{o}_reason"] = judged[o].reason[keep]
     out["model_version"] = str(version)
+    for o in outcomes if intervals else ():
+        # An outcome without interval members (a bundle saved before them) has no interval.
+        low, high = scored.interval(o) or (np.full(len(Xn), np.nan),) * 2
+        out[f"{o}_interval_low"] = np.where(applies[o], low, np.nan)
+        out[f"{o}_interval_high"] = np.where(applies[o], high, np.nan)
     if explain > 0:
-        top = top_factors(model, Xn, {o: applies[:, j] for j, o in enumerate(outcomes)}, explain)
+        top = top_factors(model, Xn, applies, explain)
         cols = {}
         for o in outcomes:
             names, values = top[o]
@@ -59,10 +67,11 @@ def score_block(
     return out
 
 
-def score_frame(model: RiskModel, records: pd.DataFrame, version: str, explain: int = 0) -> pd.DataFrame:
-    """The whole-frame path: person_id, exam_date, <outcome>_risk (NaN where not applicable),
-    model_version, and with ``explain`` the top factors; features from all of ``records``."""
-    return score_block(model, records, records, version, explain)
+def score_frame(
+    model: RiskModel, records: pd.DataFrame, version: str, explain: int = 0, intervals: bool = False
+) -> pd.DataFrame:
+    """The whole-frame path (`score_block` with features and eligibility from all of ``records``)."""
+    return score_block(model, records, records, version, explain, intervals)
 
 
 def top_factors(

@@ -80,14 +80,15 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def _score_partition(records_parquet: bytes, bundle: _Bundle, version: str, explain: int) -> bytes:
+def _score_partition(records_parquet: bytes, bundle: _Bundle, version: str, explain: int, intervals: bool) -> bytes:
     """Worker task: whole persons in, their output rows (with ``_row``, in row order) out."""
     model = _worker_model(bundle)
     records = pq.read_table(io.BytesIO(records_parquet)).to_pandas()
     records = records.set_index(ROW).sort_index(kind="stable")
     records.index.name = None
-    scored = score_frame(model, records, version, explain)
-    table = pa.Table.from_pandas(scored, schema=output_schema(tuple(model.models_), explain), preserve_index=False)
+    scored = score_frame(model, records, version, explain, intervals)
+    schema = output_schema(tuple(model.models_), explain, intervals)
+    table = pa.Table.from_pandas(scored, schema=schema, preserve_index=False)
     return _parquet_bytes(table.append_column(ROW, pa.array(records.index.to_numpy(dtype="int64"))))
 
 
@@ -130,6 +131,7 @@ def score_dask(
     input_path: str | Path,
     version: str,
     explain: int,
+    intervals: bool,
     chunk_rows: int,
     workers: int,
     scheduler: str | None,
@@ -158,7 +160,9 @@ def score_dask(
             counts: Counter[str] = Counter()
             rows_in, spill_rows = _spill(input_path, chunk_rows, n_parts, tmp, rej, progress, counts)
             backends = client.gather(warm)  # surfaces a worker that cannot load the bundle
-            done = _score_partitions(client, bundle, version, explain, tmp, spill_rows, 2 * n_workers, progress)
+            done = _score_partitions(
+                client, bundle, version, explain, intervals, tmp, spill_rows, 2 * n_workers, progress
+            )
             scored = _merge_outputs([tmp / f"out_{p}.parquet" for p in done], rows_in, chunk_rows, out)
         if scored != int(spill_rows.sum()):
             raise RuntimeError(f"row accounting broken: {int(spill_rows.sum())} rows sent, {scored} scored")
@@ -222,6 +226,7 @@ def _score_partitions(
     bundle: Any,
     version: str,
     explain: int,
+    intervals: bool,
     tmp: Path,
     spill_rows: np.ndarray,
     window: int,
@@ -238,7 +243,7 @@ def _score_partitions(
 
     def submit(p: int) -> None:
         [data] = client.scatter([(tmp / f"in_{p}.parquet").read_bytes()])
-        fut = client.submit(_score_partition, data, bundle, version, explain, pure=False)
+        fut = client.submit(_score_partition, data, bundle, version, explain, intervals, pure=False)
         running[fut] = (p, data)
         results.add(fut)
 

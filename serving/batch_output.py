@@ -37,22 +37,27 @@ def check_output(path: Path, input_path: Path | None = None) -> None:
                 raise ValueError(f"{written} is the input file: scoring would overwrite it; choose another --output")
 
 
-def output_columns(outcomes: tuple[str, ...], explain: int = 0) -> list[str]:
-    """person_id, exam_date, `<outcome>_risk` per outcome, model_version, then with `explain` = K the
+def output_columns(outcomes: tuple[str, ...], explain: int = 0, intervals: bool = False) -> list[str]:
+    """person_id, exam_date, `<outcome>_risk` per outcome, `<outcome>_reason` per outcome (why it
+    does not apply; empty where it does), model_version; with `intervals` the nominal 95% interval
+    per outcome (`<outcome>_interval_low`, `<outcome>_interval_high`); then with `explain` = K the
     top K factors per outcome: `<outcome>_factor_{i}` (feature) and `<outcome>_factor_{i}_log_odds`."""
-    cols = ["person_id", "exam_date"] + [f"{o}_risk" for o in outcomes] + ["model_version"]
+    cols = ["person_id", "exam_date"] + [f"{o}_risk" for o in outcomes] + [f"{o}_reason" for o in outcomes]
+    cols += ["model_version"]
+    if intervals:
+        cols += [f"{o}_interval_{end}" for o in outcomes for end in ("low", "high")]
     for o in outcomes:
         for i in range(1, explain + 1):
             cols += [f"{o}_factor_{i}", f"{o}_factor_{i}_log_odds"]
     return cols
 
 
-def output_schema(outcomes: tuple[str, ...], explain: int = 0) -> pa.Schema:
+def output_schema(outcomes: tuple[str, ...], explain: int = 0, intervals: bool = False) -> pa.Schema:
     fields = []
-    for c in output_columns(outcomes, explain):
+    for c in output_columns(outcomes, explain, intervals):
         if c == "exam_date":
             t = pa.timestamp("us")
-        elif c.endswith(("_risk", "_log_odds")):
+        elif c.endswith(("_risk", "_log_odds", "_interval_low", "_interval_high")):
             t = pa.float64()
         else:
             t = pa.string()

@@ -205,6 +205,45 @@ def test_explain_columns_ordered_and_match_model_explain(model, data, reference)
                 np.testing.assert_allclose(c[FEATURES.index(name.removesuffix(MISSING_MARK))], v, rtol=0, atol=1e-5)
 
 
+def test_reasons_and_intervals_are_those_of_score(model, data, tmp_path):
+    """`<outcome>_reason` and, with `intervals`, `<outcome>_interval_low/_high` say what /score's
+    `reason` and `probability_interval` say for the same checkup with the same history, streamed."""
+    from serving.scoring import Scorer
+
+    out = tmp_path / "scores.parquet"
+    score_file(model, data[0], out, "7", intervals=True, chunk_rows=70)
+    scores = pd.read_parquet(out)
+    _, records, _ = read_whole(data[0])
+    frame = records.reset_index(drop=True)
+    as_request = [
+        {k: (v.date() if isinstance(v, pd.Timestamp) else None if pd.isna(v) else v) for k, v in r.items()}
+        for r in frame.to_dict("records")
+    ]
+    results = Scorer(model, "7").score_records(as_request, explain=False)
+    key = lambda d: list(zip(d["person_id"].astype(str), pd.to_datetime(d["exam_date"]).dt.date, strict=True))  # noqa: E731
+    scores.index = pd.MultiIndex.from_tuples(key(scores))
+    assert scores.index.is_unique
+    said = {o: 0 for o in model.models_}
+    for (pid, date), r in zip(key(frame), results, strict=True):
+        row = scores.loc[(pid, date)]
+        for o, risk in r["risks"].items():
+            if risk["applicable"]:
+                assert pd.isna(row[f"{o}_reason"])
+                low, high = risk["probability_interval"]
+                assert row[f"{o}_interval_low"] == pytest.approx(low, abs=1e-6)
+                assert row[f"{o}_interval_high"] == pytest.approx(high, abs=1e-6)
+                assert low <= row[f"{o}_risk"] <= high
+            else:
+                assert row[f"{o}_reason"] == risk["reason"] and risk["reason"]
+                assert pd.isna(row[f"{o}_risk"]) and pd.isna(row[f"{o}_interval_low"])
+                said[o] += 1
+    assert all(said.values()), said  # every outcome has rows it does not apply to, each with its reason
+    # Without --intervals there are no interval columns.
+    plain = tmp_path / "plain.csv"
+    score_file(model, data[0], plain, "7")
+    assert not [c for c in pd.read_csv(plain).columns if "_interval_" in c]
+
+
 def test_nhis_file_scores(model, tmp_path):
     src = FIXTURES / "nhis_2020_sample.csv"
     out = tmp_path / "nhis.csv"
@@ -299,6 +338,7 @@ def test_cli_score_with_registry(model, data, tmp_path, monkeypatch):
         str(out),
         "--explain",
         str(K),
+        "--intervals",
         "--chunk-rows",
         "100",
     ]
@@ -308,7 +348,7 @@ def test_cli_score_with_registry(model, data, tmp_path, monkeypatch):
     scores = pd.read_csv(out)
     assert (scores["model_version"].astype(str) == version).all()
     _, records, _ = read_whole(data[0])
-    ref = score_frame(model, records, version, explain=K).reset_index(drop=True)
+    ref = score_frame(model, records, version, explain=K, intervals=True).reset_index(drop=True)
     assert_same(scores.drop(columns="model_version"), ref.drop(columns="model_version"), atol=1e-9)
 
     bad = subprocess.run(cmd[:-2] + ["--workers", "3"], env=env, capture_output=True, text=True, timeout=300)
