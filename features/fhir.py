@@ -80,7 +80,11 @@ with the analyte's factor, so a value is never read in the wrong unit. A value t
 (an unknown answer code, a unit that cannot be converted or is missing, no number) or that lies
 outside its field's plausible range (`features.schema` low..high) after conversion leaves its field
 missing and becomes a warning naming the resource (for a range, the unit it was sent in, the
-conversion and the range; never the value): it never refuses the patient. A resource that is not
+conversion and the range; never the value): it never refuses the patient. A result beyond a
+measuring range, sent as a bound (valueQuantity.comparator: "glucose > 600 mg/dL", "GGT < 5 U/L"),
+is read as its limit, with a warning, when no clinical cut-off lies between the limit and the values
+the bound allows: a diabetic glucose is then never read as missing and scored as a new diabetes. A
+bound across a cut-off ("glucose < 130") is left missing, with a warning. A resource that is not
 valid FHIR R4 (checked by the fhir.resources R4B models) is left out with a warning saying what is
 wrong; a Patient that is not refuses. LOINC is read under its URI and its OID
 (urn:oid:2.16.840.1.113883.6.1). Resources may refer to the Patient by its reference, by an
@@ -95,6 +99,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import math
 import re
 import unicodedata
@@ -104,6 +109,8 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from features.condition_names import history_of_names
+from features.cutoffs import BP_STAGE_BOUNDS, EGFR_CKD, JUDGEMENT_CUTS
+from features.derive import Columns, egfr_ckd_epi_2021
 from features.eligibility import FLAGS
 from features.medications import LIPID_LOWERING, classes_of_names
 from features.schema import BY_NAME, EXAM_DATE_MIN, EXAM_DATE_RANGE_TEXT, SEX_CODES, SEX_WORDS, latest_today
@@ -705,6 +712,36 @@ def _unit_keys(quantity: dict) -> list[str]:
     return out
 
 
+# A result beyond the measuring range comes as a bound (">600 mg/dL", "<5 U/L"): "above" or "below".
+_BOUNDS: dict[str, bool] = {">": True, ">=": True, "<": False, "<=": False}
+
+
+def _crosses_a_cut(field_name: str, comparator: str, limit: float) -> bool:
+    """Whether the values a bound allows (beyond `limit`, in the record's unit) lie on both sides
+    of a cut-off of the field (`features.cutoffs`: the judgement table, the BP stages, and for
+    creatinine eGFR 60 at any adult age and either sex). A bound that does not is read as its
+    limit: every judgement, and whether an outcome applies, is then what the true value gives
+    ("glucose > 600" is diabetic). A cut-off at the limit itself counts as crossed."""
+    above = _BOUNDS[comparator]
+    cuts = JUDGEMENT_CUTS.get(field_name)
+    rows = list(cuts.values()) if isinstance(cuts, dict) else [cuts] if cuts else []
+    values = [c for row in rows for c in (row.borderline, row.disease) if c is not None]
+    if field_name in ("sbp", "dbp"):
+        values += [bounds[("sbp", "dbp").index(field_name)] for bounds in BP_STAGE_BOUNDS.values()]
+    if any(math.isfinite(c) and (c >= limit if above else c <= limit) for c in values):
+        return True
+    if field_name == "serum_creatinine":
+        age = BY_NAME["age"]
+        extremes = Columns.from_records(
+            [{"serum_creatinine": limit, "sex": s, "age": a} for s in SEX_WORDS for a in (age.low, age.high)]
+        )
+        below_60 = egfr_ckd_epi_2021(extremes) < EGFR_CKD
+        # Above the limit eGFR only falls: the bound is clear when the limit is already below 60 for
+        # everyone; below the limit only rises: clear when the limit is at or above 60 for everyone.
+        return not (below_60.all() if above else (~below_60).all())
+    return False
+
+
 def _quantity(measure: Measure, quantity: dict | None, where: str, loinc: str) -> float | Issue:
     """The value in the record's unit, or the Issue saying why it cannot be read."""
     f = BY_NAME[measure.field]
@@ -714,11 +751,9 @@ def _quantity(measure: Measure, quantity: dict | None, where: str, loinc: str) -
         or isinstance(quantity.get("value"), bool)
     ):
         return Issue(where, f"LOINC {loinc} ({measure.field}) has no numeric valueQuantity: left missing")
-    if quantity.get("comparator"):
-        # "<5" is a bound, not a value: reading it as 5 would be wrong.
-        return Issue(
-            where, f"LOINC {loinc} ({measure.field}) is a bound ('{quantity['comparator']}'), not a value: left missing"
-        )
+    comparator = quantity.get("comparator")
+    if comparator is not None and comparator not in _BOUNDS:
+        return Issue(where, f"LOINC {loinc} ({measure.field}) has comparator '{comparator}', not a value: left missing")
     keys = _unit_keys(quantity)
     unit = next((k for k in keys if k in measure.units), None)
     if unit is None:
@@ -741,6 +776,14 @@ def _quantity(measure: Measure, quantity: dict | None, where: str, loinc: str) -
             f"LOINC {loinc} ({measure.field}): the value sent in {shown}{converted} is outside the plausible "
             f"{_number(f.low)}-{_number(f.high)} {f.unit} (a typo, or a value in another unit?): left missing",
         )
+    if comparator is not None and _crosses_a_cut(measure.field, comparator, value):
+        # "<130" glucose may be 100 or 127: reading it as 130 could call a diabetic normal.
+        return Issue(
+            where,
+            f"LOINC {loinc} ({measure.field}) is a bound ('{comparator}') on both sides of a clinical cut-off, "
+            "not a value: left missing",
+        )
+    return value
     return value
 
 
@@ -863,6 +906,15 @@ def _observation_values(resource: dict, ref: str, warnings: list[Issue], when: d
                 warnings.append(got)
             elif got is not None:
                 out.append(_Value(got[0], when, got[1], ref, loinc, issued, version, status))
+                comparator = (part.get("valueQuantity") or {}).get("comparator") if loinc in MEASURES else None
+                if comparator:
+                    warnings.append(
+                        Issue(
+                            where,
+                            f"LOINC {loinc} ({got[0]}) is a bound ('{comparator}'): read as its limit, which "
+                            "every clinical cut-off judges as it judges the true value",
+                        )
+                    )
     return out
 
 
@@ -2033,6 +2085,12 @@ def bundle_entries(bundle: dict, where: str = "Bundle") -> list[tuple[dict, str 
     return out
 
 
+def _same_resource_key(resource: dict) -> str:
+    """A resource's content without its metadata and narrative: two copies of one resource, fetched
+    at different times or rendered differently, have the same key."""
+    return json.dumps({k: v for k, v in resource.items() if k not in ("meta", "text")}, sort_keys=True, default=str)
+
+
 def read_bundle(
     bundle: dict,
     today: dt.date | None = None,
@@ -2041,10 +2099,11 @@ def read_bundle(
 ) -> FhirCheckup:
     """The records of the one Patient in a Bundle (contract section 3)."""
     entries = bundle_entries(bundle)
-    patients = [(r, u) for r, u in entries if r.get("resourceType") == "Patient"]
+    # A searchset may hold the one Patient twice (as `match` and as `include`): the same person.
+    patients = list({_same_resource_key(r): (r, u) for r, u in entries if r.get("resourceType") == "Patient"}.values())
     if len(patients) != 1:
         raise FhirInputError(
-            [Issue("Bundle", f"must hold exactly one Patient (found {len(patients)})")],
+            [Issue("Bundle", f"must hold exactly one Patient (found {len(patients)} different ones)")],
             status=412 if not patients else 422,
         )
     patient, patient_url = patients[0]

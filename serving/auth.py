@@ -114,8 +114,10 @@ class BearerAuth:
 
     async def _client(self, header: bytes) -> Client | None:
         # The scheme is case-insensitive (RFC 9110 11.1); the token is compared in constant time.
-        # Exactly "<scheme> <token>": nothing is stripped from the token.
-        scheme, _, given = header.partition(b" ")
+        # "<scheme> 1*SP <token>" (RFC 9110 11.4), the field value's own surrounding whitespace
+        # trimmed (5.5); the token itself is compared as sent.
+        scheme, _, given = header.strip(b" \t").partition(b" ")
+        given = given.lstrip(b" ")
         if scheme.lower() != b"bearer" or not given:
             return None
         if hmac.compare_digest(given, self._token()):

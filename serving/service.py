@@ -104,48 +104,67 @@ def json_depth(body: bytes) -> int:
     return int(np.cumsum(steps, dtype=np.int64).max())
 
 
-_DUPLICATED = "\x00duplicated"  # no JSON key a client sends starts with NUL
+_REFUSED = "\x00refused"  # no JSON key a client sends starts with NUL
+# Python's int() refuses a number of more than 4,300 digits (valid JSON): the shape checks stand it
+# in with this mark and refuse it as out of range, naming its key.
+_HUGE = object()
+_HUGE_DIGITS = 4000
 
 
-def _mark_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _shape_int(text: str) -> object:
+    """The shape checks need no number's value, only whether int() could read it."""
+    return _HUGE if len(text) > _HUGE_DIGITS else 0
+
+
+def _mark_refused_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
-        if key in out:
-            out.setdefault(_DUPLICATED, key)
+        if key in out or value is _HUGE:
+            out.setdefault(_REFUSED, key)
         out[key] = value
     return out
 
 
-def duplicated_key_record(body: bytes) -> int | None:
+def refused_record(body: bytes) -> int | None:
     """The index of the first record (of `/score` or `/report`: {"checkups": [...]}, {"checkup": {...}},
-    a bare list or a bare record) holding a key twice; None when no record does (the key is in the
-    envelope) or the body has no records."""
-    data = json.loads(body, object_pairs_hook=_mark_duplicate_keys)
+    a bare list or a bare record) that `check_json` refuses (a key twice, a number of thousands of
+    digits); None when no record does (the problem is in the envelope) or the body has no records."""
+    data = json.loads(body, object_pairs_hook=_mark_refused_keys, parse_int=_shape_int)
     if isinstance(data, dict) and isinstance(data.get("checkups"), list):
         records = data["checkups"]
     elif isinstance(data, dict) and isinstance(data.get("checkup"), dict):
         records = [data["checkup"]]
     else:
         records = data if isinstance(data, list) else [data]
-    return next((i for i, r in enumerate(records) if isinstance(r, dict) and _DUPLICATED in r), None)
+    return next((i for i, r in enumerate(records) if isinstance(r, dict) and _REFUSED in r), None)
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _refuse_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
             # Which value would win is a guess a clinical service must not make.
             raise MalformedBody("appears more than once in one JSON object", status=422, field=key)
+        if value is _HUGE:
+            raise MalformedBody(
+                f"is a number of more than {_HUGE_DIGITS:,} digits: out of range", status=422, field=key
+            )
         out[key] = value
     return out
 
 
+def _holds_huge(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_huge(v) for v in value.values())
+    return value is _HUGE or (isinstance(value, list) and any(_holds_huge(v) for v in value))
+
+
 def check_json(body: bytes) -> None:
     """Raise MalformedBody unless `body` is one JSON value, nested at most MAX_JSON_DEPTH deep, with
-    no key twice in any object."""
+    no key twice in any object and no number too long to read."""
     deep = MalformedBody(f"is nested more than {MAX_JSON_DEPTH} levels deep")
     try:
-        json.loads(body, object_pairs_hook=_no_duplicate_keys)
+        data = json.loads(body, object_pairs_hook=_refuse_keys, parse_int=_shape_int)
     except MalformedBody:
         raise
     except RecursionError:
@@ -155,6 +174,8 @@ def check_json(body: bytes) -> None:
     # Only now: on valid JSON the string pattern runs in linear time.
     if json_depth(body) > MAX_JSON_DEPTH:
         raise deep
+    if _holds_huge(data):  # in a list: no key to name
+        raise MalformedBody(f"holds a number of more than {_HUGE_DIGITS:,} digits: out of range", status=422)
 
 
 def check_media_type(content_type: bytes | None, path: str) -> None:
@@ -226,8 +247,8 @@ class BodyGuard:
                 check_json(body)
         except MalformedBody as e:
             if e.status == 413 or not path.startswith(SELF_AUTHENTICATED):
-                # A key twice in a checkup: name the record, as every other refusal of /score does.
-                index = duplicated_key_record(body) if e.status == 422 and path in RECORD_ROUTES else None
+                # A key twice in a checkup, or a number too long: name the record, as every other refusal does.
+                index = refused_record(body) if e.status == 422 and path in RECORD_ROUTES else None
                 await malformed_body(path, e.status, e.field, e.message, index)(scope, receive, send)
                 return
             # Only a 413 comes before the whole body is read; the route says this after authentication.

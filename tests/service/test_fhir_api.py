@@ -70,7 +70,9 @@ def _broken_bundles():
     no_patient["entry"] = no_patient["entry"][1:]
     cases["no patient"] = json.dumps(no_patient).encode()
     two_patients = copy.deepcopy(good)
-    two_patients["entry"].append(copy.deepcopy(good["entry"][0]))
+    other = copy.deepcopy(good["entry"][0])
+    other["resource"]["id"] = "someone-else"
+    two_patients["entry"].append(other)
     cases["two patients"] = json.dumps(two_patients).encode()
     return cases
 

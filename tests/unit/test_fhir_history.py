@@ -496,14 +496,58 @@ def test_millimetres_are_never_read_as_millimolar():
     assert got.record["waist_cm"] == 85.0
 
 
-def test_a_bound_is_not_a_value():
-    base = {k: v for k, v in _record("2025-05-20", 54).items() if k != "ast"}
-    bundle = _add(
-        to_bundle(base),
-        _observation("ast", "1920-8", "2025-05-20", valueQuantity={"value": 5, "comparator": "<", "code": "U/L"}),
-    )
-    got = read_bundle(bundle)
-    assert "ast" not in got.record and got.warnings[0].location == "Observation/ast"
+@pytest.mark.parametrize(
+    "loinc,field,comparator,value,unit,read,outcome",
+    [
+        # Beyond every cut-off: read as its limit, so the disease it shows is not predicted as new.
+        ("1558-6", "fasting_glucose", ">", 600, "mg/dL", 600.0, "diabetes"),
+        ("1558-6", "fasting_glucose", ">", 33.3, "mmol/L", 600.0, "diabetes"),
+        ("2160-0", "serum_creatinine", ">", 10, "mg/dL", 10.0, "ckd"),
+        ("2085-9", "hdl", "<", 20, "mg/dL", 20.0, "dyslipidemia"),
+        ("2093-3", "total_cholesterol", ">=", 300, "mg/dL", 300.0, "dyslipidemia"),
+        ("1920-8", "ast", "<", 5, "U/L", 5.0, None),
+        # Across a cut-off (diabetic or not; eGFR below 60 for a young man only from 1.65): missing.
+        ("1558-6", "fasting_glucose", "<", 130, "mg/dL", None, None),
+        ("1558-6", "fasting_glucose", "<", 100, "mg/dL", None, None),  # the borderline cut at the limit
+        ("2160-0", "serum_creatinine", ">", 1.6, "mg/dL", None, None),
+        ("2085-9", "hdl", "<", 45, "mg/dL", None, None),
+        ("1920-8", "ast", "ad", 5, "U/L", None, None),  # "sufficient to achieve": not a bound
+    ],
+)
+def test_a_bound_is_read_as_its_limit_only_where_no_cut_off_lies_beyond_it(
+    loinc, field, comparator, value, unit, read, outcome
+):
+    from features.derive import Columns
+    from features.eligibility import applicability
+
+    base = {k: v for k, v in _record("2025-05-20", 54).items() if k != field}
+    quantity = {"value": value, "comparator": comparator, "code": unit}
+    got = read_bundle(_add(to_bundle(base), _observation("b", loinc, "2025-05-20", valueQuantity=quantity)))
+    [warning] = [w for w in got.warnings if w.location == "Observation/b"]
+    assert f"'{comparator}'" in warning.message and str(value) not in warning.message.replace(loinc, "")  # no value
+    if read is None:
+        assert field not in got.record and "left missing" in warning.message
+    else:
+        assert got.record[field] == pytest.approx(read, abs=0.1) and "read as its limit" in warning.message
+    if outcome is not None:
+        assert not applicability(Columns.from_records([got.record]), (outcome,))[outcome].applies[0]
+
+
+def test_the_same_patient_twice_is_one_person_and_two_patients_are_refused():
+    import copy
+
+    bundle = to_bundle(_record("2025-05-20", 54))
+    [patient] = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+    again = copy.deepcopy(patient)
+    again["resource"]["meta"] = {"lastUpdated": "2025-06-01T00:00:00Z"}  # fetched again, as an include
+    again["search"] = {"mode": "include"}
+    got = read_bundle({**bundle, "entry": bundle["entry"] + [again]})
+    assert got.record == read_bundle(bundle).record
+    other = copy.deepcopy(patient)
+    other["resource"]["birthDate"] = "1960-01-01"
+    with pytest.raises(FhirInputError) as e:
+        read_bundle({**bundle, "entry": bundle["entry"] + [other]})
+    assert "found 2 different" in e.value.issues[0].message
 
 
 def test_only_a_bundle_that_cannot_describe_a_person_is_refused():
