@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -71,12 +72,40 @@ def history_counts(person_ids: list[str], dates: list[dt.date]) -> np.ndarray:
     return earlier
 
 
+def _id_key(person_id: object) -> str:
+    """What a person reads: compatibility forms folded (NFKC) and invisible format characters (zero
+    width spaces, joiners, BOM) dropped."""
+    text = unicodedata.normalize("NFKC", str(person_id))
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
+def lookalike_ids(person_ids: list[object]) -> list[list[int]]:
+    """Per record, the other records whose person_id reads the same but is another string (one sent
+    decomposed, "홍" as two jamo, or with a zero-width space): history is matched by the exact id."""
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(person_ids):
+        groups.setdefault(_id_key(p), []).append(i)
+    out: list[list[int]] = [[] for _ in person_ids]
+    for members in groups.values():
+        if len({str(person_ids[i]) for i in members}) > 1:
+            for i in members:
+                out[i] = [j for j in members if str(person_ids[j]) != str(person_ids[i])]
+    return out
+
+
 def person_inconsistencies(records: list[dict], dates: list[dt.date]) -> list[list[str]]:
     """Per record, warnings when it disagrees with the same person's previous checkup in the
     request: another sex, or an age that does not move with the time between the two exams. Both
-    are allowed (a typo in one of them), but the earlier one was used as this one's history."""
+    are allowed (a typo in one of them), but the earlier one was used as this one's history. And
+    when its person_id only looks like another record's (`lookalike_ids`)."""
     out: list[list[str]] = [[] for _ in records]
     person_ids = [r["person_id"] for r in records]
+    for i, others in enumerate(lookalike_ids(person_ids)):
+        if others:
+            out[i].append(
+                f"person_id looks the same as that of record(s) {', '.join(map(str, others))} but differs in "
+                "Unicode form or invisible characters: scored as another person, without that history"
+            )
     previous: dict[str, int] = {}
     for i in person_order(person_ids, dates):
         j = previous.get(str(person_ids[i]))

@@ -291,3 +291,20 @@ def test_an_outcome_fitted_on_too_few_events_is_said_to_be_rough(client, scorer)
     for o in scorer.outcomes:
         said = [w for w in result["warnings"] if w.startswith(f"{o}: a rough estimate, fitted on ")]
         assert len(said) == (o in scorer.thin and result["risks"][o]["applicable"]), (o, said)
+
+
+def test_a_person_id_that_only_looks_the_same_is_said(client):
+    import unicodedata
+
+    older, _, newer = person("x")
+    composed = "홍길동"
+    decomposed = unicodedata.normalize("NFD", composed)  # the same name as separate jamo
+    sent = [dict(older, person_id=decomposed), dict(newer, person_id=composed), dict(newer, person_id="a\u200bb")]
+    results = post(client, [*sent, dict(older, person_id="ab")], explain=False)
+    assert [r["history_checkups"] for r in results] == [0, 0, 0, 0]  # history is matched by the exact id
+    said = [[w for w in r["warnings"] if "looks the same" in w] for r in results]
+    assert said[0] and "record(s) 1 " in said[0][0] and said[1] and "record(s) 0 " in said[1][0]
+    assert "record(s) 3 " in said[2][0] and "record(s) 2 " in said[3][0]
+    assert composed not in str(said) and decomposed not in str(said)  # ids are not echoed in warnings
+    plain = post(client, [dict(older, person_id="p"), dict(newer, person_id="p")], explain=False)
+    assert not [w for r in plain for w in r["warnings"] if "looks the same" in w]
