@@ -939,8 +939,11 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`... | head`): nothing more to say, and nowhere to say it.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (FileNotFoundError, ValueError) as e:
-        print(f"checkup-risk {args.command}: {e}", file=sys.stderr)
+    except (OSError, ValueError) as e:
+        # A file that cannot be read or written (a folder, a truncated .gz, no permission): one
+        # line, no traceback. Libraries' messages can span lines; the first says what happened.
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"checkup-risk {args.command}: {first}", file=sys.stderr)
         return 2
 
 

@@ -69,6 +69,11 @@ TREND_FIELDS: tuple[str, ...] = ("weight_kg", "bmi", "waist_cm", "sbp", "dbp", "
 # Changes reported as a percentage of the previous value (see pct_change_egfr below).
 PCT_CHANGE_FIELDS: tuple[str, ...] = ("egfr",)
 CARRIED_LIPIDS: tuple[str, ...] = ("total_cholesterol", "hdl", "ldl", "triglycerides")
+# A checkup had its lipid panel when its total cholesterol was measured: NHIS leaves LDL empty when
+# triglycerides are 400 or more, and that panel was drawn; another lipid without total cholesterol
+# is no panel. The carried `last_*` lipids, eligibility (`features.eligibility`), the key inputs and
+# the report all judge "a panel" by this one field.
+PANEL_MARKER = "total_cholesterol"
 # Answers that stay true once given: a diagnosis does not heal and a relative's disease does not go
 # away. A later checkup that leaves one blank (or says no) still has it; FHIR Conditions and
 # eligibility read them the same way, so every path sees the same person.
@@ -349,8 +354,8 @@ def longitudinal_features(cols: Columns, derived: dict[str, np.ndarray]) -> dict
         res[f"pct_change_{f}"] = np.where(same, 100.0 * (v / prev - 1.0), np.nan)
 
     # Last lipid panel strictly before this checkup, carried forward within the person.
-    tc = _num(cols, "total_cholesterol")[order]
-    last_panel = np.maximum.accumulate(np.where(~np.isnan(tc), np.arange(n), -1))
+    marker = _num(cols, PANEL_MARKER)[order]
+    last_panel = np.maximum.accumulate(np.where(~np.isnan(marker), np.arange(n), -1))
     prev_panel = np.full(n, -1)
     prev_panel[1:] = last_panel[:-1]
     prev_panel = np.where(same & (prev_panel >= run_start), prev_panel, -1)
@@ -405,10 +410,10 @@ def absent_history(X: np.ndarray) -> np.ndarray:
 
 def missing_key_inputs(records: Sequence[Mapping[str, object]], X: np.ndarray) -> list[list[str]]:
     """Per record, the key inputs (`KEY_INPUTS`) it lacks, in that order. When this checkup has no
-    lipid panel (no total cholesterol: a panel is its total cholesterol, as the `last_*` features
-    carry it), a lipid of the person's last earlier panel is not missing: the model has it, and the
-    report shows it as that panel's. A lipid left out of a panel drawn this time is missing."""
-    no_panel = np.array([r.get("total_cholesterol") is None for r in records], dtype=bool)
+    lipid panel (`PANEL_MARKER`), a lipid of the person's last earlier panel is not missing: the
+    model has it, and the report shows it as that panel's. A lipid left out of a panel drawn this
+    time is missing."""
+    no_panel = np.array([r.get(PANEL_MARKER) is None for r in records], dtype=bool)
     carried = {f: no_panel & ~np.isnan(X[:, FEATURES.index(f"last_{f}")]) for f in CARRIED_LIPIDS}
     return [
         [k for k in KEY_INPUTS if r.get(k) is None and not (k in carried and carried[k][i])]

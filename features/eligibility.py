@@ -43,7 +43,7 @@ from features.cutoffs import (
     URINE_PROTEIN_1PLUS,
     number,
 )
-from features.derive import HISTORY_KEYS, Columns, as_columns, egfr_ckd_epi_2021, inputs_of
+from features.derive import HISTORY_KEYS, PANEL_MARKER, Columns, as_columns, egfr_ckd_epi_2021, inputs_of
 from features.schema import BY_NAME, OUTCOMES
 
 # Flags (0/1) that make an outcome not applicable, per outcome, in the order reasons are given.
@@ -56,9 +56,10 @@ FLAGS: dict[str, tuple[str, ...]] = {
 }
 ALL_FLAGS: tuple[str, ...] = tuple(f for o in OUTCOMES for f in FLAGS[o])
 
-# Measures that are drawn together: when none of a group was recorded at this checkup, the whole
-# group is taken from the person's last earlier checkup that recorded it (a panel is judged as the
-# panel it was; half of one checkup's lipids and half of another's would be no real panel).
+# Measures that are drawn together: when a group was not recorded at this checkup (`RECORDED_BY`),
+# the whole group is taken from the person's last earlier checkup that recorded it (a panel is
+# judged as the panel it was; half of one checkup's lipids and half of another's would be no real
+# panel). This checkup's own values are judged whatever else it lacks.
 GROUPS: dict[str, tuple[str, ...]] = {
     "glucose": ("fasting_glucose",),
     "bp": ("sbp", "dbp"),
@@ -67,6 +68,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "urine": ("urine_protein",),
 }
 _GROUP_OF: dict[str, str] = {f: g for g, fs in GROUPS.items() for f in fs}
+# What says a checkup recorded a group: any of its fields, but a lipid panel only by its marker
+# (`features.derive.PANEL_MARKER`), as the carried lipids judge it.
+RECORDED_BY: dict[str, tuple[str, ...]] = {**GROUPS, "lipids": (PANEL_MARKER,)}
 
 # Record columns an EARLIER checkup must keep for eligibility of later ones: what `judged_values`
 # reads (eGFR through the columns it is computed from). A streaming scorer that keeps only part of
@@ -243,7 +247,7 @@ def judged_values(df: pd.DataFrame | Columns) -> dict[str, np.ndarray]:
 
 def _group_recorded(values: dict[str, np.ndarray], group: str) -> np.ndarray:
     rec = np.zeros(len(values["egfr"]), dtype=bool)
-    for f in GROUPS[group]:
+    for f in RECORDED_BY[group]:
         rec |= ~np.isnan(values[f])
     return rec
 

@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 
 from features import schema
-from features.derive import CARRIED_LIPIDS, LASTING_FLAGS, build_features
 from features.derive import HISTORY_INPUTS as DERIVE_HISTORY_INPUTS
-from features.eligibility import ALL_FLAGS
-from features.eligibility import GROUPS as _ELIGIBILITY_GROUPS
+from features.derive import LASTING_FLAGS, build_features
+from features.eligibility import ALL_FLAGS, RECORDED_BY
 from features.eligibility import HISTORY_INPUTS as ELIGIBILITY_HISTORY_INPUTS
 from serving.batch_output import ROW
 
@@ -105,11 +104,11 @@ def _last_per_person(part: pd.DataFrame, mask: np.ndarray) -> np.ndarray:
 
 
 def _history_masks(part: pd.DataFrame) -> list[np.ndarray]:
-    """Rows a later checkup may read: one mask per measure group or lipid panel (recorded) and per
-    flag (set): eligibility's flags and the lasting answers the features carry forward."""
+    """Rows a later checkup may read: one mask per measure group (recorded, as eligibility judges
+    it; the lipid panel by its marker, as the carried lipids do too) and per flag (set):
+    eligibility's flags and the lasting answers the features carry forward."""
     masks = []
-    groups = list(_ELIGIBILITY_GROUPS.values()) + [(CARRIED_LIPIDS[0],)]
-    for fields in groups:
+    for fields in RECORDED_BY.values():
         cols = [("serum_creatinine" if f == "egfr" else f) for f in fields]
         cols = [c for c in cols if c in part.columns]
         if cols:

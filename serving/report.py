@@ -43,7 +43,7 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from features.cutoffs import BMI_CLASS_LOWS, DBP_ELEVATED, GLUCOSE_BORDERLINE, SBP_ELEVATED
-from features.derive import FEATURES, Columns, age_band, feature_matrix, unmeasured
+from features.derive import FEATURES, PANEL_MARKER, Columns, age_band, feature_matrix, unmeasured
 from features.eligibility import ALL_FLAGS, DEFINING_FIELDS, reason_text
 from features.labels import (
     FEATURE_LABELS,
@@ -70,9 +70,10 @@ TEMPLATES = Path(__file__).with_name("templates")
 TOP_FACTORS = 5
 
 # Targets of the what-if estimates: the 정상A side of each judgement (features.cutoffs), in whole
-# units where the table's 정상A ends below a cut-off (glucose < 100 is 99).
-TARGET_SBP = SBP_ELEVATED
-TARGET_DBP = DBP_ELEVATED
+# units where the table's 정상A ends below a cut-off (glucose < 100 is 99; BP < 120/80 is 119/79,
+# since 120 systolic or 80 diastolic is already elevated or prehypertension).
+TARGET_SBP = SBP_ELEVATED - 1.0
+TARGET_DBP = DBP_ELEVATED - 1.0
 # KSSO: losing 5-10 % of body weight is the realistic first goal; a what-if asks no more of a person.
 MAX_WEIGHT_LOSS = 0.10
 TARGET_BMI = BMI_CLASS_LOWS["pre_obesity"]  # the top of KSSO's normal class
@@ -121,12 +122,16 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "Hypertension: about 8.6% a year in normotensive adults (Hong et al., PLoS One 2020, NHIS-HEALS)",
     },
     "source_dyslipidemia": {
-        "ko": "이상지질혈증: 공개된 한국인 연간 발생률이 없어 학습 인구의 발생률을 기준으로 함",
-        "en": "Dyslipidemia: no published Korean yearly rate; the training population's rate",
+        "ko": "이상지질혈증: 공개된 한국인 연간 발생률이 없어, 성인 유병률 40%에 맞춰 정한 연간 약 5%"
+        "(합성 코호트가 따르는 발생률)",
+        "en": "Dyslipidemia: no published Korean yearly rate; about 5% a year, chosen to fit a 40% adult "
+        "prevalence (the rate the synthetic cohort follows)",
     },
     "source_ckd": {
-        "ko": "만성콩팥병: 공개된 한국인 연간 발생률이 없어 학습 인구의 발생률을 기준으로 함",
-        "en": "CKD: no published Korean yearly rate; the training population's rate",
+        "ko": "만성콩팥병: 공개된 한국인 연간 발생률이 없어, 유병률 3-8%(국민건강영양조사)에 맞춰 정한 연간 약 0.7%"
+        "(합성 코호트가 따르는 발생률)",
+        "en": "CKD: no published Korean yearly rate; about 0.7% a year, chosen to fit a 3-8% prevalence "
+        "(KNHANES; the rate the synthetic cohort follows)",
     },
     # n counts the training checkups of the group (a person may have several), not persons.
     "percentile": {
@@ -430,7 +435,7 @@ def what_if_changes(
 
     Only inputs change; every derived feature (BMI, TyG, pulse pressure, current smoker ...) is
     recomputed from them by the feature pipeline, so the model sees a consistent record. Blood
-    pressure moves as one reading: SBP to 120 and DBP to min(its value, 80). A change beyond
+    pressure moves as one reading: SBP to 119 and DBP to min(its value, 79). A change beyond
     `MAX_CHANGE` is kept, marked `beyond`, and left out of "all of the above".
     """
     out: list[WhatIf] = []
@@ -622,9 +627,7 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
         main = group.main
         assert main is not None, f"group {group_id} has no main feature"  # only history has none
         v = _x(x, main)
-        # No panel this time (a panel is its total cholesterol, as features.derive carries it; NHIS
-        # leaves LDL empty when triglycerides are 400 or more, and that panel was drawn).
-        no_panel = _x(x, "total_cholesterol") is None
+        no_panel = _x(x, PANEL_MARKER) is None  # features.derive.PANEL_MARKER
         carried = group_id == "lipids" and v is None and no_panel and _x(x, f"last_{main}") is not None
         if carried:
             v = _x(x, f"last_{main}")

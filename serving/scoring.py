@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from features.derive import (
-    CARRIED_LIPIDS,
     FEATURES,
     LASTING_FLAGS,
+    PANEL_MARKER,
     Columns,
     absent_history,
     feature_matrix,
@@ -160,7 +160,7 @@ KNOWN_CKD_WARNING = (
 # Dyslipidemia applies only if the person's last lipid panel was under the disease cut-offs too
 # (contract section 2): a checkup without a panel, sent without an earlier checkup that has one,
 # cannot show it.
-_PANEL_COLUMNS = [FEATURES.index(c) for f in CARRIED_LIPIDS for c in (f, f"last_{f}")]  # today's or carried
+_PANEL_COLUMNS = [FEATURES.index(c) for c in (PANEL_MARKER, f"last_{PANEL_MARKER}")]  # today's or carried
 NO_PANEL_ALONE_WARNING = (
     "no lipid panel at this checkup or in the earlier checkups sent: dyslipidemia is scored as if the person's last "
     "panel was under the disease cut-offs; send the earlier checkups that hold it (a last panel in the disease range "

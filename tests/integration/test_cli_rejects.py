@@ -113,6 +113,24 @@ def test_header_only_and_semicolon_files_are_refused_in_one_line(home, tmp_path)
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_files_that_cannot_be_read_are_one_line_not_a_traceback(home, tmp_path):
+    import gzip
+
+    (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "cut.csv.gz").write_bytes(gzip.compress(b"person_id,sex,age\np1,M,50\n" * 50)[:40])
+    for args in (
+        ("report", "--input", tmp_path, "--out", tmp_path / "r.html"),
+        ("validate", tmp_path / "folder.csv"),
+        ("validate", tmp_path / "cut.csv.gz"),
+        ("score", "--input", tmp_path / "cut.csv.gz", "--output", tmp_path / "o.csv"),
+    ):
+        r = cli(*args, home=home, check=False)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"checkup-risk {args[0]}: "), (args, r.stderr)
+        assert "Traceback" not in r.stderr
+
+
 def test_score_says_which_waists_it_read_as_not_measured(home, tmp_path):
     """NHIS writes 999 for a waist not measured: validate said so and score did not."""
     from tests.integration.test_cli import FIXTURES

@@ -77,7 +77,7 @@ PANEL: dict[str, tuple[list[dict], str, list[str], list[str]]] = {
     "old_man_hypertensive_smoker": (
         [rec(person_id="p02", age=78, sbp=166, dbp=96, smoking_status=3)],
         "ko",
-        ["혈압: 166/96 mmHg", "장기 금연 시", "혈압 166/96 → 120/80 mmHg", "2기 고혈압 ≥160/≥100"],
+        ["혈압: 166/96 mmHg", "장기 금연 시", "혈압 166/96 → 119/79 mmHg", "2기 고혈압 ≥160/≥100"],
         [],
     ),
     "missing_lipids": (
@@ -116,7 +116,7 @@ PANEL: dict[str, tuple[list[dict], str, list[str], list[str]]] = {
     "severe_obesity": (
         [rec(person_id="p09", height_cm=165, weight_kg=112, waist_cm=118, sbp=184, dbp=102)],
         "ko",
-        ["3단계 비만 ≥35", "체중 112.0 → 100.8 kg", "혈압 184/102 → 120/80 mmHg: 추정하지 않음", "복부비만"],
+        ["3단계 비만 ≥35", "체중 112.0 → 100.8 kg", "혈압 184/102 → 119/79 mmHg: 추정하지 않음", "복부비만"],
         [],
     ),
     "age_band_only_woman": (

@@ -160,10 +160,10 @@ def test_what_if_sbp_120_never_raises_cvd_risk(scorer):
             assert by_key["quit_smoking"][1]["cvd"] <= now["cvd"] + 1e-12
     assert raised < 25
     text = visible_text(render_html(scorer, canonical(sbp=160, dbp=95), "en"))
-    assert "Blood pressure 160/95 → 120/80 mmHg" in text and "estimates, not promises" in text
+    assert "Blood pressure 160/95 → 119/79 mmHg" in text and "estimates, not promises" in text
     assert "plausible clinical bounds" in text
     far = visible_text(render_html(scorer, canonical(sbp=200, dbp=100), "en"))
-    assert "Blood pressure 200/100 → 120/80 mmHg: not estimated" in far
+    assert "Blood pressure 200/100 → 119/79 mmHg: not estimated" in far
 
 
 def test_what_if_changes_inputs_and_recomputes_derived_features():
@@ -446,7 +446,7 @@ def test_what_if_words_smoking_long_term_and_defining_measures(scorer):
     # Every outcome shown says where its category cut-offs come from.
     assert "Korean Diabetes Risk Score" in text and "Hong et al., PLoS One 2020" in text
     if "dyslipidemia" in keys:
-        assert "Dyslipidemia: no published Korean yearly rate; the training population's rate" in text
+        assert "Dyslipidemia: no published Korean yearly rate; about 5% a year" in text
 
 
 def test_small_what_if_changes_read_as_no_meaningful_change(scorer):

@@ -20,7 +20,7 @@ def test_probes_are_public(client):
         assert client.get(path, headers={"Authorization": ""}).status_code == 200
 
 
-@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic dGVzdA==", "Bearer test-token "])
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic dGVzdA==", "Bearer test-tokenx"])
 def test_auth_required(client, header):
     headers = {"Authorization": header} if header else {"Authorization": ""}
     r = client.post("/score", json={"checkups": [REC]}, headers=headers)

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 
 from features.cutoffs import LDL_HIGH
+from features.derive import build_features
 from features.eligibility import (
     REASONS,
     History,
@@ -92,10 +93,25 @@ def test_dyslipidemia_carries_the_last_lipid_panel():
     assert r.loc[1, "dyslipidemia"] == REASONS["dyslipidemia.ldl"].en
 
 
-def test_lipid_panel_is_carried_as_a_whole():
-    # Only HDL drawn this time (a partial panel): it is this checkup's panel, the earlier one is not used.
-    df = person({"exam_date": "2019-01-01", "triglycerides": 250}, {"exam_date": "2020-01-01", "hdl": 55})
-    assert eligibility(df)["dyslipidemia"].tolist() == [False, True]
+def test_a_panel_is_its_total_cholesterol_as_the_carried_lipids_judge_it():
+    # Only HDL drawn this time: no panel, so the last panel (2019, total cholesterol 260) still says
+    # the disease is known, as the model's carried last_total_cholesterol does; HDL 55 is judged too.
+    df = person(
+        {"exam_date": "2019-01-01", "total_cholesterol": 260, "hdl": 50, "ldl": 150, "triglycerides": 120},
+        {"exam_date": "2020-01-01", "hdl": 55},
+        {"exam_date": "2021-01-01", "total_cholesterol": 190, "hdl": 55, "ldl": 110, "triglycerides": 120},
+        {"exam_date": "2022-01-01", "hdl": 35},
+    )
+    e, r = eligibility(df), ineligibility_reasons(df)
+    assert e["dyslipidemia"].tolist() == [False, False, True, False]
+    assert "(2019-01-01)" in r.loc[1, "dyslipidemia"]  # the earlier panel's reason, with its date
+    assert r.loc[3, "dyslipidemia"] == REASONS["dyslipidemia.hdl"].en  # this checkup's own HDL
+    X = build_features(df)
+    assert X.loc[1, "last_total_cholesterol"] == 260 and X.loc[3, "last_total_cholesterol"] == 190
+    # Lipids without total cholesterol are no panel on either side: a later checkup without a
+    # panel is judged by the last one that had it.
+    only_tg = person({"exam_date": "2019-01-01", "triglycerides": 250}, {"exam_date": "2020-01-01", "hdl": 55})
+    assert eligibility(only_tg)["dyslipidemia"].tolist() == [False, True]
 
 
 def test_other_measures_fall_back_to_the_last_recorded_value():
@@ -209,6 +225,7 @@ def test_reason_ids_render_the_reason_given():
             "exam_date": "2018-01-10",
             "fasting_glucose": 131,
             "sbp": 150,
+            "total_cholesterol": 230,
             "ldl": 170,
             "history_stroke": 1,
             "urine_protein": 4,
@@ -236,6 +253,7 @@ def test_history_state_matches_the_frame():
             {
                 "sex": ["M", "F", "M"],
                 "age": [50, 60, 40],
+                "total_cholesterol": [230, np.nan, 180],
                 "ldl": [170, np.nan, 100],
                 "history_diabetes": [0, 1, 0],
                 "sbp": [120, 150, np.nan],
@@ -246,6 +264,7 @@ def test_history_state_matches_the_frame():
             {
                 "sex": ["M", "F", "M"],
                 "age": [52, 62, 42],
+                "total_cholesterol": [np.nan, np.nan, np.nan],
                 "ldl": [np.nan, np.nan, np.nan],
                 "history_diabetes": [0, 0, np.nan],
                 "sbp": [np.nan, np.nan, 125],
@@ -299,6 +318,7 @@ def test_history_inputs_are_enough_to_judge_later_checkups():
             "history_stroke": 1,
             "urine_protein": 4,
             "serum_creatinine": 0.9,
+            "total_cholesterol": 230,
             "ldl": 170,
             "hemoglobin": 14.0,
             "ast": 30,
