@@ -77,13 +77,13 @@ def _fmt_value(v) -> str:
     return str(v)
 
 
-def _say_rejects(rows_in: int, rejects, max_share: float = 1.0) -> str | None:
+def _say_rejects(rows_in: int, rejects, max_share: float = 1.0, listed_in: str = "the rejects file") -> str | None:
     """Say on stderr how many of `rows_in` rows were rejected, and their top reasons, as `train`
     does (`features.rejects.summary`); nothing when none was. Returns the one-line reason to fail
     when more than `max_share` of the rows were rejected, else None."""
     from features.rejects import summary, too_many
 
-    rejected, share, lines = summary(rejects, rows_in)
+    rejected, share, lines = summary(rejects, rows_in, listed_in=listed_in)
     if not rejected:
         return None
     for line in lines:
@@ -133,8 +133,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     # The rows `score` would reject (reading and the record checks), and in a labelled file the
     # rows `train` would reject for their labels too, counted and explained as they do.
     labelled = any(label_column(o) in read.frame.columns for o in OUTCOMES)
-    _records, rejects = validate_read(read.frame, read.rejects, labels=labelled)
-    _say_rejects(n_rows, rejects)
+    records, rejects = validate_read(read.frame, read.rejects, labels=labelled)
+    _say_rejects(n_rows, rejects, listed_in="the listing above (--max-rows N lists more)")
+    if labelled:
+        from features.eligibility import labels_not_applicable, labels_not_applicable_lines
+
+        for line in labels_not_applicable_lines(labels_not_applicable(records)):
+            print(line, file=sys.stderr)
     if not report.success:
         print("FAILED: critical expectations failed")
     elif len(rejects):
@@ -148,7 +153,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _outcomes(text: str | None) -> tuple[str, ...]:
     from models.outcomes import OUTCOMES
 
-    if not text:
+    if text is None:
         return OUTCOMES
     chosen = tuple(o.strip() for o in text.split(",") if o.strip())
     unknown = [o for o in chosen if o not in OUTCOMES]
@@ -161,6 +166,7 @@ def _outcomes(text: str | None) -> tuple[str, ...]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from training import registry
+    from training.evaluate import calibration_notes, calibration_warnings
     from training.progress import timed
     from training.train import summary_table, train
 
@@ -188,6 +194,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         promote_min_events=args.promote_min_events,
     )
     print(summary_table(result.metrics))
+    # As `evaluate` judges the same held-out persons: the figures above, in words.
+    held_out = "on the held-out persons"
+    for note in calibration_notes(result.metrics, held_out):
+        print(f"note: {note}")
+    for warning in calibration_warnings(result.metrics, held_out):
+        print(f"WARNING: {warning}", file=sys.stderr)
     print(f"run {result.run_id}: version {result.version} registered as challenger in {result.seconds:.0f} s")
     if args.promote:
         print(("PROMOTED to champion: " if result.promoted else "NOT promoted: ") + (result.decision or ""))
@@ -214,11 +226,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics, out = result.metrics, Path(args.out)
     print(summary_table(metrics))
     print(f"evaluated {metrics['n_records']:,} checkups of {metrics['n_persons']:,} persons; {exclusion_text(metrics)}")
-    rejected, share, lines = rejects_summary(result.rejects, result.rows_in)
+    rejected, share, lines = rejects_summary(result.rejects, result.rows_in, listed_in=str(out / "rejects.csv"))
     for line in lines:
         print(line, file=sys.stderr)
     if len(result.rejects):
         print(f"rejected rows, with the reasons: {out / 'rejects.csv'}", file=sys.stderr)
+    from features.eligibility import labels_not_applicable_lines
+
+    left_out = {o: (c["rows"], c["events"], c["all_events"]) for o, c in metrics["labels_not_applicable"].items()}
+    for line in labels_not_applicable_lines(left_out):
+        print(line, file=sys.stderr)
     for note in baseline_notes(metrics) + calibration_notes(metrics):
         print(f"note: {note}")
     print(
@@ -344,7 +361,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         f"model version {version}: {summary['rows_in']:,} rows in, {summary['rows_scored']:,} scored "
         f"-> {args.output}, {summary['rows_rejected']:,} rejected -> {summary['rejects_path']}"
     )
-    too_many = _say_rejects(summary["rows_in"], summary["reject_reasons"], DEFAULT_MAX_REJECT_SHARE)
+    too_many = _say_rejects(
+        summary["rows_in"], summary["reject_reasons"], DEFAULT_MAX_REJECT_SHARE, str(summary["rejects_path"])
+    )
     if too_many:
         # Every row is in one of the two files, so the run did what it promises (contract section 4),
         # but a file that loses this much is likely the wrong file or misread: say it last and loudly.

@@ -44,7 +44,7 @@ from features.cutoffs import (
     number,
 )
 from features.derive import HISTORY_KEYS, PANEL_MARKER, Columns, as_columns, egfr_ckd_epi_2021, inputs_of
-from features.schema import BY_NAME, OUTCOMES
+from features.schema import BY_NAME, OUTCOMES, label_column
 
 # Flags (0/1) that make an outcome not applicable, per outcome, in the order reasons are given.
 FLAGS: dict[str, tuple[str, ...]] = {
@@ -428,3 +428,44 @@ def ineligibility_reasons(
     """String frame, one column per outcome: the first reason it does not apply (English), else None."""
     judged = applicability(df, outcomes, history)
     return pd.DataFrame({o: judged[o].reason for o in outcomes}, index=df.index)
+
+
+# A label on a checkup its outcome does not apply to is left out (labels count first diagnoses);
+# past this share of an outcome's events the left-out ones are a WARNING, not a note: the labels
+# were likely built as "any diagnosis code in the year", prevalent cases included.
+LABELS_NOT_APPLICABLE_WARN_SHARE = 0.2
+
+
+def labels_not_applicable(df: pd.DataFrame, outcomes: tuple[str, ...] = OUTCOMES) -> dict[str, tuple[int, int, int]]:
+    """Per outcome whose label column `df` has: (labelled rows the outcome does not apply to, their
+    events, all labelled events). Those rows are never trained on nor evaluated: a known condition
+    or values already in the disease range are not a first diagnosis to predict."""
+    present = tuple(o for o in outcomes if label_column(o) in df.columns)
+    if not present or not len(df):
+        return {}
+    applies = applicability(df, present, reasons=False)
+    out = {}
+    for o in present:
+        y = pd.to_numeric(df[label_column(o)], errors="coerce").to_numpy(dtype=float)
+        labelled = ~np.isnan(y)
+        left = labelled & ~applies[o].applies
+        out[o] = (int(left.sum()), int((y[left] == 1).sum()), int((y[labelled] == 1).sum()))
+    return out
+
+
+def labels_not_applicable_lines(counts: dict[str, tuple[int, int, int]]) -> list[str]:
+    """One line per outcome with labelled rows left out: "WARNING: ..." when they hold more than
+    `LABELS_NOT_APPLICABLE_WARN_SHARE` of its events, else "note: ..."."""
+    lines = []
+    for o, (rows, events, all_events) in counts.items():
+        if not rows:
+            continue
+        share = events / all_events if all_events else 0.0
+        level = "WARNING" if share > LABELS_NOT_APPLICABLE_WARN_SHARE else "note"
+        what = f"{rows:,} labelled {'row' if rows == 1 else 'rows'} ({events:,} of the {all_events:,} events)"
+        lines.append(
+            f"{level}: {o}: {what} left out: the outcome does not apply to them (a known condition, or this or the "
+            "last checkup already in the disease range), "
+            f"and a label counts only a first diagnosis; `checkup-risk score` gives each row's reason in {o}_reason"
+        )
+    return lines

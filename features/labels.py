@@ -91,6 +91,7 @@ class FeatureLabel:
     codes: dict[str, dict[int, str]] = field(default_factory=dict)  # lang -> code -> words
     digits: int = 0
     signed: bool = False  # a change: shown with its sign
+    completed: bool = False  # whole units completed (age 55.7 is 55, as 만 나이 and the report's header count)
     # What a missing value means: unmeasured, or (for history features) no earlier record.
     missing: dict[str, str] = field(default_factory=lambda: dict(_NOT_MEASURED))
 
@@ -110,6 +111,8 @@ class FeatureLabel:
             words = self.codes[lang].get(int(round(value)))
             if words is not None:
                 return words
+        if self.completed:
+            value = float(math.floor(value))
         number = f"{value:+.{self.digits}f}" if self.signed else f"{value:.{self.digits}f}"
         unit = self.unit_text(lang)
         if not unit:
@@ -131,7 +134,7 @@ def _raw(name: str) -> FeatureLabel:
 def _build() -> dict[str, FeatureLabel]:
     out: dict[str, FeatureLabel] = {}
     derived = {
-        "age_years": FeatureLabel("나이", "Age", "years"),
+        "age_years": FeatureLabel("나이", "Age", "years", completed=True),
         "male": FeatureLabel("성별", "Sex", codes=_CODE_WORDS["male"]),
         "current_smoker": FeatureLabel("현재 흡연", "Current smoker", codes=_YES_NO),
         "bmi": FeatureLabel("체질량지수(BMI)", "Body mass index (BMI)", "kg/m2", digits=1),

@@ -29,6 +29,7 @@ import pandas as pd
 
 from features.coerce import DATE_DTYPE, missing_series, to_float
 from features.rejects import Rejects
+from features.schema import OUTCOMES, label_column, true_risk_column
 
 R_NHIS_YEAR = "기준년도 (year) missing or not a year"
 R_NHIS_SERIAL = "가입자일련번호 (serial number) missing or not an integer"
@@ -102,11 +103,18 @@ def detect_source(columns: Iterable[object]) -> str:
     return "nhis" if all(t in targets for t in _NHIS_KEY_TARGETS) else "canonical"
 
 
+# Outcome labels added to an NHIS file by whoever linked its checkups to later diagnoses: read under
+# their canonical names (`cvd_1y`, `cvd_1y_true_risk`), as in a canonical file.
+_LABEL_KEYS: dict[str, str] = {normalise_header(c): c for o in OUTCOMES for c in (label_column(o), true_risk_column(o))}
+
+
 def nhis_columns(columns: Iterable[object]) -> dict[str, str]:
-    """Target -> the first NHIS column that holds it (columns the record does not use are left out)."""
+    """Target -> the first NHIS column that holds it (columns the record does not use are left out;
+    outcome label columns are kept under their canonical names)."""
     out: dict[str, str] = {}
     for c in columns:
-        target = NHIS_HEADER_MAP.get(normalise_header(c))
+        key = normalise_header(c)
+        target = NHIS_HEADER_MAP.get(key) or _LABEL_KEYS.get(key)
         if target is not None and target not in out:
             out[target] = str(c)
     return out
@@ -117,7 +125,9 @@ def nhis_unknown(header: Iterable[object]) -> list[str]:
     return [
         str(c)
         for c in header
-        if normalise_header(c) not in NHIS_HEADER_MAP and normalise_header(c) not in _NHIS_IGNORED_KEYS
+        if normalise_header(c) not in NHIS_HEADER_MAP
+        and normalise_header(c) not in _NHIS_IGNORED_KEYS
+        and normalise_header(c) not in _LABEL_KEYS
     ]
 
 

@@ -43,6 +43,7 @@ from features.coerce import (
     to_id,
     to_sex,
 )
+from features.eligibility import FLAGS
 from features.headers import (
     LABEL_COLUMNS,
     check_columns,
@@ -123,7 +124,11 @@ def to_canonical(raw: pd.DataFrame, source: str = "canonical", offset: int = 0) 
     return _canonicalise(raw, source, offset, None)
 
 
-def _canonicalise(raw: pd.DataFrame, source: str, offset: int, header: list[str] | None) -> ReadResult:
+def _canonicalise(
+    raw: pd.DataFrame, source: str, offset: int, header: list[str] | None, labels: bool = True
+) -> ReadResult:
+    """With `labels` False (scoring, which never reads a label) a label or true-risk value that is
+    not a number is left empty instead of rejecting its checkup."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}: expected 'canonical' or 'nhis'")
     header = [str(c) for c in raw.columns] if header is None else header
@@ -142,7 +147,7 @@ def _canonicalise(raw: pd.DataFrame, source: str, offset: int, header: list[str]
     counts: dict[str, int] = {"rows_in": n}
     if source == "nhis":
         counts["waist_999"] = _waist_not_measured(out, rej)
-    labels = _label_columns(named, rej, out)
+    label_names = _label_columns(named, rej if labels else Rejects(n), out)
 
     keep = ~rej.bad
     counts["rows_rejected"] = int(rej.bad.sum())
@@ -150,8 +155,14 @@ def _canonicalise(raw: pd.DataFrame, source: str, offset: int, header: list[str]
     absent = [c for c in schema.COLUMNS if c not in named.columns]
     if absent and source == "canonical":
         notes.append(f"columns absent from the input, left missing: {', '.join(absent)}")
+        unchecked = [o for o in schema.OUTCOMES if not set(FLAGS[o]) & set(named.columns)]
+        if unchecked:
+            notes.append(
+                f"no history or treatment column for {', '.join(unchecked)}: a disease already diagnosed or treated "
+                "cannot be ruled out, so its risk is still given and means nothing for that person"
+            )
     return ReadResult(
-        frame=_kept_frame(out, keep, offset, labels),
+        frame=_kept_frame(out, keep, offset, label_names),
         rejects=rej.frame(offset, out["person_id"]),
         source=source,
         notes=notes + _count_notes(counts),
@@ -411,19 +422,46 @@ def _csv_header(path: Path, encoding: str) -> list[str]:
 
 
 class _BadRows:
-    def __init__(self) -> None:
+    """Counts the lines that do not have the header's number of fields (pyarrow skips them here), so
+    that the file is refused whole, naming the first few lines."""
+
+    SHOWN = 5
+
+    def __init__(self, encoding: str) -> None:
         self.count = 0
         self.expected = 0
+        self.encoding = encoding
 
     def __call__(self, row) -> str:
         self.count += 1
         self.expected = row.expected_columns
         return "skip"
 
+    def _first_lines(self, path: Path) -> list[tuple[int, int]]:
+        """(line number, fields) of the first malformed records: pyarrow's threaded reader does not
+        know them, so the file is read again, once, on this error path only."""
+        import gzip
+
+        found: list[tuple[int, int]] = []
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rt", encoding=self.encoding or "utf-8", errors="replace", newline="") as f:
+            reader = csv.reader(f)
+            for record in reader:
+                if record and len(record) != self.expected:
+                    found.append((reader.line_num, len(record)))
+                    if len(found) == self.SHOWN:
+                        break
+        return found
+
     def check(self, path: Path) -> None:
         if self.count:
+            shown = self._first_lines(path)
+            where = ", ".join(f"line {n} ({k} fields)" for n, k in shown)
+            more = f" and {self.count - len(shown)} more" if self.count > len(shown) else ""
+            at = f": {where}{more}" if shown else ""
+            rows = "row" if self.count == 1 else "rows"
             raise ValueError(
-                f"{path}: {self.count} malformed CSV rows (not {self.expected} fields); "
+                f"{path}: {self.count} malformed CSV {rows} (not {self.expected} fields){at}; "
                 "nothing was read so that no row is silently dropped"
             )
 
@@ -455,18 +493,19 @@ def _csv_options(header: list[str], encoding: str, block_size: int | None = None
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
-    bad = _BadRows()
+    bad = _BadRows(encoding)
     return read, pacsv.ParseOptions(invalid_row_handler=bad), convert, bad
 
 
-def _table_result(table: pa.Table, header: list[str], source: str, offset: int) -> ReadResult:
+def _table_result(table: pa.Table, header: list[str], source: str, offset: int, labels: bool = True) -> ReadResult:
     used = used_columns(header, source)
     df = table.select(used).to_pandas() if used else pd.DataFrame(index=range(table.num_rows))
-    return _canonicalise(df, source, offset, header)
+    return _canonicalise(df, source, offset, header, labels)
 
 
-def read_checkups(path: str | Path) -> ReadResult:
-    """Read a canonical CSV/Parquet or NHIS open-data file into the canonical frame."""
+def read_checkups(path: str | Path, labels: bool = True) -> ReadResult:
+    """Read a canonical CSV/Parquet or NHIS open-data file into the canonical frame. With `labels`
+    False (scoring) a label that is not a number is left empty, never a reason to reject a row."""
     path, kind, encoding, header = _open(path)
     source = detect_source(header)
     if kind == "parquet":
@@ -475,7 +514,7 @@ def read_checkups(path: str | Path) -> ReadResult:
         read, parse, convert, bad = _csv_options(header, encoding)
         table = pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
         bad.check(path)
-    return _table_result(table, header, source, 0)
+    return _table_result(table, header, source, 0, labels)
 
 
 def _rebatch(batches: Iterable[pa.RecordBatch], n: int) -> Iterator[pa.Table]:
@@ -494,7 +533,7 @@ def _rebatch(batches: Iterable[pa.RecordBatch], n: int) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(buf)
 
 
-def iter_checkups(path: str | Path, chunk_rows: int = 200_000) -> Iterator[ReadResult]:
+def iter_checkups(path: str | Path, chunk_rows: int = 200_000, labels: bool = True) -> Iterator[ReadResult]:
     """Stream a file in chunks of at most ``chunk_rows`` input rows (bounded memory).
 
     Same semantics as :func:`read_checkups`; each chunk's frame index continues the global row
@@ -517,14 +556,14 @@ def iter_checkups(path: str | Path, chunk_rows: int = 200_000) -> Iterator[ReadR
     for table in _rebatch(batches, chunk_rows):
         if bad is not None:
             bad.check(path)
-        result = _table_result(table, header, source, offset)
+        result = _table_result(table, header, source, offset, labels)
         offset += table.num_rows
         yield result
     if bad is not None:
         bad.check(path)
     if offset == 0:
         empty = pa.table({c: pa.array([], pa.string()) for c in used})
-        yield _table_result(empty, header, source, 0)
+        yield _table_result(empty, header, source, 0, labels)
 
 
 def absent_key_inputs(path: str | Path, chunk_rows: int = 100_000) -> list[str]:

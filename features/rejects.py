@@ -101,14 +101,19 @@ def empty_rejects() -> pd.DataFrame:
 MAX_REJECT_SHARE = 0.2
 
 
-def summary(rejects: pd.DataFrame, rows_in: int, top: int = 5) -> tuple[int, float, list[str]]:
+def summary(
+    rejects: pd.DataFrame, rows_in: int, top: int = 5, listed_in: str = "the rejects file"
+) -> tuple[int, float, list[str]]:
     """(rows rejected, their share of `rows_in`, the lines that say so): "rejected R of N rows
     (S%):" and then one line per most common reason, "  n rows: field: reason" (a row counted once
-    per reason). No values and no ids: the lines may go to a terminal or a log."""
+    per reason; a reason naming another row, "as row 12", counts as one reason, "as row N").
+    `listed_in` says where every rejected row is listed. No values and no ids: the lines may go
+    to a terminal or a log."""
     rejected = int(rejects["index"].nunique()) if len(rejects) else 0
     share = rejected / rows_in if rows_in else (1.0 if rejected else 0.0)
     lines = [f"rejected {rejected:,} of {rows_in:,} rows ({share:.1%})" + (":" if rejected else "")]
     if rejected:
+        rejects = rejects.assign(reason=rejects["reason"].astype(str).str.replace(r"\brow \d+", "row N", regex=True))
         counts = rejects.groupby(["field", "reason"])["index"].nunique().sort_values(ascending=False, kind="stable")
         lines += [f"  {int(n):,} {'row' if n == 1 else 'rows'}: {f}: {r}" for (f, r), n in counts.head(top).items()]
         if len(counts) > top:
@@ -118,7 +123,7 @@ def summary(rejects: pd.DataFrame, rows_in: int, top: int = 5) -> tuple[int, flo
             lines.append(
                 f"  and {len(counts) - top:,} more reasons"
                 + (f" ({int(rest):,} more rows)" if rest else "")
-                + ": see the rejects file"
+                + f": see {listed_in}"
             )
     return rejected, share, lines
 

@@ -33,7 +33,7 @@ def validated_chunks(
     across chunks against each person's latest date so far (`_Persons`); in a file that is not in
     date order per person, a repeat of an older date in an earlier chunk is not seen."""
     persons = _Persons()
-    for read in iter_checkups(input_path, chunk_rows=chunk_rows):
+    for read in iter_checkups(input_path, chunk_rows=chunk_rows, labels=False):
         if counts is not None:
             counts.update(read.counts)
         records, rejects = validate_read(read.frame, read.rejects)
@@ -55,7 +55,7 @@ def validated_chunks(
 
 def read_whole(input_path: str | Path) -> tuple[int, pd.DataFrame, pd.DataFrame]:
     """(rows in, valid records, rejects) of a whole file: the reference for the streamed engines."""
-    read = read_checkups(input_path)
+    read = read_checkups(input_path, labels=False)
     records, rejects = validate_read(read.frame, read.rejects)
     return read.rows_in, records, rejects
 

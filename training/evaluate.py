@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features.derive import AGE_BANDS, age_band
+from features.eligibility import labels_not_applicable
 from models.baselines import framingham_2008_cvd, framingham_valid, prevent_10y_cvd, prevent_valid
 from models.bundle import RiskModel
 from models.outcomes import OUTCOME_SPECS
@@ -124,6 +125,11 @@ def evaluate(
         "n_records": int(len(records)),
         "n_persons": int(records["person_id"].nunique()),
         **exclusion,
+        # Labels on checkups an outcome does not apply to: not judged (`labels_not_applicable`).
+        "labels_not_applicable": {
+            o: {"rows": rows, "events": events, "all_events": all_events}
+            for o, (rows, events, all_events) in labels_not_applicable(records, tuple(model.models_)).items()
+        },
         "outcomes": {},
     }
     curves: dict = {}
@@ -211,7 +217,12 @@ def _interval(m: dict, key: str) -> tuple[float, float]:
     return (m[key], m[key]) if low is None or high is None else (low, high)
 
 
-def _calibration_judgement(m: dict) -> tuple[str, str] | None:
+def _num(x: float, fmt: str) -> str:
+    """`x` formatted, never as a negative zero ("-0.00")."""
+    return format(round(x, 2) + 0.0, fmt)
+
+
+def _calibration_judgement(m: dict, where: str = "on this file") -> tuple[str, str] | None:
     """("warning" | "note", text) for one outcome block whose calibration lies outside the promotion
     gate's bounds (from `promotion.CALIBRATION_MIN_EVENTS` events), else None. As the gate judges: a warning when
     the bootstrap interval lies outside the bounds too (beyond chance), a note when only the point
@@ -223,9 +234,9 @@ def _calibration_judgement(m: dict) -> tuple[str, str] | None:
     if not (outside(slope, slope, SLOPE_BOUNDS) or outside(intercept, intercept, INTERCEPT_BOUNDS)):
         return None
     text = (
-        f"calibration slope {slope:.2f} (95% CI {s_lo:.2f}-{s_hi:.2f}) and intercept {intercept:+.2f} "
-        f"(95% CI {i_lo:+.2f} to {i_hi:+.2f}) on this file, outside the gate's {SLOPE_BOUNDS[0]}-{SLOPE_BOUNDS[1]} "
-        f"and +/-{INTERCEPT_BOUNDS[1]}"
+        f"calibration slope {_num(slope, '.2f')} (95% CI {_num(s_lo, '.2f')} to {_num(s_hi, '.2f')}) and intercept "
+        f"{_num(intercept, '+.2f')} (95% CI {_num(i_lo, '+.2f')} to {_num(i_hi, '+.2f')}) {where}, outside the "
+        f"gate's {SLOPE_BOUNDS[0]}-{SLOPE_BOUNDS[1]} and +/-{INTERCEPT_BOUNDS[1]}"
     )
     if outside(s_lo, s_hi, SLOPE_BOUNDS) or outside(i_lo, i_hi, INTERCEPT_BOUNDS):
         return (
@@ -237,17 +248,17 @@ def _calibration_judgement(m: dict) -> tuple[str, str] | None:
     )
 
 
-def calibration_warnings(metrics: dict) -> list[str]:
-    """One line per outcome whose calibration on this file lies outside the promotion gate's bounds
-    beyond chance: the risks are not calibrated for these people."""
-    judged = (_calibration_judgement(m) for m in metrics["outcomes"].values())
+def calibration_warnings(metrics: dict, where: str = "on this file") -> list[str]:
+    """One line per outcome whose calibration on this file (`where`) lies outside the promotion
+    gate's bounds beyond chance: the risks are not calibrated for these people."""
+    judged = (_calibration_judgement(m, where) for m in metrics["outcomes"].values())
     return [f"{o}: {j[1]}" for o, j in zip(metrics["outcomes"], judged, strict=True) if j and j[0] == "warning"]
 
 
-def calibration_notes(metrics: dict) -> list[str]:
+def calibration_notes(metrics: dict, where: str = "on this file") -> list[str]:
     """One line per outcome whose calibration point estimate lies outside the gate's bounds while its
     interval reaches them: too few events to say the risks are miscalibrated here."""
-    judged = (_calibration_judgement(m) for m in metrics["outcomes"].values())
+    judged = (_calibration_judgement(m, where) for m in metrics["outcomes"].values())
     return [f"{o}: {j[1]}" for o, j in zip(metrics["outcomes"], judged, strict=True) if j and j[0] == "note"]
 
 

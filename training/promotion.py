@@ -119,7 +119,7 @@ def decide(
         yo = y[outcome]
         ok = np.isfinite(yo) & np.isfinite(p_new)
         events = int(yo[ok].sum())
-        judged = CALIBRATION_MIN_EVENTS <= events < ok.sum()
+        judged = bool(CALIBRATION_MIN_EVENTS <= events < ok.sum())  # a JSON true, not numpy's "True"
         if judged:
             good, text = calibration_ok(yo[ok], p_new[ok])
         elif 0 < events < ok.sum():
@@ -130,7 +130,7 @@ def decide(
             good = champion is None or outcome in champion
         else:
             good, text = False, "no events in the held-out rows: cannot judge"
-        row = {"calibration_ok": good, "calibration": text, "calibration_judged": judged}
+        row = {"calibration_ok": bool(good), "calibration": text, "calibration_judged": judged}
         if not good or not judged:
             decision.reasons.append(f"{outcome}: {text}")
         if not good:
@@ -143,7 +143,7 @@ def decide(
         decision.per_outcome[outcome] = row
     if decision.promote:
         decision.reasons.append(
-            "calibration in bounds on every outcome judged"
+            "no outcome's calibration outside the bounds beyond chance"
             + (
                 ""
                 if champion is None
@@ -177,13 +177,14 @@ def _against_champion(
     else:
         diff = low = high = float("nan")
     row["enough_evidence"] = events >= min_events and bool(np.isfinite(high - low)) and high - low <= max_ci_width
+    # Too few events first: a bootstrap of 5 events can lie wholly below zero and mean nothing.
+    if events < min_events:
+        return f"not enough evidence: {outcome} has {events} held-out events, {min_events} needed"
     if np.isfinite(high) and high < 0:
         return (
             f"{outcome}: AUROC worse than the champion by {-diff:.4f} "
             f"(95% CI of the difference {low:+.4f} to {high:+.4f})"
         )
-    if events < min_events:
-        return f"not enough evidence: {outcome} has {events} held-out events, {min_events} needed"
     if not (np.isfinite(low) and np.isfinite(high)) or high - low > max_ci_width:
         return (
             f"not enough evidence: {outcome} AUROC difference {diff:+.4f} has a 95% CI "

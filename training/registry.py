@@ -140,6 +140,25 @@ def version_of(ref: str) -> str | None:
         return None
 
 
+def registered() -> str:
+    """The versions and aliases the registry holds, in words ("versions 1-4 (champion 1, challenger
+    4)"); empty when it holds none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = sorted(int(v.version) for v in client().search_model_versions(f"name='{MODEL_NAME}'"))
+        aliases = client().get_registered_model(MODEL_NAME).aliases
+    except MlflowException:
+        return ""
+    if not versions:
+        return ""
+    listed = f"version {versions[0]}" if len(versions) == 1 else f"versions {', '.join(map(str, versions))}"
+    if len(versions) > 3 and versions == list(range(versions[0], versions[-1] + 1)):
+        listed = f"versions {versions[0]}-{versions[-1]}"
+    named = ", ".join(f"{a} {v}" for a, v in sorted(aliases.items()))
+    return f"{listed} ({named})" if named else listed
+
+
 def set_alias(alias: str, version: str) -> None:
     client().set_registered_model_alias(MODEL_NAME, alias, version)
 
@@ -159,10 +178,13 @@ def load(ref: str = CHAMPION) -> tuple[RiskModel, str]:
     version = version_of(ref)
     if version is None:
         other = version_of(CHALLENGER) if ref == CHAMPION else None
+        held = registered()
         remedy = (
             f"version {other} is the challenger: name it (--model {CHALLENGER}), make it champion "
             f"(`checkup-risk promote {other}`, after reading why the gate did not), or train with --promote"
             if other is not None
+            else f"it holds {held}: name one of those"
+            if held
             else "run `checkup-risk train` first"
         )
         raise LookupError(f"no model version {ref!r} in the registry at {home()}: {remedy}")

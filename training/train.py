@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.eligibility import eligibility
+from features.eligibility import eligibility, labels_not_applicable, labels_not_applicable_lines
 from features.readers import ReadResult, concat_results, read_checkups
 from features.rejects import MAX_REJECT_SHARE, R_SUPERSEDED, too_many
 from features.rejects import summary as rejects_summary
@@ -195,7 +195,7 @@ def read_and_check(data: list[Path], outcomes: tuple[str, ...], max_reject_share
     lost = all_rejects[~replaced]
     reasons = lost[["field", "reason"]].value_counts().head(50) if len(lost) else pd.Series(dtype=int)
     rows_in = int(read.rows_in) - n_replaced
-    rejected, share, lines = rejects_summary(lost, rows_in)
+    rejected, share, lines = rejects_summary(lost, rows_in, listed_in="the rows `checkup-risk validate FILE` lists")
     for line in lines:
         say(line)
     stop = too_many(rejected, rows_in, share, max_reject_share)
@@ -205,6 +205,8 @@ def read_and_check(data: list[Path], outcomes: tuple[str, ...], max_reject_share
         )
     if not len(records):
         raise ValueError("no valid rows to train on")
+    for line in labels_not_applicable_lines(labels_not_applicable(records, outcomes)):
+        say(line)
     return CheckedData(
         records=records,
         rows_in=rows_in,

@@ -278,9 +278,14 @@ def test_missing_required_column_in_a_file_is_a_clear_error(tmp_path):
 
 def test_ragged_csv_is_an_error_not_a_silent_drop(tmp_path):
     p = tmp_path / "x.csv"
-    p.write_text("person_id,sex,age\na,M,50\nb,F\nc,M,40\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="malformed CSV rows"):
+    p.write_text('person_id,sex,age\na,M,50\nb,F\nc,M,40\n\nd,"F, 2",41,9\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="malformed CSV rows") as e:
         read_checkups(p)
+    # The lines are named (the blank line counts, the quoted comma does not split a field).
+    assert "2 malformed CSV rows (not 3 fields): line 3 (2 fields), line 6 (4 fields);" in str(e.value)
+    for stream in (iter_checkups(p, chunk_rows=1),):
+        with pytest.raises(ValueError, match="line 3 \\(2 fields\\)"):
+            list(stream)
 
 
 # ---------------------------------------------------------------- streaming, parquet, gzip, records
@@ -588,6 +593,10 @@ def test_the_reject_summary_says_what_its_top_reasons_leave_out():
     rejected, _, lines = summary(pd.DataFrame(rows, columns=["index", "field", "reason"]), 100, top=5)
     assert rejected == 18 and lines[1] == "  10 rows: sex: not a sex code" and lines[2] == "  1 row: f0: reason 0"
     assert lines[-1] == "  and 4 more reasons (4 more rows): see the rejects file"
+    # A reason naming another row is one reason, whichever row it names; where the rows are listed is said.
+    dups = [(20 + i, "exam_date", f"the same person and exam date as row {i + 1}") for i in range(6)]
+    _, _, lines = summary(pd.DataFrame(rows[:1] + dups, columns=["index", "field", "reason"]), 100, listed_in="x.csv")
+    assert lines[1] == "  6 rows: exam_date: the same person and exam date as row N"
 
 
 def test_a_file_that_is_neither_utf8_nor_cp949_names_its_first_bad_line(tmp_path):
@@ -599,3 +608,38 @@ def test_a_file_that_is_neither_utf8_nor_cp949_names_its_first_bad_line(tmp_path
     msg = "line 6 (data row 5) is neither UTF-8 nor CP949 text (byte 0xff): fix or remove that line"
     with pytest.raises(ValueError, match=re.escape(msg)):
         read_checkups(p)
+
+
+def test_an_nhis_file_keeps_its_outcome_labels_and_scoring_never_rejects_for_one(tmp_path):
+    # Labels linked to an NHIS file had been dropped as "not used by the model", so `train` said the
+    # file had none; a label that is not a number rejects the row for training, never for scoring.
+    raw = pd.read_csv(NHIS_2020, encoding="cp949", dtype=str)
+    raw["Hypertension_1y"] = ["0", "1"] * (len(raw) // 2) + ["0"] * (len(raw) % 2)
+    raw.loc[3, "Hypertension_1y"] = "yes"
+    path = tmp_path / "nhis_labelled.csv"
+    raw.to_csv(path, index=False, encoding="cp949")
+    read = read_checkups(path)
+    labels = read.frame["hypertension_1y"]
+    assert labels.isin([0.0, 1.0]).all() and labels.sum() == (raw["Hypertension_1y"] == "1").loc[labels.index].sum()
+    assert not [n for n in read.notes if "ignored" in n and "1y" in n]
+    assert 3 in set(read.rejects["index"]) and "hypertension_1y" in set(read.rejects["field"])
+    for_scoring = read_checkups(path, labels=False)
+    assert 3 not in set(for_scoring.rejects["index"]) and len(for_scoring.frame) == len(read.frame) + 1
+    streamed = concat_results(list(iter_checkups(path, chunk_rows=7, labels=False)))
+    assert len(streamed.frame) == len(for_scoring.frame)
+
+
+def test_a_file_without_the_questionnaire_says_known_conditions_cannot_be_ruled_out(tmp_path):
+    from features.eligibility import ALL_FLAGS as FLAG_COLUMNS
+    from features.readers import header_notes
+
+    path = tmp_path / "no_questionnaire.csv"
+    pd.DataFrame([{"person_id": "a", "sex": "M", "age": 50, "sbp": 120, "on_statin": 0}]).to_csv(path, index=False)
+    [note] = [n for n in header_notes(path) if "cannot be ruled out" in n]
+    # on_statin is there: dyslipidemia's treatment can be checked; the others cannot.
+    assert note.startswith("no history or treatment column for cvd, diabetes, hypertension, ckd:")
+    full = tmp_path / "full.csv"
+    pd.DataFrame([{"person_id": "a", "sex": "M", "age": 50, **dict.fromkeys(FLAG_COLUMNS, 0)}]).to_csv(
+        full, index=False
+    )
+    assert not [n for n in header_notes(full) if "cannot be ruled out" in n]

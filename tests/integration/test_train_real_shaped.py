@@ -98,6 +98,11 @@ def test_without_lipids_then_evaluate_excludes_training_persons(cohort, home, tm
     # Only training persons: a clear error, not flattering metrics.
     with pytest.raises(ValueError, match="trained on"):
         evaluate(records.loc[~held_out], model)
+    # Labels on checkups an outcome does not apply to are counted, not judged.
+    known = records["history_stroke"] == 1
+    labelled = records.assign(cvd_1y=records["cvd_1y"].where(~known, 1.0))
+    left = evaluate(labelled, model)[0]["labels_not_applicable"]["cvd"]
+    assert left["rows"] == left["events"] == int((known & held_out).sum()) > 0
 
     # `checkup-risk evaluate`'s path: the folder, and a run named for the version and the file,
     # beside the run that trained it; the report's tables are HTML, not Markdown.

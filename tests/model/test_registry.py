@@ -26,6 +26,9 @@ def test_train_log_load_round_trip_to_1e9(model, held_out, home):
         registry.load("champion")  # a first training run without --promote: say what there is
     loaded, v = registry.load("challenger")
     assert v == version
+    # A name that is neither an alias nor a version: what the registry holds is said.
+    with pytest.raises(LookupError, match=f"it holds version {version} \\(challenger {version}\\): name one"):
+        registry.load("foo")
     np.testing.assert_allclose(
         loaded.predict(held_out).to_numpy(), model.predict(held_out).to_numpy(), rtol=0, atol=1e-9
     )

@@ -125,9 +125,9 @@ def test_an_outcome_fitted_on_too_few_events_reads_as_a_rough_estimate(scorer):
     assert f"Rough: fitted on {size['events']:,} events (~{size['required_events']:,} needed)" in text
 
 
-def test_what_if_sbp_120_never_raises_cvd_risk(scorer):
+def test_what_if_sbp_119_never_raises_cvd_risk(scorer):
     """Lowering SBP alone never raises the CVD risk: SBP, pulse pressure and the BP stage are held
-    monotone (models.outcomes.MONOTONE). The what-if lowers DBP with it (120 and min(DBP, 80)), and
+    monotone (models.outcomes.MONOTONE). The what-if lowers DBP with it (119 and min(DBP, 79)), and
     DBP is not held monotone for CVD (a J-shaped link), so that joint change may raise a risk; the
     report then says the model found no benefit rather than offering it as advice."""
     rng = np.random.default_rng(3)
@@ -143,9 +143,9 @@ def test_what_if_sbp_120_never_raises_cvd_risk(scorer):
         now, changes = what_if(scorer, rec)
         by_key = {w.key: (w, after) for w, after in changes}
         w, after = by_key["bp"]
-        # SBP and DBP move together: 120 and min(DBP, 80).
-        assert w.changes == {"sbp": 120.0, "dbp": min(rec["dbp"], 80.0)}
-        if rec["sbp"] - 120 > 50:  # beyond what the model is held to: said, not estimated
+        # SBP and DBP move together to the normal side: 119 and min(DBP, 79).
+        assert w.changes == {"sbp": 119.0, "dbp": min(rec["dbp"], 79.0)}
+        if rec["sbp"] - 119 > 50:  # beyond what the model is held to: said, not estimated
             assert after is None and w.beyond
         elif w.beyond:  # a BP outside the training data's range: said, not estimated either
             assert after is None and "training data" in w.beyond
@@ -153,7 +153,7 @@ def test_what_if_sbp_120_never_raises_cvd_risk(scorer):
             raised += 1
             text = visible_text(render_html(scorer, rec, "en"))
             assert "The model found no benefit of this change for this person" in text
-        X = np.vstack([feature_matrix(Columns.from_records([r])) for r in (rec, {**rec, "sbp": 120.0})])
+        X = np.vstack([feature_matrix(Columns.from_records([r])) for r in (rec, {**rec, "sbp": 119.0})])
         alone = scorer.probabilities(X)["cvd"]
         assert alone[1] <= alone[0] + 1e-12  # SBP alone, DBP as it was
         if rec["smoking_status"] == 3:

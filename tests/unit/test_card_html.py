@@ -139,13 +139,19 @@ def test_gross_miscalibration_on_the_file_is_a_warning():
     block.update(calibration_slope_ci=[0.30, 0.52], calibration_intercept_ci=[-2.9, -2.2])
     (line,) = calibration_warnings(metrics)
     assert line.startswith(
-        "cvd: calibration slope 0.41 (95% CI 0.30-0.52) and intercept -2.58 (95% CI -2.90 to -2.20) on this file, "
+        "cvd: calibration slope 0.41 (95% CI 0.30 to 0.52) and intercept -2.58 (95% CI -2.90 to -2.20) on this file, "
         "outside the gate's 0.8-1.2"
     )
     assert line.endswith(
         "beyond chance: its risks are not calibrated for these people; recalibrate before using them here"
     )
     assert calibration_notes(metrics) == []
+    # `train` says the same of its held-out persons; an interval touching zero never reads "-0.00".
+    (said,) = calibration_warnings(metrics, "on the held-out persons")
+    assert "(95% CI -2.90 to -2.20) on the held-out persons, outside" in said
+    block.update(calibration_slope=0.09, calibration_slope_ci=[-0.001, 0.004], calibration_intercept=-0.001)
+    assert "slope 0.09 (95% CI 0.00 to 0.00) and intercept +0.00" in calibration_warnings(metrics)[0]
+    block.update(calibration_slope=0.41, calibration_slope_ci=[0.30, 0.52], calibration_intercept=-2.58)
     report = evaluation_report("3", metrics, {}, "# Model card")
     assert "<p class='warn'><strong>WARNING: cvd: calibration slope 0.41" in report
     # 86 events, slope 1.21 whose interval reaches 1.2: a note, not a warning (the default model on its own people).

@@ -331,3 +331,24 @@ def test_history_inputs_are_enough_to_judge_later_checkups():
     trimmed = pd.concat([past, df.iloc[1:]], ignore_index=True)
     pd.testing.assert_frame_equal(ineligibility_reasons(trimmed), ineligibility_reasons(df))
     assert ineligibility_reasons(df).iloc[1].notna().sum() == 4  # cvd, diabetes, dyslipidemia, ckd
+
+
+def test_labels_on_checkups_an_outcome_does_not_apply_to_are_counted_and_said():
+    from features.eligibility import labels_not_applicable, labels_not_applicable_lines
+
+    df = person(
+        {"exam_date": "2019-01-01", "history_stroke": 1, "cvd_1y": 1, "diabetes_1y": 0, "fasting_glucose": 90},
+        {"exam_date": "2020-01-01", "cvd_1y": 1, "diabetes_1y": 1, "fasting_glucose": 130},  # stroke still known
+        {"exam_date": "2021-01-01", "cvd_1y": np.nan, "diabetes_1y": 0, "fasting_glucose": 95},
+    )
+    other = person({"exam_date": "2020-01-01", "cvd_1y": 1, "diabetes_1y": 1, "fasting_glucose": 100}, pid="p2")
+    counts = labels_not_applicable(pd.concat([df, other], ignore_index=True))
+    # cvd: both of p1's labelled rows (a known stroke), 2 of 3 events; diabetes: the glucose-130 row
+    # and the next (glucose 130 is carried only where none is measured: 95 is, so it applies).
+    assert counts == {"cvd": (2, 2, 3), "diabetes": (1, 1, 2)}
+    lines = labels_not_applicable_lines(counts)
+    assert lines[0].startswith("WARNING: cvd: 2 labelled rows (2 of the 3 events) left out")
+    assert lines[1].startswith("WARNING: diabetes: 1 labelled row (1 of the 2 events)")
+    few = labels_not_applicable_lines({"cvd": (1, 1, 10), "ckd": (0, 0, 4)})
+    assert len(few) == 1 and few[0].startswith("note: cvd:")
+    assert labels_not_applicable(df.drop(columns=["cvd_1y", "diabetes_1y"])) == {}

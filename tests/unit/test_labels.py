@@ -328,3 +328,10 @@ def test_the_kidney_row_shows_proteinuria(egfr, protein, value, level):
         x[FEATURES.index("egfr")] = egfr
     shown = _group_text("kidney", x, "M", "en")
     assert shown["value"] == value and shown["level"] == level
+
+
+def test_age_reads_in_completed_years_as_the_report_header_does():
+    # 55.7 had read "56 years" among the factors and "55 years" in the header.
+    assert FEATURE_LABELS["age_years"].value_text(55.7, "en") == "55 years"
+    assert FEATURE_LABELS["age_years"].value_text(55.7, "ko") == "55세"
+    assert FEATURE_LABELS["sbp"].value_text(139.6, "en") == "140 mmHg"  # measurements still round

@@ -61,6 +61,18 @@ def test_thin_evidence_keeps_the_champion_and_says_why():
     )
 
 
+def test_few_events_are_not_enough_evidence_even_when_the_interval_lies_below_zero():
+    # Five events whose bootstrap lay wholly below zero had been called "AUROC worse than the champion".
+    y, p = draw(n=2_000, seed=2)
+    y[np.flatnonzero(y)[5:]] = 0
+    worse = np.where(y == 1, p.min(), p)  # the events ranked last: every resample says worse
+    d = decide({"cvd": y}, {"cvd": worse}, {"cvd": p})
+    assert d.per_outcome["cvd"]["ci_high"] < 0 and d.per_outcome["cvd"]["enough_evidence"] is False
+    assert "not enough evidence: cvd has 5 held-out events, 50 needed" in d.reasons
+    assert not any("worse than the champion" in r for r in d.reasons)
+    assert type(d.per_outcome["cvd"]["calibration_judged"]) is bool  # JSON true/false, never "True"
+
+
 def test_wide_interval_of_the_difference_keeps_the_champion():
     y, p = draw(n=3_000, seed=3)
     rng = np.random.default_rng(4)

@@ -52,6 +52,22 @@ def test_bad_labels_and_repeated_checkups_are_rejected_before_fitting(tmp_path):
     assert "the same person and exam date as row 12" in text
 
 
+def test_labels_on_known_conditions_are_said_when_left_out(tmp_path):
+    # Labels built as "any stroke or MI code in the year" mark people with a known stroke too: they
+    # had been left out of the fit without a word.
+    from training.train import read_and_check
+
+    cohort = generate_cohort(people=300, seed=4)
+    known = (cohort["history_stroke"] == 1) | (cohort["history_heart_disease"] == 1)
+    cohort.loc[known, "cvd_1y"] = 1.0
+    path = tmp_path / "cohort.csv"
+    cohort.to_csv(path, index=False)
+    said: list[str] = []
+    read_and_check([path], ("cvd", "diabetes"), 0.2, said.append)
+    [line] = [s for s in said if "left out: the outcome does not apply" in s]
+    assert line.startswith(f"WARNING: cvd: {int(known.sum()):,} labelled rows") and "diabetes" not in line
+
+
 def test_a_repeat_within_one_file_is_not_taken_for_a_later_files_copy(tmp_path):
     # With two files, a checkup twice in the same file had kept its LAST copy with the reason "in a
     # later file"; it is a repeat, whose first copy is kept, as with one file.
