@@ -262,6 +262,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     import warnings
 
     from features.readers import absent_input_notes, absent_key_inputs, header_notes
+    from features.rejects import MAX_REJECT_SHARE
     from serving.batch import score_file
     from serving.batch_output import check_output
     from training import registry
@@ -350,6 +351,12 @@ def cmd_score(args: argparse.Namespace) -> int:
             "same person_id's previous row in the file: each was scored as given; check both ages",
             file=sys.stderr,
         )
+    if summary.get("age_group_differs"):
+        print(
+            f"warning: {summary['age_group_differs']:,} checkups give an age outside the age_group given with it: "
+            "the age was used; check both",
+            file=sys.stderr,
+        )
     if summary.get("out_of_order_rows"):
         print(
             f"warning: {summary['out_of_order_rows']:,} checkups are dated before an earlier checkup of the "
@@ -362,7 +369,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         f"-> {args.output}, {summary['rows_rejected']:,} rejected -> {summary['rejects_path']}"
     )
     too_many = _say_rejects(
-        summary["rows_in"], summary["reject_reasons"], DEFAULT_MAX_REJECT_SHARE, str(summary["rejects_path"])
+        summary["rows_in"], summary["reject_reasons"], MAX_REJECT_SHARE, str(summary["rejects_path"])
     )
     if too_many:
         # Every row is in one of the two files, so the run did what it promises (contract section 4),

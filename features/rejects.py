@@ -113,7 +113,11 @@ def summary(
     share = rejected / rows_in if rows_in else (1.0 if rejected else 0.0)
     lines = [f"rejected {rejected:,} of {rows_in:,} rows ({share:.1%})" + (":" if rejected else "")]
     if rejected:
-        rejects = rejects.assign(reason=rejects["reason"].astype(str).str.replace(r"\brow \d+", "row N", regex=True))
+        # "as row 3", "as row 11": one reason, said once ("as row N") unless only one row is named.
+        reason = rejects["reason"].astype(str)
+        general = reason.str.replace(r"\brow \d+", "row N", regex=True)
+        named = reason.groupby([rejects["field"], general]).transform("nunique")
+        rejects = rejects.assign(reason=general.where(named > 1, reason))
         counts = rejects.groupby(["field", "reason"])["index"].nunique().sort_values(ascending=False, kind="stable")
         lines += [f"  {int(n):,} {'row' if n == 1 else 'rows'}: {f}: {r}" for (f, r), n in counts.head(top).items()]
         if len(counts) > top:

@@ -233,12 +233,6 @@ def true_risk_column(outcome: str) -> str:
     return f"{outcome}_1y_true_risk"
 
 
-# Columns that carry outcomes or the generator's truth: never features.
-NON_FEATURE_COLUMNS: frozenset[str] = frozenset(
-    [label_column(o) for o in OUTCOMES] + [true_risk_column(o) for o in OUTCOMES]
-)
-
-
 def age_group_midpoint(code):
     """Band midpoint in years for NHIS age codes, scalar or array (5 = 20-24 -> 22; 18 = 85+ -> 87)."""
     return np.where(np.asarray(code) == 18, 87.0, 5.0 * np.asarray(code, dtype=float) - 3.0)

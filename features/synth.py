@@ -72,7 +72,7 @@ TARGET_RATES: dict[str, float] = {
     # Score, DMJ 2018;42:402; sources).
     "diabetes": 0.0104,
     # Incident hypertension 8.62 per 100 PY among normotensives aged 40-64 (Hong et al., PLoS One
-    # 2020;15:e0230538; sources); 12.68 at >= 65 (HYPERTENSION_65PLUS_RATE).
+    # 2020;15:e0230538; sources); 12.68 at >= 65 (not tuned to).
     "hypertension": 0.0862,
     # No Korean incidence published (sources). Chosen: ~5 %/yr among people whose
     # lipids are below every cut-off, consistent with a 40 % adult prevalence (Dyslipidemia Fact
@@ -92,8 +92,6 @@ TARGET_AGE_RANGES: dict[str, tuple[int, int | None]] = {
     "ckd": (20, None),
 }
 
-# Incident hypertension at >= 65 among normotensives (Hong et al. 2020, as above).
-HYPERTENSION_65PLUS_RATE = 0.1268
 
 # Exam years. 2011 rather than 2012 so that biennial examinees of both year parities fit 7 exams.
 FIRST_YEAR = 2011

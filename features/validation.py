@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.rejects import bad_label, same_day
+from features.rejects import REJECT_COLUMNS, bad_label, same_day
 from features.schema import (
     EXAM_DATE_MIN,
     EXAM_DATE_RANGE_TEXT,
@@ -34,7 +34,7 @@ from features.schema import (
     true_risk_column,
 )
 
-PROBLEM_COLUMNS = ["index", "person_id", "field", "value", "reason"]
+PROBLEM_COLUMNS = list(REJECT_COLUMNS)  # a problem is a reject line (`features.rejects`)
 
 
 def _fmt(v: Any) -> str:

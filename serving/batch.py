@@ -155,6 +155,7 @@ def _score_pandas(
         "waist_999": counts["waist_999"],
         "sex_differs": counts["sex_differs"],
         "age_differs": counts["age_differs"],
+        "age_group_differs": counts["age_group_differs"],
         "persons": len(history),
         "backend": model.engine().backend if scored else None,
     }

@@ -173,6 +173,7 @@ def score_dask(
             "waist_999": counts["waist_999"],
             "sex_differs": counts["sex_differs"],
             "age_differs": counts["age_differs"],
+            "age_group_differs": counts["age_group_differs"],
             "partitions": n_parts,
             "workers": n_workers,
             "backend": backends[0] if backends else None,

@@ -15,7 +15,7 @@ import pandas as pd
 
 from features.readers import iter_checkups, read_checkups
 from features.rejects import same_day
-from features.schema import age_spans, ages_disagree
+from features.schema import age_spans, age_to_group, ages_disagree
 from features.validation import PROBLEM_COLUMNS, split_valid
 
 
@@ -44,6 +44,7 @@ def validated_chunks(
         if counts is not None:
             counts["sex_differs"] += sex_differ
             counts["age_differs"] += age_differ
+            counts["age_group_differs"] += _outside_age_group(records)
         rejected = set(rejects["index"].tolist())
         if rejected & set(records.index.tolist()) or len(records) + len(rejected) != read.rows_in:
             raise RuntimeError(
@@ -51,6 +52,16 @@ def validated_chunks(
                 f"{len(rejected)} rejected"
             )
         yield read.rows_in, records, rejects
+
+
+def _outside_age_group(records: pd.DataFrame) -> int:
+    """Valid rows giving both an age and an age_group that does not hold it: the age is used, as in
+    /score (which warns per record)."""
+    if not len(records):
+        return 0
+    age, group = records["age"].to_numpy(dtype=float), records["age_group"].to_numpy(dtype=float)
+    both = ~np.isnan(age) & ~np.isnan(group)
+    return int(sum(age_to_group(a) != int(g) for a, g in zip(age[both], group[both], strict=True)))
 
 
 def read_whole(input_path: str | Path) -> tuple[int, pd.DataFrame, pd.DataFrame]:

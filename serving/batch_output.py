@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.readers import write_rejects
+from features.rejects import REJECT_COLUMNS
 
 ROW = "_row"  # the global 0-based input row position, carried through history, spills and partition outputs
-REJECT_COLUMNS = ["index", "person_id", "field", "value", "reason"]
 _REASON_COLUMNS = ("index", "field", "reason")
 
 
@@ -146,7 +146,7 @@ class RejectsWriter:
 
     def commit(self) -> None:
         if self._header:
-            self.write(pd.DataFrame(columns=REJECT_COLUMNS))
+            self.write(pd.DataFrame(columns=list(REJECT_COLUMNS)))
         self._fh.close()
         os.replace(self.tmp, self.path)
 

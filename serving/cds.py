@@ -37,7 +37,7 @@ from features.fhir import FhirInputError, Issue, bundle_entries, read_bundle, re
 from features.schema import BY_NAME
 from models.provenance import SYNTHETIC_WARNING
 from serving.cds_auth import CdsAuthError
-from serving.cds_cards import card, factor_words, mark_synthetic, no_checkup_card, stale_card, stale_warning
+from serving.cds_cards import card, factor_words, mark_synthetic, no_checkup_card, stale_card
 from serving.cds_hooks import OPTIONAL_PREFETCH, REQUIRED_PREFETCH, CdsRequest, FeedbackRequest, discovery
 from serving.fhir_in import (
     check_bundle,
@@ -309,10 +309,7 @@ async def fhir_risk_assessment(request: Request, svc: CurrentWorker) -> JSONResp
     served = svc.current()
     request.state.audit_model = served.version
     result = svc.scoring("fhir", served).score_records(records, explain=True, top_k=5)[-1]
-    notes = list(result.get("warnings") or [])
-    stale = stale_warning(result)
-    if stale:
-        notes.append(stale)
+    notes = list(result.get("warnings") or [])  # a stale checkup is said there (`Scorer`)
     assessments = risk_assessments(
         checkup,
         result,

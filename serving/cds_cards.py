@@ -9,7 +9,7 @@ Stale data: when the scorer marks the newest checkup stale (`result["stale"]`, o
 configurable limit), CDS returns one `info` card that says so (Korean and English) with no number,
 no RiskAssessment suggestion and no report link: a "one-year" risk measured years ago would read as
 today's. `/fhir/risk-assessment` still returns the RiskAssessments the caller asked for, each with a
-note, and says so in the warnings (`stale_warning`).
+note, and the scorer's warnings say it (`serving.scoring.staleness`).
 
 No checkup at all (no Observation, or none with a usable value): CDS returns one `info` card that
 says there are no checkup results to assess (`no_checkup_card`, the same shape as the stale card:
@@ -297,16 +297,3 @@ def no_checkup_card(version: str, reason: str, warnings: list[Issue] | None = No
         "indicator": "info",
         "source": _source(version),
     }
-
-
-def stale_warning(result: dict) -> str | None:
-    """The FHIR warning for a stale result, unless the scorer's own warnings already say it."""
-    if not result.get("stale"):
-        return None
-    exam = str(result["exam_date"])[:10]
-    if any("stale" in w.lower() or exam in w for w in result.get("warnings") or []):
-        return None
-    return (
-        f"The newest checkup ({exam}) is older than the staleness limit: its one-year risk describes the year "
-        f"after that checkup, not the coming year."
-    )

@@ -13,9 +13,9 @@ from features.fhir import LOINC, OBSERVATION_CODES
 SERVICE_ID = "checkup-risk"
 REQUIRED_PREFETCH = ("patient", "observations")
 # CDS Hooks 2.0 prefetch templates allow only context and user tokens, no date arithmetic (today() is
-# a Da Vinci CRD extension, not core), so the history cannot be limited to five years in the query:
-# all Observations of our codes are asked for, newest first, in one large page, and features.fhir
-# keeps the checkups of the five years before the newest one. The panel codes are listed too: a
+# a Da Vinci CRD extension, not core), so the history cannot be limited by date in the query: all
+# Observations of our codes are asked for, newest first, in one large page, and features.fhir scores
+# the newest checkup with every earlier one as its history. The panel codes are listed too: a
 # `code` search matches Observation.code only, so a blood-pressure panel is found by its own code.
 OBSERVATION_COUNT = 1000
 PREFETCH = {

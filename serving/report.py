@@ -209,6 +209,8 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "Every modifiable factor is already within its target.",
     },
     "whatif_now": {"ko": "현재", "en": "Now"},
+    # The dipstick beside the eGFR on the kidney row, mid-sentence.
+    "urine_protein_short": {"ko": "요단백", "en": "urine protein"},
     "whatif_unchanged": {"ko": "모든 질환에서 의미 있는 변화 없음", "en": "No meaningful change in any risk"},
     "history_flags_none": {"ko": "없음", "en": "none"},
     "defining": {
@@ -673,7 +675,7 @@ def _with_protein(
     if protein is None or j is None or j.level(protein) == "normal":
         return value, cutoff, level
     words = FEATURE_LABELS["urine_protein"].value_text(protein, lang)
-    name = "요단백" if lang == "ko" else "urine protein"
+    name = t("urine_protein_short", lang)
     value = f"{value} · {name} {words}" if level is not None else f"{name} {words}"
     if LEVEL_RANK[j.level(protein)] > LEVEL_RANK[level]:
         cutoff, level = j.text(lang, FEATURE_LABELS["urine_protein"], protein), j.level(protein)

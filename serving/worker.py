@@ -65,19 +65,6 @@ class Worker:
             raise ModelUnavailable("no model is loaded on this worker yet: retry shortly")
         return served
 
-    # The served snapshot's parts, for routes where one of them is enough.
-    @property
-    def scorer(self) -> Scorer:
-        return self.current().scorer
-
-    @property
-    def version(self) -> str:
-        return self.current().version
-
-    @property
-    def bento_model_tag(self) -> str:
-        return self.current().bento_model_tag
-
     def scoring(self, source: str, served: Served | None = None) -> Scorer:
         """The scorer of `served` (default: the current snapshot) whose results go to the prediction
         log under `source` (score, report, cds, fhir)."""

@@ -121,7 +121,8 @@ def read_outcomes(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise MonitorError(f"no such outcomes file: {path}")
-    if path.suffix == ".parquet":
+    # Not `features.readers`: an outcomes file has no checkup fields (sex, age) for it to require.
+    if path.name.lower().endswith((".parquet", ".pq")):
         frame = pd.read_parquet(path)
     else:
         frame = pd.read_csv(path, dtype={"person_id": str})

@@ -270,9 +270,10 @@ def log_inputs(data: list[Path], outcomes: tuple[str, ...], seed: int, fingerpri
     )
 
 
-def check_events(train_rows: pd.DataFrame, outcomes: tuple[str, ...]) -> None:
+def check_events(train_rows: pd.DataFrame, outcomes: tuple[str, ...], held_out: pd.DataFrame | None = None) -> None:
     """Stop before fitting when an outcome has too few events in the training persons to be fit
-    at all, naming every such outcome and the `--outcomes` that can be trained instead."""
+    at all, naming every such outcome and the `--outcomes` that can be trained instead (and how
+    many persons the test split, `held_out`, took: a tiny file may leave none to train on)."""
     eligible = eligibility(train_rows, outcomes)
     short = {}
     for o in outcomes:
@@ -284,9 +285,15 @@ def check_events(train_rows: pd.DataFrame, outcomes: tuple[str, ...]) -> None:
         return
     rest = [o for o in outcomes if o not in short]
     remedy = f"; train the others with --outcomes {','.join(rest)}" if rest else ""
+    split_note = ""
+    if held_out is not None:
+        split_note = (
+            f"; {train_rows['person_id'].nunique():,} training persons, {held_out['person_id'].nunique():,} "
+            "more held out for testing"
+        )
     raise ValueError(
         f"too few events to fit {', '.join(short.values())} (at least {MIN_EVENTS_TO_FIT} among the training "
-        f"persons){remedy}"
+        f"persons{split_note}){remedy}"
     )
 
 
@@ -478,7 +485,7 @@ def train(
 
     checked = read_and_check(paths, outcomes, max_reject_share, say)
     train_rows, test_rows, fingerprint = split(paths, checked, outcomes, seed)
-    check_events(train_rows, outcomes)
+    check_events(train_rows, outcomes, held_out=test_rows)
     name = run_name(outcomes, checked.persons, provenance_.detect(checked.records)["kind"])
     with mlflow.start_run(experiment_id=exp_id, run_name=name) as run:
         log_inputs(paths, outcomes, seed, fingerprint, checked)

@@ -95,7 +95,7 @@ def test_fhir_says_synthetic_in_outcome_and_notes(client):
 
 def test_allow_synthetic_is_read_at_start_up(service):
     # conftest set CHECKUP_RISK_ALLOW_SYNTHETIC=1 before the app was built.
-    assert service.allow_synthetic is True and service.scorer.synthetic is True
+    assert service.allow_synthetic is True and service.current().scorer.synthetic is True
 
 
 def test_allowed_synthetic_card_says_so(post, service):
@@ -103,7 +103,7 @@ def test_allowed_synthetic_card_says_so(post, service):
     r = post(cds_call(record))
     assert r.status_code == 200, r.text
     (card,) = r.json()["cards"]
-    notice = synthetic_notice(service.scorer.training_data)
+    notice = synthetic_notice(service.current().scorer.training_data)
     assert card["detail"].startswith(f"**⚠ {notice}**")
     assert "가상 인물" in card["detail"] and "Not for clinical use" in card["detail"]
     for action in card["suggestions"][0]["actions"]:

@@ -34,3 +34,12 @@ def test_no_outcome_left_gives_no_remedy(rows):
     few[label_column("cvd")] = few[label_column("cvd")].where(few[label_column("cvd")].isna(), 0.0)
     with pytest.raises(ValueError, match=r"too few events to fit cvd \(0 events in [\d,]+ rows\) \(at least 10"):
         check_events(few, ("cvd",))
+
+
+def test_a_tiny_file_says_how_many_persons_the_test_split_took(rows):
+    # One person's file: the split held them out and "0 events in 0 rows" hid why.
+    one = rows[rows["person_id"] == rows["person_id"].iloc[0]]
+    with pytest.raises(
+        ValueError, match=r"\(at least 10 among the training persons; 0 training persons, 1 more held out"
+    ):
+        check_events(one.iloc[:0], ("cvd",), held_out=one)
