@@ -24,6 +24,10 @@ _RISES_WITH: dict[str, dict[str, int]] = {
 }
 
 
+# Risk categories, lowest first (`Outcome.category`); every reader of a category keys on these.
+CATEGORIES: tuple[str, ...] = ("low", "moderate", "high", "very_high")
+
+
 @dataclass(frozen=True)
 class Direction:
     """A monotone constraint on one model feature for one outcome, and why it is certain."""
@@ -103,14 +107,8 @@ class Outcome:
         return true_risk_column(self.name)
 
     def category(self, probability: float) -> str:
-        low, high, very_high = self.category_cuts
-        if probability >= very_high:
-            return "very_high"
-        if probability >= high:
-            return "high"
-        if probability >= low:
-            return "moderate"
-        return "low"
+        """One of `CATEGORIES`: how many of the cut-offs the probability reaches."""
+        return CATEGORIES[sum(probability >= cut for cut in self.category_cuts)]
 
     @property
     def directions(self) -> tuple[Direction, ...]:

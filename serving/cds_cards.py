@@ -27,7 +27,7 @@ from typing import Any
 from features.eligibility import reason_text
 from features.fhir import Issue
 from features.labels import FEATURE_LABELS, Lang, contribution_text
-from models.outcomes import OUTCOME_SPECS
+from models.outcomes import CATEGORIES, OUTCOME_SPECS
 from models.provenance import synthetic_notice
 from serving.report import risk_text, t
 
@@ -72,7 +72,8 @@ NEXT_STEPS: dict[str, dict[str, tuple[str, str]]] = {
         "very_high": ("eGFR·UACR 재검·신독성 약물 검토", "repeat eGFR/UACR, review nephrotoxic drugs"),
     },
 }
-_RANK = {"low": 0, "moderate": 1, "high": 2, "very_high": 3}
+_RANK = {c: i for i, c in enumerate(CATEGORIES)}
+assert set(INDICATOR) == set(CATEGORIES)
 
 
 def factor_words(contribution: dict, lang: Lang = "ko") -> str:

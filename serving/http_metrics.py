@@ -26,6 +26,8 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Match, Route
 
+from models.outcomes import CATEGORIES as OUTCOME_CATEGORIES
+
 NAMESPACE = "checkup_risk"
 UNKNOWN = "__unknown__"
 # Routes BentoML itself serves in front of the service's app (probes, its schema and index page).
@@ -117,10 +119,10 @@ class RouteMetrics:
 
 # -- what the model sees and says (issue 15): low-cardinality series, labels from fixed lists only --
 
-# Risk categories (`models.outcomes.OutcomeSpec.category`), and the label of an outcome that does not
-# apply to the person.
-CATEGORIES = ("low", "moderate", "high", "very_high", "not_applicable")
+# Risk categories (`models.outcomes.CATEGORIES`), and the label of an outcome that does not apply to
+# the person.
 NOT_APPLICABLE = "not_applicable"
+CATEGORIES = (*OUTCOME_CATEGORIES, NOT_APPLICABLE)
 OTHER = "other"
 
 
