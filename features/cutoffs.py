@@ -42,6 +42,9 @@ TC_BORDERLINE = 200.0
 LDL_BORDERLINE = 130.0
 TG_BORDERLINE = 150.0
 HDL_BORDERLINE = 60.0  # below
+# An optimal LDL, below the borderline: the level Korean lipid guidelines aim at for most people (the
+# report's what-if target).
+LDL_OPTIMAL = 100.0
 URINE_PROTEIN_TRACE = 2  # dipstick code of ±
 
 

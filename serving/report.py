@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from features.cutoffs import BMI_CLASS_LOWS, DBP_ELEVATED, GLUCOSE_BORDERLINE, SBP_ELEVATED
+from features.cutoffs import BMI_CLASS_LOWS, DBP_ELEVATED, GLUCOSE_BORDERLINE, LDL_OPTIMAL, SBP_ELEVATED, number
 from features.derive import FEATURES, PANEL_MARKER, Columns, age_band, feature_matrix, unmeasured
 from features.eligibility import ALL_FLAGS, DEFINING_FIELDS, reason_text
 from features.labels import (
@@ -77,8 +77,7 @@ TARGET_DBP = DBP_ELEVATED - 1.0
 # KSSO: losing 5-10 % of body weight is the realistic first goal; a what-if asks no more of a person.
 MAX_WEIGHT_LOSS = 0.10
 TARGET_BMI = BMI_CLASS_LOWS["pre_obesity"]  # the top of KSSO's normal class
-# An optimal LDL, below the judgement table's borderline (130): the level lipid guidelines aim at.
-TARGET_LDL = 100.0
+TARGET_LDL = LDL_OPTIMAL
 TARGET_GLUCOSE = GLUCOSE_BORDERLINE - 1.0
 TARGET_ACTIVITY_DAYS = 5
 
@@ -350,12 +349,24 @@ _QUESTIONS = tuple(f for f in ALL_FLAGS if f != "history_ckd")
 # person could reach and that a checkup cohort holds many examples of. Beyond them the model
 # extrapolates along a few trees' edges, and the row says it was not estimated. A change that moves
 # a feature outside the training data's range is not estimated either (`what_if`).
+# field: (largest fall in its unit, (Korean, English) short name). Weight is not here: its target is
+# itself bounded (`MAX_WEIGHT_LOSS`), since some loss is always a realistic goal.
+_MAX_FALL: dict[str, tuple[float, tuple[str, str]]] = {
+    "sbp": (50.0, ("수축기혈압", "systolic")),
+    "ldl": (100.0, ("LDL", "LDL")),
+    "fasting_glucose": (40.0, ("공복혈당", "glucose")),
+}
+
+
+def _fall_words(field_name: str, limit: float, names: tuple[str, str]) -> str:
+    """ "수축기혈압 50 mmHg / systolic 50 mmHg" (one form where both names are the same)."""
+    forms = [f"{name} {number(limit)} {BY_NAME[field_name].unit}" for name in dict.fromkeys(names)]
+    return " / ".join(forms)
+
+
+# field: (largest fall, its words as `_lang_part` reads them).
 MAX_CHANGE: dict[str, tuple[float, str]] = {
-    # field: (largest fall, in its unit), words. Weight is not here: its target is itself bounded
-    # (`MAX_WEIGHT_LOSS`), since some loss is always a realistic goal.
-    "sbp": (50.0, "수축기혈압 50 mmHg / systolic 50 mmHg"),
-    "ldl": (100.0, "LDL 100 mg/dL"),
-    "fasting_glucose": (40.0, "공복혈당 40 mg/dL / glucose 40 mg/dL"),
+    f: (limit, _fall_words(f, limit, names)) for f, (limit, names) in _MAX_FALL.items()
 }
 
 
