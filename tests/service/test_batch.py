@@ -271,6 +271,17 @@ def cluster():
     c.close()
 
 
+COUNTS = (
+    "rows_in",
+    "rows_scored",
+    "rows_rejected",
+    "exam_date_defaulted",
+    "sex_differs",
+    "age_differs",
+    "age_group_differs",
+)
+
+
 @pytest.mark.slow  # worker processes start and compile the explainer: 20-70 s on two busy cores
 def test_dask_equals_pandas(model, data, reference, tmp_path, cluster):
     path, _ = data
@@ -280,16 +291,16 @@ def test_dask_equals_pandas(model, data, reference, tmp_path, cluster):
         model, path, dask_out, "7", explain=K, chunk_rows=79, engine="dask", scheduler=cluster.scheduler_address
     )
     assert d["partitions"] >= 4 and d["workers"] == 2 and d["backend"] == p["backend"] == "compiled"
-    assert {
-        k: d[k]
-        for k in ("rows_in", "rows_scored", "rows_rejected", "exam_date_defaulted", "sex_differs", "age_differs")
-    } == {
-        k: p[k]
-        for k in ("rows_in", "rows_scored", "rows_rejected", "exam_date_defaulted", "sex_differs", "age_differs")
-    }
+    assert {k: d[k] for k in COUNTS} == {k: p[k] for k in COUNTS}
     assert_same(pd.read_csv(dask_out), pd.read_csv(pandas_out))
     assert Path(f"{dask_out}.rejects.csv").read_bytes() == Path(f"{pandas_out}.rejects.csv").read_bytes()
     assert_same(pd.read_csv(dask_out), reference)
+    # With intervals the workers write the same interval columns.
+    with_intervals = tmp_path / "di.parquet"
+    score_file(model, path, with_intervals, "7", intervals=True, engine="dask", scheduler=cluster.scheduler_address)
+    _, records, _ = read_whole(path)
+    want = score_frame(model, records, "7", intervals=True).reset_index(drop=True)
+    assert_same(pd.read_parquet(with_intervals), want)
 
 
 @pytest.mark.slow
