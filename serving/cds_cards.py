@@ -91,19 +91,21 @@ def _short_en(outcome: str) -> str:
     return short if short.isupper() else short.lower()  # "CVD" stays, "Diabetes" reads "diabetes"
 
 
-def summary_text(outcome: str, category: str, probability: float) -> str:
+def summary_text(outcome: str, category: str, probability: float, rough: bool = False) -> str:
     """'고혈압 1년 위험 높음(18.0%): 가정혈압 측정·생활습관 상담 / High 1-yr hypertension risk (18.0%):
-    home BP monitoring, lifestyle counselling': the risk and what to do next, Korean then English."""
+    home BP monitoring, lifestyle counselling': the risk and what to do next, Korean then English.
+    `rough`: from a model fitted on too few events (the detail says how few), shown "≈18%"."""
     ko, en = NEXT_STEPS[outcome][category]
-    risk = risk_text(probability)
+    risk = ("≈" if rough else "") + risk_text(probability)
     return (
         f"{OUTCOME_SPECS[outcome].short_ko} 1년 위험 {t(f'cat_{category}', 'ko')}({risk}): {ko} / "
         f"{t(f'cat_{category}', 'en')} 1-yr {_short_en(outcome)} risk ({risk}): {en}"
     )
 
 
-def summary(result: dict) -> tuple[str, str] | None:
-    """(summary under 140 characters, indicator) for the most important applicable risk."""
+def summary(result: dict, thin: Mapping[str, tuple[int, int]] | None = None) -> tuple[str, str] | None:
+    """(summary under 140 characters, indicator) for the most important applicable risk; "≈" marks
+    it rough where its outcome is in `thin` (fitted on too few events)."""
     applicable = [(o, r) for o, r in result["risks"].items() if r["applicable"]]
     if not applicable:
         return None
@@ -111,7 +113,7 @@ def summary(result: dict) -> tuple[str, str] | None:
     o, r = max(
         applicable, key=lambda x: (_RANK[x[1]["category"]], x[1]["probability"] / OUTCOME_SPECS[x[0]].category_cuts[0])
     )
-    return summary_text(o, r["category"], r["probability"]), INDICATOR[r["category"]]
+    return summary_text(o, r["category"], r["probability"], rough=bool(thin) and o in thin), INDICATOR[r["category"]]
 
 
 def mark_synthetic(card: dict, training_data: Mapping[str, Any]) -> dict:
@@ -200,7 +202,7 @@ def card(
     warnings: list[Issue] | None = None,
     thin: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict | None:
-    head = summary(result)
+    head = summary(result, thin)
     if head is None:
         return None
     text, indicator = head

@@ -10,6 +10,7 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 
 from features.fhir import to_bundle
 from features.schema import EXAMPLE_RECORD
+from models.outcomes import OUTCOME_SPECS
 from serving.cds_cards import NEXT_STEPS
 from serving.cds_store import FeedbackLog
 from serving.fhir_out import check_risk_assessment
@@ -525,3 +526,6 @@ def test_a_rough_outcome_is_marked_on_the_card(post, service_home):
     rows = [line for line in card["detail"].splitlines() if line.startswith("| ") and "---" not in line][1:]
     marked = [row for row in rows if "(대략적 추정 · rough: " in row]
     assert thin and len(marked) == len(thin), (thin, rows)
+    # The headline too, when its outcome is one of them.
+    headline = next(o for o in OUTCOME_SPECS if card["summary"].startswith(OUTCOME_SPECS[o].short_ko + " "))
+    assert ("≈" in card["summary"]) == (headline in thin), (card["summary"], thin)

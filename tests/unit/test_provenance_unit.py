@@ -99,6 +99,7 @@ def test_every_outcome_and_category_has_a_next_step_that_fits_the_summary():
             for p in (1e-6, 0.0031, 0.999, 0.1234):
                 text = cds.summary_text(outcome, category, p)
                 assert len(text) < 140, text
+                assert len(cds.summary_text(outcome, category, p, rough=True)) < 140, text
                 assert ko in text and en in text and OUTCOME_SPECS[outcome].short_ko in text
 
 
