@@ -82,9 +82,11 @@ outside its field's plausible range (`features.schema` low..high) after conversi
 missing and becomes a warning naming the resource (for a range, the unit it was sent in, the
 conversion and the range; never the value): it never refuses the patient. A result beyond a
 measuring range, sent as a bound (valueQuantity.comparator: "glucose > 600 mg/dL", "GGT < 5 U/L"),
-is read as its limit, with a warning, when no clinical cut-off lies between the limit and the values
-the bound allows: a diabetic glucose is then never read as missing and scored as a new diabetes. A
-bound across a cut-off ("glucose < 130") is left missing, with a warning. A resource that is not
+is read as its limit (just past it for a strict bound, "HDL < 40" as 39.99; an analyser's limit past
+the plausible range as the range's end), with a warning, when no clinical cut-off lies between the
+value read and the values the bound allows: a diabetic glucose is then never read as missing and
+scored as a new diabetes. A bound across a cut-off ("glucose < 130"), and any bound on weight or
+height (BMI is judged from both), is left missing, with a warning. A resource that is not
 valid FHIR R4 (checked by the fhir.resources R4B models) is left out with a warning saying what is
 wrong; a Patient that is not refuses. LOINC is read under its URI and its OID
 (urn:oid:2.16.840.1.113883.6.1). Resources may refer to the Patient by its reference, by an
@@ -716,30 +718,66 @@ def _unit_keys(quantity: dict) -> list[str]:
 _BOUNDS: dict[str, bool] = {">": True, ">=": True, "<": False, "<=": False}
 
 
-def _crosses_a_cut(field_name: str, comparator: str, limit: float) -> bool:
-    """Whether the values a bound allows (beyond `limit`, in the record's unit) lie on both sides
-    of a cut-off of the field (`features.cutoffs`: the judgement table, the BP stages, and for
-    creatinine eGFR 60 at any adult age and either sex). A bound that does not is read as its
-    limit: every judgement, and whether an outcome applies, is then what the true value gives
-    ("glucose > 600" is diabetic). A cut-off at the limit itself counts as crossed."""
-    above = _BOUNDS[comparator]
+# Fields whose judgement is of a value derived from them with another field (BMI from weight and
+# height): a bound on one cannot say which side of the derived value's cut-offs the person is on.
+_JUDGED_THROUGH: frozenset[str] = frozenset({"height_cm", "weight_kg"})
+
+
+def _reaches(value: float, bound: float) -> bool:
+    return value >= bound
+
+
+def _cut_sides(field_name: str) -> list[Callable[[float], bool]]:
+    """One function per clinical cut-off of a field: which side of it a value lies on (as
+    `features.cutoffs.Cut.beyond` judges it; the KSH stages are reached at their bounds)."""
     cuts = JUDGEMENT_CUTS.get(field_name)
     rows = list(cuts.values()) if isinstance(cuts, dict) else [cuts] if cuts else []
-    values = [c for row in rows for c in (row.borderline, row.disease) if c is not None]
+    sides: list[Callable[[float], bool]] = [
+        functools.partial(row.beyond, cut=c) for row in rows for c in (row.borderline, row.disease) if c is not None
+    ]
     if field_name in ("sbp", "dbp"):
-        values += [bounds[("sbp", "dbp").index(field_name)] for bounds in BP_STAGE_BOUNDS.values()]
-    if any(math.isfinite(c) and (c >= limit if above else c <= limit) for c in values):
+        stage_bounds = [bounds[("sbp", "dbp").index(field_name)] for bounds in BP_STAGE_BOUNDS.values()]
+        sides += [functools.partial(_reaches, bound=b) for b in stage_bounds if math.isfinite(b)]
+    return sides
+
+
+# How far past its limit a strict bound is read ("HDL < 40" as 39.99): finer than any field's
+# resolution, so the value read lies among the values the bound allows.
+_BOUND_STEP = 0.01
+
+
+def bound_value(comparator: str, limit: float) -> float:
+    """The value a bound is read as: its limit, or just past it for a strict bound ("<", ">")."""
+    if comparator in (">=", "<="):
+        return limit
+    return limit + _BOUND_STEP if _BOUNDS[comparator] else limit - _BOUND_STEP
+
+
+def _crosses_a_cut(field_name: str, comparator: str, limit: float) -> bool:
+    """Whether the values a bound allows (beyond `limit`, in the record's unit) lie on both sides
+    of a clinical cut-off of the field: the judgement table, the KSH stages, and for creatinine
+    eGFR 60 at any adult age and either sex. A bound that does not is read as `bound_value`: every
+    judgement, and whether an outcome applies, is then what the true value gives ("glucose > 600"
+    and "glucose >= 126" are diabetic, "HDL < 40" is low). Weight and height never are: BMI is
+    judged from both."""
+    if field_name in _JUDGED_THROUGH:
         return True
+    above = _BOUNDS[comparator]
+    # The value read and the far end of the allowed values: a side changes at most once between
+    # them, so the two ends tell.
+    near = bound_value(comparator, limit)
+    far = math.inf if above else -math.inf
     if field_name == "serum_creatinine":
         age = BY_NAME["age"]
         extremes = Columns.from_records(
-            [{"serum_creatinine": limit, "sex": s, "age": a} for s in SEX_WORDS for a in (age.low, age.high)]
+            [{"serum_creatinine": near, "sex": s, "age": a} for s in SEX_WORDS for a in (age.low, age.high)]
         )
         below_60 = egfr_ckd_epi_2021(extremes) < EGFR_CKD
-        # Above the limit eGFR only falls: the bound is clear when the limit is already below 60 for
-        # everyone; below the limit only rises: clear when the limit is at or above 60 for everyone.
-        return not (below_60.all() if above else (~below_60).all())
-    return False
+        # eGFR falls as creatinine rises: beyond an upper bound it is below 60 in the end, below a
+        # lower bound it is above; the bound is clear when the near end is on that side for everyone.
+        if not (below_60.all() if above else (~below_60).all()):
+            return True
+    return any(side(near) != side(far) for side in _cut_sides(field_name))
 
 
 def _quantity(measure: Measure, quantity: dict | None, where: str, loinc: str) -> float | Issue:
@@ -765,6 +803,14 @@ def _quantity(measure: Measure, quantity: dict | None, where: str, loinc: str) -
             f"(accepted: {accepted}; the record is in {f.unit}): left missing",
         )
     value = round(float(quantity["value"]) * measure.units[unit], 4)
+    if comparator is not None:
+        # An analyser's limit may lie past the plausible range ("glucose > 750"): the plausible end
+        # is as far as a value goes, and is on the same side of every cut-off.
+        above = _BOUNDS[comparator]
+        if above and f.high is not None and value > f.high:
+            value = float(f.high)
+        if not above and f.low is not None and value < f.low:
+            value = float(f.low)
     if (f.low is not None and value < f.low) or (f.high is not None and value > f.high):
         # Read, but not a value of this field (a typo, or a mg/dL number sent as mmol/L). The
         # warning names the unit it was read in and the conversion, never the value (warnings
@@ -776,14 +822,16 @@ def _quantity(measure: Measure, quantity: dict | None, where: str, loinc: str) -
             f"LOINC {loinc} ({measure.field}): the value sent in {shown}{converted} is outside the plausible "
             f"{_number(f.low)}-{_number(f.high)} {f.unit} (a typo, or a value in another unit?): left missing",
         )
-    if comparator is not None and _crosses_a_cut(measure.field, comparator, value):
-        # "<130" glucose may be 100 or 127: reading it as 130 could call a diabetic normal.
-        return Issue(
-            where,
-            f"LOINC {loinc} ({measure.field}) is a bound ('{comparator}') on both sides of a clinical cut-off, "
-            "not a value: left missing",
-        )
-    return value
+    if comparator is not None:
+        if _crosses_a_cut(measure.field, comparator, value):
+            # "<130" glucose may be 100 or 127: reading it as 130 could call a diabetic normal.
+            return Issue(
+                where,
+                f"LOINC {loinc} ({measure.field}) is a bound ('{comparator}') on both sides of a clinical cut-off, "
+                "not a value: left missing",
+            )
+        read = bound_value(comparator, value)
+        return min(max(read, f.low if f.low is not None else read), f.high if f.high is not None else read)
     return value
 
 

@@ -446,11 +446,16 @@ class _BadRows:
         opener = gzip.open if path.name.lower().endswith(".gz") else open
         with opener(path, "rt", encoding=self.encoding or "utf-8", errors="replace", newline="") as f:
             reader = csv.reader(f)
-            for record in reader:
-                if record and len(record) != self.expected:
-                    found.append((reader.line_num, len(record)))
-                    if len(found) == self.SHOWN:
-                        break
+            start = 1  # a quoted field may span lines: a record is named by the line it starts on
+            try:
+                for record in reader:
+                    if record and len(record) != self.expected:
+                        found.append((start, len(record)))
+                        if len(found) == self.SHOWN:
+                            break
+                    start = reader.line_num + 1
+            except csv.Error:  # an unterminated quote running to the end of the file: the lines so far
+                pass
         return found
 
     def check(self, path: Path) -> None:

@@ -40,7 +40,7 @@ def score_block(
     outcomes = tuple(model.models_)
     X = build_features(frame)
     judged = applicability(frame, outcomes)
-    keep = frame.index.get_indexer(records.index)
+    keep = np.arange(len(frame)) if frame is records else frame.index.get_indexer(records.index)
     applies = {o: judged[o].applies[keep] for o in outcomes}
     Xn = np.ascontiguousarray(X.to_numpy(dtype=float)[keep])
     scored = model.score(Xn, intervals=intervals)

@@ -113,7 +113,8 @@ def summary(result: dict, thin: Mapping[str, tuple[int, int]] | None = None) -> 
     o, r = max(
         applicable, key=lambda x: (_RANK[x[1]["category"]], x[1]["probability"] / OUTCOME_SPECS[x[0]].category_cuts[0])
     )
-    return summary_text(o, r["category"], r["probability"], rough=bool(thin) and o in thin), INDICATOR[r["category"]]
+    rough = thin is not None and o in thin
+    return summary_text(o, r["category"], r["probability"], rough), INDICATOR[r["category"]]
 
 
 def mark_synthetic(card: dict, training_data: Mapping[str, Any]) -> dict:

@@ -136,7 +136,16 @@ def refused_record(body: bytes) -> int | None:
         records = [data["checkup"]]
     else:
         records = data if isinstance(data, list) else [data]
-    return next((i for i, r in enumerate(records) if isinstance(r, dict) and _REFUSED in r), None)
+    return next((i for i, r in enumerate(records) if _marked(r)), None)
+
+
+def _marked(value: Any) -> bool:
+    """Whether `value` holds, at any depth, an object `_mark_refused_keys` marked or a number too long."""
+    if value is _HUGE:
+        return True
+    if isinstance(value, dict):
+        return _REFUSED in value or any(_marked(v) for v in value.values())
+    return isinstance(value, list) and any(_marked(v) for v in value)
 
 
 def _refuse_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -643,3 +643,19 @@ def test_a_file_without_the_questionnaire_says_known_conditions_cannot_be_ruled_
         full, index=False
     )
     assert not [n for n in header_notes(full) if "cannot be ruled out" in n]
+
+
+def test_a_quote_left_open_names_the_line_it_starts_on_and_never_a_traceback(tmp_path):
+    p = tmp_path / "open_quote.csv"
+    p.write_text('person_id,sex,age\na,M,50\nb,"F,40\nc,M,40\nd,F,41\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="malformed CSV row"):
+        read_checkups(p)
+    # The quote runs to the end of a long file: the second reading stops there, and says what it has.
+    long = tmp_path / "long_open_quote.csv"
+    long.write_text('person_id,sex,age\na,M,50\nb,"F,40\n' + "c,M,40\n" * 30_000, encoding="utf-8")
+    with pytest.raises(ValueError, match="malformed CSV row"):
+        read_checkups(long)
+    multi = tmp_path / "multi.csv"
+    multi.write_text('person_id,sex,age\na,M,50\nb,"F\nx",40,9\nc,M,40\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"line 3 \(4 fields\)"):  # the record starts on line 3
+        read_checkups(multi)

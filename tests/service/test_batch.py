@@ -245,6 +245,16 @@ def test_reasons_and_intervals_are_those_of_score(model, data, tmp_path):
     assert not [c for c in pd.read_csv(plain).columns if "_interval_" in c]
 
 
+def test_a_frame_with_a_repeated_index_scores_as_before(model, data):
+    # `score_frame` is a public path: a frame whose index repeats (two concatenated files) scores.
+    _, records, _ = read_whole(data[0])
+    twice = pd.concat([records.iloc[:40], records.iloc[:40].assign(person_id=lambda d: "x" + d["person_id"])])
+    assert not twice.index.is_unique
+    out = score_frame(model, twice, "7")
+    assert len(out) == 80 and out.index.equals(twice.index)
+    np.testing.assert_allclose(out["cvd_risk"].iloc[:40].to_numpy(), out["cvd_risk"].iloc[40:].to_numpy())
+
+
 def test_nhis_file_scores(model, tmp_path):
     src = FIXTURES / "nhis_2020_sample.csv"
     out = tmp_path / "nhis.csv"

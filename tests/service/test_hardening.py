@@ -95,6 +95,11 @@ def test_a_number_of_thousands_of_digits_is_out_of_range_not_bad_json(client):
     assert "9999" not in r.text
     in_a_list = '{"checkups": [{"person_id": "a", "sex": "M", "age": 50}], "x": [' + "9" * 5000 + "]}"
     assert client.post("/score", content=in_a_list, headers=JSON).status_code == 422
+    # Nested in the second record (a list, an object): that record is named.
+    for nested in ("[" + "9" * 5000 + "]", '{"b": ' + "9" * 5000 + "}"):
+        body = '{"checkups": [{"person_id": "a", "sex": "M", "age": 50}, {"person_id": "b", "sbp": ' + nested + "}]}"
+        r = client.post("/score", content=body, headers=JSON)
+        assert r.status_code == 422 and r.json()["errors"][0]["index"] == 1, r.text
 
 
 def test_duplicate_key_in_a_fhir_bundle_is_refused(client):

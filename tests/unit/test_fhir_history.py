@@ -501,16 +501,24 @@ def test_millimetres_are_never_read_as_millimolar():
     [
         # Beyond every cut-off: read as its limit, so the disease it shows is not predicted as new.
         ("1558-6", "fasting_glucose", ">", 600, "mg/dL", 600.0, "diabetes"),
-        ("1558-6", "fasting_glucose", ">", 33.3, "mmol/L", 600.0, "diabetes"),
+        ("1558-6", "fasting_glucose", ">", 33.3, "mmol/L", 599.95, "diabetes"),
         ("2160-0", "serum_creatinine", ">", 10, "mg/dL", 10.0, "ckd"),
         ("2085-9", "hdl", "<", 20, "mg/dL", 20.0, "dyslipidemia"),
         ("2093-3", "total_cholesterol", ">=", 300, "mg/dL", 300.0, "dyslipidemia"),
         ("1920-8", "ast", "<", 5, "U/L", 5.0, None),
-        # Across a cut-off (diabetic or not; eGFR below 60 for a young man only from 1.65): missing.
+        # A cut-off at the limit: ">= 126" is diabetic, "< 40" HDL is low, "< 100" glucose normal.
+        ("1558-6", "fasting_glucose", ">=", 126, "mg/dL", 126.0, "diabetes"),
+        ("2085-9", "hdl", "<", 40, "mg/dL", 39.99, "dyslipidemia"),
+        ("1558-6", "fasting_glucose", "<", 100, "mg/dL", 99.99, None),
+        # An analyser's limit past the plausible range: its plausible end, still diabetic.
+        ("1558-6", "fasting_glucose", ">", 750, "mg/dL", 700.0, "diabetes"),
+        # Across a cut-off (diabetic or not; eGFR below 60 for a young man only from 1.65; 126 itself
+        # diabetic, 125 not): missing. Weight and height never: BMI is judged from both.
         ("1558-6", "fasting_glucose", "<", 130, "mg/dL", None, None),
-        ("1558-6", "fasting_glucose", "<", 100, "mg/dL", None, None),  # the borderline cut at the limit
+        ("1558-6", "fasting_glucose", "<=", 126, "mg/dL", None, None),
         ("2160-0", "serum_creatinine", ">", 1.6, "mg/dL", None, None),
         ("2085-9", "hdl", "<", 45, "mg/dL", None, None),
+        ("29463-7", "weight_kg", "<", 60, "kg", None, None),
         ("1920-8", "ast", "ad", 5, "U/L", None, None),  # "sufficient to achieve": not a bound
     ],
 )
@@ -528,7 +536,7 @@ def test_a_bound_is_read_as_its_limit_only_where_no_cut_off_lies_beyond_it(
     if read is None:
         assert field not in got.record and "left missing" in warning.message
     else:
-        assert got.record[field] == pytest.approx(read, abs=0.1) and "read as its limit" in warning.message
+        assert got.record[field] == pytest.approx(read, abs=0.011) and "read as its limit" in warning.message
     if outcome is not None:
         assert not applicability(Columns.from_records([got.record]), (outcome,))[outcome].applies[0]
 
