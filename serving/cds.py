@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio.to_thread
 from anyio import CapacityLimiter
@@ -44,6 +45,7 @@ from serving.fhir_in import (
     has_measurement,
     is_outcome,
     no_measurement_reason,
+    partial_page,
     search_outcomes,
     validate_records,
     validation_issues,
@@ -58,6 +60,10 @@ from serving.fhir_out import (
 )
 from serving.refusals import BODY_PROBLEM, malformed_body
 from serving.worker import CurrentWorker, Worker, audit_persons
+
+log = logging.getLogger("bentoml.checkup_risk.cds")
+# The body of every CDS 401: the same words whatever was wrong (the log says what).
+CDS_UNAUTHORIZED = "unauthorized: a signed JWT of an allowlisted CDS client, for this service's URL, is required"
 
 
 def _fhir_error(issues: list[Issue], status: int, code: str = "invalid") -> JSONResponse:
@@ -124,7 +130,10 @@ async def _authorize(request: Request, svc: Worker) -> JSONResponse | None:
         authorization = request.headers.get("authorization")
         claims = await anyio.to_thread.run_sync(svc.cds_verifier.verify, authorization, audience, limiter=limiter)
     except CdsAuthError as e:
-        response = _fhir_error([Issue("Authorization", str(e))], 401, code="security")
+        # One message for every refusal (contract section 5): the reason would let a caller map the
+        # allowlisted issuers and key ids. Operators read it in the log, which holds no patient data.
+        log.warning("CDS call refused (401): %s", e)
+        response = _fhir_error([Issue("Authorization", CDS_UNAUTHORIZED)], 401, code="security")
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
     # The audit trail names the verified client (serving.audit).
@@ -133,26 +142,46 @@ async def _authorize(request: Request, svc: Worker) -> JSONResponse | None:
     return malformed_body(request.url.path, *problem) if problem else None
 
 
-def _prefetched_resources(prefetch: dict, key: str) -> tuple[list[tuple[dict, str | None]], list[Issue], Issue | None]:
-    """(resources, warnings, the FHIR server's failed search or None) of one prefetch key: a
-    searchset Bundle's (`check_bundle`), or one resource sent bare; an OperationOutcome in place of
-    the results, or among them, is the server's word on the search (`search_outcomes`)."""
+class Prefetched(NamedTuple):
+    """One prefetch key read: its resources, warnings on its structure, the FHIR server's failed
+    search (or None), and the Issue saying it is one page of more (or None)."""
+
+    resources: list[tuple[dict, str | None]]
+    warnings: list[Issue]
+    failed: Issue | None
+    page: Issue | None
+
+
+def _prefetched_resources(prefetch: dict, key: str) -> Prefetched:
+    """One prefetch key: a searchset Bundle's resources (`check_bundle`), or one resource sent bare;
+    an OperationOutcome in place of the results, or among them, is the server's word on the search
+    (`search_outcomes`); a `next` link or a larger `total`, that the results are one page
+    (`partial_page`)."""
     value = prefetch.get(key)
     if value is None:
-        return [], [], None
+        return Prefetched([], [], None, None)
     failed, said = search_outcomes(value, f"prefetch.{key}")
+    page = partial_page(value, f"prefetch.{key}")
     if is_outcome(value):
-        return [], said, failed
+        return Prefetched([], said, failed, None)
     if isinstance(value, dict) and isinstance(value.get("resourceType"), str) and value["resourceType"] != "Bundle":
-        return [(value, None)], [], None  # the reader judges it, as each resource of a Bundle
+        return Prefetched([(value, None)], [], None, None)  # the reader judges it, as each resource of a Bundle
     if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
         raise FhirInputError([Issue(f"prefetch.{key}", "must be a Bundle (or one FHIR resource)")])
     warnings = said + check_bundle(value, where=f"prefetch.{key}")
     entries = [(r, url) for r, url in bundle_entries(value, where=f"prefetch.{key}") if not is_outcome(r)]
-    return entries, warnings, failed
+    return Prefetched(entries, warnings, failed, page)
 
 
-# What a failed optional search leaves unchecked, for the clinician.
+# The resources each optional prefetch key is for.
+_KIND = {
+    "conditions": "Condition",
+    "medications": "MedicationStatement",
+    "medicationRequests": "MedicationRequest",
+    "familyHistory": "FamilyMemberHistory",
+}
+assert set(_KIND) == set(OPTIONAL_PREFETCH)
+# What a failed, partial or unsent optional search leaves unchecked, for the clinician.
 _UNCHECKED = {
     "conditions": "known diagnoses could not be checked: a disease already diagnosed may be scored as new",
     "medications": "current treatment could not be checked: a treated disease may be scored as new",
@@ -170,15 +199,25 @@ def _optional_resources(prefetch: dict) -> tuple[list[tuple[dict, str | None]], 
     warnings: list[Issue] = []
     for key in OPTIONAL_PREFETCH:
         try:
-            got, structure, failed = _prefetched_resources(prefetch, key)
+            got = _prefetched_resources(prefetch, key)
         except FhirInputError as e:
             said = "; ".join(f"{i.location}: {i.message}" for i in e.issues[:3])
             warnings.append(Issue(f"prefetch.{key}", f"could not be read ({said}): left out"))
             continue
-        resources += got
-        warnings += structure
-        if failed is not None:
-            failures.append(Issue(failed.location, f"{failed.message}; {_UNCHECKED[key]}"))
+        resources += got.resources
+        warnings += got.warnings
+        for issue in (got.failed, got.page):
+            if issue is not None:
+                failures.append(Issue(issue.location, f"{issue.message}; {_UNCHECKED[key]}"))
+    # A client that could not, or chose not to, fetch a key does not send it (CDS Hooks 2.0; a key
+    # sent as null means "no such data"): what it would have checked is unchecked, unless resources
+    # of its kind came under another key. Treatment is checked through either of its two keys.
+    came = {r.get("resourceType") for r, _url in resources}
+    unchecked = [k for k in OPTIONAL_PREFETCH if k not in prefetch and _KIND[k] not in came]
+    if {"medications", "medicationRequests"} - set(unchecked):
+        unchecked = [k for k in unchecked if k not in ("medications", "medicationRequests")]
+    for key in dict.fromkeys("medications" if k == "medicationRequests" else k for k in unchecked):
+        failures.append(Issue(f"prefetch.{key}", f"not sent: {_UNCHECKED[key]}"))
     return resources, failures + warnings
 
 
@@ -194,7 +233,9 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         except ValidationError as exc:
             return _fhir_error(validation_issues(exc), 400)
         prefetch = call.prefetch or {}
-        missing = [k for k in REQUIRED_PREFETCH if prefetch.get(k) is None]
+        # A required key left out could not be fetched: 412. Observations sent as null are "no such
+        # data" (CDS Hooks 2.0): no checkup, said on an info card. A null Patient is no patient.
+        missing = [k for k in REQUIRED_PREFETCH if k not in prefetch or (k == "patient" and prefetch[k] is None)]
         if missing:
             return _fhir_error(
                 [
@@ -213,7 +254,9 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
             return _fhir_error([Issue("prefetch.patient", "must be a Patient resource")], 412, code="required")
         # The searchsets' structure here; the resources themselves (the Patient too) are judged by
         # the reader, exactly as in a Bundle sent to /fhir/risk-assessment.
-        observations, structure, failed = _prefetched_resources(prefetch, "observations")
+        observations, structure, failed, page = _prefetched_resources(prefetch, "observations")
+        if page is not None:
+            structure = [page, *structure]
         if failed is not None:
             # Not "no checkup results": the results could not be fetched, and the card must not say otherwise.
             return _fhir_error(

@@ -96,13 +96,15 @@ class Client:
 
 
 def _keyset(jwks: dict) -> dict[str, tuple[jwt.PyJWK, dict]]:
-    """Public EC and RSA keys by kid (symmetric and private keys are never loaded)."""
+    """Public EC and RSA keys by kid (symmetric and private keys are never loaded). A key that
+    cannot be read (an EC key without `y`, an RSA key given only as `x5c`) is skipped: one bad key in
+    a client's set must not refuse, or fail, the calls its good keys sign."""
     keys = {}
     for k in jwks.get("keys", []) if isinstance(jwks, dict) else []:
         if isinstance(k, dict) and k.get("kid") and k.get("kty") in ("EC", "RSA") and "d" not in k:
             try:
                 keys[k["kid"]] = (jwt.PyJWK(k), k)
-            except jwt.PyJWKError:
+            except (jwt.PyJWTError, ValueError, TypeError, KeyError):
                 continue
     return keys
 
@@ -154,9 +156,9 @@ def _check_shape(header: object, claims: object) -> None:
     if not isinstance(alg, str) or alg not in ALGORITHMS:
         shown = repr(alg[:20]) if isinstance(alg, str) else "of this type"
         raise CdsAuthError(f"algorithm {shown} is not accepted (only {', '.join(ALGORITHMS)})")
-    typ = header.get("typ", "JWT")
+    typ = header.get("typ")
     if not isinstance(typ, str) or typ.upper() != "JWT":
-        raise CdsAuthError("typ must be JWT")
+        raise CdsAuthError("typ JWT is required in the JWT header")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise CdsAuthError("kid is required in the JWT header")
@@ -231,9 +233,11 @@ class CdsVerifier:
 
     def verify(self, authorization: str | None, audience: str) -> dict:
         """The verified claims of the bearer JWT, or CdsAuthError saying why not."""
-        if not authorization or not authorization.startswith("Bearer "):
+        # The scheme is case-insensitive and 1*SP separates it from the token (RFC 9110 11.1, 11.4).
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise CdsAuthError("a Bearer JWT is required")
-        token = authorization[len("Bearer ") :].strip()
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -265,13 +269,13 @@ class CdsVerifier:
         except jwt.InvalidAudienceError as e:
             raise CdsAuthError("aud is not this service's URL") from e
         except jwt.ImmatureSignatureError as e:
-            raise CdsAuthError("iat is in the future") from e
+            raise CdsAuthError("iat or nbf is in the future") from e
         except jwt.MissingRequiredClaimError as e:
             raise CdsAuthError(f"claim {e.claim} is required") from e
         except (jwt.PyJWTError, ValueError, TypeError) as e:
             raise CdsAuthError("invalid JWT signature or claims") from e
-        if claims["exp"] - time.time() > MAX_LIFETIME_S:
-            raise CdsAuthError("exp is too far in the future")
+        if claims["exp"] - time.time() > MAX_LIFETIME_S or claims["exp"] - claims["iat"] > MAX_LIFETIME_S + LEEWAY_S:
+            raise CdsAuthError("the token's lifetime is over an hour")
         if not self.replay.first_use(client.iss, claims["jti"], float(claims["exp"])):
             raise CdsAuthError("jti already used (replay)")
         return claims

@@ -139,7 +139,9 @@ def search_outcomes(value: object, where: str) -> tuple[Issue | None, list[Issue
         return None, []
     worst = min((o[0] for o in outcomes), key=_SEVERITY.index)
     codes = "; ".join(dict.fromkeys(o[1] for o in outcomes))
-    if worst != "information" and len(resources) == len(outcomes):
+    if worst == "information":
+        return None, []  # a server's remark ("results sorted by date"), not a failure
+    if len(resources) == len(outcomes):
         return Issue(where, f"the FHIR server's search failed (OperationOutcome, {worst}: {codes}): no results"), []
     return None, [
         Issue(
@@ -147,6 +149,29 @@ def search_outcomes(value: object, where: str) -> tuple[Issue | None, list[Issue
             f"holds an OperationOutcome ({worst}: {codes}) beside the data: the data sent may be incomplete",
         )
     ]
+
+
+def partial_page(value: object, where: str) -> Issue | None:
+    """The Issue saying a search result is one page of more (a `next` link, or a `total` above the
+    entries sent), else None: a server that pages below the prefetch's `_count`, or ignores it, sends
+    the first page only, and what it leaves out (the newest visit, a known diagnosis) is unknown."""
+    if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
+        return None
+    links = value.get("link")
+    more = isinstance(links, list) and any(isinstance(k, dict) and k.get("relation") == "next" for k in links)
+    entries = value.get("entry")
+    sent = sum(
+        1
+        for e in (entries if isinstance(entries, list) else [])
+        if isinstance(e, dict)
+        and not is_outcome(e.get("resource"))
+        and not (isinstance(e.get("search"), dict) and e["search"].get("mode") == "include")
+    )
+    total = value.get("total")
+    if more or (isinstance(total, int) and not isinstance(total, bool) and total > sent):
+        shown = f" ({sent} of {total})" if isinstance(total, int) and not isinstance(total, bool) else ""
+        return Issue(where, f"is one page of the search results{shown}: the data sent may be incomplete")
+    return None
 
 
 def validate_fhir(resource: Any, where: str) -> None:

@@ -11,6 +11,7 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 from features.fhir import to_bundle
 from features.schema import EXAMPLE_RECORD
 from models.outcomes import OUTCOME_SPECS
+from serving.cds import CDS_UNAUTHORIZED
 from serving.cds_cards import NEXT_STEPS
 from serving.cds_store import FeedbackLog
 from serving.fhir_out import check_risk_assessment
@@ -149,8 +150,7 @@ def test_no_cards_outside_the_modelled_ages(post):
     assert post(cds_call(dict(EXAMPLE_RECORD, age=15))).json() == {"cards": []}
 
 
-@pytest.mark.parametrize("key", ["patient", "observations"])
-@pytest.mark.parametrize("how", ["missing", "null"])
+@pytest.mark.parametrize("key,how", [("patient", "missing"), ("patient", "null"), ("observations", "missing")])
 def test_required_prefetch_gives_412(post, key, how):
     body = cds_call(EXAMPLE_RECORD)
     if how == "missing":
@@ -161,6 +161,38 @@ def test_required_prefetch_gives_412(post, key, how):
     assert r.status_code == 412
     outcome = r.json()
     assert outcome["resourceType"] == "OperationOutcome" and f"prefetch.{key}" in outcome["issue"][0]["expression"]
+
+
+def test_observations_sent_as_null_are_no_checkup_not_an_error(post):
+    # CDS Hooks 2.0: a key the client has no data for is null; one it could not fetch is left out.
+    body = cds_call(EXAMPLE_RECORD)
+    body["prefetch"]["observations"] = None
+    r = post(body)
+    assert r.status_code == 200, r.text
+    [card] = r.json()["cards"]
+    assert card["indicator"] == "info" and "No checkup results" in card["summary"]
+
+
+def test_unsent_optional_keys_and_a_partial_page_are_said(post):
+    """An optional key left out, or a result that is one page of more, leaves what it would have
+    checked unchecked: the card says so (a known diagnosis might be scored as new)."""
+    body = cds_call(EXAMPLE_RECORD)
+    for key in ("conditions", "medications", "medicationRequests", "familyHistory"):
+        body["prefetch"].pop(key, None)
+    observations = body["prefetch"]["observations"]
+    observations["total"] = len(observations["entry"]) + 15
+    observations["link"] = [{"relation": "next", "url": "https://ehr.example/fhir/Observation?page=2"}]
+    [card] = post(body).json()["cards"]
+    detail = card["detail"]
+    assert "prefetch.conditions" in detail and "not sent: known diagnoses could not be checked" in detail
+    assert "not sent: current treatment could not be checked" in detail and "family history" in detail
+    assert f"one page of the search results ({len(observations['entry'])} of" in detail
+    # Sent as null (no such data), or treatment through either key: nothing to say.
+    body = cds_call(EXAMPLE_RECORD)
+    body["prefetch"].update(conditions=None, familyHistory=None, medications=None)
+    body["prefetch"].pop("medicationRequests", None)
+    [card] = post(body).json()["cards"]
+    assert "not sent" not in card["detail"] and "one page" not in card["detail"]
 
 
 def test_no_prefetch_at_all_gives_412(post):
@@ -363,35 +395,45 @@ def test_implausible_observation_is_left_out_and_named(post):
     assert not re.search(r"(?<![\w.])420(?![\w.])", r.text)
 
 
-# --- client JWT: every refusal is a 401 with the reason, and the call is not served ---------------
+# --- client JWT: every refusal is the same 401 (the reason goes to the log), and the call is not served
 
 
 def test_valid_rs384_token_is_accepted(post, cds_client_keys):
     assert post(cds_call(EXAMPLE_RECORD), token=cds_client_keys.token(URL, alg="RS384")).status_code == 200
 
 
-def _refused(post, body, token, reason):
-    r = post(body, token=token)
-    assert r.status_code == 401, r.text
-    assert r.json()["resourceType"] == "OperationOutcome"
-    assert reason in r.json()["issue"][0]["diagnostics"]
+@pytest.fixture
+def _refused(post, caplog):
+    """Post with `token` and check the refusal: 401 with one message for every reason (no caller
+    learns which issuers or keys exist), and the reason in the service log for its operators."""
+
+    def check(_post, body, token, reason):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="bentoml.checkup_risk.cds"):
+            r = post(body, token=token)
+        assert r.status_code == 401, r.text
+        assert r.json()["resourceType"] == "OperationOutcome"
+        assert r.json()["issue"][0]["diagnostics"] == CDS_UNAUTHORIZED
+        assert reason in caplog.text, caplog.text
+
+    return check
 
 
-def test_wrong_audience_is_refused(post, cds_client_keys):
+def test_wrong_audience_is_refused(post, cds_client_keys, _refused):
     _refused(post, cds_call(EXAMPLE_RECORD), cds_client_keys.token("https://elsewhere.example/cds-services/x"), "aud")
 
 
-def test_expired_token_is_refused(post, cds_client_keys):
+def test_expired_token_is_refused(post, cds_client_keys, _refused):
     _refused(post, cds_call(EXAMPLE_RECORD), cds_client_keys.token(URL, exp_in=-120, iat=1), "expired")
 
 
-def test_replayed_jti_is_refused(post, cds_client_keys):
+def test_replayed_jti_is_refused(post, cds_client_keys, _refused):
     token = cds_client_keys.token(URL)
     assert post(cds_call(EXAMPLE_RECORD), token=token).status_code == 200
     _refused(post, cds_call(EXAMPLE_RECORD), token, "replay")
 
 
-def test_alg_none_is_refused(post, cds_client_keys):
+def test_alg_none_is_refused(post, cds_client_keys, _refused):
     import jwt
 
     token = jwt.encode(
@@ -403,7 +445,7 @@ def test_alg_none_is_refused(post, cds_client_keys):
     _refused(post, cds_call(EXAMPLE_RECORD), token, "algorithm")
 
 
-def test_hs256_is_refused(post, cds_client_keys):
+def test_hs256_is_refused(post, cds_client_keys, _refused):
     import time
 
     import jwt
@@ -424,22 +466,22 @@ def test_hs256_is_refused(post, cds_client_keys):
     _refused(post, cds_call(EXAMPLE_RECORD), token, "algorithm")
 
 
-def test_unknown_issuer_is_refused(post, cds_client_keys):
+def test_unknown_issuer_is_refused(post, cds_client_keys, _refused):
     _refused(post, cds_call(EXAMPLE_RECORD), cds_client_keys.token(URL, iss="https://evil.example"), "issuer")
 
 
-def test_unknown_kid_is_refused(post, cds_client_keys):
+def test_unknown_kid_is_refused(post, cds_client_keys, _refused):
     _refused(post, cds_call(EXAMPLE_RECORD), cds_client_keys.token(URL, kid="nope"), "key id")
 
 
-def test_key_signed_by_a_stranger_is_refused(post):
+def test_key_signed_by_a_stranger_is_refused(post, _refused):
     from tests.cds_clients import TestClientKeys
 
     stranger = TestClientKeys()  # same issuer name and kid, different private key
     _refused(post, cds_call(EXAMPLE_RECORD), stranger.token(URL), "signature")
 
 
-def test_missing_jti_and_missing_token_are_refused(post, client, cds_client_keys):
+def test_missing_jti_and_missing_token_are_refused(post, client, cds_client_keys, _refused):
     _refused(post, cds_call(EXAMPLE_RECORD), cds_client_keys.token(URL, drop=("jti",)), "jti")
     r = client.post("/cds-services/checkup-risk", json=cds_call(EXAMPLE_RECORD))
     assert r.status_code == 401
@@ -450,7 +492,7 @@ def test_api_token_is_not_a_cds_credential(client):
     assert r.status_code == 401
 
 
-def test_public_url_sets_the_audience(post, cds_client_keys, monkeypatch):
+def test_public_url_sets_the_audience(post, cds_client_keys, monkeypatch, _refused):
     import bentoml
 
     # CHECKUP_RISK_PUBLIC_URL, as the running worker keeps it from its settings.
@@ -489,7 +531,7 @@ def test_feedback(post, service_home, cds_client_keys):
     assert post(bad, url=url).status_code == 400
     # A token for the service URL is not valid for the feedback URL.
     r = post(body, token=cds_client_keys.token(URL), url=url)
-    assert r.status_code == 401 and "aud" in r.json()["issue"][0]["diagnostics"]
+    assert r.status_code == 401 and r.json()["issue"][0]["diagnostics"] == CDS_UNAUTHORIZED
 
 
 def test_card_links_to_the_clinician_report(post, client):

@@ -64,7 +64,7 @@ def test_audience_may_be_a_list(verifier, keys):
         (lambda k: k.token(AUD, alg="RS256"), "algorithm"),
         (lambda k: k.token(AUD, alg="ES384", kid="rsa-1"), "does not match"),
         (lambda k: k.token(AUD, headers={"jku": "https://evil.example/jwks.json"}), "jku"),
-        (lambda k: k.token(AUD, exp_in=7200), "too far"),
+        (lambda k: k.token(AUD, exp_in=7200), "lifetime"),
         (lambda k: k.token(AUD, iat=time.time() + 600), "future"),
         (lambda k: k.token(AUD, drop=("exp",)), "exp"),
         (lambda k: k.token(AUD, drop=("iat",)), "iat"),
@@ -181,13 +181,13 @@ def _claims(keys, **over):
         ({"alg": "ES384", "kid": "ec-1", "typ": None}, {}, "typ"),
         ({"alg": ["ES384"], "kid": "ec-1"}, {}, "algorithm"),
         ({"alg": "ES384", "kid": {"a": 1}}, {}, "kid|malformed"),
-        ({"alg": "ES384", "kid": "ec-1"}, {"iss": ["https://his.example.org"]}, "issuer"),
-        ({"alg": "ES384", "kid": "ec-1"}, {"iss": {"a": 1}}, "issuer"),
-        ({"alg": "ES384", "kid": "ec-1"}, {"exp": "9999999999"}, "exp"),
-        ({"alg": "ES384", "kid": "ec-1"}, {"exp": True}, "exp"),
-        ({"alg": "ES384", "kid": "ec-1"}, {"iat": 1e300}, "iat"),
-        ({"alg": "ES384", "kid": "ec-1"}, {"aud": [AUD, 5]}, "aud"),
-        ({"alg": "ES384", "kid": "ec-1"}, {"jti": 7}, "jti"),
+        ({"alg": "ES384", "kid": "ec-1", "typ": "JWT"}, {"iss": ["https://his.example.org"]}, "issuer"),
+        ({"alg": "ES384", "kid": "ec-1", "typ": "JWT"}, {"iss": {"a": 1}}, "issuer"),
+        ({"alg": "ES384", "kid": "ec-1", "typ": "JWT"}, {"exp": "9999999999"}, "exp"),
+        ({"alg": "ES384", "kid": "ec-1", "typ": "JWT"}, {"exp": True}, "exp"),
+        ({"alg": "ES384", "kid": "ec-1", "typ": "JWT"}, {"iat": 1e300}, "iat"),
+        ({"alg": "ES384", "kid": "ec-1", "typ": "JWT"}, {"aud": [AUD, 5]}, "aud"),
+        ({"alg": "ES384", "kid": "ec-1", "typ": "JWT"}, {"jti": 7}, "jti"),
     ],
 )
 def test_wrong_types_are_refused_cleanly(verifier, keys, header, claims, reason):
@@ -250,7 +250,7 @@ def test_a_silent_key_server_stalls_one_call_then_none(keys, tmp_path, monkeypat
             verifier.verify(f"Bearer {bad}", AUD)
         assert fetches == []  # the shape check comes before any fetch
 
-        junk = _unsigned({"alg": "ES384", "kid": "any"}, _claims(keys))
+        junk = _unsigned({"alg": "ES384", "kid": "any", "typ": "JWT"}, _claims(keys))
         started = time.monotonic()
         with pytest.raises(CdsAuthError, match="JWK Set"):
             verifier.verify(f"Bearer {junk}", AUD)
@@ -306,3 +306,34 @@ def test_a_jti_that_cannot_be_kept_is_refused_before_the_store(tmp_path, jti):
     claims = {"iss": "https://his.example.org", "aud": "x", "exp": 1, "iat": 1, "jti": jti}
     with pytest.raises(CdsAuthError, match="jti"):
         _check_shape({"alg": "ES384", "kid": "k", "typ": "JWT"}, claims)
+
+
+def test_what_the_readme_requires_of_a_token_and_what_rfc_9110_allows(verifier, keys, tmp_path):
+    import jwt
+
+    # typ JWT is required, not assumed.
+    untyped = keys.token(AUD, headers={"typ": None})
+    assert "typ" not in jwt.get_unverified_header(untyped)
+    with pytest.raises(CdsAuthError, match="typ JWT is required"):
+        verifier.verify(f"Bearer {untyped}", AUD)
+    # A lifetime over an hour is refused even when exp is near (issued two hours ago).
+    with pytest.raises(CdsAuthError, match="lifetime is over an hour"):
+        verifier.verify(f"Bearer {keys.token(AUD, exp_in=60, iat=time.time() - 7200)}", AUD)
+    # The scheme in any case, and more than one space before the token.
+    assert verifier.verify(f"bearer  {keys.token(AUD)}", AUD)["iss"] == keys.iss
+
+
+def test_a_key_that_cannot_be_read_is_skipped_not_a_failure(keys, tmp_path):
+    import json
+
+    jwks = keys.jwks()
+    broken = dict(jwks["keys"][0], kid="broken")
+    del broken["y"]  # an EC key without its y coordinate
+    x5c_only = {"kty": "RSA", "kid": "x5c-only", "x5c": ["bm90IGEgY2VydA=="]}
+    path = tmp_path / "clients.json"
+    path.write_text(json.dumps([{"iss": keys.iss, "jwks": {"keys": [broken, x5c_only, *jwks["keys"]]}}]))
+    verifier = CdsVerifier(load_clients(path), _replay(tmp_path))
+    assert verifier.verify(f"Bearer {keys.token(AUD)}", AUD)["iss"] == keys.iss
+    assert verifier.verify(f"Bearer {keys.token(AUD, alg='RS384')}", AUD)["iss"] == keys.iss
+    with pytest.raises(CdsAuthError):
+        verifier.verify(f"Bearer {keys.token(AUD, kid='broken')}", AUD)
