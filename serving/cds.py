@@ -334,7 +334,8 @@ async def fhir_risk_assessment(request: Request, svc: CurrentWorker) -> JSONResp
         if not isinstance(bundle, dict):
             raise FhirInputError([Issue("body", "must be a FHIR Bundle")])
         failed, flagged = search_outcomes(bundle, "Bundle")
-        structure = ([failed] if failed else []) + flagged + check_bundle(bundle, where="Bundle")
+        page = partial_page(bundle, "Bundle")
+        structure = [i for i in (failed, page) if i] + flagged + check_bundle(bundle, where="Bundle")
         checkup = read_bundle(bundle, visit_window_days=svc.fhir_visit_days)
         checkup.warnings[:0] = structure
         audit_persons(request, checkup.records)

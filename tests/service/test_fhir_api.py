@@ -310,3 +310,16 @@ def test_an_operation_outcome_in_a_collection_bundle_is_said(client):
     assert r.status_code == 200 and _assessments(r)
     said = " ".join(i.get("diagnostics", "") for e in r.json()["entry"] for i in e["resource"].get("issue", []))
     assert "holds an OperationOutcome (error: timeout) beside the data: the data sent may be incomplete" in said
+
+
+def test_one_page_of_a_searchset_is_said_and_an_information_outcome_is_not(client):
+    bundle = to_bundle(dict(EXAMPLE_RECORD, age=54))
+    bundle["type"] = "searchset"
+    bundle["link"] = [{"relation": "next", "url": "https://ehr.example/fhir/Observation?page=2"}]
+    remark = {"resourceType": "OperationOutcome", "issue": [{"severity": "information", "code": "informational"}]}
+    bundle["entry"].append({"resource": remark, "search": {"mode": "outcome"}})
+    r = client.post("/fhir/risk-assessment", json=bundle, headers=FHIR)
+    assert r.status_code == 200 and _assessments(r)
+    said = " ".join(i.get("diagnostics", "") for e in r.json()["entry"] for i in e["resource"].get("issue", []))
+    assert "is one page of the search results: the data sent may be incomplete" in said
+    assert "beside the data" not in said
