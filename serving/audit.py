@@ -151,6 +151,13 @@ class AuditLog:
         return n
 
 
+def _preflight(scope: dict) -> bool:
+    """A CORS preflight: OPTIONS with Access-Control-Request-Method."""
+    return scope.get("method") == "OPTIONS" and any(
+        k.lower() == b"access-control-request-method" for k, _v in scope.get("headers") or []
+    )
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
@@ -171,7 +178,8 @@ class AuditTrail:
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Any) -> None:
         route = audited_route(scope.get("path", "")) if scope["type"] == "http" else None
-        if route is None:
+        if route is None or _preflight(scope):
+            # A CORS preflight asks whether a call may be made; it makes none, and reads no one's data.
             await self.app(scope, receive, send)
             return
         from starlette.concurrency import run_in_threadpool

@@ -250,6 +250,10 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
                 code="required",
             )
         patient = prefetch["patient"]
+        if isinstance(patient, dict) and patient.get("resourceType") == "Bundle":
+            # A client that prefetched the Patient by a search sends a one-Patient searchset.
+            found = [r for r, _url in bundle_entries(patient, "prefetch.patient") if r.get("resourceType") == "Patient"]
+            patient = found[0] if len(found) == 1 else patient
         if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
             return _fhir_error([Issue("prefetch.patient", "must be a Patient resource")], 412, code="required")
         # The searchsets' structure here; the resources themselves (the Patient too) are judged by

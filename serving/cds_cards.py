@@ -30,6 +30,7 @@ from features.labels import FEATURE_LABELS, Lang, contribution_text
 from models.outcomes import CATEGORIES, OUTCOME_SPECS
 from models.provenance import synthetic_notice
 from serving.report import risk_text, t
+from serving.scoring import exam_age
 
 # Never "critical": CDS Hooks reserves it for what needs action now, and a one-year risk does not.
 INDICATOR = {"low": "info", "moderate": "info", "high": "warning", "very_high": "warning"}
@@ -118,8 +119,10 @@ def summary(result: dict, thin: Mapping[str, tuple[int, int]] | None = None) -> 
 
 
 def mark_synthetic(card: dict, training_data: Mapping[str, Any]) -> dict:
-    """The card of a synthetic model (allowed by the site) says so first in its detail (Korean and English)."""
+    """The card of a synthetic model (allowed by the site) says so first in its detail (Korean and
+    English), and in its source label, which a collapsed card still shows."""
     card["detail"] = f"**⚠ {synthetic_notice(training_data)}**\n\n{card['detail']}"
+    card["source"] = {**card["source"], "label": f"{card['source']['label']} · 합성 데이터 모델 · synthetic-data model"}
     return card
 
 
@@ -241,21 +244,18 @@ def card(
     return out
 
 
-def _days_old(exam_date: str, today: dt.date | None = None) -> int:
-    return ((today or dt.date.today()) - dt.date.fromisoformat(str(exam_date)[:10])).days
-
-
 def stale_card(result: dict, version: str, warnings: list[Issue] | None = None, today: dt.date | None = None) -> dict:
     """The one card for a stale newest checkup: says so, gives no risk number and no suggestion."""
     exam = str(result["exam_date"])[:10]
-    years = _days_old(exam, today) / 365.25
-    text = (
-        f"최근 검진 {exam}({years:.1f}년 전): 오래되어 1년 위험 미표시 · "
-        f"Latest checkup {exam} too old for a 1-year risk"
+    # Whole years (days under one), as the scorer's staleness warning on the same card says it.
+    years, days = exam_age(dt.date.fromisoformat(exam), today or dt.date.today())
+    ago_ko, ago_en = (
+        (f"{years}년", f"{years} year{'s' if years != 1 else ''}") if years else (f"{days}일", f"{days} days")
     )
+    text = f"최근 검진 {exam}({ago_ko} 전): 오래되어 1년 위험 미표시 · Latest checkup {exam} too old for a 1-year risk"
     lines = [
         f"**최근 검진이 오래되었습니다 · The latest checkup is out of date** (검진일 exam {exam}, "
-        f"{years:.1f}년 전 · {years:.1f} years ago)",
+        f"{ago_ko} 전 · {ago_en} ago)",
         "",
         "가장 최근 검진이 허용 기간보다 오래되어 향후 1년 위험을 표시하지 않습니다. 그 검진으로 계산한 위험은 "
         "검진 다음 1년에 대한 것이지 지금부터 1년에 대한 것이 아닙니다. 새 검진 결과가 입력되면 다시 계산합니다.",

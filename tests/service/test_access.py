@@ -55,6 +55,8 @@ def test_each_patient_call_is_audited_with_a_pseudonym(client, service_home):
     refused = client.post("/score", json={"checkups": [EXAMPLE_RECORD]}, headers={"Authorization": "Bearer no"})
     assert refused.status_code == 401
     assert client.get("/model").status_code == 200  # no patient data: not audited
+    preflight = {"Origin": "https://his.example.org", "Access-Control-Request-Method": "POST", "Authorization": ""}
+    assert client.options("/score", headers=preflight).status_code == 200  # asks, calls nothing: not audited
     problems, checked, _ = log.verify()
     assert problems == [] and checked == before + 2
     entries = list(log.entries())[-2:]

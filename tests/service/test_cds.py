@@ -83,7 +83,8 @@ def test_patient_view_card(post, service_home):
     assert len(card["summary"]) < 140 and "1년 위험" in card["summary"] and "1-yr" in card["summary"]
     # Changed by design (issue 11): a one-year risk is never "critical", which is for action now.
     assert card["indicator"] in ("info", "warning")
-    assert card["source"]["label"].endswith(f"v{version})")
+    # The test service's model is synthetic: a collapsed card says so in its source label too.
+    assert card["source"]["label"] == f"checkup-risk (model v{version}) · 합성 데이터 모델 · synthetic-data model"
     assert "Systolic" not in card["summary"]
     assert "수축기혈압" in card["detail"] or "흡연" in card["detail"]  # factors in clinical words
     assert "| 심뇌혈관질환" in card["detail"]
@@ -161,6 +162,13 @@ def test_required_prefetch_gives_412(post, key, how):
     assert r.status_code == 412
     outcome = r.json()
     assert outcome["resourceType"] == "OperationOutcome" and f"prefetch.{key}" in outcome["issue"][0]["expression"]
+
+
+def test_a_patient_prefetched_by_a_search_is_read(post):
+    body = cds_call(EXAMPLE_RECORD)
+    patient = body["prefetch"]["patient"]
+    body["prefetch"]["patient"] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": patient}]}
+    assert post(body).status_code == 200
 
 
 def test_observations_sent_as_null_are_no_checkup_not_an_error(post):
