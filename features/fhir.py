@@ -1352,7 +1352,7 @@ def _patient(
                 "models are sex-specific",
             )
         )
-    if _deceased(patient):
+    if is_deceased(patient):
         notes.append(
             Issue(f"{ref}.deceased", "the Patient is recorded as deceased: the risks below describe no living person")
         )
@@ -1382,7 +1382,8 @@ def _birth_sex(patient: dict) -> str | None:
     return None
 
 
-def _deceased(patient: dict) -> bool:
+def is_deceased(patient: dict) -> bool:
+    """Whether the Patient is recorded as deceased (deceasedBoolean true, or a deceasedDateTime)."""
     return patient.get("deceasedBoolean") is True or bool(patient.get("deceasedDateTime"))
 
 

@@ -34,7 +34,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from features.fhir import FhirInputError, Issue, bundle_entries, read_bundle, read_patient
+from features.fhir import FhirInputError, Issue, bundle_entries, is_deceased, read_bundle, read_patient
 from features.schema import BY_NAME
 from models.provenance import SYNTHETIC_WARNING
 from serving.cds_auth import CdsAuthError
@@ -277,8 +277,9 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         checkup = read_patient(patient, resources, visit_window_days=svc.fhir_visit_days)
         age = checkup.record.get("age")
         low, high = BY_NAME["age"].low, BY_NAME["age"].high
-        if age is None or not low <= age <= high:
-            return JSONResponse({"cards": []})  # outside the population the models describe
+        if age is None or not low <= age <= high or is_deceased(patient):
+            # Outside the population the models describe, or no living person to advise: no card.
+            return JSONResponse({"cards": []})
         records, dropped = validate_records(checkup)
     except FhirInputError as e:
         return _fhir_error(e.issues, e.status)

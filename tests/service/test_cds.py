@@ -171,6 +171,15 @@ def test_a_patient_prefetched_by_a_search_is_read(post):
     assert post(body).status_code == 200
 
 
+def test_no_card_for_a_deceased_patient(post):
+    # A one-year risk advises no one: no card (the FHIR route still answers, with a warning).
+    for deceased in ({"deceasedBoolean": True}, {"deceasedDateTime": "2025-01-02"}):
+        body = cds_call(EXAMPLE_RECORD)
+        body["prefetch"]["patient"].update(deceased)
+        r = post(body)
+        assert r.status_code == 200 and r.json() == {"cards": []}, r.text
+
+
 def test_observations_sent_as_null_are_no_checkup_not_an_error(post):
     # CDS Hooks 2.0: a key the client has no data for is null; one it could not fetch is left out.
     body = cds_call(EXAMPLE_RECORD)
