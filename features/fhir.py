@@ -959,8 +959,9 @@ def _observation_values(resource: dict, ref: str, warnings: list[Issue], when: d
                     warnings.append(
                         Issue(
                             where,
-                            f"LOINC {loinc} ({got[0]}) is a bound ('{comparator}'): read as its limit, which "
-                            "every clinical cut-off judges as it judges the true value",
+                            f"LOINC {loinc} ({got[0]}) is a bound ('{comparator}'): read as its limit"
+                            f"{'' if comparator in ('>=', '<=') else ' (just past it)'}, on the same side of every "
+                            "clinical cut-off as the true value",
                         )
                     )
     return out
