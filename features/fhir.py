@@ -108,12 +108,12 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from features.condition_names import history_of_names
 from features.cutoffs import BP_STAGE_BOUNDS, EGFR_CKD, JUDGEMENT_CUTS
 from features.derive import Columns, egfr_ckd_epi_2021
-from features.eligibility import FLAGS
+from features.eligibility import FLAGS, RULES
 from features.medications import LIPID_LOWERING, classes_of_names
 from features.schema import BY_NAME, EXAM_DATE_MIN, EXAM_DATE_RANGE_TEXT, SEX_CODES, SEX_WORDS, latest_today
 
@@ -718,6 +718,9 @@ def _unit_keys(quantity: dict) -> list[str]:
 _BOUNDS: dict[str, bool] = {">": True, ">=": True, "<": False, "<=": False}
 
 
+# (sex code, age in years) of the person an Observation is about, where known.
+Person = tuple[str | None, float | None]
+
 # Fields whose judgement is of a value derived from them with another field (BMI from weight and
 # height): a bound on one cannot say which side of the derived value's cut-offs the person is on.
 _JUDGED_THROUGH: frozenset[str] = frozenset({"height_cm", "weight_kg"})
@@ -753,13 +756,25 @@ def bound_value(comparator: str, limit: float) -> float:
     return limit + _BOUND_STEP if _BOUNDS[comparator] else limit - _BOUND_STEP
 
 
-def _crosses_a_cut(field_name: str, comparator: str, limit: float) -> bool:
+def _egfr_below_60(creatinine: float, person: Person) -> Any:
+    """Whether eGFR is below 60 at this creatinine: for the person, or (sex or age unknown) for each
+    adult extreme (either sex, the youngest and oldest age), one entry each."""
+    sex, age = person
+    if sex is not None and age is not None:
+        who = [{"serum_creatinine": creatinine, "sex": sex, "age": age}]
+    else:
+        a = BY_NAME["age"]
+        who = [{"serum_creatinine": creatinine, "sex": s, "age": x} for s in SEX_WORDS for x in (a.low, a.high)]
+    return egfr_ckd_epi_2021(Columns.from_records(who)) < EGFR_CKD
+
+
+def _crosses_a_cut(field_name: str, comparator: str, limit: float, person: Person = (None, None)) -> bool:
     """Whether the values a bound allows (beyond `limit`, in the record's unit) lie on both sides
     of a clinical cut-off of the field: the judgement table, the KSH stages, and for creatinine
-    eGFR 60 at any adult age and either sex. A bound that does not is read as `bound_value`: every
-    judgement, and whether an outcome applies, is then what the true value gives ("glucose > 600"
-    and "glucose >= 126" are diabetic, "HDL < 40" is low). Weight and height never are: BMI is
-    judged from both."""
+    eGFR 60 at the person's age and sex (at any adult age and either sex when unknown). A bound that
+    does not is read as `bound_value`: every judgement, and whether an outcome applies, is then what
+    the true value gives ("glucose > 600" and "glucose >= 126" are diabetic, "HDL < 40" is low).
+    Weight and height always do: BMI is judged from both."""
     if field_name in _JUDGED_THROUGH:
         return True
     above = _BOUNDS[comparator]
@@ -768,19 +783,34 @@ def _crosses_a_cut(field_name: str, comparator: str, limit: float) -> bool:
     near = bound_value(comparator, limit)
     far = math.inf if above else -math.inf
     if field_name == "serum_creatinine":
-        age = BY_NAME["age"]
-        extremes = Columns.from_records(
-            [{"serum_creatinine": near, "sex": s, "age": a} for s in SEX_WORDS for a in (age.low, age.high)]
-        )
-        below_60 = egfr_ckd_epi_2021(extremes) < EGFR_CKD
         # eGFR falls as creatinine rises: beyond an upper bound it is below 60 in the end, below a
-        # lower bound it is above; the bound is clear when the near end is on that side for everyone.
+        # lower bound it is above; the bound is clear when the near end is on that side.
+        below_60 = _egfr_below_60(near, person)
         if not (below_60.all() if above else (~below_60).all()):
             return True
     return any(side(near) != side(far) for side in _cut_sides(field_name))
 
 
-def _quantity(measure: Measure, quantity: dict | None, where: str, loinc: str) -> float | Issue:
+def _shows_disease(field_name: str, comparator: str, limit: float, person: Person = (None, None)) -> bool:
+    """Whether every value a bound allows is in an outcome's disease range (`features.eligibility.RULES`:
+    SBP >= 140 although stage 2 starts at 160; creatinine past eGFR 60 for this person although the
+    judgement table's creatinine cut-off lies further): read as `bound_value` then, the outcome is
+    known, whatever finer cut-offs the bound leaves open."""
+    above = _BOUNDS[comparator]
+    near = bound_value(comparator, limit)
+    for _key, f, direction, cut in (r for rules in RULES.values() for r in rules):
+        if f == "egfr" and field_name == "serum_creatinine" and above:
+            if _egfr_below_60(near, person).all():
+                return True
+        elif f == field_name and above == (direction == ">="):
+            if (near >= cut) if direction == ">=" else (near < cut):
+                return True
+    return False
+
+
+def _quantity(
+    measure: Measure, quantity: dict | None, where: str, loinc: str, person: Person = (None, None)
+) -> float | Issue:
     """The value in the record's unit, or the Issue saying why it cannot be read."""
     f = BY_NAME[measure.field]
     if (
@@ -803,14 +833,11 @@ def _quantity(measure: Measure, quantity: dict | None, where: str, loinc: str) -
             f"(accepted: {accepted}; the record is in {f.unit}): left missing",
         )
     value = round(float(quantity["value"]) * measure.units[unit], 4)
-    if comparator is not None:
-        # An analyser's limit may lie past the plausible range ("glucose > 750"): the plausible end
-        # is as far as a value goes, and is on the same side of every cut-off.
-        above = _BOUNDS[comparator]
-        if above and f.high is not None and value > f.high:
-            value = float(f.high)
-        if not above and f.low is not None and value < f.low:
-            value = float(f.low)
+    if comparator is not None and _BOUNDS[comparator] and f.high is not None and value > f.high:
+        # An analyser's upper limit may lie past the plausible range ("glucose > 750"): the plausible
+        # end is as far as a value goes, and is on the same side of every cut-off. (A lower bound
+        # below the range, "HDL < 0", allows no plausible value: it stays outside, and missing.)
+        value = float(f.high)
     if (f.low is not None and value < f.low) or (f.high is not None and value > f.high):
         # Read, but not a value of this field (a typo, or a mg/dL number sent as mmol/L). The
         # warning names the unit it was read in and the conversion, never the value (warnings
@@ -823,7 +850,9 @@ def _quantity(measure: Measure, quantity: dict | None, where: str, loinc: str) -
             f"{_number(f.low)}-{_number(f.high)} {f.unit} (a typo, or a value in another unit?): left missing",
         )
     if comparator is not None:
-        if _crosses_a_cut(measure.field, comparator, value):
+        if _crosses_a_cut(measure.field, comparator, value, person) and not _shows_disease(
+            measure.field, comparator, value, person
+        ):
             # "<130" glucose may be 100 or 127: reading it as 130 could call a diabetic normal.
             return Issue(
                 where,
@@ -943,28 +972,37 @@ def _revision(resource: dict) -> tuple[float | None, float | None, str]:
 _REVISED = frozenset({"amended", "corrected"})
 
 
-def _observation_values(resource: dict, ref: str, warnings: list[Issue], when: dt.datetime | None) -> list[_Value]:
-    """Every readable value of one usable Observation (and its components); the rest become warnings."""
+def _observation_values(
+    resource: dict, ref: str, warnings: list[Issue], when: dt.datetime | None, person: Person = (None, None)
+) -> list[_Value]:
+    """Every readable value of one usable Observation (and its components); the rest become warnings.
+    `person` (sex code, age in years on the Observation's day) judges a bound on creatinine."""
     out: list[_Value] = []
     issued, version, status = _revision(resource)
     for part, where in _observation_parts(resource, ref):
         for loinc in dict.fromkeys(_codes(part.get("code"), LOINC)):
-            got = _part_value(part, loinc, where)
+            got = _part_value(part, loinc, where, person)
             if isinstance(got, Issue):
                 warnings.append(got)
             elif got is not None:
                 out.append(_Value(got[0], when, got[1], ref, loinc, issued, version, status))
                 comparator = (part.get("valueQuantity") or {}).get("comparator") if loinc in MEASURES else None
                 if comparator:
-                    warnings.append(
-                        Issue(
-                            where,
-                            f"LOINC {loinc} ({got[0]}) is a bound ('{comparator}'): read as its limit"
-                            f"{'' if comparator in ('>=', '<=') else ' (just past it)'}, on the same side of every "
-                            "clinical cut-off as the true value",
-                        )
-                    )
+                    warnings.append(_bound_note(where, loinc, got[0], comparator, float(got[1]), person))
     return out
+
+
+def _bound_note(where: str, loinc: str, field_name: str, comparator: str, read: float, person: Person) -> Issue:
+    """The warning for a bound read as `read`: on the same side of every clinical cut-off as the
+    true value, or only in an outcome's disease range (finer grades beyond it left open)."""
+    strict = comparator in (">", "<")
+    inclusive = {">": ">=", "<": "<="}.get(comparator, comparator)  # `read` already lies past a strict limit
+    at = f"read as its limit{' (just past it)' if strict else ''}"
+    if not _crosses_a_cut(field_name, inclusive, read, person):
+        said = "on the same side of every clinical cut-off as the true value"
+    else:
+        said = "in the disease range whatever the true value (a finer grade, a BP or kidney stage, may be higher)"
+    return Issue(where, f"LOINC {loinc} ({field_name}) is a bound ('{comparator}'): {at}, {said}")
 
 
 def _observation_parts(resource: dict, ref: str) -> list[tuple[dict, str]]:
@@ -980,12 +1018,14 @@ def _observation_parts(resource: dict, ref: str) -> list[tuple[dict, str]]:
     ]
 
 
-def _part_value(part: dict, loinc: str, where: str) -> tuple[str, float | int] | Issue | None:
+def _part_value(
+    part: dict, loinc: str, where: str, person: Person = (None, None)
+) -> tuple[str, float | int] | Issue | None:
     """(record field, value) that one LOINC code of an Observation part gives; the Issue where its
     value cannot be read; None for a code this reader does not use or a known "unknown" answer."""
     if loinc in MEASURES:
         m = MEASURES[loinc]
-        got = _quantity(m, part.get("valueQuantity"), where, loinc)
+        got = _quantity(m, part.get("valueQuantity"), where, loinc, person)
         return got if isinstance(got, Issue) else (m.field, got)
     if loinc == URINE_PROTEIN:
         known, code = _answer(part, _DIPSTICK_SNOMED, _DIPSTICK_LOINC, _DIPSTICK_TEXT)
@@ -1212,6 +1252,7 @@ class _Reading:
     not_fasting: list[str] = field(default_factory=list)  # glucose Observations not marked fasting
     unread_observations: list[str] = field(default_factory=list)  # Observations with no code read here
     patient_identifiers: frozenset[tuple[str, str]] = frozenset()  # (system, value) of Patient.identifier
+    sex: str | None = None  # the record's sex code, for judging a bound on creatinine at this person's eGFR
 
     def history_day(self, resource: dict, ref: str, paths: tuple[tuple[str, ...], ...]) -> dt.date | None:
         """The day a history fact holds from, or None; a date before the birth year or in the future
@@ -1266,6 +1307,7 @@ def read_patient(
         warnings=warnings,
         issues=issues,
         patient_identifiers=idents,
+        sex=sex,
     )
     for resource, full_url in resources:
         ref = _ref(resource, full_url)
@@ -1384,8 +1426,15 @@ def _birth_sex(patient: dict) -> str | None:
 
 
 def is_deceased(patient: dict) -> bool:
-    """Whether the Patient is recorded as deceased (deceasedBoolean true, or a deceasedDateTime)."""
-    return patient.get("deceasedBoolean") is True or bool(patient.get("deceasedDateTime"))
+    """Whether the Patient is recorded as deceased: deceasedBoolean true (also as another system
+    writes it, "true", "yes", 1), or any deceasedDateTime. A risk for someone who may have died is
+    the worse mistake, so a malformed flag that reads as yes counts."""
+    flag = patient.get("deceasedBoolean")
+    if isinstance(flag, str):
+        flag = flag.strip().lower() in ("true", "yes", "y", "1")
+    elif isinstance(flag, (int, float)) and not isinstance(flag, bool):
+        flag = flag == 1
+    return flag is True or bool(patient.get("deceasedDateTime"))
 
 
 def _id_of_url(full_url: str | None) -> str | None:
@@ -1556,7 +1605,8 @@ def _read_observation(resource: dict, ref: str, reading: _Reading) -> None:
                     "is a year or a month only: read as its first day, so the checkup date is approximate",
                 )
             )
-        reading.values += _observation_values(resource, ref, reading.warnings, got.when)
+        age = (got.when.date() - reading.born).days / 365.25 if reading.born != dt.date.min else None
+        reading.values += _observation_values(resource, ref, reading.warnings, got.when, (reading.sex, age))
     if codes & EGFR_REPORTED and not codes & set(MEASURES):
         reading.warnings.append(
             Issue(
@@ -2135,7 +2185,7 @@ def bundle_entries(bundle: dict, where: str = "Bundle") -> list[tuple[dict, str 
     return out
 
 
-def _same_resource_key(resource: dict) -> str:
+def same_resource_key(resource: dict) -> str:
     """A resource's content without its metadata and narrative: two copies of one resource, fetched
     at different times or rendered differently, have the same key."""
     return json.dumps({k: v for k, v in resource.items() if k not in ("meta", "text")}, sort_keys=True, default=str)
@@ -2150,7 +2200,7 @@ def read_bundle(
     """The records of the one Patient in a Bundle (contract section 3)."""
     entries = bundle_entries(bundle)
     # A searchset may hold the one Patient twice (as `match` and as `include`): the same person.
-    patients = list({_same_resource_key(r): (r, u) for r, u in entries if r.get("resourceType") == "Patient"}.values())
+    patients = list({same_resource_key(r): (r, u) for r, u in entries if r.get("resourceType") == "Patient"}.values())
     if len(patients) != 1:
         raise FhirInputError(
             [Issue("Bundle", f"must hold exactly one Patient (found {len(patients)} different ones)")],

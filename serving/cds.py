@@ -34,7 +34,15 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from features.fhir import FhirInputError, Issue, bundle_entries, is_deceased, read_bundle, read_patient
+from features.fhir import (
+    FhirInputError,
+    Issue,
+    bundle_entries,
+    is_deceased,
+    read_bundle,
+    read_patient,
+    same_resource_key,
+)
 from features.schema import BY_NAME
 from models.provenance import SYNTHETIC_WARNING
 from serving.cds_auth import CdsAuthError
@@ -252,8 +260,13 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         patient = prefetch["patient"]
         if isinstance(patient, dict) and patient.get("resourceType") == "Bundle":
             # A client that prefetched the Patient by a search sends a one-Patient searchset.
-            found = [r for r, _url in bundle_entries(patient, "prefetch.patient") if r.get("resourceType") == "Patient"]
-            patient = found[0] if len(found) == 1 else patient
+            # (The same Patient twice, as `match` and `include`, is one.)
+            found = {
+                same_resource_key(r): r
+                for r, _url in bundle_entries(patient, "prefetch.patient")
+                if r.get("resourceType") == "Patient"
+            }
+            patient = next(iter(found.values())) if len(found) == 1 else patient
         if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
             return _fhir_error([Issue("prefetch.patient", "must be a Patient resource")], 412, code="required")
         # The searchsets' structure here; the resources themselves (the Patient too) are judged by

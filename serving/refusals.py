@@ -17,10 +17,13 @@ BODY_PROBLEM = "checkup_risk.body_problem"
 
 
 def malformed_body(path: str, status: int, field: str | None, message: str, index: int | None = None) -> JSONResponse:
-    """The refusal of a body that cannot be read (413, 415, 400 or 422 for a duplicated key);
+    """The refusal of a body that cannot be read (413, 415, 400, or 422 for a duplicated key or a
+    number of thousands of digits);
     `index`: the record it is in, where known."""
     if path.startswith(FHIR_PREFIXES):
         code = {413: "too-costly", 415: "not-supported", 422: "duplicate"}.get(status, "structure")
+        if status == 422 and "digits" in message:  # a number too long to read, not a key twice
+            code = "too-long"
         response = JSONResponse(
             operation_outcome([Issue(field or "body", message)], code=code), status, media_type=FHIR_JSON
         )

@@ -130,9 +130,11 @@ def person_inconsistencies(records: list[dict], dates: list[dt.date]) -> list[li
 
 
 def exam_age(exam_date: dt.date, today: dt.date) -> tuple[int, int]:
-    """(whole years, days) from the exam to today, as staleness warnings and the report say it."""
+    """(whole years, days) from the exam to today, as staleness warnings, the stale card and the report
+    say it: calendar years, so an exam five years ago today is 5 years old (days / 365.25 gave 4)."""
     days = (today - exam_date).days
-    return int(days // 365.25), days
+    years = today.year - exam_date.year - ((today.month, today.day) < (exam_date.month, exam_date.day))
+    return max(years, 0), days
 
 
 # The features a value outside the training range is said for: the measurements a caller sends.
@@ -189,8 +191,9 @@ def staleness(exam_date: dt.date, today: dt.date, stale_after_days: int) -> str 
     if days <= stale_after_days:
         return None
     age = f"{years} year{'s' if years != 1 else ''}" if years >= 1 else f"{days} days"
+    window = "has passed" if days > 365 else "has partly passed"  # a limit set under a year
     return (
-        f"exam_date {exam_date.isoformat()} is {age} old: the one-year risk window after that exam has passed, "
+        f"exam_date {exam_date.isoformat()} is {age} old: the one-year risk window after that exam {window}, "
         "so the probability describes that year, not the coming one (stale)"
     )
 

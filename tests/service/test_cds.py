@@ -169,11 +169,16 @@ def test_a_patient_prefetched_by_a_search_is_read(post):
     patient = body["prefetch"]["patient"]
     body["prefetch"]["patient"] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": patient}]}
     assert post(body).status_code == 200
+    # The same Patient as the search's match and as an include: one person.
+    body = cds_call(EXAMPLE_RECORD)
+    twice = [{"resource": patient, "search": {"mode": "match"}}, {"resource": patient, "search": {"mode": "include"}}]
+    body["prefetch"]["patient"] = {"resourceType": "Bundle", "type": "searchset", "entry": twice}
+    assert post(body).status_code == 200
 
 
 def test_no_card_for_a_deceased_patient(post):
     # A one-year risk advises no one: no card (the FHIR route still answers, with a warning).
-    for deceased in ({"deceasedBoolean": True}, {"deceasedDateTime": "2025-01-02"}):
+    for deceased in ({"deceasedBoolean": True}, {"deceasedDateTime": "2025-01-02"}, {"deceasedBoolean": "yes"}):
         body = cds_call(EXAMPLE_RECORD)
         body["prefetch"]["patient"].update(deceased)
         r = post(body)

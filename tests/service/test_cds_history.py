@@ -252,9 +252,10 @@ def test_stale_patient_gets_no_number_on_the_card(post_cds):
     assert "suggestions" not in card and "links" not in card
     assert "오래되었습니다" in card["detail"] and "out of date" in card["detail"]
     # Its age in whole years, as the staleness warning on the same card says it ("4 years old").
-    years = (dt.date.today() - dt.date.fromisoformat(records[-1]["exam_date"])).days // 365.25
-    assert f"{years:.0f}년 전 · {years:.0f} years ago" in card["detail"], card["detail"]
-    assert f"is {years:.0f} years old" in card["detail"]
+    exam, today = dt.date.fromisoformat(records[-1]["exam_date"]), dt.date.today()
+    years = today.year - exam.year - ((today.month, today.day) < (exam.month, exam.day))  # calendar years
+    assert f"{years}년 전 · {years} years ago" in card["detail"], card["detail"]
+    assert f"is {years} years old" in card["detail"]
 
 
 def test_stale_patient_is_said_in_the_fhir_warnings(client):

@@ -100,6 +100,15 @@ def test_a_number_of_thousands_of_digits_is_out_of_range_not_bad_json(client):
         body = '{"checkups": [{"person_id": "a", "sex": "M", "age": 50}, {"person_id": "b", "sbp": ' + nested + "}]}"
         r = client.post("/score", content=body, headers=JSON)
         assert r.status_code == 422 and r.json()["errors"][0]["index"] == 1, r.text
+    # On a FHIR route the OperationOutcome says what it is (not a duplicated key).
+    from serving.refusals import malformed_body
+
+    refused = malformed_body(
+        "/fhir/risk-assessment", 422, "value", "is a number of more than 4,000 digits: out of range"
+    )
+    assert json.loads(refused.body)["issue"][0]["code"] == "too-long"
+    twice = malformed_body("/fhir/risk-assessment", 422, "id", "appears more than once in one JSON object")
+    assert json.loads(twice.body)["issue"][0]["code"] == "duplicate"
 
 
 def test_duplicate_key_in_a_fhir_bundle_is_refused(client):

@@ -512,13 +512,19 @@ def test_millimetres_are_never_read_as_millimolar():
         ("1558-6", "fasting_glucose", "<", 100, "mg/dL", 99.99, None),
         # An analyser's limit past the plausible range: its plausible end, still diabetic.
         ("1558-6", "fasting_glucose", ">", 750, "mg/dL", 700.0, "diabetes"),
+        # In the disease range, though a finer grade beyond it is open: read, so the outcome is known.
+        ("8480-6", "sbp", ">=", 140, "mm[Hg]", 140.0, "hypertension"),
+        ("8462-4", "dbp", ">=", 90, "mm[Hg]", 90.0, "hypertension"),
+        ("2160-0", "serum_creatinine", ">", 1.4, "mg/dL", 1.41, "ckd"),  # eGFR < 60 for this man of 54
         # Across a cut-off (diabetic or not; eGFR below 60 for a young man only from 1.65; 126 itself
         # diabetic, 125 not): missing. Weight and height never: BMI is judged from both.
         ("1558-6", "fasting_glucose", "<", 130, "mg/dL", None, None),
         ("1558-6", "fasting_glucose", "<=", 126, "mg/dL", None, None),
-        ("2160-0", "serum_creatinine", ">", 1.6, "mg/dL", None, None),
+        ("2160-0", "serum_creatinine", "<", 1.6, "mg/dL", None, None),
+        ("8480-6", "sbp", ">", 139, "mm[Hg]", None, None),
         ("2085-9", "hdl", "<", 45, "mg/dL", None, None),
         ("29463-7", "weight_kg", "<", 60, "kg", None, None),
+        ("2085-9", "hdl", "<", -3, "mg/dL", None, None),  # allows no plausible value
         ("1920-8", "ast", "ad", 5, "U/L", None, None),  # "sufficient to achieve": not a bound
     ],
 )
@@ -532,11 +538,14 @@ def test_a_bound_is_read_as_its_limit_only_where_no_cut_off_lies_beyond_it(
     quantity = {"value": value, "comparator": comparator, "code": unit}
     got = read_bundle(_add(to_bundle(base), _observation("b", loinc, "2025-05-20", valueQuantity=quantity)))
     [warning] = [w for w in got.warnings if w.location == "Observation/b"]
-    assert f"'{comparator}'" in warning.message and str(value) not in warning.message.replace(loinc, "")  # no value
+    named = f"'{comparator}'" in warning.message or "outside the plausible" in warning.message
+    assert named and str(value) not in warning.message.replace(loinc, "")  # never the value
     if read is None:
         assert field not in got.record and "left missing" in warning.message
     else:
         assert got.record[field] == pytest.approx(read, abs=0.011) and "read as its limit" in warning.message
+        finer = "in the disease range whatever the true value" in warning.message
+        assert finer == (field in ("sbp", "dbp") or (field == "serum_creatinine" and read < 2)), warning.message
     if outcome is not None:
         assert not applicability(Columns.from_records([got.record]), (outcome,))[outcome].applies[0]
 

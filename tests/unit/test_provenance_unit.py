@@ -123,3 +123,17 @@ def test_serve_hints_name_a_synthetic_model(cohort):
     assert "CDS cards are on" in on
     real = _provenance_hints({**info, "kind": "real"}, allow_synthetic=False)
     assert len(real) == 1 and real[0].startswith("trained on real data")
+
+
+def test_an_exam_five_years_ago_today_is_five_years_old():
+    import datetime as dt
+
+    from serving.scoring import exam_age, staleness
+
+    today = dt.date(2026, 12, 1)
+    assert exam_age(dt.date(2021, 12, 1), today)[0] == 5  # days / 365.25 had said 4
+    assert exam_age(dt.date(2021, 12, 2), today)[0] == 4
+    assert exam_age(dt.date(2024, 2, 29), dt.date(2025, 2, 28))[0] == 0
+    said = staleness(dt.date(2026, 8, 1), today, 100)
+    assert said is not None and "has partly passed" in said and "122 days old" in said
+    assert "has passed" in (staleness(dt.date(2021, 12, 1), today, 730) or "")
