@@ -440,11 +440,8 @@ class _BadRows:
     def _first_lines(self, path: Path) -> list[tuple[int, int]]:
         """(line number, fields) of the first malformed records: pyarrow's threaded reader does not
         know them, so the file is read again, once, on this error path only."""
-        import gzip
-
         found: list[tuple[int, int]] = []
-        opener = gzip.open if path.name.lower().endswith(".gz") else open
-        with opener(path, "rt", encoding=self.encoding or "utf-8", errors="replace", newline="") as f:
+        with _open_text(path, self.encoding) as f:
             reader = csv.reader(f)
             start = 1  # a quoted field may span lines: a record is named by the line it starts on
             try:
@@ -469,6 +466,41 @@ class _BadRows:
                 f"{path}: {self.count} malformed CSV {rows} (not {self.expected} fields){at}; "
                 "nothing was read so that no row is silently dropped"
             )
+
+
+def _open_text(path: Path, encoding: str, binary: bool = False):  # noqa: ANN202 (a file object)
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    if binary:
+        return opener(path, "rb")
+    return opener(path, "rt", encoding=encoding or "utf-8", errors="replace", newline="")
+
+
+def _check_quotes(path: Path, encoding: str) -> None:
+    """Refuse a CSV whose quoted field is left open: the parser reads every later line into that
+    field and the rows vanish without an error (a note ending `"unterminated` near the end). An odd
+    number of quote characters is the sign; the field must open at a field's start, since a quote
+    inside an unquoted field is a plain character. Costs one fast pass over the bytes."""
+    count = 0
+    with _open_text(path, encoding, binary=True) as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            count += chunk.count(b'"')
+    if count % 2 == 0:
+        return
+    opened_at, open_now = None, False
+    with _open_text(path, encoding) as f:
+        for n, line in enumerate(f, 1):
+            for i, ch in enumerate(line):
+                if ch == '"':
+                    if not open_now and (i == 0 or line[i - 1] == ","):
+                        opened_at = n
+                    open_now = not open_now
+    if open_now and opened_at is not None:
+        raise ValueError(
+            f"{path}: a quoted field opened on line {opened_at} is never closed, so every later line would be read "
+            "into it; nothing was read so that no row is silently dropped"
+        )
 
 
 def _open(path: str | Path) -> tuple[Path, str, str, list[str]]:
@@ -516,6 +548,7 @@ def read_checkups(path: str | Path, labels: bool = True) -> ReadResult:
     if kind == "parquet":
         table = pq.read_table(path, columns=used_columns(header, source))
     else:
+        _check_quotes(path, encoding)
         read, parse, convert, bad = _csv_options(header, encoding)
         table = pacsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
         bad.check(path)
@@ -554,6 +587,7 @@ def iter_checkups(path: str | Path, chunk_rows: int = 200_000, labels: bool = Tr
         batches: Iterable[pa.RecordBatch] = pf.iter_batches(batch_size=chunk_rows, columns=used)
         bad = None
     else:
+        _check_quotes(path, encoding)
         read, parse, convert, bad = _csv_options(header, encoding, block_size=1 << 22)
         convert.include_columns = used
         batches = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)

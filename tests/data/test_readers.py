@@ -648,14 +648,29 @@ def test_a_file_without_the_questionnaire_says_known_conditions_cannot_be_ruled_
 def test_a_quote_left_open_names_the_line_it_starts_on_and_never_a_traceback(tmp_path):
     p = tmp_path / "open_quote.csv"
     p.write_text('person_id,sex,age\na,M,50\nb,"F,40\nc,M,40\nd,F,41\n', encoding="utf-8")
-    with pytest.raises(ValueError, match="malformed CSV row"):
+    with pytest.raises(ValueError, match="opened on line 3 is never closed"):
         read_checkups(p)
-    # The quote runs to the end of a long file: the second reading stops there, and says what it has.
+    # The quote runs to the end of a long file: said in one line, never a traceback.
     long = tmp_path / "long_open_quote.csv"
     long.write_text('person_id,sex,age\na,M,50\nb,"F,40\n' + "c,M,40\n" * 30_000, encoding="utf-8")
-    with pytest.raises(ValueError, match="malformed CSV row"):
+    with pytest.raises(ValueError, match="opened on line 3 is never closed"):
         read_checkups(long)
     multi = tmp_path / "multi.csv"
     multi.write_text('person_id,sex,age\na,M,50\nb,"F\nx",40,9\nc,M,40\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"line 3 \(4 fields\)"):  # the record starts on line 3
         read_checkups(multi)
+
+
+def test_a_quoted_field_left_open_near_the_end_is_refused_not_a_silent_loss(tmp_path):
+    # The parser had read every later line into the open field: 12 rows in, 5 "read", no error.
+    rows = [f"p{i},M,{50 + i},note {i}" for i in range(12)]
+    rows[5] = 'p5,M,55,"unterminated note'
+    p = tmp_path / "open_note.csv"
+    p.write_text("person_id,sex,age,note\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    for read in (lambda: read_checkups(p), lambda: list(iter_checkups(p, chunk_rows=4))):
+        with pytest.raises(ValueError, match="quoted field opened on line 7 is never closed"):
+            read()
+    # A quote inside an unquoted field is a plain character, whatever the count of quotes.
+    literal = tmp_path / "literal.csv"
+    literal.write_text('person_id,sex,age,note\np0,M,50,5"10 tall\np1,M,51,"a, b"\n', encoding="utf-8")
+    assert len(read_checkups(literal).frame) == 2
