@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -469,12 +470,12 @@ class _BadRows:
 
 
 def _open_text(path: Path, encoding: str, binary: bool = False):  # noqa: ANN202 (a file object)
-    import gzip
-
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    """The file as the rest of this module reads it (compression detected by pyarrow), as bytes or
+    as text in `encoding`."""
+    raw = pa.input_stream(str(path), compression="detect")
     if binary:
-        return opener(path, "rb")
-    return opener(path, "rt", encoding=encoding or "utf-8", errors="replace", newline="")
+        return raw
+    return io.TextIOWrapper(raw, encoding=encoding or "utf-8", errors="replace", newline="")
 
 
 def _check_quotes(path: Path, encoding: str) -> None:

@@ -162,18 +162,20 @@ def _refuse_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _holds_huge(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(_holds_huge(v) for v in value.values())
-    return value is _HUGE or (isinstance(value, list) and any(_holds_huge(v) for v in value))
-
-
 def check_json(body: bytes) -> None:
     """Raise MalformedBody unless `body` is one JSON value, nested at most MAX_JSON_DEPTH deep, with
     no key twice in any object and no number too long to read."""
     deep = MalformedBody(f"is nested more than {MAX_JSON_DEPTH} levels deep")
+    huge: list[str] = []  # the parser says so as it reads: no second walk over every body
+
+    def shape_int(text: str) -> object:
+        got = _shape_int(text)
+        if got is _HUGE:
+            huge.append(text)
+        return got
+
     try:
-        data = json.loads(body, object_pairs_hook=_refuse_keys, parse_int=_shape_int)
+        json.loads(body, object_pairs_hook=_refuse_keys, parse_int=shape_int)
     except MalformedBody:
         raise
     except RecursionError:
@@ -183,7 +185,7 @@ def check_json(body: bytes) -> None:
     # Only now: on valid JSON the string pattern runs in linear time.
     if json_depth(body) > MAX_JSON_DEPTH:
         raise deep
-    if _holds_huge(data):  # in a list: no key to name
+    if huge:  # in a list (in an object, `_refuse_keys` named its key): no key to name
         raise MalformedBody(f"holds a number of more than {_HUGE_DIGITS:,} digits: out of range", status=422)
 
 
