@@ -10,7 +10,9 @@ dated Wednesday): a checkup starts at the earliest date not yet placed and takes
 dated less than `visit_window_days` days after that date (default 7; the service takes it from
 `CHECKUP_RISK_FHIR_VISIT_DAYS`). The
 window is anchored at the visit's first day, never chained, so weekly blood-pressure readings do not
-merge into one endless visit. A checkup's `exam_date` is its first day and its age is the age on that
+merge into one endless visit. Visits are made by measurements: a questionnaire answer (smoking,
+drinking, activity) joins the visit that holds its day or starts up to ANSWER_LEAD_DAYS (30) after
+it, and is otherwise left out with a warning. A checkup's `exam_date` is its first day and its age is the age on that
 day. Within one checkup the newest final, amended or corrected value of each field wins. The newest
 checkup is the one to score; the earlier ones are its history, exactly as earlier rows of the same
 person in a file: the caller passes all the records to `Scorer.score_records` and uses the newest's
@@ -133,6 +135,11 @@ USABLE_STATUS = frozenset({"final", "amended", "corrected"})
 
 # Defaults of the visit window and of the history kept (each overridable per call and by environment).
 VISIT_DAYS = 7
+# Observations that are questionnaire answers, not measurements: they join a checkup, never make one.
+ANSWERS = frozenset({"smoking_status", "drinking", "activity_days_per_week"})
+# The NHIS questionnaire may be answered online up to weeks before the exam: an answer this many days
+# (or fewer) before a visit is that visit's.
+ANSWER_LEAD_DAYS = 30
 
 # Unit factors into the record's unit, keyed by the normalised UCUM code or display unit.
 # Display units as other systems write them count too: "mg%" and "mg/100ml" are mg/dL, "mM" is
@@ -605,9 +612,23 @@ class _Dated:
 
 
 def _ref(resource: dict, full_url: str | None) -> str:
+    kind = resource.get("resourceType")
+    kind = kind if isinstance(kind, str) and kind else "resource"  # a malformed one is named, never trusted
     if resource.get("id"):
-        return f"{resource.get('resourceType')}/{resource['id']}"
-    return full_url or resource.get("resourceType", "resource")
+        return f"{kind}/{resource['id']}"
+    return full_url if isinstance(full_url, str) and full_url else kind
+
+
+def _number_of(value: object) -> float | None:
+    """A JSON number as a finite float, else None: a bool is no number, and an integer of hundreds of
+    digits (valid JSON) overflows a float."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _when(text: str | None) -> dt.datetime | None:
@@ -813,11 +834,8 @@ def _quantity(
 ) -> float | Issue:
     """The value in the record's unit, or the Issue saying why it cannot be read."""
     f = BY_NAME[measure.field]
-    if (
-        not isinstance(quantity, dict)
-        or not isinstance(quantity.get("value"), (int, float))
-        or isinstance(quantity.get("value"), bool)
-    ):
+    number = _number_of(quantity.get("value")) if isinstance(quantity, dict) else None
+    if quantity is None or number is None:
         return Issue(where, f"LOINC {loinc} ({measure.field}) has no numeric valueQuantity: left missing")
     comparator = quantity.get("comparator")
     if comparator is not None and comparator not in _BOUNDS:
@@ -832,7 +850,7 @@ def _quantity(
             f"LOINC {loinc} ({measure.field}): unit '{shown}' cannot be converted "
             f"(accepted: {accepted}; the record is in {f.unit}): left missing",
         )
-    value = round(float(quantity["value"]) * measure.units[unit], 4)
+    value = round(number * measure.units[unit], 4)
     if comparator is not None and _BOUNDS[comparator] and f.high is not None and value > f.high:
         # An analyser's upper limit may lie past the plausible range ("glucose > 750"): the plausible
         # end is as far as a value goes, and is on the same side of every cut-off. (A lower bound
@@ -959,7 +977,7 @@ def _revision(resource: dict) -> tuple[float | None, float | None, str]:
     version = meta.get("versionId") if isinstance(meta, dict) else None
     try:
         number = float(version) if isinstance(version, (str, int)) else None
-    except ValueError:
+    except (ValueError, OverflowError):
         number = None
     status = resource.get("status")
     return (
@@ -1079,20 +1097,18 @@ def _part_value(
 def _count(part: dict, units: frozenset[str]) -> float | str:
     """A plain count from valueQuantity (no unit, or one of `units`) or valueInteger, or why not."""
     if isinstance(part.get("valueInteger"), int) and not isinstance(part.get("valueInteger"), bool):
-        return float(part["valueInteger"])
+        whole = _number_of(part["valueInteger"])
+        return "has no usable valueInteger" if whole is None else whole
     quantity = part.get("valueQuantity")
-    if (
-        not isinstance(quantity, dict)
-        or not isinstance(quantity.get("value"), (int, float))
-        or isinstance(quantity.get("value"), bool)
-    ):
+    number = _number_of(quantity.get("value")) if isinstance(quantity, dict) else None
+    if quantity is None or number is None:
         return "has no numeric valueQuantity"
     keys = _unit_keys(quantity)
     if keys and not any(k in units for k in keys):
         return f"unit '{quantity.get('code') or quantity.get('unit')}' is not a count of this kind"
     if quantity.get("comparator"):
         return f"is a bound ('{quantity['comparator']}'), not a value"
-    return float(quantity["value"])
+    return number
 
 
 def _drinks_per_day(part: dict, where: str) -> int | Issue:
@@ -2043,6 +2059,13 @@ def _group_visits(
 ) -> list[tuple[dt.date, dict[str, _Value]]]:
     """(first day, field -> chosen value) per visit, oldest first (see the module docstring).
 
+    Visits are made by the measurements. A questionnaire answer (`ANSWERS`: smoking, drinking,
+    activity) joins the visit whose window holds its day, or else the first visit starting up to
+    `ANSWER_LEAD_DAYS` after it (the NHIS questionnaire is often answered online before the exam);
+    any other answer (a smoking status recorded at a later clinic visit) describes no checkup and is
+    left out with a warning: alone it would make a "checkup" of its own and push the real one into
+    the history.
+
     Within a visit each field takes its value of the latest time. Several values of that time: a
     newer revision (`_newer`: a later issued, higher versioned, amended or corrected result) wins;
     results that no revision orders are combined without regard to their order in the input, since
@@ -2050,25 +2073,52 @@ def _group_visits(
     every result set aside for a different value."""
     # Every value read has a date (an undated Observation is left out).
     dated = sorted(((v.when, v) for v in values if v.when is not None), key=lambda p: p[0])
-    grouped: list[tuple[dt.date, dict[str, list[_Value]]]] = []
-    latest_at: dict[str, dt.datetime] = {}  # the time of each field's latest results in the last visit
+    starts: list[dt.date] = []
     for when, v in dated:
-        day = when.date()  # as `_day`
-        if not grouped or (day - grouped[-1][0]).days >= window:
-            grouped.append((day, {}))
-            latest_at = {}
-        latest = grouped[-1][1].setdefault(v.name, [])
-        # Sorted by time, so a later value of the field within the visit replaces the earlier ones.
-        if latest and when > latest_at[v.name]:
-            latest.clear()
-        latest.append(v)
-        latest_at[v.name] = when
-    visits = [(day, {name: _choose(same, warnings) for name, same in fields.items()}) for day, fields in grouped]
+        if v.name not in ANSWERS and (not starts or (when.date() - starts[-1]).days >= window):
+            starts.append(when.date())  # when.date(): as `_day`
+    members: list[dict[str, list[tuple[dt.datetime, _Value]]]] = [{} for _ in starts]
+    unplaced: list[str] = []
+    for when, v in dated:
+        k = _visit_of_value(when.date(), starts, window, answer=v.name in ANSWERS)
+        if k is None:
+            unplaced.append(v.ref)
+            continue
+        members[k].setdefault(v.name, []).append((when, v))
+    visits = []
+    for day, fields in zip(starts, members, strict=True):
+        chosen = {}
+        for name, timed in fields.items():
+            latest = max(when for when, _ in timed)
+            chosen[name] = _choose([v for when, v in timed if when == latest], warnings)
+        visits.append((day, chosen))
+    if unplaced and warnings is not None:
+        warnings.append(_unplaced_answers_issue(list(dict.fromkeys(unplaced)), window))
     if not visits:
         # No measurement at all: a record of today with only the person and the history; the
         # service then answers that there is no checkup to score (serving.fhir_in.has_measurement).
         visits.append((today, {}))
     return visits
+
+
+def _visit_of_value(day: dt.date, starts: list[dt.date], window: int, answer: bool) -> int | None:
+    """The visit a value of `day` belongs to (see `_group_visits`): the one whose window holds the
+    day; for an answer also the first visit starting up to ANSWER_LEAD_DAYS later; else None."""
+    k = max((i for i, start in enumerate(starts) if start <= day), default=None)
+    if k is not None and (day - starts[k]).days < window:
+        return k
+    if answer:
+        return next((i for i, start in enumerate(starts) if 0 < (start - day).days <= ANSWER_LEAD_DAYS), None)
+    return None
+
+
+def _unplaced_answers_issue(refs: list[str], window: int) -> Issue:
+    said = _these(len(refs), "this questionnaire answer is", "these {n} questionnaire answers are")
+    return _listed(
+        refs,
+        f"{said} dated on no checkup visit (neither within a visit's {window} days nor up to "
+        f"{ANSWER_LEAD_DAYS} days before one): not used, since an answer describes the person when it was given",
+    )
 
 
 def _choose(same: list[_Value], warnings: list[Issue] | None) -> _Value:
@@ -2169,20 +2219,45 @@ def _history_fields(concept: dict | None) -> set[str]:
     return out
 
 
-def bundle_entries(bundle: dict, where: str = "Bundle") -> list[tuple[dict, str | None]]:
-    """(resource, fullUrl) for each entry; an entry without a resource is an error."""
+def bundle_entries(
+    bundle: dict, where: str = "Bundle", warnings: list[Issue] | None = None
+) -> list[tuple[dict, str | None]]:
+    """(resource, fullUrl) for each entry of a Bundle, reading through a Bundle inside it (a
+    batch-response holds one searchset per search). An entry without a resource is skipped: FHIR
+    allows it (a batch's failed request carries only its `response`, a history's deletion only its
+    `request`); a failed request is said in `warnings`, since what it would have fetched is missing."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise FhirInputError([Issue(where, "must be a FHIR Bundle")])
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         raise FhirInputError([Issue(f"{where}.entry", "must be a list of entries")])
-    out = []
+    said: list[Issue] = [] if warnings is None else warnings
+    out: list[tuple[dict, str | None]] = []
     for i, entry in enumerate(entries):
+        at = f"{where}.entry[{i}]"
         resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or not resource.get("resourceType"):
-            raise FhirInputError([Issue(f"{where}.entry[{i}]", "has no resource")])
-        out.append((resource, entry.get("fullUrl")))
+        nested = at.count(".entry[")  # Bundles are read through at most three deep
+        if isinstance(resource, dict) and resource.get("resourceType") == "Bundle" and nested < 3:
+            out += bundle_entries(resource, f"{at}.resource", said)
+        elif isinstance(resource, dict):
+            out.append((resource, entry.get("fullUrl")))
+        elif resource is not None:
+            said.append(Issue(at, "its resource is not a FHIR resource: not used"))
+        elif (problem := _failed_request(entry)) is not None:
+            said.append(Issue(f"{at}.response", problem))
+        elif not isinstance(entry, dict) or not (entry.get("response") or entry.get("request")):
+            said.append(Issue(at, "has no resource: not used"))
     return out
+
+
+def _failed_request(entry: object) -> str | None:
+    """Why a batch's request failed (its response status, never the diagnostics), or None."""
+    response = entry.get("response") if isinstance(entry, dict) else None
+    status = response.get("status") if isinstance(response, dict) else None
+    code = status.strip()[:3] if isinstance(status, str) else ""
+    if not code or code.startswith("2") or not code.isdigit():
+        return None
+    return f"a request of the batch failed (status {code}): what it would have fetched is missing"
 
 
 def same_resource_key(resource: dict) -> str:
@@ -2198,7 +2273,8 @@ def read_bundle(
     history_window_years: float | None = None,
 ) -> FhirCheckup:
     """The records of the one Patient in a Bundle (contract section 3)."""
-    entries = bundle_entries(bundle)
+    structure: list[Issue] = []
+    entries = bundle_entries(bundle, warnings=structure)
     # A searchset may hold the one Patient twice (as `match` and as `include`): the same person.
     patients = list({same_resource_key(r): (r, u) for r, u in entries if r.get("resourceType") == "Patient"}.values())
     if len(patients) != 1:
@@ -2207,7 +2283,7 @@ def read_bundle(
             status=412 if not patients else 422,
         )
     patient, patient_url = patients[0]
-    return read_patient(
+    checkup = read_patient(
         patient,
         [(r, u) for r, u in entries if r.get("resourceType") != "Patient"],
         today,
@@ -2215,6 +2291,8 @@ def read_bundle(
         history_window_years,
         patient_url=patient_url if isinstance(patient_url, str) else None,
     )
+    checkup.warnings[:0] = structure
+    return checkup
 
 
 # The LOINC code and UCUM unit written for each record field (the first code of MEASURES wins).

@@ -177,7 +177,7 @@ def _prefetched_resources(prefetch: dict, key: str) -> Prefetched:
     if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
         raise FhirInputError([Issue(f"prefetch.{key}", "must be a Bundle (or one FHIR resource)")])
     warnings = said + check_bundle(value, where=f"prefetch.{key}")
-    entries = [(r, url) for r, url in bundle_entries(value, where=f"prefetch.{key}") if not is_outcome(r)]
+    entries = [(r, url) for r, url in bundle_entries(value, f"prefetch.{key}", warnings) if not is_outcome(r)]
     return Prefetched(entries, warnings, failed, page)
 
 

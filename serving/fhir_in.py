@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from features.fhir import FhirCheckup, FhirInputError, Issue, bundle_entries, plain_problem
+from features.fhir import ANSWERS, FhirCheckup, FhirInputError, Issue, bundle_entries, plain_problem
 from features.schema import BY_NAME, FIELDS, ORDERED_PAIRS
 from serving.http_metrics import count_rejects
 from serving.schemas import Checkup, errors_from
@@ -229,12 +229,13 @@ def _model(kind: object) -> Any:
         return None
 
 
-# Record fields a checkup measures (read from Observations): all but who the person is and the
-# history, treatment and family flags (read from Conditions, medicines and FamilyMemberHistory).
+# Record fields a checkup measures (read from Observations): all but who the person is, the
+# questionnaire's answers and the history, treatment and family flags (read from Conditions,
+# medicines and FamilyMemberHistory).
 MEASURED = frozenset(
     f.name
     for f in FIELDS
-    if f.name not in ("person_id", "exam_date", "sex", "age", "age_group")
+    if f.name not in ("person_id", "exam_date", "sex", "age", "age_group", *ANSWERS)
     and not f.name.startswith(("history_", "on_", "family_history_"))
 )
 

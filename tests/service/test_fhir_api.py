@@ -19,6 +19,10 @@ from tests.service.test_cds import URL, cds_call
 FHIR = {"Content-Type": "application/fhir+json"}
 
 
+def _entries(bundle: dict, kind: str) -> list[dict]:
+    return [e["resource"] for e in bundle["entry"] if e["resource"].get("resourceType") == kind]
+
+
 def _assessments(response) -> list[dict]:
     bundle = response.json()
     Bundle.model_validate(bundle)
@@ -63,9 +67,6 @@ def test_api_token_required(client):
 def _broken_bundles():
     good = to_bundle(EXAMPLE_RECORD)
     cases = {"not json": b"{not json", "a list": b"[]", "a Patient": json.dumps(good["entry"][0]["resource"]).encode()}
-    no_resource = copy.deepcopy(good)
-    no_resource["entry"].append({"fullUrl": "urn:uuid:x"})
-    cases["entry without resource"] = json.dumps(no_resource).encode()
     no_patient = copy.deepcopy(good)
     no_patient["entry"] = no_patient["entry"][1:]
     cases["no patient"] = json.dumps(no_patient).encode()
@@ -108,6 +109,43 @@ def test_an_unknown_resource_type_is_left_out_with_a_warning(client):
     outcome = r.json()["entry"][-1]["resource"]
     assert outcome["resourceType"] == "OperationOutcome"
     assert any("not a FHIR R4 resource type" in i["diagnostics"] for i in outcome["issue"])
+
+
+def test_a_batch_response_is_read_through_and_a_failed_request_said(client):
+    # A batch of GET searches answers with one searchset per search, and a failed request carries
+    # only its response (FHIR: Bundle.entry.resource 0..1): read what came, say what did not.
+    good = to_bundle(EXAMPLE_RECORD)
+    patient, *others = good["entry"]
+    searchset = {"resourceType": "Bundle", "type": "searchset", "entry": others}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch-response",
+        "entry": [
+            {**patient, "response": {"status": "200 OK"}},
+            {"resource": searchset, "response": {"status": "200 OK"}},
+            {"response": {"status": "404 Not Found"}},
+            {"fullUrl": "urn:uuid:x"},
+        ],
+    }
+    r = client.post("/fhir/risk-assessment", content=json.dumps(bundle), headers=FHIR)
+    assert r.status_code == 200, r.text
+    plain = client.post("/fhir/risk-assessment", content=json.dumps(good), headers=FHIR)
+    assert [a["prediction"] for a in _assessments(r)] == [a["prediction"] for a in _assessments(plain)]
+    said = [i["diagnostics"] for i in r.json()["entry"][-1]["resource"]["issue"]]
+    assert any("a request of the batch failed (status 404)" in d for d in said)
+    assert any("has no resource: not used" in d for d in said)
+
+
+def test_malformed_values_inside_resources_are_never_a_server_error(client):
+    bundle = to_bundle(EXAMPLE_RECORD)
+    bundle["entry"].append({"resource": {"resourceType": 5}})
+    sbp = next(r for r in _entries(bundle, "Observation") if r["code"]["coding"][0]["code"] == "8480-6")
+    # Valid JSON, a number no float holds: the value is left missing, the patient scored.
+    raw = json.dumps(bundle).replace(f'"value": {sbp["valueQuantity"]["value"]}', '"value": 1' + "0" * 400, 1)
+    r = client.post("/fhir/risk-assessment", content=raw.encode(), headers=FHIR)
+    assert r.status_code == 200, r.text
+    said = " ".join(i["diagnostics"] for i in r.json()["entry"][-1]["resource"]["issue"])
+    assert "not a FHIR R4 resource type" in said and "has no numeric valueQuantity" in said
 
 
 @pytest.mark.parametrize("name,body", list(_broken_bundles().items()))
