@@ -31,7 +31,8 @@ with onset after a checkup is not history for that checkup; one without any date
 checkup. For the newest checkup every known Condition counts, whatever its date: a disease diagnosed
 since the last checkup is known now and is never predicted as a new one (a warning names a
 Condition dated after the checkup scored, of a disease not on record before it). Treatment is read the same
-way from active MedicationStatements (effective[x], else dateAsserted) and active MedicationRequests
+way from active MedicationStatements (effective[x], else dateAsserted; up to effectivePeriod.end when
+one is given, since lists often leave a finished course "active") and active MedicationRequests
 (authoredOn), by ATC class; a completed (dispensed) MedicationRequest counts at checkups up to
 COMPLETED_REQUEST_DAYS (a year) after it was written. A lipid-lowering drug other than a statin
 says the person's dyslipidemia is treated: `history_dyslipidemia`, a diagnosis, which lasts (from
@@ -70,7 +71,7 @@ FamilyMemberHistory date): the checkup whose visit window holds that date, or th
 a date after it or no date at all. A positive that counts for a checkup (see above) always wins over
 a negative: a diagnosis never heals, and for the newest checkup every known positive counts.
 Family history is dated by FamilyMemberHistory.date like a Condition by its onset (undated: every
-checkup).
+checkup), and is a parent's or a sibling's (`_parent_or_sibling`), as the NHIS questionnaire asks.
 
 Lifestyle. Alcohol use is LOINC 11331-6 (History of Alcohol use; a SNOMED CT drinker / non-drinker
 finding, a yes/no answer (HL7 v2-0136 Y/N, LOINC LA33-6 / LA32-8, valueBoolean) or its text) and
@@ -107,6 +108,8 @@ import json
 import math
 import re
 import unicodedata
+import urllib.parse
+import zoneinfo
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -126,6 +129,7 @@ SNOMED_OID = "urn:oid:2.16.840.1.113883.6.96"
 SNOMED = "http://snomed.info/sct"
 ATC = "http://www.whocc.no/atc"
 UCUM = "http://unitsofmeasure.org"
+ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 
 # Patient.gender (FHIR AdministrativeGender) -> the record's sex; "other" and "unknown" have no model.
 _SEX_OF_GENDER: dict[str, str] = {word: code for code, word in SEX_WORDS.items()}
@@ -135,6 +139,9 @@ USABLE_STATUS = frozenset({"final", "amended", "corrected"})
 
 # Defaults of the visit window and of the history kept (each overridable per call and by environment).
 VISIT_DAYS = 7
+# The time zone whose calendar days date a checkup: Korea's (the service takes it from
+# CHECKUP_RISK_TIME_ZONE). A result written at 07:40+09:00 or at 22:40Z the day before is one day.
+DEFAULT_TIME_ZONE = "Asia/Seoul"
 # Observations that are questionnaire answers, not measurements: they join a checkup, never make one.
 ANSWERS = frozenset({"smoking_status", "drinking", "activity_days_per_week"})
 # The NHIS questionnaire may be answered online up to weeks before the exam: an answer this many days
@@ -298,6 +305,10 @@ _DIPSTICK_TEXT = {
     "++++": 6,
     "+4": 6,
     "양성(4+)": 6,
+    # Positive without a grade: at least 1+ (the lowest grade it can be).
+    "양성": 3,
+    "positive": 3,
+    "pos": 3,
 }
 # Smoking status answers to 1 never, 2 former, 3 current. SNOMED CT (ONC / US Core value set) and the
 # LOINC answers of 72166-2 (checked against the IPS LOINC-to-SNOMED concept map: LA18976-3 current
@@ -312,6 +323,15 @@ _SMOKING_SNOMED = {
     "65568007": 3,
     "428071000124103": 3,
     "428061000124105": 3,
+    # Current smokers by amount: trivial, light, moderate, heavy, very heavy cigarette smoker; moderate
+    # smoker (20 or less a day); occasional cigarette smoker.
+    "266920004": 3,
+    "160603005": 3,
+    "160604004": 3,
+    "160605003": 3,
+    "160606002": 3,
+    "56578002": 3,
+    "230059006": 3,
     "77176002": None,
     "266927001": None,
 }
@@ -457,7 +477,8 @@ _DAYS_PER_WEEK_UNITS = frozenset(
 # Diagnoses: ICD-10 / KCD prefixes and SNOMED CT codes -> history field.
 _HISTORY_ICD = {
     "history_stroke": ("I60", "I61", "I62", "I63", "I64", "I69"),
-    "history_heart_disease": ("I20", "I21", "I22", "I23", "I24", "I25", "I50"),
+    # Ischaemic heart disease and heart failure, and a coronary bypass graft (Z95.1) or stent (Z95.5).
+    "history_heart_disease": ("I20", "I21", "I22", "I23", "I24", "I25", "I50", "Z951", "Z955"),
     "history_hypertension": ("I10", "I11", "I12", "I13", "I15"),
     "history_diabetes": ("E10", "E11", "E12", "E13", "E14"),
     "history_dyslipidemia": ("E78",),
@@ -466,13 +487,30 @@ _HISTORY_ICD = {
     "history_ckd": ("N18", "Z992", "I12", "I13", "E102", "E112", "E122", "E132", "E142"),
 }
 _HISTORY_SNOMED = {
+    # Stroke, ischaemic stroke, cerebral infarction, cerebral and subarachnoid haemorrhage, and the
+    # situation "history of cerebrovascular accident".
     "230690007": "history_stroke",
     "422504002": "history_stroke",
+    "432504007": "history_stroke",
+    "274100004": "history_stroke",
+    "21454007": "history_stroke",
+    "275526006": "history_stroke",
+    # Myocardial infarction (acute, STEMI, NSTEMI, old, "history of"), ischaemic heart disease,
+    # angina (unstable too), coronary artery disease, heart failure (congestive, chronic congestive).
     "22298006": "history_heart_disease",
+    "57054005": "history_heart_disease",
+    "401303003": "history_heart_disease",
+    "401314000": "history_heart_disease",
+    "1755008": "history_heart_disease",
+    "399211009": "history_heart_disease",
     "414545008": "history_heart_disease",
     "194828000": "history_heart_disease",
+    "25106000": "history_heart_disease",
+    "4557003": "history_heart_disease",
     "53741008": "history_heart_disease",
     "84114007": "history_heart_disease",
+    "42343007": "history_heart_disease",
+    "88805009": "history_heart_disease",
     "38341003": "history_hypertension",
     "59621000": "history_hypertension",
     "44054006": "history_diabetes",
@@ -631,8 +669,10 @@ def _number_of(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _when(text: str | None) -> dt.datetime | None:
-    """A FHIR date or dateTime (possibly partial) as an aware datetime for ordering."""
+def _when(text: str | None, zone: dt.tzinfo) -> dt.datetime | None:
+    """A FHIR date or dateTime (possibly partial) as an aware datetime in `zone`: a time written
+    with another offset is moved into it (the same instant is the same day however it is written),
+    and one without an offset, or a plain date, is read as a time there."""
     if not text or not isinstance(text, str):
         return None
     if re.fullmatch(r"\d{4}", text):
@@ -643,7 +683,7 @@ def _when(text: str | None) -> dt.datetime | None:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return value.astimezone(zone) if value.tzinfo else value.replace(tzinfo=zone)
 
 
 # Where each dated resource keeps its date, in the order read: the first plausible one is used.
@@ -676,7 +716,7 @@ class _Dates(NamedTuple):
     bad: list[str]
 
 
-def _dates(resource: dict, paths: tuple[tuple[str, ...], ...], low: dt.date, high: dt.date) -> _Dates:
+def _dates(resource: dict, paths: tuple[tuple[str, ...], ...], low: dt.date, high: dt.date, zone: dt.tzinfo) -> _Dates:
     """The first date along `paths` that parses and whose day is within low..high (a placeholder
     such as 0001-01-01, a typo, a future date is no date at all); the paths passed over as bad."""
     bad: list[str] = []
@@ -684,7 +724,7 @@ def _dates(resource: dict, paths: tuple[tuple[str, ...], ...], low: dt.date, hig
         text = _at(resource, path)
         if text is None:
             continue
-        when = _when(text) if isinstance(text, str) else None
+        when = _when(text, zone) if isinstance(text, str) else None
         day = _day(when)
         if when is not None and day is not None and low <= day <= high:
             return _Dates(when, ".".join(path), bad)
@@ -693,22 +733,22 @@ def _dates(resource: dict, paths: tuple[tuple[str, ...], ...], low: dt.date, hig
 
 
 def _day(when: dt.datetime | None) -> dt.date | None:
-    # The calendar day where it was recorded (its own offset), as a clinician would read it.
+    # The calendar day in the reading's time zone (`_when` moved it there).
     return when.date() if when is not None else None
 
 
 # Other spellings of a code system's URI that mean the same system: its OID, and (`_system_key`)
 # https, "www.", a trailing slash or capitals, which real systems send.
-_SYSTEM_ALIASES: dict[str, str] = {LOINC_OID: LOINC, SNOMED_OID: SNOMED}
+_SYSTEM_ALIASES: dict[str, str] = {LOINC_OID: LOINC, SNOMED_OID: SNOMED, "urn:oid:2.16.840.1.113883.6.73": ATC}
 
 
 @functools.lru_cache(maxsize=256)
 def _system_key(system: str) -> str:
     text = system.strip()
     if text.lower().startswith("urn:"):
-        return _SYSTEM_ALIASES.get(text.lower(), text)
-    text = re.sub(r"^https?://(www\.)?", "http://", text.lower()).rstrip("/")
-    return _SYSTEM_ALIASES.get(text, text)
+        alias = _SYSTEM_ALIASES.get(text.lower())
+        return _system_key(alias) if alias else text
+    return re.sub(r"^https?://(www\.)?", "http://", text.lower()).rstrip("/")
 
 
 def _codes(concept: dict | None, system: str) -> list[str]:
@@ -913,11 +953,16 @@ def _answer(
     return False, None
 
 
+_DASHES = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2010": "-", "\u2011": "-"})
+
+
 def _text_answer(label: str, text: Mapping[str, int | None]) -> tuple[int | None] | None:
     """(code,) of a text answer, else None: the whole text, or a text with a parenthesis
     ("약양성(±)", "음성 (-)") whose parts each name the same answer; a part this service does not
     read ("흡연(과거)": "과거" alone) leaves the whole unread rather than half-read."""
-    whole = re.sub(r"\s*([()])\s*", r"\1", " ".join(label.split())).lower()  # "양성 (2+)" is "양성(2+)"
+    # Full-width forms ("（－）") as their plain letters, a minus sign or a dash as "-", "Neg." as "neg".
+    plain = unicodedata.normalize("NFKC", label).translate(_DASHES).strip().rstrip(".")
+    whole = re.sub(r"\s*([()])\s*", r"\1", " ".join(plain.split())).lower()  # "양성 (2+)" is "양성(2+)"
     if whole in text:
         return (text[whole],)
     parts = [p.strip() for p in re.split(r"[()]", whole) if p.strip()]
@@ -929,8 +974,9 @@ def _text_answer(label: str, text: Mapping[str, int | None]) -> tuple[int | None
 
 def _about_patient(resource: dict, reading: _Reading, key: str = "subject") -> bool:
     """Whether the resource's subject is the Patient: by reference (a version suffix such as
-    "/_history/2" still names it), else by an identifier the Patient carries; no subject at all is
-    the Bundle's one patient."""
+    "/_history/2" still names it), by a transaction's conditional reference on an identifier the
+    Patient carries ("Patient?identifier=system|value"), else by such an identifier in the subject;
+    no subject at all is the Bundle's one patient."""
     subject = resource.get(key)
     if not isinstance(subject, dict):
         return True
@@ -938,13 +984,31 @@ def _about_patient(resource: dict, reading: _Reading, key: str = "subject") -> b
     if ref:
         ref = _VERSION.sub("", str(ref))
         refs = reading.patient_refs
+        if "?" in ref:
+            return _conditional_match(ref, reading)
         return ref in refs or any(ref.endswith("/" + r) for r in refs if r.startswith("Patient/"))
     ident = subject.get("identifier")
     if isinstance(ident, dict) and ident.get("value"):
-        return _identifier_key(ident) in reading.patient_identifiers or (
-            not ident.get("system") and str(ident["value"]) in {v for _, v in reading.patient_identifiers}
-        )
+        return _has_identifier(reading, ident.get("system"), str(ident["value"]))
     return True
+
+
+def _has_identifier(reading: _Reading, system: object, value: str) -> bool:
+    """Whether the Patient carries the identifier (any system when none is given)."""
+    if system:
+        return (str(system), value) in reading.patient_identifiers
+    return value in {v for _, v in reading.patient_identifiers}
+
+
+def _conditional_match(ref: str, reading: _Reading) -> bool:
+    """Whether a conditional reference ("Patient?identifier=http://mrn|123") finds the Patient: only
+    an identifier search can be checked here; any other criterion is not taken as this patient."""
+    kind, _, query = ref.partition("?")
+    criteria = urllib.parse.parse_qs(query)
+    if kind.rsplit("/", 1)[-1] != "Patient" or set(criteria) != {"identifier"} or len(criteria["identifier"]) != 1:
+        return False
+    system, bar, value = criteria["identifier"][0].rpartition("|")
+    return bool(value) and _has_identifier(reading, system if bar else None, value)
 
 
 _VERSION = re.compile(r"/_history/[^/]+$")
@@ -970,9 +1034,9 @@ def _elsewhere_issue(paths: list[str]) -> Issue:
     return _listed(paths, f"{which} to a different patient: not used")
 
 
-def _revision(resource: dict) -> tuple[float | None, float | None, str]:
+def _revision(resource: dict, zone: dt.tzinfo) -> tuple[float | None, float | None, str]:
     """(issued, meta.versionId, status) of an Observation, for `_newer`."""
-    issued = _when(resource.get("issued"))
+    issued = _when(resource.get("issued"), zone)
     meta = resource.get("meta")
     version = meta.get("versionId") if isinstance(meta, dict) else None
     try:
@@ -996,7 +1060,8 @@ def _observation_values(
     """Every readable value of one usable Observation (and its components); the rest become warnings.
     `person` (sex code, age in years on the Observation's day) judges a bound on creatinine."""
     out: list[_Value] = []
-    issued, version, status = _revision(resource)
+    # Naive `issued` times read in the checkup's zone (only their order matters).
+    issued, version, status = _revision(resource, (when.tzinfo if when is not None else None) or dt.UTC)
     for part, where in _observation_parts(resource, ref):
         for loinc in dict.fromkeys(_codes(part.get("code"), LOINC)):
             got = _part_value(part, loinc, where, person)
@@ -1256,6 +1321,7 @@ class _Reading:
     medications: dict[str, dict]  # Medication resources by reference and by fullUrl
     today: dt.date
     born: dt.date  # 1 January of the birth year: no history is dated before it
+    zone: dt.tzinfo  # the time zone whose calendar days date the checkups and the history
     values: list[_Value] = field(default_factory=list)
     facts: list[_Dated] = field(default_factory=list)  # conditions, treatment and family history, dated
     negatives: list[_Dated] = field(default_factory=list)  # refuted conditions, treatment not taken, no family history
@@ -1273,7 +1339,7 @@ class _Reading:
     def history_day(self, resource: dict, ref: str, paths: tuple[tuple[str, ...], ...]) -> dt.date | None:
         """The day a history fact holds from, or None; a date before the birth year or in the future
         cannot be one, so it is read as no date (which is how such a fact has always been read)."""
-        got = _dates(resource, paths, self.born, self.today)
+        got = _dates(resource, paths, self.born, self.today, self.zone)
         for path in got.bad:
             self.warnings.append(
                 Issue(f"{ref}.{path}", "is not a date between the birth year and today: read as undated")
@@ -1288,8 +1354,12 @@ def read_patient(
     visit_window_days: int = VISIT_DAYS,
     history_window_years: float | None = None,
     patient_url: str | None = None,
+    time_zone: str = DEFAULT_TIME_ZONE,
 ) -> FhirCheckup:
     """The canonical records of `patient`'s checkups from (resource, fullUrl) pairs.
+
+    Calendar days (a checkup's exam date, a Condition's onset) are those of `time_zone`, an IANA
+    name (`DEFAULT_TIME_ZONE`, Korea's): a time sent with another offset is moved into it.
 
     `patient_url` is the Patient entry's fullUrl in a Bundle: resources may refer to the Patient by
     it (a urn:uuid in a transaction Bundle), and a Patient without an id is known by it.
@@ -1320,6 +1390,7 @@ def read_patient(
         _medications(resources),
         bound,
         born,
+        zoneinfo.ZoneInfo(time_zone),
         warnings=warnings,
         issues=issues,
         patient_identifiers=idents,
@@ -1419,7 +1490,7 @@ def _patient(
         issues.append(
             Issue(f"{ref}.gender", f"must be {' or '.join(SEX_WORDS.values())}: the risk models are sex-specific")
         )
-    birth_at = _when(patient.get("birthDate"))
+    birth_at = _when(patient.get("birthDate"), dt.UTC)  # a date: no time to move
     if birth_at is None:
         said = patient.get("birthDate") not in (None, "")
         why = "is not a date (YYYY, YYYY-MM or YYYY-MM-DD)" if said else "is missing"
@@ -1593,7 +1664,7 @@ def _read_observation(resource: dict, ref: str, reading: _Reading) -> None:
             said = status if status in _OBSERVATION_STATUSES else ("another status" if status else "no status")
             reading.unfinished.append((ref, said))
     else:
-        got = _dates(resource, _OBSERVATION_DATES, EXAM_DATE_MIN, reading.today)
+        got = _dates(resource, _OBSERVATION_DATES, EXAM_DATE_MIN, reading.today, reading.zone)
         if got.when is None and got.bad:
             issues = [
                 Issue(
@@ -1632,7 +1703,9 @@ def _read_observation(resource: dict, ref: str, reading: _Reading) -> None:
                 "disease as a Condition",
             )
         )
-    elif not _read_codes(resource):
+    elif not _read_codes(resource) and not resource.get("hasMember"):
+        # A panel that groups its results (hasMember: a lipid panel, a urinalysis) holds no value:
+        # its members come as Observations of their own.
         reading.unread_observations.append(ref)
 
 
@@ -1741,10 +1814,12 @@ def _condition_names(resource: dict, ref: str, reading: _Reading) -> set[str]:
     if got.fields:
         return set(got.fields)
     if got.doubtful:
+        # This service reads no SNOMED CT hierarchy, only a table of codes (docs/interface.md).
+        code = "its SNOMED CT code is not one this service reads; " if _codes(concept, SNOMED) else ""
         message = (
             f"its text names one of {_CONDITIONS_READ} together with words this service does not read as "
             "harmless (a negation, a doubt, another person, a test or a qualifier may change its meaning): "
-            "not counted; a code (ICD-10 / KCD-8 or SNOMED CT) would be read"
+            f"not counted; {code}an ICD-10 / KCD-8 code would be read"
         )
         reading.warnings.append(Issue(f"{ref}.code", message))
     else:
@@ -1820,6 +1895,47 @@ def _unfinished_issue(statuses: list[tuple[str, str]]) -> Issue:
     )
 
 
+# Family history as the checkup questionnaire asks it: a parent's or a sibling's disease (blood
+# relatives; half-siblings and twins too). v3 RoleCode, the SNOMED CT persons, and common words.
+_RELATIVES_ROLE = frozenset(
+    {"PRN", "NPRN", "FTH", "MTH", "NFTH", "NMTH", "SIB", "NSIB", "BRO", "SIS", "NBRO", "NSIS", "HSIB", "HBRO", "HSIS"}
+    | {"TWIN", "TWINBRO", "TWINSIS", "FTWIN", "FTWINBRO", "FTWINSIS", "ITWIN", "ITWINBRO", "ITWINSIS"}
+)
+_RELATIVES_SNOMED = frozenset({"72705000", "66839005", "40683002", "375005", "70924004", "27733009"})
+_RELATIVES_TEXT = frozenset(
+    {"parent", "father", "mother", "sibling", "brother", "sister", "twin", "mom", "dad"}
+    | {
+        "부모",
+        "아버지",
+        "어머니",
+        "부친",
+        "모친",
+        "형제",
+        "자매",
+        "형제자매",
+        "형",
+        "오빠",
+        "누나",
+        "언니",
+        "남동생",
+        "여동생",
+    }
+)
+
+
+def _parent_or_sibling(relationship: object) -> bool:
+    """Whether FamilyMemberHistory.relationship names a parent or a sibling (`_RELATIVES_*`)."""
+    if not isinstance(relationship, dict):
+        return False
+    codes = _codes(relationship, ROLE_CODE)
+    if codes:
+        return any(c.upper() in _RELATIVES_ROLE for c in codes)
+    if _codes(relationship, SNOMED):
+        return any(c in _RELATIVES_SNOMED for c in _codes(relationship, SNOMED))
+    words = {re.sub(r"[^\w]", "", n.strip().lower()) for n in _concept_names(relationship)}
+    return bool(words & _RELATIVES_TEXT)
+
+
 def _read_family_history(resource: dict, ref: str, reading: _Reading) -> None:
     if _elsewhere(resource, ref, reading, "patient") or resource.get("status") == _IN_ERROR:
         return
@@ -1842,6 +1958,17 @@ def _read_family_history(resource: dict, ref: str, reading: _Reading) -> None:
                     )
                 )
         positive |= {_FAMILY[name] for name in names if name in _FAMILY}
+    if positive and not _parent_or_sibling(resource.get("relationship")):
+        # A spouse's, an in-law's or a grandparent's disease is not the family history the models
+        # learned (parents and siblings); a relationship not read is not counted either.
+        reading.warnings.append(
+            Issue(
+                f"{ref}.relationship",
+                "is not read as a parent or a sibling (the family history the checkup questionnaire asks about): "
+                "not counted as family history",
+            )
+        )
+        positive = set()
     since = reading.history_day(resource, ref, _FAMILY_DATES) if positive or negative else None
     if positive:
         reading.facts.append(_Dated(frozenset(positive), since, ref))
@@ -1906,7 +2033,24 @@ def _read_medication(resource: dict, ref: str, reading: _Reading) -> None:
                 _Dated(frozenset(treatment), since, ref, since + dt.timedelta(days=COMPLETED_REQUEST_DAYS))
             )
         else:
-            reading.facts.append(_Dated(frozenset(treatment), since, ref))
+            reading.facts.append(_Dated(frozenset(treatment), since, ref, _ended(resource, ref, reading)))
+
+
+def _ended(resource: dict, ref: str, reading: _Reading) -> dt.date | None:
+    """The last day an active MedicationStatement's effectivePeriod gives (None: no end): medication
+    lists often leave a finished course "active", and its end says it is over."""
+    end = _at(resource, ("effectivePeriod", "end"))
+    when = _when(end, reading.zone) if isinstance(end, str) else None
+    if when is None:
+        return None
+    if when.date() < reading.today:
+        reading.warnings.append(
+            Issue(
+                f"{ref}.effectivePeriod.end",
+                "is past: the medicine counts as treatment only at checkups up to that day",
+            )
+        )
+    return when.date()
 
 
 # Resource type -> its reader; other resources are not about the record.
@@ -2271,8 +2415,9 @@ def read_bundle(
     today: dt.date | None = None,
     visit_window_days: int = VISIT_DAYS,
     history_window_years: float | None = None,
+    time_zone: str = DEFAULT_TIME_ZONE,
 ) -> FhirCheckup:
-    """The records of the one Patient in a Bundle (contract section 3)."""
+    """The records of the one Patient in a Bundle (contract section 3); see `read_patient`."""
     structure: list[Issue] = []
     entries = bundle_entries(bundle, warnings=structure)
     # A searchset may hold the one Patient twice (as `match` and as `include`): the same person.
@@ -2290,6 +2435,7 @@ def read_bundle(
         visit_window_days,
         history_window_years,
         patient_url=patient_url if isinstance(patient_url, str) else None,
+        time_zone=time_zone,
     )
     checkup.warnings[:0] = structure
     return checkup
@@ -2312,7 +2458,6 @@ _FAMILY_NEGATIVE_WRITE = {
     "family_history_diabetes": ("160274005", "No family history of diabetes"),
 }
 _DRINKING_WRITE = {1: ("219006", "Current drinker of alcohol"), 0: ("105542008", "Current non-drinker of alcohol")}
-_ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 # The lasting fields a record's 1 or 0 is written for, in the order their resources are written.
 _LASTING_WRITE: tuple[str, ...] = (*_HISTORY_WRITE, *_MEDICATION_WRITE, *_FAMILY_WRITE)
 
@@ -2507,7 +2652,7 @@ def _lasting(pid: str, subject: dict, first_seen: dict[str, str], several: bool)
                         "status": "completed",
                         "patient": subject,
                         **({"date": first_seen[name]} if several else {}),
-                        "relationship": {"coding": [{"system": _ROLE, "code": "FTH"}]},
+                        "relationship": {"coding": [{"system": ROLE_CODE, "code": "FTH"}]},
                         "condition": [{"code": {"coding": [{"system": SNOMED, "code": code}]}}],
                     }
                 }
@@ -2545,7 +2690,7 @@ def _negative(name: str, rid: str, subject: dict, when: str) -> dict:
             "status": "completed",
             "patient": subject,
             "date": when,
-            "relationship": {"coding": [{"system": _ROLE, "code": "FAMMEMB", "display": "family member"}]},
+            "relationship": {"coding": [{"system": ROLE_CODE, "code": "FAMMEMB", "display": "family member"}]},
             "condition": [{"code": {"coding": [{"system": SNOMED, "code": code, "display": display}]}}],
         }
     return {"fullUrl": f"urn:uuid:{rid}", "resource": resource}

@@ -287,7 +287,7 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
         if patient.get("id") != call.context.patientId:
             return _fhir_error([Issue("prefetch.patient", "is not the patient in context.patientId")], 422)
         resources = observations + optional
-        checkup = read_patient(patient, resources, visit_window_days=svc.fhir_visit_days)
+        checkup = read_patient(patient, resources, visit_window_days=svc.fhir_visit_days, time_zone=svc.time_zone)
         age = checkup.record.get("age")
         low, high = BY_NAME["age"].low, BY_NAME["age"].high
         if age is None or not low <= age <= high or is_deceased(patient):
@@ -354,7 +354,7 @@ async def fhir_risk_assessment(request: Request, svc: CurrentWorker) -> JSONResp
         failed, flagged = search_outcomes(bundle, "Bundle")
         page = partial_page(bundle, "Bundle")
         structure = [i for i in (failed, page) if i] + flagged + check_bundle(bundle, where="Bundle")
-        checkup = read_bundle(bundle, visit_window_days=svc.fhir_visit_days)
+        checkup = read_bundle(bundle, visit_window_days=svc.fhir_visit_days, time_zone=svc.time_zone)
         checkup.warnings[:0] = structure
         audit_persons(request, checkup.records)
         records, dropped = validate_records(checkup)

@@ -9,12 +9,13 @@ something, and falling back to the default would hide that. docs/configuration.m
 from __future__ import annotations
 
 import os
+import zoneinfo
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from features.fhir import VISIT_DAYS
+from features.fhir import DEFAULT_TIME_ZONE, VISIT_DAYS
 
 DEFAULT_HOME = Path(".checkup-risk")
 # Two years: by then the one-year risk window after the exam has passed, with a year's grace for
@@ -68,6 +69,8 @@ class Settings:
     stale_after_days: int = field(default=DEFAULT_STALE_AFTER_DAYS, metadata=_env("CHECKUP_RISK_STALE_AFTER_DAYS"))
     # FHIR Observations less than this many days after a visit's first day belong to that visit.
     fhir_visit_days: int = field(default=VISIT_DAYS, metadata=_env("CHECKUP_RISK_FHIR_VISIT_DAYS"))
+    # The IANA time zone whose calendar days date FHIR checkups (a time sent as 22:40Z is 07:40 in Seoul).
+    time_zone: str = field(default=DEFAULT_TIME_ZONE, metadata=_env("CHECKUP_RISK_TIME_ZONE"))
     # CDS gives cards from a model of synthetic people only when the site asks for it (demos).
     allow_synthetic: bool = field(default=False, metadata=_env(ALLOW_SYNTHETIC_ENV))
     # Browser origins allowed to call; bearer headers, never cookies, so "*" exposes nothing.
@@ -142,6 +145,7 @@ class Settings:
             max_body_bytes=_positive_int(environ, "CHECKUP_RISK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             stale_after_days=_positive_int(environ, "CHECKUP_RISK_STALE_AFTER_DAYS", DEFAULT_STALE_AFTER_DAYS),
             fhir_visit_days=_positive_int(environ, "CHECKUP_RISK_FHIR_VISIT_DAYS", VISIT_DAYS),
+            time_zone=_time_zone(environ, "CHECKUP_RISK_TIME_ZONE"),
             allow_synthetic=_flag(environ, ALLOW_SYNTHETIC_ENV),
             cors_origins=_origins(environ, "CHECKUP_RISK_CORS_ORIGINS"),
             tracing=_flag(environ, "CHECKUP_RISK_TRACING"),
@@ -255,6 +259,17 @@ def _url_of_scheme(environ: Mapping[str, str], name: str, schemes: tuple[str, ..
     if scheme not in schemes:
         # Never the value itself: it may hold a password.
         raise SettingsError(f"{name} must be {example}; scheme {scheme or 'missing'!r} is not")
+    return raw
+
+
+def _time_zone(environ: Mapping[str, str], name: str) -> str:
+    raw = _text(environ, name)
+    if raw is None:
+        return DEFAULT_TIME_ZONE
+    try:
+        zoneinfo.ZoneInfo(raw)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"{name} must be an IANA time zone such as Asia/Seoul, not {raw!r}") from None
     return raw
 
 

@@ -39,6 +39,7 @@ class Worker:
         self.served: Served | None = _load_or_none(bento_model, settings.stale_after_days)
         self.reloader = ModelReloader(self, home, settings.stale_after_days, mlflow_uri=settings.mlflow_uri)
         self.fhir_visit_days = settings.fhir_visit_days
+        self.time_zone = settings.time_zone
         # Read per CDS call, so a test (or an operator's debugger) can flip it on a running worker.
         self.allow_synthetic = settings.allow_synthetic
         self.public_url = settings.public_url
