@@ -133,9 +133,14 @@ def _recorded(en: str, ko: str) -> tuple[str, str, str, str]:
     return en, ko, f"{en} (recorded at the checkup of {{date}})", f"{ko} ({{date}} 검진에서 기록)"
 
 
-_BP = f"{number(SBP_HYPERTENSION)}/{number(DBP_HYPERTENSION)}"
+_BP = f"{number(SBP_HYPERTENSION)} / {number(DBP_HYPERTENSION)}"
 _GLU = number(GLUCOSE_DIABETES)
 _PROTEIN = BY_NAME["urine_protein"].codes[URINE_PROTEIN_1PLUS]  # "1+"
+
+
+def _confirm(en: str, ko: str, en_then: str, ko_then: str, how_en: str, how_ko: str) -> tuple[str, str, str, str]:
+    """A reading in a disease range, now and at an earlier checkup, each with what confirms it."""
+    return f"{en} ({how_en})", f"{ko} ({how_ko})", f"{en_then} ({how_en})", f"{ko_then} ({how_ko})"
 
 
 def _lipid(en: str, ko: str, rule: str, cut: float, verb: str = "is") -> tuple[str, str, str, str]:
@@ -165,21 +170,27 @@ _WORDS: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ),
     ("diabetes", "history_diabetes"): _recorded("already diagnosed with diabetes", "이미 당뇨병을 진단받음"),
     ("diabetes", "on_diabetes_medication"): _recorded("on diabetes medication", "당뇨약 복용 중"),
-    ("diabetes", "fasting_glucose"): (
+    # One reading in a disease range is not yet a diagnosis: the words say what confirms it.
+    ("diabetes", "fasting_glucose"): _confirm(
         f"fasting glucose >= {_GLU} mg/dL is already in the diabetes range",
         f"공복혈당 {_GLU} mg/dL 이상으로 이미 당뇨병 범위",
         f"fasting glucose >= {_GLU} mg/dL at the last measurement ({{date}}) is already in the diabetes range",
         f"마지막 측정({{date}})의 공복혈당이 {_GLU} mg/dL 이상으로 이미 당뇨병 범위",
+        "confirm with a repeat test or HbA1c",
+        "재검 또는 당화혈색소로 확인 필요",
     ),
     ("hypertension", "history_hypertension"): _recorded(
         "already diagnosed with hypertension", "이미 고혈압을 진단받음"
     ),
     ("hypertension", "on_antihypertensive"): _recorded("on antihypertensive medication", "고혈압약 복용 중"),
-    ("hypertension", "bp"): (
-        f"blood pressure >= {_BP} mmHg is already in the hypertension range",
-        f"혈압 {_BP} mmHg 이상으로 이미 고혈압 범위",
-        f"blood pressure >= {_BP} mmHg at the last measurement ({{date}}) is already in the hypertension range",
-        f"마지막 측정({{date}})의 혈압이 {_BP} mmHg 이상으로 이미 고혈압 범위",
+    ("hypertension", "bp"): _confirm(
+        f"blood pressure >= {_BP} mmHg (either) is already in the hypertension range",
+        f"혈압 {_BP} mmHg 이상(어느 하나)으로 이미 고혈압 범위",
+        f"blood pressure >= {_BP} mmHg (either) at the last measurement ({{date}}) is already in the hypertension "
+        "range",
+        f"마지막 측정({{date}})의 혈압이 {_BP} mmHg 이상(어느 하나)으로 이미 고혈압 범위",
+        "confirm with repeated office or home readings",
+        "반복 측정 또는 가정혈압으로 확인 필요",
     ),
     ("dyslipidemia", "history_dyslipidemia"): _recorded(
         "already diagnosed with dyslipidemia", "이미 이상지질혈증을 진단받음"
@@ -190,19 +201,22 @@ _WORDS: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("dyslipidemia", "triglycerides"): _lipid("triglycerides", "중성지방", ">=", TG_HIGH, verb="are"),
     ("dyslipidemia", "hdl"): _lipid("HDL cholesterol", "HDL 콜레스테롤", "<", HDL_LOW),
     ("ckd", "history_ckd"): _recorded("already diagnosed with chronic kidney disease", "이미 만성콩팥병을 진단받음"),
-    ("ckd", "egfr"): (
-        f"eGFR < {number(EGFR_CKD)} mL/min/1.73m2 already meets the CKD definition",
-        f"eGFR {number(EGFR_CKD)} mL/min/1.73m² 미만으로 이미 만성콩팥병 기준에 해당",
-        f"eGFR < {number(EGFR_CKD)} mL/min/1.73m2 at the last creatinine test ({{date}}) already meets the CKD "
-        "definition",
-        f"마지막 크레아티닌 검사({{date}})의 eGFR이 {number(EGFR_CKD)} mL/min/1.73m² 미만으로 이미 만성콩팥병 "
-        "기준에 해당",
+    # KDIGO: CKD is an abnormality that lasts more than three months.
+    ("ckd", "egfr"): _confirm(
+        f"eGFR < {number(EGFR_CKD)} mL/min/1.73m2 is already in the CKD range",
+        f"eGFR {number(EGFR_CKD)} mL/min/1.73m² 미만으로 이미 만성콩팥병 범위",
+        f"eGFR < {number(EGFR_CKD)} mL/min/1.73m2 at the last creatinine test ({{date}}) is already in the CKD range",
+        f"마지막 크레아티닌 검사({{date}})의 eGFR이 {number(EGFR_CKD)} mL/min/1.73m² 미만으로 이미 만성콩팥병 범위",
+        "CKD if it lasts over 3 months: repeat the test and check albuminuria",
+        "3개월 이상 지속되면 만성콩팥병: 재검 및 알부민뇨 확인 필요",
     ),
-    ("ckd", "urine_protein"): (
-        f"urine protein >= {_PROTEIN} already meets the CKD definition",
-        f"요단백 {_PROTEIN} 이상으로 이미 만성콩팥병 기준에 해당",
-        f"urine protein >= {_PROTEIN} at the last urine test ({{date}}) already meets the CKD definition",
-        f"마지막 소변검사({{date}})의 요단백이 {_PROTEIN} 이상으로 이미 만성콩팥병 기준에 해당",
+    ("ckd", "urine_protein"): _confirm(
+        f"urine protein >= {_PROTEIN} is already in the CKD range",
+        f"요단백 {_PROTEIN} 이상으로 이미 만성콩팥병 범위",
+        f"urine protein >= {_PROTEIN} at the last urine test ({{date}}) is already in the CKD range",
+        f"마지막 소변검사({{date}})의 요단백이 {_PROTEIN} 이상으로 이미 만성콩팥병 범위",
+        "confirm with a urine albumin- or protein-to-creatinine ratio and repeat in 3 months",
+        "소변 알부민(단백)/크레아티닌 비로 확인하고 3개월 후 재검 필요",
     ),
 }
 # Every flag and rule has its words, and every word a flag or rule.

@@ -36,7 +36,7 @@ LANGS: tuple[str, ...] = ("ko", "en")
 # Units whose words differ by language; the others (mmHg, mg/dL, ...) read the same in both.
 _UNIT_WORDS: dict[str, dict[str, str]] = {
     "years": {"ko": "세", "en": "years"},
-    "days/week": {"ko": "일/주", "en": "days/week"},
+    "days/week": {"ko": "일/주", "en": "days/week"},  # a change; a count reads "주 2일" (`value_text`)
     "kg/m2": {"ko": "kg/m²", "en": "kg/m²"},
     "mL/min/1.73m2": {"ko": "mL/min/1.73m²", "en": "mL/min/1.73m²"},
     "duration": {"ko": "년", "en": "years"},  # years as a time span, not an age
@@ -114,6 +114,8 @@ class FeatureLabel:
         if self.completed:
             value = float(math.floor(value))
         number = f"{value:+.{self.digits}f}" if self.signed else f"{value:.{self.digits}f}"
+        if self.unit == "days/week" and not self.signed:  # "주 2일", "2 days a week", "1 day a week"
+            return f"주 {number}일" if lang == "ko" else f"{number} day{'' if value == 1 else 's'} a week"
         unit = self.unit_text(lang)
         if not unit:
             return number
@@ -208,7 +210,7 @@ class Judgement:
 
     def text(self, lang: Lang, label: FeatureLabel, value: float | None = None) -> str:
         """The band `value` falls in, named with its range: "공복혈당장애 100–125" / "impaired fasting
-        glucose 100–125", "정상 <100" / "normal <100", "당뇨병 의심 ≥126" / "diabetes ≥126"; with only one
+        glucose 100–125", "정상 <100" / "normal <100", "당뇨병 의심 ≥126" / "diabetes suspected ≥126"; with only one
         cut-off (waist), "정상 <90" or "복부비만 ≥90". Without a value, the disease cut-off (else the only one)."""
         cut = self.cut.disease if self.cut.disease is not None else self.cut.borderline
         assert cut is not None, "a judgement row has at least one cut-off"
@@ -247,23 +249,24 @@ class Judgement:
 _NORMAL = ("정상", "normal")
 _BORDERLINE = ("경계", "borderline")
 # Borderline bands with a name of their own, by the English name of the row's disease.
-_BORDERLINE_NAMES: dict[str, tuple[str, str]] = {"diabetes": ("공복혈당장애", "impaired fasting glucose")}
+_BORDERLINE_NAMES: dict[str, tuple[str, str]] = {"diabetes suspected": ("공복혈당장애", "impaired fasting glucose")}
 
 
 _LIVER = ("간기능 이상 의심", "liver disease suspected")
 _KIDNEY = ("신장질환 의심", "kidney disease suspected")
 # The condition each row's disease cut-off suggests (the cut-offs themselves are in features.cutoffs).
 _JUDGEMENT_NAMES: dict[str, tuple[str, str]] = {
-    "sbp": ("고혈압 의심", "hypertension"),
-    "dbp": ("고혈압 의심", "hypertension"),
+    # "suspected" in both languages: one reading in a range is a finding, not a diagnosis.
+    "sbp": ("고혈압 의심", "hypertension suspected"),
+    "dbp": ("고혈압 의심", "hypertension suspected"),
     "bmi": ("비만", "obesity"),
     "waist_cm": ("복부비만", "abdominal obesity"),
-    "hemoglobin": ("빈혈 의심", "anaemia"),
-    "fasting_glucose": ("당뇨병 의심", "diabetes"),
-    "total_cholesterol": ("고콜레스테롤혈증 의심", "hypercholesterolaemia"),
-    "hdl": ("저HDL콜레스테롤혈증 의심", "low HDL"),
-    "triglycerides": ("고중성지방혈증 의심", "hypertriglyceridaemia"),
-    "ldl": ("고LDL콜레스테롤혈증 의심", "high LDL"),
+    "hemoglobin": ("빈혈 의심", "anemia suspected"),
+    "fasting_glucose": ("당뇨병 의심", "diabetes suspected"),
+    "total_cholesterol": ("고콜레스테롤혈증 의심", "hypercholesterolemia suspected"),
+    "hdl": ("저HDL콜레스테롤혈증 의심", "low HDL suspected"),
+    "triglycerides": ("고중성지방혈증 의심", "hypertriglyceridemia suspected"),
+    "ldl": ("고LDL콜레스테롤혈증 의심", "high LDL suspected"),
     "ast": _LIVER,
     "alt": _LIVER,
     "ggt": _LIVER,

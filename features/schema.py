@@ -142,9 +142,9 @@ FIELDS: tuple[Field, ...] = (
     Field("history_dyslipidemia", "code", "History of dyslipidemia", "이상지질혈증 과거력", codes=_BINARY),
     # Not on the NHIS questionnaire (a file leaves it blank); FHIR reads it from a CKD Condition.
     Field("history_ckd", "code", "History of chronic kidney disease", "만성콩팥병 과거력", codes=_BINARY),
-    Field("on_antihypertensive", "code", "On antihypertensive drugs", "고혈압약 복용", codes=_BINARY),
-    Field("on_diabetes_medication", "code", "On diabetes drugs", "당뇨약 복용", codes=_BINARY),
-    Field("on_statin", "code", "On a statin", "스타틴 복용", codes=_BINARY),
+    Field("on_antihypertensive", "code", "on antihypertensive drugs", "고혈압약 복용", codes=_BINARY),
+    Field("on_diabetes_medication", "code", "on diabetes drugs", "당뇨약 복용", codes=_BINARY),
+    Field("on_statin", "code", "on a statin", "스타틴 복용", codes=_BINARY),
     Field("family_history_cvd", "code", "Family history of CVD", "심뇌혈관질환 가족력", codes=_BINARY),
     Field("family_history_diabetes", "code", "Family history of diabetes", "당뇨병 가족력", codes=_BINARY),
     Field(

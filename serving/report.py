@@ -76,7 +76,7 @@ TARGET_SBP = SBP_ELEVATED - 1.0
 TARGET_DBP = DBP_ELEVATED - 1.0
 # KSSO: losing 5-10 % of body weight is the realistic first goal; a what-if asks no more of a person.
 MAX_WEIGHT_LOSS = 0.10
-TARGET_BMI = BMI_CLASS_LOWS["pre_obesity"]  # the top of KSSO's normal class
+TARGET_BMI = BMI_CLASS_LOWS["pre_obesity"] - 0.1  # the top of KSSO's normal class (18.5-22.9)
 TARGET_LDL = LDL_OPTIMAL
 TARGET_GLUCOSE = GLUCOSE_BORDERLINE - 1.0
 TARGET_ACTIVITY_DAYS = 5
@@ -107,10 +107,10 @@ TEXT: dict[str, dict[str, str]] = {
     # Where each outcome's reference rate comes from (docs/clinical-sources.md): a published Korean
     # rate for three of them; none was found for dyslipidemia and CKD.
     "source_cvd": {
-        "ko": "심뇌혈관질환: 한국인 40세 이상 심근경색+허혈성 뇌졸중 연간 약 0.5% (Jung 등, Healthcare "
-        "2024, 국민건강보험 검진 코호트)",
-        "en": "CVD: about 0.5% a year, MI + ischaemic stroke in Korean adults 40+ (Jung et al., "
-        "Healthcare 2024, NHIS screening cohort)",
+        "ko": "심뇌혈관질환: 한국인 40세 이상 심근경색+허혈성 뇌졸중 연간 약 0.5%, 출혈성 뇌졸중은 제외 (Jung 등, "
+        "Healthcare 2024, 국민건강보험 검진 코호트)",
+        "en": "CVD: about 0.5% a year, MI + ischemic stroke (hemorrhagic stroke not counted) in Korean adults 40+ "
+        "(Jung et al., Healthcare 2024, NHIS screening cohort)",
     },
     "source_diabetes": {
         "ko": "당뇨병: 연간 1.04% (한국인 당뇨병 위험점수, Diabetes Metab J 2018, NHIS-HEALS)",
@@ -196,16 +196,18 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "not_applicable": {"ko": "해당하지 않는 질환", "en": "Outcomes that do not apply"},
     "whatif": {
-        "ko": "조절 가능한 요인이 목표에 도달하면: 모델 추정 위험",
-        "en": "If modifiable factors reach their targets: model estimates",
+        "ko": "조절 가능한 요인이 정상 범위라면: 모델 추정 위험",
+        "en": "If modifiable factors were in the normal range: model estimates",
     },
     "whatif_note": {
-        "ko": "다른 값은 그대로 두고 모델로 다시 계산한 추정치이며, 효과를 약속하지 않습니다.",
-        "en": "Recomputed by the model with everything else unchanged: estimates, not promises.",
+        "ko": "다른 값은 그대로 두고 모델로 다시 계산한 추정치이며, 효과를 보장하지 않습니다. 정상 범위는 치료 "
+        "목표가 아닙니다: 목표는 환자의 위험도와 나이에 맞춰 정하십시오.",
+        "en": "Recomputed by the model with everything else unchanged: estimates, not promises. The normal range "
+        "is not a treatment target: set targets by the person's risk and age.",
     },
     "whatif_none": {
-        "ko": "조절 가능한 요인이 모두 목표 범위 안에 있습니다.",
-        "en": "Every modifiable factor is already within its target.",
+        "ko": "조절 가능한 요인이 모두 정상 범위 안에 있습니다.",
+        "en": "Every modifiable factor is already in the normal range.",
     },
     "whatif_now": {"ko": "현재", "en": "Now"},
     # The dipstick beside the eGFR on the kidney row, mid-sentence.
@@ -213,7 +215,7 @@ TEXT: dict[str, dict[str, str]] = {
     "whatif_unchanged": {"ko": "모든 질환에서 의미 있는 변화 없음", "en": "No meaningful change in any risk"},
     "history_flags_none": {"ko": "없음", "en": "none"},
     "defining": {
-        "ko": "† 그 질환을 정의하는 측정값 자체를 바꾼 추정: 거의 동어반복",
+        "ko": "† 그 질환을 정의하는 측정값 자체를 바꾼 추정이므로 해석에 주의",
         "en": "† changes the outcome's own defining measure: near-tautological",
     },
     "whatif_bounds": {

@@ -132,14 +132,16 @@ def test_other_measures_fall_back_to_the_last_recorded_value():
         assert not e[o].any(), o
     # The 2019 checkup had no glucose: the last measurement is the one of 2018.
     assert r.loc[2, "diabetes"] == (
-        "fasting glucose >= 126 mg/dL at the last measurement (2018-01-10) is already in the diabetes range"
+        "fasting glucose >= 126 mg/dL at the last measurement (2018-01-10) is already in the diabetes range "
+        "(confirm with a repeat test or HbA1c)"
     )
-    assert "2018-01-10" in r.loc[1, "hypertension"] and "140/90" in r.loc[1, "hypertension"]
+    assert "2018-01-10" in r.loc[1, "hypertension"] and "140 / 90" in r.loc[1, "hypertension"]
     # eGFR from the 2018 creatinine comes first; the dipstick of 2019 is the last urine test.
     assert "2018-01-10" in r.loc[2, "ckd"] and "eGFR" in r.loc[2, "ckd"]
     egfr_free = person({"exam_date": "2018-01-10", "urine_protein": 4}, {"exam_date": "2019-01-10"})
     assert ineligibility_reasons(egfr_free).loc[1, "ckd"] == (
-        "urine protein >= 1+ at the last urine test (2018-01-10) already meets the CKD definition"
+        "urine protein >= 1+ at the last urine test (2018-01-10) is already in the CKD range "
+        "(confirm with a urine albumin- or protein-to-creatinine ratio and repeat in 3 months)"
     )
 
 

@@ -62,10 +62,10 @@ def test_judgement_levels_follow_the_official_table(feature, sex, value, level):
 
 
 def test_judgement_texts():
-    assert judgement("sbp", "M").text("en", FEATURE_LABELS["sbp"]) == "hypertension ≥140"
+    assert judgement("sbp", "M").text("en", FEATURE_LABELS["sbp"]) == "hypertension suspected ≥140"
     assert judgement("sbp", "M").text("ko", FEATURE_LABELS["sbp"]) == "고혈압 의심 ≥140"
     assert judgement("urine_protein", "F").text("en", FEATURE_LABELS["urine_protein"]).endswith("≥1+")
-    assert judgement("hdl", "F").text("en", FEATURE_LABELS["hdl"]) == "low HDL <40"
+    assert judgement("hdl", "F").text("en", FEATURE_LABELS["hdl"]) == "low HDL suspected <40"
     assert judgement("waist_cm", "F").text("en", FEATURE_LABELS["waist_cm"]) == "abdominal obesity ≥85"
     assert judgement("bp_category", "M") is None
     assert all(f in FEATURES for f in JUDGEMENTS)
@@ -223,9 +223,9 @@ def test_changes_below_the_printed_resolution_are_not_meaningful():
     [
         ("fasting_glucose", "M", 90, "정상 <100", "normal <100"),
         ("fasting_glucose", "M", 118, "공복혈당장애 100–125", "impaired fasting glucose 100–125"),
-        ("fasting_glucose", "M", 130, "당뇨병 의심 ≥126", "diabetes ≥126"),
+        ("fasting_glucose", "M", 130, "당뇨병 의심 ≥126", "diabetes suspected ≥126"),
         ("ldl", "F", 140, "경계 130–159", "borderline 130–159"),
-        ("hdl", "M", 35, "저HDL콜레스테롤혈증 의심 <40", "low HDL <40"),
+        ("hdl", "M", 35, "저HDL콜레스테롤혈증 의심 <40", "low HDL suspected <40"),
         ("egfr", "M", 75, "정상 ≥60", "normal ≥60"),
         ("serum_creatinine", "M", 1.5, "정상 ≤1.5", "normal ≤1.5"),
         ("urine_protein", "F", 2, "경계 ±", "borderline ±"),
@@ -291,7 +291,7 @@ def test_a_panel_without_ldl_shows_its_most_abnormal_lipid():
         x[FEATURES.index(f)] = v
     shown = _group_text("lipids", x, "M", "en")
     assert shown["value"].startswith("TG 600") and shown["level"] == "disease", shown
-    assert shown["cutoff"].startswith("hypertriglyceridaemia ≥")
+    assert shown["cutoff"].startswith("hypertriglyceridemia suspected ≥")
     x[FEATURES.index("ldl")] = 130.0
     assert _group_text("lipids", x, "M", "en")["value"].startswith("LDL 130")
 
