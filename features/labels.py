@@ -21,7 +21,9 @@ from typing import Literal
 from features.cutoffs import (
     BMI_CLASS_LOWS,
     BP_STAGE_BOUNDS,
+    DBP_HYPERTENSION,
     JUDGEMENT_CUTS,
+    SBP_HYPERTENSION,
     WAIST_ABDOMINAL_OBESITY,
     Cut,
     band_range,
@@ -407,11 +409,27 @@ def bp_stage(sbp: float | None, dbp: float | None) -> tuple[Band, bool] | None:
     return stage, False
 
 
-def bp_stage_text(sbp: float | None, dbp: float | None, lang: Lang) -> tuple[str, Level | None]:
-    """The KSH stage in words and its level; "unknown" words (level None) where it cannot be judged."""
+# KSH stages describe untreated pressure: a treated reading is judged against the usual target.
+_TREATED = {
+    "ko": (f"치료 중, 목표 <{number(SBP_HYPERTENSION)}/{number(DBP_HYPERTENSION)} 도달", "치료 중, 목표 미달"),
+    "en": (
+        f"on treatment, below the usual {number(SBP_HYPERTENSION)}/{number(DBP_HYPERTENSION)} target",
+        "on treatment, above the usual target",
+    ),
+}
+
+
+def bp_stage_text(sbp: float | None, dbp: float | None, lang: Lang, treated: bool = False) -> tuple[str, Level | None]:
+    """The KSH stage in words and its level; "unknown" words (level None) where it cannot be judged.
+    On antihypertensive treatment the stages do not apply: whether the reading is below the usual
+    treatment target (KSH: < 140/90 for most) is said instead."""
     judged = bp_stage(sbp, dbp)
     if judged is None:
         return BP_UNKNOWN[lang], None
+    if treated:
+        above = (sbp is not None and sbp >= SBP_HYPERTENSION) or (dbp is not None and dbp >= DBP_HYPERTENSION)
+        reached, missed = _TREATED[lang]
+        return (missed, "disease") if above else (reached, "normal")
     stage, complete = judged
     if complete:
         return stage.name(lang), stage.level

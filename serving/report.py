@@ -200,10 +200,8 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "If modifiable factors were in the normal range: model estimates",
     },
     "whatif_note": {
-        "ko": "다른 값은 그대로 두고 모델로 다시 계산한 추정치이며, 효과를 보장하지 않습니다. 정상 범위는 치료 "
-        "목표가 아닙니다: 목표는 환자의 위험도와 나이에 맞춰 정하십시오.",
-        "en": "Recomputed by the model with everything else unchanged: estimates, not promises. The normal range "
-        "is not a treatment target: set targets by the person's risk and age.",
+        "ko": "다른 값은 그대로 둔 추정치로 효과를 보장하지 않으며, 치료 목표는 아닙니다.",
+        "en": "Recomputed with all else unchanged: estimates, not promises, nor treatment targets.",
     },
     "whatif_none": {
         "ko": "조절 가능한 요인이 모두 정상 범위 안에 있습니다.",
@@ -587,22 +585,38 @@ def _x(x: np.ndarray, feature: str) -> float | None:
 
 
 # The measurement a group's number is, where the group's name does not say it.
-_VALUE_NAME = {"weight": "BMI", "kidney": "eGFR", "liver": "ALT"}
-_LIPID_NAME = {"ldl": "LDL", "triglycerides": "TG", "total_cholesterol": "TC", "hdl": "HDL"}
+_VALUE_NAME = {"weight": "BMI", "kidney": "eGFR"}
+_MEMBER_NAME = {
+    "ldl": "LDL",
+    "triglycerides": "TG",
+    "total_cholesterol": "TC",
+    "hdl": "HDL",
+    "alt": "ALT",
+    "ast": "AST",
+    "ggt": "GGT",
+}
+# Groups whose row shows the member whose Korean judgement is the most abnormal, the first listed on
+# a tie: LDL (then triglycerides, the usual reason LDL is missing) and ALT.
+_SHOWN_MEMBERS = {
+    "lipids": ("ldl", "triglycerides", "total_cholesterol", "hdl"),
+    "liver": ("alt", "ast", "ggt"),
+}
 
 
-def _worst_lipid(x: np.ndarray, sex: str | None) -> str:
-    """The measured lipid of a panel without LDL whose Korean judgement is the most abnormal
-    (triglycerides first on a tie: the usual reason LDL is missing)."""
-    measured = [f for f in ("triglycerides", "total_cholesterol", "hdl") if _x(x, f) is not None]
+def _worst_member(group_id: str, x: np.ndarray, sex: str | None) -> str:
+    """The measured member of a group (`_SHOWN_MEMBERS`) whose judgement is the most abnormal: a
+    normal LDL beside triglycerides of 220, or a normal ALT beside a GGT of 180, must not stand for
+    the group. The first member when none is measured."""
+    members = _SHOWN_MEMBERS[group_id]
+    measured = [f for f in members if _x(x, f) is not None]
     if not measured:
-        return "ldl"
+        return members[0]
 
     def rank(f: str) -> int:
         j = judgement(f, sex)
         return LEVEL_RANK[j.level(_x(x, f)) if j is not None else None]
 
-    return max(measured, key=rank)
+    return max(measured, key=rank)  # max keeps the first of equal ranks
 
 
 def _printed(label: FeatureLabel, v: float | None, feature: str, sex: str | None) -> FeatureLabel:
@@ -633,7 +647,7 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
             for f, v in (("sbp", sbp), ("dbp", dbp))
         ]
         value = f"{shown[0]}/{shown[1]} mmHg" if (sbp, dbp) != (None, None) else FEATURE_LABELS["sbp"].missing[lang]
-        cutoff, level = bp_stage_text(sbp, dbp, lang)
+        cutoff, level = bp_stage_text(sbp, dbp, lang, treated=_x(x, "on_antihypertensive") == 1)
     elif group_id == "history":
         flags = [FEATURE_LABELS[f].name(lang) for f in group.features if _x(x, f) == 1]
         value = ", ".join(flags) if flags else t("history_flags_none", lang)
@@ -646,14 +660,14 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
         carried = group_id == "lipids" and v is None and no_panel and _x(x, f"last_{main}") is not None
         if carried:
             v = _x(x, f"last_{main}")
-        if group_id == "lipids" and v is None and not no_panel:
-            # A panel without LDL (NHIS leaves it empty when triglycerides are 400 or more): the
-            # panel's most abnormal measured lipid stands for it, never "not measured".
-            main = _worst_lipid(x, sex)
+        if group_id in _SHOWN_MEMBERS and not carried and not (group_id == "lipids" and no_panel):
+            # The most abnormal measured member stands for the group (a panel without LDL, which
+            # NHIS leaves empty when triglycerides are 400 or more, too: never "not measured").
+            main = _worst_member(group_id, x, sex)
             v = _x(x, main)
         value = _printed(FEATURE_LABELS[main], v, main, sex).value_text(v, lang)
-        if v is not None and group_id == "lipids":
-            value = f"{_LIPID_NAME[main]} {value}"  # "LDL 140 mg/dL": which lipid the number is
+        if v is not None and group_id in _SHOWN_MEMBERS:
+            value = f"{_MEMBER_NAME[main]} {value}"  # "LDL 140 mg/dL", "GGT 180 U/L": which member the number is
         elif v is not None and group_id in _VALUE_NAME:
             value = f"{_VALUE_NAME[group_id]} {value}"
         if carried:

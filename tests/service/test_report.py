@@ -184,10 +184,10 @@ def test_what_if_changes_inputs_and_recomputes_derived_features():
     variant = {**rec, **changes["all"].changes}
     X = feature_matrix(Columns.from_records([variant]))[0]
     f = {name: X[j] for j, name in enumerate(FEATURES)}
-    # BMI 27.7 -> 23 would take 17 % of body weight: the what-if asks the realistic 10 % (KSSO).
+    # BMI 27.7 -> 22.9 would take 17 % of body weight: the what-if asks the realistic 10 % (KSSO).
     assert variant["weight_kg"] == 72.0 and f["bmi"] == pytest.approx(72.0 / 1.7**2)
     near = {w.key: w for w in what_if_changes(canonical(height_cm=170.0, weight_kg=70.0))}["bmi"]
-    assert near.changes == {"weight_kg": round(23.0 * 1.7**2, 1)}  # BMI 23 within 10 %: the target itself
+    assert near.changes == {"weight_kg": round(22.9 * 1.7**2, 1)}  # BMI 22.9 within 10 %: the target itself
     assert f["ldl"] == 100 and f["total_cholesterol"] == 180 and f["non_hdl"] == 180 - rec["hdl"]
     assert f["tyg_index"] == pytest.approx(np.log(rec["triglycerides"] * 99 / 2))
     assert (

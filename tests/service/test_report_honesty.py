@@ -12,8 +12,8 @@ from serving.report import bmi_note, build_context, render_html, risk_text
 from serving.schemas import Checkup
 from tests.service.test_report import visible_text
 
-ALL_WITHIN_EN = "Every modifiable factor is already within its target"
-ALL_WITHIN_KO = "조절 가능한 요인이 모두 목표 범위 안에 있습니다"
+ALL_WITHIN_EN = "Every modifiable factor is already in the normal range"
+ALL_WITHIN_KO = "조절 가능한 요인이 모두 정상 범위 안에 있습니다"
 CANNOT_EN = "not measured, so the effect of changing them cannot be assessed"
 CANNOT_KO = "측정되지 않아 조절 효과를 평가할 수 없습니다"
 LEGEND_EN = "Bars: how far each factor raised"

@@ -292,8 +292,40 @@ def test_a_panel_without_ldl_shows_its_most_abnormal_lipid():
     shown = _group_text("lipids", x, "M", "en")
     assert shown["value"].startswith("TG 600") and shown["level"] == "disease", shown
     assert shown["cutoff"].startswith("hypertriglyceridemia suspected ≥")
+    # A borderline LDL does not stand for a panel with triglycerides in the disease range; an LDL as
+    # abnormal as the worst does (LDL first on a tie).
     x[FEATURES.index("ldl")] = 130.0
-    assert _group_text("lipids", x, "M", "en")["value"].startswith("LDL 130")
+    assert _group_text("lipids", x, "M", "en")["value"].startswith("TG 600")
+    x[FEATURES.index("ldl")] = 170.0
+    assert _group_text("lipids", x, "M", "en")["value"].startswith("LDL 170")
+
+
+def test_the_liver_row_shows_its_most_abnormal_enzyme():
+    from serving.report import _group_text
+
+    x = np.full(len(FEATURES), np.nan)
+    for f, v in (("alt", 30.0), ("ast", 45.0), ("ggt", 180.0)):
+        x[FEATURES.index(f)] = v
+    shown = _group_text("liver", x, "M", "en")
+    assert shown["value"] == "GGT 180 U/L" and shown["level"] == "disease", shown
+    x[FEATURES.index("ggt")] = 30.0
+    assert _group_text("liver", x, "M", "ko")["value"].startswith("AST 45")  # borderline beats normal
+    x[FEATURES.index("ast")] = 20.0
+    assert _group_text("liver", x, "M", "ko")["value"].startswith("ALT 30")  # all normal: ALT
+
+
+def test_a_treated_blood_pressure_is_judged_against_the_target_not_staged():
+    from serving.report import _group_text
+
+    x = np.full(len(FEATURES), np.nan)
+    x[FEATURES.index("sbp")], x[FEATURES.index("dbp")] = 132.0, 82.0
+    assert _group_text("blood_pressure", x, "M", "en")["cutoff"].startswith("prehypertension")
+    x[FEATURES.index("on_antihypertensive")] = 1.0
+    shown = _group_text("blood_pressure", x, "M", "en")
+    assert shown["cutoff"] == "on treatment, below the usual 140/90 target" and shown["level"] == "normal"
+    x[FEATURES.index("sbp")] = 150.0
+    shown = _group_text("blood_pressure", x, "M", "ko")
+    assert shown["cutoff"] == "치료 중, 목표 미달" and shown["level"] == "disease"
 
 
 @pytest.mark.parametrize(
