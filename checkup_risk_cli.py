@@ -262,7 +262,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     import warnings
 
     from features.readers import absent_input_notes, absent_key_inputs, header_notes
-    from features.rejects import MAX_REJECT_SHARE
+    from features.rejects import MAX_REJECT_SHARE, history_gap
     from serving.batch import score_file
     from serving.batch_output import check_output
     from training import registry
@@ -371,6 +371,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     too_many = _say_rejects(
         summary["rows_in"], summary["reject_reasons"], MAX_REJECT_SHARE, str(summary["rejects_path"])
     )
+    if summary.get("history_gap_rows"):
+        # A rejected checkup's diagnosis is not in its person's history: a known condition may be scored as new.
+        gap = history_gap(summary["history_gap_rows"], summary["history_gap_persons"], str(summary["rejects_path"]))
+        print(f"WARNING: {gap}", file=sys.stderr)
     if too_many:
         # Every row is in one of the two files, so the run did what it promises (contract section 4),
         # but a file that loses this much is likely the wrong file or misread: say it last and loudly.

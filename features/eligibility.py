@@ -25,6 +25,7 @@ the growing frame, and judges each wave with the same `applicability`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -357,6 +358,19 @@ class History:
 
 def _beyond(v: np.ndarray, direction: str, cut: float) -> np.ndarray:
     return v >= cut if direction == ">=" else v < cut
+
+
+def earlier_in_range(outcome: str, earlier: Sequence[Mapping[str, float]]) -> tuple[int, str] | None:
+    """(index, field) of the newest of `earlier` (a person's earlier checkups oldest first, each its
+    model values by feature name) with a value in `outcome`'s disease range (`RULES`), else None.
+    Applicability reads this checkup's values (and a lipid panel's carried ones), so a glucose of
+    131 two years ago followed by 118 now is still scored as new: the clinician must hear of it."""
+    for i in range(len(earlier) - 1, -1, -1):
+        for _key, f, direction, cut in RULES[outcome]:
+            v = earlier[i].get(f)
+            if v is not None and np.isfinite(v) and bool(_beyond(np.asarray(v), direction, cut)):
+                return i, f
+    return None
 
 
 class Judged(NamedTuple):

@@ -486,13 +486,16 @@ class FeatureGroup:
     """A measurement a clinician reads, with every model feature computed from it.
 
     `main`: the feature whose value stands for the group (the contract's "value"), or None where
-    no single number does (history)."""
+    no single number does (history). `factor`: False for a group that is no property of the person
+    (the time since the last checkup, a matter of scheduling): never listed among a person's
+    factors, its share stays in the rest."""
 
     id: str
     ko: str
     en: str
     main: str | None
     features: tuple[str, ...]
+    factor: bool = True
 
     def name(self, lang: Lang) -> str:
         return self.ko if lang == "ko" else self.en
@@ -561,7 +564,12 @@ FEATURE_GROUPS: tuple[FeatureGroup, ...] = (
     FeatureGroup("activity", "신체활동", "Physical activity", "activity_days_per_week", ("activity_days_per_week",)),
     FeatureGroup("history", "병력·복약·가족력", "History, medication, family history", None, _HISTORY_FLAGS),
     FeatureGroup(
-        "interval", "직전 검진 후 경과", "Time since last checkup", "years_since_last_exam", ("years_since_last_exam",)
+        "interval",
+        "직전 검진 후 경과",
+        "Time since last checkup",
+        "years_since_last_exam",
+        ("years_since_last_exam",),
+        factor=False,
     ),
 )
 GROUPS: dict[str, FeatureGroup] = {g.id: g for g in FEATURE_GROUPS}

@@ -132,6 +132,18 @@ def summary(
     return rejected, share, lines
 
 
+def history_gap(rows: int, persons: int, listed_in: str) -> str:
+    """The words for valid rows of persons who also have a rejected row: a rejected checkup's
+    diagnosis, treatment or lipid panel is missing from their history, so what it recorded may be
+    scored (or labelled) as new. No ids."""
+    return (
+        f"{rows:,} valid {'row is' if rows == 1 else 'rows are'} of {persons:,} "
+        f"{'person' if persons == 1 else 'persons'} who also have a rejected row: what a rejected checkup "
+        "recorded (a diagnosis, treatment, a lipid panel) is missing from their history, so a condition it "
+        f"recorded may be taken as new; fix the rows in {listed_in} and run again"
+    )
+
+
 def too_many(rejected: int, rows_in: int, share: float, max_share: float) -> str | None:
     """The one-line reason to stop when more than `max_share` of the rows were rejected, else None."""
     if share <= max_share:

@@ -136,6 +136,8 @@ def _score_pandas(
     history = PersonHistory()
     rows_in = scored = 0
     counts: Counter[str] = Counter()
+    scored_of: Counter[str] = Counter()  # scored rows per person, to find those with a rejected row too
+    rejected_persons: set[str] = set()
     for n_in, records, rejects in validated_chunks(input_path, chunk_rows, counts):
         block = score_block(model, records, history.with_history(records), version, explain, intervals)
         out.write(block)
@@ -143,13 +145,18 @@ def _score_pandas(
             on_scored(records, block)
         history.update(records)
         rej.write(rejects)
+        scored_of.update(records["person_id"].astype(str).tolist())
+        rejected_persons.update(rejects["person_id"].dropna().astype(str).tolist())
         rows_in += n_in
         scored += len(records)
         if progress:
             progress(n_in)
+    gap = [p for p in rejected_persons if scored_of[p]]
     return {
         "rows_in": rows_in,
         "rows_scored": scored,
+        "history_gap_rows": sum(scored_of[p] for p in gap),
+        "history_gap_persons": len(gap),
         "out_of_order_rows": history.out_of_order_rows,
         "exam_date_defaulted": counts["exam_date_defaulted"],
         "waist_999": counts["waist_999"],

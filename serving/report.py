@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,7 +45,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from features.cutoffs import BMI_CLASS_LOWS, DBP_ELEVATED, GLUCOSE_BORDERLINE, LDL_OPTIMAL, SBP_ELEVATED, number
 from features.derive import FEATURES, PANEL_MARKER, Columns, age_band, feature_matrix, unmeasured
-from features.eligibility import ALL_FLAGS, DEFINING_FIELDS, reason_text
+from features.eligibility import ALL_FLAGS, DEFINING_FIELDS, earlier_in_range, reason_text
 from features.labels import (
     FEATURE_LABELS,
     GROUPS,
@@ -107,10 +108,10 @@ TEXT: dict[str, dict[str, str]] = {
     # Where each outcome's reference rate comes from (docs/clinical-sources.md): a published Korean
     # rate for three of them; none was found for dyslipidemia and CKD.
     "source_cvd": {
-        "ko": "심뇌혈관질환: 한국인 40세 이상 심근경색+허혈성 뇌졸중 연간 약 0.5%, 출혈성 뇌졸중은 제외 (Jung 등, "
-        "Healthcare 2024, 국민건강보험 검진 코호트)",
-        "en": "CVD: about 0.5% a year, MI + ischemic stroke (hemorrhagic stroke not counted) in Korean adults 40+ "
-        "(Jung et al., Healthcare 2024, NHIS screening cohort)",
+        "ko": "심뇌혈관질환: 한국인 40세 이상 심근경색+허혈성(출혈성 제외) 뇌졸중 연간 약 0.5% (Jung 등, Healthcare "
+        "2024, 국민건강보험 검진 코호트)",
+        "en": "CVD: about 0.5% a year, MI + ischemic (not hemorrhagic) stroke in Korean adults 40+ (Jung et al., "
+        "Healthcare 2024, NHIS screening cohort)",
     },
     "source_diabetes": {
         "ko": "당뇨병: 연간 1.04% (한국인 당뇨병 위험점수, Diabetes Metab J 2018, NHIS-HEALS)",
@@ -173,8 +174,14 @@ TEXT: dict[str, dict[str, str]] = {
         "of changing it cannot be assessed.",
     },
     "whatif_measured_within": {
-        "ko": "측정된 조절 가능한 요인은 모두 목표 범위 안에 있습니다.",
-        "en": "Every modifiable factor that was measured is within its target.",
+        "ko": "측정된 조절 가능한 요인은 모두 정상 범위 안에 있습니다.",
+        "en": "Every modifiable factor that was measured is in the normal range.",
+    },
+    # A measurement in its disease range whose bar lowers the risk: shown as the model computed it
+    # (the bars add up exactly), and said to be no protective effect.
+    "against": {
+        "ko": "§ 이상 범위 값이 추정을 낮춤: 모델이 학습한 패턴이며 보호 효과 아님",
+        "en": "§ an abnormal value lowering the estimate: a pattern the model learned, not protection",
     },
     # A what-if whose estimate rises is shown, never hidden, but not as advice.
     "whatif_raises": {
@@ -262,6 +269,13 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "{value} (not drawn this time: the panel of {years} y ago)",
     },
     "whatif_change": {"ko": "변화", "en": "Change"},
+    "earlier_range": {
+        "ko": "이전 검진에서 질환 범위였던 값: {items}. 진단 여부를 확인하십시오: 진단되었다면 아래 위험은 새 발생의 "
+        "위험이 아닙니다.",
+        "en": "Earlier checkups had a value in a disease range: {items}. Check whether it was diagnosed: if so, the "
+        "risk below is not that of a new case.",
+    },
+    "quit_unknown": {"ko": "금연 기간 미기록", "en": "time since quitting not recorded"},
     # The model learnt "former smoker" from people who had quit for years: the estimate is for then.
     "quit_smoking": {
         "ko": "장기 금연 시 (현재 흡연 → 과거 흡연)",
@@ -274,7 +288,11 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "ldl": {"ko": "LDL 콜레스테롤 {before} → {after} mg/dL", "en": "LDL cholesterol {before} → {after} mg/dL"},
     "glucose": {"ko": "공복혈당 {before} → {after} mg/dL", "en": "Fasting glucose {before} → {after} mg/dL"},
-    "stop_drinking": {"ko": "금주", "en": "Stop drinking"},
+    # Drinking is recorded as yes / no: how much is unknown, so heavy drinking is not represented.
+    "stop_drinking": {
+        "ko": "금주 (음주 여부만 기록, 음주량 미반영)",
+        "en": "Stop drinking (yes / no only: amount not recorded)",
+    },
     "activity": {
         "ko": "주 {after}일 이상 30분 중강도 운동 (현재 {before}일)",
         "en": "30 min moderate activity {after} days a week (now {before})",
@@ -300,6 +318,13 @@ TEXT: dict[str, dict[str, str]] = {
     "history_some": {
         "ko": "이력으로 사용한 이전 검진 {n}회 ({dates})",
         "en": "Earlier checkups used as history: {n} ({dates})",
+    },
+    # Past the one-year window but not yet stale (CHECKUP_RISK_STALE_AFTER_DAYS): numbers, and a word.
+    "past_window": {
+        "ko": "이 검진은 {age} 전 검진으로, 아래 위험은 검진 후 1년(이미 지난 기간)에 대한 추정입니다. 최근 검진 "
+        "결과가 있으면 다시 평가하세요.",
+        "en": "This checkup is {age} old: the risks below are for the year after it, which has passed. Reassess with "
+        "a recent checkup when there is one.",
     },
     "stale": {
         "ko": "이 검진은 {age} 전 검진으로, 검진 후 1년의 위험 기간이 이미 지났습니다. 아래 위험은 그 검진 후 "
@@ -670,6 +695,8 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
             value = f"{_MEMBER_NAME[main]} {value}"  # "LDL 140 mg/dL", "GGT 180 U/L": which member the number is
         elif v is not None and group_id in _VALUE_NAME:
             value = f"{_VALUE_NAME[group_id]} {value}"
+        if group_id == "smoking" and v == 2:  # the record says former, never since when
+            value = f"{value} ({t('quit_unknown', lang)})"
         if carried:
             years = _x(x, "years_since_lipids")
             value = t("carried_panel", lang, value=value, years=_number(years, 1) if years is not None else "?")
@@ -749,12 +776,16 @@ def waterfall(risk: dict, values: np.ndarray, sex: str | None, lang: Lang) -> di
             row.update(name=t(others, lang, n=n_other), value="", cutoff="", level="none")
         else:
             row.update(_group_text(feature, values, sex, lang))
+            if row["level"] == "disease" and lo < 0:
+                row["note"] += "§"
+        row["fit"] = _label_fit(f"{row['name']} {row['value']} — {row['cutoff']}")
         rows.append(row)
     final = sigmoid_float(cum[-1])
     rows.append(
         {"kind": "end", "y": (len(steps) + 1) * ROW, "x": x(cum[-1]), "text": t("final", lang, risk=risk_text(final))}
     )
     return {
+        "against": any(str(r.get("note", "")).endswith("§") for r in rows),
         "width": SVG_WIDTH,
         "height": (len(steps) + 2) * ROW + 2,
         "rows": rows,
@@ -762,6 +793,16 @@ def waterfall(risk: dict, values: np.ndarray, sex: str | None, lang: Lang) -> di
         "label_width": LABEL_WIDTH,
         "note_x": SVG_WIDTH - NOTE_WIDTH + 4,
     }
+
+
+def _label_fit(text: str) -> float | None:
+    """The width to squeeze a waterfall label into when it would run past the SVG's left edge
+    (drawn right-aligned at LABEL_WIDTH - 4), else None: an estimate at 7.5 px, a wide (Korean)
+    character 7.5 px and any other 4.2 px, generous so that a long English label is never cut."""
+    room = LABEL_WIDTH - 6
+    wide = sum(1 for c in text if unicodedata.east_asian_width(c) in ("W", "F"))
+    estimate = 7.5 * wide + 4.2 * (len(text) - wide)
+    return float(room) if estimate > room else None
 
 
 # -- trends over checkups --------------------------------------------------------------------------
@@ -906,6 +947,8 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
     # the newest's row names the waterfall's values; all of them draw the trends.
     X = feature_matrix(Columns.from_records(records))
     outcomes, not_applicable = [], []
+    earlier_rows = [dict(zip(FEATURES, X[i], strict=True)) for i in earlier]
+    in_range = []
     for o in scorer.outcomes:
         spec = OUTCOME_SPECS[o]
         risk = result["risks"][o]
@@ -929,6 +972,12 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
                     else t("percentile", lang, group=group, n=f"{n:,}", pct=int(round(pct)))
                 )
         interval = risk.get("probability_interval")
+        found = earlier_in_range(o, earlier_rows)
+        if found is not None:
+            short = spec.short_ko if lang == "ko" else spec.short_en
+            day = records[earlier[found[0]]]["exam_date"]
+            when = day.isoformat() if isinstance(day, dt.date) else "?"
+            in_range.append(f"{short} — {FEATURE_LABELS[found[1]].name(lang)} ({when})")
         outcomes.append(
             {
                 "key": o,
@@ -1038,6 +1087,11 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         "history": history_words,
         "history_checkups": result["history_checkups"],
         "stale": t("stale", lang, age=_age_words(exam, today, lang)) if result["stale"] else None,
+        "past_window": (
+            t("past_window", lang, age=_age_words(exam, today, lang))
+            if not result["stale"] and (today - exam).days > 365
+            else None
+        ),
         # The synthetic-model banner in the report's language, else None.
         "provenance": synthetic_notice(scorer.training_data, lang) if scorer.synthetic else None,
         "outcomes": outcomes,
@@ -1046,6 +1100,7 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         "whatifs": whatifs,
         "whatif_defining": t("defining", lang) if defining_shown else None,
         "whatif_raises": t("whatif_raises", lang) if raises_shown else None,
+        "against": t("against", lang) if any(o["waterfall"]["against"] for o in outcomes) else None,
         "whatif_status": whatif_status,
         "no_outcome": None if outcomes else t("no_outcome", lang),
         "bmi_note": bmi_note(record, lang),
@@ -1057,6 +1112,7 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         ),
         "range_note": range_note(scorer, X[newest], lang),
         "ckd_note": t("ckd_note", lang) if KNOWN_CKD_WARNING in result["warnings"] else None,
+        "earlier_note": t("earlier_range", lang, items="; ".join(in_range)) if in_range else None,
         "category_sources": [t(f"source_{o['key']}", lang) for o in outcomes if f"source_{o['key']}" in TEXT],
         "trends": trends(records, results, X, [*earlier, newest], scorer.outcomes, lang) if history else None,
         "missing": missing,

@@ -203,6 +203,7 @@ _GROUP_MATRIX = np.zeros((len(FEATURES), len(FEATURE_GROUPS)))
 for _g, _group in enumerate(FEATURE_GROUPS):
     _GROUP_MATRIX[[FEATURES.index(f) for f in _group.features], _g] = 1.0
 _GROUP_MAIN = [None if g.main is None else FEATURES.index(g.main) for g in FEATURE_GROUPS]
+_GROUP_FACTOR = np.array([g.factor for g in FEATURE_GROUPS])
 DETAILS = ("groups", "features")
 # Told (records, results, model version) after each `score_records` call of an observed scorer.
 Observer = Callable[[list[dict], list[dict], str], None]
@@ -216,14 +217,15 @@ def grouped_contributions(
     A group's log-odds is the sum of its features' SHAP values, leaving out what only says the
     history lacks something (`hidden`, as in the per-feature view) and what was not measured
     (`features.derive.unmeasured`: the model's adjustment for a missing value, not a factor of the
-    person); both stay in "other", and a group with no listable feature is not listed. This is the
+    person); both stay in "other", and a group with no listable feature is not listed, nor one that
+    is no property of the person (`FeatureGroup.factor`: the time since the last checkup). This is the
     one path by which the report, FHIR rationales and CDS cards get their factors. base + listed
     groups + other is the calibrated log-odds: other is computed as the remainder, so the identity
     holds to float64 rounding (a few units in the last place)."""
     hidden = hidden | unmeasured(x[None, :])[0]
     shown = np.where(hidden, 0.0, row)
     sums = shown @ _GROUP_MATRIX
-    listable = np.flatnonzero((~hidden).astype(float) @ _GROUP_MATRIX > 0)
+    listable = np.flatnonzero(((~hidden).astype(float) @ _GROUP_MATRIX > 0) & _GROUP_FACTOR)
     top = listable[np.argsort(-np.abs(sums[listable]), kind="stable")[:top_k]]
     out = []
     for g in top:

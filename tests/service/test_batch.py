@@ -377,3 +377,20 @@ def test_cli_score_with_registry(model, data, tmp_path, monkeypatch):
     assert bad.returncode == 2 and "--engine dask" in bad.stderr
     bad = subprocess.run(cmd[:5] + [str(tmp_path / "x.txt")], env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2
+
+
+def test_scored_rows_of_a_person_with_a_rejected_row_are_counted(model, tmp_path):
+    # A rejected checkup's stroke is missing from its person's history: the later row may be scored
+    # as a first event, and the command must say so (the CLI prints it as a WARNING).
+    cohort = generate_cohort(people=30, seed=23)
+    pid = cohort["person_id"].value_counts().index[0]  # a person with several checkups
+    first = cohort.index[cohort["person_id"] == pid][0]
+    cohort.loc[first, "waist_cm"] = 30.0  # implausible: the row is rejected
+    path = tmp_path / "gap.csv"
+    cohort.to_csv(path, index=False, date_format="%Y-%m-%d")
+    summary = score_file(model, path, tmp_path / "out.csv", "7")
+    assert summary["history_gap_persons"] == 1
+    assert summary["history_gap_rows"] == int((cohort["person_id"] == pid).sum()) - 1
+    clean = tmp_path / "clean.csv"
+    generate_cohort(people=30, seed=23).to_csv(clean, index=False, date_format="%Y-%m-%d")
+    assert score_file(model, clean, tmp_path / "clean_out.csv", "7")["history_gap_rows"] == 0

@@ -225,7 +225,7 @@ def test_missing_inputs_are_listed(scorer):
     for k in KEY_INPUTS:
         assert FEATURE_LABELS[k].en in en and FEATURE_LABELS[k].ko in ko
     # Nothing modifiable was measured: the what-if section says so, never "within target" (M4).
-    assert "exact age" in en and "Every modifiable factor is already within its target" not in en
+    assert "exact age" in en and "Every modifiable factor is already in the normal range" not in en
     assert "not measured, so the effect of changing them cannot be assessed" in en
     full = visible_text(render_html(scorer, canonical(), "en"))
     assert "All key inputs are present" in full
@@ -492,3 +492,14 @@ def test_unanswered_history_and_medication_questions_are_said(scorer):
     earlier = canonical(person_id="q", exam_date="2023-06-02", age=52.0)
     newest = canonical(person_id="q", exam_date="2025-06-02", age=54.0, **{k: None for k in questions})
     assert "questions not answered" not in visible_text(render_html(scorer, [earlier, newest], "en"))
+
+
+def test_an_earlier_value_in_a_disease_range_is_said_when_the_outcome_is_scored_as_new(scorer):
+    # Glucose 131 two years ago, 98 now: diabetes is scored as new (the contract judges this
+    # checkup), and the clinician is told to check whether it was diagnosed.
+    earlier = canonical(exam_date="2022-03-10", fasting_glucose=131.0)
+    newer = canonical(exam_date="2024-03-12", fasting_glucose=98.0)
+    text = visible_text(render_html(scorer, [earlier, newer], "en"))
+    assert "Earlier checkups had a value in a disease range: Diabetes — Fasting glucose (2022-03-10)" in text
+    plain = visible_text(render_html(scorer, [canonical(exam_date="2022-03-10", fasting_glucose=99.0), newer], "en"))
+    assert "disease range:" not in plain

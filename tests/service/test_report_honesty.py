@@ -27,7 +27,7 @@ NO_OUTCOME = {
     "history_dyslipidemia": 1,
     "urine_protein": 4,
 }
-# Every what-if input measured and within its target.
+# Every what-if input measured and in the normal range.
 WITHIN = {
     "sbp": 112,
     "dbp": 72,
@@ -72,7 +72,7 @@ def test_nothing_measured_is_not_within_target(scorer):
         assert FEATURE_LABELS[f].en in en.split(CANNOT_EN)[0]
         assert FEATURE_LABELS[f].ko in ko
     # Nothing was measured: not even "the measured ones are within target".
-    assert "that was measured is within its target" not in en
+    assert "that was measured is in the normal range" not in en
 
 
 def test_no_applicable_outcome_says_so_and_draws_no_legend(scorer):
@@ -101,8 +101,8 @@ def test_measured_within_target_but_some_missing_names_the_missing(scorer):
     missing_line = en.split(CANNOT_EN)[0].rsplit(".", 1)[-1]
     assert FEATURE_LABELS["fasting_glucose"].en in missing_line and FEATURE_LABELS["drinking"].en in missing_line
     assert FEATURE_LABELS["sbp"].en not in missing_line
-    assert "Every modifiable factor that was measured is within its target" in en
-    assert "측정된 조절 가능한 요인은 모두 목표 범위 안에 있습니다" in ko
+    assert "Every modifiable factor that was measured is in the normal range" in en
+    assert "측정된 조절 가능한 요인은 모두 정상 범위 안에 있습니다" in ko
 
 
 def test_table_with_a_missing_input_also_names_it(scorer):

@@ -83,7 +83,8 @@ def test_group_sums_keep_additivity(seed, hide_history, top_k):
         assert c["value"] == (None if want is None else pytest.approx(want, abs=1e-4))
     mags = [abs(c["log_odds"]) for c in listed]
     assert mags == sorted(mags, reverse=True)
-    assert len(listed) == min(top_k, len({GROUP_OF[f] for f, h in zip(FEATURES, hidden, strict=True) if not h}))
+    factors = {GROUP_OF[f] for f, h in zip(FEATURES, hidden, strict=True) if not h and GROUPS[GROUP_OF[f]].factor}
+    assert len(listed) == min(top_k, len(factors))
 
 
 def test_a_group_of_only_absent_history_is_not_listed():
@@ -113,3 +114,15 @@ def test_a_listed_group_without_its_main_measure_says_the_others_were_measured()
     )
     assert contribution_text({"feature": "lipids", "value": None}, "ko").endswith("다른 항목 측정됨")
     assert contribution_text({"feature": "lipids", "value": 150.0}, "en") == f"{lipids}: LDL cholesterol 150 mg/dL"
+
+
+def test_the_time_since_the_last_checkup_is_never_listed_as_a_factor():
+    from serving.scoring import grouped_contributions
+
+    x = np.full(len(FEATURES), 1.0)
+    row = np.zeros(len(FEATURES))
+    row[FEATURES.index("years_since_last_exam")] = -2.0  # the largest share of all
+    row[FEATURES.index("sbp")] = 0.3
+    listed, base, other = grouped_contributions(row, -3.0, x, np.zeros(len(FEATURES), dtype=bool), top_k=5)
+    assert listed[0]["feature"] == "blood_pressure" and "interval" not in {c["feature"] for c in listed}
+    assert base + sum(c["log_odds"] for c in listed) + other == pytest.approx(-3.0 + row.sum())

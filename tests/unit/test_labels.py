@@ -367,3 +367,35 @@ def test_age_reads_in_completed_years_as_the_report_header_does():
     assert FEATURE_LABELS["age_years"].value_text(55.7, "en") == "55 years"
     assert FEATURE_LABELS["age_years"].value_text(55.7, "ko") == "55세"
     assert FEATURE_LABELS["sbp"].value_text(139.6, "en") == "140 mmHg"  # measurements still round
+
+
+def _waterfall_of(group: str, log_odds: float, x: np.ndarray, lang: str = "en") -> dict:
+    from serving.report import waterfall
+
+    risk = {
+        "base_log_odds": -3.0,
+        "other_log_odds": 0.1,
+        "contributions": [{"feature": group, "value": None, "log_odds": log_odds}],
+    }
+    return waterfall(risk, x, "M", lang)
+
+
+def test_a_bar_lowering_the_risk_of_an_abnormal_value_is_marked_not_protective():
+    x = np.full(len(FEATURES), np.nan)
+    x[FEATURES.index("sbp")], x[FEATURES.index("dbp")] = 165.0, 100.0
+    against = _waterfall_of("blood_pressure", -0.1, x)
+    bar = against["rows"][1]
+    assert bar["note"] == "×0.90§" and against["against"]
+    assert not _waterfall_of("blood_pressure", 0.1, x)["against"]  # raising it: as expected
+    x[FEATURES.index("sbp")], x[FEATURES.index("dbp")] = 112.0, 70.0
+    assert not _waterfall_of("blood_pressure", -0.1, x)["against"]  # a normal value lowering it: no mark
+
+
+def test_a_long_waterfall_label_is_squeezed_into_the_svg_not_cut():
+    x = np.full(len(FEATURES), np.nan)
+    x[FEATURES.index("dbp")] = 95.0
+    rows = _waterfall_of("blood_pressure", 0.2, x)["rows"]
+    assert rows[1]["fit"] is not None  # "Blood pressure: —/95 mmHg — at least hypertension stage 1 ..."
+    x[FEATURES.index("sbp")] = 150.0
+    short = _waterfall_of("weight", 0.2, np.full(len(FEATURES), np.nan))["rows"][1]
+    assert short["fit"] is None
