@@ -229,14 +229,23 @@ def _calibration_judgement(m: dict, where: str = "on this file") -> tuple[str, s
     estimate does (the events cannot tell it from calibrated)."""
     slope, intercept = m.get("calibration_slope"), m.get("calibration_intercept")
     if m.get("events", 0) < CALIBRATION_MIN_EVENTS or slope is None or intercept is None:
-        return None
+        return _events_judgement(m, where)
     (s_lo, s_hi), (i_lo, i_hi) = _interval(m, "calibration_slope"), _interval(m, "calibration_intercept")
     if not (outside(slope, slope, SLOPE_BOUNDS) or outside(intercept, intercept, INTERCEPT_BOUNDS)):
         return None
+    # Name only the bound the estimate lies outside: a slope of 0.97 is not "outside 0.8-1.2".
+    bounds = [
+        f"the slope outside the gate's {SLOPE_BOUNDS[0]}-{SLOPE_BOUNDS[1]}"
+        if outside(slope, slope, SLOPE_BOUNDS)
+        else "",
+        f"the intercept outside its +/-{INTERCEPT_BOUNDS[1]}"
+        if outside(intercept, intercept, INTERCEPT_BOUNDS)
+        else "",
+    ]
     text = (
         f"calibration slope {_num(slope, '.2f')} (95% CI {_num(s_lo, '.2f')} to {_num(s_hi, '.2f')}) and intercept "
-        f"{_num(intercept, '+.2f')} (95% CI {_num(i_lo, '+.2f')} to {_num(i_hi, '+.2f')}) {where}, outside the "
-        f"gate's {SLOPE_BOUNDS[0]}-{SLOPE_BOUNDS[1]} and +/-{INTERCEPT_BOUNDS[1]}"
+        f"{_num(intercept, '+.2f')} (95% CI {_num(i_lo, '+.2f')} to {_num(i_hi, '+.2f')}) {where}, "
+        + " and ".join(b for b in bounds if b)
     )
     if outside(s_lo, s_hi, SLOPE_BOUNDS) or outside(i_lo, i_hi, INTERCEPT_BOUNDS):
         return (
@@ -246,6 +255,29 @@ def _calibration_judgement(m: dict, where: str = "on this file") -> tuple[str, s
     return "note", (
         f"{text}, but its {m['events']:,} events cannot tell it from calibrated (the interval reaches the bounds)"
     )
+
+
+# Observed events this far from the expected ones (either way), beyond chance, are no calibration
+# question: the labels or the file are likely wrong (an outcome extract that lost its events).
+EVENTS_RATIO_LIMIT = 2.0
+
+
+def _events_judgement(m: dict, where: str) -> tuple[str, str] | None:
+    """("warning", text) when an outcome too thin for a calibration fit has observed events far from
+    the expected ones (ratio beyond EVENTS_RATIO_LIMIT either way, Poisson p < 0.001), else None."""
+    from scipy.stats import poisson
+
+    observed, expected = m.get("events", 0), m.get("expected_events")
+    if expected is None or expected < CALIBRATION_MIN_EVENTS:
+        return None
+    ratio = observed / expected
+    p_low, p_high = poisson.cdf(observed, expected), poisson.sf(observed - 1, expected)
+    if (ratio < 1 / EVENTS_RATIO_LIMIT and p_low < 1e-3) or (ratio > EVENTS_RATIO_LIMIT and p_high < 1e-3):
+        return "warning", (
+            f"{observed:,} events {where} where the model expects about {expected:,.0f} (beyond chance): the "
+            "labels may be incomplete or wrong (check the outcome extract), or the risks far off for these people"
+        )
+    return None
 
 
 def calibration_warnings(metrics: dict, where: str = "on this file") -> list[str]:

@@ -436,6 +436,9 @@ def summarize(
     out: dict = {
         "n": n,
         "events": events,
+        # The events the model expects on these rows: against `events`, calibration in the large,
+        # which needs no fit and so says something even where too few events allow none.
+        "expected_events": _f(float(p.sum())),
         "auroc": _f(auroc(y, p)) if two_classes else None,
         "auroc_ci": [_f(low), _f(high)] if two_classes and not too_small else None,
         "auprc": _f(auprc(y, p)) if events > 0 else None,

@@ -9,7 +9,9 @@ A champion is replaced only on enough evidence: per outcome at least `MIN_EVENTS
 (`checkup-risk train --promote-min-events`), and a 95% interval of the AUROC difference no wider
 than `MAX_CI_WIDTH`. Otherwise the gate keeps the champion and says which outcome lacked
 evidence. A small, noisy test set can then never let a model trained on few people replace a
-better one by chance. The first model (no champion yet) is judged on calibration alone; an outcome
+better one by chance. Every model, the first too, must discriminate: an outcome whose AUROC's 95%
+interval lies wholly below `AUROC_FLOOR` (a model no better than a coin, such as one trained on
+mis-joined labels) is refused. The first model (no champion yet) is otherwise judged on calibration; an outcome
 with fewer than `CALIBRATION_MIN_EVENTS` held-out events is named as not judged (and, when a champion
 lacks that outcome, not added on that evidence).
 """
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from training.metrics import auroc, calibration_ci, calibration_intercept_slope
+from training.metrics import auroc, auroc_ci, calibration_ci, calibration_intercept_slope
 
 # Calibration bounds on held-out data: slope 1 +/- 0.2 and calibration-in-the-large within
 # +/- 0.2 log-odds. Like the AUROC rule, a model fails only when its 95% bootstrap interval lies
@@ -35,6 +37,9 @@ MAX_CI_WIDTH = 0.10
 # is an artefact of the few events. From here on, gross miscalibration (an 8-fold over-prediction with
 # 30 events) lies wholly outside the bounds and fails.
 CALIBRATION_MIN_EVENTS = 10
+# Below this AUROC a risk model is of no clinical use; refused only when the whole 95% interval is
+# below it, so a thin test set does not fail a real model (10 events and AUROC 0.7: CI about 0.55-0.85).
+AUROC_FLOOR = 0.6
 
 
 @dataclass
@@ -45,7 +50,7 @@ class Decision:
     has_champion: bool = True
 
     def summary(self) -> str:
-        kept = "keep the champion" if self.has_champion else "not promoted (there is no champion yet)"
+        kept = "keep the champion" if self.has_champion else "not promoted to be the first champion"
         verdict = "promote" if self.promote else kept
         return f"{verdict}: " + "; ".join(self.reasons)
 
@@ -122,6 +127,13 @@ def decide(
         judged = bool(CALIBRATION_MIN_EVENTS <= events < ok.sum())  # a JSON true, not numpy's "True"
         if judged:
             good, text = calibration_ok(yo[ok], p_new[ok])
+            a_low, a_high = auroc_ci(yo[ok], p_new[ok], seed=seed)
+            if a_high < AUROC_FLOOR:
+                good = False
+                text = (
+                    f"AUROC {auroc(yo[ok], p_new[ok]):.3f} (95% CI {a_low:.3f}-{a_high:.3f}) wholly below "
+                    f"{AUROC_FLOOR}: no useful discrimination (labels joined to the wrong persons?); {text}"
+                )
         elif 0 < events < ok.sum():
             # An interval from a handful of events means nothing (one event "showed" a slope of 1.31-2.32):
             # say so instead of quoting one. A first model is still promoted (there is nothing to keep);
@@ -143,7 +155,7 @@ def decide(
         decision.per_outcome[outcome] = row
     if decision.promote:
         decision.reasons.append(
-            "no outcome's calibration outside the bounds beyond chance"
+            "no outcome below the AUROC floor or with calibration outside the bounds beyond chance"
             + (
                 ""
                 if champion is None

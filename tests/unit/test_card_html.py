@@ -140,7 +140,7 @@ def test_gross_miscalibration_on_the_file_is_a_warning():
     (line,) = calibration_warnings(metrics)
     assert line.startswith(
         "cvd: calibration slope 0.41 (95% CI 0.30 to 0.52) and intercept -2.58 (95% CI -2.90 to -2.20) on this file, "
-        "outside the gate's 0.8-1.2"
+        "the slope outside the gate's 0.8-1.2 and the intercept outside its +/-0.2"
     )
     assert line.endswith(
         "beyond chance: its risks are not calibrated for these people; recalibrate before using them here"
@@ -148,7 +148,7 @@ def test_gross_miscalibration_on_the_file_is_a_warning():
     assert calibration_notes(metrics) == []
     # `train` says the same of its held-out persons; an interval touching zero never reads "-0.00".
     (said,) = calibration_warnings(metrics, "on the held-out persons")
-    assert "(95% CI -2.90 to -2.20) on the held-out persons, outside" in said
+    assert "(95% CI -2.90 to -2.20) on the held-out persons, the slope outside" in said
     block.update(calibration_slope=0.09, calibration_slope_ci=[-0.001, 0.004], calibration_intercept=-0.001)
     assert "slope 0.09 (95% CI 0.00 to 0.00) and intercept +0.00" in calibration_warnings(metrics)[0]
     block.update(calibration_slope=0.41, calibration_slope_ci=[0.30, 0.52], calibration_intercept=-2.58)
@@ -163,3 +163,15 @@ def test_gross_miscalibration_on_the_file_is_a_warning():
     assert "<p>Note: cvd: calibration slope 1.21" in evaluation_report("3", metrics, {}, "# Model card")
     block.update(events=8)  # fewer than the gate judges calibration on
     assert calibration_warnings(metrics) == [] == calibration_notes(metrics)
+
+
+def test_an_outcome_with_far_fewer_events_than_expected_is_a_warning():
+    from training.evaluate import calibration_warnings
+
+    metrics = _metrics()
+    block = metrics["outcomes"]["cvd"]
+    block.update(events=0, expected_events=117.0, calibration_slope=None, calibration_intercept=None)
+    (line,) = calibration_warnings(metrics)
+    assert line.startswith("cvd: 0 events on this file where the model expects about 117 (beyond chance)")
+    block.update(events=4, expected_events=6.0)  # too few expected to say anything
+    assert calibration_warnings(metrics) == []

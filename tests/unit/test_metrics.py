@@ -279,6 +279,7 @@ def test_oracle_expected_auroc_beats_noisy_score():
 KEYS = {
     "n",
     "events",
+    "expected_events",
     "auroc",
     "auroc_ci",
     "auprc",

@@ -19,7 +19,7 @@ def test_first_model_is_promoted_when_calibrated():
 def test_a_first_model_not_promoted_does_not_speak_of_a_champion():
     y, p = draw()
     d = decide({"cvd": y}, {"cvd": np.clip(p * 2.5, 0, 0.99)}, None)
-    assert not d.promote and d.summary().startswith("not promoted (there is no champion yet)")
+    assert not d.promote and d.summary().startswith("not promoted to be the first champion")
     assert decide({"cvd": y}, {"cvd": np.clip(p * 2.5, 0, 0.99)}, {"cvd": p}).summary().startswith("keep the champion")
 
 
@@ -106,8 +106,17 @@ def test_gross_miscalibration_fails_from_a_few_dozen_events():
     _, pc = draw(n=2000)
     yc = (rng.random(2000) < pc).astype(float)
     added = decide({"cvd": yc, "ckd": y}, {"cvd": pc, "ckd": np.full(2000, 0.5)}, {"cvd": pc}, min_events=1)
-    assert not added.promote and any(r.startswith("ckd: calibration") for r in added.reasons)
+    assert not added.promote and any(r.startswith("ckd: ") and "outside" in r for r in added.reasons)
     few = y.copy()
     few[np.flatnonzero(few)[3:]] = 0
     thin = decide({"cvd": yc, "ckd": few}, {"cvd": pc, "ckd": p}, {"cvd": pc}, min_events=1)
     assert not thin.promote and "ckd: calibration not judged: 3 held-out events, 10 needed" in thin.reasons
+
+
+def test_a_model_no_better_than_a_coin_is_never_promoted_not_even_the_first():
+    # Labels joined to the wrong persons: calibrated on average, no discrimination.
+    y, p = draw()
+    shuffled = np.random.default_rng(5).permutation(p)
+    d = decide({"cvd": y}, {"cvd": shuffled}, None)
+    assert not d.promote and "wholly below 0.6: no useful discrimination" in d.summary()
+    assert decide({"cvd": y}, {"cvd": p}, None).promote
