@@ -209,7 +209,9 @@ def _data_sections(metrics: dict, data: dict, model_info: dict[str, dict] | None
         [
             f"- Source file fingerprint: `{data['sha256']}`; {data.get('rows', 0):,} checkups of "
             f"{data.get('persons', 0):,} persons; rows rejected by validation: {data.get('rejected_rows', 0):,}.",
-            f"- Events per outcome: {data.get('events', {})}.",
+            "- Events per outcome: "
+            + (", ".join(f"{o} {n:,}" for o, n in (data.get("events") or {}).items()) or "none recorded")
+            + ".",
         ]
         if data.get("sha256")
         else ["- Source file: not recorded (the version's training run is not in this registry)."]

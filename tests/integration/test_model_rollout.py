@@ -25,8 +25,9 @@ from tests.integration.test_server import free_port
 pytestmark = pytest.mark.slow
 CONCURRENCY = 16
 # From an alias change to every response on the new version: the poll (1 s, with jitter), then
-# import, load and warm-up on two busy cores.
-SWITCH_WITHIN_S = 20.0
+# import, load and warm-up on two cores that the rest of the suite keeps busy. A bound that says the
+# switch happens, not how fast (bench/bench_rollout.py measures that): 20 s failed once under load.
+SWITCH_WITHIN_S = 60.0
 
 
 @pytest.fixture(scope="module")

@@ -175,3 +175,9 @@ def test_an_outcome_with_far_fewer_events_than_expected_is_a_warning():
     assert line.startswith("cvd: 0 events on this file where the model expects about 117 (beyond chance)")
     block.update(events=4, expected_events=6.0)  # too few expected to say anything
     assert calibration_warnings(metrics) == []
+
+
+def test_the_card_lists_events_per_outcome_in_words():
+    data = {"sha256": "ab" * 32, "rows": 10, "persons": 4, "events": {"cvd": 1012, "ckd": 7}}
+    card = model_card("3", _metrics(), data)
+    assert "- Events per outcome: cvd 1,012, ckd 7." in card and "{" not in card.split("Events per outcome")[1][:40]
