@@ -209,7 +209,7 @@ _WORDS: dict[tuple[str, str], tuple[str, str, str, str]] = {
         f"eGFR < {number(EGFR_CKD)} mL/min/1.73m2 at the last creatinine test ({{date}}) is already in the CKD range",
         f"마지막 크레아티닌 검사({{date}})의 eGFR이 {number(EGFR_CKD)} mL/min/1.73m² 미만으로 이미 만성콩팥병 범위",
         "CKD if it lasts over 3 months: repeat the test and check albuminuria",
-        "3개월 이상 지속되면 만성콩팥병: 재검 및 알부민뇨 확인 필요",
+        "3개월 넘게 지속되면 만성콩팥병: 재검 및 알부민뇨 확인 필요",
     ),
     ("ckd", "urine_protein"): _confirm(
         f"urine protein >= {_PROTEIN} is already in the CKD range",

@@ -739,7 +739,12 @@ def _day(when: dt.datetime | None) -> dt.date | None:
 
 # Other spellings of a code system's URI that mean the same system: its OID, and (`_system_key`)
 # https, "www.", a trailing slash or capitals, which real systems send.
-_SYSTEM_ALIASES: dict[str, str] = {LOINC_OID: LOINC, SNOMED_OID: SNOMED, "urn:oid:2.16.840.1.113883.6.73": ATC}
+_SYSTEM_ALIASES: dict[str, str] = {
+    LOINC_OID: LOINC,
+    SNOMED_OID: SNOMED,
+    "urn:oid:2.16.840.1.113883.6.73": ATC,
+    "urn:oid:2.16.840.1.113883.5.111": ROLE_CODE,
+}
 
 
 @functools.lru_cache(maxsize=256)
@@ -1008,6 +1013,8 @@ def _conditional_match(ref: str, reading: _Reading) -> bool:
     if kind.rsplit("/", 1)[-1] != "Patient" or set(criteria) != {"identifier"} or len(criteria["identifier"]) != 1:
         return False
     system, bar, value = criteria["identifier"][0].rpartition("|")
+    if bar and not system:  # "|value": FHIR's token for an identifier without a system
+        return bool(value) and ("", value) in reading.patient_identifiers
     return bool(value) and _has_identifier(reading, system if bar else None, value)
 
 
@@ -1932,7 +1939,8 @@ def _parent_or_sibling(relationship: object) -> bool:
         return any(c.upper() in _RELATIVES_ROLE for c in codes)
     if _codes(relationship, SNOMED):
         return any(c in _RELATIVES_SNOMED for c in _codes(relationship, SNOMED))
-    words = {re.sub(r"[^\w]", "", n.strip().lower()) for n in _concept_names(relationship)}
+    # Word by word: "natural mother", "biological father", "어머니(모)" name a parent too.
+    words = {w for n in _concept_names(relationship) for w in re.findall(r"\w+", n.lower())}
     return bool(words & _RELATIVES_TEXT)
 
 
@@ -2033,24 +2041,36 @@ def _read_medication(resource: dict, ref: str, reading: _Reading) -> None:
                 _Dated(frozenset(treatment), since, ref, since + dt.timedelta(days=COMPLETED_REQUEST_DAYS))
             )
         else:
-            reading.facts.append(_Dated(frozenset(treatment), since, ref, _ended(resource, ref, reading)))
+            reading.facts.append(_Dated(frozenset(treatment), since, ref, _ended(resource, ref, reading, since)))
 
 
-def _ended(resource: dict, ref: str, reading: _Reading) -> dt.date | None:
+def _ended(resource: dict, ref: str, reading: _Reading, since: dt.date | None) -> dt.date | None:
     """The last day an active MedicationStatement's effectivePeriod gives (None: no end): medication
-    lists often leave a finished course "active", and its end says it is over."""
+    lists often leave a finished course "active", and its end says it is over. A year or a month
+    alone ends on its last day; an end before the birth year or before the start is a typo or a
+    placeholder, read as no end (the statement says "active"), with a warning."""
     end = _at(resource, ("effectivePeriod", "end"))
     when = _when(end, reading.zone) if isinstance(end, str) else None
     if when is None:
         return None
-    if when.date() < reading.today:
+    day = when.date()
+    if isinstance(end, str) and re.fullmatch(r"\d{4}", end):
+        day = dt.date(day.year, 12, 31)
+    elif isinstance(end, str) and re.fullmatch(r"\d{4}-\d{2}", end):
+        day = (dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)) - dt.timedelta(days=1)
+    if day < reading.born or (since is not None and day < since):
+        reading.warnings.append(
+            Issue(f"{ref}.effectivePeriod.end", "is before the birth year or the start: read as no end")
+        )
+        return None
+    if day < reading.today:
         reading.warnings.append(
             Issue(
                 f"{ref}.effectivePeriod.end",
                 "is past: the medicine counts as treatment only at checkups up to that day",
             )
         )
-    return when.date()
+    return day
 
 
 # Resource type -> its reader; other resources are not about the record.
@@ -2363,6 +2383,80 @@ def _history_fields(concept: dict | None) -> set[str]:
     return out
 
 
+# OperationOutcome.issue.severity, worst first: "error" and "fatal" mean the search itself failed.
+_SEVERITY = ("fatal", "error", "warning", "information")
+_ISSUE_CODE = re.compile(r"[a-z][a-z-]{0,39}")  # an IssueType code; anything else is not echoed
+
+
+def _outcome(resource: object) -> tuple[str, str] | None:
+    """(worst severity, its issue codes in words) of an OperationOutcome, else None; elements of the
+    wrong shape count as absent (an outcome that says nothing is no success)."""
+    if not isinstance(resource, dict) or resource.get("resourceType") != "OperationOutcome":
+        return None
+    listed = resource.get("issue")
+    issues = [i for i in listed if isinstance(i, dict)] if isinstance(listed, list) else []
+    said = [str(i.get("severity")) for i in issues if i.get("severity") in _SEVERITY]
+    worst = min(said, key=_SEVERITY.index, default="error")
+    codes = sorted({c for i in issues if isinstance(c := i.get("code"), str) and _ISSUE_CODE.fullmatch(c)})
+    return worst, ", ".join(codes) or "no code"
+
+
+def is_outcome(resource: object) -> bool:
+    return _outcome(resource) is not None
+
+
+def search_outcomes(value: object, where: str) -> tuple[Issue | None, list[Issue]]:
+    """(the failure, other warnings) of a search result: an OperationOutcome sent instead of results,
+    or beside them in a searchset, is how a FHIR server says a search failed or may be incomplete (a
+    timeout, too many results). No results and an outcome of severity warning or worse is a failed
+    search: reading it as "no results" would tell the clinician that the patient has no checkup or
+    no known condition. The diagnostics text is never echoed (it may quote the query); the issue
+    codes are. Any Bundle type counts: servers and EHRs do not all type a prefetch "searchset"."""
+    if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+        entries = value.get("entry")
+        resources = [e.get("resource") for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    else:
+        resources = [value]
+    outcomes = [o for o in map(_outcome, resources) if o is not None]
+    if not outcomes:
+        return None, []
+    worst = min((o[0] for o in outcomes), key=_SEVERITY.index)
+    codes = "; ".join(dict.fromkeys(o[1] for o in outcomes))
+    if worst == "information":
+        return None, []  # a server's remark ("results sorted by date"), not a failure
+    if len(resources) == len(outcomes):
+        return Issue(where, f"the FHIR server's search failed (OperationOutcome, {worst}: {codes}): no results"), []
+    return None, [
+        Issue(
+            where,
+            f"holds an OperationOutcome ({worst}: {codes}) beside the data: the data sent may be incomplete",
+        )
+    ]
+
+
+def partial_page(value: object, where: str) -> Issue | None:
+    """The Issue saying a search result is one page of more (a `next` link, or a `total` above the
+    entries sent), else None: a server that pages below the prefetch's `_count`, or ignores it, sends
+    the first page only, and what it leaves out (the newest visit, a known diagnosis) is unknown."""
+    if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
+        return None
+    links = value.get("link")
+    more = isinstance(links, list) and any(isinstance(k, dict) and k.get("relation") == "next" for k in links)
+    entries = value.get("entry")
+    sent = sum(
+        1
+        for e in (entries if isinstance(entries, list) else [])
+        if isinstance(e, dict)
+        and not is_outcome(e.get("resource"))
+        and not (isinstance(e.get("search"), dict) and e["search"].get("mode") == "include")
+    )
+    total = value.get("total")
+    if more or (isinstance(total, int) and not isinstance(total, bool) and total > sent):
+        shown = f" ({sent} of {total})" if isinstance(total, int) and not isinstance(total, bool) else ""
+        return Issue(where, f"is one page of the search results{shown}: the data sent may be incomplete")
+    return None
+
+
 def bundle_entries(
     bundle: dict, where: str = "Bundle", warnings: list[Issue] | None = None
 ) -> list[tuple[dict, str | None]]:
@@ -2382,7 +2476,11 @@ def bundle_entries(
         resource = entry.get("resource") if isinstance(entry, dict) else None
         nested = at.count(".entry[")  # Bundles are read through at most three deep
         if isinstance(resource, dict) and resource.get("resourceType") == "Bundle" and nested < 3:
-            out += bundle_entries(resource, f"{at}.resource", said)
+            # A search inside the batch may have failed or been paged, as one sent alone may.
+            failed, flagged = search_outcomes(resource, f"{at}.resource")
+            page = partial_page(resource, f"{at}.resource")
+            said += [i for i in (failed, page) if i] + flagged
+            out += [(r, u) for r, u in bundle_entries(resource, f"{at}.resource", said) if not is_outcome(r)]
         elif isinstance(resource, dict):
             out.append((resource, entry.get("fullUrl")))
         elif resource is not None:

@@ -411,10 +411,16 @@ def bp_stage(sbp: float | None, dbp: float | None) -> tuple[Band, bool] | None:
 
 # KSH stages describe untreated pressure: a treated reading is judged against the usual target.
 _TREATED = {
-    "ko": (f"치료 중, 목표 <{number(SBP_HYPERTENSION)}/{number(DBP_HYPERTENSION)} 도달", "치료 중, 목표 미달"),
+    "ko": (
+        f"치료 중, 목표(<{number(SBP_HYPERTENSION)}/{number(DBP_HYPERTENSION)}) 도달",
+        f"치료 중, 목표(<{number(SBP_HYPERTENSION)}/{number(DBP_HYPERTENSION)}) 미도달",
+        f"치료 중, 한쪽 혈압값이 없어 목표(<{number(SBP_HYPERTENSION)}/{number(DBP_HYPERTENSION)}) 도달 여부 판단 불가",
+    ),
     "en": (
         f"on treatment, below the usual {number(SBP_HYPERTENSION)}/{number(DBP_HYPERTENSION)} target",
-        "on treatment, above the usual target",
+        f"on treatment, not below the usual {number(SBP_HYPERTENSION)}/{number(DBP_HYPERTENSION)} target",
+        f"on treatment, one reading missing: the {number(SBP_HYPERTENSION)}/{number(DBP_HYPERTENSION)} target "
+        "cannot be judged",
     ),
 }
 
@@ -428,8 +434,10 @@ def bp_stage_text(sbp: float | None, dbp: float | None, lang: Lang, treated: boo
         return BP_UNKNOWN[lang], None
     if treated:
         above = (sbp is not None and sbp >= SBP_HYPERTENSION) or (dbp is not None and dbp >= DBP_HYPERTENSION)
-        reached, missed = _TREATED[lang]
-        return (missed, "disease") if above else (reached, "normal")
+        reached, missed, unknown = _TREATED[lang]
+        if above:
+            return missed, "disease"
+        return (reached, "normal") if sbp is not None and dbp is not None else (unknown, None)
     stage, complete = judged
     if complete:
         return stage.name(lang), stage.level

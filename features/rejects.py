@@ -28,11 +28,19 @@ R_BAD_DATE = "not a date (expected YYYY-MM-DD)"
 R_SUPERSEDED = "the same person and exam date appear in a later file, whose row is used"
 
 
+_SAME_DAY = "the same person and exam date as row"
+
+
 def same_day(first_index: int) -> str:
     """Why a second row of one person on one date is left out (a duplicated export, usually): it
     is not an earlier checkup of the first, so it cannot be its history, and scoring both would
     give one checkup two risks. `first_index` is the 0-based input row kept."""
-    return f"the same person and exam date as row {first_index + 1} (a person has one checkup a day): left out"
+    return f"{_SAME_DAY} {first_index + 1} (a person has one checkup a day): left out"
+
+
+def is_same_day(reason: pd.Series) -> pd.Series:
+    """Which reasons are `same_day`'s: a repeat of a checkup kept, which loses nothing of its history."""
+    return reason.astype(str).str.startswith(_SAME_DAY)
 
 
 def bad_label(column: str) -> str:

@@ -36,7 +36,7 @@ import pandas as pd
 import xgboost as xgb
 
 from features.derive import FEATURES, age_band, build_features, is_male
-from features.eligibility import DEFINING_FIELDS, eligibility
+from features.eligibility import eligibility
 from features.schema import OUTCOMES
 from models import drift_reference, provenance, reference
 from models import interval as interval_
@@ -121,37 +121,6 @@ INPUT_GROUPS: tuple[tuple[str, ...], ...] = (
 )
 
 
-# Rows that genuinely lack an outcome's defining measure (and events among them) enough to learn
-# what its absence means from them alone (`_selected_copies`).
-GENUINE_MISSING_ROWS = 1000
-GENUINE_MISSING_EVENTS = 10
-
-
-def _selected_copies(
-    outcome: str, records: pd.DataFrame, rows: np.ndarray, y: np.ndarray, blanked: np.ndarray
-) -> np.ndarray:
-    """Per training row, whether it may train `outcome`: every row but the input-dropout copies that
-    blanked one of the outcome's defining measures (`features.eligibility.DEFINING_FIELDS`) where
-    the data already hold enough rows that genuinely lack it.
-
-    Such a copy comes from an eligible row, whose defining measure was normal by selection (an
-    abnormal lipid panel makes dyslipidemia not applicable): blanked, it teaches "a missing panel
-    means normal lipids", while a person never tested may well be abnormal. On a cohort where a
-    panel is drawn every few years the never-tested then got half their risk (observed / expected
-    2.2). Where genuinely missing rows are too few to learn from, the copies stay: without them a
-    tree sends a missing value down an arbitrary branch."""
-    defining = DEFINING_FIELDS.get(outcome, frozenset())
-    keep = np.ones(len(blanked), dtype=bool)
-    for g, columns in enumerate(INPUT_GROUPS):
-        present = [c for c in columns if c in records.columns]
-        if not set(columns) & defining or not blanked[:, g].any():
-            continue
-        genuine = rows & (records[present].isna().all(axis=1).to_numpy() if present else True)
-        if genuine.sum() >= GENUINE_MISSING_ROWS and np.nansum(y[genuine]) >= GENUINE_MISSING_EVENTS:
-            keep &= ~blanked[:, g]
-    return keep
-
-
 class RiskModel:
     """Calibrated XGBoost models, one per outcome, behind one fit/predict/explain interface.
 
@@ -209,7 +178,7 @@ class RiskModel:
         """
         X = build_features(records)
         self.feature_ranges_: tuple[np.ndarray, np.ndarray] | None = _ranges(X.to_numpy(dtype=np.float64))
-        data, src, copy, partial, blanked = self._training_rows(records, X)
+        data, src, copy, partial = self._training_rows(records, X)
         eligible = eligibility(records, self.outcomes)
         fitter = OutcomeFitter(self, data, client, progress)
         self.feature_names_ = FEATURES
@@ -221,10 +190,9 @@ class RiskModel:
                 raise ValueError(f"training data have no label column {spec.label!r}")
             y = pd.to_numeric(records[spec.label], errors="coerce").to_numpy(dtype=float)
             rows = eligible[outcome].to_numpy() & ~np.isnan(y)
-            selected = _selected_copies(outcome, records, rows, y, blanked)
-            self.models_[outcome] = fitter.fit(spec, y[src], rows[src] & selected)
+            self.models_[outcome] = fitter.fit(spec, y[src], rows[src])
             self.models_[outcome].info["history_dropout_rows"] = int((rows[src] & copy & ~partial).sum())
-            self.models_[outcome].info["input_dropout_rows"] = int((rows[src] & partial & selected).sum())
+            self.models_[outcome].info["input_dropout_rows"] = int((rows[src] & partial).sum())
             fitted_rows[outcome] = rows
         probs = self.predict_features(X)
         self.reference_ = self._reference_tables(records, probs, fitted_rows)
@@ -244,9 +212,9 @@ class RiskModel:
 
     def _training_rows(
         self, records: pd.DataFrame, X: pd.DataFrame
-    ) -> tuple[TrainingRows, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[TrainingRows, np.ndarray, np.ndarray, np.ndarray]:
         """(the training rows, source record of each, whether it is a copy, whether it is an
-        input-dropout copy, the `INPUT_GROUPS` each training row has blanked: rows x groups).
+        input-dropout copy).
 
         Every record, then the history-dropout copies (same person, same split), whose features are
         built exactly as for a checkup sent alone, then the input-dropout copies; split by person
@@ -257,12 +225,11 @@ class RiskModel:
         role = np.where(bucket < valid_cut, "valid", np.where(bucket < calib_cut, "calib", "train"))
         X_alone = build_features(records.drop(columns=["person_id"]))
         src, copy = self._history_dropout_rows(X, X_alone)
-        partial_src, X_partial, blank = self._input_dropout_rows(records)
+        partial_src, X_partial = self._input_dropout_rows(records)
         Xt = pd.concat([X, X_alone.iloc[src[copy]], X_partial], ignore_index=True)
         partial = np.concatenate([np.zeros(len(src), dtype=bool), np.ones(len(partial_src), dtype=bool)])
         src = np.concatenate([src, partial_src])
         copy = np.concatenate([copy, np.ones(len(partial_src), dtype=bool)])
-        blanked = np.concatenate([np.zeros((len(src) - len(partial_src), len(INPUT_GROUPS)), dtype=bool), blank])
         person = np.unique(records["person_id"].astype(str).to_numpy(), return_inverse=True)[1]
         data = TrainingRows(
             Xv=Xt.to_numpy(dtype=np.float32),
@@ -272,7 +239,7 @@ class RiskModel:
             original=~copy,
             person=person[src],
         )
-        return data, src, copy, partial, blanked
+        return data, src, copy, partial
 
     def _history_dropout_rows(self, X: pd.DataFrame, X_alone: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(source row of each training row, whether it is a copy without history).
@@ -288,9 +255,8 @@ class RiskModel:
         copy = np.concatenate([np.zeros(n, dtype=bool), np.ones(len(copied), dtype=bool)])
         return src, copy
 
-    def _input_dropout_rows(self, records: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
-        """(source row of each copy, the copies' features, the groups each blanked: copies x
-        `INPUT_GROUPS`): a seeded random `input_dropout` share of
+    def _input_dropout_rows(self, records: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        """(source row of each copy, the copies' features): a seeded random `input_dropout` share of
         the records, sent alone, each with every optional measurement group (`INPUT_GROUPS`) blanked
         with probability one half (at least one).
 
@@ -302,8 +268,7 @@ class RiskModel:
         rng = np.random.default_rng(self.random_state + 1)
         chosen = np.flatnonzero(rng.random(len(records)) < self.input_dropout)
         if not len(chosen):
-            empty = build_features(records.iloc[:0].drop(columns=["person_id"]))
-            return chosen, empty, np.zeros((0, len(INPUT_GROUPS)), dtype=bool)
+            return chosen, build_features(records.iloc[:0].drop(columns=["person_id"]))
         part = records.iloc[chosen].drop(columns=["person_id"]).reset_index(drop=True)
         blank = rng.random((len(chosen), len(INPUT_GROUPS))) < 0.5
         none = ~blank.any(axis=1)
@@ -312,7 +277,7 @@ class RiskModel:
             present = [c for c in columns if c in part.columns]
             if present:
                 part.loc[blank[:, g], present] = np.nan
-        return chosen, build_features(part), blank
+        return chosen, build_features(part)
 
     def was_trained_on(self, person_id: pd.Series) -> np.ndarray:
         """Per row, whether this person's checkups were among the training data (bool array).

@@ -32,7 +32,7 @@ import pandas as pd
 
 from models.bundle import RiskModel
 from serving.batch_block import score_block, score_frame
-from serving.batch_input import read_whole, validated_chunks
+from serving.batch_input import HistoryGaps, read_whole, validated_chunks
 from serving.batch_output import OutputWriter, RejectsWriter, check_output, output_schema, rejects_path
 from serving.person_history import PersonHistory
 
@@ -136,27 +136,22 @@ def _score_pandas(
     history = PersonHistory()
     rows_in = scored = 0
     counts: Counter[str] = Counter()
-    scored_of: Counter[str] = Counter()  # scored rows per person, to find those with a rejected row too
-    rejected_persons: set[str] = set()
-    for n_in, records, rejects in validated_chunks(input_path, chunk_rows, counts):
+    gaps = HistoryGaps()
+    for n_in, records, rejects in validated_chunks(input_path, chunk_rows, counts, gaps):
         block = score_block(model, records, history.with_history(records), version, explain, intervals)
         out.write(block)
         if on_scored is not None:
             on_scored(records, block)
         history.update(records)
         rej.write(rejects)
-        scored_of.update(records["person_id"].astype(str).tolist())
-        rejected_persons.update(rejects["person_id"].dropna().astype(str).tolist())
         rows_in += n_in
         scored += len(records)
         if progress:
             progress(n_in)
-    gap = [p for p in rejected_persons if scored_of[p]]
     return {
         "rows_in": rows_in,
         "rows_scored": scored,
-        "history_gap_rows": sum(scored_of[p] for p in gap),
-        "history_gap_persons": len(gap),
+        **gaps.counts(),
         "out_of_order_rows": history.out_of_order_rows,
         "exam_date_defaulted": counts["exam_date_defaulted"],
         "waist_999": counts["waist_999"],

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from features import schema
 from models.bundle import RiskModel
 from serving.batch_block import score_frame
-from serving.batch_input import validated_chunks
+from serving.batch_input import HistoryGaps, validated_chunks
 from serving.batch_output import ROW, OutputWriter, RejectsWriter, output_schema
 
 
@@ -158,7 +158,8 @@ def score_dask(
         with tempfile.TemporaryDirectory(prefix="checkup-risk-dask-") as tmp_name:
             tmp = Path(tmp_name)
             counts: Counter[str] = Counter()
-            rows_in, spill_rows = _spill(input_path, chunk_rows, n_parts, tmp, rej, progress, counts)
+            gaps = HistoryGaps()
+            rows_in, spill_rows = _spill(input_path, chunk_rows, n_parts, tmp, rej, progress, counts, gaps)
             backends = client.gather(warm)  # surfaces a worker that cannot load the bundle
             done = _score_partitions(
                 client, bundle, version, explain, intervals, tmp, spill_rows, 2 * n_workers, progress
@@ -169,6 +170,7 @@ def score_dask(
         return {
             "rows_in": rows_in,
             "rows_scored": scored,
+            **gaps.counts(),
             "exam_date_defaulted": counts["exam_date_defaulted"],
             "waist_999": counts["waist_999"],
             "sex_differs": counts["sex_differs"],
@@ -192,6 +194,7 @@ def _spill(
     rej: RejectsWriter,
     progress: Callable[[int], None] | None,
     counts: Counter[str],
+    gaps: HistoryGaps,
 ) -> tuple[int, np.ndarray]:
     """Read and validate on the client (the project readers), write the rejects, and spill the valid
     records, whole persons by hash, to ``tmp/in_{p}.parquet``: (rows in, rows spilled per partition).
@@ -200,7 +203,7 @@ def _spill(
     spill_rows = np.zeros(n_parts, dtype=np.int64)
     rows_in = 0
     try:
-        for n_in, records, rejects in validated_chunks(input_path, chunk_rows, counts):
+        for n_in, records, rejects in validated_chunks(input_path, chunk_rows, counts, gaps):
             rej.write(rejects)
             rows_in += n_in
             if progress and len(rejects):

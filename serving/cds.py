@@ -39,9 +39,12 @@ from features.fhir import (
     Issue,
     bundle_entries,
     is_deceased,
+    is_outcome,
+    partial_page,
     read_bundle,
     read_patient,
     same_resource_key,
+    search_outcomes,
 )
 from features.schema import BY_NAME
 from models.provenance import SYNTHETIC_WARNING
@@ -51,10 +54,7 @@ from serving.cds_hooks import OPTIONAL_PREFETCH, REQUIRED_PREFETCH, CdsRequest, 
 from serving.fhir_in import (
     check_bundle,
     has_measurement,
-    is_outcome,
     no_measurement_reason,
-    partial_page,
-    search_outcomes,
     validate_records,
     validation_issues,
 )

@@ -7,7 +7,6 @@ the call; an earlier checkup that fails validation is dropped from the history w
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -98,80 +97,6 @@ def _drop_crossed(record: dict, sources: dict[str, str]) -> list[Issue]:
                 )
             )
     return issues
-
-
-# OperationOutcome.issue.severity, worst first: "error" and "fatal" mean the search itself failed.
-_SEVERITY = ("fatal", "error", "warning", "information")
-_ISSUE_CODE = re.compile(r"[a-z][a-z-]{0,39}")  # an IssueType code; anything else is not echoed
-
-
-def _outcome(resource: object) -> tuple[str, str] | None:
-    """(worst severity, its issue codes in words) of an OperationOutcome, else None; elements of the
-    wrong shape count as absent (an outcome that says nothing is no success)."""
-    if not isinstance(resource, dict) or resource.get("resourceType") != "OperationOutcome":
-        return None
-    listed = resource.get("issue")
-    issues = [i for i in listed if isinstance(i, dict)] if isinstance(listed, list) else []
-    said = [str(i.get("severity")) for i in issues if i.get("severity") in _SEVERITY]
-    worst = min(said, key=_SEVERITY.index, default="error")
-    codes = sorted({c for i in issues if isinstance(c := i.get("code"), str) and _ISSUE_CODE.fullmatch(c)})
-    return worst, ", ".join(codes) or "no code"
-
-
-def is_outcome(resource: object) -> bool:
-    return _outcome(resource) is not None
-
-
-def search_outcomes(value: object, where: str) -> tuple[Issue | None, list[Issue]]:
-    """(the failure, other warnings) of a search result: an OperationOutcome sent instead of results,
-    or beside them in a searchset, is how a FHIR server says a search failed or may be incomplete (a
-    timeout, too many results). No results and an outcome of severity warning or worse is a failed
-    search: reading it as "no results" would tell the clinician that the patient has no checkup or
-    no known condition. The diagnostics text is never echoed (it may quote the query); the issue
-    codes are. Any Bundle type counts: servers and EHRs do not all type a prefetch "searchset"."""
-    if isinstance(value, dict) and value.get("resourceType") == "Bundle":
-        entries = value.get("entry")
-        resources = [e.get("resource") for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-    else:
-        resources = [value]
-    outcomes = [o for o in map(_outcome, resources) if o is not None]
-    if not outcomes:
-        return None, []
-    worst = min((o[0] for o in outcomes), key=_SEVERITY.index)
-    codes = "; ".join(dict.fromkeys(o[1] for o in outcomes))
-    if worst == "information":
-        return None, []  # a server's remark ("results sorted by date"), not a failure
-    if len(resources) == len(outcomes):
-        return Issue(where, f"the FHIR server's search failed (OperationOutcome, {worst}: {codes}): no results"), []
-    return None, [
-        Issue(
-            where,
-            f"holds an OperationOutcome ({worst}: {codes}) beside the data: the data sent may be incomplete",
-        )
-    ]
-
-
-def partial_page(value: object, where: str) -> Issue | None:
-    """The Issue saying a search result is one page of more (a `next` link, or a `total` above the
-    entries sent), else None: a server that pages below the prefetch's `_count`, or ignores it, sends
-    the first page only, and what it leaves out (the newest visit, a known diagnosis) is unknown."""
-    if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
-        return None
-    links = value.get("link")
-    more = isinstance(links, list) and any(isinstance(k, dict) and k.get("relation") == "next" for k in links)
-    entries = value.get("entry")
-    sent = sum(
-        1
-        for e in (entries if isinstance(entries, list) else [])
-        if isinstance(e, dict)
-        and not is_outcome(e.get("resource"))
-        and not (isinstance(e.get("search"), dict) and e["search"].get("mode") == "include")
-    )
-    total = value.get("total")
-    if more or (isinstance(total, int) and not isinstance(total, bool) and total > sent):
-        shown = f" ({sent} of {total})" if isinstance(total, int) and not isinstance(total, bool) else ""
-        return Issue(where, f"is one page of the search results{shown}: the data sent may be incomplete")
-    return None
 
 
 def validate_fhir(resource: Any, where: str) -> None:

@@ -221,7 +221,7 @@ TEXT: dict[str, dict[str, str]] = {
     "history_flags_none": {"ko": "없음", "en": "none"},
     "defining": {
         "ko": "† 그 질환을 정의하는 측정값 자체를 바꾼 추정이므로 해석에 주의",
-        "en": "† changes the outcome's own defining measure: near-tautological",
+        "en": "† changes the outcome's own defining measure: read with care",
     },
     "whatif_bounds": {
         "ko": "변화 폭은 임상적으로 타당한 범위(최대 감소 {bounds}, 체중은 최대 10% 감량)와 학습 데이터의 "

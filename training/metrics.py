@@ -403,7 +403,7 @@ def summarize(
 ) -> dict:
     """One outcome's metrics.json block (contract section 6), all values JSON-serialisable.
 
-    Keys: n, events, auroc, auroc_ci [low, high], auprc, brier, calibration_intercept,
+    Keys: n, events, expected_events, auroc, auroc_ci [low, high], auprc, brier, calibration_intercept,
     calibration_slope (each with its bootstrap `_ci`), ece, net_benefit {str(threshold): {model,
     treat_all}}; with `p_true` also
     oracle_auroc (AUROC of p_true against y), expected_auroc (model) and oracle_expected_auroc.

@@ -108,7 +108,7 @@ def decide(
 ) -> Decision:
     """Gate on held-out labels y[outcome] and both models' probabilities on the same rows.
 
-    `champion` is None when there is none yet: then only calibration decides. Otherwise every
+    `champion` is None when there is none yet: then calibration and the AUROC floor decide. Otherwise every
     outcome the champion has needs `min_events` held-out events and an AUROC-difference interval
     no wider than `max_ci_width`, or the champion stays ("not enough evidence").
     """
@@ -125,11 +125,12 @@ def decide(
         ok = np.isfinite(yo) & np.isfinite(p_new)
         events = int(yo[ok].sum())
         judged = bool(CALIBRATION_MIN_EVENTS <= events < ok.sum())  # a JSON true, not numpy's "True"
+        discriminates = True
         if judged:
             good, text = calibration_ok(yo[ok], p_new[ok])
             a_low, a_high = auroc_ci(yo[ok], p_new[ok], seed=seed)
-            if a_high < AUROC_FLOOR:
-                good = False
+            discriminates = not a_high < AUROC_FLOOR
+            if not discriminates:
                 text = (
                     f"AUROC {auroc(yo[ok], p_new[ok]):.3f} (95% CI {a_low:.3f}-{a_high:.3f}) wholly below "
                     f"{AUROC_FLOOR}: no useful discrimination (labels joined to the wrong persons?); {text}"
@@ -142,10 +143,15 @@ def decide(
             good = champion is None or outcome in champion
         else:
             good, text = False, "no events in the held-out rows: cannot judge"
-        row = {"calibration_ok": bool(good), "calibration": text, "calibration_judged": judged}
-        if not good or not judged:
+        row = {
+            "calibration_ok": bool(good),
+            "auroc_floor_ok": discriminates,
+            "calibration": text,
+            "calibration_judged": judged,
+        }
+        if not (good and discriminates) or not judged:
             decision.reasons.append(f"{outcome}: {text}")
-        if not good:
+        if not (good and discriminates):
             decision.promote = False
         if champion is not None and outcome in champion:
             reason = _against_champion(outcome, yo, p_new, champion[outcome], ok, row, seed, min_events, max_ci_width)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from features.eligibility import eligibility, labels_not_applicable, labels_not_applicable_lines
 from features.readers import ReadResult, concat_results, read_checkups
-from features.rejects import MAX_REJECT_SHARE, R_SUPERSEDED, history_gap, too_many
+from features.rejects import MAX_REJECT_SHARE, R_SUPERSEDED, history_gap, is_same_day, too_many
 from features.rejects import summary as rejects_summary
 from features.schema import EXAMPLE_RECORD, OUTCOMES
 from features.validation import SuiteReport, run_suite, split_valid
@@ -199,7 +199,7 @@ def read_and_check(data: list[Path], outcomes: tuple[str, ...], max_reject_share
     for line in lines:
         say(line)
     kept = set(records["person_id"].astype(str))
-    gap = {str(p) for p in lost["person_id"].dropna()} & kept if len(lost) else set()
+    gap = {str(p) for p in lost.loc[~is_same_day(lost["reason"]), "person_id"].dropna()} & kept if len(lost) else set()
     if gap:
         # Their labels' applicability and their history miss what the rejected rows said.
         rows = int(records["person_id"].astype(str).isin(gap).sum())

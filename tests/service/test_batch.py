@@ -289,6 +289,8 @@ COUNTS = (
     "sex_differs",
     "age_differs",
     "age_group_differs",
+    "history_gap_rows",
+    "history_gap_persons",
 )
 
 
@@ -391,6 +393,10 @@ def test_scored_rows_of_a_person_with_a_rejected_row_are_counted(model, tmp_path
     summary = score_file(model, path, tmp_path / "out.csv", "7")
     assert summary["history_gap_persons"] == 1
     assert summary["history_gap_rows"] == int((cohort["person_id"] == pid).sum()) - 1
-    clean = tmp_path / "clean.csv"
-    generate_cohort(people=30, seed=23).to_csv(clean, index=False, date_format="%Y-%m-%d")
-    assert score_file(model, clean, tmp_path / "clean_out.csv", "7")["history_gap_rows"] == 0
+    clean = generate_cohort(people=30, seed=23)
+    # A second row of a kept checkup (same person, same day) is rejected but loses nothing.
+    repeated = pd.concat([clean, clean.loc[[first]]], ignore_index=True)
+    path = tmp_path / "clean.csv"
+    repeated.to_csv(path, index=False, date_format="%Y-%m-%d")
+    summary = score_file(model, path, tmp_path / "clean_out.csv", "7")
+    assert summary["rows_rejected"] == 1 and summary["history_gap_rows"] == 0

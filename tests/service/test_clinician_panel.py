@@ -133,7 +133,7 @@ PANEL: dict[str, tuple[list[dict], str, list[str], list[str]]] = {
             )
         ],
         "en",
-        ["exact age", "defining measure: near-tautological", "abdominal obesity"],
+        ["exact age", "defining measure: read with care", "abdominal obesity"],
         [],
     ),
     "kidney_proteinuria": (

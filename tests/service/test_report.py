@@ -440,7 +440,7 @@ def test_what_if_words_smoking_long_term_and_defining_measures(scorer):
         for o, cell in zip(keys, rows[label]["cells"], strict=True):
             assert cell["defining"] == (o == defines)  # glucose defines diabetes, LDL dyslipidemia, smoking nothing
             shown += cell["defining"]
-    assert ("defining measure: near-tautological" in text) == bool(
+    assert ("defining measure: read with care" in text) == bool(
         shown or any(c["defining"] for r in ctx["whatifs"] for c in r["cells"] or [])
     )
     # Every outcome shown says where its category cut-offs come from.

@@ -48,7 +48,7 @@ def test_an_answer_recorded_after_the_checkup_is_left_out_and_said():
     bundle = _add(to_bundle(three_checkups()), _smoking("later", "2026-11-25"))
     got = read_bundle(bundle)
     assert [r["exam_date"] for r in got.records] == ["2021-05-10", "2023-05-15", "2025-05-20"]
-    assert "smoking_status" not in got.record or got.sources.get("smoking_status") != "Observation/later"
+    assert got.sources.get("smoking_status") != "Observation/later"
     assert "Observation/later: this questionnaire answer is dated on no checkup visit" in _messages(got)
 
 
@@ -106,14 +106,17 @@ def test_a_conditional_reference_finds_the_patient_by_identifier():
     mine["subject"] = {"reference": "Patient?identifier=http://hospital.example.kr/mrn%7C12345"}
     other = copy.deepcopy(mine)
     other.update(id="theirs", subject={"reference": "Patient?identifier=http://hospital.example.kr/mrn|99999"})
+    no_system = copy.deepcopy(mine)  # "|12345": an identifier without a system, which this one has
+    no_system.update(id="no-system", subject={"reference": "Patient?identifier=%7C12345"})
     by_name = copy.deepcopy(mine)
     by_name.update(id="by-name", subject={"reference": "Patient?name=Kim"})  # not checkable: not this patient
-    for resource in (mine, other, by_name):
+    for resource in (mine, other, no_system, by_name):
         _add(bundle, resource)
     got = read_bundle(bundle)
     assert got.record["sbp"] == 151 and got.sources["sbp"] == "Observation/mine"
     said = _messages(got)
     assert "Observation/theirs.subject" in said and "Observation/by-name.subject" in said
+    assert "Observation/no-system.subject" in said
 
 
 def test_the_same_instant_is_the_same_day_whatever_offset_it_is_written_with():
@@ -170,6 +173,8 @@ ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
         ({"coding": [{"system": ROLE, "code": "HBRO"}]}, True),
         ({"coding": [{"system": SNOMED, "code": "72705000"}]}, True),  # mother
         ({"text": "어머니"}, True),
+        ({"text": "natural mother"}, True),
+        ({"coding": [{"system": "urn:oid:2.16.840.1.113883.5.111", "code": "FTH"}]}, True),
         ({"coding": [{"system": ROLE, "code": "WIFE"}]}, False),
         ({"coding": [{"system": ROLE, "code": "SPS"}]}, False),
         ({"coding": [{"system": ROLE, "code": "MTHINLAW"}]}, False),
@@ -228,3 +233,35 @@ def test_smokers_by_amount_are_current_smokers(code):
         _add(to_bundle(_record("2025-05-20", 54, smoking_status=None)), _smoking("s", "2025-05-20", code))
     )
     assert got.record["smoking_status"] == 3
+
+
+def test_an_ended_course_reads_a_partial_end_as_its_last_day_and_a_placeholder_as_no_end():
+    def on_treatment(**period) -> bool:
+        bundle = _add(to_bundle(_record("2025-05-20", 54)), _statement("s", "C08CA01", effectivePeriod=period))
+        return read_bundle(bundle).record.get("on_antihypertensive") == 1
+
+    assert on_treatment(start="2024-01-01", end="2025-05")  # through May 2025: still taken on 20 May
+    assert not on_treatment(start="2024-01-01", end="2025-04")
+    assert on_treatment(start="2024-01-01", end="0001-01-01")  # a placeholder ends nothing
+    assert on_treatment(start="2024-01-01", end="2023-06-30")  # an end before the start: a typo
+
+
+def test_a_search_failed_or_paged_inside_a_batch_response_is_said():
+    plain = to_bundle(three_checkups())
+    patient, *others = plain["entry"]
+    paged = {"resourceType": "Bundle", "type": "searchset", "total": 400, "entry": others}
+    failed = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {"resource": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "too-costly"}]}}
+        ],
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch-response",
+        "entry": [patient, {"resource": paged}, {"resource": failed}],
+    }
+    said = _messages(read_bundle(bundle))
+    assert "Bundle.entry[1].resource: is one page of the search results" in said
+    assert "Bundle.entry[2].resource: the FHIR server's search failed (OperationOutcome, error: too-costly)" in said

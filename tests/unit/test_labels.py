@@ -325,7 +325,10 @@ def test_a_treated_blood_pressure_is_judged_against_the_target_not_staged():
     assert shown["cutoff"] == "on treatment, below the usual 140/90 target" and shown["level"] == "normal"
     x[FEATURES.index("sbp")] = 150.0
     shown = _group_text("blood_pressure", x, "M", "ko")
-    assert shown["cutoff"] == "치료 중, 목표 미달" and shown["level"] == "disease"
+    assert shown["cutoff"] == "치료 중, 목표(<140/90) 미도달" and shown["level"] == "disease"
+    x[FEATURES.index("sbp")], x[FEATURES.index("dbp")] = 130.0, np.nan  # one reading: no verdict
+    shown = _group_text("blood_pressure", x, "M", "en")
+    assert shown["cutoff"].endswith("target cannot be judged") and shown["level"] == "none"
 
 
 @pytest.mark.parametrize(
@@ -396,6 +399,5 @@ def test_a_long_waterfall_label_is_squeezed_into_the_svg_not_cut():
     x[FEATURES.index("dbp")] = 95.0
     rows = _waterfall_of("blood_pressure", 0.2, x)["rows"]
     assert rows[1]["fit"] is not None  # "Blood pressure: —/95 mmHg — at least hypertension stage 1 ..."
-    x[FEATURES.index("sbp")] = 150.0
     short = _waterfall_of("weight", 0.2, np.full(len(FEATURES), np.nan))["rows"][1]
     assert short["fit"] is None

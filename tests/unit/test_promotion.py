@@ -107,6 +107,7 @@ def test_gross_miscalibration_fails_from_a_few_dozen_events():
     yc = (rng.random(2000) < pc).astype(float)
     added = decide({"cvd": yc, "ckd": y}, {"cvd": pc, "ckd": np.full(2000, 0.5)}, {"cvd": pc}, min_events=1)
     assert not added.promote and any(r.startswith("ckd: ") and "outside" in r for r in added.reasons)
+    assert added.per_outcome["ckd"]["calibration_ok"] is False
     few = y.copy()
     few[np.flatnonzero(few)[3:]] = 0
     thin = decide({"cvd": yc, "ckd": few}, {"cvd": pc, "ckd": p}, {"cvd": pc}, min_events=1)
@@ -119,4 +120,6 @@ def test_a_model_no_better_than_a_coin_is_never_promoted_not_even_the_first():
     shuffled = np.random.default_rng(5).permutation(p)
     d = decide({"cvd": y}, {"cvd": shuffled}, None)
     assert not d.promote and "wholly below 0.6: no useful discrimination" in d.summary()
+    row = d.per_outcome["cvd"]
+    assert row["auroc_floor_ok"] is False  # its own field: promotion.json says which rule refused
     assert decide({"cvd": y}, {"cvd": p}, None).promote
