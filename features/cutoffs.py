@@ -78,6 +78,10 @@ class Cut:
         return "normal"
 
 
+# The top of the judgement table's normal haemoglobin (g/dL): above it is no anaemia, but not normal
+# either (polycythaemia, dehydration, smoking); the table's low cut-offs are in JUDGEMENT_CUTS.
+HEMOGLOBIN_HIGH: dict[str, float] = {"M": 16.5, "F": 15.5}
+
 # KSSO abdominal obesity: waist at or above these (cm); the judgement table uses the same.
 WAIST_ABDOMINAL_OBESITY: dict[str, float] = {"M": 90.0, "F": 85.0}
 

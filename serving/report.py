@@ -43,7 +43,15 @@ from typing import Any
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from features.cutoffs import BMI_CLASS_LOWS, DBP_ELEVATED, GLUCOSE_BORDERLINE, LDL_OPTIMAL, SBP_ELEVATED, number
+from features.cutoffs import (
+    BMI_CLASS_LOWS,
+    DBP_ELEVATED,
+    GLUCOSE_BORDERLINE,
+    HEMOGLOBIN_HIGH,
+    LDL_OPTIMAL,
+    SBP_ELEVATED,
+    number,
+)
 from features.derive import FEATURES, PANEL_MARKER, Columns, age_band, feature_matrix, unmeasured
 from features.eligibility import ALL_FLAGS, DEFINING_FIELDS, earlier_in_range, reason_text
 from features.labels import (
@@ -276,6 +284,7 @@ TEXT: dict[str, dict[str, str]] = {
         "risk below is not that of a new case.",
     },
     "quit_unknown": {"ko": "금연 기간 미기록", "en": "time since quitting not recorded"},
+    "above_normal": {"ko": "정상 범위 초과 >{high}", "en": "above the normal range >{high}"},
     # The model learnt "former smoker" from people who had quit for years: the estimate is for then.
     "quit_smoking": {
         "ko": "장기 금연 시 (현재 흡연 → 과거 흡연)",
@@ -712,6 +721,9 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
             j = judgement(main, sex)
             if j is not None:
                 cutoff, level = j.text(lang, FEATURE_LABELS[main], v), j.level(v)
+            high = HEMOGLOBIN_HIGH.get(sex or "") if main == "hemoglobin" else None
+            if high is not None and v is not None and v > high:  # 18 g/dL is not "normal ≥13"
+                cutoff, level = t("above_normal", lang, high=number(high)), "borderline"
         if v is None:
             cutoff, level = "", None  # no value, no band: "not measured", never "kidney disease suspected"
         if group_id == "kidney":

@@ -401,3 +401,17 @@ def test_a_long_waterfall_label_is_squeezed_into_the_svg_not_cut():
     assert rows[1]["fit"] is not None  # "Blood pressure: —/95 mmHg — at least hypertension stage 1 ..."
     short = _waterfall_of("weight", 0.2, np.full(len(FEATURES), np.nan))["rows"][1]
     assert short["fit"] is None
+
+
+@pytest.mark.parametrize(
+    "sex, value, cutoff", [("M", 18.0, "above the normal range >16.5"), ("F", 15.8, "above the normal range >15.5")]
+)
+def test_a_high_hemoglobin_is_not_called_normal(sex, value, cutoff):
+    from serving.report import _group_text
+
+    x = np.full(len(FEATURES), np.nan)
+    x[FEATURES.index("hemoglobin")] = value
+    shown = _group_text("hemoglobin", x, sex, "en")
+    assert shown["cutoff"] == cutoff and shown["level"] == "borderline"
+    x[FEATURES.index("hemoglobin")] = 14.0
+    assert _group_text("hemoglobin", x, "M", "en")["cutoff"].startswith("normal")
