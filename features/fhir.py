@@ -2212,10 +2212,7 @@ def _visit_of(day: dt.date | None, starts: list[dt.date], window: int) -> int | 
     last = len(starts) - 1
     if day is None or day >= starts[last]:
         return last
-    k = max((i for i, start in enumerate(starts) if start <= day), default=None)
-    if k is not None and (day - starts[k]).days < window:
-        return k
-    return None
+    return _visit_of_value(day, starts, window, answer=False)
 
 
 def _group_visits(

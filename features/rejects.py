@@ -7,6 +7,8 @@ A reader never drops a row silently: every row it does not keep has at least one
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 
@@ -150,6 +152,28 @@ def history_gap(rows: int, persons: int, listed_in: str) -> str:
         "recorded (a diagnosis, treatment, a lipid panel) is missing from their history, so a condition it "
         f"recorded may be taken as new; fix the rows in {listed_in} and run again"
     )
+
+
+class HistoryGaps:
+    """Valid rows of persons who also have a rejected row (a same-day repeat of a kept checkup
+    aside): what the rejected checkup recorded (a diagnosis, treatment, a lipid panel) is missing
+    from their history, so a condition it recorded may be scored as new. Counted over a whole file,
+    whatever order its rows come in."""
+
+    def __init__(self) -> None:
+        self.valid: Counter[str] = Counter()
+        self.rejected: set[str] = set()
+
+    def update(self, records: pd.DataFrame, rejects: pd.DataFrame) -> None:
+        self.valid.update(records["person_id"].astype(str).tolist())
+        if len(rejects):
+            lost = rejects.loc[~is_same_day(rejects["reason"]), "person_id"].dropna()
+            self.rejected.update(lost.astype(str).tolist())
+
+    def counts(self) -> dict[str, int]:
+        """`history_gap_rows` and `history_gap_persons`, for a command's summary (`history_gap` words them)."""
+        persons = [p for p in self.rejected if self.valid[p]]
+        return {"history_gap_rows": sum(self.valid[p] for p in persons), "history_gap_persons": len(persons)}
 
 
 def too_many(rejected: int, rows_in: int, share: float, max_share: float) -> str | None:

@@ -30,9 +30,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.rejects import HistoryGaps
 from models.bundle import RiskModel
 from serving.batch_block import score_block, score_frame
-from serving.batch_input import HistoryGaps, read_whole, validated_chunks
+from serving.batch_input import read_whole, validated_chunks
 from serving.batch_output import OutputWriter, RejectsWriter, check_output, output_schema, rejects_path
 from serving.person_history import PersonHistory
 

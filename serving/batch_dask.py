@@ -28,9 +28,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features import schema
+from features.rejects import HistoryGaps
 from models.bundle import RiskModel
 from serving.batch_block import score_frame
-from serving.batch_input import HistoryGaps, validated_chunks
+from serving.batch_input import validated_chunks
 from serving.batch_output import ROW, OutputWriter, RejectsWriter, output_schema
 
 

@@ -14,31 +14,9 @@ import numpy as np
 import pandas as pd
 
 from features.readers import iter_checkups, read_checkups
-from features.rejects import is_same_day, same_day
+from features.rejects import HistoryGaps, same_day
 from features.schema import age_spans, age_to_group, ages_disagree
 from features.validation import PROBLEM_COLUMNS, split_valid
-
-
-class HistoryGaps:
-    """Valid rows of persons who also have a rejected row (a same-day repeat of a kept checkup
-    aside): what the rejected checkup recorded (a diagnosis, treatment, a lipid panel) is missing
-    from their history, so a condition it recorded may be scored as new. Counted over a whole file,
-    whatever order its rows come in."""
-
-    def __init__(self) -> None:
-        self.valid: Counter[str] = Counter()
-        self.rejected: set[str] = set()
-
-    def update(self, records: pd.DataFrame, rejects: pd.DataFrame) -> None:
-        self.valid.update(records["person_id"].astype(str).tolist())
-        if len(rejects):
-            lost = rejects.loc[~is_same_day(rejects["reason"]), "person_id"].dropna()
-            self.rejected.update(lost.astype(str).tolist())
-
-    def counts(self) -> dict[str, int]:
-        """`history_gap_rows` and `history_gap_persons`, for a command's summary."""
-        persons = [p for p in self.rejected if self.valid[p]]
-        return {"history_gap_rows": sum(self.valid[p] for p in persons), "history_gap_persons": len(persons)}
 
 
 def validated_chunks(

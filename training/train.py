@@ -23,7 +23,7 @@ import pandas as pd
 
 from features.eligibility import eligibility, labels_not_applicable, labels_not_applicable_lines
 from features.readers import ReadResult, concat_results, read_checkups
-from features.rejects import MAX_REJECT_SHARE, R_SUPERSEDED, history_gap, is_same_day, too_many
+from features.rejects import MAX_REJECT_SHARE, R_SUPERSEDED, HistoryGaps, history_gap, too_many
 from features.rejects import summary as rejects_summary
 from features.schema import EXAMPLE_RECORD, OUTCOMES
 from features.validation import SuiteReport, run_suite, split_valid
@@ -198,12 +198,13 @@ def read_and_check(data: list[Path], outcomes: tuple[str, ...], max_reject_share
     rejected, share, lines = rejects_summary(lost, rows_in, listed_in="the rows `checkup-risk validate FILE` lists")
     for line in lines:
         say(line)
-    kept = set(records["person_id"].astype(str))
-    gap = {str(p) for p in lost.loc[~is_same_day(lost["reason"]), "person_id"].dropna()} & kept if len(lost) else set()
-    if gap:
+    gaps = HistoryGaps()
+    gaps.update(records, lost)
+    gap = gaps.counts()
+    if gap["history_gap_rows"]:
         # Their labels' applicability and their history miss what the rejected rows said.
-        rows = int(records["person_id"].astype(str).isin(gap).sum())
-        say("WARNING: " + history_gap(rows, len(gap), "the rows `checkup-risk validate FILE` lists"))
+        where = "the rows `checkup-risk validate FILE` lists"
+        say("WARNING: " + history_gap(gap["history_gap_rows"], gap["history_gap_persons"], where))
     stop = too_many(rejected, rows_in, share, max_reject_share)
     if stop:
         raise TooManyRejects(
