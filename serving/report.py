@@ -271,6 +271,7 @@ TEXT: dict[str, dict[str, str]] = {
     "trend_ldl": {"ko": "LDL 콜레스테롤 (mg/dL)", "en": "LDL cholesterol (mg/dL)"},
     "trend_egfr": {"ko": "eGFR (mL/min/1.73m²)", "en": "eGFR (mL/min/1.73m²)"},
     "trend_none": {"ko": "측정값 없음", "en": "not measured"},
+    "trend_no_panel": {"ko": "○ 지질검사 없는 검진 (이전 검사값 사용)", "en": "○ no lipid panel (earlier panel used)"},
     # A lipid panel is drawn every few years: the model uses the last one, and so does the report.
     "carried_panel": {
         "ko": "{value} (이번 검진에 없어 {years}년 전 검사 사용)",
@@ -825,10 +826,18 @@ _PAD_X, _PAD_TOP, _PAD_BOTTOM = 14, 9, 9
 
 
 def trend_chart(
-    title: str, dates: list[dt.date], values: list[float | None], fmt, empty: str, from_zero: bool = False
+    title: str,
+    dates: list[dt.date],
+    values: list[float | None],
+    fmt,
+    empty: str,
+    from_zero: bool = False,
+    hollow: list[bool] | None = None,
+    note: str | None = None,
 ) -> dict:
     """One small inline-SVG line chart: x is time (proportional to the dates), y spans the values,
-    each point labelled with its value; missing values are gaps. Geometry only, words elsewhere.
+    each point labelled with its value; missing values are gaps; a `hollow` point is drawn as a
+    ring, explained by `note`. Geometry only, words elsewhere.
 
     The y range never magnifies noise: risks start at zero (12% -> 11% must not look like a fall
     to nothing), and a measure's range spans at least 20% of its level (SBP 128 -> 130 stays flat)."""
@@ -847,7 +856,8 @@ def trend_chart(
     points: list[dict[str, Any]] = []
     segments: list[list[str]] = []
     current: list[str] = []
-    for d, v in zip(days, values, strict=False):
+    rings = hollow or [False] * len(values)
+    for d, v, ring in zip(days, values, rings, strict=False):
         if v is None:
             if current:
                 segments.append(current)
@@ -855,7 +865,7 @@ def trend_chart(
             continue
         px = round(_PAD_X + (d - days[0]) / span * inner_w, 1)
         py = round(_PAD_TOP + (hi - v) / (hi - lo) * inner_h, 1)
-        points.append({"x": px, "y": py, "label": fmt(v)})
+        points.append({"x": px, "y": py, "label": fmt(v), "hollow": ring})
         current.append(f"{px},{py}")
     if current:
         segments.append(current)
@@ -869,6 +879,7 @@ def trend_chart(
         "last": dates[-1].strftime("%Y-%m"),
         "base_y": CHART_H - _PAD_BOTTOM + 2,
         "empty": None if present else empty,
+        "note": note if any(p["hollow"] for p in points) else None,
     }
 
 
@@ -891,9 +902,19 @@ def trends(
         if all(v is None for v in values):
             continue
         spec = OUTCOME_SPECS[o]
+        # Dyslipidemia is judged on the lipid panel: at a checkup without one the risk rests on the
+        # last earlier panel, which the clinician should see rather than read as a fresh result.
+        no_panel = [o == "dyslipidemia" and records[i].get(PANEL_MARKER) is None for i in order]
         risks.append(
             trend_chart(
-                spec.short_ko if lang == "ko" else spec.short_en, dates, values, risk_text, empty, from_zero=True
+                spec.short_ko if lang == "ko" else spec.short_en,
+                dates,
+                values,
+                risk_text,
+                empty,
+                from_zero=True,
+                hollow=no_panel,
+                note=t("trend_no_panel", lang),
             )
         )
     return {"measures": measures, "risks": risks}

@@ -261,6 +261,22 @@ def test_trends_score_each_checkup_with_its_own_history(scorer):
     )
 
 
+def test_dyslipidemia_risk_at_a_checkup_without_a_panel_is_a_ring(scorer):
+    # Without a panel the dyslipidemia risk rests on the last earlier one: the chart says so.
+    checkups = five_checkups("p14")
+    checkups[3].update(LIPIDS)
+    for lang in ("en", "ko"):
+        ctx = build_context(scorer, [dict(r) for r in checkups], lang, today=TODAY)
+        dys = next(
+            c for c in ctx["trends"]["risks"] if c["title"] == getattr(OUTCOME_SPECS["dyslipidemia"], f"short_{lang}")
+        )
+        assert [p["hollow"] for p in dys["points"]] == [False, False, False, True, False]
+        assert dys["note"] == TEXT["trend_no_panel"][lang]
+        assert all(c["note"] is None for c in ctx["trends"]["measures"] + ctx["trends"]["risks"] if c is not dys)
+    html = render_html(scorer, [dict(r) for r in checkups], "en", today=TODAY)
+    assert html.count('stroke-width=".8"/>') == 1 and TEXT["trend_no_panel"]["en"] in visible_text(html)
+
+
 def test_score_groups_by_default_and_features_on_request(client):
     body = {"checkups": [dict(EXAMPLE_RECORD)], "top_k": 5}
     headers = {"Authorization": "Bearer test-token"}
