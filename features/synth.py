@@ -1147,6 +1147,17 @@ def generate_cohort(
     return _assemble(waves)
 
 
+# The generator's person ids: "S" and seven digits. Every id of that form marks a file as synthetic
+# even when its true-risk columns were dropped (`models.provenance.detect`).
+PERSON_ID_PATTERN = r"S\d{7}"
+
+
+def synthetic_ids(ids: pd.Series) -> bool:
+    """True when there are ids and every one has the generator's form."""
+    ids = ids.dropna().astype(str)
+    return len(ids) > 0 and bool(ids.str.fullmatch(PERSON_ID_PATTERN).all())
+
+
 def _assemble(waves: list[pd.DataFrame]) -> pd.DataFrame:
     df = pd.concat(waves, ignore_index=True)
     df = df.sort_values(["pid", "wave"], kind="stable").reset_index(drop=True)

@@ -4,8 +4,10 @@ A model that learned from the synthetic cohort (`checkup-risk synth`, and the de
 `checkup-risk serve` builds on a fresh machine) describes made-up people: its numbers must never
 reach a clinician as if they were about a patient. The bundle records the provenance at fit time
 (`RiskModel.training_data_`), the manifest keeps it, and the service, CDS, FHIR and the report say
-it. The synthetic cohort is recognised by the generator's `<outcome>_1y_true_risk` columns: real
-data cannot carry a person's true risk.
+it. The synthetic cohort is recognised by the generator's `<outcome>_1y_true_risk` columns (real
+data cannot carry a person's true risk) or, when those were dropped, by its person ids (all of the
+generator's form). A real file mistaken for synthetic only keeps its model from CDS cards and says
+why; the other mistake would put made-up numbers before a clinician.
 
 Persons and checkups are counted apart: a cohort of 2,000 people has many more checkup rows, and
 "n" alone reads as people.
@@ -19,6 +21,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from features.schema import OUTCOMES, true_risk_column
+from features.synth import synthetic_ids
 
 Kind = Literal["synthetic", "real", "unknown"]
 KINDS: tuple[str, ...] = ("synthetic", "real", "unknown")
@@ -26,7 +29,7 @@ KINDS: tuple[str, ...] = ("synthetic", "real", "unknown")
 
 def unknown() -> dict[str, Any]:
     """The provenance of a bundle saved before provenance was recorded: nothing is claimed."""
-    return {"kind": "unknown", "persons": None, "checkups": None, "first_exam": None, "last_exam": None}
+    return {"kind": "unknown", "persons": None, "checkups": None, "first_exam": None, "last_exam": None, "basis": None}
 
 
 def _iso_day(value: Any) -> str | None:
@@ -39,19 +42,26 @@ def detect(records: pd.DataFrame) -> dict[str, Any]:
     """The provenance of a training frame: kind, persons, checkups and the exam-date range.
 
     `synthetic` when any `<outcome>_1y_true_risk` column is present (only the generator knows a
-    person's true risk), `real` otherwise."""
-    synthetic = any(true_risk_column(o) in records.columns for o in OUTCOMES)
+    person's true risk) or every person_id has the generator's form, `real` otherwise."""
+    basis = (
+        "true_risk_columns"
+        if any(true_risk_column(o) in records.columns for o in OUTCOMES)
+        else "person_ids"
+        if "person_id" in records.columns and synthetic_ids(records["person_id"])
+        else None
+    )
     dates = (
         pd.to_datetime(records["exam_date"], errors="coerce")
         if "exam_date" in records.columns
         else pd.Series([], dtype="datetime64[ns]")
     )
     return {
-        "kind": "synthetic" if synthetic else "real",
+        "kind": "synthetic" if basis else "real",
         "persons": int(records["person_id"].nunique()) if "person_id" in records.columns else None,
         "checkups": int(len(records)),
         "first_exam": _iso_day(dates.min()) if len(dates) else None,
         "last_exam": _iso_day(dates.max()) if len(dates) else None,
+        "basis": basis,
     }
 
 
@@ -79,9 +89,14 @@ def summary_en(info: Mapping[str, Any]) -> str:
     """'synthetic data: 2,400 persons, 9,100 checkups, exams 2014-01-02~2021-12-30'."""
     if info.get("kind") == "unknown":
         return "training data not recorded (bundle predates provenance)"
+    why = (
+        " (no true-risk columns, but every person_id has the form `checkup-risk synth` gives: S and 7 digits)"
+        if info.get("basis") == "person_ids"
+        else ""
+    )
     return (
         f"{info['kind']} data: {_count(info.get('persons'))} persons, {_count(info.get('checkups'))} checkups, "
-        f"exams {_range(info)}"
+        f"exams {_range(info)}{why}"
     )
 
 

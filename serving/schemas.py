@@ -40,6 +40,10 @@ from features.schema import (
 from features.schema import Field as SchemaField
 
 MAX_BATCH = 1000
+# More keys than the record has fields, with room for a caller's few extras (each named as unknown).
+MAX_RECORD_KEYS = 2 * len(FIELDS)
+# Errors listed in one answer: enough to fix a file's worth of records, and the rest counted.
+MAX_ERRORS = 100
 # The example record is plain JSON (numbers and strings); features.schema types it loosely as `object`.
 EXAMPLE_JSON = cast(JsonDict, EXAMPLE_RECORD)
 
@@ -113,6 +117,17 @@ def _validators() -> dict:
             raise ValueError("must be a number")
         return v
 
+    def few_enough_fields(cls, data):
+        # Refused whole before any field is read: a record of 700,000 unknown keys would otherwise be
+        # checked key by key (seconds of a worker) and answered with as many errors.
+        if isinstance(data, dict) and len(data) > MAX_RECORD_KEYS:
+            raise PydanticCustomError(
+                "too_many_fields",
+                "a checkup has at most {limit} fields; this record has {n}",
+                {"limit": MAX_RECORD_KEYS, "n": len(data)},
+            )
+        return data
+
     def cross_field(self):
         for group in REQUIRED_ONE_OF:
             if all(getattr(self, g) is None for g in group):
@@ -129,6 +144,7 @@ def _validators() -> dict:
         "check_sex": field_validator("sex", mode="before")(check_sex),
         "date_of_datetime": field_validator("exam_date", mode="before")(date_of_datetime),
         "check_date": field_validator("exam_date")(check_date),
+        "few_enough_fields": model_validator(mode="before")(few_enough_fields),
         "cross_field": model_validator(mode="after")(cross_field),
     }
 
@@ -271,4 +287,8 @@ def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) ->
             # Cross-field rules name their fields in the message.
             field = next((f.name for f in FIELDS if message.startswith(f.name) or f" {f.name} " in message), None)
         out.append({"index": index, "field": field, "message": message})
+        if len(out) == MAX_ERRORS and len(raw) > MAX_ERRORS:
+            more = len(raw) - MAX_ERRORS
+            out.append({"index": None, "field": None, "message": f"{more:,} more errors not listed"})
+            break
     return out

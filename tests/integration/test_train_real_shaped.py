@@ -43,6 +43,8 @@ def home(tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def cohort() -> pd.DataFrame:
     c = generate_cohort(people=700, seed=21)
+    # A hospital's ids, not the generator's (those alone would mark the file synthetic).
+    c["person_id"] = "P" + c["person_id"].str[1:]
     # Ages from birth dates carry a fraction (contract section 1).
     c["age"] = (c["age"] + np.random.default_rng(0).random(len(c))).round(2)
     return c

@@ -86,6 +86,27 @@ def test_duplicate_key_is_refused_naming_it(client):
     assert client.post("/score", content=envelope, headers=JSON).json()["errors"][0]["index"] is None
 
 
+def test_a_record_of_very_many_keys_is_one_error_and_errors_are_capped(client):
+    import time
+
+    from serving.schemas import MAX_ERRORS, MAX_RECORD_KEYS
+
+    # 200,000 unknown keys (about 2.5 MB, under the body limit): one error for the record, at once.
+    many = {"person_id": "a", "sex": "M", "age": 50, **{f"k{i}": 1 for i in range(200_000)}}
+    t0 = time.perf_counter()
+    r = client.post("/score", json={"checkups": [many]})
+    took = time.perf_counter() - t0
+    assert r.status_code == 422, r.text[:300]
+    assert r.json()["errors"] == [
+        {"index": 0, "field": None, "message": f"a checkup has at most {MAX_RECORD_KEYS} fields; this record has 200003"}
+    ], took
+    # Many bad records: the first MAX_ERRORS errors are listed and the rest counted.
+    bad = [{"person_id": f"p{i}", "sex": "M", "age": 50, "sbp": 9999} for i in range(300)]
+    errors = client.post("/score", json={"checkups": bad}).json()["errors"]
+    assert len(errors) == MAX_ERRORS + 1 and all(e["field"] == "sbp" for e in errors[:-1])
+    assert errors[-1] == {"index": None, "field": None, "message": f"{300 - MAX_ERRORS} more errors not listed"}
+
+
 def test_a_number_of_thousands_of_digits_is_out_of_range_not_bad_json(client):
     # Valid JSON that Python's int() refuses (over 4,300 digits): refused as a value, naming its field.
     body = '{"checkups": [{"person_id": "a", "sex": "M", "age": ' + "9" * 5000 + "}]}"

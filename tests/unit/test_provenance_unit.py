@@ -29,11 +29,28 @@ def test_synthetic_cohort_is_detected_with_persons_and_checkups_apart(cohort):
 
 
 def test_data_without_true_risks_are_real(cohort):
-    real = cohort.drop(columns=[true_risk_column(o) for o in OUTCOMES])
-    assert provenance.detect(real)["kind"] == "real"
+    real = cohort.drop(columns=[true_risk_column(o) for o in OUTCOMES]).assign(
+        person_id=lambda d: "H-" + d["person_id"].str[1:]
+    )
+    assert provenance.detect(real)["kind"] == "real" and provenance.detect(real)["basis"] is None
     # One true-risk column is enough: only the generator knows a person's true risk.
     one = real.assign(**{true_risk_column("ckd"): 0.01})
     assert provenance.detect(one)["kind"] == "synthetic"
+    assert provenance.detect(one)["basis"] == "true_risk_columns"
+
+
+def test_synthetic_ids_mark_a_file_whose_true_risks_were_dropped(cohort):
+    # Dropping the true-risk columns does not make the generator's people real (an outside tester
+    # got a CDS risk card that way): the generator's ids, every one of them, still say synthetic.
+    laundered = cohort.drop(columns=[true_risk_column(o) for o in OUTCOMES])
+    info = provenance.detect(laundered)
+    assert info["kind"] == "synthetic" and info["basis"] == "person_ids"
+    assert "every person_id has the form `checkup-risk synth` gives" in provenance.summary_en(info)
+    # One id of another form among them: not all the generator's, so not judged by the ids.
+    mixed = laundered.copy()
+    mixed.loc[0, "person_id"] = "H12345"
+    assert provenance.detect(mixed)["kind"] == "real"
+    assert provenance.normalise(info) == info  # the basis is kept in the manifest
 
 
 def test_missing_or_unreadable_provenance_is_unknown():
@@ -45,6 +62,7 @@ def test_missing_or_unreadable_provenance_is_unknown():
         "checkups": None,
         "first_exam": None,
         "last_exam": None,
+        "basis": None,
     }
     assert not provenance.is_synthetic(provenance.unknown())
     assert "not recorded" in provenance.summary_en(provenance.unknown())
