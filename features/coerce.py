@@ -103,6 +103,9 @@ def to_float(s: pd.Series, binary: bool = False) -> tuple[np.ndarray, np.ndarray
     return vals, null, bad
 
 
+_UTC_OFFSET = r"(?<=\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})\s*$"
+
+
 def to_date(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(datetime64[us] values at midnight, null mask, unparseable mask)."""
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
@@ -134,6 +137,9 @@ def to_date(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     todo = np.isnat(vals) & ~null
     if todo.any():
         sub = pd.Series(as_numpy(arr)[todo], dtype=object)
+        # A datetime's UTC offset (EMR exports write one) is dropped: the day is the one written, as
+        # for a column of one offset, and offsets that differ between rows cannot break the parse.
+        sub = sub.str.replace(_UTC_OFFSET, "", regex=True)
         retry = pd.to_datetime(sub, format="ISO8601", errors="coerce")
         for fmt in _EXTRA_DATE_FORMATS:
             missing = retry.isna()

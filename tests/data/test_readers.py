@@ -251,6 +251,18 @@ def test_missing_exam_date_is_today_and_noted():
     assert any(n.startswith("exam_date missing in 1 row") for n in r.notes)
 
 
+def test_datetimes_with_differing_offsets_beside_plain_dates_are_read_on_the_day_written(tmp_path):
+    # EMR exports write offsets; mixed with other forms they crashed score and evaluate (a traceback).
+    written = ["2019-03-05T09:30:00+09:00", "03/05/2019", "2019-03-06T23:10:00Z", "2019.03.07", "2019-03-08T10:00:00-05:00"]
+    path = tmp_path / "dates.csv"
+    pd.DataFrame({"person_id": list("abcde"), "sex": "M", "age": 50, "exam_date": written}).to_csv(path, index=False)
+    r = read_checkups(path)
+    assert r.rows_in == 5 and r.rejected_rows == 1  # "03/05/2019" is ambiguous: rejected, named
+    assert r.rejects["field"].tolist() == ["exam_date"]
+    days = [d.date().isoformat() for d in r.frame["exam_date"]]
+    assert days == ["2019-03-05", "2019-03-06", "2019-03-07", "2019-03-08"]
+
+
 def test_labels_kept_after_canonical_columns_and_unknown_ignored():
     raw = pd.DataFrame(
         {
