@@ -11,7 +11,8 @@ than `MAX_CI_WIDTH`. Otherwise the gate keeps the champion and says which outcom
 evidence. A small, noisy test set can then never let a model trained on few people replace a
 better one by chance. Every model, the first too, must discriminate: an outcome whose AUROC's 95%
 interval lies wholly below `AUROC_FLOOR` (a model no better than a coin, such as one trained on
-mis-joined labels) is refused. The first model (no champion yet) is otherwise judged on calibration; an outcome
+mis-joined labels) is refused; a first model must moreover show an AUROC above `CHANCE` beyond its
+interval, as it has no champion to be measured against. The first model is otherwise judged on calibration; an outcome
 with fewer than `CALIBRATION_MIN_EVENTS` held-out events is named as not judged (and, when a champion
 lacks that outcome, not added on that evidence).
 """
@@ -40,6 +41,8 @@ CALIBRATION_MIN_EVENTS = 10
 # Below this AUROC a risk model is of no clinical use; refused only when the whole 95% interval is
 # below it, so a thin test set does not fail a real model (10 events and AUROC 0.7: CI about 0.55-0.85).
 AUROC_FLOOR = 0.6
+# What a first model's AUROC interval must lie wholly above: a coin's.
+CHANCE = 0.5
 
 
 @dataclass
@@ -130,10 +133,20 @@ def decide(
             good, text = calibration_ok(yo[ok], p_new[ok])
             a_low, a_high = auroc_ci(yo[ok], p_new[ok], seed=seed)
             discriminates = not a_high < AUROC_FLOOR
+            # A first model has no champion to be compared with: it must at least show, beyond chance,
+            # that it ranks better than a coin (32 events of shuffled labels gave 0.40-0.63, which
+            # the floor alone cannot refuse).
+            beats_chance = champion is not None or a_low > CHANCE
             if not discriminates:
                 text = (
                     f"AUROC {auroc(yo[ok], p_new[ok]):.3f} (95% CI {a_low:.3f}-{a_high:.3f}) wholly below "
                     f"{AUROC_FLOOR}: no useful discrimination (labels joined to the wrong persons?); {text}"
+                )
+            elif not beats_chance:
+                discriminates = False
+                text = (
+                    f"AUROC {auroc(yo[ok], p_new[ok]):.3f} (95% CI {a_low:.3f}-{a_high:.3f}) not shown better "
+                    f"than chance ({CHANCE}), and there is no champion to compare it with; {text}"
                 )
         elif 0 < events < ok.sum():
             # An interval from a handful of events means nothing (one event "showed" a slope of 1.31-2.32):

@@ -123,3 +123,20 @@ def test_a_model_no_better_than_a_coin_is_never_promoted_not_even_the_first():
     row = d.per_outcome["cvd"]
     assert row["auroc_floor_ok"] is False  # its own field: promotion.json says which rule refused
     assert decide({"cvd": y}, {"cvd": p}, None).promote
+
+
+def test_a_first_model_must_beat_chance_where_the_floor_cannot_tell():
+    # Shuffled labels with 20 held-out events: an AUROC interval like 0.41-0.69 is not wholly below
+    # 0.6, nor is the calibration outside its bounds beyond chance: only the first model's "better
+    # than a coin" rule refuses it.
+    rng = np.random.default_rng(9)
+    p = 1 / (1 + np.exp(-rng.normal(-4, 1.0, 1000)))
+    y = (rng.random(1000) < p).astype(float)
+    assert y.sum() == 20
+    shuffled = rng.permutation(p)
+    d = decide({"hypertension": y}, {"hypertension": shuffled}, None)
+    assert not d.promote and "not shown better than chance (0.5)" in d.summary(), d.summary()
+    assert "outside" not in d.summary()
+    assert d.per_outcome["hypertension"]["auroc_floor_ok"] is False
+    # The same few events with a model that does rank: promoted as the first champion.
+    assert decide({"hypertension": y}, {"hypertension": p}, None).promote
