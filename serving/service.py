@@ -16,6 +16,7 @@ access from the environment (PEP 562 `__getattr__`): that access is the service'
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -450,7 +451,11 @@ def build_service(settings: Settings) -> bentoml.Service[Any]:
             # Ready when the model is loaded and the shared state takes writes (BentoML calls this
             # on a thread, so a store that is down never blocks the event loop).
             # A secret that does not match the shared state's keeps it out of the pool for good.
-            return getattr(self, "served", None) is not None and self.secret_ok and self.state.healthy()
+            ready = getattr(self, "served", None) is not None and self.secret_ok and self.state.healthy()
+            if ready:
+                with contextlib.suppress(StorageUnavailable):
+                    self.report_links.purge()
+            return ready
 
     app = build_app(settings)
     # Deadlines for idle and slow clients, in the uvicorn server BentoML starts after this import.

@@ -7,6 +7,7 @@ service class nor the settings at import time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -50,6 +51,8 @@ class Worker:
         self.secret_ok = _secret_matches(self.state, secret)
         self.cds_verifier = CdsVerifier(load_clients(settings.cds_clients), ReplayCache(self.state))
         self.report_links = ReportLinks(self.state, derive(secret, "report-link"), settings.report_link_seconds)
+        with contextlib.suppress(StorageUnavailable):  # a store that is down: readiness says so
+            self.report_links.purge(every_s=0)
         self.feedback = FeedbackLog(self.state)
         # Every scored checkup, pseudonymised, for `checkup-risk monitor` (serving.prediction_logger):
         # routes score through `scoring(source)`, which hands the results to it.

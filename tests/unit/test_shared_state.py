@@ -70,6 +70,28 @@ def test_report_links_are_signed_and_expire(state):
     assert expired.value.status == 410
 
 
+def test_expired_links_checkups_are_deleted_without_waiting_for_a_new_card(state):
+    from sqlalchemy import func, select
+
+    from serving.state_tables import report_links
+
+    def kept() -> int:
+        with state.connect() as db:
+            return db.execute(select(func.count()).select_from(report_links)).scalar_one()
+
+    links = ReportLinks(state, b"k" * 32, lifetime_s=-1)  # expired when made
+    links.put([{"person_id": "a"}])
+    assert kept() == 1
+    links.purge()  # within PURGE_EVERY_S of the last look: nothing yet
+    assert kept() == 1
+    ReportLinks(state, b"k" * 32, 600).purge()  # a worker that starts, or a readiness probe later on
+    assert kept() == 0
+    live = ReportLinks(state, b"k" * 32, 600)
+    live.put([{"person_id": "b"}])
+    live.purge(every_s=0)
+    assert kept() == 1  # a link still valid keeps its checkups
+
+
 def test_named_keys_are_hashed_scoped_and_revocable(state, monkeypatch):
     keys = ApiKeys(state)
     key = keys.create("his-seoul-01", parse_scopes("score,fhir"))
