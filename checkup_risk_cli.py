@@ -958,6 +958,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
+    # What every command writes (the home's state, prediction log and registry; scores and reports)
+    # holds patient data: readable by its owner only, as the API token and secret always were.
+    os.umask(os.umask(0o077) | 0o077)
     try:
         args.settings = Settings.from_env(os.environ)
         configure_libraries(args.settings)

@@ -110,6 +110,9 @@ def test_train_promote_evaluate_score(tmp_path):
     assert len(scores) + rejects["row"].nunique() == len(mixed)
     assert {"person_id", "exam_date", "cvd_risk", "ckd_risk"} <= set(scores.columns)
     assert scores["cvd_risk"].between(0, 1).all() or scores["cvd_risk"].isna().any()
+    # Patient data written by a command are its owner's only (the umask set at the entry point).
+    for written in (tmp_path / "scores.csv", tmp_path / "scores.csv.rejects.csv", home / "mlflow.db"):
+        assert written.stat().st_mode & 0o077 == 0, written
 
     # A second version (small, to keep the test quick): the gate weighs it against the champion and
     # says why. The gate's rules themselves are tested in tests/unit/test_promotion.py.
