@@ -77,6 +77,21 @@ _RANK = {c: i for i, c in enumerate(CATEGORIES)}
 assert set(INDICATOR) == set(CATEGORIES)
 
 
+# Why a clinician may dismiss a risk card (CDS Hooks `overrideReasons`). Feedback keeps only these
+# codes: any other is stored as "other", since a free-form code can carry a name or a value.
+OVERRIDE_SYSTEM = "urn:checkup-risk:override-reason"
+OVERRIDE_REASONS: tuple[dict[str, str], ...] = tuple(
+    {"system": OVERRIDE_SYSTEM, "code": code, "display": display}
+    for code, display in (
+        ("already-known", "이미 알고 관리 중 · Already known and managed"),
+        ("not-relevant", "이 환자에게 해당 없음 · Not relevant for this patient"),
+        ("data-outdated", "검진 자료가 오래됨 · Checkup data out of date"),
+        ("disagree", "추정에 동의하지 않음 · Disagree with the estimate"),
+    )
+)
+OVERRIDE_CODES = frozenset(r["code"] for r in OVERRIDE_REASONS)
+
+
 def factor_words(contribution: dict, lang: Lang = "ko") -> str:
     """'Blood pressure: Systolic BP 152 mmHg': a SHAP contribution (a measurement group, or a model
     feature in the per-feature view) in clinical words, as the report words it."""
@@ -222,6 +237,7 @@ def card(
         "detail": body,
         "indicator": indicator,
         "source": _source(version),
+        "overrideReasons": [dict(r) for r in OVERRIDE_REASONS],
     }
     if assessments:
         out["suggestions"] = [

@@ -3,6 +3,7 @@ the request bodies of the patient-view and feedback calls."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any, Literal
 
@@ -76,7 +77,8 @@ class FeedbackItem(BaseModel):
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[dict[str, Any]] | None = None
     overrideReason: dict[str, Any] | None = None
-    outcomeTimestamp: str
+    # Kept as the parsed instant, never as the text sent (which could carry anything).
+    outcomeTimestamp: dt.datetime
 
 
 class FeedbackRequest(BaseModel):

@@ -9,10 +9,12 @@ import json
 import re
 import secrets
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from serving.cds_cards import OVERRIDE_CODES
 from serving.state_db import StateDB
 from serving.state_tables import feedback, report_links
 
@@ -91,6 +93,16 @@ class ReportLinks:
         return value if isinstance(value, list) else [value]
 
 
+def override_code(reason: Mapping[str, Any] | None) -> str | None:
+    """The override code as kept: one the cards offer (`OVERRIDE_REASONS`), "other" for any other
+    code, None when no reason was given."""
+    coding = (reason or {}).get("reason")
+    code = coding.get("code") if isinstance(coding, Mapping) else None
+    if code is None:
+        return None
+    return code if isinstance(code, str) and code in OVERRIDE_CODES else "other"
+
+
 class FeedbackLog:
     """Card outcomes (accepted / overridden and the override code), no patient data."""
 
@@ -102,8 +114,8 @@ class FeedbackLog:
             {
                 "card": str(i.card),
                 "outcome": i.outcome,
-                "reason": ((i.overrideReason or {}).get("reason") or {}).get("code"),
-                "at": i.outcomeTimestamp,
+                "reason": override_code(i.overrideReason),
+                "at": i.outcomeTimestamp.isoformat(),
             }
             for i in items
         ]

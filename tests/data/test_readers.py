@@ -253,7 +253,13 @@ def test_missing_exam_date_is_today_and_noted():
 
 def test_datetimes_with_differing_offsets_beside_plain_dates_are_read_on_the_day_written(tmp_path):
     # EMR exports write offsets; mixed with other forms they crashed score and evaluate (a traceback).
-    written = ["2019-03-05T09:30:00+09:00", "03/05/2019", "2019-03-06T23:10:00Z", "2019.03.07", "2019-03-08T10:00:00-05:00"]
+    written = [
+        "2019-03-05T09:30:00+09:00",
+        "03/05/2019",
+        "2019-03-06T23:10:00Z",
+        "2019.03.07",
+        "2019-03-08T10:00:00-05:00",
+    ]
     path = tmp_path / "dates.csv"
     pd.DataFrame({"person_id": list("abcde"), "sex": "M", "age": 50, "exam_date": written}).to_csv(path, index=False)
     r = read_checkups(path)

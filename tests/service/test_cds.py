@@ -548,6 +548,23 @@ def test_feedback(post, service_home, cds_client_keys):
     # Read back through the service's own shared state (SQLite under the home by default).
     outcomes = FeedbackLog(open_state(None, home)).counts()
     assert outcomes["overridden"] >= 1 and outcomes["accepted"] >= 1
+    # Only a code the cards offer is kept; any other (here a name in disguise) is "other", and the
+    # timestamp is kept as the instant, not as the text sent.
+    free = copy.deepcopy(body)
+    free["feedback"][0]["overrideReason"] = {"reason": {"code": "PRIV-Zebediah-" + "x" * 5000}}
+    free["feedback"][0]["card"] = card = str(uuid.uuid4())
+    assert post(free, url=url).status_code == 200
+    from sqlalchemy import select
+
+    from serving.state_tables import feedback
+
+    with open_state(None, home).connect() as db:
+        kept = {r.card: (r.reason, r.at) for r in db.execute(select(feedback.c.card, feedback.c.reason, feedback.c.at))}
+    assert kept[card] == ("other", "2026-11-28T10:00:00+00:00")
+    assert kept[body["feedback"][0]["card"]][0] == "not-relevant"
+    stamp = copy.deepcopy(body)
+    stamp["feedback"][0]["outcomeTimestamp"] = "yesterday, Mr Kim"
+    assert post(stamp, url=url).status_code == 400
     bad = copy.deepcopy(body)
     bad["feedback"][0]["outcome"] = "ignored"
     assert post(bad, url=url).status_code == 400
@@ -558,6 +575,11 @@ def test_feedback(post, service_home, cds_client_keys):
 
 def test_card_links_to_the_clinician_report(post, client):
     card = post(cds_call(dict(EXAMPLE_RECORD, sbp=150.0))).json()["cards"][0]
+    # The reasons a clinician may give for dismissing it: the only override codes feedback keeps.
+    from serving.cds_cards import OVERRIDE_CODES, OVERRIDE_SYSTEM
+
+    assert {r["code"] for r in card["overrideReasons"]} == OVERRIDE_CODES
+    assert all(r["system"] == OVERRIDE_SYSTEM and " · " in r["display"] for r in card["overrideReasons"])
     path = card["links"][0]["url"].replace("http://testserver", "")
     # The link is its own credential: a clinician's browser has no bearer token.
     r = client.get(path, headers={"Authorization": ""})

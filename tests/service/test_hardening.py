@@ -98,7 +98,11 @@ def test_a_record_of_very_many_keys_is_one_error_and_errors_are_capped(client):
     took = time.perf_counter() - t0
     assert r.status_code == 422, r.text[:300]
     assert r.json()["errors"] == [
-        {"index": 0, "field": None, "message": f"a checkup has at most {MAX_RECORD_KEYS} fields; this record has 200003"}
+        {
+            "index": 0,
+            "field": None,
+            "message": f"a checkup has at most {MAX_RECORD_KEYS} fields; this record has 200003",
+        }
     ], took
     # Many bad records: the first MAX_ERRORS errors are listed and the rest counted.
     bad = [{"person_id": f"p{i}", "sex": "M", "age": 50, "sbp": 9999} for i in range(300)]
