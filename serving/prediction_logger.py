@@ -5,8 +5,10 @@
 the person id goes through the keyed pseudonym at once, so no raw id is ever buffered) and appends
 the rows to an in-memory buffer under a lock. A daemon thread flushes the buffer every
 `flush_seconds`, or sooner when it holds `flush_rows` rows: it counts the rows into the Prometheus
-series (`serving.http_metrics.prediction_instruments`) and writes them to the store, Parquet files
-by UTC day or the PostgreSQL table. A store that fails never fails a request: the rows stay for the
+series (`serving.http_metrics.prediction_instruments`) at once, and writes them to the store,
+Parquet files by UTC day or the PostgreSQL table, every `write_seconds` (or once `flush_rows` wait),
+so that a busy worker writes a file a minute, not one every two seconds (86,000 a day for two).
+Shutdown writes what waits. A store that fails never fails a request: the rows stay for the
 next flush, at most `max_rows` of them (the oldest are dropped past that), each dropped row is
 counted in `checkup_risk_prediction_log_dropped_rows_total`, and one line (the fault's type, never
 its text: a database error quotes the rows) says so once per outage.
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bentoml.checkup_risk.prediction_log")
 
 FLUSH_SECONDS = 2.0
+WRITE_SECONDS = 60.0
 FLUSH_ROWS = 5_000
 # Rows held while the store is down, per process: about 15 MB; past that the oldest are dropped.
 MAX_ROWS = 50_000
@@ -148,6 +151,7 @@ class PredictionLogger:
         *,
         retention_days: int = DEFAULT_PREDICTION_RETENTION_DAYS,
         flush_seconds: float = FLUSH_SECONDS,
+        write_seconds: float = WRITE_SECONDS,
         flush_rows: int = FLUSH_ROWS,
         max_rows: int = MAX_ROWS,
         metrics: bool = True,
@@ -157,6 +161,8 @@ class PredictionLogger:
         self.key = key
         self.retention_days = int(retention_days)
         self.flush_seconds = float(flush_seconds)
+        self.write_seconds = float(write_seconds)
+        self._written_at = time.monotonic()
         self.flush_rows = int(flush_rows)
         self.max_rows = int(max_rows)
         self.metrics = metrics
@@ -164,7 +170,7 @@ class PredictionLogger:
         self.written = 0
         self._rows: list[tuple] = []
         self._frames: list[pd.DataFrame] = []  # batch scoring's chunks, already in the log's columns
-        self._unwritten: list[pd.DataFrame] = []  # counted, not yet stored (the store failed)
+        self._unwritten: list[pd.DataFrame] = []  # counted, not yet stored (not due, or the store failed)
         self._lock = threading.Lock()  # the buffer: held for an append or a swap, never for I/O
         self._flush_lock = threading.Lock()  # one flush at a time (thread, shutdown, tests)
         self._wake = threading.Event()
@@ -246,9 +252,10 @@ class PredictionLogger:
 
     # -- the flush ---------------------------------------------------------------------------------
 
-    def flush(self) -> int:
-        """Count the buffered rows into /metrics and write them (with any left by a failed write);
-        returns the rows written. Never raises."""
+    def flush(self, force: bool = True) -> int:
+        """Count the buffered rows into /metrics and write them with any waiting: always when `force`,
+        else once `write_seconds` have passed since the last write or `flush_rows` wait. Returns the
+        rows written. Never raises."""
         with self._flush_lock:
             with self._lock:
                 rows, self._rows = self._rows, []
@@ -266,6 +273,12 @@ class PredictionLogger:
                 return 0
             pending = self._unwritten + [f.reindex(columns=list(COLUMNS_OUT)) for f in frames if len(f)]
             self._unwritten = []
+            waiting = sum(len(f) for f in pending)
+            due = force or time.monotonic() - self._written_at >= self.write_seconds or waiting >= self.flush_rows
+            if not due:
+                self._unwritten = pending
+                return 0
+            self._written_at = time.monotonic()
             written = self._write(pending)
             self._purge()
             return written
@@ -328,7 +341,7 @@ class PredictionLogger:
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
             try:
-                self.flush()
+                self.flush(force=self._stop.is_set())
             except Exception as e:  # flush never raises; this keeps the thread alive if it ever did
                 log.warning("prediction log: flush failed (%s)", type(e).__name__)
 

@@ -153,6 +153,20 @@ def test_the_flush_thread_writes_when_the_buffer_fills(tmp_path):
         log.close()
 
 
+def test_the_thread_counts_often_but_writes_a_file_a_minute(tmp_path):
+    # A file every two seconds made 86,000 a day for a two-worker instance (outside tester).
+    log = PredictionLogger(ParquetStore(tmp_path), KEY, flush_seconds=0.05, write_seconds=60)
+    try:
+        for _ in range(3):
+            log.log([record()], [result()], "7", "score")
+            time.sleep(0.2)
+        assert log.written == 0 and not list(tmp_path.rglob("*.parquet"))
+        assert log.flush(force=False) == 0  # not due: waits for the minute
+    finally:
+        log.close()
+    assert log.written == 3 and len(list(tmp_path.rglob("*.parquet"))) == 1
+
+
 def test_close_writes_what_is_buffered(tmp_path):
     log = PredictionLogger(ParquetStore(tmp_path), KEY, flush_seconds=60)
     log.log([record()], [result()], "7", "report")
