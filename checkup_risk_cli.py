@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 
 class CliError(Exception):
@@ -510,6 +511,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError("--workers must be 1 or more")
     settings = args.settings
     home = settings.home
+    # Both before a first run's training (minutes): a second instance on one home would share its
+    # metrics files and prediction log, and a port in use would fail only after it.
+    lock = _hold_serve_lock(home)
+    _check_port(args.host, args.port)
     registry.configure(home, settings.mlflow_uri)
     version = _champion_or_default(args.default_people)
     tag = store.import_version(version)
@@ -553,8 +558,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "--port",
         str(args.port),
     ]
+    assert not lock.closed  # held through exec
     os.execvpe(cmd[0], cmd, env)
     return 0
+
+
+def _hold_serve_lock(home: Path) -> IO[str]:
+    """Lock `home/serve.lock` for as long as the service runs: the descriptor is inherited by the
+    `bentoml serve` this process becomes (exec keeps it), and the lock goes with that process."""
+    import fcntl
+
+    home.mkdir(parents=True, exist_ok=True)
+    handle = open(home / "serve.lock", "a+")  # noqa: SIM115 (held open on purpose, through exec)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise CliError(
+            f"another `checkup-risk serve` is running on this home ({home}): give each instance its own "
+            "CHECKUP_RISK_HOME (several instances share state through CHECKUP_RISK_DATABASE_URL)"
+        ) from None
+    os.set_inheritable(handle.fileno(), True)
+    return handle
+
+
+def _check_port(host: str, port: int) -> None:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise CliError(
+                f"cannot listen on {host}:{port}: {e.strerror or e} (another server on that port?)"
+            ) from None
 
 
 def cmd_promote(args: argparse.Namespace) -> int:

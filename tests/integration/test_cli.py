@@ -121,6 +121,27 @@ def test_train_promote_evaluate_score(tmp_path):
     assert re.search(r"version 2 vs champion 1: (promote|keep the champion): ", out.stdout), out.stdout
 
 
+def test_serve_refuses_a_busy_port_or_home_at_once_in_one_line(tmp_path):
+    import fcntl
+    import socket
+
+    # Before any training: a fresh home would otherwise train for minutes and then fail.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = cli("serve", "--port", port, home=tmp_path / "a", check=False)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    home = tmp_path / "b"
+    home.mkdir()
+    with open(home / "serve.lock", "a+") as held:  # as a running `serve` holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        out = cli("serve", "--port", 0, home=home, check=False)
+    assert out.returncode == 2 and "another `checkup-risk serve` is running on this home" in out.stderr
+    assert not (home / "mlflow.db").exists()  # stopped before anything else
+
+
 def test_validate_refuses_misspelt_column_and_names_absent_inputs(tmp_path):
     df = pd.DataFrame(
         {"person_id": ["a", "b"], "sex": ["M", "F"], "age": [50.4, 61.9], "sbp": [120, 130], "dbp": [80, 85]}
