@@ -614,6 +614,16 @@ def cmd_promote(args: argparse.Namespace) -> int:
         registry.client().set_model_version_tag(registry.MODEL_NAME, version, key, value)
     print(f"champion: version {previous or '(none)'} -> version {version}")
     print(f"note: promoted without the gate (no comparison with version {previous or '(none)'}); tagged on the version")
+    if previous:
+        # The gate refuses a challenger that lacks a champion's outcome; by hand it is only said, loudly.
+        before, after = registry.outcomes_of(previous), registry.outcomes_of(version)
+        lost = [o for o in before or () if after is not None and o not in after]
+        if lost:
+            print(
+                f"WARNING: version {version} has no {', '.join(lost)} model: /score, FHIR and CDS stop giving "
+                f"{'that risk' if len(lost) == 1 else 'those risks'} (version {previous} gave them)",
+                file=sys.stderr,
+            )
     print("running servers switch within CHECKUP_RISK_MODEL_POLL_SECONDS (their log says when)")
     return 0
 

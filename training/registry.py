@@ -159,6 +159,16 @@ def registered() -> str:
     return f"{listed} ({named})" if named else listed
 
 
+def outcomes_of(version: str) -> tuple[str, ...] | None:
+    """The outcomes a registered version predicts, from its training run's `outcomes` parameter
+    (None when the run does not say)."""
+    run_id = client().get_model_version(MODEL_NAME, version).run_id
+    if not run_id:
+        return None
+    text = client().get_run(run_id).data.params.get("outcomes")
+    return tuple(text.split(",")) if text else None
+
+
 def set_alias(alias: str, version: str) -> None:
     client().set_registered_model_alias(MODEL_NAME, alias, version)
 
