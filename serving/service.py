@@ -35,6 +35,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from features.pseudonym import derive, load_secret, pseudonym
+from models.provenance import SYNTHETIC_WARNING, is_synthetic
 from serving import cds, http_limits, http_metrics, store
 from serving.api_keys import ApiKeys
 from serving.audit import AuditLog, AuditTrail
@@ -362,11 +363,14 @@ async def linked_report(
 def model_info(svc: CurrentWorker) -> dict:
     # `training_data`: synthetic / real (or unknown for older bundles), persons and checkups apart.
     served = svc.current()  # one snapshot: the version and its bundle's facts together
+    info = served.scorer.training_data
     return {
         "model_version": served.version,
         "bento_model": served.bento_model_tag,
         "outcomes": list(served.scorer.outcomes),
-        "training_data": served.scorer.training_data,
+        "training_data": info,
+        # Said in words too, as every response of a synthetic model says it.
+        "warnings": [SYNTHETIC_WARNING] if is_synthetic(info) else [],
     }
 
 

@@ -38,8 +38,10 @@ def service(client):
 
 def test_model_route_names_synthetic_training_data(client, service_home):
     _, model, _ = service_home
-    info = client.get("/model").json()["training_data"]
+    body = client.get("/model").json()
+    info = body["training_data"]
     assert info["kind"] == "synthetic"
+    assert any("not for clinical use" in w for w in body["warnings"])
     assert info == model.training_data_
     # Persons and checkups counted apart: the cohort has several checkups per person.
     assert 0 < info["persons"] < info["checkups"]
