@@ -20,6 +20,7 @@ import pandas as pd
 from features.derive import FEATURES, absent_history, build_features, unmeasured
 from features.eligibility import applicability
 from models.bundle import RiskModel
+from models.provenance import normalise
 
 # Appended to a factor's feature name where the checkup has no value for it.
 MISSING_MARK = " (missing)"
@@ -50,6 +51,8 @@ def score_block(
     for o in outcomes:
         out[f"{o}_reason"] = judged[o].reason[keep]
     out["model_version"] = str(version)
+    # A file of scores outlives the console that said so: every row says what the model learned from.
+    out["model_training_data"] = normalise(getattr(model, "training_data_", None))["kind"]
     for o in outcomes if intervals else ():
         # An outcome without interval members (a bundle saved before them) has no interval.
         low, high = scored.interval(o) or (np.full(len(Xn), np.nan),) * 2

@@ -39,11 +39,12 @@ def check_output(path: Path, input_path: Path | None = None) -> None:
 
 def output_columns(outcomes: tuple[str, ...], explain: int = 0, intervals: bool = False) -> list[str]:
     """person_id, exam_date, `<outcome>_risk` per outcome, `<outcome>_reason` per outcome (why it
-    does not apply; empty where it does), model_version; with `intervals` the nominal 95% interval
+    does not apply; empty where it does), model_version, model_training_data (synthetic, real or
+    unknown: `models.provenance`); with `intervals` the nominal 95% interval
     per outcome (`<outcome>_interval_low`, `<outcome>_interval_high`); then with `explain` = K the
     top K factors per outcome: `<outcome>_factor_{i}` (feature) and `<outcome>_factor_{i}_log_odds`."""
     cols = ["person_id", "exam_date"] + [f"{o}_risk" for o in outcomes] + [f"{o}_reason" for o in outcomes]
-    cols += ["model_version"]
+    cols += ["model_version", "model_training_data"]
     if intervals:
         cols += [f"{o}_interval_{end}" for o in outcomes for end in ("low", "high")]
     for o in outcomes:

@@ -82,6 +82,7 @@ def test_rows_in_equal_rows_scored_plus_rejected(model, data, tmp_path):
     risks = scores[[f"{o}_risk" for o in model.models_]].to_numpy()
     assert np.nanmin(risks) > 0 and np.nanmax(risks) < 1 and np.isnan(risks).any()
     assert (scores["model_version"] == 7).all()
+    assert (scores["model_training_data"] == model.training_data_["kind"]).all()
 
 
 @pytest.mark.parametrize("chunk_rows", [23, 200])
