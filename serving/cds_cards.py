@@ -133,10 +133,17 @@ def summary(result: dict, thin: Mapping[str, tuple[int, int]] | None = None) -> 
     return summary_text(o, r["category"], r["probability"], rough), INDICATOR[r["category"]]
 
 
+SYNTHETIC_MARK = "[합성 모델·synthetic model]"
+
+
 def mark_synthetic(card: dict, training_data: Mapping[str, Any]) -> dict:
-    """The card of a synthetic model (allowed by the site) says so first in its detail (Korean and
-    English), and in its source label, which a collapsed card still shows."""
+    """The card of a synthetic model (allowed by the site) says so first in its summary and detail
+    (Korean and English), and in its source label, which a collapsed card still shows."""
     card["detail"] = f"**⚠ {synthetic_notice(training_data)}**\n\n{card['detail']}"
+    # The summary is all many EHRs show: it says so too, in place of the English next steps (the
+    # detail keeps them), so that it stays under 140 characters.
+    ko, _, en = card["summary"].partition(" / ")
+    card["summary"] = f"{SYNTHETIC_MARK} {ko} / {en.split('): ', 1)[0]})" if en else f"{SYNTHETIC_MARK} {ko}"
     card["source"] = {**card["source"], "label": f"{card['source']['label']} · 합성 데이터 모델 · synthetic-data model"}
     return card
 

@@ -12,7 +12,7 @@ from features.fhir import to_bundle
 from features.schema import EXAMPLE_RECORD
 from models.outcomes import OUTCOME_SPECS
 from serving.cds import CDS_UNAUTHORIZED
-from serving.cds_cards import NEXT_STEPS
+from serving.cds_cards import NEXT_STEPS, SYNTHETIC_MARK, summary_text
 from serving.cds_store import FeedbackLog
 from serving.fhir_out import check_risk_assessment
 from serving.state_db import open_state
@@ -85,6 +85,7 @@ def test_patient_view_card(post, service_home):
     assert card["indicator"] in ("info", "warning")
     # The test service's model is synthetic: a collapsed card says so in its source label too.
     assert card["source"]["label"] == f"checkup-risk (model v{version}) · 합성 데이터 모델 · synthetic-data model"
+    assert card["summary"].startswith("[합성 모델·synthetic model] ")  # all that many EHRs show
     assert "Systolic" not in card["summary"]
     assert "수축기혈압" in card["detail"] or "흡연" in card["detail"]  # factors in clinical words
     assert "| 심뇌혈관질환" in card["detail"]
@@ -126,10 +127,14 @@ def test_indicator_follows_the_category(post):
     assert low[0]["indicator"] == "info", low[0]["summary"]
     assert high[0]["indicator"] == "warning", high[0]["summary"]
     assert "높음" in high[0]["summary"] and "high 1-yr" in high[0]["summary"].lower()
-    # Each summary names the next step from the one table, in Korean and in English.
+    # Each summary names the next step from the one table, in Korean and in English; a synthetic
+    # model's (the test service's) says "synthetic" in place of the English one (140 characters).
     steps = [step for row in NEXT_STEPS.values() for step in row.values()]
     for card in (low[0], high[0]):
-        assert any(ko in card["summary"] and en in card["summary"] for ko, en in steps), card["summary"]
+        assert card["summary"].startswith(SYNTHETIC_MARK)
+        assert any(ko in card["summary"] for ko, en in steps), card["summary"]
+    plain = summary_text("cvd", "high", 0.05)
+    assert any(ko in plain and en in plain for ko, en in steps)
 
 
 def test_no_cards_when_nothing_applies(post):
@@ -613,5 +618,6 @@ def test_a_rough_outcome_is_marked_on_the_card(post, service_home):
     marked = [row for row in rows if "(대략적 추정 · rough: " in row]
     assert thin and len(marked) == len(thin), (thin, rows)
     # The headline too, when its outcome is one of them.
-    headline = next(o for o in OUTCOME_SPECS if card["summary"].startswith(OUTCOME_SPECS[o].short_ko + " "))
+    words = card["summary"].removeprefix(SYNTHETIC_MARK + " ")
+    headline = next(o for o in OUTCOME_SPECS if words.startswith(OUTCOME_SPECS[o].short_ko + " "))
     assert ("≈" in card["summary"]) == (headline in thin), (card["summary"], thin)
