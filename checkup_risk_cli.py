@@ -342,8 +342,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         )
     if summary.get("sex_differs"):
         print(
-            f"warning: {summary['sex_differs']:,} checkups give another sex than the first checkup of the same "
-            "person_id: each was scored as given; check that they are one person's",
+            f"warning: {summary['sex_differs']:,} checkups give another sex than the same person_id's previous "
+            "row in the file: each was scored as given; check that they are one person's",
             file=sys.stderr,
         )
     if summary.get("age_differs"):

@@ -119,7 +119,7 @@ _ALIASES: dict[str, str] = {
 }  # fmt: skip
 
 
-def _likely_field(column: str, absent: set[str]) -> str | None:
+def likely_field(column: str, absent: set[str]) -> str | None:
     """The record field an unknown column most likely means to be, among `absent` fields; or None."""
     key = normalise_header(column)
     if not key:
@@ -143,7 +143,7 @@ NHIS_MIN_TYPO_LENGTH = 4
 
 
 def _likely_nhis_field(column: str, absent: set[str]) -> str | None:
-    """As `_likely_field` for an NHIS file's headers, among the targets it lacks: an NHIS header
+    """As `likely_field` for an NHIS file's headers, among the targets it lacks: an NHIS header
     with one syllable mistyped, an NHIS header with a unit appended (수축기혈압(mmHg)), or a
     canonical field name or its other names (SBP, glucose)."""
     key = normalise_header(column)
@@ -157,7 +157,7 @@ def _likely_nhis_field(column: str, absent: set[str]) -> str | None:
     canonical = canonical_key(column)
     if canonical in absent:
         return canonical
-    field = _likely_field(column, {t for t in absent if not t.startswith("_")})
+    field = likely_field(column, {t for t in absent if not t.startswith("_")})
     if field is not None:
         return field
     typo = [
@@ -184,7 +184,7 @@ def near_miss_columns(header: Iterable[object], source: str | None = None) -> li
         have = {canonical_key(c) for c in columns}
         unknown = [c for c in columns if canonical_key(c) not in CANONICAL_KNOWN]
         absent = set(CANONICAL_KNOWN) - have
-        found = [(c, _likely_field(c, absent)) for c in unknown]
+        found = [(c, likely_field(c, absent)) for c in unknown]
     return [(c, f.lstrip("_")) for c, f in found if f is not None]
 
 

@@ -63,6 +63,7 @@ from features.rejects import (
     R_MISSING,
     R_MISSING_AGE,
     R_NOT_INTEGER,
+    R_LABEL_NOT_NUMBER,
     R_NOT_NUMBER,
     Rejects,
     empty_rejects,
@@ -254,12 +255,15 @@ def _waist_not_measured(out: dict[str, np.ndarray], rej: Rejects) -> int:
     return int((w999 & ~rej.bad).sum())
 
 
+_LABELS = frozenset(schema.label_column(o) for o in schema.OUTCOMES)
+
+
 def _label_columns(named: pd.DataFrame, rej: Rejects, out: dict[str, np.ndarray]) -> list[str]:
     """The label and true-risk columns present, as floats into `out`; returns their names."""
     labels = [c for c in LABEL_COLUMNS if c in named.columns]
     for c in labels:
         vals, _null, bad = to_float(named[c])
-        rej.add(bad, c, R_NOT_NUMBER, named[c])
+        rej.add(bad, c, R_LABEL_NOT_NUMBER if c in _LABELS else R_NOT_NUMBER, named[c])
         out[c] = np.where(bad, np.nan, vals)
     return labels
 

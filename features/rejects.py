@@ -20,6 +20,7 @@ R_MISSING = "missing required field"
 R_MISSING_AGE = "missing required field: age or age_group"
 R_ID_TOO_LONG = f"person_id longer than {schema.PERSON_ID_MAX_LEN} characters"
 R_NOT_NUMBER = "not a number"
+R_LABEL_NOT_NUMBER = "not a number: a label is 0 (no event), 1 (event) or empty (not eligible)"
 R_NOT_INTEGER = "not an integer"
 R_BAD_CODE = "not an allowed code"  # followed by the allowed codes
 # The youngest NHIS band the models take is the one that starts at the record's lowest age (20).

@@ -22,6 +22,7 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from features.derive import FEATURES
+from features.headers import likely_field
 from features.schema import (
     EXAM_DATE_MIN,
     EXAM_DATE_RANGE_TEXT,
@@ -39,6 +40,7 @@ from features.schema import (
 )
 from features.schema import Field as SchemaField
 
+_FIELD_NAMES = {f.name for f in FIELDS}
 MAX_BATCH = 1000
 # More keys than the record has fields, with room for a caller's few extras (each named as unknown).
 MAX_RECORD_KEYS = 2 * len(FIELDS)
@@ -280,7 +282,9 @@ def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) ->
             index, field = ctx.get("index"), ctx.get("field")
         message = str(e.get("msg", "invalid"))
         if e.get("type") == "extra_forbidden":
-            message = "unknown field"
+            # As the file readers do: a near miss (`fasting_glucos`) names the field it likely means.
+            likely = likely_field(field, _FIELD_NAMES) if field else None
+            message = "unknown field" + (f"; did you mean '{likely}'?" if likely else "")
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
         if field is None and index is not None:

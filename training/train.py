@@ -195,7 +195,7 @@ def read_and_check(data: list[Path], outcomes: tuple[str, ...], max_reject_share
     lost = all_rejects[~replaced]
     reasons = lost[["field", "reason"]].value_counts().head(50) if len(lost) else pd.Series(dtype=int)
     rows_in = int(read.rows_in) - n_replaced
-    rejected, share, lines = rejects_summary(lost, rows_in, listed_in="the rows `checkup-risk validate FILE` lists")
+    rejected, share, lines = rejects_summary(lost, rows_in, listed_in="the listing of `checkup-risk validate FILE`")
     for line in lines:
         say(line)
     gaps = HistoryGaps()

@@ -641,6 +641,8 @@ def test_an_nhis_file_keeps_its_outcome_labels_and_scoring_never_rejects_for_one
     assert labels.isin([0.0, 1.0]).all() and labels.sum() == (raw["Hypertension_1y"] == "1").loc[labels.index].sum()
     assert not [n for n in read.notes if "ignored" in n and "1y" in n]
     assert 3 in set(read.rejects["index"]) and "hypertension_1y" in set(read.rejects["field"])
+    reason = read.rejects.loc[read.rejects["field"] == "hypertension_1y", "reason"].iloc[0]
+    assert reason == "not a number: a label is 0 (no event), 1 (event) or empty (not eligible)"
     for_scoring = read_checkups(path, labels=False)
     assert 3 not in set(for_scoring.rejects["index"]) and len(for_scoring.frame) == len(read.frame) + 1
     streamed = concat_results(list(iter_checkups(path, chunk_rows=7, labels=False)))

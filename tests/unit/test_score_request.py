@@ -62,3 +62,10 @@ def test_a_person_id_with_a_control_character_is_refused():
     assert error["field"] == "person_id" and "control character" in error["message"]
     ok = ScoreRequest.model_validate({"checkups": [dict(EXAMPLE_RECORD, person_id="김철수-07 ")]})
     assert ok.checkups[0].person_id == "김철수-07"
+
+
+def test_a_misspelt_field_names_the_field_it_likely_means():
+    # As `validate` does for a file's column: "unknown field" alone left a new user guessing.
+    near, far = _errors(dict(EXAMPLE_RECORD, fasting_glucos=100, wibble=1))
+    assert near == {"index": 0, "field": "fasting_glucos", "message": "unknown field; did you mean 'fasting_glucose'?"}
+    assert far == {"index": 0, "field": "wibble", "message": "unknown field"}
