@@ -224,6 +224,21 @@ MEASURES: dict[str, Measure] = {
     "1742-6": Measure("alt", _ENZYME),
     "2324-2": Measure("ggt", _ENZYME),
 }
+
+
+@functools.cache
+def other_units(field_name: str) -> tuple[tuple[str, float], ...]:
+    """The units other than the record's that FHIR reads for `field_name`, with their factor to the
+    record's unit (glucose: mmol/L x 18.016): the unit slips a file's value out of range may be."""
+    seen: dict[str, float] = {}
+    for m in MEASURES.values():
+        if m.field == field_name:
+            for unit, factor in m.units.items():
+                if factor != 1.0 and factor not in seen.values() and not unit.startswith("["):
+                    seen[unit] = factor
+    return tuple(seen.items())
+
+
 # Glucose codes that do not say the person was fasting (serum or plasma, blood; mass and molar):
 # never read as the fasting glucose, which defines diabetes, but named in one warning, since a
 # system may code a checkup's (fasting) glucose so.

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.fhir import other_units
 from features.rejects import REJECT_COLUMNS, bad_label, same_day
 from features.schema import (
     EXAM_DATE_MIN,
@@ -113,6 +114,18 @@ def check_records(df: pd.DataFrame, labels: bool = False) -> pd.DataFrame:
                 add(bad, f.name, x, f"{f.name} must be one of the codes {', '.join(map(_fmt, f.codes))}")
             if f.low is not None:
                 out = ((x < f.low) | (x > f.high)).to_numpy()
+                for unit, factor in other_units(f.name):
+                    # A value that is plausible in another unit (glucose 5.8: mmol/L) says which.
+                    slip = out & (x * factor).between(f.low, f.high).to_numpy()
+                    add(
+                        slip,
+                        f.name,
+                        x,
+                        f"{f.name} is outside the plausible range {_range_text(f)}; it looks like "
+                        f"{unit.replace('/l', '/L').replace('umol', 'µmol')} "
+                        f"({f'x {factor:.4g}' if factor >= 1 else f'÷ {1 / factor:.4g}'} gives {f.unit})",
+                    )
+                    out = out & ~slip
                 add(out, f.name, x, f"{f.name} is outside the plausible range {_range_text(f)}")
             if f.kind == "int":
                 frac = (x % 1 != 0).to_numpy() & ~x.isna().to_numpy()

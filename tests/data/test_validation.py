@@ -51,6 +51,26 @@ def test_check_records_accepts_both_bounds_and_rejects_just_outside(f):
     assert mine["reason"].str.contains("plausible range").all()
 
 
+def test_a_value_plausible_in_another_unit_says_which():
+    # A new user's file in mmol/L, metres or umol/L: every row was rejected with no hint why.
+    df = pd.DataFrame(
+        {
+            "person_id": list("abcd"),
+            "sex": "M",
+            "age": 50,
+            "fasting_glucose": [5.8, 900, 100, 100],
+            "height_cm": [1.72, 170, 170, 170],
+            "serum_creatinine": [0.9, 0.9, 80, 0.9],
+        }
+    )
+    reasons = check_records(df).set_index(["index", "field"])["reason"]
+    assert reasons[(0, "fasting_glucose")].endswith("; it looks like mmol/L (x 18.02 gives mg/dL)")
+    assert reasons[(1, "fasting_glucose")] == "fasting_glucose is outside the plausible range 30-700 mg/dL"
+    assert reasons[(0, "height_cm")].endswith("; it looks like m (x 100 gives cm)")
+    assert reasons[(2, "serum_creatinine")].endswith("; it looks like µmol/L (÷ 88.42 gives mg/dL)")
+    assert len(reasons) == 4
+
+
 def test_codes_required_and_pairs():
     df = valid_frame(5)
     df.loc[0, "smoking_status"] = 4
