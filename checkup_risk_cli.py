@@ -472,8 +472,16 @@ def _served_training_data(tag: str) -> dict:
     from models import provenance
     from serving import store
 
-    manifest = Path(bentoml.models.get(tag).path_of(store.BUNDLE_SUBPATH)) / "manifest.json"
-    return provenance.normalise(json.loads(manifest.read_text()).get("training_data"))
+    model = bentoml.models.get(tag)
+    manifest = Path(model.path_of(store.BUNDLE_SUBPATH)) / "manifest.json"
+    try:
+        return provenance.normalise(json.loads(manifest.read_text()).get("training_data"))
+    except (OSError, ValueError) as e:
+        # Before "serving ..." is printed: a damaged bundle stops serve with the file it could not read.
+        raise CliError(
+            f"model {tag} cannot be read ({manifest}: {e}): delete {model.path} so that serve imports it "
+            "again from the registry, or promote another version"
+        ) from None
 
 
 def _provenance_hints(info: dict, allow_synthetic: bool) -> list[str]:
@@ -534,8 +542,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"created API token (kept in {token_file(home)}): {token}")
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     body = json.dumps({"checkups": [EXAMPLE_RECORD], "top_k": 3})
+    training_data = _served_training_data(tag)
     print(f"serving model version {version} ({tag}) on http://{args.host}:{args.port}")
-    for line in _provenance_hints(_served_training_data(tag), settings.allow_synthetic):
+    for line in _provenance_hints(training_data, settings.allow_synthetic):
         print(line)
     print("try:")
     print(

@@ -170,6 +170,29 @@ def prediction_instruments() -> tuple[Any, Any, Any, Any]:
 
 
 @functools.cache
+def _model_info() -> Any:
+    from prometheus_client import Gauge
+
+    return Gauge(
+        "model_info",
+        "1 for the model version a worker serves, with what it learned from (training_data: synthetic, "
+        "real or unknown); 0 for a version it served before",
+        ("version", "training_data"),
+        namespace=NAMESPACE,
+        multiprocess_mode="livemax",
+    )
+
+
+def model_served(version: str, training_data: str, previous: tuple[str, str] | None = None) -> None:
+    """Say on /metrics which version this worker now serves (and that it left `previous`), so that
+    monitoring can alert on a synthetic model or on workers left on an old version."""
+    gauge = _model_info()
+    if previous is not None and previous != (version, training_data):
+        gauge.labels(*previous).set(0)
+    gauge.labels(version, training_data).set(1)
+
+
+@functools.cache
 def _rejects() -> Any:
     from prometheus_client import Counter
 

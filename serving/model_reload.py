@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from models.registry_names import CHAMPION, MODEL_NAME, is_local, tracking_uri
-from serving import store
+from serving import http_metrics, store
 
 if TYPE_CHECKING:
     from serving.scoring import Scorer
@@ -52,6 +52,11 @@ class Served:
     scorer: Scorer
     version: str
     bento_model_tag: str
+
+    @property
+    def metric_labels(self) -> tuple[str, str]:
+        """(version, training-data kind): its `checkup_risk_model_info` series on /metrics."""
+        return self.version, str(self.scorer.training_data.get("kind", "unknown"))
 
 
 class HasServed(Protocol):
@@ -190,6 +195,7 @@ class ModelReloader:
             # The switch: one assignment, so a request sees either the old snapshot or the new one.
             self.target.served = served
             self._last_failure = None
+            http_metrics.model_served(*served.metric_labels, previous=current.metric_labels if current else None)
             log.info("model reload: switched from version %s to version %s", serving, version)
             return True
 

@@ -15,6 +15,7 @@ import bentoml
 from fastapi import Depends, Request
 
 from features.pseudonym import derive, load_secret
+from serving import http_metrics
 from serving.cds_auth import CdsVerifier, ReplayCache, load_clients
 from serving.cds_store import FeedbackLog, ReportLinks
 from serving.model_reload import ModelReloader, Served, load_served
@@ -38,6 +39,8 @@ class Worker:
         # Everything a request needs from the model, replaced as one object when the champion
         # changes (serving.model_reload): read `served` once where scorer and version must agree.
         self.served: Served | None = _load_or_none(bento_model, settings.stale_after_days)
+        if self.served is not None:
+            http_metrics.model_served(*self.served.metric_labels)
         self.reloader = ModelReloader(self, home, settings.stale_after_days, mlflow_uri=settings.mlflow_uri)
         self.fhir_visit_days = settings.fhir_visit_days
         self.time_zone = settings.time_zone

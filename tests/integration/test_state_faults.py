@@ -193,3 +193,33 @@ def _answers(url: str) -> bool:
     with contextlib.suppress(httpx.HTTPError):
         return httpx.get(url, timeout=2).status_code == 200
     return False
+
+
+def test_serve_with_a_damaged_bundle_stops_in_one_line_naming_it(model_home, tmp_path):
+    """A bundle whose manifest cannot be read: `serve` stops before saying "serving", naming the
+    model and the file (it said "serving model version 1" and then a bare JSON parser error)."""
+    home = tmp_path / "home"
+    shutil.copytree(model_home, home, ignore=shutil.ignore_patterns("state.sqlite*", "*.out"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKUP_RISK_")}
+    env.update(CHECKUP_RISK_HOME=str(home), CHECKUP_RISK_API_TOKEN="t")
+    serve = [sys.executable, "-m", "checkup_risk_cli", "serve", "--port", str(free_port())]
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from training import registry; from serving import store\n"
+            "registry.configure(Path(sys.argv[1])); print(store.import_version(registry.version_of('champion')))",
+            str(home),
+        ],
+        env={**env, "BENTOML_HOME": str(home / "bentoml")},
+        check=True,
+        capture_output=True,
+    )
+    manifests = list((home / "bentoml" / "models").rglob("manifest.json"))
+    assert manifests
+    for path in manifests:
+        path.write_text('{"training_data": {"kind": "real" "persons": 3}}')
+    done = subprocess.run(serve, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "serving model version" not in done.stdout, (done.stdout, done.stderr)
+    [line] = done.stderr.strip().splitlines()
+    assert "cannot be read" in line and "manifest.json" in line and "promote another version" in line

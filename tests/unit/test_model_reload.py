@@ -8,6 +8,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -43,7 +44,8 @@ class FakeRegistry:
 
 def served(version: str = "1") -> Served:
     # The poller never scores with the served snapshot: a stand-in scorer is enough.
-    return Served(scorer=object(), version=version, bento_model_tag=f"checkup-risk:v{version}")  # type: ignore[arg-type]
+    scorer = SimpleNamespace(training_data={"kind": "unknown"})
+    return Served(scorer=scorer, version=version, bento_model_tag=f"checkup-risk:v{version}")  # type: ignore[arg-type]
 
 
 def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -137,3 +139,19 @@ def test_background_thread_polls_and_stops(tmp_path: Path) -> None:
         thread.join(timeout=5)
     assert not thread.is_alive()
     assert target.served.version == "1"
+
+
+def test_metrics_say_which_version_a_worker_serves_and_what_it_learned_from() -> None:
+    from prometheus_client import REGISTRY
+
+    from serving import http_metrics
+
+    def info(version: str, kind: str) -> float | None:
+        return REGISTRY.get_sample_value("checkup_risk_model_info", {"version": version, "training_data": kind})
+
+    old = Served(scorer=SimpleNamespace(training_data={"kind": "synthetic"}), version="31", bento_model_tag="t")  # type: ignore[arg-type]
+    new = Served(scorer=SimpleNamespace(training_data={"kind": "real"}), version="32", bento_model_tag="t")  # type: ignore[arg-type]
+    http_metrics.model_served(*old.metric_labels)
+    assert info("31", "synthetic") == 1.0
+    http_metrics.model_served(*new.metric_labels, previous=old.metric_labels)  # as a switch does
+    assert info("31", "synthetic") == 0.0 and info("32", "real") == 1.0
