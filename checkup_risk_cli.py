@@ -591,18 +591,30 @@ def _hold_serve_lock(home: Path) -> IO[str]:
     return handle
 
 
+def _port(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a TCP port (1 to 65535)")
+    return port
+
+
 def _check_port(host: str, port: int) -> None:
+    """CliError when `host:port` cannot be listened on (in use, not allowed, no such address)."""
+    import errno
     import socket
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as e:
-            raise CliError(
-                f"cannot listen on {host}:{port}: {e.strerror or e} (another server on that port?)"
-            ) from None
+    try:
+        addresses = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise CliError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    for family, kind, proto, _, address in addresses[:1]:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as e:
+                hint = " (another server on that port?)" if e.errno == errno.EADDRINUSE else ""
+                raise CliError(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}") from None
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
@@ -625,7 +637,11 @@ def cmd_promote(args: argparse.Namespace) -> int:
     print(f"note: promoted without the gate (no comparison with version {previous or '(none)'}); tagged on the version")
     if previous:
         # The gate refuses a challenger that lacks a champion's outcome; by hand it is only said, loudly.
-        before, after = registry.outcomes_of(previous), registry.outcomes_of(version)
+        try:
+            before, after = registry.outcomes_of(previous), registry.outcomes_of(version)
+        except Exception as e:  # the promotion is done: a registry that cannot say more is only noted
+            print(f"note: the outcomes of both versions could not be compared ({type(e).__name__})", file=sys.stderr)
+            before = after = None
         lost = [o for o in before or () if after is not None and o not in after]
         if lost:
             print(
@@ -933,7 +949,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("serve", help="start the BentoML HTTP service on the champion model")
-    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--port", type=_port, default=3000)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
     p.add_argument(
         "--workers",
@@ -1018,7 +1034,8 @@ def main(argv: list[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.func
     # What every command writes (the home's state, prediction log and registry; scores and reports)
     # holds patient data: readable by its owner only, as the API token and secret always were.
-    os.umask(os.umask(0o077) | 0o077)
+    previous = os.umask(0o077)
+    os.umask(previous | 0o077)
     try:
         args.settings = Settings.from_env(os.environ)
         configure_libraries(args.settings)
@@ -1036,6 +1053,8 @@ def main(argv: list[str] | None = None) -> int:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         print(f"checkup-risk {args.command}: {first}", file=sys.stderr)
         return 2
+    finally:
+        os.umask(previous)  # main() called in-process (tests, notebooks) leaves the caller's mask
 
 
 if __name__ == "__main__":

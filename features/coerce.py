@@ -103,7 +103,13 @@ def to_float(s: pd.Series, binary: bool = False) -> tuple[np.ndarray, np.ndarray
     return vals, null, bad
 
 
-_UTC_OFFSET = r"(?<=\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})\s*$"
+_UTC_OFFSET = r"(?<=\d:\d{2})(?::\d{2}(?:\.\d+)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\s*$"
+
+
+def _one_date(text: object) -> pd.Timestamp:
+    """One ISO 8601 value as a naive timestamp of the day written; NaT when unreadable."""
+    t = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    return t.tz_localize(None) if t is not pd.NaT and t.tzinfo is not None else t
 
 
 def to_date(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -140,7 +146,10 @@ def to_date(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # A datetime's UTC offset (EMR exports write one) is dropped: the day is the one written, as
         # for a column of one offset, and offsets that differ between rows cannot break the parse.
         sub = sub.str.replace(_UTC_OFFSET, "", regex=True)
-        retry = pd.to_datetime(sub, format="ISO8601", errors="coerce")
+        try:
+            retry = pd.to_datetime(sub, format="ISO8601", errors="coerce")
+        except ValueError:  # a form the offset pattern missed, mixing zones: one value at a time
+            retry = pd.Series([_one_date(v) for v in sub], index=sub.index, dtype="datetime64[us]")
         for fmt in _EXTRA_DATE_FORMATS:
             missing = retry.isna()
             if not missing.any():

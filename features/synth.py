@@ -1147,9 +1147,11 @@ def generate_cohort(
     return _assemble(waves)
 
 
-# The generator's person ids: "S" and seven digits. Every id of that form marks a file as synthetic
-# even when its true-risk columns were dropped (`models.provenance.detect`).
-PERSON_ID_PATTERN = r"S\d{7}"
+# The generator's person ids: "S" and the person's number, zero-padded to seven digits (more past
+# ten million). Every id of that form marks a file as synthetic even when its true-risk columns
+# were dropped (`models.provenance.detect`).
+PERSON_ID_PREFIX, PERSON_ID_DIGITS = "S", 7
+PERSON_ID_PATTERN = rf"{PERSON_ID_PREFIX}\d{{{PERSON_ID_DIGITS},}}"
 
 
 def synthetic_ids(ids: pd.Series) -> bool:
@@ -1161,7 +1163,8 @@ def synthetic_ids(ids: pd.Series) -> bool:
 def _assemble(waves: list[pd.DataFrame]) -> pd.DataFrame:
     df = pd.concat(waves, ignore_index=True)
     df = df.sort_values(["pid", "wave"], kind="stable").reset_index(drop=True)
-    df["person_id"] = np.char.add("S", np.char.zfill((df["pid"].to_numpy() + 1).astype(str), 7))
+    number = np.char.zfill((df["pid"].to_numpy() + 1).astype(str), PERSON_ID_DIGITS)
+    df["person_id"] = np.char.add(PERSON_ID_PREFIX, number)
     df["exam_date"] = pd.to_datetime(df["exam_date"]).astype("datetime64[ns]")
     # Whole numbers, stored as float64 like every numeric field of the canonical frame.
     df["age"] = np.floor(df["age"].to_numpy(dtype=float))

@@ -53,6 +53,25 @@ def _today() -> pd.Timestamp:
     return pd.Timestamp(latest_today())
 
 
+# Units a file's value is plausibly in by mistake, as the FHIR reader names them, and how to write
+# them: not every unit FHIR reads (blood pressure in kPa, a waist in feet are typos far more often).
+_SLIP_UNITS: dict[str, str] = {"mmol/l": "mmol/L", "umol/l": "µmol/L", "g/l": "g/L", "m": "m", "in": "in", "lb": "lb"}
+
+
+def _unit_slips(f: Field, x: pd.Series, out: np.ndarray) -> pd.Series:
+    """Per row, "; it looks like mmol/L (x 18.02 gives mg/dL)" where a value outside the field's
+    range is plausible in another unit ("... or ..." when several fit), else ""."""
+    hints = pd.Series("", index=x.index, dtype=object)
+    for unit, factor in other_units(f.name):
+        if unit not in _SLIP_UNITS:
+            continue
+        fits = out & (x * factor).between(f.low, f.high).to_numpy()
+        step = f"x {factor:.4g}" if factor >= 1 else f"÷ {1 / factor:.4g}"
+        words = f"{_SLIP_UNITS[unit]} ({step} gives {f.unit})"
+        hints[fits] = np.where(hints[fits].eq(""), "; it looks like " + words, hints[fits] + " or " + words)
+    return hints
+
+
 def check_records(df: pd.DataFrame, labels: bool = False) -> pd.DataFrame:
     """Problems in a canonical frame: one row per (record, field) that breaks a schema rule.
 
@@ -114,19 +133,11 @@ def check_records(df: pd.DataFrame, labels: bool = False) -> pd.DataFrame:
                 add(bad, f.name, x, f"{f.name} must be one of the codes {', '.join(map(_fmt, f.codes))}")
             if f.low is not None:
                 out = ((x < f.low) | (x > f.high)).to_numpy()
-                for unit, factor in other_units(f.name):
-                    # A value that is plausible in another unit (glucose 5.8: mmol/L) says which.
-                    slip = out & (x * factor).between(f.low, f.high).to_numpy()
-                    add(
-                        slip,
-                        f.name,
-                        x,
-                        f"{f.name} is outside the plausible range {_range_text(f)}; it looks like "
-                        f"{unit.replace('/l', '/L').replace('umol', 'µmol')} "
-                        f"({f'x {factor:.4g}' if factor >= 1 else f'÷ {1 / factor:.4g}'} gives {f.unit})",
-                    )
-                    out = out & ~slip
-                add(out, f.name, x, f"{f.name} is outside the plausible range {_range_text(f)}")
+                slips = _unit_slips(f, x, out)
+                outside = f"{f.name} is outside the plausible range {_range_text(f)}"
+                add(slips.ne("").to_numpy(), f.name, x, outside + slips)
+                out = out & slips.eq("").to_numpy()
+                add(out, f.name, x, outside)
             if f.kind == "int":
                 frac = (x % 1 != 0).to_numpy() & ~x.isna().to_numpy()
                 add(frac, f.name, x, f"{f.name} must be a whole number")

@@ -27,6 +27,13 @@ Kind = Literal["synthetic", "real", "unknown"]
 KINDS: tuple[str, ...] = ("synthetic", "real", "unknown")
 
 
+# Why a training file was judged synthetic (`detect`'s `basis`), in the words the card and `train` use.
+BASIS_WORDS: dict[str, str] = {
+    "true_risk_columns": "the file carries the generator's true-risk columns",
+    "person_ids": "no true-risk columns, but every person_id has the form `checkup-risk synth` gives",
+}
+
+
 def unknown() -> dict[str, Any]:
     """The provenance of a bundle saved before provenance was recorded: nothing is claimed."""
     return {"kind": "unknown", "persons": None, "checkups": None, "first_exam": None, "last_exam": None, "basis": None}
@@ -89,11 +96,7 @@ def summary_en(info: Mapping[str, Any]) -> str:
     """'synthetic data: 2,400 persons, 9,100 checkups, exams 2014-01-02~2021-12-30'."""
     if info.get("kind") == "unknown":
         return "training data not recorded (bundle predates provenance)"
-    why = (
-        " (no true-risk columns, but every person_id has the form `checkup-risk synth` gives: S and 7 digits)"
-        if info.get("basis") == "person_ids"
-        else ""
-    )
+    why = f" ({BASIS_WORDS['person_ids']})" if info.get("basis") == "person_ids" else ""
     return (
         f"{info['kind']} data: {_count(info.get('persons'))} persons, {_count(info.get('checkups'))} checkups, "
         f"exams {_range(info)}{why}"

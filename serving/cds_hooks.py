@@ -3,11 +3,10 @@ the request bodies of the patient-view and feedback calls."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from features.fhir import LOINC, OBSERVATION_CODES
 
@@ -77,8 +76,16 @@ class FeedbackItem(BaseModel):
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[dict[str, Any]] | None = None
     overrideReason: dict[str, Any] | None = None
-    # Kept as the parsed instant, never as the text sent (which could carry anything).
-    outcomeTimestamp: dt.datetime
+    # Kept as the parsed instant in UTC, never as the text sent (which could carry anything): a
+    # date-time with its zone, as CDS Hooks asks; a bare date, a number or a local time is refused.
+    outcomeTimestamp: AwareDatetime
+
+    @field_validator("outcomeTimestamp", mode="before")
+    @classmethod
+    def _text_only(cls, v: Any) -> Any:
+        if not isinstance(v, str) or "T" not in v.upper():
+            raise ValueError("must be a date-time with its time zone (ISO 8601, e.g. 2026-11-28T10:00:00Z)")
+        return v
 
 
 class FeedbackRequest(BaseModel):

@@ -3,11 +3,13 @@ report link, and the clinicians' feedback on cards."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
 import re
 import secrets
+import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from serving.cds_cards import OVERRIDE_CODES
-from serving.state_db import StateDB
+from serving.state_db import StateDB, StorageUnavailable
 from serving.state_tables import feedback, report_links
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ class ReportLinks:
         self.key = signing_key
         self.lifetime_s = lifetime_s
         self._purged = 0.0
+        self._purging = threading.Lock()
 
     def _signature(self, key: str, expires: int) -> str:
         return hmac.new(self.key, f"{key}.{expires}".encode(), hashlib.sha256).hexdigest()
@@ -68,14 +71,31 @@ class ReportLinks:
 
     def purge(self, every_s: float = PURGE_EVERY_S) -> None:
         """Delete the checkups of expired links, at most once every `every_s` seconds. Called when a
-        link is made, when the worker starts and by readiness probes, so expired checkups do not
-        wait for the next card (they stayed 13 minutes past expiry, and across a restart)."""
+        link is made and when the worker starts, and by readiness probes through `purge_later`, so
+        expired checkups do not wait for the next card (they stayed 13 minutes past expiry, and
+        across a restart)."""
         now = time.time()
         if now - self._purged < every_s:
             return
         self._purged = now
         with self.state.connect() as db:
             db.execute(report_links.delete().where(report_links.c.expires < now))
+
+    def purge_later(self) -> None:
+        """`purge` on a thread of its own when one is due, never waiting: a probe must answer at once
+        even when the database is slow to take the delete."""
+        if time.time() - self._purged < PURGE_EVERY_S or not self._purging.acquire(blocking=False):
+            return
+
+        def run() -> None:
+            try:
+                self.purge()
+            except StorageUnavailable:
+                pass  # readiness says so on its own check; the next probe tries again
+            finally:
+                self._purging.release()
+
+        threading.Thread(target=run, name="report-link-purge", daemon=True).start()
 
     def open(self, key: str, expires: str | None, signature: str | None) -> list[dict]:
         """The checkups behind a signed link, or LinkRefused."""
@@ -115,7 +135,7 @@ class FeedbackLog:
                 "card": str(i.card),
                 "outcome": i.outcome,
                 "reason": override_code(i.overrideReason),
-                "at": i.outcomeTimestamp.isoformat(),
+                "at": i.outcomeTimestamp.astimezone(dt.UTC).isoformat(),
             }
             for i in items
         ]

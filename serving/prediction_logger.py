@@ -352,6 +352,16 @@ class PredictionLogger:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
         self.flush()
+        if self._unwritten:
+            # The store is down at shutdown: nothing will try again, so the rows are lost. Say so.
+            lost = sum(len(f) for f in self._unwritten)
+            self._unwritten = []
+            self._count_dropped(lost)
+            log.warning(
+                "prediction log: %d rows lost at shutdown: the %s store took no writes",
+                lost,
+                self.store.kind if self.store else "",
+            )
 
 
 def _newest(records: list[dict]) -> int:

@@ -271,7 +271,8 @@ TEXT: dict[str, dict[str, str]] = {
     "trend_ldl": {"ko": "LDL 콜레스테롤 (mg/dL)", "en": "LDL cholesterol (mg/dL)"},
     "trend_egfr": {"ko": "eGFR (mL/min/1.73m²)", "en": "eGFR (mL/min/1.73m²)"},
     "trend_none": {"ko": "측정값 없음", "en": "not measured"},
-    "trend_no_panel": {"ko": "○ 지질검사 없는 검진 (이전 검사값 사용)", "en": "○ no lipid panel (earlier panel used)"},
+    # The ring's legend, in the chart's axis row: short. ○ = no panel that day, the earlier one used.
+    "trend_no_panel": {"ko": "○ 이전 지질검사 사용", "en": "○ earlier panel used"},
     # A lipid panel is drawn every few years: the model uses the last one, and so does the report.
     "carried_panel": {
         "ko": "{value} (이번 검진에 없어 {years}년 전 검사 사용)",
@@ -903,8 +904,12 @@ def trends(
             continue
         spec = OUTCOME_SPECS[o]
         # Dyslipidemia is judged on the lipid panel: at a checkup without one the risk rests on the
-        # last earlier panel, which the clinician should see rather than read as a fresh result.
-        no_panel = [o == "dyslipidemia" and records[i].get(PANEL_MARKER) is None for i in order]
+        # last earlier panel (where there is one), which the clinician should see rather than read
+        # as a fresh result.
+        carried = X[:, FEATURES.index(f"last_{PANEL_MARKER}")]
+        no_panel = [
+            o == "dyslipidemia" and records[i].get(PANEL_MARKER) is None and not math.isnan(carried[i]) for i in order
+        ]
         risks.append(
             trend_chart(
                 spec.short_ko if lang == "ko" else spec.short_en,

@@ -42,8 +42,6 @@ from features.schema import Field as SchemaField
 
 _FIELD_NAMES = {f.name for f in FIELDS}
 MAX_BATCH = 1000
-# More keys than the record has fields, with room for a caller's few extras (each named as unknown).
-MAX_RECORD_KEYS = 2 * len(FIELDS)
 # Errors listed in one answer: enough to fix a file's worth of records, and the rest counted.
 MAX_ERRORS = 100
 # The example record is plain JSON (numbers and strings); features.schema types it loosely as `object`.
@@ -120,15 +118,7 @@ def _validators() -> dict:
         return v
 
     def few_enough_fields(cls, data):
-        # Refused whole before any field is read: a record of 700,000 unknown keys would otherwise be
-        # checked key by key (seconds of a worker) and answered with as many errors.
-        if isinstance(data, dict) and len(data) > MAX_RECORD_KEYS:
-            raise PydanticCustomError(
-                "too_many_fields",
-                "a checkup has at most {limit} fields; this record has {n}",
-                {"limit": MAX_RECORD_KEYS, "n": len(data)},
-            )
-        return data
+        return refuse_many_keys(data, "record", len(FIELDS))
 
     def cross_field(self):
         for group in REQUIRED_ONE_OF:
@@ -164,6 +154,18 @@ Checkup: type[BaseModel] = create_model(
 )
 
 
+def refuse_many_keys(data: Any, what: str, fields: int) -> Any:
+    """Refuse, before any key is read, an object of more than twice the keys it can have: 700,000
+    unknown keys would otherwise be checked one by one (seconds of a worker) and each named."""
+    if isinstance(data, dict) and len(data) > 2 * fields:
+        raise PydanticCustomError(
+            "too_many_fields",
+            "this {what} has {n} keys; it has at most {fields} fields",
+            {"what": what, "n": f"{len(data):,}", "fields": fields},
+        )
+    return data
+
+
 def one_checkup_a_day(checkups: list[Any]) -> None:
     """Refuse a second checkup of one person on one date (no exam_date is today's): it is not an
     earlier checkup of the first, so it cannot be its history, and one checkup would get two
@@ -189,6 +191,11 @@ class ScoreRequest(BaseModel):
     explain: bool = Field(True, strict=True)
     top_k: int = Field(5, ge=0, le=len(FEATURES), strict=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _few_keys(cls, data: Any) -> Any:
+        return refuse_many_keys(data, "request", len(cls.model_fields))
+
     @model_validator(mode="after")
     def _one_checkup_a_day(self) -> ScoreRequest:
         one_checkup_a_day(self.checkups)
@@ -212,6 +219,8 @@ class ReportRequest(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _bare_record_or_list(cls, data: Any) -> Any:
+        # A bare record may have a record's keys (and "lang"); an envelope has three.
+        refuse_many_keys(data, "request", len(FIELDS) + 1)
         if isinstance(data, list):
             return {"checkups": data}
         if isinstance(data, dict) and "checkup" not in data and "checkups" not in data:
@@ -291,8 +300,12 @@ def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) ->
             # Cross-field rules name their fields in the message.
             field = next((f.name for f in FIELDS if message.startswith(f.name) or f" {f.name} " in message), None)
         out.append({"index": index, "field": field, "message": message})
-        if len(out) == MAX_ERRORS and len(raw) > MAX_ERRORS:
-            more = len(raw) - MAX_ERRORS
-            out.append({"index": None, "field": None, "message": f"{more:,} more errors not listed"})
-            break
     return out
+
+
+def listed(errors: list[dict]) -> list[dict]:
+    """The errors an answer lists: the first `MAX_ERRORS`, and a count of the rest."""
+    if len(errors) <= MAX_ERRORS:
+        return errors
+    more = len(errors) - MAX_ERRORS
+    return [*errors[:MAX_ERRORS], {"index": None, "field": None, "message": f"{more:,} more errors not listed"}]

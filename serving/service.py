@@ -16,7 +16,6 @@ access from the environment (PEP 562 `__getattr__`): that access is the service'
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -50,7 +49,7 @@ from serving.refusals import (
     malformed_body,
     unavailable,
 )
-from serving.schemas import Checkup, ReportRequest, ScoreRequest, errors_from
+from serving.schemas import Checkup, ReportRequest, ScoreRequest, errors_from, listed
 from serving.settings import Settings
 from serving.state_db import StorageUnavailable, open_state
 from serving.worker import CurrentWorker, Worker, audit_persons
@@ -417,9 +416,10 @@ def build_app(settings: Settings) -> FastAPI:
         # Never echo the submitted values back: they are patient data.
         errors = errors_from(list(exc.errors()))
         if request.url.path in ("/score", "/report"):
-            # Checkups refused, by the field named, for /metrics (serving.http_metrics).
+            # Checkups refused, by the field named, for /metrics (serving.http_metrics): all of them,
+            # though the answer lists only the first MAX_ERRORS.
             http_metrics.count_rejects(errors)
-        return JSONResponse({"errors": errors}, status_code=422)
+        return JSONResponse({"errors": listed(errors)}, status_code=422)
 
     @app.exception_handler(ModelUnavailable)
     @app.exception_handler(StorageUnavailable)
@@ -457,8 +457,7 @@ def build_service(settings: Settings) -> bentoml.Service[Any]:
             # A secret that does not match the shared state's keeps it out of the pool for good.
             ready = getattr(self, "served", None) is not None and self.secret_ok and self.state.healthy()
             if ready:
-                with contextlib.suppress(StorageUnavailable):
-                    self.report_links.purge()
+                self.report_links.purge_later()
             return ready
 
     app = build_app(settings)

@@ -14,6 +14,7 @@ import html
 from features.derive import FEATURES
 from features.rejects import MAX_REJECT_SHARE
 from models.outcomes import OUTCOME_SPECS
+from models.provenance import BASIS_WORDS
 from training.evaluate import calibration_notes, calibration_warnings
 from training.markdown import to_html
 
@@ -102,7 +103,8 @@ def _provenance_lines(info: dict | None) -> list[str]:
         return [
             line,
             "- **Synthetic (simulated) people, not real patients: for demonstration and testing only, "
-            "not for clinical use.** The service says so in every response, card and report.",
+            "not for clinical use.** The service says so in every response, card and report."
+            + (f" Recognised by: {BASIS_WORDS[info['basis']]}." if info.get("basis") in BASIS_WORDS else ""),
         ]
     return [line]
 

@@ -11,8 +11,9 @@ than `MAX_CI_WIDTH`. Otherwise the gate keeps the champion and says which outcom
 evidence. A small, noisy test set can then never let a model trained on few people replace a
 better one by chance. Every model, the first too, must discriminate: an outcome whose AUROC's 95%
 interval lies wholly below `AUROC_FLOOR` (a model no better than a coin, such as one trained on
-mis-joined labels) is refused; a first model must moreover show an AUROC above `CHANCE` beyond its
-interval, as it has no champion to be measured against. The first model is otherwise judged on calibration; an outcome
+mis-joined labels) is refused; an outcome with no champion to be measured against (a first model's,
+or one the champion lacks) must moreover show an AUROC above `CHANCE` beyond its interval. The
+first model is otherwise judged on calibration; an outcome
 with fewer than `CALIBRATION_MIN_EVENTS` held-out events is named as not judged (and, when a champion
 lacks that outcome, not added on that evidence).
 """
@@ -128,25 +129,24 @@ def decide(
         ok = np.isfinite(yo) & np.isfinite(p_new)
         events = int(yo[ok].sum())
         judged = bool(CALIBRATION_MIN_EVENTS <= events < ok.sum())  # a JSON true, not numpy's "True"
-        discriminates = True
+        discriminates = beats_chance = True
         if judged:
             good, text = calibration_ok(yo[ok], p_new[ok])
             a_low, a_high = auroc_ci(yo[ok], p_new[ok], seed=seed)
             discriminates = not a_high < AUROC_FLOOR
-            # A first model has no champion to be compared with: it must at least show, beyond chance,
-            # that it ranks better than a coin (32 events of shuffled labels gave 0.40-0.63, which
-            # the floor alone cannot refuse).
-            beats_chance = champion is not None or a_low > CHANCE
+            # An outcome with no champion to be compared with (a first model, or one the champion
+            # lacks) must at least show, beyond chance, that it ranks better than a coin: 32 events
+            # of shuffled labels gave 0.40-0.63, which the floor alone cannot refuse.
+            beats_chance = (champion is not None and outcome in champion) or a_low > CHANCE
             if not discriminates:
                 text = (
                     f"AUROC {auroc(yo[ok], p_new[ok]):.3f} (95% CI {a_low:.3f}-{a_high:.3f}) wholly below "
                     f"{AUROC_FLOOR}: no useful discrimination (labels joined to the wrong persons?); {text}"
                 )
             elif not beats_chance:
-                discriminates = False
                 text = (
                     f"AUROC {auroc(yo[ok], p_new[ok]):.3f} (95% CI {a_low:.3f}-{a_high:.3f}) not shown better "
-                    f"than chance ({CHANCE}), and there is no champion to compare it with; {text}"
+                    f"than chance ({CHANCE}), and there is no champion's {outcome} to compare it with; {text}"
                 )
         elif 0 < events < ok.sum():
             # An interval from a handful of events means nothing (one event "showed" a slope of 1.31-2.32):
@@ -159,12 +159,13 @@ def decide(
         row = {
             "calibration_ok": bool(good),
             "auroc_floor_ok": discriminates,
+            "auroc_chance_ok": beats_chance,
             "calibration": text,
             "calibration_judged": judged,
         }
-        if not (good and discriminates) or not judged:
+        if not (good and discriminates and beats_chance) or not judged:
             decision.reasons.append(f"{outcome}: {text}")
-        if not (good and discriminates):
+        if not (good and discriminates and beats_chance):
             decision.promote = False
         if champion is not None and outcome in champion:
             reason = _against_champion(outcome, yo, p_new, champion[outcome], ok, row, seed, min_events, max_ci_width)

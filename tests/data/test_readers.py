@@ -267,6 +267,16 @@ def test_datetimes_with_differing_offsets_beside_plain_dates_are_read_on_the_day
     assert r.rejects["field"].tolist() == ["exam_date"]
     days = [d.date().isoformat() for d in r.frame["exam_date"]]
     assert days == ["2019-03-05", "2019-03-06", "2019-03-07", "2019-03-08"]
+    # Hour-only offsets, one-digit hours and a basic-format time beside extended ones (review).
+    from features.coerce import to_date
+
+    for written in (
+        ["2019-03-05T09:30:00+09", "2019-03-06T10:30:00+09:00", "2019-03-07T09:30:00-05"],
+        ["2019-03-05 9:30+09:00", "2019-03-06 10:30+09:00", "2019-03-07T10:30Z"],
+        ["2019-03-05T0930+0900", "2019-03-06T10:30:00+09:00", "2019-03-07T10:30:00-05:00"],
+    ):
+        values, _, bad = to_date(pd.Series(written, dtype=object))
+        assert [str(v)[:10] for v in values] == ["2019-03-05", "2019-03-06", "2019-03-07"] and not bad.any()
 
 
 def test_labels_kept_after_canonical_columns_and_unknown_ignored():

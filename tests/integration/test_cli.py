@@ -131,6 +131,8 @@ def test_serve_refuses_a_busy_port_or_home_at_once_in_one_line(tmp_path):
     import fcntl
     import socket
 
+    from tests.integration.test_server import free_port
+
     # Before any training: a fresh home would otherwise train for minutes and then fail.
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -138,12 +140,13 @@ def test_serve_refuses_a_busy_port_or_home_at_once_in_one_line(tmp_path):
         port = taken.getsockname()[1]
         out = cli("serve", "--port", port, home=tmp_path / "a", check=False)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-    assert f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use (another server on that port?)" in out.stderr
+    assert "is not a TCP port" in cli("serve", "--port", 70000, home=tmp_path / "a", check=False).stderr
     home = tmp_path / "b"
     home.mkdir()
     with open(home / "serve.lock", "a+") as held:  # as a running `serve` holds it
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        out = cli("serve", "--port", 0, home=home, check=False)
+        out = cli("serve", "--port", free_port(), home=home, check=False)
     assert out.returncode == 2 and "another `checkup-risk serve` is running on this home" in out.stderr
     assert not (home / "mlflow.db").exists()  # stopped before anything else
 

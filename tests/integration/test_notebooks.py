@@ -13,7 +13,7 @@ NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
 @pytest.mark.parametrize("name", ["retraining.ipynb", "explanations.ipynb"])
 def test_notebook_runs(name, tmp_path, monkeypatch):
     monkeypatch.setenv("CHECKUP_RISK_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NOTEBOOK_PEOPLE", "1000")
+    monkeypatch.setenv("NOTEBOOK_PEOPLE", "1500")
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]

@@ -567,9 +567,16 @@ def test_feedback(post, service_home, cds_client_keys):
         kept = {r.card: (r.reason, r.at) for r in db.execute(select(feedback.c.card, feedback.c.reason, feedback.c.at))}
     assert kept[card] == ("other", "2026-11-28T10:00:00+00:00")
     assert kept[body["feedback"][0]["card"]][0] == "not-relevant"
-    stamp = copy.deepcopy(body)
-    stamp["feedback"][0]["outcomeTimestamp"] = "yesterday, Mr Kim"
-    assert post(stamp, url=url).status_code == 400
+    for sent in ("yesterday, Mr Kim", "2026-11-28", "2026-11-28T10:00:00", 1764583200):
+        stamp = copy.deepcopy(body)
+        stamp["feedback"][0]["outcomeTimestamp"] = sent
+        assert post(stamp, url=url).status_code == 400, sent
+    seoul = copy.deepcopy(body)
+    seoul["feedback"][0].update(card=str(uuid.uuid4()), outcomeTimestamp="2026-11-28T19:00:00+09:00")
+    assert post(seoul, url=url).status_code == 200
+    with open_state(None, home).connect() as db:
+        at = db.execute(select(feedback.c.at).where(feedback.c.card == seoul["feedback"][0]["card"])).scalar_one()
+    assert at == "2026-11-28T10:00:00+00:00"  # the instant, in UTC
     bad = copy.deepcopy(body)
     bad["feedback"][0]["outcome"] = "ignored"
     assert post(bad, url=url).status_code == 400

@@ -133,6 +133,12 @@ def test_a_failing_store_drops_bounded_rows_without_raising(tmp_path, caplog):
     store.failing = False
     assert log.flush() == 10  # the 5 kept from the failed writes and the 5 buffered
     assert len(read_parquet(tmp_path, since=TODAY)) == 10
+    # Down at shutdown: the rows waiting are lost, counted and said (nothing tries again).
+    store.failing = True
+    log.log([record(), record()], [result(), result()], "7", "score")
+    with caplog.at_level(logging.WARNING, logger="bentoml.checkup_risk.prediction_log"):
+        log.close()
+    assert log.dropped == 10 and any("2 rows lost at shutdown" in r.getMessage() for r in caplog.records)
 
 
 def test_a_malformed_result_is_dropped_not_raised(tmp_path):

@@ -129,14 +129,19 @@ def test_a_first_model_must_beat_chance_where_the_floor_cannot_tell():
     # Shuffled labels with 20 held-out events: an AUROC interval like 0.41-0.69 is not wholly below
     # 0.6, nor is the calibration outside its bounds beyond chance: only the first model's "better
     # than a coin" rule refuses it.
+    yc, pc = draw(n=2000)
     rng = np.random.default_rng(9)
     p = 1 / (1 + np.exp(-rng.normal(-4, 1.0, 1000)))
     y = (rng.random(1000) < p).astype(float)
     assert y.sum() == 20
     shuffled = rng.permutation(p)
     d = decide({"hypertension": y}, {"hypertension": shuffled}, None)
-    assert not d.promote and "not shown better than chance (0.5)" in d.summary(), d.summary()
+    assert not d.promote and "not shown better than chance (0.5), and there is no champion's" in d.summary()
     assert "outside" not in d.summary()
-    assert d.per_outcome["hypertension"]["auroc_floor_ok"] is False
+    row = d.per_outcome["hypertension"]
+    assert row["auroc_chance_ok"] is False and row["auroc_floor_ok"] is True  # which rule refused
+    # An outcome the champion lacks is as uncompared as a first model's: the same rule.
+    added = decide({"cvd": yc, "hypertension": y}, {"cvd": pc, "hypertension": shuffled}, {"cvd": pc}, min_events=1)
+    assert not added.promote and added.per_outcome["hypertension"]["auroc_chance_ok"] is False
     # The same few events with a model that does rank: promoted as the first champion.
     assert decide({"hypertension": y}, {"hypertension": p}, None).promote
