@@ -592,10 +592,26 @@ def _hold_serve_lock(home: Path) -> IO[str]:
 
 
 def _port(text: str) -> int:
-    port = int(text)
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{text} is not a TCP port (1 to 65535)")
     return port
+
+
+def _host(text: str) -> str:
+    # BentoML binds an IP address only: a name would fail after a first run's training.
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not an IP address (for example 127.0.0.1, 0.0.0.0 or ::)"
+        ) from None
+    return text
 
 
 def _check_port(host: str, port: int) -> None:
@@ -604,7 +620,7 @@ def _check_port(host: str, port: int) -> None:
     import socket
 
     try:
-        addresses = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
         raise CliError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     for family, kind, proto, _, address in addresses[:1]:
@@ -950,7 +966,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="start the BentoML HTTP service on the champion model")
     p.add_argument("--port", type=_port, default=3000)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
+    p.add_argument("--host", type=_host, default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
     p.add_argument(
         "--workers",
         type=int,

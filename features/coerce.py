@@ -149,7 +149,9 @@ def to_date(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         try:
             retry = pd.to_datetime(sub, format="ISO8601", errors="coerce")
         except ValueError:  # a form the offset pattern missed, mixing zones: one value at a time
-            retry = pd.Series([_one_date(v) for v in sub], index=sub.index, dtype="datetime64[us]")
+            # Dates repeat within a file: each distinct text is parsed once.
+            days = {v: _one_date(v) for v in sub.unique()}
+            retry = pd.Series([days[v] for v in sub], index=sub.index, dtype="datetime64[us]")
         for fmt in _EXTRA_DATE_FORMATS:
             missing = retry.isna()
             if not missing.any():

@@ -1090,6 +1090,8 @@ def generate_cohort(
     (`UNRECORDED_TRAITS`): 1 is the cohort as designed; 0 removes them (the intercepts are not
     re-tuned), which `bench/bench_oracle_gap.py` uses to measure how much of the gap they make.
     """
+    if not 1 <= people <= MAX_PEOPLE:
+        raise ValueError(f"people must be 1 to {MAX_PEOPLE:,} (the person ids have {PERSON_ID_DIGITS} digits)")
     rng = np.random.default_rng(seed)
     pp = _draw_people(people, rng)
     st = _initial_state(pp, rng)
@@ -1147,11 +1149,12 @@ def generate_cohort(
     return _assemble(waves)
 
 
-# The generator's person ids: "S" and the person's number, zero-padded to seven digits (more past
-# ten million). Every id of that form marks a file as synthetic even when its true-risk columns
-# were dropped (`models.provenance.detect`).
+# The generator's person ids: "S" and the person's number in seven digits (so at most 9,999,999
+# people a cohort). Every id of exactly that form marks a file as synthetic even when its
+# true-risk columns were dropped (`models.provenance.detect`); a hospital's "S" and 8-12 digits do not.
 PERSON_ID_PREFIX, PERSON_ID_DIGITS = "S", 7
-PERSON_ID_PATTERN = rf"{PERSON_ID_PREFIX}\d{{{PERSON_ID_DIGITS},}}"
+PERSON_ID_PATTERN = rf"{PERSON_ID_PREFIX}\d{{{PERSON_ID_DIGITS}}}"
+MAX_PEOPLE = 10**PERSON_ID_DIGITS - 1
 
 
 def synthetic_ids(ids: pd.Series) -> bool:

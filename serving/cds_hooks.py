@@ -83,7 +83,7 @@ class FeedbackItem(BaseModel):
     @field_validator("outcomeTimestamp", mode="before")
     @classmethod
     def _text_only(cls, v: Any) -> Any:
-        if not isinstance(v, str) or "T" not in v.upper():
+        if not isinstance(v, str):
             raise ValueError("must be a date-time with its time zone (ISO 8601, e.g. 2026-11-28T10:00:00Z)")
         return v
 

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 import threading
@@ -37,6 +38,9 @@ class LinkRefused(Exception):
         self.status, self.message = status, message
 
 
+# Under BentoML's logger namespace: BentoML shows WARNING lines from there only.
+log = logging.getLogger("bentoml.checkup_risk.report_links")
+
 # How often expired report links are looked for (a delete over an index of expiry times).
 PURGE_EVERY_S = 30.0
 
@@ -64,14 +68,14 @@ class ReportLinks:
         link's path and query."""
         key = secrets.token_urlsafe(16)
         expires = int(time.time()) + self.lifetime_s
-        self.purge()
+        self.purge_later()
         with self.state.connect() as db:
             db.execute(report_links.insert().values(id=key, expires=expires, records=json.dumps(records, default=str)))
         return f"/reports/{key}?exp={expires}&sig={self._signature(key, expires)}"
 
     def purge(self, every_s: float = PURGE_EVERY_S) -> None:
-        """Delete the checkups of expired links, at most once every `every_s` seconds. Called when a
-        link is made and when the worker starts, and by readiness probes through `purge_later`, so
+        """Delete the checkups of expired links, at most once every `every_s` seconds. Called when the
+        worker starts, and through `purge_later` when a link is made and by readiness probes, so
         expired checkups do not wait for the next card (they stayed 13 minutes past expiry, and
         across a restart)."""
         now = time.time()
@@ -92,10 +96,15 @@ class ReportLinks:
                 self.purge()
             except StorageUnavailable:
                 pass  # readiness says so on its own check; the next probe tries again
+            except Exception as e:  # the type only: a database error's text can quote rows
+                log.warning("report links: deleting expired links failed (%s)", type(e).__name__)
             finally:
                 self._purging.release()
 
-        threading.Thread(target=run, name="report-link-purge", daemon=True).start()
+        try:
+            threading.Thread(target=run, name="report-link-purge", daemon=True).start()
+        except RuntimeError:  # no thread to be had (shutdown, exhaustion): the next call tries again
+            self._purging.release()
 
     def open(self, key: str, expires: str | None, signature: str | None) -> list[dict]:
         """The checkups behind a signed link, or LinkRefused."""

@@ -19,6 +19,7 @@ import functools
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
@@ -213,14 +214,30 @@ def count_rejects(errors: list[dict]) -> None:
         counter.labels(field=field[1]).inc()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
 def exposition() -> bytes:
     """The Prometheus text of this process, or of all workers when BentoML runs several."""
     from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return generate_latest(REGISTRY)
-    from prometheus_client.multiprocess import MultiProcessCollector
+    from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+    # A worker killed (OOM, SIGKILL) never marks itself dead: its live gauges (requests in progress,
+    # the model it served) would count on until the next start. Mark every such pid now.
+    for path in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("gauge_live*_*.db"):
+        pid = path.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            mark_process_dead(int(pid))
     registry = CollectorRegistry()
     MultiProcessCollector(registry)
     return generate_latest(registry)

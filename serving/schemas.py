@@ -219,8 +219,9 @@ class ReportRequest(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _bare_record_or_list(cls, data: Any) -> Any:
-        # A bare record may have a record's keys (and "lang"); an envelope has three.
-        refuse_many_keys(data, "request", len(FIELDS) + 1)
+        # An envelope has three keys; a bare record a record's (and "lang").
+        envelope = isinstance(data, dict) and ("checkup" in data or "checkups" in data)
+        refuse_many_keys(data, "request", len(cls.model_fields) if envelope else len(FIELDS) + 1)
         if isinstance(data, list):
             return {"checkups": data}
         if isinstance(data, dict) and "checkup" not in data and "checkups" not in data:
@@ -265,7 +266,7 @@ class ReportRequest(BaseModel):
 def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) -> list[dict]:
     """Pydantic errors as {"index", "field", "message"}: which record, which field, why."""
     raw = exc.errors() if isinstance(exc, ValidationError) else exc
-    out = []
+    out: list[dict] = []
     for e in raw:
         loc = list(e.get("loc", ()))
         if loc[: len(prefix)] == list(prefix):
@@ -291,8 +292,9 @@ def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) ->
             index, field = ctx.get("index"), ctx.get("field")
         message = str(e.get("msg", "invalid"))
         if e.get("type") == "extra_forbidden":
-            # As the file readers do: a near miss (`fasting_glucos`) names the field it likely means.
-            likely = likely_field(field, _FIELD_NAMES) if field else None
+            # As the file readers do: a near miss (`fasting_glucos`) names the field it likely means;
+            # only for the errors an answer lists (`listed`), as the lookup costs a string match.
+            likely = likely_field(field, _FIELD_NAMES) if field and len(out) < MAX_ERRORS else None
             message = "unknown field" + (f"; did you mean '{likely}'?" if likely else "")
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]

@@ -142,6 +142,8 @@ def test_serve_refuses_a_busy_port_or_home_at_once_in_one_line(tmp_path):
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use (another server on that port?)" in out.stderr
     assert "is not a TCP port" in cli("serve", "--port", 70000, home=tmp_path / "a", check=False).stderr
+    # BentoML binds an IP address only: a name is refused here, not after a first run's training.
+    assert "is not an IP address" in cli("serve", "--host", "localhost", home=tmp_path / "a", check=False).stderr
     home = tmp_path / "b"
     home.mkdir()
     with open(home / "serve.lock", "a+") as held:  # as a running `serve` holds it

@@ -102,6 +102,10 @@ def test_a_record_of_very_many_keys_is_one_error_and_errors_are_capped(client):
     assert r.json()["errors"][0]["message"].startswith("this request has 200,001 keys")
     r = client.post("/report", json={**dict(EXAMPLE_RECORD), **many})
     assert r.status_code == 422 and len(r.json()["errors"]) == 1, r.text[:300]
+    # Within the limit but many: 300 records of 60 unknown keys are 18,000 errors, listed as 100.
+    near = [{"person_id": f"p{i}", "sex": "M", "age": 50, **{f"k{j}": 1 for j in range(60)}} for i in range(300)]
+    errors = client.post("/score", json={"checkups": near}).json()["errors"]
+    assert len(errors) == MAX_ERRORS + 1 and errors[-1]["message"] == f"{18_000 - MAX_ERRORS:,} more errors not listed"
     # Many bad records: the first MAX_ERRORS errors are listed and the rest counted.
     bad = [{"person_id": f"p{i}", "sex": "M", "age": 50, "sbp": 9999} for i in range(300)]
     errors = client.post("/score", json={"checkups": bad}).json()["errors"]
