@@ -44,7 +44,7 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _range_text(f: Field) -> str:
+def range_text(f: Field) -> str:
     unit = f" {f.unit}" if f.unit else ""
     return f"{_fmt(f.low)}-{_fmt(f.high)}{unit}"
 
@@ -134,7 +134,7 @@ def check_records(df: pd.DataFrame, labels: bool = False) -> pd.DataFrame:
             if f.low is not None:
                 out = ((x < f.low) | (x > f.high)).to_numpy()
                 slips = _unit_slips(f, x, out)
-                outside = f"{f.name} is outside the plausible range {_range_text(f)}"
+                outside = f"{f.name} is outside the plausible range {range_text(f)}"
                 add(slips.ne("").to_numpy(), f.name, x, outside + slips)
                 out = out & slips.eq("").to_numpy()
                 add(out, f.name, x, outside)

@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 from features.derive import FEATURES
 from features.headers import likely_field
 from features.schema import (
+    BY_NAME,
     EXAM_DATE_MIN,
     EXAM_DATE_RANGE_TEXT,
     EXAMPLE_RECORD,
@@ -39,8 +40,10 @@ from features.schema import (
     latest_today,
 )
 from features.schema import Field as SchemaField
+from features.validation import range_text
 
 _FIELD_NAMES = {f.name for f in FIELDS}
+_BOUND_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than"})
 MAX_BATCH = 1000
 # Errors listed in one answer: enough to fix a file's worth of records, and the rest counted.
 MAX_ERRORS = 100
@@ -298,6 +301,10 @@ def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) ->
             message = "unknown field" + (f"; did you mean '{likely}'?" if likely else "")
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
+        if e.get("type") in _BOUND_ERRORS and index is not None and field in BY_NAME:
+            # The file readers' words, with the unit: pydantic's "greater than or equal to 30" gave
+            # no unit, and glucose sent in mmol/L read as a mere typo.
+            message = f"is outside the plausible range {range_text(BY_NAME[field])}"
         if field is None and index is not None:
             # Cross-field rules name their fields in the message.
             field = next((f.name for f in FIELDS if message.startswith(f.name) or f" {f.name} " in message), None)

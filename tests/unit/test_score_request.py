@@ -69,3 +69,8 @@ def test_a_misspelt_field_names_the_field_it_likely_means():
     near, far = _errors(dict(EXAMPLE_RECORD, fasting_glucos=100, wibble=1))
     assert near == {"index": 0, "field": "fasting_glucos", "message": "unknown field; did you mean 'fasting_glucose'?"}
     assert far == {"index": 0, "field": "wibble", "message": "unknown field"}
+
+
+def test_a_value_out_of_range_gives_the_range_and_unit_as_a_file_does():
+    [error] = _errors(dict(EXAMPLE_RECORD, fasting_glucose=5.8))
+    assert error == {"index": 0, "field": "fasting_glucose", "message": "is outside the plausible range 30-700 mg/dL"}
