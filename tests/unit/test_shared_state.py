@@ -80,6 +80,9 @@ def test_expired_links_checkups_are_deleted_without_waiting_for_a_new_card(state
             return db.execute(select(func.count()).select_from(report_links)).scalar_one()
 
     links = ReportLinks(state, b"k" * 32, lifetime_s=-1)  # expired when made
+    # This worker has just looked, so the put starts no purge of its own: one started on a thread
+    # could delete the link before the count below, or after it.
+    links._purged = time.time()
     links.put([{"person_id": "a"}])
     assert kept() == 1
     links.purge()  # within PURGE_EVERY_S of the last look: nothing yet
@@ -201,6 +204,10 @@ def test_a_store_that_cannot_be_written_is_unavailable_then_recovers(tmp_path):
     db_file.mkdir()  # the path is now a directory: nothing can open it
     with pytest.raises(StorageUnavailable):
         links.put([{"person_id": "p"}])
+    # The put started a purge on a thread of its own. Left running, it could connect between the
+    # rmdir and the renames below, make an empty database at the path and keep it pooled.
+    with links._purging:
+        pass
     state._checked_at = 0.0
     assert not state.healthy()
     db_file.rmdir()
