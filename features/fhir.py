@@ -121,6 +121,7 @@ from features.derive import Columns, egfr_ckd_epi_2021
 from features.eligibility import FLAGS, RULES
 from features.medications import LIPID_LOWERING, classes_of_names
 from features.schema import BY_NAME, EXAM_DATE_MIN, EXAM_DATE_RANGE_TEXT, SEX_CODES, SEX_WORDS, latest_today
+from features.units import UNITS
 
 LOINC = "http://loinc.org"
 # LOINC's HL7 OID, which CDA-derived and older HL7 v2 systems send as the system: read as LOINC.
@@ -148,32 +149,6 @@ ANSWERS = frozenset({"smoking_status", "drinking", "activity_days_per_week"})
 # (or fewer) before a visit is that visit's.
 ANSWER_LEAD_DAYS = 30
 
-# Unit factors into the record's unit, keyed by the normalised UCUM code or display unit.
-# Display units as other systems write them count too: "mg%" and "mg/100ml" are mg/dL, "mM" is
-# mmol/L (lower-cased "mm" only in molar tables, never next to millimetres), kPa is 7.50062 mmHg.
-_MASS = {"mg/dl": 1.0, "mg%": 1.0, "mg/100ml": 1.0}
-_INCH = 2.54
-_LENGTH_CM = {
-    "cm": 1.0,
-    "m": 100.0,
-    "mm": 0.1,
-    "[in_i]": _INCH,
-    "[in_us]": _INCH,
-    "in": _INCH,
-    "inch": _INCH,
-    "inches": _INCH,
-    "[ft_i]": 12 * _INCH,
-    "ft": 12 * _INCH,
-}
-_ENZYME = {"u/l": 1.0, "[iu]/l": 1.0, "iu/l": 1.0, "ukat/l": 60.0}
-_PRESSURE = {"mm[hg]": 1.0, "mmhg": 1.0, "kpa": 7.50062}
-_POUND = 0.45359237
-_WEIGHT = {"kg": 1.0, "g": 0.001, "[lb_av]": _POUND, "lb": _POUND, "lbs": _POUND}
-
-
-def _molar(factor: float) -> dict[str, float]:
-    return {"mmol/l": factor, "mm": factor}
-
 
 @dataclass(frozen=True)
 class Measure:
@@ -183,14 +158,6 @@ class Measure:
     units: dict[str, float]
 
 
-# Molar factors: mg/dL per mmol/L is the molar mass / 10 (glucose 180.16, cholesterol 386.65,
-# triglyceride as triolein 885.7); creatinine mg/dL = umol/L / 88.42; haemoglobin g/dL per mmol/L
-# (as the Fe monomer, 16.114 g/mmol) is 1.6114.
-_GLUCOSE = {**_MASS, **_molar(18.016)}
-_CHOL = {**_MASS, **_molar(38.67)}
-_TG = {**_MASS, **_molar(88.57)}
-_CREATININE = {**_MASS, "umol/l": 1 / 88.42, "um": 1 / 88.42}
-_HEMOGLOBIN = {"g/dl": 1.0, "g%": 1.0, "g/100ml": 1.0, "g/l": 0.1, "mmol/l": 1.6114}
 # The molar LOINC codes (labs outside Korea report lipids and glucose in mmol/L under these) were
 # checked against the FHIR example value-set expansion (14647-2) and public LOINC tables:
 # 14771-0 Glucose [Moles/volume] in Serum or Plasma (fasting), 14647-2 Cholesterol [Moles/volume],
@@ -199,44 +166,31 @@ _HEMOGLOBIN = {"g/dl": 1.0, "g%": 1.0, "g/100ml": 1.0, "g/l": 0.1, "mmol/l": 1.6
 # [Moles/volume], 59260-0 Hemoglobin [Moles/volume] in Blood. Each also takes the mass unit, since
 # systems do send a mass-unit value under a molar code, and the unit decides the factor.
 MEASURES: dict[str, Measure] = {
-    "8480-6": Measure("sbp", _PRESSURE),
-    "8462-4": Measure("dbp", _PRESSURE),
-    "8302-2": Measure("height_cm", _LENGTH_CM),
-    "29463-7": Measure("weight_kg", _WEIGHT),
-    "8280-0": Measure("waist_cm", _LENGTH_CM),
-    "1558-6": Measure("fasting_glucose", _GLUCOSE),
-    "14771-0": Measure("fasting_glucose", _GLUCOSE),
-    "2093-3": Measure("total_cholesterol", _CHOL),
-    "14647-2": Measure("total_cholesterol", _CHOL),
-    "2571-8": Measure("triglycerides", _TG),
-    "14927-8": Measure("triglycerides", _TG),
-    "2085-9": Measure("hdl", _CHOL),
-    "14646-4": Measure("hdl", _CHOL),
-    "13457-7": Measure("ldl", _CHOL),
-    "18262-6": Measure("ldl", _CHOL),
-    "22748-8": Measure("ldl", _CHOL),
-    "39469-2": Measure("ldl", _CHOL),
-    "718-7": Measure("hemoglobin", _HEMOGLOBIN),
-    "59260-0": Measure("hemoglobin", _HEMOGLOBIN),
-    "2160-0": Measure("serum_creatinine", _CREATININE),
-    "14682-9": Measure("serum_creatinine", _CREATININE),
-    "1920-8": Measure("ast", _ENZYME),
-    "1742-6": Measure("alt", _ENZYME),
-    "2324-2": Measure("ggt", _ENZYME),
+    "8480-6": Measure("sbp", UNITS["sbp"]),
+    "8462-4": Measure("dbp", UNITS["dbp"]),
+    "8302-2": Measure("height_cm", UNITS["height_cm"]),
+    "29463-7": Measure("weight_kg", UNITS["weight_kg"]),
+    "8280-0": Measure("waist_cm", UNITS["waist_cm"]),
+    "1558-6": Measure("fasting_glucose", UNITS["fasting_glucose"]),
+    "14771-0": Measure("fasting_glucose", UNITS["fasting_glucose"]),
+    "2093-3": Measure("total_cholesterol", UNITS["total_cholesterol"]),
+    "14647-2": Measure("total_cholesterol", UNITS["total_cholesterol"]),
+    "2571-8": Measure("triglycerides", UNITS["triglycerides"]),
+    "14927-8": Measure("triglycerides", UNITS["triglycerides"]),
+    "2085-9": Measure("hdl", UNITS["hdl"]),
+    "14646-4": Measure("hdl", UNITS["hdl"]),
+    "13457-7": Measure("ldl", UNITS["ldl"]),
+    "18262-6": Measure("ldl", UNITS["ldl"]),
+    "22748-8": Measure("ldl", UNITS["ldl"]),
+    "39469-2": Measure("ldl", UNITS["ldl"]),
+    "718-7": Measure("hemoglobin", UNITS["hemoglobin"]),
+    "59260-0": Measure("hemoglobin", UNITS["hemoglobin"]),
+    "2160-0": Measure("serum_creatinine", UNITS["serum_creatinine"]),
+    "14682-9": Measure("serum_creatinine", UNITS["serum_creatinine"]),
+    "1920-8": Measure("ast", UNITS["ast"]),
+    "1742-6": Measure("alt", UNITS["alt"]),
+    "2324-2": Measure("ggt", UNITS["ggt"]),
 }
-
-
-@functools.cache
-def other_units(field_name: str) -> tuple[tuple[str, float], ...]:
-    """The units other than the record's that FHIR reads for `field_name`, with their factor to the
-    record's unit (glucose: mmol/L x 18.016): the unit slips a file's value out of range may be."""
-    seen: dict[str, float] = {}
-    for m in MEASURES.values():
-        if m.field == field_name:
-            for unit, factor in m.units.items():
-                if factor != 1.0 and factor not in seen.values() and not unit.startswith("["):
-                    seen[unit] = factor
-    return tuple(seen.items())
 
 
 # Glucose codes that do not say the person was fasting (serum or plasma, blood; mass and molar):

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.fhir import other_units
 from features.rejects import REJECT_COLUMNS, bad_label, same_day
 from features.schema import (
     EXAM_DATE_MIN,
@@ -34,6 +33,7 @@ from features.schema import (
     latest_today,
     true_risk_column,
 )
+from features.units import other_units
 
 PROBLEM_COLUMNS = list(REJECT_COLUMNS)  # a problem is a reject line (`features.rejects`)
 
