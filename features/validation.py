@@ -58,18 +58,30 @@ def _today() -> pd.Timestamp:
 _SLIP_UNITS: dict[str, str] = {"mmol/l": "mmol/L", "umol/l": "µmol/L", "g/l": "g/L", "m": "m", "in": "in", "lb": "lb"}
 
 
+def _slips(f: Field) -> list[tuple[float, str]]:
+    """(factor, "mmol/L (x 18.02 gives mg/dL)") for each unit `f`'s values are plausibly slipped into."""
+    out = []
+    for unit, factor in other_units(f.name):
+        if unit in _SLIP_UNITS:
+            step = f"x {factor:.4g}" if factor >= 1 else f"÷ {1 / factor:.4g}"
+            out.append((factor, f"{_SLIP_UNITS[unit]} ({step} gives {f.unit})"))
+    return out
+
+
 def _unit_slips(f: Field, x: pd.Series, out: np.ndarray) -> pd.Series:
     """Per row, "; it looks like mmol/L (x 18.02 gives mg/dL)" where a value outside the field's
     range is plausible in another unit ("... or ..." when several fit), else ""."""
     hints = pd.Series("", index=x.index, dtype=object)
-    for unit, factor in other_units(f.name):
-        if unit not in _SLIP_UNITS:
-            continue
+    for factor, words in _slips(f):
         fits = out & (x * factor).between(f.low, f.high).to_numpy()
-        step = f"x {factor:.4g}" if factor >= 1 else f"÷ {1 / factor:.4g}"
-        words = f"{_SLIP_UNITS[unit]} ({step} gives {f.unit})"
         hints[fits] = np.where(hints[fits].eq(""), "; it looks like " + words, hints[fits] + " or " + words)
     return hints
+
+
+def unit_slip(f: Field, value: float) -> str:
+    """`_unit_slips` for one value out of `f`'s range (a request's), in the same words."""
+    fits = [words for factor, words in _slips(f) if f.low <= value * factor <= f.high]
+    return "; it looks like " + " or ".join(fits) if fits else ""
 
 
 def check_records(df: pd.DataFrame, labels: bool = False) -> pd.DataFrame:

@@ -40,7 +40,7 @@ from features.schema import (
     latest_today,
 )
 from features.schema import Field as SchemaField
-from features.validation import range_text
+from features.validation import range_text, unit_slip
 
 _FIELD_NAMES = {f.name for f in FIELDS}
 _BOUND_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than"})
@@ -305,6 +305,8 @@ def errors_from(exc: ValidationError | list[dict], prefix: tuple = ("body",)) ->
             # The file readers' words, with the unit: pydantic's "greater than or equal to 30" gave
             # no unit, and glucose sent in mmol/L read as a mere typo.
             message = f"is outside the plausible range {range_text(BY_NAME[field])}"
+            if isinstance(value := e.get("input"), int | float) and not isinstance(value, bool):
+                message += unit_slip(BY_NAME[field], float(value))
         if field is None and index is not None:
             # Cross-field rules name their fields in the message.
             field = next((f.name for f in FIELDS if message.startswith(f.name) or f" {f.name} " in message), None)

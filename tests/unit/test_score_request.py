@@ -71,6 +71,14 @@ def test_a_misspelt_field_names_the_field_it_likely_means():
     assert far == {"index": 0, "field": "wibble", "message": "unknown field"}
 
 
-def test_a_value_out_of_range_gives_the_range_and_unit_as_a_file_does():
-    [error] = _errors(dict(EXAMPLE_RECORD, fasting_glucose=5.8))
-    assert error == {"index": 0, "field": "fasting_glucose", "message": "is outside the plausible range 30-700 mg/dL"}
+def test_a_value_out_of_range_gives_the_range_unit_and_likely_unit_slip_as_a_file_does():
+    [error] = _errors(dict(EXAMPLE_RECORD, fasting_glucose=5.8))  # sent in mmol/L
+    assert error == {
+        "index": 0,
+        "field": "fasting_glucose",
+        "message": "is outside the plausible range 30-700 mg/dL; it looks like mmol/L (x 18.02 gives mg/dL)",
+    }
+    [error] = _errors(dict(EXAMPLE_RECORD, height_cm=1.72))
+    assert error["message"] == "is outside the plausible range 120-220 cm; it looks like m (x 100 gives cm)"
+    [error] = _errors(dict(EXAMPLE_RECORD, fasting_glucose=900))  # no unit makes it plausible
+    assert error["message"] == "is outside the plausible range 30-700 mg/dL"
