@@ -94,7 +94,7 @@ class ReadResult:
     ``frame``: the columns of ``schema.COLUMNS`` (then label columns when present), index = 0-based
     input row position. ``rejects``: ``features.rejects.REJECT_COLUMNS``, one line per problem.
     ``counts``: the numbers behind the counted notes (``rows_in``, ``rows_rejected``, ``waist_999``,
-    ``exam_date_defaulted``), so chunk results can be combined (:func:`concat_results`).
+    ``exam_date_defaulted``, ``exam_date_undated_repeats``), so chunk results can be combined (:func:`concat_results`).
     """
 
     frame: pd.DataFrame
@@ -154,6 +154,9 @@ def _canonicalise(
     keep = ~rej.bad
     counts["rows_rejected"] = int(rej.bad.sum())
     counts["exam_date_defaulted"] = int((defaulted & keep).sum())
+    # A person's undated rows are all today's: every one but the first is a same-day repeat.
+    undated_ids = pd.Series(out["person_id"][defaulted & keep], dtype=object).dropna()
+    counts["exam_date_undated_repeats"] = int(undated_ids.duplicated().sum())
     absent = [c for c in schema.COLUMNS if c not in named.columns]
     if absent and source == "canonical":
         notes.append(f"columns absent from the input, left missing: {', '.join(absent)}")
@@ -293,7 +296,13 @@ def _count_notes(counts: dict[str, int]) -> list[str]:
         notes.append(f"waist 999 (not measured) treated as missing in {_rows(counts['waist_999'])}")
     if counts.get("exam_date_defaulted"):
         today = pd.Timestamp.today().date().isoformat()
-        notes.append(f"exam_date missing in {_rows(counts['exam_date_defaulted'])}: set to today ({today})")
+        note = f"exam_date missing in {_rows(counts['exam_date_defaulted'])}: set to today ({today})"
+        if repeats := counts.get("exam_date_undated_repeats"):
+            note += (
+                f"; of these, {repeats} {'is' if repeats == 1 else 'are'} a person's second or later undated row,"
+                " the same day's checkup, so left out: give each checkup its exam_date"
+            )
+        notes.append(note)
     if counts.get("rows_rejected"):
         notes.append(f"{counts['rows_rejected']} of {counts.get('rows_in', 0)} rows could not be read")
     return notes

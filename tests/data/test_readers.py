@@ -249,6 +249,16 @@ def test_missing_exam_date_is_today_and_noted():
     r = records_to_frame([{"person_id": "a", "sex": "F", "age": 40}])
     assert r.frame.loc[0, "exam_date"] == pd.Timestamp.today().normalize()
     assert any(n.startswith("exam_date missing in 1 row") for n in r.notes)
+    assert not any("undated row" in n for n in r.notes)
+
+
+def test_a_persons_undated_rows_are_said_to_be_one_days_repeats():
+    # A file without exam_date: every row is today's, so a person's later rows are left out as the
+    # same day's checkup. The reject reason alone ("the same person and exam date") hid the cause.
+    raw = pd.DataFrame({"person_id": ["a", "a", "a", "b"], "sex": "M", "age": ["50", "51", "52", "60"]})
+    [note] = [n for n in to_canonical(raw).notes if n.startswith("exam_date missing")]
+    assert "in 4 rows" in note and "of these, 2 are a person's second or later undated row" in note
+    assert note.endswith("give each checkup its exam_date")
 
 
 def test_datetimes_with_differing_offsets_beside_plain_dates_are_read_on_the_day_written(tmp_path):
