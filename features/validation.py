@@ -80,6 +80,8 @@ def _unit_slips(f: Field, x: pd.Series, out: np.ndarray) -> pd.Series:
 
 def unit_slip(f: Field, value: float) -> str:
     """`_unit_slips` for one value out of `f`'s range (a request's), in the same words."""
+    if f.low is None or f.high is None:
+        return ""
     fits = [words for factor, words in _slips(f) if f.low <= value * factor <= f.high]
     return "; it looks like " + " or ".join(fits) if fits else ""
 
