@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from features.schema import EXAMPLE_RECORD
+from tests.integration.conftest import model_home
 from tests.integration.test_server import free_port
 
 pytestmark = pytest.mark.slow
@@ -31,23 +32,21 @@ SWITCH_WITHIN_S = 60.0
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    """A store with two registered versions (one quickly trained model logged twice: the versions
-    differ in number, which is what the rollout follows); the champion is version 1. Two thousand
-    people fit in seconds here (a thousand gave a model whose scores overflowed)."""
-    home = tmp_path_factory.mktemp("rollout-home")
+def home(model_template: Path, tmp_path_factory) -> Path:
+    """A store with two registered versions: the worker's template champion (version 1) logged once
+    more as version 2. The versions differ in number, which is what the rollout follows; logging a
+    loaded bundle again costs seconds where training a second model cost this module most of its set-up."""
+    home = model_home(model_template, tmp_path_factory.mktemp("rollout") / "home")
     code = (
         "import mlflow\n"
-        "from features.synth import generate_cohort\n"
-        "from models.bundle import DEFAULT_GRID, RiskModel\n"
         "from training import registry\n"
         "from training.train import example_frame\n"
         "from pathlib import Path\n"
         f"registry.configure(Path({str(home)!r}))\n"
-        "m = RiskModel(grid=DEFAULT_GRID[:1], cv_below_events=0).fit(generate_cohort(people=2000, seed=43))\n"
-        "for _ in range(2):\n"
-        "    with mlflow.start_run(experiment_id=registry.experiment('rollout-tests')):\n"
-        "        registry.log_bundle(m, example_frame())\n"
+        "m, _ = registry.load('champion')\n"
+        "with mlflow.start_run(experiment_id=registry.experiment('rollout-tests')):\n"
+        "    _, v = registry.log_bundle(m, example_frame())\n"
+        "assert v == '2', v\n"
         "registry.set_alias('champion', '1')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
