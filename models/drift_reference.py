@@ -21,13 +21,27 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.derive import MODEL_COLUMNS
+from features.derive import MODEL_COLUMNS, age_years
 from features.schema import BY_NAME
 from models.prediction_log import INPUTS
 
 # The logged inputs whose drift is watched: what the model reads. A field that only decides whether an
-# outcome applies (`history_ckd`) is logged but not watched.
-DRIFT_INPUTS: tuple[str, ...] = tuple(c for c in INPUTS if c in MODEL_COLUMNS)
+# outcome applies (`history_ckd`) is logged but not watched. Age is watched once, by its NHIS 5-year
+# band (`input_values`): a record gives the years or the band, and watching `age` and `age_group`
+# apart raised a missing-rate alarm at a site sending only one; watching years by deciles called a
+# site sending bands (as NHIS files do) drift, since band midpoints fall in other deciles.
+DRIFT_INPUTS: tuple[str, ...] = tuple(c for c in INPUTS if c in MODEL_COLUMNS and c != "age_group")
+
+
+def input_values(frame: pd.DataFrame, column: str) -> pd.Series:
+    """The values of one `DRIFT_INPUTS` column in a frame of records or logged inputs, as the
+    reference and the monitor both summarise them (age: the NHIS band code, of `age` or else the
+    `age_group` given)."""
+    if column == "age":
+        years = age_years(frame[[c for c in ("age", "age_group") if c in frame]])
+        return pd.Series(np.clip(years // 5 + 1, 5, 18), index=frame.index)
+    return frame[column] if column in frame else pd.Series(np.nan, index=frame.index)
+
 
 FORMAT = 1
 FILE = "drift_reference.json"
@@ -37,8 +51,8 @@ MISSING = "missing"  # the name of the extra bin holding the missing values
 
 def is_categorical(column: str) -> bool:
     """Whether an input is summarised by category shares (sex, coded fields, small whole counts)
-    rather than by decile bins."""
-    return BY_NAME[column].kind in ("sex", "code", "int")
+    rather than by decile bins; age by its 5-year band (`input_values`)."""
+    return column == "age" or BY_NAME[column].kind in ("sex", "code", "int")
 
 
 def category_key(value: object) -> str:
@@ -118,7 +132,7 @@ def build(
     fit on, `labels[o]` that outcome's 0/1 labels (NaN where none)."""
     inputs = {}
     for column in DRIFT_INPUTS:
-        raw = records[column] if column in records else pd.Series(np.nan, index=records.index)
+        raw = input_values(records, column)
         inputs[column] = (
             summarise_categorical(raw) if is_categorical(column) else summarise_numeric(numeric_values(raw))
         )

@@ -29,7 +29,7 @@ import pandas as pd
 from features.derive import age_band
 from features.pseudonym import SecretMissing, derive, load_secret, pseudonym
 from models import prediction_log, provenance
-from models.drift_reference import DRIFT_INPUTS
+from models.drift_reference import DRIFT_INPUTS, input_values
 from models.drift_reference import FILE as REFERENCE_FILE
 from models.outcomes import OUTCOME_SPECS
 from models.prediction_log import probability_column
@@ -188,7 +188,7 @@ def analyse(
         ref = reference["inputs"].get(column)
         if ref is None:
             continue
-        values = checkups[column] if column in checkups else pd.Series(np.nan, index=checkups.index)
+        values = input_values(checkups, column)
         report["inputs"][column], found = input_drift(column, ref, reference["rows"], values, t)
         alarms.extend(found)
     for outcome, ref in reference["outcomes"].items():

@@ -109,6 +109,17 @@ def test_older_population_names_age(model, fresh):
     assert "age" in named(alarms_of(model, older), "psi")
 
 
+def test_age_sent_as_years_only_or_as_bands_only_is_no_drift(model, fresh):
+    # The record takes age or age_group. A HIS sending ages only raised a 0% -> 100% missing-rate
+    # alarm (and a PSI of 15.9) on age_group, which the model never needs when it has the age; bands
+    # only (as NHIS files give) put the midpoints in other deciles of age (PSI 0.74).
+    ages_only = analyse(model.drift_reference_, log_frame(model, fresh.drop(columns=["age_group"])))
+    bands_only = analyse(model.drift_reference_, log_frame(model, fresh.drop(columns=["age"])))
+    assert "age_group" not in ages_only["inputs"] and ages_only["alarms"] == [], ages_only["alarms"]
+    assert bands_only["inputs"]["age"]["missing_rate"] == 0.0
+    assert "age" not in named(bands_only["alarms"]), bands_only["alarms"]
+
+
 def test_false_alarms_over_fresh_seeds(model):
     """5 fresh seeds here; bench/bench_monitor.py measures 20."""
     alarmed = [s for s in range(5) if alarms_of(model, generate_cohort(people=2000, seed=900 + s))]
