@@ -33,17 +33,20 @@ from models.prediction_log import INPUTS
 DRIFT_INPUTS: tuple[str, ...] = tuple(c for c in INPUTS if c in MODEL_COLUMNS and c != "age_group")
 
 
-def input_values(frame: pd.DataFrame, column: str) -> pd.Series:
+def input_values(frame: pd.DataFrame, column: str, kind: str | None = None) -> pd.Series:
     """The values of one `DRIFT_INPUTS` column in a frame of records or logged inputs, as the
     reference and the monitor both summarise them (age: the NHIS band code, of `age` or else the
-    `age_group` given)."""
+    `age_group` given). `kind` is the reference's summary kind: a format-1 reference summarised age
+    in years ("numeric")."""
     if column == "age":
         years = age_years(frame[[c for c in ("age", "age_group") if c in frame]])
-        return pd.Series(np.clip(years // 5 + 1, 5, 18), index=frame.index)
+        banded = np.clip(years // 5 + 1, 5, 18) if kind != "numeric" else years
+        return pd.Series(banded, index=frame.index)
     return frame[column] if column in frame else pd.Series(np.nan, index=frame.index)
 
 
-FORMAT = 1
+# 2: age by band code (format 1 had age in years by deciles, and age_group apart).
+FORMAT = 2
 FILE = "drift_reference.json"
 DECILES = np.arange(1, 10) / 10.0
 MISSING = "missing"  # the name of the extra bin holding the missing values

@@ -32,7 +32,6 @@ from models.drift_reference import (
     bin_index,
     category_counts,
     expected_auroc,
-    is_categorical,
     numeric_values,
 )
 from training.metrics import auroc, auroc_ci, calibration_ci, calibration_intercept_slope, too_few_events
@@ -163,7 +162,8 @@ def input_drift(column: str, ref: dict, ref_rows: int, values, t: Thresholds) ->
     bin, the missing-rate change and its test, categories unseen in training."""
     alarms: list[dict] = []
     new: dict[str, int] = {}
-    if is_categorical(column):
+    categorical = ref["kind"] == "categorical"
+    if categorical:
         counts, missing = category_counts(values)
         known = list(ref["categories"])
         new = {k: v for k, v in counts.items() if k not in ref["categories"]}
@@ -214,7 +214,7 @@ def input_drift(column: str, ref: dict, ref_rows: int, values, t: Thresholds) ->
             )
         )
     block = {
-        "kind": "categorical" if is_categorical(column) else "numeric",
+        "kind": ref["kind"],
         "rows": int(n),
         "psi": value,
         "test": t.test,

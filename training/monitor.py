@@ -188,7 +188,7 @@ def analyse(
         ref = reference["inputs"].get(column)
         if ref is None:
             continue
-        values = input_values(checkups, column)
+        values = input_values(checkups, column, ref["kind"])
         report["inputs"][column], found = input_drift(column, ref, reference["rows"], values, t)
         alarms.extend(found)
     for outcome, ref in reference["outcomes"].items():

@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.derive import age_years
 from features.pseudonym import derive, load_secret, pseudonym
 from features.schema import OUTCOMES, age_to_group
 from features.synth import generate_cohort
 from models.bundle import DEFAULT_GRID, RiskModel
-from models.drift_reference import DRIFT_INPUTS
+from models.drift_reference import DRIFT_INPUTS, summarise_numeric
 from models.prediction_log import INPUTS, probability_column, write_parquet
 from models.provenance import SYNTHETIC_WARNING
 from training.monitor import analyse
@@ -118,6 +119,16 @@ def test_age_sent_as_years_only_or_as_bands_only_is_no_drift(model, fresh):
     assert "age_group" not in ages_only["inputs"] and ages_only["alarms"] == [], ages_only["alarms"]
     assert bands_only["inputs"]["age"]["missing_rate"] == 0.0
     assert "age" not in named(bands_only["alarms"]), bands_only["alarms"]
+
+
+def test_a_format_1_reference_still_watches_age_in_years(model, fresh):
+    # Bundles trained before age was banded summarised it in years by deciles.
+    old = json.loads(json.dumps(model.drift_reference_))
+    old["format"] = 1
+    old["inputs"]["age"] = summarise_numeric(age_years(generate_cohort(people=2000, seed=301)))
+    report = analyse(old, log_frame(model, fresh))
+    assert report["inputs"]["age"]["kind"] == "numeric"
+    assert "age" not in named(report["alarms"]), report["alarms"]
 
 
 def test_false_alarms_over_fresh_seeds(model):
