@@ -102,6 +102,7 @@ The records are then validated like any other record by the caller.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 import json
@@ -163,7 +164,9 @@ class Measure:
 # 14771-0 Glucose [Moles/volume] in Serum or Plasma (fasting), 14647-2 Cholesterol [Moles/volume],
 # 14927-8 Triglyceride [Moles/volume], 14646-4 Cholesterol in HDL [Moles/volume], 22748-8 Cholesterol
 # in LDL [Moles/volume], 39469-2 Cholesterol in LDL [Moles/volume] by calculation, 14682-9 Creatinine
-# [Moles/volume], 59260-0 Hemoglobin [Moles/volume] in Blood. Each also takes the mass unit, since
+# [Moles/volume], 59260-0 Hemoglobin [Moles/volume] in Blood. LDL also comes as 2089-1 (Cholesterol
+# in LDL [Mass/volume], the method not said: what many laboratories send), 13457-7 (calculated),
+# 18262-6 (direct) and 96259-7 (Martin-Hopkins): one analyte for this model. Each also takes the mass unit, since
 # systems do send a mass-unit value under a molar code, and the unit decides the factor.
 MEASURES: dict[str, Measure] = {
     "8480-6": Measure("sbp", UNITS["sbp"]),
@@ -179,8 +182,10 @@ MEASURES: dict[str, Measure] = {
     "14927-8": Measure("triglycerides", UNITS["triglycerides"]),
     "2085-9": Measure("hdl", UNITS["hdl"]),
     "14646-4": Measure("hdl", UNITS["hdl"]),
+    "2089-1": Measure("ldl", UNITS["ldl"]),
     "13457-7": Measure("ldl", UNITS["ldl"]),
     "18262-6": Measure("ldl", UNITS["ldl"]),
+    "96259-7": Measure("ldl", UNITS["ldl"]),
     "22748-8": Measure("ldl", UNITS["ldl"]),
     "39469-2": Measure("ldl", UNITS["ldl"]),
     "718-7": Measure("hemoglobin", UNITS["hemoglobin"]),
@@ -207,6 +212,10 @@ EGFR_REPORTED = frozenset(
 # 55284-4 is what US-Core style servers send, 85354-9 the FHIR vital-signs panel).
 PANELS = frozenset({"85354-9", "55284-4", "35094-2"})
 URINE_PROTEIN = "20454-5"
+# The same strip read by an analyser, reported as its mg/dL pad value (5804-0 Protein [Mass/volume]
+# in Urine by Test strip; 50561-0 the automated strip): a grade by the pads' usual values, or, sent
+# as a coded or text answer, read as 20454-5 is.
+URINE_PROTEIN_MASS = frozenset({"5804-0", "50561-0"})
 SMOKING = "72166-2"
 ALCOHOL = "11331-6"  # History of Alcohol use (coded or text answer)
 ALCOHOL_PER_DAY = "74013-4"  # Alcoholic drinks per day (a quantity, /d)
@@ -215,6 +224,7 @@ ACTIVITY = "89555-7"  # Days per week of moderate to strenuous physical activity
 OBSERVATION_CODES: tuple[str, ...] = (
     *MEASURES,
     URINE_PROTEIN,
+    *sorted(URINE_PROTEIN_MASS),
     SMOKING,
     ALCOHOL,
     ALCOHOL_PER_DAY,
@@ -1077,6 +1087,27 @@ def _observation_parts(resource: dict, ref: str) -> list[tuple[dict, str]]:
     ]
 
 
+# A strip's protein pads as analysers report them in mg/dL (negative, trace 10-20, 1+ 30, 2+ 100,
+# 3+ 300, 4+ 1000 or more): the lowest value of each grade, for the record's codes 2 .. 6.
+_STRIP_PAD_MG_DL = (10.0, 30.0, 100.0, 300.0, 1000.0)
+_STRIP_UNITS = {"mg/dl": 1.0, "g/l": 100.0, "mg/l": 0.1}  # as `_unit_keys` spells them
+
+
+def _strip_grade(quantity: dict, where: str, loinc: str) -> tuple[str, int] | Issue:
+    """The dipstick grade of a strip's protein reported as a concentration (mg/dL pad value)."""
+    number = _number_of(quantity.get("value"))
+    unit = next((k for k in _unit_keys(quantity) if k in _STRIP_UNITS), None)
+    if number is None or unit is None or number < 0:
+        return Issue(
+            where,
+            f"LOINC {loinc} (urine_protein): the strip value has no number in mg/dL, g/L or mg/L: left missing",
+        )
+    return "urine_protein", 1 + bisect.bisect_right(_STRIP_PAD_MG_DL, number * _STRIP_UNITS[unit])
+
+
+_ONE_UNIT = {"sbp": "mm[Hg]", "dbp": "mm[Hg]"}
+
+
 def _part_value(
     part: dict, loinc: str, where: str, person: Person = (None, None)
 ) -> tuple[str, float | int] | Issue | None:
@@ -1084,15 +1115,22 @@ def _part_value(
     value cannot be read; None for a code this reader does not use or a known "unknown" answer."""
     if loinc in MEASURES:
         m = MEASURES[loinc]
-        got = _quantity(m, part.get("valueQuantity"), where, loinc, person)
+        quantity = part.get("valueQuantity")
+        whole = part.get("valueInteger")
+        if quantity is None and m.field in _ONE_UNIT and isinstance(whole, int) and not isinstance(whole, bool):
+            # A blood pressure has one unit: a bare integer is in it (other measures need their unit).
+            quantity = {"value": whole, "code": _ONE_UNIT[m.field]}
+        got = _quantity(m, quantity, where, loinc, person)
         return got if isinstance(got, Issue) else (m.field, got)
-    if loinc == URINE_PROTEIN:
+    if loinc in URINE_PROTEIN_MASS and isinstance(part.get("valueQuantity"), dict):
+        return _strip_grade(part["valueQuantity"], where, loinc)
+    if loinc == URINE_PROTEIN or loinc in URINE_PROTEIN_MASS:
         known, code = _answer(part, _DIPSTICK_SNOMED, _DIPSTICK_LOINC, _DIPSTICK_TEXT)
         if known and code is not None:
             return "urine_protein", code
         return Issue(
             where,
-            "LOINC 20454-5 (urine_protein): the answer is not a dipstick grade this service reads "
+            f"LOINC {loinc} (urine_protein): the answer is not a dipstick grade this service reads "
             "(negative, trace, 1+ .. 4+): left missing",
         )
     if loinc == SMOKING:
@@ -1774,8 +1812,17 @@ def _icd_coded(concept: object) -> bool:
     """Whether the concept has an ICD-10 or KCD code: `_HISTORY_ICD` covers every ICD-10 category of
     the history fields, so such a code of another category is another disease, not an unknown."""
     codings = (concept.get("coding") or []) if isinstance(concept, dict) else []
-    systems = [str(c.get("system", "")).lower() for c in codings if isinstance(c, dict) and c.get("code")]
-    return any("icd-10" in s or "icd10" in s or "kcd" in s for s in systems)
+    return any(_is_icd10(c.get("system")) for c in codings if isinstance(c, dict) and c.get("code"))
+
+
+# ICD-10 by its OIDs (WHO ICD-10, ICD-10-CM), as systems that code by OID send it.
+_ICD10_OIDS = frozenset({"urn:oid:2.16.840.1.113883.6.3", "urn:oid:2.16.840.1.113883.6.90"})
+
+
+def _is_icd10(system: object) -> bool:
+    """Whether a coding's system is ICD-10 or KCD (the Korean edition), by URI, name or OID."""
+    s = str(system or "").strip().lower()
+    return "icd-10" in s or "icd10" in s or "kcd" in s or s in _ICD10_OIDS
 
 
 _CONDITIONS_READ = "stroke, heart disease, hypertension, diabetes, dyslipidemia, chronic kidney disease"
@@ -2340,8 +2387,7 @@ def _differ(a: float, b: float) -> bool:
 def _history_fields(concept: dict | None) -> set[str]:
     out = {_HISTORY_SNOMED[c] for c in _codes(concept, SNOMED) if c in _HISTORY_SNOMED}
     for coding in (concept or {}).get("coding") or []:
-        system = str(coding.get("system", "")).lower()
-        if "icd-10" in system or "icd10" in system or "kcd" in system:
+        if _is_icd10(coding.get("system")):
             # KCD-8 writes "I10.9", "E785", and marks dagger / asterisk codes ("E11.3†"): the first
             # letter and digits are the ICD-10 category.
             code = re.sub(r"[^A-Z0-9]", "", str(coding.get("code", "")).upper())

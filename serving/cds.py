@@ -229,6 +229,10 @@ def _optional_resources(prefetch: dict) -> tuple[list[tuple[dict, str | None]], 
     return resources, failures + warnings
 
 
+# Where the reader refuses a Patient for what the models need of the person, not for bad input.
+_PERSON_UNSCORED = (".gender", ".birthDate")
+
+
 @router.post("/cds-services/checkup-risk", summary="CDS Hooks patient-view service (client JWT)", tags=["CDS Hooks"])
 async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse:
     refused = await _authorize(request, svc)
@@ -295,6 +299,11 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
             return JSONResponse({"cards": []})
         records, dropped = validate_records(checkup)
     except FhirInputError as e:
+        if e.issues and all(i.location.endswith(_PERSON_UNSCORED) for i in e.issues):
+            # A sex other than male or female (no birthsex extension) or no birth date: the models
+            # describe no such person, as for an age outside them. No card, not an error that a
+            # chart opened every day would log each time (/fhir/risk-assessment still refuses it).
+            return JSONResponse({"cards": []})
         return _fhir_error(e.issues, e.status)
     # One snapshot for the whole call: the model may switch meanwhile (serving.model_reload).
     served = svc.current()

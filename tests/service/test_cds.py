@@ -615,6 +615,25 @@ def test_the_patient_is_judged_as_in_a_fhir_bundle(post, client):
     assert post(body).status_code == 422
 
 
+@pytest.mark.parametrize("gender", ["other", "unknown", None])
+def test_a_patient_the_models_do_not_describe_gets_no_card_not_an_error(post, client, gender):
+    """patient-view fires on every chart opened: a sex other than male or female (no birthsex
+    extension) or no birth date is no card, as an age outside the models is; the FHIR endpoint,
+    asked for a risk, still says why it cannot give one."""
+    body = cds_call(EXAMPLE_RECORD)
+    body["prefetch"]["patient"].pop("gender")
+    if gender:
+        body["prefetch"]["patient"]["gender"] = gender
+    r = post(body)
+    assert r.status_code == 200 and r.json() == {"cards": []}, r.text
+    bundle = to_bundle(EXAMPLE_RECORD)
+    bundle["entry"][0]["resource"].pop("gender")
+    assert client.post("/fhir/risk-assessment", json=bundle).status_code == 422
+    body = cds_call(EXAMPLE_RECORD)
+    body["prefetch"]["patient"].pop("birthDate")
+    assert post(body).json() == {"cards": []}
+
+
 def test_a_rough_outcome_is_marked_on_the_card(post, service_home):
     from serving.scoring import Scorer
 

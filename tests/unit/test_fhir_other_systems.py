@@ -143,6 +143,8 @@ def test_the_same_instant_is_the_same_day_whatever_offset_it_is_written_with():
         (SNOMED, "1755008"),  # old myocardial infarction
         ("http://hl7.org/fhir/sid/icd-10", "Z95.5"),  # coronary stent
         ("http://hl7.org/fhir/sid/icd-10", "Z95.1"),  # coronary bypass graft
+        ("urn:oid:2.16.840.1.113883.6.3", "I21.9"),  # ICD-10 by its OID
+        ("urn:oid:2.16.840.1.113883.6.90", "I25.2"),  # ICD-10-CM by its OID
         (SNOMED, "432504007"),  # cerebral infarction
     ],
 )
@@ -265,3 +267,47 @@ def test_a_search_failed_or_paged_inside_a_batch_response_is_said():
     said = _messages(read_bundle(bundle))
     assert "Bundle.entry[1].resource: is one page of the search results" in said
     assert "Bundle.entry[2].resource: the FHIR server's search failed (OperationOutcome, error: too-costly)" in said
+
+
+@pytest.mark.parametrize(
+    "value,unit,grade",
+    [(0, "mg/dL", 1), (15, "mg/dL", 2), (30, "mg/dL", 3), (100, "mg/dl", 4), (3.0, "g/L", 5), (2000, "mg/dL", 6)],
+)
+@pytest.mark.parametrize("loinc", ["5804-0", "50561-0"])
+def test_a_strip_protein_reported_as_its_pad_value_is_a_dipstick_grade(loinc, value, unit, grade):
+    # Analysers report the strip's protein pad in mg/dL under these codes, not as a grade.
+    bundle = to_bundle(_record("2025-05-20", 54, urine_protein=None))
+    q = {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+    got = read_bundle(_add(bundle, _observation("u", loinc, "2025-05-20", valueQuantity=q)))
+    assert got.record["urine_protein"] == grade and got.sources["urine_protein"] == "Observation/u"
+
+
+def test_a_strip_protein_without_a_readable_unit_is_left_missing_and_said():
+    bundle = to_bundle(_record("2025-05-20", 54, urine_protein=None))
+    got = read_bundle(_add(bundle, _observation("u", "5804-0", "2025-05-20", valueQuantity={"value": 30})))
+    assert got.record.get("urine_protein") is None
+    assert "Observation/u: LOINC 5804-0 (urine_protein)" in _messages(got)
+    got = read_bundle(
+        _add(
+            to_bundle(_record("2025-05-20", 54, urine_protein=None)),
+            _observation("t", "5804-0", "2025-05-20", valueString="2+"),
+        )
+    )
+    assert got.record["urine_protein"] == 4
+
+
+@pytest.mark.parametrize("loinc", ["2089-1", "96259-7"])
+def test_ldl_under_the_codes_laboratories_send_is_read(loinc):
+    bundle = to_bundle(_record("2025-05-20", 54, ldl=None))
+    q = {"value": 165, "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"}
+    got = read_bundle(_add(bundle, _observation("ldl", loinc, "2025-05-20", valueQuantity=q)))
+    assert got.record["ldl"] == 165 and got.sources["ldl"] == "Observation/ldl"
+
+
+def test_a_blood_pressure_sent_as_a_bare_integer_is_read_in_mmhg_and_other_measures_are_not():
+    bundle = to_bundle(_record("2025-05-20", 54, sbp=None, fasting_glucose=None))
+    _add(bundle, _observation("s", "8480-6", "2025-05-20", valueInteger=142))
+    got = read_bundle(_add(bundle, _observation("g", "1558-6", "2025-05-20", valueInteger=7)))
+    assert got.record["sbp"] == 142 and got.sources["sbp"] == "Observation/s"
+    assert got.record.get("fasting_glucose") is None  # mg/dL or mmol/L? not guessed
+    assert "Observation/g: LOINC 1558-6 (fasting_glucose) has no numeric valueQuantity" in _messages(got)
