@@ -380,6 +380,13 @@ def cmd_score(args: argparse.Namespace) -> int:
         # Every row is in one of the two files, so the run did what it promises (contract section 4),
         # but a file that loses this much is likely the wrong file or misread: say it last and loudly.
         print(f"WARNING: {too_many}: check the input before using {args.output}", file=sys.stderr)
+    if summary["rows_in"] and not summary["rows_scored"]:
+        # Both files are written, but a run that scored nothing delivered nothing: a scheduled job
+        # must not read it as success.
+        raise CliError(
+            f"none of the {summary['rows_in']:,} rows could be scored: each is in {summary['rejects_path']} "
+            "with its reason"
+        )
     return 0
 
 

@@ -17,7 +17,9 @@ from features.schema import SEX_TOKENS
 
 DATE_DTYPE = "datetime64[us]"
 
-_NULL_TOKENS = ("", "na", "n/a", "nan", "null", "none", "nat", "#n/a")
+# The ways files write "no value": blank, NA and its kin, and the "." of SAS and Stata exports and
+# the "-" or "--" of spreadsheets, which rejected a whole checkup over one lipid not drawn.
+_NULL_TOKENS = ("", "na", "n/a", "nan", "null", "none", "nat", "#n/a", ".", "-", "--")
 _BINARY_TOKENS = {"n": 0.0, "no": 0.0, "false": 0.0, "y": 1.0, "yes": 1.0, "true": 1.0}
 _NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _EXTRA_DATE_FORMATS = ("%Y.%m.%d", "%Y%m%d", "%Y/%m/%d")

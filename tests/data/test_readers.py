@@ -307,6 +307,16 @@ def test_labels_kept_after_canonical_columns_and_unknown_ignored():
     assert any("mystery" in n for n in r.notes)
 
 
+def test_missing_value_tokens_of_other_tools_are_missing_not_a_reject(tmp_path):
+    # SAS and Stata write "." for no value, spreadsheets "-": one lipid not drawn rejected a checkup.
+    p = tmp_path / "x.csv"
+    p.write_text("person_id,sex,age,sbp,ldl,hdl,triglycerides\na,M,50,128,.,-,--\nb,F,41,.,NA,55,\n", encoding="utf-8")
+    r = read_checkups(p)
+    assert r.rejected_rows == 0 and len(r.frame) == 2
+    assert r.frame["sbp"].tolist()[0] == 128 and np.isnan(r.frame["sbp"].tolist()[1])
+    assert r.frame[["ldl", "triglycerides"]].isna().all().all() and np.isnan(r.frame["hdl"].tolist()[0])
+
+
 def test_missing_required_column_in_a_file_is_a_clear_error(tmp_path):
     p = tmp_path / "x.csv"
     p.write_text("id,sbp\n1,120\n", encoding="utf-8")

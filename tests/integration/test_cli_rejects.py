@@ -1,6 +1,7 @@
 """`score` and `validate` say loudly when rows are rejected (outside finding M8), as `train` does:
 the count, the share and the top reasons on stderr, and `score` a final WARNING line past 20%
-(exit 0: both files are written, every row is in one). Files that hold no data (L5) or use
+(exit 0: both files are written, every row is in one; but a run that scored no row at all fails, exit
+2, files written). Files that hold no data (L5) or use
 another delimiter (L6) are refused in one line."""
 
 from pathlib import Path
@@ -47,6 +48,20 @@ def test_score_most_rows_rejected_says_so_loudly_and_keeps_both_files(home, tmp_
     # Nothing is lost: the scored row and the rejects are written (contract section 4: exit 0).
     assert len(pd.read_csv(out)) == 1
     assert pd.read_csv(f"{out}.rejects.csv")["row"].nunique() == 20
+
+
+def test_score_that_scores_no_row_fails_and_still_writes_the_rejects(home, tmp_path):
+    # A scheduled job saw exit 0 and passed on an empty file (outside tester).
+    src = _file(tmp_path / "allbad.csv", bad=5, good=0)
+    out = tmp_path / "none.csv"
+    r = cli("score", "--input", src, "--output", out, home=home, check=False)
+    assert r.returncode == 2, r.stderr
+    assert (
+        r.stderr.strip()
+        .splitlines()[-1]
+        .endswith(f"none of the 5 rows could be scored: each is in {out}.rejects.csv with its reason")
+    )
+    assert pd.read_csv(f"{out}.rejects.csv")["row"].nunique() == 5
 
 
 def test_score_few_rejects_have_a_summary_and_no_warning(home, tmp_path):
