@@ -764,7 +764,7 @@ def _thresholds(args: argparse.Namespace):
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     from training import registry
-    from training.monitor import alarm_text, monitor
+    from training.monitor import alarm_text, monitor, outcome_match_warning
 
     settings = args.settings
     since = _date(args.since, "--since")
@@ -803,6 +803,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     for alarm in result.alarms:
         print(f"ALARM {alarm['kind']}: {alarm_text(alarm)}")
     print(f"{len(result.alarms)} alarm(s); wrote {result.files[0]} and {result.files[1]}")
+    if "realised" in report and (unmatched := outcome_match_warning(report["realised"])) is not None:
+        print(f"WARNING: {unmatched}", file=sys.stderr)
     return result.exit_code
 
 

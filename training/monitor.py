@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.coerce import to_date
 from features.derive import age_band
 from features.pseudonym import SecretMissing, derive, load_secret, pseudonym
 from models import prediction_log, provenance
@@ -39,6 +40,7 @@ from training.drift import Thresholds, input_drift, prediction_drift, realised_p
 
 EXPERIMENT = "monitoring"
 EXIT_ALARM = 3
+EXIT_CANNOT_RUN = 2
 CHUNK_ROWS = 100_000
 TOP_PLOTS = 6
 
@@ -59,6 +61,11 @@ class MonitorResult:
 
     @property
     def exit_code(self) -> int:
+        """3 for an alarm; 2 when outcomes were given and none met a logged checkup (the realised
+        performance asked for could not be measured), else 0."""
+        realised = self.report.get("realised")
+        if realised is not None and not realised["matched_checkups"]:
+            return EXIT_CANNOT_RUN
         return EXIT_ALARM if self.alarms else 0
 
 
@@ -125,7 +132,8 @@ def read_outcomes(path: str | Path) -> pd.DataFrame:
     if path.name.lower().endswith((".parquet", ".pq")):
         frame = pd.read_parquet(path)
     else:
-        frame = pd.read_csv(path, dtype={"person_id": str})
+        # Dates as text: read as numbers, 20250610 became a time in 1970 and matched no checkup.
+        frame = pd.read_csv(path, dtype={"person_id": str, "exam_date": str})
     missing = [c for c in ("person_id", "exam_date") if c not in frame]
     labels = [OUTCOME_SPECS[o].label for o in OUTCOME_SPECS if OUTCOME_SPECS[o].label in frame]
     if missing or not labels:
@@ -133,6 +141,14 @@ def read_outcomes(path: str | Path) -> pd.DataFrame:
             f"{path}: an outcomes file needs person_id, exam_date and at least one of "
             + ", ".join(OUTCOME_SPECS[o].label for o in OUTCOME_SPECS)
         )
+    # Dates as the checkup files' reader reads them (YYYY-MM-DD, YYYYMMDD, YYYY.MM.DD, ...), so an
+    # outcome row meets the checkup that `score` logged.
+    days, empty, unreadable = to_date(frame["exam_date"])
+    bad = np.flatnonzero(empty | unreadable)
+    if len(bad):
+        rows = ", ".join(str(i + 1) for i in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise MonitorError(f"{path}: exam_date must be a date such as 2025-06-10 or 20250610 (data row {rows})")
+    frame = frame.assign(exam_date=pd.Series(days, index=frame.index).dt.date)
     for label in labels:
         value = pd.to_numeric(frame[label], errors="coerce")
         bad = np.flatnonzero((frame[label].notna() & ~value.isin([0, 1])).to_numpy())
@@ -156,7 +172,28 @@ def join_outcomes(checkups: pd.DataFrame, outcomes: pd.DataFrame, key: bytes) ->
         "outcome_rows": int(len(outcomes)),
         "duplicate_outcome_rows": duplicates,
         "matched_checkups": int(len(joined)),
+        "unmatched_outcome_rows": int(len(out) - len(joined)),
     }
+
+
+# Below this share of an outcomes file's rows meeting a logged checkup, the file is likely not the
+# one for this model and period, or its ids or dates are not the ones scored: said loudly.
+MIN_MATCHED_SHARE = 0.8
+
+
+def outcome_match_warning(counts: dict) -> str | None:
+    """Why the realised performance may not describe the period (few outcome rows met a logged
+    checkup), or None. Matching is exact on person_id and exam_date."""
+    rows = counts["outcome_rows"] - counts["duplicate_outcome_rows"]
+    matched = counts["matched_checkups"]
+    if not rows or matched >= MIN_MATCHED_SHARE * rows:
+        return None
+    said = "no realised performance is measured" if not matched else "the realised performance describes them only"
+    return (
+        f"{matched:,} of {rows:,} outcome rows ({matched / rows:.0%}) matched a logged checkup of this model "
+        f"version in the period: {said}; check that person_id and exam_date are the ones scored (the same "
+        "day, not a day off) and that the period covers them"
+    )
 
 
 # -- the analysis ---------------------------------------------------------------------------
@@ -377,6 +414,8 @@ def render_html(report: dict) -> str:
             f"<h2>Realised performance</h2><p>{counts['matched_checkups']:,} logged checkups matched an outcome "
             f"row ({counts['outcome_rows']:,} rows in the file, {counts['duplicate_outcome_rows']:,} duplicates).</p>"
         )
+        if (unmatched := outcome_match_warning(counts)) is not None:
+            parts.append(f"<p><strong>Warning:</strong> {html.escape(unmatched)}.</p>")
         rows = []
         for o, b in report["outcomes"].items():
             r = b.get("realised")

@@ -220,6 +220,34 @@ def test_cli_exit_codes_and_files(monkeypatch, tmp_path, home, model, fresh, cap
     capsys.readouterr()
     assert run_cli(monkeypatch, root, *bad_args, "--out", str(tmp_path / "bad")) == 2
     assert "cvd_1y must be 0, 1 or empty (data row 1, 2, 3, 4, 5 and" in capsys.readouterr().err
+    # Outcome dates as the checkup reader takes them (YYYYMMDD had matched nothing, in silence); an
+    # outcomes file that meets no logged checkup cannot measure what was asked (exit 2), and one that
+    # meets few says so (outside tester).
+    labels = fresh[["person_id", "exam_date", "cvd_1y"]]
+    compact = labels.assign(exam_date=pd.to_datetime(labels["exam_date"]).dt.strftime("%Y%m%d"))
+    compact.to_csv(tmp_path / "compact.csv", index=False)
+    dated = ["--since", "2026-11-01", "--until", "2026-11-05", *wide]
+    assert run_cli(monkeypatch, root, *dated, "--outcomes", str(tmp_path / "compact.csv"), "--out", str(out)) == 0
+    assert json.loads((out / "monitor.json").read_text())["realised"]["matched_checkups"] == len(fresh)
+    assert "WARNING" not in capsys.readouterr().err
+    day_off = labels.assign(exam_date=pd.to_datetime(labels["exam_date"]) + pd.Timedelta(days=1))
+    day_off.to_csv(tmp_path / "day_off.csv", index=False)
+    assert run_cli(monkeypatch, root, *dated, "--outcomes", str(tmp_path / "day_off.csv"), "--out", str(out)) == 2
+    err = capsys.readouterr().err
+    assert f"WARNING: 0 of {len(fresh):,} outcome rows (0%) matched a logged checkup" in err
+    iso = pd.to_datetime(labels["exam_date"]).dt.strftime("%Y-%m-%d")
+    half = labels.assign(
+        exam_date=np.where(np.arange(len(labels)) % 2 == 0, day_off["exam_date"].dt.strftime("%Y-%m-%d"), iso)
+    )
+    half.to_csv(tmp_path / "half.csv", index=False)
+    assert run_cli(monkeypatch, root, *dated, "--outcomes", str(tmp_path / "half.csv"), "--out", str(out)) == 0
+    assert "outcome rows (50%) matched a logged checkup" in capsys.readouterr().err
+    assert "matched a logged checkup" in (out / "monitor.html").read_text()
+    labels.assign(exam_date="10/06/2025").to_csv(tmp_path / "us_dates.csv", index=False)
+    assert run_cli(monkeypatch, root, *dated, "--outcomes", str(tmp_path / "us_dates.csv"), "--out", str(out)) == 2
+    assert (
+        "exam_date must be a date such as 2025-06-10 or 20250610 (data row 1, 2, 3, 4, 5 and" in capsys.readouterr().err
+    )
 
     out = tmp_path / "loud"
     assert run_cli(monkeypatch, root, "--since", "2026-11-09", "--until", "2026-11-10", "--out", str(out)) == 3
@@ -243,7 +271,8 @@ def test_cli_exit_codes_and_files(monkeypatch, tmp_path, home, model, fresh, cap
     import mlflow
 
     runs = mlflow.search_runs(experiment_names=["monitoring"])
-    assert len(runs) == 5 and set(runs["tags.model_version"]) == {version}
+    # One run for each monitor that got as far as its report (the bad-outcomes ones did not).
+    assert len(runs) == 8 and set(runs["tags.model_version"]) == {version}
     assert "metrics.max_psi" in runs and "metrics.cvd.expected_auroc" in runs
 
 
