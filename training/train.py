@@ -35,7 +35,8 @@ from models.provenance import summary_en
 from training import registry
 from training.card import evaluation_report, model_card
 from training.evaluate import baseline_notes, evaluate, figures
-from training.metrics import flat_metrics
+from training.metrics import MIN_EVENTS as MIN_EVENTS_TO_JUDGE
+from training.metrics import flat_metrics, too_few_events
 from training.progress import FitProgress
 from training.promotion import MIN_EVENTS, decide
 
@@ -543,14 +544,24 @@ def summary_table(metrics: dict) -> str:
         f"{'outcome':<13} {'n':>9} {'events':>7} {'AUROC':>6} {'LR':>6} {'oracle':>6} {'E-ratio':>7} "
         f"{'slope':>6} {'ECE':>7}"
     ]
+    few = []
     for o, m in metrics["outcomes"].items():
 
         def f(x, d=3):
             return "   n/a" if x is None else f"{x:6.{d}f}"
 
+        # An AUROC of 3 events printed like any other was read as a result: marked, and said below.
+        small = m["events"] > 0 and too_few_events(m["events"], m["n"])
+        few += [o] if small else []
         lines.append(
             f"{o:<13} {m['n']:>9,} {m['events']:>7,} {f(m['auroc'])} "
             f"{f(m['baselines']['logistic_regression']['auroc'])} {f(m.get('oracle_auroc'))} "
             f"{f(m.get('expected_auroc_ratio'))}  {f(m['calibration_slope'], 2)} {f(m['ece'], 4)}"
+            + (" *" if small else "")
+        )
+    if few:
+        lines.append(
+            f"* fewer than {MIN_EVENTS_TO_JUDGE} events or non-events: the AUROC is not a result to judge the "
+            "model by, and no calibration is fitted"
         )
     return "\n".join(lines)

@@ -365,3 +365,24 @@ def test_summarize_drops_rows_without_prediction():
     out = summarize(y, p, n_boot=20)
     assert out["n"] == 4 and out["events"] == 2
     assert out["auroc"] == pytest.approx(0.75)
+
+
+def test_the_summary_table_marks_an_auroc_of_too_few_events():
+    from training.train import summary_table
+
+    def block(n, events, auroc):
+        return {
+            "n": n,
+            "events": events,
+            "auroc": auroc,
+            "baselines": {"logistic_regression": {"auroc": auroc}},
+            "calibration_slope": None,
+            "ece": 0.01,
+        }
+
+    table = summary_table(
+        {"outcomes": {"cvd": block(3322, 0, None), "ckd": block(3322, 3, 0.874), "diabetes": block(3322, 200, 0.8)}}
+    )
+    rows = {line.split()[0]: line for line in table.splitlines()}
+    assert rows["ckd"].endswith(" *") and not rows["diabetes"].endswith("*") and not rows["cvd"].endswith("*")
+    assert rows["*"].startswith("* fewer than 10 events or non-events")
