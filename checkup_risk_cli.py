@@ -260,11 +260,9 @@ def _more(total: int, shown: int) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    import warnings
-
     from features.readers import absent_input_notes, absent_key_inputs, header_notes
     from features.rejects import MAX_REJECT_SHARE, history_gap
-    from serving.batch import score_file
+    from serving.batch import OutOfOrder, score_file
     from serving.batch_output import check_output
     from training import registry
 
@@ -311,8 +309,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     elif args.settings.prediction_log:
         print("note: --engine dask does not write the prediction log", file=sys.stderr)
     try:
-        with _progress(total, "rows", f"score ({args.engine})") as bar, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*streamed longitudinal features assume")  # said below
+        with _progress(total, "rows", f"score ({args.engine})") as bar:
             summary = score_file(
                 model,
                 args.input,
@@ -327,6 +324,8 @@ def cmd_score(args: argparse.Namespace) -> int:
                 scheduler=args.scheduler,
                 on_scored=None if predictions is None else BatchLog(predictions, version),
             )
+    except OutOfOrder as e:
+        raise CliError(str(e)) from None
     finally:
         if predictions is not None:
             predictions.close()  # the rows still buffered; a failed write is a warning, never an error
@@ -356,13 +355,6 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(
             f"warning: {summary['age_group_differs']:,} checkups give an age outside the age_group given with it: "
             "the age was used; check both",
-            file=sys.stderr,
-        )
-    if summary.get("out_of_order_rows"):
-        print(
-            f"warning: {summary['out_of_order_rows']:,} checkups are dated before an earlier checkup of the "
-            "same person in the file; streaming assumes date order per person: sort the file by "
-            "person_id, exam_date or use --engine dask",
             file=sys.stderr,
         )
     print(

@@ -15,15 +15,14 @@ scoring path (`RiskModel.score`).
 Assumption of the pandas engine: **each person's checkups appear in date order in the file**
 (exports are sorted by person and date; persons may be interleaved). Then the streamed scores equal
 the whole-file scores exactly. A checkup dated before the same person's checkup in an earlier chunk
-breaks the assumption: it is still scored (its history is what came before it in the file), counted
-in the summary as ``out_of_order_rows`` and warned about. The dask engine does not need the
+breaks the assumption: both it and the later checkup already scored would have the wrong history,
+so the run stops with `OutOfOrder` and writes nothing (within one chunk order does not matter). The dask engine does not need the
 assumption for history, but both read the file in chunks to validate it, so both find a repeated
 person and date across chunks only against the person's latest date so far.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +50,10 @@ __all__ = [
 ENGINES = ("pandas", "dask")
 DEFAULT_CHUNK_ROWS = 200_000
 DEFAULT_WORKERS = 2
+
+
+class OutOfOrder(ValueError):
+    """A file not in date order per person across the pandas engine's chunks: not scored."""
 
 
 def score_file(
@@ -103,6 +106,15 @@ def score_file(
                 f"row accounting broken: {summary['rows_in']} in, {out.rows} written "
                 f"({summary['rows_scored']} scored), {rej.rows} rejected"
             )
+        if summary.get("out_of_order_rows"):
+            # Streaming reads each person's checkups in file order: a checkup met in a later chunk
+            # but dated before one already scored makes both risks wrong (a known condition could be
+            # scored as new). Nothing is written rather than a file of some wrong risks.
+            raise OutOfOrder(
+                f"{summary['out_of_order_rows']:,} checkups are dated before a checkup of the same person in an "
+                f"earlier chunk of {chunk_rows:,} rows, so their histories would be wrong; nothing was written: "
+                "sort the file by person_id, exam_date, or use --engine dask (it groups each person's checkups)"
+            )
     except BaseException:
         out.abort()
         rej.abort()
@@ -112,13 +124,6 @@ def score_file(
     summary.update(
         rows_rejected=rej.rows, rejects_path=rejects_path(output_path), reject_reasons=rej.reasons(), engine=engine
     )
-    if summary.get("out_of_order_rows"):
-        warnings.warn(
-            f"{summary['out_of_order_rows']} checkups are dated before an earlier checkup of the same "
-            "person in the file: streamed longitudinal features assume date order per person "
-            "(sort the file, or use --engine dask)",
-            stacklevel=2,
-        )
     return summary
 
 

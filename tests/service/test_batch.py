@@ -16,7 +16,7 @@ from features.derive import FEATURES, build_features
 from features.readers import read_checkups
 from features.synth import generate_cohort
 from models.bundle import DEFAULT_GRID, RiskModel
-from serving.batch import PersonHistory, read_whole, score_file, score_frame
+from serving.batch import OutOfOrder, PersonHistory, read_whole, score_file, score_frame
 from serving.batch_block import MISSING_MARK
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -138,14 +138,20 @@ def test_history_eligibility_equals_whole_frame(data):
     assert whole.apply(lambda c: c.astype(str).str.contains(r"\(20|earlier|last", regex=True)).to_numpy().any()
 
 
-def test_out_of_order_checkups_are_counted(model, tmp_path):
+def test_a_file_out_of_date_order_across_chunks_is_refused_and_nothing_written(model, tmp_path):
+    # Streamed, a person's earlier checkup met after a later one gave both wrong histories: a
+    # disease-range lipid panel of 2015 was not known to the 2013 checkup scored in the next chunk.
     cohort = generate_cohort(people=5, seed=3).iloc[::-1]  # newest first: against the assumption
     path = tmp_path / "reversed.csv"
     cohort.to_csv(path, index=False, date_format="%Y-%m-%d")
-    with pytest.warns(UserWarning, match="date order"):
-        summary = score_file(model, path, tmp_path / "s.csv", "7", chunk_rows=2)
-    assert summary["out_of_order_rows"] > 0
-    assert summary["rows_scored"] == len(cohort)
+    with pytest.raises(
+        OutOfOrder, match=r"checkups are dated before a checkup of the same person in an earlier chunk of 2 rows"
+    ):
+        score_file(model, path, tmp_path / "s.csv", "7", chunk_rows=2)
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "s.csv.rejects.csv").exists()
+    # Within one chunk the order does not matter: the chunk is one person's history in full.
+    summary = score_file(model, path, tmp_path / "s.csv", "7", chunk_rows=len(cohort))
+    assert summary["out_of_order_rows"] == 0 and summary["rows_scored"] == len(cohort)
 
 
 def test_undated_rows_same_day_repeats_and_another_sex_are_said_and_counted(model, tmp_path):
