@@ -167,7 +167,7 @@ def _outcomes(text: str | None) -> tuple[str, ...]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from training import registry
-    from training.evaluate import calibration_notes, calibration_warnings
+    from training.evaluate import calibration_notes, calibration_warnings, discrimination_warnings
     from training.progress import timed
     from training.train import summary_table, train
 
@@ -199,7 +199,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     held_out = "on the held-out persons"
     for note in calibration_notes(result.metrics, held_out):
         print(f"note: {note}")
-    for warning in calibration_warnings(result.metrics, held_out):
+    for warning in discrimination_warnings(result.metrics, held_out) + calibration_warnings(result.metrics, held_out):
         print(f"WARNING: {warning}", file=sys.stderr)
     print(f"run {result.run_id}: version {result.version} registered as challenger in {result.seconds:.0f} s")
     if args.promote:
@@ -211,7 +211,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from features.rejects import MAX_REJECT_SHARE
     from features.rejects import summary as rejects_summary
     from training import registry
-    from training.evaluate import baseline_notes, calibration_notes, calibration_warnings, exclusion_text
+    from training.evaluate import (
+        baseline_notes,
+        calibration_notes,
+        calibration_warnings,
+        discrimination_warnings,
+        exclusion_text,
+    )
     from training.evaluation_run import evaluate_file
     from training.progress import timed
     from training.train import summary_table
@@ -242,7 +248,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(
         f"model version {result.version}: wrote {out / 'metrics.json'}, {out / 'report.html'}, {out / 'model_card.md'}"
     )
-    for warning in calibration_warnings(metrics):
+    for warning in discrimination_warnings(metrics) + calibration_warnings(metrics):
         print(f"WARNING: {warning}", file=sys.stderr)
     if share > MAX_REJECT_SHARE:
         print(

@@ -16,9 +16,10 @@ Assumption of the pandas engine: **each person's checkups appear in date order i
 (exports are sorted by person and date; persons may be interleaved). Then the streamed scores equal
 the whole-file scores exactly. A checkup dated before the same person's checkup in an earlier chunk
 breaks the assumption: both it and the later checkup already scored would have the wrong history,
-so the run stops with `OutOfOrder` and writes nothing (within one chunk order does not matter). The dask engine does not need the
-assumption for history, but both read the file in chunks to validate it, so both find a repeated
-person and date across chunks only against the person's latest date so far.
+so the run stops with `OutOfOrder` and writes nothing (within one chunk order does not matter).
+The dask engine does not need the assumption for history, but both read the file in chunks to
+validate it, so both find a repeated person and date across chunks only against the person's
+latest date so far.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from features.derive import FEATURES
 from features.rejects import MAX_REJECT_SHARE
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import BASIS_WORDS
-from training.evaluate import calibration_notes, calibration_warnings
+from training.evaluate import calibration_notes, calibration_warnings, discrimination_warnings
 from training.markdown import to_html
 
 
@@ -358,7 +358,10 @@ def evaluation_report(version: str, metrics: dict, figures_png: dict[str, bytes]
         f"<h1>checkup-risk evaluation, model version {html.escape(version)}</h1>",
         "<h2>Summary</h2>",
         *_rejected_note(metrics),
-        *(f"<p class='warn'><strong>WARNING: {html.escape(w)}.</strong></p>" for w in calibration_warnings(metrics)),
+        *(
+            f"<p class='warn'><strong>WARNING: {html.escape(w)}.</strong></p>"
+            for w in discrimination_warnings(metrics) + calibration_warnings(metrics)
+        ),
         *(f"<p>Note: {html.escape(n)}.</p>" for n in calibration_notes(metrics)),
         to_html("\n".join(_metrics_table(metrics))),
     ]

@@ -287,6 +287,29 @@ def calibration_warnings(metrics: dict, where: str = "on this file") -> list[str
     return [f"{o}: {j[1]}" for o, j in zip(metrics["outcomes"], judged, strict=True) if j and j[0] == "warning"]
 
 
+# An oracle AUROC (the data's own true risks against its labels) this close to chance says the
+# labels do not follow the data, which no model can: a true risk that any real disease follows
+# ranks far better (clinical.md: published models reach 0.70-0.85).
+ORACLE_CHANCE = 0.55
+
+
+def discrimination_warnings(metrics: dict, where: str = "on this file") -> list[str]:
+    """One line per outcome whose AUROC interval (`where`) reaches 0.5: the model ranks these
+    people no better than chance, most often because the labels are not their checkups' (a
+    broken join to the outcomes), which the true-risk columns, where there are any, confirm."""
+    lines = []
+    for o, m in metrics["outcomes"].items():
+        ci = m.get("auroc_ci")
+        if m.get("auroc") is None or not ci or ci[0] is None or ci[0] > 0.5:
+            continue
+        line = f"{o}: AUROC {m['auroc']:.3f} (95% CI {ci[0]:.3f} to {ci[1]:.3f}) {where} cannot be told from chance"
+        oracle = m.get("oracle_auroc")
+        if oracle is not None and oracle < ORACLE_CHANCE:
+            line += f", and the true-risk column ranks the labels no better (oracle AUROC {oracle:.3f})"
+        lines.append(line + ": check that each label belongs to its checkup (the join to the outcomes)")
+    return lines
+
+
 def calibration_notes(metrics: dict, where: str = "on this file") -> list[str]:
     """One line per outcome whose calibration point estimate lies outside the gate's bounds while its
     interval reaches them: too few events to say the risks are miscalibrated here."""

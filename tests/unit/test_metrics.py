@@ -386,3 +386,24 @@ def test_the_summary_table_marks_an_auroc_of_too_few_events():
     rows = {line.split()[0]: line for line in table.splitlines()}
     assert rows["ckd"].endswith(" *") and not rows["diabetes"].endswith("*") and not rows["cvd"].endswith("*")
     assert rows["*"].startswith("* fewer than 10 events or non-events")
+
+
+def test_an_auroc_that_cannot_be_told_from_chance_is_a_warning_naming_the_label_join():
+    # A model trained on shuffled labels (a broken join) was registered without a word.
+    from training.evaluate import discrimination_warnings
+
+    rng = np.random.default_rng(0)
+    p_true = rng.uniform(0.01, 0.3, 3000)
+    y = rng.binomial(1, p_true).astype(float)
+    shuffled = rng.permutation(y)
+    metrics = {
+        "outcomes": {
+            "cvd": summarize(y, p_true, p_true, n_boot=100),
+            "hypertension": summarize(shuffled, p_true + rng.normal(0, 0.01, 3000).clip(-0.009), p_true, n_boot=100),
+        }
+    }
+    (line,) = discrimination_warnings(metrics, "on the held-out persons")
+    assert line.startswith("hypertension: AUROC 0.") and "on the held-out persons cannot be told from chance" in line
+    assert "oracle AUROC 0." in line and line.endswith(
+        "check that each label belongs to its checkup (the join to the outcomes)"
+    )
