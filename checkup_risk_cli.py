@@ -762,7 +762,7 @@ def _thresholds(args: argparse.Namespace):
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     from training import registry
-    from training.monitor import alarm_text, monitor, outcome_match_warning
+    from training.monitor import alarm_text, monitor, outcome_warnings
 
     settings = args.settings
     since = _date(args.since, "--since")
@@ -801,8 +801,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     for alarm in result.alarms:
         print(f"ALARM {alarm['kind']}: {alarm_text(alarm)}")
     print(f"{len(result.alarms)} alarm(s); wrote {result.files[0]} and {result.files[1]}")
-    if "realised" in report and (unmatched := outcome_match_warning(report["realised"])) is not None:
-        print(f"WARNING: {unmatched}", file=sys.stderr)
+    for line in outcome_warnings(report["realised"]) if "realised" in report else []:
+        print(f"WARNING: {line}", file=sys.stderr)
     return result.exit_code
 
 

@@ -164,13 +164,22 @@ def join_outcomes(checkups: pd.DataFrame, outcomes: pd.DataFrame, key: bytes) ->
     out = outcomes.copy()
     out["person_key"] = [pseudonym(key, str(p)) for p in out.pop("person_id")]
     out["exam_date"] = pd.to_datetime(out["exam_date"], errors="coerce").dt.date
-    duplicates = int(out.duplicated(["person_key", "exam_date"]).sum())
-    out = out.drop_duplicates(["person_key", "exam_date"], keep="last")
+    keys = ["person_key", "exam_date"]
+    duplicates = int(out.duplicated(keys).sum())
+    # Copies of one checkup's outcomes that disagree: which is right is unknown, and keeping one
+    # had turned a realised AUROC of 0.73 into an alarm at 0.53. Such checkups are left out, and counted.
+    labels = [c for c in out.columns if c not in keys]
+    repeated = out[out.duplicated(keys, keep=False)]
+    disagree = repeated.groupby(keys)[labels].nunique(dropna=False).gt(1).any(axis=1)
+    conflicting = disagree[disagree].index
+    out = out.drop_duplicates(keys, keep="last")
+    out = out[~pd.MultiIndex.from_frame(out[keys]).isin(conflicting)]
     left = checkups.assign(exam_date=pd.to_datetime(checkups["exam_date"], errors="coerce").dt.date)
-    joined = left.merge(out, on=["person_key", "exam_date"], how="inner", validate="many_to_one")
+    joined = left.merge(out, on=keys, how="inner", validate="many_to_one")
     return joined, {
         "outcome_rows": int(len(outcomes)),
         "duplicate_outcome_rows": duplicates,
+        "conflicting_outcome_checkups": int(len(conflicting)),
         "matched_checkups": int(len(joined)),
         "unmatched_outcome_rows": int(len(out) - len(joined)),
     }
@@ -181,19 +190,26 @@ def join_outcomes(checkups: pd.DataFrame, outcomes: pd.DataFrame, key: bytes) ->
 MIN_MATCHED_SHARE = 0.8
 
 
-def outcome_match_warning(counts: dict) -> str | None:
-    """Why the realised performance may not describe the period (few outcome rows met a logged
-    checkup), or None. Matching is exact on person_id and exam_date."""
+def outcome_warnings(counts: dict) -> list[str]:
+    """Why the realised performance may not describe the period: outcome rows that disagree about
+    one checkup (left out), few outcome rows meeting a logged checkup. Matching is exact on
+    person_id and exam_date."""
+    lines = []
+    if conflicting := counts.get("conflicting_outcome_checkups"):
+        lines.append(
+            f"{conflicting:,} checkups have outcome rows that disagree (the same person_id and exam_date, other "
+            "labels): they are left out of the realised performance; give each checkup one outcome row"
+        )
     rows = counts["outcome_rows"] - counts["duplicate_outcome_rows"]
     matched = counts["matched_checkups"]
-    if not rows or matched >= MIN_MATCHED_SHARE * rows:
-        return None
-    said = "no realised performance is measured" if not matched else "the realised performance describes them only"
-    return (
-        f"{matched:,} of {rows:,} outcome rows ({matched / rows:.0%}) matched a logged checkup of this model "
-        f"version in the period: {said}; check that person_id and exam_date are the ones scored (the same "
-        "day, not a day off) and that the period covers them"
-    )
+    if rows and matched < MIN_MATCHED_SHARE * rows:
+        said = "no realised performance is measured" if not matched else "the realised performance describes them only"
+        lines.append(
+            f"{matched:,} of {rows:,} outcome rows ({matched / rows:.0%}) matched a logged checkup of this model "
+            f"version in the period: {said}; check that person_id and exam_date are the ones scored (the same "
+            "day, not a day off) and that the period covers them"
+        )
+    return lines
 
 
 # -- the analysis ---------------------------------------------------------------------------
@@ -414,8 +430,8 @@ def render_html(report: dict) -> str:
             f"<h2>Realised performance</h2><p>{counts['matched_checkups']:,} logged checkups matched an outcome "
             f"row ({counts['outcome_rows']:,} rows in the file, {counts['duplicate_outcome_rows']:,} duplicates).</p>"
         )
-        if (unmatched := outcome_match_warning(counts)) is not None:
-            parts.append(f"<p><strong>Warning:</strong> {html.escape(unmatched)}.</p>")
+        for line in outcome_warnings(counts):
+            parts.append(f"<p><strong>Warning:</strong> {html.escape(line)}.</p>")
         rows = []
         for o, b in report["outcomes"].items():
             r = b.get("realised")

@@ -153,6 +153,22 @@ def test_realised_performance_counts_each_checkup_once(model, fresh):
         assert sum(g["n"] for g in realised["subgroups"]["age_band"].values()) == realised["n"]
 
 
+def test_outcome_rows_that_disagree_about_a_checkup_are_left_out_and_said(model, fresh):
+    from training.monitor import outcome_warnings
+
+    log = log_frame(model, fresh, logged_at="2026-11-02T09:00")
+    outcomes = fresh[["person_id", "exam_date", "cvd_1y"]]
+    again = outcomes.iloc[:100]
+    flipped = outcomes.iloc[100:150].assign(cvd_1y=1 - outcomes["cvd_1y"].iloc[100:150])
+    report = analyse(model.drift_reference_, log, outcomes=pd.concat([outcomes, again, flipped]), key=KEY)
+    counts = report["realised"]
+    labelled = int(outcomes["cvd_1y"].iloc[100:150].notna().sum())  # an empty label flipped is still empty
+    assert counts["duplicate_outcome_rows"] == 150 and counts["conflicting_outcome_checkups"] == labelled > 30
+    assert counts["matched_checkups"] == len(fresh) - labelled
+    (line,) = outcome_warnings(counts)
+    assert line.startswith(f"{labelled} checkups have outcome rows that disagree")
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, model):
     import mlflow
