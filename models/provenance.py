@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from features.derive import AGE_BANDS, age_band
 from features.schema import OUTCOMES, true_risk_column
 from features.synth import synthetic_ids
 
@@ -36,7 +37,16 @@ BASIS_WORDS: dict[str, str] = {
 
 def unknown() -> dict[str, Any]:
     """The provenance of a bundle saved before provenance was recorded: nothing is claimed."""
-    return {"kind": "unknown", "persons": None, "checkups": None, "first_exam": None, "last_exam": None, "basis": None}
+    return {
+        "kind": "unknown",
+        "persons": None,
+        "checkups": None,
+        "first_exam": None,
+        "last_exam": None,
+        "basis": None,
+        "sexes": None,
+        "age_bands": None,
+    }
 
 
 def _iso_day(value: Any) -> str | None:
@@ -69,7 +79,42 @@ def detect(records: pd.DataFrame) -> dict[str, Any]:
         "first_exam": _iso_day(dates.min()) if len(dates) else None,
         "last_exam": _iso_day(dates.max()) if len(dates) else None,
         "basis": basis,
+        **population(records),
     }
+
+
+def population(records: pd.DataFrame) -> dict[str, dict[str, int] | None]:
+    """Who the model learned from: persons by sex, checkups by age band (`features.derive.AGE_BANDS`).
+    A model fitted on women only had scored men with no word."""
+    sexes = None
+    if {"person_id", "sex"} <= set(records.columns):
+        first = records.drop_duplicates("person_id")
+        sexes = {s: int((first["sex"] == s).sum()) for s in ("F", "M")}
+    bands = pd.Series(age_band(records)).value_counts()
+    return {"sexes": sexes, "age_bands": {b: int(bands.get(b, 0)) for _, _, b in AGE_BANDS}}
+
+
+# Fewer training persons of a sex, or checkups of an age band, than this: the model learned too
+# little about such people for their risks to be more than an extrapolation (as the reference
+# percentiles, `models.reference.MIN_ROWS`).
+MIN_SEEN = 100
+SEX_WORDS = {"F": "women", "M": "men"}
+
+
+def unseen(info: Mapping[str, Any], sex: str | None, band: str | None) -> str | None:
+    """The warning for a person of a sex or an age band the training data hardly hold, else None
+    (and None for a bundle that did not record its population)."""
+    sexes, bands = info.get("sexes"), info.get("age_bands")
+    if isinstance(sexes, Mapping) and sex in SEX_WORDS and (n := int(sexes.get(sex) or 0)) < MIN_SEEN:
+        who = f"{n:,} {SEX_WORDS[sex]} (persons)"
+    elif isinstance(bands, Mapping) and band in bands and (n := int(bands.get(band) or 0)) < MIN_SEEN:
+        who = f"{n:,} checkups of people aged {band}"
+    else:
+        return None
+    return (
+        f"the model's training data hold {who}: it learned {'nothing' if n == 0 else 'little'} about people like "
+        "this one, so these risks are an extrapolation"
+    )
 
 
 def normalise(info: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from features.derive import (
     PANEL_MARKER,
     Columns,
     absent_history,
+    age_band,
     feature_matrix,
     missing_key_inputs,
     unmeasured,
@@ -300,6 +301,7 @@ class Scorer:
         hidden = absent_history(X)
         outside = measurements_outside(self.model, X)
         lacking = missing_key_inputs(records, X)
+        bands = age_band(cols)
         results = []
         for i, r in enumerate(records):
             risks = {}
@@ -360,6 +362,8 @@ class Scorer:
                 for o, (events, needed) in self.thin.items()
                 if risks[o]["applicable"]
             ]
+            if (unseen := provenance.unseen(self.training_data, r.get("sex"), bands[i])) is not None:
+                warnings.append(unseen)
             if self.synthetic:
                 warnings.append(provenance.SYNTHETIC_WARNING)
             if any(v.get("applicable") and v.get("probability_interval") is None for v in risks.values()):

@@ -99,6 +99,11 @@ def _provenance_lines(info: dict | None) -> list[str]:
         f"- Provenance: **{info['kind']}** data; the model was fitted on {info.get('persons') or 0:,} persons and "
         f"{info.get('checkups') or 0:,} checkups, exams {info.get('first_exam')} to {info.get('last_exam')}."
     )
+    sexes, bands = info.get("sexes"), info.get("age_bands")
+    if sexes:
+        line += f" Persons by sex: {sexes.get('F', 0):,} women, {sexes.get('M', 0):,} men."
+    if bands:
+        line += " Checkups by age band: " + ", ".join(f"{b} {n:,}" for b, n in bands.items()) + "."
     if info["kind"] == "synthetic":
         return [
             line,

@@ -63,6 +63,8 @@ def test_missing_or_unreadable_provenance_is_unknown():
         "first_exam": None,
         "last_exam": None,
         "basis": None,
+        "sexes": None,
+        "age_bands": None,
     }
     assert not provenance.is_synthetic(provenance.unknown())
     assert "not recorded" in provenance.summary_en(provenance.unknown())
