@@ -118,6 +118,8 @@ def evaluate_file(
     model, version = registry.load(model_ref)
     say(f"reading {data.name}")
     read = read_checkups(data)
+    for note in read.notes:  # as `train` and `score` say them (an NHIS file's caveats among them)
+        say(f"note: {note}")
     labels = [OUTCOME_SPECS[o].label for o in model.models_ if OUTCOME_SPECS[o].label in read.frame.columns]
     if not labels:
         wanted = ", ".join(OUTCOME_SPECS[o].label for o in model.models_)

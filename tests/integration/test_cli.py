@@ -94,9 +94,11 @@ def test_train_promote_evaluate_score(tmp_path):
     # Most of the file rejected: evaluated on the rest, and said loudly (as score and train do).
     heavy = pd.read_csv(tmp_path / "eval.csv")
     heavy.loc[heavy.index % 10 < 3, "sbp"] = 999
-    heavy.to_csv(tmp_path / "heavy.csv", index=False)
+    heavy.assign(clinic_code="A1").to_csv(tmp_path / "heavy.csv", index=False)
     out = cli("evaluate", "--data", tmp_path / "heavy.csv", "--out", tmp_path / "eval-heavy", home=home)
     assert out.stderr.strip().splitlines()[-1].startswith("WARNING: ")
+    # The reader's notes, as train and score say them (an NHIS file's caveats had gone unsaid).
+    assert "note: " in out.stderr and "clinic_code" in out.stderr
     assert "were rejected, more than 20%: the figures describe the rest of the file" in out.stderr
 
     # Score a file with bad rows: nothing is lost.
