@@ -105,6 +105,50 @@ JUDGEMENT_CUTS: dict[str, Cut | dict[str, Cut]] = {
     "egfr": Cut(False, None, EGFR_CKD),
 }
 
+# -- the low ends the judgement table leaves out ---------------------------------------------------
+
+# A fasting glucose or a blood pressure this low is not "normal" (the table has upper cut-offs only).
+GLUCOSE_LOW = 70.0  # mg/dL, below: hypoglycemia (Korean Diabetes Association; below 54 is level 2)
+SBP_LOW = 90.0  # mmHg, below: hypotension (with DBP_LOW)
+DBP_LOW = 60.0
+# Korean Diabetes Association (2023): the fasting glucose a person with diabetes is treated to.
+GLUCOSE_TARGET = (80.0, 130.0)  # mg/dL, both ends inside
+
+# -- values that need attention now --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Critical:
+    """A value that needs prompt clinical evaluation, which no one-year risk describes: at or beyond
+    `bound` (above when `high`, below otherwise)."""
+
+    feature: str
+    high: bool
+    bound: float
+
+    def reached(self, value: float | None) -> bool:
+        if value is None or math.isnan(value):
+            return False
+        return value >= self.bound if self.high else value < self.bound
+
+
+# KSH 2022 severe hypertension (>= 180/110: assess for urgency or emergency); a fasting glucose of
+# 300 or more (ketoacidosis, hyperosmolar state) or under 54 (level 2 hypoglycemia); eGFR under 15
+# (KDIGO G5, kidney failure); haemoglobin under 8 g/dL (WHO severe anaemia); AST or ALT of 500 U/L
+# or more (over ten times the table's normal); triglycerides of 1000 mg/dL or more (acute pancreatitis).
+CRITICAL: tuple[Critical, ...] = (
+    Critical("sbp", True, 180.0),
+    Critical("dbp", True, 110.0),
+    Critical("fasting_glucose", True, 300.0),
+    Critical("fasting_glucose", False, 54.0),
+    Critical("egfr", False, 15.0),
+    Critical("hemoglobin", False, 8.0),
+    Critical("ast", True, 500.0),
+    Critical("alt", True, 500.0),
+    Critical("triglycerides", True, 1000.0),
+)
+
+
 # -- Korean Society of Hypertension (2022) stages ------------------------------------------------
 
 # Stage -> (SBP lower bound, DBP lower bound), lowest stage first. A reading is in the highest stage

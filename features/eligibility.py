@@ -134,6 +134,12 @@ def _recorded(en: str, ko: str) -> tuple[str, str, str, str]:
     return en, ko, f"{en} (recorded at the checkup of {{date}})", f"{ko} ({{date}} 검진에서 기록)"
 
 
+def _medication(en: str, ko: str) -> tuple[str, str, str, str]:
+    """A medicine's words now ("on a statin"), and carried: when it was recorded, not that it is taken
+    now (a later checkup may say it was stopped; the treated condition stays known)."""
+    return f"on {en}", f"{ko} 복용 중", f"on {en} at the checkup of {{date}}", f"{{date}} 검진에서 {ko} 복용 기록"
+
+
 _BP = f"{number(SBP_HYPERTENSION)} / {number(DBP_HYPERTENSION)}"
 _GLU = number(GLUCOSE_DIABETES)
 _PROTEIN = BY_NAME["urine_protein"].codes[URINE_PROTEIN_1PLUS]  # "1+"
@@ -170,7 +176,7 @@ _WORDS: dict[tuple[str, str], tuple[str, str, str, str]] = {
         "{date} 검진에서 심장병 과거력이 기록되어 첫 발생 예측 대상이 아님",
     ),
     ("diabetes", "history_diabetes"): _recorded("already diagnosed with diabetes", "이미 당뇨병을 진단받음"),
-    ("diabetes", "on_diabetes_medication"): _recorded("on diabetes medication", "당뇨약 복용 중"),
+    ("diabetes", "on_diabetes_medication"): _medication("diabetes medication", "당뇨약"),
     # One reading in a disease range is not yet a diagnosis: the words say what confirms it.
     ("diabetes", "fasting_glucose"): _confirm(
         f"fasting glucose >= {_GLU} mg/dL is already in the diabetes range",
@@ -183,7 +189,7 @@ _WORDS: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("hypertension", "history_hypertension"): _recorded(
         "already diagnosed with hypertension", "이미 고혈압을 진단받음"
     ),
-    ("hypertension", "on_antihypertensive"): _recorded("on antihypertensive medication", "고혈압약 복용 중"),
+    ("hypertension", "on_antihypertensive"): _medication("antihypertensive medication", "고혈압약"),
     ("hypertension", "bp"): _confirm(
         f"blood pressure >= {_BP} mmHg (either) is already in the hypertension range",
         f"혈압 {_BP} mmHg 이상(어느 하나)으로 이미 고혈압 범위",
@@ -196,7 +202,7 @@ _WORDS: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("dyslipidemia", "history_dyslipidemia"): _recorded(
         "already diagnosed with dyslipidemia", "이미 이상지질혈증을 진단받음"
     ),
-    ("dyslipidemia", "on_statin"): _recorded("on a statin", "스타틴 복용 중"),
+    ("dyslipidemia", "on_statin"): _medication("a statin", "스타틴"),
     ("dyslipidemia", "total_cholesterol"): _lipid("total cholesterol", "총콜레스테롤", ">=", TC_HIGH),
     ("dyslipidemia", "ldl"): _lipid("LDL cholesterol", "LDL 콜레스테롤", ">=", LDL_HIGH),
     ("dyslipidemia", "triglycerides"): _lipid("triglycerides", "중성지방", ">=", TG_HIGH, verb="are"),

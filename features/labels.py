@@ -15,15 +15,21 @@ reads (KSSO BMI and waist, Korean Society of Hypertension BP stages), how a risk
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from features.cutoffs import (
     BMI_CLASS_LOWS,
     BP_STAGE_BOUNDS,
+    CRITICAL,
     DBP_HYPERTENSION,
+    DBP_LOW,
+    GLUCOSE_LOW,
+    GLUCOSE_TARGET,
     JUDGEMENT_CUTS,
     SBP_HYPERTENSION,
+    SBP_LOW,
     WAIST_ABDOMINAL_OBESITY,
     Cut,
     band_range,
@@ -425,16 +431,35 @@ _TREATED = {
 }
 
 
-def bp_stage_text(sbp: float | None, dbp: float | None, lang: Lang, treated: bool = False) -> tuple[str, Level | None]:
+# A pressure already diagnosed as hypertension, with no treatment recorded: not "prehypertension".
+_DIAGNOSED = {
+    "ko": ("고혈압 진단(치료 기록 없음), ", "치료 중, "),
+    "en": ("diagnosed hypertension, no treatment recorded; ", "on treatment, "),
+}
+_LOW_BP = {
+    "ko": f"저혈압 범위 <{number(SBP_LOW)}/{number(DBP_LOW)}",
+    "en": f"hypotension range <{number(SBP_LOW)}/{number(DBP_LOW)}",
+}
+
+
+def bp_stage_text(
+    sbp: float | None, dbp: float | None, lang: Lang, treated: bool = False, diagnosed: bool = False
+) -> tuple[str, Level | None]:
     """The KSH stage in words and its level; "unknown" words (level None) where it cannot be judged.
-    On antihypertensive treatment the stages do not apply: whether the reading is below the usual
-    treatment target (KSH: < 140/90 for most) is said instead."""
+    On antihypertensive treatment, or with hypertension diagnosed, the stages do not apply: whether
+    the reading is below the usual treatment target (KSH: < 140/90 for most) is said instead. A
+    reading under 90/60 is in the hypotension range, never "normal"."""
     judged = bp_stage(sbp, dbp)
     if judged is None:
         return BP_UNKNOWN[lang], None
-    if treated:
+    if (sbp is not None and sbp < SBP_LOW) or (dbp is not None and dbp < DBP_LOW):
+        return _LOW_BP[lang], "borderline"
+    if treated or diagnosed:
         above = (sbp is not None and sbp >= SBP_HYPERTENSION) or (dbp is not None and dbp >= DBP_HYPERTENSION)
         reached, missed, unknown = _TREATED[lang]
+        if not treated:  # the same judgement, with what is known said first
+            untreated, on = _DIAGNOSED[lang]
+            reached, missed, unknown = (untreated + w.removeprefix(on) for w in (reached, missed, unknown))
         if above:
             return missed, "disease"
         return (reached, "normal") if sbp is not None and dbp is not None else (unknown, None)
@@ -442,6 +467,84 @@ def bp_stage_text(sbp: float | None, dbp: float | None, lang: Lang, treated: boo
     if complete:
         return stage.name(lang), stage.level
     return BP_AT_LEAST[lang].format(stage=stage.name(lang)), stage.level
+
+
+# -- values that need attention now (features.cutoffs.CRITICAL) ----------------------------------
+
+_SEVERE_BP = (
+    "중증 고혈압, 고혈압 긴급·응급 여부 평가 필요",
+    "severe hypertension: assess for hypertensive urgency or emergency",
+)
+_LIVER_RISE = ("간효소 현저한 상승(정상의 10배 이상)", "marked liver enzyme rise (over ten times normal)")
+_CRITICAL_WHY: dict[tuple[str, bool], tuple[str, str]] = {
+    ("sbp", True): _SEVERE_BP,
+    ("dbp", True): _SEVERE_BP,
+    ("fasting_glucose", True): (
+        "중증 고혈당, 당뇨병케톤산증·고혈당고삼투압상태 평가 필요",
+        "severe hyperglycemia: assess for ketoacidosis or a hyperosmolar state",
+    ),
+    ("fasting_glucose", False): ("2단계 저혈당", "level 2 hypoglycemia"),
+    ("egfr", False): ("신부전 범위(G5)", "kidney failure range (G5)"),
+    ("hemoglobin", False): ("중증 빈혈", "severe anemia"),
+    ("ast", True): _LIVER_RISE,
+    ("alt", True): _LIVER_RISE,
+    ("triglycerides", True): (
+        "중증 고중성지방혈증, 급성 췌장염 위험",
+        "severe hypertriglyceridemia: risk of acute pancreatitis",
+    ),
+}
+assert set(_CRITICAL_WHY) == {(c.feature, c.high) for c in CRITICAL}
+
+
+def critical_findings(values: Callable[[str], float | None], lang: Lang) -> list[str]:
+    """The values of one checkup (`values(feature)`) that need prompt clinical evaluation, each as
+    "Systolic blood pressure ≥180 mmHg (severe hypertension: ...)": the cut-off, never the value (warnings never echo
+    submitted values); a reader that shows the value shows it beside."""
+    out = []
+    for c in CRITICAL:
+        if c.reached(values(c.feature)):
+            label = FEATURE_LABELS[c.feature]
+            unit = label.unit_text(lang)
+            bound = f"{'≥' if c.high else '<'}{number(c.bound)}{'' if not unit else ' ' + unit}"
+            why = _CRITICAL_WHY[(c.feature, c.high)]
+            out.append(f"{label.name(lang)} {bound} ({why[0] if lang == 'ko' else why[1]})")
+    return out
+
+
+# -- glucose: the low end, and a known diabetes judged against its treatment target ---------------
+
+_GLUCOSE_LOW = {"ko": f"저혈당 범위 <{number(GLUCOSE_LOW)}", "en": f"hypoglycemia range <{number(GLUCOSE_LOW)}"}
+_KNOWN_DIABETES = {
+    "ko": (
+        "당뇨병 치료 중",
+        "당뇨병 진단(약물 기록 없음)",
+        "공복 목표({target}) 범위",
+        "공복 목표({target}) 초과",
+        "공복 목표({target}) 미만",
+    ),
+    "en": (
+        "on diabetes treatment",
+        "diagnosed diabetes, no medication recorded",
+        "within the fasting target {target}",
+        "above the fasting target {target}",
+        "below the fasting target {target}",
+    ),
+}
+
+
+def glucose_text(value: float, lang: Lang, treated: bool, diagnosed: bool) -> tuple[str, Level] | None:
+    """The fasting glucose's words where the judgement table's do not apply: under 70 (hypoglycemia,
+    never "normal"), or a diabetes already known (treated or diagnosed: never "diabetes suspected";
+    judged against the Korean Diabetes Association's fasting target). None otherwise."""
+    if value < GLUCOSE_LOW:
+        return _GLUCOSE_LOW[lang], "disease"
+    if not (treated or diagnosed):
+        return None
+    on, known, within, above, below = _KNOWN_DIABETES[lang]
+    low, high = GLUCOSE_TARGET
+    target = f"{number(low)}–{number(high)}"
+    where, level = (above, "disease") if value > high else (below, "borderline") if value < low else (within, "normal")
+    return f"{on if treated else known}, {where.format(target=target)}", level  # type: ignore[return-value]
 
 
 # -- risks as a reader sees them (report, CDS cards and FHIR text use this one function) -----------

@@ -30,7 +30,7 @@ from features.labels import FEATURE_LABELS, Lang, contribution_text
 from models.outcomes import CATEGORIES, OUTCOME_SPECS
 from models.provenance import synthetic_notice
 from serving.report import risk_text, t
-from serving.scoring import exam_age
+from serving.scoring import CRITICAL_WARNING, exam_age
 
 # Never "critical": CDS Hooks reserves it for what needs action now, and a one-year risk does not.
 INDICATOR = {"low": "info", "moderate": "info", "high": "warning", "very_high": "warning"}
@@ -233,6 +233,14 @@ def card(
         return None
     text, indicator = head
     body = detail(result, version, missing, thin)
+    urgent = [
+        w.removeprefix(CRITICAL_WARNING + ": ") for w in result.get("warnings", []) if w.startswith(CRITICAL_WARNING)
+    ]
+    if urgent:
+        # A value that needs evaluation now (BP 270/150) heads the card, which is a warning whatever the risks.
+        items = [f"- {item}" for item in urgent[0].split("; ")]
+        body = "\n".join(["**즉시 확인이 필요한 값 · Values that need prompt clinical evaluation**", *items, "", body])
+        indicator = "warning"
     extra = context_lines(result, warnings or [])
     if extra:
         # Before the closing "model estimate" line, which stays last.

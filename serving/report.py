@@ -65,6 +65,8 @@ from features.labels import (
     bmi_class,
     bp_stage,
     bp_stage_text,
+    critical_findings,
+    glucose_text,
     judgement,
     risk_change_text,
     risk_text,
@@ -156,7 +158,12 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "Rough: fitted on {events} events (~{needed} needed)",
     },
     # The SHAP base: the model's expected log-odds, read as the risk of a typical person.
-    "base": {"ko": "기준 위험 {risk}", "en": "Baseline risk {risk}"},
+    # Not "기준": the categories' reference rates are named so, and two numbers under one word confused.
+    "base": {"ko": "모델 평균 위험 {risk}", "en": "Model average risk {risk}"},
+    "whatif_thin": {
+        "ko": "추정 불가(대략적 모델: 학습 발생 수 부족)",
+        "en": "not estimable (rough model: too few events)",
+    },
     "others": {"ko": "기타 {n}개 요인", "en": "{n} other factors"},
     # The rest holds what missing measurements contributed (the model's adjustment for their absence).
     "others_unmeasured": {
@@ -336,6 +343,10 @@ TEXT: dict[str, dict[str, str]] = {
         "결과가 있으면 다시 평가하세요.",
         "en": "This checkup is {age} old: the risks below are for the year after it, which has passed. Reassess with "
         "a recent checkup when there is one.",
+    },
+    "critical": {
+        "ko": "즉시 확인이 필요한 값(아래 1년 위험 추정과 별개로 신속한 임상 평가가 필요합니다):",
+        "en": "Values that need prompt clinical evaluation, whatever the one-year risks below say:",
     },
     "stale": {
         "ko": "이 검진은 {age} 전 검진으로, 검진 후 1년의 위험 기간이 이미 지났습니다. 아래 위험은 그 검진 후 "
@@ -683,7 +694,9 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
             for f, v in (("sbp", sbp), ("dbp", dbp))
         ]
         value = f"{shown[0]}/{shown[1]} mmHg" if (sbp, dbp) != (None, None) else FEATURE_LABELS["sbp"].missing[lang]
-        cutoff, level = bp_stage_text(sbp, dbp, lang, treated=_x(x, "on_antihypertensive") == 1)
+        cutoff, level = bp_stage_text(
+            sbp, dbp, lang, treated=_x(x, "on_antihypertensive") == 1, diagnosed=_x(x, "history_hypertension") == 1
+        )
     elif group_id == "history":
         flags = [FEATURE_LABELS[f].name(lang) for f in group.features if _x(x, f) == 1]
         value = ", ".join(flags) if flags else t("history_flags_none", lang)
@@ -723,6 +736,13 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
             j = judgement(main, sex)
             if j is not None:
                 cutoff, level = j.text(lang, FEATURE_LABELS[main], v), j.level(v)
+            known = (
+                glucose_text(v, lang, _x(x, "on_diabetes_medication") == 1, _x(x, "history_diabetes") == 1)
+                if main == "fasting_glucose" and v is not None
+                else None
+            )
+            if known is not None:  # 35 is not "normal <100"; a treated diabetic's 162 is not "suspected"
+                cutoff, level = known
             high = HEMOGLOBIN_HIGH.get(sex or "") if main == "hemoglobin" else None
             if high is not None and v is not None and v > high:  # 18 g/dL is not "normal ≥13"
                 cutoff, level = t("above_normal", lang, high=number(high)), "borderline"
@@ -1053,6 +1073,10 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         cells = []
         for row in outcomes:
             delta, direction = risk_change_text(now[row["key"]], after[row["key"]], lang)
+            if direction == "same" and row["key"] in scorer.thin:
+                # A rough model (too few events) barely moves: "no change" would read as "no
+                # benefit" of quitting smoking or lowering BP (a clinician's reading).
+                delta, direction = t("whatif_thin", lang), "rough"
             defining = bool(DEFINING_FIELDS.get(row["key"], frozenset()) & set(w.changes))
             cells.append(
                 {
@@ -1132,6 +1156,8 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         ),
         # The synthetic-model banner in the report's language, else None.
         "provenance": synthetic_notice(scorer.training_data, lang) if scorer.synthetic else None,
+        # Values that need evaluation now come first: a risk page for BP 270/150 had advised home readings.
+        "critical": critical_findings(lambda f: _x(X[newest], f), lang),
         "outcomes": outcomes,
         "not_applicable": not_applicable,
         "whatif_header": [{"short": o["short"], "now": risk_text(now[o["key"]])} for o in outcomes],

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -36,7 +37,7 @@ from features.derive import (
     unmeasured,
 )
 from features.eligibility import Judged, applicability, reason_id
-from features.labels import FEATURE_GROUPS
+from features.labels import FEATURE_GROUPS, critical_findings
 from features.schema import BMI_PLAUSIBLE, BY_NAME, age_spans, age_to_group, ages_disagree, implausible_bmi
 from models import provenance
 from models.bundle import RiskModel
@@ -150,6 +151,14 @@ def measurements_outside(model: RiskModel, X: np.ndarray) -> list[list[str]]:
     training data's range and are scored at its edge: what `/score` warns of and the report notes."""
     outside = model.outside_training(X)
     return [[FEATURES[j] for j in np.flatnonzero(row) if FEATURES[j] in RANGE_SAID] for row in outside]
+
+
+CRITICAL_WARNING = "values that need prompt clinical evaluation, which no one-year risk describes"
+
+
+def _value(x: np.ndarray, feature: str) -> float | None:
+    v = float(x[FEATURES.index(feature)])
+    return None if np.isnan(v) else v
 
 
 # A diagnosed CKD (`history_ckd`) only makes `ckd` not applicable: no model reads it, since no
@@ -322,7 +331,12 @@ class Scorer:
                     continue
                 risks[o] = _applicable_risk(o, i, scored, X, hidden, top_k, detail)
             missing = lacking[i]
-            warnings = [f"{BY_NAME[k].label_en} ({k}) missing: estimates that use it are less precise" for k in missing]
+            # First: what needs evaluation now, which no one-year risk describes (every channel says it).
+            urgent = critical_findings(functools.partial(_value, X[i]), "en")
+            warnings = [f"{CRITICAL_WARNING}: {'; '.join(urgent)}"] if urgent else []
+            warnings += [
+                f"{BY_NAME[k].label_en} ({k}) missing: estimates that use it are less precise" for k in missing
+            ]
             if r.get("age") is None:
                 warnings.append("age given only as a 5-year band: the band midpoint was used")
             elif r.get("age_group") is not None and age_to_group(float(r["age"])) != int(r["age_group"]):

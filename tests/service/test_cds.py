@@ -634,6 +634,19 @@ def test_a_patient_the_models_do_not_describe_gets_no_card_not_an_error(post, cl
     assert post(body).json() == {"cards": []}
 
 
+def test_a_value_that_needs_evaluation_now_heads_a_warning_card(post):
+    (card,) = post(cds_call(dict(EXAMPLE_RECORD, sbp=270.0, dbp=150.0))).json()["cards"]
+    assert card["indicator"] == "warning"
+    lines = card["detail"].splitlines()
+    # First after the synthetic-model notice, which heads every card of such a model.
+    at = lines.index("**즉시 확인이 필요한 값 · Values that need prompt clinical evaluation**")
+    assert at <= 2, lines[:4]
+    assert lines[at + 1].startswith("- Systolic blood pressure ≥180 mmHg (severe hypertension:")
+    assert lines[at + 2].startswith("- Diastolic blood pressure ≥110 mmHg")
+    (calm,) = post(cds_call(EXAMPLE_RECORD)).json()["cards"]
+    assert "prompt clinical evaluation" not in calm["detail"]
+
+
 def test_a_rough_outcome_is_marked_on_the_card(post, service_home):
     from serving.scoring import Scorer
 

@@ -74,6 +74,9 @@ def test_earlier_history_flag_still_holds_with_its_date():
     assert r.loc[1, "diabetes"] == "already diagnosed with diabetes (recorded at the checkup of 2018-03-01)"
     assert "2018-03-01" in r.loc[1, "dyslipidemia"] and "statin" in r.loc[1, "dyslipidemia"]
     assert e["hypertension"].all() and e["cvd"].all()
+    # A medicine carried from an earlier checkup was recorded then, not taken now (it may have stopped).
+    assert r.loc[1, "dyslipidemia"] == "on a statin at the checkup of 2018-03-01"
+    assert REASONS["dyslipidemia.on_statin"].ko == "스타틴 복용 중"
 
 
 def test_dyslipidemia_carries_the_last_lipid_panel():
@@ -334,3 +337,25 @@ def test_labels_on_checkups_an_outcome_does_not_apply_to_are_counted_and_said():
     few = labels_not_applicable_lines({"cvd": (1, 1, 10), "ckd": (0, 0, 4)})
     assert len(few) == 1 and few[0].startswith("note: cvd:")
     assert labels_not_applicable(df.drop(columns=["cvd_1y", "diabetes_1y"])) == {}
+
+
+def test_labels_judge_low_values_and_known_diseases_apart():
+    from features.labels import bp_stage_text, glucose_text
+
+    assert glucose_text(35, "en", False, False) == ("hypoglycemia range <70", "disease")
+    assert glucose_text(95, "en", False, False) is None  # the judgement table's words apply
+    assert glucose_text(162, "ko", True, True) == ("당뇨병 치료 중, 공복 목표(80–130) 초과", "disease")
+    assert glucose_text(75, "en", False, True) == (
+        "diagnosed diabetes, no medication recorded, below the fasting target 80–130",
+        "borderline",
+    )
+    assert bp_stage_text(70, 40, "en") == ("hypotension range <90/60", "borderline")
+    assert bp_stage_text(128, 82, "en") == ("prehypertension 130–139/80–89", "borderline")
+    assert bp_stage_text(128, 82, "en", diagnosed=True)[0] == (
+        "diagnosed hypertension, no treatment recorded; below the usual 140/90 target"
+    )
+    assert bp_stage_text(150, 82, "ko", diagnosed=True) == (
+        "고혈압 진단(치료 기록 없음), 목표(<140/90) 미도달",
+        "disease",
+    )
+    assert bp_stage_text(150, 82, "en", treated=True, diagnosed=True)[0].startswith("on treatment, not below")

@@ -1,0 +1,90 @@
+"""The report read as a clinician reads it (outside reviewer): values that need evaluation now come
+first on every channel; a glucose or blood pressure below normal is not "normal"; a known diabetes
+or hypertension is judged against its target, not staged as if new; a rough model's what-if says
+it cannot estimate, not "no meaningful change"; a medicine carried from an earlier checkup is
+"recorded then", not "taken now"."""
+
+import pytest
+
+from features.cutoffs import CRITICAL
+from features.labels import critical_findings
+from serving import report as report_mod
+from serving.report import build_context, render_html
+from serving.scoring import CRITICAL_WARNING
+from tests.service.test_report import visible_text
+from tests.service.test_report_honesty import record
+
+
+@pytest.fixture(scope="module")
+def scorer(service_home):
+    from serving.scoring import Scorer
+
+    _, model, version = service_home
+    return Scorer(model, version)
+
+
+def test_critical_values_are_said_first(scorer):
+    extreme = record(sbp=270, dbp=150, fasting_glucose=680, hemoglobin=4.0, alt=4800)
+    (result,) = scorer.score_records([extreme], explain=False)
+    first = result["warnings"][0]
+    assert first.startswith(f"{CRITICAL_WARNING}: Systolic blood pressure ≥180 mmHg (severe hypertension:")
+    assert "Fasting glucose ≥300 mg/dL" in first and "Hemoglobin <8 g/dL" in first and "ALT ≥500 U/L" in first
+    assert "270" not in first  # the cut-off, never the value
+    en = visible_text(render_html(scorer, extreme, "en"))
+    ko = visible_text(render_html(scorer, extreme, "ko"))
+    # In the header, before even the synthetic-model notice.
+    assert en.index("Values that need prompt clinical evaluation") < en.index("synthetic (simulated) people")
+    assert "즉시 확인이 필요한 값" in ko and "중증 고혈압" in ko
+    calm = visible_text(render_html(scorer, record(), "en"))
+    assert "prompt clinical evaluation" not in calm
+    assert not [w for w in scorer.score_records([record()], explain=False)[0]["warnings"] if CRITICAL_WARNING in w]
+
+
+def test_every_critical_bound_is_reached_at_its_edge_and_not_before():
+    for c in CRITICAL:
+        step = 1e-6 if c.high else -1e-6
+        at = c.bound if c.high else c.bound - 1e-6
+        assert critical_findings({c.feature: at}.get, "en"), c
+        assert not critical_findings({c.feature: c.bound - step}.get, "en"), c
+
+
+def test_low_glucose_and_low_pressure_are_not_normal(scorer):
+    text = visible_text(render_html(scorer, record(fasting_glucose=35, sbp=70, dbp=40), "en"))
+    assert "hypoglycemia range <70" in text and "hypotension range <90/60" in text
+    assert "normal <100" not in text
+    ko = visible_text(render_html(scorer, record(fasting_glucose=35, sbp=70, dbp=40), "ko"))
+    assert "저혈당 범위 <70" in ko and "저혈압 범위 <90/60" in ko
+
+
+def test_a_known_diabetes_and_hypertension_are_judged_against_their_targets(scorer):
+    treated = record(
+        history_diabetes=1, on_diabetes_medication=1, fasting_glucose=162, history_hypertension=1, sbp=128, dbp=82
+    )
+    text = visible_text(render_html(scorer, treated, "en"))
+    assert "on diabetes treatment, above the fasting target 80–130" in text
+    assert "diabetes suspected" not in text
+    assert "diagnosed hypertension, no treatment recorded; below the usual 140/90 target" in text
+    assert "prehypertension" not in text
+    ko = visible_text(render_html(scorer, treated, "ko"))
+    assert "당뇨병 치료 중, 공복 목표(80–130) 초과" in ko and "고혈압 진단(치료 기록 없음), 목표(<140/90) 도달" in ko
+    controlled = visible_text(render_html(scorer, record(on_diabetes_medication=1, fasting_glucose=95), "en"))
+    assert "on diabetes treatment, within the fasting target 80–130" in controlled
+
+
+def test_a_rough_models_what_if_says_it_cannot_estimate(scorer, monkeypatch):
+    real = report_mod.what_if
+
+    def flat(scorer_, rec, history=()):
+        now, changes = real(scorer_, rec, history)
+        return now, [(w, None if after is None else dict(now)) for w, after in changes]
+
+    monkeypatch.setattr(report_mod, "what_if", flat)
+    monkeypatch.setattr(scorer, "thin", {"cvd": (37, 273)})
+    ctx = build_context(scorer, record(smoking_status=3, sbp=152, dbp=94), "en")
+    rows = [r for r in ctx["whatifs"] if r["cells"]]
+    keys = [o["key"] for o in ctx["outcomes"]]
+    assert rows and "cvd" in keys
+    for r in rows:
+        cvd = r["cells"][keys.index("cvd")]
+        assert cvd["delta"] == "not estimable (rough model: too few events)" and cvd["direction"] == "rough"
+        assert all(c["direction"] == "same" for k, c in zip(keys, r["cells"], strict=True) if k != "cvd")
