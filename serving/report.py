@@ -357,6 +357,8 @@ TEXT: dict[str, dict[str, str]] = {
     "years": {"ko": "{n}년", "en": "{n} years"},
     "one_year": {"ko": "1년", "en": "1 year"},
     "days": {"ko": "{n}일", "en": "{n} days"},
+    "and_months": {"ko": " {n}개월", "en": " {n} months"},
+    "and_one_month": {"ko": " 1개월", "en": " 1 month"},
     "footer": {"ko": "모델 버전 {version} · 작성일 {date}", "en": "Model version {version} · report date {date}"},
     "caveat": {
         "ko": "진료를 돕기 위한 모델 추정치이며 진단이 아니고 임상적 판단을 대신하지 않습니다.",
@@ -960,10 +962,15 @@ def _group_words(sex: str, band: str, lang: Lang) -> str:
 
 
 def _age_words(exam: dt.date, today: dt.date, lang: Lang) -> str:
+    """How old a checkup is: days under a year; a year and its months under two ("1년 6개월": 18
+    months had read "1 year", as 13 did); whole years after that, as the staleness warnings say."""
     years, days = exam_age(exam, today)
-    if years >= 1:
-        return t("one_year", lang) if years == 1 else t("years", lang, n=years)
-    return t("days", lang, n=days)
+    if years < 1:
+        return t("days", lang, n=days)
+    if years > 1:
+        return t("years", lang, n=years)
+    months = (today.year - exam.year) * 12 + today.month - exam.month - (today.day < exam.day) - 12
+    return t("one_year", lang) + (t("and_months" if months > 1 else "and_one_month", lang, n=months) if months else "")
 
 
 def newest_with_history(records: list[dict]) -> tuple[int, list[int]]:

@@ -88,3 +88,15 @@ def test_a_rough_models_what_if_says_it_cannot_estimate(scorer, monkeypatch):
         cvd = r["cells"][keys.index("cvd")]
         assert cvd["delta"] == "not estimable (rough model: too few events)" and cvd["direction"] == "rough"
         assert all(c["direction"] == "same" for k, c in zip(keys, r["cells"], strict=True) if k != "cvd")
+
+
+def test_a_checkup_between_one_and_two_years_old_says_its_months():
+    import datetime as dt
+
+    from serving.report import _age_words
+
+    today = dt.date(2026, 12, 2)
+    assert _age_words(dt.date(2025, 6, 1), today, "ko") == "1년 6개월"
+    assert _age_words(dt.date(2025, 11, 1), today, "en") == "1 year 1 month"
+    assert _age_words(dt.date(2025, 12, 2), today, "en") == "1 year"
+    assert _age_words(dt.date(2023, 6, 2), today, "en") == "3 years"  # as the staleness warnings say it
