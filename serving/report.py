@@ -160,10 +160,8 @@ TEXT: dict[str, dict[str, str]] = {
     # The SHAP base: the model's expected log-odds, read as the risk of a typical person.
     # Not "기준": the categories' reference rates are named so, and two numbers under one word confused.
     "base": {"ko": "모델 평균 위험 {risk}", "en": "Model average risk {risk}"},
-    "whatif_thin": {
-        "ko": "추정 불가(대략적 모델: 학습 발생 수 부족)",
-        "en": "not estimable (rough model: too few events)",
-    },
+    # Short, in a table cell: the outcome's column head says "rough" and why (`thin`).
+    "whatif_thin": {"ko": "추정 불가", "en": "not estimable"},
     "others": {"ko": "기타 {n}개 요인", "en": "{n} other factors"},
     # The rest holds what missing measurements contributed (the model's adjustment for their absence).
     "others_unmeasured": {
@@ -233,6 +231,10 @@ TEXT: dict[str, dict[str, str]] = {
     # The dipstick beside the eGFR on the kidney row, mid-sentence.
     "urine_protein_short": {"ko": "요단백", "en": "urine protein"},
     "whatif_unchanged": {"ko": "모든 질환에서 의미 있는 변화 없음", "en": "No meaningful change in any risk"},
+    "whatif_unchanged_rough": {
+        "ko": "다른 질환에서 의미 있는 변화 없음({rough}: 추정 불가, 대략적 모델)",
+        "en": "No meaningful change in the other risks ({rough}: not estimable, rough model)",
+    },
     "history_flags_none": {"ko": "없음", "en": "none"},
     "defining": {
         "ko": "† 그 질환을 정의하는 측정값 자체를 바꾼 추정이므로 해석에 주의",
@@ -1095,8 +1097,9 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
                     "raises": direction == "up",
                 }
             )
-        if all(c["direction"] == "same" for c in cells):
-            # A row of "no meaningful change" in every column says one thing: one line for all such rows.
+        if all(c["direction"] in ("same", "rough") for c in cells):
+            # A row of "no meaningful change" in every column says one thing: one line for all such
+            # rows (which names the rough outcomes it cannot speak for).
             unchanged.append(text)
             continue
         whatifs.append({"text": text, "cells": cells})
@@ -1176,6 +1179,11 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         "no_outcome": None if outcomes else t("no_outcome", lang),
         "bmi_note": bmi_note(record, lang),
         "whatif_unchanged": unchanged,
+        "whatif_unchanged_label": (
+            t("whatif_unchanged_rough", lang, rough=", ".join(o["short"] for o in outcomes if o["key"] in scorer.thin))
+            if any(o["key"] in scorer.thin for o in outcomes)
+            else t("whatif_unchanged", lang)
+        ),
         "whatif_bounds": t(
             "whatif_bounds" if getattr(scorer.model, "feature_ranges_", None) is not None else "whatif_bounds_unranged",
             lang,

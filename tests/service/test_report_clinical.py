@@ -74,20 +74,36 @@ def test_a_known_diabetes_and_hypertension_are_judged_against_their_targets(scor
 def test_a_rough_models_what_if_says_it_cannot_estimate(scorer, monkeypatch):
     real = report_mod.what_if
 
-    def flat(scorer_, rec, history=()):
+    def cvd_flat(scorer_, rec, history=()):
+        # Every other risk halves; CVD, the rough outcome here, does not move.
         now, changes = real(scorer_, rec, history)
+        return now, [
+            (w, None if after is None else {o: p if o == "cvd" else p / 2 for o, p in now.items()})
+            for w, after in changes
+        ]
+
+    monkeypatch.setattr(report_mod, "what_if", cvd_flat)
+    monkeypatch.setattr(scorer, "thin", {"cvd": (37, 273)})
+    rec = record(smoking_status=3, sbp=152, dbp=94)
+    ctx = build_context(scorer, rec, "en")
+    keys = [o["key"] for o in ctx["outcomes"]]
+    rows = [r for r in ctx["whatifs"] if r["cells"]]
+    assert rows and "cvd" in keys
+    for r in rows:
+        assert r["cells"][keys.index("cvd")]["delta"] == "not estimable"
+        assert r["cells"][keys.index("cvd")]["direction"] == "rough"
+
+    # Rows where nothing else moves either are one line, which names what it cannot speak for.
+    def flat(scorer_, rec_, history=()):
+        now, changes = real(scorer_, rec_, history)
         return now, [(w, None if after is None else dict(now)) for w, after in changes]
 
     monkeypatch.setattr(report_mod, "what_if", flat)
-    monkeypatch.setattr(scorer, "thin", {"cvd": (37, 273)})
-    ctx = build_context(scorer, record(smoking_status=3, sbp=152, dbp=94), "en")
-    rows = [r for r in ctx["whatifs"] if r["cells"]]
-    keys = [o["key"] for o in ctx["outcomes"]]
-    assert rows and "cvd" in keys
-    for r in rows:
-        cvd = r["cells"][keys.index("cvd")]
-        assert cvd["delta"] == "not estimable (rough model: too few events)" and cvd["direction"] == "rough"
-        assert all(c["direction"] == "same" for k, c in zip(keys, r["cells"], strict=True) if k != "cvd")
+    ctx = build_context(scorer, rec, "en")
+    assert ctx["whatif_unchanged"] and not [r for r in ctx["whatifs"] if r["cells"]]
+    assert "No meaningful change in the other risks (CVD: not estimable, rough model)" in visible_text(
+        render_html(scorer, rec, "en")
+    )
 
 
 def test_a_checkup_between_one_and_two_years_old_says_its_months():
