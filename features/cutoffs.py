@@ -45,6 +45,9 @@ HDL_BORDERLINE = 60.0  # below
 # An optimal LDL, below the borderline: the level Korean lipid guidelines aim at for most people (the
 # report's what-if target).
 LDL_OPTIMAL = 100.0
+# KSoLA 2022: LDL 190 mg/dL or more is "very high", a statin whatever the other risks, and a reason
+# to consider familial hypercholesterolemia.
+LDL_VERY_HIGH = 190.0
 URINE_PROTEIN_TRACE = 2  # dipstick code of ±
 
 

@@ -49,6 +49,7 @@ from features.cutoffs import (
     GLUCOSE_BORDERLINE,
     HEMOGLOBIN_HIGH,
     LDL_OPTIMAL,
+    LDL_VERY_HIGH,
     SBP_ELEVATED,
     number,
 )
@@ -296,6 +297,10 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "quit_unknown": {"ko": "금연 기간 미기록", "en": "time since quitting not recorded"},
     "above_normal": {"ko": "정상 범위 초과 >{high}", "en": "above the normal range >{high}"},
+    "ldl_very_high": {
+        "ko": "매우 높음 ≥{cut} (가족성 고콜레스테롤혈증 감별 고려)",
+        "en": "very high ≥{cut} (consider familial hypercholesterolemia)",
+    },
     # The model learnt "former smoker" from people who had quit for years: the estimate is for then.
     "quit_smoking": {
         "ko": "장기 금연 시 (현재 흡연 → 과거 흡연)",
@@ -750,6 +755,8 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
             high = HEMOGLOBIN_HIGH.get(sex or "") if main == "hemoglobin" else None
             if high is not None and v is not None and v > high:  # 18 g/dL is not "normal ≥13"
                 cutoff, level = t("above_normal", lang, high=number(high)), "borderline"
+            if main == "ldl" and v is not None and v >= LDL_VERY_HIGH:
+                cutoff, level = t("ldl_very_high", lang, cut=number(LDL_VERY_HIGH)), "disease"
         if v is None:
             cutoff, level = "", None  # no value, no band: "not measured", never "kidney disease suspected"
         if group_id == "kidney":

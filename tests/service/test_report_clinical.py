@@ -116,3 +116,11 @@ def test_a_checkup_between_one_and_two_years_old_says_its_months():
     assert _age_words(dt.date(2025, 11, 1), today, "en") == "1 year 1 month"
     assert _age_words(dt.date(2025, 12, 2), today, "en") == "1 year"
     assert _age_words(dt.date(2023, 6, 2), today, "en") == "3 years"  # as the staleness warnings say it
+
+
+def test_an_ldl_of_190_or_more_is_very_high_with_a_familial_hint(scorer):
+    en = visible_text(render_html(scorer, record(ldl=195, total_cholesterol=280, family_history_cvd=1), "en"))
+    assert "very high ≥190 (consider familial hypercholesterolemia)" in en
+    ko = visible_text(render_html(scorer, record(ldl=195, total_cholesterol=280), "ko"))
+    assert "매우 높음 ≥190 (가족성 고콜레스테롤혈증 감별 고려)" in ko
+    assert "consider familial" not in visible_text(render_html(scorer, record(ldl=170), "en"))
