@@ -100,6 +100,7 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "person": {"ko": "{sex} {age} · 검진일 {date} · ID {pid}", "en": "{sex}, {age} · exam {date} · ID {pid}"},
     "age": {"ko": "{age}세", "en": "{age} years"},
+    "date_assumed": {"ko": "{date}(검진일 미기재: 오늘로 간주)", "en": "{date} (no exam date sent: taken as today)"},
     "age_band": {"ko": "{band}세(연령대)", "en": "aged {band} (band)"},
     "sex_M": {"ko": "남성", "en": "Male"},
     "sex_F": {"ko": "여성", "en": "Female"},
@@ -1003,6 +1004,7 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
     for r in records:
         if isinstance(r.get("exam_date"), str):  # an ISO date from JSON kept as text
             r["exam_date"] = dt.date.fromisoformat(r["exam_date"])
+    undated = [r.get("exam_date") is None for r in records]
     # Scoring them together gives each its history; it also dates undated records (today).
     results = scorer.score_records(records, explain=True, top_k=TOP_FACTORS, today=today)
     newest, earlier = newest_with_history(records)
@@ -1161,7 +1163,13 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         "lang": lang,
         "text": {k: v[lang] for k, v in TEXT.items()},
         "person": t(
-            "person", lang, sex=t(f"sex_{sex}", lang), age=age_words, date=exam.isoformat(), pid=record["person_id"]
+            "person",
+            lang,
+            sex=t(f"sex_{sex}", lang),
+            age=age_words,
+            # A checkup sent without its date is scored as today's: said, not printed as if known.
+            date=t("date_assumed", lang, date=exam.isoformat()) if undated[newest] else exam.isoformat(),
+            pid=record["person_id"],
         ),
         "history": history_words,
         "history_checkups": result["history_checkups"],

@@ -124,3 +124,10 @@ def test_an_ldl_of_190_or_more_is_very_high_with_a_familial_hint(scorer):
     ko = visible_text(render_html(scorer, record(ldl=195, total_cholesterol=280), "ko"))
     assert "매우 높음 ≥190 (가족성 고콜레스테롤혈증 감별 고려)" in ko
     assert "consider familial" not in visible_text(render_html(scorer, record(ldl=170), "en"))
+
+
+def test_a_checkup_sent_without_its_date_says_today_was_assumed(scorer):
+    undated = record(exam_date=None)
+    assert "(no exam date sent: taken as today)" in visible_text(render_html(scorer, undated, "en"))
+    assert "(검진일 미기재: 오늘로 간주)" in visible_text(render_html(scorer, undated, "ko"))
+    assert "taken as today" not in visible_text(render_html(scorer, record(), "en"))
