@@ -46,11 +46,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from features.cutoffs import (
     BMI_CLASS_LOWS,
     DBP_ELEVATED,
+    DBP_HYPERTENSION,
     GLUCOSE_BORDERLINE,
     HEMOGLOBIN_HIGH,
     LDL_OPTIMAL,
     LDL_VERY_HIGH,
     SBP_ELEVATED,
+    SBP_HYPERTENSION,
     number,
 )
 from features.derive import FEATURES, PANEL_MARKER, Columns, age_band, feature_matrix, unmeasured
@@ -72,7 +74,7 @@ from features.labels import (
     risk_change_text,
     risk_text,
 )
-from features.schema import BMI_PLAUSIBLE, BY_NAME, implausible_bmi
+from features.schema import BMI_PLAUSIBLE, BY_NAME, age_group_midpoint, implausible_bmi
 from models.interval import sigmoid_float
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import synthetic_notice
@@ -86,6 +88,11 @@ TOP_FACTORS = 5
 # since 120 systolic or 80 diastolic is already elevated or prehypertension).
 TARGET_SBP = SBP_ELEVATED - 1.0
 TARGET_DBP = DBP_ELEVATED - 1.0
+# KSH 2022: at 80 or older pressure is lowered to under 140/90 at most (150 systolic for some), not
+# to the normal range (falls, orthostatic hypotension): the what-if stops just under hypertension.
+OLD_AGE = 80.0
+TARGET_SBP_OLD = SBP_HYPERTENSION - 1.0
+TARGET_DBP_OLD = DBP_HYPERTENSION - 1.0
 # KSSO: losing 5-10 % of body weight is the realistic first goal; a what-if asks no more of a person.
 MAX_WEIGHT_LOSS = 0.10
 TARGET_BMI = BMI_CLASS_LOWS["pre_obesity"] - 0.1  # the top of KSSO's normal class (18.5-22.9)
@@ -225,6 +232,11 @@ TEXT: dict[str, dict[str, str]] = {
         "ko": "다른 값은 그대로 둔 추정치로 효과를 보장하지 않으며, 치료 목표는 아닙니다.",
         "en": "Recomputed with all else unchanged: estimates, not promises, nor treatment targets.",
     },
+    "whatif_none_old": {
+        "ko": "조절 가능한 요인이 모두 목표 범위 안에 있습니다(80세 이상의 혈압은 고혈압 범위 미만).",
+        "en": "Every modifiable factor is within its target (at 80 or older, blood pressure under the hypertension "
+        "range).",
+    },
     "whatif_none": {
         "ko": "조절 가능한 요인이 모두 정상 범위 안에 있습니다.",
         "en": "Every modifiable factor is already in the normal range.",
@@ -308,6 +320,10 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "After long-term cessation (current → former smoker)",
     },
     "bp": {"ko": "혈압 {before} → {after} mmHg", "en": "Blood pressure {before} → {after} mmHg"},
+    "bp_old": {
+        "ko": "혈압 {before} → {after} mmHg (80세 이상: 고혈압 범위 바로 아래까지)",
+        "en": "Blood pressure {before} → {after} mmHg (80 or older: to just under the hypertension range)",
+    },
     "bmi": {
         "ko": "체중 {before} → {after} kg (BMI {bmi_before} → {bmi_after})",
         "en": "Weight {before} → {after} kg (BMI {bmi_before} → {bmi_after})",
@@ -498,6 +514,14 @@ def range_note(scorer: Scorer, row: np.ndarray, lang: Lang) -> str | None:
     return t("range_note", lang, what=what)
 
 
+def _old(record: dict) -> bool:
+    """Whether the person is `OLD_AGE` or older (the band's midpoint where only the band is known)."""
+    age = record.get("age")
+    if age is None and record.get("age_group") is not None:
+        age = float(age_group_midpoint(record["age_group"]))
+    return age is not None and float(age) >= OLD_AGE
+
+
 def what_if_changes(
     record: dict, training_range: Callable[[str], tuple[float, float] | None] | None = None
 ) -> list[WhatIf]:
@@ -505,7 +529,8 @@ def what_if_changes(
 
     Only inputs change; every derived feature (BMI, TyG, pulse pressure, current smoker ...) is
     recomputed from them by the feature pipeline, so the model sees a consistent record. Blood
-    pressure moves as one reading: SBP to 119 and DBP to min(its value, 79). A change beyond
+    pressure moves as one reading: SBP to 119 and DBP to min(its value, 79); at 80 or older to
+    139 and min(its value, 89). A change beyond
     `MAX_CHANGE` is kept, marked `beyond`, and left out of "all of the above".
     """
     out: list[WhatIf] = []
@@ -513,14 +538,18 @@ def what_if_changes(
     if get("smoking_status") == 3:
         out.append(WhatIf("quit_smoking", {"smoking_status": 2}, {}))
     sbp, dbp = get("sbp"), get("dbp")
-    if sbp is not None and (sbp > TARGET_SBP or (dbp is not None and dbp > TARGET_DBP)):
-        changes = {"sbp": min(sbp, TARGET_SBP)}
+    old = _old(record)
+    top_sbp, top_dbp = (TARGET_SBP_OLD, TARGET_DBP_OLD) if old else (TARGET_SBP, TARGET_DBP)
+    if sbp is not None and (sbp > top_sbp or (dbp is not None and dbp > top_dbp)):
+        changes = {"sbp": min(sbp, top_sbp)}
         if dbp is not None:
-            changes["dbp"] = min(dbp, TARGET_DBP)
+            changes["dbp"] = min(dbp, top_dbp)
         # As sent, to 0.1 mmHg: 139.6/89.6 is not "140/90", which is already hypertension.
         before = f"{sbp:g}/{dbp:g}" if dbp is not None else f"{sbp:g}"
         after = f"{_number(changes['sbp'])}/{_number(changes['dbp'])}" if dbp is not None else _number(changes["sbp"])
-        out.append(WhatIf("bp", changes, {"before": before, "after": after}, _beyond(record, changes)))
+        out.append(
+            WhatIf("bp_old" if old else "bp", changes, {"before": before, "after": after}, _beyond(record, changes))
+        )
     height, weight = get("height_cm"), get("weight_kg")
     if height is not None and weight is not None:
         bmi = weight / (height / 100.0) ** 2
@@ -1134,7 +1163,9 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
             whatif_status.append(t("whatif_carried", lang, years=_number(years, 1) if years is not None else "?"))
         if not (whatifs or unchanged):
             if not unassessed:
-                whatif_status.append(t("whatif_none", lang))
+                # At 80 or older a pressure of 120-139/80-89 is no what-if, but not "normal" either.
+                above_normal = (record.get("sbp") or 0) > TARGET_SBP or (record.get("dbp") or 0) > TARGET_DBP
+                whatif_status.append(t("whatif_none_old" if _old(record) and above_normal else "whatif_none", lang))
             elif measured_any:
                 whatif_status.append(t("whatif_measured_within", lang))
     bounds = ", ".join(_lang_part(words, lang) for _, words in MAX_CHANGE.values())

@@ -131,3 +131,18 @@ def test_a_checkup_sent_without_its_date_says_today_was_assumed(scorer):
     assert "(no exam date sent: taken as today)" in visible_text(render_html(scorer, undated, "en"))
     assert "(검진일 미기재: 오늘로 간주)" in visible_text(render_html(scorer, undated, "ko"))
     assert "taken as today" not in visible_text(render_html(scorer, record(), "en"))
+
+
+def test_at_80_or_older_the_blood_pressure_what_if_stops_under_hypertension(scorer):
+    from serving.report import what_if_changes
+    from tests.service.test_report_honesty import WITHIN
+
+    (bp,) = [w for w in what_if_changes(record(age=85, sbp=156, dbp=88)) if w.key.startswith("bp")]
+    assert bp.key == "bp_old" and bp.changes == {"sbp": 139.0, "dbp": 88}
+    (young,) = [w for w in what_if_changes(record(age=60, sbp=156, dbp=88)) if w.key.startswith("bp")]
+    assert young.key == "bp" and young.changes == {"sbp": 119.0, "dbp": 79.0}
+    en = visible_text(render_html(scorer, record(age=85, sbp=156, dbp=88), "en"))
+    assert "(80 or older: to just under the hypertension range)" in en
+    calm = visible_text(render_html(scorer, record(**{**WITHIN, "age": 85, "sbp": 132, "dbp": 84}), "en"))
+    assert "Every modifiable factor is within its target (at 80 or older" in calm
+    assert "already in the normal range" not in calm
