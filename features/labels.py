@@ -450,10 +450,14 @@ def bp_stage_text(
     the reading is below the usual treatment target (KSH: < 140/90 for most) is said instead. A
     reading under 90/60 is in the hypotension range, never "normal"."""
     judged = bp_stage(sbp, dbp)
+    # Hypotension: a systolic under 90, or a diastolic under 60 beside a normal systolic. A low
+    # diastolic beside a high systolic (160/58, a wide pulse pressure of old age) is hypertension.
+    s_low = sbp is not None and not _missing(sbp) and sbp < SBP_LOW
+    d_low = dbp is not None and not _missing(dbp) and dbp < DBP_LOW and judged is not None and judged[0].key == "normal"
+    if s_low or d_low:
+        return _LOW_BP[lang], "borderline"
     if judged is None:
         return BP_UNKNOWN[lang], None
-    if (sbp is not None and sbp < SBP_LOW) or (dbp is not None and dbp < DBP_LOW):
-        return _LOW_BP[lang], "borderline"
     if treated or diagnosed:
         above = (sbp is not None and sbp >= SBP_HYPERTENSION) or (dbp is not None and dbp >= DBP_HYPERTENSION)
         reached, missed, unknown = _TREATED[lang]

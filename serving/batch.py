@@ -16,7 +16,9 @@ Assumption of the pandas engine: **each person's checkups appear in date order i
 (exports are sorted by person and date; persons may be interleaved). Then the streamed scores equal
 the whole-file scores exactly. A checkup dated before the same person's checkup in an earlier chunk
 breaks the assumption: both it and the later checkup already scored would have the wrong history,
-so the run stops with `OutOfOrder` and writes nothing (within one chunk order does not matter).
+so the run stops with `OutOfOrder` at that chunk and writes nothing (within one chunk order does
+not matter). The chunks scored before it are in the prediction log; the monitor counts each checkup
+once, its latest prediction, so a run of the sorted file supersedes them.
 The dask engine does not need the assumption for history, but both read the file in chunks to
 validate it, so both find a repeated person and date across chunks only against the person's
 latest date so far.
@@ -107,15 +109,6 @@ def score_file(
                 f"row accounting broken: {summary['rows_in']} in, {out.rows} written "
                 f"({summary['rows_scored']} scored), {rej.rows} rejected"
             )
-        if summary.get("out_of_order_rows"):
-            # Streaming reads each person's checkups in file order: a checkup met in a later chunk
-            # but dated before one already scored makes both risks wrong (a known condition could be
-            # scored as new). Nothing is written rather than a file of some wrong risks.
-            raise OutOfOrder(
-                f"{summary['out_of_order_rows']:,} checkups are dated before a checkup of the same person in an "
-                f"earlier chunk of {chunk_rows:,} rows, so their histories would be wrong; nothing was written: "
-                "sort the file by person_id, exam_date, or use --engine dask (it groups each person's checkups)"
-            )
     except BaseException:
         out.abort()
         rej.abort()
@@ -145,7 +138,19 @@ def _score_pandas(
     counts: Counter[str] = Counter()
     gaps = HistoryGaps()
     for n_in, records, rejects in validated_chunks(input_path, chunk_rows, counts, gaps):
-        block = score_block(model, records, history.with_history(records), version, explain, intervals)
+        framed = history.with_history(records)
+        if history.out_of_order_rows:
+            # Streaming reads each person's checkups in file order: a checkup met in this chunk but
+            # dated before one already scored makes both risks wrong (a known condition could be
+            # scored as new). Stop here, before this chunk is written or logged; score_file then
+            # writes nothing rather than a file of some wrong risks.
+            raise OutOfOrder(
+                f"{history.out_of_order_rows:,} checkups in rows {rows_in + 1:,}-{rows_in + n_in:,} are dated before "
+                f"a checkup of the same person in an earlier chunk of {chunk_rows:,} rows, so their histories would "
+                "be wrong; nothing was written (the prediction log keeps the rows scored before: a run of the "
+                "sorted file supersedes them): sort the file by person_id, exam_date, or use --engine dask"
+            )
+        block = score_block(model, records, framed, version, explain, intervals)
         out.write(block)
         if on_scored is not None:
             on_scored(records, block)

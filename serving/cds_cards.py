@@ -219,6 +219,9 @@ def context_lines(result: dict, warnings: list[Issue]) -> list[str]:
     return lines
 
 
+CRITICAL_SUMMARY = "즉시 확인이 필요한 값 · Values that need prompt clinical evaluation"
+
+
 def card(
     result: dict,
     version: str,
@@ -229,18 +232,20 @@ def card(
     thin: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict | None:
     head = summary(result, thin)
-    if head is None:
-        return None
-    text, indicator = head
-    body = detail(result, version, missing, thin)
     urgent = [
         w.removeprefix(CRITICAL_WARNING + ": ") for w in result.get("warnings", []) if w.startswith(CRITICAL_WARNING)
     ]
+    if head is None and not urgent:
+        return None
+    body = detail(result, version, missing, thin) if head is not None else f"_checkup-risk model v{version}._"
+    text, indicator = head if head is not None else (CRITICAL_SUMMARY, "warning")
     if urgent:
-        # A value that needs evaluation now (BP 270/150) heads the card, which is a warning whatever the risks.
+        # A value that needs evaluation now (BP 270/150) heads the card and is its summary, the one
+        # line many EHRs show: never "low risk, routine checkups" beside it. The card is a warning,
+        # and it is given where no outcome applies too (a known disease is no reason for silence).
         items = [f"- {item}" for item in urgent[0].split("; ")]
-        body = "\n".join(["**즉시 확인이 필요한 값 · Values that need prompt clinical evaluation**", *items, "", body])
-        indicator = "warning"
+        body = "\n".join([f"**{CRITICAL_SUMMARY}**", *items, "", body])
+        text, indicator = CRITICAL_SUMMARY, "warning"
     extra = context_lines(result, warnings or [])
     if extra:
         # Before the closing "model estimate" line, which stays last.

@@ -144,11 +144,14 @@ def test_a_file_out_of_date_order_across_chunks_is_refused_and_nothing_written(m
     cohort = generate_cohort(people=5, seed=3).iloc[::-1]  # newest first: against the assumption
     path = tmp_path / "reversed.csv"
     cohort.to_csv(path, index=False, date_format="%Y-%m-%d")
+    logged: list[int] = []
     with pytest.raises(
-        OutOfOrder, match=r"checkups are dated before a checkup of the same person in an earlier chunk of 2 rows"
+        OutOfOrder, match=r"checkups in rows 3-4 are dated before a checkup of the same person in an earlier chunk of 2"
     ):
-        score_file(model, path, tmp_path / "s.csv", "7", chunk_rows=2)
+        score_file(model, path, tmp_path / "s.csv", "7", chunk_rows=2, on_scored=lambda r, o: logged.append(len(r)))
     assert not (tmp_path / "s.csv").exists() and not (tmp_path / "s.csv.rejects.csv").exists()
+    # Stopped at the first chunk that breaks the order, before writing or logging it.
+    assert logged == [2]
     # Within one chunk the order does not matter: the chunk is one person's history in full.
     summary = score_file(model, path, tmp_path / "s.csv", "7", chunk_rows=len(cohort))
     assert summary["out_of_order_rows"] == 0 and summary["rows_scored"] == len(cohort)

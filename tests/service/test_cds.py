@@ -643,8 +643,24 @@ def test_a_value_that_needs_evaluation_now_heads_a_warning_card(post):
     assert at <= 2, lines[:4]
     assert lines[at + 1].startswith("- Systolic blood pressure ≥180 mmHg (severe hypertension:")
     assert lines[at + 2].startswith("- Diastolic blood pressure ≥110 mmHg")
+    # The summary, the one line many EHRs show, says it: never "low risk, routine checkups".
+    assert card["summary"].endswith("즉시 확인이 필요한 값 · Values that need prompt clinical evaluation")
     (calm,) = post(cds_call(EXAMPLE_RECORD)).json()["cards"]
-    assert "prompt clinical evaluation" not in calm["detail"]
+    assert "prompt clinical evaluation" not in calm["detail"] + calm["summary"]
+    # A person for whom no outcome applies (every disease known) still gets the one card.
+    known = dict(
+        EXAMPLE_RECORD,
+        sbp=270.0,
+        dbp=150.0,
+        history_stroke=1,
+        history_diabetes=1,
+        history_hypertension=1,
+        history_dyslipidemia=1,
+        urine_protein=4,
+    )
+    (only,) = post(cds_call(known)).json()["cards"]
+    assert only["indicator"] == "warning" and "Systolic blood pressure ≥180 mmHg" in only["detail"]
+    assert "suggestions" not in only
 
 
 def test_a_rough_outcome_is_marked_on_the_card(post, service_home):

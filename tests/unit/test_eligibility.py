@@ -350,6 +350,12 @@ def test_labels_judge_low_values_and_known_diseases_apart():
         "borderline",
     )
     assert bp_stage_text(70, 40, "en") == ("hypotension range <90/60", "borderline")
+    assert bp_stage_text(85, None, "en") == ("hypotension range <90/60", "borderline")
+    assert bp_stage_text(110, 55, "en") == ("hypotension range <90/60", "borderline")
+    # A low diastolic beside a high systolic (a wide pulse pressure) is hypertension, treated or not.
+    assert bp_stage_text(160, 58, "en") == ("hypertension stage 2 (≥160/≥100)", "disease")
+    assert bp_stage_text(150, 55, "en", treated=True)[0].startswith("on treatment, not below")
+    assert bp_stage_text(120, 58, "en")[0].startswith("elevated")
     assert bp_stage_text(128, 82, "en") == ("prehypertension 130–139/80–89", "borderline")
     assert bp_stage_text(128, 82, "en", diagnosed=True)[0] == (
         "diagnosed hypertension, no treatment recorded; below the usual 140/90 target"
