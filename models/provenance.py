@@ -23,6 +23,7 @@ import pandas as pd
 from features.derive import AGE_BANDS, age_band
 from features.schema import OUTCOMES, true_risk_column
 from features.synth import synthetic_ids
+from models.reference import MIN_ROWS
 
 Kind = Literal["synthetic", "real", "unknown"]
 KINDS: tuple[str, ...] = ("synthetic", "real", "unknown")
@@ -95,24 +96,30 @@ def population(records: pd.DataFrame) -> dict[str, dict[str, int] | None]:
 
 
 # Fewer training persons of a sex, or checkups of an age band, than this: the model learned too
-# little about such people for their risks to be more than an extrapolation (as the reference
-# percentiles, `models.reference.MIN_ROWS`).
-MIN_SEEN = 100
+# little about such people for their risks to be more than an extrapolation (the reference
+# percentiles' own minimum).
+MIN_SEEN = MIN_ROWS
 SEX_WORDS = {"F": "women", "M": "men"}
+UNSEEN_LEAD = "the model's training data hold"  # how `unseen`'s English warning starts (CDS picks it out)
 
 
-def unseen(info: Mapping[str, Any], sex: str | None, band: str | None) -> str | None:
-    """The warning for a person of a sex or an age band the training data hardly hold, else None
-    (and None for a bundle that did not record its population)."""
+def unseen(info: Mapping[str, Any], sex: str | None, band: str | None, lang: str = "en") -> str | None:
+    """The warning for a person of a sex or an age band the training data hardly hold, in English or
+    Korean, else None (and None for a bundle that did not record its population)."""
     sexes, bands = info.get("sexes"), info.get("age_bands")
     if isinstance(sexes, Mapping) and sex in SEX_WORDS and (n := int(sexes.get(sex) or 0)) < MIN_SEEN:
         who = f"{n:,} {SEX_WORDS[sex]} (persons)"
+        who_ko = f"{'남성' if sex == 'M' else '여성'} {n:,}명"
     elif isinstance(bands, Mapping) and band in bands and (n := int(bands.get(band) or 0)) < MIN_SEEN:
         who = f"{n:,} checkups of people aged {band}"
+        who_ko = f"{band}세 검진 {n:,}건"
     else:
         return None
+    if lang == "ko":
+        learned = "배운 것이 없습니다" if n == 0 else "배운 것이 적습니다"
+        return f"이 모델의 학습 데이터에는 {who_ko}만 있어 이런 분에 대해 {learned}: 아래 위험은 외삽 추정입니다"
     return (
-        f"the model's training data hold {who}: it learned {'nothing' if n == 0 else 'little'} about people like "
+        f"{UNSEEN_LEAD} {who}: it learned {'nothing' if n == 0 else 'little'} about people like "
         "this one, so these risks are an extrapolation"
     )
 

@@ -229,8 +229,17 @@ def _optional_resources(prefetch: dict) -> tuple[list[tuple[dict, str | None]], 
     return resources, failures + warnings
 
 
-# Where the reader refuses a Patient for what the models need of the person, not for bad input.
-_PERSON_UNSCORED = (".gender", ".birthDate")
+def _not_described(patient: object, issues: list[Issue]) -> bool:
+    """Whether the reader refused the Patient only for a person the models do not describe: a gender
+    other, unknown or not recorded (no birthsex extension), or no birth date. A value that is there
+    but unreadable ("Male", "1960/05/03") is bad input, refused as such (422)."""
+    if not isinstance(patient, dict):
+        return False
+    gender, born = patient.get("gender"), patient.get("birthDate")
+    allowed = ([".gender"] if gender in (None, "", "other", "unknown") else []) + (
+        [".birthDate"] if born in (None, "") else []
+    )
+    return bool(allowed) and all(i.location.endswith(tuple(allowed)) for i in issues)
 
 
 @router.post("/cds-services/checkup-risk", summary="CDS Hooks patient-view service (client JWT)", tags=["CDS Hooks"])
@@ -238,6 +247,7 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
     refused = await _authorize(request, svc)
     if refused is not None:
         return refused
+    patient: object = None
     try:
         body = await _json_body(request)
         try:
@@ -299,7 +309,7 @@ async def cds_patient_view(request: Request, svc: CurrentWorker) -> JSONResponse
             return JSONResponse({"cards": []})
         records, dropped = validate_records(checkup)
     except FhirInputError as e:
-        if e.issues and all(i.location.endswith(_PERSON_UNSCORED) for i in e.issues):
+        if e.issues and _not_described(patient, e.issues):
             # A sex other than male or female (no birthsex extension) or no birth date: the models
             # describe no such person, as for an age outside them. No card, not an error that a
             # chart opened every day would log each time (/fhir/risk-assessment still refuses it).

@@ -28,7 +28,7 @@ from features.eligibility import reason_text
 from features.fhir import Issue
 from features.labels import FEATURE_LABELS, Lang, contribution_text
 from models.outcomes import CATEGORIES, OUTCOME_SPECS
-from models.provenance import synthetic_notice
+from models.provenance import UNSEEN_LEAD, synthetic_notice
 from serving.report import risk_text, t
 from serving.scoring import CRITICAL_WARNING, exam_age
 
@@ -247,6 +247,8 @@ def card(
         body = "\n".join([f"**{CRITICAL_SUMMARY}**", *items, "", body])
         text, indicator = CRITICAL_SUMMARY, "warning"
     extra = context_lines(result, warnings or [])
+    # A person of a sex or age band the model hardly learned from: said on the card as on /score.
+    extra += [f"- {w}" for w in result.get("warnings", []) if w.startswith(UNSEEN_LEAD)]
     if extra:
         # Before the closing "model estimate" line, which stays last.
         head_lines, last = body.rsplit("\n", 1)

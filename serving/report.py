@@ -75,6 +75,7 @@ from features.labels import (
     risk_text,
 )
 from features.schema import BMI_PLAUSIBLE, BY_NAME, age_group_midpoint, implausible_bmi
+from models import provenance
 from models.interval import sigmoid_float
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import synthetic_notice
@@ -1212,6 +1213,8 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         ),
         # The synthetic-model banner in the report's language, else None.
         "provenance": synthetic_notice(scorer.training_data, lang) if scorer.synthetic else None,
+        # A person of a sex or age band the training data hardly hold (a model of women only, a man).
+        "unseen_note": provenance.unseen(scorer.training_data, sex, band, lang),
         # Values that need evaluation now come first: a risk page for BP 270/150 had advised home readings.
         "critical": critical_findings(lambda f: _x(X[newest], f), lang),
         "outcomes": outcomes,

@@ -61,12 +61,14 @@ class MonitorResult:
 
     @property
     def exit_code(self) -> int:
-        """3 for an alarm; 2 when outcomes were given and none met a logged checkup (the realised
-        performance asked for could not be measured), else 0."""
+        """3 for an alarm; else 2 when outcomes were given and none of their (agreeing) rows met a
+        logged checkup (the realised performance asked for could not be measured); else 0."""
         realised = self.report.get("realised")
-        if realised is not None and not realised["matched_checkups"]:
+        if self.alarms:
+            return EXIT_ALARM  # what a scheduled job keys on, whatever else went wrong
+        if realised is not None and not realised["matched_checkups"] and _matchable(realised):
             return EXIT_CANNOT_RUN
-        return EXIT_ALARM if self.alarms else 0
+        return 0
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -190,6 +192,11 @@ def join_outcomes(checkups: pd.DataFrame, outcomes: pd.DataFrame, key: bytes) ->
 MIN_MATCHED_SHARE = 0.8
 
 
+def _matchable(counts: dict) -> int:
+    """The outcome rows that could meet a logged checkup: one per checkup, those that disagree left out."""
+    return counts["outcome_rows"] - counts["duplicate_outcome_rows"] - counts.get("conflicting_outcome_checkups", 0)
+
+
 def outcome_warnings(counts: dict) -> list[str]:
     """Why the realised performance may not describe the period: outcome rows that disagree about
     one checkup (left out), few outcome rows meeting a logged checkup. Matching is exact on
@@ -200,7 +207,7 @@ def outcome_warnings(counts: dict) -> list[str]:
             f"{conflicting:,} checkups have outcome rows that disagree (the same person_id and exam_date, other "
             "labels): they are left out of the realised performance; give each checkup one outcome row"
         )
-    rows = counts["outcome_rows"] - counts["duplicate_outcome_rows"]
+    rows = _matchable(counts)
     matched = counts["matched_checkups"]
     if rows and matched < MIN_MATCHED_SHARE * rows:
         said = "no realised performance is measured" if not matched else "the realised performance describes them only"

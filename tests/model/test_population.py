@@ -24,6 +24,16 @@ def test_a_model_of_women_only_says_so_of_a_man_and_its_card_gives_the_mix():
     expected = "the model's training data hold 0 men (persons): it learned nothing about people like this one"
     assert any(w.startswith(expected) for w in said[0]), said[0]
     assert not any("training data hold" in w for w in said[1]), said[1]
+    # The report says it too, in its language, and the CDS card carries the line.
+    from serving.cds_cards import card
+    from serving.report import build_context
+
+    scorer = Scorer(model, "1")
+    assert build_context(scorer, man, "ko")["unseen_note"].startswith("이 모델의 학습 데이터에는 남성 0명만 있어")
+    assert build_context(scorer, woman, "en")["unseen_note"] is None
+    result = scorer.score_records([man], explain=True, top_k=5)[0]
+    made = card(result, "1", [], None, result["missing_inputs"])
+    assert made is not None and f"- {expected}" in made["detail"]
     (line, *_) = _provenance_lines(info)
     assert f"Persons by sex: {info['sexes']['F']:,} women, 0 men." in line and "Checkups by age band: 20-39 " in line
 

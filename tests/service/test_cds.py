@@ -632,6 +632,10 @@ def test_a_patient_the_models_do_not_describe_gets_no_card_not_an_error(post, cl
     body = cds_call(EXAMPLE_RECORD)
     body["prefetch"]["patient"].pop("birthDate")
     assert post(body).json() == {"cards": []}
+    # A value that is there but unreadable is bad input, said as such (a misconfigured sender).
+    body = cds_call(EXAMPLE_RECORD)
+    body["prefetch"]["patient"]["birthDate"] = "1960/05/03"
+    assert post(body).status_code == 422
 
 
 def test_a_value_that_needs_evaluation_now_heads_a_warning_card(post):
