@@ -116,6 +116,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from features.answers import DIPSTICK_TEXT, text_answer
 from features.condition_names import history_of_names
 from features.cutoffs import BP_STAGE_BOUNDS, EGFR_CKD, JUDGEMENT_CUTS
 from features.derive import Columns, egfr_ckd_epi_2021
@@ -254,41 +255,6 @@ _DIPSTICK_SNOMED = {
     "260350009": 6,
 }
 _DIPSTICK_LOINC = {"LA6577-6": 1}
-_DIPSTICK_TEXT = {
-    "-": 1,
-    "neg": 1,
-    "negative": 1,
-    "음성": 1,
-    "none": 1,
-    "nil": 1,
-    "±": 2,
-    "+/-": 2,
-    "+-": 2,
-    "trace": 2,
-    "tr": 2,
-    "미량": 2,
-    "약양성": 2,
-    "1+": 3,
-    "+": 3,
-    "+1": 3,
-    "양성(1+)": 3,
-    "2+": 4,
-    "++": 4,
-    "+2": 4,
-    "양성(2+)": 4,
-    "3+": 5,
-    "+++": 5,
-    "+3": 5,
-    "양성(3+)": 5,
-    "4+": 6,
-    "++++": 6,
-    "+4": 6,
-    "양성(4+)": 6,
-    # Positive without a grade: at least 1+ (the lowest grade it can be).
-    "양성": 3,
-    "positive": 3,
-    "pos": 3,
-}
 # Smoking status answers to 1 never, 2 former, 3 current. SNOMED CT (ONC / US Core value set) and the
 # LOINC answers of 72166-2 (checked against the IPS LOINC-to-SNOMED concept map: LA18976-3 current
 # every day, LA18977-1 current SOME day (not former), LA15920-4 former, LA18978-9 never, LA18981-3
@@ -932,28 +898,9 @@ def _answer(
         labels = [concept.get("text")] + [c.get("display") for c in concept.get("coding") or []]
     labels.append(obs.get("valueString"))
     for label in labels:
-        if isinstance(label, str) and (found := _text_answer(label, text)) is not None:
+        if isinstance(label, str) and (found := text_answer(label, text)) is not None:
             return True, found[0]
     return False, None
-
-
-_DASHES = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2010": "-", "\u2011": "-"})
-
-
-def _text_answer(label: str, text: Mapping[str, int | None]) -> tuple[int | None] | None:
-    """(code,) of a text answer, else None: the whole text, or a text with a parenthesis
-    ("약양성(±)", "음성 (-)") whose parts each name the same answer; a part this service does not
-    read ("흡연(과거)": "과거" alone) leaves the whole unread rather than half-read."""
-    # Full-width forms ("（－）") as their plain letters, a minus sign or a dash as "-", "Neg." as "neg".
-    plain = unicodedata.normalize("NFKC", label).translate(_DASHES).strip().rstrip(".")
-    whole = re.sub(r"\s*([()])\s*", r"\1", " ".join(plain.split())).lower()  # "양성 (2+)" is "양성(2+)"
-    if whole in text:
-        return (text[whole],)
-    parts = [p.strip() for p in re.split(r"[()]", whole) if p.strip()]
-    if not parts or any(p not in text for p in parts):
-        return None  # "(±)" alone is its sign; "흡연(과거)" has parts that disagree
-    codes = {text[p] for p in parts}
-    return (codes.pop(),) if len(codes) == 1 else None
 
 
 def _about_patient(resource: dict, reading: _Reading, key: str = "subject") -> bool:
@@ -1125,7 +1072,7 @@ def _part_value(
     if loinc in URINE_PROTEIN_MASS and isinstance(part.get("valueQuantity"), dict):
         return _strip_grade(part["valueQuantity"], where, loinc)
     if loinc == URINE_PROTEIN or loinc in URINE_PROTEIN_MASS:
-        known, code = _answer(part, _DIPSTICK_SNOMED, _DIPSTICK_LOINC, _DIPSTICK_TEXT)
+        known, code = _answer(part, _DIPSTICK_SNOMED, _DIPSTICK_LOINC, DIPSTICK_TEXT)
         if known and code is not None:
             return "urine_protein", code
         return Issue(

@@ -33,6 +33,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from features import schema
+from features.answers import DIPSTICK_TEXT, text_answer
 from features.coerce import (
     DATE_DTYPE,
     arrow_str,
@@ -239,6 +240,8 @@ def _numeric(f: schema.Field, raw: pd.Series, rej: Rejects) -> tuple[np.ndarray,
     """(values, empty) of one numeric field. Rejected: not a number, not an integer where the field
     counts or codes, not one of its codes."""
     binary = f.kind == "code" and set(f.codes) == {0, 1}
+    if f.name == "urine_protein":
+        raw = _dipstick_signs(raw)
     vals, null, bad = to_float(raw, binary=binary)
     rej.add(bad, f.name, R_NOT_NUMBER, raw)
     present = ~null & ~bad
@@ -250,6 +253,16 @@ def _numeric(f: schema.Field, raw: pd.Series, rej: Rejects) -> tuple[np.ndarray,
     if f.kind == "code":
         _reject_other_codes(f, vals, present, raw, rej)
     return np.where(bad, np.nan, vals), null
+
+
+def _dipstick_signs(raw: pd.Series) -> pd.Series:
+    """A dipstick column as labs write it ("-", "±", "1+", "++", "음성", "trace") in its codes 1-6;
+    codes and other text as they are. Before the missing-value tokens: "-" is a negative result here."""
+    if not (raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype)):
+        return raw
+    words = {v: text_answer(v, DIPSTICK_TEXT) for v in raw.dropna().unique() if isinstance(v, str)}
+    codes = {v: str(found[0]) for v, found in words.items() if found is not None and found[0] is not None}
+    return raw.map(lambda v: codes.get(v, v)) if codes else raw
 
 
 def _reject_other_codes(f: schema.Field, vals: np.ndarray, present: np.ndarray, raw: pd.Series, rej: Rejects) -> None:

@@ -727,3 +727,16 @@ def test_a_quoted_field_left_open_near_the_end_is_refused_not_a_silent_loss(tmp_
     literal = tmp_path / "literal.csv"
     literal.write_text('person_id,sex,age,note\np0,M,50,5"10 tall\np1,M,51,"a, b"\n', encoding="utf-8")
     assert len(read_checkups(literal).frame) == 2
+
+
+def test_a_dipstick_written_as_labs_print_it_is_read_and_a_negative_is_not_missing(tmp_path):
+    # "-" is a missing value elsewhere, but the negative grade here (it had read as "not measured").
+    p = tmp_path / "x.csv"
+    rows = ["-", "±", "1+", "++", "+++", "4+", "음성", "trace", "3", ".", ""]
+    p.write_text(
+        "person_id,sex,age,urine_protein\n" + "".join(f"p{i},M,50,{v}\n" for i, v in enumerate(rows)), encoding="utf-8"
+    )
+    r = read_checkups(p)
+    assert r.rejected_rows == 0
+    got = r.frame["urine_protein"].tolist()
+    assert got[:9] == [1, 2, 3, 4, 5, 6, 1, 2, 3] and np.isnan(got[9]) and np.isnan(got[10])
