@@ -114,6 +114,9 @@ JUDGEMENT_CUTS: dict[str, Cut | dict[str, Cut]] = {
 GLUCOSE_LOW = 70.0  # mg/dL, below: hypoglycemia (Korean Diabetes Association; below 54 is level 2)
 SBP_LOW = 90.0  # mmHg, below: hypotension (with DBP_LOW)
 DBP_LOW = 60.0
+# KSH 2022: at this age or older blood pressure is lowered to under 140/90 at most (150 systolic for
+# some), not to the normal range (falls, orthostatic hypotension).
+VERY_OLD_AGE = 80.0
 # Korean Diabetes Association (2023): the fasting glucose a person with diabetes is treated to.
 GLUCOSE_TARGET = (80.0, 130.0)  # mg/dL, both ends inside
 

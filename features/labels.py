@@ -433,8 +433,8 @@ _TREATED = {
 
 # A pressure already diagnosed as hypertension, with no treatment recorded: not "prehypertension".
 _DIAGNOSED = {
-    "ko": ("고혈압 진단(치료 기록 없음), ", "치료 중, "),
-    "en": ("diagnosed hypertension, no treatment recorded; ", "on treatment, "),
+    "ko": ("고혈압 진단, ", "치료 중, "),
+    "en": ("diagnosed hypertension, ", "on treatment, "),
 }
 _LOW_BP = {
     "ko": f"저혈압 범위 <{number(SBP_LOW)}/{number(DBP_LOW)}",
@@ -517,18 +517,22 @@ def critical_findings(values: Callable[[str], float | None], lang: Lang) -> list
 
 # -- glucose: the low end, and a known diabetes judged against its treatment target ---------------
 
+_GLUCOSE_BELOW = {
+    "ko": f"기준치 미만 <{number(GLUCOSE_LOW)}",
+    "en": f"below the reference range <{number(GLUCOSE_LOW)}",
+}
 _GLUCOSE_LOW = {"ko": f"저혈당 범위 <{number(GLUCOSE_LOW)}", "en": f"hypoglycemia range <{number(GLUCOSE_LOW)}"}
 _KNOWN_DIABETES = {
     "ko": (
         "당뇨병 치료 중",
-        "당뇨병 진단(약물 기록 없음)",
+        "당뇨병 진단",
         "공복 목표({target}) 범위",
         "공복 목표({target}) 초과",
         "공복 목표({target}) 미만",
     ),
     "en": (
         "on diabetes treatment",
-        "diagnosed diabetes, no medication recorded",
+        "diagnosed diabetes",
         "within the fasting target {target}",
         "above the fasting target {target}",
         "below the fasting target {target}",
@@ -541,7 +545,9 @@ def glucose_text(value: float, lang: Lang, treated: bool, diagnosed: bool) -> tu
     never "normal"), or a diabetes already known (treated or diagnosed: never "diabetes suspected";
     judged against the Korean Diabetes Association's fasting target). None otherwise."""
     if value < GLUCOSE_LOW:
-        return _GLUCOSE_LOW[lang], "disease"
+        # Hypoglycemia is the word for a person treated for diabetes; in others a fasting 54-69 is
+        # below the reference range, not yet disease (under 54 is a critical value for everyone).
+        return (_GLUCOSE_LOW[lang], "disease") if treated or diagnosed else (_GLUCOSE_BELOW[lang], "borderline")
     if not (treated or diagnosed):
         return None
     on, known, within, above, below = _KNOWN_DIABETES[lang]

@@ -133,7 +133,7 @@ def to_canonical(raw: pd.DataFrame, source: str = "canonical", offset: int = 0) 
 _MEASURED = tuple(
     c
     for c in MODEL_COLUMNS
-    if c in schema.BY_NAME and c not in ("age", "age_group") and not c.startswith(("history_", "on_", "family_"))
+    if c in schema.BY_NAME and c not in ("sex", "age", "age_group") and not c.startswith(("history_", "on_", "family_"))
 )
 
 
@@ -175,9 +175,9 @@ def _canonicalise(
             # Measured on held-out synthetic people (README): without waist_cm for everyone, the mean
             # diabetes risk fell to 0.77 of the truth; without every optional column, CVD rose to 1.40.
             notes.append(
-                f"the model learned from checkups that mostly have {', '.join(read)}: where a whole file lacks "
-                "them the risks can be shifted up or down, not only less precise; check calibration on labelled "
-                "rows of this source (`checkup-risk evaluate`) before relying on them"
+                f"the model reads {', '.join(read)} where a checkup has them: where a whole file lacks them the "
+                "risks can be shifted up or down, not only less precise; check calibration on labelled rows of "
+                "this source (`checkup-risk evaluate`) before relying on them"
             )
         unchecked = [o for o in schema.OUTCOMES if not set(FLAGS[o]) & set(named.columns)]
         if unchecked:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from features.cutoffs import (
     LDL_VERY_HIGH,
     SBP_ELEVATED,
     SBP_HYPERTENSION,
+    VERY_OLD_AGE,
     number,
 )
 from features.derive import FEATURES, PANEL_MARKER, Columns, age_band, feature_matrix, unmeasured
@@ -89,9 +90,7 @@ TOP_FACTORS = 5
 # since 120 systolic or 80 diastolic is already elevated or prehypertension).
 TARGET_SBP = SBP_ELEVATED - 1.0
 TARGET_DBP = DBP_ELEVATED - 1.0
-# KSH 2022: at 80 or older pressure is lowered to under 140/90 at most (150 systolic for some), not
-# to the normal range (falls, orthostatic hypotension): the what-if stops just under hypertension.
-OLD_AGE = 80.0
+# At VERY_OLD_AGE or older the what-if stops just under hypertension (features.cutoffs).
 TARGET_SBP_OLD = SBP_HYPERTENSION - 1.0
 TARGET_DBP_OLD = DBP_HYPERTENSION - 1.0
 # KSSO: losing 5-10 % of body weight is the realistic first goal; a what-if asks no more of a person.
@@ -246,6 +245,10 @@ TEXT: dict[str, dict[str, str]] = {
     # The dipstick beside the eGFR on the kidney row, mid-sentence.
     "urine_protein_short": {"ko": "요단백", "en": "urine protein"},
     "whatif_unchanged": {"ko": "모든 질환에서 의미 있는 변화 없음", "en": "No meaningful change in any risk"},
+    "whatif_unchanged_all_rough": {
+        "ko": "추정 불가(모든 질환이 대략적 모델: 학습 발생 수 부족)",
+        "en": "Not estimable (every model here is rough: too few events)",
+    },
     "whatif_unchanged_rough": {
         "ko": "다른 질환에서 의미 있는 변화 없음({rough}: 추정 불가, 대략적 모델)",
         "en": "No meaningful change in the other risks ({rough}: not estimable, rough model)",
@@ -516,11 +519,11 @@ def range_note(scorer: Scorer, row: np.ndarray, lang: Lang) -> str | None:
 
 
 def _old(record: dict) -> bool:
-    """Whether the person is `OLD_AGE` or older (the band's midpoint where only the band is known)."""
+    """Whether the person is `VERY_OLD_AGE` or older (the band's midpoint where only the band is known)."""
     age = record.get("age")
     if age is None and record.get("age_group") is not None:
         age = float(age_group_midpoint(record["age_group"]))
-    return age is not None and float(age) >= OLD_AGE
+    return age is not None and float(age) >= VERY_OLD_AGE
 
 
 def what_if_changes(
@@ -1001,6 +1004,17 @@ def _group_words(sex: str, band: str, lang: Lang) -> str:
     return f"{t(f'group_{sex}', lang)} {band_words}"
 
 
+def _unchanged_label(outcomes: list[dict], thin: Mapping[str, Any], lang: Lang) -> str:
+    """The heading of the one line of what-ifs that move no risk meaningfully, naming the rough
+    outcomes it cannot speak for (all of them: it speaks for none)."""
+    rough = [o["short"] for o in outcomes if o["key"] in thin]
+    if not rough:
+        return t("whatif_unchanged", lang)
+    if len(rough) == len(outcomes):
+        return t("whatif_unchanged_all_rough", lang)
+    return t("whatif_unchanged_rough", lang, rough=", ".join(rough))
+
+
 def _age_words(exam: dt.date, today: dt.date, lang: Lang) -> str:
     """How old a checkup is: days under a year; a year and its months under two ("1년 6개월": 18
     months had read "1 year", as 13 did); whole years after that, as the staleness warnings say."""
@@ -1121,7 +1135,8 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         cells = []
         for row in outcomes:
             delta, direction = risk_change_text(now[row["key"]], after[row["key"]], lang)
-            if direction == "same" and row["key"] in scorer.thin:
+            moved = abs(after[row["key"]] - now[row["key"]]) > 1e-12  # a change the model does not read is none
+            if direction == "same" and row["key"] in scorer.thin and moved:
                 # A rough model (too few events) barely moves: "no change" would read as "no
                 # benefit" of quitting smoking or lowering BP (a clinician's reading).
                 delta, direction = t("whatif_thin", lang), "rough"
@@ -1228,11 +1243,7 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         "no_outcome": None if outcomes else t("no_outcome", lang),
         "bmi_note": bmi_note(record, lang),
         "whatif_unchanged": unchanged,
-        "whatif_unchanged_label": (
-            t("whatif_unchanged_rough", lang, rough=", ".join(o["short"] for o in outcomes if o["key"] in scorer.thin))
-            if any(o["key"] in scorer.thin for o in outcomes)
-            else t("whatif_unchanged", lang)
-        ),
+        "whatif_unchanged_label": _unchanged_label(outcomes, scorer.thin, lang),
         "whatif_bounds": t(
             "whatif_bounds" if getattr(scorer.model, "feature_ranges_", None) is not None else "whatif_bounds_unranged",
             lang,

@@ -302,7 +302,10 @@ def discrimination_warnings(metrics: dict, where: str = "on this file") -> list[
         ci = m.get("auroc_ci")
         if m.get("auroc") is None or not ci or ci[0] is None or ci[0] > 0.5:
             continue
-        line = f"{o}: AUROC {m['auroc']:.3f} (95% CI {ci[0]:.3f} to {ci[1]:.3f}) {where} cannot be told from chance"
+        # Wholly below 0.5 is worse than chance: the model ranks the labels backwards.
+        backwards = ci[1] is not None and ci[1] < 0.5
+        said = "is below chance (are 0 and 1 swapped?)" if backwards else "cannot be told from chance"
+        line = f"{o}: AUROC {m['auroc']:.3f} (95% CI {ci[0]:.3f} to {ci[1]:.3f}) {where} {said}"
         oracle = m.get("oracle_auroc")
         if oracle is not None and oracle < ORACLE_CHANCE:
             line += f", and the true-risk column ranks the labels no better (oracle AUROC {oracle:.3f})"

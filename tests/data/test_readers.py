@@ -213,7 +213,7 @@ def test_canonical_small():
         assert f[absent].isna().all() and f[absent].dtype == np.float64
     assert any("columns absent" in n and "activity_days_per_week" in n for n in r.notes)
     # A measurement the model reads, absent for everyone, can shift the risks (outside tester): said.
-    shifted = [n for n in r.notes if n.startswith("the model learned from checkups that mostly have")]
+    shifted = [n for n in r.notes if n.startswith("the model reads ")]
     assert len(shifted) == 1 and "activity_days_per_week" in shifted[0] and "history_dyslipidemia" not in shifted[0]
     assert f["waist_cm"].isna().any() and f["smoking_status"].isna().any()  # empty -> NaN
 

@@ -466,8 +466,10 @@ def test_small_what_if_changes_read_as_no_meaningful_change(scorer):
                 assert words[o["key"]] == ("no meaningful change", "same")
         label = t(w.key, "en", **w.words)
         # A rough outcome's "no meaningful change" says it cannot estimate instead (serving.report).
+        # (A change the model does not read at all is none: "no meaningful change" even then.)
         shown = {
-            k: ("not estimable", "rough") if k in scorer.thin and d == "same" else (x, d) for k, (x, d) in words.items()
+            k: ("not estimable", "rough") if k in scorer.thin and d == "same" and after[k] != now[k] else (x, d)
+            for k, (x, d) in words.items()
         }
         if all(d == "same" for _, d in words.values()):
             # Rows with no meaningful change anywhere are said once, on one line.

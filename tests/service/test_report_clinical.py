@@ -41,19 +41,21 @@ def test_critical_values_are_said_first(scorer):
 
 
 def test_every_critical_bound_is_reached_at_its_edge_and_not_before():
+    # A high bound is reached at the bound (>=); a low one only under it (<): glucose 54 is not level 2.
     for c in CRITICAL:
-        step = 1e-6 if c.high else -1e-6
-        at = c.bound if c.high else c.bound - 1e-6
-        assert critical_findings({c.feature: at}.get, "en"), c
-        assert not critical_findings({c.feature: c.bound - step}.get, "en"), c
+        inside, outside = (c.bound, c.bound - 1e-6) if c.high else (c.bound - 1e-6, c.bound)
+        assert critical_findings({c.feature: inside}.get, "en"), c
+        assert not critical_findings({c.feature: outside}.get, "en"), c
 
 
 def test_low_glucose_and_low_pressure_are_not_normal(scorer):
     text = visible_text(render_html(scorer, record(fasting_glucose=35, sbp=70, dbp=40), "en"))
-    assert "hypoglycemia range <70" in text and "hypotension range <90/60" in text
+    assert "below the reference range <70" in text and "hypotension range <90/60" in text
     assert "normal <100" not in text
     ko = visible_text(render_html(scorer, record(fasting_glucose=35, sbp=70, dbp=40), "ko"))
-    assert "저혈당 범위 <70" in ko and "저혈압 범위 <90/60" in ko
+    assert "기준치 미만 <70" in ko and "저혈압 범위 <90/60" in ko
+    treated = visible_text(render_html(scorer, record(fasting_glucose=60, on_diabetes_medication=1), "en"))
+    assert "hypoglycemia range <70" in treated
 
 
 def test_a_known_diabetes_and_hypertension_are_judged_against_their_targets(scorer):
@@ -63,10 +65,10 @@ def test_a_known_diabetes_and_hypertension_are_judged_against_their_targets(scor
     text = visible_text(render_html(scorer, treated, "en"))
     assert "on diabetes treatment, above the fasting target 80–130" in text
     assert "diabetes suspected" not in text
-    assert "diagnosed hypertension, no treatment recorded; below the usual 140/90 target" in text
+    assert "diagnosed hypertension, below the usual 140/90 target" in text
     assert "prehypertension" not in text
     ko = visible_text(render_html(scorer, treated, "ko"))
-    assert "당뇨병 치료 중, 공복 목표(80–130) 초과" in ko and "고혈압 진단(치료 기록 없음), 목표(<140/90) 도달" in ko
+    assert "당뇨병 치료 중, 공복 목표(80–130) 초과" in ko and "고혈압 진단, 목표(<140/90) 도달" in ko
     controlled = visible_text(render_html(scorer, record(on_diabetes_medication=1, fasting_glucose=95), "en"))
     assert "on diabetes treatment, within the fasting target 80–130" in controlled
 
@@ -75,10 +77,10 @@ def test_a_rough_models_what_if_says_it_cannot_estimate(scorer, monkeypatch):
     real = report_mod.what_if
 
     def cvd_flat(scorer_, rec, history=()):
-        # Every other risk halves; CVD, the rough outcome here, does not move.
+        # Every other risk halves; CVD, the rough outcome here, moves less than its printed resolution.
         now, changes = real(scorer_, rec, history)
         return now, [
-            (w, None if after is None else {o: p if o == "cvd" else p / 2 for o, p in now.items()})
+            (w, None if after is None else {o: p * (1 - 1e-4) if o == "cvd" else p / 2 for o, p in now.items()})
             for w, after in changes
         ]
 
@@ -146,3 +148,12 @@ def test_at_80_or_older_the_blood_pressure_what_if_stops_under_hypertension(scor
     calm = visible_text(render_html(scorer, record(**{**WITHIN, "age": 85, "sbp": 132, "dbp": 84}), "en"))
     assert "Every modifiable factor is within its target (at 80 or older" in calm
     assert "already in the normal range" not in calm
+
+
+def test_the_unchanged_line_names_the_rough_outcomes_and_speaks_for_none_when_all_are():
+    from serving.report import _unchanged_label
+
+    outcomes = [{"key": "cvd", "short": "CVD"}, {"key": "ckd", "short": "CKD"}]
+    assert _unchanged_label(outcomes, {}, "en") == "No meaningful change in any risk"
+    assert _unchanged_label(outcomes, {"cvd": (1, 2)}, "en").endswith("(CVD: not estimable, rough model)")
+    assert _unchanged_label(outcomes, {"cvd": (1, 2), "ckd": (1, 2)}, "en").startswith("Not estimable (every model")

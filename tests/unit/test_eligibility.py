@@ -342,11 +342,13 @@ def test_labels_on_checkups_an_outcome_does_not_apply_to_are_counted_and_said():
 def test_labels_judge_low_values_and_known_diseases_apart():
     from features.labels import bp_stage_text, glucose_text
 
-    assert glucose_text(35, "en", False, False) == ("hypoglycemia range <70", "disease")
+    assert glucose_text(35, "en", True, True) == ("hypoglycemia range <70", "disease")
+    # Not "hypoglycemia" in a person without diabetes: below the reference range.
+    assert glucose_text(65, "en", False, False) == ("below the reference range <70", "borderline")
     assert glucose_text(95, "en", False, False) is None  # the judgement table's words apply
     assert glucose_text(162, "ko", True, True) == ("당뇨병 치료 중, 공복 목표(80–130) 초과", "disease")
     assert glucose_text(75, "en", False, True) == (
-        "diagnosed diabetes, no medication recorded, below the fasting target 80–130",
+        "diagnosed diabetes, below the fasting target 80–130",
         "borderline",
     )
     assert bp_stage_text(70, 40, "en") == ("hypotension range <90/60", "borderline")
@@ -357,11 +359,9 @@ def test_labels_judge_low_values_and_known_diseases_apart():
     assert bp_stage_text(150, 55, "en", treated=True)[0].startswith("on treatment, not below")
     assert bp_stage_text(120, 58, "en")[0].startswith("elevated")
     assert bp_stage_text(128, 82, "en") == ("prehypertension 130–139/80–89", "borderline")
-    assert bp_stage_text(128, 82, "en", diagnosed=True)[0] == (
-        "diagnosed hypertension, no treatment recorded; below the usual 140/90 target"
-    )
+    assert bp_stage_text(128, 82, "en", diagnosed=True)[0] == ("diagnosed hypertension, below the usual 140/90 target")
     assert bp_stage_text(150, 82, "ko", diagnosed=True) == (
-        "고혈압 진단(치료 기록 없음), 목표(<140/90) 미도달",
+        "고혈압 진단, 목표(<140/90) 미도달",
         "disease",
     )
     assert bp_stage_text(150, 82, "en", treated=True, diagnosed=True)[0].startswith("on treatment, not below")

@@ -407,3 +407,7 @@ def test_an_auroc_that_cannot_be_told_from_chance_is_a_warning_naming_the_label_
     assert "oracle AUROC 0." in line and line.endswith(
         "check that each label belongs to its checkup (the join to the outcomes)"
     )
+    # Wholly below 0.5: the labels look swapped.
+    swapped = {"outcomes": {"cvd": summarize(1 - y, p_true, p_true, n_boot=100)}}
+    (line,) = discrimination_warnings(swapped, "on this file")
+    assert "on this file is below chance (are 0 and 1 swapped?)" in line
