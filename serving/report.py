@@ -1023,7 +1023,10 @@ def _age_words(exam: dt.date, today: dt.date, lang: Lang) -> str:
         return t("days", lang, n=days)
     if years > 1:
         return t("years", lang, n=years)
-    months = (today.year - exam.year) * 12 + today.month - exam.month - (today.day < exam.day) - 12
+    # A month is complete on the same day of the month, or on the last day of a shorter month
+    # (31 May to 30 June is a month).
+    month_end = (today + dt.timedelta(days=1)).day == 1
+    months = (today.year - exam.year) * 12 + today.month - exam.month - (today.day < exam.day and not month_end) - 12
     return t("one_year", lang) + (t("and_months" if months > 1 else "and_one_month", lang, n=months) if months else "")
 
 

@@ -118,6 +118,7 @@ def test_a_checkup_between_one_and_two_years_old_says_its_months():
     assert _age_words(dt.date(2025, 11, 1), today, "en") == "1 year 1 month"
     assert _age_words(dt.date(2025, 12, 2), today, "en") == "1 year"
     assert _age_words(dt.date(2023, 6, 2), today, "en") == "3 years"  # as the staleness warnings say it
+    assert _age_words(dt.date(2023, 5, 31), dt.date(2024, 6, 30), "en") == "1 year 1 month"  # a month's end
 
 
 def test_an_ldl_of_190_or_more_is_very_high_with_a_familial_hint(scorer):
