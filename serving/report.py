@@ -75,7 +75,7 @@ from features.labels import (
     risk_change_text,
     risk_text,
 )
-from features.schema import BMI_PLAUSIBLE, BY_NAME, age_group_midpoint, implausible_bmi
+from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, age_group_midpoint, implausible_bmi
 from models import provenance
 from models.interval import sigmoid_float
 from models.outcomes import OUTCOME_SPECS
@@ -314,6 +314,12 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "quit_unknown": {"ko": "금연 기간 미기록", "en": "time since quitting not recorded"},
     "above_normal": {"ko": "정상 범위 초과 >{high}", "en": "above the normal range >{high}"},
+    "sparse": {
+        "ko": "주요 검사 {n}개 중 {k}개가 없어, 아래 위험은 이 분보다 모델의 기본값을 더 많이 반영합니다: "
+        "같은 성별·연령대 안의 위치는 표시하지 않으며, 위험 수준은 참고로만 보십시오.",
+        "en": "{k} of the {n} key inputs are missing, so the risks below say more of the model's defaults than of this "
+        "person: no standing among people of the same sex and age is shown; read the levels as indicative only.",
+    },
     "ldl_very_high": {
         "ko": "매우 높음 ≥{cut} (가족성 고콜레스테롤혈증 감별 고려)",
         "en": "very high ≥{cut} (consider familial hypercholesterolemia)",
@@ -1069,6 +1075,9 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
     # The model rows of every checkup, each after its own earlier ones (input order, as scored):
     # the newest's row names the waterfall's values; all of them draw the trends.
     X = feature_matrix(Columns.from_records(records))
+    # More than half of the key inputs missing: the risks say more of the model's defaults than of this
+    # person (sex and age alone placed someone in the top 3% for CKD), so no standing among others.
+    sparse = len(result["missing_inputs"]) > len(KEY_INPUTS) / 2
     outcomes, not_applicable = [], []
     earlier_rows = [dict(zip(FEATURES, X[i], strict=True)) for i in earlier]
     in_range = []
@@ -1084,7 +1093,7 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
             continue
         p = risk["probability"]
         percentile = None
-        if sex in ("M", "F"):
+        if sex in ("M", "F") and not sparse:
             standing = scorer.model.risk_percentile(o, sex, band, p)
             if standing is not None:
                 pct, n = standing
@@ -1233,6 +1242,11 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         "provenance": synthetic_notice(scorer.training_data, lang) if scorer.synthetic else None,
         # A person of a sex or age band the training data hardly hold (a model of women only, a man).
         "unseen_note": provenance.unseen(scorer.training_data, sex, band, lang),
+        "sparse_note": (
+            t("sparse", lang, k=len(result["missing_inputs"]), n=len(KEY_INPUTS))
+            if sparse and any(r["applicable"] for r in result["risks"].values())
+            else None
+        ),
         # Values that need evaluation now come first: a risk page for BP 270/150 had advised home readings.
         "critical": critical_findings(lambda f: _x(X[newest], f), lang),
         "outcomes": outcomes,

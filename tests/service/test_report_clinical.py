@@ -158,3 +158,13 @@ def test_the_unchanged_line_names_the_rough_outcomes_and_speaks_for_none_when_al
     assert _unchanged_label(outcomes, {}, "en") == "No meaningful change in any risk"
     assert _unchanged_label(outcomes, {"cvd": (1, 2)}, "en").endswith("(CVD: not estimable, rough model)")
     assert _unchanged_label(outcomes, {"cvd": (1, 2), "ckd": (1, 2)}, "en").startswith("Not estimable (every model")
+
+
+def test_a_record_of_sex_and_age_alone_gets_no_standing_and_says_why(scorer):
+    from tests.service.test_report_honesty import bare
+
+    ctx = build_context(scorer, bare(), "en")
+    assert ctx["sparse_note"].startswith("11 of the 11 key inputs are missing")
+    assert all(o["percentile"] is None for o in ctx["outcomes"])
+    full = build_context(scorer, record(), "en")
+    assert full["sparse_note"] is None and any(o["percentile"] for o in full["outcomes"])
