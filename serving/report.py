@@ -254,6 +254,7 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "No meaningful change in the other risks ({rough}: not estimable, rough model)",
     },
     "history_flags_none": {"ko": "없음", "en": "none"},
+    "history_others_none": {"ko": " (그 밖의 병력·복약 없음)", "en": " (no other history or medication)"},
     "defining": {
         "ko": "† 그 질환을 정의하는 측정값 자체를 바꾼 추정이므로 해석에 주의",
         "en": "† changes the outcome's own defining measure: read with care",
@@ -749,6 +750,10 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
     elif group_id == "history":
         flags = [FEATURE_LABELS[f].name(lang) for f in group.features if _x(x, f) == 1]
         value = ", ".join(flags) if flags else t("history_flags_none", lang)
+        if flags and any(_x(x, f) == 0 for f in group.features):
+            # The bar is the whole group's: "family history of diabetes ×0.63" for CVD came from the
+            # stroke and heart disease this person does not have, which the words must say too.
+            value += t("history_others_none", lang)
         level = "borderline" if flags else None
     else:
         main = group.main

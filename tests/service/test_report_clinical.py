@@ -168,3 +168,13 @@ def test_a_record_of_sex_and_age_alone_gets_no_standing_and_says_why(scorer):
     assert all(o["percentile"] is None for o in ctx["outcomes"])
     full = build_context(scorer, record(), "en")
     assert full["sparse_note"] is None and any(o["percentile"] for o in full["outcomes"])
+
+
+def test_the_history_row_says_what_the_person_does_not_have_too(scorer):
+    # Its bar is the whole group's: a lower CVD risk beside "family history of diabetes" came from
+    # the stroke and heart disease the person does not have.
+    text = visible_text(render_html(scorer, record(family_history_diabetes=1, history_stroke=0), "en"))
+    assert (
+        "Family history of diabetes (no other history or medication)" in text
+        or "family history of diabetes (no other history or medication)" in text.lower()
+    )
