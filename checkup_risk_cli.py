@@ -265,6 +265,13 @@ def _more(total: int, shown: int) -> None:
         print(f"  ... {total - shown:,} more not listed (the first {shown:,} shown; --max-rows N lists more)")
 
 
+def _rows_text(rows: list[int], total: int) -> str:
+    """'data rows 12, 40 and 1,713 more': where to look, by row number (never a value)."""
+    shown = ", ".join(f"{r:,}" for r in rows)
+    more = total - len(rows)
+    return f"data row{'s' if total > 1 else ''} {shown}" + (f" and {more:,} more" if more > 0 else "")
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from features.readers import absent_input_notes, absent_key_inputs, header_notes
     from features.rejects import MAX_REJECT_SHARE, history_gap
@@ -348,13 +355,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     if summary.get("sex_differs"):
         print(
             f"warning: {summary['sex_differs']:,} checkups give another sex than the same person_id's previous "
-            "row in the file: each was scored as given; check that they are one person's",
+            "row in the file: each was scored as given; check that they are one person's "
+            f"({_rows_text(summary.get('sex_differs_rows', []), summary['sex_differs'])})",
             file=sys.stderr,
         )
     if summary.get("age_differs"):
         print(
             f"warning: {summary['age_differs']:,} checkups give an age that does not move with the time since the "
-            "same person_id's previous row in the file: each was scored as given; check both ages",
+            "same person_id's previous row in the file: each was scored as given; check both ages "
+            f"({_rows_text(summary.get('age_differs_rows', []), summary['age_differs'])})",
             file=sys.stderr,
         )
     if summary.get("age_group_differs"):

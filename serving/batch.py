@@ -136,8 +136,9 @@ def _score_pandas(
     history = PersonHistory()
     rows_in = scored = 0
     counts: Counter[str] = Counter()
+    examples: dict[str, list[int]] = {}
     gaps = HistoryGaps()
-    for n_in, records, rejects in validated_chunks(input_path, chunk_rows, counts, gaps):
+    for n_in, records, rejects in validated_chunks(input_path, chunk_rows, counts, gaps, examples):
         framed = history.with_history(records)
         if history.out_of_order_rows:
             # Streaming reads each person's checkups in file order: a checkup met in this chunk but
@@ -169,6 +170,8 @@ def _score_pandas(
         "waist_999": counts["waist_999"],
         "sex_differs": counts["sex_differs"],
         "age_differs": counts["age_differs"],
+        "sex_differs_rows": examples.get("sex_differs", []),
+        "age_differs_rows": examples.get("age_differs", []),
         "age_group_differs": counts["age_group_differs"],
         "persons": len(history),
         "backend": model.engine().backend if scored else None,

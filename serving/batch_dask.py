@@ -159,8 +159,9 @@ def score_dask(
         with tempfile.TemporaryDirectory(prefix="checkup-risk-dask-") as tmp_name:
             tmp = Path(tmp_name)
             counts: Counter[str] = Counter()
+            examples: dict[str, list[int]] = {}
             gaps = HistoryGaps()
-            rows_in, spill_rows = _spill(input_path, chunk_rows, n_parts, tmp, rej, progress, counts, gaps)
+            rows_in, spill_rows = _spill(input_path, chunk_rows, n_parts, tmp, rej, progress, counts, gaps, examples)
             backends = client.gather(warm)  # surfaces a worker that cannot load the bundle
             done = _score_partitions(
                 client, bundle, version, explain, intervals, tmp, spill_rows, 2 * n_workers, progress
@@ -176,6 +177,8 @@ def score_dask(
             "waist_999": counts["waist_999"],
             "sex_differs": counts["sex_differs"],
             "age_differs": counts["age_differs"],
+            "sex_differs_rows": examples.get("sex_differs", []),
+            "age_differs_rows": examples.get("age_differs", []),
             "age_group_differs": counts["age_group_differs"],
             "partitions": n_parts,
             "workers": n_workers,
@@ -196,6 +199,7 @@ def _spill(
     progress: Callable[[int], None] | None,
     counts: Counter[str],
     gaps: HistoryGaps,
+    examples: dict[str, list[int]],
 ) -> tuple[int, np.ndarray]:
     """Read and validate on the client (the project readers), write the rejects, and spill the valid
     records, whole persons by hash, to ``tmp/in_{p}.parquet``: (rows in, rows spilled per partition).
@@ -204,7 +208,7 @@ def _spill(
     spill_rows = np.zeros(n_parts, dtype=np.int64)
     rows_in = 0
     try:
-        for n_in, records, rejects in validated_chunks(input_path, chunk_rows, counts, gaps):
+        for n_in, records, rejects in validated_chunks(input_path, chunk_rows, counts, gaps, examples):
             rej.write(rejects)
             rows_in += n_in
             if progress and len(rejects):

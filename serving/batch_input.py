@@ -18,16 +18,23 @@ from features.rejects import HistoryGaps, same_day
 from features.schema import age_spans, age_to_group, ages_disagree
 from features.validation import PROBLEM_COLUMNS, split_valid
 
+# How many data rows a warning about inconsistent checkups names.
+EXAMPLE_ROWS = 10
+
 
 def validated_chunks(
-    input_path: str | Path, chunk_rows: int, counts: Counter[str] | None = None, gaps: HistoryGaps | None = None
+    input_path: str | Path,
+    chunk_rows: int,
+    counts: Counter[str] | None = None,
+    gaps: HistoryGaps | None = None,
+    examples: dict[str, list[int]] | None = None,
 ) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame]]:
     """(rows in, valid records, rejects sorted by row) per input chunk, with the chunk's row
     accounting checked. `counts` adds up the readers' counts (`ReadResult.counts`: rows whose
     exam_date was set to today, waists of 999) over the chunks, `sex_differs`: valid rows that
     give another sex than the person's previous valid row (scored as given, but likely two persons
     under one id, or a typo), and `age_differs`: valid rows whose age does not move with the time
-    since that row.
+    since that row; `examples` the first `EXAMPLE_ROWS` data rows of each of those two.
 
     A second row of one person on one date is rejected within a chunk by the validation, and
     across chunks against each person's latest date so far (`_Persons`); in a file that is not in
@@ -42,9 +49,15 @@ def validated_chunks(
             rejects = pd.concat([rejects, repeats], ignore_index=True).sort_values("index", kind="stable")
         sex_differ, age_differ = persons.update(records)
         if counts is not None:
-            counts["sex_differs"] += sex_differ
-            counts["age_differs"] += age_differ
+            counts["sex_differs"] += int(sex_differ.sum())
+            counts["age_differs"] += int(age_differ.sum())
             counts["age_group_differs"] += _outside_age_group(records)
+        if examples is not None:
+            # The data rows to check (1-based, as the rejects file numbers them): a count alone
+            # could not be followed up. Row numbers, never values.
+            for key, mask in (("sex_differs", sex_differ), ("age_differs", age_differ)):
+                rows = examples.setdefault(key, [])
+                rows += [int(i) + 1 for i in records.index[mask][: max(EXAMPLE_ROWS - len(rows), 0)]]
         if gaps is not None:
             gaps.update(records, rejects)
         rejected = set(rejects["index"].tolist())
@@ -114,10 +127,10 @@ class _Persons:
         )
         return records[~repeat], rejects
 
-    def update(self, records: pd.DataFrame) -> tuple[int, int]:
-        """Take in a chunk's valid records; the number of them whose sex differs from the same
-        person's previous valid row (in file order), and of those whose age does not move with the
-        time since that row (`features.schema.ages_disagree`; `/score` compares with the previous
+    def update(self, records: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Take in a chunk's valid records; which of them give another sex than the same person's
+        previous valid row (in file order), and which an age that does not move with the time since
+        that row (`features.schema.ages_disagree`; `/score` compares with the previous
         checkup by date, the same thing in a file sorted by date)."""
         n = len(records)
         absent = pd.Series(np.nan, index=records.index)
@@ -125,13 +138,13 @@ class _Persons:
         day = records["exam_date"].to_numpy(dtype="datetime64[D]").astype("int64").astype(float)
         day[records["exam_date"].isna().to_numpy()] = np.nan
         before_lo, before_hi, before_day = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-        sex_differ = 0
+        sex_differ = np.zeros(n, dtype=bool)
         columns = (records[c].to_numpy(dtype=object) for c in ("person_id", "exam_date", "sex"))
         for k, (pid, date, sex, row) in enumerate(zip(*columns, records.index, strict=True)):
             if pd.isna(pid):
                 continue
             before = self.sex.get(pid)
-            sex_differ += int(before is not None and before != sex)
+            sex_differ[k] = before is not None and before != sex
             self.sex[pid] = sex
             if (last := self.aged.get(pid)) is not None:
                 before_day[k], before_lo[k], before_hi[k] = last
@@ -139,4 +152,4 @@ class _Persons:
             if not pd.isna(date) and ((kept := self.latest.get(pid)) is None or date > kept[0]):
                 self.latest[pid] = (date, int(row))
         years = (day - before_day) / 365.25
-        return sex_differ, int(ages_disagree((before_lo, before_hi), (lo, hi), years).sum())
+        return sex_differ, ages_disagree((before_lo, before_hi), (lo, hi), years)

@@ -172,6 +172,8 @@ def test_undated_rows_same_day_repeats_and_another_sex_are_said_and_counted(mode
     summary = score_file(model, path, tmp_path / "r.csv", "7", chunk_rows=3)
     assert summary["exam_date_defaulted"] == 1 and summary["sex_differs"] == 1
     assert summary["age_differs"] == 1  # the file's other ages move with their dates
+    # Which data rows to check: a count alone could not be followed up (outside tester).
+    assert summary["sex_differs_rows"] == summary["age_differs_rows"] == [last_of_first + 1]
     assert summary["age_group_differs"] == 1  # that age is outside its row's age_group too
     assert summary["rows_rejected"] == 1 and summary["rows_scored"] == len(rows) - 1
     rejects = pd.read_csv(f"{tmp_path / 'r.csv'}.rejects.csv")

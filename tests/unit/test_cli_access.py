@@ -48,3 +48,10 @@ def test_audit_verify_and_export(home, capsys, tmp_path):
     assert main(["audit", "verify"]) == 1
     assert "entry 2 was changed" in capsys.readouterr().err
     assert main(["audit", "export", "--since", "yesterday"]) == 2
+
+
+def test_a_warning_about_inconsistent_checkups_names_the_rows_to_check():
+    from checkup_risk_cli import _rows_text
+
+    assert _rows_text([12], 1) == "data row 12"
+    assert _rows_text([12, 40], 1715) == "data rows 12, 40 and 1,713 more"
