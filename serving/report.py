@@ -56,7 +56,7 @@ from features.cutoffs import (
     VERY_OLD_AGE,
     number,
 )
-from features.derive import FEATURES, PANEL_MARKER, Columns, age_band, feature_matrix, unmeasured
+from features.derive import FEATURES, PANEL_MARKER, Columns, age_band, age_years, feature_matrix, unmeasured
 from features.eligibility import ALL_FLAGS, DEFINING_FIELDS, earlier_in_range, reason_text
 from features.labels import (
     FEATURE_LABELS,
@@ -75,12 +75,12 @@ from features.labels import (
     risk_change_text,
     risk_text,
 )
-from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, age_group_midpoint, implausible_bmi
+from features.schema import BMI_PLAUSIBLE, BY_NAME, KEY_INPUTS, implausible_bmi
 from models import provenance
 from models.interval import sigmoid_float
 from models.outcomes import OUTCOME_SPECS
 from models.provenance import synthetic_notice
-from serving.scoring import KNOWN_CKD_WARNING, Scorer, exam_age, measurements_outside, person_order
+from serving.scoring import KNOWN_CKD_WARNING, Scorer, exam_age, feature_value, measurements_outside, person_order
 
 TEMPLATES = Path(__file__).with_name("templates")
 TOP_FACTORS = 5
@@ -527,10 +527,8 @@ def range_note(scorer: Scorer, row: np.ndarray, lang: Lang) -> str | None:
 
 def _old(record: dict) -> bool:
     """Whether the person is `VERY_OLD_AGE` or older (the band's midpoint where only the band is known)."""
-    age = record.get("age")
-    if age is None and record.get("age_group") is not None:
-        age = float(age_group_midpoint(record["age_group"]))
-    return age is not None and float(age) >= VERY_OLD_AGE
+    age = age_years(Columns.from_records([record]))[0]
+    return bool(age >= VERY_OLD_AGE)
 
 
 def what_if_changes(
@@ -676,11 +674,6 @@ NOTE_WIDTH = 36
 ROW = 10  # 7.5-point text; 10 px rows keep five outcomes and the trends on one A4 page
 
 
-def _x(x: np.ndarray, feature: str) -> float | None:
-    v = float(x[FEATURES.index(feature)])
-    return None if math.isnan(v) else v
-
-
 # The measurement a group's number is, where the group's name does not say it.
 _VALUE_NAME = {"weight": "BMI", "kidney": "eGFR"}
 _MEMBER_NAME = {
@@ -705,13 +698,13 @@ def _worst_member(group_id: str, x: np.ndarray, sex: str | None) -> str:
     normal LDL beside triglycerides of 220, or a normal ALT beside a GGT of 180, must not stand for
     the group. The first member when none is measured."""
     members = _SHOWN_MEMBERS[group_id]
-    measured = [f for f in members if _x(x, f) is not None]
+    measured = [f for f in members if feature_value(x, f) is not None]
     if not measured:
         return members[0]
 
     def rank(f: str) -> int:
         j = judgement(f, sex)
-        return LEVEL_RANK[j.level(_x(x, f)) if j is not None else None]
+        return LEVEL_RANK[j.level(feature_value(x, f)) if j is not None else None]
 
     return max(measured, key=rank)  # max keeps the first of equal ranks
 
@@ -734,7 +727,7 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
     group = GROUPS[group_id]
     name, cutoff, level = group.name(lang), "", None
     if group_id == "blood_pressure":
-        sbp, dbp = _x(x, "sbp"), _x(x, "dbp")
+        sbp, dbp = feature_value(x, "sbp"), feature_value(x, "dbp")
         # One more digit where rounding would carry the reading into another stage (139.6/89.6 is
         # not "140/90" beside "prehypertension"), as `_printed` does for one measure.
         rounded = [None if v is None else round(v) for v in (sbp, dbp)]
@@ -745,12 +738,16 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
         ]
         value = f"{shown[0]}/{shown[1]} mmHg" if (sbp, dbp) != (None, None) else FEATURE_LABELS["sbp"].missing[lang]
         cutoff, level = bp_stage_text(
-            sbp, dbp, lang, treated=_x(x, "on_antihypertensive") == 1, diagnosed=_x(x, "history_hypertension") == 1
+            sbp,
+            dbp,
+            lang,
+            treated=feature_value(x, "on_antihypertensive") == 1,
+            diagnosed=feature_value(x, "history_hypertension") == 1,
         )
     elif group_id == "history":
-        flags = [FEATURE_LABELS[f].name(lang) for f in group.features if _x(x, f) == 1]
+        flags = [FEATURE_LABELS[f].name(lang) for f in group.features if feature_value(x, f) == 1]
         value = ", ".join(flags) if flags else t("history_flags_none", lang)
-        if flags and any(_x(x, f) == 0 for f in group.features):
+        if flags and any(feature_value(x, f) == 0 for f in group.features):
             # The bar is the whole group's: "family history of diabetes ×0.63" for CVD came from the
             # stroke and heart disease this person does not have, which the words must say too.
             value += t("history_others_none", lang)
@@ -758,16 +755,16 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
     else:
         main = group.main
         assert main is not None, f"group {group_id} has no main feature"  # only history has none
-        v = _x(x, main)
-        no_panel = _x(x, PANEL_MARKER) is None  # features.derive.PANEL_MARKER
-        carried = group_id == "lipids" and v is None and no_panel and _x(x, f"last_{main}") is not None
+        v = feature_value(x, main)
+        no_panel = feature_value(x, PANEL_MARKER) is None  # features.derive.PANEL_MARKER
+        carried = group_id == "lipids" and v is None and no_panel and feature_value(x, f"last_{main}") is not None
         if carried:
-            v = _x(x, f"last_{main}")
+            v = feature_value(x, f"last_{main}")
         if group_id in _SHOWN_MEMBERS and not carried and not (group_id == "lipids" and no_panel):
             # The most abnormal measured member stands for the group (a panel without LDL, which
             # NHIS leaves empty when triglycerides are 400 or more, too: never "not measured").
             main = _worst_member(group_id, x, sex)
-            v = _x(x, main)
+            v = feature_value(x, main)
         value = _printed(FEATURE_LABELS[main], v, main, sex).value_text(v, lang)
         if v is not None and group_id in _SHOWN_MEMBERS:
             value = f"{_MEMBER_NAME[main]} {value}"  # "LDL 140 mg/dL", "GGT 180 U/L": which member the number is
@@ -776,7 +773,7 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
         if group_id == "smoking" and v == 2:  # the record says former, never since when
             value = f"{value} ({t('quit_unknown', lang)})"
         if carried:
-            years = _x(x, "years_since_lipids")
+            years = feature_value(x, "years_since_lipids")
             value = t("carried_panel", lang, value=value, years=_number(years, 1) if years is not None else "?")
         if group_id == "weight":
             cls = bmi_class(v)
@@ -791,7 +788,9 @@ def _group_text(group_id: str, x: np.ndarray, sex: str | None, lang: Lang) -> di
             if j is not None:
                 cutoff, level = j.text(lang, FEATURE_LABELS[main], v), j.level(v)
             known = (
-                glucose_text(v, lang, _x(x, "on_diabetes_medication") == 1, _x(x, "history_diabetes") == 1)
+                glucose_text(
+                    v, lang, feature_value(x, "on_diabetes_medication") == 1, feature_value(x, "history_diabetes") == 1
+                )
                 if main == "fasting_glucose" and v is not None
                 else None
             )
@@ -814,7 +813,7 @@ def _with_protein(
 ) -> tuple[str, str, Level | None]:
     """The kidney row with the dipstick beside the eGFR where it is not negative: proteinuria is
     half the CKD definition, and a normal eGFR alone would hide it. The worse of the two bands wins."""
-    protein = _x(x, "urine_protein")
+    protein = feature_value(x, "urine_protein")
     j = judgement("urine_protein", sex)
     if protein is None or j is None or j.level(protein) == "normal":
         return value, cutoff, level
@@ -1186,13 +1185,13 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
         whatif_status = []
         # A lipid carried from the last panel is used as it was, not "not measured" (the factor
         # chart above shows it as that panel's): said so.
-        carried = [f for f in unassessed if f == "ldl" and _x(X[newest], "last_ldl") is not None]
+        carried = [f for f in unassessed if f == "ldl" and feature_value(X[newest], "last_ldl") is not None]
         unread = [f for f in unassessed if f not in carried]
         if unread:
             what = ", ".join(FEATURE_LABELS[f].name(lang) for f in unread)
             whatif_status.append(t("whatif_missing", lang, what=what))
         if carried:
-            years = _x(X[newest], "years_since_lipids")
+            years = feature_value(X[newest], "years_since_lipids")
             whatif_status.append(t("whatif_carried", lang, years=_number(years, 1) if years is not None else "?"))
         if not (whatifs or unchanged):
             if not unassessed:
@@ -1253,7 +1252,7 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
             else None
         ),
         # Values that need evaluation now come first: a risk page for BP 270/150 had advised home readings.
-        "critical": critical_findings(lambda f: _x(X[newest], f), lang),
+        "critical": critical_findings(lambda f: feature_value(X[newest], f), lang),
         "outcomes": outcomes,
         "not_applicable": not_applicable,
         "whatif_header": [{"short": o["short"], "now": risk_text(now[o["key"]])} for o in outcomes],

@@ -156,7 +156,8 @@ def measurements_outside(model: RiskModel, X: np.ndarray) -> list[list[str]]:
 CRITICAL_WARNING = "values that need prompt clinical evaluation, which no one-year risk describes"
 
 
-def _value(x: np.ndarray, feature: str) -> float | None:
+def feature_value(x: np.ndarray, feature: str) -> float | None:
+    """One feature of a model row (`FEATURES` order), None where it is missing."""
     v = float(x[FEATURES.index(feature)])
     return None if np.isnan(v) else v
 
@@ -332,7 +333,7 @@ class Scorer:
                 risks[o] = _applicable_risk(o, i, scored, X, hidden, top_k, detail)
             missing = lacking[i]
             # First: what needs evaluation now, which no one-year risk describes (every channel says it).
-            urgent = critical_findings(functools.partial(_value, X[i]), "en")
+            urgent = critical_findings(functools.partial(feature_value, X[i]), "en")
             warnings = [f"{CRITICAL_WARNING}: {'; '.join(urgent)}"] if urgent else []
             warnings += [
                 f"{BY_NAME[k].label_en} ({k}) missing: estimates that use it are less precise" for k in missing
