@@ -31,6 +31,7 @@ from features.cutoffs import (
     SBP_HYPERTENSION,
     SBP_LOW,
     WAIST_ABDOMINAL_OBESITY,
+    Critical,
     Cut,
     band_range,
     number,
@@ -500,19 +501,32 @@ _CRITICAL_WHY: dict[tuple[str, bool], tuple[str, str]] = {
 assert set(_CRITICAL_WHY) == {(c.feature, c.high) for c in CRITICAL}
 
 
+# The heading every channel (report, `/score` warning, CDS card) puts over the reached cut-offs.
+CRITICAL_HEADING: dict[str, str] = {
+    "ko": "즉시 확인이 필요한 값",
+    "en": "Values that need prompt clinical evaluation",
+}
+
+
+def critical_reached(values: Callable[[str], float | None]) -> list[Critical]:
+    """The `CRITICAL` cut-offs one checkup's values (`values(feature)`) reach, in table order."""
+    return [c for c in CRITICAL if c.reached(values(c.feature))]
+
+
+def critical_text(c: Critical, lang: Lang) -> str:
+    """One reached cut-off as "Systolic blood pressure ≥180 mmHg (severe hypertension: ...)": the
+    cut-off, never the value (warnings never echo submitted values); a reader that shows the value
+    shows it beside."""
+    label = FEATURE_LABELS[c.feature]
+    unit = label.unit_text(lang)
+    bound = f"{'≥' if c.high else '<'}{number(c.bound)}{'' if not unit else ' ' + unit}"
+    why = _CRITICAL_WHY[(c.feature, c.high)]
+    return f"{label.name(lang)} {bound} ({why[0] if lang == 'ko' else why[1]})"
+
+
 def critical_findings(values: Callable[[str], float | None], lang: Lang) -> list[str]:
-    """The values of one checkup (`values(feature)`) that need prompt clinical evaluation, each as
-    "Systolic blood pressure ≥180 mmHg (severe hypertension: ...)": the cut-off, never the value (warnings never echo
-    submitted values); a reader that shows the value shows it beside."""
-    out = []
-    for c in CRITICAL:
-        if c.reached(values(c.feature)):
-            label = FEATURE_LABELS[c.feature]
-            unit = label.unit_text(lang)
-            bound = f"{'≥' if c.high else '<'}{number(c.bound)}{'' if not unit else ' ' + unit}"
-            why = _CRITICAL_WHY[(c.feature, c.high)]
-            out.append(f"{label.name(lang)} {bound} ({why[0] if lang == 'ko' else why[1]})")
-    return out
+    """The values of one checkup that need prompt clinical evaluation, as text (`critical_text`)."""
+    return [critical_text(c, lang) for c in critical_reached(values)]
 
 
 # -- glucose: the low end, and a known diabetes judged against its treatment target ---------------

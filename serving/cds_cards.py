@@ -26,11 +26,11 @@ from typing import Any
 
 from features.eligibility import reason_text
 from features.fhir import Issue
-from features.labels import FEATURE_LABELS, Lang, contribution_text
+from features.labels import CRITICAL_HEADING, FEATURE_LABELS, Lang, contribution_text, critical_text
 from models.outcomes import CATEGORIES, OUTCOME_SPECS
 from models.provenance import UNSEEN_LEAD, synthetic_notice
 from serving.report import risk_text, t
-from serving.scoring import CRITICAL_WARNING, exam_age
+from serving.scoring import critical_of, exam_age
 
 # Never "critical": CDS Hooks reserves it for what needs action now, and a one-year risk does not.
 INDICATOR = {"low": "info", "moderate": "info", "high": "warning", "very_high": "warning"}
@@ -219,7 +219,7 @@ def context_lines(result: dict, warnings: list[Issue]) -> list[str]:
     return lines
 
 
-CRITICAL_SUMMARY = "즉시 확인이 필요한 값 · Values that need prompt clinical evaluation"
+CRITICAL_SUMMARY = f"{CRITICAL_HEADING['ko']} · {CRITICAL_HEADING['en']}"
 
 
 def card(
@@ -232,9 +232,7 @@ def card(
     thin: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict | None:
     head = summary(result, thin)
-    urgent = [
-        w.removeprefix(CRITICAL_WARNING + ": ") for w in result.get("warnings", []) if w.startswith(CRITICAL_WARNING)
-    ]
+    urgent = [critical_of(u) for u in result.get("critical", [])]
     if head is None and not urgent:
         return None
     body = detail(result, version, missing, thin) if head is not None else f"_checkup-risk model v{version}._"
@@ -243,7 +241,7 @@ def card(
         # A value that needs evaluation now (BP 270/150) heads the card and is its summary, the one
         # line many EHRs show: never "low risk, routine checkups" beside it. The card is a warning,
         # and it is given where no outcome applies too (a known disease is no reason for silence).
-        items = [f"- {item}" for item in urgent[0].split("; ")]
+        items = [f"- {critical_text(c, 'ko')} · {critical_text(c, 'en')}" for c in urgent]
         body = "\n".join([f"**{CRITICAL_SUMMARY}**", *items, "", body])
         text, indicator = CRITICAL_SUMMARY, "warning"
     extra = context_lines(result, warnings or [])

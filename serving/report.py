@@ -59,6 +59,7 @@ from features.cutoffs import (
 from features.derive import FEATURES, PANEL_MARKER, Columns, age_band, age_years, feature_matrix, unmeasured
 from features.eligibility import ALL_FLAGS, DEFINING_FIELDS, earlier_in_range, reason_text
 from features.labels import (
+    CRITICAL_HEADING,
     FEATURE_LABELS,
     GROUPS,
     LEVEL_RANK,
@@ -380,8 +381,8 @@ TEXT: dict[str, dict[str, str]] = {
         "a recent checkup when there is one.",
     },
     "critical": {
-        "ko": "즉시 확인이 필요한 값(아래 1년 위험 추정과 별개로 신속한 임상 평가가 필요합니다):",
-        "en": "Values that need prompt clinical evaluation, whatever the one-year risks below say:",
+        "ko": f"{CRITICAL_HEADING['ko']}(아래 1년 위험 추정과 별개로 신속한 임상 평가가 필요합니다):",
+        "en": f"{CRITICAL_HEADING['en']}, whatever the one-year risks below say:",
     },
     "stale": {
         "ko": "이 검진은 {age} 전 검진으로, 검진 후 1년의 위험 기간이 이미 지났습니다. 아래 위험은 그 검진 후 "

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from features.cutoffs import CRITICAL, Critical
 from features.derive import (
     FEATURES,
     LASTING_FLAGS,
@@ -37,7 +38,7 @@ from features.derive import (
     unmeasured,
 )
 from features.eligibility import Judged, applicability, reason_id
-from features.labels import FEATURE_GROUPS, critical_findings
+from features.labels import CRITICAL_HEADING, FEATURE_GROUPS, critical_reached, critical_text
 from features.schema import BMI_PLAUSIBLE, BY_NAME, age_spans, age_to_group, ages_disagree, implausible_bmi
 from models import provenance
 from models.bundle import RiskModel
@@ -153,7 +154,24 @@ def measurements_outside(model: RiskModel, X: np.ndarray) -> list[list[str]]:
     return [[FEATURES[j] for j in np.flatnonzero(row) if FEATURES[j] in RANGE_SAID] for row in outside]
 
 
-CRITICAL_WARNING = "values that need prompt clinical evaluation, which no one-year risk describes"
+CRITICAL_WARNING = f"{CRITICAL_HEADING['en'].lower()}, which no one-year risk describes"
+
+
+def critical_entry(c: Critical) -> dict[str, Any]:
+    """A reached `CRITICAL` cut-off as a result's `critical` item: structured for a caller (and the
+    CDS card) to act on, with the English text; the cut-off, never the value."""
+    return {
+        "field": c.feature,
+        "cutoff": c.bound,
+        "direction": "at_or_above" if c.high else "below",
+        "message": critical_text(c, "en"),
+    }
+
+
+def critical_of(entry: Mapping[str, Any]) -> Critical:
+    """The `CRITICAL` cut-off a result's `critical` item names."""
+    high = entry["direction"] == "at_or_above"
+    return next(c for c in CRITICAL if (c.feature, c.high, c.bound) == (entry["field"], high, entry["cutoff"]))
 
 
 def feature_value(x: np.ndarray, feature: str) -> float | None:
@@ -333,8 +351,8 @@ class Scorer:
                 risks[o] = _applicable_risk(o, i, scored, X, hidden, top_k, detail)
             missing = lacking[i]
             # First: what needs evaluation now, which no one-year risk describes (every channel says it).
-            urgent = critical_findings(functools.partial(feature_value, X[i]), "en")
-            warnings = [f"{CRITICAL_WARNING}: {'; '.join(urgent)}"] if urgent else []
+            urgent = [critical_entry(c) for c in critical_reached(functools.partial(feature_value, X[i]))]
+            warnings = [f"{CRITICAL_WARNING}: {'; '.join(u['message'] for u in urgent)}"] if urgent else []
             warnings += [
                 f"{BY_NAME[k].label_en} ({k}) missing: estimates that use it are less precise" for k in missing
             ]
@@ -393,6 +411,7 @@ class Scorer:
                     "history_checkups": int(earlier[i]),
                     "stale": stale is not None,
                     "risks": risks,
+                    "critical": urgent,
                     "missing_inputs": missing,
                     "warnings": warnings,
                 }

@@ -645,8 +645,10 @@ def test_a_value_that_needs_evaluation_now_heads_a_warning_card(post):
     # First after the synthetic-model notice, which heads every card of such a model.
     at = lines.index("**즉시 확인이 필요한 값 · Values that need prompt clinical evaluation**")
     assert at <= 2, lines[:4]
-    assert lines[at + 1].startswith("- Systolic blood pressure ≥180 mmHg (severe hypertension:")
-    assert lines[at + 2].startswith("- Diastolic blood pressure ≥110 mmHg")
+    # Each item in Korean and English, from the result's structured `critical` list.
+    assert lines[at + 1].startswith("- 수축기혈압 ≥180 mmHg (중증 고혈압")
+    assert "· Systolic blood pressure ≥180 mmHg (severe hypertension:" in lines[at + 1]
+    assert "· Diastolic blood pressure ≥110 mmHg" in lines[at + 2]
     # The summary, the one line many EHRs show, says it: never "low risk, routine checkups".
     assert card["summary"].endswith("즉시 확인이 필요한 값 · Values that need prompt clinical evaluation")
     (calm,) = post(cds_call(EXAMPLE_RECORD)).json()["cards"]

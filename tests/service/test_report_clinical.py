@@ -30,6 +30,15 @@ def test_critical_values_are_said_first(scorer):
     assert first.startswith(f"{CRITICAL_WARNING}: Systolic blood pressure ≥180 mmHg (severe hypertension:")
     assert "Fasting glucose ≥300 mg/dL" in first and "Hemoglobin <8 g/dL" in first and "ALT ≥500 U/L" in first
     assert "270" not in first  # the cut-off, never the value
+    # The same findings, structured for a caller to act on (and the CDS card to render in Korean).
+    assert [(c["field"], c["direction"], c["cutoff"]) for c in result["critical"]] == [
+        ("sbp", "at_or_above", 180.0),
+        ("dbp", "at_or_above", 110.0),
+        ("fasting_glucose", "at_or_above", 300.0),
+        ("hemoglobin", "below", 8.0),
+        ("alt", "at_or_above", 500.0),
+    ]
+    assert first == f"{CRITICAL_WARNING}: " + "; ".join(c["message"] for c in result["critical"])
     en = visible_text(render_html(scorer, extreme, "en"))
     ko = visible_text(render_html(scorer, extreme, "ko"))
     # In the header, before even the synthetic-model notice.
@@ -37,7 +46,9 @@ def test_critical_values_are_said_first(scorer):
     assert "즉시 확인이 필요한 값" in ko and "중증 고혈압" in ko
     calm = visible_text(render_html(scorer, record(), "en"))
     assert "prompt clinical evaluation" not in calm
-    assert not [w for w in scorer.score_records([record()], explain=False)[0]["warnings"] if CRITICAL_WARNING in w]
+    (calm_result,) = scorer.score_records([record()], explain=False)
+    assert calm_result["critical"] == []
+    assert not [w for w in calm_result["warnings"] if CRITICAL_WARNING in w]
 
 
 def test_every_critical_bound_is_reached_at_its_edge_and_not_before():
