@@ -97,6 +97,9 @@ TARGET_DBP_OLD = DBP_HYPERTENSION - 1.0
 # KSSO: losing 5-10 % of body weight is the realistic first goal; a what-if asks no more of a person.
 MAX_WEIGHT_LOSS = 0.10
 TARGET_BMI = BMI_CLASS_LOWS["pre_obesity"] - 0.1  # the top of KSSO's normal class (18.5-22.9)
+# At VERY_OLD_AGE or older a lower weight is no goal of its own (sarcopenia, frailty): the what-if
+# is offered for obesity only and stops at the top of pre-obesity.
+TARGET_BMI_OLD = BMI_CLASS_LOWS["obesity_1"] - 0.1
 TARGET_LDL = LDL_OPTIMAL
 TARGET_GLUCOSE = GLUCOSE_BORDERLINE - 1.0
 TARGET_ACTIVITY_DAYS = 5
@@ -234,9 +237,10 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "Recomputed with all else unchanged: estimates, not promises, nor treatment targets.",
     },
     "whatif_none_old": {
-        "ko": "조절 가능한 요인이 모두 목표 범위 안에 있습니다(80세 이상의 혈압은 고혈압 범위 미만).",
+        "ko": "조절 가능한 요인이 모두 목표 범위 안에 있습니다"
+        "(80세 이상: 혈압은 고혈압 범위 미만, BMI는 비만 범위 미만).",
         "en": "Every modifiable factor is within its target (at 80 or older, blood pressure under the hypertension "
-        "range).",
+        "range and BMI under the obesity range).",
     },
     "whatif_none": {
         "ko": "조절 가능한 요인이 모두 정상 범위 안에 있습니다.",
@@ -339,6 +343,11 @@ TEXT: dict[str, dict[str, str]] = {
     "bmi": {
         "ko": "체중 {before} → {after} kg (BMI {bmi_before} → {bmi_after})",
         "en": "Weight {before} → {after} kg (BMI {bmi_before} → {bmi_after})",
+    },
+    "bmi_old": {
+        "ko": "체중 {before} → {after} kg (BMI {bmi_before} → {bmi_after}; 80세 이상: 비만 범위 바로 아래까지)",
+        "en": "Weight {before} → {after} kg (BMI {bmi_before} → {bmi_after}; 80 or older: to just under the "
+        "obesity range)",
     },
     "ldl": {"ko": "LDL 콜레스테롤 {before} → {after} mg/dL", "en": "LDL cholesterol {before} → {after} mg/dL"},
     "glucose": {"ko": "공복혈당 {before} → {after} mg/dL", "en": "Fasting glucose {before} → {after} mg/dL"},
@@ -540,7 +549,8 @@ def what_if_changes(
     Only inputs change; every derived feature (BMI, TyG, pulse pressure, current smoker ...) is
     recomputed from them by the feature pipeline, so the model sees a consistent record. Blood
     pressure moves as one reading: SBP to 119 and DBP to min(its value, 79); at 80 or older to
-    139 and min(its value, 89). A change beyond
+    139 and min(its value, 89). Weight goes to BMI 22.9 (at 80 or older 24.9, and only from
+    obesity), at most 10 % lost. A change beyond
     `MAX_CHANGE` is kept, marked `beyond`, and left out of "all of the above".
     """
     out: list[WhatIf] = []
@@ -563,13 +573,14 @@ def what_if_changes(
     height, weight = get("height_cm"), get("weight_kg")
     if height is not None and weight is not None:
         bmi = weight / (height / 100.0) ** 2
-        if bmi > TARGET_BMI:
-            # BMI 23, or the 10 % loss KSSO sets as a realistic goal where BMI 23 is further away.
-            target = max(TARGET_BMI * (height / 100.0) ** 2, weight * (1.0 - MAX_WEIGHT_LOSS))
+        top_bmi = TARGET_BMI_OLD if old else TARGET_BMI
+        if bmi > top_bmi:
+            # The target BMI, or the 10 % loss KSSO sets as a realistic goal where it is further away.
+            target = max(top_bmi * (height / 100.0) ** 2, weight * (1.0 - MAX_WEIGHT_LOSS))
             changes = {"weight_kg": round(target, 1)}
             out.append(
                 WhatIf(
-                    "bmi",
+                    "bmi_old" if old else "bmi",
                     changes,
                     {
                         "before": _number(weight, 1),
@@ -1196,8 +1207,14 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
             whatif_status.append(t("whatif_carried", lang, years=_number(years, 1) if years is not None else "?"))
         if not (whatifs or unchanged):
             if not unassessed:
-                # At 80 or older a pressure of 120-139/80-89 is no what-if, but not "normal" either.
-                above_normal = (record.get("sbp") or 0) > TARGET_SBP or (record.get("dbp") or 0) > TARGET_DBP
+                # At 80 or older a pressure of 120-139/80-89 or a BMI of 23-24.9 is no what-if, but
+                # not "normal" either.
+                h, w = record.get("height_cm"), record.get("weight_kg")
+                above_normal = (
+                    (record.get("sbp") or 0) > TARGET_SBP
+                    or (record.get("dbp") or 0) > TARGET_DBP
+                    or (h is not None and w is not None and w / (h / 100.0) ** 2 > TARGET_BMI)
+                )
                 whatif_status.append(t("whatif_none_old" if _old(record) and above_normal else "whatif_none", lang))
             elif measured_any:
                 whatif_status.append(t("whatif_measured_within", lang))

@@ -162,6 +162,28 @@ def test_at_80_or_older_the_blood_pressure_what_if_stops_under_hypertension(scor
     assert "already in the normal range" not in calm
 
 
+def test_at_80_or_older_the_weight_what_if_is_for_obesity_only_and_stops_under_it(scorer):
+    from serving.report import what_if_changes
+
+    def weight(**changes):
+        return [w for w in what_if_changes(record(height_cm=160.0, **changes)) if w.key.startswith("bmi")]
+
+    # BMI 24.2: pre-obesity, a what-if at 60, none at 85 (a lower weight is no goal of its own there).
+    assert weight(age=60, weight_kg=62.0)[0].key == "bmi"
+    assert weight(age=85, weight_kg=62.0) == []
+    # BMI 27.3: at 85 to BMI 24.9 (63.7 kg), not to 22.9 (58.6 kg).
+    (old,) = weight(age=85, weight_kg=70.0)
+    assert old.key == "bmi_old" and old.changes == {"weight_kg": 63.7}
+    (young,) = weight(age=60, weight_kg=70.0)
+    assert young.changes == {"weight_kg": 63.0}  # BMI 22.9 is more than 10 % away: 10 % lost
+    from tests.service.test_report_honesty import WITHIN
+
+    calm = visible_text(
+        render_html(scorer, record(**{**WITHIN, "age": 85, "height_cm": 160.0, "weight_kg": 62.0}), "en")
+    )
+    assert "Every modifiable factor is within its target (at 80 or older" in calm
+
+
 def test_the_unchanged_line_names_the_rough_outcomes_and_speaks_for_none_when_all_are():
     from serving.report import _unchanged_label
 
