@@ -1209,11 +1209,11 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
             if not unassessed:
                 # At 80 or older a pressure of 120-139/80-89 or a BMI of 23-24.9 is no what-if, but
                 # not "normal" either.
-                h, w = record.get("height_cm"), record.get("weight_kg")
+                height, weight = record.get("height_cm"), record.get("weight_kg")
                 above_normal = (
                     (record.get("sbp") or 0) > TARGET_SBP
                     or (record.get("dbp") or 0) > TARGET_DBP
-                    or (h is not None and w is not None and w / (h / 100.0) ** 2 > TARGET_BMI)
+                    or (height is not None and weight is not None and weight / (height / 100.0) ** 2 > TARGET_BMI)
                 )
                 whatif_status.append(t("whatif_none_old" if _old(record) and above_normal else "whatif_none", lang))
             elif measured_any:
