@@ -289,9 +289,10 @@ def _num(x: float) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
-def realised_block(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int) -> dict:
+def realised_block(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int, persons: np.ndarray | None = None) -> dict:
     """n, events, AUROC with its CI, calibration intercept and slope with theirs, observed and mean
-    predicted rate; the AUROC and calibration are null when `too_small` (`too_few_events`)."""
+    predicted rate; the AUROC and calibration are null when `too_small` (`too_few_events`). With
+    `persons` (a person key per row) the intervals resample persons, not checkups."""
     n, events = int(y.size), int(y.sum())
     out: dict = {
         "n": n,
@@ -302,10 +303,10 @@ def realised_block(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int) -> dict
     }
     if not out["too_small"]:
         intercept, slope = calibration_intercept_slope(y, p)
-        i_ci, s_ci = calibration_ci(y, p, n_boot, seed)
+        i_ci, s_ci = calibration_ci(y, p, n_boot, seed, groups=persons)
         out.update(
             auroc=_num(auroc(y, p)),
-            auroc_ci=[_num(x) for x in auroc_ci(y, p, n_boot=n_boot, seed=seed)],
+            auroc_ci=[_num(x) for x in auroc_ci(y, p, n_boot=n_boot, seed=seed, groups=persons)],
             calibration_intercept=_num(intercept),
             calibration_intercept_ci=i_ci,
             calibration_slope=_num(slope),
@@ -331,18 +332,23 @@ def realised_performance(
     groups: dict[str, np.ndarray],
     t: Thresholds,
     seed: int = 0,
+    persons: np.ndarray | None = None,
 ) -> tuple[dict, list[dict]]:
     """Overall and per subgroup (`groups`: name -> label per row, e.g. sex, age band), and the
     overall alarms: the calibration intercept's CI entirely beyond +-margin, or the AUROC below the
     reference's expected AUROC by more than the threshold with its CI's upper end below it too."""
     ok = np.isfinite(y) & np.isfinite(p)
     y, p = y[ok], p[ok]
-    block = realised_block(y, p, t.n_boot, seed)
+    persons = None if persons is None else np.asarray(persons)[ok]
+    block = realised_block(y, p, t.n_boot, seed, persons)
     block["subgroups"] = {}
     for name, labels in groups.items():
         labels = np.asarray(labels, dtype=object)[ok]
         block["subgroups"][name] = {
-            str(g): realised_block(y[labels == g], p[labels == g], t.n_boot, seed) for g in sorted(set(labels))
+            str(g): realised_block(
+                y[labels == g], p[labels == g], t.n_boot, seed, None if persons is None else persons[labels == g]
+            )
+            for g in sorted(set(labels))
         }
     alarms: list[dict] = []
     if block["n"] < t.min_rows or block["events"] < t.min_events or block["auroc"] is None:

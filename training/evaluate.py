@@ -162,11 +162,13 @@ def _outcome_metrics(
     p_true = None
     if spec.true_risk in records.columns:
         p_true = pd.to_numeric(records[spec.true_risk], errors="coerce").to_numpy(dtype=float)[scored]
-    block = summarize(y[scored], p[scored], p_true=p_true, n_boot=n_boot, seed=seed)
+    # Intervals from a bootstrap of persons: a person's several checkups are not independent.
+    persons = records["person_id"].to_numpy()[scored]
+    block = summarize(y[scored], p[scored], p_true=p_true, n_boot=n_boot, seed=seed, groups=persons)
     if p_true is not None and block.get("oracle_expected_auroc"):
         block["expected_auroc_ratio"] = block["expected_auroc"] / block["oracle_expected_auroc"]
     lr = lr_all[scored]
-    block["baselines"] = {"logistic_regression": summarize(y[scored], lr, n_boot=n_boot, seed=seed)}
+    block["baselines"] = {"logistic_regression": summarize(y[scored], lr, n_boot=n_boot, seed=seed, groups=persons)}
     arrays = {"y": y[scored], "model": p[scored], "logistic_regression": lr}
     sub = records.loc[scored]
     for name, (fn, valid) in PUBLISHED.get(outcome, {}).items():
@@ -193,7 +195,7 @@ def _published_baseline(
             "scale": "10-year risk: compare ranking (AUROC) only",
             "note": f"skipped: no row has every input it needs ({PUBLISHED_INPUTS.get(name, 'see models.baselines')})",
         }, None
-    b = summarize(y, risk10, n_boot=n_boot, seed=seed)
+    b = summarize(y, risk10, n_boot=n_boot, seed=seed, groups=sub["person_id"].to_numpy())
     b["scale"] = "10-year risk: compare ranking (AUROC) only"
     b["rows_with_inputs"] = int(ok.sum())
     b["rows_in_valid_range"] = int(valid(sub, assume_untreated=True).sum())

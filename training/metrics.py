@@ -24,6 +24,7 @@ __all__ = [
     "brier",
     "calibration_ci",
     "calibration_intercept_slope",
+    "cluster_codes",
     "ece",
     "calibration_curve",
     "net_benefit",
@@ -57,6 +58,31 @@ def _arrays(y, p, sample_weight=None) -> tuple[np.ndarray, np.ndarray, np.ndarra
     if not np.all((y == 0) | (y == 1)):
         raise ValueError("y must contain only 0 and 1")
     return y, p, w
+
+
+def cluster_codes(ids) -> np.ndarray:
+    """Integer codes 0..G-1 of the clusters (persons) rows belong to: what the bootstraps resample."""
+    return pd.factorize(np.asarray(ids).ravel())[0]
+
+
+def _draw_counts(rng: np.random.Generator, n: int, groups: np.ndarray | None) -> np.ndarray:
+    """How many times each row is drawn in one bootstrap replicate. With `groups` (cluster codes
+    per row) whole clusters are drawn with replacement, so a person's checkups go in or out
+    together: several checkups of one person are not independent, and resampling rows would make
+    the intervals too narrow."""
+    if groups is None:
+        return np.bincount(rng.integers(0, n, size=n), minlength=n)
+    g = int(groups.max()) + 1 if groups.size else 0
+    return np.bincount(rng.integers(0, g, size=g), minlength=g)[groups]
+
+
+def _codes(groups, n: int) -> np.ndarray | None:
+    if groups is None:
+        return None
+    codes = cluster_codes(groups)
+    if codes.size != n:
+        raise ValueError("groups must match y and p in length")
+    return codes
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,15 +134,19 @@ def auroc(y, p, sample_weight=None) -> float:
     return _grouped_auc(group, n_groups, (w * y)[order], (w * (1 - y))[order])
 
 
-def auroc_ci(y, p, n_boot: int = 200, seed: int = 0, alpha: float = 0.05, sample_weight=None) -> tuple[float, float]:
+def auroc_ci(
+    y, p, n_boot: int = 200, seed: int = 0, alpha: float = 0.05, sample_weight=None, groups=None
+) -> tuple[float, float]:
     """Percentile bootstrap (1 - alpha) confidence interval for `auroc`.
 
-    Rows are resampled with replacement; each replicate is a multinomial count per row, so the
-    scores are sorted once and every replicate costs O(n). Replicates with a single class are
-    skipped. Returns (NaN, NaN) when no replicate is usable.
+    Rows are resampled with replacement, or whole clusters when `groups` (a person id per row) is
+    given; each replicate is a count per row, so the scores are sorted once and every replicate
+    costs O(n). Replicates with a single class are skipped. Returns (NaN, NaN) when no replicate
+    is usable.
     """
     y, p, w = _arrays(y, p, sample_weight)
     n = y.size
+    codes = _codes(groups, n)
     if n == 0 or n_boot < 1:
         return float("nan"), float("nan")
     order, group = _tie_groups(p)
@@ -124,12 +154,13 @@ def auroc_ci(y, p, n_boot: int = 200, seed: int = 0, alpha: float = 0.05, sample
     grp = None if n_groups == n else group
     ys, ws = y[order], w[order]
     wy, wny = ws * ys, ws * (1 - ys)
+    # Counts drawn directly in sorted order: resampling rows is exchangeable, so this is the same
+    # distribution without an extra gather; clusters keep their rows through their codes.
+    sorted_codes = None if codes is None else codes[order]
     rng = np.random.default_rng(seed)
     stats = np.empty(n_boot)
     for b in range(n_boot):
-        # Row counts of a with-replacement resample, drawn directly in sorted order: resampling
-        # is exchangeable, so this is the same distribution without an extra gather.
-        counts = np.bincount(rng.integers(0, n, size=n), minlength=n)
+        counts = _draw_counts(rng, n, sorted_codes)
         stats[b] = _grouped_auc(grp, n_groups, counts * wy, counts * wny)
     stats = stats[np.isfinite(stats)]
     if stats.size == 0:
@@ -244,13 +275,17 @@ def calibration_intercept_slope(y, p, sample_weight=None) -> tuple[float, float]
 
 
 def calibration_ci(
-    y: np.ndarray, p: np.ndarray, n_boot: int, seed: int, alpha: float = 0.05
+    y: np.ndarray, p: np.ndarray, n_boot: int, seed: int, alpha: float = 0.05, groups=None
 ) -> tuple[list[float | None], list[float | None]]:
     """Percentile bootstrap CIs of the calibration intercept and slope.
 
-    Rows are grouped by (label, logit rounded to 0.01) first, and each replicate draws multinomial
-    counts over the groups: the same resampling of rows, but each replicate's two logistic fits
-    cost thousands of groups instead of every row (a change of logit below 0.005 moves neither)."""
+    Rows are grouped by (label, logit rounded to 0.01) first, and each replicate's resample of rows
+    (of whole clusters with `groups`, as in `auroc_ci`) is summed into those groups: each
+    replicate's two logistic fits cost thousands of groups instead of every row (a change of logit
+    below 0.005 moves neither)."""
+    y = np.asarray(y, dtype=float).ravel()
+    p = np.asarray(p, dtype=float).ravel()
+    codes = _codes(groups, y.size)
     z = np.round(_logit(p), 2)
     keys, inverse, counts = np.unique(np.column_stack([y, z]), axis=0, return_inverse=True, return_counts=True)
     inverse = inverse.ravel()
@@ -259,9 +294,13 @@ def calibration_ci(
     rng = np.random.default_rng(seed)
     n = int(counts.sum())
     share = counts / n
-    draws = np.array(
-        [calibration_intercept_slope(yg, pg, sample_weight=rng.multinomial(n, share)) for _ in range(n_boot)]
-    )
+
+    def weights() -> np.ndarray:
+        if codes is None:
+            return rng.multinomial(n, share)
+        return np.bincount(inverse, weights=_draw_counts(rng, n, codes), minlength=len(counts))
+
+    draws = np.array([calibration_intercept_slope(yg, pg, sample_weight=weights()) for _ in range(n_boot)])
 
     def ci(col: np.ndarray) -> list[float | None]:
         col = col[np.isfinite(col)]
@@ -400,8 +439,11 @@ def summarize(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     n_boot: int = 200,
     seed: int = 0,
+    groups=None,
 ) -> dict:
     """One outcome's metrics.json block (contract section 6), all values JSON-serialisable.
+
+    `groups` (a person id per row) makes the bootstrap intervals resample persons, not checkups.
 
     Keys: n, events, expected_events, auroc, auroc_ci [low, high], auprc, brier, calibration_intercept,
     calibration_slope (each with its bootstrap `_ci`), ece, net_benefit {str(threshold): {model,
@@ -420,6 +462,8 @@ def summarize(
         keep &= np.isfinite(t)
         t = t[keep]
     y, p = y[keep], p[keep]
+    if groups is not None:
+        groups = np.asarray(groups).ravel()[keep]
     n, events = int(y.size), int(y.sum())
     two_classes = 0 < events < n
     too_small = too_few_events(events, n)
@@ -427,9 +471,9 @@ def summarize(
     intercept_ci: list[float | None] | None = None
     slope_ci: list[float | None] | None = None
     if two_classes and not too_small:
-        low, high = auroc_ci(y, p, n_boot=n_boot, seed=seed)
+        low, high = auroc_ci(y, p, n_boot=n_boot, seed=seed, groups=groups)
         intercept, slope = calibration_intercept_slope(y, p)
-        intercept_ci, slope_ci = calibration_ci(y, p, n_boot=n_boot, seed=seed)
+        intercept_ci, slope_ci = calibration_ci(y, p, n_boot=n_boot, seed=seed, groups=groups)
     else:
         low = high = intercept = slope = float("nan")
     nb = net_benefit(y, p, thresholds)

@@ -271,7 +271,8 @@ def analyse(
                 continue
             y = pd.to_numeric(joined[label], errors="coerce").to_numpy(dtype=float)
             p = pd.to_numeric(joined[probability_column(outcome)], errors="coerce").to_numpy(dtype=float)
-            block, found = realised_performance(outcome, ref, y, p, groups, t, seed)
+            persons = joined["person_key"].to_numpy()
+            block, found = realised_performance(outcome, ref, y, p, groups, t, seed, persons)
             report["outcomes"].setdefault(outcome, {})["realised"] = block
             alarms.extend(found)
     psis = [b["psi"] for b in report["inputs"].values()]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from training.metrics import auroc, auroc_ci, calibration_ci, calibration_intercept_slope
+from training.metrics import auroc, auroc_ci, calibration_ci, calibration_intercept_slope, cluster_codes
 
 # Calibration bounds on held-out data: slope 1 +/- 0.2 and calibration-in-the-large within
 # +/- 0.2 log-odds. Like the AUROC rule, a model fails only when its 95% bootstrap interval lies
@@ -60,17 +60,30 @@ class Decision:
 
 
 def paired_auroc_difference(
-    y: np.ndarray, p_new: np.ndarray, p_old: np.ndarray, n_boot: int = 200, seed: int = 0, max_rows: int = 200_000
+    y: np.ndarray,
+    p_new: np.ndarray,
+    p_old: np.ndarray,
+    n_boot: int = 200,
+    seed: int = 0,
+    max_rows: int = 200_000,
+    groups: np.ndarray | None = None,
 ) -> tuple[float, float, float]:
-    """AUROC(new) - AUROC(old) on the same rows, with a 95 % paired bootstrap interval."""
+    """AUROC(new) - AUROC(old) on the same rows, with a 95 % paired bootstrap interval (of persons
+    with `groups`, a person id per row, as `metrics.auroc_ci`)."""
     rng = np.random.default_rng(seed)
+    codes = None if groups is None else cluster_codes(groups)
     if len(y) > max_rows:
         keep = rng.choice(len(y), max_rows, replace=False)
         y, p_new, p_old = y[keep], p_new[keep], p_old[keep]
+        codes = None if codes is None else cluster_codes(codes[keep])
     diff = auroc(y, p_new) - auroc(y, p_old)
     boots = []
     for _ in range(n_boot):
-        counts = rng.multinomial(len(y), np.full(len(y), 1.0 / len(y))).astype(float)
+        counts = (
+            rng.multinomial(len(y), np.full(len(y), 1.0 / len(y)))
+            if codes is None
+            else np.bincount(rng.integers(0, codes.max() + 1, size=codes.max() + 1), minlength=codes.max() + 1)[codes]
+        ).astype(float)
         if not 0 < (counts * y).sum() < counts.sum():
             continue
         boots.append(auroc(y, p_new, sample_weight=counts) - auroc(y, p_old, sample_weight=counts))
@@ -84,15 +97,17 @@ def outside(low: float, high: float, bounds: tuple[float, float]) -> bool:
     return high < bounds[0] or low > bounds[1]
 
 
-def calibration_ok(y: np.ndarray, p: np.ndarray, n_boot: int = 200, seed: int = 0) -> tuple[bool, str]:
+def calibration_ok(
+    y: np.ndarray, p: np.ndarray, n_boot: int = 200, seed: int = 0, groups: np.ndarray | None = None
+) -> tuple[bool, str]:
     """Whether calibration is inside the gate's bounds, judged on the bootstrap intervals: refused
     only where an interval lies wholly outside (beyond chance); with the figures in words."""
     intercept, slope = calibration_intercept_slope(y, p)
     (i_lo, i_hi), (s_lo, s_hi) = (
-        [np.nan if x is None else x for x in ci] for ci in calibration_ci(y, p, n_boot=n_boot, seed=seed)
+        [np.nan if x is None else x for x in ci] for ci in calibration_ci(y, p, n_boot=n_boot, seed=seed, groups=groups)
     )
     text = (
-        f"calibration slope {slope:.2f} (95% CI {s_lo:.2f}-{s_hi:.2f}), "
+        f"calibration slope {slope:.2f} (95% CI {s_lo:.2f} to {s_hi:.2f}), "
         f"intercept {intercept:+.2f} (95% CI {i_lo:+.2f} to {i_hi:+.2f})"
     )
     if outside(s_lo, s_hi, SLOPE_BOUNDS):
@@ -109,12 +124,14 @@ def decide(
     seed: int = 0,
     min_events: int = MIN_EVENTS,
     max_ci_width: float = MAX_CI_WIDTH,
+    persons: np.ndarray | None = None,
 ) -> Decision:
     """Gate on held-out labels y[outcome] and both models' probabilities on the same rows.
 
     `champion` is None when there is none yet: then calibration and the AUROC floor decide. Otherwise every
     outcome the champion has needs `min_events` held-out events and an AUROC-difference interval
-    no wider than `max_ci_width`, or the champion stays ("not enough evidence").
+    no wider than `max_ci_width`, or the champion stays ("not enough evidence"). With `persons` (a
+    person id per row) every bootstrap interval resamples persons, not checkups.
     """
     if min_events < 1:
         raise ValueError("min_events must be at least 1")
@@ -131,8 +148,9 @@ def decide(
         judged = bool(CALIBRATION_MIN_EVENTS <= events < ok.sum())  # a JSON true, not numpy's "True"
         discriminates = beats_chance = True
         if judged:
-            good, text = calibration_ok(yo[ok], p_new[ok])
-            a_low, a_high = auroc_ci(yo[ok], p_new[ok], seed=seed)
+            who = None if persons is None else persons[ok]
+            good, text = calibration_ok(yo[ok], p_new[ok], seed=seed, groups=who)
+            a_low, a_high = auroc_ci(yo[ok], p_new[ok], seed=seed, groups=who)
             discriminates = not a_high < AUROC_FLOOR
             # An outcome with no champion to be compared with (a first model, or one the champion
             # lacks) must at least show, beyond chance, that it ranks better than a coin: 32 events
@@ -168,7 +186,9 @@ def decide(
         if not (good and discriminates and beats_chance):
             decision.promote = False
         if champion is not None and outcome in champion:
-            reason = _against_champion(outcome, yo, p_new, champion[outcome], ok, row, seed, min_events, max_ci_width)
+            reason = _against_champion(
+                outcome, yo, p_new, champion[outcome], ok, row, seed, min_events, max_ci_width, persons
+            )
             if reason:
                 decision.promote = False
                 decision.reasons.append(reason)
@@ -197,6 +217,7 @@ def _against_champion(
     seed: int,
     min_events: int,
     max_ci_width: float,
+    persons: np.ndarray | None = None,
 ) -> str | None:
     """Compare one outcome with the champion on the rows both score; fills `row` and returns the
     reason the champion stays (None when this outcome does not stand in the way)."""
@@ -204,7 +225,8 @@ def _against_champion(
     events = int(yo[both].sum())
     row.update({"held_out_rows": int(both.sum()), "held_out_events": events, "events_needed": min_events})
     if 0 < events < both.sum():
-        diff, low, high = paired_auroc_difference(yo[both], p_new[both], p_old[both], seed=seed)
+        who = None if persons is None else persons[both]
+        diff, low, high = paired_auroc_difference(yo[both], p_new[both], p_old[both], seed=seed, groups=who)
         row.update({"auroc_difference": diff, "ci_low": low, "ci_high": high})
     else:
         diff = low = high = float("nan")

@@ -419,7 +419,8 @@ def run_gate(
     y = {
         o: pd.to_numeric(compare_rows[OUTCOME_SPECS[o].label], errors="coerce").to_numpy(dtype=float) for o in outcomes
     }
-    decision = decide(y, challenger_probs, champion_probs, seed=seed, min_events=min_events)
+    persons = compare_rows["person_id"].to_numpy()
+    decision = decide(y, challenger_probs, champion_probs, seed=seed, min_events=min_events, persons=persons)
     promoted = decision.promote
     text = f"version {version} vs champion {champion_version or '(none)'}: " + decision.summary()
     if promoted:

@@ -12,6 +12,7 @@ from training.metrics import (
     auroc,
     auroc_ci,
     brier,
+    calibration_ci,
     calibration_curve,
     calibration_intercept_slope,
     ece,
@@ -101,6 +102,35 @@ def test_auroc_ci_width_close_to_hanley_mcneil():
     se = np.sqrt((a * (1 - a) + (n1 - 1) * (q1 - a**2) + (n0 - 1) * (q2 - a**2)) / (n1 * n0))
     low, high = auroc_ci(y, p, n_boot=300, seed=0)
     assert (high - low) == pytest.approx(2 * 1.96 * se, rel=0.25)
+
+
+def test_intervals_resample_persons_so_repeated_checkups_do_not_narrow_them():
+    # Each of 1,000 persons has 5 identical checkups: the data hold 1,000 independent people, not
+    # 5,000. Resampling rows narrows the interval by about sqrt(5); resampling persons does not.
+    rng = np.random.default_rng(4)
+    n = 1000
+    p = _expit(rng.normal(-1.5, 1.0, n))
+    y = (rng.random(n) < p).astype(int)
+    y5, p5, persons = np.repeat(y, 5), np.repeat(p, 5), np.repeat(np.arange(n).astype(str), 5)
+
+    def width(interval):
+        return interval[1] - interval[0]
+
+    single = width(auroc_ci(y, p, n_boot=300, seed=1))
+    assert width(auroc_ci(y5, p5, n_boot=300, seed=1)) == pytest.approx(single / np.sqrt(5), rel=0.25)
+    assert width(auroc_ci(y5, p5, n_boot=300, seed=1, groups=persons)) == pytest.approx(single, rel=0.2)
+    intercept_single, slope_single = calibration_ci(y, p, n_boot=300, seed=1)
+    intercept_rows, _ = calibration_ci(y5, p5, n_boot=300, seed=1)
+    intercept_persons, slope_persons = calibration_ci(y5, p5, n_boot=300, seed=1, groups=persons)
+    assert width(intercept_rows) == pytest.approx(width(intercept_single) / np.sqrt(5), rel=0.25)
+    assert width(intercept_persons) == pytest.approx(width(intercept_single), rel=0.2)
+    assert width(slope_persons) == pytest.approx(width(slope_single), rel=0.2)
+    # summarize passes them on; one row per person gives the row bootstrap's interval.
+    block = summarize(y5, p5, n_boot=300, seed=1, groups=persons)
+    assert width(block["auroc_ci"]) == pytest.approx(single, rel=0.2)
+    ids = np.arange(n).astype(str)
+    with pytest.raises(ValueError, match="groups"):
+        auroc_ci(y, p, groups=ids[:-1])
 
 
 # --- AUPRC, Brier ------------------------------------------------------------------------------

@@ -145,3 +145,24 @@ def test_a_first_model_must_beat_chance_where_the_floor_cannot_tell():
     assert not added.promote and added.per_outcome["hypertension"]["auroc_chance_ok"] is False
     # The same few events with a model that does rank: promoted as the first champion.
     assert decide({"hypertension": y}, {"hypertension": p}, None).promote
+
+
+def test_the_gate_resamples_persons_so_copies_of_checkups_are_not_more_evidence():
+    # 800 persons with 6 identical checkups each: a difference that the row bootstrap would call
+    # precise enough is as uncertain as 800 persons make it.
+    from training.promotion import paired_auroc_difference
+
+    y, p = draw(n=800, seed=3)
+    rng = np.random.default_rng(2)
+    other = 1 / (1 + np.exp(-(np.log(p / (1 - p)) + rng.normal(0, 0.8, p.size))))
+    y6, p6, o6 = (np.repeat(a, 6) for a in (y, p, other))
+    persons = np.repeat(np.arange(800), 6)
+    _, low, high = paired_auroc_difference(y, p, other, n_boot=300, seed=1)
+    _, row_low, row_high = paired_auroc_difference(y6, p6, o6, n_boot=300, seed=1)
+    _, person_low, person_high = paired_auroc_difference(y6, p6, o6, n_boot=300, seed=1, groups=persons)
+    assert row_high - row_low < 0.6 * (high - low)
+    assert abs((person_high - person_low) / (high - low) - 1) < 0.25
+    # decide() passes the persons on: its reasons quote the wider interval.
+    wide = decide({"cvd": y6}, {"cvd": p6}, {"cvd": o6}, persons=persons).per_outcome["cvd"]
+    narrow = decide({"cvd": y6}, {"cvd": p6}, {"cvd": o6}).per_outcome["cvd"]
+    assert wide["ci_high"] - wide["ci_low"] > 1.5 * (narrow["ci_high"] - narrow["ci_low"])
