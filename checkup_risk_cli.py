@@ -569,7 +569,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The service reads its settings from the environment it starts with: these, with this exact
     # model version and the worker count asked for (BENTOML_HOME came from configure_libraries).
     served = dataclasses.replace(settings, model_tag=tag, workers=args.workers or settings.workers)
-    env = {**os.environ, **served.to_env()}
+    # The workers stop when this process (their supervisor after exec: same PID) is gone.
+    from serving.parent_watch import SERVE_PID_ENV
+
+    env = {**os.environ, **served.to_env(), SERVE_PID_ENV: str(os.getpid())}
     cmd = [
         sys.executable,
         "-m",
@@ -588,21 +591,70 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _hold_serve_lock(home: Path) -> IO[str]:
     """Lock `home/serve.lock` for as long as the service runs: the descriptor is inherited by the
-    `bentoml serve` this process becomes (exec keeps it), and the lock goes with that process."""
+    `bentoml serve` this process becomes (exec keeps it, and the PID) and by its workers, and the
+    lock goes with the last of them. The file records this PID, so that a refusal can tell a
+    running serve from workers a killed one left behind."""
     import fcntl
 
     home.mkdir(parents=True, exist_ok=True)
-    handle = open(home / "serve.lock", "a+")  # noqa: SIM115 (held open on purpose, through exec)
+    path = home / "serve.lock"
+    handle = open(path, "a+")  # noqa: SIM115 (held open on purpose, through exec)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise CliError(
-            f"another `checkup-risk serve` is running on this home ({home}): give each instance its own "
-            "CHECKUP_RISK_HOME (several instances share state through CHECKUP_RISK_DATABASE_URL)"
-        ) from None
+        raise CliError(_lock_held_message(home, path)) from None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
     os.set_inheritable(handle.fileno(), True)
     return handle
+
+
+def _lock_held_message(home: Path, path: Path) -> str:
+    """Why serve cannot start on `home`: another serve runs there, or (its recorded PID is gone)
+    the workers of a serve that was killed still hold the lock, named by PID where /proc shows them."""
+    try:
+        serve_pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        serve_pid = None  # written by an older release, or not yet: say what is known
+    if serve_pid is None or _alive(serve_pid):
+        running = "" if serve_pid is None else f" (PID {serve_pid})"
+        return (
+            f"another `checkup-risk serve`{running} is running on this home ({home}): give each instance its own "
+            "CHECKUP_RISK_HOME (several instances share state through CHECKUP_RISK_DATABASE_URL)"
+        )
+    holders = _holders(path)
+    if holders:
+        pids = " ".join(map(str, holders))
+        what = f"still hold it (PIDs {pids}): stop them (`kill {pids}`) and start serve again"
+    else:
+        what = f"still hold it: stop the processes that have {path} open (`fuser -v {path}`) and start serve again"
+    return f"the `checkup-risk serve` of this home ({home}, PID {serve_pid}) has stopped, but workers it started {what}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: it exists
+    return True
+
+
+def _holders(path: Path) -> list[int]:
+    """The PIDs of the processes that have `path` open, found in /proc (Linux; only the processes
+    this user may inspect; none elsewhere)."""
+    target = str(path.resolve())
+    found = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) == target for fd in fd_dir.iterdir()):
+                found.append(int(fd_dir.parent.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return sorted(found)
 
 
 def _port(text: str) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from typing import TYPE_CHECKING, Annotated, Any
 
 import bentoml
@@ -19,6 +20,7 @@ from serving import http_metrics
 from serving.cds_auth import CdsVerifier, ReplayCache, load_clients
 from serving.cds_store import FeedbackLog, ReportLinks
 from serving.model_reload import ModelReloader, Served, load_served
+from serving.parent_watch import SERVE_PID_ENV, watch_parent
 from serving.prediction_logger import open_prediction_log
 from serving.refusals import ModelUnavailable
 from serving.settings import Settings
@@ -36,6 +38,12 @@ class Worker:
 
     def __init__(self, settings: Settings, bento_model: Any) -> None:
         home = settings.home
+        # A worker BentoML started (it has a worker index; an in-process test client has none)
+        # stops when the serve process is killed, rather than serve on unsupervised and keep the
+        # home's serve.lock (serving.parent_watch). First: loading the model takes seconds.
+        if bentoml.server_context.worker_index is not None:
+            serve_pid = os.environ.get(SERVE_PID_ENV, "")
+            watch_parent(int(serve_pid) if serve_pid.isdigit() else None)
         # Everything a request needs from the model, replaced as one object when the champion
         # changes (serving.model_reload): read `served` once where scorer and version must agree.
         self.served: Served | None = _load_or_none(bento_model, settings.stale_after_days)
