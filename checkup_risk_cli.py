@@ -737,17 +737,25 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def _state(settings, secret: bytes | None = None):
     """The shared state, checked to answer now; with `secret`, checked to have been made with it."""
-    from serving.state_db import SecretMismatch, StorageUnavailable, open_state
+    from serving.state_db import SecretMismatch, StateFileDamaged, StorageUnavailable, open_state
 
     try:
-        state = open_state(settings.database_url, settings.home)
+        state = open_state(settings.database_url, settings.home, quiet=True)
         if secret is not None:
             state.check_secret(secret)
         else:
             with state.connect():
                 pass
+    except StateFileDamaged as e:
+        raise CliError(str(e)) from None
     except StorageUnavailable as e:
-        raise CliError(f"{e}: check CHECKUP_RISK_DATABASE_URL and that the database server is running") from None
+        if settings.database_url:
+            raise CliError(f"{e}: check CHECKUP_RISK_DATABASE_URL and that the database server is running") from None
+        # No database server: the state is the SQLite file in the home folder.
+        raise CliError(
+            f"{e}: check that {settings.home / 'state.sqlite'} and its folder can be read and written, "
+            "and that the disk is not full"
+        ) from None
     except SecretMismatch as e:
         raise CliError(str(e)) from None
     return state

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -52,6 +53,23 @@ class SecretMismatch(RuntimeError):
 
 class StorageUnavailable(RuntimeError):
     """The shared state cannot be read or written now; the request is refused with 503."""
+
+
+class StateFileDamaged(StorageUnavailable):
+    """The SQLite state file is not a readable SQLite database (damaged, or another file put in
+    its place): no retry mends it, so the message says what the operator can do."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"the state file {path} is not a readable SQLite database (damaged, or not SQLite): restore it "
+            "from a backup; moving it aside starts a new, empty state, without the named API keys and the "
+            "audit trail kept in it"
+        )
+        self.path = path
+
+
+# SQLite's answers for a file that is not a database, or one whose pages are damaged.
+_DAMAGED_CODES = {sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
 
 
 def database_url(configured: str | None, home: Path) -> str:
@@ -123,8 +141,26 @@ class StateDB:
         except (exc.SQLAlchemyError, OSError) as e:
             # Readiness says so at once, and checks again on the next probe.
             self._ok, self._checked_at = False, 0.0
+            if self.damaged(e):
+                raise StateFileDamaged(str(self.sqlite_path)) from e
             # The driver's message names the file or server, never a request's data.
             raise StorageUnavailable(f"the shared state store is unavailable ({type(e).__name__})") from e
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file of the state; None for PostgreSQL (or an in-memory SQLite)."""
+        path = make_url(self.url).database if self.dialect == "sqlite" else None
+        return Path(path) if path and path != ":memory:" else None
+
+    def damaged(self, error: BaseException) -> bool:
+        """Whether `error` says the SQLite file is not a database, or is damaged."""
+        original = getattr(error, "orig", None)
+        return (
+            self.sqlite_path is not None
+            and isinstance(original, sqlite3.DatabaseError)
+            # The primary code: the low byte of an extended one (SQLITE_CORRUPT_INDEX, ...).
+            and (getattr(original, "sqlite_errorcode", 0) or 0) & 0xFF in _DAMAGED_CODES
+        )
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent; safe when several processes start
@@ -148,9 +184,13 @@ class StateDB:
             ) from e
 
     def _upgrade(self, config: Any) -> None:
+        with self._migration_lock():
+            self._upgrade_locked(config)
+
+    def _upgrade_locked(self, config: Any) -> None:
         from alembic import command
 
-        with self._migration_lock(), self.connect() as connection:
+        with self.connect() as connection:
             if self.dialect == "postgresql":
                 # A schema change may take longer than a request's statement limit; waiting for
                 # another instance's migration is bounded instead.
@@ -231,11 +271,12 @@ _OPENED: dict[str, StateDB] = {}
 _OPENED_LOCK = threading.Lock()
 
 
-def open_state(configured_url: str | None, home: Path) -> StateDB:
+def open_state(configured_url: str | None, home: Path, quiet: bool = False) -> StateDB:
     """This process's StateDB for the settings' database, migrated on first open. One per process
     and URL: the auth middleware and the routes share its pool. A database that is down now does
     not stop the process (a worker restarted during an outage would otherwise fail in a loop): the
-    store is then migrated on its first successful use, and until then is unavailable."""
+    store is then migrated on its first successful use, and until then is unavailable. `quiet`:
+    the caller (the command line) says faults itself, in its own words."""
     url = database_url(configured_url, home)
     with _OPENED_LOCK:
         state = _OPENED.get(url)
@@ -244,6 +285,7 @@ def open_state(configured_url: str | None, home: Path) -> StateDB:
             try:
                 state.migrate()
             except StorageUnavailable as e:
-                log.warning("shared state: %s; not ready until it answers", e)
+                if not quiet:
+                    log.warning("shared state: %s; not ready until it answers", e)
             _OPENED[url] = state
         return state

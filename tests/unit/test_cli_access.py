@@ -8,7 +8,7 @@ from checkup_risk_cli import main
 from features.pseudonym import derive, load_secret
 from serving.api_keys import ApiKeys
 from serving.audit import AuditLog, Entry
-from serving.state_db import open_state
+from serving.state_db import StateDB, StateFileDamaged, database_url, open_state
 
 
 @pytest.fixture
@@ -55,3 +55,17 @@ def test_a_warning_about_inconsistent_checkups_names_the_rows_to_check():
 
     assert _rows_text([12], 1) == "data row 12"
     assert _rows_text([12, 40], 1715) == "data rows 12, 40 and 1,713 more"
+
+
+def test_a_damaged_state_file_is_named_with_what_to_do(home, capsys):
+    # Random bytes where the SQLite state should be (no CHECKUP_RISK_DATABASE_URL: there is no server).
+    (home / "state.sqlite").write_bytes(bytes(range(256)) * 16)
+    assert main(["keys", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # one line, no "not ready until it answers" before it
+    assert f"the state file {home / 'state.sqlite'} is not a readable SQLite database" in err
+    assert "restore it from a backup; moving it aside starts a new, empty state" in err
+    assert "CHECKUP_RISK_DATABASE_URL" not in err
+    # The workers' stores say the same (their 503 and readiness log line).
+    with pytest.raises(StateFileDamaged, match="restore it from a backup"), StateDB(database_url(None, home)).connect():
+        pass
