@@ -736,11 +736,14 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def _state(settings, secret: bytes | None = None):
-    """The shared state, checked to answer now; with `secret`, checked to have been made with it."""
-    from serving.state_db import SecretMismatch, StateFileDamaged, StorageUnavailable, open_state
+    """The shared state, checked to answer now; with `secret`, checked to have been made with it.
+    A SQLite file found empty is said once, here, as a WARNING on stderr."""
+    from serving.state_db import SecretMismatch, StateFileDamaged, StorageUnavailable, emptied_warning, open_state
 
     try:
         state = open_state(settings.database_url, settings.home, quiet=True)
+        if state.started_empty:
+            print(f"WARNING: {emptied_warning(state)}", file=sys.stderr)
         if secret is not None:
             state.check_secret(secret)
         else:
@@ -801,6 +804,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if problems:
             print(f"audit trail NOT intact: {len(problems)} problem(s) in {checked} entries", file=sys.stderr)
             return 1
+        if checked == 0:
+            # Nothing was checked: "intact" would vouch for a trail that may have been emptied.
+            print("audit trail: no entries to verify (an emptied or new state holds none)")
+            return 0
         print(f"audit trail intact: {checked} entries; newest {checked} hash {head}")
         print("note the newest entry's number and hash: a later deletion of the newest entries shows against it")
         return 0

@@ -119,6 +119,8 @@ class StateDB:
                 },
             )
         self.migrated = False
+        # The SQLite file existed but was empty when this process first migrated it.
+        self.started_empty = False
         self._ok = True
         self._checked_at = 0.0
         self._health_lock = threading.Lock()
@@ -185,6 +187,13 @@ class StateDB:
 
     def _upgrade(self, config: Any) -> None:
         with self._migration_lock():
+            # Before the first connection writes into it, and under the lock (so that another
+            # process's new file is never taken for an emptied one): an existing file of 0 bytes
+            # held a state once (a full disk, a bad copy, a mistake), and SQLite would silently
+            # start a new one in it.
+            path = self.sqlite_path
+            if path is not None and path.is_file() and path.stat().st_size == 0:
+                self.started_empty = True
             self._upgrade_locked(config)
 
     def _upgrade_locked(self, config: Any) -> None:
@@ -276,7 +285,7 @@ def open_state(configured_url: str | None, home: Path, quiet: bool = False) -> S
     and URL: the auth middleware and the routes share its pool. A database that is down now does
     not stop the process (a worker restarted during an outage would otherwise fail in a loop): the
     store is then migrated on its first successful use, and until then is unavailable. `quiet`:
-    the caller (the command line) says faults itself, in its own words."""
+    the caller (the command line) says faults and an emptied file itself, in its own words."""
     url = database_url(configured_url, home)
     with _OPENED_LOCK:
         state = _OPENED.get(url)
@@ -287,5 +296,15 @@ def open_state(configured_url: str | None, home: Path, quiet: bool = False) -> S
             except StorageUnavailable as e:
                 if not quiet:
                     log.warning("shared state: %s; not ready until it answers", e)
+            if state.started_empty and not quiet:
+                log.warning("shared state: %s", emptied_warning(state))
             _OPENED[url] = state
         return state
+
+
+def emptied_warning(state: StateDB) -> str:
+    """What is said when the SQLite state file was found empty (`StateDB.started_empty`)."""
+    return (
+        f"the state file {state.sqlite_path} was empty (0 bytes), so a new state starts in it: the named API "
+        "keys and the audit trail it held before are not in it (restore the file from a backup to keep them)"
+    )

@@ -69,3 +69,20 @@ def test_a_damaged_state_file_is_named_with_what_to_do(home, capsys):
     # The workers' stores say the same (their 503 and readiness log line).
     with pytest.raises(StateFileDamaged, match="restore it from a backup"), StateDB(database_url(None, home)).connect():
         pass
+
+
+def test_an_emptied_state_file_is_warned_about_and_verify_does_not_call_nothing_intact(home, capsys, monkeypatch):
+    # A first run (no file yet) makes a new state without a word.
+    assert main(["keys", "list"]) == 0
+    assert "WARNING" not in capsys.readouterr().err
+    # A state file cut to 0 bytes (a full disk, a bad copy): its keys and audit trail are gone.
+    emptied = home / "emptied"
+    emptied.mkdir()
+    (emptied / "state.sqlite").write_bytes(b"")
+    monkeypatch.setenv("CHECKUP_RISK_HOME", str(emptied))
+    assert main(["audit", "verify"]) == 0
+    out, err = capsys.readouterr()
+    assert err.count("WARNING") == 1
+    assert f"WARNING: the state file {emptied / 'state.sqlite'} was empty (0 bytes), so a new state starts" in err
+    assert "the named API keys and the audit trail it held before are not in it" in err
+    assert "audit trail: no entries to verify" in out and "intact" not in out
