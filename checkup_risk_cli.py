@@ -526,7 +526,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from features.schema import EXAMPLE_RECORD
     from serving import store
-    from serving.auth import ensure_token, token_file
+    from serving.auth import ensure_token, token_file, weak_token_warning
     from training import registry
 
     if args.workers is not None and args.workers < 1:
@@ -548,6 +548,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     _state(settings, load_secret(home, settings.secret_key))
     token, created = ensure_token(home, settings.api_token)
+    warning = weak_token_warning(home, settings.api_token)
+    if warning:
+        print(warning, file=sys.stderr)
     if settings.api_token:
         auth = "Authorization: Bearer $CHECKUP_RISK_API_TOKEN"
     else:
@@ -768,8 +771,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from serving.api_keys import ApiKeys, KeysError, parse_scopes
+    from serving.auth import weak_token_warning
 
     keys = ApiKeys(_state(args.settings))
+    # The bootstrap token outranks every named key: a weak one is said wherever keys are managed.
+    warning = weak_token_warning(args.settings.home, args.settings.api_token)
+    if warning:
+        print(warning, file=sys.stderr)
     try:
         if args.keys_command == "create":
             key = keys.create(args.name, parse_scopes(args.scopes))

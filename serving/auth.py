@@ -59,6 +59,39 @@ def ensure_token(home: Path, configured: str | None) -> tuple[str, bool]:
     return create_once(path, lambda: secrets.token_urlsafe(32)), not existed
 
 
+# A bootstrap token shorter than this (the one made here has 43) could be guessed: said, not refused,
+# since test set-ups outside the project may set a short one on purpose.
+MIN_TOKEN_CHARS = 32
+
+
+def weak_token_warning(home: Path, configured: str | None) -> str | None:
+    """A WARNING line when the bootstrap token (the configured one, else the stored one; none is
+    made here) is shorter than MIN_TOKEN_CHARS or holds whitespace; None when it is fine or absent.
+    It names where the token comes from, never the token (nor its length)."""
+    if configured:
+        token, source = configured, "CHECKUP_RISK_API_TOKEN"
+        fix = f"set it to a random value of {MIN_TOKEN_CHARS} characters or more"
+    else:
+        path = token_file(home)
+        try:
+            token = path.read_text().strip()
+        except OSError:  # none yet (serve makes a strong one), or unreadable (serve says so)
+            return None
+        source = str(path)
+        fix = f"delete the file to have a new one made, or write a random value of {MIN_TOKEN_CHARS} characters or more"
+    problems = []
+    if len(token) < MIN_TOKEN_CHARS:
+        problems.append(f"is shorter than {MIN_TOKEN_CHARS} characters")
+    if any(c.isspace() for c in token):
+        problems.append("contains whitespace")
+    if not token or not problems:
+        return None
+    return (
+        f"WARNING: the bootstrap API token in {source} {' and '.join(problems)}: it has every scope and no "
+        f"rate limit, so a token that can be guessed opens every route; {fix}"
+    )
+
+
 # The scope each route needs, by path prefix; routes not listed (GET /model) need any valid key.
 # (A report link is public: its signature is the credential.)
 ROUTE_SCOPES = (("/score", "score"), ("/report", "report"), ("/fhir/", "fhir"), ("/admin/", "admin"))

@@ -1,6 +1,7 @@
 """`checkup-risk keys` and `checkup-risk audit`, called as an operator would (in process)."""
 
 import datetime as dt
+import secrets
 
 import pytest
 
@@ -86,3 +87,22 @@ def test_an_emptied_state_file_is_warned_about_and_verify_does_not_call_nothing_
     assert f"WARNING: the state file {emptied / 'state.sqlite'} was empty (0 bytes), so a new state starts" in err
     assert "the named API keys and the audit trail it held before are not in it" in err
     assert "audit trail: no entries to verify" in out and "intact" not in out
+
+
+def test_a_weak_bootstrap_token_is_warned_about_without_showing_it(home, capsys, monkeypatch):
+    # Accepted (outside test set-ups may set a short one), but said where keys are managed.
+    monkeypatch.setenv("CHECKUP_RISK_API_TOKEN", "open sesame")
+    assert main(["keys", "list"]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: the bootstrap API token in CHECKUP_RISK_API_TOKEN is shorter than 32 characters and " in err
+    assert "contains whitespace" in err and "open sesame" not in err
+    monkeypatch.delenv("CHECKUP_RISK_API_TOKEN")
+    token_file = home / "api_token"
+    token_file.write_text("Q\n")
+    assert main(["keys", "list"]) == 0
+    err = capsys.readouterr().err
+    assert f"WARNING: the bootstrap API token in {token_file} is shorter than 32 characters:" in err
+    assert "delete the file to have a new one made" in err and "contains whitespace" not in err
+    token_file.write_text(secrets.token_urlsafe(32) + "\n")  # as serve makes one
+    assert main(["keys", "list"]) == 0
+    assert "WARNING" not in capsys.readouterr().err
