@@ -90,7 +90,9 @@ class Outcome:
     name: str
     label_en: str
     label_ko: str
+    # The SNOMED CT concept a FHIR RiskAssessment codes the outcome with, and its preferred term.
     snomed: str
+    snomed_term: str
     # One-year risk cut-offs between low | moderate | high | very_high: about 1x, 2x and 4x the
     # Korean yearly rate of the outcome (docs/clinical-sources.md), so "moderate" means above average.
     category_cuts: tuple[float, float, float]
@@ -134,23 +136,54 @@ OUTCOME_SPECS: dict[str, Outcome] = {
             "cvd",
             "Cardiovascular disease (MI or stroke)",
             "심뇌혈관질환(심근경색·뇌졸중)",
+            # No single concept is "MI or stroke": the nearest one that holds both, broader than the
+            # outcome (it also holds heart failure, arrhythmia, ...); the card and `text` say so.
             "49601007",
+            "Disorder of cardiovascular system",
             (0.005, 0.01, 0.02),
             "CVD",
             "심뇌혈관질환",
         ),
-        Outcome("diabetes", "Type 2 diabetes", "제2형 당뇨병", "44054006", (0.01, 0.02, 0.04), "Diabetes", "당뇨병"),
-        Outcome("hypertension", "Hypertension", "고혈압", "38341003", (0.08, 0.16, 0.32), "Hypertension", "고혈압"),
+        Outcome(
+            "diabetes",
+            "Type 2 diabetes",
+            "제2형 당뇨병",
+            "44054006",
+            "Diabetes mellitus type 2",
+            (0.01, 0.02, 0.04),
+            "Diabetes",
+            "당뇨병",
+        ),
+        Outcome(
+            "hypertension",
+            "Hypertension",
+            "고혈압",
+            "38341003",
+            "Hypertensive disorder, systemic arterial",
+            (0.08, 0.16, 0.32),
+            "Hypertension",
+            "고혈압",
+        ),
         Outcome(
             "dyslipidemia",
             "Dyslipidemia",
             "이상지질혈증",
             "370992007",
+            "Dyslipidemia",
             (0.05, 0.10, 0.20),
             "Dyslipidemia",
             "이상지질혈증",
         ),
-        Outcome("ckd", "Chronic kidney disease", "만성콩팥병", "709044004", (0.007, 0.014, 0.028), "CKD", "만성콩팥병"),
+        Outcome(
+            "ckd",
+            "Chronic kidney disease",
+            "만성콩팥병",
+            "709044004",
+            "Chronic kidney disease",
+            (0.007, 0.014, 0.028),
+            "CKD",
+            "만성콩팥병",
+        ),
     )
 }
 assert tuple(OUTCOME_SPECS) == OUTCOMES

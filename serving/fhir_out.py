@@ -131,7 +131,7 @@ def risk_assessments(
             "prediction": [
                 {
                     "outcome": {
-                        "coding": [{"system": SNOMED, "code": spec.snomed, "display": spec.label_en}],
+                        "coding": [{"system": SNOMED, "code": spec.snomed, "display": spec.snomed_term}],
                         "text": spec.label_en,
                     },
                     "probabilityDecimal": round(risk["probability"], 6),

@@ -13,8 +13,9 @@ import html
 
 from features.derive import FEATURES
 from features.rejects import MAX_REJECT_SHARE
+from features.synth import ASCERTAINMENT
 from models.outcomes import OUTCOME_SPECS
-from models.provenance import BASIS_WORDS
+from models.provenance import BASIS_WORDS, is_synthetic
 from training.evaluate import calibration_notes, calibration_warnings, discrimination_warnings
 from training.markdown import to_html
 
@@ -117,14 +118,59 @@ def _provenance_lines(info: dict | None) -> list[str]:
 # --- card sections, in the order of Mitchell et al. ----------------------------------------------
 
 
-def _details_section(version: str, metrics: dict, outcomes: tuple[str, ...]) -> list[str]:
-    outcome_rows = [
-        f"| `{o}` | {OUTCOME_SPECS[o].label_en} ({OUTCOME_SPECS[o].label_ko}) | SNOMED CT {OUTCOME_SPECS[o].snomed} |"
-        for o in metrics["outcomes"]
+SYNTHETIC_BANNER = (
+    "**Trained on synthetic (simulated) people: not for clinical use. "
+    "합성(가상) 데이터로 학습한 모델: 임상 사용 금지.**"
+)
+
+
+def _outcome_lines(outcomes: list[str], synthetic: bool) -> list[str]:
+    """What each outcome is, how its labels were ascertained and its code (TRIPOD+AI 8a-8c)."""
+    rows = [
+        f"| `{o}` | {OUTCOME_SPECS[o].label_en} ({OUTCOME_SPECS[o].label_ko}) | "
+        f"SNOMED CT {OUTCOME_SPECS[o].snomed} ({OUTCOME_SPECS[o].snomed_term}) |"
+        for o in outcomes
     ]
+    if synthetic:
+        shares = ", ".join(f"{o} {ASCERTAINMENT[o]:.0%}" for o in outcomes if o in ASCERTAINMENT)
+        ascertained = [
+            "- Ascertainment (synthetic data): the generator draws each event from the person's true one-year",
+            f"  risk and records it as diagnosed with a probability per outcome ({shares}), with rare",
+            "  false-positive diagnoses; labels never depend on the model (blinded by construction).",
+        ]
+    else:
+        ascertained = [
+            "- Ascertainment: the labels come from the training file (claims diagnoses, medication starts or",
+            "  follow-up measurements, as its provider built them); this project does not ascertain them, so",
+            "  the provider's definition, assessors and blinding must be stated beside this card.",
+        ]
+    return [
+        "### Outcomes (TRIPOD+AI 8)",
+        "",
+        "| outcome | meaning | code (preferred term) |",
+        "|---|---|---|",
+        *rows,
+        "",
+        "- Event: a first diagnosis within 365 days after the checkup's exam date, the `<outcome>_1y` label",
+        "  (1 event, 0 none; empty: not eligible or not followed for the whole year, left out of fitting and",
+        "  evaluation; there is no censoring model, so a person lost within the year must be left empty).",
+        "- Eligibility: a checkup of a person who already has the disease (a diagnosis or treatment, or this",
+        "  or the last checkup already in the disease range) is neither fitted nor judged (interface section 2).",
+        *ascertained,
+        "- CKD is eGFR < 60 or proteinuria >= 1+: a label from one measurement is not KDIGO's persistence",
+        "  over three months, so it counts some transient changes.",
+        "- CVD is myocardial infarction or stroke (whether a haemorrhagic stroke counts is the label's",
+        "  definition; the synthetic cohort's rate is tuned to MI and ischaemic stroke). Its code is the",
+        "  nearest single SNOMED CT concept that holds both, broader than the outcome.",
+        "",
+    ]
+
+
+def _details_section(version: str, metrics: dict, outcomes: tuple[str, ...], synthetic: bool) -> list[str]:
     return [
         f"# Model card: checkup-risk version {version}",
         "",
+        *([SYNTHETIC_BANNER, ""] if synthetic else []),
         "## Model details",
         f"- Developer: checkup-risk team. Date: {dt.date.today().isoformat()}. Version: {version} "
         "(MLflow registered model `checkup-risk`).",
@@ -152,10 +198,7 @@ def _details_section(version: str, metrics: dict, outcomes: tuple[str, ...]) -> 
         "(TRIPOD+AI 22).",
         "- License: Apache-2.0.",
         "",
-        "| outcome | meaning | code |",
-        "|---|---|---|",
-        *outcome_rows,
-        "",
+        *_outcome_lines(list(metrics["outcomes"]), synthetic),
         "### Monotone constraints (clinically certain directions only)",
         "",
         *monotone_table(outcomes),
@@ -165,10 +208,20 @@ def _details_section(version: str, metrics: dict, outcomes: tuple[str, ...]) -> 
     ]
 
 
-def _use_and_factors_sections(metrics: dict) -> list[str]:
+def _use_and_factors_sections(metrics: dict, synthetic: bool) -> list[str]:
     small = sum(1 for m in metrics["outcomes"].values() for s in m["subgroups"] if s["too_small"])
+    use = (
+        [
+            "- **This version: demonstration and testing of the pipeline only.** It learned from synthetic",
+            "  people; any clinical decision is out of scope. What follows is the use of a version trained on",
+            "  real checkups and evaluated on the population it serves.",
+        ]
+        if synthetic
+        else []
+    )
     return [
         "## Intended use",
+        *use,
         "- Primary use: decision support during a clinic visit in Korean hospitals and clinics, to show which",
         "  chronic diseases a person is at risk of in the coming year and what drives that risk.",
         "- Primary users: clinicians (through the HIS, CDS Hooks and the explanation report) and data scientists.",
@@ -283,10 +336,11 @@ def model_card(
 
     `model_info`: per outcome, the fitted model's `info` (RiskModel.models_[o].info), for the
     fitting mode and sample-size rows; without it the card describes both modes in general."""
+    synthetic = is_synthetic(data.get("training_data"))
     parts = [
         # The model's own outcomes (a cvd-only model lists no diabetes constraints); all without its info.
-        *_details_section(version, metrics, tuple(model_info) if model_info else tuple(OUTCOME_SPECS)),
-        *_use_and_factors_sections(metrics),
+        *_details_section(version, metrics, tuple(model_info) if model_info else tuple(OUTCOME_SPECS), synthetic),
+        *_use_and_factors_sections(metrics, synthetic),
         *_data_sections(metrics, data, model_info),
         *_quantitative_section(metrics),
         *_caveat_sections(decision),
@@ -306,8 +360,26 @@ _STYLE = (
 
 def _outcome_section(outcome: str, m: dict, figures_png: dict[str, bytes]) -> str:
     """One outcome: model against its baselines, subgroups, and its plots."""
-    baselines = [["model", _fmt(m["auroc"]), "1-year"]] + [
-        [name, _fmt(b.get("auroc")), b.get("note") or b.get("scale", "1-year")] for name, b in m["baselines"].items()
+
+    def ci(b: dict) -> str:
+        low, high = b.get("auroc_ci") or (None, None)
+        return "" if low is None or high is None else f" ({_fmt(low)}-{_fmt(high)})"
+
+    def count(b: dict, key: str) -> str:
+        return f"{b[key]:,}" if b.get(key) is not None else ""
+
+    # A published equation needs inputs many rows lack (the lipid panel): it is scored on fewer
+    # rows than the model, so the model's AUROC on its rows stands beside it.
+    baselines = [["model", count(m, "n"), count(m, "events"), _fmt(m["auroc"]) + ci(m), "", "1-year"]] + [
+        [
+            name,
+            count(b, "n"),
+            count(b, "events"),
+            _fmt(b.get("auroc")) + ci(b),
+            _fmt(b.get("model_auroc_same_rows")) if "model_auroc_same_rows" in b else "(same rows)",
+            b.get("note") or b.get("scale", "1-year"),
+        ]
+        for name, b in m["baselines"].items()
     ]
     subgroups = [
         [
@@ -329,7 +401,9 @@ def _outcome_section(outcome: str, m: dict, figures_png: dict[str, bytes]) -> st
     return "\n".join(
         [
             f"<h2>{html.escape(outcome)}: {html.escape(OUTCOME_SPECS[outcome].label_en)}</h2>",
-            _html_table(["baseline", "AUROC", "scale"], baselines),
+            _html_table(["baseline", "rows", "events", "AUROC (95% CI)", "model AUROC, same rows", "scale"], baselines),
+            "<p>Published equations are scored as if untreated (their inputs carry no treatment), on the rows "
+            "that have every input they need, whether or not within their validated ranges.</p>",
             "<h3>Subgroups (sex x age band)</h3>",
             _html_table(["sex", "age", "n", "events", "AUROC", "observed/expected", ""], subgroups),
             f"<div>{imgs}</div>",
@@ -359,10 +433,14 @@ def _rejected_note(metrics: dict) -> list[str]:
     return [f"<p>{html.escape(text)}; the figures describe the rest.</p>"]
 
 
-def evaluation_report(version: str, metrics: dict, figures_png: dict[str, bytes], card_md: str) -> str:
-    """A self-contained HTML report: metrics table, subgroup tables, plots, model card."""
+def evaluation_report(
+    version: str, metrics: dict, figures_png: dict[str, bytes], card_md: str, synthetic: bool = False
+) -> str:
+    """A self-contained HTML report: metrics table, subgroup tables, plots, model card; a model of
+    synthetic people (`synthetic`) is named so above everything else."""
     sections = [
         f"<h1>checkup-risk evaluation, model version {html.escape(version)}</h1>",
+        *([f"<p class='warn' role='alert'>{to_html(SYNTHETIC_BANNER).strip()}</p>"] if synthetic else []),
         "<h2>Summary</h2>",
         *_rejected_note(metrics),
         *(

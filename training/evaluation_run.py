@@ -18,6 +18,7 @@ from features.readers import read_checkups, write_rejects
 from features.rejects import empty_rejects
 from features.validation import split_valid
 from models.outcomes import OUTCOME_SPECS
+from models.provenance import is_synthetic
 from training import registry
 from training.card import evaluation_report, model_card
 from training.evaluate import evaluate, figures, write_metrics
@@ -153,7 +154,8 @@ def evaluate_file(
         model_info={o: m.info for o, m in model.models_.items()},  # how the model was fitted, and its label checks
     )
     say("drawing the plots and writing the report")
-    report = evaluation_report(version, metrics, figures(model, records, curves), card)
+    synthetic = is_synthetic(getattr(model, "training_data_", None))
+    report = evaluation_report(version, metrics, figures(model, records, curves), card, synthetic)
     files = write_outputs(out, version, metrics, card, report)
     # The rejected rows, with their values, for the person who sent the file: next to the metrics,
     # never in the MLflow run (which holds no patient values).

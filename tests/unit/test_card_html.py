@@ -92,6 +92,36 @@ def test_evaluation_report_renders_tables_not_markdown():
     assert "<strong>synthetic</strong>" in report and "not for clinical use" in report
 
 
+def test_a_synthetic_model_says_so_first_and_its_intended_use_is_testing():
+    metrics = _metrics()
+    data = {"training_data": {"kind": "synthetic", "persons": 4, "checkups": 10}}
+    card = model_card("3", metrics, data)
+    lines = card.splitlines()
+    # Right under the title, before "Model details" and "Intended use".
+    assert lines[2].startswith("**Trained on synthetic (simulated) people: not for clinical use.")
+    use = card[card.index("## Intended use") :]
+    assert use.splitlines()[1].startswith("- **This version: demonstration and testing of the pipeline only.**")
+    report = evaluation_report("3", metrics, {}, card, synthetic=True)
+    assert report.index("not for clinical use") < report.index("<h2>Summary</h2>")
+    # A real model: neither.
+    real = model_card("3", metrics, {"training_data": {"kind": "real", "persons": 4, "checkups": 10}})
+    assert "not for clinical use" not in real and "demonstration and testing" not in real
+    assert "Trained on synthetic" not in evaluation_report("3", metrics, {}, real)
+
+
+def test_the_card_defines_each_outcome_and_how_its_labels_were_ascertained():
+    metrics = _metrics()
+    synthetic = model_card("3", metrics, {"training_data": {"kind": "synthetic"}})
+    assert "| `cvd` | Cardiovascular disease (MI or stroke)" in synthetic
+    assert "SNOMED CT 49601007 (Disorder of cardiovascular system)" in synthetic
+    assert "broader than the outcome" in synthetic
+    assert "a first diagnosis within 365 days after the checkup's exam date" in synthetic
+    assert "records it as diagnosed with a probability per outcome (cvd 90%)" in synthetic
+    assert "not KDIGO's persistence" in synthetic
+    real = model_card("3", metrics, {"training_data": {"kind": "real"}})
+    assert "this project does not ascertain them" in real and "records it as diagnosed" not in real
+
+
 def test_fit_progress_lines():
     said: list[str] = []
     now = [0.0]
