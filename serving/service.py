@@ -46,6 +46,7 @@ from serving.refusals import (
     FHIR_PREFIXES,
     SELF_AUTHENTICATED,
     ModelUnavailable,
+    RouteRefusals,
     malformed_body,
     unavailable,
 )
@@ -491,6 +492,9 @@ def build_service(settings: Settings) -> bentoml.Service[Any]:
         open_keys=functools.partial(open_keys, settings),
         rate_per_minute=settings.rate_limit_per_minute,
     )
+    # Innermost: it sees the routers' own 404 and 405 (BentoML's and FastAPI's) and gives them the
+    # service's error shape; an unauthenticated caller still gets 401 first.
+    service.add_asgi_middleware(RouteRefusals)
     return service
 
 
