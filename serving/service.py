@@ -182,7 +182,11 @@ def check_json(body: bytes) -> None:
         raise
     except RecursionError:
         raise deep from None
-    except (ValueError, UnicodeDecodeError):
+    except UnicodeDecodeError:
+        # A legacy HIS may send CP949/EUC-KR: saying so saves a support call. JSON is UTF-8 (RFC 8259);
+        # a declared charset is not followed, since one body read two ways would be a guess.
+        raise MalformedBody("is not UTF-8: JSON must be sent in UTF-8") from None
+    except ValueError:
         raise MalformedBody("is not valid JSON") from None
     # Only now: on valid JSON the string pattern runs in linear time.
     if json_depth(body) > MAX_JSON_DEPTH:

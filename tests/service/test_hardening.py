@@ -65,6 +65,15 @@ def test_check_json_refuses(body, status, field):
     assert (caught.value.status, caught.value.field) == (status, field)
 
 
+def test_a_body_that_is_not_utf8_is_said_to_be_so():
+    # A Korean legacy HIS sending CP949 (EUC-KR): not "invalid JSON", which would send them looking for a typo.
+    with pytest.raises(MalformedBody) as caught:
+        check_json(json.dumps({"checkups": [{"person_id": "홍길동"}]}, ensure_ascii=False).encode("cp949"))
+    assert (caught.value.status, caught.value.field) == (400, None)
+    assert caught.value.message == "is not UTF-8: JSON must be sent in UTF-8"
+    check_json(json.dumps({"person_id": "홍길동"}, ensure_ascii=False).encode("utf-8"))
+
+
 def test_check_json_accepts_nesting_up_to_the_limit():
     check_json(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH)
     check_json(b'{"a": 1, "b": {"a": 2}}')  # the same key in different objects
