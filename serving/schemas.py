@@ -80,8 +80,19 @@ def _annotation(f: SchemaField) -> tuple[Any, Any]:
     return float | None, Field(None, ge=f.low, le=f.high, description=desc)
 
 
+# What a coded field's codes are, where "code" alone would not say it.
+_CODE_NOUNS = {"urine_protein": "dipstick code"}
+
+
+def _codes_text(f: SchemaField) -> str:
+    """`must be a dipstick code 1..6: 1 (-), 2 (±), ...`: the codes a coded field takes, with their meaning."""
+    listed = ", ".join(f"{code} ({meaning})" for code, meaning in sorted(f.codes.items()))
+    return f"must be a {_CODE_NOUNS.get(f.name, 'code')} {min(f.codes)}..{max(f.codes)}: {listed}"
+
+
 def _validators() -> dict:
     codes = {f.name: set(f.codes) for f in FIELDS if f.codes and f.kind != "sex"}
+    code_texts = {f.name: _codes_text(f) for f in FIELDS if f.codes and f.kind != "sex"}
 
     def check_codes(cls, v, info):
         if v is not None and v not in codes[info.field_name]:
@@ -114,10 +125,11 @@ def _validators() -> dict:
             raise ValueError(f"must be {EXAM_DATE_RANGE_TEXT}")
         return v
 
-    def numbers_only(cls, v):
-        # JSON strings and booleans are wrong types here, even when they look like numbers.
+    def numbers_only(cls, v, info):
+        # JSON strings and booleans are wrong types here, even when they look like numbers. A coded
+        # field says its codes: "±" is how a lab writes a dipstick, and files read it so (not HTTP).
         if isinstance(v, (str, bool)):
-            raise ValueError("must be a number")
+            raise ValueError(code_texts.get(info.field_name, "must be a number"))
         return v
 
     def few_enough_fields(cls, data):

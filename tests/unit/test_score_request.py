@@ -82,3 +82,16 @@ def test_a_value_out_of_range_gives_the_range_unit_and_likely_unit_slip_as_a_fil
     assert error["message"] == "is outside the plausible range 120-220 cm; it looks like m (x 100 gives cm)"
     [error] = _errors(dict(EXAMPLE_RECORD, fasting_glucose=900))  # no unit makes it plausible
     assert error["message"] == "is outside the plausible range 30-700 mg/dL"
+
+
+def test_a_dipstick_as_a_lab_writes_it_is_refused_with_the_codes_listed():
+    # Files read "±" (features.readers); over HTTP the record takes the codes, and says which.
+    [error] = _errors(dict(EXAMPLE_RECORD, urine_protein="±"))
+    assert error["index"] == 0 and error["field"] == "urine_protein"
+    assert error["message"] == "must be a dipstick code 1..6: 1 (-), 2 (±), 3 (1+), 4 (2+), 5 (3+), 6 (4+)"
+    [error] = _errors(dict(EXAMPLE_RECORD, smoking_status="current"))
+    assert error["message"] == "must be a code 1..3: 1 (never), 2 (former), 3 (current)"
+    [error] = _errors(dict(EXAMPLE_RECORD, sbp="134"))  # a measurement still just says number
+    assert error["message"] == "must be a number"
+    ok = ScoreRequest.model_validate({"checkups": [dict(EXAMPLE_RECORD, urine_protein=2)]})
+    assert ok.checkups[0].urine_protein == 2  # what is accepted is unchanged
