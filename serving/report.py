@@ -124,6 +124,8 @@ TEXT: dict[str, dict[str, str]] = {
     "cat_moderate": {"ko": "다소 높음", "en": "Moderate"},
     "cat_high": {"ko": "높음", "en": "High"},
     "cat_very_high": {"ko": "매우 높음", "en": "Very high"},
+    # A rough model (too few events to fit well) gets no coloured level: a clinician reads the badge.
+    "cat_rough": {"ko": "등급 미표시", "en": "Not graded"},
     "categories": {
         "ko": "위험 구분(낮음·다소 높음·높음·매우 높음)의 경계는 기준 연간 발생률의 약 1배·2배·4배입니다.",
         "en": "Category cut-offs (low, moderate, high, very high) are about 1x, 2x and 4x a reference yearly rate.",
@@ -292,7 +294,15 @@ TEXT: dict[str, dict[str, str]] = {
         "ko": "{what}: 추정하지 않음 (변화 폭이 모델이 뒷받침하는 범위를 벗어남: {why})",
         "en": "{what}: not estimated (the change is beyond what the model can vouch for: {why})",
     },
-    "interval": {"ko": "불확실성 구간 {low}–{high}", "en": "uncertainty interval {low}–{high}"},
+    "interval": {"ko": "모델 추정 정밀도(95%) {low}–{high}", "en": "model precision (95%) {low}–{high}"},
+    # What the interval is, and what it is not (it covered the generator's true risk of synthetic
+    # people far less often than 95%: what no checkup records is not in it).
+    "interval_note": {
+        "ko": "모델 추정 정밀도(95%)는 모델을 다시 학습시켰을 때 이 추정값이 놓일 범위이며, 검진에 기록되지 않는 "
+        "요인 때문에 이 분의 실제 위험은 이보다 더 넓게 분포할 수 있습니다.",
+        "en": "Model precision (95%) is where this model's estimate would lie if it were refitted; the person's own "
+        "risk varies more, with what no checkup records.",
+    },
     "trends": {"ko": "검진별 추이", "en": "Trends over checkups"},
     "trends_risk": {
         "ko": "검진 시점별 1년 위험 (각 검진을 그 이전 검진과 함께 같은 방식으로 계산)",
@@ -1132,11 +1142,13 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
                 "name": name,
                 "short": spec.short_ko if lang == "ko" else spec.short_en,
                 "risk": risk_text(p),
-                "category": risk["category"],
-                "category_words": t(f"cat_{risk['category']}", lang),
+                "category": "rough" if o in scorer.thin else risk["category"],
+                "category_words": t("cat_rough" if o in scorer.thin else f"cat_{risk['category']}", lang),
+                # Not where the risk is mostly the model's defaults: an interval around them is
+                # narrower than around a measured person's, the opposite of what a reader expects.
                 "interval": (
                     t("interval", lang, low=risk_text(interval[0]), high=risk_text(interval[1]))
-                    if interval is not None
+                    if interval is not None and not sparse
                     else None
                 ),
                 "interval_values": interval,

@@ -123,6 +123,21 @@ def test_an_outcome_fitted_on_too_few_events_reads_as_a_rough_estimate(scorer):
     size = scorer.model.models_[sorted(thin)[0]].info["sample_size"]
     text = visible_text(render_html(scorer, rec, "en"))
     assert f"Rough: fitted on {size['events']:,} events (~{size['required_events']:,} needed)" in text
+    # No coloured level for it (a clinician reads the badge, not the small print): "Not graded".
+    page = render_html(scorer, rec, "en")
+    assert page.count('class="badge cat-rough"') == len(thin)
+    assert text.count("Not graded") == len(thin)
+
+
+def test_the_interval_says_what_it_is_and_is_left_out_where_the_risk_is_mostly_defaults(scorer):
+    text = visible_text(render_html(scorer, canonical(sbp=128.0, dbp=80.0), "en"))
+    assert "model precision (95%)" in text and "uncertainty interval" not in text
+    assert "the person's own risk varies more" in text
+    assert "모델 추정 정밀도(95%)" in visible_text(render_html(scorer, canonical(sbp=128.0, dbp=80.0), "ko"))
+    from tests.service.test_report_honesty import bare
+
+    sparse = visible_text(render_html(scorer, bare(), "en"))
+    assert "key inputs are missing" in sparse and "model precision" not in sparse
 
 
 def test_what_if_sbp_119_never_raises_cvd_risk(scorer):
