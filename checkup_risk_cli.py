@@ -537,6 +537,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # metrics files and prediction log, and a port in use would fail only after it.
     lock = _hold_serve_lock(home)
     _check_port(args.host, args.port)
+    _check_cds_clients(settings.cds_clients)
     registry.configure(home, settings.mlflow_uri)
     version = _champion_or_default(args.default_people)
     tag = store.import_version(version)
@@ -590,6 +591,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     assert not lock.closed  # held through exec
     os.execvpe(cmd[0], cmd, env)
     return 0
+
+
+def _check_cds_clients(path: Path | None) -> None:
+    """The CDS client allowlist is read now, so that a bad one stops `serve` in one line instead of
+    failing in every worker after "serving" was printed."""
+    from serving.cds_auth import load_clients
+
+    try:
+        load_clients(path)
+    except ValueError as e:
+        raise CliError(f"CHECKUP_RISK_CDS_CLIENTS: {e}") from None
 
 
 def _hold_serve_lock(home: Path) -> IO[str]:

@@ -220,7 +220,8 @@ def _optional_resources(prefetch: dict) -> tuple[list[tuple[dict, str | None]], 
     # A client that could not, or chose not to, fetch a key does not send it (CDS Hooks 2.0; a key
     # sent as null means "no such data"): what it would have checked is unchecked, unless resources
     # of its kind came under another key. Treatment is checked through either of its two keys.
-    came = {r.get("resourceType") for r, _url in resources}
+    # A resourceType that is not a string (a list from a fuzzing or broken client) is no kind at all.
+    came = {kind for r, _url in resources if isinstance(kind := r.get("resourceType"), str)}
     unchecked = [k for k in OPTIONAL_PREFETCH if k not in prefetch and _KIND[k] not in came]
     if {"medications", "medicationRequests"} - set(unchecked):
         unchecked = [k for k in unchecked if k not in ("medications", "medicationRequests")]

@@ -183,10 +183,19 @@ def _check_shape(header: object, claims: object) -> None:
 
 
 def load_clients(path: str | os.PathLike | None) -> dict[str, Client]:
-    """The allowlist: issuer -> Client. A missing or malformed file is a startup error."""
+    """The allowlist: issuer -> Client. A file that is missing, unreadable, not JSON, or has an entry
+    without an issuer and a usable key source is a ValueError naming the file (and the entry): a
+    startup error, which `serve` checks before it starts any worker."""
     if not path:
         return {}
-    entries = json.loads(Path(path).read_text())
+    try:
+        entries = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ValueError(f"{path} cannot be read ({e.strerror or type(e).__name__})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected a list of {{iss, jwks | jwks_url}}")
     clients = {}
@@ -199,7 +208,17 @@ def load_clients(path: str | os.PathLike | None) -> dict[str, Client]:
             or not isinstance(e.get("jwks_url") or "", str)
         ):
             raise ValueError(f"{path}: entry {i}: iss and jwks_url must be strings, jwks an object")
-        clients[e["iss"]] = Client(iss=e["iss"], jwks=e.get("jwks"), jwks_url=e.get("jwks_url"))
+        url = e.get("jwks_url")
+        if url and not url.startswith(("https://", "http://")):
+            raise ValueError(f"{path}: entry {i} ({e['iss']}): jwks_url must be an http(s) URL")
+        # An inline set with no key that can be read would refuse every call of its issuer, silently.
+        if e.get("jwks") and not url and not _keyset(e["jwks"]):
+            raise ValueError(
+                f"{path}: entry {i} ({e['iss']}): jwks holds no public EC or RSA key with a kid that can be read"
+            )
+        if e["iss"] in clients:
+            raise ValueError(f"{path}: entry {i}: issuer {e['iss']} is listed twice")
+        clients[e["iss"]] = Client(iss=e["iss"], jwks=e.get("jwks"), jwks_url=url)
     return clients
 
 

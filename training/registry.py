@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from features.schema import FIELDS
 from models.registry_names import CHALLENGER, CHAMPION, MODEL_NAME, tracking_uri
 
 if TYPE_CHECKING:
@@ -98,14 +99,24 @@ def _requirements() -> list[str]:
     return out
 
 
+def input_schema() -> Any:
+    """The pyfunc's input: every record field by name, only `person_id` and `sex` required (a file
+    may leave the optional columns out), and of any type, since a file's integer column (an age of
+    50, an SBP of 120) is a valid number that MLflow's strict `double` refuses to convert; the
+    model's own reader checks the values."""
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    return Schema([ColSpec(AnyType(), f.name, required=f.required) for f in FIELDS])
+
+
 def log_bundle(model: RiskModel, input_example: pd.DataFrame, description: str = "") -> tuple[str, str]:
     """Log the bundle in the active run and register it; returns (model URI, version)."""
     import mlflow.pyfunc
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
 
     with tempfile.TemporaryDirectory() as tmp:
         bundle_dir = model.save(Path(tmp) / "bundle")
-        signature = infer_signature(input_example, model.predict(input_example))
+        signature = ModelSignature(input_schema(), infer_signature(input_example, model.predict(input_example)).outputs)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(Path(__file__).with_name("pyfunc_model.py")),

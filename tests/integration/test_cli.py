@@ -155,6 +155,37 @@ def test_serve_refuses_a_busy_port_or_home_at_once_in_one_line(tmp_path):
     assert not (home / "mlflow.db").exists()  # stopped before anything else
 
 
+@pytest.mark.parametrize(
+    "content, said",
+    [
+        (None, "cannot be read (No such file or directory)"),
+        ("{bad", "is not valid JSON (Expecting property name enclosed in double quotes at line 1, column 2)"),
+        ('[{"iss": "his"}]', "entry 0 needs iss and jwks or jwks_url"),
+        ('[{"iss": "his", "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}]', "jwks holds no public EC or RSA key"),
+        ('[{"iss": "his", "jwks_url": "file:///etc/passwd"}]', "jwks_url must be an http(s) URL"),
+    ],
+)
+def test_serve_refuses_a_bad_cds_client_list_in_one_line_before_anything(tmp_path, content, said):
+    """It printed "serving" and then every worker crash-looped with a traceback."""
+    from tests.integration.test_server import free_port
+
+    clients = tmp_path / "clients.json"
+    if content is not None:
+        clients.write_text(content)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKUP_RISK_")}
+    env.update(CHECKUP_RISK_HOME=str(tmp_path / "home"), CHECKUP_RISK_CDS_CLIENTS=str(clients))
+    out = subprocess.run(
+        [sys.executable, "-m", "checkup_risk_cli", "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and not out.stdout, (out.stdout, out.stderr)
+    assert out.stderr.startswith(f"checkup-risk serve: CHECKUP_RISK_CDS_CLIENTS: {clients}") and said in out.stderr
+    assert not (tmp_path / "home" / "mlflow.db").exists()  # stopped before any training
+
+
 def test_validate_refuses_misspelt_column_and_names_absent_inputs(tmp_path):
     df = pd.DataFrame(
         {"person_id": ["a", "b"], "sex": ["M", "F"], "age": [50.4, 61.9], "sbp": [120, 130], "dbp": [80, 85]}

@@ -23,6 +23,8 @@ from tests.integration.test_server import free_port
 
 pytestmark = pytest.mark.slow
 SMALL_FS = "4m"
+# Long enough not to draw the weak-token WARNING, which would be a second line on stderr.
+STRONG_TOKEN = "state-faults-" + "x" * 32
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +168,7 @@ def test_corrupt_model_stays_up_not_ready_and_says_why(model_home, tmp_path):
         path.write_bytes(os.urandom(path.stat().st_size))
     port = free_port()
     log_path = tmp_path / "corrupt.out"
-    env.update(CHECKUP_RISK_MODEL_TAG=tag, CHECKUP_RISK_WORKERS="1", CHECKUP_RISK_API_TOKEN="t")
+    env.update(CHECKUP_RISK_MODEL_TAG=tag, CHECKUP_RISK_WORKERS="1", CHECKUP_RISK_API_TOKEN=STRONG_TOKEN)
     proc = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService", "--port", str(port)],
         env=env,
@@ -179,7 +181,9 @@ def test_corrupt_model_stays_up_not_ready_and_says_why(model_home, tmp_path):
         _until(lambda: "cannot load" in log_path.read_text(), 90, "no log line about the model")
         _until(lambda: _answers(f"{url}/livez"), 30, "the worker did not stay up")
         assert httpx.get(f"{url}/readyz", timeout=5).status_code != 200
-        r = httpx.post(f"{url}/score", json={"checkups": [EXAMPLE_RECORD]}, headers={"Authorization": "Bearer t"})
+        r = httpx.post(
+            f"{url}/score", json={"checkups": [EXAMPLE_RECORD]}, headers={"Authorization": f"Bearer {STRONG_TOKEN}"}
+        )
         assert r.status_code == 503 and "no model is loaded" in r.json()["errors"][0]["message"]
         assert proc.poll() is None
     finally:
@@ -201,7 +205,7 @@ def test_serve_with_a_damaged_bundle_stops_in_one_line_naming_it(model_home, tmp
     home = tmp_path / "home"
     shutil.copytree(model_home, home, ignore=shutil.ignore_patterns("state.sqlite*", "*.out"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKUP_RISK_")}
-    env.update(CHECKUP_RISK_HOME=str(home), CHECKUP_RISK_API_TOKEN="t")
+    env.update(CHECKUP_RISK_HOME=str(home), CHECKUP_RISK_API_TOKEN=STRONG_TOKEN)
     serve = [sys.executable, "-m", "checkup_risk_cli", "serve", "--port", str(free_port())]
     subprocess.run(
         [

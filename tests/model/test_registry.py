@@ -40,6 +40,17 @@ def test_train_log_load_round_trip_to_1e9(model, held_out, home):
         rtol=0,
         atol=1e-9,
     )
+    # A canonical file as a data scientist reads it: optional columns left out, integer columns (an
+    # age of 50, an SBP of 120). The signature requires only person_id and sex and takes any type.
+    partial = held_out.head(50).drop(columns=["waist_cm", "ldl", "urine_protein", "activity_days_per_week"])
+    partial = partial.assign(
+        age=partial["age"].round().astype("int64"), sbp=partial["sbp"].fillna(120).round().astype("int64")
+    )
+    np.testing.assert_allclose(
+        pyfunc.predict(partial).to_numpy(dtype=float), model.predict(partial).to_numpy(), rtol=0, atol=1e-9
+    )
+    with pytest.raises(Exception, match="sex"):
+        pyfunc.predict(partial.drop(columns=["sex"]))
 
 
 def test_missing_version_is_a_clear_error(home):
