@@ -13,7 +13,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from serving.settings import Settings
 
 
 class CliError(Exception):
@@ -526,7 +529,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from features.schema import EXAMPLE_RECORD
     from serving import store
-    from serving.auth import ensure_token, token_file, weak_token_warning
+    from serving.auth import ensure_token, token_file, weak_secret_warning, weak_token_warning
     from training import registry
 
     if args.workers is not None and args.workers < 1:
@@ -538,6 +541,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     lock = _hold_serve_lock(home)
     _check_port(args.host, args.port)
     _check_cds_clients(settings.cds_clients)
+    _check_prediction_log_dir(settings)
     registry.configure(home, settings.mlflow_uri)
     version = _champion_or_default(args.default_people)
     tag = store.import_version(version)
@@ -549,9 +553,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     _state(settings, load_secret(home, settings.secret_key))
     token, created = ensure_token(home, settings.api_token)
-    warning = weak_token_warning(home, settings.api_token)
-    if warning:
-        print(warning, file=sys.stderr)
+    for warning in (weak_token_warning(home, settings.api_token), weak_secret_warning(settings.secret_key)):
+        if warning:
+            print(warning, file=sys.stderr)
+    if settings.model_tag and settings.model_tag != tag:
+        print(
+            f"note: CHECKUP_RISK_MODEL_TAG ({settings.model_tag}) is for a bare `bentoml serve`: "
+            f"`checkup-risk serve` starts on the champion, {tag}",
+            file=sys.stderr,
+        )
     if settings.api_token:
         auth = "Authorization: Bearer $CHECKUP_RISK_API_TOKEN"
     else:
@@ -602,6 +612,25 @@ def _check_cds_clients(path: Path | None) -> None:
         load_clients(path)
     except ValueError as e:
         raise CliError(f"CHECKUP_RISK_CDS_CLIENTS: {e}") from None
+
+
+def _check_prediction_log_dir(settings: Settings) -> None:
+    """The Parquet prediction log's folder must be writable now: otherwise every worker would only
+    warn a minute after the first scored request, and the monitor would have nothing to read."""
+    import tempfile
+
+    if not settings.prediction_log or settings.database_url:  # off, or PostgreSQL's table instead
+        return
+    folder = settings.prediction_log_path
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise CliError(
+            f"CHECKUP_RISK_PREDICTION_LOG_DIR: {folder} cannot be written ({e.strerror or type(e).__name__}): "
+            "name a writable folder, or set CHECKUP_RISK_PREDICTION_LOG=off"
+        ) from None
 
 
 def _hold_serve_lock(home: Path) -> IO[str]:

@@ -79,17 +79,35 @@ def weak_token_warning(home: Path, configured: str | None) -> str | None:
             return None
         source = str(path)
         fix = f"delete the file to have a new one made, or write a random value of {MIN_TOKEN_CHARS} characters or more"
-    problems = []
-    if len(token) < MIN_TOKEN_CHARS:
-        problems.append(f"is shorter than {MIN_TOKEN_CHARS} characters")
-    if any(c.isspace() for c in token):
-        problems.append("contains whitespace")
+    problems = _weaknesses(token)
     if not token or not problems:
         return None
     return (
         f"WARNING: the bootstrap API token in {source} {' and '.join(problems)}: it has every scope and no "
         f"rate limit, so a token that can be guessed opens every route; {fix}"
     )
+
+
+def weak_secret_warning(configured: str | None) -> str | None:
+    """A WARNING line when CHECKUP_RISK_SECRET_KEY is set to a value that could be guessed (the one
+    made under the home has 64 characters); None when it is fine or unset. Never names the value."""
+    problems = _weaknesses(configured or "")
+    if not configured or not problems:
+        return None
+    return (
+        f"WARNING: CHECKUP_RISK_SECRET_KEY {' and '.join(problems)}: it signs report links, keys the audit "
+        f"pseudonyms and seals the audit chain, so set it to a random value of {MIN_TOKEN_CHARS} characters "
+        "or more (the same on every instance)"
+    )
+
+
+def _weaknesses(secret: str) -> list[str]:
+    problems = []
+    if len(secret) < MIN_TOKEN_CHARS:
+        problems.append(f"is shorter than {MIN_TOKEN_CHARS} characters")
+    if any(c.isspace() for c in secret):
+        problems.append("contains whitespace")
+    return problems
 
 
 # The scope each route needs, by path prefix; routes not listed (GET /model) need any valid key.

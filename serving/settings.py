@@ -9,6 +9,7 @@ something, and falling back to the default would hide that. docs/configuration.m
 from __future__ import annotations
 
 import os
+import re
 import zoneinfo
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, fields
@@ -16,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from features.fhir import DEFAULT_TIME_ZONE, VISIT_DAYS
+from serving.store import BENTO_MODEL
 
 DEFAULT_HOME = Path(".checkup-risk")
 # Two years: by then the one-year risk window after the exam has passed, with a year's grace for
@@ -162,7 +164,7 @@ class Settings:
             ),
             rate_limit_per_minute=_positive_int(environ, "CHECKUP_RISK_RATE_LIMIT", DEFAULT_RATE_LIMIT),
             model_poll_seconds=_bounded_int(environ, "CHECKUP_RISK_MODEL_POLL_SECONDS", DEFAULT_MODEL_POLL_S, 0, 86400),
-            model_tag=_text(environ, "CHECKUP_RISK_MODEL_TAG"),
+            model_tag=_model_tag(environ, "CHECKUP_RISK_MODEL_TAG"),
             keep_alive_seconds=_bounded_int(environ, "CHECKUP_RISK_KEEP_ALIVE_SECONDS", DEFAULT_KEEP_ALIVE_S, 1, 300),
             read_timeout_seconds=_bounded_int(
                 environ, "CHECKUP_RISK_READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_S, 1, 600
@@ -314,10 +316,23 @@ def _hosts(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
     if raw is None:
         return DEFAULT_ACCEPTED_HOSTS
     hosts = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    if not hosts:  # ",,": an empty allowlist would refuse every request
+        raise SettingsError(f"{name} names no host: name hosts such as risk.internal:3000, or unset it for the default")
     for h in hosts:
         if urlsplit(f"http://{h}").netloc != h or "@" in h or "/" in h:
             raise SettingsError(f"{name} must be comma-separated hosts such as risk.internal:3000, not {h!r}")
     return hosts
+
+
+def _model_tag(environ: Mapping[str, str], name: str) -> str | None:
+    """A pinned Bento tag, `checkup-risk:v<version>`: never `latest` or another floating reference,
+    which would let workers of one service start on different versions."""
+    raw = _text(environ, name)
+    if raw is None:
+        return None
+    if not re.fullmatch(rf"{re.escape(BENTO_MODEL)}:v[1-9][0-9]*", raw):
+        raise SettingsError(f"{name} must be a pinned tag such as {BENTO_MODEL}:v3, not {raw!r}")
+    return raw
 
 
 def _url(environ: Mapping[str, str], name: str) -> str | None:

@@ -186,6 +186,23 @@ def test_serve_refuses_a_bad_cds_client_list_in_one_line_before_anything(tmp_pat
     assert not (tmp_path / "home" / "mlflow.db").exists()  # stopped before any training
 
 
+def test_serve_refuses_a_prediction_log_folder_it_cannot_write_before_anything(tmp_path):
+    """It started, and each worker warned a minute after the first scored request."""
+    from tests.integration.test_server import free_port
+
+    (tmp_path / "a-file").write_text("")
+    folder = tmp_path / "a-file" / "predictions"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHECKUP_RISK_")}
+    env.update(CHECKUP_RISK_HOME=str(tmp_path / "home"), CHECKUP_RISK_PREDICTION_LOG_DIR=str(folder))
+    serve = [sys.executable, "-m", "checkup_risk_cli", "serve", "--port", str(free_port())]
+    out = subprocess.run(serve, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, (out.stdout, out.stderr)
+    assert f"checkup-risk serve: CHECKUP_RISK_PREDICTION_LOG_DIR: {folder} cannot be written (Not a directory)" in (
+        out.stderr
+    )
+    assert not (tmp_path / "home" / "mlflow.db").exists()
+
+
 def test_validate_refuses_misspelt_column_and_names_absent_inputs(tmp_path):
     df = pd.DataFrame(
         {"person_id": ["a", "b"], "sex": ["M", "F"], "age": [50.4, 61.9], "sbp": [120, 130], "dbp": [80, 85]}

@@ -107,6 +107,10 @@ def test_every_variable_is_read_and_round_trips(tmp_path):
         ("CHECKUP_RISK_REPORT_LINK_SECONDS", "7200"),
         ("CHECKUP_RISK_RATE_LIMIT", "0"),
         ("CHECKUP_RISK_MODEL_POLL_SECONDS", "-1"),
+        ("CHECKUP_RISK_ACCEPTED_HOSTS", ",,"),
+        ("CHECKUP_RISK_MODEL_TAG", "latest"),
+        ("CHECKUP_RISK_MODEL_TAG", "checkup-risk:latest"),
+        ("CHECKUP_RISK_MODEL_TAG", "checkup-risk:v0"),
     ],
 )
 def test_a_bad_value_names_its_variable(name, value):
@@ -211,3 +215,12 @@ def test_prediction_log_settings(tmp_path):
         Settings.from_env({"CHECKUP_RISK_PREDICTION_LOG": "sometimes"})
     with pytest.raises(SettingsError, match="CHECKUP_RISK_PREDICTION_RETENTION_DAYS must be between"):
         Settings.from_env({"CHECKUP_RISK_PREDICTION_RETENTION_DAYS": "0"})
+
+
+def test_a_secret_key_that_could_be_guessed_is_warned_about_without_showing_it():
+    from serving.auth import weak_secret_warning
+
+    warning = weak_secret_warning("x y")
+    assert warning.startswith("WARNING: CHECKUP_RISK_SECRET_KEY is shorter than 32 characters and contains whitespace")
+    assert "x y" not in warning
+    assert weak_secret_warning("k" * 32) is None and weak_secret_warning(None) is None
