@@ -190,12 +190,13 @@ def load_clients(path: str | os.PathLike | None) -> dict[str, Client]:
         return {}
     try:
         entries = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ValueError(f"{path} cannot be read ({e.strerror or type(e).__name__})") from None
+    except OSError as error:
+        raise ValueError(f"{path} cannot be read ({error.strerror or type(error).__name__})") from None
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not UTF-8 text") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    except json.JSONDecodeError as error:
+        where = f"at line {error.lineno}, column {error.colno}"
+        raise ValueError(f"{path} is not valid JSON ({error.msg} {where})") from None
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected a list of {{iss, jwks | jwks_url}}")
     clients = {}
