@@ -449,13 +449,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     # The same staleness rule as the service, from the same setting.
     scorer = Scorer(model, version, stale_after_days=args.settings.stale_after_days)
-    html = render_html(scorer, request.records(), request.lang)
+    # A report from a version other than the champion says so: it is not what the HIS is shown.
+    champion = registry.version_of("champion") or ""
+    html = render_html(scorer, request.records(), request.lang, champion=champion)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".pdf":
         out.write_bytes(render_pdf(html))
     else:
         out.write_text(html, encoding="utf-8")
-    print(f"model version {version}: wrote the {request.lang} report to {out}")
+    role = "the champion" if version == champion else "not the champion: the report says it is for comparison"
+    print(f"model version {version} ({role}): wrote the {request.lang} report to {out}")
     return 0
 
 

@@ -415,6 +415,18 @@ TEXT: dict[str, dict[str, str]] = {
     "and_months": {"ko": " {n}개월", "en": " {n} months"},
     "and_one_month": {"ko": " 1개월", "en": " 1 month"},
     "footer": {"ko": "모델 버전 {version} · 작성일 {date}", "en": "Model version {version} · report date {date}"},
+    "not_champion": {
+        "ko": "이 설명서는 모델 버전 {version}으로 작성되었으며, 진료에 쓰이는 현재 모델(버전 {champion})이 "
+        "아닙니다: 모델 비교용입니다.",
+        "en": "This report uses model version {version}, not the model that serves care (version {champion}): "
+        "for comparing models only.",
+    },
+    "no_champion": {
+        "ko": "이 설명서는 모델 버전 {version}으로 작성되었으며, 아직 진료에 쓰도록 승인된 모델이 없습니다: 모델 "
+        "비교용입니다.",
+        "en": "This report uses model version {version}; no model has yet been approved to serve care: for "
+        "comparing models only.",
+    },
     "caveat": {
         "ko": "진료를 돕기 위한 모델 추정치이며 진단이 아니고 임상적 판단을 대신하지 않습니다.",
         "en": "Model estimates to support clinical judgement, not a diagnosis and not a substitute for it.",
@@ -1069,9 +1081,19 @@ def newest_with_history(records: list[dict]) -> tuple[int, list[int]]:
     return int(order[-1]), [int(i) for i in order[:-1]]
 
 
-def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", today: dt.date | None = None) -> dict:
+def build_context(
+    scorer: Scorer,
+    record: dict | list[dict],
+    lang: Lang = "ko",
+    today: dt.date | None = None,
+    champion: str | None = None,
+) -> dict:
     """Everything the template shows, as words and numbers, for one validated canonical record,
-    or for the newest of one person's validated records (the others are its history)."""
+    or for the newest of one person's validated records (the others are its history).
+
+    `champion`: the champion's version when the caller chose the model (`report --model`), "" when
+    there is none; a report from another version says it is for comparison. None: not asked (the
+    service reports with the model it serves)."""
     if lang not in ("ko", "en"):
         raise ValueError(f"lang must be ko or en, not {lang!r}")
     today = today or dt.date.today()
@@ -1272,6 +1294,13 @@ def build_context(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", 
             if not result["stale"] and (today - exam).days > 365
             else None
         ),
+        "model_note": (
+            None
+            if champion is None or champion == scorer.version
+            else t("not_champion", lang, version=scorer.version, champion=champion)
+            if champion
+            else t("no_champion", lang, version=scorer.version)
+        ),
         # The synthetic-model banner in the report's language, else None.
         "provenance": synthetic_notice(scorer.training_data, lang) if scorer.synthetic else None,
         # A person of a sex or age band the training data hardly hold (a model of women only, a man).
@@ -1316,10 +1345,17 @@ _ENV = Environment(
 )
 
 
-def render_html(scorer: Scorer, record: dict | list[dict], lang: Lang = "ko", today: dt.date | None = None) -> str:
+def render_html(
+    scorer: Scorer,
+    record: dict | list[dict],
+    lang: Lang = "ko",
+    today: dt.date | None = None,
+    champion: str | None = None,
+) -> str:
     """The report as one self-contained HTML page (inline CSS and SVG, nothing fetched): for one
-    record, or for the newest of one person's records with the others as its history."""
-    return _ENV.get_template("report.html.j2").render(**build_context(scorer, record, lang, today))
+    record, or for the newest of one person's records with the others as its history (`champion`:
+    as `build_context`)."""
+    return _ENV.get_template("report.html.j2").render(**build_context(scorer, record, lang, today, champion))
 
 
 def render_pdf(html: str) -> bytes:

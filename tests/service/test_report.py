@@ -81,6 +81,21 @@ def test_english_has_no_korean_left(scorer):
     assert not hangul(text), [w for w in text.split() if hangul(w)][:10]
 
 
+def test_a_report_from_another_version_than_the_champion_says_it_is_for_comparison(scorer):
+    """`report --model 3` printed a report a reader could not tell from the champion's."""
+    v = scorer.version
+    assert "for comparing models only" not in visible_text(render_html(scorer, canonical(), "en", champion=v))
+    assert "for comparing models only" not in visible_text(render_html(scorer, canonical(), "en"))  # the service
+    other = visible_text(render_html(scorer, canonical(), "en", champion="99"))
+    assert f"This report uses model version {v}, not the model that serves care (version 99)" in other
+    assert "버전 99)이 아닙니다: 모델 비교용입니다" in visible_text(
+        render_html(scorer, canonical(), "ko", champion="99")
+    )
+    assert "no model has yet been approved to serve care" in visible_text(
+        render_html(scorer, canonical(), "en", champion="")
+    )
+
+
 def test_no_feature_codes_are_shown(scorer):
     for lang in ("ko", "en"):
         rec = canonical(person_id="p-1", sbp=165, dbp=95, ldl=170, smoking_status=3)
